@@ -1,0 +1,272 @@
+// A thin JSON client for the Kubernetes API: @kubernetes/client-node loads the kubeconfig and does the
+// authentication; requests go through one keep-alive undici pool because client-node 2.0 builds a new
+// undici Agent (a new TLS connection) for every request, which caps an operator at a few hundred writes/s.
+import type { RequestOptions } from "node:https";
+import { createInterface } from "node:readline";
+import { KubeConfig } from "@kubernetes/client-node";
+import { Agent, request } from "undici";
+
+/** The content types the API server accepts on PATCH. */
+export const PatchType = {
+  apply: "application/apply-patch+yaml",
+  merge: "application/merge-patch+json",
+  json: "application/json-patch+json",
+} as const;
+export type PatchType = (typeof PatchType)[keyof typeof PatchType];
+
+/** What every Kubernetes object has; enough for the generic building blocks. */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+}
+export interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  ownerReferences?: OwnerReference[];
+  deletionTimestamp?: string;
+  creationTimestamp?: string;
+  managedFields?: unknown[];
+}
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+export interface KubeList<T> {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items: T[];
+}
+/** The body of a failed request (metav1.Status). */
+export interface KubeStatus {
+  kind?: string;
+  status?: string;
+  message?: string;
+  reason?: string;
+  code?: number;
+  details?: { causes?: { field?: string; message?: string; reason?: string }[] };
+}
+
+/** A non-2xx answer from the API server (or a transport failure, `status` 0). */
+export class KubeApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+    readonly method: string,
+    readonly path: string,
+  ) {
+    super(`${method} ${path}: ${status === 0 ? "" : `${status} ${reason}: `}${message}`);
+    this.name = "KubeApiError";
+  }
+  get notFound(): boolean {
+    return this.status === 404;
+  }
+  get conflict(): boolean {
+    return this.status === 409;
+  }
+  get gone(): boolean {
+    return this.status === 410;
+  }
+  /** Worth retrying later: transport errors, throttling, server errors, timeouts. */
+  get transient(): boolean {
+    return this.status === 0 || this.status === 429 || this.status >= 500 || this.status === 408;
+  }
+}
+
+export interface RequestInit {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+/** A resource's REST path, e.g. `{group: "apps", version: "v1", plural: "deployments"}`. */
+export interface ResourceType {
+  group: string;
+  version: string;
+  plural: string;
+  namespaced: boolean;
+}
+
+/** `/api/v1/namespaces/ns/pods/name` and friends; `namespace` undefined means all namespaces. */
+export function resourcePath(rt: ResourceType, namespace?: string, name?: string, subresource?: string): string {
+  const base = rt.group === "" ? `/api/${rt.version}` : `/apis/${rt.group}/${rt.version}`;
+  const ns = rt.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : "";
+  const obj = name ? `/${encodeURIComponent(name)}${subresource ? `/${subresource}` : ""}` : "";
+  return `${base}${ns}/${rt.plural}${obj}`;
+}
+
+const AUTH_REFRESH_MS = 60_000;
+
+function apiErrorFromBody(statusCode: number, text: string, method: string, path: string): KubeApiError {
+  let status: KubeStatus;
+  try {
+    status = JSON.parse(text) as KubeStatus;
+  } catch {
+    status = { message: text.slice(0, 500) };
+  }
+  return new KubeApiError(statusCode, status.reason ?? "Unknown", status.message ?? "", method, path);
+}
+
+export class KubeClient {
+  private readonly agent: Agent;
+  private headers: Record<string, string> = {};
+  private headersAt = 0;
+
+  private constructor(
+    readonly kubeConfig: KubeConfig,
+    readonly server: string,
+    tls: RequestOptions,
+  ) {
+    this.agent = new Agent({
+      connect: {
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        servername: tls.servername,
+        rejectUnauthorized: tls.rejectUnauthorized,
+      },
+      keepAliveTimeout: 30_000,
+      // Watches hold a connection each; leave room for request bursts beside them.
+      connections: 64,
+      // The default 300 s body timeout would cut quiet watches; watches end by their own timeoutSeconds.
+      bodyTimeout: 0,
+      headersTimeout: 30_000,
+    });
+  }
+
+  /** `--kubeconfig` path, else $KUBECONFIG / ~/.kube/config, else the in-cluster service account. */
+  static async load(kubeconfigPath?: string): Promise<KubeClient> {
+    const kc = new KubeConfig();
+    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
+    else kc.loadFromDefault();
+    return KubeClient.fromKubeConfig(kc);
+  }
+
+  static async fromKubeConfig(kc: KubeConfig): Promise<KubeClient> {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error(`kubeconfig has no current cluster (current-context "${kc.getCurrentContext()}")`);
+    const tls: RequestOptions = {};
+    await kc.applyToHTTPSOptions(tls);
+    if (cluster.skipTLSVerify) tls.rejectUnauthorized = false;
+    const client = new KubeClient(kc, cluster.server.replace(/\/$/, ""), tls);
+    await client.authHeaders();
+    return client;
+  }
+
+  /** The identity this client acts as, for logs (the impersonated user when the kubeconfig sets `as`). */
+  describeUser(): string {
+    const user = this.kubeConfig.getCurrentUser();
+    return user?.impersonateUser ?? user?.name ?? "unknown";
+  }
+
+  // Tokens from files or exec plugins rotate, so re-read them now and then rather than per request.
+  private async authHeaders(): Promise<Record<string, string>> {
+    const now = Date.now();
+    if (now - this.headersAt < AUTH_REFRESH_MS) return this.headers;
+    const opts: RequestOptions = { headers: {} };
+    await this.kubeConfig.applyToHTTPSOptions(opts);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) headers[k] = String(v);
+    if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
+    this.headers = headers;
+    this.headersAt = now;
+    return headers;
+  }
+
+  private url(path: string, query?: RequestInit["query"]): string {
+    const u = new URL(this.server + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) u.searchParams.set(k, String(v));
+    return u.toString();
+  }
+
+  async request<T>(method: string, path: string, init: RequestInit = {}): Promise<T> {
+    const headers: Record<string, string> = { ...(await this.authHeaders()), accept: "application/json" };
+    let body: string | undefined;
+    if (init.body !== undefined) {
+      body = JSON.stringify(init.body);
+      headers["content-type"] = init.contentType ?? "application/json";
+    }
+    let res;
+    try {
+      res = await request(this.url(path, init.query), {
+        method: method as "GET",
+        headers,
+        body,
+        signal: init.signal,
+        dispatcher: this.agent,
+      });
+    } catch (err) {
+      throw new KubeApiError(0, "Unreachable", err instanceof Error ? err.message : String(err), method, path);
+    }
+    const text = await res.body.text();
+    if (res.statusCode < 200 || res.statusCode > 299) throw apiErrorFromBody(res.statusCode, text, method, path);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  get<T>(path: string, init?: RequestInit): Promise<T> {
+    return this.request<T>("GET", path, init);
+  }
+  create<T>(path: string, body: unknown, init?: RequestInit): Promise<T> {
+    return this.request<T>("POST", path, { ...init, body });
+  }
+  replace<T>(path: string, body: unknown, init?: RequestInit): Promise<T> {
+    return this.request<T>("PUT", path, { ...init, body });
+  }
+  patch<T>(path: string, body: unknown, contentType: PatchType, init?: RequestInit): Promise<T> {
+    return this.request<T>("PATCH", path, { ...init, body, contentType });
+  }
+  delete<T>(path: string, init?: RequestInit): Promise<T> {
+    return this.request<T>("DELETE", path, init);
+  }
+
+  /**
+   * Opens a watch and calls `onEvent` per line; resolves when the server ends the stream,
+   * rejects on a non-200 answer or a transport error. Abort through `signal`.
+   */
+  async watch(
+    path: string,
+    query: RequestInit["query"],
+    onEvent: (type: string, object: unknown) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const headers = { ...(await this.authHeaders()), accept: "application/json" };
+    let res;
+    try {
+      res = await request(this.url(path, { ...query, watch: true }), {
+        method: "GET",
+        headers,
+        signal,
+        dispatcher: this.agent,
+      });
+    } catch (err) {
+      throw new KubeApiError(0, "Unreachable", err instanceof Error ? err.message : String(err), "WATCH", path);
+    }
+    if (res.statusCode !== 200) throw apiErrorFromBody(res.statusCode, await res.body.text(), "WATCH", path);
+    const lines = createInterface({ input: res.body, crlfDelay: Infinity });
+    try {
+      for await (const line of lines) {
+        if (!line) continue;
+        const ev = JSON.parse(line) as { type: string; object: unknown };
+        onEvent(ev.type, ev.object);
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      throw new KubeApiError(0, "WatchBroken", err instanceof Error ? err.message : String(err), "WATCH", path);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close().catch(() => undefined);
+  }
+}

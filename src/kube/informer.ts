@@ -1,0 +1,223 @@
+// An informer that recovers on its own: list, then watch from the list's resourceVersion; relist on
+// 410 Gone; reconnect with backoff on any other failure (API server down, network, RBAC); a synced
+// barrier so reconcilers never start from a half-filled cache.
+import type { Logger } from "pino";
+import { KubeApiError, resourcePath, type KubeClient, type KubeList, type KubeObject, type ResourceType } from "./client.js";
+import { Backoff } from "./rate-limiter.js";
+import { sleepUnlessAborted } from "./abortable-sleep.js";
+
+export interface InformerHandlers<T> {
+  add?(obj: T): void;
+  update?(oldObj: T, newObj: T): void;
+  delete?(obj: T): void;
+}
+
+export interface InformerOptions<T extends KubeObject> {
+  client: KubeClient;
+  resource: ResourceType;
+  /** One namespace, or undefined for all of them. */
+  namespace?: string;
+  labelSelector?: string;
+  logger: Logger;
+  /** Applied to every object before caching (e.g. drop managedFields to save memory). */
+  transform?: (obj: T) => T;
+  /** Server-side watch timeout; the watch is renewed from the last resourceVersion after it. */
+  watchTimeoutSeconds?: number;
+  backoff?: Backoff;
+  /** Page size of the initial and recovery lists. */
+  pageSize?: number;
+}
+
+export function objectKey(obj: KubeObject): string {
+  const ns = obj.metadata?.namespace;
+  return ns ? `${ns}/${obj.metadata?.name ?? ""}` : (obj.metadata?.name ?? "");
+}
+
+/** Drops managedFields, which can be half an object's size and which no reconciler reads. */
+export function withoutManagedFields<T extends KubeObject>(obj: T): T {
+  if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+  return obj;
+}
+
+class Gone extends Error {}
+
+export class Informer<T extends KubeObject> {
+  private readonly store = new Map<string, T>();
+  private readonly handlers: InformerHandlers<T>[] = [];
+  private resourceVersion = "";
+  private synced = false;
+  private syncWaiters: (() => void)[] = [];
+  private abort = new AbortController();
+  private running: Promise<void> | undefined;
+  private readonly backoff: Backoff;
+  private readonly path: string;
+  private readonly log: Logger;
+  /** How many times the informer relisted or reconnected after a failure; for tests and logs. */
+  recoveries = 0;
+
+  constructor(private readonly opts: InformerOptions<T>) {
+    this.backoff = opts.backoff ?? new Backoff(200, 30_000);
+    this.path = resourcePath(opts.resource, opts.namespace);
+    this.log = opts.logger.child({ informer: opts.resource.plural, watchNamespace: opts.namespace ?? "*" });
+  }
+
+  on(handlers: InformerHandlers<T>): void {
+    this.handlers.push(handlers);
+  }
+
+  get(key: string): T | undefined {
+    return this.store.get(key);
+  }
+
+  list(): T[] {
+    return [...this.store.values()];
+  }
+
+  get size(): number {
+    return this.store.size;
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** Resolves once the first list has filled the cache (or rejects when `signal` aborts first). */
+  waitForSync(signal?: AbortSignal): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.syncWaiters.push(resolve);
+      signal?.addEventListener("abort", () => reject(new Error("stopped before the cache synced")), { once: true });
+    });
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.abort = new AbortController();
+    this.running = this.run(this.abort.signal);
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.running;
+    this.running = undefined;
+  }
+
+  private async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        if (!this.resourceVersion) await this.relist(signal);
+        await this.watchOnce(signal);
+        // The server closed the watch (its timeout): renew it from where we are, no backoff.
+      } catch (err) {
+        if (signal.aborted) break;
+        this.recoveries++;
+        if (err instanceof Gone) {
+          this.log.info({ resourceVersion: this.resourceVersion }, "watch expired (410 Gone); relisting");
+          this.resourceVersion = "";
+          continue;
+        }
+        const delay = this.backoff.next();
+        this.log.warn({ err: String(err), retryInMs: Math.round(delay) }, "list/watch failed; retrying");
+        await sleepUnlessAborted(delay, signal);
+      }
+    }
+  }
+
+  private async relist(signal: AbortSignal): Promise<void> {
+    const items: T[] = [];
+    let cont: string | undefined;
+    let rv: string;
+    do {
+      const page = await this.opts.client.get<KubeList<T>>(this.path, {
+        query: { labelSelector: this.opts.labelSelector, limit: this.opts.pageSize ?? 500, continue: cont },
+        signal,
+      });
+      for (const item of page.items) items.push(this.transform(item));
+      cont = page.metadata?.continue || undefined;
+      rv = page.metadata?.resourceVersion ?? "";
+    } while (cont);
+    this.replace(items);
+    this.resourceVersion = rv;
+    this.backoff.reset();
+    if (!this.synced) {
+      this.synced = true;
+      this.log.info({ objects: this.store.size }, "cache synced");
+      for (const w of this.syncWaiters.splice(0)) w();
+    }
+  }
+
+  private transform(obj: T): T {
+    return this.opts.transform ? this.opts.transform(obj) : obj;
+  }
+
+  /** Makes the store equal to a fresh list, telling handlers what changed while we were not watching. */
+  private replace(items: T[]): void {
+    const fresh = new Map(items.map((o) => [objectKey(o), o]));
+    for (const [key, old] of this.store) {
+      if (!fresh.has(key)) {
+        this.store.delete(key);
+        for (const h of this.handlers) h.delete?.(old);
+      }
+    }
+    for (const [key, obj] of fresh) this.upsert(key, obj);
+  }
+
+  private upsert(key: string, obj: T): void {
+    const old = this.store.get(key);
+    this.store.set(key, obj);
+    if (!old) for (const h of this.handlers) h.add?.(obj);
+    else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
+      for (const h of this.handlers) h.update?.(old, obj);
+  }
+
+  private async watchOnce(signal: AbortSignal): Promise<void> {
+    let gone = false;
+    let events = 0;
+    const startedAt = Date.now();
+    const timeout = this.opts.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300);
+    try {
+      await this.opts.client.watch(
+        this.path,
+        {
+          resourceVersion: this.resourceVersion,
+          allowWatchBookmarks: true,
+          labelSelector: this.opts.labelSelector,
+          timeoutSeconds: timeout,
+        },
+        (type, raw) => {
+          if (type === "ERROR") {
+            const status = raw as { code?: number; message?: string };
+            if (status.code === 410) gone = true;
+            else this.log.warn({ status }, "watch error event");
+            return;
+          }
+          const obj = raw as T;
+          const rv = obj.metadata?.resourceVersion;
+          if (type === "BOOKMARK") {
+            if (rv) this.resourceVersion = rv;
+            return;
+          }
+          const item = this.transform(obj);
+          const key = objectKey(item);
+          if (type === "DELETED") {
+            const old = this.store.get(key) ?? item;
+            this.store.delete(key);
+            for (const h of this.handlers) h.delete?.(old);
+          } else {
+            this.upsert(key, item);
+          }
+          if (rv) this.resourceVersion = rv;
+          events++;
+          this.backoff.reset();
+        },
+        signal,
+      );
+    } catch (err) {
+      if (err instanceof KubeApiError && err.gone) throw new Gone();
+      throw err;
+    }
+    if (gone) throw new Gone();
+    // A watch that ends at once with nothing in it is a failure in disguise (e.g. a proxy); back off.
+    if (events === 0 && Date.now() - startedAt < 1_000) throw new Error("watch closed immediately");
+  }
+}

@@ -1,0 +1,673 @@
+// ModelDeployment ballast.dev/v1alpha1: the one source of the CRD schema and the TypeScript types.
+// Descriptions are what `kubectl explain modeldeployment.spec...` prints; keep them user-facing.
+import { Type, type Static } from "@sinclair/typebox";
+import type { V1Affinity, V1EnvVarSource, V1ObjectMeta } from "@kubernetes/client-node";
+import {
+  durationString,
+  opaqueObject,
+  positiveNumber,
+  resourceList,
+  stringEnum,
+  stringMap,
+  withDefault,
+  type CelRule,
+  type Resolved,
+} from "./schema-kit.js";
+
+export const GROUP = "ballast.dev";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = "ModelDeployment";
+export const LIST_KIND = "ModelDeploymentList";
+export const PLURAL = "modeldeployments";
+export const SINGULAR = "modeldeployment";
+export const SHORT_NAMES = ["md", "mdep"] as const;
+export const CATEGORIES = ["ballast", "ml"] as const;
+export const CRD_NAME = `${PLURAL}.${GROUP}`;
+/** Longest metadata.name accepted, so derived names ("<name>-retrain-<hash>") stay within 63 characters. */
+export const MAX_NAME_LENGTH = 45;
+/** Entries kept in status.history; the oldest are dropped first. */
+export const MAX_HISTORY = 20;
+
+export const STORAGE_URI_SCHEMES = ["pvc", "file", "http", "https"] as const;
+// pvc://<claim>[/<path>] | file:///<absolute path> | http(s)://<host>[/<path>]
+export const STORAGE_URI_REGEX = "^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/.*)?|file:///.+|https?://[^/ ]+(/.*)?)$";
+
+const dnsLabelPattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+const dnsSubdomainPattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+const versionPattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$";
+const featureNamePattern = "^[A-Za-z_][A-Za-z0-9_.-]{0,127}$";
+
+function storageUri(description: string) {
+  return Type.String({
+    minLength: 1,
+    maxLength: 2048,
+    description,
+    "x-kubernetes-validations": [
+      {
+        rule: `self.matches('${STORAGE_URI_REGEX}')`,
+        message: "must be pvc://<claim>/<path>, file:///<absolute path> or http(s)://<host>/<path>",
+        reason: "FieldValueInvalid",
+      },
+    ] satisfies CelRule[],
+  });
+}
+
+function containerImage(description: string) {
+  return Type.Optional(Type.String({ minLength: 1, maxLength: 512, pattern: "^\\S+$", description }));
+}
+
+const imagePullPolicy = Type.Optional(
+  stringEnum(["Always", "IfNotPresent", "Never"] as const, "When the kubelet pulls the image; Kubernetes defaults apply when unset."),
+);
+
+// ---------------------------------------------------------------- pod placement (serving and retraining)
+
+export const TolerationSchema = Type.Object(
+  {
+    key: Type.Optional(Type.String({ maxLength: 316, description: "Taint key the toleration applies to; empty with operator Exists matches every taint." })),
+    operator: withDefault(stringEnum(["Exists", "Equal"] as const, "Exists matches any value, Equal matches `value`."), "Equal"),
+    value: Type.Optional(Type.String({ maxLength: 256, description: "Taint value to match when operator is Equal." })),
+    effect: Type.Optional(
+      stringEnum(["NoSchedule", "PreferNoSchedule", "NoExecute"] as const, "Taint effect to match; empty matches every effect."),
+    ),
+    tolerationSeconds: Type.Optional(
+      Type.Integer({ format: "int64", minimum: 0, description: "How long a NoExecute taint is tolerated before eviction." }),
+    ),
+  },
+  {
+    description: "A core/v1 Toleration: lets the pod schedule onto nodes with a matching taint (e.g. the GPU node).",
+    "x-kubernetes-validations": [
+      {
+        rule: "self.operator != 'Exists' || !has(self.value) || self.value == ''",
+        message: "value must be empty when operator is Exists",
+        fieldPath: ".value",
+        reason: "FieldValueInvalid",
+      },
+    ] satisfies CelRule[],
+  },
+);
+
+export const ResourceRequirementsSchema = Type.Object(
+  {
+    limits: Type.Optional(resourceList("Maximum compute resources, e.g. cpu: \"2\", memory: 4Gi, nvidia.com/gpu: 1.")),
+    requests: Type.Optional(resourceList("Compute resources the scheduler reserves, e.g. cpu: 500m, memory: 1Gi.")),
+  },
+  { description: "A core/v1 ResourceRequirements (limits and requests)." },
+);
+
+export const EnvVarSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 256, pattern: "^[^=]+$", description: "Environment variable name." }),
+    value: Type.Optional(Type.String({ maxLength: 32768, description: "Literal value." })),
+    valueFrom: Type.Optional(
+      opaqueObject<V1EnvVarSource>(
+        "A core/v1 EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef); validated when the operator applies the pod.",
+      ),
+    ),
+  },
+  { description: "A core/v1 EnvVar." },
+);
+
+// A GPU pod lands on the tainted GPU node only with a toleration or a selector; without one it pends forever.
+const gpuPlacementRule: CelRule = {
+  rule:
+    "!(has(self.resources) && ((has(self.resources.limits) && 'nvidia.com/gpu' in self.resources.limits) || " +
+    "(has(self.resources.requests) && 'nvidia.com/gpu' in self.resources.requests))) || " +
+    "(has(self.nodeSelector) && size(self.nodeSelector) > 0) || (has(self.tolerations) && size(self.tolerations) > 0) || has(self.affinity)",
+  message:
+    "resources ask for nvidia.com/gpu: set tolerations (for the GPU node's taint), nodeSelector or affinity so the pod can be scheduled on a GPU node",
+  fieldPath: ".tolerations",
+  reason: "FieldValueRequired",
+};
+
+function podPlacementProperties(what: string) {
+  return {
+    resources: Type.Optional(
+      Type.Object(ResourceRequirementsSchema.properties, {
+        description: `Compute resources of the ${what} container (a core/v1 ResourceRequirements).`,
+      }),
+    ),
+    env: Type.Optional(
+      Type.Array(EnvVarSchema, {
+        maxItems: 64,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
+        description: `Extra environment variables for the ${what} container.`,
+      }),
+    ),
+    nodeSelector: Type.Optional(stringMap(`Node labels the ${what} pod must match.`, 32)),
+    tolerations: Type.Optional(
+      Type.Array(TolerationSchema, {
+        maxItems: 16,
+        "x-kubernetes-list-type": "atomic",
+        description: `Tolerations of the ${what} pod.`,
+      }),
+    ),
+    affinity: Type.Optional(
+      opaqueObject<V1Affinity>(
+        `A core/v1 Affinity for the ${what} pod, stored as given and validated when the operator applies the pod.`,
+      ),
+    ),
+  };
+}
+
+// ---------------------------------------------------------------- spec
+
+export const ModelSpecSchema = Type.Object(
+  {
+    name: Type.String({
+      minLength: 1,
+      maxLength: 63,
+      pattern: dnsLabelPattern,
+      description: "Model name: the directory under the store root that holds its versions (<root>/<name>/<version>/).",
+      "x-kubernetes-validations": [
+        { rule: "self == oldSelf", message: "model.name is immutable: create a new ModelDeployment for another model" },
+      ] satisfies CelRule[],
+    }),
+    storageUri: storageUri(
+      "Root of the model store: pvc://<claim>/<path> (mounted into the pods), file:///<path> (a local directory) or http(s)://<host>/<path> (read-only).",
+    ),
+    format: withDefault(
+      stringEnum(["tfjs-layers"] as const, "Format of a version directory: a TensorFlow.js layers model (model.json + weights) and metadata.json."),
+      "tfjs-layers",
+    ),
+    version: Type.Optional(
+      Type.String({
+        pattern: versionPattern,
+        maxLength: 63,
+        description:
+          "Pinned version to serve. Unset: the newest version in the store, then whatever promotion chooses. Set: automatic promotion never replaces it (candidates are still trained and reported).",
+      }),
+    ),
+  },
+  { description: "The model to serve and where its versions are stored." },
+);
+
+export const ServingSpecSchema = Type.Object(
+  {
+    replicas: withDefault(
+      Type.Integer({ format: "int32", minimum: 0, maximum: 100, description: "Serving pods; `kubectl scale` and an HPA change it through the scale subresource." }),
+      1,
+    ),
+    image: containerImage("Image with the `ballast` CLI for the model server and sidecar containers. Defaults to the operator's own image."),
+    imagePullPolicy,
+    port: withDefault(
+      Type.Integer({ format: "int32", minimum: 1024, maximum: 65535, description: "Port of the Service and the sidecar (Open Inference Protocol v2 REST, /v2/...)." }),
+      8080,
+    ),
+    serviceAccountName: Type.Optional(
+      Type.String({ maxLength: 253, pattern: dnsSubdomainPattern, description: "ServiceAccount of the serving pods; the namespace default when unset." }),
+    ),
+    ...podPlacementProperties("model server"),
+  },
+  {
+    description: "How the model is served: a Deployment of pods running `ballast serve` behind a `ballast sidecar` that monitors traffic.",
+    "x-kubernetes-validations": [gpuPlacementRule],
+  },
+);
+
+export const FeatureSchema = Type.Object(
+  {
+    name: Type.String({ pattern: featureNamePattern, maxLength: 128, description: "Input name as it appears in inference requests and training data." }),
+    type: stringEnum(["numeric", "categorical"] as const, "numeric: continuous values; categorical: a finite set of labels (strings or codes)."),
+  },
+  { description: "One model input to profile and check for drift." },
+);
+
+export const DRIFT_METHODS = ["auto", "psi", "ks", "jensenshannon", "wasserstein", "chisquare"] as const;
+export const CLASSIFICATION_METRICS = ["accuracy", "precision", "recall", "f1"] as const;
+export const REGRESSION_METRICS = ["mae", "rmse"] as const;
+
+export const MonitoringSpecSchema = Type.Object(
+  {
+    features: Type.Array(FeatureSchema, {
+      minItems: 1,
+      maxItems: 256,
+      "x-kubernetes-list-type": "map",
+      "x-kubernetes-list-map-keys": ["name"],
+      description: "Inputs the sidecar profiles; names are unique.",
+    }),
+    labelField: Type.String({
+      pattern: featureNamePattern,
+      maxLength: 128,
+      description: "Name of the ground-truth field in feedback and training data.",
+    }),
+    task: stringEnum(["classification", "regression"] as const, "classification (predicts a class) or regression (predicts a number)."),
+    accuracyMetric: Type.Optional(
+      stringEnum(
+        [...CLASSIFICATION_METRICS, ...REGRESSION_METRICS] as const,
+        "Live quality metric: accuracy, precision, recall or f1 for classification; mae or rmse for regression. Default: accuracy or rmse.",
+      ),
+    ),
+    reference: Type.Optional(
+      Type.Object(
+        {
+          uri: storageUri("Location of a reference profile JSON (as written by `ballast train`)."),
+        },
+        { description: "Reference profile drift is measured against. Default: the profile in the serving version's metadata.json." },
+      ),
+    ),
+    window: withDefault(
+      Type.Object(
+        {
+          size: Type.Optional(Type.Integer({ format: "int32", minimum: 10, maximum: 1000000, description: "Close a window after this many requests." })),
+          duration: Type.Optional(durationString("Close a window after this much time, e.g. 5m.")),
+        },
+        {
+          description: "A monitoring window closes when either bound is reached.",
+          "x-kubernetes-validations": [
+            { rule: "has(self.size) || has(self.duration)", message: "window needs size, duration or both", reason: "FieldValueRequired" },
+          ] satisfies CelRule[],
+        },
+      ),
+      { size: 1000 },
+    ),
+    drift: withDefault(
+      Type.Object(
+        {
+          method: withDefault(
+            stringEnum(
+              DRIFT_METHODS,
+              "Per-feature drift statistic. auto: KS or chi-squared for small references, Wasserstein or Jensen-Shannon for large ones (Evidently's rule).",
+            ),
+            "auto",
+          ),
+          threshold: Type.Optional(
+            positiveNumber(
+              "A feature drifts when the statistic crosses this: a p-value (ks, chisquare: drift if p < threshold) or a distance (psi, jensenshannon, wasserstein: drift if ≥ threshold). Default: 0.05 for p-values, 0.1 for distances.",
+              { maximum: 100 },
+            ),
+          ),
+        },
+        {
+          description: "How a single feature is judged drifted.",
+          "x-kubernetes-validations": [
+            {
+              rule: "!has(self.threshold) || !(self.method in ['ks', 'chisquare', 'jensenshannon']) || self.threshold <= 1.0",
+              message: "threshold must be at most 1 for ks and chisquare (a p-value) and jensenshannon (a distance in [0, 1])",
+              fieldPath: ".threshold",
+              reason: "FieldValueInvalid",
+            },
+            {
+              rule: "!has(self.threshold) || self.method != 'auto'",
+              message: "threshold needs an explicit method: auto picks statistics with different scales",
+              fieldPath: ".threshold",
+              reason: "FieldValueForbidden",
+            },
+          ] satisfies CelRule[],
+        },
+      ),
+      {},
+    ),
+    scrapeInterval: withDefault(durationString("How often the operator reads each sidecar's summary, e.g. 30s."), "30s"),
+  },
+  {
+    description: "What the sidecar measures: input profiles and drift against the reference, and live quality from ground-truth feedback.",
+    "x-kubernetes-validations": [
+      {
+        rule: "!self.features.exists(f, f.name == self.labelField)",
+        message: "labelField must not also be listed in features",
+        fieldPath: ".labelField",
+        reason: "FieldValueInvalid",
+      },
+      {
+        rule:
+          "!has(self.accuracyMetric) || (self.task == 'classification' ? self.accuracyMetric in ['accuracy', 'precision', 'recall', 'f1'] : self.accuracyMetric in ['mae', 'rmse'])",
+        message: "accuracyMetric must be accuracy, precision, recall or f1 for classification and mae or rmse for regression",
+        fieldPath: ".accuracyMetric",
+        reason: "FieldValueInvalid",
+      },
+      {
+        rule: "duration(self.scrapeInterval) >= duration('1s')",
+        message: "scrapeInterval must be at least 1s",
+        fieldPath: ".scrapeInterval",
+        reason: "FieldValueInvalid",
+      },
+    ] satisfies CelRule[],
+  },
+);
+
+function fraction(description: string) {
+  return Type.Number({ minimum: 0, maximum: 1, description });
+}
+
+export const PolicySpecSchema = Type.Object(
+  {
+    paused: withDefault(Type.Boolean({ description: "Stop automatic retraining and promotion; serving and monitoring go on. Argo CD shows the resource Suspended." }), false),
+    maxDriftShare: withDefault(fraction("Violated when the share of drifted features in a window exceeds this (0–1)."), 0.5),
+    minAccuracy: Type.Optional(fraction("Classification only: violated when the live accuracy metric falls below this (0–1).")),
+    maxError: Type.Optional(Type.Number({ minimum: 0, description: "Regression only: violated when the live error metric (mae or rmse) rises above this." })),
+    minStability: withDefault(fraction("Violated when stability = 1 − std(metric)/mean(metric) over recent windows falls below this."), 0.8),
+    minRobustness: withDefault(fraction("Violated when robustness = 1 − failed requests / served requests falls below this."), 0.99),
+    consecutiveWindows: withDefault(
+      Type.Integer({ format: "int32", minimum: 1, maximum: 100, description: "Windows in a row that must violate before retraining starts (hysteresis)." }),
+      3,
+    ),
+    minSamples: withDefault(
+      Type.Integer({ format: "int32", minimum: 1, maximum: 10000000, description: "A window with fewer samples is 'insufficient data' and never counts as a violation." }),
+      100,
+    ),
+    cooldown: withDefault(durationString("Minimum time between two retrainings, e.g. 1h; at least monitoring.scrapeInterval."), "1h"),
+    maxRetrainings: withDefault(
+      Type.Object(
+        {
+          count: withDefault(Type.Integer({ format: "int32", minimum: 0, maximum: 1000, description: "Retraining Jobs allowed per period; 0 disables retraining." }), 3),
+          period: withDefault(durationString("The sliding period the count applies to, e.g. 24h."), "24h"),
+        },
+        { description: "Budget of retraining Jobs, so a persistent problem cannot burn GPU time in a loop." },
+      ),
+      {},
+    ),
+  },
+  { description: "When the model counts as unhealthy and what may be done about it." },
+);
+
+export const DataSourceSchema = Type.Object(
+  {
+    uri: storageUri("Training data file: pvc://, file:// or http(s)://."),
+    format: withDefault(stringEnum(["csv", "jsonl", "json"] as const, "File format: csv with a header row, JSON lines, or a JSON array of rows."), "csv"),
+  },
+  { description: "One file of labelled training data." },
+);
+
+export const RetrainingSpecSchema = Type.Object(
+  {
+    image: containerImage("Image running `ballast train`; a GPU image with @tensorflow/tfjs-node-gpu for GPU nodes. Defaults to the serving image."),
+    imagePullPolicy,
+    command: Type.Optional(
+      Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 32, description: "Container entrypoint; default: the image's (`ballast`)." }),
+    ),
+    args: Type.Optional(
+      Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64, description: "Extra arguments appended to the `train` arguments the operator generates." }),
+    ),
+    priorityClassName: Type.Optional(
+      Type.String({ maxLength: 253, pattern: dnsSubdomainPattern, description: "PriorityClass of the retraining pod." }),
+    ),
+    serviceAccountName: Type.Optional(
+      Type.String({ maxLength: 253, pattern: dnsSubdomainPattern, description: "ServiceAccount of the retraining pod; the namespace default when unset." }),
+    ),
+    ...podPlacementProperties("retraining"),
+    backoffLimit: withDefault(Type.Integer({ format: "int32", minimum: 0, maximum: 10, description: "Pod retries before the Job fails." }), 1),
+    activeDeadlineSeconds: withDefault(
+      Type.Integer({ format: "int64", minimum: 60, maximum: 604800, description: "The Job is stopped and failed after this many seconds." }),
+      3600,
+    ),
+    ttlSecondsAfterFinished: withDefault(
+      Type.Integer({ format: "int32", minimum: 0, maximum: 2592000, description: "Finished Jobs are deleted after this many seconds." }),
+      86400,
+    ),
+    data: withDefault(
+      Type.Object(
+        {
+          sources: Type.Optional(
+            Type.Array(DataSourceSchema, {
+              maxItems: 16,
+              "x-kubernetes-list-type": "atomic",
+              description: "Original training data. Default: the data recorded in the serving version's metadata.json.",
+            }),
+          ),
+          includeFeedback: withDefault(Type.Boolean({ description: "Add the labelled feedback the sidecars logged since the serving version was trained." }), true),
+          maxFeedbackRows: Type.Optional(
+            Type.Integer({ format: "int32", minimum: 1, maximum: 100000000, description: "Use at most this many of the newest feedback rows." }),
+          ),
+          holdoutFraction: withDefault(
+            Type.Number({ minimum: 0.05, maximum: 0.5, description: "Share of rows held out to compare candidate and serving version (never trained on)." }),
+            0.2,
+          ),
+        },
+        { description: "What the retraining Job trains on." },
+      ),
+      {},
+    ),
+    hyperparameters: withDefault(
+      Type.Object(
+        {
+          epochs: withDefault(Type.Integer({ format: "int32", minimum: 1, maximum: 1000, description: "Maximum training epochs." }), 20),
+          batchSize: withDefault(Type.Integer({ format: "int32", minimum: 1, maximum: 65536, description: "Rows per gradient step." }), 64),
+          learningRate: withDefault(positiveNumber("Optimizer (Adam) learning rate.", { maximum: 1 }), 0.001),
+          earlyStoppingPatience: withDefault(
+            Type.Integer({ format: "int32", minimum: 0, maximum: 100, description: "Stop after this many epochs without validation improvement; 0 disables." }),
+            3,
+          ),
+          l2: withDefault(Type.Number({ minimum: 0, maximum: 1, description: "L2 weight regularisation against overfitting the feedback." }), 0.0001),
+        },
+        { description: "Fine-tuning settings passed to `ballast train`." },
+      ),
+      {},
+    ),
+  },
+  {
+    description: "The retraining Job the operator starts when the policy is violated.",
+    "x-kubernetes-validations": [gpuPlacementRule],
+  },
+);
+
+export const PromotionSpecSchema = Type.Object(
+  {
+    mode: withDefault(stringEnum(["auto", "manual"] as const, "auto: promote a candidate that passes verification; manual: wait for approvedVersion."), "auto"),
+    approvedVersion: Type.Optional(
+      Type.String({ pattern: versionPattern, maxLength: 63, description: "Manual mode: set to status.candidateVersion to promote that candidate." }),
+    ),
+    minImprovement: withDefault(
+      Type.Number({ minimum: 0, maximum: 1, description: "The candidate must beat the serving version on the same holdout by at least this (absolute metric difference)." }),
+      0.01,
+    ),
+    rollbackOnRegression: withDefault(Type.Boolean({ description: "Roll back when the promoted version does worse live than the one it replaced." }), true),
+    observationWindows: withDefault(
+      Type.Integer({ format: "int32", minimum: 1, maximum: 100, description: "Live windows watched after a rollout before the promotion is final." }),
+      3,
+    ),
+    maxLiveRegression: withDefault(
+      fraction("Roll back when the live metric is worse than the previous version's by more than this, or the error rate rises by more than this."),
+      0.05,
+    ),
+  },
+  {
+    description: "How a verified candidate replaces the serving version.",
+    "x-kubernetes-validations": [
+      {
+        rule: "!has(self.approvedVersion) || self.mode == 'manual'",
+        message: "approvedVersion is only used with mode: manual",
+        fieldPath: ".approvedVersion",
+        reason: "FieldValueForbidden",
+      },
+    ] satisfies CelRule[],
+  },
+);
+
+export const ModelDeploymentSpecSchema = Type.Object(
+  {
+    model: ModelSpecSchema,
+    serving: withDefault(ServingSpecSchema, {}),
+    monitoring: MonitoringSpecSchema,
+    policy: withDefault(PolicySpecSchema, {}),
+    retraining: withDefault(RetrainingSpecSchema, {}),
+    promotion: withDefault(PromotionSpecSchema, {}),
+  },
+  {
+    description: "Desired state: the model, how it is served, what healthy means, how it is retrained and promoted.",
+    "x-kubernetes-validations": [
+      {
+        rule: "!has(self.policy) || duration(self.policy.cooldown) >= duration(self.monitoring.scrapeInterval)",
+        message: "policy.cooldown must be at least monitoring.scrapeInterval",
+        fieldPath: ".policy.cooldown",
+        reason: "FieldValueInvalid",
+      },
+      {
+        rule: "!has(self.policy) || !has(self.policy.minAccuracy) || self.monitoring.task == 'classification'",
+        message: "policy.minAccuracy applies to classification; use policy.maxError for regression",
+        fieldPath: ".policy.minAccuracy",
+        reason: "FieldValueForbidden",
+      },
+      {
+        rule: "!has(self.policy) || !has(self.policy.maxError) || self.monitoring.task == 'regression'",
+        message: "policy.maxError applies to regression; use policy.minAccuracy for classification",
+        fieldPath: ".policy.maxError",
+        reason: "FieldValueForbidden",
+      },
+      {
+        rule: "!has(self.policy) || !has(self.monitoring.window.size) || self.policy.minSamples <= self.monitoring.window.size",
+        message: "policy.minSamples must not exceed monitoring.window.size, or no window ever has enough samples",
+        fieldPath: ".policy.minSamples",
+        reason: "FieldValueInvalid",
+      },
+      {
+        rule: "!has(self.policy) || duration(self.policy.maxRetrainings.period) >= duration(self.policy.cooldown)",
+        message: "policy.maxRetrainings.period must be at least policy.cooldown",
+        fieldPath: ".policy.maxRetrainings.period",
+        reason: "FieldValueInvalid",
+      },
+    ] satisfies CelRule[],
+  },
+);
+
+// ---------------------------------------------------------------- status
+
+export const ConditionSchema = Type.Object(
+  {
+    type: Type.String({
+      maxLength: 316,
+      pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+      description: "Condition type: Ready, Reconciling, Stalled, Serving, DriftDetected, Degraded, Retraining.",
+    }),
+    status: stringEnum(["True", "False", "Unknown"] as const, "True, False or Unknown."),
+    observedGeneration: Type.Optional(
+      Type.Integer({ format: "int64", minimum: 0, description: "metadata.generation the condition was computed from." }),
+    ),
+    lastTransitionTime: Type.String({ format: "date-time", description: "When status last changed." }),
+    reason: Type.String({
+      minLength: 1,
+      maxLength: 1024,
+      pattern: "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+      description: "CamelCase machine-readable reason for the last transition.",
+    }),
+    message: Type.String({ maxLength: 32768, description: "Human-readable details." }),
+  },
+  { description: "A metav1.Condition." },
+);
+
+const verdict = stringEnum(["Healthy", "Violated", "InsufficientData"] as const, "Policy verdict for the window.");
+
+export const MetricsSnapshotSchema = Type.Object(
+  {
+    windowStart: Type.Optional(Type.String({ format: "date-time", description: "Start of the window." })),
+    windowEnd: Type.String({ format: "date-time", description: "End of the window the numbers describe." }),
+    samples: Type.Integer({ format: "int64", minimum: 0, description: "Requests seen in the window." }),
+    labelledSamples: Type.Optional(Type.Integer({ format: "int64", minimum: 0, description: "Requests with ground-truth feedback." })),
+    driftShare: Type.Optional(fraction("Share of features that drifted.")),
+    driftedFeatures: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 256, description: "Features judged drifted." })),
+    predictionDrift: Type.Optional(Type.Number({ description: "Drift statistic of the predictions." })),
+    metric: Type.Optional(Type.String({ maxLength: 32, description: "Name of the live quality metric." })),
+    accuracy: Type.Optional(Type.Number({ description: "Value of the live quality metric (monitoring.accuracyMetric)." })),
+    stability: Type.Optional(Type.Number({ description: "1 − std(metric)/mean(metric) over recent windows." })),
+    robustness: Type.Optional(Type.Number({ description: "1 − failed requests / served requests." })),
+    errorRate: Type.Optional(Type.Number({ minimum: 0, description: "Failed requests / served requests." })),
+    verdict: Type.Optional(verdict),
+  },
+  { description: "The last closed monitoring window, merged over all serving pods." },
+);
+
+export const PolicyStateSchema = Type.Object(
+  {
+    verdict: Type.Optional(verdict),
+    consecutiveViolations: Type.Integer({ format: "int32", minimum: 0, description: "Violating windows in a row so far." }),
+    lastEvaluationTime: Type.Optional(Type.String({ format: "date-time", description: "When the policy was last evaluated." })),
+    cooldownUntil: Type.Optional(Type.String({ format: "date-time", description: "No retraining starts before this time." })),
+  },
+  { description: "Where the policy's hysteresis and cooldown stand." },
+);
+
+export const RetrainingStatusSchema = Type.Object(
+  {
+    jobName: Type.String({ maxLength: 63, description: "Name of the retraining Job." }),
+    phase: stringEnum(["Running", "Succeeded", "Failed"] as const, "Running, Succeeded or Failed."),
+    reason: Type.Optional(Type.String({ maxLength: 1024, description: "Why it was started, or why it failed." })),
+    message: Type.Optional(Type.String({ maxLength: 32768, description: "Human-readable details." })),
+    startTime: Type.Optional(Type.String({ format: "date-time", description: "When the Job was created." })),
+    completionTime: Type.Optional(Type.String({ format: "date-time", description: "When the Job finished." })),
+    candidateVersion: Type.Optional(Type.String({ maxLength: 63, description: "Version the Job wrote." })),
+    candidateMetric: Type.Optional(Type.Number({ description: "Candidate's metric on the holdout." })),
+    servingMetric: Type.Optional(Type.Number({ description: "Serving version's metric on the same holdout." })),
+  },
+  { description: "The latest retraining Job." },
+);
+
+export const HISTORY_EVENTS = ["Served", "Retrained", "Promoted", "Rejected", "RolledBack"] as const;
+
+export const HistoryEntrySchema = Type.Object(
+  {
+    time: Type.String({ format: "date-time", description: "When it happened." }),
+    event: stringEnum(HISTORY_EVENTS, "Served, Retrained, Promoted, Rejected or RolledBack."),
+    version: Type.String({ maxLength: 63, description: "Version concerned." }),
+    previousVersion: Type.Optional(Type.String({ maxLength: 63, description: "Version it replaced, for Promoted and RolledBack." })),
+    reason: Type.Optional(Type.String({ maxLength: 256, description: "CamelCase reason." })),
+    message: Type.Optional(Type.String({ maxLength: 1024, description: "Human-readable details." })),
+    metric: Type.Optional(Type.Number({ description: "Metric value that decided it." })),
+  },
+  { description: "One step in the model's life." },
+);
+
+export const ModelDeploymentStatusSchema = Type.Object(
+  {
+    observedGeneration: Type.Optional(Type.Integer({ format: "int64", minimum: 0, description: "metadata.generation the operator last reconciled." })),
+    conditions: Type.Optional(
+      Type.Array(ConditionSchema, {
+        maxItems: 16,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+        description: "kstatus conditions (Ready, Reconciling, Stalled) and domain conditions (Serving, DriftDetected, Degraded, Retraining).",
+      }),
+    ),
+    servingVersion: Type.Optional(Type.String({ maxLength: 63, description: "Version the serving pods run." })),
+    candidateVersion: Type.Optional(Type.String({ maxLength: 63, description: "Trained version waiting for verification or approval." })),
+    replicas: Type.Optional(Type.Integer({ format: "int32", minimum: 0, description: "Serving pods that exist (scale subresource)." })),
+    readyReplicas: Type.Optional(Type.Integer({ format: "int32", minimum: 0, description: "Serving pods that are ready." })),
+    selector: Type.Optional(Type.String({ maxLength: 1024, description: "Label selector of the serving pods, for the scale subresource and HPAs." })),
+    lastMetrics: Type.Optional(MetricsSnapshotSchema),
+    policy: Type.Optional(PolicyStateSchema),
+    lastRetraining: Type.Optional(RetrainingStatusSchema),
+    history: Type.Optional(
+      Type.Array(HistoryEntrySchema, {
+        maxItems: MAX_HISTORY,
+        "x-kubernetes-list-type": "atomic",
+        description: `Last ${MAX_HISTORY} versions served, trained, promoted, rejected and rolled back, oldest first.`,
+      }),
+    ),
+  },
+  { description: "Observed state, written by the operator." },
+);
+
+// ---------------------------------------------------------------- types
+
+/** The spec as a user writes it: defaulted fields optional. */
+export type ModelDeploymentSpec = Static<typeof ModelDeploymentSpecSchema>;
+/** The spec after API server defaulting (what the operator reads): defaulted fields present. */
+export type ResolvedModelDeploymentSpec = Resolved<typeof ModelDeploymentSpecSchema>;
+export type ModelDeploymentStatus = Static<typeof ModelDeploymentStatusSchema>;
+export type Condition = Static<typeof ConditionSchema>;
+export type ConditionStatus = Condition["status"];
+export type MetricsSnapshot = Static<typeof MetricsSnapshotSchema>;
+export type PolicyState = Static<typeof PolicyStateSchema>;
+export type RetrainingStatus = Static<typeof RetrainingStatusSchema>;
+export type HistoryEntry = Static<typeof HistoryEntrySchema>;
+export type Toleration = Static<typeof TolerationSchema>;
+export type EnvVar = Static<typeof EnvVarSchema>;
+export type ResourceRequirements = Static<typeof ResourceRequirementsSchema>;
+export type Feature = Static<typeof FeatureSchema>;
+export type DataSource = Static<typeof DataSourceSchema>;
+export type DriftMethod = (typeof DRIFT_METHODS)[number];
+export type AccuracyMetric = (typeof CLASSIFICATION_METRICS)[number] | (typeof REGRESSION_METRICS)[number];
+
+export interface ModelDeployment {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: V1ObjectMeta;
+  spec: ModelDeploymentSpec;
+  status?: ModelDeploymentStatus;
+}
+
+/** A ModelDeployment as read from the API server: its spec is defaulted. */
+export interface ResolvedModelDeployment extends Omit<ModelDeployment, "spec"> {
+  spec: ResolvedModelDeploymentSpec;
+}

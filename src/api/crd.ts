@@ -14,7 +14,6 @@ import {
   SINGULAR,
   VERSION,
 } from "./v1alpha1.js";
-import type { CelRule } from "./schema-kit.js";
 
 /** Where `make manifests` writes the CRD, relative to the repository root. */
 export const CRD_FILES = ["crds/ballast.dev_modeldeployments.yaml", "charts/ballast/crds/ballast.dev_modeldeployments.yaml"] as const;
@@ -24,10 +23,6 @@ function plainSchema(schema: unknown): Record<string, unknown> {
   return JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
 }
 
-const nameRule: CelRule = {
-  rule: `size(self.metadata.name) <= ${MAX_NAME_LENGTH} && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')`,
-  message: `metadata.name must be a DNS-1035 label of at most ${MAX_NAME_LENGTH} characters (lowercase letters, digits, '-', starting with a letter): the Service and Jobs are named after it`,
-};
 
 export function buildModelDeploymentCrd(): Record<string, unknown> {
   const openAPIV3Schema = {
@@ -38,11 +33,14 @@ export function buildModelDeploymentCrd(): Record<string, unknown> {
     properties: {
       apiVersion: { type: "string", description: "Versioned schema of this representation: ballast.dev/v1alpha1." },
       kind: { type: "string", description: "ModelDeployment." },
-      metadata: { type: "object" },
+      metadata: {
+        type: "object",
+        // A DNS-1035 label short enough that derived names ("<name>-retrain-<hash>") stay valid.
+        properties: { name: { type: "string", maxLength: MAX_NAME_LENGTH, pattern: "^[a-z]([-a-z0-9]*[a-z0-9])?$" } },
+      },
       spec: plainSchema(ModelDeploymentSpecSchema),
       status: plainSchema(ModelDeploymentStatusSchema),
     },
-    "x-kubernetes-validations": [nameRule],
   };
   return {
     apiVersion: "apiextensions.k8s.io/v1",

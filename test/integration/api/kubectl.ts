@@ -1,0 +1,34 @@
+// Runs kubectl against the test cluster (KUBECONFIG and BALLAST_KUBECTL come from test/setup/cluster.global.ts).
+import { spawnSync } from "node:child_process";
+
+export interface KubectlResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function kubectl(args: string[], input?: string): KubectlResult {
+  const binary = process.env.BALLAST_KUBECTL ?? "kubectl";
+  const res = spawnSync(binary, args, { input, encoding: "utf8", env: process.env, timeout: 120_000 });
+  if (res.error) throw new Error(`${binary} ${args.join(" ")}: ${res.error.message}`);
+  return { status: res.status ?? -1, stdout: res.stdout, stderr: res.stderr };
+}
+
+/** kubectl that must succeed; throws with its stderr otherwise. */
+export function kubectlOk(args: string[], input?: string): string {
+  const res = kubectl(args, input);
+  if (res.status !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${res.status}): ${res.stderr.trim()}`);
+  return res.stdout;
+}
+
+/** Applies the CRDs from crds/ and waits until the API server serves ModelDeployments. */
+export function installCrds(repoRoot: string): void {
+  kubectlOk(["apply", "--server-side", "--force-conflicts", "--field-manager=ballast-tests", "-f", `${repoRoot}/crds/ballast.dev_modeldeployments.yaml`]);
+  kubectlOk(["wait", "--for=condition=Established", "--timeout=60s", "crd/modeldeployments.ballast.dev"]);
+}
+
+/** Creates (or keeps) a namespace for one test file. */
+export function ensureNamespace(name: string): void {
+  const res = kubectl(["create", "namespace", name]);
+  if (res.status !== 0 && !res.stderr.includes("AlreadyExists")) throw new Error(`kubectl create namespace ${name}: ${res.stderr.trim()}`);
+}

@@ -1,0 +1,153 @@
+// Given the CRD on a real API server, a user who writes a bad ModelDeployment is told which field is
+// wrong at `kubectl apply` time, before anything reaches the operator.
+import { readFileSync } from "node:fs";
+import { beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { applyModelDeploymentDefaults, type ModelDeployment } from "../../../src/api/index.js";
+import { ensureNamespace, installCrds, kubectl, kubectlOk } from "./kubectl.js";
+
+const repoRoot = new URL("../../../", import.meta.url).pathname;
+const namespace = "api-validation";
+const example = parse(readFileSync(`${repoRoot}/examples/weather-classifier.yaml`, "utf8")) as ModelDeployment;
+
+// Loosely typed on purpose: invalid cases put values of the wrong type where the schema forbids them.
+type Loose = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function manifest(name: string, mutate: (spec: Loose, metadata: Loose) => void): string {
+  const obj = structuredClone(example) as Loose;
+  obj.metadata = { name, namespace };
+  mutate(obj.spec, obj.metadata);
+  return JSON.stringify(obj);
+}
+
+interface InvalidCase {
+  what: string;
+  field: string;
+  mutate: (spec: Loose, metadata: Loose) => void;
+}
+
+const gpuLimits = { limits: { "nvidia.com/gpu": 1 } };
+
+const invalidCases: InvalidCase[] = [
+  { what: "storage URI with an unsupported scheme", field: "spec.model.storageUri", mutate: (s) => (s.model.storageUri = "s3://bucket/models") },
+  { what: "relative file:// URI", field: "spec.model.storageUri", mutate: (s) => (s.model.storageUri = "file://models/weather") },
+  { what: "model name that is not a DNS label", field: "spec.model.name", mutate: (s) => (s.model.name = "Weather_Model") },
+  { what: "unknown model format", field: "spec.model.format", mutate: (s) => (s.model.format = "onnx") },
+  { what: "model missing entirely", field: "spec.model", mutate: (s) => delete s.model },
+  { what: "replicas as a string", field: "spec.serving.replicas", mutate: (s) => (s.serving.replicas = "two") },
+  { what: "negative replicas", field: "spec.serving.replicas", mutate: (s) => (s.serving.replicas = -1) },
+  { what: "privileged serving port", field: "spec.serving.port", mutate: (s) => (s.serving.port = 80) },
+  { what: "CPU limit that is not a quantity", field: "spec.serving.resources.limits.cpu", mutate: (s) => (s.serving.resources.limits.cpu = "lots") },
+  { what: "GPU serving pod with no way onto a GPU node", field: "spec.serving.tolerations", mutate: (s) => (s.serving.resources = gpuLimits) },
+  {
+    what: "GPU retraining Job with no toleration or nodeSelector",
+    field: "spec.retraining.tolerations",
+    mutate: (s) => {
+      delete s.retraining.tolerations;
+      delete s.retraining.nodeSelector;
+    },
+  },
+  {
+    what: "toleration with operator Exists and a value",
+    field: "spec.retraining.tolerations[0].value",
+    mutate: (s) => (s.retraining.tolerations = [{ key: "nvidia.com/gpu", operator: "Exists", value: "present" }]),
+  },
+  { what: "no features to monitor", field: "spec.monitoring.features", mutate: (s) => (s.monitoring.features = []) },
+  {
+    what: "a feature listed twice",
+    field: "spec.monitoring.features[1]",
+    mutate: (s) => (s.monitoring.features = [{ name: "wind", type: "numeric" }, { name: "wind", type: "categorical" }]),
+  },
+  { what: "unknown feature type", field: "spec.monitoring.features[0].type", mutate: (s) => (s.monitoring.features[0].type = "text") },
+  { what: "label field also used as a feature", field: "spec.monitoring.labelField", mutate: (s) => (s.monitoring.labelField = "wind") },
+  { what: "unknown task", field: "spec.monitoring.task", mutate: (s) => (s.monitoring.task = "ranking") },
+  { what: "regression metric on a classifier", field: "spec.monitoring.accuracyMetric", mutate: (s) => (s.monitoring.accuracyMetric = "rmse") },
+  { what: "unknown drift method", field: "spec.monitoring.drift.method", mutate: (s) => (s.monitoring.drift = { method: "kl" }) },
+  {
+    what: "KS p-value threshold above 1",
+    field: "spec.monitoring.drift.threshold",
+    mutate: (s) => (s.monitoring.drift = { method: "ks", threshold: 5 }),
+  },
+  { what: "threshold with method auto", field: "spec.monitoring.drift.threshold", mutate: (s) => (s.monitoring.drift = { threshold: 0.2 }) },
+  { what: "window with neither size nor duration", field: "spec.monitoring.window", mutate: (s) => (s.monitoring.window = {}) },
+  { what: "window duration in words", field: "spec.monitoring.window.duration", mutate: (s) => (s.monitoring.window.duration = "5 minutes") },
+  { what: "scrape interval under a second", field: "spec.monitoring.scrapeInterval", mutate: (s) => (s.monitoring.scrapeInterval = "500ms") },
+  { what: "drift share threshold above 1", field: "spec.policy.maxDriftShare", mutate: (s) => (s.policy.maxDriftShare = 1.5) },
+  { what: "negative accuracy threshold", field: "spec.policy.minAccuracy", mutate: (s) => (s.policy.minAccuracy = -0.1) },
+  {
+    what: "accuracy threshold on a regression model",
+    field: "spec.policy.minAccuracy",
+    mutate: (s) => {
+      s.monitoring.task = "regression";
+      s.monitoring.accuracyMetric = "mae";
+    },
+  },
+  { what: "error threshold on a classifier", field: "spec.policy.maxError", mutate: (s) => (s.policy.maxError = 2) },
+  { what: "cooldown shorter than the scrape interval", field: "spec.policy.cooldown", mutate: (s) => (s.policy.cooldown = "10s") },
+  { what: "min samples larger than the window", field: "spec.policy.minSamples", mutate: (s) => (s.policy.minSamples = 5000) },
+  { what: "zero consecutive windows", field: "spec.policy.consecutiveWindows", mutate: (s) => (s.policy.consecutiveWindows = 0) },
+  { what: "paused as a string", field: "spec.policy.paused", mutate: (s) => (s.policy.paused = "yes") },
+  {
+    what: "retraining budget period shorter than the cooldown",
+    field: "spec.policy.maxRetrainings.period",
+    mutate: (s) => (s.policy.maxRetrainings = { count: 3, period: "5m" }),
+  },
+  { what: "zero learning rate", field: "spec.retraining.hyperparameters.learningRate", mutate: (s) => (s.retraining.hyperparameters.learningRate = 0) },
+  { what: "holdout of 90%", field: "spec.retraining.data.holdoutFraction", mutate: (s) => (s.retraining.data = { holdoutFraction: 0.9 }) },
+  {
+    what: "training data over FTP",
+    field: "spec.retraining.data.sources[0].uri",
+    mutate: (s) => (s.retraining.data = { sources: [{ uri: "ftp://data.example.com/weather.csv" }] }),
+  },
+  { what: "unknown promotion mode", field: "spec.promotion.mode", mutate: (s) => (s.promotion.mode = "yolo") },
+  { what: "approved version in auto mode", field: "spec.promotion.approvedVersion", mutate: (s) => (s.promotion.approvedVersion = "v2") },
+  { what: "name too long for the derived Service and Job names", field: "metadata.name", mutate: (_s, m) => (m.name = "w".repeat(50)) },
+];
+
+describe("ModelDeployment validation by the API server", () => {
+  beforeAll(() => {
+    installCrds(repoRoot);
+    ensureNamespace(namespace);
+  });
+
+  it("accepts the shipped example and stores it defaulted exactly as applyModelDeploymentDefaults does", () => {
+    kubectl(["delete", "modeldeployment", "weather", "-n", namespace, "--ignore-not-found", "--wait=true"]);
+    kubectlOk(["create", "-f", "-"], manifest("weather", () => {}));
+    const stored = JSON.parse(kubectlOk(["get", "modeldeployment", "weather", "-n", namespace, "-o", "json"])) as ModelDeployment;
+    expect(stored.spec).toEqual(applyModelDeploymentDefaults(example.spec));
+    expect(stored.metadata.generation).toBe(1);
+  });
+
+  it(`rejects ${invalidCases.length} invalid ModelDeployments, each with a message naming the field`, () => {
+    expect(invalidCases.length).toBeGreaterThanOrEqual(20);
+    const failures: string[] = [];
+    invalidCases.forEach((c, i) => {
+      const res = kubectl(["create", "-f", "-"], manifest(`invalid-${i}`, c.mutate));
+      if (res.status === 0) failures.push(`${c.what}: accepted`);
+      else if (!res.stderr.includes(`${c.field}:`)) failures.push(`${c.what}: message does not name ${c.field}: ${res.stderr.trim()}`);
+    });
+    expect(failures).toEqual([]);
+    // Rejected objects were never stored, so no operator could ever see them.
+    const names = kubectlOk(["get", "modeldeployments", "-n", namespace, "-o", "jsonpath={.items[*].metadata.name}"]).split(" ");
+    expect(names.filter((n) => n.startsWith("invalid-"))).toEqual([]);
+  });
+
+  it("refuses to change model.name on an existing ModelDeployment", () => {
+    kubectl(["apply", "-f", "-"], manifest("immutable", () => {}));
+    const res = kubectl(["patch", "modeldeployment", "immutable", "-n", namespace, "--type=merge", "-p", '{"spec":{"model":{"name":"other"}}}']);
+    expect(res.status).not.toBe(0);
+    expect(res.stderr).toContain("spec.model.name: Invalid value");
+    expect(res.stderr).toContain("model.name is immutable");
+  });
+
+  it("scales serving replicas through the scale subresource (kubectl scale, HPAs)", () => {
+    kubectl(["apply", "-f", "-"], manifest("scalable", () => {}));
+    kubectlOk(["scale", "modeldeployment", "scalable", "-n", namespace, "--replicas=3"]);
+    expect(kubectlOk(["get", "modeldeployment", "scalable", "-n", namespace, "-o", "jsonpath={.spec.serving.replicas}"])).toBe("3");
+  });
+
+  it("explains fields with their descriptions (kubectl explain)", () => {
+    const out = kubectlOk(["explain", "modeldeployment.spec.policy.cooldown"]);
+    expect(out).toContain("Minimum time between two retrainings");
+  });
+});

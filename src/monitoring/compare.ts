@@ -1,0 +1,305 @@
+// Drift between a reference and a current dataset profile: per-feature statistics, multiple-testing
+// correction, dataset drift share and prediction drift. Every outcome is defined: empty or all-missing
+// features are "insufficient-data", never NaN.
+import { CategoricalProfile, OTHER_CATEGORY } from "./categorical-profile.js";
+import type { DatasetProfile, FeatureProfile } from "./dataset-profile.js";
+import type { WeightedPoints } from "./kll-sketch.js";
+import { adjustPValues, rejectedHypotheses, type Correction } from "./multiple-testing.js";
+import type { NumericProfile } from "./numeric-profile.js";
+import type { FeatureType } from "./schema.js";
+import { chiSquaredContingency } from "./stats/chi-squared.js";
+import { jensenShannonDistance, populationStabilityIndex } from "./stats/divergence.js";
+import { binWeights, sturgesEdges } from "./stats/histogram.js";
+import { ksPValue, ksStatistic, type KsMethod } from "./stats/ks.js";
+import { normedWasserstein, wassersteinDistance } from "./stats/wasserstein.js";
+
+export type DriftMethod = "psi" | "ks" | "jensenshannon" | "wasserstein" | "chisquare";
+export const DRIFT_METHODS: readonly DriftMethod[] = ["psi", "ks", "jensenshannon", "wasserstein", "chisquare"];
+
+/** p-value methods flag drift when p < threshold; distance methods when statistic ≥ threshold. */
+export const P_VALUE_METHODS: ReadonlySet<DriftMethod> = new Set(["ks", "chisquare"]);
+
+export const DEFAULT_THRESHOLDS: Readonly<Record<DriftMethod, number>> = {
+  ks: 0.05,
+  chisquare: 0.05,
+  psi: 0.1,
+  jensenshannon: 0.1,
+  wasserstein: 0.1,
+};
+
+/** `auto` uses p-value tests up to this many reference values, distances above (Evidently's rule). */
+export const AUTO_SMALL_REFERENCE = 1000;
+/** Numeric features with at most this many distinct values are tested as categories under `auto`. */
+export const AUTO_MAX_DISCRETE_VALUES = 5;
+/** PSI and JS bin numeric features with more distinct reference values than this; fewer are counted per value. */
+export const BINNING_MIN_DISTINCT = 20;
+
+export interface CompareOptions {
+  /** One method for all features, or `auto` (default). */
+  method?: DriftMethod | "auto";
+  /** Per-feature method overrides. */
+  methods?: Record<string, DriftMethod>;
+  /** Per-method thresholds (see DEFAULT_THRESHOLDS). */
+  thresholds?: Partial<Record<DriftMethod, number>>;
+  /** Dataset drift when drifted / evaluated features ≥ this (default 0.5). */
+  driftShareThreshold?: number;
+  /** Multiple-testing correction across the p-value features (default none). */
+  correction?: Correction;
+  /** Features to compare (default: every feature present in both profiles, prediction features excluded). */
+  features?: readonly string[];
+  /** Features holding model outputs: compared the same way, reported apart, left out of the drift share. */
+  predictionFeatures?: readonly string[];
+  /** A feature needs at least this many valid values on each side to be evaluated (default 1). */
+  minSamples?: number;
+  /** KS p-value computation (default auto: exact up to 10 000 values per side, as scipy). */
+  ksMethod?: KsMethod;
+}
+
+export interface Histogram {
+  /** Bin labels: "[a, b)" ranges for binned numerics, values otherwise. */
+  labels: string[];
+  /** Numeric edges when binned. */
+  edges?: number[];
+  reference: number[];
+  current: number[];
+}
+
+export interface FeatureDrift {
+  name: string;
+  type: FeatureType;
+  method: DriftMethod;
+  /** The value compared with the threshold; null when the feature could not be evaluated. */
+  statistic: number | null;
+  /** Raw p-value for ks / chisquare, else null. */
+  pValue: number | null;
+  /** p-value after the multiple-testing correction (equals pValue without one). */
+  adjustedPValue: number | null;
+  threshold: number;
+  drift: boolean;
+  status: "evaluated" | "insufficient-data";
+  /** One sentence a person can act on: which statistic, its value vs the threshold. */
+  reason: string;
+  referenceCount: number;
+  currentCount: number;
+  /** Missing, non-finite or invalid cells in the current window, as a share of its rows. */
+  currentMissingShare: number;
+  /** Categorical: share of current values in categories the reference never saw. */
+  unseenShare?: number;
+  /** Wasserstein: the raw (un-normed) distance. */
+  wassersteinRaw?: number;
+  /** True when a sketch (not exact values) produced the statistic; its rank error is `rankErrorBound`. */
+  approximate: boolean;
+  rankErrorBound: number;
+  histogram?: Histogram;
+}
+
+export interface DriftReport {
+  drift: boolean;
+  /** Drifted / evaluated features (prediction features excluded); 0 when none could be evaluated. */
+  driftShare: number;
+  driftShareThreshold: number;
+  driftedFeatures: number;
+  evaluatedFeatures: number;
+  status: "evaluated" | "insufficient-data";
+  correction: Correction;
+  features: FeatureDrift[];
+  prediction: FeatureDrift[];
+  predictionDrift: boolean;
+}
+
+interface Evaluation {
+  statistic: number;
+  pValue: number | null;
+  wassersteinRaw?: number;
+}
+
+function missingCells(profile: FeatureProfile): number {
+  return profile.type === "numeric" ? profile.missing + profile.nonFinite + profile.invalid : profile.missing + profile.invalid;
+}
+
+/** Counts per distinct value of a numeric distribution (weights summed over equal values). */
+function valueCounts(points: WeightedPoints): Map<string, number> {
+  const counts = new Map<string, number>();
+  let prevCumulative = 0;
+  for (let i = 0; i < points.values.length; i++) {
+    const key = String(points.values[i]);
+    counts.set(key, (counts.get(key) ?? 0) + points.cumulative[i]! - prevCumulative);
+    prevCumulative = points.cumulative[i]!;
+  }
+  return counts;
+}
+
+function alignCounts(reference: Map<string, number>, current: Map<string, number>): { labels: string[]; reference: number[]; current: number[] } {
+  const labels = [...reference.keys()];
+  for (const key of current.keys()) if (!reference.has(key)) labels.push(key);
+  return { labels, reference: labels.map((l) => reference.get(l) ?? 0), current: labels.map((l) => current.get(l) ?? 0) };
+}
+
+function formatEdge(x: number): string {
+  return Number.isInteger(x) ? String(x) : x.toPrecision(4);
+}
+
+/** Bins for PSI/JS and for the report's histogram: Sturges equal-width bins, or per-value counts for discrete data. */
+function numericHistogram(ref: NumericProfile, cur: NumericProfile): Histogram {
+  const rp = ref.points();
+  const cp = cur.points();
+  if (ref.distinctCount() <= BINNING_MIN_DISTINCT) {
+    const aligned = alignCounts(valueCounts(rp), valueCounts(cp));
+    return { labels: aligned.labels, reference: aligned.reference, current: aligned.current };
+  }
+  const edges = sturgesEdges(Math.min(ref.min, cur.min), Math.max(ref.max, cur.max), ref.count + cur.count);
+  const labels = edges.slice(0, -1).map((e, i) => `[${formatEdge(e)}, ${formatEdge(edges[i + 1]!)}${i === edges.length - 2 ? "]" : ")"}`);
+  return { labels, edges, reference: binWeights(rp, edges), current: binWeights(cp, edges) };
+}
+
+function categoricalHistogram(ref: CategoricalProfile, cur: CategoricalProfile): Histogram {
+  const aligned = alignCounts(ref.bucketCounts(), cur.bucketCounts());
+  return { labels: aligned.labels, reference: aligned.reference, current: aligned.current };
+}
+
+function chooseAutoMethod(ref: FeatureProfile): DriftMethod {
+  const small = ref.count <= AUTO_SMALL_REFERENCE;
+  if (ref.type === "categorical") return small ? "chisquare" : "jensenshannon";
+  if (!small) return "wasserstein";
+  return ref.distinctCount() > AUTO_MAX_DISCRETE_VALUES ? "ks" : "chisquare";
+}
+
+function evaluate(method: DriftMethod, ref: FeatureProfile, cur: FeatureProfile, histogram: Histogram, ksMethod: KsMethod): Evaluation {
+  switch (method) {
+    case "psi":
+      return { statistic: populationStabilityIndex(histogram.reference, histogram.current), pValue: null };
+    case "jensenshannon":
+      return { statistic: jensenShannonDistance(histogram.reference, histogram.current, 2), pValue: null };
+    case "chisquare": {
+      // Numeric features under chisquare are compared per distinct value.
+      const counts =
+        ref.type === "numeric" && cur.type === "numeric"
+          ? alignCounts(valueCounts(ref.points()), valueCounts(cur.points()))
+          : histogram;
+      const result = chiSquaredContingency([counts.reference, counts.current]);
+      return { statistic: result.statistic, pValue: result.pValue };
+    }
+    case "ks":
+    case "wasserstein": {
+      if (ref.type !== "numeric" || cur.type !== "numeric") throw new RangeError(`${method} needs a numeric feature`);
+      if (method === "ks") {
+        const d = ksStatistic(ref.points(), cur.points());
+        const result = ksPValue(d, ref.count, cur.count, ref.mode === "exact" && cur.mode === "exact" ? ksMethod : "asymp");
+        return { statistic: result.statistic, pValue: result.pValue };
+      }
+      const raw = wassersteinDistance(ref.points(), cur.points());
+      return { statistic: normedWasserstein(raw, ref.std), pValue: null, wassersteinRaw: raw };
+    }
+  }
+}
+
+function describe(name: string, method: DriftMethod, value: number, threshold: number, drift: boolean, pValueSide: boolean): string {
+  const shown = Number.isFinite(value) ? value.toPrecision(4) : String(value);
+  if (pValueSide) return `${name}: ${method} p-value ${shown} ${drift ? "<" : "≥"} ${threshold}${drift ? " (drift)" : ""}`;
+  return `${name}: ${method} ${shown} ${drift ? "≥" : "<"} ${threshold}${drift ? " (drift)" : ""}`;
+}
+
+function compareFeature(name: string, ref: FeatureProfile, cur: FeatureProfile, options: CompareOptions): FeatureDrift {
+  if (ref.type !== cur.type) throw new RangeError(`feature "${name}" is ${ref.type} in the reference and ${cur.type} in the current profile`);
+  const requested = options.methods?.[name] ?? options.method ?? "auto";
+  const method = requested === "auto" ? chooseAutoMethod(ref) : requested;
+  if ((method === "ks" || method === "wasserstein") && ref.type !== "numeric") {
+    throw new RangeError(`feature "${name}" is categorical; ${method} needs a numeric feature (use chisquare, psi or jensenshannon)`);
+  }
+  const threshold = options.thresholds?.[method] ?? DEFAULT_THRESHOLDS[method];
+  const currentRows = cur.count + missingCells(cur);
+  const approximate = (ref.type === "numeric" && ref.mode === "sketch") || (cur.type === "numeric" && cur.mode === "sketch");
+  const base = {
+    name,
+    type: ref.type,
+    method,
+    threshold,
+    referenceCount: ref.count,
+    currentCount: cur.count,
+    currentMissingShare: currentRows > 0 ? missingCells(cur) / currentRows : 0,
+    approximate,
+    rankErrorBound: approximate ? Math.max(ref.type === "numeric" ? ref.rankErrorBound : 0, cur.type === "numeric" ? cur.rankErrorBound : 0) : 0,
+  };
+  const minSamples = Math.max(1, options.minSamples ?? 1);
+  if (ref.count < minSamples || cur.count < minSamples) {
+    const side = ref.count < minSamples ? `reference has ${ref.count}` : `current has ${cur.count}`;
+    return {
+      ...base,
+      statistic: null,
+      pValue: null,
+      adjustedPValue: null,
+      drift: false,
+      status: "insufficient-data",
+      reason: `${name}: ${side} valid values, fewer than the ${minSamples} needed`,
+    };
+  }
+  const histogram =
+    ref.type === "numeric" && cur.type === "numeric" ? numericHistogram(ref, cur) : categoricalHistogram(ref as CategoricalProfile, cur as CategoricalProfile);
+  const result = evaluate(method, ref, cur, histogram, options.ksMethod ?? "auto");
+  const pValueSide = P_VALUE_METHODS.has(method);
+  const drift = pValueSide ? result.pValue! < threshold : result.statistic >= threshold;
+  const out: FeatureDrift = {
+    ...base,
+    statistic: result.statistic,
+    pValue: result.pValue,
+    adjustedPValue: result.pValue,
+    drift,
+    status: "evaluated",
+    reason: describe(name, method, pValueSide ? result.pValue! : result.statistic, threshold, drift, pValueSide),
+    histogram,
+  };
+  if (result.wassersteinRaw !== undefined) out.wassersteinRaw = result.wassersteinRaw;
+  if (ref.type === "categorical" && cur.type === "categorical") {
+    let unseen = 0;
+    for (const [value, n] of cur.counts) if (!ref.counts.has(value)) unseen += n;
+    out.unseenShare = cur.count > 0 ? unseen / cur.count : 0;
+  }
+  return out;
+}
+
+function applyCorrection(results: FeatureDrift[], correction: Correction): void {
+  if (correction === "none") return;
+  const tested = results.filter((r) => r.status === "evaluated" && r.pValue !== null);
+  const pValues = tested.map((r) => r.pValue!);
+  const adjusted = adjustPValues(pValues, correction);
+  const rejected = rejectedHypotheses(pValues, tested.map((r) => r.threshold), correction);
+  tested.forEach((r, i) => {
+    r.adjustedPValue = adjusted[i]!;
+    r.drift = rejected[i]!;
+    const verdict = r.drift ? "significant (drift)" : "not significant";
+    r.reason = `${r.name}: ${r.method} p-value ${r.pValue!.toPrecision(4)} ${verdict} at α=${r.threshold} after ${correction} (adjusted p ${r.adjustedPValue.toPrecision(4)})`;
+  });
+}
+
+/** Compares two dataset profiles feature by feature and decides dataset drift. */
+export function compare(reference: DatasetProfile, current: DatasetProfile, options: CompareOptions = {}): DriftReport {
+  const predictionNames = new Set(options.predictionFeatures ?? []);
+  const shared = reference.schema.map((f) => f.name).filter((n) => current.features.has(n));
+  const names = (options.features ?? shared.filter((n) => !predictionNames.has(n))).filter((n) => !predictionNames.has(n));
+  for (const name of [...names, ...predictionNames]) {
+    if (!reference.features.has(name)) throw new RangeError(`feature "${name}" is not in the reference profile`);
+    if (!current.features.has(name)) throw new RangeError(`feature "${name}" is not in the current profile`);
+  }
+  const correction = options.correction ?? "none";
+  const features = names.map((n) => compareFeature(n, reference.features.get(n)!, current.features.get(n)!, options));
+  applyCorrection(features, correction);
+  const prediction = [...predictionNames].map((n) => compareFeature(n, reference.features.get(n)!, current.features.get(n)!, options));
+  const evaluated = features.filter((f) => f.status === "evaluated");
+  const drifted = evaluated.filter((f) => f.drift).length;
+  const driftShare = evaluated.length > 0 ? drifted / evaluated.length : 0;
+  const driftShareThreshold = options.driftShareThreshold ?? 0.5;
+  return {
+    drift: evaluated.length > 0 && driftShare >= driftShareThreshold,
+    driftShare,
+    driftShareThreshold,
+    driftedFeatures: drifted,
+    evaluatedFeatures: evaluated.length,
+    status: evaluated.length > 0 || prediction.some((p) => p.status === "evaluated") ? "evaluated" : "insufficient-data",
+    correction,
+    features,
+    prediction,
+    predictionDrift: prediction.some((p) => p.drift),
+  };
+}
+
+export { OTHER_CATEGORY };

@@ -1,0 +1,264 @@
+// KLL quantile sketch (Karnin, Lang, Liberty 2016), the same design as Apache DataSketches' KllFloatsSketch.
+// Chosen over DDSketch (relative *value* error) and t-digest (no worst-case bound) because KS, PSI and JS
+// read the CDF, and KLL bounds the CDF's *rank* error independently of how many merges built the sketch.
+// No maintained npm KLL exists, so this is ours: levels of float32 items, level h weighing 2^h.
+
+/** Rank error (99% confidence, any number of CDF queries) of a KLL sketch with parameter k: DataSketches' fit 2.446 / k^0.9433. */
+export function kllRankErrorBound(k: number): number {
+  return 2.446 / Math.pow(k, 0.9433);
+}
+
+export const DEFAULT_KLL_K = 200;
+const MIN_LEVEL_CAPACITY = 8;
+const FLOAT32_MAX = 3.4028234663852886e38;
+const DEFAULT_SEED = 0x9e3779b9;
+
+/** Serialized form: `items` is base64 of little-endian float32, level by level (sizes in `levels`). */
+export interface KllSketchJSON {
+  k: number;
+  n: number;
+  rng: number;
+  levels: number[];
+  items: string;
+}
+
+/** Weighted, sorted view of the sketch for CDF and quantile queries. */
+export interface WeightedPoints {
+  values: Float64Array;
+  /** Cumulative weight up to and including values[i]. */
+  cumulative: Float64Array;
+  total: number;
+}
+
+// Rounds to float32 without overflowing to Infinity, so the order of finite values is kept.
+function toFloat32(x: number): number {
+  if (x > FLOAT32_MAX) return FLOAT32_MAX;
+  if (x < -FLOAT32_MAX) return -FLOAT32_MAX;
+  return Math.fround(x);
+}
+
+function mergeSorted(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let o = 0;
+  while (i < a.length && j < b.length) out[o++] = a[i]! <= b[j]! ? a[i++]! : b[j++]!;
+  while (i < a.length) out[o++] = a[i++]!;
+  while (j < b.length) out[o++] = b[j++]!;
+  return out;
+}
+
+export class KllSketch {
+  readonly k: number;
+  private count = 0;
+  private retainedCount = 0;
+  private capacityTotal = 0;
+  private rngState: number;
+  // levels[0] is an unsorted buffer (first level0Size slots used); higher levels are sorted.
+  private level0: Float32Array;
+  private level0Size = 0;
+  private upper: Float32Array[] = [];
+  private sortedCache: WeightedPoints | undefined;
+
+  constructor(k = DEFAULT_KLL_K, seed = DEFAULT_SEED) {
+    if (!Number.isInteger(k) || k < MIN_LEVEL_CAPACITY || k > 65535) {
+      throw new RangeError(`KLL k must be an integer in [${MIN_LEVEL_CAPACITY}, 65535], got ${k}`);
+    }
+    this.k = k;
+    this.rngState = seed >>> 0 || DEFAULT_SEED;
+    this.level0 = new Float32Array(k);
+    this.refreshCapacity();
+  }
+
+  get n(): number {
+    return this.count;
+  }
+
+  get retained(): number {
+    return this.retainedCount;
+  }
+
+  private get numLevels(): number {
+    return this.upper.length + 1;
+  }
+
+  private capacity(level: number): number {
+    const depth = this.numLevels - 1 - level;
+    return Math.max(MIN_LEVEL_CAPACITY, Math.ceil(this.k * Math.pow(2 / 3, depth)));
+  }
+
+  private refreshCapacity(): void {
+    let total = 0;
+    for (let h = 0; h < this.numLevels; h++) total += this.capacity(h);
+    this.capacityTotal = total;
+  }
+
+  private nextBit(): number {
+    // xorshift32: deterministic, so the same data always gives the same sketch.
+    let x = this.rngState;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.rngState = x >>> 0;
+    return this.rngState & 1;
+  }
+
+  /** Adds one finite value (callers filter NaN/Infinity). */
+  update(value: number): void {
+    if (this.level0Size === this.level0.length) this.growLevel0(this.level0.length * 2);
+    this.level0[this.level0Size++] = toFloat32(value);
+    this.count++;
+    this.retainedCount++;
+    this.sortedCache = undefined;
+    if (this.retainedCount >= this.capacityTotal) this.compactLowestFullLevel();
+  }
+
+  private growLevel0(size: number): void {
+    const grown = new Float32Array(size);
+    grown.set(this.level0.subarray(0, this.level0Size));
+    this.level0 = grown;
+  }
+
+  // When the sketch holds as many items as its levels' capacities add up to, some level is full.
+  private compactLowestFullLevel(): void {
+    let h = 0;
+    while (h < this.numLevels - 1 && this.levelSize(h) < this.capacity(h)) h++;
+    this.compactLevel(h);
+  }
+
+  private levelSize(h: number): number {
+    return h === 0 ? this.level0Size : this.upper[h - 1]!.length;
+  }
+
+  private sortedLevel(h: number): Float32Array {
+    if (h > 0) return this.upper[h - 1]!;
+    return this.level0.slice(0, this.level0Size).sort();
+  }
+
+  // Halves level h: keeps every other item (random offset) at double weight in level h+1.
+  private compactLevel(h: number): void {
+    const items = this.sortedLevel(h);
+    const odd = items.length % 2;
+    const keep = odd ? items.subarray(0, 1) : new Float32Array(0);
+    const pairs = items.subarray(odd);
+    const offset = this.nextBit();
+    const promoted = new Float32Array(pairs.length / 2);
+    for (let i = 0; i < promoted.length; i++) promoted[i] = pairs[2 * i + offset]!;
+    if (h === 0) {
+      this.level0.set(keep);
+      this.level0Size = keep.length;
+    } else {
+      this.upper[h - 1] = Float32Array.from(keep);
+    }
+    if (this.upper.length < h + 1) {
+      this.upper.push(new Float32Array(0));
+      this.refreshCapacity();
+    }
+    this.upper[h] = mergeSorted(this.upper[h]!, promoted);
+    this.retainedCount -= promoted.length;
+  }
+
+  /** Merges `other` into this sketch; the rank-error bound holds for the merged n. */
+  merge(other: KllSketch): void {
+    if (other.count === 0) return;
+    const need = this.level0Size + other.level0Size;
+    if (need > this.level0.length) this.growLevel0(need);
+    this.level0.set(other.level0.subarray(0, other.level0Size), this.level0Size);
+    this.level0Size = need;
+    for (let h = 0; h < other.upper.length; h++) {
+      if (this.upper.length <= h) this.upper.push(new Float32Array(0));
+      this.upper[h] = mergeSorted(this.upper[h]!, other.upper[h]!);
+    }
+    this.count += other.count;
+    this.retainedCount += other.retainedCount;
+    this.refreshCapacity();
+    this.rngState = (this.rngState ^ Math.imul(other.rngState, 2654435761)) >>> 0 || DEFAULT_SEED;
+    this.sortedCache = undefined;
+    while (this.retainedCount > this.capacityTotal) this.compactLowestFullLevel();
+  }
+
+  clone(): KllSketch {
+    return KllSketch.fromJSON(this.toJSON());
+  }
+
+  /** Items with weights, sorted by value. Cached until the next update. */
+  weightedPoints(): WeightedPoints {
+    if (this.sortedCache) return this.sortedCache;
+    const size = this.retained;
+    const pairs: Array<[number, number]> = new Array(size);
+    let p = 0;
+    for (let i = 0; i < this.level0Size; i++) pairs[p++] = [this.level0[i]!, 1];
+    this.upper.forEach((level, idx) => {
+      const w = 2 ** (idx + 1);
+      for (const v of level) pairs[p++] = [v, w];
+    });
+    pairs.sort((a, b) => a[0] - b[0]);
+    const values = new Float64Array(size);
+    const cumulative = new Float64Array(size);
+    let acc = 0;
+    for (let i = 0; i < size; i++) {
+      values[i] = pairs[i]![0];
+      acc += pairs[i]![1];
+      cumulative[i] = acc;
+    }
+    this.sortedCache = { values, cumulative, total: acc };
+    return this.sortedCache;
+  }
+
+  toJSON(): KllSketchJSON {
+    const sizes = [this.level0Size, ...this.upper.map((l) => l.length)];
+    const all = new Float32Array(sizes.reduce((a, b) => a + b, 0));
+    all.set(this.level0.subarray(0, this.level0Size));
+    let at = this.level0Size;
+    for (const level of this.upper) {
+      all.set(level, at);
+      at += level.length;
+    }
+    return { k: this.k, n: this.count, rng: this.rngState, levels: sizes, items: encodeFloats(all) };
+  }
+
+  static fromJSON(json: KllSketchJSON, where = "sketch"): KllSketch {
+    const sketch = new KllSketch(json.k, json.rng);
+    const items = decodeFloat32(json.items, `${where}.items`);
+    const expected = json.levels.reduce((a, b) => a + b, 0);
+    if (items.length !== expected) {
+      throw new RangeError(`${where}: levels list ${expected} items but items holds ${items.length}`);
+    }
+    const [size0 = 0, ...rest] = json.levels;
+    if (size0 > sketch.level0.length) sketch.growLevel0(size0);
+    sketch.level0.set(items.subarray(0, size0));
+    sketch.level0Size = size0;
+    let at = size0;
+    sketch.upper = rest.map((size) => {
+      const level = items.slice(at, at + size);
+      at += size;
+      return level;
+    });
+    const weight = sketch.level0Size + sketch.upper.reduce((s, l, i) => s + l.length * 2 ** (i + 1), 0);
+    if (weight !== json.n) throw new RangeError(`${where}: n is ${json.n} but the items weigh ${weight}`);
+    sketch.count = json.n;
+    sketch.retainedCount = expected;
+    sketch.refreshCapacity();
+    return sketch;
+  }
+}
+
+/** Base64 of the array's little-endian bytes (the compact form of exact values and sketch items). */
+export function encodeFloats(values: Float32Array | Float64Array): string {
+  return Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString("base64");
+}
+
+function decodeBytes(text: string, width: 4 | 8, where: string): Uint8Array {
+  const bytes = Buffer.from(text, "base64");
+  if (bytes.length % width !== 0) throw new RangeError(`${where}: ${bytes.length} bytes is not a whole number of float${width * 8}`);
+  // Copy into a fresh, aligned buffer: Buffer.from may return a slice of a shared pool.
+  return new Uint8Array(bytes);
+}
+
+export function decodeFloat32(text: string, where: string): Float32Array {
+  return new Float32Array(decodeBytes(text, 4, where).buffer);
+}
+
+export function decodeFloat64(text: string, where: string): Float64Array {
+  return new Float64Array(decodeBytes(text, 8, where).buffer);
+}

@@ -1,0 +1,60 @@
+// Flag parsers, logger and exit codes shared by `ballast train`, `serve` and `sidecar`.
+import { CommanderError, InvalidArgumentError } from "commander";
+import { pino, type Logger } from "pino";
+import { FeatureValueError } from "../runtime/features.js";
+import { StoreError } from "../runtime/store.js";
+import { DataError } from "../training/data.js";
+
+export function integer(flag: string, min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${flag} must be an integer from ${min} to ${max}, got "${value}"`);
+    return n;
+  };
+}
+
+export function fraction(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError(`${flag} must be a number in [0, 1), got "${value}"`);
+    return n;
+  };
+}
+
+export function positiveNumber(flag: string, allowZero = false): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < 0 || (!allowZero && n === 0)) {
+      throw new InvalidArgumentError(`${flag} must be a ${allowZero ? "non-negative" : "positive"} number, got "${value}"`);
+    }
+    return n;
+  };
+}
+
+/** Durations like 500ms, 30s, 5m, 1h (a bare number is seconds). */
+export function duration(flag: string): (value: string) => number {
+  return (value) => {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+    if (!m) throw new InvalidArgumentError(`${flag} must be a duration like 500ms, 30s, 5m or 1h, got "${value}"`);
+    const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h"];
+    return Number(m[1]) * scale;
+  };
+}
+
+/** pino JSON on stderr with the pod's identity, so stdout stays free for command output. */
+export function runtimeLogger(component: string, level = process.env.BALLAST_LOG_LEVEL ?? "info"): Logger {
+  return pino(
+    {
+      level,
+      base: { component, ...(process.env.POD_NAME ? { pod: process.env.POD_NAME } : {}), ...(process.env.POD_NAMESPACE ? { namespace: process.env.POD_NAMESPACE } : {}) },
+    },
+    pino.destination(2),
+  );
+}
+
+/** 2 for anything the user can fix in their input (flags, files, names); 1 for everything else. */
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof DataError || err instanceof FeatureValueError || err instanceof CommanderError) return 2;
+  if (err instanceof StoreError) return err.code === "io" ? 1 : 2;
+  return 1;
+}

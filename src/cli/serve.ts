@@ -1,0 +1,82 @@
+// `ballast serve`: the model server container of a serving pod (Open Inference Protocol v2 REST).
+import { Command, Option } from "commander";
+import { BACKEND_PREFERENCES, type BackendPreference } from "../runtime/backend.js";
+import { DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, defaultHost } from "../runtime/http-json.js";
+import { duration, exitCodeFor, integer, runtimeLogger } from "./runtime-flags.js";
+import { packageVersion } from "./version.js";
+
+interface ServeFlags {
+  store: string;
+  model: string;
+  version?: string;
+  host: string;
+  port: number;
+  backend: BackendPreference;
+  pvcMountRoot?: string;
+  maxBodyBytes: number;
+  maxBatchRows: number;
+  drainTimeout: number;
+  logLevel: string;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command("serve")
+    .description("serve one model version over the Open Inference Protocol v2 REST API (/v2/health/live, /v2/health/ready, /v2/models/<model>/infer, /metrics)")
+    .requiredOption("--store <uri>", "model store root: file:///<dir>, pvc://<claim>/<path>, http(s)://<host>/<path> or a directory path")
+    .requiredOption("--model <name>", "model name")
+    .option("--version <version>", "version to serve (default: the newest in the store)")
+    .option("--host <address>", "address to bind (default: env POD_IP, else 0.0.0.0)", defaultHost())
+    .option("--port <port>", "port to bind (0 = any free port, printed in the 'listening' log line)", integer("--port", 0, 65535), 8080)
+    .addOption(new Option("--backend <name>", "tfjs backend (auto: tfjs-node-gpu, tfjs-node, wasm, cpu; env BALLAST_TF_BACKEND)").choices([...BACKEND_PREFERENCES]).default("auto"))
+    .option("--pvc-mount-root <dir>", "where pvc://<claim> is mounted (default env BALLAST_PVC_MOUNT_ROOT, else /mnt/models)")
+    .option("--max-body-bytes <n>", "largest request body accepted (413 above)", integer("--max-body-bytes", 1024, 1 << 30), DEFAULT_MAX_BODY_BYTES)
+    .option("--max-batch-rows <n>", "most rows in one infer request (413 above)", integer("--max-batch-rows", 1, 1_000_000), DEFAULT_MAX_BATCH_ROWS)
+    .option("--drain-timeout <duration>", "on SIGTERM, how long in-flight requests may take before connections are dropped", duration("--drain-timeout"), 10_000)
+    .option("--log-level <level>", "pino log level (env BALLAST_LOG_LEVEL)", process.env.BALLAST_LOG_LEVEL ?? "info")
+    .action(async (flags: ServeFlags) => {
+      const log = runtimeLogger("serve", flags.logLevel);
+      try {
+        const { loadBackend } = await import("../runtime/backend.js");
+        const { openStore } = await import("../runtime/store.js");
+        const { ModelServer } = await import("../runtime/model-server.js");
+        const backend = await loadBackend(flags.backend);
+        log.info({ event: "backend", backend: backend.backend, provider: backend.provider, skipped: backend.skipped }, `tfjs backend ${backend.backend}`);
+        const server = new ModelServer({
+          store: openStore(flags.store, { pvcMountRoot: flags.pvcMountRoot }),
+          model: flags.model,
+          version: flags.version,
+          host: flags.host,
+          port: flags.port,
+          maxBodyBytes: flags.maxBodyBytes,
+          maxBatchRows: flags.maxBatchRows,
+          drainTimeoutMs: flags.drainTimeout,
+          backend,
+          logger: log,
+          serverVersion: packageVersion(),
+        });
+        stopOnSignals(log, () => server.stop());
+        await server.start();
+      } catch (err) {
+        log.error({ event: "serve-failed", error: (err as Error).message }, "model server failed to start");
+        console.error(`ballast serve: ${(err as Error).message}`);
+        process.exit(exitCodeFor(err));
+      }
+    });
+}
+
+/** SIGTERM / SIGINT: stop gracefully once, then exit 0 (a second signal exits at once). */
+export function stopOnSignals(log: { info: (o: object, m: string) => void }, stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ event: "shutdown", signal }, "draining and shutting down");
+    stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}

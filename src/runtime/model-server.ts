@@ -1,0 +1,239 @@
+// `ballast serve`: one model version behind the Open Inference Protocol v2 REST API.
+import { randomUUID } from "node:crypto";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { LayersModel } from "@tensorflow/tfjs";
+import type { Logger } from "pino";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { LoadedBackend } from "./backend.js";
+import { encodeColumns } from "./features.js";
+import { DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, closeGracefully, listen, parseJsonBody, readBody, sendError, sendJson, sendText } from "./http-json.js";
+import { outputNames, readMetadata, type ModelMetadata } from "./metadata.js";
+import { loadModel } from "./model-files.js";
+import { RequestError, decodeInferRequest, encodeInferResponse } from "./oip.js";
+import { predict } from "./predict.js";
+import { resolveVersion, type ModelStore } from "./store.js";
+
+export const REQUEST_ID_HEADER = "inference-request-id";
+
+export interface ModelServerOptions {
+  store: ModelStore;
+  model: string;
+  version?: string;
+  host: string;
+  port: number;
+  maxBodyBytes?: number;
+  maxBatchRows?: number;
+  drainTimeoutMs?: number;
+  backend: LoadedBackend;
+  logger: Logger;
+  /** Reported by `GET /v2` (the Ballast package version). */
+  serverVersion: string;
+}
+
+type Route =
+  | { kind: "live" | "ready" | "server" | "metrics" }
+  | { kind: "model" | "model-ready" | "infer"; model: string; version?: string };
+
+const MODEL_PATH = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer)?$/;
+
+export function matchRoute(pathname: string): Route | undefined {
+  switch (pathname) {
+    case "/v2/health/live":
+      return { kind: "live" };
+    case "/v2/health/ready":
+      return { kind: "ready" };
+    case "/v2":
+    case "/v2/":
+      return { kind: "server" };
+    case "/metrics":
+      return { kind: "metrics" };
+  }
+  const m = MODEL_PATH.exec(pathname);
+  if (!m) return undefined;
+  const model = safeDecode(m[1]!);
+  const version = m[2] === undefined ? undefined : safeDecode(m[2]);
+  const kind = m[3] === "/ready" ? "model-ready" : m[3] === "/infer" ? "infer" : "model";
+  return { kind, model, ...(version !== undefined ? { version } : {}) };
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+export class ModelServer {
+  private readonly server: http.Server;
+  private ready = false;
+  private draining = false;
+  private meta!: ModelMetadata;
+  private tfModel!: LayersModel;
+  private outputs: string[] = [];
+  private readonly registry = new Registry();
+  private readonly requests: Counter<"route" | "code">;
+  private readonly latency: Histogram<"route">;
+  private readonly rowsTotal: Counter;
+  private readonly info: Gauge<"model" | "version" | "backend">;
+  readonly maxBodyBytes: number;
+  readonly maxBatchRows: number;
+
+  constructor(private readonly options: ModelServerOptions) {
+    this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.maxBatchRows = options.maxBatchRows ?? DEFAULT_MAX_BATCH_ROWS;
+    this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.handle(req, res));
+    collectDefaultMetrics({ register: this.registry, prefix: "ballast_serve_" });
+    this.requests = new Counter({
+      name: "ballast_serve_requests_total",
+      help: "HTTP requests answered by the model server, by route and status code.",
+      labelNames: ["route", "code"],
+      registers: [this.registry],
+    });
+    this.latency = new Histogram({
+      name: "ballast_serve_request_duration_seconds",
+      help: "Time from request start to response end in the model server.",
+      labelNames: ["route"],
+      buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [this.registry],
+    });
+    this.rowsTotal = new Counter({ name: "ballast_serve_inference_rows_total", help: "Rows predicted.", registers: [this.registry] });
+    this.info = new Gauge({
+      name: "ballast_model_info",
+      help: "The model version this process serves (value 1) and the tfjs backend it runs on.",
+      labelNames: ["model", "version", "backend"],
+      registers: [this.registry],
+    });
+  }
+
+  /** Binds first (so liveness answers while the model loads), then loads, warms up and turns ready. */
+  async start(): Promise<{ host: string; port: number }> {
+    const address = await listen(this.server, this.options.host, this.options.port);
+    this.options.logger.info({ event: "listening", ...address }, "model server listening");
+    await this.load();
+    return address;
+  }
+
+  get metadata(): ModelMetadata {
+    return this.meta;
+  }
+
+  private async load(): Promise<void> {
+    const { store, model, logger, backend } = this.options;
+    const version = await resolveVersion(store, model, this.options.version);
+    this.meta = await readMetadata(store, model, version);
+    this.tfModel = await loadModel(backend.tf, store, model, version);
+    this.outputs = outputNames(this.meta);
+    // Warm-up: the first predict compiles kernels; ready only after one succeeded.
+    const warm = this.meta.features.map(() => [null]);
+    predict(backend.tf, this.tfModel, this.meta, encodeColumns(this.meta.features, warm, 1), 1);
+    this.info.set({ model, version, backend: backend.backend }, 1);
+    this.ready = true;
+    logger.info({ event: "ready", model, version, backend: backend.backend, features: this.meta.features.length }, "model loaded and warmed up");
+  }
+
+  /** Not ready from now on; finishes in-flight requests, then closes. */
+  async stop(): Promise<void> {
+    this.ready = false;
+    this.draining = true;
+    await closeGracefully(this.server, this.options.drainTimeoutMs ?? 10_000);
+    this.tfModel?.dispose();
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const started = process.hrtime.bigint();
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const route = matchRoute(q === -1 ? url : url.slice(0, q));
+    const routeLabel = route?.kind ?? "unknown";
+    res.on("finish", () => {
+      this.requests.inc({ route: routeLabel, code: String(res.statusCode) });
+      this.latency.observe({ route: routeLabel }, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    if (this.draining) res.setHeader("connection", "close");
+    this.dispatch(req, res, route).catch((err: unknown) => {
+      if (err instanceof RequestError) {
+        this.options.logger.debug({ event: "bad-request", status: err.status, error: err.message, path: url }, "bad request");
+        if (!res.headersSent) sendError(res, err.status, err.message);
+        return;
+      }
+      this.options.logger.error({ event: "request-failed", err, path: url }, "request failed");
+      if (!res.headersSent) sendError(res, 500, `internal error: ${err instanceof Error ? err.message : String(err)}`);
+      else res.destroy();
+    });
+  }
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse, route: Route | undefined): Promise<void> {
+    if (!route) throw new RequestError(404, `no route ${req.method} ${req.url}; see /v2 for the Open Inference Protocol endpoints`);
+    const method = req.method ?? "GET";
+    const wanted = route.kind === "infer" ? "POST" : "GET";
+    if (method !== wanted && !(wanted === "GET" && method === "HEAD")) {
+      req.resume();
+      res.setHeader("allow", wanted);
+      throw new RequestError(405, `method ${method} not allowed on ${req.url}; use ${wanted}`);
+    }
+    switch (route.kind) {
+      case "live":
+        return sendJson(res, 200, { live: true });
+      case "ready":
+        return this.ready ? sendJson(res, 200, { ready: true }) : sendError(res, 503, this.draining ? "shutting down" : "model is loading");
+      case "server":
+        return sendJson(res, 200, { name: "ballast", version: this.options.serverVersion, extensions: [] });
+      case "metrics":
+        return sendText(res, 200, this.registry.contentType, await this.registry.metrics());
+    }
+    if (!this.ready) throw new RequestError(503, this.draining ? "server is shutting down" : "model is loading; retry when /v2/health/ready is 200");
+    this.checkModel(route.model, route.version);
+    if (route.kind === "model-ready") return sendJson(res, 200, { name: this.meta.model, ready: true });
+    if (route.kind === "model") return sendJson(res, 200, this.modelMetadataResponse());
+    return this.infer(req, res);
+  }
+
+  private checkModel(model: string, version: string | undefined): void {
+    if (model !== this.meta.model) throw new RequestError(404, `unknown model "${model}"; this server serves "${this.meta.model}"`);
+    if (version !== undefined && version !== this.meta.version) {
+      throw new RequestError(404, `model "${model}" version "${version}" is not loaded; this server serves version "${this.meta.version}"`);
+    }
+  }
+
+  private modelMetadataResponse(): object {
+    const m = this.meta;
+    return {
+      name: m.model,
+      versions: [m.version],
+      platform: "tfjs_layers",
+      inputs: m.features.map((f) => ({ name: f.name, datatype: f.type === "numeric" ? "FP32" : "BYTES", shape: [-1] })),
+      outputs:
+        m.task === "classification"
+          ? [
+              { name: "label", datatype: "BYTES", shape: [-1] },
+              { name: "probabilities", datatype: "FP32", shape: [-1, m.classes!.length] },
+            ]
+          : [{ name: "value", datatype: "FP32", shape: [-1] }],
+      parameters: {
+        task: m.task,
+        label: m.label,
+        ...(m.classes ? { classes: m.classes } : {}),
+        backend: this.options.backend.backend,
+        row_input: { name: "input", shape: [-1, m.features.length], features: m.features.map((f) => f.name) },
+      },
+    };
+  }
+
+  private async infer(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = parseJsonBody(req, await readBody(req, this.maxBodyBytes));
+    const decoded = decodeInferRequest(body, this.meta.features, this.outputs, this.maxBatchRows);
+    let encoded: Float32Array;
+    try {
+      encoded = encodeColumns(this.meta.features, decoded.columns, decoded.rows, (f, r) => `input "${f}" row ${r}`);
+    } catch (err) {
+      throw new RequestError(400, (err as Error).message);
+    }
+    const p = predict(this.options.backend.tf, this.tfModel, this.meta, encoded, decoded.rows);
+    this.rowsTotal.inc(decoded.rows);
+    const header = req.headers[REQUEST_ID_HEADER];
+    const id = decoded.id ?? (typeof header === "string" && header !== "" ? header : randomUUID());
+    const response = encodeInferResponse(this.meta.model, this.meta.version, id, p, this.meta.classes, decoded.outputs);
+    sendJson(res, 200, response, { [REQUEST_ID_HEADER]: id });
+  }
+}

@@ -1,0 +1,286 @@
+// The model store: `<root>/<model>/<version>/` directories written atomically and never modified afterwards.
+import { randomBytes } from "node:crypto";
+import { constants as fsConstants } from "node:fs";
+import fs from "node:fs/promises";
+import path from "node:path";
+import { parseStorageUri, type StorageLocation } from "../api/storage-uri.js";
+
+/** Directory under which `pvc://<claim>/...` URIs resolve to `<root>/<claim>/...` unless overridden. */
+export const DEFAULT_PVC_MOUNT_ROOT = "/mnt/models";
+export const METADATA_FILE = "metadata.json";
+/** Rewritten (atomically) after each new version so read-only HTTP stores can list versions. */
+export const INDEX_FILE = "index.json";
+
+const NAME_PATTERN = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
+
+export class StoreError extends Error {
+  constructor(
+    message: string,
+    readonly code: "bad-uri" | "bad-name" | "not-found" | "exists" | "read-only" | "io",
+  ) {
+    super(message);
+    this.name = "StoreError";
+  }
+}
+
+export interface VersionEntry {
+  version: string;
+  createdAt: string;
+}
+
+export interface ModelIndex {
+  model: string;
+  versions: VersionEntry[];
+}
+
+export interface ModelStore {
+  /** The URI the store was opened with (for logs and metadata). */
+  readonly uri: string;
+  readonly readOnly: boolean;
+  /** Versions of a model, oldest first (ordered by createdAt, then name). */
+  listVersions(model: string): Promise<VersionEntry[]>;
+  readFile(model: string, version: string, file: string): Promise<Buffer>;
+  /** Writes all files of a new version at once: either every file is there or the version does not exist. */
+  writeVersion(model: string, version: string, files: ReadonlyMap<string, Uint8Array | string>): Promise<void>;
+}
+
+export interface StoreOptions {
+  /** Where `pvc://` claims are mounted; default env BALLAST_PVC_MOUNT_ROOT, else /mnt/models. */
+  pvcMountRoot?: string;
+}
+
+/** Opens `file:///abs`, `pvc://claim/path`, `http(s)://host/path` or a plain directory path. */
+export function openStore(uri: string, options: StoreOptions = {}): ModelStore {
+  return uri.startsWith("http://") || uri.startsWith("https://")
+    ? new HttpModelStore(uri)
+    : new FileModelStore(uri, resolveStorePath(uri, options));
+}
+
+/** The local directory of a `file://` or `pvc://` URI (or a plain path); `pvc://c/p` is `<mount root>/c/p`. */
+export function resolveStorePath(uri: string, options: StoreOptions = {}): string {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) return path.resolve(uri);
+  let location: StorageLocation;
+  try {
+    location = parseStorageUri(uri, "store");
+  } catch (err) {
+    throw new StoreError((err as Error).message, "bad-uri");
+  }
+  if (location.scheme === "file") return location.path;
+  if (location.scheme === "pvc") {
+    const root = options.pvcMountRoot ?? process.env.BALLAST_PVC_MOUNT_ROOT ?? DEFAULT_PVC_MOUNT_ROOT;
+    return path.join(root, location.claimName, location.path);
+  }
+  throw new StoreError(`${uri}: ${location.scheme}:// is not a local path`, "bad-uri");
+}
+
+export function checkName(kind: "model" | "version", name: string): void {
+  if (!NAME_PATTERN.test(name)) {
+    throw new StoreError(
+      `${kind} name "${name}" is invalid: use 1-63 lowercase letters, digits, '.', '_' or '-', starting and ending alphanumeric`,
+      "bad-name",
+    );
+  }
+}
+
+const FILE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+function checkFileName(file: string): void {
+  if (!FILE_PATTERN.test(file)) throw new StoreError(`file name "${file}" is invalid inside a model version`, "bad-name");
+}
+
+/** The newest version (by createdAt), or the named one after checking it exists. */
+export async function resolveVersion(store: ModelStore, model: string, version?: string): Promise<string> {
+  const versions = await store.listVersions(model);
+  if (version !== undefined) {
+    checkName("version", version);
+    if (!versions.some((v) => v.version === version)) {
+      throw new StoreError(
+        `model ${model} has no version ${version} in ${store.uri} (versions: ${versions.map((v) => v.version).join(", ") || "none"})`,
+        "not-found",
+      );
+    }
+    return version;
+  }
+  const latest = versions.at(-1);
+  if (!latest) throw new StoreError(`model ${model} has no versions in ${store.uri}`, "not-found");
+  return latest.version;
+}
+
+/** The next free `v<N>` name, one above the highest numbered version. */
+export async function nextVersionName(store: ModelStore, model: string): Promise<string> {
+  let highest = 0;
+  for (const { version } of await store.listVersions(model)) {
+    const m = /^v(\d+)$/.exec(version);
+    if (m) highest = Math.max(highest, Number(m[1]));
+  }
+  return `v${highest + 1}`;
+}
+
+function sortVersions(entries: VersionEntry[]): VersionEntry[] {
+  return entries.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.version.localeCompare(b.version, "en", { numeric: true }));
+}
+
+export class FileModelStore implements ModelStore {
+  readonly readOnly = false;
+  constructor(
+    readonly uri: string,
+    readonly root: string,
+  ) {}
+
+  async listVersions(model: string): Promise<VersionEntry[]> {
+    checkName("model", model);
+    const dir = path.join(this.root, model);
+    let names: string[];
+    try {
+      names = await fs.readdir(dir);
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) return [];
+      throw new StoreError(`cannot list ${dir}: ${(err as Error).message}`, "io");
+    }
+    const entries: VersionEntry[] = [];
+    for (const name of names) {
+      // Temp dirs start with '.', so a half-written version is never listed.
+      if (!NAME_PATTERN.test(name)) continue;
+      try {
+        const meta = JSON.parse(await fs.readFile(path.join(dir, name, METADATA_FILE), "utf8")) as { createdAt?: unknown };
+        entries.push({ version: name, createdAt: typeof meta.createdAt === "string" ? meta.createdAt : "" });
+      } catch {
+        // A directory without readable metadata is not a version (e.g. someone else's files).
+      }
+    }
+    return sortVersions(entries);
+  }
+
+  async readFile(model: string, version: string, file: string): Promise<Buffer> {
+    checkName("model", model);
+    checkName("version", version);
+    checkFileName(file);
+    const p = path.join(this.root, model, version, file);
+    try {
+      return await fs.readFile(p);
+    } catch (err) {
+      if (isErrno(err, "ENOENT")) throw new StoreError(`${p} does not exist`, "not-found");
+      throw new StoreError(`cannot read ${p}: ${(err as Error).message}`, "io");
+    }
+  }
+
+  async writeVersion(model: string, version: string, files: ReadonlyMap<string, Uint8Array | string>): Promise<void> {
+    checkName("model", model);
+    checkName("version", version);
+    if (!files.has(METADATA_FILE)) throw new StoreError(`a version needs ${METADATA_FILE}`, "bad-name");
+    const modelDir = path.join(this.root, model);
+    const target = path.join(modelDir, version);
+    await fs.mkdir(modelDir, { recursive: true });
+    if (await exists(target)) throw new StoreError(`version ${model}/${version} already exists in ${this.uri}; versions are immutable`, "exists");
+    const tmp = path.join(modelDir, `.tmp-${version}-${randomBytes(4).toString("hex")}`);
+    await fs.mkdir(tmp);
+    try {
+      for (const [name, content] of files) {
+        checkFileName(name);
+        await writeFileDurably(path.join(tmp, name), content);
+      }
+      await fsyncDirectory(tmp);
+      try {
+        // rename(2) of a directory fails on an existing non-empty target, so two writers never merge.
+        await fs.rename(tmp, target);
+      } catch (err) {
+        if (isErrno(err, "ENOTEMPTY") || isErrno(err, "EEXIST")) {
+          throw new StoreError(`version ${model}/${version} already exists in ${this.uri}; versions are immutable`, "exists");
+        }
+        throw err;
+      }
+      await fsyncDirectory(modelDir);
+    } catch (err) {
+      await fs.rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+    await this.writeIndex(model);
+  }
+
+  private async writeIndex(model: string): Promise<void> {
+    const index: ModelIndex = { model, versions: await this.listVersions(model) };
+    const modelDir = path.join(this.root, model);
+    const tmp = path.join(modelDir, `.tmp-index-${randomBytes(4).toString("hex")}`);
+    await writeFileDurably(tmp, JSON.stringify(index, null, 2) + "\n");
+    await fs.rename(tmp, path.join(modelDir, INDEX_FILE));
+    await fsyncDirectory(modelDir);
+  }
+}
+
+/** Read-only store over HTTP: versions come from `<root>/<model>/index.json`, files from `<root>/<model>/<version>/<file>`. */
+export class HttpModelStore implements ModelStore {
+  readonly readOnly = true;
+  private readonly base: string;
+  constructor(readonly uri: string) {
+    this.base = uri.endsWith("/") ? uri : `${uri}/`;
+  }
+
+  async listVersions(model: string): Promise<VersionEntry[]> {
+    checkName("model", model);
+    const body = await this.fetchBytes(`${model}/${INDEX_FILE}`, true);
+    if (!body) return [];
+    const index = JSON.parse(body.toString("utf8")) as Partial<ModelIndex>;
+    if (!Array.isArray(index.versions)) throw new StoreError(`${this.base}${model}/${INDEX_FILE}: no "versions" array`, "io");
+    return sortVersions(index.versions.filter((v) => typeof v?.version === "string" && NAME_PATTERN.test(v.version)));
+  }
+
+  async readFile(model: string, version: string, file: string): Promise<Buffer> {
+    checkName("model", model);
+    checkName("version", version);
+    checkFileName(file);
+    return (await this.fetchBytes(`${model}/${version}/${file}`, false))!;
+  }
+
+  writeVersion(model: string, version: string): Promise<void> {
+    return Promise.reject(new StoreError(`cannot write ${model}/${version}: ${this.uri} is an HTTP store (read-only)`, "read-only"));
+  }
+
+  private async fetchBytes(rel: string, missingOk: boolean): Promise<Buffer | undefined> {
+    const url = new URL(rel, this.base).toString();
+    let res: Response;
+    try {
+      res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+    } catch (err) {
+      throw new StoreError(`GET ${url} failed: ${(err as Error).message}`, "io");
+    }
+    if (res.status === 404) {
+      if (missingOk) return undefined;
+      throw new StoreError(`GET ${url}: 404 not found`, "not-found");
+    }
+    if (!res.ok) throw new StoreError(`GET ${url}: HTTP ${res.status}`, "io");
+    return Buffer.from(await res.arrayBuffer());
+  }
+}
+
+async function writeFileDurably(file: string, content: Uint8Array | string): Promise<void> {
+  const handle = await fs.open(file, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** fsync on a directory makes the entries (new files, renames) in it durable. */
+export async function fsyncDirectory(dir: string): Promise<void> {
+  const handle = await fs.open(dir, fsConstants.O_RDONLY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function isErrno(err: unknown, code: string): boolean {
+  return typeof err === "object" && err !== null && (err as NodeJS.ErrnoException).code === code;
+}

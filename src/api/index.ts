@@ -5,3 +5,4 @@ export * from "./defaults.js";
 export * from "./storage-uri.js";
 export * from "./crd.js";
 export type { CelRule, Resolved } from "./schema-kit.js";
+export * from "./kstatus.js";

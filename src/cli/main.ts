@@ -2,6 +2,7 @@
 // The `ballast` command: one binary, one image, one subcommand per component (see docs/architecture.md).
 import { Command, CommanderError } from "commander";
 import { packageVersion } from "./version.js";
+import { registerOperator } from "./operator.js";
 
 export function buildProgram(): Command {
   const program = new Command("ballast")
@@ -9,6 +10,7 @@ export function buildProgram(): Command {
     .version(packageVersion(), "-v, --version", "print the Ballast version")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
+  registerOperator(program);
   return program;
 }
 

@@ -30,8 +30,9 @@ export interface ObjectMeta {
   annotations?: Record<string, string>;
   finalizers?: string[];
   ownerReferences?: OwnerReference[];
-  deletionTimestamp?: string;
-  creationTimestamp?: string;
+  // client-node's typed models say Date; raw JSON from the API server has RFC 3339 strings.
+  deletionTimestamp?: string | Date;
+  creationTimestamp?: string | Date;
   managedFields?: unknown[];
 }
 export interface OwnerReference {

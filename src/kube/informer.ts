@@ -6,6 +6,12 @@ import { KubeApiError, resourcePath, type KubeClient, type KubeList, type KubeOb
 import { Backoff } from "./rate-limiter.js";
 import { sleepUnlessAborted } from "./abortable-sleep.js";
 
+/** Read access to an informer's cache, keyed "namespace/name". */
+export interface ObjectCache<T> {
+  get(key: string): T | undefined;
+  list(): T[];
+}
+
 export interface InformerHandlers<T> {
   add?(obj: T): void;
   update?(oldObj: T, newObj: T): void;
@@ -41,7 +47,7 @@ export function withoutManagedFields<T extends KubeObject>(obj: T): T {
 
 class Gone extends Error {}
 
-export class Informer<T extends KubeObject> {
+export class Informer<T extends KubeObject> implements ObjectCache<T> {
   private readonly store = new Map<string, T>();
   private readonly handlers: InformerHandlers<T>[] = [];
   private resourceVersion = "";
@@ -219,5 +225,56 @@ export class Informer<T extends KubeObject> {
     if (gone) throw new Gone();
     // A watch that ends at once with nothing in it is a failure in disguise (e.g. a proxy); back off.
     if (events === 0 && Date.now() - startedAt < 1_000) throw new Error("watch closed immediately");
+  }
+}
+
+/** One informer per watched namespace behind one cache (for `--namespaces a,b`); undefined = all namespaces. */
+export class NamespacedInformers<T extends KubeObject> implements ObjectCache<T> {
+  private readonly byNamespace = new Map<string, Informer<T>>();
+
+  constructor(namespaces: string[] | undefined, opts: Omit<InformerOptions<T>, "namespace">) {
+    for (const ns of namespaces ?? [""]) this.byNamespace.set(ns, new Informer<T>({ ...opts, namespace: ns || undefined }));
+  }
+
+  private informers(): Informer<T>[] {
+    return [...this.byNamespace.values()];
+  }
+
+  on(handlers: InformerHandlers<T>): void {
+    for (const i of this.informers()) i.on(handlers);
+  }
+
+  get(key: string): T | undefined {
+    const all = this.byNamespace.get("");
+    if (all) return all.get(key);
+    return this.byNamespace.get(key.slice(0, key.indexOf("/")))?.get(key);
+  }
+
+  list(): T[] {
+    return this.informers().flatMap((i) => i.list());
+  }
+
+  get size(): number {
+    return this.informers().reduce((n, i) => n + i.size, 0);
+  }
+
+  hasSynced(): boolean {
+    return this.informers().every((i) => i.hasSynced());
+  }
+
+  async waitForSync(signal?: AbortSignal): Promise<void> {
+    await Promise.all(this.informers().map((i) => i.waitForSync(signal)));
+  }
+
+  get recoveries(): number {
+    return this.informers().reduce((n, i) => n + i.recoveries, 0);
+  }
+
+  start(): void {
+    for (const i of this.informers()) i.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.informers().map((i) => i.stop()));
   }
 }

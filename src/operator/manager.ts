@@ -1,0 +1,210 @@
+// The manager: informers (ModelDeployments + owned Deployments/Services/ConfigMaps mapped back to their
+// owner) → work queue → serving reconciler workers; leader election gates the workers; /healthz, /readyz
+// and /metrics; graceful shutdown drains the queue and releases the Lease.
+import { randomUUID } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import { hostname } from "node:os";
+import type { V1ConfigMap, V1Deployment, V1Service } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { API_VERSION, KIND, type ResolvedModelDeployment } from "../api/index.js";
+import type { KubeClient, KubeObject } from "../kube/client.js";
+import { EventRecorder } from "../kube/events.js";
+import { NamespacedInformers, objectKey, withoutManagedFields } from "../kube/informer.js";
+import { LeaderElector, type LeaderElectionTimings } from "../kube/leader-election.js";
+import { parseBindAddress } from "./bind-address.js";
+import { Controller } from "./controller.js";
+import { OperatorMetrics } from "./metrics.js";
+import { CONFIG_MAPS, DEPLOYMENTS, MODEL_DEPLOYMENTS, SERVICES } from "./resources.js";
+import { LABEL_MANAGED_BY, MANAGED_BY } from "./serving/desired-state.js";
+import { ServingReconciler } from "./serving/reconciler.js";
+
+export interface LeaderElectionOptions extends Partial<LeaderElectionTimings> {
+  namespace: string;
+  id: string;
+}
+
+export interface ManagerOptions {
+  client: KubeClient;
+  logger: Logger;
+  /** Watched namespaces; undefined watches all. */
+  namespaces?: string[];
+  workers: number;
+  /** "host:port" or ":port"; "0" turns the listener off. */
+  metricsBindAddress: string;
+  healthProbeBindAddress: string;
+  leaderElection?: LeaderElectionOptions;
+  /** Ballast image for serving pods whose spec names none. */
+  image: string;
+  /** Who we are in Events and the Lease (the pod name in a cluster). */
+  identity?: string;
+}
+
+export const CONTROLLER_NAME = "modeldeployment-serving";
+export const REPORTING_CONTROLLER = "ballast.dev/operator";
+
+type MD = ResolvedModelDeployment & KubeObject;
+
+/** The "namespace/name" of the ModelDeployment that controls `obj`, if any. */
+export function controllingOwnerKey(obj: KubeObject): string | undefined {
+  const ref = obj.metadata?.ownerReferences?.find((o) => o.controller && o.kind === KIND && o.apiVersion === API_VERSION);
+  return ref ? `${obj.metadata?.namespace}/${ref.name}` : undefined;
+}
+
+/** Status-only updates (our own writes) carry nothing to reconcile; metadata and spec changes do. */
+export function modelDeploymentChanged(a: MD, b: MD): boolean {
+  const ma = a.metadata;
+  const mb = b.metadata;
+  return (
+    ma.generation !== mb.generation ||
+    String(ma.deletionTimestamp ?? "") !== String(mb.deletionTimestamp ?? "") ||
+    JSON.stringify(ma.finalizers ?? []) !== JSON.stringify(mb.finalizers ?? []) ||
+    JSON.stringify(ma.annotations ?? {}) !== JSON.stringify(mb.annotations ?? {}) ||
+    JSON.stringify(ma.labels ?? {}) !== JSON.stringify(mb.labels ?? {})
+  );
+}
+
+export class Manager {
+  readonly metrics = new OperatorMetrics();
+  readonly identity: string;
+  readonly controller: Controller;
+  private readonly modelDeployments: NamespacedInformers<MD>;
+  private readonly owned: NamespacedInformers<KubeObject>[];
+  private readonly recorder: EventRecorder;
+  private readonly servers: Server[] = [];
+  private elector: LeaderElector | undefined;
+  private electorRun: Promise<void> | undefined;
+  private readonly electorAbort = new AbortController();
+  private readonly log: Logger;
+  private stopping = false;
+
+  constructor(private readonly opts: ManagerOptions) {
+    this.log = opts.logger;
+    this.identity = opts.identity ?? `${hostname()}_${randomUUID()}`;
+    const informerOpts = { client: opts.client, logger: opts.logger, transform: withoutManagedFields };
+    this.modelDeployments = new NamespacedInformers<MD>(opts.namespaces, { ...informerOpts, resource: MODEL_DEPLOYMENTS });
+    // Only objects we manage: a cluster's other ConfigMaps and Deployments would cost memory for nothing.
+    const ownedOpts = { ...informerOpts, labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY}` };
+    const deployments = new NamespacedInformers<V1Deployment & KubeObject>(opts.namespaces, { ...ownedOpts, resource: DEPLOYMENTS });
+    const services = new NamespacedInformers<V1Service & KubeObject>(opts.namespaces, { ...ownedOpts, resource: SERVICES });
+    const configMaps = new NamespacedInformers<V1ConfigMap & KubeObject>(opts.namespaces, { ...ownedOpts, resource: CONFIG_MAPS });
+    this.owned = [deployments, services, configMaps] as NamespacedInformers<KubeObject>[];
+    this.recorder = new EventRecorder(opts.client, REPORTING_CONTROLLER, this.identity.slice(0, 128), opts.logger);
+    const reconciler = new ServingReconciler({
+      client: opts.client,
+      caches: { modelDeployments: this.modelDeployments, deployments, services, configMaps },
+      recorder: this.recorder,
+      defaultImage: opts.image,
+    });
+    this.controller = new Controller({ name: CONTROLLER_NAME, reconciler, workers: opts.workers, metrics: this.metrics, logger: opts.logger });
+    this.wireEvents();
+  }
+
+  private wireEvents(): void {
+    const enqueue = (obj: KubeObject) => this.controller.enqueue(objectKey(obj));
+    this.modelDeployments.on({ add: enqueue, delete: enqueue, update: (a, b) => modelDeploymentChanged(a, b) && enqueue(b) });
+    const enqueueOwner = (obj: KubeObject) => {
+      const key = controllingOwnerKey(obj);
+      if (key) this.controller.enqueue(key);
+    };
+    for (const inf of this.owned) inf.on({ add: enqueueOwner, update: (_a, b) => enqueueOwner(b), delete: enqueueOwner });
+  }
+
+  hasSynced(): boolean {
+    return this.modelDeployments.hasSynced() && this.owned.every((i) => i.hasSynced());
+  }
+
+  get isLeader(): boolean {
+    return this.opts.leaderElection ? (this.elector?.isLeader ?? false) : true;
+  }
+
+  /** Starts listeners and informers, waits for the caches, then reconciles (or campaigns first). */
+  async start(): Promise<void> {
+    await this.listen();
+    this.modelDeployments.start();
+    for (const i of this.owned) i.start();
+    this.log.info({ namespaces: this.opts.namespaces ?? "all", workers: this.opts.workers, identity: this.identity, user: this.opts.client.describeUser() }, "operator starting");
+    await Promise.all([this.modelDeployments.waitForSync(this.electorAbort.signal), ...this.owned.map((i) => i.waitForSync(this.electorAbort.signal))]);
+    if (this.stopping) return;
+    const le = this.opts.leaderElection;
+    if (!le) {
+      this.controller.start();
+      return;
+    }
+    const leaseName = { name: le.id };
+    this.metrics.leader.set(leaseName, 0);
+    this.elector = new LeaderElector(
+      { ...le, client: this.opts.client, namespace: le.namespace, name: le.id, identity: this.identity, logger: this.log },
+      {
+        onStartedLeading: () => {
+          this.metrics.leader.set(leaseName, 1);
+          this.controller.start();
+          // A new term starts from the whole cache: the previous leader may have left work half done.
+          for (const md of this.modelDeployments.list()) this.controller.enqueue(objectKey(md));
+        },
+        onStoppedLeading: () => {
+          this.metrics.leader.set(leaseName, 0);
+          void this.controller.stopWorkers();
+        },
+        onNewLeader: (id) => this.log.info({ leader: id }, "new leader observed"),
+      },
+    );
+    this.electorRun = this.elector.run(this.electorAbort.signal);
+  }
+
+  /** Drains the queue (reconciles in flight finish), releases the Lease, stops informers and listeners. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info({ queued: this.controller.queue.length }, "shutting down: draining the work queue");
+    await this.controller.drain();
+    this.electorAbort.abort();
+    await this.electorRun;
+    await this.recorder.flush();
+    await Promise.all([this.modelDeployments.stop(), ...this.owned.map((i) => i.stop())]);
+    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+    this.log.info("operator stopped");
+  }
+
+  private async listen(): Promise<void> {
+    const metricsAt = parseBindAddress("--metrics-bind-address", this.opts.metricsBindAddress);
+    const healthAt = parseBindAddress("--health-probe-bind-address", this.opts.healthProbeBindAddress);
+    const handle = async (path: string | undefined): Promise<[number, string, string]> => {
+      switch (path) {
+        case "/healthz":
+          return [200, "text/plain", "ok\n"];
+        case "/readyz":
+          return this.hasSynced() ? [200, "text/plain", "ok\n"] : [503, "text/plain", "informer caches not synced\n"];
+        case "/metrics":
+          return [200, this.metrics.registry.contentType, await this.metrics.registry.metrics()];
+        default:
+          return [404, "text/plain", "not found: try /healthz, /readyz or /metrics\n"];
+      }
+    };
+    const addresses = [metricsAt, healthAt].filter((a): a is { host: string; port: number } => a !== undefined);
+    // Both flags may name the same address; serve everything there once.
+    const unique = [...new Map(addresses.map((a) => [`${a.host}:${a.port}`, a])).values()];
+    for (const at of unique) {
+      const server = createServer((req, res) => {
+        void handle(req.url?.split("?")[0]).then(([code, type, body]) => {
+          res.writeHead(code, { "content-type": type });
+          res.end(body);
+        });
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", (err) => reject(new Error(`cannot listen on ${at.host}:${at.port}: ${err.message}`)));
+        server.listen(at.port, at.host, () => resolve());
+      });
+      const addr = server.address();
+      this.log.info({ address: typeof addr === "object" && addr ? `${addr.address}:${addr.port}` : String(addr) }, "serving /healthz, /readyz, /metrics");
+      this.servers.push(server);
+    }
+  }
+
+  /** The ports actually bound (":0" picks a free one), in the order metrics, health. */
+  boundPorts(): number[] {
+    return this.servers.map((s) => {
+      const a = s.address();
+      return typeof a === "object" && a ? a.port : 0;
+    });
+  }
+}

@@ -1,0 +1,51 @@
+// The one place where failures become condition reasons and Event reasons. Reconcilers throw typed
+// errors; the controller asks `classifyReconcileError` what the user should see and whether to retry.
+import { ConditionReason } from "../api/index.js";
+import { KubeApiError } from "../kube/client.js";
+
+/** A failure with a CamelCase reason the user sees on the Ready condition and on a Warning Event. */
+export class ReconcileError extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ReconcileError";
+  }
+}
+
+/** The spec can never work as written (e.g. its PVC does not exist): Stalled=True until the user acts. */
+export class StalledError extends ReconcileError {
+  constructor(
+    reason: string,
+    message: string,
+    /** Look again after this long anyway: the missing thing may be created without the spec changing. */
+    readonly recheckAfterMs = 60_000,
+  ) {
+    super(reason, message);
+    this.name = "StalledError";
+  }
+}
+
+export interface ErrorClassification {
+  reason: string;
+  message: string;
+  /** Stalled=True (kstatus Failed) rather than Reconciling=True (InProgress). */
+  stalled: boolean;
+  /** When to look again; undefined means the work queue's per-key exponential backoff. */
+  requeueAfterMs?: number;
+}
+
+export function classifyReconcileError(err: unknown): ErrorClassification {
+  if (err instanceof StalledError) return { reason: err.reason, message: err.message, stalled: true, requeueAfterMs: err.recheckAfterMs };
+  if (err instanceof ReconcileError) return { reason: err.reason, message: err.message, stalled: false };
+  if (err instanceof KubeApiError) {
+    // 422 Invalid on apply: a pass-through field (affinity, env valueFrom) the API server rejects.
+    if (err.status === 422 || err.status === 400)
+      return { reason: ConditionReason.InvalidSpec, message: `the API server rejected an object built from the spec: ${err.message}`, stalled: true, requeueAfterMs: 300_000 };
+    if (err.status === 403)
+      return { reason: "Forbidden", message: `the operator's ServiceAccount lacks a permission: ${err.message}`, stalled: false };
+    return { reason: ConditionReason.ApplyFailed, message: err.message, stalled: false };
+  }
+  return { reason: ConditionReason.ApplyFailed, message: err instanceof Error ? err.message : String(err), stalled: false };
+}

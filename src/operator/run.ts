@@ -1,0 +1,66 @@
+// Process wiring for `ballast operator`: logger, API client, manager, signals.
+import { existsSync, readFileSync } from "node:fs";
+import pino from "pino";
+import { KubeClient } from "../kube/client.js";
+import { Manager } from "./manager.js";
+
+export interface RunOperatorOptions {
+  kubeconfig?: string;
+  namespaces?: string[];
+  workers: number;
+  metricsBindAddress: string;
+  healthProbeBindAddress: string;
+  leaderElect: boolean;
+  leaderElectionNamespace?: string;
+  leaderElectionId: string;
+  image: string;
+  logLevel: string;
+}
+
+/** A flag or environment problem the user must fix (exit code 2). */
+export class OperatorUsageError extends Error {}
+
+const IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+function leaseNamespace(opts: RunOperatorOptions): string {
+  if (opts.leaderElectionNamespace) return opts.leaderElectionNamespace;
+  if (process.env.POD_NAMESPACE) return process.env.POD_NAMESPACE;
+  if (existsSync(IN_CLUSTER_NAMESPACE_FILE)) return readFileSync(IN_CLUSTER_NAMESPACE_FILE, "utf8").trim();
+  throw new OperatorUsageError("--leader-elect outside a cluster needs --leader-election-namespace (or POD_NAMESPACE)");
+}
+
+export async function runOperator(opts: RunOperatorOptions): Promise<void> {
+  const logger = pino({ level: opts.logLevel, base: { component: "operator" } });
+  if (opts.kubeconfig && !existsSync(opts.kubeconfig)) throw new OperatorUsageError(`--kubeconfig ${opts.kubeconfig}: no such file`);
+  let client: KubeClient;
+  try {
+    client = await KubeClient.load(opts.kubeconfig);
+  } catch (err) {
+    throw new OperatorUsageError(`cannot load a kubeconfig or in-cluster config: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const manager = new Manager({
+    client,
+    logger,
+    namespaces: opts.namespaces && opts.namespaces.length > 0 ? opts.namespaces : undefined,
+    workers: opts.workers,
+    metricsBindAddress: opts.metricsBindAddress,
+    healthProbeBindAddress: opts.healthProbeBindAddress,
+    leaderElection: opts.leaderElect ? { namespace: leaseNamespace(opts), id: opts.leaderElectionId } : undefined,
+    image: opts.image,
+    identity: process.env.POD_NAME ? `${process.env.POD_NAME}_${process.pid}` : undefined,
+  });
+  let stopped: Promise<void> | undefined;
+  const stop = (signal: string) => {
+    if (stopped) return;
+    logger.info({ signal }, "signal received");
+    stopped = manager.stop().then(() => client.close());
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+  await manager.start();
+  // Keep running until a signal has stopped the manager.
+  await new Promise<void>((resolve) => {
+    const wait = () => (stopped ? void stopped.then(resolve) : setTimeout(wait, 200));
+    wait();
+  });
+}

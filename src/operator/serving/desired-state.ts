@@ -1,0 +1,308 @@
+// What should exist for a ModelDeployment's serving: pure functions from the spec to the Deployment,
+// Service and ConfigMap the operator applies. No I/O, so every rule here is unit-tested without a cluster.
+import { createHash } from "node:crypto";
+import type { V1ConfigMap, V1Container, V1ResourceRequirements, V1Deployment, V1EnvVar, V1Service, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
+import {
+  API_VERSION,
+  KIND,
+  defaultAccuracyMetric,
+  defaultDriftThreshold,
+  parseStorageUri,
+  type ResolvedModelDeployment,
+  type StorageLocation,
+} from "../../api/index.js";
+
+export const LABEL_NAME = "app.kubernetes.io/name";
+export const LABEL_INSTANCE = "app.kubernetes.io/instance";
+export const LABEL_COMPONENT = "app.kubernetes.io/component";
+export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
+export const LABEL_MODEL_DEPLOYMENT = "ballast.dev/model-deployment";
+export const LABEL_MODEL = "ballast.dev/model";
+export const MANAGED_BY = "ballast-operator";
+/** Pod template annotation: changes when the monitoring config changes, so the pods roll. */
+export const ANNOTATION_CONFIG_HASH = "ballast.dev/monitoring-config-hash";
+/** On a ModelDeployment: "external" leaves Deployment replicas to someone else (an HPA on the Deployment). */
+export const ANNOTATION_REPLICAS_MANAGED_BY = "ballast.dev/replicas-managed-by";
+/** On owned objects: hash of what we applied, so an unchanged object is not re-applied on every event. */
+export const ANNOTATION_APPLIED_HASH = "ballast.dev/applied-hash";
+
+/** The server listens here on the pod IP; only the sidecar talks to it. */
+export const SERVER_PORT = 9000;
+export const MONITORING_CONFIG_KEY = "monitoring.json";
+export const MONITORING_CONFIG_DIR = "/etc/ballast";
+/** Where pvc:// claims are mounted; `ballast serve --pvc-mount-root`. */
+export const PVC_MOUNT_ROOT = "/mnt/models";
+export const REQUEST_LOG_DIR = "/var/lib/ballast";
+/** Non-root uid/gid of the serving containers (the image's `node` user is 1000; any non-zero id works). */
+export const SERVING_UID = 65532;
+
+export interface ServingNames {
+  deployment: string;
+  service: string;
+  configMap: string;
+}
+
+/** Deterministic names derived from the owner: a restart or a second operator never makes a twin. */
+export function servingNames(mdName: string): ServingNames {
+  return { deployment: `${mdName}-serving`, service: mdName, configMap: `${mdName}-monitoring` };
+}
+
+export function selectorLabels(mdName: string): Record<string, string> {
+  return { [LABEL_MODEL_DEPLOYMENT]: mdName, [LABEL_COMPONENT]: "serving" };
+}
+
+/** Label selector string of the serving pods (status.selector, for the scale subresource and HPAs). */
+export function selectorString(mdName: string): string {
+  return Object.entries(selectorLabels(mdName))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+}
+
+function commonLabels(md: ResolvedModelDeployment): Record<string, string> {
+  const name = md.metadata.name!;
+  return {
+    [LABEL_NAME]: "ballast",
+    [LABEL_INSTANCE]: name,
+    [LABEL_MANAGED_BY]: MANAGED_BY,
+    [LABEL_MODEL]: md.spec.model.name,
+    ...selectorLabels(name),
+  };
+}
+
+function ownerReference(md: ResolvedModelDeployment) {
+  return {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    name: md.metadata.name!,
+    uid: md.metadata.uid!,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+function metadataFor(md: ResolvedModelDeployment, name: string) {
+  return { name, namespace: md.metadata.namespace!, labels: commonLabels(md), ownerReferences: [ownerReference(md)] };
+}
+
+/** sha256 of a canonical JSON rendering (keys sorted), short enough for an annotation. */
+export function contentHash(value: unknown): string {
+  return createHash("sha256").update(canonicalJson(value)).digest("hex").slice(0, 16);
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** What the sidecar reads from MONITORING_CONFIG_DIR/monitoring.json: the monitoring spec with defaults resolved. */
+export function monitoringConfig(md: ResolvedModelDeployment): Record<string, unknown> {
+  const m = md.spec.monitoring;
+  const method = m.drift.method;
+  return {
+    modelDeployment: { namespace: md.metadata.namespace, name: md.metadata.name },
+    model: { name: md.spec.model.name, storageUri: md.spec.model.storageUri, version: md.spec.model.version },
+    features: m.features,
+    labelField: m.labelField,
+    task: m.task,
+    accuracyMetric: m.accuracyMetric ?? defaultAccuracyMetric(m.task),
+    reference: m.reference,
+    window: m.window,
+    drift: { method, threshold: m.drift.threshold ?? (method === "auto" ? undefined : defaultDriftThreshold(method)) },
+    scrapeInterval: m.scrapeInterval,
+  };
+}
+
+export function desiredConfigMap(md: ResolvedModelDeployment): V1ConfigMap {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: metadataFor(md, servingNames(md.metadata.name!).configMap),
+    data: { [MONITORING_CONFIG_KEY]: `${JSON.stringify(monitoringConfig(md), null, 2)}\n` },
+  };
+}
+
+export function desiredService(md: ResolvedModelDeployment): V1Service {
+  const name = md.metadata.name!;
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: metadataFor(md, servingNames(name).service),
+    spec: {
+      type: "ClusterIP",
+      selector: selectorLabels(name),
+      ports: [{ name: "http", port: md.spec.serving.port, targetPort: "http", protocol: "TCP" }],
+    },
+  };
+}
+
+/** The volume (if any) that makes the model store readable to `ballast serve --store <storageUri>`. */
+export interface ModelVolume {
+  volume: V1Volume;
+  mount: V1VolumeMount;
+}
+
+/**
+ * pvc://claim/path → the claim mounted read-only at /mnt/models/<claim>, where `ballast serve` resolves
+ * pvc:// URIs; file:///path → that path inside the container's own filesystem (models baked into the
+ * image, or the host on Ballast's local nodes), never a hostPath volume, which restricted pods may not
+ * use; http(s):// → downloaded by the server itself. The last two need no volume.
+ */
+export function modelVolume(location: StorageLocation): ModelVolume | undefined {
+  if (location.scheme !== "pvc") return undefined;
+  return {
+    volume: { name: "model-store", persistentVolumeClaim: { claimName: location.claimName, readOnly: true } },
+    mount: { name: "model-store", mountPath: `${PVC_MOUNT_ROOT}/${location.claimName}`, readOnly: true },
+  };
+}
+
+const restrictedContainerSecurity = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  capabilities: { drop: ["ALL"] },
+  seccompProfile: { type: "RuntimeDefault" },
+};
+
+const downwardEnv: V1EnvVar[] = [
+  { name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
+  { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+  { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+];
+
+export interface DesiredDeploymentOptions {
+  /** The Ballast image when spec.serving.image is unset (the operator's own version). */
+  defaultImage: string;
+}
+
+export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDeploymentOptions): V1Deployment {
+  const name = md.metadata.name!;
+  const names = servingNames(name);
+  const serving = md.spec.serving;
+  const image = serving.image ?? opts.defaultImage;
+  const store = modelVolume(parseStorageUri(md.spec.model.storageUri, "spec.model.storageUri"));
+  const configHash = contentHash(desiredConfigMap(md).data);
+  const userEnv = (serving.env ?? []) as V1EnvVar[];
+  const env = [...downwardEnv, ...userEnv.filter((e) => !downwardEnv.some((d) => d.name === e.name))];
+  const serverUrl = `http://$(POD_IP):${SERVER_PORT}`;
+
+  const serverArgs = [
+    "serve",
+    "--store",
+    md.spec.model.storageUri,
+    "--model",
+    md.spec.model.name,
+    ...(md.spec.model.version ? ["--version", md.spec.model.version] : []),
+    "--host",
+    "$(POD_IP)",
+    "--port",
+    String(SERVER_PORT),
+    "--pvc-mount-root",
+    PVC_MOUNT_ROOT,
+  ];
+  const server: V1Container = {
+    name: "server",
+    image,
+    imagePullPolicy: serving.imagePullPolicy,
+    args: serverArgs,
+    env,
+    ports: [{ name: "model", containerPort: SERVER_PORT, protocol: "TCP" }],
+    resources: serving.resources as V1ResourceRequirements | undefined,
+    startupProbe: { httpGet: { path: "/v2/health/live", port: "model" }, periodSeconds: 2, failureThreshold: 60 },
+    readinessProbe: { httpGet: { path: "/v2/health/ready", port: "model" }, periodSeconds: 5, failureThreshold: 3 },
+    livenessProbe: { httpGet: { path: "/v2/health/live", port: "model" }, periodSeconds: 10, failureThreshold: 3 },
+    securityContext: restrictedContainerSecurity,
+    volumeMounts: [{ name: "tmp", mountPath: "/tmp" }, ...(store ? [store.mount] : [])],
+  };
+  const sidecar: V1Container = {
+    name: "sidecar",
+    image,
+    imagePullPolicy: serving.imagePullPolicy,
+    args: [
+      "sidecar",
+      "--upstream",
+      serverUrl,
+      "--host",
+      "$(POD_IP)",
+      "--port",
+      String(serving.port),
+      "--config",
+      `${MONITORING_CONFIG_DIR}/${MONITORING_CONFIG_KEY}`,
+      "--log-dir",
+      REQUEST_LOG_DIR,
+    ],
+    env: downwardEnv,
+    ports: [{ name: "http", containerPort: serving.port, protocol: "TCP" }],
+    readinessProbe: { httpGet: { path: "/v2/health/ready", port: "http" }, periodSeconds: 5, failureThreshold: 3 },
+    livenessProbe: { httpGet: { path: "/v2/health/live", port: "http" }, periodSeconds: 10, failureThreshold: 3 },
+    securityContext: restrictedContainerSecurity,
+    volumeMounts: [
+      { name: "monitoring-config", mountPath: MONITORING_CONFIG_DIR, readOnly: true },
+      { name: "request-log", mountPath: REQUEST_LOG_DIR },
+      { name: "tmp", mountPath: "/tmp" },
+    ],
+  };
+  const delegated = md.metadata.annotations?.[ANNOTATION_REPLICAS_MANAGED_BY] === "external";
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: metadataFor(md, names.deployment),
+    spec: {
+      // Omitted when scale is delegated: SSA then leaves the field to whoever owns it.
+      ...(delegated ? {} : { replicas: serving.replicas }),
+      revisionHistoryLimit: 3,
+      selector: { matchLabels: selectorLabels(name) },
+      // Never drop below the desired number of serving pods during a roll: a model is slow to load.
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      template: {
+        metadata: { labels: commonLabels(md), annotations: { [ANNOTATION_CONFIG_HASH]: configHash } },
+        spec: {
+          serviceAccountName: serving.serviceAccountName,
+          // Serving pods never call the Kubernetes API.
+          automountServiceAccountToken: false,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: SERVING_UID,
+            runAsGroup: SERVING_UID,
+            fsGroup: SERVING_UID,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          nodeSelector: serving.nodeSelector,
+          tolerations: serving.tolerations,
+          affinity: serving.affinity,
+          containers: [server, sidecar],
+          volumes: [
+            { name: "monitoring-config", configMap: { name: names.configMap } },
+            { name: "request-log", emptyDir: {} },
+            { name: "tmp", emptyDir: {} },
+            ...(store ? [store.volume] : []),
+          ],
+        },
+      },
+    },
+  };
+}
+
+/** Drops undefined fields, so the applied object only names the fields we mean to own. */
+export function pruneUndefined<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+/** The three objects, pruned and stamped with the hash of their content. */
+export function desiredServingObjects(md: ResolvedModelDeployment, opts: DesiredDeploymentOptions) {
+  const stamp = <T extends { metadata?: { annotations?: Record<string, string> } }>(obj: T): T => {
+    const clean = pruneUndefined(obj);
+    clean.metadata = { ...clean.metadata, annotations: { ...clean.metadata?.annotations, [ANNOTATION_APPLIED_HASH]: contentHash(clean) } };
+    return clean;
+  };
+  return {
+    configMap: stamp(desiredConfigMap(md)),
+    service: stamp(desiredService(md)),
+    deployment: stamp(desiredDeployment(md, opts)),
+  };
+}

@@ -1,0 +1,215 @@
+// The serving reconciler: reads a ModelDeployment and what exists from the caches, applies the desired
+// ConfigMap, Service and Deployment with server-side apply, and writes status — never depending on which
+// event woke it up.
+import type { V1ConfigMap, V1Deployment, V1Service } from "@kubernetes/client-node";
+import { ConditionReason, parseStorageUri, type ResolvedModelDeployment } from "../../api/index.js";
+import { applyFinalizer, serverSideApply } from "../../kube/apply.js";
+import { KubeApiError, resourcePath, type KubeClient, type KubeObject } from "../../kube/client.js";
+import type { EventRecorder } from "../../kube/events.js";
+import type { ObjectCache } from "../../kube/informer.js";
+import { updateStatusWithRetry } from "../../kube/status.js";
+import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler } from "../controller.js";
+import { classifyReconcileError, StalledError } from "../reconcile-errors.js";
+import {
+  CONFIG_MAPS,
+  DEPLOYMENTS,
+  MODEL_DEPLOYMENTS,
+  PERSISTENT_VOLUME_CLAIMS,
+  SERVICES,
+} from "../resources.js";
+import {
+  ANNOTATION_APPLIED_HASH,
+  ANNOTATION_CONFIG_HASH,
+  ANNOTATION_REPLICAS_MANAGED_BY,
+  LABEL_MODEL_DEPLOYMENT,
+  desiredServingObjects,
+  servingNames,
+} from "./desired-state.js";
+import { servingStatus, type ReconcileOutcome } from "./status.js";
+
+/** Removed only after cleanup that owner references cannot do (see `finalize`). */
+export const SERVING_FINALIZER = "ballast.dev/serving-cleanup";
+/** Re-apply unchanged objects this often anyway, to undo edits others made to fields we own. */
+const REAPPLY_AFTER_MS = 10 * 60_000;
+/** While pods come up, look again even if no event arrives (a missed event must not strand the status). */
+const PROGRESS_RECHECK_MS = 30_000;
+
+export interface ServingCaches {
+  modelDeployments: ObjectCache<ResolvedModelDeployment & KubeObject>;
+  deployments: ObjectCache<V1Deployment & KubeObject>;
+  services: ObjectCache<V1Service & KubeObject>;
+  configMaps: ObjectCache<V1ConfigMap & KubeObject>;
+}
+
+export interface ServingReconcilerOptions {
+  client: KubeClient;
+  caches: ServingCaches;
+  recorder: EventRecorder;
+  defaultImage: string;
+  now?: () => Date;
+}
+
+export class ServingReconciler implements Reconciler {
+  /** "kind ns/name" → when we last applied it, for the re-apply period. */
+  private readonly appliedAt = new Map<string, number>();
+
+  constructor(private readonly opts: ServingReconcilerOptions) {}
+
+  async reconcile(req: ReconcileRequest, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const key = `${req.namespace}/${req.name}`;
+    const md = this.opts.caches.modelDeployments.get(key);
+    if (!md) {
+      this.forgetApplied(req.namespace, req.name);
+      return {};
+    }
+    if (md.metadata.deletionTimestamp) return this.finalize(md, ctx);
+    let current = md;
+    if (!md.metadata.finalizers?.includes(SERVING_FINALIZER)) {
+      current = { ...md, metadata: (await applyFinalizer(this.opts.client, MODEL_DEPLOYMENTS, md, SERVING_FINALIZER, true)).metadata! };
+    }
+    const names = servingNames(req.name);
+    const cachedDeployment = this.opts.caches.deployments.get(`${req.namespace}/${names.deployment}`);
+    let deployment: V1Deployment | undefined = cachedDeployment;
+    try {
+      await this.checkModelStore(current);
+      deployment = await this.applyServingObjects(current, cachedDeployment, ctx);
+    } catch (err) {
+      const error = classifyReconcileError(err);
+      this.opts.recorder.record(current, { type: "Warning", reason: error.reason, action: "Reconcile", note: error.message });
+      await this.writeStatus(current, { ok: false, error, deployment });
+      ctx.log.warn({ reason: error.reason, stalled: error.stalled, err: error.message }, "reconcile failed");
+      if (error.stalled) return { requeueAfterMs: error.requeueAfterMs };
+      throw err;
+    }
+    const written = await this.writeStatus(current, { ok: true, deployment });
+    const ready = written?.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
+    return ready ? { requeueAfterMs: REAPPLY_AFTER_MS } : { requeueAfterMs: PROGRESS_RECHECK_MS };
+  }
+
+  /** A pvc:// store whose claim does not exist can never serve: say so instead of leaving pods Pending. */
+  private async checkModelStore(md: ResolvedModelDeployment): Promise<void> {
+    const location = parseStorageUri(md.spec.model.storageUri, "spec.model.storageUri");
+    if (location.scheme !== "pvc") return;
+    try {
+      await this.opts.client.get(resourcePath(PERSISTENT_VOLUME_CLAIMS, md.metadata.namespace, location.claimName));
+    } catch (err) {
+      if (err instanceof KubeApiError && err.notFound)
+        throw new StalledError(
+          ConditionReason.ClaimNotFound,
+          `spec.model.storageUri names PersistentVolumeClaim "${location.claimName}", which does not exist in namespace ${md.metadata.namespace}: create it or change the URI`,
+        );
+      throw err;
+    }
+  }
+
+  private async applyServingObjects(md: ResolvedModelDeployment & KubeObject, cachedDeployment: V1Deployment | undefined, ctx: ReconcileContext): Promise<V1Deployment | undefined> {
+    const ns = md.metadata.namespace!;
+    const desired = desiredServingObjects(md, { defaultImage: this.opts.defaultImage });
+    const names = servingNames(md.metadata.name!);
+    const [, , deployment] = await Promise.all([
+      this.applyIfChanged(CONFIG_MAPS, desired.configMap, this.opts.caches.configMaps.get(`${ns}/${names.configMap}`), ctx),
+      this.applyIfChanged(SERVICES, desired.service, this.opts.caches.services.get(`${ns}/${names.service}`), ctx),
+      this.applyIfChanged(DEPLOYMENTS, desired.deployment, cachedDeployment, ctx),
+    ]);
+    this.recordServingChanges(md, cachedDeployment, desired.deployment);
+    return deployment;
+  }
+
+  private async applyIfChanged<T extends KubeObject>(
+    resource: typeof DEPLOYMENTS,
+    desired: T,
+    cached: T | undefined,
+    ctx: ReconcileContext,
+  ): Promise<T | undefined> {
+    const id = `${desired.kind} ${desired.metadata?.namespace}/${desired.metadata?.name}`;
+    const hash = desired.metadata?.annotations?.[ANNOTATION_APPLIED_HASH];
+    const last = this.appliedAt.get(id);
+    if (cached && cached.metadata?.annotations?.[ANNOTATION_APPLIED_HASH] === hash && last !== undefined && Date.now() - last < REAPPLY_AFTER_MS) return cached;
+    const applied = await serverSideApply(this.opts.client, resource, desired);
+    this.appliedAt.set(id, Date.now());
+    ctx.log.debug({ object: id }, "applied");
+    return applied;
+  }
+
+  /** Created / Scaled / Rolled Events, judged against the Deployment as it was before this apply. */
+  private recordServingChanges(md: ResolvedModelDeployment & KubeObject, before: V1Deployment | undefined, desired: V1Deployment): void {
+    const names = servingNames(md.metadata.name!);
+    const rec = this.opts.recorder;
+    if (!before) {
+      rec.record(md, {
+        type: "Normal",
+        reason: "Created",
+        action: "Apply",
+        note: `created Deployment ${names.deployment}, Service ${names.service} and ConfigMap ${names.configMap}`,
+      });
+      return;
+    }
+    const delegated = md.metadata.annotations?.[ANNOTATION_REPLICAS_MANAGED_BY] === "external";
+    const from = before.spec?.replicas;
+    const to = desired.spec?.replicas;
+    if (!delegated && to !== undefined && from !== undefined && from !== to)
+      rec.record(md, { type: "Normal", reason: "Scaled", action: "Scale", note: `scaled Deployment ${names.deployment} from ${from} to ${to} replicas` });
+    const beforeHash = before.metadata?.annotations?.[ANNOTATION_APPLIED_HASH];
+    const templateChanged = templateFingerprint(before) !== templateFingerprint(desired);
+    if (beforeHash && templateChanged)
+      rec.record(md, { type: "Normal", reason: "Rolled", action: "Rollout", note: `rolling Deployment ${names.deployment} to a new pod template (generation ${md.metadata.generation})` });
+  }
+
+  private async writeStatus(md: ResolvedModelDeployment & KubeObject, outcome: ReconcileOutcome): Promise<(ResolvedModelDeployment & KubeObject) | undefined> {
+    const now = this.opts.now?.() ?? new Date();
+    return updateStatusWithRetry(this.opts.client, MODEL_DEPLOYMENTS, md, (latest) => servingStatus(latest, outcome, now));
+  }
+
+  /**
+   * Deletes serving objects labelled for this ModelDeployment that lost their owner reference (edited
+   * away, or orphaned by `kubectl delete --cascade=orphan` of an earlier incarnation): the garbage
+   * collector cannot find those. Owned objects are left to it. Then releases the finalizer.
+   */
+  private async finalize(md: ResolvedModelDeployment & KubeObject, ctx: ReconcileContext): Promise<ReconcileResult> {
+    if (!md.metadata.finalizers?.includes(SERVING_FINALIZER)) return {};
+    const ns = md.metadata.namespace!;
+    const name = md.metadata.name!;
+    const orphans: [typeof DEPLOYMENTS, KubeObject][] = [];
+    const caches: [typeof DEPLOYMENTS, { list(): KubeObject[] }][] = [
+      [DEPLOYMENTS, this.opts.caches.deployments],
+      [SERVICES, this.opts.caches.services],
+      [CONFIG_MAPS, this.opts.caches.configMaps],
+    ];
+    for (const [resource, cache] of caches)
+      for (const obj of cache.list())
+        if (
+          obj.metadata?.namespace === ns &&
+          obj.metadata.labels?.[LABEL_MODEL_DEPLOYMENT] === name &&
+          !obj.metadata.ownerReferences?.some((o) => o.uid === md.metadata.uid)
+        )
+          orphans.push([resource, obj]);
+    for (const [resource, obj] of orphans) {
+      try {
+        await this.opts.client.delete(resourcePath(resource, ns, obj.metadata!.name), { query: { propagationPolicy: "Background" } });
+        ctx.log.info({ object: `${obj.kind ?? resource.plural} ${ns}/${obj.metadata!.name}` }, "deleted orphaned serving object");
+      } catch (err) {
+        if (!(err instanceof KubeApiError && err.notFound)) throw err;
+      }
+    }
+    await applyFinalizer(this.opts.client, MODEL_DEPLOYMENTS, md, SERVING_FINALIZER, false);
+    this.forgetApplied(ns, name);
+    ctx.log.info({ orphansDeleted: orphans.length }, "finalized; owned objects are left to the garbage collector");
+    return {};
+  }
+
+  private forgetApplied(namespace: string, name: string): void {
+    const names = servingNames(name);
+    for (const [kind, n] of [
+      ["Deployment", names.deployment],
+      ["Service", names.service],
+      ["ConfigMap", names.configMap],
+    ])
+      this.appliedAt.delete(`${kind} ${namespace}/${n}`);
+  }
+}
+
+/** The parts of the pod template we set that make a new revision: the config hash and each container's image and args. */
+function templateFingerprint(dep: V1Deployment): string {
+  const t = dep.spec?.template;
+  return JSON.stringify([t?.metadata?.annotations?.[ANNOTATION_CONFIG_HASH], t?.spec?.containers?.map((c) => [c.name, c.image, c.args]) ?? []]);
+}

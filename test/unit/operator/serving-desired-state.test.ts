@@ -1,0 +1,157 @@
+import type { V1Container, V1Deployment } from "@kubernetes/client-node";
+import { describe, expect, it } from "vitest";
+import { applyModelDeploymentDefaults, type ModelDeploymentSpec, type ResolvedModelDeployment } from "../../../src/api/index.js";
+import {
+  ANNOTATION_APPLIED_HASH,
+  ANNOTATION_CONFIG_HASH,
+  ANNOTATION_REPLICAS_MANAGED_BY,
+  desiredServingObjects,
+  selectorString,
+  servingNames,
+} from "../../../src/operator/serving/desired-state.js";
+
+const IMAGE = "ghcr.io/ballast-dev/ballast:0.1.0";
+
+function modelDeployment(spec: Partial<ModelDeploymentSpec> = {}, annotations?: Record<string, string>): ResolvedModelDeployment {
+  return {
+    apiVersion: "ballast.dev/v1alpha1",
+    kind: "ModelDeployment",
+    metadata: { name: "weather", namespace: "ml", uid: "1111-2222", generation: 3, annotations },
+    spec: applyModelDeploymentDefaults({
+      model: { name: "weather-mlp", storageUri: "pvc://models/store" },
+      monitoring: {
+        features: [
+          { name: "temp_max", type: "numeric" },
+          { name: "wind", type: "numeric" },
+        ],
+        labelField: "weather",
+        task: "classification",
+      },
+      ...spec,
+    } as ModelDeploymentSpec),
+  };
+}
+
+const container = (d: V1Deployment, name: string): V1Container => d.spec!.template.spec!.containers.find((c) => c.name === name)!;
+
+describe("serving objects for a ModelDeployment", () => {
+  it("names them after the owner, owned by it as controller, selected by stable labels", () => {
+    const { deployment, service, configMap } = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });
+    expect(servingNames("weather")).toEqual({ deployment: "weather-serving", service: "weather", configMap: "weather-monitoring" });
+    for (const obj of [deployment, service, configMap]) {
+      expect(obj.metadata!.namespace).toBe("ml");
+      expect(obj.metadata!.ownerReferences).toEqual([
+        { apiVersion: "ballast.dev/v1alpha1", kind: "ModelDeployment", name: "weather", uid: "1111-2222", controller: true, blockOwnerDeletion: true },
+      ]);
+      expect(obj.metadata!.labels!["app.kubernetes.io/managed-by"]).toBe("ballast-operator");
+    }
+    expect(deployment.spec!.selector.matchLabels).toEqual({ "ballast.dev/model-deployment": "weather", "app.kubernetes.io/component": "serving" });
+    expect(service.spec!.selector).toEqual(deployment.spec!.selector.matchLabels);
+    expect(selectorString("weather")).toBe("ballast.dev/model-deployment=weather,app.kubernetes.io/component=serving");
+  });
+
+  it("runs `ballast serve` behind `ballast sidecar` in one pod, the sidecar on the Service port", () => {
+    const { deployment, service } = desiredServingObjects(modelDeployment({ serving: { port: 8085 } as never }), { defaultImage: IMAGE });
+    const server = container(deployment, "server");
+    const sidecar = container(deployment, "sidecar");
+    expect(server.image).toBe(IMAGE);
+    expect(server.args!.slice(0, 5)).toEqual(["serve", "--store", "pvc://models/store", "--model", "weather-mlp"]);
+    expect(sidecar.args![0]).toBe("sidecar");
+    expect(sidecar.args).toContain("http://$(POD_IP):9000");
+    expect(sidecar.ports).toEqual([{ name: "http", containerPort: 8085, protocol: "TCP" }]);
+    expect(service.spec!.ports).toEqual([{ name: "http", port: 8085, targetPort: "http", protocol: "TCP" }]);
+    expect(server.readinessProbe!.httpGet!.path).toBe("/v2/health/ready");
+    expect(server.livenessProbe!.httpGet!.path).toBe("/v2/health/live");
+  });
+
+  it("passes a pinned version to the server and the spec's image over the default", () => {
+    const md = modelDeployment({ model: { name: "weather-mlp", storageUri: "https://models.example/store", version: "v7" } as never, serving: { image: "registry.local/ballast:dev" } as never });
+    const { deployment } = desiredServingObjects(md, { defaultImage: IMAGE });
+    const server = container(deployment, "server");
+    expect(server.image).toBe("registry.local/ballast:dev");
+    expect(server.args).toEqual(expect.arrayContaining(["--version", "v7"]));
+    expect(deployment.spec!.template.spec!.volumes!.map((v) => v.name)).not.toContain("model-store");
+  });
+
+  it("mounts a pvc:// store read-only where `ballast serve` resolves it, and never uses hostPath", () => {
+    const { deployment } = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });
+    const pod = deployment.spec!.template.spec!;
+    expect(pod.volumes).toContainEqual({ name: "model-store", persistentVolumeClaim: { claimName: "models", readOnly: true } });
+    expect(container(deployment, "server").volumeMounts).toContainEqual({ name: "model-store", mountPath: "/mnt/models/models", readOnly: true });
+    const fileBacked = desiredServingObjects(modelDeployment({ model: { name: "m", storageUri: "file:///srv/models" } as never }), { defaultImage: IMAGE });
+    expect(fileBacked.deployment.spec!.template.spec!.volumes!.some((v) => v.hostPath)).toBe(false);
+    expect(container(fileBacked.deployment, "server").args).toEqual(expect.arrayContaining(["--store", "file:///srv/models"]));
+  });
+
+  it("is a restricted pod: non-root, read-only root filesystem, no escalation, no capabilities, RuntimeDefault seccomp", () => {
+    const { deployment } = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });
+    const pod = deployment.spec!.template.spec!;
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+    expect(pod.securityContext!.runAsUser).toBeGreaterThan(0);
+    expect(pod.automountServiceAccountToken).toBe(false);
+    for (const c of pod.containers)
+      expect(c.securityContext).toEqual({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        runAsNonRoot: true,
+        capabilities: { drop: ["ALL"] },
+        seccompProfile: { type: "RuntimeDefault" },
+      });
+  });
+
+  it("gives both containers POD_IP, POD_NAME and POD_NAMESPACE from the downward API", () => {
+    const { deployment } = desiredServingObjects(modelDeployment({ serving: { env: [{ name: "EXTRA", value: "1" }] } as never }), { defaultImage: IMAGE });
+    for (const name of ["server", "sidecar"]) {
+      const env = container(deployment, name).env!;
+      expect(env.find((e) => e.name === "POD_IP")!.valueFrom!.fieldRef!.fieldPath).toBe("status.podIP");
+      expect(env.find((e) => e.name === "POD_NAME")!.valueFrom!.fieldRef!.fieldPath).toBe("metadata.name");
+      expect(env.find((e) => e.name === "POD_NAMESPACE")!.valueFrom!.fieldRef!.fieldPath).toBe("metadata.namespace");
+    }
+    expect(container(deployment, "server").env).toContainEqual({ name: "EXTRA", value: "1" });
+  });
+
+  it("puts the resolved monitoring config in the ConfigMap and rolls the pods when it changes", () => {
+    const a = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });
+    const config = JSON.parse(a.configMap.data!["monitoring.json"]!);
+    expect(config).toMatchObject({ labelField: "weather", task: "classification", accuracyMetric: "accuracy", drift: { method: "auto" }, window: { size: 1000 } });
+    const b = desiredServingObjects(
+      modelDeployment({ monitoring: { features: [{ name: "temp_max", type: "numeric" }], labelField: "weather", task: "classification" } as never }),
+      { defaultImage: IMAGE },
+    );
+    const hashA = a.deployment.spec!.template.metadata!.annotations![ANNOTATION_CONFIG_HASH];
+    const hashB = b.deployment.spec!.template.metadata!.annotations![ANNOTATION_CONFIG_HASH];
+    expect(hashA).toMatch(/^[0-9a-f]{16}$/);
+    expect(hashB).not.toBe(hashA);
+  });
+
+  it("is deterministic: the same spec gives byte-identical objects and applied hashes", () => {
+    const a = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });
+    const b = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });
+    expect(JSON.stringify(a)).toBe(JSON.stringify(b));
+    expect(a.deployment.metadata!.annotations![ANNOTATION_APPLIED_HASH]).toMatch(/^[0-9a-f]{16}$/);
+    const scaled = desiredServingObjects(modelDeployment({ serving: { replicas: 3 } as never }), { defaultImage: IMAGE });
+    expect(scaled.deployment.metadata!.annotations![ANNOTATION_APPLIED_HASH]).not.toBe(a.deployment.metadata!.annotations![ANNOTATION_APPLIED_HASH]);
+  });
+
+  it("leaves replicas out when scale is delegated, so an HPA's value is not fought over", () => {
+    const own = desiredServingObjects(modelDeployment({ serving: { replicas: 2 } as never }), { defaultImage: IMAGE });
+    expect(own.deployment.spec!.replicas).toBe(2);
+    const delegated = desiredServingObjects(modelDeployment({}, { [ANNOTATION_REPLICAS_MANAGED_BY]: "external" }), { defaultImage: IMAGE });
+    expect(delegated.deployment.spec).not.toHaveProperty("replicas");
+  });
+
+  it("carries placement and resources through to the pod", () => {
+    const md = modelDeployment({
+      serving: {
+        resources: { requests: { cpu: "250m", memory: "256Mi" } },
+        nodeSelector: { pool: "serving" },
+        tolerations: [{ key: "dedicated", operator: "Equal", value: "ml", effect: "NoSchedule" }],
+      } as never,
+    });
+    const { deployment } = desiredServingObjects(md, { defaultImage: IMAGE });
+    const pod = deployment.spec!.template.spec!;
+    expect(pod.nodeSelector).toEqual({ pool: "serving" });
+    expect(pod.tolerations).toEqual([{ key: "dedicated", operator: "Equal", value: "ml", effect: "NoSchedule" }]);
+    expect(container(deployment, "server").resources).toEqual({ requests: { cpu: "250m", memory: "256Mi" } });
+  });
+});

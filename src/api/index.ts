@@ -6,3 +6,4 @@ export * from "./storage-uri.js";
 export * from "./crd.js";
 export type { CelRule, Resolved } from "./schema-kit.js";
 export * from "./kstatus.js";
+export * from "./reference.js";

@@ -423,12 +423,12 @@ export const RetrainingSpecSchema = Type.Object(
     hyperparameters: withDefault(
       Type.Object(
         {
-          epochs: withDefault(Type.Integer({ format: "int32", minimum: 1, maximum: 1000, description: "Maximum training epochs." }), 20),
+          epochs: withDefault(Type.Integer({ format: "int32", minimum: 1, maximum: 1000, description: "Maximum training epochs." }), 30),
           batchSize: withDefault(Type.Integer({ format: "int32", minimum: 1, maximum: 65536, description: "Rows per gradient step." }), 64),
-          learningRate: withDefault(positiveNumber("Optimizer (Adam) learning rate.", { maximum: 1 }), 0.001),
+          learningRate: withDefault(positiveNumber("Optimizer (Adam) learning rate.", { maximum: 1 }), 0.01),
           earlyStoppingPatience: withDefault(
-            Type.Integer({ format: "int32", minimum: 0, maximum: 100, description: "Stop after this many epochs without validation improvement; 0 disables." }),
-            3,
+            Type.Integer({ format: "int32", minimum: 1, maximum: 100, description: "Early stopping: epochs without validation improvement before training stops." }),
+            5,
           ),
           l2: withDefault(Type.Number({ minimum: 0, maximum: 1, description: "L2 weight regularisation against overfitting the feedback." }), 0.0001),
         },

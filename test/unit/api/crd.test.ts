@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { CRD_FILES, buildModelDeploymentCrd, renderCrdYaml } from "../../../src/api/index.js";
+import { CRD_FILES, buildModelDeploymentCrd, renderCrdYaml, updateApiReference } from "../../../src/api/index.js";
 
 const repoRoot = new URL("../../../", import.meta.url);
 
@@ -34,6 +34,11 @@ describe("generated CRD", () => {
   it.each(CRD_FILES)("committed %s matches `make manifests` output (run `make manifests` after editing src/api)", (file) => {
     const committed = readFileSync(new URL(file, repoRoot), "utf8");
     expect(committed).toBe(renderCrdYaml());
+  });
+
+  it("docs/api.md carries the current field reference (run `make manifests` after editing src/api)", () => {
+    const doc = readFileSync(new URL("docs/api.md", repoRoot), "utf8");
+    expect(doc).toBe(updateApiReference(doc));
   });
 
   it("gives every spec and status field a description for kubectl explain", () => {

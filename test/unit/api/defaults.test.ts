@@ -30,7 +30,7 @@ describe("applyModelDeploymentDefaults", () => {
       cooldown: "1h",
       maxRetrainings: { count: 3, period: "24h" },
     });
-    expect(spec.retraining.hyperparameters).toEqual({ epochs: 20, batchSize: 64, learningRate: 0.001, earlyStoppingPatience: 3, l2: 0.0001 });
+    expect(spec.retraining.hyperparameters).toEqual({ epochs: 30, batchSize: 64, learningRate: 0.01, earlyStoppingPatience: 5, l2: 0.0001 });
     expect(spec.retraining.data).toEqual({ includeFeedback: true, holdoutFraction: 0.2 });
     expect(spec.promotion).toEqual({ mode: "auto", minImprovement: 0.01, rollbackOnRegression: true, observationWindows: 3, maxLiveRegression: 0.05 });
   });

@@ -3,6 +3,9 @@
 import { Command, CommanderError } from "commander";
 import { packageVersion } from "./version.js";
 import { registerOperator } from "./operator.js";
+import { registerTrain } from "./train.js";
+import { registerServe } from "./serve.js";
+import { registerSidecar } from "./sidecar.js";
 
 export function buildProgram(): Command {
   const program = new Command("ballast")
@@ -11,6 +14,9 @@ export function buildProgram(): Command {
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
   registerOperator(program);
+  registerTrain(program);
+  registerServe(program);
+  registerSidecar(program);
   return program;
 }
 

@@ -58,3 +58,32 @@ export function exitCodeFor(err: unknown): number {
   if (err instanceof StoreError) return err.code === "io" ? 1 : 2;
   return 1;
 }
+
+/** Creates and starts a long-running service (serve, sidecar); SIGTERM drains it. Start failures exit 1 or 2. */
+export async function runService(command: string, log: Logger, create: () => Promise<{ start(): Promise<unknown>; stop(): Promise<void> }>): Promise<void> {
+  try {
+    const service = await create();
+    stopOnSignals(log, () => service.stop());
+    await service.start();
+  } catch (err) {
+    log.error({ event: "start-failed", error: (err as Error).message }, `${command} failed to start`);
+    console.error(`ballast ${command}: ${(err as Error).message}`);
+    process.exit(exitCodeFor(err));
+  }
+}
+
+/** SIGTERM / SIGINT: stop gracefully once, then exit 0 (a second signal exits at once). */
+function stopOnSignals(log: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ event: "shutdown", signal }, "draining and shutting down");
+    stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}

@@ -2,7 +2,7 @@
 import { Command, Option } from "commander";
 import { BACKEND_PREFERENCES, type BackendPreference } from "../runtime/backend.js";
 import { DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, defaultHost } from "../runtime/http-json.js";
-import { duration, exitCodeFor, integer, runtimeLogger } from "./runtime-flags.js";
+import { duration, integer, runService, runtimeLogger } from "./runtime-flags.js";
 import { packageVersion } from "./version.js";
 
 interface ServeFlags {
@@ -36,13 +36,13 @@ export function registerServe(program: Command): void {
     .option("--log-level <level>", "pino log level (env BALLAST_LOG_LEVEL)", process.env.BALLAST_LOG_LEVEL ?? "info")
     .action(async (flags: ServeFlags) => {
       const log = runtimeLogger("serve", flags.logLevel);
-      try {
+      await runService("serve", log, async () => {
         const { loadBackend } = await import("../runtime/backend.js");
         const { openStore } = await import("../runtime/store.js");
         const { ModelServer } = await import("../runtime/model-server.js");
         const backend = await loadBackend(flags.backend);
         log.info({ event: "backend", backend: backend.backend, provider: backend.provider, skipped: backend.skipped }, `tfjs backend ${backend.backend}`);
-        const server = new ModelServer({
+        return new ModelServer({
           store: openStore(flags.store, { pvcMountRoot: flags.pvcMountRoot }),
           model: flags.model,
           version: flags.version,
@@ -55,28 +55,6 @@ export function registerServe(program: Command): void {
           logger: log,
           serverVersion: packageVersion(),
         });
-        stopOnSignals(log, () => server.stop());
-        await server.start();
-      } catch (err) {
-        log.error({ event: "serve-failed", error: (err as Error).message }, "model server failed to start");
-        console.error(`ballast serve: ${(err as Error).message}`);
-        process.exit(exitCodeFor(err));
-      }
+      });
     });
-}
-
-/** SIGTERM / SIGINT: stop gracefully once, then exit 0 (a second signal exits at once). */
-export function stopOnSignals(log: { info: (o: object, m: string) => void }, stop: () => Promise<void>): void {
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    log.info({ event: "shutdown", signal }, "draining and shutting down");
-    stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
 }

@@ -1,5 +1,6 @@
 // The sidecar summary: what `GET /v1/monitoring/summary` returns and the operator merges across replicas.
 // Pure types and arithmetic; everything in it is additive so replicas merge exactly (profiles within their sketch bound).
+import type { DriftReport } from "./compare.js";
 import { DatasetProfile, type DatasetProfileJSON } from "./dataset-profile.js";
 
 export const SUMMARY_FORMAT = "ballast.dev/sidecar-summary/v1";
@@ -31,24 +32,6 @@ export interface ReferenceProfileJSON {
   predictions: DatasetProfileJSON;
 }
 
-export interface FeatureDriftJSON {
-  name: string;
-  type: "numeric" | "categorical";
-  method: string;
-  statistic: number;
-  pValue: number | null;
-  threshold: number;
-  drift: boolean;
-}
-
-/** Drift of a window against the reference, as the sidecar computed it (informational; the operator may recompute on merged profiles). */
-export interface WindowDriftJSON {
-  drift: boolean;
-  driftShare: number;
-  features: FeatureDriftJSON[];
-  prediction: FeatureDriftJSON | null;
-}
-
 export interface WindowSummary {
   /** Window bounds, ISO 8601; `end` is when it closed (or now, for the open window). */
   start: string;
@@ -68,7 +51,12 @@ export interface WindowSummary {
   labelled: LabelledCounts;
   /** Metrics derived from `labelled` (accuracy, precision, recall, f1 / mae, rmse, r2, samples). */
   metrics: Record<string, number>;
-  drift: WindowDriftJSON | null;
+  /**
+   * Drift of this window's features (and predictions, in `prediction`) against the reference, as the sidecar
+   * computed it with `compare` (method auto; histograms left out). null for a window without rows and for merged
+   * windows: drift is not additive, so the operator recomputes it from the merged profiles.
+   */
+  drift: DriftReport | null;
 }
 
 export interface SidecarSummary {

@@ -1,0 +1,90 @@
+// `ballast sidecar`: the monitoring container of a serving pod, in front of `ballast serve`.
+import os from "node:os";
+import { Command, InvalidArgumentError } from "commander";
+import { DEFAULT_MAX_BODY_BYTES, defaultHost } from "../runtime/http-json.js";
+import { duration, integer, runService, runtimeLogger } from "./runtime-flags.js";
+
+interface SidecarFlags {
+  upstream: URL;
+  store: string;
+  model: string;
+  version?: string;
+  host: string;
+  port: number;
+  dataDir: string;
+  pvcMountRoot?: string;
+  windowSize: number;
+  windowDuration: number;
+  windowsKept: number;
+  maxTrackedRequests: number;
+  logSegmentBytes: number;
+  logMaxBytes: number;
+  maxBodyBytes: number;
+  upstreamTimeout: number;
+  drainTimeout: number;
+  logLevel: string;
+}
+
+function upstreamUrl(value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError(`--upstream "${value}" is not a URL (e.g. http://127.0.0.1:8080)`);
+  }
+  if (url.protocol !== "http:") throw new InvalidArgumentError(`--upstream must be an http:// URL (the model server in the same pod), got ${url.protocol}`);
+  return url;
+}
+
+export function registerSidecar(program: Command): void {
+  program
+    .command("sidecar")
+    .description(
+      "proxy in front of `ballast serve`: profiles inputs and predictions per window, joins feedback (POST /v1/feedback), logs both durably, and serves /metrics and /v1/monitoring/summary",
+    )
+    .requiredOption("--upstream <url>", "the model server, e.g. http://127.0.0.1:8080", upstreamUrl)
+    .requiredOption("--store <uri>", "model store root (to read the served version's metadata and reference profile)")
+    .requiredOption("--model <name>", "model name")
+    .requiredOption("--data-dir <dir>", "directory of the durable request log (the pod's volume); also the training data for retraining")
+    .option("--version <version>", "version the server runs (default: asked from the server)")
+    .option("--host <address>", "address to bind (default: env POD_IP, else 0.0.0.0)", defaultHost())
+    .option("--port <port>", "port to bind", integer("--port", 0, 65535), 8000)
+    .option("--pvc-mount-root <dir>", "where pvc://<claim> is mounted (default env BALLAST_PVC_MOUNT_ROOT, else /mnt/models)")
+    .option("--window-size <rows>", "close a monitoring window after this many inference rows (0: no size bound)", integer("--window-size", 0, 1e9), 1000)
+    .option("--window-duration <duration>", "close a monitoring window at the next multiple of this duration (0: no time bound), e.g. 5m", duration("--window-duration"), 300_000)
+    .option("--windows-kept <n>", "closed windows kept in the summary", integer("--windows-kept", 1, 10_000), 12)
+    .option("--max-tracked-requests <n>", "request ids remembered for joining feedback (older ids get 404)", integer("--max-tracked-requests", 1, 1e8), 100_000)
+    .option("--log-segment-bytes <n>", "start a new request log segment above this size", integer("--log-segment-bytes", 4096, 2 ** 40), 64 * 1024 * 1024)
+    .option("--log-max-bytes <n>", "delete the oldest segments while the request log is larger than this", integer("--log-max-bytes", 4096, 2 ** 50), 1024 * 1024 * 1024)
+    .option("--max-body-bytes <n>", "largest body inspected (larger infer bodies are proxied unrecorded; larger feedback gets 413)", integer("--max-body-bytes", 1024, 1 << 30), DEFAULT_MAX_BODY_BYTES)
+    .option("--upstream-timeout <duration>", "a proxied request without a response after this long gets 503", duration("--upstream-timeout"), 30_000)
+    .option("--drain-timeout <duration>", "on SIGTERM, how long in-flight requests may take", duration("--drain-timeout"), 10_000)
+    .option("--log-level <level>", "pino log level (env BALLAST_LOG_LEVEL)", process.env.BALLAST_LOG_LEVEL ?? "info")
+    .action(async (flags: SidecarFlags) => {
+      const log = runtimeLogger("sidecar", flags.logLevel);
+      await runService("sidecar", log, async () => {
+        if (flags.windowSize === 0 && flags.windowDuration === 0) throw new InvalidArgumentError("--window-size and --window-duration cannot both be 0");
+        const { openStore } = await import("../runtime/store.js");
+        const { Sidecar } = await import("../runtime/sidecar.js");
+        return new Sidecar({
+          upstream: flags.upstream,
+          store: openStore(flags.store, { pvcMountRoot: flags.pvcMountRoot }),
+          model: flags.model,
+          version: flags.version,
+          host: flags.host,
+          port: flags.port,
+          dataDir: flags.dataDir,
+          windowRows: flags.windowSize,
+          windowMs: flags.windowDuration,
+          windowsKept: flags.windowsKept,
+          maxTracked: flags.maxTrackedRequests,
+          log: { segmentBytes: flags.logSegmentBytes, maxBytes: flags.logMaxBytes },
+          maxBodyBytes: flags.maxBodyBytes,
+          upstreamTimeoutMs: flags.upstreamTimeout,
+          drainTimeoutMs: flags.drainTimeout,
+          pod: process.env.POD_NAME ?? os.hostname(),
+          logger: log,
+        });
+      });
+    });
+}

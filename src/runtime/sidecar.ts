@@ -1,0 +1,398 @@
+// `ballast sidecar`: a reverse proxy in front of `ballast serve` that monitors traffic, takes feedback and logs
+// both durably. The proxy path only counts and copies bytes; parsing and profiling happen in batches afterwards.
+import { randomUUID } from "node:crypto";
+import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
+import type { Logger } from "pino";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { DEFAULT_MAX_BODY_BYTES, closeGracefully, listen, parseJsonBody, readBody, sendError, sendJson, sendText } from "./http-json.js";
+import { readMetadata, type ModelMetadata } from "./metadata.js";
+import { REQUEST_ID_HEADER, matchRoute } from "./model-server.js";
+import { RequestError } from "./oip.js";
+import { RequestLog, readLog, type RequestLogOptions } from "./request-log.js";
+import type { ModelStore } from "./store.js";
+import { FeedbackError, TrafficMonitor } from "./traffic-monitor.js";
+
+export interface SidecarOptions {
+  upstream: URL;
+  store: ModelStore;
+  model: string;
+  /** Version the server runs; default: asked from the server (`GET /v2/models/<model>`). */
+  version?: string;
+  host: string;
+  port: number;
+  dataDir: string;
+  windowRows: number;
+  windowMs: number;
+  windowsKept: number;
+  maxTracked: number;
+  log: Partial<RequestLogOptions>;
+  /** Bodies larger than this are proxied but not inspected; feedback bodies above it get 413. */
+  maxBodyBytes?: number;
+  upstreamTimeoutMs: number;
+  drainTimeoutMs?: number;
+  pod: string;
+  logger: Logger;
+}
+
+export const SIDECAR_PATHS = {
+  live: "/v1/sidecar/live",
+  ready: "/v1/sidecar/ready",
+  feedback: "/v1/feedback",
+  summary: "/v1/monitoring/summary",
+  metrics: "/metrics",
+} as const;
+
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"]);
+const CALLER_ID_HEADERS = [REQUEST_ID_HEADER, "x-request-id"];
+/** How often queued exchanges are profiled; the response never waits for it. */
+const MONITOR_BATCH_MS = 50;
+
+function forwardHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+  return out;
+}
+
+export class Sidecar {
+  private readonly server: http.Server;
+  private readonly agent: http.Agent;
+  private monitor: TrafficMonitor | undefined;
+  private requestLog: RequestLog | undefined;
+  private meta: ModelMetadata | undefined;
+  private upstreamReady = false;
+  private upstreamBackend = "unknown";
+  private stopping = false;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly maxBodyBytes: number;
+  private readonly registry = new Registry();
+  private readonly requests: Counter<"route" | "code">;
+  private readonly latency: Histogram<"route">;
+  private readonly upstreamErrors: Counter<"reason">;
+  private readonly feedbackTotal: Counter<"result">;
+
+  constructor(private readonly options: SidecarOptions) {
+    this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 256, scheduling: "lifo" });
+    this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.handle(req, res));
+    collectDefaultMetrics({ register: this.registry, prefix: "ballast_sidecar_" });
+    const registers = [this.registry];
+    this.requests = new Counter({ name: "ballast_sidecar_requests_total", help: "Requests answered by the sidecar, by route (infer, proxy, feedback, summary, ...) and status code.", labelNames: ["route", "code"], registers });
+    this.latency = new Histogram({
+      name: "ballast_sidecar_request_duration_seconds",
+      help: "Time from request start to response end at the sidecar (includes the model server for proxied routes).",
+      labelNames: ["route"],
+      buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.upstreamErrors = new Counter({ name: "ballast_sidecar_upstream_errors_total", help: "Proxied requests that failed to reach the model server or got a 5xx, by reason.", labelNames: ["reason"], registers });
+    this.feedbackTotal = new Counter({ name: "ballast_feedback_total", help: "Feedback labels by result: accepted, invalid, unknown-id, duplicate, error.", labelNames: ["result"], registers });
+    this.registerScrapeGauges(registers);
+  }
+
+  /** Gauges computed when Prometheus scrapes, from the monitor's newest windows. */
+  private registerScrapeGauges(registers: Registry[]): void {
+    const gauge = <L extends string>(name: string, help: string, labelNames: L[], fill: (set: (labels: Partial<Record<L, string>>, value: number) => void) => void): void => {
+      const g: Gauge<L> = new Gauge({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect: () => {
+          g.reset();
+          fill((labels, value) => g.set(labels, value));
+        },
+      });
+    };
+    const model = (): { model: string; version: string } => ({ model: this.options.model, version: this.meta?.version ?? "unknown" });
+    gauge("ballast_model_info", "The model version behind this sidecar (value 1) and the model server's tfjs backend.", ["model", "version", "backend"], (set) => {
+      if (this.meta) set({ ...model(), backend: this.upstreamBackend }, 1);
+    });
+    gauge(
+      "ballast_feature_drift",
+      "Drift statistic of each feature in the newest closed window (the open one before any closed) against the reference profile.",
+      ["model", "version", "feature", "method"],
+      (set) => {
+        for (const f of this.monitor?.latestDrift()?.features ?? []) if (f.statistic !== null) set({ ...model(), feature: f.name, method: f.method }, f.statistic);
+      },
+    );
+    gauge("ballast_feature_drift_detected", "1 when the feature's drift statistic crossed its threshold in that window, else 0.", ["model", "version", "feature", "method"], (set) => {
+      for (const f of this.monitor?.latestDrift()?.features ?? []) if (f.statistic !== null) set({ ...model(), feature: f.name, method: f.method }, f.drift ? 1 : 0);
+    });
+    gauge("ballast_prediction_drift", "Drift statistic of the predictions in that window against the training predictions.", ["model", "version", "method"], (set) => {
+      for (const f of this.monitor?.latestDrift()?.prediction ?? []) if (f.statistic !== null) set({ ...model(), method: f.method }, f.statistic);
+    });
+    gauge("ballast_dataset_drift_share", "Share of evaluated features that drifted in that window.", ["model", "version"], (set) => {
+      const d = this.monitor?.latestDrift();
+      if (d) set(model(), d.driftShare);
+    });
+    gauge(
+      "ballast_model_quality",
+      "Live quality of the newest window with feedback: accuracy, precision, recall, f1 (classification) or mae, rmse, r2 (regression); samples = labelled rows.",
+      ["model", "version", "metric"],
+      (set) => {
+        for (const [metric, value] of Object.entries(this.monitor?.latestMetrics() ?? {})) set({ ...model(), metric }, value);
+      },
+    );
+    gauge("ballast_window_samples", "Samples in the open window: rows (inference rows profiled) and labelled (rows with feedback).", ["model", "version", "kind"], (set) => {
+      if (!this.monitor) return;
+      set({ ...model(), kind: "rows" }, this.monitor.openWindowRows);
+      set({ ...model(), kind: "labelled" }, this.monitor.openWindowLabelled);
+    });
+    gauge(
+      "ballast_robustness",
+      "1 - failed requests / served requests since the sidecar started (a failed request: upstream unreachable, timeout or 5xx).",
+      ["model", "version"],
+      (set) => {
+        const t = this.monitor?.totals;
+        if (t && t.requests > 0) set(model(), 1 - t.failedRequests / t.requests);
+      },
+    );
+    gauge("ballast_request_log_bytes", "Bytes appended to the durable request log since start.", [], (set) => set({}, this.requestLog?.getStats().bytes ?? 0));
+    gauge("ballast_request_log_syncs", "fdatasync calls on the request log since start (group commit: one per feedback burst).", [], (set) =>
+      set({}, this.requestLog?.getStats().syncs ?? 0),
+    );
+  }
+
+  /** Binds at once (liveness), then connects to the model server and the store in the background. */
+  async start(): Promise<{ host: string; port: number }> {
+    const address = await listen(this.server, this.options.host, this.options.port);
+    this.options.logger.info({ event: "listening", ...address, upstream: this.options.upstream.origin }, "sidecar listening");
+    this.timers.push(setInterval(() => void this.pollUpstream(), 1000));
+    this.timers.push(
+      setInterval(() => {
+        if (this.monitor && this.monitor.queued > 0) this.monitor.drain();
+      }, MONITOR_BATCH_MS),
+    );
+    this.timers.push(setInterval(() => this.monitor?.tick(), 1000));
+    for (const t of this.timers) t.unref();
+    await this.pollUpstream();
+    void this.initialise();
+    return address;
+  }
+
+  /** Resolves when monitoring is set up (tests and the CLI wait on it). */
+  async whenMonitoring(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.monitor) {
+      if (Date.now() > deadline) throw new Error("sidecar did not finish starting");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  private async initialise(): Promise<void> {
+    const { logger } = this.options;
+    for (let attempt = 1; !this.stopping; attempt++) {
+      try {
+        await this.setUpMonitoring();
+        return;
+      } catch (err) {
+        if (attempt === 1 || attempt % 20 === 0) logger.warn({ event: "init-retry", attempt, error: (err as Error).message }, "sidecar not set up yet; retrying");
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  private async setUpMonitoring(): Promise<void> {
+    const { store, model, logger } = this.options;
+    const described = await this.describeUpstreamModel();
+    const version = this.options.version ?? described.version;
+    const meta = await readMetadata(store, model, version);
+    const log = await RequestLog.open(
+      this.options.dataDir,
+      { model, version, task: meta.task, label: meta.label, features: meta.features.map((f) => f.name) },
+      this.options.log,
+    );
+    const monitor = new TrafficMonitor({
+      meta,
+      windowRows: this.options.windowRows,
+      windowMs: this.options.windowMs,
+      windowsKept: this.options.windowsKept,
+      maxTracked: this.options.maxTracked,
+      pod: this.options.pod,
+      log,
+    });
+    let restored = 0;
+    for await (const record of readLog(this.options.dataDir, (p) => logger.warn({ event: "log-problem", ...p }, "skipped an unreadable request log line"))) {
+      monitor.restore(record);
+      restored++;
+    }
+    this.meta = meta;
+    this.upstreamBackend = described.backend;
+    this.requestLog = log;
+    this.monitor = monitor;
+    logger.info({ event: "monitoring", model, version, restoredRecords: restored, trackedRequests: monitor.trackedRequests, dataDir: this.options.dataDir }, "monitoring started");
+  }
+
+  private async describeUpstreamModel(): Promise<{ version: string; backend: string }> {
+    const res = await fetch(new URL(`/v2/models/${encodeURIComponent(this.options.model)}`, this.options.upstream), { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) throw new Error(`model server answered GET /v2/models/${this.options.model} with ${res.status}`);
+    const body = (await res.json()) as { versions?: unknown; parameters?: { backend?: unknown } };
+    const version = Array.isArray(body.versions) && typeof body.versions[0] === "string" ? body.versions[0] : undefined;
+    if (!version) throw new Error(`model server did not report a version for ${this.options.model}`);
+    return { version, backend: typeof body.parameters?.backend === "string" ? body.parameters.backend : "unknown" };
+  }
+
+  private async pollUpstream(): Promise<void> {
+    try {
+      const res = await fetch(new URL("/v2/health/ready", this.options.upstream), { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      this.upstreamReady = res.status === 200;
+    } catch {
+      this.upstreamReady = false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    await closeGracefully(this.server, this.options.drainTimeoutMs ?? 10_000);
+    this.monitor?.drain();
+    await this.requestLog?.close();
+    this.agent.destroy();
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const started = process.hrtime.bigint();
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q === -1 ? url : url.slice(0, q);
+    const route = this.routeName(req.method, path);
+    res.on("finish", () => {
+      this.requests.inc({ route, code: String(res.statusCode) });
+      this.latency.observe({ route }, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    if (route === "infer" || route === "proxy") {
+      this.proxy(req, res, route === "infer");
+      return;
+    }
+    this.local(req, res, route).catch((err: unknown) => {
+      if (err instanceof RequestError) {
+        if (!res.headersSent) sendError(res, err.status, err.message);
+        return;
+      }
+      this.options.logger.error({ event: "request-failed", err, path }, "sidecar request failed");
+      if (!res.headersSent) sendError(res, 500, `internal error: ${(err as Error).message}`);
+    });
+  }
+
+  private routeName(method: string | undefined, path: string): string {
+    switch (path) {
+      case SIDECAR_PATHS.live:
+        return "live";
+      case SIDECAR_PATHS.ready:
+        return "ready";
+      case SIDECAR_PATHS.feedback:
+        return "feedback";
+      case SIDECAR_PATHS.summary:
+        return "summary";
+      case SIDECAR_PATHS.metrics:
+        return "metrics";
+    }
+    return method === "POST" && matchRoute(path)?.kind === "infer" ? "infer" : "proxy";
+  }
+
+  private async local(req: IncomingMessage, res: ServerResponse, route: string): Promise<void> {
+    const wanted = route === "feedback" ? "POST" : "GET";
+    if (req.method !== wanted) {
+      req.resume();
+      res.setHeader("allow", wanted);
+      throw new RequestError(405, `method ${req.method} not allowed on ${req.url}; use ${wanted}`);
+    }
+    switch (route) {
+      case "live":
+        return sendJson(res, 200, { live: true });
+      case "ready":
+        if (!this.upstreamReady) return sendError(res, 503, `model server ${this.options.upstream.origin} is not ready`);
+        if (!this.monitor) return sendError(res, 503, "sidecar is starting (loading model metadata and the request log)");
+        return sendJson(res, 200, { ready: true, model: this.options.model, version: this.meta!.version });
+      case "metrics":
+        return sendText(res, 200, this.registry.contentType, await this.registry.metrics());
+      case "summary":
+        if (!this.monitor) throw new RequestError(503, "sidecar is starting; no summary yet");
+        return sendJson(res, 200, this.monitor.summary());
+      case "feedback":
+        return this.feedback(req, res);
+    }
+  }
+
+  private async feedback(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.monitor) throw new RequestError(503, "sidecar is starting; retry feedback shortly");
+    const body = parseJsonBody(req, await readBody(req, this.maxBodyBytes));
+    try {
+      const result = await this.monitor.applyFeedback(body);
+      this.feedbackTotal.inc({ result: "accepted" }, result.accepted);
+      sendJson(res, 200, result);
+    } catch (err) {
+      this.feedbackTotal.inc({ result: err instanceof FeedbackError ? err.reason : "error" });
+      throw err;
+    }
+  }
+
+  private proxy(req: IncomingMessage, res: ServerResponse, infer: boolean): void {
+    const ts = Date.now();
+    const headers = forwardHeaders(req.headers);
+    let callerId: string | undefined;
+    for (const h of CALLER_ID_HEADERS) {
+      const v = req.headers[h];
+      if (typeof v === "string" && v !== "") {
+        callerId = v;
+        break;
+      }
+    }
+    headers[REQUEST_ID_HEADER] = callerId ?? randomUUID();
+    const upstream = this.options.upstream;
+    const upstreamReq = http.request({
+      agent: this.agent,
+      protocol: upstream.protocol,
+      hostname: upstream.hostname,
+      port: upstream.port,
+      method: req.method,
+      path: req.url,
+      headers,
+      timeout: this.options.upstreamTimeoutMs,
+    });
+    const reqChunks: Buffer[] | null = infer ? [] : null;
+    let reqSize = 0;
+    let reqTooBig = false;
+    if (reqChunks) {
+      req.on("data", (c: Buffer) => {
+        reqSize += c.length;
+        if (reqSize > this.maxBodyBytes) reqTooBig = true;
+        else reqChunks.push(c);
+      });
+    }
+    req.pipe(upstreamReq);
+    const fail = (reason: string, message: string): void => {
+      this.upstreamErrors.inc({ reason });
+      this.monitor?.countRequest("failed");
+      if (!res.headersSent) sendError(res, 503, `model server ${upstream.origin} unavailable: ${message}`, { [REQUEST_ID_HEADER]: String(headers[REQUEST_ID_HEADER]) });
+      else res.destroy();
+    };
+    upstreamReq.on("timeout", () => upstreamReq.destroy(Object.assign(new Error(`no response within ${this.options.upstreamTimeoutMs} ms`), { code: "ETIMEDOUT" })));
+    upstreamReq.on("error", (err: NodeJS.ErrnoException) => fail(err.code === "ETIMEDOUT" ? "timeout" : err.code === "ECONNREFUSED" ? "connect" : "reset", err.message));
+    req.on("aborted", () => upstreamReq.destroy());
+    upstreamReq.on("response", (ures) => {
+      const status = ures.statusCode ?? 502;
+      res.writeHead(status, forwardHeaders(ures.headers));
+      const resChunks: Buffer[] | null = infer && status === 200 ? [] : null;
+      if (resChunks) ures.on("data", (c: Buffer) => resChunks.push(c));
+      ures.pipe(res);
+      ures.on("end", () => {
+        if (status >= 500) this.upstreamErrors.inc({ reason: `http-${status}` });
+        if (!infer) return;
+        this.monitor?.countRequest(status >= 500 ? "failed" : status >= 400 ? "rejected" : "ok");
+        if (resChunks && this.monitor) {
+          const responseId = ures.headers[REQUEST_ID_HEADER];
+          this.monitor.enqueue({
+            ts,
+            status,
+            requestBody: reqTooBig || !reqChunks ? null : Buffer.concat(reqChunks),
+            responseBody: Buffer.concat(resChunks),
+            ...(typeof responseId === "string" ? { responseId } : {}),
+          });
+        }
+      });
+      ures.on("error", () => res.destroy());
+    });
+  }
+}

@@ -1,0 +1,419 @@
+// What the sidecar learns from traffic: per-window profiles of inputs and predictions, feedback joined to
+// predictions, drift against the reference profile. Exchanges are queued on the hot path and processed in batches.
+import { compare, type DriftReport } from "../monitoring/compare.js";
+import { DatasetProfile } from "../monitoring/dataset-profile.js";
+import {
+  PREDICTION_COLUMN,
+  SUMMARY_FORMAT,
+  addLabelledOutcome,
+  emptyLabelledCounts,
+  labelledMetrics,
+  type LabelledCounts,
+  type ReferenceProfileJSON,
+  type SidecarSummary,
+  type WindowSummary,
+} from "../monitoring/summary.js";
+import { toCategory, toNumber } from "./features.js";
+import { outputNames, type ModelMetadata } from "./metadata.js";
+import { RequestError, decodeInferRequest, predictionsFromResponse } from "./oip.js";
+import type { LogRecord, RequestLog } from "./request-log.js";
+
+export interface MonitorOptions {
+  meta: ModelMetadata;
+  /** Close the open window after this many inference rows (0: no size bound). */
+  windowRows: number;
+  /** Close the open window at the next multiple of this many ms since the epoch (0: no time bound). */
+  windowMs: number;
+  /** Closed windows kept for the summary. */
+  windowsKept: number;
+  /** Request ids remembered for feedback; older ones get 404. */
+  maxTracked: number;
+  pod: string;
+  log: RequestLog;
+  now?: () => number;
+}
+
+/** One proxied infer call as the sidecar saw it (bodies are null when too large to inspect). */
+export interface CapturedExchange {
+  ts: number;
+  status: number;
+  requestBody: Buffer | null;
+  responseBody: Buffer | null;
+  /** The `inference-request-id` the server answered with. */
+  responseId?: string;
+}
+
+interface Window {
+  start: number;
+  /** Time bound: closes at this instant (Infinity without one). */
+  closesAt: number;
+  end?: number;
+  requests: number;
+  failedRequests: number;
+  rejectedRequests: number;
+  rows: number;
+  features: DatasetProfile;
+  predictions: DatasetProfile;
+  labelled: LabelledCounts;
+  drift?: DriftReport | null;
+}
+
+interface TrackedRequest {
+  predictions: (string | number)[] | undefined;
+  labelled: Uint8Array;
+  window: Window | undefined;
+}
+
+export type RequestOutcome = "ok" | "failed" | "rejected";
+
+export interface FeedbackResult {
+  accepted: number;
+}
+
+export type FeedbackRejection = "invalid" | "unknown-id" | "duplicate";
+
+export class FeedbackError extends RequestError {
+  constructor(
+    status: number,
+    message: string,
+    readonly reason: FeedbackRejection,
+  ) {
+    super(status, message);
+  }
+}
+
+const MAX_FEEDBACK_ITEMS = 10_000;
+
+export class TrafficMonitor {
+  private readonly meta: ModelMetadata;
+  private readonly reference: DatasetProfile;
+  private readonly referencePredictions: DatasetProfile;
+  private readonly outputs: string[];
+  private readonly now: () => number;
+  private queue: CapturedExchange[] = [];
+  private open: Window;
+  private closed: Window[] = [];
+  private readonly tracked = new Map<string, TrackedRequest>();
+  readonly totals = { requests: 0, failedRequests: 0, rejectedRequests: 0, rows: 0, feedback: 0, feedbackRejected: 0 };
+  /** Exchanges that could not be recorded (undecodable bodies), for the metrics endpoint. */
+  unrecorded = 0;
+
+  constructor(private readonly options: MonitorOptions) {
+    this.meta = options.meta;
+    const ref = options.meta.referenceProfile as ReferenceProfileJSON;
+    this.reference = DatasetProfile.fromJSON(ref.features);
+    this.referencePredictions = DatasetProfile.fromJSON(ref.predictions);
+    this.outputs = outputNames(options.meta);
+    this.now = options.now ?? Date.now;
+    this.open = this.newWindow(this.now());
+  }
+
+  get version(): string {
+    return this.meta.version;
+  }
+
+  /** Hot path: counts the request on the open window (no parsing here). */
+  countRequest(outcome: RequestOutcome): void {
+    this.totals.requests++;
+    this.open.requests++;
+    if (outcome === "failed") {
+      this.totals.failedRequests++;
+      this.open.failedRequests++;
+    } else if (outcome === "rejected") {
+      this.totals.rejectedRequests++;
+      this.open.rejectedRequests++;
+    }
+  }
+
+  /** Hot path: remembers a finished infer exchange for the next batch. */
+  enqueue(exchange: CapturedExchange): void {
+    this.queue.push(exchange);
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Processes every queued exchange: profiles, log records, ids for feedback. */
+  drain(): void {
+    const batch = this.queue;
+    this.queue = [];
+    for (const ex of batch) {
+      try {
+        this.record(ex);
+      } catch {
+        this.unrecorded++;
+      }
+    }
+  }
+
+  /** Closes the open window when its time bound passed (called periodically). */
+  tick(): void {
+    this.rotateIfDue(this.now());
+  }
+
+  private record(ex: CapturedExchange): void {
+    if (ex.status !== 200 || !ex.requestBody || !ex.responseBody) {
+      if (ex.status === 200) this.unrecorded++;
+      return;
+    }
+    const request = decodeInferRequest(JSON.parse(ex.requestBody.toString("utf8")), this.meta.features, this.outputs, Infinity);
+    const response = JSON.parse(ex.responseBody.toString("utf8")) as { id?: unknown };
+    const id = typeof response.id === "string" ? response.id : ex.responseId;
+    if (!id) {
+      this.unrecorded++;
+      return;
+    }
+    const predictions = predictionsFromResponse(response, this.meta.classes);
+    this.rotateIfDue(ex.ts);
+    const window = this.open;
+    const names = this.meta.features.map((f) => f.name);
+    const rows: unknown[][] = [];
+    for (let r = 0; r < request.rows; r++) {
+      const values = request.columns.map((c) => c[r] ?? null);
+      rows.push(values);
+      const row: Record<string, unknown> = {};
+      names.forEach((n, i) => (row[n] = values[i]));
+      window.features.addRow(row);
+      if (predictions) window.predictions.addRow({ [PREDICTION_COLUMN]: predictions[r] });
+    }
+    window.rows += request.rows;
+    this.totals.rows += request.rows;
+    this.options.log.append({ kind: "inference", id, ts: ex.ts, version: this.meta.version, rows, predictions: predictions ?? [] });
+    this.track(id, { predictions, labelled: new Uint8Array(request.rows), window });
+    this.rotateIfDue(ex.ts);
+  }
+
+  private track(id: string, entry: TrackedRequest): void {
+    // Re-inserting moves a reused id to the newest position, so eviction stays oldest-first.
+    this.tracked.delete(id);
+    this.tracked.set(id, entry);
+    while (this.tracked.size > this.options.maxTracked) {
+      const oldest = this.tracked.keys().next().value as string;
+      this.tracked.delete(oldest);
+    }
+  }
+
+  /** Rebuilds the feedback index from an existing log (after a restart): ids, predictions, labelled rows. */
+  restore(record: LogRecord): void {
+    if (record.kind === "inference") {
+      this.track(record.id, { predictions: record.predictions.length > 0 ? record.predictions : undefined, labelled: new Uint8Array(record.rows.length), window: undefined });
+    } else if (record.kind === "feedback") {
+      const entry = this.tracked.get(record.id);
+      if (entry && record.row < entry.labelled.length) entry.labelled[record.row] = 1;
+    }
+  }
+
+  get trackedRequests(): number {
+    return this.tracked.size;
+  }
+
+  /**
+   * Validates a feedback body, then logs every label durably (fsync) before counting it. All or nothing:
+   * one bad item rejects the whole batch with a 4xx naming it.
+   */
+  async applyFeedback(body: unknown): Promise<FeedbackResult> {
+    this.drain();
+    const items = this.feedbackItems(body);
+    const accepted: { id: string; row: number; label: string | number; entry: TrackedRequest }[] = [];
+    const seen = new Set<string>();
+    try {
+      items.forEach((item, i) => {
+        const where = items.length > 1 || Array.isArray(body) || (typeof body === "object" && body !== null && "feedback" in body) ? `feedback[${i}]` : "feedback";
+        for (const one of this.expandItem(item, where)) {
+          const key = `${one.id}\u0000${one.row}`;
+          if (one.entry.labelled[one.row] || seen.has(key)) {
+            throw new FeedbackError(409, `${where}: request "${one.id}" row ${one.row} already has feedback`, "duplicate");
+          }
+          seen.add(key);
+          accepted.push(one);
+        }
+      });
+    } catch (err) {
+      this.totals.feedbackRejected++;
+      throw err;
+    }
+    const ts = this.now();
+    for (const a of accepted) {
+      a.entry.labelled[a.row] = 1;
+      this.options.log.append({ kind: "feedback", id: a.id, row: a.row, label: a.label, ts });
+    }
+    try {
+      await this.options.log.commit();
+    } catch (err) {
+      for (const a of accepted) a.entry.labelled[a.row] = 0;
+      throw new RequestError(503, `feedback not recorded: the request log could not be written (${(err as Error).message})`);
+    }
+    for (const a of accepted) {
+      const window = a.entry.window && (a.entry.window === this.open || this.closed.includes(a.entry.window)) ? a.entry.window : this.open;
+      const predicted = a.entry.predictions?.[a.row];
+      if (predicted !== undefined) addLabelledOutcome(window.labelled, a.label, predicted);
+    }
+    this.totals.feedback += accepted.length;
+    return { accepted: accepted.length };
+  }
+
+  private feedbackItems(body: unknown): Record<string, unknown>[] {
+    let items: unknown[];
+    if (Array.isArray(body)) items = body;
+    else if (typeof body === "object" && body !== null && Array.isArray((body as { feedback?: unknown }).feedback)) items = (body as { feedback: unknown[] }).feedback;
+    else items = [body];
+    const fail = (msg: string): never => {
+      this.totals.feedbackRejected++;
+      throw new FeedbackError(400, msg, "invalid");
+    };
+    if (items.length === 0) fail("feedback batch is empty");
+    if (items.length > MAX_FEEDBACK_ITEMS) fail(`feedback batch of ${items.length} items exceeds ${MAX_FEEDBACK_ITEMS}`);
+    items.forEach((it, i) => {
+      if (typeof it !== "object" || it === null || Array.isArray(it)) fail(`feedback[${i}] must be an object {"id": ..., "label": ...}`);
+    });
+    return items as Record<string, unknown>[];
+  }
+
+  private expandItem(item: Record<string, unknown>, where: string): { id: string; row: number; label: string | number; entry: TrackedRequest }[] {
+    const invalid = (msg: string): never => {
+      throw new FeedbackError(400, `${where}: ${msg}`, "invalid");
+    };
+    const id = item.id;
+    if (typeof id !== "string" || id === "") invalid(`"id" must be the non-empty request id of an inference`);
+    const entry = this.tracked.get(id as string);
+    if (!entry) {
+      throw new FeedbackError(404, `${where}: unknown request id "${id as string}" (not served through this sidecar, or older than the last ${this.options.maxTracked} requests)`, "unknown-id");
+    }
+    const rows = entry.labelled.length;
+    if (item.labels !== undefined) {
+      if (item.label !== undefined || item.row !== undefined) invalid(`give either "labels" (one per row) or "label" (+ "row"), not both`);
+      if (!Array.isArray(item.labels) || item.labels.length !== rows) invalid(`"labels" must be an array of ${rows} label(s), one per row of request "${id as string}"`);
+      return (item.labels as unknown[]).map((l, row) => ({ id: id as string, row, label: this.checkLabel(l, `${where} labels[${row}]`), entry }));
+    }
+    if (!("label" in item)) invalid(`"label" is required (the ground truth of request "${id as string}")`);
+    let row = 0;
+    if (item.row !== undefined) {
+      if (!Number.isInteger(item.row) || (item.row as number) < 0 || (item.row as number) >= rows) {
+        invalid(`"row" must be an integer from 0 to ${rows - 1} (request "${id as string}" has ${rows} row(s))`);
+      }
+      row = item.row as number;
+    } else if (rows > 1) {
+      invalid(`request "${id as string}" has ${rows} rows; give "row" or "labels"`);
+    }
+    return [{ id: id as string, row, label: this.checkLabel(item.label, `${where} label`), entry }];
+  }
+
+  private checkLabel(value: unknown, where: string): string | number {
+    try {
+      if (this.meta.task === "regression") {
+        const n = toNumber(value, () => where);
+        if (n === undefined) throw new Error(`${where}: missing`);
+        return n;
+      }
+      const c = toCategory(value, () => where);
+      if (c === undefined) throw new Error(`${where}: missing`);
+      if (!this.meta.classes!.includes(c)) throw new Error(`${where}: "${c}" is not one of the model's classes (${this.meta.classes!.join(", ")})`);
+      return c;
+    } catch (err) {
+      throw new FeedbackError(400, (err as Error).message, "invalid");
+    }
+  }
+
+  private newWindow(start: number): Window {
+    const featureSchema = this.meta.features.map((f) => ({ name: f.name, type: f.type }));
+    const predictionType = this.meta.task === "classification" ? "categorical" : "numeric";
+    const ms = this.options.windowMs;
+    return {
+      start,
+      closesAt: ms > 0 ? (Math.floor(start / ms) + 1) * ms : Infinity,
+      requests: 0,
+      failedRequests: 0,
+      rejectedRequests: 0,
+      rows: 0,
+      features: new DatasetProfile(featureSchema),
+      predictions: new DatasetProfile([{ name: PREDICTION_COLUMN, type: predictionType }]),
+      labelled: emptyLabelledCounts(this.meta.task, this.meta.classes),
+    };
+  }
+
+  private rotateIfDue(now: number): void {
+    const w = this.open;
+    const full = this.options.windowRows > 0 && w.rows >= this.options.windowRows;
+    if (!full && now < w.closesAt) return;
+    w.end = full ? now : Math.min(now, w.closesAt);
+    w.drift = this.driftOf(w);
+    this.closed.push(w);
+    if (this.closed.length > this.options.windowsKept) this.closed.splice(0, this.closed.length - this.options.windowsKept);
+    this.open = this.newWindow(w.end);
+  }
+
+  private driftOf(w: Window): DriftReport | null {
+    if (w.rows === 0) return null;
+    const report = compare(this.reference, w.features, { method: "auto" });
+    const prediction = compare(this.referencePredictions, w.predictions, { method: "auto", predictionFeatures: [PREDICTION_COLUMN] });
+    const strip = <T extends { histogram?: unknown }>(f: T): T => {
+      const { histogram: _histogram, ...rest } = f;
+      return rest as T;
+    };
+    return {
+      ...report,
+      features: report.features.map(strip),
+      prediction: prediction.prediction.map(strip),
+      predictionDrift: prediction.predictionDrift,
+    };
+  }
+
+  /** Drift of the newest closed window with rows, else of the open window (for metrics). */
+  latestDrift(): DriftReport | null {
+    for (let i = this.closed.length - 1; i >= 0; i--) if (this.closed[i]!.drift) return this.closed[i]!.drift!;
+    return this.driftOf(this.open);
+  }
+
+  /** Metrics of the newest window that has labelled outcomes (open window included). */
+  latestMetrics(): Record<string, number> | undefined {
+    for (const w of [this.open, ...[...this.closed].reverse()]) {
+      const m = labelledMetrics(w.labelled);
+      if (m.samples! > 0) return m;
+    }
+    return undefined;
+  }
+
+  get openWindowRows(): number {
+    return this.open.rows;
+  }
+
+  get openWindowLabelled(): number {
+    return labelledMetrics(this.open.labelled).samples ?? 0;
+  }
+
+  summary(): SidecarSummary {
+    this.drain();
+    const now = this.now();
+    this.rotateIfDue(now);
+    const windows = [...this.closed, this.open].map((w) => this.windowSummary(w, now));
+    return {
+      format: SUMMARY_FORMAT,
+      pod: this.options.pod,
+      model: this.meta.model,
+      version: this.meta.version,
+      task: this.meta.task,
+      generatedAt: new Date(now).toISOString(),
+      totals: { ...this.totals },
+      windows,
+    };
+  }
+
+  private windowSummary(w: Window, now: number): WindowSummary {
+    const closed = w !== this.open;
+    return {
+      start: new Date(w.start).toISOString(),
+      end: new Date(closed ? w.end! : now).toISOString(),
+      closed,
+      requests: w.requests,
+      failedRequests: w.failedRequests,
+      rejectedRequests: w.rejectedRequests,
+      rows: w.rows,
+      features: w.features.toJSON(),
+      predictions: w.predictions.toJSON(),
+      labelled: structuredClone(w.labelled),
+      metrics: labelledMetrics(w.labelled),
+      drift: closed ? (w.drift ?? null) : this.driftOf(w),
+    };
+  }
+}

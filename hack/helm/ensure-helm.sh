@@ -10,7 +10,7 @@ out="${XDG_CACHE_HOME:-$HOME/.cache}/ballast/tools/helm-$version"
 if [ ! -x "$out/helm" ]; then
   command -v go >/dev/null 2>&1 || { echo "ensure-helm: helm is not on PATH and go is not installed to build it" >&2; exit 1; }
   mkdir -p "$out"
-  echo "ensure-helm: building helm $version into $out (about a minute on a warm Go cache)" >&2
+  echo "ensure-helm: building helm $version into $out (a few minutes on a cold Go cache, seconds on a warm one)" >&2
   # Build to a temp name then rename, so an interrupted build never leaves a half-written binary.
   (cd "$here" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$version" \
     -o "$out/.helm.tmp" helm.sh/helm/v4/cmd/helm) >&2

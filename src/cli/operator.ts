@@ -2,6 +2,7 @@
 // every flag also reads an environment variable, for Deployments and Helm values.
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { parseBindAddress } from "../operator/bind-address.js";
+import type { RunOperatorOptions } from "../operator/run.js";
 import { packageVersion } from "./version.js";
 
 export const DEFAULT_IMAGE_REPOSITORY = "ghcr.io/ballast-dev/ballast";
@@ -35,18 +36,6 @@ function namespaceList(value: string): string[] {
   return names;
 }
 
-interface OperatorFlags {
-  kubeconfig?: string;
-  namespaces?: string[];
-  workers: number;
-  metricsBindAddress: string;
-  healthProbeBindAddress: string;
-  leaderElect: boolean;
-  leaderElectionNamespace?: string;
-  leaderElectionId: string;
-  image: string;
-  logLevel: string;
-}
 
 export function registerOperator(program: Command): void {
   program
@@ -54,7 +43,7 @@ export function registerOperator(program: Command): void {
     .description("Run the Ballast operator: reconcile ModelDeployments into serving Deployments, Services and ConfigMaps.")
     .addOption(new Option("--kubeconfig <path>", "kubeconfig file; default $KUBECONFIG, ~/.kube/config, then the in-cluster ServiceAccount").env("KUBECONFIG"))
     .addOption(
-      new Option("--namespaces <list>", "comma-separated namespaces to watch; default all").env("BALLAST_WATCH_NAMESPACES").argParser(namespaceList),
+      new Option("--namespaces <list>", "comma-separated namespaces to watch; default all").env("WATCH_NAMESPACES").argParser(namespaceList),
     )
     .addOption(new Option("--workers <n>", "concurrent reconciles").env("BALLAST_WORKERS").default(4).argParser(positiveInt("--workers")))
     .addOption(new Option("--metrics-bind-address <addr>", "address of /metrics (host:port, :port, 0 = off)").env("BALLAST_METRICS_BIND_ADDRESS").default(":8080").argParser(bindAddress("--metrics-bind-address")))
@@ -85,20 +74,9 @@ Examples:
   ballast operator --kubeconfig .dev/cluster/kubeconfig --metrics-bind-address :8080
   ballast operator --leader-elect --leader-election-namespace ballast-system --namespaces team-a,team-b`,
     )
-    .action(async (flags: OperatorFlags) => {
+    .action(async (flags: RunOperatorOptions) => {
       const { runOperator, OperatorUsageError } = await import("../operator/run.js");
-      await runOperator({
-        kubeconfig: flags.kubeconfig,
-        namespaces: flags.namespaces,
-        workers: flags.workers,
-        metricsBindAddress: flags.metricsBindAddress,
-        healthProbeBindAddress: flags.healthProbeBindAddress,
-        leaderElect: flags.leaderElect,
-        leaderElectionNamespace: flags.leaderElectionNamespace,
-        leaderElectionId: flags.leaderElectionId,
-        image: flags.image,
-        logLevel: flags.logLevel,
-      }).catch((err: unknown) => {
+      await runOperator(flags).catch((err: unknown) => {
         if (!(err instanceof OperatorUsageError)) throw err;
         console.error(`ballast operator: ${err.message}`);
         throw new CommanderError(2, "ballast.operator.usage", err.message);

@@ -32,7 +32,11 @@ export const MONITORING_CONFIG_KEY = "monitoring.json";
 export const MONITORING_CONFIG_DIR = "/etc/ballast";
 /** Where pvc:// claims are mounted; `ballast serve --pvc-mount-root`. */
 export const PVC_MOUNT_ROOT = "/mnt/models";
-export const REQUEST_LOG_DIR = "/var/lib/ballast";
+// Under /run/ballast, not /tmp or /var/lib/ballast: on Ballast's local nodes volumes are bind mounts in the
+// host's tree, and a mount over /tmp would hide the pod's own directories (the test cluster lives in /tmp).
+export const REQUEST_LOG_DIR = "/run/ballast/requests";
+/** Writable scratch space (TMPDIR): the root filesystem is read-only. */
+export const SCRATCH_DIR = "/run/ballast/tmp";
 /** Non-root uid/gid of the serving containers (the image's `node` user is 1000; any non-zero id works). */
 export const SERVING_UID = 65532;
 
@@ -82,6 +86,14 @@ function ownerReference(md: ResolvedModelDeployment) {
 
 function metadataFor(md: ResolvedModelDeployment, name: string) {
   return { name, namespace: md.metadata.namespace!, labels: commonLabels(md), ownerReferences: [ownerReference(md)] };
+}
+
+/** Milliseconds of a Go duration as the schema accepts it ("1h30m", "250ms"). */
+export function goDurationMs(d: string): number {
+  const scale: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  for (const [, n, unit] of d.matchAll(/(\d+)(ms|s|m|h)/g)) total += Number(n) * scale[unit!]!;
+  return total;
 }
 
 /** sha256 of a canonical JSON rendering (keys sorted), short enough for an annotation. */
@@ -169,7 +181,8 @@ const restrictedContainerSecurity = {
   seccompProfile: { type: "RuntimeDefault" },
 };
 
-const downwardEnv: V1EnvVar[] = [
+const podEnv: V1EnvVar[] = [
+  { name: "TMPDIR", value: SCRATCH_DIR },
   { name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
   { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
   { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
@@ -188,7 +201,7 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
   const store = modelVolume(parseStorageUri(md.spec.model.storageUri, "spec.model.storageUri"));
   const configHash = contentHash(desiredConfigMap(md).data);
   const userEnv = (serving.env ?? []) as V1EnvVar[];
-  const env = [...downwardEnv, ...userEnv.filter((e) => !downwardEnv.some((d) => d.name === e.name))];
+  const env = [...podEnv, ...userEnv.filter((e) => !podEnv.some((d) => d.name === e.name))];
   const serverUrl = `http://$(POD_IP):${SERVER_PORT}`;
 
   const serverArgs = [
@@ -217,8 +230,9 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
     readinessProbe: { httpGet: { path: "/v2/health/ready", port: "model" }, periodSeconds: 5, failureThreshold: 3 },
     livenessProbe: { httpGet: { path: "/v2/health/live", port: "model" }, periodSeconds: 10, failureThreshold: 3 },
     securityContext: restrictedContainerSecurity,
-    volumeMounts: [{ name: "tmp", mountPath: "/tmp" }, ...(store ? [store.mount] : [])],
+    volumeMounts: [{ name: "tmp", mountPath: SCRATCH_DIR }, ...(store ? [store.mount] : [])],
   };
+  const window = md.spec.monitoring.window;
   const sidecar: V1Container = {
     name: "sidecar",
     image,
@@ -227,24 +241,36 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
       "sidecar",
       "--upstream",
       serverUrl,
+      "--store",
+      md.spec.model.storageUri,
+      "--model",
+      md.spec.model.name,
+      ...(md.spec.model.version ? ["--version", md.spec.model.version] : []),
       "--host",
       "$(POD_IP)",
       "--port",
       String(serving.port),
-      "--config",
-      `${MONITORING_CONFIG_DIR}/${MONITORING_CONFIG_KEY}`,
-      "--log-dir",
+      "--data-dir",
       REQUEST_LOG_DIR,
+      "--pvc-mount-root",
+      PVC_MOUNT_ROOT,
+      // 0 turns a bound off in the sidecar; the schema requires at least one of the two.
+      "--window-size",
+      String(window.size ?? 0),
+      "--window-duration",
+      `${window.duration ? goDurationMs(window.duration) : 0}ms`,
     ],
-    env: downwardEnv,
+    env: podEnv,
     ports: [{ name: "http", containerPort: serving.port, protocol: "TCP" }],
-    readinessProbe: { httpGet: { path: "/v2/health/ready", port: "http" }, periodSeconds: 5, failureThreshold: 3 },
-    livenessProbe: { httpGet: { path: "/v2/health/live", port: "http" }, periodSeconds: 10, failureThreshold: 3 },
+    readinessProbe: { httpGet: { path: "/v1/sidecar/ready", port: "http" }, periodSeconds: 5, failureThreshold: 3 },
+    livenessProbe: { httpGet: { path: "/v1/sidecar/live", port: "http" }, periodSeconds: 10, failureThreshold: 3 },
     securityContext: restrictedContainerSecurity,
     volumeMounts: [
       { name: "monitoring-config", mountPath: MONITORING_CONFIG_DIR, readOnly: true },
       { name: "request-log", mountPath: REQUEST_LOG_DIR },
-      { name: "tmp", mountPath: "/tmp" },
+      { name: "tmp", mountPath: SCRATCH_DIR },
+      // The sidecar reads the served version's metadata (reference profile) from the store too.
+      ...(store ? [store.mount] : []),
     ],
   };
   const delegated = md.metadata.annotations?.[ANNOTATION_REPLICAS_MANAGED_BY] === "external";

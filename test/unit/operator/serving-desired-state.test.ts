@@ -6,6 +6,7 @@ import {
   ANNOTATION_CONFIG_HASH,
   ANNOTATION_REPLICAS_MANAGED_BY,
   desiredServingObjects,
+  goDurationMs,
   selectorString,
   servingNames,
 } from "../../../src/operator/serving/desired-state.js";
@@ -62,6 +63,16 @@ describe("serving objects for a ModelDeployment", () => {
     expect(service.spec!.ports).toEqual([{ name: "http", port: 8085, targetPort: "http", protocol: "TCP" }]);
     expect(server.readinessProbe!.httpGet!.path).toBe("/v2/health/ready");
     expect(server.livenessProbe!.httpGet!.path).toBe("/v2/health/live");
+  });
+
+  it("tells the sidecar the monitoring window and where to keep its request log, outside /tmp", () => {
+    const md = modelDeployment({ monitoring: { features: [{ name: "x", type: "numeric" }], labelField: "y", task: "classification", window: { size: 500, duration: "1h30m" } } as never });
+    const { deployment } = desiredServingObjects(md, { defaultImage: IMAGE });
+    const args = container(deployment, "sidecar").args!;
+    expect(args.slice(args.indexOf("--window-size"), args.indexOf("--window-size") + 4)).toEqual(["--window-size", "500", "--window-duration", "5400000ms"]);
+    expect(goDurationMs("250ms")).toBe(250);
+    const mounts = deployment.spec!.template.spec!.containers.flatMap((c) => c.volumeMounts!.map((m) => m.mountPath));
+    expect(mounts.every((p) => !p.startsWith("/tmp"))).toBe(true);
   });
 
   it("passes a pinned version to the server and the spec's image over the default", () => {

@@ -317,13 +317,14 @@ export class Sidecar {
 
   private async feedback(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!this.monitor) throw new RequestError(503, "sidecar is starting; retry feedback shortly");
-    const body = parseJsonBody(req, await readBody(req, this.maxBodyBytes));
     try {
+      const body = parseJsonBody(req, await readBody(req, this.maxBodyBytes));
       const result = await this.monitor.applyFeedback(body);
       this.feedbackTotal.inc({ result: "accepted" }, result.accepted);
       sendJson(res, 200, result);
     } catch (err) {
-      this.feedbackTotal.inc({ result: err instanceof FeedbackError ? err.reason : "error" });
+      const result = err instanceof FeedbackError ? err.reason : err instanceof RequestError && err.status < 500 ? "invalid" : "error";
+      this.feedbackTotal.inc({ result });
       throw err;
     }
   }

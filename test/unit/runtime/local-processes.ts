@@ -1,0 +1,87 @@
+// Starts `bin/ballast serve` / `sidecar` as real local processes on 127.0.0.1 and waits until they listen.
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export const ballastBin = new URL("../../../bin/ballast", import.meta.url).pathname;
+
+export interface LocalProcess {
+  child: ChildProcess;
+  url: string;
+  port: number;
+  /** Every line the process wrote to stderr/stdout (pino JSON mostly). */
+  lines: string[];
+  /** Sends a signal and waits for the exit; resolves to the exit code (null when killed by a signal). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the exit code when the process exits by itself. */
+  exited: Promise<number | null>;
+}
+
+/** Runs `bin/ballast <args> --host 127.0.0.1 --port 0` and resolves once its "listening" log line names the port. */
+export async function startBallast(args: string[], env: Record<string, string> = {}): Promise<LocalProcess> {
+  const child = spawn(ballastBin, [...args, "--host", "127.0.0.1", "--port", "0"], {
+    env: { ...process.env, BALLAST_LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  let port: number | undefined;
+  const onData = (chunk: Buffer): void => {
+    for (const line of chunk.toString("utf8").split("\n")) {
+      if (line === "") continue;
+      lines.push(line);
+      if (port === undefined && line.includes('"event":"listening"')) port = (JSON.parse(line) as { port: number }).port;
+    }
+  };
+  child.stdout!.on("data", onData);
+  child.stderr!.on("data", onData);
+  const exited = once(child, "exit").then(([code]) => code as number | null);
+  const deadline = Date.now() + 30_000;
+  while (port === undefined) {
+    if (child.exitCode !== null) throw new Error(`ballast ${args[0]} exited with ${child.exitCode}:\n${lines.join("\n")}`);
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`ballast ${args[0]} did not listen within 30 s:\n${lines.join("\n")}`);
+    }
+    await sleep(25);
+  }
+  return {
+    child,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    lines,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+    exited,
+  };
+}
+
+/** Polls `url` until it answers 200 (readiness probes). */
+export async function waitUntilReady(url: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "no answer";
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url);
+      last = `${res.status} ${await res.text()}`;
+      if (res.status === 200) return;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await sleep(50);
+  }
+  throw new Error(`${url} not ready after ${timeoutMs} ms (last: ${last})`);
+}
+
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown; headers: Headers }> {
+  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // non-JSON bodies stay text, and the test's assertion shows them
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
+}

@@ -1,5 +1,7 @@
-// Runs kubectl against the test cluster (KUBECONFIG and BALLAST_KUBECTL come from test/setup/cluster.global.ts).
+// Runs kubectl against the test cluster: the kubeconfig and kubectl test/setup/cluster.global.ts provides,
+// else KUBECONFIG and BALLAST_KUBECTL (or kubectl on PATH) from the environment.
 import { spawnSync } from "node:child_process";
+import { inject } from "vitest";
 
 export interface KubectlResult {
   status: number;
@@ -7,9 +9,17 @@ export interface KubectlResult {
   stderr: string;
 }
 
+// Typed loosely so this file does not depend on the global setup's ProvidedContext declaration.
+function provided(key: string): string | undefined {
+  const value = (inject as unknown as (k: string) => unknown)(key);
+  return typeof value === "string" && value !== "" ? value : undefined;
+}
+
 export function kubectl(args: string[], input?: string): KubectlResult {
-  const binary = process.env.BALLAST_KUBECTL ?? "kubectl";
-  const res = spawnSync(binary, args, { input, encoding: "utf8", env: process.env, timeout: 120_000 });
+  const binary = provided("kubectl") ?? process.env.BALLAST_KUBECTL ?? "kubectl";
+  const kubeconfig = provided("kubeconfig") ?? process.env.KUBECONFIG;
+  const env = kubeconfig ? { ...process.env, KUBECONFIG: kubeconfig } : process.env;
+  const res = spawnSync(binary, args, { input, encoding: "utf8", env, timeout: 120_000 });
   if (res.error) throw new Error(`${binary} ${args.join(" ")}: ${res.error.message}`);
   return { status: res.status ?? -1, stdout: res.stdout, stderr: res.stderr };
 }

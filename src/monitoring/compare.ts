@@ -4,7 +4,7 @@
 import { CategoricalProfile, OTHER_CATEGORY } from "./categorical-profile.js";
 import type { DatasetProfile, FeatureProfile } from "./dataset-profile.js";
 import type { WeightedPoints } from "./kll-sketch.js";
-import { adjustPValues, rejectedHypotheses, type Correction } from "./multiple-testing.js";
+import { adjustPValues, rejectedHypotheses, strictlyBelow, type Correction } from "./multiple-testing.js";
 import type { NumericProfile } from "./numeric-profile.js";
 import type { FeatureType } from "./schema.js";
 import { chiSquaredContingency } from "./stats/chi-squared.js";
@@ -184,8 +184,14 @@ function evaluate(method: DriftMethod, ref: FeatureProfile, cur: FeatureProfile,
       if (ref.type !== "numeric" || cur.type !== "numeric") throw new RangeError(`${method} needs a numeric feature`);
       if (method === "ks") {
         const d = ksStatistic(ref.points(), cur.points());
-        const result = ksPValue(d, ref.count, cur.count, ref.mode === "exact" && cur.mode === "exact" ? ksMethod : "asymp");
-        return { statistic: result.statistic, pValue: result.pValue };
+        if (ref.mode === "exact" && cur.mode === "exact") {
+          const result = ksPValue(d, ref.count, cur.count, ksMethod);
+          return { statistic: result.statistic, pValue: result.pValue };
+        }
+        // A sketch's D is within the two rank-error bounds of the true D; the p-value uses the lower end so
+        // sketch noise alone never reads as drift on large samples (exact mode keeps the full power).
+        const lower = Math.max(0, d - ref.rankErrorBound - cur.rankErrorBound);
+        return { statistic: d, pValue: ksPValue(lower, ref.count, cur.count, "asymp").pValue };
       }
       const raw = wassersteinDistance(ref.points(), cur.points());
       return { statistic: normedWasserstein(raw, ref.std), pValue: null, wassersteinRaw: raw };
@@ -237,7 +243,11 @@ function compareFeature(name: string, ref: FeatureProfile, cur: FeatureProfile, 
     ref.type === "numeric" && cur.type === "numeric" ? numericHistogram(ref, cur) : categoricalHistogram(ref as CategoricalProfile, cur as CategoricalProfile);
   const result = evaluate(method, ref, cur, histogram, options.ksMethod ?? "auto");
   const pValueSide = P_VALUE_METHODS.has(method);
-  const drift = pValueSide ? result.pValue! < threshold : result.statistic >= threshold;
+  if (Number.isNaN(result.statistic) || (pValueSide && Number.isNaN(result.pValue))) {
+    // Defensive: a statistic that cannot be computed is reported, never turned into a NaN verdict.
+    return { ...base, statistic: null, pValue: null, adjustedPValue: null, drift: false, status: "insufficient-data", reason: `${name}: ${method} is undefined for these values` };
+  }
+  const drift = pValueSide ? strictlyBelow(result.pValue!, threshold) : result.statistic >= threshold;
   const out: FeatureDrift = {
     ...base,
     statistic: result.statistic,

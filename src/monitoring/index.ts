@@ -13,3 +13,7 @@ export { binWeights, linspace, sturgesEdges } from "./stats/histogram.js";
 export { kolmogorovSf, smirnovSf } from "./stats/kolmogorov.js";
 export { KS_MAX_AUTO_N, ksPValue, ksStatistic, ksTwoSample, sortedPoints, type KsMethod, type KsResult } from "./stats/ks.js";
 export { normedWasserstein, wassersteinDistance } from "./stats/wasserstein.js";
+export * from "./performance.js";
+export * from "./seed-metrics.js";
+export * from "./windows.js";
+export * from "./policy.js";

@@ -17,3 +17,4 @@ export * from "./performance.js";
 export * from "./seed-metrics.js";
 export * from "./windows.js";
 export * from "./policy.js";
+export * from "./report.js";

@@ -6,6 +6,7 @@ import { registerOperator } from "./operator.js";
 import { registerTrain } from "./train.js";
 import { registerServe } from "./serve.js";
 import { registerSidecar } from "./sidecar.js";
+import { registerDrift } from "./drift.js";
 
 export function buildProgram(): Command {
   const program = new Command("ballast")
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerServe(program);
   registerSidecar(program);
+  registerDrift(program);
   return program;
 }
 

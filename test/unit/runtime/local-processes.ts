@@ -85,3 +85,22 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
   }
   return { status: res.status, body: parsed, headers: res.headers };
 }
+
+/** `ballast serve` of model "weather" from a store directory, ready to predict. */
+export async function startModelServer(storeDir: string, extraArgs: string[] = []): Promise<LocalProcess> {
+  const proc = await startBallast(["serve", "--store", storeDir, "--model", "weather", ...extraArgs]);
+  await waitUntilReady(`${proc.url}/v2/health/ready`);
+  return proc;
+}
+
+/** `ballast sidecar` in front of `upstream`, logging to `dataDir`, ready (its model server is ready and metadata loaded). */
+export async function startSidecar(upstream: string, storeDir: string, dataDir: string, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<LocalProcess> {
+  const proc = await startBallast(["sidecar", "--upstream", upstream, "--store", storeDir, "--model", "weather", "--data-dir", dataDir, ...extraArgs], env);
+  await waitUntilReady(`${proc.url}/v1/sidecar/ready`);
+  return proc;
+}
+
+/** Stops processes in order (front to back: the sidecar before its model server). */
+export async function stopAll(procs: readonly (LocalProcess | undefined)[]): Promise<void> {
+  for (const p of procs) await p?.stop();
+}

@@ -6,7 +6,7 @@ import { encodeColumns } from "../../../src/runtime/features.js";
 import { loadModel } from "../../../src/runtime/model-files.js";
 import { predict } from "../../../src/runtime/predict.js";
 import { openStore } from "../../../src/runtime/store.js";
-import { postJson, startBallast, waitUntilReady, type LocalProcess } from "./local-processes.js";
+import { postJson, startBallast, startModelServer, type LocalProcess } from "./local-processes.js";
 import { WEATHER_FEATURES, inferBody, weatherFixture, type WeatherFixture } from "./weather-fixture.js";
 
 let fx: WeatherFixture;
@@ -15,9 +15,8 @@ const infer = (): string => `${server.url}/v2/models/weather/infer`;
 
 beforeAll(async () => {
   fx = await weatherFixture({ epochs: 5 });
-  server = await startBallast(["serve", "--store", `file://${fx.storeDir}`, "--model", "weather", "--max-body-bytes", "8192", "--max-batch-rows", "100"]);
-  await waitUntilReady(`${server.url}/v2/health/ready`);
-});
+  server = await startModelServer(`file://${fx.storeDir}`, ["--max-body-bytes", "8192", "--max-batch-rows", "100"]);
+}, 120_000);
 
 afterAll(async () => {
   await server?.stop();
@@ -176,8 +175,7 @@ describe("ballast serve: bad requests", () => {
 
 describe("ballast serve: shutdown", () => {
   it("finishes an in-flight request on SIGTERM, then exits 0", async () => {
-    const own = await startBallast(["serve", "--store", fx.storeDir, "--model", "weather"]);
-    await waitUntilReady(`${own.url}/v2/health/ready`);
+    const own = await startModelServer(fx.storeDir);
     const body = JSON.stringify(inferBody(fx.seattleHoldout.slice(0, 2), "draining"));
     const socket = net.connect(own.port, "127.0.0.1");
     await new Promise((r) => socket.once("connect", r));

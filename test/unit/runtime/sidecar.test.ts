@@ -9,7 +9,7 @@ import type { SidecarSummary } from "../../../src/monitoring/summary.js";
 import { readMetadata } from "../../../src/runtime/metadata.js";
 import { joinLog } from "../../../src/runtime/request-log.js";
 import { openStore } from "../../../src/runtime/store.js";
-import { ballastBin, postJson, startBallast, waitUntilReady, type LocalProcess } from "./local-processes.js";
+import { ballastBin, postJson, startModelServer, startSidecar, stopAll, type LocalProcess } from "./local-processes.js";
 import { inferBody, weatherFixture, type WeatherFixture, type WeatherRow } from "./weather-fixture.js";
 
 const ROWS_PER_REQUEST = 5;
@@ -55,17 +55,12 @@ async function summary(): Promise<SidecarSummary> {
 beforeAll(async () => {
   fx = await weatherFixture({ holdoutRows: WINDOW_ROWS, newYorkRows: WINDOW_ROWS });
   dataDir = path.join(fx.dir, "sidecar-log");
-  server = await startBallast(["serve", "--store", `file://${fx.storeDir}`, "--model", "weather"]);
-  sidecar = await startBallast(
-    ["sidecar", "--upstream", server.url, "--store", `file://${fx.storeDir}`, "--model", "weather", "--data-dir", dataDir, "--window-size", String(WINDOW_ROWS), "--window-duration", "0"],
-    { POD_NAME: "weather-7d9f-abcde" },
-  );
-  await waitUntilReady(`${sidecar.url}/v1/sidecar/ready`);
-});
+  server = await startModelServer(`file://${fx.storeDir}`);
+  sidecar = await startSidecar(server.url, `file://${fx.storeDir}`, dataDir, ["--window-size", String(WINDOW_ROWS), "--window-duration", "0"], { POD_NAME: "weather-7d9f-abcde" });
+}, 120_000);
 
 afterAll(async () => {
-  await sidecar?.stop();
-  await server?.stop();
+  await stopAll([sidecar, server]);
   fx?.cleanup();
 });
 

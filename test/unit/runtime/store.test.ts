@@ -1,0 +1,116 @@
+// The model store: URI resolution, atomic immutable versions, listing, and a read-only HTTP store over real HTTP.
+import fs from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadBackend } from "../../../src/runtime/backend.js";
+import { loadModel, serializeModel } from "../../../src/runtime/model-files.js";
+import {
+  FileModelStore,
+  INDEX_FILE,
+  METADATA_FILE,
+  StoreError,
+  nextVersionName,
+  openStore,
+  resolveStorePath,
+  resolveVersion,
+} from "../../../src/runtime/store.js";
+import { useTempDirs } from "./temp-dirs.js";
+
+const tempDir = useTempDirs("ballast-store-");
+
+const version = (createdAt: string, extra: Record<string, string> = {}): Map<string, string> =>
+  new Map([[METADATA_FILE, JSON.stringify({ createdAt })], ...Object.entries(extra)]);
+
+describe("store URIs", () => {
+  it("resolves file://, pvc:// (under the mount root) and plain paths; rejects other schemes", () => {
+    expect(resolveStorePath("file:///data/models")).toBe("/data/models");
+    expect(resolveStorePath("pvc://models-claim/team/a", { pvcMountRoot: "/mnt/x" })).toBe("/mnt/x/models-claim/team/a");
+    expect(resolveStorePath("pvc://models-claim")).toBe("/mnt/models/models-claim");
+    const saved = process.env.BALLAST_PVC_MOUNT_ROOT;
+    process.env.BALLAST_PVC_MOUNT_ROOT = "/var/lib/ballast";
+    try {
+      expect(resolveStorePath("pvc://c/p")).toBe("/var/lib/ballast/c/p");
+    } finally {
+      if (saved === undefined) delete process.env.BALLAST_PVC_MOUNT_ROOT;
+      else process.env.BALLAST_PVC_MOUNT_ROOT = saved;
+    }
+    expect(resolveStorePath("models")).toBe(path.resolve("models"));
+    expect(() => resolveStorePath("s3://bucket/models")).toThrow(/store: "s3:\/\/bucket\/models" must be pvc:\/\//);
+    expect(() => openStore("s3://bucket")).toThrow(StoreError);
+  });
+});
+
+describe("FileModelStore", () => {
+  it("lists versions by creation time, finds the latest, and numbers the next one", async () => {
+    const store = openStore(`file://${tempDir()}`);
+    expect(await store.listVersions("m")).toEqual([]);
+    await expect(resolveVersion(store, "m")).rejects.toThrow(/model m has no versions/);
+    await store.writeVersion("m", "v2", version("2026-01-02T00:00:00Z"));
+    await store.writeVersion("m", "v1", version("2026-01-01T00:00:00Z"));
+    await store.writeVersion("m", "candidate-7", version("2026-01-03T00:00:00Z"));
+    expect((await store.listVersions("m")).map((v) => v.version)).toEqual(["v1", "v2", "candidate-7"]);
+    expect(await resolveVersion(store, "m")).toBe("candidate-7");
+    expect(await resolveVersion(store, "m", "v1")).toBe("v1");
+    await expect(resolveVersion(store, "m", "v9")).rejects.toThrow(/model m has no version v9 .*versions: v1, v2, candidate-7/);
+    expect(await nextVersionName(store, "m")).toBe("v3");
+  });
+
+  it("never modifies a version and never lists a half-written one", async () => {
+    const root = tempDir();
+    const store = new FileModelStore(root, root);
+    await store.writeVersion("m", "v1", version("2026-01-01T00:00:00Z", { "weights.bin": "abc" }));
+    await expect(store.writeVersion("m", "v1", version("2026-02-01T00:00:00Z"))).rejects.toThrow(/already exists .* immutable/);
+    expect((await store.readFile("m", "v1", "weights.bin")).toString()).toBe("abc");
+    // What a crash mid-write leaves behind: a temp dir, and a directory without metadata.
+    fs.mkdirSync(path.join(root, "m", ".tmp-v2-dead"), { recursive: true });
+    fs.writeFileSync(path.join(root, "m", ".tmp-v2-dead", METADATA_FILE), "{}");
+    fs.mkdirSync(path.join(root, "m", "v3"));
+    expect((await store.listVersions("m")).map((v) => v.version)).toEqual(["v1"]);
+    expect(JSON.parse(fs.readFileSync(path.join(root, "m", INDEX_FILE), "utf8"))).toMatchObject({ model: "m", versions: [{ version: "v1" }] });
+  });
+
+  it("rejects names that could escape the store", async () => {
+    const store = openStore(tempDir());
+    await expect(store.listVersions("../etc")).rejects.toThrow(/model name "..\/etc" is invalid/);
+    await expect(store.readFile("m", "v1", "../../secret")).rejects.toThrow(/file name "..\/..\/secret" is invalid/);
+    await expect(store.writeVersion("m", "V1", version("x"))).rejects.toThrow(/version name "V1" is invalid/);
+  });
+});
+
+describe("HttpModelStore", () => {
+  it("loads a tfjs model over HTTP and refuses writes", async () => {
+    const root = tempDir();
+    const fileStore = openStore(root);
+    const { tf } = await loadBackend();
+    const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2 })] });
+    const files = await serializeModel(tf, model);
+    files.set(METADATA_FILE, JSON.stringify({ createdAt: "2026-01-01T00:00:00Z" }));
+    await fileStore.writeVersion("m", "v1", files);
+
+    // A static file server over the store directory: what an object store's HTTP endpoint looks like.
+    const server = http.createServer((req, res) => {
+      const file = path.join(root, decodeURIComponent(new URL(req.url!, "http://x").pathname));
+      if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200).end(fs.readFileSync(file));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const store = openStore(`http://127.0.0.1:${port}/`);
+      expect(store.readOnly).toBe(true);
+      expect(await resolveVersion(store, "m")).toBe("v1");
+      expect(await store.listVersions("other")).toEqual([]);
+      const loaded = await loadModel(tf, store, "m", "v1");
+      const x = tf.tensor2d([[1, 2, 3]]);
+      expect(Array.from((loaded.predict(x) as typeof x).dataSync())).toEqual(Array.from((model.predict(x) as typeof x).dataSync()));
+      await expect(store.readFile("m", "v1", "missing.bin")).rejects.toThrow(/404 not found/);
+      await expect(store.writeVersion("m", "v2", files)).rejects.toThrow(/HTTP store \(read-only\)/);
+    } finally {
+      server.close();
+    }
+  });
+});

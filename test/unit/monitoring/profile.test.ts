@@ -84,3 +84,15 @@ describe("DatasetProfile", () => {
     ]);
   });
 });
+
+describe("DatasetProfile.fromColumns", () => {
+  it("profiles column arrays exactly like the same rows", () => {
+    const data = rows(700);
+    const byColumns = DatasetProfile.fromColumns(schema, {
+      age: Float64Array.from(data, (r) => r.age as number),
+      city: data.map((r) => r.city),
+    });
+    expect(byColumns.toJSON()).toEqual(DatasetProfile.fromRows(schema, data).toJSON());
+    expect(() => DatasetProfile.fromColumns(schema, { age: [1, 2], city: ["a"] })).toThrow(/different lengths: 2, 1/);
+  });
+});

@@ -3,6 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { packageVersion } from "./version.js";
 import { registerOperator } from "./operator.js";
+import { registerDev } from "./dev.js";
 import { registerTrain } from "./train.js";
 import { registerServe } from "./serve.js";
 import { registerSidecar } from "./sidecar.js";
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
   registerOperator(program);
+  registerDev(program);
   registerTrain(program);
   registerServe(program);
   registerSidecar(program);

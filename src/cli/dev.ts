@@ -1,0 +1,154 @@
+// `ballast dev`: a real local Kubernetes cluster without Docker (see docs/local-cluster.md).
+import { Command, InvalidArgumentError, Option } from "commander";
+import { join, resolve } from "node:path";
+import { ballastCacheDir } from "../devcluster/binaries.js";
+import { DEFAULT_IMAGE_REPOSITORY } from "../devcluster/nodes.js";
+
+// The cluster code (client-node, x509) loads inside each action: `ballast dev echo` in a pod starts in
+// a fraction of the time, which matters for its probes on a loaded machine.
+const cluster = () => import("../devcluster/cluster.js");
+
+const defaultDir = () => join(ballastCacheDir(), "dev-cluster");
+
+function count(name: string, max: number) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0 || n > max) throw new InvalidArgumentError(`${name} must be an integer from 0 to ${max}`);
+    return n;
+  };
+}
+
+export function registerDev(program: Command): void {
+  const dev = program.command("dev").description("run a real local Kubernetes cluster without Docker (etcd, kube-apiserver, controllers, scheduler, local nodes)");
+
+  const dirOption = () => new Option("--dir <dir>", "cluster directory (state, logs, kubeconfig)").default(defaultDir(), "~/.cache/ballast/dev-cluster");
+
+  dev
+    .command("up")
+    .description("start the cluster and print `export KUBECONFIG=...`; returns once the API is healthy and the nodes are Ready")
+    .addOption(dirOption())
+    .option("--nodes <n>", "CPU nodes", count("--nodes", 20), 1)
+    .option("--gpu-nodes <n>", "GPU nodes (nvidia.com/gpu capacity, label ballast.dev/accelerator=nvidia-gpu, taint nvidia.com/gpu=present:NoSchedule)", count("--gpu-nodes", 20), 1)
+    .option("--image-repository <repo>", "the image the local nodes run as local processes (any tag)", DEFAULT_IMAGE_REPOSITORY)
+    .action(async (opts: { dir: string; nodes: number; gpuNodes: number; imageRepository: string }) => {
+      if (opts.nodes + opts.gpuNodes === 0) throw new InvalidArgumentError("at least one node is needed (--nodes or --gpu-nodes)");
+      const abort = new AbortController();
+      const onSignal = () => abort.abort(new Error("interrupted"));
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      const started = Date.now();
+      const state = await (await cluster()).clusterUp({
+        dir: opts.dir,
+        cpuNodes: opts.nodes,
+        gpuNodes: opts.gpuNodes,
+        imageRepository: opts.imageRepository,
+        log: (line) => console.error(`dev up: ${line}`),
+        signal: abort.signal,
+      });
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      console.error(`dev up: ready in ${((Date.now() - started) / 1000).toFixed(1)} s; nodes ${state.nodes.join(", ")}; logs in ${join(state.dir, "logs")}`);
+      if (state.kubectl) console.error(`dev up: kubectl: ${state.kubectl}`);
+      console.log(`export KUBECONFIG=${state.kubeconfig}`);
+    });
+
+  dev
+    .command("down")
+    .description("stop every process the cluster started (also after a crash of `up`); --purge also deletes its directory")
+    .addOption(dirOption())
+    .option("--purge", "delete the cluster directory (etcd data, volumes, logs)")
+    .action(async (opts: { dir: string; purge?: boolean }) => {
+      const { stopped } = await (await cluster()).clusterDown(opts.dir, { purge: opts.purge ?? false });
+      console.log(stopped.length ? `stopped ${stopped.join(", ")}` : `no running cluster in ${resolve(opts.dir)}`);
+    });
+
+  dev
+    .command("status")
+    .description("show the cluster's processes and nodes")
+    .addOption(dirOption())
+    .option("-o, --output <format>", "text or json", "text")
+    .action(async (opts: { dir: string; output: string }) => {
+      const status = await (await cluster()).clusterStatus(opts.dir);
+      if (opts.output === "json") {
+        console.log(JSON.stringify(status, null, 2));
+      } else if (!status.state) {
+        console.log(`no cluster in ${status.dir}`);
+      } else {
+        console.log(`cluster ${status.dir}: ${status.running ? "running" : "NOT running"} (Kubernetes ${status.state.kubernetesVersion})`);
+        console.log(`export KUBECONFIG=${status.state.kubeconfig}`);
+        for (const p of status.processes) console.log(`  ${p.name.padEnd(24)} pid ${String(p.pid).padEnd(8)} ${p.alive ? "running" : "stopped"}`);
+        for (const n of status.nodes) console.log(`  node ${n.name.padEnd(19)} ${n.ready ? "Ready" : "NotReady"}${n.gpus ? ` nvidia.com/gpu=${n.gpus}` : ""}`);
+        if (status.pods !== undefined) console.log(`  pods: ${status.pods}`);
+      }
+      if (!status.running) process.exitCode = 1;
+    });
+
+  dev
+    .command("node-agent", { hidden: true })
+    .description("run the local nodes (the kubelet stand-in); `dev up` starts it")
+    .requiredOption("--dir <dir>", "cluster directory")
+    .requiredOption("--kubeconfig <file>", "credentials for the API server")
+    .option("--nodes <n>", "CPU nodes", count("--nodes", 20), 1)
+    .option("--gpu-nodes <n>", "GPU nodes", count("--gpu-nodes", 20), 1)
+    .option("--image-repository <repo>", "image run as local processes", DEFAULT_IMAGE_REPOSITORY)
+    .requiredOption("--pod-octet <n>", "pods get IPs 127.<n>.x.y", count("--pod-octet", 254))
+    .action(async (opts: { dir: string; kubeconfig: string; nodes: number; gpuNodes: number; imageRepository: string; podOctet: number }) => {
+      const [{ pino }, { NodeAgent }, { ballastCliScript }, { pinnedKubernetesVersion }] = await Promise.all([
+        import("pino"),
+        import("../devcluster/node-agent.js"),
+        cluster(),
+        import("../devcluster/binaries.js"),
+      ]);
+      const log = pino({ base: { component: "local-nodes" } });
+      const agent = new NodeAgent({
+        clusterDir: resolve(opts.dir),
+        kubeconfig: opts.kubeconfig,
+        cpuNodes: opts.nodes,
+        gpuNodes: opts.gpuNodes,
+        imageRepository: opts.imageRepository,
+        kubernetesVersion: pinnedKubernetesVersion(),
+        podOctet: opts.podOctet,
+        ballastCommand: [process.execPath, ballastCliScript],
+        log,
+      });
+      const stop = () => {
+        log.info("stopping local nodes: terminating pods");
+        void agent.shutdown().then(() => process.exit(0));
+      };
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+      await agent.run();
+    });
+
+  dev
+    .command("echo")
+    .description("diagnostic HTTP server for checking pods: answers JSON with its pod name, namespace and IP")
+    .option("--host <host>", "address to bind (default: $POD_IP, else 0.0.0.0)")
+    .option("--port <port>", "port", count("--port", 65535), 8080)
+    .action(async (opts: { host?: string; port: number }) => {
+      const who = {
+        pod: process.env.POD_NAME ?? "",
+        namespace: process.env.POD_NAMESPACE ?? "",
+        podIP: process.env.POD_IP ?? "",
+        node: process.env.NODE_NAME ?? "",
+      };
+      const host = opts.host ?? (process.env.POD_IP || "0.0.0.0");
+      const { startEchoServer } = await import("../devcluster/echo-server.js");
+      const server = await startEchoServer(host, opts.port, who);
+      console.log(JSON.stringify({ msg: "echo server listening", host, port: opts.port }));
+      const stop = () => server.close(() => process.exit(0));
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+    });
+
+  dev
+    .command("job")
+    .description("diagnostic batch command: works for --seconds, then exits with --exit-code")
+    .option("--seconds <s>", "how long to run", (v) => Number(v), 1)
+    .option("--exit-code <code>", "exit status", count("--exit-code", 255), 0)
+    .action(async (opts: { seconds: number; exitCode: number }) => {
+      await new Promise((r) => setTimeout(r, opts.seconds * 1000));
+      console.log(JSON.stringify({ msg: "job finished", exitCode: opts.exitCode }));
+      process.exit(opts.exitCode);
+    });
+}

@@ -1,0 +1,267 @@
+// `ballast dev up/down/status`: start the control plane and the local nodes, record them, stop them.
+import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+import { locateBinaries } from "./binaries.js";
+import { controlPlaneSpecs, type ComponentSpec, type ControlPlanePorts } from "./controlplane.js";
+import { httpsGet, loadTlsClient } from "./https-probe.js";
+import { writeKubeconfig } from "./kubeconfig.js";
+import { ensurePki } from "./pki.js";
+import { isAlive, startDetached, stopProcess } from "./processes.js";
+import { isListening, PortAllocator } from "./ports.js";
+import { readState, stateFile, writeState, type ClusterState, type RecordedProcess } from "./state.js";
+import { defaultNodeNames, DEFAULT_IMAGE_REPOSITORY } from "./nodes.js";
+import { chooseLoopbackBlocks } from "./ip-allocator.js";
+import { podProcessPidFiles } from "./pod-dirs.js";
+
+export interface UpOptions {
+  dir: string;
+  cpuNodes: number;
+  gpuNodes: number;
+  imageRepository?: string;
+  log?: (line: string) => void;
+  /** Aborting (e.g. on SIGINT) stops what was started and rejects. */
+  signal?: AbortSignal;
+}
+
+const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
+/** The built CLI the node agent and pod containers run (make build writes it). */
+export const ballastCliScript = join(repoRoot, "dist/cli/main.js");
+
+const CLIENTS = [
+  { file: "admin", commonName: "ballast-admin", organization: "system:masters" },
+  { file: "kube-controller-manager", commonName: "system:kube-controller-manager" },
+  { file: "kube-scheduler", commonName: "system:kube-scheduler" },
+  { file: "local-nodes", commonName: "ballast-local-nodes", organization: "system:masters" },
+];
+
+export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
+  const log = opts.log ?? (() => {});
+  const dir = resolve(opts.dir);
+  const existing = readState(dir);
+  if (existing && existing.processes.some((p) => isAlive(p.pid))) {
+    throw new Error(`a local cluster is already running in ${dir} (run \`ballast dev down --dir ${dir}\` first)`);
+  }
+  if (!existsSync(ballastCliScript)) throw new Error(`${ballastCliScript} is missing: run \`make build\` first`);
+  const bins = locateBinaries();
+  mkdirSync(dir, { recursive: true });
+
+  const alloc = new PortAllocator();
+  const ports: ControlPlanePorts = {
+    etcdClient: await alloc.allocate(),
+    etcdPeer: await alloc.allocate(),
+    apiServer: await alloc.allocate(),
+    controllerManager: await alloc.allocate(),
+    scheduler: await alloc.allocate(),
+  };
+  const { podOctet, serviceOctet } = existing ? { podOctet: existing.podOctet, serviceOctet: existing.serviceOctet } : chooseLoopbackBlocks();
+  const pkiDir = join(dir, "pki");
+  const pki = await ensurePki(pkiDir, CLIENTS, ["127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"]);
+  const server = `https://127.0.0.1:${ports.apiServer}`;
+  const kubeconfigFor = (client: string, file: string) => {
+    const path = join(dir, file);
+    const c = pki.clients[client]!;
+    writeKubeconfig(path, { server, caCertFile: pki.caCert, clientCertFile: c.cert, clientKeyFile: c.key, user: client });
+    return path;
+  };
+  const kubeconfig = kubeconfigFor("admin", "kubeconfig");
+  const paths = {
+    dir,
+    pkiDir,
+    controllerManagerKubeconfig: kubeconfigFor("kube-controller-manager", "controller-manager.kubeconfig"),
+    schedulerKubeconfig: kubeconfigFor("kube-scheduler", "scheduler.kubeconfig"),
+  };
+  const nodesKubeconfig = kubeconfigFor("local-nodes", "local-nodes.kubeconfig");
+
+  const state: ClusterState = {
+    dir,
+    kubernetesVersion: bins.kubernetesVersion,
+    kubeconfig,
+    server,
+    ...(bins.kubectl ? { kubectl: bins.kubectl } : {}),
+    ports,
+    processes: [],
+    nodes: defaultNodeNames(opts.cpuNodes, opts.gpuNodes),
+    podOctet,
+    serviceOctet,
+    startedAt: new Date().toISOString(),
+  };
+  const tls = loadTlsClient({ ca: pki.caCert, cert: pki.clients.admin!.cert, key: pki.clients.admin!.key });
+
+  try {
+    for (const spec of controlPlaneSpecs(bins, ports, paths, { serviceCidr: `127.${serviceOctet}.0.0/16` })) {
+      opts.signal?.throwIfAborted();
+      log(`starting ${spec.name}`);
+      state.processes.push(startComponent(dir, spec));
+      writeState(state);
+      await waitHealthy(spec, tls, state.processes.at(-1)!, opts.signal);
+    }
+    opts.signal?.throwIfAborted();
+    log(`starting local nodes: ${state.nodes.join(", ")}`);
+    const agentArgs = [ballastCliScript, "dev", "node-agent", "--dir", dir, "--kubeconfig", nodesKubeconfig,
+      "--nodes", String(opts.cpuNodes), "--gpu-nodes", String(opts.gpuNodes),
+      "--image-repository", opts.imageRepository ?? DEFAULT_IMAGE_REPOSITORY, "--pod-octet", String(podOctet)];
+    state.processes.push(recorded(startDetached({ name: "local-nodes", command: process.execPath, args: agentArgs, log: join(dir, "logs/local-nodes.log") }), process.execPath, agentArgs));
+    writeState(state);
+    await waitForCluster(kubeconfig, state, opts.signal);
+    log(`cluster ready: Kubernetes ${bins.kubernetesVersion}, API server ${server}`);
+    return state;
+  } catch (err) {
+    log(`start failed, stopping what was started: ${(err as Error).message}`);
+    await clusterDown(dir);
+    throw err;
+  }
+}
+
+function recorded(p: { name: string; pid: number; log: string }, command: string, args: string[]): RecordedProcess {
+  return { ...p, command, args };
+}
+
+function startComponent(dir: string, spec: ComponentSpec): RecordedProcess {
+  return recorded(startDetached({ name: spec.name, command: spec.command, args: spec.args, log: join(dir, "logs", `${spec.name}.log`) }), spec.command, spec.args);
+}
+
+async function waitHealthy(spec: ComponentSpec, tls: ReturnType<typeof loadTlsClient>, proc: RecordedProcess, signal?: AbortSignal): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  const probeTls = spec.name === "kube-apiserver" ? tls : {};
+  while (Date.now() < deadline) {
+    signal?.throwIfAborted();
+    if (!isAlive(proc.pid)) throw new Error(`${spec.name} exited during start-up:\n${tail(proc.log)}`);
+    const res = spec.healthUrl.startsWith("https") ? await httpsGet(spec.healthUrl, probeTls) : await httpGet(spec.healthUrl);
+    if (res?.status === 200) return;
+    await sleep(200);
+  }
+  throw new Error(`${spec.name} not healthy after 90 s (${spec.healthUrl}):\n${tail(proc.log)}`);
+}
+
+async function httpGet(url: string): Promise<{ status: number } | undefined> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    return { status: res.status };
+  } catch {
+    return undefined;
+  }
+}
+
+function tail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+/** The cluster is usable once the default ServiceAccount exists (pods need it) and every local node is Ready. */
+async function waitForCluster(kubeconfig: string, state: ClusterState, signal?: AbortSignal): Promise<void> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  const core = kc.makeApiClient(CoreV1Api);
+  const deadline = Date.now() + 90_000;
+  let waitingFor = "the default ServiceAccount";
+  while (Date.now() < deadline) {
+    signal?.throwIfAborted();
+    for (const p of state.processes) {
+      if (!isAlive(p.pid)) throw new Error(`${p.name} exited:\n${tail(p.log)}`);
+    }
+    try {
+      await core.readNamespacedServiceAccount({ name: "default", namespace: "default" });
+      const nodes = await core.listNode();
+      const ready = new Set(nodes.items.filter((n) => n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).map((n) => n.metadata?.name));
+      const missing = state.nodes.filter((n) => !ready.has(n));
+      if (missing.length === 0) return;
+      waitingFor = `nodes ${missing.join(", ")} to be Ready`;
+    } catch {
+      // not there yet
+    }
+    await sleep(250);
+  }
+  throw new Error(`cluster not ready after 90 s: still waiting for ${waitingFor}`);
+}
+
+/** Stops every process `up` recorded (local nodes first, so pods get their SIGTERM) and any pod process left over. */
+export async function clusterDown(dirArg: string, opts: { purge?: boolean } = {}): Promise<{ stopped: string[] }> {
+  const dir = resolve(dirArg);
+  const state = readState(dir);
+  const stopped: string[] = [];
+  if (state) {
+    const order = [...state.processes].reverse();
+    for (const p of order) {
+      if (isAlive(p.pid)) {
+        await stopProcess(p.pid, p.name === "local-nodes" ? 35_000 : 10_000);
+        stopped.push(p.name);
+      }
+    }
+  }
+  // A node agent killed with SIGKILL cannot stop its pods: their pids are on disk.
+  for (const pidFile of podProcessPidFiles(dir)) {
+    const pid = Number.parseInt(readFileSync(pidFile, "utf8"), 10);
+    if (Number.isFinite(pid) && isAlive(pid)) {
+      await stopProcess(pid, 5_000);
+      stopped.push(`pod process ${pid}`);
+    }
+    rmSync(pidFile, { force: true });
+  }
+  if (state) {
+    for (const port of Object.values(state.ports)) {
+      const deadline = Date.now() + 5_000;
+      while ((await isListening(port)) && Date.now() < deadline) await sleep(100);
+    }
+    rmSync(stateFile(dir), { force: true });
+  }
+  if (opts.purge) rmSync(dir, { recursive: true, force: true });
+  return { stopped };
+}
+
+export interface ClusterStatus {
+  dir: string;
+  running: boolean;
+  state?: ClusterState;
+  processes: { name: string; pid: number; alive: boolean }[];
+  nodes: { name: string; ready: boolean; gpus?: string }[];
+  pods?: number;
+}
+
+export async function clusterStatus(dirArg: string): Promise<ClusterStatus> {
+  const dir = resolve(dirArg);
+  const state = readState(dir);
+  if (!state) return { dir, running: false, processes: [], nodes: [] };
+  const processes = state.processes.map((p) => ({ name: p.name, pid: p.pid, alive: isAlive(p.pid) }));
+  const status: ClusterStatus = { dir, running: processes.every((p) => p.alive), state, processes, nodes: [] };
+  if (processes.find((p) => p.name === "kube-apiserver")?.alive) {
+    try {
+      const kc = new KubeConfig();
+      kc.loadFromFile(state.kubeconfig);
+      const core = kc.makeApiClient(CoreV1Api);
+      const nodes = await core.listNode();
+      status.nodes = nodes.items.map((n) => ({
+        name: n.metadata?.name ?? "",
+        ready: n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false,
+        ...(n.status?.capacity?.["nvidia.com/gpu"] ? { gpus: n.status.capacity["nvidia.com/gpu"] } : {}),
+      }));
+      status.pods = (await core.listPodForAllNamespaces()).items.length;
+    } catch {
+      status.running = false;
+    }
+  }
+  return status;
+}
+
+/** Stops one control plane component (tests use it to make the API server unreachable for a while). */
+export async function stopComponent(dir: string, name: string): Promise<void> {
+  const p = readState(resolve(dir))?.processes.find((x) => x.name === name);
+  if (!p) throw new Error(`no component ${name} in ${dir}`);
+  await stopProcess(p.pid);
+}
+
+/** Starts a stopped component again with the same command line and ports. */
+export async function restartComponent(dir: string, name: string): Promise<void> {
+  const state = readState(resolve(dir));
+  const p = state?.processes.find((x) => x.name === name);
+  if (!state || !p) throw new Error(`no component ${name} in ${dir}`);
+  if (isAlive(p.pid)) return;
+  const started = startDetached({ name: p.name, command: p.command, args: p.args, log: p.log });
+  p.pid = started.pid;
+  writeState(state);
+}

@@ -1,0 +1,391 @@
+// One pod on a local node, from binding to deletion: images, volumes, init containers, containers with
+// restarts and probes, status through the pod's status subresource, graceful termination.
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Container, type V1Pod } from "@kubernetes/client-node";
+import type { ChildProcess } from "node:child_process";
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
+import { ballastArguments, CreateContainerError, isBallastImage, launchContainer, type Mount } from "./container-process.js";
+import type { PodApi } from "./pod-api.js";
+import { containerDir, podDir } from "./pod-dirs.js";
+import { ContainerConfigError, containerEnv } from "./pod-env.js";
+import { computePodStatus, willRestart, type ContainerRecord, type PodRuntimeView, type RuntimeState } from "./pod-status.js";
+import { VolumeError, prepareVolumes } from "./pod-volumes.js";
+import { ProbeTracker, runProbe } from "./probes.js";
+import type { LocalNodeSpec } from "./nodes.js";
+
+export interface NodeContext {
+  clusterDir: string;
+  node: LocalNodeSpec;
+  core: CoreV1Api;
+  api: PodApi;
+  imageRepository: string;
+  /** argv prefix that runs the `ballast` CLI (node + script). */
+  ballastCommand: string[];
+  apiServerHost: string;
+  apiServerPort: number;
+  crashLoopBackoffMs: number;
+  allocateIP(podUID: string): string;
+  releaseIP(podUID: string): void;
+  event(pod: V1Pod, type: "Normal" | "Warning", reason: string, message: string): void;
+  log: Logger;
+}
+
+type Terminated = Extract<RuntimeState, { kind: "terminated" }>;
+const MAX_BACKOFF_MS = 300_000;
+
+class ContainerRunner {
+  readonly record: ContainerRecord;
+  private child: ChildProcess | undefined;
+  private exited: Promise<Terminated> | undefined;
+  private stopping = false;
+  private probesAbort = new AbortController();
+
+  constructor(readonly spec: V1Container, private readonly pod: PodWorker) {
+    this.record = { name: spec.name, image: spec.image ?? "", state: { kind: "waiting", reason: "ContainerCreating" }, restartCount: 0, ready: false, started: false };
+  }
+
+  get running(): boolean {
+    return this.record.state.kind === "running";
+  }
+
+  /** Starts the process; resolves once it exits (with its terminated state). */
+  async start(): Promise<Terminated> {
+    const ctx = this.pod.ctx;
+    const dir = containerDir(this.pod.dir, this.spec.name);
+    const env = await containerEnv(this.pod.pod, this.spec, this.pod.podIP, ctx.node.address, ctx.api);
+    const argv = [...ctx.ballastCommand, ...ballastArguments(this.spec, env)];
+    const mounts: Mount[] = (this.spec.volumeMounts ?? []).map((m) => {
+      const host = this.pod.volumes.get(m.name);
+      if (!host) throw new CreateContainerError(`volumeMount "${m.name}" names no volume of the pod`);
+      return { hostPath: m.subPath ? join(host, m.subPath) : host, mountPath: m.mountPath, readOnly: m.readOnly ?? false };
+    });
+    for (const m of mounts) mkdirSync(m.hostPath, { recursive: true });
+    const fullEnv: Record<string, string> = {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOSTNAME: this.pod.pod.metadata!.name!,
+      HOME: dir,
+      // In-cluster clients find the API server the way they do in a real pod.
+      KUBERNETES_SERVICE_HOST: ctx.apiServerHost,
+      KUBERNETES_SERVICE_PORT: String(ctx.apiServerPort),
+      KUBERNETES_SERVICE_PORT_HTTPS: String(ctx.apiServerPort),
+      ...env,
+    };
+    const startedAt = new Date();
+    const child = launchContainer({
+      dir,
+      logFile: join(dir, `${this.record.restartCount}.log`),
+      mounts,
+      workingDir: this.spec.workingDir || join(dir, "work"),
+      argv,
+      env: fullEnv,
+    });
+    this.child = child;
+    this.record.containerID = `ballast-local://${child.pid}`;
+    this.record.state = { kind: "running", startedAt };
+    this.record.started = !this.spec.startupProbe;
+    this.record.ready = !this.spec.readinessProbe && this.record.started;
+    this.pod.changed();
+    this.exited = new Promise<Terminated>((resolve) => {
+      child.once("exit", (code, signal) => {
+        const finishedAt = new Date();
+        const exitCode = code ?? 128 + (signal === "SIGKILL" ? 9 : 15);
+        resolve({ kind: "terminated", exitCode, ...(signal ? { signal } : {}), reason: exitCode === 0 ? "Completed" : "Error", startedAt, finishedAt });
+      });
+      child.once("error", (err) => {
+        const now = new Date();
+        resolve({ kind: "terminated", exitCode: 128, reason: "StartError", message: err.message, startedAt: now, finishedAt: now });
+      });
+    });
+    this.probesAbort = new AbortController();
+    void this.runProbes(this.probesAbort.signal);
+    const terminated = await this.exited;
+    this.probesAbort.abort();
+    rmSync(join(dir, "pid"), { force: true });
+    this.child = undefined;
+    this.record.state = terminated;
+    this.record.ready = false;
+    this.pod.changed();
+    return terminated;
+  }
+
+  /** Runs the container until the pod stops it or the restart policy says it is done. */
+  async supervise(isInit: boolean): Promise<Terminated | undefined> {
+    const policy = isInit && this.pod.pod.spec?.restartPolicy === "Always" ? "OnFailure" : this.pod.pod.spec?.restartPolicy;
+    let backoff = this.pod.ctx.crashLoopBackoffMs;
+    while (!this.pod.terminating) {
+      let result: Terminated;
+      try {
+        result = await this.start();
+      } catch (err) {
+        const reason = err instanceof ContainerConfigError || err instanceof CreateContainerError ? err.reason : "CreateContainerError";
+        this.record.state = { kind: "waiting", reason, message: (err as Error).message };
+        this.pod.changed();
+        this.pod.ctx.event(this.pod.pod, "Warning", "Failed", `Error: ${(err as Error).message}`);
+        await this.pod.sleepUnlessTerminating(2_000);
+        continue;
+      }
+      if (this.pod.terminating || this.stopping) return result;
+      if (!willRestart(policy, result.exitCode)) return result;
+      const ranLong = result.finishedAt.getTime() - result.startedAt.getTime() > 10 * 60_000;
+      if (ranLong) backoff = this.pod.ctx.crashLoopBackoffMs;
+      this.record.lastTerminated = result;
+      this.record.state = { kind: "waiting", reason: "CrashLoopBackOff", message: `back-off ${Math.round(backoff / 1000)}s restarting failed container=${this.spec.name} pod=${this.pod.key}` };
+      this.pod.ctx.event(this.pod.pod, "Warning", "BackOff", `Back-off restarting failed container ${this.spec.name} in pod ${this.pod.key}`);
+      this.pod.changed();
+      await this.pod.sleepUnlessTerminating(backoff);
+      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      this.record.restartCount++;
+    }
+    return undefined;
+  }
+
+  private async runProbes(signal: AbortSignal): Promise<void> {
+    const spec = this.spec;
+    const podIP = this.pod.podIP!;
+    const startup = spec.startupProbe ? new ProbeTracker(spec.startupProbe, false) : undefined;
+    const readiness = spec.readinessProbe ? new ProbeTracker(spec.readinessProbe, false) : undefined;
+    const liveness = spec.livenessProbe ? new ProbeTracker(spec.livenessProbe, true) : undefined;
+    const started = Date.now();
+    const due = (p: { initialDelaySeconds?: number; periodSeconds?: number }, last: number) =>
+      Date.now() - started >= (p.initialDelaySeconds ?? 0) * 1000 && Date.now() - last >= (p.periodSeconds ?? 10) * 1000;
+    let lastStartup = 0;
+    let lastReadiness = 0;
+    let lastLiveness = 0;
+    while (!signal.aborted && this.running) {
+      if (startup && !startup.passing && spec.startupProbe && due(spec.startupProbe, lastStartup)) {
+        lastStartup = Date.now();
+        const r = await runProbe(spec.startupProbe, spec, podIP);
+        startup.record(r);
+        if (startup.passing) {
+          this.record.started = true;
+          if (!readiness) this.record.ready = true;
+          this.pod.changed();
+        }
+      }
+      const afterStartup = !startup || startup.passing;
+      if (afterStartup && readiness && spec.readinessProbe && due(spec.readinessProbe, lastReadiness)) {
+        lastReadiness = Date.now();
+        const r = await runProbe(spec.readinessProbe, spec, podIP);
+        if (readiness.record(r) || this.record.ready !== readiness.passing) {
+          this.record.ready = readiness.passing && this.running;
+          if (!r.ok && !readiness.passing) this.pod.ctx.event(this.pod.pod, "Warning", "Unhealthy", `Readiness probe failed: ${r.message}`);
+          this.pod.changed();
+        }
+      }
+      if (afterStartup && liveness && spec.livenessProbe && due(spec.livenessProbe, lastLiveness)) {
+        lastLiveness = Date.now();
+        const r = await runProbe(spec.livenessProbe, spec, podIP);
+        if (liveness.record(r) && !liveness.passing) {
+          this.pod.ctx.event(this.pod.pod, "Warning", "Unhealthy", `Liveness probe failed: ${r.ok ? "" : r.message}`);
+          this.pod.ctx.event(this.pod.pod, "Normal", "Killing", `Container ${spec.name} failed liveness probe, will be restarted`);
+          await this.kill((this.pod.pod.spec?.terminationGracePeriodSeconds ?? 30) * 1000);
+          return;
+        }
+      }
+      await sleep(100, undefined, { signal }).catch(() => {});
+    }
+  }
+
+  /** SIGTERM to the container's process group, SIGKILL after graceMs. */
+  async kill(graceMs: number): Promise<void> {
+    const child = this.child;
+    if (!child?.pid || !this.exited) return;
+    const signalGroup = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, sig);
+      } catch {
+        child.kill(sig);
+      }
+    };
+    signalGroup("SIGTERM");
+    const timer = setTimeout(() => signalGroup("SIGKILL"), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    await this.kill(graceMs);
+  }
+}
+
+export class PodWorker {
+  podIP: string | undefined;
+  volumes = new Map<string, string>();
+  terminating = false;
+  readonly dir: string;
+  readonly key: string;
+  private readonly started = new Date();
+  private sandboxReady = false;
+  private initRunners: ContainerRunner[];
+  private runners: ContainerRunner[];
+  private dirty = false;
+  private pushing: Promise<void> | undefined;
+  private wake = new AbortController();
+  private done: Promise<void> | undefined;
+  private stopped: Promise<void> | undefined;
+
+  constructor(public pod: V1Pod, readonly ctx: NodeContext) {
+    const m = pod.metadata!;
+    this.key = `${m.namespace}/${m.name}`;
+    this.dir = podDir(ctx.clusterDir, m.namespace!, m.name!, m.uid!);
+    this.initRunners = (pod.spec?.initContainers ?? []).map((c) => new ContainerRunner(c, this));
+    this.runners = (pod.spec?.containers ?? []).map((c) => new ContainerRunner(c, this));
+  }
+
+  /** A newer version of the pod from the watch; deletion starts graceful termination. */
+  update(pod: V1Pod): void {
+    this.pod = pod;
+    if (pod.metadata?.deletionTimestamp && !this.terminating) void this.stopAll(this.gracePeriodMs());
+  }
+
+  private gracePeriodMs(): number {
+    return (this.pod.metadata?.deletionGracePeriodSeconds ?? this.pod.spec?.terminationGracePeriodSeconds ?? 30) * 1000;
+  }
+
+  start(): Promise<void> {
+    this.done ??= this.run().catch((err: unknown) => this.ctx.log.error({ pod: this.key, err }, "pod worker failed"));
+    return this.done;
+  }
+
+  changed(): void {
+    this.dirty = true;
+    this.pushing ??= this.pushStatus().finally(() => (this.pushing = undefined));
+  }
+
+  async sleepUnlessTerminating(ms: number): Promise<void> {
+    if (this.terminating) return;
+    await sleep(ms, undefined, { signal: this.wake.signal }).catch(() => {});
+  }
+
+  private view(): PodRuntimeView {
+    return {
+      ...(this.podIP ? { podIP: this.podIP } : {}),
+      hostIP: this.ctx.node.address,
+      startTime: this.started,
+      sandboxReady: this.sandboxReady,
+      initContainers: this.initRunners.map((r) => r.record),
+      containers: this.runners.map((r) => r.record),
+    };
+  }
+
+  private async run(): Promise<void> {
+    const phase = this.pod.status?.phase;
+    if (phase === "Succeeded" || phase === "Failed") {
+      // Finished before this node agent started: nothing to run, only the deletion to finish.
+      await this.waitForTermination();
+      await this.finish();
+      return;
+    }
+    const bad = [...this.initRunners, ...this.runners].filter((r) => !isBallastImage(r.spec.image, this.ctx.imageRepository));
+    if (bad.length > 0) {
+      await this.refuseImages(bad);
+      await this.waitForTermination();
+      await this.finish();
+      return;
+    }
+    await this.prepareSandbox();
+    if (!this.terminating) await this.runContainers();
+    await this.waitForTermination();
+    await this.finish();
+  }
+
+  /** Like an image pull that fails: the pod stays Pending with ErrImagePull, then ImagePullBackOff. */
+  private async refuseImages(bad: ContainerRunner[]): Promise<void> {
+    for (const r of bad) {
+      const message = `image "${r.spec.image}" cannot run on Ballast's local nodes: they run only ${this.ctx.imageRepository} (any tag) as local processes`;
+      r.record.state = { kind: "waiting", reason: "ErrImagePull", message };
+      this.ctx.event(this.pod, "Warning", "Failed", `Failed to pull image "${r.spec.image}": ${message}`);
+    }
+    this.changed();
+    await this.sleepUnlessTerminating(5_000);
+    for (const r of bad) if (r.record.state.kind === "waiting") r.record.state = { ...r.record.state, reason: "ImagePullBackOff" };
+    this.changed();
+  }
+
+  private async prepareSandbox(): Promise<void> {
+    this.podIP = this.ctx.allocateIP(this.pod.metadata!.uid!);
+    mkdirSync(this.dir, { recursive: true });
+    while (!this.terminating) {
+      try {
+        this.volumes = await prepareVolumes(this.pod, this.dir, this.ctx.clusterDir, this.ctx.api, this.ctx.node.address, this.podIP);
+        break;
+      } catch (err) {
+        const message = (err as Error).message;
+        this.ctx.event(this.pod, "Warning", err instanceof VolumeError ? "FailedMount" : "FailedCreatePodSandBox", message);
+        this.changed();
+        await this.sleepUnlessTerminating(2_000);
+      }
+    }
+    this.sandboxReady = true;
+    this.changed();
+  }
+
+  private async runContainers(): Promise<void> {
+    for (const init of this.initRunners) {
+      const result = await init.supervise(true);
+      if (!result || result.exitCode !== 0 || this.terminating) return;
+    }
+    for (const r of this.runners) this.ctx.event(this.pod, "Normal", "Started", `Started container ${r.spec.name}`);
+    await Promise.all(this.runners.map((r) => r.supervise(false)));
+  }
+
+  private async waitForTermination(): Promise<void> {
+    while (!this.terminating) await sleep(60_000, undefined, { signal: this.wake.signal }).catch(() => {});
+  }
+
+  /** Graceful termination: SIGTERM, SIGKILL after the grace period, final status, then remove the pod object. */
+  private async finish(): Promise<void> {
+    await this.stopAll(this.gracePeriodMs());
+    while (this.pushing) await this.pushing;
+    const m = this.pod.metadata!;
+    try {
+      // Grace 0 in the body: client-node drops a query parameter of 0.
+      await this.ctx.core.deleteNamespacedPod({ name: m.name!, namespace: m.namespace!, body: { gracePeriodSeconds: 0, preconditions: { uid: m.uid! } } });
+    } catch (err) {
+      if ((err as { code?: number }).code !== 404 && (err as { code?: number }).code !== 409) this.ctx.log.warn({ pod: this.key, err }, "final pod delete failed");
+    }
+    this.cleanup();
+  }
+
+  /** The pod object is gone (or the agent is stopping): stop processes, free the IP, remove its files. */
+  stopAll(graceMs: number): Promise<void> {
+    if (!this.stopped) {
+      this.terminating = true;
+      this.wake.abort();
+      const live = [...this.initRunners, ...this.runners].filter((r) => r.running);
+      if (live.length > 0) this.ctx.event(this.pod, "Normal", "Killing", `Stopping containers ${live.map((r) => r.spec.name).join(", ")}`);
+      this.stopped = Promise.all([...this.initRunners, ...this.runners].map((r) => r.stop(graceMs))).then(() => {});
+    }
+    return this.stopped;
+  }
+
+  cleanup(): void {
+    this.ctx.releaseIP(this.pod.metadata!.uid!);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private async pushStatus(): Promise<void> {
+    while (this.dirty) {
+      this.dirty = false;
+      const m = this.pod.metadata!;
+      const status = computePodStatus(this.pod, this.view(), new Date());
+      try {
+        const updated = await this.ctx.core.patchNamespacedPodStatus(
+          { name: m.name!, namespace: m.namespace!, body: { metadata: { uid: m.uid }, status } },
+          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        );
+        // The watch keeps metadata current; take the status as the API server now has it (PodScheduled etc.).
+        this.pod = { ...this.pod, status: updated.status };
+      } catch (err) {
+        const code = (err as { code?: number }).code;
+        if (code === 404) return;
+        this.ctx.log.warn({ pod: this.key, err: (err as Error).message }, "pod status update failed; retrying");
+        this.dirty = true;
+        await sleep(500);
+      }
+    }
+  }
+}

@@ -11,8 +11,10 @@ version="$(module_version k8s.io/kubernetes)"
 etcd_version="$(module_version go.etcd.io/etcd/server/v3)"
 [ -n "$version" ] && [ -n "$etcd_version" ] || { echo "build-k8s: cannot read versions from $mod/go.mod" >&2; exit 2; }
 out="${XDG_CACHE_HOME:-$HOME/.cache}/ballast/k8s/${version#v}"
+major_minor="${version#v}"; major="${major_minor%%.*}"; minor="${major_minor#*.}"; minor="${minor%%.*}"
 
-with_kubectl=0
+# kubectl is built too unless one on PATH is within the supported skew (±1 minor) of this version.
+with_kubectl=auto
 for arg in "$@"; do
   case "$arg" in
     --with-kubectl) with_kubectl=1 ;;
@@ -24,10 +26,16 @@ done
 targets=(etcd=go.etcd.io/etcd/server/v3 kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver
   kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager
   kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler)
+if [ "$with_kubectl" = auto ]; then
+  with_kubectl=1
+  if command -v kubectl >/dev/null 2>&1; then
+    path_minor="$(kubectl version --client -o json 2>/dev/null | sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p' | head -n1)"
+    if [ -n "$path_minor" ] && [ $((path_minor - minor)) -le 1 ] && [ $((minor - path_minor)) -le 1 ]; then with_kubectl=0; fi
+  fi
+fi
 [ "$with_kubectl" = 1 ] && targets+=(kubectl=k8s.io/kubernetes/cmd/kubectl)
 
 mkdir -p "$out"
-major_minor="${version#v}"; major="${major_minor%%.*}"; minor="${major_minor#*.}"; minor="${minor%%.*}"
 # Clients (kubectl version, client-go discovery) read these; without them the server reports v0.0.0.
 ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do

@@ -66,3 +66,18 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
 }
+
+/** Makes the API server unreachable (SIGTERM) until `startApiServer`; only on a cluster this run started. */
+export async function stopApiServer(): Promise<void> {
+  const { stopComponent } = await import("../../src/devcluster/cluster.js");
+  if (!clusterDir()) throw new Error("stopApiServer needs the cluster the test run started (not a reused one)");
+  await stopComponent(clusterDir(), "kube-apiserver");
+}
+
+/** Starts the API server again with the same flags and port, and waits until it answers. */
+export async function startApiServer(): Promise<void> {
+  const { restartComponent } = await import("../../src/devcluster/cluster.js");
+  await restartComponent(clusterDir(), "kube-apiserver");
+  const core = testKubeConfig().makeApiClient(CoreV1Api);
+  await waitFor("the API server to answer again", async () => (await core.listNamespace()).items.length > 0, 90_000);
+}

@@ -3,6 +3,7 @@
 import { randomUUID } from "node:crypto";
 import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
 import type { Logger } from "pino";
+import { Pool, type Dispatcher } from "undici";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { DEFAULT_MAX_BODY_BYTES, closeGracefully, listen, parseJsonBody, readBody, sendError, sendJson, sendText } from "./http-json.js";
 import { readMetadata, type ModelMetadata } from "./metadata.js";
@@ -55,7 +56,7 @@ function forwardHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
 
 export class Sidecar {
   private readonly server: http.Server;
-  private readonly agent: http.Agent;
+  private readonly pool: Pool;
   private monitor: TrafficMonitor | undefined;
   private requestLog: RequestLog | undefined;
   private meta: ModelMetadata | undefined;
@@ -72,7 +73,7 @@ export class Sidecar {
 
   constructor(private readonly options: SidecarOptions) {
     this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 256, scheduling: "lifo" });
+    this.pool = new Pool(options.upstream.origin, { connections: 256, pipelining: 1, keepAliveTimeout: 60_000 });
     this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.handle(req, res));
     collectDefaultMetrics({ register: this.registry, prefix: "ballast_sidecar_" });
     const registers = [this.registry];
@@ -248,7 +249,7 @@ export class Sidecar {
     await closeGracefully(this.server, this.options.drainTimeoutMs ?? 10_000);
     this.monitor?.drain();
     await this.requestLog?.close();
-    this.agent.destroy();
+    await this.pool.close();
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -340,60 +341,87 @@ export class Sidecar {
         break;
       }
     }
-    headers[REQUEST_ID_HEADER] = callerId ?? randomUUID();
-    const upstream = this.options.upstream;
-    const upstreamReq = http.request({
-      agent: this.agent,
-      protocol: upstream.protocol,
-      hostname: upstream.hostname,
-      port: upstream.port,
-      method: req.method,
-      path: req.url,
-      headers,
-      timeout: this.options.upstreamTimeoutMs,
-    });
-    const reqChunks: Buffer[] | null = infer ? [] : null;
-    let reqSize = 0;
-    let reqTooBig = false;
-    if (reqChunks) {
-      req.on("data", (c: Buffer) => {
-        reqSize += c.length;
-        if (reqSize > this.maxBodyBytes) reqTooBig = true;
-        else reqChunks.push(c);
+    const id = callerId ?? randomUUID();
+    headers[REQUEST_ID_HEADER] = id;
+    const declared = Number(req.headers["content-length"]);
+    // Infer bodies of known, bounded size are read whole (one write upstream, and the monitor needs them);
+    // anything else streams through untouched.
+    if (infer && Number.isFinite(declared) && declared <= this.maxBodyBytes) {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        this.forward(req, res, headers, body, ts, id, body);
       });
+      req.on("error", () => res.destroy());
+      return;
     }
-    req.pipe(upstreamReq);
-    const fail = (reason: string, message: string): void => {
-      this.upstreamErrors.inc({ reason });
-      this.monitor?.countRequest("failed");
-      if (!res.headersSent) sendError(res, 503, `model server ${upstream.origin} unavailable: ${message}`, { [REQUEST_ID_HEADER]: String(headers[REQUEST_ID_HEADER]) });
-      else res.destroy();
-    };
-    upstreamReq.on("timeout", () => upstreamReq.destroy(Object.assign(new Error(`no response within ${this.options.upstreamTimeoutMs} ms`), { code: "ETIMEDOUT" })));
-    upstreamReq.on("error", (err: NodeJS.ErrnoException) => fail(err.code === "ETIMEDOUT" ? "timeout" : err.code === "ECONNREFUSED" ? "connect" : "reset", err.message));
-    req.on("aborted", () => upstreamReq.destroy());
-    upstreamReq.on("response", (ures) => {
-      const status = ures.statusCode ?? 502;
-      res.writeHead(status, forwardHeaders(ures.headers));
-      const resChunks: Buffer[] | null = infer && status === 200 ? [] : null;
-      if (resChunks) ures.on("data", (c: Buffer) => resChunks.push(c));
-      ures.pipe(res);
-      ures.on("end", () => {
-        if (status >= 500) this.upstreamErrors.inc({ reason: `http-${status}` });
-        if (!infer) return;
-        this.monitor?.countRequest(status >= 500 ? "failed" : status >= 400 ? "rejected" : "ok");
-        if (resChunks && this.monitor) {
-          const responseId = ures.headers[REQUEST_ID_HEADER];
-          this.monitor.enqueue({
-            ts,
-            status,
-            requestBody: reqTooBig || !reqChunks ? null : Buffer.concat(reqChunks),
-            responseBody: Buffer.concat(resChunks),
-            ...(typeof responseId === "string" ? { responseId } : {}),
+    const streamed = req.method === "GET" || req.method === "HEAD" ? null : req;
+    this.forward(req, res, headers, streamed, ts, id, infer ? null : undefined);
+  }
+
+  /**
+   * Sends the request upstream and the response back. `captured` is the infer request body to record
+   * (null: an infer call too large to record; undefined: not an infer call).
+   */
+  private forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    headers: OutgoingHttpHeaders,
+    body: Buffer | IncomingMessage | null,
+    ts: number,
+    id: string,
+    captured: Buffer | null | undefined,
+  ): void {
+    const infer = captured !== undefined;
+    this.pool
+      .request({
+        path: req.url ?? "/",
+        method: (req.method ?? "GET") as Dispatcher.HttpMethod,
+        headers: headers as Record<string, string>,
+        body,
+        headersTimeout: this.options.upstreamTimeoutMs,
+        bodyTimeout: this.options.upstreamTimeoutMs,
+      })
+      .then(
+        (upstream) => {
+          const status = upstream.statusCode;
+          res.writeHead(status, forwardHeaders(upstream.headers as IncomingHttpHeaders));
+          const record = infer && status === 200 && captured !== null && this.monitor !== undefined;
+          const chunks: Buffer[] = [];
+          // Recorded infer responses are small: one res.end(body) is one write for headers and body together.
+          upstream.body.on("data", (c: Buffer) => {
+            if (record) chunks.push(c);
+            else res.write(c);
           });
-        }
-      });
-      ures.on("error", () => res.destroy());
-    });
+          upstream.body.on("error", () => res.destroy());
+          upstream.body.on("end", () => {
+            const body = record ? (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)) : undefined;
+            res.end(body);
+            if (status >= 500) this.upstreamErrors.inc({ reason: `http-${status}` });
+            if (!infer) return;
+            this.monitor?.countRequest(status >= 500 ? "failed" : status >= 400 ? "rejected" : "ok");
+            if (record) {
+              const responseId = upstream.headers[REQUEST_ID_HEADER];
+              this.monitor!.enqueue({
+                ts,
+                status,
+                requestBody: captured,
+                responseBody: body!,
+                ...(typeof responseId === "string" ? { responseId } : {}),
+              });
+            } else if (status === 200) {
+              this.monitor?.enqueue({ ts, status, requestBody: null, responseBody: null });
+            }
+          });
+        },
+        (err: Error & { code?: string }) => {
+          const reason = err.code === "UND_ERR_HEADERS_TIMEOUT" || err.code === "UND_ERR_BODY_TIMEOUT" ? "timeout" : err.code === "ECONNREFUSED" ? "connect" : "reset";
+          this.upstreamErrors.inc({ reason });
+          if (infer) this.monitor?.countRequest("failed");
+          if (!res.headersSent) sendError(res, 503, `model server ${this.options.upstream.origin} unavailable: ${err.message}`, { [REQUEST_ID_HEADER]: id });
+          else res.destroy();
+        },
+      );
   }
 }

@@ -1,0 +1,248 @@
+// Serving benchmark: `ballast serve` directly vs through `ballast sidecar` at a fixed concurrency (throughput ratio,
+// added p50/p99), then server throughput at batch 1 and batch 32 per available tfjs backend. One bounded run.
+// Run: make build && node bench/serving/run.ts [--duration 10] [--connections 8] [--json out.json]
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import fs from "node:fs";
+import { createRequire } from "node:module";
+import os from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
+
+interface AutocannonResult {
+  requests: { average: number; total: number };
+  errors: number;
+  non2xx: number;
+  timeouts: number;
+}
+interface AutocannonInstance extends Promise<AutocannonResult> {
+  on(event: "response", listener: (client: unknown, statusCode: number, bytes: number, responseTimeMs: number) => void): void;
+}
+type Autocannon = (opts: { url: string; method: string; body: string; headers: Record<string, string>; connections: number; duration: number }) => AutocannonInstance;
+
+const require = createRequire(import.meta.url);
+// autocannon ships no types; this is the part of its API the bench uses.
+const autocannon = require("autocannon") as Autocannon;
+
+const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
+const ballast = path.join(repo, "bin", "ballast");
+const FEATURES = ["precipitation", "temp_max", "temp_min", "wind"];
+
+const { values: flags } = parseArgs({
+  options: {
+    duration: { type: "string", default: "10" },
+    connections: { type: "string", default: "8" },
+    json: { type: "string" },
+  },
+});
+const DURATION_S = Number(flags.duration);
+const CONNECTIONS = Number(flags.connections);
+
+interface Proc {
+  child: ChildProcess;
+  url: string;
+}
+
+async function start(args: string[]): Promise<Proc> {
+  const child = spawn(ballast, [...args, "--host", "127.0.0.1", "--port", "0", "--log-level", "info"], { stdio: ["ignore", "ignore", "pipe"] });
+  let port: number | undefined;
+  let stderr = "";
+  child.stderr!.on("data", (c: Buffer) => {
+    stderr += c.toString();
+    const m = /"event":"listening"[^\n]*"port":(\d+)/.exec(stderr);
+    if (m && port === undefined) port = Number(m[1]);
+  });
+  const deadline = Date.now() + 30_000;
+  while (port === undefined) {
+    if (child.exitCode !== null) throw new Error(`ballast ${args[0]} exited ${child.exitCode}: ${stderr}`);
+    if (Date.now() > deadline) throw new Error(`ballast ${args[0]} did not start: ${stderr}`);
+    await sleep(20);
+  }
+  return { child, url: `http://127.0.0.1:${port}` };
+}
+
+async function waitReady(url: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    try {
+      if ((await fetch(url)).status === 200) return;
+    } catch {
+      // not up yet
+    }
+    await sleep(50);
+  }
+  throw new Error(`${url} never became ready`);
+}
+
+async function stop(p: Proc | undefined): Promise<void> {
+  if (!p || p.child.exitCode !== null) return;
+  const exited = once(p.child, "exit");
+  p.child.kill("SIGTERM");
+  await exited;
+}
+
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+    child.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(" ")} exited ${code}`))));
+  });
+}
+
+function weatherRows(n: number): number[][] {
+  const csv = path.join(path.dirname(require.resolve("vega-datasets")), "..", "data", "weather.csv");
+  const lines = fs.readFileSync(csv, "utf8").trim().split("\n");
+  const header = lines[0]!.split(",");
+  const idx = FEATURES.map((f) => header.indexOf(f));
+  return lines.slice(1, n + 1).map((l) => {
+    const cells = l.split(",");
+    return idx.map((i) => Number(cells[i]));
+  });
+}
+
+function inferBody(rows: number[][]): string {
+  return JSON.stringify({ inputs: [{ name: "input", shape: [rows.length, FEATURES.length], datatype: "FP32", data: rows }] });
+}
+
+interface Measured {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+function percentile(sorted: Float64Array, q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** Fixed-concurrency load for DURATION_S; latencies kept at sub-millisecond resolution from each response. */
+async function load(url: string, body: string, duration = DURATION_S): Promise<Measured> {
+  const latencies: number[] = [];
+  const instance = autocannon({ url, method: "POST", body, headers: { "content-type": "application/json" }, connections: CONNECTIONS, duration });
+  instance.on("response", (_c, status, _b, ms) => {
+    if (status === 200) latencies.push(ms);
+  });
+  const result = await instance;
+  const sorted = Float64Array.from(latencies).sort();
+  return { rps: latencies.length / duration, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), errors: result.errors + result.non2xx + result.timeouts };
+}
+
+const fmt = (x: number, digits = 3): string => x.toFixed(digits);
+
+/** CPU seconds (user + system) a process has used, from /proc: unaffected by how busy the rest of the machine is. */
+function cpuSeconds(p: Proc): number {
+  const fields = fs.readFileSync(`/proc/${p.child.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Runs `load` and returns it with the CPU milliseconds per request each of `procs` spent meanwhile. */
+async function loadWithCpu(procs: Proc[], url: string, body: string, duration: number): Promise<Measured & { cpuMsPerRequest: number[] }> {
+  const before = procs.map(cpuSeconds);
+  const m = await load(url, body, duration);
+  const requests = m.rps * duration;
+  return { ...m, cpuMsPerRequest: procs.map((p, i) => ((cpuSeconds(p) - before[i]!) * 1000) / requests) };
+}
+
+async function main(): Promise<void> {
+  if (!fs.existsSync(ballast)) throw new Error("bin/ballast is missing: run `make build` first");
+  const started = Date.now();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ballast-bench-serving-"));
+  const procs: Proc[] = [];
+  try {
+    const csv = path.join(path.dirname(require.resolve("vega-datasets")), "..", "data", "weather.csv");
+    const store = path.join(dir, "store");
+    await run(ballast, ["train", "--data", csv, "--features", FEATURES.join(","), "--label", "weather", "--store", store, "--model", "weather", "--epochs", "3"]);
+    const rows = weatherRows(32);
+    const batch1 = inferBody(rows.slice(0, 1));
+    const batch32 = inferBody(rows);
+
+    const server = await start(["serve", "--store", store, "--model", "weather"]);
+    procs.push(server);
+    await waitReady(`${server.url}/v2/health/ready`);
+    const sidecar = await start(["sidecar", "--upstream", server.url, "--store", store, "--model", "weather", "--data-dir", path.join(dir, "log")]);
+    procs.push(sidecar);
+    await waitReady(`${sidecar.url}/v1/sidecar/ready`);
+    const directUrl = `${server.url}/v2/models/weather/infer`;
+    const sidecarUrl = `${sidecar.url}/v2/models/weather/infer`;
+
+    // Warm-up both paths (JIT, keep-alive pools), then alternate direct / sidecar twice so drift in machine load hits both.
+    await load(directUrl, batch1, 2);
+    await load(sidecarUrl, batch1, 2);
+    const direct: (Measured & { cpuMsPerRequest: number[] })[] = [];
+    const proxied: (Measured & { cpuMsPerRequest: number[] })[] = [];
+    for (let round = 0; round < 2; round++) {
+      direct.push(await loadWithCpu([server, sidecar], directUrl, batch1, DURATION_S / 2));
+      proxied.push(await loadWithCpu([server, sidecar], sidecarUrl, batch1, DURATION_S / 2));
+    }
+    const cpu = (ms: { cpuMsPerRequest: number[] }[], i: number): number => ms.reduce((a, m) => a + m.cpuMsPerRequest[i]!, 0) / ms.length;
+    const serverCpuMs = cpu(direct, 0);
+    const sidecarCpuMs = cpu(proxied, 1);
+    const mean = (ms: Measured[], k: keyof Measured): number => ms.reduce((a, m) => a + m[k], 0) / ms.length;
+    const d = { rps: mean(direct, "rps"), p50: mean(direct, "p50"), p99: mean(direct, "p99"), errors: mean(direct, "errors") };
+    const s = { rps: mean(proxied, "rps"), p50: mean(proxied, "p50"), p99: mean(proxied, "p99"), errors: mean(proxied, "errors") };
+    const summary = await (await fetch(`${sidecar.url}/v1/monitoring/summary`)).json() as { totals: { rows: number; requests: number } };
+    await stop(sidecar);
+    await stop(server);
+    procs.length = 0;
+
+    const backends: { backend: string; batch1: Measured; batch32: Measured }[] = [];
+    for (const backend of ["tensorflow", "wasm", "cpu"]) {
+      let p: Proc | undefined;
+      try {
+        p = await start(["serve", "--store", store, "--model", "weather", "--backend", backend]);
+      } catch {
+        console.log(`backend ${backend}: not available here, skipped`);
+        continue;
+      }
+      try {
+        await waitReady(`${p.url}/v2/health/ready`);
+        const url = `${p.url}/v2/models/weather/infer`;
+        await load(url, batch1, 1);
+        backends.push({ backend, batch1: await load(url, batch1, DURATION_S / 2), batch32: await load(url, batch32, DURATION_S / 2) });
+      } catch (err) {
+        console.log(`backend ${backend}: not available here (${(err as Error).message}), skipped`);
+      } finally {
+        await stop(p);
+      }
+    }
+
+    const ratio = s.rps / d.rps;
+    const report = {
+      machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? "unknown cpu"}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`,
+      node: process.version,
+      connections: CONNECTIONS,
+      durationSeconds: DURATION_S,
+      direct: d,
+      sidecar: s,
+      throughputRatio: ratio,
+      addedP50Ms: s.p50 - d.p50,
+      addedP99Ms: s.p99 - d.p99,
+      serverCpuMsPerRequest: serverCpuMs,
+      sidecarCpuMsPerRequest: sidecarCpuMs,
+      sidecarRecordedRows: summary.totals.rows,
+      backends,
+      wallSeconds: (Date.now() - started) / 1000,
+    };
+    console.log(`\nballast serve vs ballast sidecar, batch 1, ${CONNECTIONS} connections, ${DURATION_S} s each (2 alternating rounds)`);
+    console.log(`  direct : ${fmt(d.rps, 0)} req/s  p50 ${fmt(d.p50)} ms  p99 ${fmt(d.p99)} ms  errors ${d.errors}`);
+    console.log(`  sidecar: ${fmt(s.rps, 0)} req/s  p50 ${fmt(s.p50)} ms  p99 ${fmt(s.p99)} ms  errors ${s.errors}`);
+    console.log(`  throughput ratio ${fmt(ratio * 100, 1)} % (goal >= 85 %)  added p50 ${fmt(report.addedP50Ms)} ms  added p99 ${fmt(report.addedP99Ms)} ms (goal <= 1 ms)`);
+    console.log(`  CPU per request: model server ${fmt(serverCpuMs)} ms, sidecar ${fmt(sidecarCpuMs)} ms (proxy + monitoring + log)`);
+    console.log(`  sidecar profiled ${summary.totals.rows} rows of ${summary.totals.requests} requests (monitoring kept up)`);
+    console.log(`\nserver throughput per backend (${CONNECTIONS} connections)`);
+    for (const b of backends) {
+      console.log(
+        `  ${b.backend.padEnd(10)} batch 1: ${fmt(b.batch1.rps, 0)} req/s = ${fmt(b.batch1.rps, 0)} rows/s (p99 ${fmt(b.batch1.p99)} ms)   ` +
+          `batch 32: ${fmt(b.batch32.rps, 0)} req/s = ${fmt(b.batch32.rps * 32, 0)} rows/s (p99 ${fmt(b.batch32.p99)} ms)`,
+      );
+    }
+    console.log(`\n${report.machine}; wall time ${fmt(report.wallSeconds, 1)} s`);
+    if (flags.json) fs.writeFileSync(flags.json, JSON.stringify(report, null, 2) + "\n");
+  } finally {
+    for (const p of procs) await stop(p);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -19,7 +19,7 @@ export function kubectl(args: string[], input?: string): KubectlResult {
   const binary = provided("kubectl") ?? process.env.BALLAST_KUBECTL ?? "kubectl";
   const kubeconfig = provided("kubeconfig") ?? process.env.KUBECONFIG;
   const env = kubeconfig ? { ...process.env, KUBECONFIG: kubeconfig } : process.env;
-  const res = spawnSync(binary, args, { input, encoding: "utf8", env, timeout: 120_000 });
+  const res = spawnSync(binary, args, { input, encoding: "utf8", env, timeout: 300_000 });
   if (res.error) throw new Error(`${binary} ${args.join(" ")}: ${res.error.message}`);
   return { status: res.status ?? -1, stdout: res.stdout, stderr: res.stderr };
 }

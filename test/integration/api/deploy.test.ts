@@ -1,0 +1,90 @@
+// Given the local cluster, deploying the operator with kustomize (deploy/overlays/local: deploy/base
+// binding its ports to the pod IP) runs it in-cluster under its own ServiceAccount and least-privilege
+// RBAC, and the shipped example becomes Ready.
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { parse, parseAllDocuments, stringify } from "yaml";
+import { ensureNamespace, installCrds, kubectl, kubectlOk } from "./kubectl.js";
+
+const repoRoot = new URL("../../../", import.meta.url).pathname;
+const namespace = "api-example";
+
+interface Manifest {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  spec?: { template?: { spec: { containers: { env: { name: string; value?: string }[] }[] } } };
+}
+
+/** deploy/overlays/local as kustomize renders it, with the operator watching only this file's namespace. */
+function renderedBase(): Manifest[] {
+  const docs = parseAllDocuments(kubectlOk(["kustomize", `${repoRoot}deploy/overlays/local`])).map((d) => d.toJSON() as Manifest);
+  const operator = docs.find((d) => d.kind === "Deployment")!.spec!.template!.spec.containers[0]!;
+  operator.env.find((e) => e.name === "WATCH_NAMESPACES")!.value = namespace;
+  return docs;
+}
+
+function exampleIn(file: string): string {
+  const obj = parse(readFileSync(`${repoRoot}examples/${file}`, "utf8")) as Manifest;
+  obj.metadata.namespace = namespace;
+  return stringify(obj);
+}
+
+describe("the kustomize deployment on the local cluster", () => {
+  beforeAll(() => {
+    installCrds(repoRoot);
+    ensureNamespace(namespace);
+    const manifests = renderedBase().map((d) => stringify(d)).join("---\n");
+    kubectlOk(["apply", "--server-side", "--force-conflicts", "--field-manager=ballast-tests", "-f", "-"], manifests);
+  });
+
+  afterAll(() => {
+    kubectl(["delete", "modeldeployment", "weather", "-n", namespace, "--ignore-not-found", "--timeout=60s"]);
+    // Everything the overlay created except the CRD and the namespace, which other suites share.
+    const rest = renderedBase().filter((d) => d.kind !== "CustomResourceDefinition" && d.kind !== "Namespace");
+    kubectl(["delete", "--ignore-not-found", "--wait=false", "-f", "-"], rest.map((d) => stringify(d)).join("---\n"));
+  });
+
+  it("the operator Deployment becomes available with its probes, under the restricted security context", () => {
+    const res = kubectl(["rollout", "status", "deployment/ballast-operator", "-n", "ballast-system", "--timeout=180s"]);
+    if (res.status !== 0) {
+      const pods = kubectl(["get", "pods", "-n", "ballast-system", "-o", "wide"]).stdout;
+      const logs = kubectl(["logs", "deployment/ballast-operator", "-n", "ballast-system", "--tail=30"]);
+      throw new Error(`operator not available: ${res.stderr}\n${pods}\n${logs.stdout}${logs.stderr}`);
+    }
+    const sa = kubectlOk(["get", "pods", "-n", "ballast-system", "-l", "app.kubernetes.io/component=operator", "-o", "jsonpath={.items[0].spec.serviceAccountName}"]);
+    expect(sa).toBe("ballast-operator");
+  });
+
+  it("the example ModelDeployment, with its model store claim, becomes Ready and kubectl get shows it", () => {
+    const clusterDir = (inject as unknown as (k: string) => unknown)("clusterDir");
+    if (typeof clusterDir !== "string" || clusterDir === "") throw new Error("this test needs a `ballast dev` cluster (its directory holds the claim's data)");
+    const ballast = `${repoRoot}bin/ballast`;
+    if (!existsSync(ballast)) throw new Error("bin/ballast is missing: run `make build`");
+
+    kubectlOk(["apply", "-f", "-"], exampleIn("model-store-pvc.yaml"));
+    kubectlOk(["wait", "--for=jsonpath={.status.phase}=Bound", "pvc/ballast-models", "-n", namespace, "--timeout=60s"]);
+    // A first version in the claim, as the example's header tells users to do.
+    execFileSync(ballast, [
+      "train",
+      "--data", `${repoRoot}node_modules/vega-datasets/data/weather.csv`,
+      "--label", "weather",
+      "--features", "precipitation,temp_max,temp_min,wind",
+      "--store", `file://${clusterDir}/volumes/${namespace}/ballast-models/store`,
+      "--model", "weather",
+      "--epochs", "5",
+    ], { stdio: "ignore", timeout: 120_000 });
+
+    kubectlOk(["apply", "-f", "-"], exampleIn("weather-classifier.yaml"));
+    const ready = kubectl(["wait", "--for=condition=Ready", "modeldeployment/weather", "-n", namespace, "--timeout=180s"]);
+    if (ready.status !== 0) {
+      throw new Error(`not Ready: ${ready.stderr}\n${kubectl(["get", "modeldeployment", "weather", "-n", namespace, "-o", "yaml"]).stdout}`);
+    }
+    // The printer columns as a user reads them in `kubectl get md`.
+    const [header, line] = kubectlOk(["get", "md", "weather", "-n", namespace]).trim().split("\n");
+    // kubectl aligns columns under their headers; empty cells (no drift measured yet) are blanks.
+    const starts = [...header!.matchAll(/\S+/g)].map((m) => ({ name: m[0], at: m.index }));
+    const columns = Object.fromEntries(starts.map((c, i) => [c.name, line!.slice(c.at, starts[i + 1]?.at).trim()]));
+    expect(columns).toMatchObject({ NAME: "weather", MODEL: "weather", READY: "True" });
+  });
+});

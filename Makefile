@@ -10,6 +10,8 @@ NODE_BIN := $(shell hack/ensure-node.sh)
 export PATH := $(NODE_BIN):$(PATH)
 # Control plane binaries: KUBEBUILDER_ASSETS when set (envtest convention), else built from Go modules.
 K8S_BIN_DIR := $(or $(KUBEBUILDER_ASSETS),$(shell hack/build-k8s.sh --print-dir))
+# kubectl matching the pinned server when one was built beside it, else the one on PATH.
+KUBECTL ?= $(if $(wildcard $(K8S_BIN_DIR)/kubectl),$(K8S_BIN_DIR)/kubectl,kubectl)
 DEV_DIR ?= $(CURDIR)/.dev/cluster
 KUBECONFIG_DEV := $(DEV_DIR)/kubeconfig
 BALLAST := bin/ballast
@@ -18,7 +20,7 @@ TS_SOURCES := $(shell find src -name '*.ts') tsconfig.json package.json
 ##@ General
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
 
 ##@ Development
 node_modules/.package-lock.json: package.json package-lock.json
@@ -41,6 +43,14 @@ $(BALLAST): dist/.built
 .PHONY: build
 build: $(BALLAST) ## Compile TypeScript and write bin/ballast.
 
+.PHONY: manifests
+manifests: build ## Generate the CRD (crds/, charts/ballast/crds/) and the API field reference from src/api.
+	node dist/api/generate-crd.js $(CURDIR)
+
+.PHONY: run
+run: build ## Run the operator from the checkout against the current KUBECONFIG (kubebuilder habit).
+	$(BALLAST) operator --metrics-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081
+
 .PHONY: lint
 lint: deps ## Typecheck (src, tests, benches) and run eslint.
 	npx tsc -p tsconfig.json --noEmit
@@ -60,6 +70,40 @@ test: build k8s-binaries ## Run unit and integration tests (integration tests st
 .PHONY: test-unit
 test-unit: build ## Run only the unit tests (no cluster).
 	npx vitest run --project unit
+
+##@ Deployment (against the current KUBECONFIG)
+.PHONY: install
+install: ## Apply the CRD to the current cluster.
+	$(KUBECTL) apply --server-side -f crds/
+
+.PHONY: uninstall
+uninstall: ## Delete the CRD (and every ModelDeployment) from the current cluster.
+	$(KUBECTL) delete --ignore-not-found -f crds/
+
+.PHONY: deploy
+deploy: ## Apply the kustomize base (namespace, CRD, RBAC, operator Deployment, metrics Service).
+	$(KUBECTL) apply --server-side -k deploy/base
+
+.PHONY: undeploy
+undeploy: ## Delete what `make deploy` applied.
+	$(KUBECTL) delete --ignore-not-found -k deploy/base
+
+.PHONY: helm-lint
+helm-lint: ## helm lint --strict the chart (builds helm from its Go module when not on PATH).
+	"$$(hack/helm/ensure-helm.sh)" lint --strict charts/ballast
+
+##@ Benchmarks (results go to docs/benchmarks.md)
+.PHONY: bench-drift
+bench-drift: build ## Drift report: Ballast exact/sketch vs Evidently vs scipy (1M x 100k rows).
+	bench/drift/run.sh
+
+.PHONY: bench-serving
+bench-serving: build ## Serving: direct ballast serve vs through the sidecar (autocannon).
+	node bench/serving/run.ts
+
+.PHONY: bench-operator
+bench-operator: build k8s-binaries ## Operator scale: N ModelDeployments vs a bare client on the local cluster.
+	K8S_BIN_DIR="$(K8S_BIN_DIR)" node bench/operator-scale/run.ts
 
 ##@ Local cluster
 .PHONY: dev-up

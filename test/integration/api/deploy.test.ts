@@ -5,6 +5,8 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse, parseAllDocuments, stringify } from "yaml";
+import { computeKstatus, type ModelDeployment } from "../../../src/api/index.js";
+import { healthCheckLuaFromDocs, runHealthCheck } from "../../unit/api/argocd-lua.js";
 import { ensureNamespace, installCrds, kubectl, kubectlOk } from "./kubectl.js";
 
 const repoRoot = new URL("../../../", import.meta.url).pathname;
@@ -86,5 +88,10 @@ describe("the kustomize deployment on the local cluster", () => {
     const starts = [...header!.matchAll(/\S+/g)].map((m) => ({ name: m[0], at: m.index }));
     const columns = Object.fromEntries(starts.map((c, i) => [c.name, line!.slice(c.at, starts[i + 1]?.at).trim()]));
     expect(columns).toMatchObject({ NAME: "weather", MODEL: "weather", READY: "True" });
+
+    // The status the operator really wrote reads as Current to Flux and Healthy to Argo CD (docs/gitops.md).
+    const live = JSON.parse(kubectlOk(["get", "md", "weather", "-n", namespace, "-o", "json"])) as ModelDeployment;
+    expect(computeKstatus(live).status).toBe("Current");
+    expect(runHealthCheck(healthCheckLuaFromDocs(), live).status).toBe("Healthy");
   });
 });

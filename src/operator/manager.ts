@@ -50,14 +50,16 @@ export function controllingOwnerKey(obj: KubeObject): string | undefined {
   return ref ? `${obj.metadata?.namespace}/${ref.name}` : undefined;
 }
 
-/** Status-only updates (our own writes) carry nothing to reconcile; metadata and spec changes do. */
+/**
+ * Status-only updates (our own writes) and our own finalizer patch carry nothing to reconcile; spec,
+ * deletion, labels and annotations do. A finalizer someone removed comes back on the next reconcile.
+ */
 export function modelDeploymentChanged(a: MD, b: MD): boolean {
   const ma = a.metadata;
   const mb = b.metadata;
   return (
     ma.generation !== mb.generation ||
     String(ma.deletionTimestamp ?? "") !== String(mb.deletionTimestamp ?? "") ||
-    JSON.stringify(ma.finalizers ?? []) !== JSON.stringify(mb.finalizers ?? []) ||
     JSON.stringify(ma.annotations ?? {}) !== JSON.stringify(mb.annotations ?? {}) ||
     JSON.stringify(ma.labels ?? {}) !== JSON.stringify(mb.labels ?? {})
   );

@@ -64,15 +64,21 @@ export class ServingReconciler implements Reconciler {
     }
     if (md.metadata.deletionTimestamp) return this.finalize(md, ctx);
     let current = md;
-    if (!md.metadata.finalizers?.includes(SERVING_FINALIZER)) {
-      current = { ...md, metadata: (await applyFinalizer(this.opts.client, MODEL_DEPLOYMENTS, md, SERVING_FINALIZER, true)).metadata! };
-    }
+    // In parallel with the applies: the finalizer only guards cleanup, which owner references back up.
+    const finalizerAdded = md.metadata.finalizers?.includes(SERVING_FINALIZER)
+      ? Promise.resolve(undefined)
+      : applyFinalizer(this.opts.client, MODEL_DEPLOYMENTS, md, SERVING_FINALIZER, true);
     const names = servingNames(req.name);
     const cachedDeployment = this.opts.caches.deployments.get(`${req.namespace}/${names.deployment}`);
     let deployment: V1Deployment | undefined = cachedDeployment;
     try {
-      await this.checkModelStore(current);
-      deployment = await this.applyServingObjects(current, cachedDeployment, ctx);
+      const [withFinalizer, applied] = await Promise.all([
+        finalizerAdded,
+        this.checkModelStore(md).then(() => this.applyServingObjects(md, cachedDeployment, ctx)),
+      ]);
+      // The status write needs the resourceVersion the finalizer patch produced, or it conflicts.
+      if (withFinalizer) current = { ...md, metadata: withFinalizer.metadata! };
+      deployment = applied;
     } catch (err) {
       const error = classifyReconcileError(err);
       this.opts.recorder.record(current, { type: "Warning", reason: error.reason, action: "Reconcile", note: error.message });

@@ -1,0 +1,274 @@
+// Operator scale benchmark: N ModelDeployments reconciled by `ballast operator` (owned ConfigMap, Service
+// and Deployment applied, observedGeneration current) vs a bare client creating the same owned objects
+// directly, in the same run on the same local cluster. Prints the time ratio, operator RSS and
+// reconcile p50/p99. Serving replicas are 0: pods are not what is measured.
+// Run: make build && node bench/operator-scale/run.ts [--n 100,1000] [--workers 16] [--json out.json]
+//      (uses $BENCH_KUBECONFIG's cluster if set, else starts a `ballast dev` cluster and stops it after)
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
+import { Agent, request } from "undici";
+
+const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
+const ballast = path.join(repo, "bin", "ballast");
+
+const { values: flags } = parseArgs({
+  options: {
+    n: { type: "string", default: "100,1000" },
+    workers: { type: "string", default: "16" },
+    json: { type: "string" },
+    "timeout-s": { type: "string", default: "900" },
+  },
+});
+const sizes = flags.n!.split(",").map(Number);
+const workers = Number(flags.workers);
+const timeoutMs = Number(flags["timeout-s"]) * 1000;
+if (sizes.some((n) => !Number.isInteger(n) || n < 1) || !Number.isInteger(workers) || workers < 1) {
+  console.error("usage: node bench/operator-scale/run.ts [--n 100,1000] [--workers 16] [--json out.json]");
+  process.exit(2);
+}
+
+// ---------------------------------------------------------------- a minimal JSON client (keep-alive pool)
+
+interface Obj {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace?: string; uid?: string; generation?: number; labels?: Record<string, string> };
+  status?: { observedGeneration?: number };
+}
+
+// No constructor parameter properties: Node runs this file by stripping types, which cannot rewrite them.
+class Api {
+  private readonly server: string;
+  private readonly agent: Agent;
+  private readonly headers: Record<string, string>;
+  private constructor(server: string, agent: Agent, headers: Record<string, string>) {
+    this.server = server;
+    this.agent = agent;
+    this.headers = headers;
+  }
+  static async load(kubeconfig: string): Promise<Api> {
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfig);
+    const opts: { ca?: Buffer; cert?: Buffer; key?: Buffer; headers?: Record<string, string> } = { headers: {} };
+    await kc.applyToHTTPSOptions(opts as never);
+    const agent = new Agent({ connect: { ca: opts.ca, cert: opts.cert, key: opts.key }, connections: 128 });
+    return new Api(kc.getCurrentCluster()!.server, agent, opts.headers ?? {});
+  }
+  async call<T>(method: string, p: string, body?: unknown, contentType = "application/json"): Promise<T> {
+    const res = await request(this.server + p, {
+      method: method as "GET",
+      dispatcher: this.agent,
+      headers: { ...this.headers, accept: "application/json", ...(body ? { "content-type": contentType } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.body.text();
+    if (res.statusCode >= 300) throw new Error(`${method} ${p}: ${res.statusCode} ${text.slice(0, 300)}`);
+    return JSON.parse(text) as T;
+  }
+  close(): Promise<void> {
+    return this.agent.close();
+  }
+}
+
+/** Runs `fn` over `items` with at most `concurrency` in flight. */
+async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+// ---------------------------------------------------------------- cluster
+
+function kubectlPath(dir: string | undefined): string {
+  if (dir && fs.existsSync(path.join(dir, "state.json"))) {
+    const state = JSON.parse(fs.readFileSync(path.join(dir, "state.json"), "utf8")) as { kubectl?: string };
+    if (state.kubectl) return state.kubectl;
+  }
+  return "kubectl";
+}
+
+let clusterDir: string | undefined;
+let kubeconfig = process.env.BENCH_KUBECONFIG;
+if (!kubeconfig) {
+  clusterDir = fs.mkdtempSync(path.join(os.tmpdir(), "ballast-bench-operator-"));
+  console.error(`starting a local cluster in ${clusterDir}`);
+  execFileSync(ballast, ["dev", "up", "--dir", clusterDir, "--gpu-nodes", "0"], { stdio: ["ignore", "ignore", "inherit"] });
+  kubeconfig = path.join(clusterDir, "kubeconfig");
+}
+const kubectl = kubectlPath(clusterDir ?? path.dirname(kubeconfig));
+const kc = (args: string[], input?: string) => execFileSync(kubectl, ["--kubeconfig", kubeconfig!, ...args], { input, encoding: "utf8" });
+
+const children: ChildProcess[] = [];
+function cleanup(): void {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+  if (clusterDir) execFileSync(ballast, ["dev", "down", "--dir", clusterDir, "--purge"], { stdio: "ignore" });
+}
+process.on("SIGINT", () => {
+  cleanup();
+  process.exit(130);
+});
+
+// ---------------------------------------------------------------- the measured runs
+
+// The operator's own desired-state functions (compiled), so the bare client creates exactly the same objects.
+const desired = (await import(path.join(repo, "dist/operator/serving/desired-state.js"))) as {
+  desiredServingObjects(md: unknown, opts: { defaultImage: string }): { configMap: Obj; service: Obj; deployment: Obj };
+};
+const api = await Api.load(kubeconfig);
+const IMAGE = "ghcr.io/ballast-dev/ballast:bench";
+const md = (ns: string, i: number) => ({
+  apiVersion: "ballast.dev/v1alpha1",
+  kind: "ModelDeployment",
+  metadata: { name: `m-${i}`, namespace: ns },
+  spec: {
+    model: { name: "weather", storageUri: "https://models.example.invalid/store" },
+    serving: { replicas: 0, image: IMAGE },
+    monitoring: { task: "classification", labelField: "weather", features: [{ name: "temp_max", type: "numeric" }, { name: "wind", type: "numeric" }] },
+  },
+});
+
+async function createNamespaceWithModelDeployments(ns: string, n: number): Promise<Obj[]> {
+  await api.call("POST", "/api/v1/namespaces", { metadata: { name: ns } });
+  const created: Obj[] = [];
+  await pool([...Array(n).keys()], 32, async (i) => {
+    created.push(await api.call<Obj>("POST", `/apis/ballast.dev/v1alpha1/namespaces/${ns}/modeldeployments`, md(ns, i)));
+  });
+  return created;
+}
+
+async function deleteNamespace(ns: string): Promise<void> {
+  await api.call("DELETE", `/api/v1/namespaces/${ns}`).catch(() => undefined);
+  for (let i = 0; i < 600; i++) {
+    try {
+      await api.call("GET", `/api/v1/namespaces/${ns}`);
+    } catch {
+      return;
+    }
+    await sleep(500);
+  }
+  console.error(`namespace ${ns} still terminating after 5 minutes`);
+}
+
+const listPath = (ns: string, group: string, plural: string) => `${group === "" ? "/api/v1" : `/apis/${group}`}/namespaces/${ns}/${plural}`;
+
+async function bare(n: number): Promise<number> {
+  const ns = `bench-bare-${n}`;
+  const mds = await createNamespaceWithModelDeployments(ns, n);
+  const writes: [string, Obj][] = [];
+  for (const m of mds) {
+    // The API server returns the defaulted spec, as the operator's informer would see it.
+    const objs = desired.desiredServingObjects(m, { defaultImage: IMAGE });
+    writes.push([listPath(ns, "", "configmaps"), objs.configMap], [listPath(ns, "", "services"), objs.service], [listPath(ns, "apps/v1", "deployments"), objs.deployment]);
+  }
+  const t0 = performance.now();
+  // Same in-flight limit as the operator at most (workers × 3 parallel applies).
+  await pool(writes, workers * 3, async ([p, obj]) => {
+    await api.call("POST", p, obj);
+  });
+  return (performance.now() - t0) / 1000;
+}
+
+interface OperatorRun {
+  seconds: number;
+  rssMiB: number;
+  peakRssMiB: number;
+  p50: number;
+  p99: number;
+  reconciles: number;
+  errors: number;
+}
+
+function histogramQuantile(metrics: string, name: string, q: number): number {
+  const buckets: [number, number][] = [];
+  for (const line of metrics.split("\n")) {
+    const m = new RegExp(`^${name}_bucket\\{[^}]*le="([^"]+)"[^}]*\\} (\\S+)`).exec(line);
+    if (m) buckets.push([m[1] === "+Inf" ? Infinity : Number(m[1]), Number(m[2])]);
+  }
+  const total = buckets.at(-1)?.[1] ?? 0;
+  const rank = q * total;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const [le, count] of buckets) {
+    if (count >= rank) return le === Infinity ? prevLe : prevLe + ((le - prevLe) * (rank - prevCount)) / Math.max(1, count - prevCount);
+    prevLe = le;
+    prevCount = count;
+  }
+  return prevLe;
+}
+
+async function withOperator(n: number): Promise<OperatorRun> {
+  const ns = `bench-op-${n}`;
+  await createNamespaceWithModelDeployments(ns, n);
+  const port = 18_000 + n;
+  const t0 = performance.now();
+  const op = spawn(
+    ballast,
+    ["operator", "--kubeconfig", kubeconfig!, "--namespaces", ns, "--workers", String(workers), "--metrics-bind-address", `127.0.0.1:${port}`, "--health-probe-bind-address", "0", "--log-level", "warn"],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
+  children.push(op);
+  let peakRss = 0;
+  const rss = () => {
+    const status = fs.readFileSync(`/proc/${op.pid}/status`, "utf8");
+    const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+    peakRss = Math.max(peakRss, kb("VmHWM"));
+    return kb("VmRSS") / 1024;
+  };
+  let seconds: number;
+  while (true) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`operator did not converge ${n} ModelDeployments within ${timeoutMs / 1000} s`);
+    await sleep(250);
+    // resourceVersion=0: served from the API server's watch cache, cheap enough to poll.
+    const [mds, deps, svcs, cms] = await Promise.all([
+      api.call<{ items: Obj[] }>("GET", `${listPath(ns, "ballast.dev/v1alpha1", "modeldeployments")}?resourceVersion=0`),
+      api.call<{ items: Obj[] }>("GET", `${listPath(ns, "apps/v1", "deployments")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`),
+      api.call<{ items: Obj[] }>("GET", `${listPath(ns, "", "services")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`),
+      api.call<{ items: Obj[] }>("GET", `${listPath(ns, "", "configmaps")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`),
+    ]);
+    const current = mds.items.filter((m) => m.status?.observedGeneration === m.metadata.generation).length;
+    if (current === n && deps.items.length === n && svcs.items.length === n && cms.items.length === n) {
+      seconds = (performance.now() - t0) / 1000;
+      break;
+    }
+  }
+  const rssMiB = rss();
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const reconciles = Number(/controller_runtime_reconcile_time_seconds_count\{[^}]*\} (\S+)/.exec(metrics)?.[1] ?? 0);
+  const errors = Number(/controller_runtime_reconcile_errors_total\{[^}]*\} (\S+)/.exec(metrics)?.[1] ?? 0);
+  const p50 = histogramQuantile(metrics, "controller_runtime_reconcile_time_seconds", 0.5);
+  const p99 = histogramQuantile(metrics, "controller_runtime_reconcile_time_seconds", 0.99);
+  // Delete while the operator runs: it must remove its finalizers, or the namespace never goes away.
+  await deleteNamespace(ns);
+  op.kill("SIGTERM");
+  await new Promise((r) => op.once("exit", r));
+  return { seconds, rssMiB, peakRssMiB: peakRss / 1024, p50, p99, reconciles, errors };
+}
+
+const results: Record<string, unknown>[] = [];
+try {
+  kc(["apply", "--server-side", "--force-conflicts", "-f", path.join(repo, "crds/ballast.dev_modeldeployments.yaml")]);
+  kc(["wait", "--for=condition=Established", "crd/modeldeployments.ballast.dev", "--timeout=60s"]);
+  for (const n of sizes) {
+    const bareS = await bare(n);
+    const op = await withOperator(n);
+    const row = { n, workers, bareSeconds: bareS, operatorSeconds: op.seconds, ratio: op.seconds / bareS, ...op };
+    results.push(row);
+    console.log(
+      `N=${n}: bare client ${bareS.toFixed(2)} s, operator ${op.seconds.toFixed(2)} s (ratio ${(op.seconds / bareS).toFixed(2)}), ` +
+        `operator RSS ${op.rssMiB.toFixed(0)} MiB (peak ${op.peakRssMiB.toFixed(0)} MiB), reconcile p50 ${(op.p50 * 1000).toFixed(0)} ms p99 ${(op.p99 * 1000).toFixed(0)} ms over ${op.reconciles} reconciles (${op.errors} errors)`,
+    );
+    await deleteNamespace(`bench-bare-${n}`);
+  }
+  if (flags.json) fs.writeFileSync(flags.json, `${JSON.stringify({ machine: `${os.cpus().length} cores`, results }, null, 2)}\n`);
+} finally {
+  await api.close();
+  cleanup();
+}

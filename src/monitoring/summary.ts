@@ -2,29 +2,16 @@
 // Pure types and arithmetic; everything in it is additive so replicas merge exactly (profiles within their sketch bound).
 import type { DriftReport } from "./compare.js";
 import { DatasetProfile, type DatasetProfileJSON } from "./dataset-profile.js";
+import { ConfusionMatrix, RegressionAccumulator, type ConfusionMatrixJSON, type RegressionAccumulatorJSON } from "./performance.js";
 
 export const SUMMARY_FORMAT = "ballast.dev/sidecar-summary/v1";
 /** Column name of the single feature in `predictions` profiles. */
 export const PREDICTION_COLUMN = "prediction";
 
-/** Labelled outcomes of a window in additive form: a confusion matrix, or error sums. */
+/** Labelled outcomes of a window in additive form (monitoring's confusion matrix or regression sums). */
 export type LabelledCounts =
-  | {
-      task: "classification";
-      classes: string[];
-      /** confusion[t][p]: rows with true class `classes[t]` predicted as `classes[p]`. */
-      confusion: number[][];
-      /** Feedback labels that are not among `classes` (counted, excluded from the matrix). */
-      unknownLabels: number;
-    }
-  | {
-      task: "regression";
-      count: number;
-      sumAbsError: number;
-      sumSquaredError: number;
-      sumTruth: number;
-      sumTruthSquared: number;
-    };
+  | { task: "classification"; confusion: ConfusionMatrixJSON }
+  | { task: "regression"; regression: RegressionAccumulatorJSON };
 
 /** Reference profile written by `ballast train` into metadata.json: the training rows' features and predictions. */
 export interface ReferenceProfileJSON {
@@ -49,7 +36,7 @@ export interface WindowSummary {
   predictions: DatasetProfileJSON;
   /** Feedback joined to predictions made in this window. */
   labelled: LabelledCounts;
-  /** Metrics derived from `labelled` (accuracy, precision, recall, f1 / mae, rmse, r2, samples). */
+  /** Metrics derived from `labelled` (samples, accuracy, precision, recall, f1, f1Weighted / samples, mae, rmse, r2). */
   metrics: Record<string, number>;
   /**
    * Drift of this window's features (and predictions, in `prediction`) against the reference, as the sidecar
@@ -80,116 +67,63 @@ export interface SidecarSummary {
   windows: WindowSummary[];
 }
 
-export function emptyLabelledCounts(task: "classification" | "regression", classes: readonly string[] = []): LabelledCounts {
-  return task === "classification"
-    ? { task, classes: [...classes], confusion: classes.map(() => classes.map(() => 0)), unknownLabels: 0 }
-    : { task, count: 0, sumAbsError: 0, sumSquaredError: 0, sumTruth: 0, sumTruthSquared: 0 };
-}
+/** Live accumulator of one window's labelled outcomes; `toJSON` gives the summary's additive form. */
+export class LabelledOutcomes {
+  private readonly confusion = new ConfusionMatrix();
+  private readonly regression = new RegressionAccumulator();
 
-/** Adds one labelled outcome; returns false when a classification label is not a known class. */
-export function addLabelledOutcome(counts: LabelledCounts, truth: string | number, predicted: string | number): boolean {
-  if (counts.task === "classification") {
-    const t = counts.classes.indexOf(String(truth));
-    const p = counts.classes.indexOf(String(predicted));
-    if (t < 0 || p < 0) {
-      counts.unknownLabels++;
-      return false;
-    }
-    counts.confusion[t]![p]!++;
-    return true;
+  constructor(readonly task: "classification" | "regression") {}
+
+  add(truth: string | number, predicted: string | number): void {
+    if (this.task === "classification") this.confusion.add(String(truth), String(predicted));
+    else this.regression.add(Number(truth), Number(predicted));
   }
-  const y = Number(truth);
-  const e = Number(predicted) - y;
-  counts.count++;
-  counts.sumAbsError += Math.abs(e);
-  counts.sumSquaredError += e * e;
-  counts.sumTruth += y;
-  counts.sumTruthSquared += y * y;
-  return true;
+
+  get samples(): number {
+    return this.task === "classification" ? this.confusion.count : this.regression.count;
+  }
+
+  toJSON(): LabelledCounts {
+    return this.task === "classification" ? { task: "classification", confusion: this.confusion.toJSON() } : { task: "regression", regression: this.regression.toJSON() };
+  }
 }
 
-export function classificationCounts(classes: readonly string[], truth: readonly string[], predicted: readonly string[]): LabelledCounts {
-  const counts = emptyLabelledCounts("classification", classes);
-  truth.forEach((t, i) => addLabelledOutcome(counts, t, predicted[i]!));
-  return counts;
+export function classificationCounts(truth: readonly string[], predicted: readonly string[]): LabelledCounts {
+  const outcomes = new LabelledOutcomes("classification");
+  truth.forEach((t, i) => outcomes.add(t, predicted[i]!));
+  return outcomes.toJSON();
 }
 
 export function regressionCounts(truth: readonly number[], predicted: readonly number[]): LabelledCounts {
-  const counts = emptyLabelledCounts("regression");
-  truth.forEach((t, i) => addLabelledOutcome(counts, t, predicted[i]!));
-  return counts;
+  const outcomes = new LabelledOutcomes("regression");
+  truth.forEach((t, i) => outcomes.add(t, predicted[i]!));
+  return outcomes.toJSON();
 }
 
 export function mergeLabelledCounts(a: LabelledCounts, b: LabelledCounts): LabelledCounts {
   if (a.task === "classification" && b.task === "classification") {
-    const classes = [...a.classes, ...b.classes.filter((c) => !a.classes.includes(c))];
-    const out = emptyLabelledCounts("classification", classes) as Extract<LabelledCounts, { task: "classification" }>;
-    for (const src of [a, b]) {
-      src.confusion.forEach((row, t) =>
-        row.forEach((n, p) => {
-          out.confusion[classes.indexOf(src.classes[t]!)]![classes.indexOf(src.classes[p]!)]! += n;
-        }),
-      );
-    }
-    out.unknownLabels = a.unknownLabels + b.unknownLabels;
-    return out;
+    return { task: "classification", confusion: ConfusionMatrix.fromJSON(a.confusion).merge(ConfusionMatrix.fromJSON(b.confusion)).toJSON() };
   }
   if (a.task === "regression" && b.task === "regression") {
-    return {
-      task: "regression",
-      count: a.count + b.count,
-      sumAbsError: a.sumAbsError + b.sumAbsError,
-      sumSquaredError: a.sumSquaredError + b.sumSquaredError,
-      sumTruth: a.sumTruth + b.sumTruth,
-      sumTruthSquared: a.sumTruthSquared + b.sumTruthSquared,
-    };
+    return { task: "regression", regression: RegressionAccumulator.fromJSON(a.regression).merge(RegressionAccumulator.fromJSON(b.regression)).toJSON() };
   }
   throw new RangeError(`cannot merge ${a.task} and ${b.task} outcomes`);
 }
 
 /**
- * Metrics from labelled counts. Classification: accuracy and macro precision / recall / f1 over classes
- * that occur (as truth or prediction); regression: mae, rmse, r2. `samples` is the number of outcomes.
- * A window without outcomes has only `samples: 0`, never NaN.
+ * Flat metrics from labelled counts (monitoring's ConfusionMatrix / RegressionAccumulator definitions):
+ * classification: samples, accuracy, precision / recall / f1 (macro) and f1Weighted; regression: samples,
+ * mae, rmse, r2 (when defined). A window without outcomes has only `samples: 0`, never NaN.
  */
 export function labelledMetrics(counts: LabelledCounts): Record<string, number> {
   if (counts.task === "regression") {
-    const n = counts.count;
-    if (n === 0) return { samples: 0 };
-    const variance = counts.sumTruthSquared - (counts.sumTruth * counts.sumTruth) / n;
-    return {
-      samples: n,
-      mae: counts.sumAbsError / n,
-      rmse: Math.sqrt(counts.sumSquaredError / n),
-      ...(variance > 0 ? { r2: 1 - counts.sumSquaredError / variance } : {}),
-    };
+    const m = RegressionAccumulator.fromJSON(counts.regression).metrics();
+    if (m.count === 0) return { samples: 0 };
+    return { samples: m.count, mae: m.mae!, rmse: m.rmse!, ...(m.r2 !== null ? { r2: m.r2 } : {}) };
   }
-  const k = counts.classes.length;
-  let total = 0;
-  let correct = 0;
-  const precision: number[] = [];
-  const recall: number[] = [];
-  const f1: number[] = [];
-  for (let c = 0; c < k; c++) {
-    let truthC = 0;
-    let predC = 0;
-    for (let j = 0; j < k; j++) {
-      truthC += counts.confusion[c]![j]!;
-      predC += counts.confusion[j]![c]!;
-    }
-    const tp = counts.confusion[c]![c]!;
-    total += truthC;
-    correct += tp;
-    if (truthC === 0 && predC === 0) continue;
-    const p = predC > 0 ? tp / predC : 0;
-    const r = truthC > 0 ? tp / truthC : 0;
-    precision.push(p);
-    recall.push(r);
-    f1.push(p + r > 0 ? (2 * p * r) / (p + r) : 0);
-  }
-  if (total === 0) return { samples: 0 };
-  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-  return { samples: total, accuracy: correct / total, precision: mean(precision), recall: mean(recall), f1: mean(f1) };
+  const m = ConfusionMatrix.fromJSON(counts.confusion).metrics();
+  if (m.count === 0 || !m.macro || !m.weighted) return { samples: 0 };
+  return { samples: m.count, accuracy: m.accuracy!, precision: m.macro.precision, recall: m.macro.recall, f1: m.macro.f1, f1Weighted: m.weighted.f1 };
 }
 
 function mergeProfiles(a: DatasetProfileJSON, b: DatasetProfileJSON): DatasetProfileJSON {

@@ -5,10 +5,8 @@ import { DatasetProfile } from "../monitoring/dataset-profile.js";
 import {
   PREDICTION_COLUMN,
   SUMMARY_FORMAT,
-  addLabelledOutcome,
-  emptyLabelledCounts,
+  LabelledOutcomes,
   labelledMetrics,
-  type LabelledCounts,
   type ReferenceProfileJSON,
   type SidecarSummary,
   type WindowSummary,
@@ -54,7 +52,7 @@ interface Window {
   rows: number;
   features: DatasetProfile;
   predictions: DatasetProfile;
-  labelled: LabelledCounts;
+  labelled: LabelledOutcomes;
   drift?: DriftReport | null;
 }
 
@@ -247,7 +245,7 @@ export class TrafficMonitor {
     for (const a of accepted) {
       const window = a.entry.window && (a.entry.window === this.open || this.closed.includes(a.entry.window)) ? a.entry.window : this.open;
       const predicted = a.entry.predictions?.[a.row];
-      if (predicted !== undefined) addLabelledOutcome(window.labelled, a.label, predicted);
+      if (predicted !== undefined) window.labelled.add(a.label, predicted);
     }
     this.totals.feedback += accepted.length;
     return { accepted: accepted.length };
@@ -328,7 +326,7 @@ export class TrafficMonitor {
       rows: 0,
       features: new DatasetProfile(featureSchema),
       predictions: new DatasetProfile([{ name: PREDICTION_COLUMN, type: predictionType }]),
-      labelled: emptyLabelledCounts(this.meta.task, this.meta.classes),
+      labelled: new LabelledOutcomes(this.meta.task),
     };
   }
 
@@ -368,8 +366,7 @@ export class TrafficMonitor {
   /** Metrics of the newest window that has labelled outcomes (open window included). */
   latestMetrics(): Record<string, number> | undefined {
     for (const w of [this.open, ...[...this.closed].reverse()]) {
-      const m = labelledMetrics(w.labelled);
-      if (m.samples! > 0) return m;
+      if (w.labelled.samples > 0) return labelledMetrics(w.labelled.toJSON());
     }
     return undefined;
   }
@@ -379,7 +376,7 @@ export class TrafficMonitor {
   }
 
   get openWindowLabelled(): number {
-    return labelledMetrics(this.open.labelled).samples ?? 0;
+    return this.open.labelled.samples;
   }
 
   summary(): SidecarSummary {
@@ -411,8 +408,8 @@ export class TrafficMonitor {
       rows: w.rows,
       features: w.features.toJSON(),
       predictions: w.predictions.toJSON(),
-      labelled: structuredClone(w.labelled),
-      metrics: labelledMetrics(w.labelled),
+      labelled: w.labelled.toJSON(),
+      metrics: labelledMetrics(w.labelled.toJSON()),
       drift: closed ? (w.drift ?? null) : this.driftOf(w),
     };
   }

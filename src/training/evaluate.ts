@@ -2,14 +2,14 @@
 import { classificationCounts, regressionCounts, labelledMetrics } from "../monitoring/summary.js";
 
 export type EvaluationInput =
-  | { task: "classification"; classes: readonly string[]; truth: readonly string[]; predicted: readonly string[] }
+  | { task: "classification"; truth: readonly string[]; predicted: readonly string[] }
   | { task: "regression"; truth: readonly number[]; predicted: readonly number[] };
 
-/** accuracy, precision, recall, f1 (macro) for classification; mae, rmse, r2 for regression; plus `samples`. */
+/** accuracy, precision, recall, f1 (macro), f1Weighted for classification; mae, rmse, r2 for regression; plus `samples`. */
 export function evaluatePredictions(input: EvaluationInput): Record<string, number> {
   const counts =
     input.task === "classification"
-      ? classificationCounts(input.classes, input.truth, input.predicted)
+      ? classificationCounts(input.truth, input.predicted)
       : regressionCounts(input.truth, input.predicted);
   return labelledMetrics(counts);
 }

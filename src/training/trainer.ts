@@ -190,7 +190,7 @@ function evaluateOn(tf: TfModule, model: LayersModel, head: PredictionHead, x: F
   const p = predict(tf, model, head, x, n);
   if (head.task === "classification") {
     const truth = Array.from(y, (k) => head.classes![k]!);
-    return evaluatePredictions({ task: "classification", classes: head.classes!, truth, predicted: p.labels! });
+    return evaluatePredictions({ task: "classification", truth, predicted: p.labels! });
   }
   const { mean, std } = head.target!;
   return evaluatePredictions({ task: "regression", truth: Array.from(y, (v) => v * std + mean), predicted: p.values! });

@@ -14,31 +14,31 @@ import {
 
 describe("labelled metrics", () => {
   it("computes accuracy and macro precision / recall / f1 from a confusion matrix", () => {
-    const m = labelledMetrics(classificationCounts(["a", "b", "c"], ["a", "a", "a", "b", "b", "c"], ["a", "a", "b", "b", "c", "c"]));
+    const m = labelledMetrics(classificationCounts(["a", "a", "a", "b", "b", "c"], ["a", "a", "b", "b", "c", "c"]));
     expect(m.samples).toBe(6);
     expect(m.accuracy).toBeCloseTo(4 / 6, 12);
     expect(m.precision).toBeCloseTo((1 + 0.5 + 0.5) / 3, 12);
     expect(m.recall).toBeCloseTo((2 / 3 + 0.5 + 1) / 3, 12);
     expect(m.f1).toBeCloseTo((0.8 + 0.5 + 2 / 3) / 3, 12);
+    expect(m.f1Weighted).toBeCloseTo((3 * 0.8 + 2 * 0.5 + 1 * (2 / 3)) / 6, 12);
   });
 
   it("computes mae, rmse and r2 for regression, and nothing but samples: 0 for an empty window", () => {
     const m = labelledMetrics(regressionCounts([1, 2, 3], [1, 2, 5]));
     expect(m).toEqual({ samples: 3, mae: 2 / 3, rmse: Math.sqrt(4 / 3), r2: -1 });
     expect(labelledMetrics(regressionCounts([], []))).toEqual({ samples: 0 });
-    expect(labelledMetrics(classificationCounts(["a", "b"], [], []))).toEqual({ samples: 0 });
+    expect(labelledMetrics(classificationCounts([], []))).toEqual({ samples: 0 });
   });
 
-  it("merges confusion matrices whose class lists differ", () => {
-    const a = classificationCounts(["x", "y"], ["x", "y"], ["x", "x"]);
-    const b = classificationCounts(["y", "z"], ["z"], ["y"]);
-    const merged = mergeLabelledCounts(a, b);
-    expect(merged).toMatchObject({ classes: ["x", "y", "z"], confusion: [[1, 0, 0], [1, 0, 0], [0, 1, 0]] });
+  it("merges outcomes of windows that saw different classes", () => {
+    const merged = mergeLabelledCounts(classificationCounts(["x", "y"], ["x", "x"]), classificationCounts(["z"], ["y"]));
+    expect(labelledMetrics(merged)).toMatchObject({ samples: 3, accuracy: 1 / 3 });
+    expect(() => mergeLabelledCounts(merged, regressionCounts([1], [1]))).toThrow(/cannot merge classification and regression/);
   });
 });
 
 function window(rows: Record<string, unknown>[], labelled: { truth: string[]; predicted: string[] }, start: string, closed: boolean): WindowSummary {
-  const counts = classificationCounts(["rain", "sun"], labelled.truth, labelled.predicted);
+  const counts = classificationCounts(labelled.truth, labelled.predicted);
   return {
     start,
     end: start.replace(":00Z", ":59Z"),

@@ -94,4 +94,18 @@ describe("the kustomize deployment on the local cluster", () => {
     expect(computeKstatus(live).status).toBe("Current");
     expect(runHealthCheck(healthCheckLuaFromDocs(), live).status).toBe("Healthy");
   });
+
+  it("a ModelDeployment whose model store claim does not exist is Stalled, which Argo CD shows as Degraded", () => {
+    const obj = parse(exampleIn("weather-classifier.yaml")) as Manifest & { spec: { model: { storageUri: string } } };
+    obj.metadata.name = "no-store";
+    obj.spec.model.storageUri = "pvc://missing-claim/store";
+    kubectlOk(["apply", "-f", "-"], stringify(obj));
+    kubectlOk(["wait", "--for=condition=Stalled", "md/no-store", "-n", namespace, "--timeout=120s"]);
+    const live = JSON.parse(kubectlOk(["get", "md", "no-store", "-n", namespace, "-o", "json"])) as ModelDeployment;
+    expect(computeKstatus(live).status).toBe("Failed");
+    const health = runHealthCheck(healthCheckLuaFromDocs(), live);
+    expect(health.status).toBe("Degraded");
+    expect(health.message).toContain("missing-claim");
+    kubectl(["delete", "md", "no-store", "-n", namespace, "--timeout=60s"]);
+  });
 });

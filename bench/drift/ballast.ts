@@ -1,0 +1,82 @@
+// bench/drift, Ballast side: times exact and sketch drift reports on the data baselines.py generated.
+// Run by bench/drift/run.sh after `make build` (imports the compiled engine from dist/).
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+type Monitoring = typeof import("../../src/monitoring/index.js");
+
+interface Meta {
+  nRef: number;
+  nCur: number;
+  numeric: string[];
+  categorical: string[];
+  labels: string[];
+}
+
+function columns(dir: string, part: "ref" | "cur", meta: Meta, n: number): Record<string, ArrayLike<unknown>> {
+  const num = new Float64Array(readFileSync(join(dir, `${part}_num.f64`)).buffer.slice(0));
+  const cat = new Uint8Array(readFileSync(join(dir, `${part}_cat.u8`)));
+  const out: Record<string, ArrayLike<unknown>> = {};
+  meta.numeric.forEach((name, i) => (out[name] = num.subarray(i * n, (i + 1) * n)));
+  meta.categorical.forEach((name, i) => (out[name] = Array.from(cat.subarray(i * n, (i + 1) * n), (code) => meta.labels[code]!)));
+  return out;
+}
+
+function seconds(since: number): number {
+  return (performance.now() - since) / 1000;
+}
+
+async function main(dir: string): Promise<void> {
+  const m: Monitoring = await import(new URL("../../dist/monitoring/index.js", import.meta.url).href);
+  const meta = JSON.parse(readFileSync(join(dir, "meta.json"), "utf8")) as Meta;
+  const schema = [...meta.numeric.map((name) => ({ name, type: "numeric" as const })), ...meta.categorical.map((name) => ({ name, type: "categorical" as const }))];
+  const ref = columns(dir, "ref", meta, meta.nRef);
+  const cur = columns(dir, "cur", meta, meta.nCur);
+  const drifted = (r: ReturnType<Monitoring["compare"]>) => r.features.filter((f) => f.drift).map((f) => f.name).sort();
+
+  let t = performance.now();
+  const exact = m.compare(m.DatasetProfile.fromColumns(schema, ref, { exactLimit: Infinity }), m.DatasetProfile.fromColumns(schema, cur, { exactLimit: Infinity }));
+  const exactSeconds = seconds(t);
+
+  t = performance.now();
+  const refSketch = m.DatasetProfile.fromColumns(schema, ref, { exactLimit: 0 });
+  const curSketch = m.DatasetProfile.fromColumns(schema, cur, { exactLimit: 0 });
+  const sketch = m.compare(refSketch, curSketch);
+  const sketchSeconds = seconds(t);
+
+  // The operator's path: the reference profile is stored (metadata.json), the current one arrives as JSON.
+  const refStored = JSON.stringify(refSketch.toJSON());
+  const curStored = JSON.stringify(curSketch.toJSON());
+  t = performance.now();
+  m.compare(m.DatasetProfile.fromJSON(JSON.parse(refStored)), m.DatasetProfile.fromJSON(JSON.parse(curStored)));
+  const sketchCompareSeconds = seconds(t);
+
+  // Ingest throughput: numeric values into KLL sketches, one core.
+  const values = meta.numeric.map((name) => ref[name] as Float64Array);
+  t = performance.now();
+  for (const column of values) {
+    const p = new m.NumericProfile({ exactLimit: 0 });
+    for (let i = 0; i < column.length; i++) p.addNumber(column[i]!);
+    p.points();
+  }
+  const ingestValuesPerSecond = (values.length * meta.nRef) / seconds(t);
+
+  const numericBytes = meta.numeric.map((name) => JSON.stringify(refSketch.feature(name)!.toJSON()).length);
+  const result = {
+    tool: "ballast",
+    exactSeconds,
+    sketchSeconds,
+    sketchCompareSeconds,
+    ingestValuesPerSecond,
+    bytesPerNumericProfile: Math.round(numericBytes.reduce((a, b) => a + b, 0) / numericBytes.length),
+    maxBytesPerNumericProfile: Math.max(...numericBytes),
+    bytesPerCategoricalProfile: JSON.stringify(refSketch.feature(meta.categorical[0]!)!.toJSON()).length,
+    exactDrifted: drifted(exact),
+    sketchDrifted: drifted(sketch),
+    methods: [...new Set(exact.features.map((f) => f.method))],
+  };
+  writeFileSync(join(dir, "result-ballast.json"), JSON.stringify(result));
+  console.log(JSON.stringify(result));
+}
+
+await main(process.argv[2] ?? ".");

@@ -26,6 +26,14 @@ function bindAddress(flag: string) {
   };
 }
 
+function booleanFlag(flag: string) {
+  return (value: string): boolean => {
+    if (/^(true|1|yes)$/i.test(value)) return true;
+    if (/^(false|0|no)$/i.test(value)) return false;
+    throw new InvalidArgumentError(`${flag} must be true or false, got "${value}"`);
+  };
+}
+
 function namespaceList(value: string): string[] {
   const names = value
     .split(",")
@@ -53,7 +61,13 @@ export function registerOperator(program: Command): void {
         .default(":8081")
         .argParser(bindAddress("--health-probe-bind-address")),
     )
-    .addOption(new Option("--leader-elect", "elect a leader through a Lease so only one replica reconciles").env("BALLAST_LEADER_ELECT").default(false))
+    .addOption(
+      new Option("--leader-elect [enabled]", "elect a leader through a Lease so only one replica reconciles (true|false)")
+        .env("BALLAST_LEADER_ELECT")
+        .preset(true)
+        .default(false)
+        .argParser(booleanFlag("--leader-elect")),
+    )
     .addOption(
       new Option("--leader-election-namespace <ns>", "namespace of the leader election Lease; default the pod's namespace").env("BALLAST_LEADER_ELECTION_NAMESPACE"),
     )

@@ -117,9 +117,9 @@ function percentile(sorted: Float64Array, q: number): number {
 }
 
 /** Fixed-concurrency load for DURATION_S; latencies kept at sub-millisecond resolution from each response. */
-async function load(url: string, body: string, duration = DURATION_S): Promise<Measured> {
+async function load(url: string, body: string, duration = DURATION_S, connections = CONNECTIONS): Promise<Measured> {
   const latencies: number[] = [];
-  const instance = autocannon({ url, method: "POST", body, headers: { "content-type": "application/json" }, connections: CONNECTIONS, duration });
+  const instance = autocannon({ url, method: "POST", body, headers: { "content-type": "application/json" }, connections, duration });
   instance.on("response", (_c, status, _b, ms) => {
     if (status === 200) latencies.push(ms);
   });
@@ -181,6 +181,9 @@ async function main(): Promise<void> {
     const mean = (ms: Measured[], k: keyof Measured): number => ms.reduce((a, m) => a + m[k], 0) / ms.length;
     const d = { rps: mean(direct, "rps"), p50: mean(direct, "p50"), p99: mean(direct, "p99"), errors: mean(direct, "errors") };
     const s = { rps: mean(proxied, "rps"), p50: mean(proxied, "p50"), p99: mean(proxied, "p99"), errors: mean(proxied, "errors") };
+    // One connection: the latency the sidecar adds to a request, without queueing behind other requests.
+    const directSerial = await load(directUrl, batch1, DURATION_S / 2, 1);
+    const sidecarSerial = await load(sidecarUrl, batch1, DURATION_S / 2, 1);
     const summary = await (await fetch(`${sidecar.url}/v1/monitoring/summary`)).json() as { totals: { rows: number; requests: number } };
     await stop(sidecar);
     await stop(server);
@@ -218,6 +221,7 @@ async function main(): Promise<void> {
       throughputRatio: ratio,
       addedP50Ms: s.p50 - d.p50,
       addedP99Ms: s.p99 - d.p99,
+      oneConnection: { direct: directSerial, sidecar: sidecarSerial, addedP50Ms: sidecarSerial.p50 - directSerial.p50, addedP99Ms: sidecarSerial.p99 - directSerial.p99 },
       serverCpuMsPerRequest: serverCpuMs,
       sidecarCpuMsPerRequest: sidecarCpuMs,
       sidecarRecordedRows: summary.totals.rows,
@@ -228,6 +232,10 @@ async function main(): Promise<void> {
     console.log(`  direct : ${fmt(d.rps, 0)} req/s  p50 ${fmt(d.p50)} ms  p99 ${fmt(d.p99)} ms  errors ${d.errors}`);
     console.log(`  sidecar: ${fmt(s.rps, 0)} req/s  p50 ${fmt(s.p50)} ms  p99 ${fmt(s.p99)} ms  errors ${s.errors}`);
     console.log(`  throughput ratio ${fmt(ratio * 100, 1)} % (goal >= 85 %)  added p50 ${fmt(report.addedP50Ms)} ms  added p99 ${fmt(report.addedP99Ms)} ms (goal <= 1 ms)`);
+    console.log(
+      `  1 connection: direct p50 ${fmt(directSerial.p50)} / p99 ${fmt(directSerial.p99)} ms, sidecar p50 ${fmt(sidecarSerial.p50)} / p99 ${fmt(sidecarSerial.p99)} ms: ` +
+        `added p50 ${fmt(report.oneConnection.addedP50Ms)} ms, p99 ${fmt(report.oneConnection.addedP99Ms)} ms`,
+    );
     console.log(`  CPU per request: model server ${fmt(serverCpuMs)} ms, sidecar ${fmt(sidecarCpuMs)} ms (proxy + monitoring + log)`);
     console.log(`  sidecar profiled ${summary.totals.rows} rows of ${summary.totals.requests} requests (monitoring kept up)`);
     console.log(`\nserver throughput per backend (${CONNECTIONS} connections)`);

@@ -15,10 +15,15 @@ function provided(key: string): string | undefined {
   return typeof value === "string" && value !== "" ? value : undefined;
 }
 
+/** The environment for a client of the test cluster (kubectl, helm). */
+export function clusterEnv(): NodeJS.ProcessEnv {
+  const kubeconfig = provided("kubeconfig") ?? process.env.KUBECONFIG;
+  return kubeconfig ? { ...process.env, KUBECONFIG: kubeconfig } : process.env;
+}
+
 export function kubectl(args: string[], input?: string): KubectlResult {
   const binary = provided("kubectl") ?? process.env.BALLAST_KUBECTL ?? "kubectl";
-  const kubeconfig = provided("kubeconfig") ?? process.env.KUBECONFIG;
-  const env = kubeconfig ? { ...process.env, KUBECONFIG: kubeconfig } : process.env;
+  const env = clusterEnv();
   const res = spawnSync(binary, args, { input, encoding: "utf8", env, timeout: 300_000 });
   if (res.error) throw new Error(`${binary} ${args.join(" ")}: ${res.error.message}`);
   return { status: res.status ?? -1, stdout: res.stdout, stderr: res.stderr };

@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments, stringify } from "yaml";
-import { ensureNamespace, installCrds, kubectl, kubectlOk } from "./kubectl.js";
+import { clusterEnv, ensureNamespace, installCrds, kubectl, kubectlOk } from "./kubectl.js";
 
 const repoRoot = new URL("../../../", import.meta.url).pathname;
 const releaseNamespace = "ballast-packaging";
@@ -83,5 +83,29 @@ describe("packaging on the real API server", () => {
     const out = dryRunServer(manifests.join("---\n"));
     expect(out).toContain("modeldeployment.ballast.dev/weather");
     expect(out).toContain("persistentvolumeclaim/ballast-models");
+  });
+
+  it("helm install runs the operator on the local cluster, scoped to its watched namespace by a Role", () => {
+    const release = "ballast-helm";
+    const helmEnv = (args: string[]) => spawnSync(helm, args, { encoding: "utf8", env: clusterEnv(), timeout: 300_000 });
+    ensureNamespace("helm-models");
+    const install = helmEnv([
+      "upgrade", "--install", release, `${repoRoot}charts/ballast`,
+      "--namespace", release, "--create-namespace",
+      "--set", "bindToPodIP=true", "--set", "watchNamespaces={helm-models}",
+      "--wait", "--timeout", "180s",
+    ]);
+    try {
+      expect(install.stderr).not.toMatch(/Error/);
+      expect(install.status).toBe(0);
+      // Available means /readyz passed: the informers synced with nothing but the Role in helm-models.
+      kubectlOk(["rollout", "status", `deployment/${release}`, "-n", release, "--timeout=120s"]);
+      expect(kubectl(["get", "clusterrole", release]).status).not.toBe(0);
+      expect(kubectlOk(["get", "role", release, "-n", "helm-models", "-o", "name"]).trim()).toBe(`role.rbac.authorization.k8s.io/${release}`);
+      const holder = kubectlOk(["get", "lease", "ballast-operator-leader", "-n", release, "-o", "jsonpath={.spec.holderIdentity}"]);
+      expect(holder).toMatch(new RegExp(`^${release}-`));
+    } finally {
+      helmEnv(["uninstall", release, "--namespace", release, "--wait", "--timeout", "120s"]);
+    }
   });
 });

@@ -1,7 +1,7 @@
 // Given the CRD on a real API server, a user who writes a bad ModelDeployment is told which field is
 // wrong at `kubectl apply` time, before anything reaches the operator.
 import { readFileSync } from "node:fs";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { applyModelDeploymentDefaults, type ModelDeployment } from "../../../src/api/index.js";
 import { ensureNamespace, installCrds, kubectl, kubectlOk } from "./kubectl.js";
@@ -108,6 +108,11 @@ describe("ModelDeployment validation by the API server", () => {
   beforeAll(() => {
     installCrds(repoRoot);
     ensureNamespace(namespace);
+  });
+
+  // Later suites may run an operator over every namespace: leave no ModelDeployments behind for it.
+  afterAll(() => {
+    kubectl(["delete", "modeldeployments", "--all", "-n", namespace, "--wait=false"]);
   });
 
   it("accepts the shipped example and stores it defaulted exactly as applyModelDeploymentDefaults does", () => {

@@ -5,7 +5,7 @@ import type { TrainOptions } from "../training/trainer.js";
 import { exitCodeFor, fraction, integer, positiveNumber, runtimeLogger } from "./runtime-flags.js";
 
 /** Commander's parsed flags: TrainOptions with the store as a URI and lists as comma-separated text. */
-type TrainFlags = Omit<TrainOptions, "store" | "hiddenUnits" | "features" | "onEpoch"> & { store: string; hidden: string; features?: string };
+type TrainFlags = Omit<TrainOptions, "store" | "hiddenUnits" | "features" | "onEpoch" | "onBackend"> & { store: string; hidden: string; features?: string };
 
 function hiddenUnits(value: string): number[] {
   if (value === "" || value === "none") return [];
@@ -42,6 +42,7 @@ export function registerTrain(program: Command): void {
     .addOption(new Option("--backend <name>", "tfjs backend (auto: tfjs-node-gpu, tfjs-node, wasm, cpu)").choices([...BACKEND_PREFERENCES]).default("auto"))
     .option("--pvc-mount-root <dir>", "where pvc://<claim> is mounted (default env BALLAST_PVC_MOUNT_ROOT, else /mnt/models)")
     .option("--max-feedback-rows <n>", "use only the newest N labelled rows of sidecar logs", integer("--max-feedback-rows", 1, 1e9))
+    .addOption(new Option("--data-format <format>", "format of --data files whose name has no .csv/.jsonl/.json extension").choices(["csv", "jsonl", "json"]))
     .addHelpText(
       "after",
       "\nPrints one JSON line with the new version and its holdout metrics on stdout; logs (one per epoch) go to stderr.\n" +
@@ -59,6 +60,7 @@ export function registerTrain(program: Command): void {
           store,
           features: flags.features?.split(",").map((f) => f.trim()).filter((f) => f !== ""),
           hiddenUnits: hidden,
+          onBackend: (b) => log.info({ event: "backend", ...b }, `tfjs backend ${b.backend}`),
           onEpoch: (p) => log.info({ event: "epoch", ...p }, `epoch ${p.epoch}/${p.epochs} loss ${p.loss.toFixed(4)} val_loss ${p.valLoss.toFixed(4)}`),
         });
         const m = result.metadata;

@@ -33,6 +33,8 @@ export interface LoadOptions {
   pvcMountRoot?: string;
   /** Keep only the newest N labelled rows of sidecar logs (by inference time). */
   maxFeedbackRows?: number;
+  /** Format of file sources whose name has no telling extension (default: by extension). */
+  format?: "csv" | "jsonl" | "json";
 }
 
 /**
@@ -110,10 +112,11 @@ async function sourceKind(source: string, options: LoadOptions): Promise<"csv" |
     }
     if (stat.isDirectory()) return "log";
   }
+  if (options.format) return options.format === "csv" ? "csv" : "jsonl";
   const ext = path.extname(name).toLowerCase();
   if (ext === ".csv") return "csv";
   if (ext === ".jsonl" || ext === ".ndjson" || ext === ".json") return "jsonl";
-  throw new DataError(`${source}: unknown file type "${ext}" (use .csv, .jsonl/.ndjson/.json, or a sidecar log directory)`);
+  throw new DataError(`${source}: unknown file type "${ext}" (use .csv, .jsonl/.ndjson/.json, --data-format, or a sidecar log directory)`);
 }
 
 async function readText(source: string, options: LoadOptions): Promise<string> {

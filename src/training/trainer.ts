@@ -36,7 +36,10 @@ export interface TrainOptions {
   backend: BackendPreference;
   pvcMountRoot?: string;
   maxFeedbackRows?: number;
+  dataFormat?: "csv" | "jsonl" | "json";
   onEpoch?: (p: EpochProgress) => void;
+  /** Told which tfjs backend was chosen (and why others were skipped), before any data is read. */
+  onBackend?: (b: { backend: string; provider: string; skipped: string[] }) => void;
 }
 
 export const DEFAULT_TRAIN_OPTIONS = {
@@ -74,9 +77,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   checkName("model", options.model);
   if (options.version !== undefined) checkName("version", options.version);
   if (options.store.readOnly) throw new DataError(`store ${options.store.uri} is read-only; train needs a file:// or pvc:// store`);
-  const { tf, backend } = await loadBackend(options.backend);
+  const { tf, backend, provider, skipped } = await loadBackend(options.backend);
+  options.onBackend?.({ backend, provider, skipped });
 
-  const table = await loadTable(options.data, { pvcMountRoot: options.pvcMountRoot, maxFeedbackRows: options.maxFeedbackRows });
+  const table = await loadTable(options.data, { pvcMountRoot: options.pvcMountRoot, maxFeedbackRows: options.maxFeedbackRows, format: options.dataFormat });
   let parent: { meta: ModelMetadata; version: string } | undefined;
   if (options.fromVersion !== undefined) {
     const version = await resolveVersion(options.store, options.model, options.fromVersion);

@@ -103,6 +103,11 @@ describe("training data", () => {
     await expect(loadTable([bad])).rejects.toThrow(new RegExp(`${bad}:3: invalid JSON`));
     await expect(loadTable([path.join(dir, "missing.csv")])).rejects.toThrow(/missing.csv: no such file or directory/);
     await expect(loadTable([weatherCsvPath().replace(".csv", ".parquet")])).rejects.toThrow(DataError);
+    // A source without a telling extension (e.g. an object-store key) needs --data-format.
+    const bare = path.join(dir, "export-0001");
+    fs.copyFileSync(seattleCsv, bare);
+    await expect(loadTable([bare])).rejects.toThrow(/unknown file type "" .*--data-format/);
+    expect((await loadTable([bare], { format: "csv" })).rows).toHaveLength(1461);
   });
 });
 

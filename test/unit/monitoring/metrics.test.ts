@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfusionMatrix, RegressionAccumulator, RunCounter, TumblingWindows, robustness, stability } from "../../../src/monitoring/index.js";
+import { ConfusionMatrix, DatasetProfile, RegressionAccumulator, RunCounter, TumblingWindows, robustness, stability } from "../../../src/monitoring/index.js";
 
 describe("classification metrics", () => {
   // sklearn: y_true = [a,a,a,b,b,c], y_pred = [a,a,b,b,c,c]
@@ -101,6 +101,20 @@ describe("tumbling windows", () => {
     const closed = windows.add(3, 185_000);
     expect(closed.map((w) => [w.start, w.end, w.events])).toEqual([[0, 60_000, 2], [60_000, 120_000, 0], [120_000, 180_000, 0]]);
     expect(windows.flush(300_000).map((w) => [w.start, w.events])).toEqual([[180_000, 1], [240_000, 0]]);
+  });
+
+  it("windows of dataset profiles merge back into the profile of all rows", () => {
+    const schema = [{ name: "latency", type: "numeric" as const }];
+    const windows = new TumblingWindows<DatasetProfile, Record<string, unknown>>({ kind: "time", durationMs: 1000 }, () => new DatasetProfile(schema), (p, row) => p.addRow(row));
+    const rows = Array.from({ length: 50 }, (_, i) => ({ latency: (i * 13) % 17 }));
+    const closed = rows.flatMap((row, i) => windows.add(row, i * 100));
+    closed.push(...windows.flush(5000));
+    expect(closed.map((w) => w.events)).toEqual([10, 10, 10, 10, 10]);
+    const merged = closed.map((w) => w.state).reduce((a, b) => a.merge(b)).feature("latency")!;
+    const whole = DatasetProfile.fromRows(schema, rows).feature("latency")!;
+    if (merged.type !== "numeric" || whole.type !== "numeric") throw new Error("numeric expected");
+    expect([...merged.exactValues()!].sort()).toEqual([...whole.exactValues()!].sort());
+    expect(merged.std).toBeCloseTo(whole.std, 12);
   });
 
   it("rejects a non-positive window size", () => {

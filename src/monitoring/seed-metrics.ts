@@ -47,4 +47,18 @@ export class RunCounter {
   get robustness(): number | null {
     return robustness(this.failures, this.runs);
   }
+
+  toJSON(): { runs: number; failures: number } {
+    return { runs: this.runs, failures: this.failures };
+  }
+
+  static fromJSON(json: { runs: number; failures: number }): RunCounter {
+    if (!Number.isInteger(json.runs) || !Number.isInteger(json.failures) || json.runs < 0 || json.failures < 0 || json.failures > json.runs) {
+      throw new RangeError(`run counter {runs: ${json.runs}, failures: ${json.failures}} is malformed`);
+    }
+    const out = new RunCounter();
+    out.runs = json.runs;
+    out.failures = json.failures;
+    return out;
+  }
 }

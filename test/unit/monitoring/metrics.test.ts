@@ -82,6 +82,8 @@ describe("seed metrics", () => {
     const counter = new RunCounter();
     for (let i = 0; i < 10; i++) counter.record(i === 3);
     expect(counter.merge(new RunCounter()).robustness).toBeCloseTo(0.9, 12);
+    expect(RunCounter.fromJSON(JSON.parse(JSON.stringify(counter))).robustness).toBeCloseTo(0.9, 12);
+    expect(() => RunCounter.fromJSON({ runs: 1, failures: 2 })).toThrow(/malformed/);
   });
 });
 

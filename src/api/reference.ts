@@ -1,4 +1,5 @@
 // Renders the field reference of docs/api.md from the schema, so the docs never drift from the CRD.
+import { defaultNote } from "./schema-kit.js";
 import { ModelDeploymentSpecSchema, ModelDeploymentStatusSchema } from "./v1alpha1.js";
 
 interface DocSchema {
@@ -62,9 +63,16 @@ function prose(text: string): string {
   return cell(text).replaceAll("<", "&lt;").replaceAll(">", "&gt;");
 }
 
+// The table has a default column; the description's "Default: …" sentence is for kubectl explain.
+function withoutDefaultNote(schema: DocSchema): string {
+  const note = schema.default === undefined ? "" : defaultNote(schema.default);
+  const text = schema.description ?? "";
+  return note && text.endsWith(note) ? text.slice(0, -note.length) : text;
+}
+
 function rows(schema: DocSchema, path: string, required: boolean, out: string[], rules: string[]): void {
   const def = schema.default === undefined ? "" : `\`${JSON.stringify(schema.default)}\``;
-  if (path) out.push(`| \`${path}\` | ${typeName(schema)} | ${def} | ${cell(constraints(schema, required))} | ${prose(schema.description ?? "")} |`);
+  if (path) out.push(`| \`${path}\` | ${typeName(schema)} | ${def} | ${cell(constraints(schema, required))} | ${prose(withoutDefaultNote(schema))} |`);
   const child = schema.type === "array" ? schema.items : schema;
   const prefix = schema.type === "array" ? `${path}[]` : path;
   const validations = [

@@ -26,9 +26,19 @@ export interface CelRule {
 declare const hasDefault: unique symbol;
 export type TDefaulted<T extends TSchema> = TOptional<T> & { readonly [hasDefault]: true };
 
+/** Suffix added to a defaulted field's description; `kubectl explain` shows descriptions, not defaults. */
+export function defaultNote(value: unknown): string {
+  if (typeof value === "object" && value !== null && Object.keys(value).length === 0) return "";
+  return ` Default: ${typeof value === "object" ? JSON.stringify(value) : String(value)}.`;
+}
+
 /** Marks `schema` optional with a default the API server fills in. */
 export function withDefault<T extends TSchema>(schema: T, value: Static<T>): TDefaulted<T> {
-  return Type.Optional(CloneType(schema, { default: value })) as TDefaulted<T>;
+  // CloneType's options never override the schema's own keys, so set them on the clone.
+  const clone: TSchema = CloneType(schema);
+  clone.default = value;
+  clone.description = `${schema.description ?? ""}${defaultNote(value)}`;
+  return Type.Optional(clone) as TDefaulted<T>;
 }
 
 type IsDefaulted<S> = S extends { readonly [hasDefault]: true } ? true : false;

@@ -228,7 +228,8 @@ function compareFeature(name: string, ref: FeatureProfile, cur: FeatureProfile, 
   };
   const minSamples = Math.max(1, options.minSamples ?? 1);
   if (ref.count < minSamples || cur.count < minSamples) {
-    const side = ref.count < minSamples ? `reference has ${ref.count}` : `current has ${cur.count}`;
+    const [label, count] = ref.count < minSamples ? ["reference", ref.count] : ["current", cur.count];
+    const detail = count === 0 ? `${label} has no valid values (all missing or non-finite)` : `${label} has ${count} valid values, fewer than the ${minSamples} needed`;
     return {
       ...base,
       statistic: null,
@@ -236,7 +237,7 @@ function compareFeature(name: string, ref: FeatureProfile, cur: FeatureProfile, 
       adjustedPValue: null,
       drift: false,
       status: "insufficient-data",
-      reason: `${name}: ${side} valid values, fewer than the ${minSamples} needed`,
+      reason: `${name}: ${detail}`,
     };
   }
   const histogram =

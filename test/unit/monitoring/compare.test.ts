@@ -66,9 +66,16 @@ describe("defined results for awkward data", () => {
       for (const f of report.features) {
         expect(f.status).toBe("insufficient-data");
         expect(f.statistic).toBeNull();
-        expect(f.reason).toMatch(/current has 0 valid values/);
+        expect(f.reason).toMatch(/current has no valid values \(all missing or non-finite\)/);
       }
     }
+  });
+
+  it("a window below minSamples is insufficient-data with the count in the reason", () => {
+    const schema = [numeric("x")];
+    const [f] = compare(profile(schema, spread(100)), profile(schema, spread(8)), { minSamples: 30 }).features;
+    expect(f!.status).toBe("insufficient-data");
+    expect(f!.reason).toBe("x: current has 8 valid values, fewer than the 30 needed");
   });
 
   it("constant columns compare without dividing by zero", () => {

@@ -671,3 +671,10 @@ export interface ModelDeployment {
 export interface ResolvedModelDeployment extends Omit<ModelDeployment, "spec"> {
   spec: ResolvedModelDeploymentSpec;
 }
+
+export interface ModelDeploymentList {
+  apiVersion: typeof API_VERSION;
+  kind: typeof LIST_KIND;
+  metadata: { resourceVersion?: string; continue?: string };
+  items: ResolvedModelDeployment[];
+}

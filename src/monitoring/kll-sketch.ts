@@ -120,6 +120,11 @@ export class KllSketch {
     return this.count;
   }
 
+  /** True while nothing was compacted: the sketch still holds every value (as float32). */
+  get isExact(): boolean {
+    return this.upper.length === 0;
+  }
+
   get retained(): number {
     return this.retainedCount;
   }

@@ -69,9 +69,9 @@ export class NumericProfile {
     return this.count > 0 ? Math.sqrt(this.m2 / this.count) : 0;
   }
 
-  /** Rank error of the distribution: 0 in exact mode, the KLL bound in sketch mode. */
+  /** Rank error of the distribution: 0 while every value is held, else the KLL bound. */
   get rankErrorBound(): number {
-    return this.sketch ? kllRankErrorBound(this.sketchK) : 0;
+    return this.sketch && !this.sketch.isExact ? kllRankErrorBound(this.sketchK) : 0;
   }
 
   /** Adds one raw cell (number, numeric string, null, ...). */

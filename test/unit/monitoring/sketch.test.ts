@@ -141,6 +141,18 @@ describe("merge property (fast-check)", () => {
 });
 
 describe("compare() in sketch mode", () => {
+  it("a sketch that never compacted has no rank error, so its KS p-value equals the exact one", () => {
+    const schema = [{ name: "x", type: "numeric" as const }];
+    // float32 values: what the sketch stores, so exact and sketch see the same numbers.
+    const rows = (seed: number, n: number, shift: number) => Array.from(sample("bell", n, seed, shift), (x) => ({ x: Math.fround(x) }));
+    const [ref, cur] = [rows(1, 300, 0), rows(2, 200, 0.3)];
+    const [sketched] = compare(DatasetProfile.fromRows(schema, ref, { exactLimit: 0 }), DatasetProfile.fromRows(schema, cur, { exactLimit: 0 }), { method: "ks" }).features;
+    const [exact] = compare(DatasetProfile.fromRows(schema, ref), DatasetProfile.fromRows(schema, cur), { method: "ks", ksMethod: "asymp" }).features;
+    expect(sketched!.rankErrorBound).toBe(0);
+    expect(sketched!.statistic).toBe(exact!.statistic);
+    expect(sketched!.pValue).toBe(exact!.pValue);
+  });
+
   it("flags the same features as exact mode on 200k rows with a clear shift", () => {
     const schema = [
       { name: "stable", type: "numeric" as const },

@@ -130,6 +130,32 @@ async function load(url: string, body: string, duration = DURATION_S, connection
 
 const fmt = (x: number, digits = 3): string => x.toFixed(digits);
 
+/**
+ * CPU microseconds the sidecar's monitoring spends per recorded request (parse, profile, log line, window drift),
+ * measured in-process on the built TrafficMonitor with the bench's own request and response bodies.
+ */
+async function monitoringMicrosPerRequest(store: string, request: string, response: string, dir: string): Promise<number> {
+  const dist = (m: string): string => path.join(repo, "dist", "runtime", m);
+  const { TrafficMonitor } = (await import(dist("traffic-monitor.js"))) as typeof import("../../src/runtime/traffic-monitor.js");
+  const { RequestLog } = (await import(dist("request-log.js"))) as typeof import("../../src/runtime/request-log.js");
+  const { readMetadata } = (await import(dist("metadata.js"))) as typeof import("../../src/runtime/metadata.js");
+  const { openStore } = (await import(dist("store.js"))) as typeof import("../../src/runtime/store.js");
+  const meta = await readMetadata(openStore(store), "weather", "v1");
+  const log = await RequestLog.open(path.join(dir, "monitor-log"), { model: "weather", version: "v1", task: meta.task, label: meta.label, features: meta.features.map((f) => f.name) });
+  const monitor = new TrafficMonitor({ meta, windowRows: 1000, windowMs: 0, windowsKept: 12, maxTracked: 100_000, pod: "bench", log });
+  const requestBody = Buffer.from(request);
+  const n = 20_000;
+  const started = process.cpuUsage();
+  for (let i = 0; i < n; i++) {
+    monitor.enqueue({ ts: Date.now(), status: 200, requestBody, responseBody: Buffer.from(response.replace('"id":"x"', `"id":"r${i}"`)) });
+    if (i % 100 === 99) monitor.drain();
+  }
+  monitor.drain();
+  const used = process.cpuUsage(started);
+  await log.close();
+  return (used.user + used.system) / n;
+}
+
 /** CPU seconds (user + system) a process has used, from /proc: unaffected by how busy the rest of the machine is. */
 function cpuSeconds(p: Proc): number {
   const fields = fs.readFileSync(`/proc/${p.child.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
@@ -185,6 +211,8 @@ async function main(): Promise<void> {
     const directSerial = await load(directUrl, batch1, DURATION_S / 2, 1);
     const sidecarSerial = await load(sidecarUrl, batch1, DURATION_S / 2, 1);
     const summary = await (await fetch(`${sidecar.url}/v1/monitoring/summary`)).json() as { totals: { rows: number; requests: number } };
+    const sampleResponse = JSON.stringify({ ...((await (await fetch(directUrl, { method: "POST", headers: { "content-type": "application/json" }, body: batch1 })).json()) as object), id: "x" });
+    const monitoringMicros = await monitoringMicrosPerRequest(store, batch1, sampleResponse, dir);
     await stop(sidecar);
     await stop(server);
     procs.length = 0;
@@ -224,6 +252,7 @@ async function main(): Promise<void> {
       oneConnection: { direct: directSerial, sidecar: sidecarSerial, addedP50Ms: sidecarSerial.p50 - directSerial.p50, addedP99Ms: sidecarSerial.p99 - directSerial.p99 },
       serverCpuMsPerRequest: serverCpuMs,
       sidecarCpuMsPerRequest: sidecarCpuMs,
+      monitoringCpuMicrosPerRequest: monitoringMicros,
       sidecarRecordedRows: summary.totals.rows,
       backends,
       wallSeconds: (Date.now() - started) / 1000,
@@ -237,6 +266,7 @@ async function main(): Promise<void> {
         `added p50 ${fmt(report.oneConnection.addedP50Ms)} ms, p99 ${fmt(report.oneConnection.addedP99Ms)} ms`,
     );
     console.log(`  CPU per request: model server ${fmt(serverCpuMs)} ms, sidecar ${fmt(sidecarCpuMs)} ms (proxy + monitoring + log)`);
+    console.log(`  of which monitoring (after the response, in-process measurement): ${fmt(monitoringMicros, 1)} µs per request`);
     console.log(`  sidecar profiled ${summary.totals.rows} rows of ${summary.totals.requests} requests (monitoring kept up)`);
     console.log(`\nserver throughput per backend (${CONNECTIONS} connections)`);
     for (const b of backends) {

@@ -67,6 +67,10 @@ endif
 test: build k8s-binaries ## Run unit and integration tests (integration tests start a local cluster).
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" npx vitest run
 
+.PHONY: oracle-fixtures
+oracle-fixtures: ## Regenerate the scipy golden fixtures in test/oracle/fixtures (needs python3; pinned in test/oracle/).
+	test/oracle/regenerate.sh
+
 .PHONY: test-unit
 test-unit: build ## Run only the unit tests (no cluster).
 	npx vitest run --project unit

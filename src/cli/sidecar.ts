@@ -23,6 +23,7 @@ interface SidecarFlags {
   upstreamTimeout: number;
   drainTimeout: number;
   logLevel: string;
+  monitoringConfig?: string;
 }
 
 function upstreamUrl(value: string): URL {
@@ -50,6 +51,7 @@ export function registerSidecar(program: Command): void {
     .option("--host <address>", "address to bind (default: env POD_IP, else 0.0.0.0)", defaultHost())
     .option("--port <port>", "port to bind", integer("--port", 0, 65535), 8000)
     .option("--pvc-mount-root <dir>", "where pvc://<claim> is mounted (default env BALLAST_PVC_MOUNT_ROOT, else /mnt/models)")
+    .option("--monitoring-config <file>", "the operator's monitoring.json: drift.method / drift.threshold, features to judge, reference.uri (default env BALLAST_MONITORING_CONFIG)", process.env.BALLAST_MONITORING_CONFIG)
     .option("--window-size <rows>", "close a monitoring window after this many inference rows (0: no size bound)", integer("--window-size", 0, 1e9), 1000)
     .option("--window-duration <duration>", "close a monitoring window at the next multiple of this duration (0: no time bound), e.g. 5m", duration("--window-duration"), 300_000)
     .option("--windows-kept <n>", "closed windows kept in the summary", integer("--windows-kept", 1, 10_000), 12)
@@ -69,6 +71,8 @@ export function registerSidecar(program: Command): void {
         return new Sidecar({
           upstream: flags.upstream,
           store: openStore(flags.store, { pvcMountRoot: flags.pvcMountRoot }),
+          storeOptions: { pvcMountRoot: flags.pvcMountRoot },
+          monitoringConfig: flags.monitoringConfig,
           model: flags.model,
           version: flags.version,
           host: flags.host,

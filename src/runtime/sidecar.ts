@@ -10,7 +10,8 @@ import { readMetadata, type ModelMetadata } from "./metadata.js";
 import { REQUEST_ID_HEADER, matchRoute } from "./model-server.js";
 import { RequestError } from "./oip.js";
 import { RequestLog, readLog, type RequestLogOptions } from "./request-log.js";
-import type { ModelStore } from "./store.js";
+import { driftOptions, loadReference, readMonitoringConfig, type MonitoringConfig } from "./monitoring-config.js";
+import type { ModelStore, StoreOptions } from "./store.js";
 import { FeedbackError, TrafficMonitor } from "./traffic-monitor.js";
 
 export interface SidecarOptions {
@@ -33,6 +34,9 @@ export interface SidecarOptions {
   drainTimeoutMs?: number;
   pod: string;
   logger: Logger;
+  /** The operator's monitoring.json (drift method/threshold, features, reference); optional. */
+  monitoringConfig?: string;
+  storeOptions?: StoreOptions;
 }
 
 export const SIDECAR_PATHS = {
@@ -62,6 +66,9 @@ export class Sidecar {
   private meta: ModelMetadata | undefined;
   private upstreamReady = false;
   private upstreamBackend = "unknown";
+  private config: MonitoringConfig | undefined;
+  /** Why monitoring is not set up yet (shown by the ready endpoint). */
+  private initError = "waiting for the model server";
   private stopping = false;
   private timers: NodeJS.Timeout[] = [];
   private readonly maxBodyBytes: number;
@@ -156,6 +163,8 @@ export class Sidecar {
 
   /** Binds at once (liveness), then connects to the model server and the store in the background. */
   async start(): Promise<{ host: string; port: number }> {
+    // A malformed config is a deployment mistake: fail at once instead of retrying.
+    if (this.options.monitoringConfig) this.config = await readMonitoringConfig(this.options.monitoringConfig);
     const address = await listen(this.server, this.options.host, this.options.port);
     this.options.logger.info({ event: "listening", ...address, upstream: this.options.upstream.origin }, "sidecar listening");
     this.timers.push(setInterval(() => void this.pollUpstream(), 1000));
@@ -187,6 +196,7 @@ export class Sidecar {
         await this.setUpMonitoring();
         return;
       } catch (err) {
+        this.initError = (err as Error).message;
         if (attempt === 1 || attempt % 20 === 0) logger.warn({ event: "init-retry", attempt, error: (err as Error).message }, "sidecar not set up yet; retrying");
         await new Promise((r) => setTimeout(r, 500));
       }
@@ -198,6 +208,8 @@ export class Sidecar {
     const described = await this.describeUpstreamModel();
     const version = this.options.version ?? described.version;
     const meta = await readMetadata(store, model, version);
+    const drift = driftOptions(this.config, meta);
+    const reference = await loadReference(this.config, meta, this.options.storeOptions ?? {});
     const log = await RequestLog.open(
       this.options.dataDir,
       { model, version, task: meta.task, label: meta.label, features: meta.features.map((f) => f.name) },
@@ -211,6 +223,8 @@ export class Sidecar {
       maxTracked: this.options.maxTracked,
       pod: this.options.pod,
       log,
+      reference,
+      drift,
     });
     let restored = 0;
     for await (const record of readLog(this.options.dataDir, (p) => logger.warn({ event: "log-problem", ...p }, "skipped an unreadable request log line"))) {
@@ -304,7 +318,7 @@ export class Sidecar {
         return sendJson(res, 200, { live: true });
       case "ready":
         if (!this.upstreamReady) return sendError(res, 503, `model server ${this.options.upstream.origin} is not ready`);
-        if (!this.monitor) return sendError(res, 503, "sidecar is starting (loading model metadata and the request log)");
+        if (!this.monitor) return sendError(res, 503, `sidecar is starting: ${this.initError}`);
         return sendJson(res, 200, { ready: true, model: this.options.model, version: this.meta!.version });
       case "metrics":
         return sendText(res, 200, this.registry.contentType, await this.registry.metrics());

@@ -235,6 +235,11 @@ export class HttpModelStore implements ModelStore {
     return Promise.reject(new StoreError(`cannot write ${model}/${version}: ${this.uri} is an HTTP store (read-only)`, "read-only"));
   }
 
+  /** Any file under the store root (e.g. a reference profile next to the models). */
+  async fetchFile(rel: string): Promise<Buffer> {
+    return (await this.fetchBytes(rel, false))!;
+  }
+
   private async fetchBytes(rel: string, missingOk: boolean): Promise<Buffer | undefined> {
     const url = new URL(rel, this.base).toString();
     let res: Response;

@@ -1,6 +1,6 @@
 // What the sidecar learns from traffic: per-window profiles of inputs and predictions, feedback joined to
 // predictions, drift against the reference profile. Exchanges are queued on the hot path and processed in batches.
-import { compare, type DriftReport } from "../monitoring/compare.js";
+import { compare, type CompareOptions, type DriftReport } from "../monitoring/compare.js";
 import { DatasetProfile } from "../monitoring/dataset-profile.js";
 import {
   PREDICTION_COLUMN,
@@ -28,6 +28,10 @@ export interface MonitorOptions {
   maxTracked: number;
   pod: string;
   log: RequestLog;
+  /** Reference to measure drift against (default: the version's `referenceProfile`). */
+  reference?: ReferenceProfileJSON;
+  /** compare() options for window drift (default: method auto over every feature). */
+  drift?: CompareOptions;
   now?: () => number;
 }
 
@@ -98,7 +102,7 @@ export class TrafficMonitor {
 
   constructor(private readonly options: MonitorOptions) {
     this.meta = options.meta;
-    const ref = options.meta.referenceProfile as ReferenceProfileJSON;
+    const ref = options.reference ?? (options.meta.referenceProfile as ReferenceProfileJSON);
     this.reference = DatasetProfile.fromJSON(ref.features);
     this.referencePredictions = DatasetProfile.fromJSON(ref.predictions);
     this.outputs = outputNames(options.meta);
@@ -343,8 +347,9 @@ export class TrafficMonitor {
 
   private driftOf(w: Window): DriftReport | null {
     if (w.rows === 0) return null;
-    const report = compare(this.reference, w.features, { method: "auto" });
-    const prediction = compare(this.referencePredictions, w.predictions, { method: "auto", predictionFeatures: [PREDICTION_COLUMN] });
+    const { features, ...perFeature } = this.options.drift ?? { method: "auto" };
+    const report = compare(this.reference, w.features, { ...perFeature, ...(features ? { features } : {}) });
+    const prediction = compare(this.referencePredictions, w.predictions, { ...perFeature, predictionFeatures: [PREDICTION_COLUMN] });
     const strip = <T extends { histogram?: unknown }>(f: T): T => {
       const { histogram: _histogram, ...rest } = f;
       return rest as T;

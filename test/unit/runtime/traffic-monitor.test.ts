@@ -1,0 +1,118 @@
+// TrafficMonitor without processes: window bounds, eviction of old ids, feedback joins and restarts from the log.
+import { describe, expect, it } from "vitest";
+import { METADATA_FORMAT, type ModelMetadata } from "../../../src/runtime/metadata.js";
+import { RequestLog, readLog } from "../../../src/runtime/request-log.js";
+import { TrafficMonitor, type CapturedExchange } from "../../../src/runtime/traffic-monitor.js";
+import { buildReferenceProfile } from "../../../src/training/reference.js";
+import { useTempDirs } from "./temp-dirs.js";
+
+const tempDir = useTempDirs("ballast-monitor-");
+const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
+
+const meta: ModelMetadata = {
+  format: METADATA_FORMAT,
+  model: "m",
+  version: "v1",
+  task: "classification",
+  label: "y",
+  classes: ["a", "b"],
+  features: [{ name: "x", type: "numeric", mean: 0, std: 1 }],
+  referenceProfile: buildReferenceProfile([{ name: "x", type: "numeric", values: Array.from({ length: 200 }, (_, i) => (i % 20) / 10) }], {
+    task: "classification",
+    values: Array.from({ length: 200 }, (_, i) => (i % 2 ? "a" : "b")),
+  }),
+  holdoutMetrics: {},
+  parentVersion: null,
+  dataWindow: { sources: [], rows: 200, trainRows: 200, validationRows: 0, holdoutRows: 0 },
+  createdAt: new Date(T0).toISOString(),
+  backend: "cpu",
+  training: { seed: 1, epochs: 1, epochsRun: 1, bestEpoch: 1, hiddenUnits: [], learningRate: 0.1, batchSize: 1, l2: 0, patience: 1, durationMs: 1 },
+};
+
+function exchange(id: string, xs: number[], labels: string[], ts: number): CapturedExchange {
+  return {
+    ts,
+    status: 200,
+    requestBody: Buffer.from(JSON.stringify({ id, instances: xs.map((x) => ({ x })) })),
+    responseBody: Buffer.from(JSON.stringify({ id, outputs: [{ name: "label", shape: [labels.length], datatype: "BYTES", data: labels }] })),
+  };
+}
+
+async function monitorAt(clock: { now: number }, options: { windowRows?: number; windowMs?: number; windowsKept?: number; maxTracked?: number } = {}, dir = tempDir()) {
+  const log = await RequestLog.open(dir, { model: "m", version: "v1", task: "classification", label: "y", features: ["x"] });
+  const monitor = new TrafficMonitor({
+    meta,
+    windowRows: options.windowRows ?? 0,
+    windowMs: options.windowMs ?? 0,
+    windowsKept: options.windowsKept ?? 12,
+    maxTracked: options.maxTracked ?? 1000,
+    pod: "p",
+    log,
+    now: () => clock.now,
+  });
+  return { monitor, log, dir };
+}
+
+describe("TrafficMonitor windows", () => {
+  it("closes time windows at multiples of the duration, even without traffic", async () => {
+    const clock = { now: T0 + 10_000 };
+    const { monitor, log } = await monitorAt(clock, { windowMs: 60_000 });
+    monitor.enqueue(exchange("r1", [0.1], ["a"], T0 + 10_000));
+    monitor.enqueue(exchange("r2", [0.2, 0.3], ["b", "a"], T0 + 50_000));
+    monitor.drain();
+    clock.now = T0 + 61_000;
+    monitor.tick();
+    const s = monitor.summary();
+    expect(s.windows.map((w) => [w.start, w.end, w.closed, w.rows])).toEqual([
+      [new Date(T0 + 10_000).toISOString(), new Date(T0 + 60_000).toISOString(), true, 3],
+      [new Date(T0 + 60_000).toISOString(), new Date(T0 + 61_000).toISOString(), false, 0],
+    ]);
+    await log.close();
+  });
+
+  it("closes on whichever bound comes first and keeps only the newest windows", async () => {
+    const clock = { now: T0 };
+    const { monitor, log } = await monitorAt(clock, { windowRows: 2, windowMs: 3_600_000, windowsKept: 2 });
+    for (let i = 0; i < 7; i++) monitor.enqueue(exchange(`r${i}`, [i / 10], ["a"], T0 + i));
+    monitor.drain();
+    const s = monitor.summary();
+    expect(s.windows.map((w) => [w.closed, w.rows])).toEqual([
+      [true, 2],
+      [true, 2],
+      [false, 1],
+    ]);
+    expect(s.totals.rows).toBe(7);
+    await log.close();
+  });
+});
+
+describe("TrafficMonitor feedback", () => {
+  it("forgets the oldest ids past maxTracked and counts late feedback in the open window", async () => {
+    const clock = { now: T0 };
+    const { monitor, log } = await monitorAt(clock, { windowRows: 2, windowsKept: 1, maxTracked: 5 });
+    for (let i = 0; i < 7; i++) monitor.enqueue(exchange(`r${i}`, [i / 10], ["a"], T0 + i));
+    await expect(monitor.applyFeedback({ id: "r0", label: "a" })).rejects.toMatchObject({ status: 404, reason: "unknown-id" });
+    // Windows: [r0 r1] [r2 r3] [r4 r5] closed, r6 open; only [r4 r5] is kept, so r2's outcome lands in the open window.
+    expect(await monitor.applyFeedback([{ id: "r2", label: "b" }, { id: "r6", label: "a" }])).toEqual({ accepted: 2 });
+    const open = monitor.summary().windows.at(-1)!;
+    expect(open.metrics).toMatchObject({ samples: 2, accuracy: 0.5 });
+    await log.close();
+  });
+
+  it("after a restart, rebuilds which requests exist and which rows already have feedback from the log", async () => {
+    const clock = { now: T0 };
+    const first = await monitorAt(clock);
+    first.monitor.enqueue(exchange("r1", [0.1, 0.2], ["a", "b"], T0));
+    first.monitor.enqueue(exchange("r2", [0.3], ["b"], T0));
+    expect(await first.monitor.applyFeedback({ id: "r1", row: 1, label: "b" })).toEqual({ accepted: 1 });
+    await first.log.close();
+
+    const second = await monitorAt(clock, {}, first.dir);
+    for await (const record of readLog(first.dir)) second.monitor.restore(record);
+    expect(second.monitor.trackedRequests).toBe(2);
+    await expect(second.monitor.applyFeedback({ id: "r1", row: 1, label: "a" })).rejects.toMatchObject({ status: 409, reason: "duplicate" });
+    expect(await second.monitor.applyFeedback({ id: "r1", row: 0, label: "a" })).toEqual({ accepted: 1 });
+    expect(await second.monitor.applyFeedback({ id: "r2", label: "b" })).toEqual({ accepted: 1 });
+    await second.log.close();
+  });
+});

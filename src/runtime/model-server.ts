@@ -73,7 +73,7 @@ export class ModelServer {
   private outputs: string[] = [];
   private readonly registry = new Registry();
   private readonly requests: Counter<"route" | "code">;
-  private readonly latency: Histogram<"route">;
+  private readonly latency: Histogram<"route" | "code">;
   private readonly rowsTotal: Counter;
   private readonly info: Gauge<"model" | "version" | "backend">;
   readonly maxBodyBytes: number;
@@ -93,7 +93,7 @@ export class ModelServer {
     this.latency = new Histogram({
       name: "ballast_serve_request_duration_seconds",
       help: "Time from request start to response end in the model server.",
-      labelNames: ["route"],
+      labelNames: ["route", "code"],
       buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [this.registry],
     });
@@ -147,8 +147,9 @@ export class ModelServer {
     const route = matchRoute(q === -1 ? url : url.slice(0, q));
     const routeLabel = route?.kind ?? "unknown";
     res.on("finish", () => {
-      this.requests.inc({ route: routeLabel, code: String(res.statusCode) });
-      this.latency.observe({ route: routeLabel }, Number(process.hrtime.bigint() - started) / 1e9);
+      const labels = { route: routeLabel, code: String(res.statusCode) };
+      this.requests.inc(labels);
+      this.latency.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
     });
     if (this.draining) res.setHeader("connection", "close");
     this.dispatch(req, res, route).catch((err: unknown) => {

@@ -74,7 +74,7 @@ export class Sidecar {
   private readonly maxBodyBytes: number;
   private readonly registry = new Registry();
   private readonly requests: Counter<"route" | "code">;
-  private readonly latency: Histogram<"route">;
+  private readonly latency: Histogram<"route" | "code">;
   private readonly upstreamErrors: Counter<"reason">;
   private readonly feedbackTotal: Counter<"result">;
 
@@ -88,7 +88,7 @@ export class Sidecar {
     this.latency = new Histogram({
       name: "ballast_sidecar_request_duration_seconds",
       help: "Time from request start to response end at the sidecar (includes the model server for proxied routes).",
-      labelNames: ["route"],
+      labelNames: ["route", "code"],
       buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     });
@@ -273,8 +273,9 @@ export class Sidecar {
     const path = q === -1 ? url : url.slice(0, q);
     const route = this.routeName(req.method, path);
     res.on("finish", () => {
-      this.requests.inc({ route, code: String(res.statusCode) });
-      this.latency.observe({ route }, Number(process.hrtime.bigint() - started) / 1e9);
+      const labels = { route, code: String(res.statusCode) };
+      this.requests.inc(labels);
+      this.latency.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
     });
     if (route === "infer" || route === "proxy") {
       this.proxy(req, res, route === "infer");

@@ -141,7 +141,7 @@ describe("ballast sidecar on Seattle → New York weather", () => {
     expect(value(/^ballast_window_samples\{model="weather",version="v1",kind="rows"\} (\d+)$/m)).toBe(0);
     expect(value(/^ballast_sidecar_requests_total\{route="infer",code="200"\} (\d+)$/m)).toBeGreaterThanOrEqual(2 * (WINDOW_ROWS / ROWS_PER_REQUEST));
     expect(value(/^ballast_feedback_total\{result="accepted"\} (\d+)$/m)).toBe(2 * WINDOW_ROWS - 4);
-    expect(text).toMatch(/^ballast_sidecar_request_duration_seconds_bucket\{le="0.005",route="infer"\} \d+$/m);
+    expect(text).toMatch(/^ballast_sidecar_request_duration_seconds_bucket\{le="0.005",route="infer",code="200"\} \d+$/m);
     expect(value(/^ballast_robustness\{model="weather",version="v1"\} ([0-9.]+)$/m)).toBe(1);
   });
 

@@ -68,6 +68,13 @@ interface TrackedRequest {
 
 export type RequestOutcome = "ok" | "failed" | "rejected";
 
+interface AcceptedLabel {
+  id: string;
+  row: number;
+  label: string | number;
+  entry: TrackedRequest;
+}
+
 export interface FeedbackResult {
   accepted: number;
 }
@@ -216,21 +223,9 @@ export class TrafficMonitor {
    */
   async applyFeedback(body: unknown): Promise<FeedbackResult> {
     this.drain();
-    const items = this.feedbackItems(body);
-    const accepted: { id: string; row: number; label: string | number; entry: TrackedRequest }[] = [];
-    const seen = new Set<string>();
+    let accepted: AcceptedLabel[];
     try {
-      items.forEach((item, i) => {
-        const where = items.length > 1 || Array.isArray(body) || (typeof body === "object" && body !== null && "feedback" in body) ? `feedback[${i}]` : "feedback";
-        for (const one of this.expandItem(item, where)) {
-          const key = `${one.id}\u0000${one.row}`;
-          if (one.entry.labelled[one.row] || seen.has(key)) {
-            throw new FeedbackError(409, `${where}: request "${one.id}" row ${one.row} already has feedback`, "duplicate");
-          }
-          seen.add(key);
-          accepted.push(one);
-        }
-      });
+      accepted = this.validateFeedback(body);
     } catch (err) {
       this.totals.feedbackRejected++;
       throw err;
@@ -255,24 +250,34 @@ export class TrafficMonitor {
     return { accepted: accepted.length };
   }
 
-  private feedbackItems(body: unknown): Record<string, unknown>[] {
-    let items: unknown[];
-    if (Array.isArray(body)) items = body;
-    else if (typeof body === "object" && body !== null && Array.isArray((body as { feedback?: unknown }).feedback)) items = (body as { feedback: unknown[] }).feedback;
-    else items = [body];
-    const fail = (msg: string): never => {
-      this.totals.feedbackRejected++;
+  /** Every label of a feedback body, checked against known requests and earlier feedback; throws on the first bad one. */
+  private validateFeedback(body: unknown): AcceptedLabel[] {
+    const batch = Array.isArray(body) || (typeof body === "object" && body !== null && "feedback" in body);
+    const items: unknown[] = Array.isArray(body) ? body : batch ? ((body as { feedback: unknown }).feedback as unknown[]) : [body];
+    const invalid = (msg: string): never => {
       throw new FeedbackError(400, msg, "invalid");
     };
-    if (items.length === 0) fail("feedback batch is empty");
-    if (items.length > MAX_FEEDBACK_ITEMS) fail(`feedback batch of ${items.length} items exceeds ${MAX_FEEDBACK_ITEMS}`);
-    items.forEach((it, i) => {
-      if (typeof it !== "object" || it === null || Array.isArray(it)) fail(`feedback[${i}] must be an object {"id": ..., "label": ...}`);
+    if (!Array.isArray(items)) invalid(`"feedback" must be an array of {"id": ..., "label": ...}`);
+    if (items.length === 0) invalid("feedback batch is empty");
+    if (items.length > MAX_FEEDBACK_ITEMS) invalid(`feedback batch of ${items.length} items exceeds ${MAX_FEEDBACK_ITEMS}`);
+    const accepted: AcceptedLabel[] = [];
+    const seen = new Set<string>();
+    items.forEach((item, i) => {
+      const where = batch ? `feedback[${i}]` : "feedback";
+      if (typeof item !== "object" || item === null || Array.isArray(item)) invalid(`${where} must be an object {"id": ..., "label": ...}`);
+      for (const one of this.expandItem(item as Record<string, unknown>, where)) {
+        const key = `${one.id}\u0000${one.row}`;
+        if (one.entry.labelled[one.row] || seen.has(key)) {
+          throw new FeedbackError(409, `${where}: request "${one.id}" row ${one.row} already has feedback`, "duplicate");
+        }
+        seen.add(key);
+        accepted.push(one);
+      }
     });
-    return items as Record<string, unknown>[];
+    return accepted;
   }
 
-  private expandItem(item: Record<string, unknown>, where: string): { id: string; row: number; label: string | number; entry: TrackedRequest }[] {
+  private expandItem(item: Record<string, unknown>, where: string): AcceptedLabel[] {
     const invalid = (msg: string): never => {
       throw new FeedbackError(400, `${where}: ${msg}`, "invalid");
     };

@@ -65,6 +65,31 @@ export function modelDeploymentChanged(a: MD, b: MD): boolean {
   );
 }
 
+/** Owned Services and ConfigMaps are compared by their applied-hash annotation: metadata is all we keep. */
+export function metadataOnly<T extends KubeObject>(obj: T): T {
+  const m = obj.metadata ?? {};
+  return { apiVersion: obj.apiVersion, kind: obj.kind, metadata: { ...m, managedFields: undefined } } as T;
+}
+
+/** What the serving reconciler reads of a Deployment: replicas, the template's hash and containers, status. */
+export function slimDeployment(dep: V1Deployment & KubeObject): V1Deployment & KubeObject {
+  const t = dep.spec?.template;
+  return {
+    apiVersion: dep.apiVersion,
+    kind: dep.kind,
+    metadata: { ...dep.metadata, managedFields: undefined },
+    spec: dep.spec && {
+      replicas: dep.spec.replicas,
+      selector: dep.spec.selector,
+      template: {
+        metadata: { annotations: t?.metadata?.annotations },
+        spec: t?.spec && { containers: t.spec.containers.map((c) => ({ name: c.name, image: c.image, args: c.args })) },
+      },
+    },
+    status: dep.status,
+  };
+}
+
 export class Manager {
   readonly metrics = new OperatorMetrics();
   readonly identity: string;
@@ -86,9 +111,9 @@ export class Manager {
     this.modelDeployments = new NamespacedInformers<MD>(opts.namespaces, { ...informerOpts, resource: MODEL_DEPLOYMENTS });
     // Only objects we manage: a cluster's other ConfigMaps and Deployments would cost memory for nothing.
     const ownedOpts = { ...informerOpts, labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY}` };
-    const deployments = new NamespacedInformers<V1Deployment & KubeObject>(opts.namespaces, { ...ownedOpts, resource: DEPLOYMENTS });
-    const services = new NamespacedInformers<V1Service & KubeObject>(opts.namespaces, { ...ownedOpts, resource: SERVICES });
-    const configMaps = new NamespacedInformers<V1ConfigMap & KubeObject>(opts.namespaces, { ...ownedOpts, resource: CONFIG_MAPS });
+    const deployments = new NamespacedInformers<V1Deployment & KubeObject>(opts.namespaces, { ...ownedOpts, resource: DEPLOYMENTS, transform: slimDeployment });
+    const services = new NamespacedInformers<V1Service & KubeObject>(opts.namespaces, { ...ownedOpts, resource: SERVICES, transform: metadataOnly });
+    const configMaps = new NamespacedInformers<V1ConfigMap & KubeObject>(opts.namespaces, { ...ownedOpts, resource: CONFIG_MAPS, transform: metadataOnly });
     this.owned = [deployments, services, configMaps] as NamespacedInformers<KubeObject>[];
     this.recorder = new EventRecorder(opts.client, REPORTING_CONTROLLER, this.identity.slice(0, 128), opts.logger);
     const reconciler = new ServingReconciler({

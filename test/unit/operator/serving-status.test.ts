@@ -5,7 +5,8 @@ import { applyModelDeploymentDefaults, type ModelDeploymentSpec, type ResolvedMo
 import { KubeApiError } from "../../../src/kube/client.js";
 import { parseBindAddress } from "../../../src/operator/bind-address.js";
 import { Controller } from "../../../src/operator/controller.js";
-import { controllingOwnerKey, modelDeploymentChanged } from "../../../src/operator/manager.js";
+import { controllingOwnerKey, metadataOnly, modelDeploymentChanged, slimDeployment } from "../../../src/operator/manager.js";
+import { desiredServingObjects } from "../../../src/operator/serving/desired-state.js";
 import { OperatorMetrics } from "../../../src/operator/metrics.js";
 import { classifyReconcileError, ReconcileError, StalledError } from "../../../src/operator/reconcile-errors.js";
 import { deploymentProgress, servingStatus } from "../../../src/operator/serving/status.js";
@@ -120,6 +121,24 @@ describe("event routing", () => {
     expect(modelDeploymentChanged(a, md(3))).toBe(true);
     expect(modelDeploymentChanged(a, { ...a, metadata: { ...a.metadata, deletionTimestamp: new Date() } })).toBe(true);
     expect(modelDeploymentChanged(a, { ...a, metadata: { ...a.metadata, annotations: { "ballast.dev/replicas-managed-by": "external" } } })).toBe(true);
+  });
+});
+
+describe("what the caches keep of owned objects", () => {
+  it("keeps every Deployment field the reconciler reads, drops the rest of the pod template", () => {
+    const { deployment, configMap } = desiredServingObjects(md(), { defaultImage: "img:1" });
+    const full = { ...deployment, metadata: { ...deployment.metadata!, generation: 4, managedFields: [{ manager: "x" }] }, status: { observedGeneration: 4, readyReplicas: 1 } };
+    const slim = slimDeployment(full as never);
+    expect(slim.metadata!.managedFields).toBeUndefined();
+    expect(slim.metadata!.annotations).toEqual(deployment.metadata!.annotations);
+    expect(slim.spec!.replicas).toBe(1);
+    expect(slim.spec!.template.metadata!.annotations).toEqual(deployment.spec!.template.metadata!.annotations);
+    expect(slim.spec!.template.spec!.containers.map((c) => c.args)).toEqual(deployment.spec!.template.spec!.containers.map((c) => c.args));
+    expect(slim.spec!.template.spec!.volumes).toBeUndefined();
+    expect(deploymentProgress(slim)).toEqual(deploymentProgress(full as never));
+    const cm = metadataOnly(configMap as never) as typeof configMap;
+    expect(cm.data).toBeUndefined();
+    expect(cm.metadata!.ownerReferences).toEqual(configMap.metadata!.ownerReferences);
   });
 });
 

@@ -26,13 +26,15 @@ export function registerServe(program: Command): void {
     .requiredOption("--store <uri>", "model store root: file:///<dir>, pvc://<claim>/<path>, http(s)://<host>/<path> or a directory path")
     .requiredOption("--model <name>", "model name")
     .option("--version <version>", "version to serve (default: the newest in the store)")
-    .option("--host <address>", "address to bind (default: env POD_IP, else 0.0.0.0)", defaultHost())
+    .addOption(new Option("--host <address>", "address to bind").default(defaultHost(), "env POD_IP, else 0.0.0.0"))
     .option("--port <port>", "port to bind (0 = any free port, printed in the 'listening' log line)", integer("--port", 0, 65535), 8080)
     .addOption(new Option("--backend <name>", "tfjs backend (auto: tfjs-node-gpu, tfjs-node, wasm, cpu; env BALLAST_TF_BACKEND)").choices([...BACKEND_PREFERENCES]).default("auto"))
     .option("--pvc-mount-root <dir>", "where pvc://<claim> is mounted (default env BALLAST_PVC_MOUNT_ROOT, else /mnt/models)")
     .option("--max-body-bytes <n>", "largest request body accepted (413 above)", integer("--max-body-bytes", 1024, 1 << 30), DEFAULT_MAX_BODY_BYTES)
     .option("--max-batch-rows <n>", "most rows in one infer request (413 above)", integer("--max-batch-rows", 1, 1_000_000), DEFAULT_MAX_BATCH_ROWS)
-    .option("--drain-timeout <duration>", "on SIGTERM, how long in-flight requests may take before connections are dropped", duration("--drain-timeout"), 10_000)
+    .addOption(
+      new Option("--drain-timeout <duration>", "on SIGTERM, how long in-flight requests may take before connections are dropped").argParser(duration("--drain-timeout")).default(10_000, "10s"),
+    )
     .option("--log-level <level>", "pino log level (env BALLAST_LOG_LEVEL)", process.env.BALLAST_LOG_LEVEL ?? "info")
     .action(async (flags: ServeFlags) => {
       const log = runtimeLogger("serve", flags.logLevel);

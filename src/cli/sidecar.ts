@@ -1,6 +1,6 @@
 // `ballast sidecar`: the monitoring container of a serving pod, in front of `ballast serve`.
 import os from "node:os";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { DEFAULT_MAX_BODY_BYTES, defaultHost } from "../runtime/http-json.js";
 import { duration, integer, runService, runtimeLogger } from "./runtime-flags.js";
 
@@ -48,19 +48,21 @@ export function registerSidecar(program: Command): void {
     .requiredOption("--model <name>", "model name")
     .requiredOption("--data-dir <dir>", "directory of the durable request log (the pod's volume); also the training data for retraining")
     .option("--version <version>", "version the server runs (default: asked from the server)")
-    .option("--host <address>", "address to bind (default: env POD_IP, else 0.0.0.0)", defaultHost())
+    .addOption(new Option("--host <address>", "address to bind").default(defaultHost(), "env POD_IP, else 0.0.0.0"))
     .option("--port <port>", "port to bind", integer("--port", 0, 65535), 8000)
     .option("--pvc-mount-root <dir>", "where pvc://<claim> is mounted (default env BALLAST_PVC_MOUNT_ROOT, else /mnt/models)")
     .option("--monitoring-config <file>", "the operator's monitoring.json: drift.method / drift.threshold, features to judge, reference.uri (default env BALLAST_MONITORING_CONFIG)", process.env.BALLAST_MONITORING_CONFIG)
     .option("--window-size <rows>", "close a monitoring window after this many inference rows (0: no size bound)", integer("--window-size", 0, 1e9), 1000)
-    .option("--window-duration <duration>", "close a monitoring window at the next multiple of this duration (0: no time bound), e.g. 5m", duration("--window-duration"), 300_000)
+    .addOption(
+      new Option("--window-duration <duration>", "close a monitoring window at the next multiple of this duration (0: no time bound)").argParser(duration("--window-duration")).default(300_000, "5m"),
+    )
     .option("--windows-kept <n>", "closed windows kept in the summary", integer("--windows-kept", 1, 10_000), 12)
     .option("--max-tracked-requests <n>", "request ids remembered for joining feedback (older ids get 404)", integer("--max-tracked-requests", 1, 1e8), 100_000)
-    .option("--log-segment-bytes <n>", "start a new request log segment above this size", integer("--log-segment-bytes", 4096, 2 ** 40), 64 * 1024 * 1024)
-    .option("--log-max-bytes <n>", "delete the oldest segments while the request log is larger than this", integer("--log-max-bytes", 4096, 2 ** 50), 1024 * 1024 * 1024)
+    .addOption(new Option("--log-segment-bytes <n>", "start a new request log segment above this size").argParser(integer("--log-segment-bytes", 4096, 2 ** 40)).default(64 * 1024 * 1024, "64 MiB"))
+    .addOption(new Option("--log-max-bytes <n>", "delete the oldest segments while the request log is larger than this").argParser(integer("--log-max-bytes", 4096, 2 ** 50)).default(1024 * 1024 * 1024, "1 GiB"))
     .option("--max-body-bytes <n>", "largest body inspected (larger infer bodies are proxied unrecorded; larger feedback gets 413)", integer("--max-body-bytes", 1024, 1 << 30), DEFAULT_MAX_BODY_BYTES)
-    .option("--upstream-timeout <duration>", "a proxied request without a response after this long gets 503", duration("--upstream-timeout"), 30_000)
-    .option("--drain-timeout <duration>", "on SIGTERM, how long in-flight requests may take", duration("--drain-timeout"), 10_000)
+    .addOption(new Option("--upstream-timeout <duration>", "a proxied request without a response after this long gets 503").argParser(duration("--upstream-timeout")).default(30_000, "30s"))
+    .addOption(new Option("--drain-timeout <duration>", "on SIGTERM, how long in-flight requests may take").argParser(duration("--drain-timeout")).default(10_000, "10s"))
     .option("--log-level <level>", "pino log level (env BALLAST_LOG_LEVEL)", process.env.BALLAST_LOG_LEVEL ?? "info")
     .action(async (flags: SidecarFlags) => {
       const log = runtimeLogger("sidecar", flags.logLevel);

@@ -1,0 +1,522 @@
+// `ballast demo`: the product on real data on the local cluster, step by step, narrated for a person watching.
+// Every step does what a user would do (kubectl apply -k, a Job, a ModelDeployment, HTTP traffic) and says so.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { V1Job, V1Pod, V1Service } from "@kubernetes/client-node";
+import { stringify } from "yaml";
+import type { ModelDeployment } from "../api/index.js";
+import { clusterDown, clusterUp } from "../devcluster/cluster.js";
+import { isAlive } from "../devcluster/processes.js";
+import { readState, type ClusterState } from "../devcluster/state.js";
+import type { WindowSummary } from "../monitoring/summary.js";
+import { Kubectl } from "./kubectl.js";
+import {
+  DEMO_NAMESPACE,
+  TRAINING_CONTAINER,
+  TRAINING_JOB,
+  demoModelDeployment,
+  modelStoreOf,
+  readExamples,
+  trainingDataConfigMap,
+  trainingJob,
+} from "./manifests.js";
+import { Narrator } from "./narrator.js";
+import { containerLogFile, podLogFiles, tailOf } from "./pod-logs.js";
+import { describeWindow, fetchSummary, sendTrafficWithFeedback, waitForService } from "./traffic.js";
+import { demoWeatherData } from "./weather-data.js";
+
+export interface DemoOptions {
+  dir: string;
+  /** Leave the cluster running at the end. */
+  keep: boolean;
+  /** Run the steps, tear down, exit (tests, CI); otherwise stay up until Ctrl-C. */
+  exitWhenDone: boolean;
+  /** Epochs of the first training Job. */
+  epochs: number;
+  /** Rows of Seattle traffic and of New York traffic; also the monitoring window size. */
+  windowRows: number;
+  write: (line: string) => void;
+}
+
+const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
+const OPERATOR_NAMESPACE = "ballast-system";
+const OPERATOR_DEPLOYMENT = "ballast-operator";
+const ROWS_PER_REQUEST = 10;
+const SCRAPE_INTERVAL_S = 5;
+const STEPS = 5;
+
+/** A step that failed, with the files a person should open to see why. */
+class StepFailure extends Error {
+  constructor(
+    message: string,
+    readonly lookAt: string[],
+  ) {
+    super(message);
+  }
+}
+
+class Interrupted extends Error {}
+
+interface Session {
+  dir: string;
+  state: ClusterState;
+  kubectl: Kubectl;
+  /** False when the demo reused a cluster that was already running: a failure leaves it running. */
+  startedCluster: boolean;
+  narrator: Narrator;
+  signal: AbortSignal;
+}
+
+/** Runs the demo; resolves to the process exit code. */
+export async function runDemo(opts: DemoOptions): Promise<number> {
+  const dir = resolve(opts.dir);
+  const narrator = new Narrator(opts.write, STEPS);
+  const abort = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => abort.abort(new Interrupted(`interrupted by ${sig}`));
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  let session: Session | undefined;
+  let currentStep = 1;
+  try {
+    narrator.plain(`Ballast demo: train, serve and monitor a weather classifier on real data (vega-datasets weather.csv)`);
+    narrator.plain(`on a local Kubernetes cluster in ${dir}`);
+    session = await startCluster(dir, narrator, abort.signal);
+    currentStep = 2;
+    await deployOperator(session);
+    currentStep = 3;
+    const version = await trainFirstVersion(session, opts);
+    currentStep = 4;
+    await serveModel(session, version, opts.windowRows);
+    currentStep = 5;
+    await trafficAndMonitoring(session, version, opts.windowRows);
+    narrator.plain("");
+    narrator.plain(`Demo finished in ${narrator.seconds()}.`);
+  } catch (err) {
+    const interrupted = abort.signal.aborted;
+    narrator.plain("");
+    if (interrupted) narrator.fail(`interrupted during step ${currentStep}`);
+    else {
+      narrator.fail(`step ${currentStep} failed: ${(err as Error).message}`);
+      const found = err instanceof StepFailure ? err.lookAt : session ? defaultLogs(session.dir, currentStep) : [join(dir, "logs")];
+      // Pod directories go away with their pods at tear-down: their logs are copied where they stay.
+      const lookAt = found.map((f) => (f.startsWith(join(dir, "pods")) && existsSync(f) ? keepLog(dir, f) : f));
+      if (lookAt.length) {
+        narrator.say("look at:");
+        for (const f of lookAt) narrator.say(`  ${f}`);
+        for (const f of lookAt.filter((x) => x.endsWith(".log") && existsSync(x)).slice(0, 3)) {
+          narrator.say(`last lines of ${f}:`);
+          narrator.block(tailOf(f, 10));
+        }
+      }
+    }
+    if (session && !interrupted) await describeCluster(session);
+    if (session && !interrupted && (opts.keep || !session.startedCluster)) {
+      narrator.say(opts.keep ? `--keep: the cluster stays up for you to look at` : `the cluster in ${dir} was already running before the demo: left running for you to look at`);
+      narrator.say(`stop it with: make dev-down DEV_DIR=${dir}     # or: bin/ballast dev down --dir ${dir}`);
+    } else {
+      await tearDown(dir, narrator);
+    }
+    return interrupted ? 130 : 1;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+
+  if (opts.keep) {
+    printWhereToLook(session);
+    narrator.plain("");
+    narrator.plain(`The cluster keeps running (--keep). Stop it with:`);
+    narrator.plain(`  make dev-down DEV_DIR=${dir}     # or: bin/ballast dev down --dir ${dir}`);
+    return 0;
+  }
+  if (!opts.exitWhenDone) {
+    printWhereToLook(session);
+    narrator.plain("");
+    narrator.plain("Press Ctrl-C to stop the demo and tear the cluster down.");
+    await new Promise<void>((done) => {
+      process.once("SIGINT", () => done());
+      process.once("SIGTERM", () => done());
+    });
+    narrator.plain("");
+  }
+  await tearDown(dir, narrator);
+  return 0;
+}
+
+// ---------------------------------------------------------------- step 1: the local cluster
+
+async function startCluster(dir: string, narrator: Narrator, signal: AbortSignal): Promise<Session> {
+  narrator.step(1, "Local Kubernetes cluster: real etcd, kube-apiserver, controller-manager, scheduler; 1 CPU node + 1 GPU node");
+  const existing = readState(dir);
+  const alive = existing?.processes.filter((p) => isAlive(p.pid)) ?? [];
+  let state: ClusterState;
+  let startedCluster = false;
+  if (existing && alive.length === existing.processes.length) {
+    narrator.say(`reusing the cluster already running in ${dir} (started ${existing.startedAt})`);
+    state = existing;
+  } else {
+    if (existing && alive.length > 0) {
+      throw new StepFailure(`a cluster in ${dir} is partly running (${alive.map((p) => p.name).join(", ")} alive): stop it with \`bin/ballast dev down --dir ${dir}\`, then run the demo again`, [join(dir, "logs")]);
+    }
+    // A stopped cluster's etcd would bring back the previous run's objects: every demo starts from a clean cluster.
+    if (existsSync(dir) && readdirSync(dir).length > 0) {
+      narrator.say(`removing the previous (stopped) demo cluster's data in ${dir}`);
+      await clusterDown(dir, { purge: true });
+    }
+    narrator.say(`starting it in ${dir} (logs in ${join(dir, "logs")})`);
+    startedCluster = true;
+    try {
+      state = await clusterUp({ dir, cpuNodes: 1, gpuNodes: 1, log: (line) => narrator.say(line), signal });
+    } catch (err) {
+      // clusterUp stopped what it had started; its message carries the failing component's log tail.
+      throw new StepFailure((err as Error).message, [join(dir, "logs")]);
+    }
+  }
+  if (!state.kubectl) throw new StepFailure("no kubectl matching the cluster's Kubernetes version: run `make k8s-binaries` (it builds one)", []);
+  const kubectl = new Kubectl(state.kubectl, state.kubeconfig);
+  const nodes = await kubectl.run(["get", "nodes", "-o", "wide"]);
+  narrator.ok(`cluster ready: Kubernetes ${state.kubernetesVersion}, API server ${state.server}, nodes ${state.nodes.join(", ")}`);
+  narrator.say("watch along in another terminal (kubectl logs does not work here; container logs are files under pods/):");
+  narrator.plain(`    export KUBECONFIG=${state.kubeconfig}`);
+  narrator.plain(`    alias kubectl=${state.kubectl}`);
+  narrator.command("kubectl get nodes -o wide");
+  narrator.block(nodes);
+  return { dir, state, kubectl, startedCluster, narrator, signal };
+}
+
+// ---------------------------------------------------------------- step 2: the operator, as a user installs it
+
+async function deployOperator(s: Session): Promise<void> {
+  const { narrator, kubectl } = s;
+  narrator.step(2, "Install the CRD and deploy the operator with kustomize (it runs in the cluster under its own ServiceAccount)");
+  const overlay = existsSync(join(repoRoot, "deploy/overlays/local/kustomization.yaml")) ? "deploy/overlays/local" : "deploy/base";
+  const apply = ["apply", "--server-side", "-k", join(repoRoot, overlay)];
+  narrator.command(kubectl.display(["apply", "--server-side", "-k", overlay]));
+  narrator.block(await kubectl.run(apply, { signal: s.signal }));
+  const rollout = ["rollout", "status", `deployment/${OPERATOR_DEPLOYMENT}`, "-n", OPERATOR_NAMESPACE, "--timeout=180s"];
+  narrator.command(kubectl.display(rollout));
+  try {
+    narrator.block(await kubectl.run(rollout, { signal: s.signal }));
+  } catch (err) {
+    throw new StepFailure(`the operator did not become Ready: ${(err as Error).message}`, defaultLogs(s.dir, 2));
+  }
+  const pod = (await kubectl.json<{ items: V1Pod[] }>(["get", "pods", "-n", OPERATOR_NAMESPACE, "-l", "app.kubernetes.io/component=operator"])).items.find((p) =>
+    p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+  );
+  if (!pod) throw new StepFailure("the operator Deployment rolled out but no operator pod is Ready", defaultLogs(s.dir, 2));
+  const log = containerLogFile(s.dir, OPERATOR_NAMESPACE, pod.metadata!.name!, pod.metadata!.uid!, pod.spec!.containers[0]!.name);
+  narrator.ok(
+    `operator Ready: pod ${pod.metadata!.name} on node ${pod.spec!.nodeName}, image ${pod.spec!.containers[0]!.image}, ServiceAccount ${pod.spec!.serviceAccountName}, pod IP ${pod.status!.podIP}`,
+  );
+  narrator.say(`its log: ${log}`);
+}
+
+// ---------------------------------------------------------------- step 3: the first model version, trained by a Job on the GPU node
+
+interface TrainOutput {
+  model: string;
+  version: string;
+  store: string;
+  backend: string;
+  holdoutMetrics: Record<string, number>;
+  rows: number;
+  epochsRun: number;
+  stoppedEarly: boolean;
+}
+
+async function trainFirstVersion(s: Session, opts: DemoOptions): Promise<string> {
+  const { narrator, kubectl } = s;
+  narrator.step(3, "Train the first model version: a Kubernetes Job on the GPU node running `ballast train`");
+  const data = demoWeatherData(opts.windowRows);
+  narrator.say(
+    `data: ${relative(repoRoot, data.csvPath)} — ${data.seattleTrainingRows} Seattle days to train on (the Job holds out 20% of them for its metrics), ` +
+      `${data.seattleTraffic.length} other Seattle days and ${data.newYorkTraffic.length} New York days kept back for traffic`,
+  );
+  const examples = readExamples(repoRoot);
+  const store = modelStoreOf(examples.modelDeployment);
+  const claim = { ...examples.modelStoreClaim, metadata: { ...examples.modelStoreClaim.metadata, namespace: DEMO_NAMESPACE } };
+  narrator.say(`the model store: PersistentVolumeClaim ${claim.metadata.name} from examples/model-store-pvc.yaml (the local nodes provision it)`);
+  await applyObjects(s, [claim], "examples/model-store-pvc.yaml");
+  const bound = ["wait", "--for=jsonpath={.status.phase}=Bound", `pvc/${claim.metadata.name}`, "-n", DEMO_NAMESPACE, "--timeout=60s"];
+  narrator.command(kubectl.display(bound));
+  narrator.block(await kubectl.run(bound, { signal: s.signal }));
+
+  // A kept cluster may hold the previous run's Job: a Job's pod template is immutable, so it is replaced.
+  await kubectl.run(["delete", "job", TRAINING_JOB, "-n", DEMO_NAMESPACE, "--ignore-not-found", "--cascade=foreground", "--timeout=60s"], { signal: s.signal });
+  const image = await operatorImage(kubectl);
+  const job = trainingJob(examples.modelDeployment, { image, epochs: opts.epochs });
+  narrator.say(
+    `the Job: image ${image}, nvidia.com/gpu: ${String(job.spec!.template.spec!.containers[0]!.resources?.limits?.["nvidia.com/gpu"] ?? "none")}, ` +
+      `nodeSelector ${JSON.stringify(job.spec!.template.spec!.nodeSelector ?? {})}, tolerating the GPU taint (as the example's spec.retraining asks)`,
+  );
+  narrator.say(`  ballast ${job.spec!.template.spec!.containers[0]!.args!.join(" ")}`);
+  await applyObjects(s, [trainingDataConfigMap(data.seattleTrainingCsv), job], "ConfigMap with the Seattle training rows + Job");
+
+  const started = Date.now();
+  let announcedNode = "";
+  let pod: V1Pod | undefined;
+  let finished: V1Job | undefined;
+  const deadline = Date.now() + 300_000;
+  while (!finished) {
+    if (Date.now() > deadline) throw new StepFailure(`Job ${TRAINING_JOB} did not finish within 300 s`, jobLogs(s, pod));
+    await sleep(500, undefined, { signal: s.signal });
+    pod = (await kubectl.json<{ items: V1Pod[] }>(["get", "pods", "-n", DEMO_NAMESPACE, "-l", `job-name=${TRAINING_JOB}`], { signal: s.signal })).items.at(-1) ?? pod;
+    if (pod?.spec?.nodeName && !announcedNode) {
+      announcedNode = pod.spec.nodeName;
+      narrator.say(`the scheduler placed pod ${pod.metadata!.name} on node ${announcedNode}`);
+    }
+    const current = await kubectl.json<V1Job>(["get", "job", TRAINING_JOB, "-n", DEMO_NAMESPACE], { signal: s.signal });
+    const conditions = current.status?.conditions ?? [];
+    const failed = conditions.find((c) => c.type === "Failed" && c.status === "True");
+    if (failed) throw new StepFailure(`Job ${TRAINING_JOB} failed: ${failed.reason ?? ""} ${failed.message ?? ""}`.trim(), jobLogs(s, pod));
+    if (conditions.some((c) => c.type === "Complete" && c.status === "True")) finished = current;
+  }
+  if (!pod) throw new StepFailure(`Job ${TRAINING_JOB} completed but its pod is gone`, []);
+  const log = containerLogFile(s.dir, DEMO_NAMESPACE, pod.metadata!.name!, pod.metadata!.uid!, TRAINING_CONTAINER);
+  const result = trainOutput(log);
+  if (!result) throw new StepFailure(`Job ${TRAINING_JOB} completed but its log has no result line from \`ballast train\``, [log]);
+  narrator.ok(`Job ${TRAINING_JOB} completed on node ${pod.spec!.nodeName} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  narrator.say(
+    `wrote ${result.model}/${result.version} to ${store.uri} (tfjs backend ${result.backend}, ${result.epochsRun} epochs${result.stoppedEarly ? ", stopped early" : ""}, ${result.rows} rows)`,
+  );
+  const m = result.holdoutMetrics;
+  narrator.say(
+    `holdout metrics (Seattle days the Job never trained on, ${m.samples ?? "?"} rows): accuracy ${fmt(m.accuracy)}, f1 ${fmt(m.f1)}, weighted f1 ${fmt(m.f1Weighted)}`,
+  );
+  narrator.say(`the Job's log: ${log}`);
+  return result.version;
+}
+
+/** `ballast train` prints one JSON result line on stdout; the rest of the log is pino JSON on stderr. */
+function trainOutput(logFile: string): TrainOutput | undefined {
+  if (!existsSync(logFile)) return undefined;
+  for (const line of readFileSync(logFile, "utf8").split("\n").reverse()) {
+    if (!line.startsWith("{")) continue;
+    try {
+      const parsed = JSON.parse(line) as Partial<TrainOutput> & { level?: number };
+      if (parsed.level === undefined && parsed.version && parsed.holdoutMetrics) return parsed as TrainOutput;
+    } catch {
+      // a partial line: keep looking
+    }
+  }
+  return undefined;
+}
+
+function jobLogs(s: Session, pod: V1Pod | undefined): string[] {
+  const podLog = pod?.metadata?.uid ? [containerLogFile(s.dir, DEMO_NAMESPACE, pod.metadata.name!, pod.metadata.uid, TRAINING_CONTAINER)] : [];
+  return [...podLog, join(s.dir, "logs/local-nodes.log"), `kubectl describe job ${TRAINING_JOB}`];
+}
+
+/** The image the operator runs: the demo's Job uses the same Ballast version. */
+async function operatorImage(kubectl: Kubectl): Promise<string> {
+  return (await kubectl.run(["get", "deployment", OPERATOR_DEPLOYMENT, "-n", OPERATOR_NAMESPACE, "-o", "jsonpath={.spec.template.spec.containers[0].image}"])).trim();
+}
+
+// ---------------------------------------------------------------- step 4: serve it with a ModelDeployment
+
+async function serveModel(s: Session, version: string, windowRows: number): Promise<void> {
+  const { narrator, kubectl } = s;
+  narrator.step(4, `Serve ${version}: apply the ModelDeployment from examples/weather-classifier.yaml`);
+  const examples = readExamples(repoRoot);
+  const md = demoModelDeployment(examples.modelDeployment, { windowSize: windowRows, scrapeInterval: `${SCRAPE_INTERVAL_S}s` });
+  const name = md.metadata.name!;
+  narrator.say(
+    `as in the example (spec.model.version unset: the newest version in the store, ${version}), with monitoring.window: {size: ${windowRows}} ` +
+      `(size only, so a clock boundary never splits a window) and monitoring.scrapeInterval: ${SCRAPE_INTERVAL_S}s`,
+  );
+  // A kept cluster may serve the previous run's version: start from a fresh ModelDeployment (and fresh windows).
+  const previous = await kubectl.getOrUndefined<ModelDeployment>(["get", "modeldeployment", name, "-n", DEMO_NAMESPACE]);
+  if (previous) {
+    const del = ["delete", "modeldeployment", name, "-n", DEMO_NAMESPACE, "--cascade=foreground", "--timeout=120s"];
+    narrator.command(kubectl.display(del));
+    narrator.block(await kubectl.run(del, { signal: s.signal }));
+  }
+  await applyObjects(s, [md], "ModelDeployment");
+  const wait = ["wait", "--for=condition=Ready", `modeldeployment/${name}`, "-n", DEMO_NAMESPACE, "--timeout=180s"];
+  narrator.command(kubectl.display(wait));
+  try {
+    narrator.block(await kubectl.run(wait, { signal: s.signal }));
+  } catch (err) {
+    const status = await kubectl.run(["get", "modeldeployment", name, "-n", DEMO_NAMESPACE, "-o", "jsonpath={.status.conditions}"]).catch(() => "");
+    throw new StepFailure(`ModelDeployment ${name} did not become Ready: ${(err as Error).message}${status ? `\nconditions: ${status}` : ""}`, defaultLogs(s.dir, 4));
+  }
+  narrator.ok(`ModelDeployment ${name} Ready`);
+  const getMd = ["get", "md", name, "-n", DEMO_NAMESPACE, "-o", "wide"];
+  narrator.command(kubectl.display(getMd));
+  narrator.block(await kubectl.run(getMd));
+  const owned = ["get", "deployment,service,pods", "-n", DEMO_NAMESPACE, "-l", `ballast.dev/model-deployment=${name}`, "-o", "wide"];
+  narrator.command(kubectl.display(owned));
+  narrator.block(await kubectl.run(owned));
+}
+
+// ---------------------------------------------------------------- step 5: traffic, feedback, monitoring
+
+async function trafficAndMonitoring(s: Session, version: string, windowRows: number): Promise<void> {
+  const { narrator, kubectl } = s;
+  narrator.step(5, "Real traffic through the Service, ground truth as feedback, and what the monitoring sees");
+  const md = readExamples(repoRoot).modelDeployment;
+  const name = md.metadata.name!;
+  const model = md.spec.model.name;
+  const svc = await kubectl.json<V1Service>(["get", "service", name, "-n", DEMO_NAMESPACE]);
+  const serviceUrl = `http://${svc.spec!.clusterIP}:${svc.spec!.ports![0]!.port}`;
+  const pod = await servingPod(kubectl, name);
+  const sidecarPort = pod.spec!.containers.find((c) => c.name === "sidecar")?.ports?.[0]?.containerPort ?? svc.spec!.ports![0]!.port;
+  const sidecarUrl = `http://${pod.status!.podIP}:${sidecarPort}`;
+  narrator.say(`Service ${name}: ${serviceUrl} (ClusterIP; the local nodes forward it to the sidecar of a Ready serving pod)`);
+  narrator.say(`sidecar of pod ${pod.metadata!.name}: ${sidecarUrl}`);
+  const lookAt = () => [...podLogFiles(s.dir, DEMO_NAMESPACE, `${name}-serving-`), join(s.dir, "logs/local-nodes.log")];
+  try {
+    await waitForService(`${serviceUrl}/v2/health/ready`, 30_000, s.signal);
+    const data = demoWeatherData(windowRows);
+    const phases = [
+      { title: "Seattle", days: data.seattleTraffic, note: "the climate the model was trained on" },
+      { title: "New York", days: data.newYorkTraffic, note: "another climate: colder winters, hotter summers, more wind" },
+    ];
+    for (const phase of phases) {
+      const sent = await sendTrafficWithFeedback({
+        serviceUrl,
+        feedbackUrl: serviceUrl,
+        model,
+        days: phase.days,
+        rowsPerRequest: ROWS_PER_REQUEST,
+        idPrefix: `demo-${phase.title.toLowerCase().replace(/\s+/g, "-")}`,
+        signal: s.signal,
+      });
+      narrator.say(
+        `${phase.title} (${phase.note}): POST ${serviceUrl}/v2/models/${model}/infer × ${sent.requests} (${sent.rows} days, ${ROWS_PER_REQUEST} per request); ` +
+          `the answers were right for ${sent.correct} (${fmt(sent.correct / sent.rows)}); POST /v1/feedback accepted ${sent.feedbackAccepted} true labels`,
+      );
+    }
+    narrator.command(`curl ${sidecarUrl}/v1/monitoring/summary`);
+    const summary = await fetchSummary(sidecarUrl);
+    if (summary.version !== version) throw new Error(`the sidecar monitors ${summary.model} ${summary.version}, but the Job wrote ${version}`);
+    const windows = summary.windows.filter((w) => w.closed && w.rows > 0);
+    if (windows.length < 2) throw new Error(`the sidecar closed ${windows.length} window(s) with rows; expected a Seattle and a New York window of ${windowRows} rows each`);
+    const [seattle, newYork] = windows.slice(-2) as [WindowSummary, WindowSummary];
+    narrator.say(`model ${summary.model} ${summary.version}, pod ${summary.pod}: ${summary.totals.requests} requests, ${summary.totals.feedback} labels so far`);
+    for (const line of describeWindow("Seattle", seattle)) narrator.say(line);
+    for (const line of describeWindow("New York", newYork)) narrator.say(line);
+    narrator.ok("monitoring: Seattle calm, New York drifted, accuracy per window from the fed-back labels");
+  } catch (err) {
+    if (s.signal.aborted) throw err;
+    throw new StepFailure((err as Error).message, lookAt());
+  }
+  await operatorView(s, name);
+}
+
+async function servingPod(kubectl: Kubectl, name: string): Promise<V1Pod> {
+  const pods = await kubectl.json<{ items: V1Pod[] }>(["get", "pods", "-n", DEMO_NAMESPACE, "-l", `ballast.dev/model-deployment=${name}`]);
+  const ready = pods.items.find((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
+  if (!ready?.status?.podIP) throw new Error(`no Ready serving pod of ModelDeployment ${name}`);
+  return ready;
+}
+
+/** What the operator made of it: status.lastMetrics, conditions and Events, once it has scraped the sidecar. */
+async function operatorView(s: Session, name: string): Promise<void> {
+  const { narrator, kubectl } = s;
+  narrator.say(`what the operator reflects (it reads the sidecars every ${SCRAPE_INTERVAL_S} s):`);
+  const deadline = Date.now() + 2 * SCRAPE_INTERVAL_S * 1000 + 2000;
+  let md: ModelDeployment | undefined;
+  while (Date.now() < deadline) {
+    md = await kubectl.json<ModelDeployment>(["get", "modeldeployment", name, "-n", DEMO_NAMESPACE], { signal: s.signal });
+    if (md.status?.lastMetrics) break;
+    await sleep(1000, undefined, { signal: s.signal });
+  }
+  const getMd = ["get", "md", name, "-n", DEMO_NAMESPACE, "-o", "wide"];
+  narrator.command(kubectl.display(getMd));
+  narrator.block(await kubectl.run(getMd));
+  const last = md?.status?.lastMetrics;
+  if (last) {
+    narrator.say(
+      `status.lastMetrics: window ending ${last.windowEnd}, ${last.samples} samples, ${last.metric ?? "accuracy"} ${fmt(last.accuracy)}, ` +
+        `drift share ${fmt(last.driftShare)}${last.driftedFeatures?.length ? ` (${last.driftedFeatures.join(", ")})` : ""}, verdict ${last.verdict ?? "n/a"}`,
+    );
+  } else {
+    narrator.say(`status.lastMetrics is not set after ${2 * SCRAPE_INTERVAL_S + 2} s: this operator build does not report monitoring in status yet`);
+  }
+  for (const c of md?.status?.conditions ?? []) narrator.say(`condition ${c.type}=${c.status} (${c.reason}): ${c.message}`);
+  const events = ["get", "events", "-n", DEMO_NAMESPACE, "--field-selector", `involvedObject.kind=ModelDeployment,involvedObject.name=${name}`];
+  narrator.command(kubectl.display(events));
+  narrator.block((await kubectl.run(events)).trim() || "(no Events)");
+}
+
+// ---------------------------------------------------------------- shared
+
+async function applyObjects(s: Session, objects: object[], what: string): Promise<void> {
+  const args = ["apply", "--server-side", "--field-manager=ballast-demo", "-f", "-"];
+  s.narrator.command(`${s.kubectl.display(args)}    # ${what}`);
+  s.narrator.block(await s.kubectl.run(args, { input: objects.map((o) => stringify(o)).join("---\n"), signal: s.signal }));
+}
+
+/** The component logs that explain a failure of each step. */
+function defaultLogs(dir: string, step: number): string[] {
+  const operator = podLogFiles(dir, OPERATOR_NAMESPACE, `${OPERATOR_DEPLOYMENT}-`);
+  const nodes = join(dir, "logs/local-nodes.log");
+  switch (step) {
+    case 1:
+      return [join(dir, "logs")];
+    case 2:
+      return [...operator, nodes, join(dir, "logs/kube-controller-manager.log")];
+    case 3:
+      return [...podLogFiles(dir, DEMO_NAMESPACE, `${TRAINING_JOB}-`), nodes];
+    default:
+      return [...operator, ...podLogFiles(dir, DEMO_NAMESPACE, "weather-serving-"), nodes];
+  }
+}
+
+function printWhereToLook(s: Session | undefined): void {
+  if (!s) return;
+  const { narrator, state } = s;
+  narrator.plain("");
+  narrator.plain("Where to look while it runs:");
+  narrator.plain(`  export KUBECONFIG=${state.kubeconfig}`);
+  narrator.plain(`  alias kubectl=${state.kubectl ?? "kubectl"}`);
+  narrator.plain("  kubectl get md -o wide                      # the ModelDeployment's printer columns");
+  narrator.plain("  kubectl get md weather -o yaml              # status: conditions, lastMetrics, servingVersion");
+  narrator.plain("  kubectl get deploy,svc,pods,jobs,pvc -o wide");
+  narrator.plain("  kubectl get events --sort-by=.metadata.creationTimestamp");
+  narrator.plain(`  curl "$(kubectl get svc weather -o jsonpath='http://{.spec.clusterIP}:{.spec.ports[0].port}')/v1/monitoring/summary"`);
+  narrator.plain(`  ls ${join(state.dir, "pods")}/*/containers/*/    # container logs (kubectl logs has no kubelet to talk to here)`);
+  narrator.plain(`  ${join(state.dir, "logs")}/                   # control plane and local node logs`);
+}
+
+/** Copies a pod's container log to <dir>/failed-run-logs/<pod dir>/<container>-<run>.log and returns the copy. */
+function keepLog(dir: string, file: string): string {
+  const [podDirName, , container, run] = relative(join(dir, "pods"), file).split("/");
+  const target = join(dir, "failed-run-logs", podDirName!, `${container}-${run}`);
+  mkdirSync(dirname(target), { recursive: true });
+  copyFileSync(file, target);
+  return target;
+}
+
+/** Pods and warnings at the moment of a failure, printed before anything is torn down. */
+async function describeCluster(s: Session): Promise<void> {
+  for (const args of [
+    ["get", "pods", "-A", "-o", "wide"],
+    ["get", "events", "-A", "--field-selector", "type=Warning", "--sort-by=.metadata.creationTimestamp"],
+  ]) {
+    try {
+      const out = await s.kubectl.run(args, { timeoutMs: 15_000 });
+      s.narrator.command(s.kubectl.display(args));
+      s.narrator.block(out.trim().split("\n").slice(-15).join("\n") || "(none)");
+    } catch {
+      // the API server may be what failed; the logs above say more
+    }
+  }
+}
+
+async function tearDown(dir: string, narrator: Narrator): Promise<void> {
+  narrator.plain(`Tearing down the local cluster in ${dir} ...`);
+  try {
+    const { stopped } = await clusterDown(dir);
+    narrator.plain(`stopped ${stopped.length ? stopped.join(", ") : "nothing (no process was running)"}; the control plane logs stay in ${join(dir, "logs")}`);
+  } catch (err) {
+    narrator.plain(`tear-down failed: ${(err as Error).message}; run \`bin/ballast dev down --dir ${dir}\``);
+  }
+}
+
+function fmt(x: number | undefined | null): string {
+  return x === undefined || x === null || !Number.isFinite(x) ? "n/a" : x.toFixed(3);
+}

@@ -1,0 +1,127 @@
+// Real traffic through the Service as a client sends it (Open Inference Protocol v2), the ground truth fed back
+// to the sidecar, and the sidecar's monitoring summary in words.
+import { setTimeout as sleep } from "node:timers/promises";
+import type { SidecarSummary, WindowSummary } from "../monitoring/summary.js";
+import { WEATHER_FEATURES, type WeatherDay } from "./weather-data.js";
+
+export interface TrafficResult {
+  requests: number;
+  rows: number;
+  /** Rows the served model got right, as the client sees it from the responses. */
+  correct: number;
+  feedbackAccepted: number;
+}
+
+async function postJson(url: string, body: unknown): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: keep the text for the error message
+  }
+  return { status: res.status, body: parsed };
+}
+
+/** OIP v2 infer body: one FP32 tensor per feature, one element per day. */
+export function inferRequest(days: readonly WeatherDay[], id: string): object {
+  return { id, inputs: WEATHER_FEATURES.map((name) => ({ name, shape: [days.length], datatype: "FP32", data: days.map((d) => Number(d[name])) })) };
+}
+
+/**
+ * Sends `days` in requests of `rowsPerRequest` to `<serviceUrl>/v2/models/<model>/infer`, then the true
+ * weather of every row to `<feedbackUrl>/v1/feedback`, the way a labelling pipeline reports it later.
+ */
+export async function sendTrafficWithFeedback(opts: {
+  serviceUrl: string;
+  feedbackUrl: string;
+  model: string;
+  days: readonly WeatherDay[];
+  rowsPerRequest: number;
+  idPrefix: string;
+  signal?: AbortSignal;
+}): Promise<TrafficResult> {
+  const result: TrafficResult = { requests: 0, rows: 0, correct: 0, feedbackAccepted: 0 };
+  const feedback: { id: string; labels: string[] }[] = [];
+  for (let i = 0; i < opts.days.length; i += opts.rowsPerRequest) {
+    opts.signal?.throwIfAborted();
+    const batch = opts.days.slice(i, i + opts.rowsPerRequest);
+    const id = `${opts.idPrefix}-${i / opts.rowsPerRequest}`;
+    const url = `${opts.serviceUrl}/v2/models/${opts.model}/infer`;
+    const res = await postJson(url, inferRequest(batch, id));
+    if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${JSON.stringify(res.body)}`);
+    const predicted = (res.body as { outputs?: { name: string; data: unknown[] }[] }).outputs?.find((o) => o.name === "label")?.data;
+    if (!predicted || predicted.length !== batch.length) throw new Error(`POST ${url}: the response has no "label" output with ${batch.length} predictions: ${JSON.stringify(res.body).slice(0, 300)}`);
+    result.requests++;
+    result.rows += batch.length;
+    batch.forEach((d, r) => {
+      if (predicted[r] === d.weather) result.correct++;
+    });
+    feedback.push({ id, labels: batch.map((d) => d.weather) });
+  }
+  const url = `${opts.feedbackUrl}/v1/feedback`;
+  for (let i = 0; i < feedback.length; i += 50) {
+    const res = await postJson(url, { feedback: feedback.slice(i, i + 50) });
+    if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${JSON.stringify(res.body)}`);
+    result.feedbackAccepted += (res.body as { accepted: number }).accepted;
+  }
+  return result;
+}
+
+/**
+ * The first request after the pod turned Ready may find the Service proxy not yet pointing at it; a few
+ * retries on connection errors cover that moment, and nothing else is retried.
+ */
+export async function waitForService(url: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    signal?.throwIfAborted();
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return;
+      last = `HTTP ${res.status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await sleep(250);
+  }
+  throw new Error(`${url} did not answer 200 within ${timeoutMs / 1000} s (last: ${last})`);
+}
+
+export async function fetchSummary(sidecarUrl: string): Promise<SidecarSummary> {
+  const url = `${sidecarUrl}/v1/monitoring/summary`;
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  if (res.status !== 200) throw new Error(`GET ${url} answered ${res.status}: ${await res.text()}`);
+  return (await res.json()) as SidecarSummary;
+}
+
+const fixed = (x: number | null | undefined, digits = 3) => (x === null || x === undefined || !Number.isFinite(x) ? "n/a" : x.toFixed(digits));
+
+/** One window in words: rows, accuracy from feedback, the drift verdict overall and per feature. */
+export function describeWindow(title: string, w: WindowSummary): string[] {
+  const lines: string[] = [];
+  const m = w.metrics;
+  const accuracy = m.samples ? `accuracy ${fixed(m.accuracy)} on ${m.samples} labelled rows (f1 ${fixed(m.f1)})` : "no feedback yet";
+  lines.push(`${title} window: ${w.rows} rows, ${w.requests} requests, ${w.closed ? "closed" : "open"} — ${accuracy}`);
+  const d = w.drift;
+  if (!d) {
+    lines.push(`  drift: not evaluated (no rows)`);
+    return lines;
+  }
+  const drifted = d.features.filter((f) => f.drift).map((f) => f.name);
+  lines.push(
+    d.drift
+      ? `  drift: DRIFT — ${d.driftedFeatures} of ${d.evaluatedFeatures} features drifted (${drifted.join(", ")}); share ${fixed(d.driftShare, 2)} ≥ ${fixed(d.driftShareThreshold, 2)}`
+      : `  drift: none — ${d.driftedFeatures} of ${d.evaluatedFeatures} features drifted${drifted.length ? ` (${drifted.join(", ")})` : ""}; share ${fixed(d.driftShare, 2)} < ${fixed(d.driftShareThreshold, 2)}`,
+  );
+  for (const f of d.features) {
+    const p = f.adjustedPValue ?? f.pValue;
+    const stat = `${f.method} ${fixed(f.statistic)}${p !== null ? `, p ${fixed(p, 4)}` : ""}`;
+    lines.push(`    ${f.name.padEnd(14)} ${(f.drift ? "drifted" : f.status === "evaluated" ? "calm" : "n/a").padEnd(8)} ${stat}`);
+  }
+  for (const p of d.prediction) lines.push(`    ${"(predictions)".padEnd(14)} ${(p.drift ? "drifted" : "calm").padEnd(8)} ${p.method} ${fixed(p.statistic)}`);
+  return lines;
+}

@@ -8,6 +8,7 @@ import { registerTrain } from "./train.js";
 import { registerServe } from "./serve.js";
 import { registerSidecar } from "./sidecar.js";
 import { registerDrift } from "./drift.js";
+import { registerDemo } from "./demo.js";
 
 export function buildProgram(): Command {
   const program = new Command("ballast")
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerSidecar(program);
   registerDrift(program);
+  registerDemo(program);
   return program;
 }
 

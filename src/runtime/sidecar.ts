@@ -180,15 +180,6 @@ export class Sidecar {
     return address;
   }
 
-  /** Resolves when monitoring is set up (tests and the CLI wait on it). */
-  async whenMonitoring(timeoutMs = 60_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.monitor) {
-      if (Date.now() > deadline) throw new Error("sidecar did not finish starting");
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
   private async initialise(): Promise<void> {
     const { logger } = this.options;
     for (let attempt = 1; !this.stopping; attempt++) {
@@ -227,9 +218,15 @@ export class Sidecar {
       drift,
     });
     let restored = 0;
-    for await (const record of readLog(this.options.dataDir, (p) => logger.warn({ event: "log-problem", ...p }, "skipped an unreadable request log line"))) {
-      monitor.restore(record);
-      restored++;
+    try {
+      for await (const record of readLog(this.options.dataDir, (p) => logger.warn({ event: "log-problem", ...p }, "skipped an unreadable request log line"))) {
+        monitor.restore(record);
+        restored++;
+      }
+    } catch (err) {
+      // The next attempt opens the log again; do not leave this handle behind.
+      await log.close();
+      throw err;
     }
     this.meta = meta;
     this.upstreamBackend = described.backend;

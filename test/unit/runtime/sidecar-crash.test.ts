@@ -83,4 +83,13 @@ describe("ballast sidecar crash safety", () => {
     const restarted = sidecar.lines.find((l) => l.includes('"event":"monitoring"'));
     expect(JSON.parse(restarted!).trackedRequests).toBeGreaterThanOrEqual(REQUESTS);
   });
+
+  it("on SIGTERM finishes, writes every buffered inference record and exits 0", async () => {
+    const dir = path.join(fx.dir, "graceful");
+    const own = await startSidecar(server.url, fx.storeDir, dir);
+    for (let i = 0; i < 5; i++) expect((await postJson(`${own.url}/v2/models/weather/infer`, inferBody([fx.newYork[i]!], `g-${i}`))).status).toBe(200);
+    expect(await own.stop("SIGTERM")).toBe(0);
+    const joined = await joinLog(dir);
+    expect(joined.inferenceRows).toBe(5);
+  });
 });

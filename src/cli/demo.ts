@@ -1,6 +1,6 @@
 // `ballast demo`: the whole product on real data on a local cluster, narrated (what `make demo` runs).
 import { Command } from "commander";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { ballastCacheDir } from "../devcluster/binaries.js";
 import { integer } from "./runtime-flags.js";
 
@@ -24,7 +24,12 @@ export function registerDemo(program: Command): void {
         "Example:\n  make demo      # = bin/ballast demo --dir .dev/demo",
     )
     .action(async (opts: { dir: string; keep?: boolean; exitWhenDone?: boolean; epochs: number; windowRows: number }) => {
-      const { runDemo } = await import("../demo/run-demo.js");
+      const { runDemo, unusableDir } = await import("../demo/run-demo.js");
+      const refusal = unusableDir(resolve(opts.dir));
+      if (refusal) {
+        console.error(`ballast demo: ${refusal}`);
+        process.exit(2);
+      }
       const code = await runDemo({
         dir: opts.dir,
         keep: opts.keep ?? false,

@@ -1,6 +1,6 @@
 // `ballast demo`: the product on real data on the local cluster, step by step, narrated for a person watching.
 // Every step does what a user would do (kubectl apply -k, a Job, a ModelDeployment, HTTP traffic) and says so.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -146,6 +146,18 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
 }
 
 // ---------------------------------------------------------------- step 1: the local cluster
+
+/** Files `ballast dev up` leaves in a cluster directory; a directory holding none of them is not one. */
+const CLUSTER_DIR_MARKERS = ["state.json", "kubeconfig", "pki", "etcd"];
+
+/** The demo wipes a stopped cluster's data in --dir, so it refuses any directory that is not a cluster's. */
+export function unusableDir(dir: string): string | undefined {
+  if (!existsSync(dir)) return undefined;
+  if (!statSync(dir).isDirectory()) return `--dir ${dir} is a file, not a directory`;
+  const entries = readdirSync(dir);
+  if (entries.length === 0 || CLUSTER_DIR_MARKERS.some((m) => entries.includes(m))) return undefined;
+  return `--dir ${dir} is not empty and holds no local cluster (no ${CLUSTER_DIR_MARKERS.join(", ")}): give a new or empty directory, or one a previous demo or \`ballast dev up\` used`;
+}
 
 async function startCluster(dir: string, narrator: Narrator, signal: AbortSignal): Promise<Session> {
   narrator.step(1, "Local Kubernetes cluster: real etcd, kube-apiserver, controller-manager, scheduler; 1 CPU node + 1 GPU node");

@@ -211,6 +211,12 @@ export const FeatureSchema = Type.Object(
   {
     name: Type.String({ pattern: featureNamePattern, maxLength: 128, description: "Input name as it appears in inference requests and training data." }),
     type: stringEnum(["numeric", "categorical"] as const, "numeric: continuous values; categorical: a finite set of labels (strings or codes)."),
+    driftMethod: Type.Optional(
+      stringEnum(
+        ["psi", "ks", "jensenshannon", "wasserstein", "chisquare"] as const,
+        "Drift statistic for this feature only, overriding monitoring.drift.method.",
+      ),
+    ),
   },
   { description: "One model input to profile and check for drift." },
 );
@@ -272,6 +278,13 @@ export const MonitoringSpecSchema = Type.Object(
               "Per-feature drift statistic. auto: KS or chi-squared for small references, Wasserstein or Jensen-Shannon for large ones (Evidently's rule).",
             ),
             "auto",
+          ),
+          correction: withDefault(
+            stringEnum(
+              ["none", "bonferroni", "benjamini-hochberg"] as const,
+              "Multiple-testing correction across the features tested with p-values (ks, chisquare), so wide inputs do not flag drift by chance.",
+            ),
+            "none",
           ),
           threshold: Type.Optional(
             positiveNumber(
@@ -335,7 +348,8 @@ function fraction(description: string) {
 export const PolicySpecSchema = Type.Object(
   {
     paused: withDefault(Type.Boolean({ description: "Stop automatic retraining and promotion; serving and monitoring go on. Argo CD shows the resource Suspended." }), false),
-    maxDriftShare: withDefault(fraction("Violated when the share of drifted features in a window exceeds this (0–1)."), 0.5),
+    maxDriftShare: withDefault(fraction("Dataset drift, a violation, when the share of drifted features in a window reaches this (0–1)."), 0.5),
+    predictionDrift: withDefault(Type.Boolean({ description: "Also violated when the model's predictions drift from the reference." }), false),
     minAccuracy: Type.Optional(fraction("Classification only: violated when the live accuracy metric falls below this (0–1).")),
     maxError: Type.Optional(Type.Number({ minimum: 0, description: "Regression only: violated when the live error metric (mae or rmse) rises above this." })),
     minStability: withDefault(fraction("Violated when stability = 1 − std(metric)/mean(metric) over recent windows falls below this."), 0.8),
@@ -573,6 +587,7 @@ export const PolicyStateSchema = Type.Object(
     verdict: Type.Optional(verdict),
     consecutiveViolations: Type.Integer({ format: "int32", minimum: 0, description: "Violating windows in a row so far." }),
     lastEvaluationTime: Type.Optional(Type.String({ format: "date-time", description: "When the policy was last evaluated." })),
+    lastTriggerTime: Type.Optional(Type.String({ format: "date-time", description: "End of the window that last triggered retraining; the cooldown counts from here." })),
     cooldownUntil: Type.Optional(Type.String({ format: "date-time", description: "No retraining starts before this time." })),
   },
   { description: "Where the policy's hysteresis and cooldown stand." },

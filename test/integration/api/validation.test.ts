@@ -63,6 +63,8 @@ const invalidCases: InvalidCase[] = [
   { what: "unknown task", field: "spec.monitoring.task", mutate: (s) => (s.monitoring.task = "ranking") },
   { what: "regression metric on a classifier", field: "spec.monitoring.accuracyMetric", mutate: (s) => (s.monitoring.accuracyMetric = "rmse") },
   { what: "unknown drift method", field: "spec.monitoring.drift.method", mutate: (s) => (s.monitoring.drift = { method: "kl" }) },
+  { what: "per-feature drift method auto", field: "spec.monitoring.features[0].driftMethod", mutate: (s) => (s.monitoring.features[0].driftMethod = "auto") },
+  { what: "unknown multiple-testing correction", field: "spec.monitoring.drift.correction", mutate: (s) => (s.monitoring.drift = { correction: "holm" }) },
   {
     what: "KS p-value threshold above 1",
     field: "spec.monitoring.drift.threshold",

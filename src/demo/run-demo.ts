@@ -135,11 +135,13 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     printWhereToLook(session);
     narrator.plain("");
     narrator.plain("Press Ctrl-C to stop the demo and tear the cluster down.");
-    await new Promise<void>((done) => {
-      process.once("SIGINT", () => done());
-      process.once("SIGTERM", () => done());
-    });
+    const died = await untilInterrupted(session);
     narrator.plain("");
+    if (died) {
+      narrator.fail(`${died.name} (pid ${died.pid}) exited while the demo was up; look at ${died.log}`);
+      await tearDown(dir, narrator);
+      return 1;
+    }
   }
   await tearDown(dir, narrator);
   return 0;
@@ -476,6 +478,25 @@ function defaultLogs(dir: string, step: number): string[] {
     default:
       return [...operator, ...podLogFiles(dir, DEMO_NAMESPACE, "weather-serving-"), nodes];
   }
+}
+
+/** Waits for Ctrl-C (or SIGTERM); checks the cluster's processes meanwhile, which also keeps Node's event loop alive. */
+function untilInterrupted(s: Session): Promise<ClusterState["processes"][number] | undefined> {
+  return new Promise((done) => {
+    const finish = (died?: ClusterState["processes"][number]) => {
+      clearInterval(watch);
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      done(died);
+    };
+    const onSignal = () => finish();
+    const watch = setInterval(() => {
+      const died = s.state.processes.find((p) => !isAlive(p.pid));
+      if (died) finish(died);
+    }, 2000);
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
 }
 
 function printWhereToLook(s: Session | undefined): void {

@@ -26,7 +26,7 @@ interface DemoRun {
 }
 
 /** Runs the demo as a person would; reads state.json once the cluster is up (tear-down removes it). */
-function runDemo(dir: string, args: string[], timeoutMs: number): Promise<DemoRun> {
+function runDemo(dir: string, args: string[], timeoutMs: number, interruptAt?: string): Promise<DemoRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(ballast, ["demo", "--dir", dir, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     const run: DemoRun = { code: null, stdout: "", stderr: "", clusterPids: [] };
@@ -37,6 +37,8 @@ function runDemo(dir: string, args: string[], timeoutMs: number): Promise<DemoRu
     child.stdout.on("data", (chunk: Buffer) => {
       run.stdout += chunk.toString();
       if (run.clusterPids.length === 0 && run.stdout.includes("[2/5]")) run.clusterPids = readState(dir)?.processes.map((p) => p.pid) ?? [];
+      // Ctrl-C as a person presses it (once).
+      if (interruptAt && run.stdout.includes(interruptAt) && !child.killed) child.kill("SIGINT");
     });
     child.stderr.on("data", (chunk: Buffer) => (run.stderr += chunk.toString()));
     child.on("close", (code) => {
@@ -149,6 +151,24 @@ describe("ballast demo --exit-when-done", () => {
     expect(processesUnder(dir)).toEqual([]);
     expect(readState(dir)).toBeUndefined();
   });
+});
+
+describe("Ctrl-C during the demo", () => {
+  it("stops at once, tears down the cluster it started and exits 130", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ballast-demo-int-"));
+    try {
+      const run = await runDemo(dir, [], 180_000, "[2/5]");
+      expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(130);
+      expect(run.stdout).toContain("✗ interrupted during step 2");
+      expect(run.stdout).toContain(`Tearing down the local cluster in ${dir}`);
+      expect(run.clusterPids.length).toBeGreaterThanOrEqual(5);
+      expect(run.clusterPids.filter((pid) => isAlive(pid))).toEqual([]);
+      expect(processesUnder(dir)).toEqual([]);
+    } finally {
+      if (readState(dir)) await clusterDown(dir);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 200_000);
 });
 
 describe("ballast demo refuses a directory it would wipe", () => {

@@ -1,6 +1,6 @@
 // `ballast dev`: a real local Kubernetes cluster without Docker (see docs/local-cluster.md).
 import { Command, InvalidArgumentError, Option } from "commander";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { ballastCacheDir } from "../devcluster/binaries.js";
 import { DEFAULT_IMAGE_REPOSITORY } from "../devcluster/nodes.js";
 
@@ -109,6 +109,8 @@ export function registerDev(program: Command): void {
         kubernetesVersion: pinnedKubernetesVersion(),
         podOctet: opts.podOctet,
         ballastCommand: [process.execPath, ballastCliScript],
+        // Node's install dir (…/bin/node → …) and the checkout (…/dist/cli/main.js → …).
+        programDirs: [dirname(dirname(process.execPath)), dirname(dirname(dirname(ballastCliScript)))],
         log,
       });
       const stop = () => {

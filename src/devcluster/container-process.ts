@@ -38,17 +38,43 @@ export interface Mount {
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-/** A POSIX sh script that bind-mounts the volumes (parents first) and execs the process, keeping its pid. */
-export function startScript(mounts: Mount[], workingDir: string, argv: string[]): string {
-  const lines = ["#!/bin/sh", "set -e"];
-  for (const m of [...mounts].sort((a, b) => a.mountPath.length - b.mountPath.length)) {
+// Volume sources are first bound under a private tmpfs at this path, then onto their mountPaths: a volume
+// mounted at /tmp must not hide the source of another volume that lives under /tmp (the cluster dir may).
+export const MOUNT_STAGING_DIR = "/.ballast-volumes";
+
+/**
+ * A POSIX sh script that bind-mounts the volumes (parents first, via staging) and execs the process, keeping
+ * its pid. `pins` are host directories the process itself needs (Node, Ballast's files): they are staged too
+ * and argv is rewritten to reach them there, so no volume (say one at /tmp) can hide the program from itself.
+ */
+export function startScript(mounts: Mount[], workingDir: string, argv: string[], pins: string[] = []): string {
+  // cd before mounting: the working directory stays reachable even if a volume hides its path.
+  const lines = ["#!/bin/sh", "set -e", `cd ${quote(workingDir)}`];
+  const ordered = [...mounts].sort((a, b) => a.mountPath.length - b.mountPath.length);
+  let exec = argv;
+  if (ordered.length > 0) {
+    lines.push(`mkdir -p ${MOUNT_STAGING_DIR}`, `mount -t tmpfs -o size=64k,mode=755 tmpfs ${MOUNT_STAGING_DIR}`);
+    pins.forEach((pin, i) => {
+      const staged = `${MOUNT_STAGING_DIR}/pin${i}`;
+      lines.push(`mkdir ${staged}`, `mount --bind ${quote(pin)} ${staged}`);
+      exec = exec.map((a) => (a === pin || a.startsWith(`${pin}/`) ? staged + a.slice(pin.length) : a));
+    });
+  }
+  ordered.forEach((m, i) => {
     if (!posix.isAbsolute(m.mountPath) || posix.normalize(m.mountPath) === "/") {
       throw new CreateContainerError(`mountPath ${m.mountPath} must be an absolute path other than /`);
     }
-    lines.push(`mkdir -p ${quote(m.mountPath)}`, `mount --bind ${quote(m.hostPath)} ${quote(m.mountPath)}`);
-    if (m.readOnly) lines.push(`mount -o remount,bind,ro ${quote(m.mountPath)}`);
-  }
-  lines.push(`cd ${quote(workingDir)}`, `exec ${argv.map(quote).join(" ")}`);
+    const staged = `${MOUNT_STAGING_DIR}/${i}`;
+    // A file (a subPath into a ConfigMap, a hostPath file) mounts onto a file, a directory onto a directory.
+    lines.push(`if [ -d ${quote(m.hostPath)} ]; then mkdir ${staged}; else touch ${staged}; fi`, `mount --bind ${quote(m.hostPath)} ${staged}`);
+  });
+  ordered.forEach((m, i) => {
+    const staged = `${MOUNT_STAGING_DIR}/${i}`;
+    const target = quote(m.mountPath);
+    lines.push(`if [ -d ${staged} ]; then mkdir -p ${target}; else mkdir -p "$(dirname ${target})" && touch ${target}; fi`, `mount --bind ${staged} ${target}`);
+    if (m.readOnly) lines.push(`mount -o remount,bind,ro ${target}`);
+  });
+  lines.push(`exec ${exec.map(quote).join(" ")}`);
   return `${lines.join("\n")}\n`;
 }
 
@@ -58,6 +84,8 @@ export interface LaunchSpec {
   mounts: Mount[];
   workingDir: string;
   argv: string[];
+  /** Host directories the program needs (see startScript). */
+  pins: string[];
   env: Record<string, string>;
 }
 
@@ -71,7 +99,7 @@ export function launchContainer(spec: LaunchSpec): ChildProcess {
   if (spec.mounts.length > 0) {
     if (!canUseMountNamespace) throw new CreateContainerError("volume mounts need a private mount namespace, which needs root: run `ballast dev up` as root");
     const script = join(spec.dir, "start.sh");
-    writeFileSync(script, startScript(spec.mounts, spec.workingDir, spec.argv), { mode: 0o755 });
+    writeFileSync(script, startScript(spec.mounts, spec.workingDir, spec.argv, spec.pins), { mode: 0o755 });
     command = "unshare";
     args = ["--mount", "--propagation", "private", "/bin/sh", script];
   } else {

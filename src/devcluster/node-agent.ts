@@ -33,6 +33,7 @@ export interface NodeAgentOptions {
   /** Pod IPs are 127.<podOctet>.x.y. */
   podOctet: number;
   ballastCommand: string[];
+  programDirs: string[];
   crashLoopBackoffMs?: number;
   log: Logger;
 }
@@ -155,6 +156,7 @@ export class NodeAgent {
       api: podApi(this.kc),
       imageRepository: this.opts.imageRepository,
       ballastCommand: this.opts.ballastCommand,
+      programDirs: this.opts.programDirs,
       apiServerHost: server.hostname,
       apiServerPort: Number(server.port || 443),
       crashLoopBackoffMs: this.opts.crashLoopBackoffMs ?? 10_000,

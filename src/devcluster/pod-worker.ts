@@ -2,7 +2,7 @@
 // restarts and probes, status through the pod's status subresource, graceful termination.
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Container, type V1Pod } from "@kubernetes/client-node";
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
@@ -23,6 +23,8 @@ export interface NodeContext {
   imageRepository: string;
   /** argv prefix that runs the `ballast` CLI (node + script). */
   ballastCommand: string[];
+  /** Directories holding that program (Node's install, Ballast's checkout), kept reachable under volume mounts. */
+  programDirs: string[];
   apiServerHost: string;
   apiServerPort: number;
   crashLoopBackoffMs: number;
@@ -61,7 +63,8 @@ class ContainerRunner {
       if (!host) throw new CreateContainerError(`volumeMount "${m.name}" names no volume of the pod`);
       return { hostPath: m.subPath ? join(host, m.subPath) : host, mountPath: m.mountPath, readOnly: m.readOnly ?? false };
     });
-    for (const m of mounts) mkdirSync(m.hostPath, { recursive: true });
+    // A missing source is a directory to create (emptyDir, a claim's subPath); an existing file stays a file.
+    for (const m of mounts) if (!existsSync(m.hostPath)) mkdirSync(m.hostPath, { recursive: true });
     const fullEnv: Record<string, string> = {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       HOSTNAME: this.pod.pod.metadata!.name!,
@@ -79,6 +82,7 @@ class ContainerRunner {
       mounts,
       workingDir: this.spec.workingDir || join(dir, "work"),
       argv,
+      pins: ctx.programDirs,
       env: fullEnv,
     });
     this.child = child;

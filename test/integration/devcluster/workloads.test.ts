@@ -106,6 +106,22 @@ describe("a Deployment of Ballast's image on the local nodes", () => {
     expect(dep.status?.readyReplicas).toBe(2);
   });
 
+  it("serves a Service on its ClusterIP, spreading connections over the ready pods", async () => {
+    const svc = await core.createNamespacedService({
+      namespace: ns.name,
+      body: { metadata: { name: "echo" }, spec: { selector: labels, ports: [{ port: 80, targetPort: "http" }] } },
+    });
+    const ip = svc.spec!.clusterIP!;
+    expect(ip).toMatch(/^127\./);
+    const answeredBy = new Set<string>();
+    await waitFor("both pods to answer through the Service", async () => {
+      const res = await fetch(`http://${ip}:80/echo`, { headers: { Connection: "close" } });
+      answeredBy.add(((await res.json()) as { pod: string }).pod);
+      return answeredBy.size === 2;
+    }, 30_000, 100);
+    expect([...answeredBy].sort()).toEqual(pods.map((p) => p.metadata!.name).sort());
+  });
+
   it("garbage-collects the pods and kills their processes when the Deployment is deleted", async () => {
     const pids = pods.map((p) => Number(p.status!.containerStatuses![0]!.containerID!.replace("ballast-local://", "")));
     expect(pids.every((pid) => isAlive(pid))).toBe(true);
@@ -156,6 +172,58 @@ describe("a GPU Job", () => {
       expect(p.status?.phase).toBe("Failed");
       expect(p.status?.containerStatuses?.[0]?.state?.terminated).toMatchObject({ exitCode: 1, reason: "Error" });
     }
+  });
+});
+
+describe("a pod's volumes", () => {
+  it("are mounted where the pod asks, even an emptyDir over /tmp while the cluster's files live under /tmp", async () => {
+    await core.createNamespacedConfigMap({ namespace: ns.name, body: { metadata: { name: "settings" }, data: { greeting: "hello" } } });
+    await core.createNamespacedPersistentVolumeClaim({
+      namespace: ns.name,
+      body: { metadata: { name: "data" }, spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } } },
+    });
+    const claim = await waitFor("claim data Bound by the local provisioner", async () => {
+      const c = await core.readNamespacedPersistentVolumeClaim({ name: "data", namespace: ns.name });
+      return c.status?.phase === "Bound" ? c : undefined;
+    });
+    expect(claim.spec?.storageClassName).toBe("ballast-local");
+    await core.createNamespacedPod({
+      namespace: ns.name,
+      body: {
+        metadata: { name: "volumes" },
+        spec: {
+          volumes: [
+            { name: "scratch", emptyDir: {} },
+            { name: "settings", configMap: { name: "settings" } },
+            { name: "data", persistentVolumeClaim: { claimName: "data" } },
+          ],
+          containers: [
+            {
+              name: "echo",
+              image: IMAGE,
+              args: ["dev", "echo", "--port", "8080"],
+              env: podEnv,
+              readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+              volumeMounts: [
+                { name: "scratch", mountPath: "/tmp" },
+                { name: "settings", mountPath: "/etc/ballast-test", readOnly: true },
+                { name: "data", mountPath: "/data" },
+              ],
+            },
+          ],
+        },
+      },
+    });
+    const pod = await waitFor("volumes pod Ready", async () => {
+      const p = await core.readNamespacedPod({ name: "volumes", namespace: ns.name });
+      return isReady(p) ? p : undefined;
+    }, 60_000);
+    const fs = async (path: string) => (await fetch(`http://${pod.status!.podIP}:8080/fs?path=${encodeURIComponent(path)}`)).json() as Promise<{ content?: string; entries?: string[] }>;
+    expect((await fs("/etc/ballast-test/greeting")).content).toBe("hello");
+    expect((await fs("/var/run/secrets/kubernetes.io/serviceaccount/namespace")).content).toBe(ns.name);
+    expect((await fs("/var/run/secrets/kubernetes.io/serviceaccount/token")).content).toMatch(/^ey/);
+    expect((await fs("/tmp")).entries).toEqual([]);
+    expect((await fs("/data")).entries).toEqual([]);
   });
 });
 

@@ -29,21 +29,37 @@ describe("which images the local nodes run", () => {
 });
 
 describe("container start script", () => {
-  it("mounts parents before children, remounts read-only volumes, and execs with quoted arguments", () => {
+  it("stages every source before mounting, mounts parents before children, remounts read-only, execs with quoted arguments", () => {
     const script = startScript(
       [
-        { hostPath: "/h/token", mountPath: "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true },
-        { hostPath: "/h/data", mountPath: "/var", readOnly: false },
+        { hostPath: "/tmp/cluster/token", mountPath: "/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true },
+        { hostPath: "/tmp/cluster/scratch", mountPath: "/tmp", readOnly: false },
       ],
-      "/work",
-      ["/usr/bin/node", "main.js", "it's"],
+      "/tmp/cluster/work",
+      ["/opt/node/bin/node", "/tmp/ballast/dist/cli/main.js", "it's"],
+      ["/opt/node", "/tmp/ballast"],
     );
     const lines = script.split("\n");
-    expect(lines.indexOf("mount --bind '/h/data' '/var'")).toBeLessThan(lines.indexOf("mount --bind '/h/token' '/var/run/secrets/kubernetes.io/serviceaccount'"));
+    const at = (line: string) => {
+      const i = lines.indexOf(line);
+      expect(i, line).toBeGreaterThan(-1);
+      return i;
+    };
+    // Both sources are bound into staging before /tmp (which holds them) is mounted over.
+    const lastStage = Math.max(at("mount --bind '/tmp/cluster/token' /.ballast-volumes/1"), at("mount --bind '/tmp/cluster/scratch' /.ballast-volumes/0"));
+    expect(lastStage).toBeLessThan(at("mount --bind /.ballast-volumes/0 '/tmp'"));
+    expect(at("mount --bind /.ballast-volumes/0 '/tmp'")).toBeLessThan(at("mount --bind /.ballast-volumes/1 '/var/run/secrets/kubernetes.io/serviceaccount'"));
     expect(script).toContain("mount -o remount,bind,ro '/var/run/secrets/kubernetes.io/serviceaccount'");
-    expect(script.trimEnd().split("\n").at(-1)).toBe(`exec '/usr/bin/node' 'main.js' 'it'\\''s'`);
+    expect(script).not.toContain("mount -o remount,bind,ro '/tmp'");
+    // The working directory is entered before anything is mounted; the program runs from staged copies.
+    expect(at("cd '/tmp/cluster/work'")).toBeLessThan(at("mount --bind /.ballast-volumes/0 '/tmp'"));
+    expect(at("mount --bind '/tmp/ballast' /.ballast-volumes/pin1")).toBeLessThan(at("mount --bind /.ballast-volumes/0 '/tmp'"));
+    expect(lines.filter(Boolean).at(-1)).toBe(`exec '/.ballast-volumes/pin0/bin/node' '/.ballast-volumes/pin1/dist/cli/main.js' 'it'\\''s'`);
     expect(() => startScript([{ hostPath: "/h", mountPath: "/", readOnly: false }], "/w", ["x"])).toThrow(/absolute path other than \//);
     expect(() => startScript([{ hostPath: "/h", mountPath: "data", readOnly: false }], "/w", ["x"])).toThrow();
+  });
+  it("runs the process directly when there is nothing to mount", () => {
+    expect(startScript([], "/w", ["node", "x"])).not.toContain("mount");
   });
 });
 

@@ -78,19 +78,20 @@ test-unit: build ## Run only the unit tests (no cluster).
 ##@ Deployment (against the current KUBECONFIG)
 .PHONY: install
 install: ## Apply the CRD to the current cluster.
-	$(KUBECTL) apply --server-side -f crds/
+	$(KUBECTL) apply --server-side --force-conflicts -k crds
 
 .PHONY: uninstall
 uninstall: ## Delete the CRD (and every ModelDeployment) from the current cluster.
-	$(KUBECTL) delete --ignore-not-found -f crds/
+	$(KUBECTL) delete --ignore-not-found -k crds
 
+DEPLOY_DIR ?= deploy/base
 .PHONY: deploy
-deploy: ## Apply the kustomize base (namespace, CRD, RBAC, operator Deployment, metrics Service).
-	$(KUBECTL) apply --server-side -k deploy/base
+deploy: ## Deploy the operator with kustomize (DEPLOY_DIR=deploy/overlays/local on a `ballast dev` cluster).
+	$(KUBECTL) apply --server-side --force-conflicts -k $(DEPLOY_DIR)
 
 .PHONY: undeploy
 undeploy: ## Delete what `make deploy` applied.
-	$(KUBECTL) delete --ignore-not-found -k deploy/base
+	$(KUBECTL) delete --ignore-not-found -k $(DEPLOY_DIR)
 
 .PHONY: helm-lint
 helm-lint: ## helm lint --strict the chart (builds helm from its Go module when not on PATH).

@@ -7,6 +7,8 @@ export interface StatusUpdateOptions {
   /** Attempts before the conflict is returned to the caller (who requeues). */
   attempts?: number;
   fieldManager?: string;
+  /** Called on every 409 Conflict (for a metric). */
+  onConflict?: () => void;
 }
 
 /**
@@ -31,6 +33,7 @@ export async function updateStatusWithRetry<S, T extends KubeObject & { status?:
     } catch (err) {
       if (!(err instanceof KubeApiError)) throw err;
       if (err.notFound) return undefined;
+      if (err.conflict) opts.onConflict?.();
       if (!err.conflict || attempt >= attempts) throw err;
     }
     // Jittered, short: conflicts clear as soon as we have read the newer version.

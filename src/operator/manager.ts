@@ -121,6 +121,7 @@ export class Manager {
       caches: { modelDeployments: this.modelDeployments, deployments, services, configMaps },
       recorder: this.recorder,
       defaultImage: opts.image,
+      onStatusConflict: () => this.metrics.statusConflicts.inc({ controller: CONTROLLER_NAME }),
     });
     this.controller = new Controller({ name: CONTROLLER_NAME, reconciler, workers: opts.workers, metrics: this.metrics, logger: opts.logger });
     this.wireEvents();

@@ -51,6 +51,12 @@ export class OperatorMetrics {
     labelNames: ["name"] as const,
     registers: [this.registry],
   });
+  readonly statusConflicts = new Counter({
+    name: "ballast_operator_status_conflicts_total",
+    help: "Status writes answered 409 Conflict (then retried on a fresh read)",
+    labelNames: ["controller"] as const,
+    registers: [this.registry],
+  });
   private readonly depth = new Gauge({ name: "workqueue_depth", help: "Current depth of workqueue", labelNames: ["name", "controller"] as const, registers: [this.registry] });
   private readonly adds = new Counter({ name: "workqueue_adds_total", help: "Total number of adds handled by workqueue", labelNames: ["name", "controller"] as const, registers: [this.registry] });
   private readonly queueDuration = new Histogram({

@@ -47,6 +47,7 @@ export interface ServingReconcilerOptions {
   recorder: EventRecorder;
   defaultImage: string;
   now?: () => Date;
+  onStatusConflict?: () => void;
 }
 
 export class ServingReconciler implements Reconciler {
@@ -163,7 +164,9 @@ export class ServingReconciler implements Reconciler {
 
   private async writeStatus(md: ResolvedModelDeployment & KubeObject, outcome: ReconcileOutcome): Promise<(ResolvedModelDeployment & KubeObject) | undefined> {
     const now = this.opts.now?.() ?? new Date();
-    return updateStatusWithRetry(this.opts.client, MODEL_DEPLOYMENTS, md, (latest) => servingStatus(latest, outcome, now));
+    return updateStatusWithRetry(this.opts.client, MODEL_DEPLOYMENTS, md, (latest) => servingStatus(latest, outcome, now), {
+      onConflict: this.opts.onStatusConflict,
+    });
   }
 
   /**

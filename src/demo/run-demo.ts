@@ -212,7 +212,7 @@ async function deployOperator(s: Session): Promise<void> {
   const rollout = ["rollout", "status", `deployment/${OPERATOR_DEPLOYMENT}`, "-n", OPERATOR_NAMESPACE, "--timeout=180s"];
   narrator.command(kubectl.display(rollout));
   try {
-    narrator.block(await kubectl.run(rollout, { signal: s.signal }));
+    narrator.block(await waitUnlessCrashing(s, rollout, OPERATOR_NAMESPACE, "app.kubernetes.io/component=operator"));
   } catch (err) {
     throw new StepFailure(`the operator did not become Ready: ${(err as Error).message}`, defaultLogs(s.dir, 2));
   }
@@ -351,8 +351,9 @@ async function serveModel(s: Session, version: string, windowRows: number): Prom
   const wait = ["wait", "--for=condition=Ready", `modeldeployment/${name}`, "-n", DEMO_NAMESPACE, "--timeout=180s"];
   narrator.command(kubectl.display(wait));
   try {
-    narrator.block(await kubectl.run(wait, { signal: s.signal }));
+    narrator.block(await waitUnlessCrashing(s, wait, DEMO_NAMESPACE, `ballast.dev/model-deployment=${name}`));
   } catch (err) {
+    if (s.signal.aborted) throw err;
     const status = await kubectl.run(["get", "modeldeployment", name, "-n", DEMO_NAMESPACE, "-o", "jsonpath={.status.conditions}"]).catch(() => "");
     throw new StepFailure(`ModelDeployment ${name} did not become Ready: ${(err as Error).message}${status ? `\nconditions: ${status}` : ""}`, defaultLogs(s.dir, 4));
   }
@@ -458,6 +459,50 @@ async function operatorView(s: Session, name: string): Promise<void> {
 
 // ---------------------------------------------------------------- shared
 
+/** A container that exited this often while we wait will not come up by itself: say so now, not at the timeout. */
+const CRASH_RESTARTS = 3;
+
+/**
+ * Runs a waiting kubectl command (`wait`, `rollout status`) while watching the pods it waits for; a container
+ * that keeps exiting or whose image cannot be pulled ends the wait at once with what is wrong.
+ */
+async function waitUnlessCrashing(s: Session, args: string[], namespace: string, selector: string): Promise<string> {
+  const stop = new AbortController();
+  const signal = AbortSignal.any([s.signal, stop.signal]);
+  let problem: string | undefined;
+  const watch = (async () => {
+    while (!signal.aborted) {
+      await sleep(2000, undefined, { signal }).catch(() => {});
+      if (signal.aborted) return;
+      const pods = await s.kubectl.json<{ items: V1Pod[] }>(["get", "pods", "-n", namespace, "-l", selector]).catch(() => ({ items: [] }));
+      problem = pods.items.map(crashingContainer).find((p) => p !== undefined);
+      if (problem) stop.abort();
+    }
+  })();
+  try {
+    return await s.kubectl.run(args, { signal });
+  } catch (err) {
+    if (problem) throw new Error(problem, { cause: err });
+    throw err;
+  } finally {
+    stop.abort();
+    await watch;
+  }
+}
+
+function crashingContainer(pod: V1Pod): string | undefined {
+  for (const c of pod.status?.containerStatuses ?? []) {
+    const waiting = c.state?.waiting?.reason;
+    const where = `container ${c.name} of pod ${pod.metadata?.name}`;
+    if (waiting === "ErrImagePull" || waiting === "ImagePullBackOff") return `${where} cannot start: ${waiting} (${c.state?.waiting?.message ?? c.image})`;
+    if (c.restartCount >= CRASH_RESTARTS) {
+      const last = c.lastState?.terminated;
+      return `${where} keeps exiting: ${c.restartCount} restarts${last ? `, last exit code ${last.exitCode}${last.reason ? ` (${last.reason})` : ""}` : ""}`;
+    }
+  }
+  return undefined;
+}
+
 async function applyObjects(s: Session, objects: object[], what: string): Promise<void> {
   const args = ["apply", "--server-side", "--field-manager=ballast-demo", "-f", "-"];
   s.narrator.command(`${s.kubectl.display(args)}    # ${what}`);
@@ -528,7 +573,8 @@ function keepLog(dir: string, file: string): string {
 async function describeCluster(s: Session): Promise<void> {
   for (const args of [
     ["get", "pods", "-A", "-o", "wide"],
-    ["get", "events", "-A", "--field-selector", "type=Warning", "--sort-by=.metadata.creationTimestamp"],
+    // Endpoint warnings are the local cluster's known loopback limitation (docs/local-cluster.md), not the failure.
+    ["get", "events", "-A", "--field-selector", "type=Warning,reason!=FailedToUpdateEndpoint,reason!=FailedToUpdateEndpointSlices", "--sort-by=.metadata.creationTimestamp"],
   ]) {
     try {
       const out = await s.kubectl.run(args, { timeoutMs: 15_000 });

@@ -15,6 +15,8 @@ export function buildProgram(): Command {
     .description("Keeps fine-tuned ML models healthy on Kubernetes: serve, monitor, retrain, promote.")
     .version(packageVersion(), "-v, --version", "print the Ballast version")
     .showHelpAfterError("(run with --help for usage)")
+    // Program options stop at the subcommand: `serve --version v1` is serve's option, not `ballast --version`.
+    .enablePositionalOptions()
     .exitOverride();
   registerOperator(program);
   registerDev(program);

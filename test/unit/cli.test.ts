@@ -14,6 +14,13 @@ describe("bin/ballast", () => {
     expect(out).toContain("Usage: ballast");
   });
 
+  it("gives a subcommand's --version to the subcommand, not the program", () => {
+    const res = spawnSync(ballast, ["serve", "--version"], { encoding: "utf8" });
+    expect(res.status).toBe(2);
+    expect(res.stdout).not.toContain(packageVersion());
+    expect(res.stderr).toMatch(/option '--version <[a-z]+>' argument missing/);
+  });
+
   it("rejects an unknown command with exit code 2 and a hint", () => {
     const res = spawnSync(ballast, ["no-such-command"], { encoding: "utf8" });
     expect(res.status).toBe(2);

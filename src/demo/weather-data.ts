@@ -36,24 +36,53 @@ export function weatherCsvPath(): string {
   return csv;
 }
 
-/** Splits the real data set deterministically (fixed seeds), so every demo run shows the same numbers. */
-export function demoWeatherData(trafficRows: number, csvPath = weatherCsvPath()): DemoWeatherData {
-  const days = parse(readFileSync(csvPath, "utf8"), { columns: true, skip_empty_lines: true }) as WeatherDay[];
+export function loadWeatherDays(csvPath = weatherCsvPath()): WeatherDay[] {
+  return parse(readFileSync(csvPath, "utf8"), { columns: true, skip_empty_lines: true }) as WeatherDay[];
+}
+
+export interface WeatherSplit {
+  /** Seattle days to train on. */
+  seattleTraining: WeatherDay[];
+  /** Seattle days never seen in training: traffic from the distribution the model knows. */
+  seattleTraffic: WeatherDay[];
+  /** New York days: the same features under another climate (covariate drift). */
+  newYorkTraffic: WeatherDay[];
+}
+
+/** Splits the real data set deterministically (fixed seeds), so every run shows the same numbers. */
+export function splitWeather(days: readonly WeatherDay[], seattleTrafficRows: number, newYorkTrafficRows: number): WeatherSplit {
   const seattle = days.filter((d) => d.location === "Seattle");
   const newYork = days.filter((d) => d.location === "New York");
-  if (seattle.length < trafficRows * 2 || newYork.length < trafficRows) {
-    throw new Error(`${csvPath}: ${seattle.length} Seattle and ${newYork.length} New York rows are too few for ${trafficRows} rows of traffic each`);
+  if (seattle.length < seattleTrafficRows * 2 || newYork.length < newYorkTrafficRows) {
+    throw new Error(`${seattle.length} Seattle and ${newYork.length} New York rows are too few for ${seattleTrafficRows} + ${newYorkTrafficRows} rows of traffic`);
   }
   const seattleOrder = permutation(seattle.length, seededRandom(7));
-  const heldBack = new Set(Array.from(seattleOrder.subarray(0, trafficRows)));
-  const training = seattle.filter((_, i) => !heldBack.has(i));
-  const columns = ["location", "date", ...WEATHER_FEATURES, WEATHER_LABEL];
+  const heldBack = new Set(Array.from(seattleOrder.subarray(0, seattleTrafficRows)));
+  return {
+    seattleTraining: seattle.filter((_, i) => !heldBack.has(i)),
+    seattleTraffic: Array.from(seattleOrder.subarray(0, seattleTrafficRows), (i) => seattle[i]!),
+    newYorkTraffic: Array.from(permutation(newYork.length, seededRandom(8)).subarray(0, newYorkTrafficRows), (i) => newYork[i]!),
+  };
+}
+
+/** weather.csv's fields are numbers, dates and single words: no quoting needed. */
+export function weatherCsv(days: readonly WeatherDay[]): string {
+  const columns = ["location", "date", ...WEATHER_FEATURES, WEATHER_LABEL] as const;
+  return [columns.join(","), ...days.map((d) => columns.map((c) => d[c]).join(","))].join("\n") + "\n";
+}
+
+export function demoWeatherData(trafficRows: number, csvPath = weatherCsvPath()): DemoWeatherData {
+  let split: WeatherSplit;
+  try {
+    split = splitWeather(loadWeatherDays(csvPath), trafficRows, trafficRows);
+  } catch (err) {
+    throw new Error(`${csvPath}: ${(err as Error).message}`, { cause: err });
+  }
   return {
     csvPath,
-    // weather.csv's fields are numbers, dates and single words: no quoting needed.
-    seattleTrainingCsv: [columns.join(","), ...training.map((d) => columns.map((c) => d[c as keyof WeatherDay]).join(","))].join("\n") + "\n",
-    seattleTrainingRows: training.length,
-    seattleTraffic: Array.from(seattleOrder.subarray(0, trafficRows), (i) => seattle[i]!),
-    newYorkTraffic: Array.from(permutation(newYork.length, seededRandom(8)).subarray(0, trafficRows), (i) => newYork[i]!),
+    seattleTrainingCsv: weatherCsv(split.seattleTraining),
+    seattleTrainingRows: split.seattleTraining.length,
+    seattleTraffic: split.seattleTraffic,
+    newYorkTraffic: split.newYorkTraffic,
   };
 }

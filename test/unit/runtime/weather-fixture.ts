@@ -2,33 +2,15 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { createRequire } from "node:module";
-import { parse } from "csv-parse/sync";
 import { openStore } from "../../../src/runtime/store.js";
-import { permutation, seededRandom } from "../../../src/training/split.js";
+import { loadWeatherDays, splitWeather, weatherCsv, weatherCsvPath, WEATHER_FEATURES, type WeatherDay } from "../../../src/demo/weather-data.js";
 import { train, type TrainOptions, type TrainResult } from "../../../src/training/trainer.js";
 
-export interface WeatherRow {
-  location: string;
-  date: string;
-  precipitation: string;
-  temp_max: string;
-  temp_min: string;
-  wind: string;
-  weather: string;
-}
-
-export const WEATHER_FEATURES = ["precipitation", "temp_max", "temp_min", "wind"] as const;
-
-/** weather.csv located through the package (not a hard-coded node_modules path). */
-export function weatherCsvPath(): string {
-  const require = createRequire(import.meta.url);
-  // The package exports only build/index.js; its data/ folder sits next to build/.
-  return path.join(path.dirname(require.resolve("vega-datasets")), "..", "data", "weather.csv");
-}
+export type WeatherRow = WeatherDay;
+export { WEATHER_FEATURES, weatherCsvPath };
 
 export function loadWeather(): WeatherRow[] {
-  return parse(fs.readFileSync(weatherCsvPath(), "utf8"), { columns: true }) as WeatherRow[];
+  return loadWeatherDays();
 }
 
 export interface WeatherFixture {
@@ -43,26 +25,16 @@ export interface WeatherFixture {
   cleanup(): void;
 }
 
-function writeCsv(file: string, rows: readonly WeatherRow[]): void {
-  const cols: (keyof WeatherRow)[] = ["location", "date", "precipitation", "temp_max", "temp_min", "wind", "weather"];
-  fs.writeFileSync(file, cols.join(",") + "\n" + rows.map((r) => cols.map((c) => r[c]).join(",")).join("\n") + "\n");
-}
-
 /** Trains `weather/v1` on Seattle minus `holdoutRows` random Seattle rows; New York gives `newYorkRows` rows. */
 export async function weatherFixture(options: { holdoutRows?: number; newYorkRows?: number; epochs?: number; train?: Partial<TrainOptions> } = {}): Promise<WeatherFixture> {
-  const rows = loadWeather();
-  const seattle = rows.filter((r) => r.location === "Seattle");
-  const ny = rows.filter((r) => r.location === "New York");
-  const order = Array.from(permutation(seattle.length, seededRandom(7)));
-  const holdoutRows = options.holdoutRows ?? 300;
-  const seattleHoldout = order.slice(0, holdoutRows).map((i) => seattle[i]!);
-  const seattleTrain = order.slice(holdoutRows).map((i) => seattle[i]!);
-  const newYork = Array.from(permutation(ny.length, seededRandom(8)))
-    .slice(0, options.newYorkRows ?? 300)
-    .map((i) => ny[i]!);
+  const { seattleTraining: seattleTrain, seattleTraffic: seattleHoldout, newYorkTraffic: newYork } = splitWeather(
+    loadWeatherDays(),
+    options.holdoutRows ?? 300,
+    options.newYorkRows ?? 300,
+  );
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ballast-weather-"));
   const trainCsv = path.join(dir, "seattle-train.csv");
-  writeCsv(trainCsv, seattleTrain);
+  fs.writeFileSync(trainCsv, weatherCsv(seattleTrain));
   const storeDir = path.join(dir, "store");
   const trained = await train({
     data: [trainCsv],

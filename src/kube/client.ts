@@ -1,10 +1,16 @@
-// A thin JSON client for the Kubernetes API: @kubernetes/client-node loads the kubeconfig and does the
-// authentication; requests go through one keep-alive undici pool because client-node 2.0 builds a new
-// undici Agent (a new TLS connection) for every request, which caps an operator at a few hundred writes/s.
+// A thin JSON client for the Kubernetes API over one keep-alive undici pool: client-node 2.0 builds a new
+// undici Agent (a new TLS connection) for every request. Plain kubeconfigs are read by ./kubeconfig.ts;
+// @kubernetes/client-node is imported only for what that cannot do (exec / auth-provider plugins).
 import type { RequestOptions } from "node:https";
 import { createInterface } from "node:readline";
-import { KubeConfig } from "@kubernetes/client-node";
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { Agent, request } from "undici";
+import { defaultKubeconfigPath, inClusterAccess, kubeconfigAccess, type ClusterAccess } from "./kubeconfig.js";
+
+const HOME_KUBECONFIG = join(homedir(), ".kube", "config");
 
 /** The content types the API server accepts on PATCH. */
 export const PatchType = {
@@ -119,21 +125,37 @@ function apiErrorFromBody(statusCode: number, text: string, method: string, path
   return new KubeApiError(statusCode, status.reason ?? "Unknown", status.message ?? "", method, path);
 }
 
+/** Produces the request headers that authenticate us (called at most once a minute). */
+type AuthHeaders = () => Promise<Record<string, string>>;
+
+function headersFromAccess(a: ClusterAccess): AuthHeaders {
+  return async () => {
+    const headers: Record<string, string> = {};
+    // ServiceAccount tokens are rotated in place: read the file again.
+    const token = a.tokenFile ? readFileSync(a.tokenFile, "utf8").trim() : a.token;
+    if (token) headers.Authorization = `Bearer ${token}`;
+    else if (a.basicAuth) headers.Authorization = `Basic ${Buffer.from(`${a.basicAuth.username}:${a.basicAuth.password}`).toString("base64")}`;
+    if (a.impersonate) headers["Impersonate-User"] = a.impersonate;
+    return headers;
+  };
+}
+
 export class KubeClient {
   private readonly agent: Agent;
   private headers: Record<string, string> = {};
   private headersAt = 0;
 
   private constructor(
-    readonly kubeConfig: KubeConfig,
     readonly server: string,
-    tls: RequestOptions,
+    tls: { ca?: Buffer | string | (string | Buffer)[]; cert?: Buffer | string | (string | Buffer)[]; key?: unknown; servername?: string; rejectUnauthorized?: boolean },
+    private readonly loadAuthHeaders: AuthHeaders,
+    private readonly user: string,
   ) {
     this.agent = new Agent({
       connect: {
         ca: tls.ca,
         cert: tls.cert,
-        key: tls.key,
+        key: tls.key as Buffer | undefined,
         servername: tls.servername,
         rejectUnauthorized: tls.rejectUnauthorized,
       },
@@ -146,12 +168,29 @@ export class KubeClient {
     });
   }
 
-  /** `--kubeconfig` path, else $KUBECONFIG / ~/.kube/config, else the in-cluster service account. */
+  /**
+   * controller-runtime's order: `--kubeconfig`, else $KUBECONFIG, else the in-cluster ServiceAccount,
+   * else ~/.kube/config. Plain certificate/token kubeconfigs are read directly; exec and auth-provider
+   * plugins, proxies and multi-file $KUBECONFIG go through @kubernetes/client-node.
+   */
   static async load(kubeconfigPath?: string): Promise<KubeClient> {
+    const explicit = defaultKubeconfigPath(kubeconfigPath);
+    let access: ClusterAccess | undefined;
+    if (explicit && explicit !== "list") access = kubeconfigAccess(explicit);
+    else if (!explicit) access = inClusterAccess() ?? (existsSync(HOME_KUBECONFIG) ? kubeconfigAccess(HOME_KUBECONFIG) : undefined);
+    if (access) return KubeClient.fromAccess(access);
+    const { KubeConfig } = await import("@kubernetes/client-node");
     const kc = new KubeConfig();
-    if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
+    if (explicit && explicit !== "list") kc.loadFromFile(explicit);
     else kc.loadFromDefault();
     return KubeClient.fromKubeConfig(kc);
+  }
+
+  static async fromAccess(a: ClusterAccess): Promise<KubeClient> {
+    const tls = { ca: a.ca, cert: a.cert, key: a.key, servername: a.tlsServerName, rejectUnauthorized: a.skipTLSVerify ? false : undefined };
+    const client = new KubeClient(a.server, tls, headersFromAccess(a), a.user);
+    await client.authHeaders();
+    return client;
   }
 
   static async fromKubeConfig(kc: KubeConfig): Promise<KubeClient> {
@@ -160,29 +199,32 @@ export class KubeClient {
     const tls: RequestOptions = {};
     await kc.applyToHTTPSOptions(tls);
     if (cluster.skipTLSVerify) tls.rejectUnauthorized = false;
-    const client = new KubeClient(kc, cluster.server.replace(/\/$/, ""), tls);
+    const headers: AuthHeaders = async () => {
+      const opts: RequestOptions = { headers: {} };
+      await kc.applyToHTTPSOptions(opts);
+      const h: Record<string, string> = {};
+      for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) h[k] = String(v);
+      if (opts.auth) h.Authorization = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
+      return h;
+    };
+    const user = kc.getCurrentUser();
+    const client = new KubeClient(cluster.server.replace(/\/$/, ""), tls as never, headers, user?.impersonateUser ?? user?.name ?? "unknown");
     await client.authHeaders();
     return client;
   }
 
   /** The identity this client acts as, for logs (the impersonated user when the kubeconfig sets `as`). */
   describeUser(): string {
-    const user = this.kubeConfig.getCurrentUser();
-    return user?.impersonateUser ?? user?.name ?? "unknown";
+    return this.user;
   }
 
   // Tokens from files or exec plugins rotate, so re-read them now and then rather than per request.
   private async authHeaders(): Promise<Record<string, string>> {
     const now = Date.now();
     if (now - this.headersAt < AUTH_REFRESH_MS) return this.headers;
-    const opts: RequestOptions = { headers: {} };
-    await this.kubeConfig.applyToHTTPSOptions(opts);
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) headers[k] = String(v);
-    if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
-    this.headers = headers;
+    this.headers = await this.loadAuthHeaders();
     this.headersAt = now;
-    return headers;
+    return this.headers;
   }
 
   private url(path: string, query?: RequestInit["query"]): string {

@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { hostname } from "node:os";
-import type { V1ConfigMap, V1Deployment, V1Service } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Deployment, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { API_VERSION, KIND, type ResolvedModelDeployment } from "../api/index.js";
 import type { KubeClient, KubeObject } from "../kube/client.js";
@@ -14,8 +14,9 @@ import { LeaderElector, type LeaderElectionTimings } from "../kube/leader-electi
 import { parseBindAddress } from "./bind-address.js";
 import { Controller } from "./controller.js";
 import { OperatorMetrics } from "./metrics.js";
-import { CONFIG_MAPS, DEPLOYMENTS, MODEL_DEPLOYMENTS, SERVICES } from "./resources.js";
-import { LABEL_MANAGED_BY, MANAGED_BY } from "./serving/desired-state.js";
+import { isReadyPod, MonitoringReconciler, slimPod } from "./monitoring/reconciler.js";
+import { CONFIG_MAPS, DEPLOYMENTS, MODEL_DEPLOYMENTS, PODS, SERVICES } from "./resources.js";
+import { LABEL_MANAGED_BY, LABEL_MODEL_DEPLOYMENT, MANAGED_BY } from "./serving/desired-state.js";
 import { ServingReconciler } from "./serving/reconciler.js";
 
 export interface LeaderElectionOptions extends Partial<LeaderElectionTimings> {
@@ -40,6 +41,7 @@ export interface ManagerOptions {
 }
 
 export const CONTROLLER_NAME = "modeldeployment-serving";
+export const MONITORING_CONTROLLER_NAME = "monitoring";
 export const REPORTING_CONTROLLER = "ballast.dev/operator";
 
 type MD = ResolvedModelDeployment & KubeObject;
@@ -94,6 +96,8 @@ export class Manager {
   readonly metrics = new OperatorMetrics();
   readonly identity: string;
   readonly controller: Controller;
+  /** Scrapes the sidecars and writes lastMetrics, policy, DriftDetected and Degraded (its own queue and workers). */
+  readonly monitoring: Controller;
   private readonly modelDeployments: NamespacedInformers<MD>;
   private readonly owned: NamespacedInformers<KubeObject>[];
   private readonly recorder: EventRecorder;
@@ -114,7 +118,8 @@ export class Manager {
     const deployments = new NamespacedInformers<V1Deployment & KubeObject>(opts.namespaces, { ...ownedOpts, resource: DEPLOYMENTS, transform: slimDeployment });
     const services = new NamespacedInformers<V1Service & KubeObject>(opts.namespaces, { ...ownedOpts, resource: SERVICES, transform: metadataOnly });
     const configMaps = new NamespacedInformers<V1ConfigMap & KubeObject>(opts.namespaces, { ...ownedOpts, resource: CONFIG_MAPS, transform: metadataOnly });
-    this.owned = [deployments, services, configMaps] as NamespacedInformers<KubeObject>[];
+    const pods = new NamespacedInformers<V1Pod & KubeObject>(opts.namespaces, { ...ownedOpts, resource: PODS, transform: slimPod });
+    this.owned = [deployments, services, configMaps, pods] as NamespacedInformers<KubeObject>[];
     this.recorder = new EventRecorder(opts.client, REPORTING_CONTROLLER, this.identity.slice(0, 128), opts.logger);
     const reconciler = new ServingReconciler({
       client: opts.client,
@@ -124,17 +129,33 @@ export class Manager {
       onStatusConflict: () => this.metrics.statusConflicts.inc({ controller: CONTROLLER_NAME }),
     });
     this.controller = new Controller({ name: CONTROLLER_NAME, reconciler, workers: opts.workers, metrics: this.metrics, logger: opts.logger });
-    this.wireEvents();
+    const monitoring = new MonitoringReconciler({
+      client: opts.client,
+      caches: { modelDeployments: this.modelDeployments, pods },
+      recorder: this.recorder,
+      onStatusConflict: () => this.metrics.statusConflicts.inc({ controller: MONITORING_CONTROLLER_NAME }),
+    });
+    this.monitoring = new Controller({ name: MONITORING_CONTROLLER_NAME, reconciler: monitoring, workers: opts.workers, metrics: this.metrics, logger: opts.logger });
+    this.wireEvents(pods);
   }
 
-  private wireEvents(): void {
-    const enqueue = (obj: KubeObject) => this.controller.enqueue(objectKey(obj));
+  private wireEvents(pods: NamespacedInformers<V1Pod & KubeObject>): void {
+    const enqueue = (obj: KubeObject) => {
+      this.controller.enqueue(objectKey(obj));
+      this.monitoring.enqueue(objectKey(obj));
+    };
     this.modelDeployments.on({ add: enqueue, delete: enqueue, update: (a, b) => modelDeploymentChanged(a, b) && enqueue(b) });
     const enqueueOwner = (obj: KubeObject) => {
       const key = controllingOwnerKey(obj);
       if (key) this.controller.enqueue(key);
     };
-    for (const inf of this.owned) inf.on({ add: enqueueOwner, update: (_a, b) => enqueueOwner(b), delete: enqueueOwner });
+    for (const inf of this.owned) if (inf !== (pods as NamespacedInformers<KubeObject>)) inf.on({ add: enqueueOwner, update: (_a, b) => enqueueOwner(b), delete: enqueueOwner });
+    // A serving pod turning ready (or going) changes who is scraped: look at once rather than at the next interval.
+    const enqueueMonitoring = (pod: V1Pod & KubeObject) => {
+      const name = pod.metadata?.labels?.[LABEL_MODEL_DEPLOYMENT];
+      if (name) this.monitoring.enqueue(`${pod.metadata?.namespace}/${name}`);
+    };
+    pods.on({ add: (p) => isReadyPod(p) && enqueueMonitoring(p), delete: enqueueMonitoring, update: (a, b) => isReadyPod(a) !== isReadyPod(b) && enqueueMonitoring(b) });
   }
 
   hasSynced(): boolean {
@@ -156,6 +177,7 @@ export class Manager {
     const le = this.opts.leaderElection;
     if (!le) {
       this.controller.start();
+      this.monitoring.start();
       return;
     }
     const leaseName = { name: le.id };
@@ -166,12 +188,17 @@ export class Manager {
         onStartedLeading: () => {
           this.metrics.leader.set(leaseName, 1);
           this.controller.start();
+          this.monitoring.start();
           // A new term starts from the whole cache: the previous leader may have left work half done.
-          for (const md of this.modelDeployments.list()) this.controller.enqueue(objectKey(md));
+          for (const md of this.modelDeployments.list()) {
+            this.controller.enqueue(objectKey(md));
+            this.monitoring.enqueue(objectKey(md));
+          }
         },
         onStoppedLeading: () => {
           this.metrics.leader.set(leaseName, 0);
           void this.controller.stopWorkers();
+          void this.monitoring.stopWorkers();
         },
         onNewLeader: (id) => this.log.info({ leader: id }, "new leader observed"),
       },
@@ -184,7 +211,7 @@ export class Manager {
     if (this.stopping) return;
     this.stopping = true;
     this.log.info({ queued: this.controller.queue.length }, "shutting down: draining the work queue");
-    await this.controller.drain();
+    await Promise.all([this.controller.drain(), this.monitoring.drain()]);
     this.electorAbort.abort();
     await this.electorRun;
     await this.recorder.flush();

@@ -7,3 +7,4 @@ export const DEPLOYMENTS: ResourceType = { group: "apps", version: "v1", plural:
 export const SERVICES: ResourceType = { group: "", version: "v1", plural: "services", namespaced: true };
 export const CONFIG_MAPS: ResourceType = { group: "", version: "v1", plural: "configmaps", namespaced: true };
 export const PERSISTENT_VOLUME_CLAIMS: ResourceType = { group: "", version: "v1", plural: "persistentvolumeclaims", namespaced: true };
+export const PODS: ResourceType = { group: "", version: "v1", plural: "pods", namespaced: true };

@@ -1,0 +1,110 @@
+// The monitoring reconciler: reads each ready serving pod's sidecar summary, merges them, evaluates the
+// policy, and writes lastMetrics, policy and the DriftDetected / Degraded conditions — every scrape interval.
+import type { V1Pod } from "@kubernetes/client-node";
+import { SUMMARY_FORMAT, type SidecarSummary } from "../../monitoring/summary.js";
+import type { ResolvedModelDeployment } from "../../api/index.js";
+import type { KubeObject } from "../../kube/client.js";
+import type { ObjectCache } from "../../kube/informer.js";
+import { updateStatusWithRetry } from "../../kube/status.js";
+import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler } from "../controller.js";
+import { MODEL_DEPLOYMENTS } from "../resources.js";
+import { goDurationMs, selectorLabels } from "../serving/desired-state.js";
+import type { ServingReconcilerOptions } from "../serving/reconciler.js";
+import { healthTransitionEvents, monitoringStatus, type PodScrape } from "./health.js";
+
+/** A sidecar slower than this counts as a failed scrape: one hung pod must not hold the others' status back. */
+export const SCRAPE_TIMEOUT_MS = 3000;
+export const SUMMARY_PATH = "/v1/monitoring/summary";
+
+export interface MonitoringCaches {
+  modelDeployments: ObjectCache<ResolvedModelDeployment & KubeObject>;
+  pods: ObjectCache<V1Pod & KubeObject>;
+}
+
+/** The same client, recorder, clock and conflict counter as the serving reconciler; its own caches. */
+export interface MonitoringReconcilerOptions extends Pick<ServingReconcilerOptions, "client" | "recorder" | "now" | "onStatusConflict"> {
+  caches: MonitoringCaches;
+  scrapeTimeoutMs?: number;
+}
+
+/** A pod the Service would send traffic to: Ready=True, an IP, not terminating. */
+export function isReadyPod(pod: V1Pod): boolean {
+  return !pod.metadata?.deletionTimestamp && !!pod.status?.podIP && pod.status.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true;
+}
+
+/** The ModelDeployment's serving pods in the cache (the Deployment's selector), ready ones only, by name. */
+export function readyServingPods(pods: readonly (V1Pod & KubeObject)[], md: ResolvedModelDeployment): (V1Pod & KubeObject)[] {
+  const selector = Object.entries(selectorLabels(md.metadata.name!));
+  return pods
+    .filter((p) => p.metadata?.namespace === md.metadata.namespace && selector.every(([k, v]) => p.metadata?.labels?.[k] === v) && isReadyPod(p))
+    .sort((a, b) => (a.metadata!.name! < b.metadata!.name! ? -1 : 1));
+}
+
+/** What the monitoring reconciler reads of a Pod: identity, labels, IP and readiness. */
+export function slimPod(pod: V1Pod & KubeObject): V1Pod & KubeObject {
+  const m = pod.metadata ?? {};
+  return {
+    apiVersion: pod.apiVersion,
+    kind: pod.kind,
+    metadata: { name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion, labels: m.labels, deletionTimestamp: m.deletionTimestamp },
+    status: { podIP: pod.status?.podIP, conditions: pod.status?.conditions?.filter((c) => c.type === "Ready").map((c) => ({ type: c.type, status: c.status })) },
+  };
+}
+
+/** Validates what a sidecar answered enough that merging cannot crash on it. */
+export function parseSummary(body: unknown): SidecarSummary {
+  const s = body as Partial<SidecarSummary> | null;
+  if (!s || typeof s !== "object") throw new Error("answer is not a JSON object");
+  if (s.format !== SUMMARY_FORMAT) throw new Error(`format is ${JSON.stringify(s.format)}, expected ${SUMMARY_FORMAT}`);
+  if (!Array.isArray(s.windows) || typeof s.version !== "string" || typeof s.model !== "string" || !s.totals)
+    throw new Error("summary lacks windows, model, version or totals");
+  return s as SidecarSummary;
+}
+
+export async function scrapeSidecar(podName: string, url: string, timeoutMs: number): Promise<PodScrape> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) return { pod: podName, error: `GET ${url} answered ${res.status}` };
+    return { pod: podName, summary: parseSummary(await res.json()) };
+  } catch (err) {
+    const why = err instanceof Error && err.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : err instanceof Error ? err.message : String(err);
+    return { pod: podName, error: `GET ${url}: ${why}` };
+  }
+}
+
+export class MonitoringReconciler implements Reconciler {
+  constructor(private readonly opts: MonitoringReconcilerOptions) {}
+
+  async reconcile(req: ReconcileRequest, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const md = this.opts.caches.modelDeployments.get(`${req.namespace}/${req.name}`);
+    if (!md || md.metadata.deletionTimestamp) return {};
+    const interval = Math.max(1000, goDurationMs(md.spec.monitoring.scrapeInterval));
+    const pods = readyServingPods(this.opts.caches.pods.list(), md);
+    const port = md.spec.serving.port;
+    const timeout = this.opts.scrapeTimeoutMs ?? SCRAPE_TIMEOUT_MS;
+    const scrapes = await Promise.all(pods.map((p) => scrapeSidecar(p.metadata!.name!, `http://${hostForUrl(p.status!.podIP!)}:${port}${SUMMARY_PATH}`, timeout)));
+    const failed = scrapes.filter((s) => "error" in s);
+    if (failed.length > 0) ctx.log.warn({ failed: failed.map((s) => ("error" in s ? s.error : "")), pods: pods.length }, "sidecar scrape failed");
+    const now = this.opts.now?.() ?? new Date();
+    // Transitions are judged against the object actually replaced (the cache may lag our previous write).
+    let before = md.status;
+    const written = await updateStatusWithRetry(
+      this.opts.client,
+      MODEL_DEPLOYMENTS,
+      md,
+      (latest) => {
+        before = latest.status;
+        return monitoringStatus(latest, scrapes, now);
+      },
+      { onConflict: this.opts.onStatusConflict },
+    );
+    if (!written) return {};
+    for (const ev of healthTransitionEvents(before, written.status)) this.opts.recorder.record(written, ev);
+    ctx.log.debug({ pods: pods.length, answered: scrapes.length - failed.length, windowEnd: written.status?.lastMetrics?.windowEnd }, "monitoring scraped");
+    return { requeueAfterMs: interval };
+  }
+}
+
+function hostForUrl(ip: string): string {
+  return ip.includes(":") ? `[${ip}]` : ip;
+}

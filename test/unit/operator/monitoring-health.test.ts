@@ -1,0 +1,186 @@
+// Given real weather traffic summarised the way a sidecar does, the operator's monitoring status reads as a user expects.
+import { describe, expect, it } from "vitest";
+import { applyModelDeploymentDefaults, type ModelDeploymentSpec, type ModelDeploymentStatus, type ResolvedModelDeployment } from "../../../src/api/index.js";
+import { loadWeatherDays, splitWeather, WEATHER_FEATURES, type WeatherDay } from "../../../src/demo/weather-data.js";
+import { compare, DatasetProfile } from "../../../src/monitoring/index.js";
+import { classificationCounts, labelledMetrics, PREDICTION_COLUMN, SUMMARY_FORMAT, type SidecarSummary, type WindowSummary } from "../../../src/monitoring/summary.js";
+import { combineDrift, healthTransitionEvents, monitoringStatus, servingGroup, type PodScrape } from "../../../src/operator/monitoring/health.js";
+import { parseSummary, readyServingPods } from "../../../src/operator/monitoring/reconciler.js";
+
+const split = splitWeather(loadWeatherDays(), 300, 300);
+const schema = WEATHER_FEATURES.map((name) => ({ name, type: "numeric" as const }));
+const reference = DatasetProfile.fromRows(schema, split.seattleTraining);
+const referencePredictions = DatasetProfile.fromRows([{ name: PREDICTION_COLUMN, type: "categorical" }], split.seattleTraining.map((d) => ({ prediction: d.weather })));
+
+/** A closed window of `days` as a sidecar summarises it; `wrong` of the predictions miss (feedback = the real weather). */
+function window(days: readonly WeatherDay[], startMs: number, opts: { wrong?: number; failed?: number; closed?: boolean } = {}): WindowSummary {
+  const features = DatasetProfile.fromRows(schema, days);
+  const truth = days.map((d) => d.weather);
+  const predicted = truth.map((t, i) => (i < (opts.wrong ?? 0) ? (t === "sun" ? "rain" : "sun") : t));
+  const predictions = DatasetProfile.fromRows([{ name: PREDICTION_COLUMN, type: "categorical" }], predicted.map((p) => ({ prediction: p })));
+  const labelled = classificationCounts(truth, predicted);
+  const drift = compare(reference, features, { method: "ks" });
+  drift.prediction = compare(referencePredictions, predictions, { method: "chisquare", predictionFeatures: [PREDICTION_COLUMN] }).prediction;
+  return {
+    start: new Date(startMs).toISOString(),
+    end: new Date(startMs + 60_000).toISOString(),
+    closed: opts.closed ?? true,
+    requests: days.length,
+    failedRequests: opts.failed ?? 0,
+    rejectedRequests: 0,
+    rows: days.length,
+    features: features.toJSON(),
+    predictions: predictions.toJSON(),
+    labelled,
+    metrics: labelledMetrics(labelled),
+    drift,
+  };
+}
+
+function summary(pod: string, windows: WindowSummary[], version = "v1"): SidecarSummary {
+  return {
+    format: SUMMARY_FORMAT,
+    pod,
+    model: "weather",
+    version,
+    task: "classification",
+    generatedAt: windows.at(-1)?.end ?? "2026-11-26T12:00:00.000Z",
+    totals: { requests: 0, failedRequests: 0, rejectedRequests: 0, rows: 0, feedback: 0, feedbackRejected: 0 },
+    windows,
+  };
+}
+
+function md(policy: Record<string, unknown> = {}, status?: ModelDeploymentStatus, generation = 3): ResolvedModelDeployment {
+  return {
+    apiVersion: "ballast.dev/v1alpha1",
+    kind: "ModelDeployment",
+    metadata: { name: "weather", namespace: "ml", generation },
+    spec: applyModelDeploymentDefaults({
+      model: { name: "weather", storageUri: "pvc://models/store" },
+      monitoring: { features: schema, labelField: "weather", task: "classification", window: { size: 50 }, drift: { method: "ks" } },
+      policy: { minSamples: 40, consecutiveWindows: 2, minAccuracy: 0.7, cooldown: "1h", ...policy },
+    } as ModelDeploymentSpec),
+    status,
+  };
+}
+
+const T0 = Date.parse("2026-11-26T12:00:00Z");
+const NOW = new Date("2026-11-26T12:30:00Z");
+const seattle = (i: number) => split.seattleTraffic.slice(i * 50, i * 50 + 50);
+const newYork = (i: number) => split.newYorkTraffic.slice(i * 50, i * 50 + 50);
+const cond = (s: ModelDeploymentStatus, type: string) => s.conditions!.find((c) => c.type === type)!;
+const scrape = (...windows: WindowSummary[]): PodScrape[] => [{ pod: "weather-serving-a", summary: summary("weather-serving-a", windows) }];
+
+/** Feeds windows one scrape at a time, as the reconciler would, carrying status forward. */
+function run(model: (s?: ModelDeploymentStatus) => ResolvedModelDeployment, windows: WindowSummary[]): ModelDeploymentStatus[] {
+  const out: ModelDeploymentStatus[] = [];
+  let status: ModelDeploymentStatus | undefined = { observedGeneration: 3, replicas: 1, readyReplicas: 1 };
+  for (let i = 1; i <= windows.length; i++) {
+    status = monitoringStatus(model(status), scrape(...windows.slice(0, i)), NOW);
+    out.push(status);
+  }
+  return out;
+}
+
+describe("monitoring status from the sidecars' summaries", () => {
+  it("reports a calm Seattle window: metrics filled, no drift, not degraded, nothing NaN", () => {
+    const [s] = run((st) => md({}, st), [window(seattle(0), T0, { wrong: 5 })]);
+    expect(s!.lastMetrics).toMatchObject({ samples: 50, labelledSamples: 50, metric: "accuracy", accuracy: 0.9, driftShare: 0, driftedFeatures: [], robustness: 1, errorRate: 0, stability: 1, verdict: "Healthy" });
+    expect(s!.lastMetrics!.windowStart).toBe("2026-11-26T12:00:00.000Z");
+    expect(JSON.stringify(s)).not.toMatch(/NaN|null/);
+    expect(cond(s!, "DriftDetected")).toMatchObject({ status: "False", reason: "NoDrift", observedGeneration: 3 });
+    expect(cond(s!, "Degraded")).toMatchObject({ status: "False", reason: "Healthy" });
+    expect(cond(s!, "Degraded").message).toContain("accuracy 0.9");
+    expect(s!.policy).toMatchObject({ verdict: "Healthy", consecutiveViolations: 0 });
+    // Fields other reconcilers own stay as they were.
+    expect(s).toMatchObject({ observedGeneration: 3, replicas: 1, readyReplicas: 1 });
+  });
+
+  it("flags New York traffic as drift naming the features, and Degraded only after the consecutive windows", () => {
+    const statuses = run((st) => md({}, st), [window(seattle(0), T0), window(newYork(0), T0 + 60_000, { wrong: 20 }), window(newYork(1), T0 + 120_000, { wrong: 20 })]);
+    const [, first, second] = statuses;
+    const drift = cond(first!, "DriftDetected");
+    expect(drift).toMatchObject({ status: "True", reason: "DriftAboveThreshold" });
+    expect(drift.message).toMatch(/features drifted \(share [\d.]+ ≥ policy.maxDriftShare 0.5\)/);
+    expect(drift.message).toContain("wind: ks p-value");
+    expect(first!.lastMetrics!.driftedFeatures).toEqual(expect.arrayContaining(["temp_min", "wind"]));
+    expect(first!.lastMetrics!.accuracy).toBeCloseTo(0.6);
+    // One violating window of the two required: not degraded yet, and the message says so.
+    expect(cond(first!, "Degraded")).toMatchObject({ status: "False", reason: "Healthy" });
+    expect(cond(first!, "Degraded").message).toContain("violation 1 of 2");
+    expect(first!.policy).toMatchObject({ verdict: "Healthy", consecutiveViolations: 1 });
+    expect(cond(second!, "Degraded")).toMatchObject({ status: "True", reason: "AccuracyBelowThreshold" });
+    expect(cond(second!, "Degraded").message).toContain("accuracy 0.6000 < minimum 0.7");
+    expect(second!.policy).toMatchObject({ verdict: "Violated", consecutiveViolations: 2, lastTriggerTime: "2026-11-26T12:03:00Z", cooldownUntil: "2026-11-26T13:03:00Z" });
+    // Stability looks back over the windows: 0.9…1 then 0.6 moves it.
+    expect(second!.lastMetrics!.stability).toBeLessThan(1);
+  });
+
+  it("does not count a window twice when scraped again before the next one closes", () => {
+    const model = (st?: ModelDeploymentStatus) => md({ consecutiveWindows: 2 }, st);
+    const once = monitoringStatus(model(), scrape(window(newYork(0), T0, { wrong: 20 })), NOW);
+    const twice = monitoringStatus(model(once), scrape(window(newYork(0), T0, { wrong: 20 })), new Date(NOW.getTime() + 30_000));
+    expect(twice).toEqual(once);
+    expect(twice.policy!.consecutiveViolations).toBe(1);
+  });
+
+  it("keeps paused policies from recording a trigger or a cooldown", () => {
+    const statuses = run((st) => md({ paused: true, consecutiveWindows: 1 }, st), [window(newYork(0), T0, { wrong: 20 })]);
+    expect(cond(statuses[0]!, "Degraded")).toMatchObject({ status: "True" });
+    expect(cond(statuses[0]!, "Degraded").message).toContain("policy.paused");
+    expect(statuses[0]!.policy!.lastTriggerTime).toBeUndefined();
+    expect(statuses[0]!.policy!.cooldownUntil).toBeUndefined();
+  });
+
+  it("says Unknown with a clear reason for too few rows, no closed window, no ready pod, and sidecars that do not answer", () => {
+    const small = monitoringStatus(md(), scrape(window(seattle(0).slice(0, 20), T0)), NOW);
+    expect(cond(small, "DriftDetected")).toMatchObject({ status: "Unknown", reason: "InsufficientData" });
+    expect(cond(small, "DriftDetected").message).toContain("(20 rows) has fewer rows than policy.minSamples (40)");
+    expect(cond(small, "Degraded")).toMatchObject({ status: "Unknown", reason: "InsufficientData" });
+    expect(small.lastMetrics!.samples).toBe(20);
+
+    const open = monitoringStatus(md(), scrape(window(seattle(0).slice(0, 12), T0, { closed: false })), NOW);
+    expect(cond(open, "DriftDetected").message).toBe("no monitoring window has closed yet: the open window has 12 rows (a window closes at 50 rows)");
+    expect(open.lastMetrics).toBeUndefined();
+
+    expect(cond(monitoringStatus(md(), [], NOW), "Degraded").message).toBe("no ready serving pod to read monitoring from");
+    const down = monitoringStatus(md(), [{ pod: "weather-serving-a", error: "GET http://10.0.0.5:8080/v1/monitoring/summary: no answer within 3000 ms" }], NOW);
+    expect(cond(down, "DriftDetected").message).toBe("no sidecar answered: weather-serving-a: GET http://10.0.0.5:8080/v1/monitoring/summary: no answer within 3000 ms");
+  });
+
+  it("merges replicas: counts add, a feature drifts when the replicas with most of its rows say so, a failed pod is skipped", () => {
+    const a = summary("weather-serving-a", [window(newYork(0), T0)]);
+    const b = summary("weather-serving-b", [window(seattle(0).slice(0, 45), T0)]);
+    const s = monitoringStatus(md(), [{ pod: a.pod, summary: a }, { pod: b.pod, summary: b }, { pod: "weather-serving-c", error: "connection refused" }], NOW);
+    expect(s.lastMetrics).toMatchObject({ samples: 95, labelledSamples: 95 });
+    // New York's 50 rows outweigh Seattle's 45: its drifted features win.
+    expect(s.lastMetrics!.driftedFeatures!.length).toBeGreaterThan(0);
+    const combined = combineDrift([{ rows: 10, report: a.windows[0]!.drift! }, { rows: 45, report: b.windows[0]!.drift! }], 0.5)!;
+    expect(combined.driftedFeatures).toBe(b.windows[0]!.drift!.driftedFeatures);
+  });
+
+  it("during a rollout reads the version most pods serve", () => {
+    const old = summary("a", [window(seattle(0), T0)], "v1");
+    const next = [summary("b", [window(seattle(1), T0)], "v2"), summary("c", [window(seattle(2), T0)], "v2")];
+    expect(servingGroup([old, ...next]).map((s) => s.pod)).toEqual(["b", "c"]);
+  });
+
+  it("emits Events only on transitions: drift appearing, degradation, recovery", () => {
+    // Stability would keep it degraded a while after one bad window (it looks back); this story is about the rest.
+    const statuses = run((st) => md({ consecutiveWindows: 1, minStability: 0 }, st), [window(seattle(0), T0), window(newYork(0), T0 + 60_000, { wrong: 20 }), window(newYork(1), T0 + 120_000, { wrong: 20 }), window(seattle(1), T0 + 180_000)]);
+    const events = statuses.map((s, i) => healthTransitionEvents(i === 0 ? undefined : statuses[i - 1], s).map((e) => `${e.type}/${e.reason}`));
+    expect(events).toEqual([[], ["Warning/DriftAboveThreshold", "Warning/AccuracyBelowThreshold"], [], ["Normal/NoDrift", "Normal/Healthy"]]);
+  });
+
+  it("rejects what is not a sidecar summary, and scrapes only ready serving pods of this ModelDeployment", () => {
+    expect(() => parseSummary({ format: "other" })).toThrow('format is "other", expected ballast.dev/sidecar-summary/v1');
+    expect(() => parseSummary(null)).toThrow("not a JSON object");
+    const pod = (name: string, labels: Record<string, string>, ready: boolean, ip = "10.0.0.1") => ({
+      metadata: { name, namespace: "ml", labels },
+      status: { podIP: ip, conditions: [{ type: "Ready", status: ready ? "True" : "False" }] },
+    });
+    const sel = { "ballast.dev/model-deployment": "weather", "app.kubernetes.io/component": "serving" };
+    const pods = [pod("b", sel, true), pod("a", sel, true), pod("c", sel, false), pod("d", { ...sel, "ballast.dev/model-deployment": "other" }, true)];
+    expect(readyServingPods(pods, md()).map((p) => p.metadata.name)).toEqual(["a", "b"]);
+  });
+});

@@ -165,3 +165,15 @@ export async function deleteModelDeploymentsWithoutOperator(ns: string): Promise
   const names = (await kubectl(["get", "md", "-n", ns, "-o", "name"])).stdout.split("\n").filter(Boolean);
   for (const name of names) await kubectl(["patch", name, "-n", ns, "--type", "merge", "-p", '{"metadata":{"finalizers":null}}']);
 }
+
+/** The operator of one namespace, as its own ServiceAccount; `stop` deletes the ModelDeployments while it runs (so it releases their finalizers), then stops it and removes the namespace. */
+export async function startNamespacedOperator(ns: { name: string; remove: () => Promise<void> }): Promise<{ operator: OperatorProcess; stop: () => Promise<number | null> }> {
+  const operator = await startOperator({ kubeconfig: operatorKubeconfig(mkdtempSync(join(tmpdir(), "op-kc-"))), args: ["--namespaces", ns.name] });
+  const stop = async () => {
+    await kubectl(["delete", "md", "--all", "-n", ns.name, "--wait=true", "--timeout=60s"]);
+    const code = await operator.stop();
+    await ns.remove();
+    return code;
+  };
+  return { operator, stop };
+}

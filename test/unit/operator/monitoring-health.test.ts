@@ -181,6 +181,6 @@ describe("monitoring status from the sidecars' summaries", () => {
     });
     const sel = { "ballast.dev/model-deployment": "weather", "app.kubernetes.io/component": "serving" };
     const pods = [pod("b", sel, true), pod("a", sel, true), pod("c", sel, false), pod("d", { ...sel, "ballast.dev/model-deployment": "other" }, true)];
-    expect(readyServingPods(pods, md()).map((p) => p.metadata.name)).toEqual(["a", "b"]);
+    expect(readyServingPods(pods, md()).map((p) => p.metadata?.name)).toEqual(["a", "b"]);
   });
 });

@@ -2,7 +2,7 @@
 // policy, and writes lastMetrics, policy and the DriftDetected / Degraded conditions — every scrape interval.
 import type { V1Pod } from "@kubernetes/client-node";
 import { SUMMARY_FORMAT, type SidecarSummary } from "../../monitoring/summary.js";
-import type { ResolvedModelDeployment } from "../../api/index.js";
+import type { ModelDeploymentStatus, ResolvedModelDeployment } from "../../api/index.js";
 import type { KubeObject } from "../../kube/client.js";
 import type { ObjectCache } from "../../kube/informer.js";
 import { updateStatusWithRetry } from "../../kube/status.js";
@@ -79,6 +79,8 @@ export class MonitoringReconciler implements Reconciler {
     const md = this.opts.caches.modelDeployments.get(`${req.namespace}/${req.name}`);
     if (!md || md.metadata.deletionTimestamp) return {};
     const interval = Math.max(1000, goDurationMs(md.spec.monitoring.scrapeInterval));
+    // The serving reconciler writes the first status; racing it for a just-created object only makes conflicts.
+    if (md.status?.observedGeneration === undefined) return { requeueAfterMs: interval };
     const pods = readyServingPods(this.opts.caches.pods.list(), md);
     const port = md.spec.serving.port;
     const timeout = this.opts.scrapeTimeoutMs ?? SCRAPE_TIMEOUT_MS;
@@ -87,7 +89,7 @@ export class MonitoringReconciler implements Reconciler {
     if (failed.length > 0) ctx.log.warn({ failed: failed.map((s) => ("error" in s ? s.error : "")), pods: pods.length }, "sidecar scrape failed");
     const now = this.opts.now?.() ?? new Date();
     // Transitions are judged against the object actually replaced (the cache may lag our previous write).
-    let before = md.status;
+    let before: ModelDeploymentStatus | undefined = md.status;
     const written = await updateStatusWithRetry(
       this.opts.client,
       MODEL_DEPLOYMENTS,

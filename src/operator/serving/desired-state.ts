@@ -32,8 +32,7 @@ export const MONITORING_CONFIG_KEY = "monitoring.json";
 export const MONITORING_CONFIG_DIR = "/etc/ballast";
 /** Where pvc:// claims are mounted; `ballast serve --pvc-mount-root`. */
 export const PVC_MOUNT_ROOT = "/mnt/models";
-// Under /run/ballast, not /tmp or /var/lib/ballast: on Ballast's local nodes volumes are bind mounts in the
-// host's tree, and a mount over /tmp would hide the pod's own directories (the test cluster lives in /tmp).
+// The pod's writable places (the root filesystem is read-only) live under one tree, /run/ballast.
 export const REQUEST_LOG_DIR = "/run/ballast/requests";
 /** Writable scratch space (TMPDIR): the root filesystem is read-only. */
 export const SCRATCH_DIR = "/run/ballast/tmp";

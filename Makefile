@@ -63,8 +63,12 @@ ifeq ($(KUBEBUILDER_ASSETS),)
 	hack/build-k8s.sh
 endif
 
+.PHONY: helm-binary
+helm-binary: ## Build helm from its Go module into the cache when it is not on PATH (the chart tests use it).
+	@hack/helm/ensure-helm.sh >/dev/null
+
 .PHONY: test
-test: build k8s-binaries ## Run unit and integration tests (integration tests start a local cluster).
+test: build k8s-binaries helm-binary ## Run unit and integration tests (integration tests start a local cluster).
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" npx vitest run
 
 .PHONY: oracle-fixtures

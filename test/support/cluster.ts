@@ -19,10 +19,18 @@ export interface KubectlResult {
   stderr: string;
 }
 
+/** The environment for a client of the test cluster (kubectl, helm): KUBECONFIG points at it. */
+export function clusterEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, KUBECONFIG: inject("kubeconfig") };
+}
+
+/** The kubectl that matches the test cluster's version. */
+export const clusterKubectl = () => inject("kubectl");
+
 /** Runs the cluster's kubectl; never throws on a non-zero exit (tests assert on it). */
 export function kubectl(args: string[], input?: string): Promise<KubectlResult> {
   return new Promise((resolve) => {
-    const child = execFile(inject("kubectl"), ["--kubeconfig", inject("kubeconfig"), ...args], { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+    const child = execFile(clusterKubectl(), ["--kubeconfig", inject("kubeconfig"), ...args], { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
     if (input !== undefined) child.stdin!.end(input);

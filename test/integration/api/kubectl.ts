@@ -1,7 +1,8 @@
-// Runs kubectl against the test cluster: the kubeconfig and kubectl test/setup/cluster.global.ts provides,
-// else KUBECONFIG and BALLAST_KUBECTL (or kubectl on PATH) from the environment.
+// Runs kubectl synchronously against the test cluster (the kubeconfig and kubectl the global setup provides).
 import { spawnSync } from "node:child_process";
-import { inject } from "vitest";
+import { clusterEnv, clusterKubectl } from "../../support/cluster.js";
+
+export { clusterEnv };
 
 export interface KubectlResult {
   status: number;
@@ -9,22 +10,9 @@ export interface KubectlResult {
   stderr: string;
 }
 
-// Typed loosely so this file does not depend on the global setup's ProvidedContext declaration.
-function provided(key: string): string | undefined {
-  const value = (inject as unknown as (k: string) => unknown)(key);
-  return typeof value === "string" && value !== "" ? value : undefined;
-}
-
-/** The environment for a client of the test cluster (kubectl, helm). */
-export function clusterEnv(): NodeJS.ProcessEnv {
-  const kubeconfig = provided("kubeconfig") ?? process.env.KUBECONFIG;
-  return kubeconfig ? { ...process.env, KUBECONFIG: kubeconfig } : process.env;
-}
-
 export function kubectl(args: string[], input?: string): KubectlResult {
-  const binary = provided("kubectl") ?? process.env.BALLAST_KUBECTL ?? "kubectl";
-  const env = clusterEnv();
-  const res = spawnSync(binary, args, { input, encoding: "utf8", env, timeout: 300_000 });
+  const binary = clusterKubectl();
+  const res = spawnSync(binary, args, { input, encoding: "utf8", env: clusterEnv(), timeout: 300_000 });
   if (res.error) throw new Error(`${binary} ${args.join(" ")}: ${res.error.message}`);
   return { status: res.status ?? -1, stdout: res.stdout, stderr: res.stderr };
 }

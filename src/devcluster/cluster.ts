@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { locateBinaries } from "./binaries.js";
 import { controlPlaneSpecs, type ComponentSpec, type ControlPlanePorts } from "./controlplane.js";
-import { httpsGet, loadTlsClient } from "./https-probe.js";
+import { httpProbe } from "./probes.js";
 import { writeKubeconfig } from "./kubeconfig.js";
 import { ensurePki } from "./pki.js";
 import { isAlive, startDetached, stopProcess } from "./processes.js";
@@ -88,7 +88,6 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
     serviceOctet,
     startedAt: new Date().toISOString(),
   };
-  const tls = loadTlsClient({ ca: pki.caCert, cert: pki.clients.admin!.cert, key: pki.clients.admin!.key });
 
   try {
     for (const spec of controlPlaneSpecs(bins, ports, paths, { serviceCidr: `127.${serviceOctet}.0.0/16` })) {
@@ -96,7 +95,7 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
       log(`starting ${spec.name}`);
       state.processes.push(startComponent(dir, spec));
       writeState(state);
-      await waitHealthy(spec, tls, state.processes.at(-1)!, opts.signal);
+      await waitHealthy(spec, state.processes.at(-1)!, opts.signal);
     }
     opts.signal?.throwIfAborted();
     log(`starting local nodes: ${state.nodes.join(", ")}`);
@@ -123,26 +122,16 @@ function startComponent(dir: string, spec: ComponentSpec): RecordedProcess {
   return recorded(startDetached({ name: spec.name, command: spec.command, args: spec.args, log: join(dir, "logs", `${spec.name}.log`) }), spec.command, spec.args);
 }
 
-async function waitHealthy(spec: ComponentSpec, tls: ReturnType<typeof loadTlsClient>, proc: RecordedProcess, signal?: AbortSignal): Promise<void> {
+/** Polls the component's health URL the way the kubelet probes (the health paths need no credentials). */
+async function waitHealthy(spec: ComponentSpec, proc: RecordedProcess, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + 90_000;
-  const probeTls = spec.name === "kube-apiserver" ? tls : {};
   while (Date.now() < deadline) {
     signal?.throwIfAborted();
     if (!isAlive(proc.pid)) throw new Error(`${spec.name} exited during start-up:\n${tail(proc.log)}`);
-    const res = spec.healthUrl.startsWith("https") ? await httpsGet(spec.healthUrl, probeTls) : await httpGet(spec.healthUrl);
-    if (res?.status === 200) return;
+    if ((await httpProbe(spec.healthUrl, {}, 2000)).ok) return;
     await sleep(200);
   }
   throw new Error(`${spec.name} not healthy after 90 s (${spec.healthUrl}):\n${tail(proc.log)}`);
-}
-
-async function httpGet(url: string): Promise<{ status: number } | undefined> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    return { status: res.status };
-  } catch {
-    return undefined;
-  }
 }
 
 function tail(file: string, lines = 20): string {

@@ -148,8 +148,16 @@ export function registerDev(program: Command): void {
     .description("diagnostic batch command: works for --seconds, then exits with --exit-code")
     .option("--seconds <s>", "how long to run", (v) => Number(v), 1)
     .option("--exit-code <code>", "exit status", count("--exit-code", 255), 0)
-    .action(async (opts: { seconds: number; exitCode: number }) => {
+    .option("--log-lines <n>", "first print n numbered lines (`line 1` …), to check what the logs show", count("--log-lines", 1_000_000), 0)
+    .option("--termination-message <text>", "write text to --termination-message-path before exiting, as a container reports its result")
+    .option("--termination-message-path <file>", "where the termination message goes (the container's terminationMessagePath)", "/dev/termination-log")
+    .action(async (opts: { seconds: number; exitCode: number; logLines: number; terminationMessage?: string; terminationMessagePath: string }) => {
+      for (let i = 1; i <= opts.logLines; i++) console.log(`line ${i}`);
       await new Promise((r) => setTimeout(r, opts.seconds * 1000));
+      if (opts.terminationMessage !== undefined) {
+        const { writeFileSync } = await import("node:fs");
+        writeFileSync(opts.terminationMessagePath, opts.terminationMessage);
+      }
       console.log(JSON.stringify({ msg: "job finished", exitCode: opts.exitCode }));
       process.exit(opts.exitCode);
     });

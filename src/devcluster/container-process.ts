@@ -89,7 +89,8 @@ export interface LaunchSpec {
   env: Record<string, string>;
 }
 
-const canUseMountNamespace = process.getuid?.() === 0;
+/** Private mount namespaces (volume mounts, the termination message file) need root. */
+export const canUseMountNamespace = process.getuid?.() === 0;
 
 export function launchContainer(spec: LaunchSpec): ChildProcess {
   mkdirSync(spec.dir, { recursive: true });

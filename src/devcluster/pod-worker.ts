@@ -6,13 +6,14 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { ballastArguments, CreateContainerError, isBallastImage, launchContainer, type Mount } from "./container-process.js";
+import { ballastArguments, canUseMountNamespace, CreateContainerError, isBallastImage, launchContainer, type Mount } from "./container-process.js";
 import type { PodApi } from "./pod-api.js";
 import { containerDir, podDir } from "./pod-dirs.js";
 import { ContainerConfigError, containerEnv } from "./pod-env.js";
 import { computePodStatus, willRestart, type ContainerRecord, type PodRuntimeView, type RuntimeState } from "./pod-status.js";
 import { VolumeError, prepareVolumes } from "./pod-volumes.js";
 import { ProbeTracker, runProbe } from "./probes.js";
+import { capForPod, readTerminationMessage, stageTerminationMessageFile } from "./termination-message.js";
 import type { LocalNodeSpec } from "./nodes.js";
 
 export interface NodeContext {
@@ -65,6 +66,13 @@ class ContainerRunner {
     });
     // A missing source is a directory to create (emptyDir, a claim's subPath); an existing file stays a file.
     for (const m of mounts) if (!existsSync(m.hostPath)) mkdirSync(m.hostPath, { recursive: true });
+    // A fresh file per run, bind-mounted at terminationMessagePath for the process to write (needs the mount namespace).
+    let messageFile: string | undefined;
+    if (this.spec.terminationMessagePath && canUseMountNamespace) {
+      mkdirSync(dir, { recursive: true });
+      messageFile = stageTerminationMessageFile(dir, this.record.restartCount);
+      mounts.push({ hostPath: messageFile, mountPath: this.spec.terminationMessagePath, readOnly: false });
+    }
     const fullEnv: Record<string, string> = {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       HOSTNAME: this.pod.pod.metadata!.name!,
@@ -76,9 +84,10 @@ class ContainerRunner {
       ...env,
     };
     const startedAt = new Date();
+    const logFile = join(dir, `${this.record.restartCount}.log`);
     const child = launchContainer({
       dir,
-      logFile: join(dir, `${this.record.restartCount}.log`),
+      logFile,
       mounts,
       workingDir: this.spec.workingDir || join(dir, "work"),
       argv,
@@ -104,7 +113,7 @@ class ContainerRunner {
     });
     this.probesAbort = new AbortController();
     void this.runProbes(this.probesAbort.signal);
-    const terminated = await this.exited;
+    const terminated = this.withMessage(await this.exited, messageFile, logFile);
     this.probesAbort.abort();
     rmSync(join(dir, "pid"), { force: true });
     this.child = undefined;
@@ -112,6 +121,16 @@ class ContainerRunner {
     this.record.ready = false;
     this.pod.changed();
     return terminated;
+  }
+
+  /** The kubelet's terminated.message: the runtime's reason for a failed start, then what the container left. */
+  private withMessage(terminated: Terminated, messageFile: string | undefined, logFile: string): Terminated {
+    // A process that never started has no file and no logs to fall back to.
+    const left = terminated.reason === "StartError" ? "" : readTerminationMessage(this.spec, messageFile, logFile, terminated.exitCode);
+    const message = [terminated.message, left].filter(Boolean).join(": ");
+    const spec = this.pod.pod.spec;
+    const containersInPod = (spec?.containers.length ?? 0) + (spec?.initContainers?.length ?? 0);
+    return message ? { ...terminated, message: capForPod(message, containersInPod) } : terminated;
   }
 
   /** Runs the container until the pod stops it or the restart policy says it is done. */

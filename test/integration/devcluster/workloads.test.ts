@@ -1,6 +1,6 @@
 // Given the local cluster, the workloads a user runs behave as on a real cluster: Deployments get Ready pods
 // with their own IPs, GPU Jobs are scheduled by the real scheduler onto the GPU node, failures are visible.
-import { AppsV1Api, BatchV1Api, CoreV1Api, EventsV1Api, type V1Job, type V1Pod } from "@kubernetes/client-node";
+import { AppsV1Api, BatchV1Api, CoreV1Api, EventsV1Api, type V1Container, type V1Job, type V1JobSpec, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isAlive } from "../../../src/devcluster/processes.js";
 import { createTestNamespace, testKubeConfig, waitFor } from "../../support/cluster.js";
@@ -172,6 +172,55 @@ describe("a GPU Job", () => {
       expect(p.status?.phase).toBe("Failed");
       expect(p.status?.containerStatuses?.[0]?.state?.terminated).toMatchObject({ exitCode: 1, reason: "Error" });
     }
+  });
+});
+
+describe("a container's termination message", () => {
+  const job = (name: string, container: Partial<V1Container>, spec: Partial<V1JobSpec> = {}): V1Job => ({
+    metadata: { name },
+    spec: { backoffLimit: 0, ...spec, template: { spec: { restartPolicy: "Never", containers: [{ name: "main", image: IMAGE, ...container }] } } },
+  });
+  const finishedJob = (name: string, condition: "Complete" | "Failed") =>
+    waitFor(`Job ${name} ${condition}`, async () => {
+      const j = await batch.readNamespacedJob({ name, namespace: ns.name });
+      return j.status?.conditions?.some((c) => c.type === condition && c.status === "True") ? j : undefined;
+    }, 90_000);
+  const terminated = (p: V1Pod) => p.status?.containerStatuses?.[0]?.state?.terminated;
+
+  it("is what the container wrote to /dev/termination-log", async () => {
+    const result = JSON.stringify({ accuracy: 0.93, model: "fraud", version: 7 });
+    await batch.createNamespacedJob({ namespace: ns.name, body: job("writes-message", { args: ["dev", "job", "--seconds", "0", "--termination-message", result] }) });
+    await finishedJob("writes-message", "Complete");
+    const [pod] = await podsOf("job-name=writes-message");
+    expect(terminated(pod!)).toMatchObject({ exitCode: 0, reason: "Completed", message: result });
+  });
+
+  it("with FallbackToLogsOnError and nothing written, is the tail of the failed container's log", async () => {
+    await batch.createNamespacedJob({
+      namespace: ns.name,
+      body: job("falls-back", { args: ["dev", "job", "--seconds", "0", "--log-lines", "100", "--exit-code", "1"], terminationMessagePolicy: "FallbackToLogsOnError" }),
+    });
+    await finishedJob("falls-back", "Failed");
+    const [pod] = await podsOf("job-name=falls-back");
+    // The kubelet's last 80 lines: 79 of the numbered ones, then the line the job prints as it exits.
+    const tail = Array.from({ length: 79 }, (_, i) => `line ${22 + i}\n`).join("") + `${JSON.stringify({ msg: "job finished", exitCode: 1 })}\n`;
+    expect(terminated(pod!)).toMatchObject({ exitCode: 1, reason: "Error", message: tail });
+  });
+
+  it("lets each pod of an Indexed Job report its own JOB_COMPLETION_INDEX", async () => {
+    await batch.createNamespacedJob({
+      namespace: ns.name,
+      body: job("indexed", { args: ["dev", "job", "--seconds", "0", "--termination-message", "$(JOB_COMPLETION_INDEX)"] }, { completions: 2, parallelism: 2, completionMode: "Indexed" }),
+    });
+    const done = await finishedJob("indexed", "Complete");
+    expect(done.status?.succeeded).toBe(2);
+    expect(done.status?.completedIndexes).toBe("0,1");
+    const pods = await podsOf("job-name=indexed");
+    const byIndex = pods.map((p) => [p.metadata!.annotations!["batch.kubernetes.io/job-completion-index"], terminated(p)?.message]).sort();
+    expect(byIndex).toEqual([
+      ["0", "0"],
+      ["1", "1"],
+    ]);
   });
 });
 

@@ -76,6 +76,18 @@ describe("container environment", () => {
     expect(fieldRefValue(pod, "metadata.labels['app']", undefined, "h")).toBe("x");
     expect(() => fieldRefValue(pod, "spec.bogus", undefined, "h")).toThrow(/unsupported fieldRef/);
   });
+  it("gives an Indexed Job's pod its JOB_COMPLETION_INDEX from the annotation, usable in args", async () => {
+    const indexed: V1Pod = { ...pod, metadata: { ...pod.metadata, annotations: { "batch.kubernetes.io/job-completion-index": "1" } } };
+    // The env var exactly as the Job controller adds it to each container.
+    const container = {
+      name: "c",
+      args: ["dev", "job", "--termination-message", "$(JOB_COMPLETION_INDEX)"],
+      env: [{ name: "JOB_COMPLETION_INDEX", valueFrom: { fieldRef: { fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']" } } }],
+    };
+    const env = await containerEnv(indexed, container, undefined, "h", api);
+    expect(env.JOB_COMPLETION_INDEX).toBe("1");
+    expect(ballastArguments(container, env)).toEqual(["dev", "job", "--termination-message", "1"]);
+  });
   it("builds env from envFrom, values, fieldRefs and key refs, expanding $(VAR)", async () => {
     const env = await containerEnv(
       pod,

@@ -11,7 +11,8 @@ interface SidecarFlags {
   version?: string;
   host: string;
   port: number;
-  dataDir: string;
+  dataDir?: string;
+  logToStore: boolean;
   pvcMountRoot?: string;
   windowSize: number;
   windowDuration: number;
@@ -19,6 +20,7 @@ interface SidecarFlags {
   maxTrackedRequests: number;
   logSegmentBytes: number;
   logMaxBytes: number;
+  logMaxAge: number;
   maxBodyBytes: number;
   upstreamTimeout: number;
   drainTimeout: number;
@@ -46,7 +48,12 @@ export function registerSidecar(program: Command): void {
     .requiredOption("--upstream <url>", "the model server, e.g. http://127.0.0.1:8080", upstreamUrl)
     .requiredOption("--store <uri>", "model store root (to read the served version's metadata and reference profile)")
     .requiredOption("--model <name>", "model name")
-    .requiredOption("--data-dir <dir>", "directory of the durable request log (the pod's volume); also the training data for retraining")
+    .option("--data-dir <dir>", "directory of the durable request log on the pod's own volume (lost with the pod); use with read-only http(s) stores")
+    .option(
+      "--log-to-store",
+      "keep the request log in the writable store (pvc:// or file://) at <store>/<model>/_log/<POD_NAME>/, where it outlives the pod and the retraining Job reads it",
+      false,
+    )
     .option("--version <version>", "version the server runs (default: asked from the server)")
     .addOption(new Option("--host <address>", "address to bind").default(defaultHost(), "env POD_IP, else 0.0.0.0"))
     .option("--port <port>", "port to bind", integer("--port", 0, 65535), 8000)
@@ -59,7 +66,10 @@ export function registerSidecar(program: Command): void {
     .option("--windows-kept <n>", "closed windows kept in the summary", integer("--windows-kept", 1, 10_000), 12)
     .option("--max-tracked-requests <n>", "request ids remembered for joining feedback (older ids get 404)", integer("--max-tracked-requests", 1, 1e8), 100_000)
     .addOption(new Option("--log-segment-bytes <n>", "start a new request log segment above this size").argParser(integer("--log-segment-bytes", 4096, 2 ** 40)).default(64 * 1024 * 1024, "64 MiB"))
-    .addOption(new Option("--log-max-bytes <n>", "delete the oldest segments while the request log is larger than this").argParser(integer("--log-max-bytes", 4096, 2 ** 50)).default(1024 * 1024 * 1024, "1 GiB"))
+    .addOption(new Option("--log-max-bytes <n>", "delete the oldest sealed segments while the model's request log (with --log-to-store: every pod's directory) is larger than this").argParser(integer("--log-max-bytes", 4096, 2 ** 50)).default(1024 * 1024 * 1024, "1 GiB"))
+    .addOption(
+      new Option("--log-max-age <duration>", "delete sealed segments last written longer ago than this (0: no age bound)").argParser(duration("--log-max-age")).default(30 * 24 * 3_600_000, "720h (30 days)"),
+    )
     .option("--max-body-bytes <n>", "largest body inspected (larger infer bodies are proxied unrecorded; larger feedback gets 413)", integer("--max-body-bytes", 1024, 1 << 30), DEFAULT_MAX_BODY_BYTES)
     .addOption(new Option("--upstream-timeout <duration>", "a proxied request without a response after this long gets 503").argParser(duration("--upstream-timeout")).default(30_000, "30s"))
     .addOption(new Option("--drain-timeout <duration>", "on SIGTERM, how long in-flight requests may take").argParser(duration("--drain-timeout")).default(10_000, "10s"))
@@ -68,6 +78,10 @@ export function registerSidecar(program: Command): void {
       const log = runtimeLogger("sidecar", flags.logLevel);
       await runService("sidecar", log, async () => {
         if (flags.windowSize === 0 && flags.windowDuration === 0) throw new InvalidArgumentError("--window-size and --window-duration cannot both be 0");
+        if ((flags.dataDir === undefined) === !flags.logToStore) throw new InvalidArgumentError("give exactly one of --data-dir <dir> and --log-to-store");
+        const pod = process.env.POD_NAME ?? os.hostname();
+        const { storeLogLocation } = await import("../runtime/request-log.js");
+        const logDir = flags.logToStore ? storeLogLocation(flags.store, flags.model, pod, { pvcMountRoot: flags.pvcMountRoot }) : { dir: flags.dataDir!, root: undefined };
         const { openStore } = await import("../runtime/store.js");
         const { Sidecar } = await import("../runtime/sidecar.js");
         return new Sidecar({
@@ -79,16 +93,17 @@ export function registerSidecar(program: Command): void {
           version: flags.version,
           host: flags.host,
           port: flags.port,
-          dataDir: flags.dataDir,
+          dataDir: logDir.dir,
+          logRoot: logDir.root,
           windowRows: flags.windowSize,
           windowMs: flags.windowDuration,
           windowsKept: flags.windowsKept,
           maxTracked: flags.maxTrackedRequests,
-          log: { segmentBytes: flags.logSegmentBytes, maxBytes: flags.logMaxBytes },
+          log: { segmentBytes: flags.logSegmentBytes, maxBytes: flags.logMaxBytes, maxAgeMs: flags.logMaxAge },
           maxBodyBytes: flags.maxBodyBytes,
           upstreamTimeoutMs: flags.upstreamTimeout,
           drainTimeoutMs: flags.drainTimeout,
-          pod: process.env.POD_NAME ?? os.hostname(),
+          pod,
           logger: log,
         });
       });

@@ -62,6 +62,10 @@ export interface SidecarSummary {
     rows: number;
     feedback: number;
     feedbackRejected: number;
+    /** What the request log's size/age bounds deleted (sidecars that keep their log in the model store). */
+    logDroppedSegments?: number;
+    logDroppedBytes?: number;
+    logDroppedFeedback?: number;
   };
   /** Closed windows, oldest first, followed by the open window (closed: false). */
   windows: WindowSummary[];
@@ -172,7 +176,8 @@ export function mergeSummaries(summaries: readonly SidecarSummary[]): SidecarSum
   const windows = closedByAge.map(mergeAll).reverse();
   if (open.length > 0) windows.push(mergeAll(open));
   const totals = { ...first.totals };
-  for (const s of rest) for (const key of Object.keys(totals) as (keyof typeof totals)[]) totals[key] += s.totals[key];
+  // A counter one replica lacks (an older sidecar during a rollout) counts as 0 there, never NaN.
+  for (const s of rest) for (const key of new Set([...Object.keys(totals), ...Object.keys(s.totals)]) as Set<keyof typeof totals>) totals[key] = (totals[key] ?? 0) + (s.totals[key] ?? 0);
   return {
     format: SUMMARY_FORMAT,
     pod: summaries.map((s) => s.pod).join(","),

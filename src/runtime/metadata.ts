@@ -6,6 +6,8 @@ import { METADATA_FILE, StoreError, type ModelStore } from "./store.js";
 export const METADATA_FORMAT = "ballast.dev/model-version/v1";
 export const MODEL_TOPOLOGY_FILE = "model.json";
 export const MODEL_WEIGHTS_FILE = "weights.bin";
+/** The version's holdout rows, one JSON object a line: `{"set": "recent" | "original", "features": {...}, "label": ...}`. */
+export const HOLDOUT_FILE = "holdout.jsonl";
 
 const NumericFeatureSchema = Type.Object({
   name: Type.String({ minLength: 1 }),
@@ -18,6 +20,45 @@ const CategoricalFeatureSchema = Type.Object({
   name: Type.String({ minLength: 1 }),
   type: Type.Literal("categorical"),
   categories: Type.Array(Type.String()),
+});
+
+const NullableNumber = Type.Union([Type.Number(), Type.Null()]);
+
+/** One holdout set scored by the candidate and the serving (parent) version, with the selection metric. */
+const HoldoutEvaluationSchema = Type.Object({
+  rows: Type.Integer({ minimum: 0 }),
+  /** The metric of `evaluation.metric`; null when the set is empty (or, for serving, without a parent). */
+  candidate: NullableNumber,
+  serving: NullableNumber,
+  candidateMetrics: Type.Record(Type.String(), Type.Number()),
+  servingMetrics: Type.Optional(Type.Record(Type.String(), Type.Number())),
+});
+
+/** The candidate against the version it would replace, on the same rows, for the operator's promotion gate. */
+export const EvaluationSchema = Type.Object({
+  metric: Type.String(),
+  higherIsBetter: Type.Boolean(),
+  /** Labelled feedback of the newest regime, stratified over time, never trained on. */
+  recent: HoldoutEvaluationSchema,
+  /** The first version's holdout, carried forward unchanged: the forgetting check. */
+  original: HoldoutEvaluationSchema,
+  /** Median per-row predict time over `runs` timed runs of one batch of `batchRows` rows, same backend. */
+  latencyMsPerRow: Type.Object({ candidate: Type.Number(), serving: NullableNumber, batchRows: Type.Integer(), runs: Type.Integer() }),
+});
+
+/** One configuration of the bounded search and how it scored on the validation split. */
+export const TrialSchema = Type.Object({
+  name: Type.String(),
+  hiddenUnits: Type.Array(Type.Integer()),
+  learningRate: Type.Number(),
+  l2: Type.Number(),
+  /** Started from the parent version's weights (fine-tune) rather than fresh ones. */
+  fromParent: Type.Boolean(),
+  epochsRun: Type.Integer(),
+  bestEpoch: Type.Integer(),
+  /** The selection metric on the validation split of the training rows (never a holdout). */
+  validation: NullableNumber,
+  selected: Type.Boolean(),
 });
 
 export const ModelMetadataSchema = Type.Object({
@@ -48,6 +89,13 @@ export const ModelMetadataSchema = Type.Object({
     /** Earliest / latest timestamp of sidecar-log rows used (absent for files without time). */
     from: Type.Optional(Type.String()),
     to: Type.Optional(Type.String()),
+    /** Sidecar log roots read with --feedback, and the labelled rows they gave (after --feedback-since / --max-feedback-rows). */
+    feedbackSources: Type.Optional(Type.Array(Type.String())),
+    feedbackRows: Type.Optional(Type.Integer()),
+    feedbackSince: Type.Optional(Type.String()),
+    /** holdoutRows split into the recent (feedback) and original (forgetting check) holdouts. */
+    recentHoldoutRows: Type.Optional(Type.Integer()),
+    originalHoldoutRows: Type.Optional(Type.Integer()),
   }),
   createdAt: Type.String(),
   /** tfjs backend that trained the version (tensorflow, wasm, cpu). */
@@ -64,9 +112,18 @@ export const ModelMetadataSchema = Type.Object({
     patience: Type.Integer(),
     durationMs: Type.Number(),
   }),
+  /** Written by a retraining Job for the operator to gate: never the "latest" version until promoted. */
+  candidate: Type.Optional(Type.Boolean()),
+  /** Every trial this process ran (one shard of the search when sharded); `training` describes the selected one. */
+  trials: Type.Optional(Type.Array(TrialSchema)),
+  /** Which share of the trials this version's process ran (`--trial-shards` > 1). */
+  shard: Type.Optional(Type.Object({ index: Type.Integer({ minimum: 0 }), count: Type.Integer({ minimum: 1 }) })),
+  evaluation: Type.Optional(EvaluationSchema),
 });
 
 export type ModelMetadata = Static<typeof ModelMetadataSchema>;
+export type Evaluation = Static<typeof EvaluationSchema>;
+export type Trial = Static<typeof TrialSchema>;
 
 export async function readMetadata(store: ModelStore, model: string, version: string): Promise<ModelMetadata> {
   const raw = await store.readFile(model, version, METADATA_FILE);

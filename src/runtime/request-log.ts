@@ -1,11 +1,25 @@
-// The sidecar's durable request log: append-only JSON-lines segments of inference records and feedback.
+// The sidecar's durable request log: append-only JSON-lines segments of inference records and feedback, one
+// writer per directory (a lock naming the pod), segments sealed when complete, bounded in size and age.
 // Feedback is acknowledged only after fdatasync (group commit); inference records ride along with the next sync.
 import fs from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
+import { acquireLogLock, releaseLogLock, type LogLockHolder } from "./log-lock.js";
+import { enforceLogBounds, type DroppedSegment, type DroppedTotals } from "./log-retention.js";
+import { listSegments, podLogDirectories, segmentName, type SegmentFile } from "./log-segments.js";
 import { fsyncDirectory, isErrno } from "./store.js";
 
-export const SEGMENT_PREFIX = "segment-";
-export const SEGMENT_SUFFIX = ".jsonl";
+export {
+  SEALED_SUFFIX,
+  SEGMENT_PREFIX,
+  SEGMENT_SUFFIX,
+  STORE_LOG_DIR,
+  listSegments,
+  podLogDirectories,
+  segmentName,
+  storeLogLocation,
+  type SegmentFile,
+} from "./log-segments.js";
 
 /** First line of every segment: how to read the rows that follow. */
 export interface SegmentHeader {
@@ -44,37 +58,37 @@ export type LogRecord = SegmentHeader | InferenceRecord | FeedbackRecord;
 export interface RequestLogOptions {
   /** Start a new segment when the current one exceeds this many bytes. */
   segmentBytes: number;
-  /** Delete the oldest segments while the log is larger than this. */
+  /** Delete the oldest sealed segments while the log (every pod's, under `boundsRoot`) is larger than this. */
   maxBytes: number;
+  /** Delete sealed segments whose last write is older than this (ms; 0: no age bound). */
+  maxAgeMs: number;
   /** Write buffered inference records at least this often (ms) even without feedback. */
   flushIntervalMs: number;
+  /** Check the bounds this often (ms), besides at open and at every rotation. */
+  boundsIntervalMs: number;
+  /** The pod that writes the directory (the lock names it); default env POD_NAME, else the hostname. */
+  pod: string;
+  /** The bounds cover every pod directory under this root (the model's `_log/`); default: this directory only. */
+  boundsRoot?: string;
+  /** Told about every segment the bounds delete (to count and log it: nothing is dropped silently). */
+  onDrop?: (dropped: DroppedSegment) => void;
+  /** Told about what happens to the log that an operator should see (takeover, bound failures). */
+  onEvent?: (event: RequestLogEvent) => void;
 }
+
+export type RequestLogEvent =
+  | { event: "log-takeover"; dir: string; previous: LogLockHolder | null }
+  | { event: "log-sealed"; file: string }
+  | { event: "log-bounds-failed"; error: string };
 
 export const DEFAULT_LOG_OPTIONS: RequestLogOptions = {
   segmentBytes: 64 * 1024 * 1024,
   maxBytes: 1024 * 1024 * 1024,
+  maxAgeMs: 30 * 24 * 3_600_000,
   flushIntervalMs: 200,
+  boundsIntervalMs: 60_000,
+  pod: process.env.POD_NAME ?? os.hostname(),
 };
-
-export function segmentName(seq: number): string {
-  return `${SEGMENT_PREFIX}${String(seq).padStart(10, "0")}${SEGMENT_SUFFIX}`;
-}
-
-/** Segment files of a log directory, oldest first. */
-export async function listSegments(dir: string): Promise<{ seq: number; file: string }[]> {
-  let names: string[];
-  try {
-    names = await fs.readdir(dir);
-  } catch (err) {
-    if (isErrno(err, "ENOENT")) return [];
-    throw err;
-  }
-  return names
-    .map((name) => ({ name, m: /^segment-(\d{10})\.jsonl$/.exec(name) }))
-    .filter((x) => x.m !== null)
-    .map((x) => ({ seq: Number(x.m![1]), file: path.join(dir, x.name) }))
-    .sort((a, b) => a.seq - b.seq);
-}
 
 export interface ReadProblem {
   file: string;
@@ -82,20 +96,29 @@ export interface ReadProblem {
   message: string;
 }
 
+/** A segment's text; a segment sealed (renamed) since it was listed is read under its sealed name. */
+async function readSegment(segment: SegmentFile): Promise<string | undefined> {
+  const names = segment.sealed ? [segment.file] : [segment.file, path.join(path.dirname(segment.file), segmentName(segment.seq, true))];
+  for (const file of names) {
+    try {
+      return await fs.readFile(file, "utf8");
+    } catch (err) {
+      if (!isErrno(err, "ENOENT")) throw err;
+    }
+  }
+  // Deleted by the bounds between listing and reading.
+  return undefined;
+}
+
 /**
  * Every record of a log directory in write order. A torn last line (crash mid-write) is skipped
  * silently; any other unparsable line is reported through `onProblem` and skipped.
  */
 export async function* readLog(dir: string, onProblem: (p: ReadProblem) => void = () => {}): AsyncGenerator<LogRecord> {
-  for (const { file } of await listSegments(dir)) {
-    let text: string;
-    try {
-      text = await fs.readFile(file, "utf8");
-    } catch (err) {
-      // Rotation may delete a segment between listing and reading.
-      if (isErrno(err, "ENOENT")) continue;
-      throw err;
-    }
+  for (const segment of await listSegments(dir)) {
+    const text = await readSegment(segment);
+    if (text === undefined) continue;
+    const file = segment.file;
     const lines = text.split("\n");
     const tornTail = !text.endsWith("\n");
     for (let i = 0; i < lines.length; i++) {
@@ -115,7 +138,48 @@ export async function* readLog(dir: string, onProblem: (p: ReadProblem) => void 
   }
 }
 
-export class RequestLog {
+export interface RequestLogStats {
+  /** Records appended, bytes written, fdatasyncs, since open. */
+  records: number;
+  bytes: number;
+  syncs: number;
+  /** Sequence number of the open segment. */
+  segment: number;
+  /** Segments this writer sealed. */
+  sealed: number;
+  /** What this writer's bounds deleted, over every pod's directory in scope. */
+  dropped: DroppedTotals;
+}
+
+/**
+ * The sidecar's durable request log, as the sidecar and the traffic monitor use it. `RequestLog.open` writes
+ * a local directory; an object-store backend would keep the open segment on local disk the same way and ship
+ * each sealed segment instead of keeping it.
+ */
+export interface RequestLog {
+  readonly dir: string;
+  /** Buffers a record; it reaches the file within flushIntervalMs and the disk with the next commit. */
+  append(record: InferenceRecord | FeedbackRecord): void;
+  /** Resolves once every record appended before the call is on disk (fdatasync); concurrent callers share syncs. */
+  commit(): Promise<void>;
+  /** Writes buffered records to the file (no fsync). */
+  flush(): Promise<void>;
+  getStats(): RequestLogStats;
+  /** Commits, seals the open segment and releases the directory. */
+  close(): Promise<void>;
+}
+
+export const RequestLog = {
+  /**
+   * Takes the directory (lock), seals what an earlier run of the same pod left open, applies the bounds and
+   * starts a new segment, so each segment has one header and one writer.
+   */
+  open(dir: string, header: Omit<SegmentHeader, "kind" | "startedAt">, options: Partial<RequestLogOptions> = {}): Promise<RequestLog> {
+    return DirectoryRequestLog.open(dir, header, { ...DEFAULT_LOG_OPTIONS, ...options });
+  },
+};
+
+class DirectoryRequestLog implements RequestLog {
   private handle: fs.FileHandle | undefined;
   private seq = 0;
   private segmentSize = 0;
@@ -124,9 +188,10 @@ export class RequestLog {
   private chain: Promise<void> = Promise.resolve();
   private running: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timers: NodeJS.Timeout[] = [];
   private closed = false;
-  private stats = { records: 0, bytes: 0, syncs: 0, segmentsDeleted: 0 };
+  private bounding: Promise<DroppedTotals> | undefined;
+  private stats = { records: 0, bytes: 0, syncs: 0, sealed: 0, dropped: { segments: 0, bytes: 0, feedback: 0 } };
 
   private constructor(
     readonly dir: string,
@@ -134,30 +199,34 @@ export class RequestLog {
     private readonly options: RequestLogOptions,
   ) {}
 
-  /** Opens the log for appending; a new segment starts at every open so each segment has one header. */
-  static async open(
-    dir: string,
-    header: Omit<SegmentHeader, "kind" | "startedAt">,
-    options: Partial<RequestLogOptions> = {},
-  ): Promise<RequestLog> {
-    await fs.mkdir(dir, { recursive: true });
-    const log = new RequestLog(dir, header, { ...DEFAULT_LOG_OPTIONS, ...options });
-    const segments = await listSegments(dir);
-    log.seq = segments.at(-1)?.seq ?? 0;
-    await log.startSegment();
-    log.timer = setInterval(() => void log.flush().catch(() => {}), log.options.flushIntervalMs);
-    log.timer.unref();
+  static async open(dir: string, header: Omit<SegmentHeader, "kind" | "startedAt">, options: RequestLogOptions): Promise<DirectoryRequestLog> {
+    const { takenOver } = await acquireLogLock(dir, options.pod);
+    const log = new DirectoryRequestLog(dir, header, options);
+    try {
+      if (takenOver !== undefined) options.onEvent?.({ event: "log-takeover", dir, previous: takenOver });
+      const segments = await listSegments(dir);
+      // Only an earlier run of this pod wrote here (the lock says so): what it left open is complete now.
+      for (const s of segments) if (!s.sealed) await log.seal(s.seq);
+      log.seq = segments.at(-1)?.seq ?? 0;
+      await log.startSegment();
+      await log.enforceBounds();
+    } catch (err) {
+      await log.handle?.close();
+      await releaseLogLock(dir, options.pod);
+      throw err;
+    }
+    log.timers.push(setInterval(() => void log.flush().catch(() => {}), options.flushIntervalMs));
+    log.timers.push(setInterval(() => void log.enforceBounds(), options.boundsIntervalMs));
+    for (const t of log.timers) t.unref();
     return log;
   }
 
-  /** Buffers a record; it reaches the file within flushIntervalMs and the disk with the next commit. */
   append(record: InferenceRecord | FeedbackRecord): void {
     if (this.closed) throw new Error("request log is closed");
     this.pending.push(JSON.stringify(record) + "\n");
     this.stats.records++;
   }
 
-  /** Resolves once every record appended before the call is on disk (fdatasync); concurrent callers share syncs. */
   commit(): Promise<void> {
     if (this.queued) return this.queued;
     if (!this.running) return this.startSync();
@@ -170,24 +239,53 @@ export class RequestLog {
     return this.queued;
   }
 
-  /** Writes buffered records to the file (no fsync). */
   flush(): Promise<void> {
     return this.enqueue(() => this.writePending());
   }
 
-  getStats(): Readonly<typeof this.stats> & { segment: number } {
-    return { ...this.stats, segment: this.seq };
+  getStats(): RequestLogStats {
+    return { ...this.stats, dropped: { ...this.stats.dropped }, segment: this.seq };
+  }
+
+  /**
+   * Deletes sealed segments past the size and age bounds, oldest first, over every pod directory in scope.
+   * Runs beside the writer (it never touches the open segment); one run at a time.
+   */
+  enforceBounds(): Promise<DroppedTotals> {
+    this.bounding ??= (async () => {
+      const dirs = this.options.boundsRoot ? await podLogDirectories(this.options.boundsRoot) : [this.dir];
+      const dropped = await enforceLogBounds(dirs, { maxBytes: this.options.maxBytes, maxAgeMs: this.options.maxAgeMs, keep: this.dir }, (d) => {
+        this.stats.dropped.segments++;
+        this.stats.dropped.bytes += d.bytes;
+        this.stats.dropped.feedback += d.feedback;
+        this.options.onDrop?.(d);
+      });
+      return dropped;
+    })()
+      .catch((err: unknown) => {
+        this.options.onEvent?.({ event: "log-bounds-failed", error: (err as Error).message });
+        return { segments: 0, bytes: 0, feedback: 0 };
+      })
+      .finally(() => {
+        this.bounding = undefined;
+      });
+    return this.bounding;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    clearInterval(this.timer);
+    for (const t of this.timers) clearInterval(t);
     await this.commit();
     this.closed = true;
     await this.enqueue(async () => {
-      await this.handle?.close();
-      this.handle = undefined;
+      if (this.handle) {
+        await this.handle.close();
+        this.handle = undefined;
+        await this.seal(this.seq);
+      }
     });
+    await this.bounding;
+    await releaseLogLock(this.dir, this.options.pod);
   }
 
   private startSync(): Promise<void> {
@@ -219,9 +317,20 @@ export class RequestLog {
       // The old segment is synced before the new one exists, so a crash never leaves a gap.
       await this.handle.datasync();
       await this.handle.close();
+      this.handle = undefined;
+      await this.seal(this.seq);
       await this.startSegment();
-      await this.enforceSizeBound();
+      void this.enforceBounds();
     }
+  }
+
+  /** Renames a complete segment to its sealed name (readers follow the rename; the bounds may now delete it). */
+  private async seal(seq: number): Promise<void> {
+    const file = path.join(this.dir, segmentName(seq, true));
+    await fs.rename(path.join(this.dir, segmentName(seq)), file);
+    await fsyncDirectory(this.dir);
+    this.stats.sealed++;
+    this.options.onEvent?.({ event: "log-sealed", file });
   }
 
   private async startSegment(): Promise<void> {
@@ -234,17 +343,6 @@ export class RequestLog {
     await this.handle.sync();
     await fsyncDirectory(this.dir);
     this.segmentSize = line.length;
-  }
-
-  private async enforceSizeBound(): Promise<void> {
-    const segments = await listSegments(this.dir);
-    const sizes = await Promise.all(segments.map(async (s) => (await fs.stat(s.file)).size));
-    let total = sizes.reduce((a, b) => a + b, 0);
-    for (let i = 0; i < segments.length - 1 && total > this.options.maxBytes; i++) {
-      await fs.rm(segments[i]!.file, { force: true });
-      total -= sizes[i]!;
-      this.stats.segmentsDeleted++;
-    }
   }
 }
 

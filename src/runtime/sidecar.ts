@@ -6,10 +6,12 @@ import type { Logger } from "pino";
 import { Pool, type Dispatcher } from "undici";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { DEFAULT_MAX_BODY_BYTES, closeGracefully, listen, parseJsonBody, readBody, sendError, sendJson, sendText } from "./http-json.js";
+import type { SidecarSummary } from "../monitoring/summary.js";
 import { readMetadata, type ModelMetadata } from "./metadata.js";
 import { REQUEST_ID_HEADER, matchRoute } from "./model-server.js";
 import { RequestError } from "./oip.js";
 import { RequestLog, readLog, type RequestLogOptions } from "./request-log.js";
+import type { DroppedTotals } from "./log-retention.js";
 import { driftOptions, loadReference, readMonitoringConfig, type MonitoringConfig } from "./monitoring-config.js";
 import type { ModelStore, StoreOptions } from "./store.js";
 import { FeedbackError, TrafficMonitor } from "./traffic-monitor.js";
@@ -22,7 +24,10 @@ export interface SidecarOptions {
   version?: string;
   host: string;
   port: number;
+  /** The pod's own request log directory. */
   dataDir: string;
+  /** The model's `_log/` in a writable store, when the log lives there: the bounds cover every pod's directory in it. */
+  logRoot?: string;
   windowRows: number;
   windowMs: number;
   windowsKept: number;
@@ -77,6 +82,9 @@ export class Sidecar {
   private readonly latency: Histogram<"route" | "code">;
   private readonly upstreamErrors: Counter<"reason">;
   private readonly feedbackTotal: Counter<"result">;
+  /** What the log's bounds deleted since start; reported in the summary totals and /metrics. */
+  private readonly logDropped: DroppedTotals = { segments: 0, bytes: 0, feedback: 0 };
+  private readonly logDroppedCounters: Record<keyof DroppedTotals, Counter>;
 
   constructor(private readonly options: SidecarOptions) {
     this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
@@ -94,6 +102,11 @@ export class Sidecar {
     });
     this.upstreamErrors = new Counter({ name: "ballast_sidecar_upstream_errors_total", help: "Proxied requests that failed to reach the model server or got a 5xx, by reason.", labelNames: ["reason"], registers });
     this.feedbackTotal = new Counter({ name: "ballast_feedback_total", help: "Feedback labels by result: accepted, invalid, unknown-id, duplicate, error.", labelNames: ["result"], registers });
+    this.logDroppedCounters = {
+      segments: new Counter({ name: "ballast_sidecar_log_dropped_segments_total", help: "Sealed request log segments this sidecar deleted to keep the model's log within --log-max-bytes / --log-max-age.", registers }),
+      bytes: new Counter({ name: "ballast_sidecar_log_dropped_bytes_total", help: "Bytes of the request log segments this sidecar deleted (size and age bounds).", registers }),
+      feedback: new Counter({ name: "ballast_sidecar_log_dropped_feedback_total", help: "Feedback records (acknowledged labels) in the deleted segments: training data lost to the bounds.", registers }),
+    };
     this.registerScrapeGauges(registers);
   }
 
@@ -204,7 +217,24 @@ export class Sidecar {
     const log = await RequestLog.open(
       this.options.dataDir,
       { model, version, task: meta.task, label: meta.label, features: meta.features.map((f) => f.name) },
-      this.options.log,
+      {
+        ...this.options.log,
+        pod: this.options.pod,
+        boundsRoot: this.options.logRoot,
+        onDrop: (d) => {
+          const dropped: DroppedTotals = { segments: 1, bytes: d.bytes, feedback: d.feedback };
+          for (const key of ["segments", "bytes", "feedback"] as const) {
+            this.logDropped[key] += dropped[key];
+            this.logDroppedCounters[key].inc(dropped[key]);
+          }
+          logger.warn({ event: "log-dropped", ...d }, "request log segment deleted by the log bounds");
+        },
+        onEvent: (e) => {
+          if (e.event === "log-sealed") logger.debug(e, "request log segment sealed");
+          else if (e.event === "log-takeover") logger.warn(e, "took over this pod's request log (its container restarted)");
+          else logger.warn(e, "could not apply the request log bounds");
+        },
+      },
     );
     const monitor = new TrafficMonitor({
       meta,
@@ -232,7 +262,13 @@ export class Sidecar {
     this.upstreamBackend = described.backend;
     this.requestLog = log;
     this.monitor = monitor;
-    logger.info({ event: "monitoring", model, version, restoredRecords: restored, trackedRequests: monitor.trackedRequests, dataDir: this.options.dataDir }, "monitoring started");
+    logger.info({ event: "monitoring", model, version, restoredRecords: restored, trackedRequests: monitor.trackedRequests, dataDir: this.options.dataDir, logRoot: this.options.logRoot }, "monitoring started");
+  }
+
+  /** The monitor's summary, its totals extended with what the log bounds dropped (numbers, so merging adds them). */
+  private summary(): SidecarSummary {
+    const s = this.monitor!.summary();
+    return { ...s, totals: { ...s.totals, logDroppedSegments: this.logDropped.segments, logDroppedBytes: this.logDropped.bytes, logDroppedFeedback: this.logDropped.feedback } };
   }
 
   private async describeUpstreamModel(): Promise<{ version: string; backend: string }> {
@@ -322,7 +358,7 @@ export class Sidecar {
         return sendText(res, 200, this.registry.contentType, await this.registry.metrics());
       case "summary":
         if (!this.monitor) throw new RequestError(503, "sidecar is starting; no summary yet");
-        return sendJson(res, 200, this.monitor.summary());
+        return sendJson(res, 200, this.summary());
       case "feedback":
         return this.feedback(req, res);
     }

@@ -26,6 +26,8 @@ export class StoreError extends Error {
 export interface VersionEntry {
   version: string;
   createdAt: string;
+  /** A retraining Job's candidate (metadata `candidate: true`): served only when named, never as the latest. */
+  candidate?: true;
 }
 
 export interface ModelIndex {
@@ -88,7 +90,10 @@ function checkFileName(file: string): void {
   if (!FILE_PATTERN.test(file)) throw new StoreError(`file name "${file}" is invalid inside a model version`, "bad-name");
 }
 
-/** The newest version (by createdAt), or the named one after checking it exists. */
+/**
+ * The newest version that is not a candidate (by createdAt), or the named one (candidate or not) after checking
+ * it exists. Skipping candidates keeps unpinned serving pods off a version the operator has not promoted.
+ */
 export async function resolveVersion(store: ModelStore, model: string, version?: string): Promise<string> {
   const versions = await store.listVersions(model);
   if (version !== undefined) {
@@ -101,12 +106,18 @@ export async function resolveVersion(store: ModelStore, model: string, version?:
     }
     return version;
   }
-  const latest = versions.at(-1);
-  if (!latest) throw new StoreError(`model ${model} has no versions in ${store.uri}`, "not-found");
+  const latest = versions.filter((v) => !v.candidate).at(-1);
+  if (!latest) {
+    const candidates = versions.map((v) => v.version).join(", ");
+    throw new StoreError(
+      `model ${model} has no versions in ${store.uri}${candidates ? ` except candidates (${candidates}): name one with --version to serve it` : ""}`,
+      "not-found",
+    );
+  }
   return latest.version;
 }
 
-/** The next free `v<N>` name, one above the highest numbered version. */
+/** The next free `v<N>` name, one above the highest numbered version (candidates included). */
 export async function nextVersionName(store: ModelStore, model: string): Promise<string> {
   let highest = 0;
   for (const { version } of await store.listVersions(model)) {
@@ -142,8 +153,8 @@ export class FileModelStore implements ModelStore {
       // Temp dirs start with '.', so a half-written version is never listed.
       if (!NAME_PATTERN.test(name)) continue;
       try {
-        const meta = JSON.parse(await fs.readFile(path.join(dir, name, METADATA_FILE), "utf8")) as { createdAt?: unknown };
-        entries.push({ version: name, createdAt: typeof meta.createdAt === "string" ? meta.createdAt : "" });
+        const meta = JSON.parse(await fs.readFile(path.join(dir, name, METADATA_FILE), "utf8")) as { createdAt?: unknown; candidate?: unknown };
+        entries.push({ version: name, createdAt: typeof meta.createdAt === "string" ? meta.createdAt : "", ...(meta.candidate === true ? { candidate: true as const } : {}) });
       } catch {
         // A directory without readable metadata is not a version (e.g. someone else's files).
       }
@@ -221,7 +232,11 @@ export class HttpModelStore implements ModelStore {
     if (!body) return [];
     const index = JSON.parse(body.toString("utf8")) as Partial<ModelIndex>;
     if (!Array.isArray(index.versions)) throw new StoreError(`${this.base}${model}/${INDEX_FILE}: no "versions" array`, "io");
-    return sortVersions(index.versions.filter((v) => typeof v?.version === "string" && NAME_PATTERN.test(v.version)));
+    return sortVersions(
+      index.versions
+        .filter((v) => typeof v?.version === "string" && NAME_PATTERN.test(v.version))
+        .map((v) => ({ version: v.version, createdAt: typeof v.createdAt === "string" ? v.createdAt : "", ...(v.candidate === true ? { candidate: true as const } : {}) })),
+    );
   }
 
   async readFile(model: string, version: string, file: string): Promise<Buffer> {

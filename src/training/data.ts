@@ -89,7 +89,8 @@ function isHttp(source: string): boolean {
   return source.startsWith("http://") || source.startsWith("https://");
 }
 
-function localPath(source: string, options: LoadOptions): string {
+/** The local path of a file://, pvc:// or plain-path source; a bad URI is the user's to fix (DataError). */
+export function localPath(source: string, options: { pvcMountRoot?: string }): string {
   try {
     return resolveStorePath(source, options);
   } catch (err) {

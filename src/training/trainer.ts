@@ -1,29 +1,47 @@
-// `ballast train` end to end: load data, fit or inherit preprocessing, train with early stopping,
-// evaluate on a holdout (and the parent on the same holdout), write an immutable model version.
+// `ballast train` end to end: load data and feedback, fit or inherit preprocessing, split into training,
+// validation and the recent / original holdouts, run the bounded search with early stopping, evaluate the selected
+// candidate against the parent on the same holdout rows (metric and latency), write an immutable model version.
 import type { LayersModel, Scalar, Tensor } from "@tensorflow/tfjs";
 import { loadBackend, type BackendPreference, type TfModule } from "../runtime/backend.js";
 import { encodeColumns, encodedWidth, type FeatureSpec } from "../runtime/features.js";
-import { METADATA_FORMAT, readMetadata, type ModelMetadata } from "../runtime/metadata.js";
+import { HOLDOUT_FILE, METADATA_FORMAT, readMetadata, type Evaluation, type ModelMetadata, type Trial } from "../runtime/metadata.js";
 import { loadModel, serializeModel } from "../runtime/model-files.js";
 import { predict, predictionAt, type PredictionHead } from "../runtime/predict.js";
-import { METADATA_FILE, checkName, nextVersionName, resolveVersion, type ModelStore } from "../runtime/store.js";
-import { DataError, loadTable } from "./data.js";
-import { evaluatePredictions } from "./evaluate.js";
+import { METADATA_FILE, StoreError, checkName, nextVersionName, resolveVersion, type ModelStore } from "../runtime/store.js";
+import { DataError, loadTable, type Table } from "./data.js";
+import { defaultMetric, evaluatePredictions, isBetter, metricHigherIsBetter } from "./evaluate.js";
+import { loadFeedback, type FeedbackSet } from "./feedback.js";
+import { canonicalRow, holdoutLine, parseHoldoutFile, planSplit, rowKey, type CanonicalRow, type HoldoutFileRow } from "./holdout.js";
 import { buildMlp, compileForTask } from "./mlp.js";
 import { chooseFeatures, encodeLabels, fitFeatures, fitLabel, labelledRows, type LabelEncoding, type Task } from "./preprocess.js";
 import { buildReferenceProfile } from "./reference.js";
-import { permutation, seededRandom, splitIndices } from "./split.js";
+import { permutation, seededRandom } from "./split.js";
+import { TRIAL_NAMES, shardTrials, trialPlan, type TrialSpec } from "./trials.js";
 
 export interface TrainOptions {
   data: string[];
+  /** Sidecar log roots: a log directory, or a directory of per-pod log directories (the store's `<model>/_log/`). */
+  feedback?: string[];
+  /** ISO time: feedback predicted before it (before the serving version went live) is left out. */
+  feedbackSince?: string;
+  /** Also read the parent version's training data sources (its metadata's `dataWindow.sources`). */
+  dataFromParent?: boolean;
   store: ModelStore;
   model: string;
   label?: string;
   task?: Task;
   features?: string[];
-  /** Name of the new version; default the next `v<N>`. */
+  /** Name of the new version; default the next `v<N>`. With trial shards, `<version>-<shard>`. */
   version?: string;
   fromVersion?: string;
+  /** Selection and evaluation metric; default accuracy (classification) or rmse (regression). */
+  metric?: string;
+  /** Trials of the bounded search (default 4). */
+  maxTrials?: number;
+  /** Run only trials i with i % count == index (one index of an Indexed Job). */
+  trialShard?: { index: number; count: number };
+  /** Mark the version a candidate: never the latest until the operator promotes it. */
+  candidate?: boolean;
   epochs: number;
   holdout: number;
   validation: number;
@@ -40,6 +58,10 @@ export interface TrainOptions {
   onEpoch?: (p: EpochProgress) => void;
   /** Told which tfjs backend was chosen (and why others were skipped), before any data is read. */
   onBackend?: (b: { backend: string; provider: string; skipped: string[] }) => void;
+  /** Told what the feedback roots gave (directories, rows before and after filtering, unreadable lines). */
+  onFeedback?: (f: { roots: string[]; directories: string[]; labelledRows: number; rows: number; problems: number }) => void;
+  /** Told each trial's outcome as it finishes. */
+  onTrial?: (t: Trial & { ms: number }) => void;
 }
 
 export const DEFAULT_TRAIN_OPTIONS = {
@@ -52,12 +74,17 @@ export const DEFAULT_TRAIN_OPTIONS = {
   hiddenUnits: [32, 16],
   l2: 1e-4,
   patience: 5,
+  maxTrials: 4,
 } as const;
 
 /** Rows below which a holdout / validation split says nothing. */
 const MIN_ROWS = 20;
+/** Timed predict runs per model for the latency comparison (after one warm-up run). */
+const LATENCY_RUNS = 7;
 
 export interface EpochProgress {
+  /** The trial being trained. */
+  trial?: string;
   epoch: number;
   epochs: number;
   loss: number;
@@ -72,80 +99,214 @@ export interface TrainResult {
   stoppedEarly: boolean;
 }
 
+/** One row of any origin, in the model's terms. */
+interface Example {
+  source: "data" | "feedback" | "carried";
+  /** The row as loaded (reference profiles are built from raw values, as the sidecar sees them). */
+  raw: Record<string, unknown>;
+  canonical: CanonicalRow;
+  key: string;
+  ts?: number;
+  /** Carried rows: the parent's holdout.jsonl line, written forward unchanged. */
+  line?: string;
+}
+
 export async function train(options: TrainOptions): Promise<TrainResult> {
   const started = Date.now();
   checkName("model", options.model);
   if (options.version !== undefined) checkName("version", options.version);
+  const shard = options.trialShard ?? { index: 0, count: 1 };
+  if (shard.count > 1 && options.version === undefined) {
+    throw new DataError(`--version is required with --trial-shards ${shard.count}: each shard writes <version>-<shard>, and shards cannot agree on the next v<N>`);
+  }
+  const maxTrials = options.maxTrials ?? DEFAULT_TRAIN_OPTIONS.maxTrials;
+  if (!Number.isInteger(maxTrials) || maxTrials < 1) throw new DataError(`--max-trials must be a positive integer, got ${maxTrials}`);
+  const since = options.feedbackSince === undefined ? undefined : Date.parse(options.feedbackSince);
+  if (since !== undefined && !Number.isFinite(since)) throw new DataError(`--feedback-since "${options.feedbackSince}" is not an ISO time (e.g. 2026-01-02T03:04:05Z)`);
   if (options.store.readOnly) throw new DataError(`store ${options.store.uri} is read-only; train needs a file:// or pvc:// store`);
   const { tf, backend, provider, skipped } = await loadBackend(options.backend);
   options.onBackend?.({ backend, provider, skipped });
 
-  const table = await loadTable(options.data, { pvcMountRoot: options.pvcMountRoot, maxFeedbackRows: options.maxFeedbackRows, format: options.dataFormat });
   let parent: { meta: ModelMetadata; version: string } | undefined;
   if (options.fromVersion !== undefined) {
     const version = await resolveVersion(options.store, options.model, options.fromVersion);
     parent = { meta: await readMetadata(options.store, options.model, version), version };
   }
-  const labelName = options.label ?? parent?.meta.label ?? table.logLabel;
-  if (!labelName) throw new DataError("--label is required (no parent version or sidecar log names the label column)");
-  const task: Task = options.task ?? parent?.meta.task ?? table.logTask ?? "classification";
-  if (parent && parent.meta.task !== task) throw new DataError(`--task ${task} differs from parent version's task ${parent.meta.task}`);
+  if (options.dataFromParent && !parent) throw new DataError("--data-from-parent needs --from-version (the version whose training data to read)");
+  const dataSources = [...new Set([...options.data, ...(options.dataFromParent ? parent!.meta.dataWindow.sources : [])])];
+  const feedbackRoots = options.feedback ?? [];
+  if (dataSources.length === 0 && feedbackRoots.length === 0) throw new DataError("no training data: give --data, --data-from-parent or --feedback");
 
+  const table = await loadTable(dataSources, { pvcMountRoot: options.pvcMountRoot, maxFeedbackRows: options.maxFeedbackRows, format: options.dataFormat });
+  let feedback: FeedbackSet | undefined;
+  if (feedbackRoots.length > 0) {
+    feedback = await loadFeedback(feedbackRoots, { pvcMountRoot: options.pvcMountRoot, since, maxRows: options.maxFeedbackRows });
+    options.onFeedback?.({
+      roots: feedback.roots,
+      directories: feedback.directories,
+      labelledRows: feedback.labelledRows,
+      rows: feedback.rows.length,
+      problems: feedback.problems.length,
+    });
+    if (feedback.rows.length === 0) {
+      throw new DataError(
+        `no labelled feedback in ${feedbackRoots.join(", ")} (${feedback.directories.length} log directories, ${feedback.labelledRows} labelled rows` +
+          `${since !== undefined ? `, none predicted since ${options.feedbackSince}` : ""}): nothing recent to learn from or test on`,
+      );
+    }
+  }
+  const labelName = options.label ?? parent?.meta.label ?? table.logLabel ?? feedback?.label;
+  if (!labelName) throw new DataError("--label is required (no parent version or sidecar log names the label column)");
+  const task: Task = options.task ?? parent?.meta.task ?? table.logTask ?? feedback?.task ?? "classification";
+  if (parent && parent.meta.task !== task) throw new DataError(`--task ${task} differs from parent version's task ${parent.meta.task}`);
+  const metric = options.metric ?? defaultMetric(task);
+  const higherIsBetter = metricHigherIsBetter(task, metric);
+
+  const feedbackRecords = (feedback?.rows ?? []).map((r) => ({ ...r.features, [labelName]: r.label }));
+  const all = withRows(table, feedbackRecords);
   let features: FeatureSpec[];
   let labels: LabelEncoding;
   if (parent) {
     // Fine-tuning keeps the parent's preprocessing so the input layer and class order stay the same.
     features = parent.meta.features;
-    for (const f of features) chooseFeatures(table, labelName, [f.name]);
+    for (const f of features) chooseFeatures(all, labelName, [f.name]);
     labels = { task, name: labelName, classes: parent.meta.classes, target: parent.meta.target };
   } else {
-    const rowsForFit = { ...table, rows: labelledRows(table, labelName) };
-    features = fitFeatures(rowsForFit, chooseFeatures(table, labelName, options.features));
+    const rowsForFit = { ...all, rows: labelledRows(all, labelName) };
+    features = fitFeatures(rowsForFit, chooseFeatures(all, labelName, options.features));
     labels = fitLabel(rowsForFit, labelName, task);
   }
-  const rows = labelledRows(table, labelName);
-  if (rows.length < MIN_ROWS) throw new DataError(`only ${rows.length} labelled rows in ${options.data.join(", ")}; need at least ${MIN_ROWS}`);
-
-  const columns = features.map((f) => rows.map((r) => r[f.name]));
-  const x = encodeColumns(features, columns, rows.length, (f, r) => `row ${r + 1} column "${f}"`);
-  const y = encodeLabels(rows, labels);
-  const width = encodedWidth(features);
-  const random = seededRandom(options.seed);
-  const split = splitIndices(rows.length, options.holdout, options.validation, random);
-  if (split.train.length === 0) throw new DataError(`no training rows left after holdout ${options.holdout} and validation ${options.validation}`);
-  const head: PredictionHead = { task, classes: labels.classes, target: labels.target };
-
-  const holdoutX = gather(x, width, split.holdout);
-  const holdoutY = gather(y, 1, split.holdout);
-  let parentHoldoutMetrics: Record<string, number> | undefined;
-  let model: LayersModel;
-  if (parent) {
-    model = await loadModel(tf, options.store, options.model, parent.version);
-    if (split.holdout.length > 0) parentHoldoutMetrics = evaluateOn(tf, model, head, holdoutX, holdoutY, split.holdout.length);
-  } else {
-    model = buildMlp(tf, {
-      inputWidth: width,
-      hiddenUnits: options.hiddenUnits,
-      outputs: task === "classification" ? labels.classes!.length : 1,
-      task,
-      l2: options.l2,
-      seed: options.seed,
-    });
+  const dataRows = labelledRows(table, labelName);
+  if (dataRows.length + feedbackRecords.length < MIN_ROWS) {
+    throw new DataError(`only ${dataRows.length + feedbackRecords.length} labelled rows in ${[...dataSources, ...feedbackRoots].join(", ")}; need at least ${MIN_ROWS}`);
   }
-  compileForTask(tf, model, task, options.learningRate);
+  const carried = parent ? (await readParentHoldout(options.store, options.model, parent.version))?.filter((r) => r.set === "original") : undefined;
 
-  const fit = await fitWithEarlyStopping(tf, model, x, y, width, split.train, split.validation, options, random);
-  const holdoutMetrics =
-    split.holdout.length > 0 ? evaluateOn(tf, model, head, holdoutX, holdoutY, split.holdout.length) : {};
+  const example = (source: Example["source"], raw: Record<string, unknown>, where: () => string, extra: Partial<Example> = {}): Example => {
+    const canonical = canonicalRow(features, task, labelName, raw, where);
+    return { source, raw, canonical, key: rowKey(features, canonical), ...extra };
+  };
+  const examples: Example[] = [
+    ...dataRows.map((raw, i) => example("data", raw, () => `row ${i + 1}`)),
+    ...feedbackRecords.map((raw, i) => {
+      const r = feedback!.rows[i]!;
+      return example("feedback", raw, () => `feedback ${r.id} row ${r.row}`, { ts: r.ts });
+    }),
+    ...(carried ?? []).map((r, i) =>
+      example("carried", { ...r.features, [labelName]: r.label }, () => `${options.model}/${parent!.version}/${HOLDOUT_FILE} original row ${i + 1}`, { line: r.line }),
+    ),
+  ];
+  const n = examples.length;
+  const x = encodeColumns(
+    features,
+    features.map((f) => examples.map((e) => e.canonical.features[f.name])),
+    n,
+    (f, r) => `row ${r + 1} column "${f}"`,
+  );
+  const y = encodeLabels(
+    examples.map((e) => ({ [labelName]: e.canonical.label })),
+    labels,
+  );
+  const width = encodedWidth(features);
+  const plan = planSplit(examples, { holdout: options.holdout, validation: options.validation, random: seededRandom(options.seed) });
+  if (plan.train.length === 0) throw new DataError(`no training rows left after holdout ${options.holdout} and validation ${options.validation}`);
+  if (plan.validation.length === 0) throw new DataError(`no validation rows left (validation ${options.validation}): model selection needs some`);
+  const head: PredictionHead = { task, classes: labels.classes, target: labels.target };
+  const metricOf = (m: Record<string, number>): number | null => m[metric] ?? null;
+  const scoreOn = (model: LayersModel, idx: readonly number[]): Record<string, number> =>
+    evaluateOn(tf, model, head, gather(x, width, idx), gather(y, 1, idx), idx.length);
 
-  const trainX = gather(x, width, split.train);
-  const trainPredictions = predict(tf, model, head, trainX, split.train.length);
+  const specs = shardTrials(
+    trialPlan({
+      hiddenUnits: options.hiddenUnits,
+      learningRate: options.learningRate,
+      l2: options.l2,
+      ...(parent ? { parent: { hiddenUnits: parent.meta.training.hiddenUnits, l2: parent.meta.training.l2 } } : {}),
+      maxTrials,
+    }),
+    shard,
+  );
+  const trials: Trial[] = [];
+  let best: { spec: TrialSpec; model: LayersModel; fit: FitResult; trial: Trial } | undefined;
+  for (const spec of specs) {
+    const t0 = Date.now();
+    const model = spec.fromParent
+      ? await loadModel(tf, options.store, options.model, parent!.version)
+      : buildMlp(tf, {
+          inputWidth: width,
+          hiddenUnits: spec.hiddenUnits,
+          outputs: task === "classification" ? labels.classes!.length : 1,
+          task,
+          l2: spec.l2,
+          seed: options.seed,
+        });
+    compileForTask(tf, model, task, spec.learningRate);
+    // Each trial shuffles from its own seed, so a trial trains the same whichever shard runs it.
+    const random = seededRandom((options.seed * 31 + TRIAL_NAMES.indexOf(spec.name) + 1) >>> 0);
+    const fit = await fitWithEarlyStopping(tf, model, x, y, width, plan.train, plan.validation, options, random, (p) =>
+      options.onEpoch?.({ trial: spec.name, ...p }),
+    );
+    const trial: Trial = {
+      name: spec.name,
+      hiddenUnits: spec.hiddenUnits,
+      learningRate: spec.learningRate,
+      l2: spec.l2,
+      fromParent: spec.fromParent,
+      epochsRun: fit.epochsRun,
+      bestEpoch: fit.bestEpoch,
+      validation: metricOf(scoreOn(model, plan.validation)),
+      selected: false,
+    };
+    trials.push(trial);
+    options.onTrial?.({ ...trial, ms: Date.now() - t0 });
+    if (!best || isBetter(trial.validation, best.trial.validation, higherIsBetter)) {
+      best?.model.dispose();
+      best = { spec, model, fit, trial };
+    } else {
+      model.dispose();
+    }
+  }
+  best!.trial.selected = true;
+  const { model, fit, spec } = best!;
+
+  const serving = parent ? await loadModel(tf, options.store, options.model, parent.version) : undefined;
+  const evaluate = (idx: readonly number[]): Evaluation["recent"] => {
+    if (idx.length === 0) return { rows: 0, candidate: null, serving: null, candidateMetrics: {} };
+    const candidateMetrics = scoreOn(model, idx);
+    const servingMetrics = serving ? scoreOn(serving, idx) : undefined;
+    return {
+      rows: idx.length,
+      candidate: metricOf(candidateMetrics),
+      serving: servingMetrics ? metricOf(servingMetrics) : null,
+      candidateMetrics,
+      ...(servingMetrics ? { servingMetrics } : {}),
+    };
+  };
+  const recent = evaluate(plan.recent);
+  const original = evaluate(plan.original);
+  const batch = plan.recent.length + plan.original.length > 0 ? [...plan.recent, ...plan.original] : plan.validation;
+  const latency = measureLatency(tf, head, gather(x, width, batch), batch.length, model, serving);
+  serving?.dispose();
+  const evaluation: Evaluation = {
+    metric,
+    higherIsBetter,
+    recent,
+    original,
+    latencyMsPerRow: { candidate: latency.candidate, serving: latency.serving, batchRows: batch.length, runs: LATENCY_RUNS },
+  };
+  const reported = recent.rows > 0 ? recent : original;
+
+  const trainX = gather(x, width, plan.train);
+  const trainPredictions = predict(tf, model, head, trainX, plan.train.length);
   const referenceProfile = buildReferenceProfile(
-    features.map((f) => ({ name: f.name, type: f.type, values: split.train.map((i) => rows[i]![f.name]) })),
-    { task, values: split.train.map((_, i) => predictionAt(trainPredictions, i)) },
+    features.map((f) => ({ name: f.name, type: f.type, values: plan.train.map((i) => examples[i]!.raw[f.name]) })),
+    { task, values: plan.train.map((_, i) => predictionAt(trainPredictions, i)) },
   );
 
-  const version = options.version ?? (await nextVersionName(options.store, options.model));
+  const baseVersion = options.version ?? (await nextVersionName(options.store, options.model));
+  const version = shard.count > 1 ? `${baseVersion}-${shard.index}` : baseVersion;
+  checkName("version", version);
+  const range = timeRange(table, feedback);
   const metadata: ModelMetadata = {
     format: METADATA_FORMAT,
     model: options.model,
@@ -156,17 +317,21 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     ...(labels.target ? { target: labels.target } : {}),
     features,
     referenceProfile,
-    holdoutMetrics,
-    ...(parentHoldoutMetrics ? { parentHoldoutMetrics } : {}),
+    holdoutMetrics: reported.candidateMetrics,
+    ...(reported.servingMetrics ? { parentHoldoutMetrics: reported.servingMetrics } : {}),
     parentVersion: parent?.version ?? null,
     dataWindow: {
-      sources: table.sources,
-      rows: rows.length,
-      trainRows: split.train.length,
-      validationRows: split.validation.length,
-      holdoutRows: split.holdout.length,
-      ...(table.from ? { from: table.from } : {}),
-      ...(table.to ? { to: table.to } : {}),
+      // Data only: --data-from-parent reads these again; feedback is chosen anew by --feedback-since.
+      sources: dataSources,
+      rows: dataRows.length + feedbackRecords.length,
+      trainRows: plan.train.length,
+      validationRows: plan.validation.length,
+      holdoutRows: plan.recent.length + plan.original.length,
+      ...range,
+      ...(feedback ? { feedbackSources: feedback.roots, feedbackRows: feedback.rows.length } : {}),
+      ...(options.feedbackSince !== undefined ? { feedbackSince: new Date(since!).toISOString() } : {}),
+      recentHoldoutRows: plan.recent.length,
+      originalHoldoutRows: plan.original.length,
     },
     createdAt: new Date().toISOString(),
     backend,
@@ -175,19 +340,86 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       epochs: options.epochs,
       epochsRun: fit.epochsRun,
       bestEpoch: fit.bestEpoch,
-      hiddenUnits: parent ? parent.meta.training.hiddenUnits : options.hiddenUnits,
-      learningRate: options.learningRate,
+      hiddenUnits: spec.hiddenUnits,
+      learningRate: spec.learningRate,
       batchSize: options.batchSize,
-      l2: options.l2,
+      l2: spec.l2,
       patience: options.patience,
       durationMs: Date.now() - started,
     },
+    ...(options.candidate ? { candidate: true } : {}),
+    trials,
+    ...(shard.count > 1 ? { shard } : {}),
+    evaluation,
   };
+  const holdoutLines = [
+    ...plan.original.map((i) => examples[i]!.line ?? holdoutLine("original", examples[i]!.canonical)),
+    ...plan.recent.map((i) => holdoutLine("recent", examples[i]!.canonical)),
+  ];
   const files = await serializeModel(tf, model);
   files.set(METADATA_FILE, JSON.stringify(metadata, null, 2) + "\n");
+  files.set(HOLDOUT_FILE, holdoutLines.map((l) => l + "\n").join(""));
   await options.store.writeVersion(options.model, version, files);
   model.dispose();
   return { metadata, backend, stoppedEarly: fit.epochsRun < options.epochs };
+}
+
+/** The parent's holdout.jsonl rows, or undefined for versions written before it existed. */
+async function readParentHoldout(store: ModelStore, model: string, version: string): Promise<HoldoutFileRow[] | undefined> {
+  let text: string;
+  try {
+    text = (await store.readFile(model, version, HOLDOUT_FILE)).toString("utf8");
+  } catch (err) {
+    if (err instanceof StoreError && err.code === "not-found") return undefined;
+    throw err;
+  }
+  return parseHoldoutFile(`${model}/${version}/${HOLDOUT_FILE}`, text);
+}
+
+/** The table with feedback rows appended (their columns too), for choosing and fitting features. */
+function withRows(table: Table, rows: readonly Record<string, unknown>[]): Table {
+  const columns = new Set(table.columns);
+  for (const r of rows) for (const c of Object.keys(r)) columns.add(c);
+  return { ...table, columns: [...columns], rows: [...table.rows, ...rows] };
+}
+
+/** Time range of the sidecar-log rows read through --data and --feedback. */
+function timeRange(table: Table, feedback: FeedbackSet | undefined): { from?: string; to?: string } {
+  const from = [table.from, feedback?.rows[0] ? new Date(feedback.rows[0].ts).toISOString() : undefined].filter((t) => t !== undefined).sort()[0];
+  const to = [table.to, feedback?.rows.at(-1) ? new Date(feedback.rows.at(-1)!.ts).toISOString() : undefined].filter((t) => t !== undefined).sort().at(-1);
+  return { ...(from ? { from } : {}), ...(to ? { to } : {}) };
+}
+
+/**
+ * Median per-row predict time of the candidate and the serving model on the same batch and backend; runs
+ * alternate between the two so a change in machine load hits both alike.
+ */
+function measureLatency(
+  tf: TfModule,
+  head: PredictionHead,
+  x: Float32Array,
+  rows: number,
+  candidate: LayersModel,
+  serving: LayersModel | undefined,
+): { candidate: number; serving: number | null } {
+  const models = serving ? [candidate, serving] : [candidate];
+  for (const m of models) predict(tf, m, head, x, rows);
+  const times = models.map(() => [] as number[]);
+  for (let run = 0; run < LATENCY_RUNS; run++) {
+    models.forEach((m, k) => {
+      const t0 = performance.now();
+      predict(tf, m, head, x, rows);
+      times[k]!.push(performance.now() - t0);
+    });
+  }
+  const perRow = (ts: number[]): number => median(ts) / Math.max(1, rows);
+  return { candidate: perRow(times[0]!), serving: serving ? perRow(times[1]!) : null };
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 function evaluateOn(tf: TfModule, model: LayersModel, head: PredictionHead, x: Float32Array, y: Float32Array, n: number): Record<string, number> {
@@ -200,6 +432,11 @@ function evaluateOn(tf: TfModule, model: LayersModel, head: PredictionHead, x: F
   return evaluatePredictions({ task: "regression", truth: Array.from(y, (v) => v * std + mean), predicted: p.values! });
 }
 
+interface FitResult {
+  epochsRun: number;
+  bestEpoch: number;
+}
+
 async function fitWithEarlyStopping(
   tf: TfModule,
   model: LayersModel,
@@ -210,7 +447,8 @@ async function fitWithEarlyStopping(
   valIdx: number[],
   options: TrainOptions,
   random: () => number,
-): Promise<{ epochsRun: number; bestEpoch: number }> {
+  onEpoch: (p: EpochProgress) => void,
+): Promise<FitResult> {
   const valX = tf.tensor2d(gather(x, width, valIdx), [valIdx.length, width]);
   const valY = tf.tensor1d(gather(y, 1, valIdx));
   let best = Infinity;
@@ -242,7 +480,7 @@ async function fitWithEarlyStopping(
         tf.dispose(bestWeights);
         bestWeights = model.getWeights().map((w) => w.clone());
       }
-      options.onEpoch?.({ epoch, epochs: options.epochs, loss: lossSum / batches, valLoss, best: improved, ms: Date.now() - t0 });
+      onEpoch({ epoch, epochs: options.epochs, loss: lossSum / batches, valLoss, best: improved, ms: Date.now() - t0 });
       if (epoch - bestEpoch >= options.patience) break;
     }
     // Early stopping restores the weights of the best validation epoch, not the last one.

@@ -1,7 +1,11 @@
-// The durable request log: group commit, segments, size bound, torn tails, and the join that feeds retraining.
+// The durable request log: group commit, segments, size bound, torn tails, and the join that feeds retraining;
+// one writer per directory (lock), segments sealed when complete, bounds over every pod's directory of a model.
 import fs from "node:fs";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { RequestLog, joinLog, listSegments, readLog, type ReadProblem } from "../../../src/runtime/request-log.js";
+import { LOCK_FILE, LogLockedError, readLogLock } from "../../../src/runtime/log-lock.js";
+import { enforceLogBounds, type DroppedSegment } from "../../../src/runtime/log-retention.js";
+import { RequestLog, joinLog, listSegments, readLog, segmentName, storeLogLocation, type ReadProblem } from "../../../src/runtime/request-log.js";
 import { useTempDirs } from "./temp-dirs.js";
 
 const header = { model: "m", version: "v1", task: "classification" as const, label: "y", features: ["a", "b"] };
@@ -42,7 +46,7 @@ describe("RequestLog", () => {
     const total = segments.reduce((n, s) => n + fs.statSync(s.file).size, 0);
     expect(segments.length).toBeGreaterThan(2);
     expect(total).toBeLessThanOrEqual(8192 + 2048 + 200);
-    expect(log.getStats().segmentsDeleted).toBeGreaterThan(0);
+    expect(log.getStats().dropped.segments).toBeGreaterThan(0);
     // The newest records survive rotation; every segment still begins with its header.
     const recs = (await records(dir)) as { kind: string; id?: string }[];
     expect(recs.filter((r) => r.kind === "feedback").at(-1)).toMatchObject({ id: "r399" });
@@ -84,5 +88,147 @@ describe("RequestLog", () => {
       { id: "a", row: 1, features: { a: 2, b: "v" }, prediction: "no", label: "yes" },
       { id: "b", row: 0, features: { a: 3, b: "w" }, prediction: "no", label: "no" },
     ]);
+  });
+});
+
+const DAY = 86_400_000;
+
+/** A segment as a sidecar leaves it: a header, `labels` labelled predictions, last written `ageMs` ago. */
+function writeSegment(dir: string, seq: number, opts: { sealed: boolean; labels: number; ageMs: number }): number {
+  fs.mkdirSync(dir, { recursive: true });
+  const pod = path.basename(dir);
+  const lines = [JSON.stringify({ kind: "segment", ...header, startedAt: new Date().toISOString() })];
+  for (let i = 0; i < opts.labels; i++) {
+    const id = `${pod}-${seq}-${i}`;
+    lines.push(JSON.stringify({ kind: "inference", id, ts: i, version: "v1", rows: [[i, "x"]], predictions: ["no"] }));
+    lines.push(JSON.stringify({ kind: "feedback", id, row: 0, label: "yes", ts: i }));
+  }
+  const file = path.join(dir, segmentName(seq, opts.sealed));
+  fs.writeFileSync(file, lines.join("\n") + "\n");
+  const when = new Date(Date.now() - opts.ageMs);
+  fs.utimesSync(file, when, when);
+  return fs.statSync(file).size;
+}
+
+/** What `kill -9` leaves: the lock still naming the dead process. */
+function leaveLock(dir: string, pod: string): void {
+  fs.writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify({ pod, pid: 999_999, host: "gone", startedAt: "2025-01-01T00:00:00.000Z" }) + "\n");
+}
+
+describe("RequestLog: one writer per directory, sealed segments", () => {
+  it("refuses a directory another pod writes, and lets a restart of the same pod take it over, sealing what the crash left open", async () => {
+    const dir = tempDir();
+    writeSegment(dir, 1, { sealed: true, labels: 2, ageMs: 0 });
+    writeSegment(dir, 2, { sealed: false, labels: 3, ageMs: 0 });
+    fs.appendFileSync(path.join(dir, segmentName(2)), '{"kind":"feedb'); // torn by the kill
+    leaveLock(dir, "weather-serving-abc");
+
+    await expect(RequestLog.open(dir, header, { pod: "weather-serving-xyz" })).rejects.toThrow(LogLockedError);
+    await expect(RequestLog.open(dir, header, { pod: "weather-serving-xyz" })).rejects.toThrow(/written by pod weather-serving-abc \(pid 999999/);
+
+    const events: unknown[] = [];
+    const log = await RequestLog.open(dir, header, { pod: "weather-serving-abc", onEvent: (e) => events.push(e) });
+    expect(events).toContainEqual({ event: "log-takeover", dir, previous: expect.objectContaining({ pod: "weather-serving-abc", pid: 999_999 }) });
+    expect(await readLogLock(dir)).toMatchObject({ pod: "weather-serving-abc", pid: process.pid });
+    expect((await listSegments(dir)).map((s) => [s.seq, s.sealed])).toEqual([
+      [1, true],
+      [2, true],
+      [3, false],
+    ]);
+    log.append({ kind: "inference", id: "after-restart", ts: 9, version: "v1", rows: [[9, "z"]], predictions: ["no"] });
+    log.append({ kind: "feedback", id: "after-restart", row: 0, label: "yes", ts: 10 });
+    await log.close();
+
+    // A clean close releases the directory: every segment sealed, no lock; the torn line is skipped on read.
+    expect(fs.existsSync(path.join(dir, LOCK_FILE))).toBe(false);
+    expect((await listSegments(dir)).every((s) => s.sealed)).toBe(true);
+    const joined = await joinLog(dir);
+    expect(joined.problems).toEqual([]);
+    expect(joined.rows.map((r) => r.id)).toHaveLength(6);
+    expect(joined.rows.at(-1)).toMatchObject({ id: "after-restart", label: "yes" });
+  });
+
+  it("seals segments on rotation and at close; a reader that listed a segment before it was sealed still reads it", async () => {
+    const dir = tempDir();
+    const log = await RequestLog.open(dir, header, { segmentBytes: 2048, flushIntervalMs: 60_000 });
+    for (let i = 0; i < 100; i++) {
+      log.append({ kind: "feedback", id: `r${i}`, row: 0, label: "yes", ts: i });
+      if (i % 10 === 9) await log.commit();
+    }
+    const live = await listSegments(dir);
+    expect(live.length).toBeGreaterThan(2);
+    expect(live.map((s) => s.sealed)).toEqual([...live.slice(1).map(() => true), false]);
+
+    const reader = readLog(dir);
+    const first = await reader.next(); // lists the segments, the open one by its open name
+    await log.close(); // renames it while the reader is half way
+    const rest: unknown[] = [];
+    for await (const r of reader) rest.push(r);
+    expect(first.value).toMatchObject({ kind: "segment" });
+    expect(1 + rest.length).toBe(live.length + 100);
+    const sealed = await listSegments(dir);
+    expect(sealed.every((s) => s.sealed && s.file.endsWith(".sealed.jsonl"))).toBe(true);
+    expect(log.getStats().sealed).toBe(live.length);
+  });
+
+  it("puts a pod's log under <store>/<model>/_log/<pod>/ and refuses read-only stores and unsafe pod names", () => {
+    expect(storeLogLocation("pvc://models/store", "weather", "weather-serving-7d9f-abcde", { pvcMountRoot: "/mnt/models" })).toEqual({
+      root: "/mnt/models/models/store/weather/_log",
+      dir: "/mnt/models/models/store/weather/_log/weather-serving-7d9f-abcde",
+    });
+    expect(storeLogLocation("file:///srv/store", "weather", "p1").dir).toBe("/srv/store/weather/_log/p1");
+    expect(() => storeLogLocation("https://models.example/store", "weather", "p1")).toThrow(/read-only over http\(s\): use --data-dir/);
+    expect(() => storeLogLocation("file:///srv/store", "weather", "../etc")).toThrow(/pod name "..\/etc"/);
+  });
+});
+
+describe("RequestLog bounds over every pod's directory of a model", () => {
+  it("drops sealed segments oldest first until the model's log fits, counts segments, bytes and labels, and never touches an open segment", async () => {
+    const root = tempDir();
+    const old = path.join(root, "weather-serving-old");
+    const crashed = path.join(root, "weather-serving-crashed");
+    const old1 = writeSegment(old, 1, { sealed: true, labels: 5, ageMs: 3 * DAY });
+    const old2 = writeSegment(old, 2, { sealed: true, labels: 4, ageMs: 2 * DAY });
+    // The oldest bytes, but open: its pod died without sealing it and no one else may.
+    const open = writeSegment(crashed, 1, { sealed: false, labels: 5, ageMs: 4 * DAY });
+    leaveLock(crashed, "weather-serving-crashed");
+
+    const dropped: DroppedSegment[] = [];
+    const log = await RequestLog.open(path.join(root, "weather-serving-new"), header, {
+      pod: "weather-serving-new",
+      boundsRoot: root,
+      maxBytes: open + 200, // room for the new pod's segment header, not for old2
+      onDrop: (d) => dropped.push(d),
+    });
+    expect(dropped.map((d) => [path.basename(d.file), d.feedback, d.reason])).toEqual([
+      [segmentName(1, true), 5, "size"],
+      [segmentName(2, true), 4, "size"],
+    ]);
+    expect(log.getStats().dropped).toEqual({ segments: 2, bytes: old1 + old2, feedback: 9 });
+    // The finished pod's directory is gone with its last segment; the crashed pod's stays readable.
+    expect(fs.existsSync(old)).toBe(false);
+    expect((await joinLog(crashed)).rows).toHaveLength(5);
+    await log.close();
+  });
+
+  it("drops sealed segments last written before the age bound; younger ones of finished pods stay readable", async () => {
+    const dir = path.join(tempDir(), "weather-serving-old");
+    writeSegment(dir, 1, { sealed: true, labels: 3, ageMs: 40 * DAY });
+    writeSegment(dir, 2, { sealed: true, labels: 2, ageMs: 1 * DAY });
+    writeSegment(dir, 3, { sealed: false, labels: 1, ageMs: 50 * DAY });
+    const totals = await enforceLogBounds([dir], { maxBytes: 1 << 30, maxAgeMs: 30 * DAY });
+    expect(totals).toMatchObject({ segments: 1, feedback: 3 });
+    expect((await listSegments(dir)).map((s) => s.seq)).toEqual([2, 3]);
+    expect((await joinLog(dir)).rows).toHaveLength(3);
+  });
+
+  it("counts each dropped segment once when several sidecars apply the bounds at the same time", async () => {
+    const root = tempDir();
+    for (let pod = 0; pod < 3; pod++) for (let seq = 1; seq <= 4; seq++) writeSegment(path.join(root, `p${pod}`), seq, { sealed: true, labels: 2, ageMs: (10 - seq) * 1000 });
+    const dirs = ["p0", "p1", "p2"].map((p) => path.join(root, p));
+    const runs = await Promise.all([1, 2, 3].map(() => enforceLogBounds(dirs, { maxBytes: 0, maxAgeMs: 0 })));
+    expect(runs.reduce((n, r) => n + r.segments, 0)).toBe(12);
+    expect(runs.reduce((n, r) => n + r.feedback, 0)).toBe(24);
+    expect(fs.readdirSync(root)).toEqual([]);
   });
 });

@@ -56,6 +56,42 @@ describe("FileModelStore", () => {
     expect(await nextVersionName(store, "m")).toBe("v3");
   });
 
+  it("never picks a candidate as the latest version, over files and over HTTP's index.json, but serves one by name", async () => {
+    const root = tempDir();
+    const store = openStore(root);
+    const candidate = (createdAt: string): Map<string, string> => new Map([[METADATA_FILE, JSON.stringify({ createdAt, candidate: true })]]);
+    await store.writeVersion("m", "r1", candidate("2026-01-01T00:00:00Z"));
+    await expect(resolveVersion(store, "m")).rejects.toThrow(/model m has no versions .* except candidates \(r1\): name one with --version/);
+    await store.writeVersion("m", "v1", version("2026-01-02T00:00:00Z"));
+    await store.writeVersion("m", "r2", candidate("2026-01-03T00:00:00Z"));
+    expect(await store.listVersions("m")).toEqual([
+      { version: "r1", createdAt: "2026-01-01T00:00:00Z", candidate: true },
+      { version: "v1", createdAt: "2026-01-02T00:00:00Z" },
+      { version: "r2", createdAt: "2026-01-03T00:00:00Z", candidate: true },
+    ]);
+    expect(await resolveVersion(store, "m")).toBe("v1");
+    expect(await resolveVersion(store, "m", "r2")).toBe("r2");
+    await store.writeVersion("m", "v7", candidate("2026-01-04T00:00:00Z"));
+    // Candidates still take their number: the next version never reuses a candidate's name.
+    expect(await nextVersionName(store, "m")).toBe("v8");
+    const index = JSON.parse(fs.readFileSync(path.join(root, "m", INDEX_FILE), "utf8")) as { versions: { version: string; candidate?: boolean }[] };
+    expect(index.versions.filter((v) => v.candidate).map((v) => v.version)).toEqual(["r1", "r2", "v7"]);
+
+    const server = http.createServer((req, res) => {
+      const file = path.join(root, new URL(req.url!, "http://x").pathname);
+      if (!fs.existsSync(file) || fs.statSync(file).isDirectory()) res.writeHead(404).end();
+      else res.writeHead(200).end(fs.readFileSync(file));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const overHttp = openStore(`http://127.0.0.1:${(server.address() as { port: number }).port}/`);
+      expect(await resolveVersion(overHttp, "m")).toBe("v1");
+      expect(await resolveVersion(overHttp, "m", "v7")).toBe("v7");
+    } finally {
+      server.close();
+    }
+  });
+
   it("never modifies a version and never lists a half-written one", async () => {
     const root = tempDir();
     const store = new FileModelStore(root, root);

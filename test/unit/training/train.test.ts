@@ -49,11 +49,12 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe("train", () => {
   it("writes a version with preprocessing, reference profile and holdout metrics, reproducibly for a seed", async () => {
-    const epochs: number[] = [];
-    const a = await train(options(path.join(dir, "a"), { onEpoch: (p) => epochs.push(p.epoch) }));
+    const epochs: string[] = [];
+    const a = await train(options(path.join(dir, "a"), { onEpoch: (p) => epochs.push(`${p.trial} ${p.epoch}`) }));
     const b = await train(options(path.join(dir, "b")));
     await train(options(path.join(dir, "c"), { seed: 12 }));
-    expect(epochs).toEqual([1, 2, 3]);
+    // Without a parent the search has no fine-tune trial: three trials of 3 epochs.
+    expect(epochs).toEqual(["scratch", "wider", "stronger-l2"].flatMap((t) => [1, 2, 3].map((e) => `${t} ${e}`)));
     const meta = a.metadata;
     expect(meta).toMatchObject({ model: "weather", version: "v1", task: "classification", label: "weather", parentVersion: null, classes: ["drizzle", "fog", "rain", "snow", "sun"] });
     expect(meta.features.map((f) => [f.name, f.type])).toEqual(WEATHER_FEATURES.map((f) => [f, "numeric"]));
@@ -88,6 +89,11 @@ describe("train", () => {
     expect(m.mae).toBeGreaterThan(0);
     expect(m.mae).toBeLessThan(result.metadata.target!.std);
     expect(m.rmse).toBeGreaterThanOrEqual(m.mae!);
+    // Selection by rmse: lower is better.
+    const e = result.metadata.evaluation!;
+    expect(e).toMatchObject({ metric: "rmse", higherIsBetter: false, original: { rows: m.samples, candidate: m.rmse, serving: null } });
+    const trials = result.metadata.trials!;
+    expect(trials.find((t) => t.selected)!.validation).toBe(Math.min(...trials.map((t) => t.validation!)));
   });
 });
 
@@ -118,14 +124,14 @@ describe("bin/ballast train", () => {
     });
 
   it("prints the new version and metrics as JSON and logs one line per epoch", async () => {
-    const res = await run(["--data", seattleCsv, "--features", WEATHER_FEATURES.join(","), "--label", "weather", "--store", path.join(dir, "cli"), "--model", "weather", "--epochs", "2", "--hidden", "8"]);
+    const res = await run(["--data", seattleCsv, "--features", WEATHER_FEATURES.join(","), "--label", "weather", "--store", path.join(dir, "cli"), "--model", "weather", "--epochs", "2", "--hidden", "8", "--max-trials", "1"]);
     expect(res.code).toBe(0);
     const out = JSON.parse(res.stdout) as { version: string; holdoutMetrics: { accuracy: number }; backend: string };
     expect(out.version).toBe("v1");
     expect(out.holdoutMetrics.accuracy).toBeGreaterThan(0);
     const epochs = res.stderr.split("\n").filter((l) => l.includes('"event":"epoch"'));
     expect(epochs).toHaveLength(2);
-    expect(JSON.parse(epochs[0]!)).toMatchObject({ component: "train", epoch: 1, epochs: 2 });
+    expect(JSON.parse(epochs[0]!)).toMatchObject({ component: "train", trial: "scratch", epoch: 1, epochs: 2 });
   });
 
   it.each([

@@ -10,6 +10,8 @@ export const ConditionType = {
   DriftDetected: "DriftDetected",
   Degraded: "Degraded",
   Retraining: "Retraining",
+  CandidateReady: "CandidateReady",
+  LoopHalted: "LoopHalted",
 } as const;
 export type ConditionTypeName = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -50,6 +52,15 @@ export const ConditionReason = {
   AwaitingApproval: "AwaitingApproval",
   Promoted: "Promoted",
   RolledBack: "RolledBack",
+  // The loop (Events and history use the same words)
+  CandidateApproved: "CandidateApproved",
+  NoCandidate: "NoCandidate",
+  Observing: "Observing",
+  ObservationPassed: "ObservationPassed",
+  LiveRegression: "LiveRegression",
+  RolloutTimedOut: "RolloutTimedOut",
+  TooManyFailures: "TooManyFailures",
+  Resumed: "Resumed",
 } as const;
 export type ConditionReasonName = (typeof ConditionReason)[keyof typeof ConditionReason];
 

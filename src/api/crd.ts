@@ -66,6 +66,7 @@ export function buildModelDeploymentCrd(): Record<string, unknown> {
             { name: "Model", type: "string", jsonPath: ".spec.model.name", description: "Model name." },
             { name: "Version", type: "string", jsonPath: ".status.servingVersion", description: "Version being served." },
             { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status', description: "Ready condition." },
+            { name: "Phase", type: "string", jsonPath: ".status.loop.phase", description: "Phase of the retrain / promote loop." },
             { name: "Drift", type: "number", jsonPath: ".status.lastMetrics.driftShare", description: "Share of drifted features in the last window." },
             { name: "Accuracy", type: "number", jsonPath: ".status.lastMetrics.accuracy", description: "Live quality metric in the last window." },
             { name: "Candidate", type: "string", jsonPath: ".status.candidateVersion", priority: 1, description: "Candidate version." },

@@ -7,3 +7,4 @@ export * from "./crd.js";
 export type { CelRule, Resolved } from "./schema-kit.js";
 export * from "./kstatus.js";
 export * from "./reference.js";
+export * from "./train-result.js";

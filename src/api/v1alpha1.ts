@@ -348,8 +348,31 @@ function fraction(description: string) {
 export const PolicySpecSchema = Type.Object(
   {
     paused: withDefault(Type.Boolean({ description: "Stop automatic retraining and promotion; serving and monitoring go on. Argo CD shows the resource Suspended." }), false),
-    maxDriftShare: withDefault(fraction("Dataset drift, a violation, when the share of drifted features in a window reaches this (0–1)."), 0.5),
-    predictionDrift: withDefault(Type.Boolean({ description: "Also violated when the model's predictions drift from the reference." }), false),
+    triggerOn: withDefault(
+      stringEnum(
+        ["auto", "performance", "drift", "any"] as const,
+        "What may make a window a violation. auto: a window with at least minLabelledSamples labelled rows is judged on the quality metric (minAccuracy / maxError), stability and robustness, and its drift is reported as the likely cause but does not decide; a window with fewer is judged on drift and robustness. performance: only the quality metric, stability and robustness. drift: only drift and robustness. any: every rule.",
+      ),
+      "auto",
+    ),
+    minLabelledSamples: withDefault(
+      Type.Integer({
+        format: "int32",
+        minimum: 1,
+        maximum: 10000000,
+        description:
+          "Labelled rows (with feedback) a window needs before its quality metric decides: with triggerOn auto, fewer means the window is judged on drift; with performance, fewer means the metric is not judged. Keep it at most monitoring.window.size.",
+      }),
+      50,
+    ),
+    maxDriftShare: withDefault(
+      fraction("Dataset drift when the share of drifted features in a window reaches this (0–1); a violation where triggerOn lets drift decide."),
+      0.5,
+    ),
+    predictionDrift: withDefault(
+      Type.Boolean({ description: "Also a violation when the model's predictions drift from the reference, where triggerOn lets drift decide." }),
+      false,
+    ),
     minAccuracy: Type.Optional(fraction("Classification only: violated when the live accuracy metric falls below this (0–1).")),
     maxError: Type.Optional(Type.Number({ minimum: 0, description: "Regression only: violated when the live error metric (mae or rmse) rises above this." })),
     minStability: withDefault(fraction("Violated when stability = 1 − std(metric)/mean(metric) over recent windows falls below this."), 0.8),
@@ -434,6 +457,44 @@ export const RetrainingSpecSchema = Type.Object(
       ),
       {},
     ),
+    search: withDefault(
+      Type.Object(
+        {
+          maxTrials: withDefault(
+            Type.Integer({
+              format: "int32",
+              minimum: 1,
+              maximum: 4,
+              description:
+                "Trials tried in order, at most: fine-tune the serving version (learning rate × 0.1), retrain from scratch, a wider network (hidden widths × 2), a stronger L2 (× 10). The best on a validation split of the training rows is the candidate.",
+            }),
+            4,
+          ),
+          parallelism: withDefault(
+            Type.Integer({
+              format: "int32",
+              minimum: 1,
+              maximum: 4,
+              description: "Trials run at once: indexes of one Indexed Job (completionMode Indexed), each training its share of the trials.",
+            }),
+            1,
+          ),
+        },
+        {
+          description: "A bounded search, because updating a model is more than re-running fit.",
+          "x-kubernetes-validations": [
+            {
+              // The API server checks rules against the {} default too, before nested defaults fill it.
+              rule: "!has(self.parallelism) || !has(self.maxTrials) || self.parallelism <= self.maxTrials",
+              message: "parallelism must not exceed maxTrials",
+              fieldPath: ".parallelism",
+              reason: "FieldValueInvalid",
+            },
+          ] satisfies CelRule[],
+        },
+      ),
+      {},
+    ),
     hyperparameters: withDefault(
       Type.Object(
         {
@@ -473,9 +534,20 @@ export const PromotionSpecSchema = Type.Object(
       3,
     ),
     maxLiveRegression: withDefault(
-      fraction("Roll back when the live metric is worse than the previous version's by more than this, or the error rate rises by more than this."),
+      fraction(
+        "Roll back when the live metric is worse than the candidate's gate metric by more than this and worse than the previous version's last healthy live metric, or the error rate rises by more than this.",
+      ),
       0.05,
     ),
+    maxForgetting: withDefault(
+      fraction("Gate: on the original holdout the candidate may be worse than the serving version by at most this (absolute metric difference)."),
+      0.05,
+    ),
+    maxLatencyRatio: withDefault(
+      Type.Number({ minimum: 1, maximum: 100, description: "Gate: the candidate's per-row predict latency may be at most this times the serving version's (measured in the Job, same backend)." }),
+      1.5,
+    ),
+    rolloutDeadline: withDefault(durationString("Roll back when the promoted version's pods are not all Ready within this long, e.g. 10m."), "10m"),
   },
   {
     description: "How a verified candidate replaces the serving version.",
@@ -527,6 +599,12 @@ export const ModelDeploymentSpecSchema = Type.Object(
         reason: "FieldValueInvalid",
       },
       {
+        rule: "!has(self.policy) || !has(self.monitoring.window.size) || self.policy.minLabelledSamples <= self.monitoring.window.size",
+        message: "policy.minLabelledSamples must not exceed monitoring.window.size, or no window is ever judged on its labels",
+        fieldPath: ".policy.minLabelledSamples",
+        reason: "FieldValueInvalid",
+      },
+      {
         rule: "!has(self.policy) || duration(self.policy.maxRetrainings.period) >= duration(self.policy.cooldown)",
         message: "policy.maxRetrainings.period must be at least policy.cooldown",
         fieldPath: ".policy.maxRetrainings.period",
@@ -543,7 +621,7 @@ export const ConditionSchema = Type.Object(
     type: Type.String({
       maxLength: 316,
       pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
-      description: "Condition type: Ready, Reconciling, Stalled, Serving, DriftDetected, Degraded, Retraining.",
+      description: "Condition type: Ready, Reconciling, Stalled, Serving, DriftDetected, Degraded, Retraining, CandidateReady, LoopHalted.",
     }),
     status: stringEnum(["True", "False", "Unknown"] as const, "True, False or Unknown."),
     observedGeneration: Type.Optional(
@@ -569,17 +647,43 @@ export const MetricsSnapshotSchema = Type.Object(
     windowEnd: Type.String({ format: "date-time", description: "End of the window the numbers describe." }),
     samples: Type.Integer({ format: "int64", minimum: 0, description: "Requests seen in the window." }),
     labelledSamples: Type.Optional(Type.Integer({ format: "int64", minimum: 0, description: "Requests with ground-truth feedback." })),
-    driftShare: Type.Optional(fraction("Share of features that drifted.")),
+    driftShare: Type.Optional(fraction("Share of features that drifted, rounded to 4 significant digits.")),
     driftedFeatures: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 256, description: "Features judged drifted." })),
-    predictionDrift: Type.Optional(Type.Number({ description: "Drift statistic of the predictions." })),
+    predictionDrift: Type.Optional(Type.Number({ description: "Drift statistic of the predictions, rounded to 4 significant digits." })),
     metric: Type.Optional(Type.String({ maxLength: 32, description: "Name of the live quality metric." })),
-    accuracy: Type.Optional(Type.Number({ description: "Value of the live quality metric (monitoring.accuracyMetric)." })),
-    stability: Type.Optional(Type.Number({ description: "1 − std(metric)/mean(metric) over recent windows." })),
-    robustness: Type.Optional(Type.Number({ description: "1 − failed requests / served requests." })),
-    errorRate: Type.Optional(Type.Number({ minimum: 0, description: "Failed requests / served requests." })),
+    accuracy: Type.Optional(
+      Type.Number({ description: "Value of the live quality metric (monitoring.accuracyMetric), rounded to 4 significant digits (the policy judges the exact value)." }),
+    ),
+    stability: Type.Optional(Type.Number({ description: "1 − std(metric)/mean(metric) over recent windows, rounded to 4 significant digits." })),
+    robustness: Type.Optional(Type.Number({ description: "1 − failed requests / served requests, rounded to 4 significant digits." })),
+    errorRate: Type.Optional(Type.Number({ minimum: 0, description: "Failed requests / served requests, rounded to 4 significant digits." })),
     verdict: Type.Optional(verdict),
+    decidedBy: Type.Optional(
+      stringEnum(
+        ["labels", "drift"] as const,
+        "What decided the window's verdict (policy.triggerOn): labels (the quality metric, from feedback) or drift. Absent when the window could not be judged.",
+      ),
+    ),
   },
   { description: "The last closed monitoring window, merged over all serving pods." },
+);
+
+/** Entries kept in status.recentWindows. */
+export const MAX_RECENT_WINDOWS = 12;
+
+export const WindowRecordSchema = Type.Object(
+  {
+    windowEnd: Type.String({ format: "date-time", description: "End of the window." }),
+    version: Type.Optional(Type.String({ maxLength: 63, description: "Version the sidecars served in it." })),
+    samples: Type.Integer({ format: "int64", minimum: 0, description: "Rows seen." }),
+    labelledSamples: Type.Optional(Type.Integer({ format: "int64", minimum: 0, description: "Rows with feedback." })),
+    accuracy: Type.Optional(Type.Number({ description: "The live quality metric (4 significant digits)." })),
+    driftShare: Type.Optional(fraction("Share of drifted features.")),
+    errorRate: Type.Optional(Type.Number({ minimum: 0, description: "Failed / served requests." })),
+    verdict: Type.Optional(stringEnum(["Healthy", "Violated", "InsufficientData"] as const, "The window's own verdict.")),
+    decidedBy: Type.Optional(stringEnum(["labels", "drift"] as const, "Which evidence judged it (policy.triggerOn).")),
+  },
+  { description: "One judged monitoring window, merged over the serving pods." },
 );
 
 export const PolicyStateSchema = Type.Object(
@@ -593,27 +697,92 @@ export const PolicyStateSchema = Type.Object(
   { description: "Where the policy's hysteresis and cooldown stand." },
 );
 
+const metricPair = (what: string) =>
+  Type.Object(
+    {
+      rows: Type.Integer({ format: "int64", minimum: 0, description: "Rows compared." }),
+      candidate: Type.Optional(Type.Number({ description: "Candidate's metric." })),
+      serving: Type.Optional(Type.Number({ description: "Serving version's metric on the same rows." })),
+    },
+    { description: what },
+  );
+
+export const GateResultSchema = Type.Object(
+  {
+    passed: Type.Boolean({ description: "Whether every rule held." }),
+    metric: Type.String({ maxLength: 32, description: "Metric compared (the live quality metric)." }),
+    recent: metricPair("On the recent holdout: labelled feedback since the serving version went live, never trained on."),
+    original: Type.Optional(metricPair("On the original holdout (the forgetting check).")),
+    latencyRatio: Type.Optional(Type.Number({ minimum: 0, description: "Candidate's per-row predict latency / the serving version's." })),
+    failedRule: Type.Optional(stringEnum(["MinImprovement", "MaxForgetting", "MaxLatencyRatio"] as const, "The first rule the candidate failed.")),
+    message: Type.String({ maxLength: 1024, description: "The rules with both numbers." }),
+  },
+  { description: "The candidate against the serving version, on the same rows." },
+);
+
 export const RetrainingStatusSchema = Type.Object(
   {
     jobName: Type.String({ maxLength: 63, description: "Name of the retraining Job." }),
+    attempt: Type.Optional(Type.Integer({ format: "int32", minimum: 1, description: "Attempt number (the Job name's suffix)." })),
     phase: stringEnum(["Running", "Succeeded", "Failed"] as const, "Running, Succeeded or Failed."),
     reason: Type.Optional(Type.String({ maxLength: 1024, description: "Why it was started, or why it failed." })),
     message: Type.Optional(Type.String({ maxLength: 32768, description: "Human-readable details." })),
     startTime: Type.Optional(Type.String({ format: "date-time", description: "When the Job was created." })),
     completionTime: Type.Optional(Type.String({ format: "date-time", description: "When the Job finished." })),
+    fromVersion: Type.Optional(Type.String({ maxLength: 63, description: "Serving version the Job started from." })),
     candidateVersion: Type.Optional(Type.String({ maxLength: 63, description: "Version the Job wrote." })),
-    candidateMetric: Type.Optional(Type.Number({ description: "Candidate's metric on the holdout." })),
+    candidateMetric: Type.Optional(Type.Number({ description: "Candidate's metric on the recent holdout." })),
     servingMetric: Type.Optional(Type.Number({ description: "Serving version's metric on the same holdout." })),
+    gate: Type.Optional(GateResultSchema),
   },
   { description: "The latest retraining Job." },
 );
 
-export const HISTORY_EVENTS = ["Served", "Retrained", "Promoted", "Rejected", "RolledBack"] as const;
+export const LOOP_PHASES = ["Stable", "Training", "AwaitingApproval", "Promoting", "Observing", "RollingBack", "Halted"] as const;
+export type LoopPhase = (typeof LOOP_PHASES)[number];
+
+export const LoopStatusSchema = Type.Object(
+  {
+    phase: stringEnum(
+      LOOP_PHASES,
+      "Stable (serving, watching the policy), Training (a retraining Job runs), AwaitingApproval (manual mode: a candidate passed the gate), Promoting (rolling the pods to the candidate), Observing (watching the promoted version live), RollingBack (restoring the previous version), Halted (3 failed attempts in a row or policy.paused: nothing starts until a person acts).",
+    ),
+    attempt: Type.Integer({ format: "int32", minimum: 0, description: "Retraining attempts started so far; the next Job is <name>-retrain-<attempt+1>." }),
+    since: Type.String({ format: "date-time", description: "When the loop entered this phase." }),
+    message: Type.String({ maxLength: 1024, description: "What the loop is doing or waiting for." }),
+    consecutiveFailures: Type.Optional(
+      Type.Integer({ format: "int32", minimum: 0, description: "Failed, rejected or rolled-back attempts in a row; 3 halt the loop." }),
+    ),
+    backoffUntil: Type.Optional(Type.String({ format: "date-time", description: "No retraining starts before this time: the cooldown, doubled after each failed attempt (at most 24h)." })),
+    recentStarts: Type.Optional(
+      Type.Array(Type.String({ format: "date-time" }), {
+        maxItems: 1000,
+        description: "Start times of the Jobs within policy.maxRetrainings.period (the budget's sliding window).",
+      }),
+    ),
+    observedWindows: Type.Optional(Type.Integer({ format: "int32", minimum: 0, description: "Observing: labelled windows of the promoted version judged so far." })),
+    lastObservedWindowEnd: Type.Optional(Type.String({ format: "date-time", description: "Observing: end of the last window judged." })),
+    baselineMetric: Type.Optional(
+      Type.Number({ description: "The serving version's last healthy live metric; while a promoted version is observed, the replaced version's (the rollback rule's baseline)." }),
+    ),
+    baselineErrorRate: Type.Optional(Type.Number({ minimum: 0, description: "The serving version's live error rate in that window." })),
+    lastHandledTrigger: Type.Optional(Type.String({ format: "date-time", description: "The status.policy.lastTriggerTime last acted on (started a Job or was refused)." })),
+    approvalHandled: Type.Optional(Type.String({ maxLength: 63, description: "The spec.promotion.approvedVersion last acted on, so an approval is carried out once." })),
+    failedAttempts: Type.Optional(
+      Type.Integer({ format: "int32", minimum: 0, description: "Attempts that failed, were rejected or rolled back; Job robustness = 1 − failedAttempts / attempt." }),
+    ),
+    resumedBy: Type.Optional(Type.String({ maxLength: 256, description: "Value of the ballast.dev/resume annotation last acted on." })),
+    haltedGeneration: Type.Optional(Type.Integer({ format: "int64", minimum: 0, description: "metadata.generation when the loop halted; a spec change resumes it." })),
+  },
+  { description: "The closed loop's state machine: retrain, gate, promote, observe, roll back." },
+);
+
+export const HISTORY_EVENTS = ["Served", "Retrained", "RetrainingFailed", "Promoted", "Rejected", "RolledBack", "Halted"] as const;
 
 export const HistoryEntrySchema = Type.Object(
   {
     time: Type.String({ format: "date-time", description: "When it happened." }),
-    event: stringEnum(HISTORY_EVENTS, "Served, Retrained, Promoted, Rejected or RolledBack."),
+    event: stringEnum(HISTORY_EVENTS, "Served, Retrained, RetrainingFailed, Promoted, Rejected, RolledBack or Halted."),
     version: Type.String({ maxLength: 63, description: "Version concerned." }),
     previousVersion: Type.Optional(Type.String({ maxLength: 63, description: "Version it replaced, for Promoted and RolledBack." })),
     reason: Type.Optional(Type.String({ maxLength: 256, description: "CamelCase reason." })),
@@ -631,15 +800,27 @@ export const ModelDeploymentStatusSchema = Type.Object(
         maxItems: 16,
         "x-kubernetes-list-type": "map",
         "x-kubernetes-list-map-keys": ["type"],
-        description: "kstatus conditions (Ready, Reconciling, Stalled) and domain conditions (Serving, DriftDetected, Degraded, Retraining).",
+        description: "kstatus conditions (Ready, Reconciling, Stalled) and domain conditions (Serving, DriftDetected, Degraded, Retraining, CandidateReady, LoopHalted).",
       }),
     ),
     servingVersion: Type.Optional(Type.String({ maxLength: 63, description: "Version the serving pods run." })),
     candidateVersion: Type.Optional(Type.String({ maxLength: 63, description: "Trained version waiting for verification or approval." })),
+    targetVersion: Type.Optional(
+      Type.String({ maxLength: 63, description: "Version the operator pins the serving pods to after a promotion or rollback; unset: the newest non-candidate version in the store." }),
+    ),
+    previousVersion: Type.Optional(Type.String({ maxLength: 63, description: "Version served before the last promotion (what a rollback restores)." })),
+    loop: Type.Optional(LoopStatusSchema),
     replicas: Type.Optional(Type.Integer({ format: "int32", minimum: 0, description: "Serving pods that exist (scale subresource)." })),
     readyReplicas: Type.Optional(Type.Integer({ format: "int32", minimum: 0, description: "Serving pods that are ready." })),
     selector: Type.Optional(Type.String({ maxLength: 1024, description: "Label selector of the serving pods, for the scale subresource and HPAs." })),
     lastMetrics: Type.Optional(MetricsSnapshotSchema),
+    recentWindows: Type.Optional(
+      Type.Array(WindowRecordSchema, {
+        maxItems: MAX_RECENT_WINDOWS,
+        "x-kubernetes-list-type": "atomic",
+        description: `The last ${MAX_RECENT_WINDOWS} judged windows, oldest first: the timeline the loop observes a promoted version on.`,
+      }),
+    ),
     policy: Type.Optional(PolicyStateSchema),
     lastRetraining: Type.Optional(RetrainingStatusSchema),
     history: Type.Optional(
@@ -663,8 +844,11 @@ export type ModelDeploymentStatus = Static<typeof ModelDeploymentStatusSchema>;
 export type Condition = Static<typeof ConditionSchema>;
 export type ConditionStatus = Condition["status"];
 export type MetricsSnapshot = Static<typeof MetricsSnapshotSchema>;
+export type WindowRecord = Static<typeof WindowRecordSchema>;
 export type PolicyState = Static<typeof PolicyStateSchema>;
 export type RetrainingStatus = Static<typeof RetrainingStatusSchema>;
+export type LoopStatus = Static<typeof LoopStatusSchema>;
+export type GateResult = Static<typeof GateResultSchema>;
 export type HistoryEntry = Static<typeof HistoryEntrySchema>;
 export type Toleration = Static<typeof TolerationSchema>;
 export type EnvVar = Static<typeof EnvVarSchema>;

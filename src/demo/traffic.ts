@@ -2,7 +2,7 @@
 // to the sidecar, and the sidecar's monitoring summary in words.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { SidecarSummary, WindowSummary } from "../monitoring/summary.js";
-import { WEATHER_FEATURES, type WeatherDay } from "./weather-data.js";
+import { WEATHER_FEATURES, WEATHER_LABEL } from "./weather-data.js";
 
 export interface TrafficResult {
   requests: number;
@@ -24,24 +24,35 @@ async function postJson(url: string, body: unknown): Promise<{ status: number; b
   return { status: res.status, body: parsed };
 }
 
-/** OIP v2 infer body: one FP32 tensor per feature, one element per day. */
-export function inferRequest(days: readonly WeatherDay[], id: string): object {
-  return { id, inputs: WEATHER_FEATURES.map((name) => ({ name, shape: [days.length], datatype: "FP32", data: days.map((d) => Number(d[name])) })) };
+/** A row of traffic: feature values and the label as text, as read from a data set. */
+export type TrafficRow = Readonly<Record<string, string>>;
+
+/** OIP v2 infer body: one FP32 tensor per feature, one element per row. */
+export function inferRequest(rows: readonly TrafficRow[], id: string, features: readonly string[] = WEATHER_FEATURES): object {
+  return { id, inputs: features.map((name) => ({ name, shape: [rows.length], datatype: "FP32", data: rows.map((d) => Number(d[name])) })) };
 }
 
 /**
  * Sends `days` in requests of `rowsPerRequest` to `<serviceUrl>/v2/models/<model>/infer`, then the true
- * weather of every row to `<feedbackUrl>/v1/feedback`, the way a labelling pipeline reports it later.
+ * label of every row to `<feedbackUrl>/v1/feedback`, the way a labelling pipeline reports it later.
+ * Weather rows by default; `features` and `label` name another data set's columns.
  */
 export async function sendTrafficWithFeedback(opts: {
   serviceUrl: string;
   feedbackUrl: string;
   model: string;
-  days: readonly WeatherDay[];
+  days: readonly TrafficRow[];
   rowsPerRequest: number;
   idPrefix: string;
+  features?: readonly string[];
+  label?: string;
+  /** Send the predictions but no feedback (labels that never arrive). */
+  withoutFeedback?: boolean;
+  /** Label each request right after its answer (an online labeller) instead of all at the end. */
+  feedbackPerRequest?: boolean;
   signal?: AbortSignal;
 }): Promise<TrafficResult> {
+  const label = opts.label ?? WEATHER_LABEL;
   const result: TrafficResult = { requests: 0, rows: 0, correct: 0, feedbackAccepted: 0 };
   const feedback: { id: string; labels: string[] }[] = [];
   for (let i = 0; i < opts.days.length; i += opts.rowsPerRequest) {
@@ -49,24 +60,28 @@ export async function sendTrafficWithFeedback(opts: {
     const batch = opts.days.slice(i, i + opts.rowsPerRequest);
     const id = `${opts.idPrefix}-${i / opts.rowsPerRequest}`;
     const url = `${opts.serviceUrl}/v2/models/${opts.model}/infer`;
-    const res = await postJson(url, inferRequest(batch, id));
+    const res = await postJson(url, inferRequest(batch, id, opts.features));
     if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${JSON.stringify(res.body)}`);
     const predicted = (res.body as { outputs?: { name: string; data: unknown[] }[] }).outputs?.find((o) => o.name === "label")?.data;
     if (!predicted || predicted.length !== batch.length) throw new Error(`POST ${url}: the response has no "label" output with ${batch.length} predictions: ${JSON.stringify(res.body).slice(0, 300)}`);
     result.requests++;
     result.rows += batch.length;
     batch.forEach((d, r) => {
-      if (predicted[r] === d.weather) result.correct++;
+      if (predicted[r] === d[label]) result.correct++;
     });
-    feedback.push({ id, labels: batch.map((d) => d.weather) });
+    if (opts.withoutFeedback) continue;
+    feedback.push({ id, labels: batch.map((d) => d[label]!) });
+    if (opts.feedbackPerRequest) result.feedbackAccepted += await postFeedback(opts.feedbackUrl, feedback.splice(0));
   }
-  const url = `${opts.feedbackUrl}/v1/feedback`;
-  for (let i = 0; i < feedback.length; i += 50) {
-    const res = await postJson(url, { feedback: feedback.slice(i, i + 50) });
-    if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${JSON.stringify(res.body)}`);
-    result.feedbackAccepted += (res.body as { accepted: number }).accepted;
-  }
+  for (let i = 0; i < feedback.length; i += 50) result.feedbackAccepted += await postFeedback(opts.feedbackUrl, feedback.slice(i, i + 50));
   return result;
+}
+
+async function postFeedback(feedbackUrl: string, feedback: { id: string; labels: string[] }[]): Promise<number> {
+  const url = `${feedbackUrl}/v1/feedback`;
+  const res = await postJson(url, { feedback });
+  if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return (res.body as { accepted: number }).accepted;
 }
 
 /**

@@ -5,6 +5,24 @@ import type { DriftReport } from "./compare.js";
 
 export type Verdict = "healthy" | "violated" | "insufficient-data";
 
+/**
+ * Which evidence may make a window a violation. Drift explains, degradation decides — when labels can tell:
+ * - "auto": a window with at least `minLabelledSamples` labelled rows is judged on its labels (quality metric,
+ *   stability) and robustness; drift is measured and named as the likely cause but does not decide. A window
+ *   with fewer labelled rows is judged on drift and robustness.
+ * - "performance": only the quality metric, stability and robustness (the metric when labels suffice).
+ * - "drift": only drift and robustness.
+ * - "any": every rule.
+ */
+export type TriggerOn = "auto" | "performance" | "drift" | "any";
+export type DecidedBy = "labels" | "drift";
+/** A rule a window broke, in the order a user fixes them. */
+export type PolicyRule = "metric-min" | "metric-max" | "robustness" | "stability" | "dataset-drift" | "prediction-drift";
+
+/** Bounds on what a decision says, so conditions and Events stay readable whatever the feature count. */
+export const MAX_REASONS = 8;
+export const MAX_REASON_LENGTH = 256;
+
 export interface MetricBound {
   /** Metric name as given in `WindowObservation.metrics`, e.g. "accuracy", "f1", "rmse". */
   metric: string;
@@ -21,9 +39,13 @@ export interface PolicyConfig {
   consecutiveWindows: number;
   /** After a trigger, no new trigger for this long (default 1 h). */
   cooldownMs: number;
-  /** Violated when the dataset drift verdict is true (default true). */
+  /** Which evidence may make a window a violation (default "auto"; see `TriggerOn`). */
+  triggerOn: TriggerOn;
+  /** Labelled rows a window needs before its quality metric decides ("auto", "performance"; default 50). */
+  minLabelledSamples: number;
+  /** Violated when the dataset drift verdict is true (default true), where `triggerOn` lets drift decide. */
   datasetDrift: boolean;
-  /** Violated when any prediction feature drifted (default false). */
+  /** Violated when any prediction feature drifted (default false), where `triggerOn` lets drift decide. */
   predictionDrift: boolean;
   metrics: MetricBound[];
   /** Violated when stability (1 − std/mean over recent windows) falls below this. */
@@ -36,6 +58,8 @@ export const DEFAULT_POLICY: PolicyConfig = {
   minSamples: 100,
   consecutiveWindows: 3,
   cooldownMs: 3_600_000,
+  triggerOn: "auto",
+  minLabelledSamples: 50,
   datasetDrift: true,
   predictionDrift: false,
   metrics: [],
@@ -46,6 +70,8 @@ export interface WindowObservation {
   endMs: number;
   /** Rows (requests) in the window. */
   samples: number;
+  /** Rows of the window with ground-truth feedback (absent = 0). */
+  labelledSamples?: number;
   drift?: DriftReport;
   /** Labelled metrics of the window; null = no labelled feedback for it. */
   metrics?: Record<string, number | null>;
@@ -61,13 +87,35 @@ export interface PolicyState {
 
 export const INITIAL_POLICY_STATE: PolicyState = { consecutiveViolations: 0, lastTriggerMs: null };
 
+/** One window judged on its own. */
+export interface WindowJudgement {
+  verdict: Verdict;
+  /**
+   * Why, at most MAX_REASONS of at most MAX_REASON_LENGTH characters: each violated rule with its value and
+   * bound (the first prefixed with what decided, e.g. "decided by labels (62 labelled rows ≥ 50): "), the
+   * likely cause, drift that was measured but did not decide, or why the data was insufficient.
+   */
+  reasons: string[];
+  /** Whether labels or drift decided this window; absent when nothing could be judged. */
+  decidedBy?: DecidedBy;
+  /** What decided, in words, e.g. "decided by labels (62 labelled rows ≥ 50)". */
+  basis?: string;
+  /** The rules broken, in the order a user fixes them. */
+  fired: PolicyRule[];
+}
+
 export interface PolicyDecision {
   /** Debounced verdict: "violated" only after `consecutiveWindows` violating windows in a row. */
   verdict: Verdict;
   /** This window alone. */
   windowVerdict: Verdict;
-  /** Why: each violated rule with its value and bound, or why the data was insufficient. */
+  /** The window's reasons, then a pending streak or a cooldown; bounded like `WindowJudgement.reasons`. */
   reasons: string[];
+  /** This window's: whether labels or drift decided it. */
+  decidedBy?: DecidedBy;
+  basis?: string;
+  /** Rules this window broke. */
+  fired: PolicyRule[];
   consecutiveViolations: number;
   /** True when the caller should act now (e.g. start retraining): violated and not cooling down. */
   trigger: boolean;
@@ -79,45 +127,152 @@ function fmt(x: number): string {
   return Number.isInteger(x) ? String(x) : x.toPrecision(4);
 }
 
+function clip(text: string, max = MAX_REASON_LENGTH): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+/** Names that fit in about `budget` characters, then "and N more": a list inside one reason. */
+function nameList(names: readonly string[], budget = 120): string {
+  const shown: string[] = [];
+  let length = 0;
+  for (const name of names) {
+    const item = shown.length === 0 ? clip(name, budget) : name;
+    if (shown.length > 0 && length + 2 + item.length > budget) break;
+    shown.push(item);
+    length += (shown.length > 1 ? 2 : 0) + item.length;
+  }
+  const rest = names.length - shown.length;
+  return rest > 0 ? `${shown.join(", ")} and ${rest} more` : shown.join(", ");
+}
+
+/** `reasons` cut to `limit` entries (the last saying how many were left out), each clipped. */
+function boundReasons(reasons: readonly string[], limit = MAX_REASONS): string[] {
+  const clipped = reasons.map((r) => clip(r));
+  if (clipped.length <= limit) return clipped;
+  return [...clipped.slice(0, limit - 1), `… and ${clipped.length - limit + 1} more`];
+}
+
+interface Regime {
+  labels: boolean;
+  stability: boolean;
+  drift: boolean;
+  basis?: string;
+  decidedBy?: DecidedBy;
+  /** Why the quality metric was not judged although it could have been. */
+  labelsNote?: string;
+}
+
+/** Which rules judge this window under `config.triggerOn`. */
+function regime(observation: WindowObservation, config: PolicyConfig): Regime {
+  const labelled = observation.labelledSamples ?? 0;
+  const enough = labelled >= config.minLabelledSamples;
+  const count = `${labelled} labelled rows ${enough ? "≥" : "<"} ${config.minLabelledSamples}`;
+  switch (config.triggerOn) {
+    case "any":
+      return { labels: true, stability: true, drift: true };
+    case "performance":
+      return {
+        labels: enough,
+        stability: true,
+        drift: false,
+        basis: "decided by labels (policy.triggerOn performance)",
+        decidedBy: "labels",
+        ...(enough ? {} : { labelsNote: `quality metric not judged: ${count}` }),
+      };
+    case "drift":
+      return { labels: false, stability: false, drift: true, basis: "decided by drift (policy.triggerOn drift)", decidedBy: "drift" };
+    case "auto":
+      return enough
+        ? { labels: true, stability: true, drift: false, basis: `decided by labels (${count})`, decidedBy: "labels" }
+        : { labels: false, stability: false, drift: true, basis: `decided by drift (${count})`, decidedBy: "drift" };
+  }
+}
+
 /** The verdict of one window on its own, with reasons. */
-export function evaluateWindow(observation: WindowObservation, config: PolicyConfig): { verdict: Verdict; reasons: string[] } {
+export function evaluateWindow(observation: WindowObservation, config: PolicyConfig): WindowJudgement {
   if (!(observation.samples >= config.minSamples)) {
-    return { verdict: "insufficient-data", reasons: [`window has ${observation.samples} samples, fewer than the ${config.minSamples} required`] };
+    return { verdict: "insufficient-data", reasons: [`window has ${observation.samples} samples, fewer than the ${config.minSamples} required`], fired: [] };
   }
-  const reasons: string[] = [];
+  const judge = regime(observation, config);
+  const violations: { rule: PolicyRule; text: string[] }[] = [];
+  let labelsJudged = false;
+  let driftJudged = false;
   let evaluated = 0;
-  const drift = observation.drift;
-  if (config.datasetDrift && drift && drift.status === "evaluated") {
-    evaluated++;
-    if (drift.drift) {
-      const which = drift.features.filter((f) => f.drift).map((f) => f.reason);
-      reasons.push(`dataset drift: ${drift.driftedFeatures}/${drift.evaluatedFeatures} features drifted (share ${fmt(drift.driftShare)} ≥ ${drift.driftShareThreshold})`, ...which);
-    }
-  }
-  if (config.predictionDrift && drift) {
-    const evaluatedPrediction = drift.prediction.filter((p) => p.status === "evaluated");
-    if (evaluatedPrediction.length > 0) evaluated++;
-    for (const p of evaluatedPrediction) if (p.drift) reasons.push(`prediction drift: ${p.reason}`);
-  }
-  for (const bound of config.metrics) {
+
+  for (const bound of judge.labels ? config.metrics : []) {
     const value = observation.metrics?.[bound.metric];
     if (value === null || value === undefined || !Number.isFinite(value)) continue;
     evaluated++;
-    if (bound.min !== undefined && value < bound.min) reasons.push(`${bound.metric} ${fmt(value)} < minimum ${bound.min}`);
-    if (bound.max !== undefined && value > bound.max) reasons.push(`${bound.metric} ${fmt(value)} > maximum ${bound.max}`);
+    labelsJudged = true;
+    if (bound.min !== undefined && value < bound.min) violations.push({ rule: "metric-min", text: [`${bound.metric} ${fmt(value)} < minimum ${bound.min}`] });
+    if (bound.max !== undefined && value > bound.max) violations.push({ rule: "metric-max", text: [`${bound.metric} ${fmt(value)} > maximum ${bound.max}`] });
   }
-  const seed: Array<[string, number | null | undefined, number | undefined]> = [
-    ["stability", observation.stability, config.minStability],
-    ["robustness", observation.robustness, config.minRobustness],
+  const seed: Array<[PolicyRule & ("robustness" | "stability"), number | null | undefined, number | undefined, boolean]> = [
+    ["robustness", observation.robustness, config.minRobustness, true],
+    ["stability", observation.stability, config.minStability, judge.stability],
   ];
-  for (const [name, value, min] of seed) {
-    if (min === undefined || value === null || value === undefined || !Number.isFinite(value)) continue;
+  for (const [name, value, min, judged] of seed) {
+    if (!judged || min === undefined || value === null || value === undefined || !Number.isFinite(value)) continue;
     evaluated++;
-    if (value < min) reasons.push(`${name} ${fmt(value)} < minimum ${min}`);
+    if (name === "stability") labelsJudged = true;
+    if (value < min) violations.push({ rule: name, text: [`${name} ${fmt(value)} < minimum ${min}`] });
   }
-  if (reasons.length > 0) return { verdict: "violated", reasons };
-  if (evaluated === 0) return { verdict: "insufficient-data", reasons: ["no rule could be evaluated (no drift report, labelled metrics or run counts for this window)"] };
-  return { verdict: "healthy", reasons: [] };
+
+  const drift = observation.drift;
+  const driftedNames = drift ? drift.features.filter((f) => f.drift).map((f) => f.name) : [];
+  const predictionDrifted = drift ? drift.prediction.filter((p) => p.status === "evaluated" && p.drift) : [];
+  if (judge.drift && config.datasetDrift && drift && drift.status === "evaluated") {
+    evaluated++;
+    driftJudged = true;
+    if (drift.drift) {
+      const details = drift.features.filter((f) => f.drift).map((f) => f.reason);
+      violations.push({
+        rule: "dataset-drift",
+        text: [
+          `dataset drift: ${drift.driftedFeatures}/${drift.evaluatedFeatures} features drifted (share ${fmt(drift.driftShare)} ≥ ${drift.driftShareThreshold}): ${nameList(driftedNames)}`,
+          ...details.slice(0, 3),
+        ],
+      });
+    }
+  }
+  if (judge.drift && config.predictionDrift && drift) {
+    if (drift.prediction.some((p) => p.status === "evaluated")) {
+      evaluated++;
+      driftJudged = true;
+    }
+    if (predictionDrifted.length > 0) violations.push({ rule: "prediction-drift", text: predictionDrifted.map((p) => `prediction drift: ${p.reason}`) });
+  }
+
+  const order: PolicyRule[] = ["metric-min", "metric-max", "robustness", "stability", "dataset-drift", "prediction-drift"];
+  violations.sort((a, b) => order.indexOf(a.rule) - order.indexOf(b.rule));
+  const fired = violations.map((v) => v.rule);
+  // "any" judges on everything: what decided is the first rule broken, else the evidence that was judged.
+  const firstKind = fired.find((r) => r !== "robustness");
+  const decidedBy: DecidedBy | undefined =
+    judge.decidedBy ??
+    (firstKind ? (firstKind === "dataset-drift" || firstKind === "prediction-drift" ? "drift" : "labels") : labelsJudged ? "labels" : driftJudged ? "drift" : undefined);
+  const basis = judge.basis ?? (decidedBy ? `decided by ${decidedBy} (policy.triggerOn any)` : undefined);
+  // Drift that was measured but not allowed to decide: named as the likely cause of a quality problem, or noted.
+  const driftNotJudged = !driftJudged && (driftedNames.length > 0 || predictionDrifted.length > 0);
+  const driftWords = [
+    ...(driftedNames.length > 0 ? [`drift in ${nameList(driftedNames)}`] : []),
+    ...(predictionDrifted.length > 0 ? ["drifted predictions"] : []),
+  ].join(" and ");
+  const notes = judge.labelsNote ? [judge.labelsNote] : [];
+  const decided = { ...(decidedBy ? { decidedBy } : {}), ...(basis ? { basis } : {}) };
+
+  if (violations.length > 0) {
+    const [first, ...rest] = violations.flatMap((v) => v.text);
+    const qualityFired = fired.some((r) => r === "metric-min" || r === "metric-max" || r === "stability");
+    const cause = driftNotJudged && qualityFired ? [`likely cause: ${driftWords}`] : [];
+    return { verdict: "violated", reasons: boundReasons([basis ? `${basis}: ${first}` : first!, ...rest, ...cause, ...notes]), ...decided, fired };
+  }
+  if (evaluated === 0) {
+    const why = "no rule could be evaluated (no drift report, labelled metrics or run counts for this window)";
+    return { verdict: "insufficient-data", reasons: boundReasons([judge.basis ? `${judge.basis}, but ${why}` : why, ...notes]), fired: [] };
+  }
+  const noted = driftNotJudged ? [`${driftWords} measured but not a violation: ${basis}`] : [];
+  return { verdict: "healthy", reasons: boundReasons([...noted, ...notes]), ...decided, fired: [] };
 }
 
 /**
@@ -130,10 +285,10 @@ export function evaluatePolicy(state: PolicyState, observation: WindowObservatio
   if (window.verdict === "violated") consecutive++;
   else if (window.verdict === "healthy") consecutive = 0;
   const required = Math.max(1, config.consecutiveWindows);
-  const reasons = [...window.reasons];
+  const tail: string[] = [];
   // A violation streak shorter than required reads as healthy, with the pending count in the reasons.
   const verdict: Verdict = consecutive >= required ? "violated" : window.verdict === "insufficient-data" ? "insufficient-data" : "healthy";
-  if (window.verdict === "violated" && consecutive < required) reasons.push(`violation ${consecutive} of ${required} consecutive windows needed`);
+  if (window.verdict === "violated" && consecutive < required) tail.push(`violation ${consecutive} of ${required} consecutive windows needed`);
   let trigger = false;
   let cooldownUntilMs: number | null = null;
   let lastTriggerMs = state.lastTriggerMs;
@@ -144,11 +299,13 @@ export function evaluatePolicy(state: PolicyState, observation: WindowObservatio
       lastTriggerMs = observation.endMs;
     } else {
       cooldownUntilMs = until;
-      reasons.push(`cooling down until ${new Date(until).toISOString()} after the trigger at ${new Date(lastTriggerMs!).toISOString()}`);
+      tail.push(`cooling down until ${new Date(until).toISOString()} after the trigger at ${new Date(lastTriggerMs!).toISOString()}`);
     }
   }
-  return {
-    state: { consecutiveViolations: consecutive, lastTriggerMs },
-    decision: { verdict, windowVerdict: window.verdict, reasons, consecutiveViolations: consecutive, trigger, cooldownUntilMs },
-  };
+  // The streak and cooldown always show; the window's own reasons give way to them.
+  const reasons = [...boundReasons(window.reasons, MAX_REASONS - tail.length), ...tail];
+  const decision: PolicyDecision = { verdict, windowVerdict: window.verdict, reasons, fired: window.fired, consecutiveViolations: consecutive, trigger, cooldownUntilMs };
+  if (window.decidedBy) decision.decidedBy = window.decidedBy;
+  if (window.basis) decision.basis = window.basis;
+  return { state: { consecutiveViolations: consecutive, lastTriggerMs }, decision };
 }

@@ -4,7 +4,8 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { hostname } from "node:os";
-import type { V1ConfigMap, V1Deployment, V1Pod, V1Service } from "@kubernetes/client-node";
+import { isDeepStrictEqual } from "node:util";
+import type { V1ConfigMap, V1Deployment, V1Job, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { API_VERSION, KIND, type ResolvedModelDeployment } from "../api/index.js";
 import type { KubeClient, KubeObject } from "../kube/client.js";
@@ -15,7 +16,8 @@ import { parseBindAddress } from "./bind-address.js";
 import { Controller } from "./controller.js";
 import { OperatorMetrics } from "./metrics.js";
 import { isReadyPod, MonitoringReconciler, slimPod } from "./monitoring/reconciler.js";
-import { CONFIG_MAPS, DEPLOYMENTS, MODEL_DEPLOYMENTS, PODS, SERVICES } from "./resources.js";
+import { LoopReconciler } from "./loop/reconciler.js";
+import { CONFIG_MAPS, DEPLOYMENTS, JOBS, MODEL_DEPLOYMENTS, PODS, SERVICES } from "./resources.js";
 import { LABEL_MANAGED_BY, LABEL_MODEL_DEPLOYMENT, MANAGED_BY } from "./serving/desired-state.js";
 import { ServingReconciler } from "./serving/reconciler.js";
 
@@ -42,6 +44,7 @@ export interface ManagerOptions {
 
 export const CONTROLLER_NAME = "modeldeployment-serving";
 export const MONITORING_CONTROLLER_NAME = "monitoring";
+export const LOOP_CONTROLLER_NAME = "loop";
 export const REPORTING_CONTROLLER = "ballast.dev/operator";
 
 type MD = ResolvedModelDeployment & KubeObject;
@@ -65,6 +68,22 @@ export function modelDeploymentChanged(a: MD, b: MD): boolean {
     JSON.stringify(ma.annotations ?? {}) !== JSON.stringify(mb.annotations ?? {}) ||
     JSON.stringify(ma.labels ?? {}) !== JSON.stringify(mb.labels ?? {})
   );
+}
+
+/** What the loop reacts to besides the spec: the policy's trigger, a new window, the version served, its own state. */
+export function loopInputsChanged(a: MD, b: MD): boolean {
+  const pick = (m: MD) => [m.status?.policy?.lastTriggerTime, m.status?.lastMetrics?.windowEnd, m.status?.servingVersion, m.status?.loop?.phase, m.status?.loop?.attempt];
+  return modelDeploymentChanged(a, b) || !isDeepStrictEqual(pick(a), pick(b));
+}
+
+/** What the loop reads of a Job: identity, owner and the finished conditions. */
+export function slimJob(job: V1Job & KubeObject): V1Job & KubeObject {
+  return {
+    apiVersion: job.apiVersion,
+    kind: job.kind,
+    metadata: { ...job.metadata, managedFields: undefined },
+    status: { conditions: job.status?.conditions?.map((c) => ({ type: c.type, status: c.status, reason: c.reason, message: c.message })) },
+  };
 }
 
 /** Owned Services and ConfigMaps are compared by their applied-hash annotation: metadata is all we keep. */
@@ -98,6 +117,8 @@ export class Manager {
   readonly controller: Controller;
   /** Scrapes the sidecars and writes lastMetrics, policy, DriftDetected and Degraded (its own queue and workers). */
   readonly monitoring: Controller;
+  /** Retrains, gates, promotes, observes and rolls back (its own queue and workers). */
+  readonly loop: Controller;
   private readonly modelDeployments: NamespacedInformers<MD>;
   private readonly owned: NamespacedInformers<KubeObject>[];
   private readonly recorder: EventRecorder;
@@ -119,7 +140,8 @@ export class Manager {
     const services = new NamespacedInformers<V1Service & KubeObject>(opts.namespaces, { ...ownedOpts, resource: SERVICES, transform: metadataOnly });
     const configMaps = new NamespacedInformers<V1ConfigMap & KubeObject>(opts.namespaces, { ...ownedOpts, resource: CONFIG_MAPS, transform: metadataOnly });
     const pods = new NamespacedInformers<V1Pod & KubeObject>(opts.namespaces, { ...ownedOpts, resource: PODS, transform: slimPod });
-    this.owned = [deployments, services, configMaps, pods] as NamespacedInformers<KubeObject>[];
+    const jobs = new NamespacedInformers<V1Job & KubeObject>(opts.namespaces, { ...ownedOpts, resource: JOBS, transform: slimJob });
+    this.owned = [deployments, services, configMaps, pods, jobs] as NamespacedInformers<KubeObject>[];
     this.recorder = new EventRecorder(opts.client, REPORTING_CONTROLLER, this.identity.slice(0, 128), opts.logger);
     const reconciler = new ServingReconciler({
       client: opts.client,
@@ -136,26 +158,55 @@ export class Manager {
       onStatusConflict: () => this.metrics.statusConflicts.inc({ controller: MONITORING_CONTROLLER_NAME }),
     });
     this.monitoring = new Controller({ name: MONITORING_CONTROLLER_NAME, reconciler: monitoring, workers: opts.workers, metrics: this.metrics, logger: opts.logger });
-    this.wireEvents(pods);
+    const loop = new LoopReconciler({
+      client: opts.client,
+      caches: { modelDeployments: this.modelDeployments, jobs, deployments },
+      recorder: this.recorder,
+      defaultImage: opts.image,
+      onStatusConflict: () => this.metrics.statusConflicts.inc({ controller: LOOP_CONTROLLER_NAME }),
+    });
+    this.loop = new Controller({ name: LOOP_CONTROLLER_NAME, reconciler: loop, workers: opts.workers, metrics: this.metrics, logger: opts.logger });
+    this.wireEvents(pods, jobs, deployments);
   }
 
-  private wireEvents(pods: NamespacedInformers<V1Pod & KubeObject>): void {
+  private wireEvents(pods: NamespacedInformers<V1Pod & KubeObject>, jobs: NamespacedInformers<V1Job & KubeObject>, deployments: NamespacedInformers<V1Deployment & KubeObject>): void {
     const enqueue = (obj: KubeObject) => {
-      this.controller.enqueue(objectKey(obj));
-      this.monitoring.enqueue(objectKey(obj));
+      for (const c of this.controllers) c.enqueue(objectKey(obj));
     };
-    this.modelDeployments.on({ add: enqueue, delete: enqueue, update: (a, b) => modelDeploymentChanged(a, b) && enqueue(b) });
-    const enqueueOwner = (obj: KubeObject) => {
+    this.modelDeployments.on({
+      add: enqueue,
+      delete: enqueue,
+      update: (a, b) => {
+        const key = objectKey(b);
+        // The loop pins a new version in status.targetVersion: the serving reconciler rolls the Deployment.
+        if (modelDeploymentChanged(a, b) || a.status?.targetVersion !== b.status?.targetVersion) this.controller.enqueue(key);
+        if (modelDeploymentChanged(a, b)) this.monitoring.enqueue(key);
+        if (loopInputsChanged(a, b)) this.loop.enqueue(key);
+      },
+    });
+    const enqueueOwner = (controller: Controller) => (obj: KubeObject) => {
       const key = controllingOwnerKey(obj);
-      if (key) this.controller.enqueue(key);
+      if (key) controller.enqueue(key);
     };
-    for (const inf of this.owned) if (inf !== (pods as NamespacedInformers<KubeObject>)) inf.on({ add: enqueueOwner, update: (_a, b) => enqueueOwner(b), delete: enqueueOwner });
+    const toServing = enqueueOwner(this.controller);
+    const toLoop = enqueueOwner(this.loop);
+    for (const inf of this.owned) {
+      if (inf === (pods as NamespacedInformers<KubeObject>) || inf === (jobs as NamespacedInformers<KubeObject>)) continue;
+      inf.on({ add: toServing, update: (_a, b) => toServing(b), delete: toServing });
+    }
+    // Jobs move the loop (Training); the serving Deployment's rollout moves it too (Promoting, RollingBack).
+    jobs.on({ add: toLoop, update: (_a, b) => toLoop(b), delete: toLoop });
+    deployments.on({ update: (_a, b) => toLoop(b) });
     // A serving pod turning ready (or going) changes who is scraped: look at once rather than at the next interval.
     const enqueueMonitoring = (pod: V1Pod & KubeObject) => {
       const name = pod.metadata?.labels?.[LABEL_MODEL_DEPLOYMENT];
       if (name) this.monitoring.enqueue(`${pod.metadata?.namespace}/${name}`);
     };
     pods.on({ add: (p) => isReadyPod(p) && enqueueMonitoring(p), delete: enqueueMonitoring, update: (a, b) => isReadyPod(a) !== isReadyPod(b) && enqueueMonitoring(b) });
+  }
+
+  private get controllers(): Controller[] {
+    return [this.controller, this.monitoring, this.loop];
   }
 
   hasSynced(): boolean {
@@ -176,8 +227,7 @@ export class Manager {
     if (this.stopping) return;
     const le = this.opts.leaderElection;
     if (!le) {
-      this.controller.start();
-      this.monitoring.start();
+      for (const c of this.controllers) c.start();
       return;
     }
     const leaseName = { name: le.id };
@@ -187,18 +237,13 @@ export class Manager {
       {
         onStartedLeading: () => {
           this.metrics.leader.set(leaseName, 1);
-          this.controller.start();
-          this.monitoring.start();
+          for (const c of this.controllers) c.start();
           // A new term starts from the whole cache: the previous leader may have left work half done.
-          for (const md of this.modelDeployments.list()) {
-            this.controller.enqueue(objectKey(md));
-            this.monitoring.enqueue(objectKey(md));
-          }
+          for (const md of this.modelDeployments.list()) for (const c of this.controllers) c.enqueue(objectKey(md));
         },
         onStoppedLeading: () => {
           this.metrics.leader.set(leaseName, 0);
-          void this.controller.stopWorkers();
-          void this.monitoring.stopWorkers();
+          for (const c of this.controllers) void c.stopWorkers();
         },
         onNewLeader: (id) => this.log.info({ leader: id }, "new leader observed"),
       },
@@ -211,7 +256,7 @@ export class Manager {
     if (this.stopping) return;
     this.stopping = true;
     this.log.info({ queued: this.controller.queue.length }, "shutting down: draining the work queue");
-    await Promise.all([this.controller.drain(), this.monitoring.drain()]);
+    await Promise.all(this.controllers.map((c) => c.drain()));
     this.electorAbort.abort();
     await this.electorRun;
     await this.recorder.flush();

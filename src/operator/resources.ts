@@ -8,3 +8,4 @@ export const SERVICES: ResourceType = { group: "", version: "v1", plural: "servi
 export const CONFIG_MAPS: ResourceType = { group: "", version: "v1", plural: "configmaps", namespaced: true };
 export const PERSISTENT_VOLUME_CLAIMS: ResourceType = { group: "", version: "v1", plural: "persistentvolumeclaims", namespaced: true };
 export const PODS: ResourceType = { group: "", version: "v1", plural: "pods", namespaced: true };
+export const JOBS: ResourceType = { group: "batch", version: "v1", plural: "jobs", namespaced: true };

@@ -49,12 +49,18 @@ export interface FeedbackOptions {
  */
 export async function loadFeedback(roots: readonly string[], options: FeedbackOptions = {}): Promise<FeedbackSet> {
   const set: FeedbackSet = { rows: [], roots: [...roots], directories: [], labelledRows: 0, problems: [] };
-  const byKey = new Map<string, FeedbackRow>();
+  const rows: FeedbackRow[] = [];
+  // The same log can be reachable twice (a root and its parent, or --data and --feedback): each directory is
+  // read once. Request ids are the client's: two pods (or two runs) may reuse one, so ids never deduplicate.
+  const visited = new Set<string>();
   let labelFrom = "";
   let taskFrom = "";
   for (const root of roots) {
     const dir = localPath(root.startsWith(SIDECAR_LOG_SCHEME) ? root.slice(SIDECAR_LOG_SCHEME.length) : root, options);
     for (const logDir of await logDirectories(root, dir)) {
+      const real = await fs.realpath(logDir);
+      if (visited.has(real)) continue;
+      visited.add(real);
       set.directories.push(logDir);
       const joined = await joinLog(logDir);
       set.problems.push(...joined.problems);
@@ -72,18 +78,14 @@ export async function loadFeedback(roots: readonly string[], options: FeedbackOp
         set.task ??= joined.task;
         taskFrom ||= logDir;
       }
-      for (const r of joined.rows) {
-        // The same log can be reachable twice (a root and its parent, or --data and --feedback): first wins.
-        const key = `${r.id}\u0000${r.row}`;
-        if (!byKey.has(key)) byKey.set(key, { id: r.id, row: r.row, ts: r.ts, version: r.version, features: r.features, label: r.label });
-      }
+      for (const r of joined.rows) rows.push({ id: r.id, row: r.row, ts: r.ts, version: r.version, features: r.features, label: r.label });
     }
   }
-  let rows = [...byKey.values()].sort((a, b) => a.ts - b.ts || a.id.localeCompare(b.id) || a.row - b.row);
+  rows.sort((a, b) => a.ts - b.ts || a.id.localeCompare(b.id) || a.row - b.row);
   set.labelledRows = rows.length;
-  if (options.since !== undefined) rows = rows.filter((r) => r.ts >= options.since!);
-  if (options.maxRows !== undefined) rows = rows.slice(-options.maxRows);
-  set.rows = rows;
+  const since = options.since;
+  const recent = since === undefined ? rows : rows.filter((r) => r.ts >= since);
+  set.rows = options.maxRows !== undefined ? recent.slice(-options.maxRows) : recent;
   return set;
 }
 

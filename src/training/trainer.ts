@@ -80,7 +80,12 @@ export const DEFAULT_TRAIN_OPTIONS = {
 /** Rows below which a holdout / validation split says nothing. */
 const MIN_ROWS = 20;
 /** Timed predict runs per model for the latency comparison (after one warm-up run). */
-const LATENCY_RUNS = 7;
+const LATENCY_RUNS = 15;
+/**
+ * The timed batch is the holdout rows repeated up to this many: on a few dozen rows a predict call is all
+ * fixed overhead and timer noise, and two networks of the same shape measured 2× apart by chance.
+ */
+const LATENCY_BATCH_ROWS = 1024;
 
 export interface EpochProgress {
   /** The trial being trained. */
@@ -284,7 +289,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   };
   const recent = evaluate(plan.recent);
   const original = evaluate(plan.original);
-  const batch = plan.recent.length + plan.original.length > 0 ? [...plan.recent, ...plan.original] : plan.validation;
+  const rowsForLatency = plan.recent.length + plan.original.length > 0 ? [...plan.recent, ...plan.original] : plan.validation;
+  const batch = rowsForLatency.length === 0 ? [] : Array.from({ length: Math.max(rowsForLatency.length, LATENCY_BATCH_ROWS) }, (_, i) => rowsForLatency[i % rowsForLatency.length]!);
   const latency = measureLatency(tf, head, gather(x, width, batch), batch.length, model, serving);
   serving?.dispose();
   const evaluation: Evaluation = {

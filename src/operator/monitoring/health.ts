@@ -9,6 +9,8 @@ import {
   type Condition,
   type MetricsSnapshot,
   type ModelDeploymentStatus,
+  type WindowRecord,
+  MAX_RECENT_WINDOWS,
   type ResolvedModelDeployment,
 } from "../../api/index.js";
 import type { EventRecord } from "../../kube/events.js";
@@ -21,6 +23,8 @@ import {
   type MetricBound,
   type PolicyConfig,
   type PolicyDecision,
+  type PolicyRule,
+  type PolicyState as PolicyStateValue,
   type Verdict,
 } from "../../monitoring/index.js";
 import { mergeSummaries, type SidecarSummary, type WindowSummary } from "../../monitoring/summary.js";
@@ -47,6 +51,11 @@ function finiteOrUndefined(x: number | null | undefined): number | undefined {
   return x !== null && x !== undefined && Number.isFinite(x) ? x : undefined;
 }
 
+/** What status shows: 4 significant digits (the policy judges the exact value). */
+export function displayRound(x: number): number {
+  return Number(x.toPrecision(4));
+}
+
 /** The policy spec as monitoring's PolicyConfig. */
 export function policyConfig(md: ResolvedModelDeployment): PolicyConfig {
   const p = md.spec.policy;
@@ -58,6 +67,8 @@ export function policyConfig(md: ResolvedModelDeployment): PolicyConfig {
     minSamples: p.minSamples,
     consecutiveWindows: p.consecutiveWindows,
     cooldownMs: goDurationMs(p.cooldown),
+    triggerOn: p.triggerOn,
+    minLabelledSamples: p.minLabelledSamples,
     datasetDrift: true,
     predictionDrift: p.predictionDrift,
     metrics,
@@ -117,50 +128,50 @@ export function servingGroup(summaries: readonly SidecarSummary[]): SidecarSumma
 export interface WindowEvaluation {
   snapshot: MetricsSnapshot;
   drift: DriftReport | null;
-  observation: { samples: number; metrics: Record<string, number | null>; stability: number | null; robustness: number | null };
+  observation: { samples: number; labelledSamples: number; metrics: Record<string, number | null>; stability: number | null; robustness: number | null };
 }
 
-/** lastMetrics for the newest closed window merged over `group`; undefined when no window has closed. */
-export function evaluateNewestWindow(group: readonly SidecarSummary[], md: ResolvedModelDeployment): WindowEvaluation | undefined {
-  const merged = mergeSummaries(group);
-  const closed = merged.windows.filter((w) => w.closed);
-  const newest = closed.at(-1);
-  if (!newest) return undefined;
+/**
+ * Every closed window merged over `group`, oldest first, each as lastMetrics would show it. Replicas' windows
+ * are aligned by age, as mergeSummaries aligns them; drift is combined from each replica's window of that age.
+ */
+export function evaluateClosedWindows(group: readonly SidecarSummary[], md: ResolvedModelDeployment): WindowEvaluation[] {
+  const closed = mergeSummaries(group).windows.filter((w) => w.closed);
   const metric = md.spec.monitoring.accuracyMetric ?? defaultAccuracyMetric(md.spec.monitoring.task);
-  const perPod = group
-    .map((s) => s.windows.filter((w) => w.closed).at(-1))
-    .filter((w): w is WindowSummary => w !== undefined && w.drift !== null)
-    .map((w) => ({ rows: w.rows, report: w.drift! }));
-  const drift = combineDrift(perPod, md.spec.policy.maxDriftShare);
-  const labelled = newest.metrics["samples"] ?? 0;
-  const value = labelled > 0 ? finiteOrUndefined(newest.metrics[metric]) : undefined;
-  const history = closed.slice(-STABILITY_WINDOWS).map((w) => ((w.metrics["samples"] ?? 0) > 0 ? (w.metrics[metric] ?? null) : null));
-  const stab = history.some((v) => v !== null) ? stability(history) : null;
-  const rob = robustness(newest.failedRequests, newest.requests);
-  const predictionStat = drift?.prediction.find((p) => p.status === "evaluated")?.statistic;
-  const snapshot: MetricsSnapshot = {
-    windowStart: newest.start,
-    windowEnd: newest.end,
-    samples: newest.rows,
-    labelledSamples: labelled,
-    metric,
-  };
-  if (drift && drift.evaluatedFeatures > 0) {
-    snapshot.driftShare = drift.driftShare;
-    snapshot.driftedFeatures = drift.features.filter((f) => f.drift).map((f) => f.name);
-  }
-  if (finiteOrUndefined(predictionStat) !== undefined) snapshot.predictionDrift = predictionStat!;
-  if (value !== undefined) snapshot.accuracy = value;
-  if (finiteOrUndefined(stab) !== undefined) snapshot.stability = stab!;
-  if (finiteOrUndefined(rob) !== undefined) {
-    snapshot.robustness = rob!;
-    snapshot.errorRate = 1 - rob!;
-  }
-  return {
-    snapshot,
-    drift,
-    observation: { samples: newest.rows, metrics: { [metric]: value ?? null }, stability: stab, robustness: rob },
-  };
+  const podClosed = group.map((s) => s.windows.filter((w) => w.closed));
+  const valueOf = (w: WindowSummary) => ((w.metrics["samples"] ?? 0) > 0 ? finiteOrUndefined(w.metrics[metric]) : undefined);
+  return closed.map((window, i) => {
+    const age = closed.length - 1 - i;
+    const perPod = podClosed
+      .map((ws) => ws[ws.length - 1 - age])
+      .filter((w): w is WindowSummary => w !== undefined && w.drift !== null)
+      .map((w) => ({ rows: w.rows, report: w.drift! }));
+    const drift = combineDrift(perPod, md.spec.policy.maxDriftShare);
+    const labelled = window.metrics["samples"] ?? 0;
+    const value = valueOf(window);
+    const history = closed.slice(Math.max(0, i + 1 - STABILITY_WINDOWS), i + 1).map((w) => valueOf(w) ?? null);
+    const stab = history.some((v) => v !== null) ? stability(history) : null;
+    const rob = robustness(window.failedRequests, window.requests);
+    const predictionStat = drift?.prediction.find((p) => p.status === "evaluated")?.statistic;
+    const snapshot: MetricsSnapshot = { windowStart: window.start, windowEnd: window.end, samples: window.rows, labelledSamples: labelled, metric };
+    // Rounded for `kubectl get md` and people; the policy judges the exact values in `observation`.
+    if (drift && drift.evaluatedFeatures > 0) {
+      snapshot.driftShare = displayRound(drift.driftShare);
+      snapshot.driftedFeatures = drift.features.filter((f) => f.drift).map((f) => f.name);
+    }
+    if (finiteOrUndefined(predictionStat) !== undefined) snapshot.predictionDrift = displayRound(predictionStat!);
+    if (value !== undefined) snapshot.accuracy = displayRound(value);
+    if (finiteOrUndefined(stab) !== undefined) snapshot.stability = displayRound(stab!);
+    if (finiteOrUndefined(rob) !== undefined) {
+      snapshot.robustness = displayRound(rob!);
+      snapshot.errorRate = displayRound(1 - rob!);
+    }
+    return {
+      snapshot,
+      drift,
+      observation: { samples: window.rows, labelledSamples: labelled, metrics: { [metric]: value ?? null }, stability: stab, robustness: rob },
+    };
+  });
 }
 
 const VERDICT_NAMES: Record<Verdict, NonNullable<MetricsSnapshot["verdict"]>> = {
@@ -173,8 +184,11 @@ function windowLabel(s: MetricsSnapshot): string {
   return `window ${s.windowStart ?? "?"} – ${s.windowEnd} (${s.samples} rows)`;
 }
 
-/** DriftDetected for one window: the drift share against policy.maxDriftShare, naming the drifted features. */
-export function driftCondition(snapshot: MetricsSnapshot, drift: DriftReport | null, md: ResolvedModelDeployment): ConditionVerdict {
+/**
+ * DriftDetected for one window: the drift share against policy.maxDriftShare, naming the drifted features, and
+ * saying so when the policy let labels decide instead (drift is still reported: it is the likely cause).
+ */
+export function driftCondition(snapshot: MetricsSnapshot, drift: DriftReport | null, md: ResolvedModelDeployment, decision?: PolicyDecision): ConditionVerdict {
   const p = md.spec.policy;
   if (snapshot.samples < p.minSamples)
     return { status: "Unknown", reason: ConditionReason.InsufficientData, message: `${windowLabel(snapshot)} has fewer rows than policy.minSamples (${p.minSamples})` };
@@ -186,30 +200,37 @@ export function driftCondition(snapshot: MetricsSnapshot, drift: DriftReport | n
   if (drift.drift || predictionDrifted) {
     const why = [...drifted.map((f) => f.reason), ...(predictionDrifted ? drift.prediction.filter((f) => f.drift).map((f) => `predictions: ${f.reason}`) : [])];
     const shareText = drift.drift ? `${share} ≥ policy.maxDriftShare ${p.maxDriftShare})` : `predictions drifted; ${share})`;
-    return { status: "True", reason: ConditionReason.DriftAboveThreshold, message: `${shareText} in ${windowLabel(snapshot)}: ${why.join("; ")}` };
+    const decidedElsewhere = decision?.decidedBy === "labels" && !decision.fired.some((r) => r === "dataset-drift" || r === "prediction-drift");
+    const note = decidedElsewhere ? `; not a violation by itself: ${decision.basis ?? "decided by labels"}` : "";
+    return { status: "True", reason: ConditionReason.DriftAboveThreshold, message: `${shareText} in ${windowLabel(snapshot)}: ${why.join("; ")}${note}` };
   }
   const detail = drifted.length > 0 ? `: ${drifted.map((f) => f.reason).join("; ")}` : "";
   return { status: "False", reason: ConditionReason.NoDrift, message: `${share} < policy.maxDriftShare ${p.maxDriftShare}) in ${windowLabel(snapshot)}${detail}` };
 }
 
-/** The reason of a violated policy: the first rule broken, in the order a user fixes them. */
-function violationReason(snapshot: MetricsSnapshot, drift: DriftReport | null, md: ResolvedModelDeployment): string {
-  const p = md.spec.policy;
-  if (snapshot.accuracy !== undefined && p.minAccuracy !== undefined && snapshot.accuracy < p.minAccuracy) return ConditionReason.AccuracyBelowThreshold;
-  if (snapshot.accuracy !== undefined && p.maxError !== undefined && snapshot.accuracy > p.maxError) return ConditionReason.ErrorAboveThreshold;
-  if (snapshot.robustness !== undefined && snapshot.robustness < p.minRobustness) return ConditionReason.RobustnessBelowThreshold;
-  if (snapshot.stability !== undefined && snapshot.stability < p.minStability) return ConditionReason.StabilityBelowThreshold;
-  if (drift?.drift || (p.predictionDrift && drift?.predictionDrift)) return ConditionReason.DriftAboveThreshold;
-  // The streak can outlive the window that started it: the latest window may be healthy-but-insufficient.
-  return ConditionReason.DriftAboveThreshold;
+const RULE_REASONS: Record<PolicyRule, string> = {
+  "metric-min": ConditionReason.AccuracyBelowThreshold,
+  "metric-max": ConditionReason.ErrorAboveThreshold,
+  robustness: ConditionReason.RobustnessBelowThreshold,
+  stability: ConditionReason.StabilityBelowThreshold,
+  "dataset-drift": ConditionReason.DriftAboveThreshold,
+  "prediction-drift": ConditionReason.DriftAboveThreshold,
+};
+
+/** The reason of a violated policy: the first rule this window broke (the policy orders them as a user fixes them). */
+function violationReason(decision: PolicyDecision, prior: Condition | undefined): string {
+  const first = decision.fired[0];
+  if (first) return RULE_REASONS[first];
+  // The streak can outlive the window that started it (the latest may be insufficient-data): keep what it was.
+  return prior?.status === "True" ? prior.reason : ConditionReason.DriftAboveThreshold;
 }
 
 /** Degraded: the policy's debounced verdict (consecutive windows, min samples, cooldown). */
-export function degradedCondition(decision: PolicyDecision, snapshot: MetricsSnapshot, drift: DriftReport | null, md: ResolvedModelDeployment): ConditionVerdict {
+export function degradedCondition(decision: PolicyDecision, snapshot: MetricsSnapshot, md: ResolvedModelDeployment, prior?: Condition): ConditionVerdict {
   const paused = md.spec.policy.paused ? " (policy.paused: no retraining will start)" : "";
   const reasons = decision.reasons.join("; ");
   if (decision.verdict === "violated")
-    return { status: "True", reason: violationReason(snapshot, drift, md), message: `${reasons} in ${windowLabel(snapshot)}${paused}` };
+    return { status: "True", reason: violationReason(decision, prior), message: `${reasons} in ${windowLabel(snapshot)}${paused}` };
   if (decision.verdict === "insufficient-data")
     return { status: "Unknown", reason: ConditionReason.InsufficientData, message: `${reasons || "not enough data"} in ${windowLabel(snapshot)}` };
   const checked: string[] = [];
@@ -218,7 +239,8 @@ export function degradedCondition(decision: PolicyDecision, snapshot: MetricsSna
   if (snapshot.stability !== undefined) checked.push(`stability ${fmt(snapshot.stability)}`);
   if (snapshot.driftShare !== undefined) checked.push(`drift share ${fmt(snapshot.driftShare)}`);
   const pending = reasons ? `; ${reasons}` : "";
-  return { status: "False", reason: ConditionReason.Healthy, message: `within policy: ${checked.join(", ")} in ${windowLabel(snapshot)}${pending}` };
+  const basis = decision.basis && !reasons.includes(decision.basis) ? `, ${decision.basis}` : "";
+  return { status: "False", reason: ConditionReason.Healthy, message: `within policy${basis}: ${checked.join(", ")} in ${windowLabel(snapshot)}${pending}` };
 }
 
 function withConditions(prior: ModelDeploymentStatus, md: ResolvedModelDeployment, now: Date, drift: ConditionVerdict, degraded: ConditionVerdict): Condition[] {
@@ -247,37 +269,49 @@ export function monitoringStatus(md: ResolvedModelDeployment, scrapes: readonly 
   if (answered.length === 0)
     return unknownStatus(prior, md, now, `no sidecar answered: ${scrapes.map((s) => `${s.pod}: ${"error" in s ? s.error : "?"}`).join("; ")}`);
   const group = servingGroup(answered);
-  const evaluation = evaluateNewestWindow(group, md);
-  if (!evaluation) {
+  const known = withServingVersion(prior, group, md);
+  const evaluations = evaluateClosedWindows(group, md);
+  if (evaluations.length === 0) {
     const open = group.reduce((a, s) => a + (s.windows.find((w) => !w.closed)?.rows ?? 0), 0);
     const size = md.spec.monitoring.window.size;
     const bounds = [size !== undefined ? `${size} rows` : "", md.spec.monitoring.window.duration ?? ""].filter(Boolean).join(" or ");
-    return unknownStatus(prior, md, now, `no monitoring window has closed yet: the open window has ${open} rows (a window closes at ${bounds})`);
+    return unknownStatus(known, md, now, `no monitoring window has closed yet: the open window has ${open} rows (a window closes at ${bounds})`);
   }
-  const { snapshot, drift, observation } = evaluation;
   const generation = md.metadata.generation ?? 0;
-  const sameWindow = prior.lastMetrics?.windowEnd === snapshot.windowEnd && prior.lastMetrics?.windowStart === snapshot.windowStart;
-  if (sameWindow) {
+  // Every window that closed since the last one judged, in order: bursty traffic can close several between
+  // two scrapes, and the hysteresis counts windows. On first sight (no lastMetrics) only the newest is judged.
+  const lastJudged = prior.lastMetrics?.windowEnd;
+  const unseen = lastJudged === undefined ? evaluations.slice(-1) : evaluations.filter((e) => e.snapshot.windowEnd > lastJudged);
+  if (unseen.length === 0) {
     // Already judged: only the conditions' observedGeneration follows the spec (new thresholds apply from the next window).
     const conditions = (prior.conditions ?? []).map((c) =>
       c.type === ConditionType.DriftDetected || c.type === ConditionType.Degraded ? { ...c, observedGeneration: generation } : c,
     );
-    return { ...prior, conditions };
+    return { ...known, conditions };
   }
-  const endMs = Date.parse(snapshot.windowEnd);
   const priorPolicy = prior.policy;
   const priorTrigger = priorPolicy?.lastTriggerTime ? Date.parse(priorPolicy.lastTriggerTime) : null;
   const config = policyConfig(md);
-  const { state, decision } = evaluatePolicy(
-    { consecutiveViolations: priorPolicy?.consecutiveViolations ?? 0, lastTriggerMs: priorTrigger },
-    { endMs, samples: observation.samples, ...(drift ? { drift } : {}), metrics: observation.metrics, stability: observation.stability, robustness: observation.robustness },
-    config,
-  );
-  snapshot.verdict = VERDICT_NAMES[decision.windowVerdict];
-  // Paused: nothing will be retrained, so no trigger is recorded and no cooldown starts.
-  const lastTriggerMs = md.spec.policy.paused ? priorTrigger : state.lastTriggerMs;
+  let state: PolicyStateValue = { consecutiveViolations: priorPolicy?.consecutiveViolations ?? 0, lastTriggerMs: priorTrigger };
+  let decision: PolicyDecision | undefined;
+  for (const { snapshot: w, drift: d, observation: o } of unseen) {
+    ({ state, decision } = evaluatePolicy(
+      state,
+      { endMs: Date.parse(w.windowEnd), samples: o.samples, labelledSamples: o.labelledSamples, ...(d ? { drift: d } : {}), metrics: o.metrics, stability: o.stability, robustness: o.robustness },
+      config,
+    ));
+    w.verdict = VERDICT_NAMES[decision.windowVerdict];
+    if (decision.decidedBy) w.decidedBy = decision.decidedBy;
+    // Paused: nothing will be retrained, so no trigger is recorded and no cooldown starts.
+    if (md.spec.policy.paused) state = { ...state, lastTriggerMs: priorTrigger };
+  }
+  const { snapshot, drift } = unseen.at(-1)!;
+  const version = group[0]?.version;
+  const judged = unseen.map(({ snapshot: w }) => windowRecord(w, version));
+  const recentWindows = [...(prior.recentWindows ?? []), ...judged].slice(-MAX_RECENT_WINDOWS);
+  const lastTriggerMs = state.lastTriggerMs;
   const policy: NonNullable<ModelDeploymentStatus["policy"]> = {
-    verdict: VERDICT_NAMES[decision.verdict],
+    verdict: VERDICT_NAMES[decision!.verdict],
     consecutiveViolations: state.consecutiveViolations,
     lastEvaluationTime: isoSeconds(now),
   };
@@ -285,8 +319,29 @@ export function monitoringStatus(md: ResolvedModelDeployment, scrapes: readonly 
     policy.lastTriggerTime = isoSeconds(new Date(lastTriggerMs));
     policy.cooldownUntil = isoSeconds(new Date(lastTriggerMs + config.cooldownMs));
   }
-  const conditions = withConditions(prior, md, now, driftCondition(snapshot, drift, md), degradedCondition(decision, snapshot, drift, md));
-  return { ...prior, lastMetrics: snapshot, policy, conditions };
+  const degraded = degradedCondition(decision!, snapshot, md, findCondition(prior.conditions, ConditionType.Degraded));
+  const conditions = withConditions(prior, md, now, driftCondition(snapshot, drift, md, decision!), degraded);
+  return { ...withServingVersion(prior, group, md), lastMetrics: snapshot, recentWindows, policy, conditions };
+}
+
+/** The timeline entry of a judged window: what a reader (and the loop's observation) needs, nothing per feature. */
+function windowRecord(w: MetricsSnapshot, version: string | undefined): WindowRecord {
+  const r: WindowRecord = { windowEnd: w.windowEnd, samples: w.samples };
+  if (version) r.version = version;
+  for (const k of ["labelledSamples", "accuracy", "driftShare", "errorRate", "verdict", "decidedBy"] as const) if (w[k] !== undefined) Object.assign(r, { [k]: w[k] });
+  return r;
+}
+
+/**
+ * status.servingVersion from the sidecars: the version of the serving group. While a pinned version rolls out
+ * the serving reconciler writes the pin and the old version may still be the majority; the pin is left alone
+ * then, or the two reconcilers would overwrite each other on every scrape.
+ */
+export function withServingVersion(prior: ModelDeploymentStatus, group: readonly SidecarSummary[], md: ResolvedModelDeployment): ModelDeploymentStatus {
+  const served = group[0]?.version;
+  const pinned = md.spec.model.version;
+  if (!served || (pinned !== undefined && served !== pinned) || prior.servingVersion === served) return prior;
+  return { ...prior, servingVersion: served };
 }
 
 function isoSeconds(d: Date): string {

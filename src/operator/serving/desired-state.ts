@@ -72,7 +72,7 @@ function commonLabels(md: ResolvedModelDeployment): Record<string, string> {
   };
 }
 
-function ownerReference(md: ResolvedModelDeployment) {
+export function ownerReference(md: ResolvedModelDeployment) {
   return {
     apiVersion: API_VERSION,
     kind: KIND,
@@ -164,15 +164,23 @@ export interface ModelVolume {
  * image, or the host on Ballast's local nodes), never a hostPath volume, which restricted pods may not
  * use; http(s):// → downloaded by the server itself. The last two need no volume.
  */
-export function modelVolume(location: StorageLocation): ModelVolume | undefined {
+export function modelVolume(location: StorageLocation, opts: { readOnly: boolean } = { readOnly: true }): ModelVolume | undefined {
   if (location.scheme !== "pvc") return undefined;
   return {
-    volume: { name: "model-store", persistentVolumeClaim: { claimName: location.claimName, readOnly: true } },
-    mount: { name: "model-store", mountPath: `${PVC_MOUNT_ROOT}/${location.claimName}`, readOnly: true },
+    volume: { name: "model-store", persistentVolumeClaim: { claimName: location.claimName, readOnly: opts.readOnly } },
+    mount: { name: "model-store", mountPath: `${PVC_MOUNT_ROOT}/${location.claimName}`, readOnly: opts.readOnly },
   };
 }
 
-const restrictedContainerSecurity = {
+/**
+ * The version the serving pods are pinned to: the user's spec.model.version, else what the loop promoted or
+ * rolled back to (status.targetVersion); undefined lets `ballast serve` pick the newest non-candidate version.
+ */
+export function pinnedVersion(md: ResolvedModelDeployment): string | undefined {
+  return md.spec.model.version ?? md.status?.targetVersion;
+}
+
+export const restrictedContainerSecurity = {
   allowPrivilegeEscalation: false,
   readOnlyRootFilesystem: true,
   runAsNonRoot: true,
@@ -197,7 +205,13 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
   const names = servingNames(name);
   const serving = md.spec.serving;
   const image = serving.image ?? opts.defaultImage;
-  const store = modelVolume(parseStorageUri(md.spec.model.storageUri, "spec.model.storageUri"));
+  const version = pinnedVersion(md);
+  const location = parseStorageUri(md.spec.model.storageUri, "spec.model.storageUri");
+  // pvc:// and file:// stores are writable: the sidecar keeps its request log there, where it outlives the pod
+  // and the retraining Job reads it (<store>/<model>/_log/<pod>/). http(s):// stores leave it on an emptyDir.
+  const logToStore = location.scheme === "pvc" || location.scheme === "file";
+  // A read-only volume would force every mount read-only: the claim is writable, the server's mount is not.
+  const store = modelVolume(location, { readOnly: !logToStore });
   const configHash = contentHash(desiredConfigMap(md).data);
   const userEnv = (serving.env ?? []) as V1EnvVar[];
   const env = [...podEnv, ...userEnv.filter((e) => !podEnv.some((d) => d.name === e.name))];
@@ -209,7 +223,7 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
     md.spec.model.storageUri,
     "--model",
     md.spec.model.name,
-    ...(md.spec.model.version ? ["--version", md.spec.model.version] : []),
+    ...(version ? ["--version", version] : []),
     "--host",
     "$(POD_IP)",
     "--port",
@@ -229,7 +243,7 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
     readinessProbe: { httpGet: { path: "/v2/health/ready", port: "model" }, periodSeconds: 5, failureThreshold: 3 },
     livenessProbe: { httpGet: { path: "/v2/health/live", port: "model" }, periodSeconds: 10, failureThreshold: 3 },
     securityContext: restrictedContainerSecurity,
-    volumeMounts: [{ name: "tmp", mountPath: SCRATCH_DIR }, ...(store ? [store.mount] : [])],
+    volumeMounts: [{ name: "tmp", mountPath: SCRATCH_DIR }, ...(store ? [{ ...store.mount, readOnly: true }] : [])],
   };
   const window = md.spec.monitoring.window;
   const sidecar: V1Container = {
@@ -244,13 +258,12 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
       md.spec.model.storageUri,
       "--model",
       md.spec.model.name,
-      ...(md.spec.model.version ? ["--version", md.spec.model.version] : []),
+      ...(version ? ["--version", version] : []),
       "--host",
       "$(POD_IP)",
       "--port",
       String(serving.port),
-      "--data-dir",
-      REQUEST_LOG_DIR,
+      ...(logToStore ? ["--log-to-store"] : ["--data-dir", REQUEST_LOG_DIR]),
       "--pvc-mount-root",
       PVC_MOUNT_ROOT,
       // 0 turns a bound off in the sidecar; the schema requires at least one of the two.
@@ -266,9 +279,9 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
     securityContext: restrictedContainerSecurity,
     volumeMounts: [
       { name: "monitoring-config", mountPath: MONITORING_CONFIG_DIR, readOnly: true },
-      { name: "request-log", mountPath: REQUEST_LOG_DIR },
+      ...(logToStore ? [] : [{ name: "request-log", mountPath: REQUEST_LOG_DIR }]),
       { name: "tmp", mountPath: SCRATCH_DIR },
-      // The sidecar reads the served version's metadata (reference profile) from the store too.
+      // The sidecar reads the served version's metadata from the store, and writes its request log there.
       ...(store ? [store.mount] : []),
     ],
   };
@@ -303,7 +316,7 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
           containers: [server, sidecar],
           volumes: [
             { name: "monitoring-config", configMap: { name: names.configMap } },
-            { name: "request-log", emptyDir: {} },
+            ...(logToStore ? [] : [{ name: "request-log", emptyDir: {} }]),
             { name: "tmp", emptyDir: {} },
             ...(store ? [store.volume] : []),
           ],

@@ -97,6 +97,7 @@ describe("generated CRD", () => {
       "Model",
       "Version",
       "Ready",
+      "Phase",
       "Drift",
       "Accuracy",
       "Age",

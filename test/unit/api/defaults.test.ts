@@ -30,10 +30,22 @@ describe("applyModelDeploymentDefaults", () => {
       minSamples: 100,
       cooldown: "1h",
       maxRetrainings: { count: 3, period: "24h" },
+      triggerOn: "auto",
+      minLabelledSamples: 50,
     });
     expect(spec.retraining.hyperparameters).toEqual({ epochs: 30, batchSize: 64, learningRate: 0.01, earlyStoppingPatience: 5, l2: 0.0001 });
     expect(spec.retraining.data).toEqual({ includeFeedback: true, holdoutFraction: 0.2 });
-    expect(spec.promotion).toEqual({ mode: "auto", minImprovement: 0.01, rollbackOnRegression: true, observationWindows: 3, maxLiveRegression: 0.05 });
+    expect(spec.retraining.search).toEqual({ maxTrials: 4, parallelism: 1 });
+    expect(spec.promotion).toEqual({
+      mode: "auto",
+      minImprovement: 0.01,
+      rollbackOnRegression: true,
+      observationWindows: 3,
+      maxLiveRegression: 0.05,
+      maxForgetting: 0.05,
+      maxLatencyRatio: 1.5,
+      rolloutDeadline: "10m",
+    });
   });
 
   it("keeps what the user set, defaults inside list items, and does not modify its input", () => {

@@ -11,6 +11,7 @@ function run(script: (number | "few" | "nolabels")[], policy = config): PolicyDe
     const observation: WindowObservation = {
       endMs: (i + 1) * HOUR,
       samples: step === "few" ? 10 : 500,
+      labelledSamples: step === "few" ? 10 : 500,
       metrics: { accuracy: typeof step === "number" ? step : null },
     };
     const next = evaluatePolicy(state, observation, policy);
@@ -26,7 +27,7 @@ describe("policy over scripted windows", () => {
     expect(decisions.map((d) => d.windowVerdict)).toEqual(["healthy", "violated", "healthy", "violated", "violated", "violated"]);
     expect(decisions.map((d) => d.trigger)).toEqual([false, false, false, false, false, true]);
     expect(decisions[4]!.reasons).toContain("violation 2 of 3 consecutive windows needed");
-    expect(decisions[5]!.reasons[0]).toBe("accuracy 0.7000 < minimum 0.8");
+    expect(decisions[5]!.reasons[0]).toBe("decided by labels (500 labelled rows ≥ 50): accuracy 0.7000 < minimum 0.8");
   });
 
   it("windows with too few samples are insufficient-data and neither extend nor reset a streak", () => {
@@ -59,8 +60,10 @@ describe("policy over scripted windows", () => {
 
   it("checks stability, robustness and upper bounds with reasons naming value and bound", () => {
     const policy: PolicyConfig = { ...config, consecutiveWindows: 1, metrics: [{ metric: "rmse", max: 2 }], minStability: 0.9, minRobustness: 0.99 };
-    const { decision } = evaluatePolicy(INITIAL_POLICY_STATE, { endMs: 0, samples: 100, metrics: { rmse: 2.5 }, stability: 0.8, robustness: 0.95 }, policy);
+    const { decision } = evaluatePolicy(INITIAL_POLICY_STATE, { endMs: 0, samples: 100, labelledSamples: 100, metrics: { rmse: 2.5 }, stability: 0.8, robustness: 0.95 }, policy);
     expect(decision.verdict).toBe("violated");
-    expect(decision.reasons).toEqual(["rmse 2.500 > maximum 2", "stability 0.8000 < minimum 0.9", "robustness 0.9500 < minimum 0.99"]);
+    // In the order a user fixes them: quality, then errors, then stability.
+    expect(decision.reasons).toEqual(["decided by labels (100 labelled rows ≥ 50): rmse 2.500 > maximum 2", "robustness 0.9500 < minimum 0.99", "stability 0.8000 < minimum 0.9"]);
+    expect(decision.fired).toEqual(["metric-max", "robustness", "stability"]);
   });
 });

@@ -12,13 +12,17 @@ const schema = WEATHER_FEATURES.map((name) => ({ name, type: "numeric" as const 
 const reference = DatasetProfile.fromRows(schema, split.seattleTraining);
 const referencePredictions = DatasetProfile.fromRows([{ name: PREDICTION_COLUMN, type: "categorical" }], split.seattleTraining.map((d) => ({ prediction: d.weather })));
 
-/** A closed window of `days` as a sidecar summarises it; `wrong` of the predictions miss (feedback = the real weather). */
-function window(days: readonly WeatherDay[], startMs: number, opts: { wrong?: number; failed?: number; closed?: boolean } = {}): WindowSummary {
+/**
+ * A closed window of `days` as a sidecar summarises it; `wrong` of the predictions miss (feedback = the real weather);
+ * feedback came for the first `labelled` rows (default: all).
+ */
+function window(days: readonly WeatherDay[], startMs: number, opts: { wrong?: number; failed?: number; closed?: boolean; labelled?: number } = {}): WindowSummary {
   const features = DatasetProfile.fromRows(schema, days);
   const truth = days.map((d) => d.weather);
   const predicted = truth.map((t, i) => (i < (opts.wrong ?? 0) ? (t === "sun" ? "rain" : "sun") : t));
   const predictions = DatasetProfile.fromRows([{ name: PREDICTION_COLUMN, type: "categorical" }], predicted.map((p) => ({ prediction: p })));
-  const labelled = classificationCounts(truth, predicted);
+  const fed = opts.labelled ?? days.length;
+  const labelled = classificationCounts(truth.slice(0, fed), predicted.slice(0, fed));
   const drift = compare(reference, features, { method: "ks" });
   drift.prediction = compare(referencePredictions, predictions, { method: "chisquare", predictionFeatures: [PREDICTION_COLUMN] }).prediction;
   return {
@@ -50,13 +54,13 @@ function summary(pod: string, windows: WindowSummary[], version = "v1"): Sidecar
   };
 }
 
-function md(policy: Record<string, unknown> = {}, status?: ModelDeploymentStatus, generation = 3): ResolvedModelDeployment {
+function md(policy: Record<string, unknown> = {}, status?: ModelDeploymentStatus, generation = 3, version?: string): ResolvedModelDeployment {
   return {
     apiVersion: "ballast.dev/v1alpha1",
     kind: "ModelDeployment",
     metadata: { name: "weather", namespace: "ml", generation },
     spec: applyModelDeploymentDefaults({
-      model: { name: "weather", storageUri: "pvc://models/store" },
+      model: { name: "weather", storageUri: "pvc://models/store", ...(version ? { version } : {}) },
       monitoring: { features: schema, labelField: "weather", task: "classification", window: { size: 50 }, drift: { method: "ks" } },
       policy: { minSamples: 40, consecutiveWindows: 2, minAccuracy: 0.7, cooldown: "1h", ...policy },
     } as ModelDeploymentSpec),
@@ -114,6 +118,63 @@ describe("monitoring status from the sidecars' summaries", () => {
     expect(second!.policy).toMatchObject({ verdict: "Violated", consecutiveViolations: 2, lastTriggerTime: "2026-11-26T12:03:00Z", cooldownUntil: "2026-11-26T13:03:00Z" });
     // Stability looks back over the windows: 0.9…1 then 0.6 moves it.
     expect(second!.lastMetrics!.stability).toBeLessThan(1);
+  });
+
+  it("New York drifts on every feature yet is served accurately: DriftDetected True, but the labels decide Healthy", () => {
+    const [, ny] = run((st) => md({ consecutiveWindows: 1 }, st), [window(seattle(0), T0, { wrong: 5 }), window(newYork(0), T0 + 60_000, { wrong: 4 })]);
+    expect(ny!.lastMetrics).toMatchObject({ labelledSamples: 50, accuracy: 0.92, verdict: "Healthy", decidedBy: "labels" });
+    expect(ny!.lastMetrics!.driftedFeatures!.length).toBeGreaterThanOrEqual(2);
+    const drift = cond(ny!, "DriftDetected");
+    expect(drift).toMatchObject({ status: "True", reason: "DriftAboveThreshold" });
+    expect(drift.message).toContain("not a violation by itself: decided by labels (50 labelled rows ≥ 50)");
+    expect(cond(ny!, "Degraded")).toMatchObject({ status: "False", reason: "Healthy" });
+    expect(cond(ny!, "Degraded").message).toMatch(/^within policy: accuracy 0.92.*; drift in .*wind measured but not a violation: decided by labels \(50 labelled rows ≥ 50\)$/);
+    expect(ny!.policy).toMatchObject({ verdict: "Healthy", consecutiveViolations: 0 });
+  });
+
+  it("with too few labelled rows drift decides; triggerOn any lets drift decide whatever the labels; drift only ignores accuracy", () => {
+    const few = run((st) => md({ consecutiveWindows: 1 }, st), [window(newYork(0), T0, { wrong: 4, labelled: 49 })])[0]!;
+    expect(few.lastMetrics).toMatchObject({ labelledSamples: 49, verdict: "Violated", decidedBy: "drift" });
+    expect(cond(few, "Degraded")).toMatchObject({ status: "True", reason: "DriftAboveThreshold" });
+    expect(cond(few, "Degraded").message).toMatch(/^decided by drift \(49 labelled rows < 50\): dataset drift: \d\/4 features drifted/);
+    expect(cond(few, "DriftDetected").message).not.toContain("not a violation");
+
+    const any = run((st) => md({ consecutiveWindows: 1, triggerOn: "any" }, st), [window(newYork(0), T0, { wrong: 4 })])[0]!;
+    expect(any.lastMetrics).toMatchObject({ verdict: "Violated", decidedBy: "drift" });
+    expect(cond(any, "Degraded").reason).toBe("DriftAboveThreshold");
+
+    const bad = run((st) => md({ consecutiveWindows: 1, triggerOn: "drift" }, st), [window(seattle(0), T0, { wrong: 30 })])[0]!;
+    expect(bad.lastMetrics).toMatchObject({ accuracy: 0.4, verdict: "Healthy", decidedBy: "drift" });
+
+    const perf = run((st) => md({ consecutiveWindows: 1, triggerOn: "performance" }, st), [window(newYork(0), T0, { wrong: 30 })])[0]!;
+    expect(cond(perf, "Degraded")).toMatchObject({ status: "True", reason: "AccuracyBelowThreshold" });
+    expect(cond(perf, "Degraded").message).toMatch(/^decided by labels \(policy.triggerOn performance\): accuracy 0.4000 < minimum 0.7; likely cause: drift in /);
+  });
+
+  it("rounds what kubectl shows to 4 significant digits, and judges the exact values", () => {
+    const days = split.seattleTraffic.slice(0, 75);
+    const s = monitoringStatus(md({ minAccuracy: 0.90667 }), scrape(window(days, T0, { wrong: 7, failed: 1 })), NOW);
+    // 68/75 = 0.90666…; 1 failed of 75 requests.
+    expect(s.lastMetrics).toMatchObject({ accuracy: 0.9067, robustness: 0.9867, errorRate: 0.01333 });
+    // 0.90666… < 0.90667 although the rounded 0.9067 is not.
+    expect(s.lastMetrics!.verdict).toBe("Violated");
+    for (const key of ["accuracy", "driftShare", "stability", "robustness", "errorRate", "predictionDrift"] as const) {
+      const v = s.lastMetrics![key];
+      if (v !== undefined) expect(Number(v.toPrecision(4)), key).toBe(v);
+    }
+  });
+
+  it("writes status.servingVersion from the sidecars, keeps it when none answers, and leaves a rolling-out pin alone", () => {
+    const served = monitoringStatus(md(), [{ pod: "a", summary: summary("a", [window(seattle(0), T0)], "v7") }], NOW);
+    expect(served.servingVersion).toBe("v7");
+    // Before any window closes the version is already known.
+    const early = monitoringStatus(md(), [{ pod: "a", summary: summary("a", [window(seattle(0).slice(0, 5), T0, { closed: false })], "v7") }], NOW);
+    expect(early.servingVersion).toBe("v7");
+    const down = monitoringStatus(md({}, served), [{ pod: "a", error: "connection refused" }], NOW);
+    expect(down.servingVersion).toBe("v7");
+    // Rolling out to the pinned v8 (the serving reconciler wrote it) while v7 pods are still the majority.
+    const rolling = monitoringStatus(md({}, { ...served, servingVersion: "v8" }, 3, "v8"), [{ pod: "a", summary: summary("a", [window(seattle(1), T0 + 60_000)], "v7") }], NOW);
+    expect(rolling.servingVersion).toBe("v8");
   });
 
   it("does not count a window twice when scraped again before the next one closes", () => {
@@ -182,5 +243,21 @@ describe("monitoring status from the sidecars' summaries", () => {
     const sel = { "ballast.dev/model-deployment": "weather", "app.kubernetes.io/component": "serving" };
     const pods = [pod("b", sel, true), pod("a", sel, true), pod("c", sel, false), pod("d", { ...sel, "ballast.dev/model-deployment": "other" }, true)];
     expect(readyServingPods(pods, md()).map((p) => p.metadata?.name)).toEqual(["a", "b"]);
+  });
+});
+
+describe("windows that close between two scrapes", () => {
+  it("are each judged, in order, so a burst of violating windows meets the hysteresis", () => {
+    const base = md({ minLabelledSamples: 40 });
+    const first = monitoringStatus(base, scrape(window(seattle(0), T0)), NOW);
+    expect(first.lastMetrics?.verdict).toBe("Healthy");
+    // Two bad windows close before the next scrape: the policy sees both, not only the newest.
+    const burst = scrape(window(seattle(0), T0), window(seattle(1), T0 + 60_000, { wrong: 30 }), window(seattle(2), T0 + 120_000, { wrong: 30 }));
+    const after = monitoringStatus({ ...base, status: first }, burst, NOW);
+    expect(after.policy).toMatchObject({ verdict: "Violated", consecutiveViolations: 2 });
+    expect(after.policy?.lastTriggerTime).toBeDefined();
+    expect(after.lastMetrics?.windowEnd).toBe(new Date(T0 + 180_000).toISOString());
+    // Scraped again with nothing new: nothing is judged twice.
+    expect(monitoringStatus({ ...base, status: after }, burst, NOW).policy).toEqual(after.policy);
   });
 });

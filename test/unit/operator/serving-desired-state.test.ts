@@ -84,14 +84,36 @@ describe("serving objects for a ModelDeployment", () => {
     expect(deployment.spec!.template.spec!.volumes!.map((v) => v.name)).not.toContain("model-store");
   });
 
-  it("mounts a pvc:// store read-only where `ballast serve` resolves it, and never uses hostPath", () => {
+  it("mounts a pvc:// store where `ballast serve` resolves it, read-only for the server, and never uses hostPath", () => {
     const { deployment } = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });
     const pod = deployment.spec!.template.spec!;
-    expect(pod.volumes).toContainEqual({ name: "model-store", persistentVolumeClaim: { claimName: "models", readOnly: true } });
+    expect(pod.volumes).toContainEqual({ name: "model-store", persistentVolumeClaim: { claimName: "models", readOnly: false } });
     expect(container(deployment, "server").volumeMounts).toContainEqual({ name: "model-store", mountPath: "/mnt/models/models", readOnly: true });
     const fileBacked = desiredServingObjects(modelDeployment({ model: { name: "m", storageUri: "file:///srv/models" } as never }), { defaultImage: IMAGE });
     expect(fileBacked.deployment.spec!.template.spec!.volumes!.some((v) => v.hostPath)).toBe(false);
     expect(container(fileBacked.deployment, "server").args).toEqual(expect.arrayContaining(["--store", "file:///srv/models"]));
+  });
+
+  it("keeps the request log in a writable store, where it outlives the pod: the sidecar alone mounts the claim read-write", () => {
+    const { deployment } = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });
+    const pod = deployment.spec!.template.spec!;
+    const sidecar = container(deployment, "sidecar");
+    expect(sidecar.args).toContain("--log-to-store");
+    expect(sidecar.args).not.toContain("--data-dir");
+    expect(sidecar.volumeMounts).toContainEqual({ name: "model-store", mountPath: "/mnt/models/models", readOnly: false });
+    expect(pod.volumes!.map((v) => v.name)).not.toContain("request-log");
+    const fileBacked = desiredServingObjects(modelDeployment({ model: { name: "m", storageUri: "file:///srv/models" } as never }), { defaultImage: IMAGE });
+    expect(container(fileBacked.deployment, "sidecar").args).toContain("--log-to-store");
+  });
+
+  it("keeps the request log on the pod's emptyDir for a read-only http(s) store", () => {
+    const md = modelDeployment({ model: { name: "weather-mlp", storageUri: "https://models.example/store" } as never });
+    const { deployment } = desiredServingObjects(md, { defaultImage: IMAGE });
+    const args = container(deployment, "sidecar").args!;
+    expect(args.slice(args.indexOf("--data-dir"), args.indexOf("--data-dir") + 2)).toEqual(["--data-dir", "/run/ballast/requests"]);
+    expect(args).not.toContain("--log-to-store");
+    expect(container(deployment, "sidecar").volumeMounts).toContainEqual({ name: "request-log", mountPath: "/run/ballast/requests" });
+    expect(deployment.spec!.template.spec!.volumes).toContainEqual({ name: "request-log", emptyDir: {} });
   });
 
   it("is a restricted pod: non-root, read-only root filesystem, no escalation, no capabilities, RuntimeDefault seccomp", () => {

@@ -1,0 +1,520 @@
+// The closed loop as one pure state machine: from the ModelDeployment (spec, status.policy, lastMetrics,
+// the loop's own status) and what the cluster shows (the attempt's Job and its results, the serving
+// rollout), the next loop-owned status, the Job to create and the Events to record. No I/O: the
+// reconciler gathers the observation and carries out the step. Every transition is in docs/operator.md.
+import {
+  ConditionReason,
+  ConditionType,
+  appendHistory,
+  defaultAccuracyMetric,
+  findCondition,
+  setCondition,
+  type Condition,
+  type HistoryEntry,
+  type LoopPhase,
+  type LoopStatus,
+  type ModelDeploymentStatus,
+  type ResolvedModelDeployment,
+  type RetrainingStatus,
+} from "../../api/index.js";
+import type { EventRecord } from "../../kube/events.js";
+import { goDurationMs } from "../serving/desired-state.js";
+import { bestCandidate, evaluateGate, improvement, type CandidateReport } from "./gate.js";
+import { candidateVersionName, retrainingJobName } from "./retraining-job.js";
+
+/** Failed, rejected or rolled-back attempts in a row that halt the loop until a person acts. */
+export const MAX_CONSECUTIVE_FAILURES = 3;
+/** The back-off after failures doubles the cooldown, up to this. */
+export const MAX_BACKOFF_MS = 24 * 3_600_000;
+/** On a ModelDeployment: a new value resumes a halted loop (e.g. `kubectl annotate md/x ballast.dev/resume=$(date +%s)`). */
+export const ANNOTATION_RESUME = "ballast.dev/resume";
+
+/** The current attempt's Job as the cluster shows it. */
+export interface JobObservation {
+  name: string;
+  /** absent: not in the API (never created, or deleted). */
+  state: "absent" | "running" | "succeeded" | "failed";
+  /** Failed: the Job condition's reason and message (BackoffLimitExceeded, DeadlineExceeded, ...). */
+  reason?: string;
+  message?: string;
+  /** Succeeded: each finished pod's report; pods whose message held no result give an error. */
+  reports?: CandidateReport[];
+  errors?: string[];
+  /** Where the scheduler placed the pod, for the message. */
+  node?: string;
+}
+
+/** The serving Deployment's rollout: which version its template pins and whether it has fully rolled out. */
+export interface RolloutObservation {
+  pinnedVersion?: string;
+  ready: boolean;
+  message: string;
+}
+
+export interface LoopObservation {
+  now: Date;
+  /** The Job of attempt `loop.attempt` (Training) or of `loop.attempt + 1` (Stable: created before a crash). */
+  job?: JobObservation;
+  rollout: RolloutObservation;
+}
+
+/** The status fields the loop owns. */
+export type LoopOwnedStatus = Pick<ModelDeploymentStatus, "loop" | "lastRetraining" | "candidateVersion" | "targetVersion" | "previousVersion" | "history"> & {
+  conditions: Condition[];
+};
+
+export interface LoopStep {
+  status: LoopOwnedStatus;
+  /** Create this Job (idempotent: its name is deterministic). */
+  createJob?: { attempt: number; fromVersion: string; feedbackSince: string };
+  events: EventRecord[];
+  /** When to look again without an event (Jobs and rollouts are watched; windows are not). */
+  requeueAfterMs: number;
+}
+
+const isoSeconds = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
+
+function fmt(x: number | undefined | null): string {
+  return x === undefined || x === null ? "n/a" : String(Number(x.toPrecision(3)));
+}
+
+/** The live quality metric's name for this ModelDeployment. */
+export function liveMetric(md: ResolvedModelDeployment): string {
+  return md.spec.monitoring.accuracyMetric ?? defaultAccuracyMetric(md.spec.monitoring.task);
+}
+
+/** When the serving version went live: its last promotion or rollback, else the ModelDeployment's creation. */
+export function servingSince(md: ResolvedModelDeployment): string {
+  const serving = md.status?.servingVersion;
+  const entry = [...(md.status?.history ?? [])].reverse().find((h) => h.version === serving && (h.event === "Promoted" || h.event === "RolledBack"));
+  const created = md.metadata.creationTimestamp;
+  return entry?.time ?? (created ? isoSeconds(new Date(created)) : isoSeconds(new Date(0)));
+}
+
+/** Start times within the budget's sliding period. */
+function startsInPeriod(loop: LoopStatus, md: ResolvedModelDeployment, now: Date): string[] {
+  const period = goDurationMs(md.spec.policy.maxRetrainings.period);
+  return (loop.recentStarts ?? []).filter((t) => now.getTime() - Date.parse(t) < period);
+}
+
+class Step {
+  readonly events: EventRecord[] = [];
+  createJob: LoopStep["createJob"];
+  requeueAfterMs: number;
+  loop: LoopStatus;
+  lastRetraining: RetrainingStatus | undefined;
+  candidateVersion: string | undefined;
+  targetVersion: string | undefined;
+  previousVersion: string | undefined;
+  history: HistoryEntry[] | undefined;
+  conditions: Condition[];
+
+  constructor(
+    readonly md: ResolvedModelDeployment,
+    readonly obs: LoopObservation,
+  ) {
+    const s = md.status ?? {};
+    this.loop = s.loop ? { ...s.loop } : { phase: "Stable", attempt: 0, since: isoSeconds(obs.now), message: "watching the policy" };
+    this.lastRetraining = s.lastRetraining;
+    this.candidateVersion = s.candidateVersion;
+    this.targetVersion = s.targetVersion;
+    this.previousVersion = s.previousVersion;
+    this.history = s.history;
+    this.conditions = s.conditions ?? [];
+    this.requeueAfterMs = Math.max(1000, goDurationMs(md.spec.monitoring.scrapeInterval));
+  }
+
+  get now(): string {
+    return isoSeconds(this.obs.now);
+  }
+
+  get generation(): number {
+    return this.md.metadata.generation ?? 0;
+  }
+
+  enter(phase: LoopPhase, message: string): void {
+    if (this.loop.phase !== phase) this.loop.since = this.now;
+    this.loop.phase = phase;
+    this.loop.message = message.slice(0, 1024);
+  }
+
+  say(message: string): void {
+    this.loop.message = message.slice(0, 1024);
+  }
+
+  event(type: EventRecord["type"], reason: string, note: string, action = "Loop"): void {
+    this.events.push({ type, reason, action, note: note.slice(0, 1024) });
+  }
+
+  remember(entry: Omit<HistoryEntry, "time">): void {
+    this.history = appendHistory(this.history, { time: this.now, ...entry });
+  }
+
+  condition(type: string, status: Condition["status"], reason: string, message: string): void {
+    this.conditions = setCondition(this.conditions, { type, status, reason, message: message.slice(0, 32768), observedGeneration: this.generation }, this.obs.now);
+  }
+
+  /** A failed, rejected or rolled-back attempt: back-off doubles, and three in a row halt the loop. */
+  failed(reason: string, message: string): void {
+    const failures = (this.loop.consecutiveFailures ?? 0) + 1;
+    this.loop.consecutiveFailures = failures;
+    this.loop.failedAttempts = (this.loop.failedAttempts ?? 0) + 1;
+    const backoff = Math.min(MAX_BACKOFF_MS, goDurationMs(this.md.spec.policy.cooldown) * 2 ** failures);
+    this.loop.backoffUntil = isoSeconds(new Date(this.obs.now.getTime() + backoff));
+    this.loop.lastHandledTrigger = this.md.status?.policy?.lastTriggerTime ?? this.loop.lastHandledTrigger;
+    this.candidateVersion = undefined;
+    if (failures >= MAX_CONSECUTIVE_FAILURES) {
+      this.halt(ConditionReason.TooManyFailures, `${failures} attempts in a row failed, were rejected or rolled back (last: ${reason}: ${message})`);
+      return;
+    }
+    this.enter("Stable", `${reason}: ${message}; no retraining before ${this.loop.backoffUntil} (cooldown doubled after ${failures} failed attempt${failures > 1 ? "s" : ""})`);
+  }
+
+  halt(reason: string, message: string): void {
+    this.enter("Halted", `${message}; change the spec or annotate ${ANNOTATION_RESUME}=<new value> to resume`);
+    this.loop.haltedGeneration = this.generation;
+    this.condition(ConditionType.LoopHalted, "True", reason, this.loop.message);
+    this.remember({ event: "Halted", version: this.md.status?.servingVersion ?? "unknown", reason, message: message.slice(0, 1024) });
+    this.event("Warning", reason, `loop halted: ${message}`);
+  }
+
+  succeededAttempt(message: string): void {
+    this.loop.consecutiveFailures = 0;
+    this.loop.backoffUntil = isoSeconds(new Date(this.obs.now.getTime() + goDurationMs(this.md.spec.policy.cooldown)));
+    this.loop.lastHandledTrigger = this.md.status?.policy?.lastTriggerTime ?? this.loop.lastHandledTrigger;
+    this.enter("Stable", message);
+  }
+
+  promote(version: string, why: string): void {
+    const serving = this.md.status?.servingVersion;
+    this.previousVersion = serving;
+    this.targetVersion = version;
+    this.candidateVersion = version;
+    this.enter("Promoting", `rolling the serving pods from ${serving ?? "the current version"} to ${version} (${why})`);
+    this.event("Normal", "Promoting", this.loop.message, "Promote");
+  }
+
+  rollBack(reason: string, message: string): void {
+    const failedVersion = this.targetVersion;
+    const restore = this.previousVersion;
+    if (!restore) {
+      // Nothing to go back to (the first version was never known): report and stay.
+      this.say(`${message}; no previous version to roll back to`);
+      this.event("Warning", reason, this.loop.message, "Rollback");
+      return;
+    }
+    this.targetVersion = restore;
+    this.previousVersion = failedVersion;
+    this.enter("RollingBack", `${reason}: ${message}; rolling back to ${restore}`);
+    this.event("Warning", reason, this.loop.message, "Rollback");
+  }
+
+  finish(): LoopStep {
+    const phase = this.loop.phase;
+    // Derived each step so they can never disagree with the phase.
+    if (phase !== "Halted" && findCondition(this.conditions, ConditionType.LoopHalted)?.status !== "False")
+      this.condition(ConditionType.LoopHalted, "False", ConditionReason.Idle, "the loop runs");
+    if (phase === "AwaitingApproval") {
+      const passed = this.lastRetraining?.gate?.passed !== false;
+      this.condition(ConditionType.CandidateReady, passed ? "True" : "False", passed ? ConditionReason.AwaitingApproval : ConditionReason.CandidateRejected, this.loop.message);
+    } else if (findCondition(this.conditions, ConditionType.CandidateReady)?.status !== "False")
+      this.condition(ConditionType.CandidateReady, "False", ConditionReason.Idle, "no candidate waiting for approval");
+    if (phase === "Training") this.condition(ConditionType.Retraining, "True", ConditionReason.RetrainingStarted, this.loop.message);
+    else if (!findCondition(this.conditions, ConditionType.Retraining) || findCondition(this.conditions, ConditionType.Retraining)?.status === "True")
+      this.condition(ConditionType.Retraining, "False", this.lastRetraining?.phase === "Failed" ? ConditionReason.RetrainingFailed : ConditionReason.Idle, "no retraining Job running");
+    const status: LoopOwnedStatus = { loop: this.loop, conditions: this.conditions };
+    if (this.lastRetraining) status.lastRetraining = this.lastRetraining;
+    if (this.candidateVersion) status.candidateVersion = this.candidateVersion;
+    if (this.targetVersion) status.targetVersion = this.targetVersion;
+    if (this.previousVersion) status.previousVersion = this.previousVersion;
+    if (this.history) status.history = this.history;
+    const busy = phase === "Training" || phase === "Promoting" || phase === "RollingBack";
+    return {
+      status,
+      createJob: this.createJob,
+      events: this.events,
+      requeueAfterMs: busy ? Math.min(this.requeueAfterMs, 5000) : this.requeueAfterMs,
+    };
+  }
+}
+
+/** One step of the loop. */
+export function stepLoop(md: ResolvedModelDeployment, obs: LoopObservation): LoopStep {
+  const step = new Step(md, obs);
+  switch (step.loop.phase) {
+    case "Stable":
+      stable(step);
+      break;
+    case "Training":
+      training(step);
+      break;
+    case "AwaitingApproval":
+      awaitingApproval(step);
+      break;
+    case "Promoting":
+    case "RollingBack":
+      rollingOut(step);
+      break;
+    case "Observing":
+      observing(step);
+      break;
+    case "Halted":
+      halted(step);
+      break;
+  }
+  return step.finish();
+}
+
+/** A new approvedVersion (manual mode) to carry out, if any. */
+function pendingApproval(step: Step): string | undefined {
+  const p = step.md.spec.promotion;
+  const approved = p.mode === "manual" ? p.approvedVersion : undefined;
+  if (!approved || approved === step.loop.approvalHandled) return undefined;
+  if (approved === step.md.status?.servingVersion && approved === step.targetVersion) return undefined;
+  return approved;
+}
+
+function approve(step: Step, version: string): void {
+  step.loop.approvalHandled = version;
+  const gate = step.lastRetraining?.candidateVersion === version ? step.lastRetraining.gate : undefined;
+  const how = gate ? (gate.passed ? "it passed the gate" : `it FAILED the gate (${gate.failedRule}): a person decided`) : "not gated by Ballast: a person decided";
+  step.remember({ event: "Promoted", version, previousVersion: step.md.status?.servingVersion, reason: ConditionReason.CandidateApproved, message: `approved in spec.promotion.approvedVersion; ${how}` });
+  step.event("Normal", ConditionReason.CandidateApproved, `spec.promotion.approvedVersion ${version}: ${how}`, "Promote");
+  step.promote(version, `approved; ${how}`);
+}
+
+function stable(step: Step): void {
+  const { md, obs } = step;
+  const s = md.status ?? {};
+  const last = s.lastMetrics;
+  // The baseline a promoted version must not fall below: this version's last healthy labelled window.
+  if (last?.verdict === "Healthy" && last.accuracy !== undefined && s.servingVersion && (s.servingVersion === step.targetVersion || !step.targetVersion)) {
+    step.loop.baselineMetric = last.accuracy;
+    if (last.errorRate !== undefined) step.loop.baselineErrorRate = last.errorRate;
+  }
+  if (md.spec.policy.paused) {
+    step.enter("Halted", "spec.policy.paused: no retraining or promotion starts");
+    step.loop.haltedGeneration = step.generation;
+    step.condition(ConditionType.LoopHalted, "True", ConditionReason.Paused, step.loop.message);
+    step.event("Normal", ConditionReason.Paused, "loop paused by spec.policy.paused");
+    return;
+  }
+  const approved = pendingApproval(step);
+  if (approved) return approve(step, approved);
+  // A Job for the next attempt exists: we created it and stopped before recording it. Adopt it.
+  if (obs.job && obs.job.state !== "absent" && obs.job.name === retrainingJobName(md.metadata.name!, step.loop.attempt + 1)) {
+    step.loop.attempt++;
+    step.lastRetraining = { jobName: obs.job.name, attempt: step.loop.attempt, phase: "Running", startTime: step.now, reason: "adopted after an operator restart" };
+    step.enter("Training", `retraining Job ${obs.job.name} runs (adopted after an operator restart)`);
+    return;
+  }
+  const policy = s.policy;
+  const trigger = policy?.lastTriggerTime;
+  const fresh = trigger !== undefined && policy?.verdict === "Violated" && (step.loop.lastHandledTrigger === undefined || trigger > step.loop.lastHandledTrigger);
+  if (!fresh) {
+    const waiting = step.loop.backoffUntil && obs.now.toISOString() < step.loop.backoffUntil ? `; no retraining before ${step.loop.backoffUntil}` : "";
+    step.enter("Stable", `serving ${s.servingVersion ?? "(version not yet reported)"}; policy ${policy?.verdict ?? "not evaluated yet"}${waiting}`);
+    return;
+  }
+  const budget = md.spec.policy.maxRetrainings;
+  const starts = startsInPeriod(step.loop, md, obs.now);
+  const degraded = findCondition(s.conditions, ConditionType.Degraded);
+  const why = degraded?.status === "True" ? `${degraded.reason}: ${degraded.message}` : `policy violated at ${trigger}`;
+  const refuse = (reason: string, message: string) => {
+    step.loop.lastHandledTrigger = trigger;
+    step.condition(ConditionType.Retraining, "False", reason, message);
+    step.event("Warning", reason, message, "Retrain");
+    step.enter("Stable", message);
+  };
+  if (budget.count === 0) return refuse(ConditionReason.BudgetExhausted, "policy violated, but policy.maxRetrainings.count is 0: retraining is disabled");
+  if (starts.length >= budget.count)
+    return refuse(
+      ConditionReason.BudgetExhausted,
+      `policy violated, but the budget is spent: ${starts.length} of ${budget.count} retraining Jobs in the last ${budget.period} (next slot ${isoSeconds(new Date(Date.parse(starts[0]!) + goDurationMs(budget.period)))})`,
+    );
+  if (step.loop.backoffUntil && obs.now.toISOString() < step.loop.backoffUntil)
+    return refuse(ConditionReason.CooldownActive, `policy violated, but no retraining starts before ${step.loop.backoffUntil} (cooldown after the last attempt)`);
+  const serving = s.servingVersion;
+  if (!serving) {
+    step.say("policy violated; waiting for the sidecars to report the serving version before retraining");
+    return;
+  }
+  const attempt = step.loop.attempt + 1;
+  const jobName = retrainingJobName(md.metadata.name!, attempt);
+  step.loop.attempt = attempt;
+  step.loop.lastHandledTrigger = trigger;
+  step.loop.recentStarts = [...starts, step.now];
+  step.lastRetraining = { jobName, attempt, phase: "Running", startTime: step.now, fromVersion: serving, reason: why.slice(0, 1024) };
+  step.createJob = { attempt, fromVersion: serving, feedbackSince: servingSince(md) };
+  step.enter("Training", `retraining Job ${jobName} started from ${serving} (candidate ${candidateVersionName(md, attempt)}): ${why}`);
+  step.event("Normal", ConditionReason.RetrainingStarted, step.loop.message, "Retrain");
+}
+
+function training(step: Step): void {
+  const { md, obs } = step;
+  const job = obs.job;
+  const retraining: RetrainingStatus = step.lastRetraining ?? { jobName: retrainingJobName(md.metadata.name!, step.loop.attempt), attempt: step.loop.attempt, phase: "Running" };
+  const jobFailed = (reason: string, message: string) => {
+    step.lastRetraining = { ...retraining, phase: "Failed", completionTime: step.now, reason, message: message.slice(0, 32768) };
+    step.remember({ event: "RetrainingFailed", version: retraining.fromVersion ?? "unknown", reason, message: message.slice(0, 1024) });
+    step.condition(ConditionType.Retraining, "False", ConditionReason.RetrainingFailed, `${retraining.jobName}: ${reason}: ${message}`);
+    step.event("Warning", ConditionReason.RetrainingFailed, `retraining Job ${retraining.jobName} failed: ${reason}: ${message}`, "Retrain");
+    step.failed(ConditionReason.RetrainingFailed, `Job ${retraining.jobName} ${reason}: ${message}`);
+  };
+  if (!job || job.state === "absent") return jobFailed("JobDeleted", "the Job was deleted before it finished");
+  if (job.state === "running") {
+    step.say(`retraining Job ${job.name} runs${job.node ? ` on ${job.node}` : ""}`);
+    return;
+  }
+  if (job.state === "failed") return jobFailed(job.reason ?? "JobFailed", [job.message, ...(job.errors ?? [])].filter(Boolean).join("; ") || "the Job failed");
+  const best = bestCandidate(job.reports ?? []);
+  if (!best) return jobFailed(ConditionReason.NoCandidate, `the Job succeeded but no pod reported a candidate${job.errors?.length ? `: ${job.errors.join("; ")}` : ""}`);
+  const gate = evaluateGate(best, md);
+  step.lastRetraining = {
+    ...retraining,
+    phase: "Succeeded",
+    completionTime: step.now,
+    candidateVersion: best.version,
+    ...(best.recent.candidate !== null ? { candidateMetric: Number(best.recent.candidate.toPrecision(4)) } : {}),
+    ...(best.recent.serving !== null ? { servingMetric: Number(best.recent.serving.toPrecision(4)) } : {}),
+    gate,
+  };
+  step.condition(ConditionType.Retraining, "False", ConditionReason.RetrainingSucceeded, `${retraining.jobName} wrote ${best.version}`);
+  step.remember({ event: "Retrained", version: best.version, previousVersion: retraining.fromVersion, reason: ConditionReason.RetrainingSucceeded, message: gate.message, ...metricOf(best.recent.candidate) });
+  if (!gate.passed) {
+    step.remember({ event: "Rejected", version: best.version, previousVersion: retraining.fromVersion, reason: gate.failedRule, message: gate.message, ...metricOf(best.recent.candidate) });
+    step.event("Warning", ConditionReason.CandidateRejected, `candidate ${best.version} rejected (${gate.failedRule}): ${gate.message}`, "Gate");
+    return step.failed(ConditionReason.CandidateRejected, `candidate ${best.version} failed ${gate.failedRule}; ${retraining.fromVersion ?? "the serving version"} stays`);
+  }
+  step.candidateVersion = best.version;
+  step.event("Normal", "CandidatePassed", `candidate ${best.version} passed the gate: ${gate.message}`, "Gate");
+  const hold = promotionHold(step);
+  if (hold) {
+    step.enter("AwaitingApproval", `candidate ${best.version} passed the gate; ${hold}`);
+    step.event("Normal", ConditionReason.AwaitingApproval, step.loop.message, "Gate");
+    return;
+  }
+  step.promote(best.version, `it passed the gate: ${gate.message}`);
+}
+
+/** Why a candidate that passed the gate is not promoted automatically, if it is not. */
+function promotionHold(step: Step): string | undefined {
+  const { md } = step;
+  if (md.spec.model.version) return `spec.model.version pins ${md.spec.model.version}: set it to ${step.candidateVersion} to serve the candidate`;
+  if (md.spec.promotion.mode === "manual") return `set spec.promotion.approvedVersion to ${step.candidateVersion} to promote it`;
+  if (md.spec.policy.paused) return "spec.policy.paused holds promotion";
+  return undefined;
+}
+
+function awaitingApproval(step: Step): void {
+  const approved = pendingApproval(step);
+  if (approved) return approve(step, approved);
+  if (step.candidateVersion && step.lastRetraining?.gate?.passed && !promotionHold(step)) return step.promote(step.candidateVersion, "it passed the gate and nothing holds it any more");
+  const hold = promotionHold(step);
+  step.say(`candidate ${step.candidateVersion ?? "?"} ${step.lastRetraining?.gate?.passed ? "passed the gate" : "failed the gate"}${hold ? `; ${hold}` : ""}`);
+}
+
+function metricOf(x: number | null | undefined): { metric?: number } {
+  return x === null || x === undefined ? {} : { metric: Number(x.toPrecision(4)) };
+}
+
+/** Promoting and RollingBack: wait until the Deployment pins the target, every pod is Ready and the sidecars report it. */
+function rollingOut(step: Step): void {
+  const { md, obs } = step;
+  const target = step.targetVersion;
+  const rolledOut = target !== undefined && obs.rollout.pinnedVersion === target && obs.rollout.ready && md.status?.servingVersion === target;
+  if (step.loop.phase === "RollingBack") {
+    if (!rolledOut) return step.say(`rolling back to ${target}: ${obs.rollout.message}`);
+    const failedVersion = step.previousVersion ?? "the promoted version";
+    step.remember({ event: "RolledBack", version: target!, previousVersion: step.previousVersion, reason: ConditionReason.RolledBack, message: step.loop.message });
+    step.event("Warning", ConditionReason.RolledBack, `rolled back from ${failedVersion} to ${target}`, "Rollback");
+    return step.failed(ConditionReason.RolledBack, `${failedVersion} was rolled back to ${target}`);
+  }
+  if (rolledOut) {
+    const gate = step.lastRetraining?.candidateVersion === target ? step.lastRetraining?.gate : undefined;
+    if (!step.history?.some((h) => h.event === "Promoted" && h.version === target && h.time >= step.loop.since))
+      step.remember({ event: "Promoted", version: target, previousVersion: step.previousVersion, reason: ConditionReason.Promoted, message: gate?.message ?? "promoted", ...metricOf(gate?.recent.candidate) });
+    step.loop.observedWindows = 0;
+    // Observation starts after the last window the replaced version served: the new version's windows all count.
+    const before = (md.status?.recentWindows ?? []).filter((w) => w.version !== target).at(-1)?.windowEnd;
+    if (before) step.loop.lastObservedWindowEnd = before;
+    else delete step.loop.lastObservedWindowEnd;
+    step.enter("Observing", `${target} serves; watching ${md.spec.promotion.observationWindows} labelled windows before the promotion is final`);
+    step.event("Normal", ConditionReason.Promoted, `promoted ${target} (replacing ${step.previousVersion ?? "?"}): ${gate?.message ?? "approved"}`, "Promote");
+    return;
+  }
+  const deadline = goDurationMs(md.spec.promotion.rolloutDeadline);
+  if (obs.now.getTime() - Date.parse(step.loop.since) > deadline)
+    return step.rollBack(ConditionReason.RolloutTimedOut, `${target} was not serving on every pod within promotion.rolloutDeadline ${md.spec.promotion.rolloutDeadline} (${obs.rollout.message})`);
+  step.say(`rolling the serving pods to ${target}: ${obs.rollout.message}`);
+}
+
+function observing(step: Step): void {
+  const { md } = step;
+  const s = md.status ?? {};
+  const target = step.targetVersion;
+  const p = md.spec.promotion;
+  const metric = liveMetric(md);
+  const needed = p.observationWindows;
+  const minLabelled = md.spec.policy.minLabelledSamples;
+  // Every window the monitoring controller judged since the last one observed (several can close between two steps).
+  const since = step.loop.lastObservedWindowEnd;
+  const fresh = (s.recentWindows ?? []).filter((w) => w.version === target && (since === undefined || w.windowEnd > since));
+  const gateMetric = step.lastRetraining?.candidateVersion === target ? step.lastRetraining?.gate?.recent.candidate : undefined;
+  const baseline = step.loop.baselineMetric;
+  let skipped = "";
+  for (const w of fresh) {
+    step.loop.lastObservedWindowEnd = w.windowEnd;
+    const labelled = w.labelledSamples ?? 0;
+    if (w.accuracy === undefined || labelled < minLabelled) {
+      skipped = `; window ending ${w.windowEnd} had ${labelled} labelled rows (fewer than ${minLabelled}): not counted`;
+      continue;
+    }
+    const observed = (step.loop.observedWindows ?? 0) + 1;
+    step.loop.observedWindows = observed;
+    const live = w.accuracy;
+    if (p.rollbackOnRegression) {
+      const belowGate = gateMetric === undefined ? undefined : -improvement(live, gateMetric, metric) > p.maxLiveRegression;
+      const belowBaseline = baseline === undefined ? undefined : improvement(live, baseline, metric) < 0;
+      // Worse than the gate promised AND worse than what the replaced version did when healthy; either alone when only one is known.
+      const checks = [belowGate, belowBaseline].filter((c): c is boolean => c !== undefined);
+      const metricRegressed = checks.length > 0 && checks.every(Boolean);
+      const errorRise = w.errorRate !== undefined && w.errorRate - (step.loop.baselineErrorRate ?? 0) > p.maxLiveRegression;
+      if (metricRegressed || errorRise) {
+        const detail = errorRise
+          ? `error rate ${fmt(w.errorRate)} rose by more than promotion.maxLiveRegression ${p.maxLiveRegression} over ${fmt(step.loop.baselineErrorRate ?? 0)}`
+          : `live ${metric} ${fmt(live)} is worse than ${gateMetric !== undefined ? `the gate's ${fmt(gateMetric)} by more than promotion.maxLiveRegression ${p.maxLiveRegression}` : "expected"}${baseline !== undefined ? ` and below ${step.previousVersion ?? "the previous version"}'s last healthy ${fmt(baseline)}` : ""}`;
+        return step.rollBack(ConditionReason.LiveRegression, `${target}: ${detail} (window ending ${w.windowEnd})`);
+      }
+    }
+    if (observed >= needed) {
+      step.loop.baselineMetric = live;
+      if (w.errorRate !== undefined) step.loop.baselineErrorRate = w.errorRate;
+      step.candidateVersion = undefined;
+      step.event("Normal", ConditionReason.ObservationPassed, `${target} held for ${observed} labelled windows (live ${metric} ${fmt(live)}): promotion final`, "Observe");
+      return step.succeededAttempt(`serving ${target}: promotion final after ${observed} windows (live ${metric} ${fmt(live)})`);
+    }
+  }
+  const last = fresh.at(-1)?.accuracy;
+  step.say(`${target} serves; ${step.loop.observedWindows ?? 0} of ${needed} labelled windows observed${last !== undefined ? `, live ${metric} ${fmt(last)}` : ""}${skipped}`);
+}
+
+function halted(step: Step): void {
+  const { md } = step;
+  const resume = md.metadata.annotations?.[ANNOTATION_RESUME];
+  const pausedOnly = findCondition(step.conditions, ConditionType.LoopHalted)?.reason === ConditionReason.Paused;
+  let why: string | undefined;
+  if (pausedOnly && !md.spec.policy.paused) why = "spec.policy.paused was cleared";
+  else if (!pausedOnly && step.loop.haltedGeneration !== undefined && step.generation !== step.loop.haltedGeneration) why = `the spec changed (generation ${step.generation})`;
+  else if (!pausedOnly && resume && resume !== step.loop.resumedBy) why = `annotation ${ANNOTATION_RESUME}=${resume}`;
+  if (!why) return;
+  if (resume) step.loop.resumedBy = resume;
+  step.loop.consecutiveFailures = 0;
+  delete step.loop.haltedGeneration;
+  delete step.loop.backoffUntil;
+  // A trigger that arrived while halted is stale: wait for the policy's next one.
+  step.loop.lastHandledTrigger = md.status?.policy?.lastTriggerTime ?? step.loop.lastHandledTrigger;
+  step.condition(ConditionType.LoopHalted, "False", ConditionReason.Resumed, `resumed: ${why}`);
+  step.event("Normal", ConditionReason.Resumed, `loop resumed: ${why}`);
+  step.enter("Stable", `resumed: ${why}`);
+}

@@ -1,0 +1,212 @@
+// Given the local cluster, the operator as its own ServiceAccount and a penguin sex classifier trained on Adelie
+// birds (vega-datasets), a user watches the closed loop on real data: Gentoo traffic degrades the
+// model, the operator starts a retraining Job on the GPU node, the candidate passes the gate, is promoted and
+// observed, and live accuracy recovers. The operator is killed mid-training and resumes without a second Job.
+// Then a person approves a model trained on shuffled labels: it regresses live and is rolled back. Then a Job
+// that cannot run is a failed attempt with its reason.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { V1Deployment, V1Job, V1Pod, V1Service } from "@kubernetes/client-node";
+import { stringify } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ModelDeploymentStatus } from "../../../src/api/index.js";
+import { PENGUIN_FEATURES, PENGUIN_LABEL, loadPenguins, penguinsCsv, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
+import { sendTrafficWithFeedback, waitForService } from "../../../src/demo/traffic.js";
+import { clusterDir, createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
+import { BALLAST, applyYaml, installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
+
+const WINDOW = 20;
+const CLAIM = "models";
+const MD_NAME = "penguins";
+
+interface MD {
+  metadata: { generation: number };
+  spec: Record<string, unknown>;
+  status?: ModelDeploymentStatus;
+}
+const condition = (md: MD, type: string) => md.status?.conditions?.find((c) => c.type === type);
+
+describe("ballast operator: the closed loop on real data", () => {
+  let ns: { name: string; remove: () => Promise<void> };
+  let operator: OperatorProcess;
+  let kubeconfig: string;
+  let serviceUrl: string;
+  let storeDir: string;
+  let tmp: string;
+  const split = splitPenguins(loadPenguins(), 2 * WINDOW);
+  const gentoo = split.gentoo;
+  const get = () => kubectlJson<MD>(["get", "md", MD_NAME, "-n", ns.name]);
+  const send = (rows: readonly Penguin[], idPrefix: string) =>
+    sendTrafficWithFeedback({ serviceUrl, feedbackUrl: serviceUrl, model: "penguin-sex", days: rows, rowsPerRequest: 5, idPrefix, features: PENGUIN_FEATURES, label: PENGUIN_LABEL, feedbackPerRequest: true });
+  /** Waits for the ModelDeployment to satisfy `test`; a timeout shows where the loop and the policy stood. */
+  const until = async (what: string, test: (m: MD) => boolean, timeoutMs = 120_000) => {
+    let last: MD | undefined;
+    try {
+      return await waitFor(what, async () => {
+        last = await get();
+        return test(last) ? last : undefined;
+      }, timeoutMs, 500);
+    } catch (err) {
+      const s = last?.status;
+      throw new Error(`${(err as Error).message}\nloop: ${JSON.stringify(s?.loop)}\npolicy: ${JSON.stringify(s?.policy)}\nlastMetrics: ${JSON.stringify(s?.lastMetrics)}\nlastRetraining: ${JSON.stringify(s?.lastRetraining)}\nconditions: ${JSON.stringify(s?.conditions?.map((c) => [c.type, c.status, c.reason, c.message]))}`, { cause: err });
+    }
+  };
+  const eventReasons = async () => {
+    const res = await kubectl(["get", "events.events.k8s.io", "-n", ns.name, "--field-selector", `reportingController=ballast.dev/operator,regarding.name=${MD_NAME}`, "-o", "json"]);
+    return (JSON.parse(res.stdout) as { items: { reason: string; type: string; note: string }[] }).items;
+  };
+  const jobs = async () => (await kubectlJson<{ items: V1Job[] }>(["get", "jobs", "-n", ns.name, "-l", `ballast.dev/model-deployment=${MD_NAME}`])).items;
+
+  beforeAll(async () => {
+    const dir = clusterDir();
+    if (!dir) throw new Error("this test writes the model into a PVC's directory on the local cluster: run it against `ballast dev`");
+    await installCrdAndRbac();
+    ns = await createTestNamespace("op-loop");
+    await applyYaml(
+      stringify({ apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: CLAIM, namespace: ns.name }, spec: { accessModes: ["ReadWriteMany"], resources: { requests: { storage: "1Gi" } } } }),
+    );
+    expect((await kubectl(["wait", "--for=jsonpath={.status.phase}=Bound", `pvc/${CLAIM}`, "-n", ns.name, "--timeout=60s"])).code).toBe(0);
+    const claimDir = join(dir, "volumes", ns.name, CLAIM);
+    storeDir = join(claimDir, "store");
+    mkdirSync(join(claimDir, "data"), { recursive: true });
+    mkdirSync(storeDir, { recursive: true });
+    // The original training data lives beside the store, where the retraining Job reads it (spec.retraining.data).
+    writeFileSync(join(claimDir, "data", "penguins-train.csv"), penguinsCsv(split.training));
+    const trained = spawnSync(
+      BALLAST,
+      ["train", "--data", join(claimDir, "data", "penguins-train.csv"), "--store", `file://${storeDir}`, "--model", "penguin-sex", "--version", "v1", "--label", PENGUIN_LABEL, "--features", PENGUIN_FEATURES.join(","), "--epochs", "60", "--seed", "3", "--max-trials", "1"],
+      { encoding: "utf8" },
+    );
+    if (trained.status !== 0) throw new Error(`ballast train failed (${trained.status}): ${trained.stderr}`);
+    tmp = mkdtempSync(join(tmpdir(), "op-loop-"));
+    kubeconfig = operatorKubeconfig(tmp);
+    operator = await startOperator({ kubeconfig, args: ["--namespaces", ns.name] });
+  });
+
+  afterAll(async () => {
+    if (!ns) return;
+    await kubectl(["delete", "md", "--all", "-n", ns.name, "--wait=true", "--timeout=60s"]);
+    if (operator) expect(await operator.stop()).toBe(0);
+    await ns.remove();
+  });
+
+  it("degradation → a Job on the GPU node → gate → promotion → observation → accuracy recovered", async () => {
+    await applyYaml(
+      stringify({
+        apiVersion: "ballast.dev/v1alpha1",
+        kind: "ModelDeployment",
+        metadata: { name: MD_NAME, namespace: ns.name },
+        spec: {
+          model: { name: "penguin-sex", storageUri: `pvc://${CLAIM}/store` },
+          serving: { replicas: 1, port: 8080 },
+          monitoring: {
+            task: "classification",
+            labelField: PENGUIN_LABEL,
+            features: PENGUIN_FEATURES.map((f) => ({ name: f, type: "numeric" })),
+            window: { size: WINDOW },
+            drift: { method: "ks" },
+            scrapeInterval: "1s",
+          },
+          policy: { minAccuracy: 0.75, minSamples: 15, minLabelledSamples: 15, consecutiveWindows: 2, cooldown: "10s", minStability: 0 },
+          retraining: {
+            resources: { limits: { "nvidia.com/gpu": "1" } },
+            tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
+            nodeSelector: { "ballast.dev/accelerator": "nvidia-gpu" },
+            backoffLimit: 0,
+            data: { sources: [{ uri: `pvc://${CLAIM}/data/penguins-train.csv` }] },
+            hyperparameters: { epochs: 60 },
+            search: { maxTrials: 2 },
+          },
+          promotion: { observationWindows: 2, minImprovement: 0.05 },
+        },
+      }),
+    );
+    expect((await kubectl(["wait", "--for=condition=Ready", `md/${MD_NAME}`, "-n", ns.name, "--timeout=120s"])).stdout).toContain("condition met");
+    const svc = await kubectlJson<V1Service>(["get", "service", MD_NAME, "-n", ns.name]);
+    serviceUrl = `http://${svc.spec!.clusterIP}:${svc.spec!.ports![0]!.port}`;
+    await waitForService(`${serviceUrl}/v1/sidecar/ready`, 30_000);
+
+    // Familiar birds: a healthy window, no Job.
+    const calm = await send(split.familiar.slice(0, WINDOW), "calm");
+    expect(calm.feedbackAccepted).toBe(WINDOW);
+    const healthy = await until("a healthy window", (m) => m.status?.lastMetrics?.verdict === "Healthy");
+    expect(healthy.status).toMatchObject({ servingVersion: "v1", loop: { phase: "Stable", attempt: 0 } });
+    const row = (await kubectl(["get", "md", MD_NAME, "-n", ns.name])).stdout.split("\n");
+    expect(row[0]).toMatch(/MODEL\s+VERSION\s+READY\s+PHASE\s+DRIFT\s+ACCURACY/);
+    expect(row[1]).toMatch(new RegExp(`^${MD_NAME}\\s+penguin-sex\\s+v1\\s+True\\s+Stable\\s`));
+    expect(await jobs()).toHaveLength(0);
+
+    // Gentoo birds: violating windows (two in a row trigger) → a retraining Job.
+    const degraded = await send(gentoo.slice(0, 3 * WINDOW), "gentoo");
+    expect(degraded.correct / degraded.rows).toBeLessThan(0.7);
+    const training = await until("the loop to start training", (m) => m.status?.loop?.phase === "Training", 60_000);
+    expect(condition(training, "Retraining")).toMatchObject({ status: "True", reason: "RetrainingStarted" });
+    expect(training.status!.lastRetraining).toMatchObject({ jobName: `${MD_NAME}-retrain-1`, phase: "Running", fromVersion: "v1" });
+
+    // The operator dies mid-training and comes back: same Job, no twin.
+    await operator.kill();
+    operator = await startOperator({ kubeconfig, args: ["--namespaces", ns.name] });
+
+    const observing = await until("the candidate to be promoted", (m) => m.status?.loop?.phase === "Observing" || m.status?.loop?.phase === "Stable" && (m.status?.loop?.attempt ?? 0) > 0, 240_000);
+    expect((await jobs()).map((j) => j.metadata!.name)).toEqual([`${MD_NAME}-retrain-1`]);
+    const pods = await kubectlJson<{ items: V1Pod[] }>(["get", "pods", "-n", ns.name, "-l", `batch.kubernetes.io/job-name=${MD_NAME}-retrain-1`]);
+    expect(pods.items[0]!.spec!.nodeName).toBe("ballast-gpu-0");
+    const last = observing.status!.lastRetraining!;
+    expect(last.gate?.passed, `the gate: ${JSON.stringify(last.gate)}`).toBe(true);
+    expect(last).toMatchObject({ phase: "Succeeded", gate: { passed: true, metric: "accuracy" } });
+    expect(last.gate!.recent.rows).toBeGreaterThan(0);
+    expect(last.candidateMetric!).toBeGreaterThan(last.servingMetric! + 0.05);
+    const candidate = last.candidateVersion!;
+    expect(observing.status).toMatchObject({ targetVersion: candidate, previousVersion: "v1", servingVersion: candidate });
+    const dep = await kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-serving`, "-n", ns.name]);
+    expect(dep.spec!.template.spec!.containers[0]!.args).toEqual(expect.arrayContaining(["--version", candidate]));
+    expect(observing.status!.history!.map((h) => h.event)).toEqual(["Retrained", "Promoted"]);
+
+    // The rest of the Gentoo birds: the promoted version serves them well, and the promotion becomes final.
+    await waitForService(`${serviceUrl}/v1/sidecar/ready`, 30_000);
+    const recovered = await send(gentoo.slice(3 * WINDOW, 5 * WINDOW), "gentoo-after");
+    expect(recovered.correct / recovered.rows).toBeGreaterThanOrEqual(0.75);
+    const final = await until("the promotion to be final", (m) => m.status?.loop?.phase === "Stable" && (m.status?.loop?.attempt ?? 0) === 1, 60_000);
+    expect(final.status!.lastMetrics!.accuracy!).toBeGreaterThanOrEqual(0.75);
+    expect(final.status!.loop).toMatchObject({ consecutiveFailures: 0, observedWindows: 2 });
+    const reasons = (await eventReasons()).map((e) => e.reason);
+    for (const r of ["RetrainingStarted", "CandidatePassed", "Promoted", "ObservationPassed"]) expect(reasons).toContain(r);
+  });
+
+  it("manual mode: a person approves a model trained on shuffled labels; it regresses live and is rolled back", async () => {
+    const before = await get();
+    const good = before.status!.servingVersion!;
+    // A version with the labels shuffled: same inputs, no signal.
+    const shuffled = split.training.map((b, i, all) => ({ ...b, sex: all[(i * 7 + 3) % all.length]!.sex }));
+    const csv = join(tmp, "shuffled.csv");
+    writeFileSync(csv, penguinsCsv(shuffled));
+    const trained = spawnSync(BALLAST, ["train", "--data", csv, "--store", `file://${storeDir}`, "--model", "penguin-sex", "--version", "shuffled", "--label", PENGUIN_LABEL, "--features", PENGUIN_FEATURES.join(","), "--epochs", "5"], { encoding: "utf8" });
+    expect(trained.status, trained.stderr).toBe(0);
+    await kubectl(["patch", `md/${MD_NAME}`, "-n", ns.name, "--type", "merge", "-p", JSON.stringify({ spec: { promotion: { mode: "manual", approvedVersion: "shuffled" } } })]);
+    await until("the approved version to be observed", (m) => m.status?.loop?.phase === "Observing" && m.status?.servingVersion === "shuffled", 120_000);
+    await waitForService(`${serviceUrl}/v1/sidecar/ready`, 30_000);
+    await send([...split.familiar, ...gentoo].slice(0, WINDOW), "after-approval");
+    const rolledBack = await until("the rollback", (m) => m.status?.loop?.phase === "Stable" && m.status?.servingVersion === good && (m.status?.history ?? []).some((h) => h.event === "RolledBack"), 120_000);
+    expect(rolledBack.status!.history!.at(-1)).toMatchObject({ event: "RolledBack", version: good, previousVersion: "shuffled" });
+    expect(rolledBack.status!.loop).toMatchObject({ consecutiveFailures: 1, approvalHandled: "shuffled" });
+    const warnings = (await eventReasons()).filter((e) => e.type === "Warning").map((e) => e.reason);
+    expect(warnings).toEqual(expect.arrayContaining(["LiveRegression", "RolledBack"]));
+  });
+
+  it("a Job that cannot run is a failed attempt: Failed with its reason, a Warning, a longer cooldown", async () => {
+    // A stricter bar the current model misses, and a retraining command that fails at once.
+    await kubectl(["patch", `md/${MD_NAME}`, "-n", ns.name, "--type", "merge", "-p", JSON.stringify({ spec: { policy: { minAccuracy: 0.999 }, promotion: { mode: "auto", approvedVersion: null }, retraining: { args: ["--epochs", "0"] } } })]);
+    await waitForService(`${serviceUrl}/v1/sidecar/ready`, 30_000);
+    await until("the back-off after the rollback to pass", (m) => !m.status?.loop?.backoffUntil || new Date(m.status.loop.backoffUntil).getTime() < Date.now(), 60_000);
+    await send([...split.familiar, ...gentoo].slice(WINDOW, 3 * WINDOW + 5), "strict");
+    const failed = await until("the failed attempt", (m) => m.status?.lastRetraining?.phase === "Failed", 90_000);
+    expect(failed.status!.lastRetraining).toMatchObject({ jobName: `${MD_NAME}-retrain-2`, reason: "BackoffLimitExceeded" });
+    expect(failed.status!.lastRetraining!.message).toMatch(/epochs/);
+    expect(failed.status!.loop).toMatchObject({ phase: "Stable", consecutiveFailures: 2 });
+    expect(new Date(failed.status!.loop!.backoffUntil!).getTime()).toBeGreaterThan(Date.now());
+    expect(condition(failed, "Retraining")).toMatchObject({ status: "False", reason: "RetrainingFailed" });
+    expect((await eventReasons()).some((e) => e.type === "Warning" && e.reason === "RetrainingFailed")).toBe(true);
+  }, 240_000);
+});

@@ -1,20 +1,20 @@
 // `ballast demo`: the product on real data on the local cluster, step by step, narrated for a person watching.
 // Every step does what a user would do (kubectl apply -k, a Job, a ModelDeployment, HTTP traffic) and says so.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
+// Steps 1–5 serve and monitor a weather classifier; steps 6–8 run the closed loop on penguins (closed-loop.ts).
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { V1Job, V1Pod, V1Service } from "@kubernetes/client-node";
-import { stringify } from "yaml";
-import type { ModelDeployment } from "../api/index.js";
+import type { ModelDeployment, ResolvedModelDeployment } from "../api/index.js";
 import { clusterDown, clusterUp } from "../devcluster/cluster.js";
 import { isAlive } from "../devcluster/processes.js";
 import { readState, type ClusterState } from "../devcluster/state.js";
 import type { WindowSummary } from "../monitoring/summary.js";
+import { PenguinLoop } from "./closed-loop.js";
 import { Kubectl } from "./kubectl.js";
 import {
   DEMO_NAMESPACE,
-  TRAINING_CONTAINER,
+  PENGUIN_TRAINING_JOB,
   TRAINING_JOB,
   demoModelDeployment,
   modelStoreOf,
@@ -24,6 +24,20 @@ import {
 } from "./manifests.js";
 import { Narrator } from "./narrator.js";
 import { containerLogFile, podLogFiles, tailOf } from "./pod-logs.js";
+import {
+  OPERATOR_DEPLOYMENT,
+  OPERATOR_NAMESPACE,
+  StepFailure,
+  applyObjects,
+  fmt,
+  getModelDeployment,
+  operatorImage,
+  pollUntil,
+  show,
+  waitForTrainingJobs,
+  waitUnlessCrashing,
+  type Session,
+} from "./session.js";
 import { describeWindow, fetchSummary, sendTrafficWithFeedback, waitForService } from "./traffic.js";
 import { demoWeatherData } from "./weather-data.js";
 
@@ -33,7 +47,7 @@ export interface DemoOptions {
   keep: boolean;
   /** Run the steps, tear down, exit (tests, CI); otherwise stay up until Ctrl-C. */
   exitWhenDone: boolean;
-  /** Epochs of the first training Job. */
+  /** Epochs of the weather classifier's first training Job. */
   epochs: number;
   /** Rows of Seattle traffic and of New York traffic; also the monitoring window size. */
   windowRows: number;
@@ -41,33 +55,11 @@ export interface DemoOptions {
 }
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
-const OPERATOR_NAMESPACE = "ballast-system";
-const OPERATOR_DEPLOYMENT = "ballast-operator";
 const ROWS_PER_REQUEST = 10;
-const SCRAPE_INTERVAL_S = 5;
-const STEPS = 5;
-
-/** A step that failed, with the files a person should open to see why. */
-class StepFailure extends Error {
-  constructor(
-    message: string,
-    readonly lookAt: string[],
-  ) {
-    super(message);
-  }
-}
+const SCRAPE_INTERVAL_S = 2;
+const STEPS = 8;
 
 class Interrupted extends Error {}
-
-interface Session {
-  dir: string;
-  state: ClusterState;
-  kubectl: Kubectl;
-  /** False when the demo reused a cluster that was already running: a failure leaves it running. */
-  startedCluster: boolean;
-  narrator: Narrator;
-  signal: AbortSignal;
-}
 
 /** Runs the demo; resolves to the process exit code. */
 export async function runDemo(opts: DemoOptions): Promise<number> {
@@ -78,19 +70,31 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   let session: Session | undefined;
+  let penguins: PenguinLoop | undefined;
   let currentStep = 1;
   try {
-    narrator.plain(`Ballast demo: train, serve and monitor a weather classifier on real data (vega-datasets weather.csv)`);
-    narrator.plain(`on a local Kubernetes cluster in ${dir}`);
+    narrator.plain(`Ballast demo on real data (vega-datasets): serve and monitor a weather classifier (weather.csv), then the closed loop —`);
+    narrator.plain(`retrain, gate, promote, observe — on a penguin sex classifier (penguins.json); on a local Kubernetes cluster in ${dir}`);
+    penguins = new PenguinLoop(repoRoot);
     session = await startCluster(dir, narrator, abort.signal);
     currentStep = 2;
     await deployOperator(session);
     currentStep = 3;
-    const version = await trainFirstVersion(session, opts);
+    const versions = await trainFirstVersions(session, opts, penguins);
+    const loop = penguins;
     currentStep = 4;
-    await serveModel(session, version, opts.windowRows);
+    await serveModel(session, versions.weather, opts.windowRows);
     currentStep = 5;
-    await trafficAndMonitoring(session, version, opts.windowRows);
+    await trafficAndMonitoring(session, versions.weather, opts.windowRows);
+    currentStep = 6;
+    narrator.step(6, `The closed loop: serve ${loop.model}/${versions.penguins} with examples/penguin-sex-classifier.yaml, and birds it knows`);
+    await loop.serve(session, versions.penguins);
+    currentStep = 7;
+    narrator.step(7, "Gentoo birds: accuracy falls; the operator retrains on the GPU node and gates the candidate");
+    await loop.degradeAndRetrain(session);
+    currentStep = 8;
+    narrator.step(8, "Promotion and observation: the operator rolls the pods to the candidate; more Gentoo birds; accuracy recovered");
+    await loop.promoteAndObserve(session);
     narrator.plain("");
     narrator.plain(`Demo finished in ${narrator.seconds()}.`);
   } catch (err) {
@@ -99,7 +103,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     if (interrupted) narrator.fail(`interrupted during step ${currentStep}`);
     else {
       narrator.fail(`step ${currentStep} failed: ${(err as Error).message}`);
-      const found = err instanceof StepFailure ? err.lookAt : session ? defaultLogs(session.dir, currentStep) : [join(dir, "logs")];
+      const found = err instanceof StepFailure ? err.lookAt : session ? defaultLogs(session.dir, currentStep, penguins) : [join(dir, "logs")];
       // Pod directories go away with their pods at tear-down: their logs are copied where they stay.
       const lookAt = found.map((f) => (f.startsWith(join(dir, "pods")) && existsSync(f) ? keepLog(dir, f) : f));
       if (lookAt.length) {
@@ -227,112 +231,63 @@ async function deployOperator(s: Session): Promise<void> {
   narrator.say(`its log: ${log}`);
 }
 
-// ---------------------------------------------------------------- step 3: the first model version, trained by a Job on the GPU node
+// ---------------------------------------------------------------- step 3: the first model versions, trained by Jobs on the GPU node
 
-interface TrainOutput {
-  model: string;
-  version: string;
-  store: string;
-  backend: string;
-  holdoutMetrics: Record<string, number>;
-  rows: number;
-  epochsRun: number;
-  stoppedEarly: boolean;
-}
-
-async function trainFirstVersion(s: Session, opts: DemoOptions): Promise<string> {
+async function trainFirstVersions(s: Session, opts: DemoOptions, penguins: PenguinLoop): Promise<{ weather: string; penguins: string }> {
   const { narrator, kubectl } = s;
-  narrator.step(3, "Train the first model version: a Kubernetes Job on the GPU node running `ballast train`");
+  narrator.step(3, "Train the first model versions: Kubernetes Jobs on the GPU node running `ballast train`, one per model, at once");
   const data = demoWeatherData(opts.windowRows);
   narrator.say(
-    `data: ${relative(repoRoot, data.csvPath)} — ${data.seattleTrainingRows} Seattle days to train on (the Job holds out 20% of them for its metrics), ` +
+    `weather: ${relative(repoRoot, data.csvPath)} — ${data.seattleTrainingRows} Seattle days to train on (the Job holds out 20% of them for its metrics), ` +
       `${data.seattleTraffic.length} other Seattle days and ${data.newYorkTraffic.length} New York days kept back for traffic`,
   );
   const examples = readExamples(repoRoot);
   const store = modelStoreOf(examples.modelDeployment);
   const claim = { ...examples.modelStoreClaim, metadata: { ...examples.modelStoreClaim.metadata, namespace: DEMO_NAMESPACE } };
-  narrator.say(`the model store: PersistentVolumeClaim ${claim.metadata.name} from examples/model-store-pvc.yaml (the local nodes provision it)`);
+  narrator.say(`the model store of both: PersistentVolumeClaim ${claim.metadata.name} from examples/model-store-pvc.yaml (the local nodes provision it)`);
   await applyObjects(s, [claim], "examples/model-store-pvc.yaml");
   const bound = ["wait", "--for=jsonpath={.status.phase}=Bound", `pvc/${claim.metadata.name}`, "-n", DEMO_NAMESPACE, "--timeout=60s"];
   narrator.command(kubectl.display(bound));
   narrator.block(await kubectl.run(bound, { signal: s.signal }));
 
-  // A kept cluster may hold the previous run's Job: a Job's pod template is immutable, so it is replaced.
-  await kubectl.run(["delete", "job", TRAINING_JOB, "-n", DEMO_NAMESPACE, "--ignore-not-found", "--cascade=foreground", "--timeout=60s"], { signal: s.signal });
-  const image = await operatorImage(kubectl);
-  const job = trainingJob(examples.modelDeployment, { image, epochs: opts.epochs });
-  narrator.say(
-    `the Job: image ${image}, nvidia.com/gpu: ${String(job.spec!.template.spec!.containers[0]!.resources?.limits?.["nvidia.com/gpu"] ?? "none")}, ` +
-      `nodeSelector ${JSON.stringify(job.spec!.template.spec!.nodeSelector ?? {})}, tolerating the GPU taint (as the example's spec.retraining asks)`,
-  );
-  narrator.say(`  ballast ${job.spec!.template.spec!.containers[0]!.args!.join(" ")}`);
-  await applyObjects(s, [trainingDataConfigMap(data.seattleTrainingCsv), job], "ConfigMap with the Seattle training rows + Job");
-
-  const started = Date.now();
-  let announcedNode = "";
-  let pod: V1Pod | undefined;
-  let finished: V1Job | undefined;
-  const deadline = Date.now() + 300_000;
-  while (!finished) {
-    if (Date.now() > deadline) throw new StepFailure(`Job ${TRAINING_JOB} did not finish within 300 s`, jobLogs(s, pod));
-    await sleep(500, undefined, { signal: s.signal });
-    pod = (await kubectl.json<{ items: V1Pod[] }>(["get", "pods", "-n", DEMO_NAMESPACE, "-l", `job-name=${TRAINING_JOB}`], { signal: s.signal })).items.at(-1) ?? pod;
-    if (pod?.spec?.nodeName && !announcedNode) {
-      announcedNode = pod.spec.nodeName;
-      narrator.say(`the scheduler placed pod ${pod.metadata!.name} on node ${announcedNode}`);
-    }
-    const current = await kubectl.json<V1Job>(["get", "job", TRAINING_JOB, "-n", DEMO_NAMESPACE], { signal: s.signal });
-    const conditions = current.status?.conditions ?? [];
-    const failed = conditions.find((c) => c.type === "Failed" && c.status === "True");
-    if (failed) throw new StepFailure(`Job ${TRAINING_JOB} failed: ${failed.reason ?? ""} ${failed.message ?? ""}`.trim(), jobLogs(s, pod));
-    if (conditions.some((c) => c.type === "Complete" && c.status === "True")) finished = current;
+  // A kept cluster may hold the previous run's Jobs: a Job's pod template is immutable, so they are replaced.
+  for (const name of [TRAINING_JOB, PENGUIN_TRAINING_JOB]) {
+    await kubectl.run(["delete", "job", name, "-n", DEMO_NAMESPACE, "--ignore-not-found", "--cascade=foreground", "--timeout=60s"], { signal: s.signal });
   }
-  if (!pod) throw new StepFailure(`Job ${TRAINING_JOB} completed but its pod is gone`, []);
-  const log = containerLogFile(s.dir, DEMO_NAMESPACE, pod.metadata!.name!, pod.metadata!.uid!, TRAINING_CONTAINER);
-  const result = trainOutput(log);
-  if (!result) throw new StepFailure(`Job ${TRAINING_JOB} completed but its log has no result line from \`ballast train\``, [log]);
-  narrator.ok(`Job ${TRAINING_JOB} completed on node ${pod.spec!.nodeName} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const image = await operatorImage(s);
+  const weatherJob = trainingJob(examples.modelDeployment, { image, epochs: opts.epochs });
+  const penguinJob = penguins.firstVersionJob(s, image);
+  const container = weatherJob.spec!.template.spec!.containers[0]!;
   narrator.say(
-    `wrote ${result.model}/${result.version} to ${store.uri} (tfjs backend ${result.backend}, ${result.epochsRun} epochs${result.stoppedEarly ? ", stopped early" : ""}, ${result.rows} rows)`,
+    `the Jobs: image ${image}, nvidia.com/gpu: ${String(container.resources?.limits?.["nvidia.com/gpu"] ?? "none")}, ` +
+      `nodeSelector ${JSON.stringify(weatherJob.spec!.template.spec!.nodeSelector ?? {})}, tolerating the GPU taint (as each example's spec.retraining asks)`,
   );
-  const m = result.holdoutMetrics;
-  narrator.say(
-    `holdout metrics (Seattle days the Job never trained on, ${m.samples ?? "?"} rows): accuracy ${fmt(m.accuracy)}, f1 ${fmt(m.f1)}, weighted f1 ${fmt(m.f1Weighted)}`,
-  );
-  narrator.say(`the Job's log: ${log}`);
-  return result.version;
-}
+  for (const job of [weatherJob, penguinJob]) narrator.say(`  ${job.metadata!.name}: ballast ${job.spec!.template.spec!.containers[0]!.args!.join(" ")}`);
+  await applyObjects(s, [trainingDataConfigMap(data.seattleTrainingCsv), weatherJob, penguinJob], "ConfigMap with the Seattle training rows + the two Jobs");
 
-/** `ballast train` prints one JSON result line on stdout; the rest of the log is pino JSON on stderr. */
-function trainOutput(logFile: string): TrainOutput | undefined {
-  if (!existsSync(logFile)) return undefined;
-  for (const line of readFileSync(logFile, "utf8").split("\n").reverse()) {
-    if (!line.startsWith("{")) continue;
-    try {
-      const parsed = JSON.parse(line) as Partial<TrainOutput> & { level?: number };
-      if (parsed.level === undefined && parsed.version && parsed.holdoutMetrics) return parsed as TrainOutput;
-    } catch {
-      // a partial line: keep looking
-    }
+  const finished = await waitForTrainingJobs(s, [TRAINING_JOB, PENGUIN_TRAINING_JOB]);
+  const describe: Record<string, string> = {
+    [TRAINING_JOB]: "Seattle days the Job never trained on",
+    [PENGUIN_TRAINING_JOB]: `${penguins.knownSpecies} birds the Job never trained on`,
+  };
+  for (const job of finished.values()) {
+    const { result } = job;
+    narrator.ok(`Job ${job.name} completed on node ${job.node} in ${job.seconds.toFixed(1)} s`);
+    narrator.say(
+      `wrote ${result.model}/${result.version} to ${store.uri} (tfjs backend ${result.backend}, ${result.epochsRun} epochs${result.stoppedEarly ? ", stopped early" : ""}, ${result.rows} rows)`,
+    );
+    const m = result.holdoutMetrics;
+    narrator.say(`holdout metrics (${describe[job.name]}, ${m.samples ?? "?"} rows): accuracy ${fmt(m.accuracy)}, f1 ${fmt(m.f1)}, weighted f1 ${fmt(m.f1Weighted)}`);
+    narrator.say(`the Job's log: ${job.log}`);
   }
-  return undefined;
-}
-
-function jobLogs(s: Session, pod: V1Pod | undefined): string[] {
-  const podLog = pod?.metadata?.uid ? [containerLogFile(s.dir, DEMO_NAMESPACE, pod.metadata.name!, pod.metadata.uid, TRAINING_CONTAINER)] : [];
-  return [...podLog, join(s.dir, "logs/local-nodes.log"), `kubectl describe job ${TRAINING_JOB}`];
-}
-
-/** The image the operator runs: the demo's Job uses the same Ballast version. */
-async function operatorImage(kubectl: Kubectl): Promise<string> {
-  return (await kubectl.run(["get", "deployment", OPERATOR_DEPLOYMENT, "-n", OPERATOR_NAMESPACE, "-o", "jsonpath={.spec.template.spec.containers[0].image}"])).trim();
+  return { weather: finished.get(TRAINING_JOB)!.result.version, penguins: finished.get(PENGUIN_TRAINING_JOB)!.result.version };
 }
 
 // ---------------------------------------------------------------- step 4: serve it with a ModelDeployment
 
 async function serveModel(s: Session, version: string, windowRows: number): Promise<void> {
   const { narrator, kubectl } = s;
-  narrator.step(4, `Serve ${version}: apply the ModelDeployment from examples/weather-classifier.yaml`);
+  narrator.step(4, `Serve weather/${version}: apply the ModelDeployment from examples/weather-classifier.yaml`);
   const examples = readExamples(repoRoot);
   const md = demoModelDeployment(examples.modelDeployment, { windowSize: windowRows, scrapeInterval: `${SCRAPE_INTERVAL_S}s` });
   const name = md.metadata.name!;
@@ -370,7 +325,7 @@ async function serveModel(s: Session, version: string, windowRows: number): Prom
 
 async function trafficAndMonitoring(s: Session, version: string, windowRows: number): Promise<void> {
   const { narrator, kubectl } = s;
-  narrator.step(5, "Real traffic through the Service, ground truth as feedback, and what the monitoring sees");
+  narrator.step(5, "Real traffic through the Service, ground truth as feedback: what the monitoring sees, and what the operator decides");
   const md = readExamples(repoRoot).modelDeployment;
   const name = md.metadata.name!;
   const model = md.spec.model.name;
@@ -382,9 +337,11 @@ async function trafficAndMonitoring(s: Session, version: string, windowRows: num
   narrator.say(`Service ${name}: ${serviceUrl} (ClusterIP; the local nodes forward it to the sidecar of a Ready serving pod)`);
   narrator.say(`sidecar of pod ${pod.metadata!.name}: ${sidecarUrl}`);
   const lookAt = () => [...podLogFiles(s.dir, DEMO_NAMESPACE, `${name}-serving-`), join(s.dir, "logs/local-nodes.log")];
+  let newYork: WindowSummary;
   try {
     await waitForService(`${serviceUrl}/v2/health/ready`, 30_000, s.signal);
     const data = demoWeatherData(windowRows);
+    const runId = Date.now().toString(36);
     const phases = [
       { title: "Seattle", days: data.seattleTraffic, note: "the climate the model was trained on" },
       { title: "New York", days: data.newYorkTraffic, note: "another climate: colder winters, hotter summers, more wind" },
@@ -396,12 +353,15 @@ async function trafficAndMonitoring(s: Session, version: string, windowRows: num
         model,
         days: phase.days,
         rowsPerRequest: ROWS_PER_REQUEST,
-        idPrefix: `demo-${phase.title.toLowerCase().replace(/\s+/g, "-")}`,
+        // Unique per run, as a client's request ids are (a kept cluster's logs hold the last run's).
+        idPrefix: `demo-${runId}-${phase.title.toLowerCase().replace(/\s+/g, "-")}`,
+        // Labelled as answered: the window's labels are in before the operator judges it.
+        feedbackPerRequest: true,
         signal: s.signal,
       });
       narrator.say(
         `${phase.title} (${phase.note}): POST ${serviceUrl}/v2/models/${model}/infer × ${sent.requests} (${sent.rows} days, ${ROWS_PER_REQUEST} per request); ` +
-          `the answers were right for ${sent.correct} (${fmt(sent.correct / sent.rows)}); POST /v1/feedback accepted ${sent.feedbackAccepted} true labels`,
+          `the answers were right for ${sent.correct} (${fmt(sent.correct / sent.rows)}); POST /v1/feedback after each answer accepted ${sent.feedbackAccepted} true labels`,
       );
     }
     narrator.command(`curl ${sidecarUrl}/v1/monitoring/summary`);
@@ -409,7 +369,8 @@ async function trafficAndMonitoring(s: Session, version: string, windowRows: num
     if (summary.version !== version) throw new Error(`the sidecar monitors ${summary.model} ${summary.version}, but the Job wrote ${version}`);
     const windows = summary.windows.filter((w) => w.closed && w.rows > 0);
     if (windows.length < 2) throw new Error(`the sidecar closed ${windows.length} window(s) with rows; expected a Seattle and a New York window of ${windowRows} rows each`);
-    const [seattle, newYork] = windows.slice(-2) as [WindowSummary, WindowSummary];
+    const [seattle, ny] = windows.slice(-2) as [WindowSummary, WindowSummary];
+    newYork = ny;
     narrator.say(`model ${summary.model} ${summary.version}, pod ${summary.pod}: ${summary.totals.requests} requests, ${summary.totals.feedback} labels so far`);
     for (const line of describeWindow("Seattle", seattle)) narrator.say(line);
     for (const line of describeWindow("New York", newYork)) narrator.say(line);
@@ -418,7 +379,7 @@ async function trafficAndMonitoring(s: Session, version: string, windowRows: num
     if (s.signal.aborted) throw err;
     throw new StepFailure((err as Error).message, lookAt());
   }
-  await operatorView(s, name);
+  await operatorVerdict(s, name, newYork);
 }
 
 async function servingPod(kubectl: Kubectl, name: string): Promise<V1Pod> {
@@ -428,89 +389,61 @@ async function servingPod(kubectl: Kubectl, name: string): Promise<V1Pod> {
   return ready;
 }
 
-/** What the operator made of it: status.lastMetrics, conditions and Events, once it has scraped the sidecar. */
-async function operatorView(s: Session, name: string): Promise<void> {
+/**
+ * What the operator decided about the New York window: drift reported (DriftDetected), but with labels flowing
+ * and policy.triggerOn auto the labels judge the window, so a model that is still right starts no Job.
+ */
+async function operatorVerdict(s: Session, name: string, newYork: WindowSummary): Promise<void> {
   const { narrator, kubectl } = s;
-  narrator.say(`what the operator reflects (it reads the sidecars every ${SCRAPE_INTERVAL_S} s):`);
-  const deadline = Date.now() + 2 * SCRAPE_INTERVAL_S * 1000 + 2000;
-  let md: ModelDeployment | undefined;
-  while (Date.now() < deadline) {
-    md = await kubectl.json<ModelDeployment>(["get", "modeldeployment", name, "-n", DEMO_NAMESPACE], { signal: s.signal });
-    if (md.status?.lastMetrics) break;
-    await sleep(1000, undefined, { signal: s.signal });
+  narrator.say(`what the operator decides (it reads the sidecars every ${SCRAPE_INTERVAL_S} s and judges each closed window once):`);
+  const newYorkEnd = Date.parse(newYork.end);
+  const fail = async (message: string): Promise<never> => {
+    const status = await kubectl.run(["get", "modeldeployment", name, "-n", DEMO_NAMESPACE, "-o", "jsonpath={.status}"]).catch(() => "");
+    throw new StepFailure(`${message}${status ? `\nstatus: ${status}` : ""}`, defaultLogs(s.dir, 5));
+  };
+  const md = await pollUntil(s, `the operator to judge the New York window of ModelDeployment ${name}`, async () => {
+    const m = await getModelDeployment(s, name);
+    const end = m.status?.lastMetrics?.windowEnd;
+    return end && Date.parse(end) >= newYorkEnd ? m : undefined;
+  }, 5 * SCRAPE_INTERVAL_S * 1000 + 5000).catch((err: Error) => fail(err.message));
+  await show(s, ["get", "md", name, "-n", DEMO_NAMESPACE, "-o", "wide"]);
+  const last = md.status!.lastMetrics!;
+  const policy = (md as ResolvedModelDeployment).spec.policy;
+  narrator.say(
+    `status.lastMetrics: window ending ${last.windowEnd}, ${last.samples} rows, ${last.labelledSamples ?? 0} labelled, ${last.metric ?? "accuracy"} ${fmt(last.accuracy)}, ` +
+      `drift share ${fmt(last.driftShare, 2)}${last.driftedFeatures?.length ? ` (${last.driftedFeatures.join(", ")})` : ""}, verdict ${last.verdict ?? "n/a"}, decided by ${last.decidedBy ?? "n/a"}`,
+  );
+  const conditions = md.status?.conditions ?? [];
+  for (const type of ["DriftDetected", "Degraded", "Retraining"]) {
+    const c = conditions.find((x) => x.type === type);
+    if (c) narrator.say(`condition ${c.type}=${c.status} (${c.reason}): ${c.message}`);
   }
-  const getMd = ["get", "md", name, "-n", DEMO_NAMESPACE, "-o", "wide"];
-  narrator.command(kubectl.display(getMd));
-  narrator.block(await kubectl.run(getMd));
-  const last = md?.status?.lastMetrics;
-  if (last) {
-    narrator.say(
-      `status.lastMetrics: window ending ${last.windowEnd}, ${last.samples} samples, ${last.metric ?? "accuracy"} ${fmt(last.accuracy)}, ` +
-        `drift share ${fmt(last.driftShare)}${last.driftedFeatures?.length ? ` (${last.driftedFeatures.join(", ")})` : ""}, verdict ${last.verdict ?? "n/a"}`,
-    );
-  } else {
-    narrator.say(`status.lastMetrics is not set after ${2 * SCRAPE_INTERVAL_S + 2} s: this operator build does not report monitoring in status yet`);
-  }
-  for (const c of md?.status?.conditions ?? []) narrator.say(`condition ${c.type}=${c.status} (${c.reason}): ${c.message}`);
-  const events = ["get", "events", "-n", DEMO_NAMESPACE, "--field-selector", `involvedObject.kind=ModelDeployment,involvedObject.name=${name}`];
+  const jobsArgs = ["get", "jobs", "-n", DEMO_NAMESPACE, "-l", `ballast.dev/model-deployment=${name}`];
+  narrator.command(kubectl.display(jobsArgs));
+  const jobs = await kubectl.json<{ items: V1Job[] }>(jobsArgs, { signal: s.signal });
+  narrator.block(jobs.items.length ? jobs.items.map((j) => j.metadata!.name!).join("\n") : "No resources found in default namespace.");
+  const drift = conditions.find((c) => c.type === "DriftDetected");
+  if (drift?.status !== "True") await fail(`the New York window drifted, but condition DriftDetected is ${drift?.status ?? "not set"}`);
+  if (last.decidedBy !== "labels" || last.verdict !== "Healthy") await fail(`the New York window was judged ${last.verdict ?? "?"} by ${last.decidedBy ?? "?"}, expected Healthy by labels`);
+  if (jobs.items.length > 0) await fail(`the operator started a retraining Job for ${name} though its labels say it is right`);
+  narrator.ok(
+    `New York: DriftDetected=True (drift share ${fmt(last.driftShare, 2)}), yet the window was judged by its ${last.labelledSamples} labels: ` +
+      `${last.metric ?? "accuracy"} ${fmt(last.accuracy)} ≥ policy.minAccuracy ${policy.minAccuracy} → ${last.verdict}; no retraining Job, loop ${md.status?.loop?.phase ?? "Stable"}`,
+  );
+  narrator.say(
+    `why: policy.triggerOn is ${policy.triggerOn} and the window had ${last.labelledSamples} labelled rows ≥ policy.minLabelledSamples ${policy.minLabelledSamples}, so the labels decide. ` +
+      `Drift is reported (the likely cause, if quality ever falls) but spends no GPU time while the model is still right; without labels, drift would decide.`,
+  );
+  // By uid: on a kept cluster, the Events of the previous run's ModelDeployment of the same name are still there.
+  const events = ["get", "events", "-n", DEMO_NAMESPACE, "--field-selector", `involvedObject.kind=ModelDeployment,involvedObject.name=${name},involvedObject.uid=${md.metadata.uid}`];
   narrator.command(kubectl.display(events));
   narrator.block((await kubectl.run(events)).trim() || "(no Events)");
 }
 
 // ---------------------------------------------------------------- shared
 
-/** A container that exited this often while we wait will not come up by itself: say so now, not at the timeout. */
-const CRASH_RESTARTS = 3;
-
-/**
- * Runs a waiting kubectl command (`wait`, `rollout status`) while watching the pods it waits for; a container
- * that keeps exiting or whose image cannot be pulled ends the wait at once with what is wrong.
- */
-async function waitUnlessCrashing(s: Session, args: string[], namespace: string, selector: string): Promise<string> {
-  const stop = new AbortController();
-  const signal = AbortSignal.any([s.signal, stop.signal]);
-  let problem: string | undefined;
-  const watch = (async () => {
-    while (!signal.aborted) {
-      await sleep(2000, undefined, { signal }).catch(() => {});
-      if (signal.aborted) return;
-      const pods = await s.kubectl.json<{ items: V1Pod[] }>(["get", "pods", "-n", namespace, "-l", selector]).catch(() => ({ items: [] }));
-      problem = pods.items.map(crashingContainer).find((p) => p !== undefined);
-      if (problem) stop.abort();
-    }
-  })();
-  try {
-    return await s.kubectl.run(args, { signal });
-  } catch (err) {
-    if (problem) throw new Error(problem, { cause: err });
-    throw err;
-  } finally {
-    stop.abort();
-    await watch;
-  }
-}
-
-function crashingContainer(pod: V1Pod): string | undefined {
-  for (const c of pod.status?.containerStatuses ?? []) {
-    const waiting = c.state?.waiting?.reason;
-    const where = `container ${c.name} of pod ${pod.metadata?.name}`;
-    if (waiting === "ErrImagePull" || waiting === "ImagePullBackOff") return `${where} cannot start: ${waiting} (${c.state?.waiting?.message ?? c.image})`;
-    if (c.restartCount >= CRASH_RESTARTS) {
-      const last = c.lastState?.terminated;
-      return `${where} keeps exiting: ${c.restartCount} restarts${last ? `, last exit code ${last.exitCode}${last.reason ? ` (${last.reason})` : ""}` : ""}`;
-    }
-  }
-  return undefined;
-}
-
-async function applyObjects(s: Session, objects: object[], what: string): Promise<void> {
-  const args = ["apply", "--server-side", "--field-manager=ballast-demo", "-f", "-"];
-  s.narrator.command(`${s.kubectl.display(args)}    # ${what}`);
-  s.narrator.block(await s.kubectl.run(args, { input: objects.map((o) => stringify(o)).join("---\n"), signal: s.signal }));
-}
-
 /** The component logs that explain a failure of each step. */
-function defaultLogs(dir: string, step: number): string[] {
+function defaultLogs(dir: string, step: number, penguins?: PenguinLoop): string[] {
   const operator = podLogFiles(dir, OPERATOR_NAMESPACE, `${OPERATOR_DEPLOYMENT}-`);
   const nodes = join(dir, "logs/local-nodes.log");
   switch (step) {
@@ -519,9 +452,12 @@ function defaultLogs(dir: string, step: number): string[] {
     case 2:
       return [...operator, nodes, join(dir, "logs/kube-controller-manager.log")];
     case 3:
-      return [...podLogFiles(dir, DEMO_NAMESPACE, `${TRAINING_JOB}-`), nodes];
-    default:
+      return [...podLogFiles(dir, DEMO_NAMESPACE, `${TRAINING_JOB}-`), ...podLogFiles(dir, DEMO_NAMESPACE, `${PENGUIN_TRAINING_JOB}-`), nodes];
+    case 4:
+    case 5:
       return [...operator, ...podLogFiles(dir, DEMO_NAMESPACE, "weather-serving-"), nodes];
+    default:
+      return penguins ? penguins.lookAt(dir) : [...operator, nodes];
   }
 }
 
@@ -553,8 +489,9 @@ function printWhereToLook(s: Session | undefined): void {
   narrator.plain(`  alias kubectl=${state.kubectl ?? "kubectl"}`);
   narrator.plain("  kubectl get md -o wide                      # the ModelDeployment's printer columns");
   narrator.plain("  kubectl get md weather -o yaml              # status: conditions, lastMetrics, servingVersion");
+  narrator.plain("  kubectl get md penguins -o yaml             # status.loop, lastRetraining (with the gate), history");
   narrator.plain("  kubectl get deploy,svc,pods,jobs,pvc -o wide");
-  narrator.plain("  kubectl get events --sort-by=.metadata.creationTimestamp");
+  narrator.plain("  kubectl get events --sort-by=.metadata.creationTimestamp   # the loop's Events: RetrainingStarted … ObservationPassed");
   narrator.plain(`  curl "$(kubectl get svc weather -o jsonpath='http://{.spec.clusterIP}:{.spec.ports[0].port}')/v1/monitoring/summary"`);
   narrator.plain(`  ls ${join(state.dir, "pods")}/*/containers/*/    # container logs (kubectl logs has no kubelet to talk to here)`);
   narrator.plain(`  ${join(state.dir, "logs")}/                   # control plane and local node logs`);
@@ -594,8 +531,4 @@ async function tearDown(dir: string, narrator: Narrator): Promise<void> {
   } catch (err) {
     narrator.plain(`tear-down failed: ${(err as Error).message}; run \`bin/ballast dev down --dir ${dir}\``);
   }
-}
-
-function fmt(x: number | undefined | null): string {
-  return x === undefined || x === null || !Number.isFinite(x) ? "n/a" : x.toFixed(3);
 }

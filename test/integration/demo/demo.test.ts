@@ -1,7 +1,9 @@
 // Given a built checkout and the Kubernetes binaries, when a person runs `ballast demo --exit-when-done`
 // (what `make demo` runs, minus the wait for Ctrl-C), then they read each step's outcome on stdout: the operator
-// Ready in the cluster, the training Job done on the GPU node, the ModelDeployment Ready, Seattle traffic calm and
-// New York traffic drifted with accuracy per window; and it exits 0 leaving no process behind.
+// Ready in the cluster, the first versions trained by Jobs on the GPU node, the weather ModelDeployment Ready,
+// Seattle traffic calm and New York traffic drifted yet judged by its labels (no retraining Job); then the closed
+// loop on penguins: Gentoo birds degrade the model, the operator's Job retrains it on the GPU node, the gate passes,
+// the candidate is promoted and accuracy recovers; and it exits 0 leaving no process behind.
 // The demo starts its own cluster in its own directory, beside the test run's shared one.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
@@ -16,6 +18,7 @@ import { readState } from "../../../src/devcluster/state.js";
 const repoRoot = new URL("../../../", import.meta.url).pathname;
 const ballast = join(repoRoot, "bin/ballast");
 const WINDOW_ROWS = 300;
+const STEPS = 8;
 
 interface DemoRun {
   code: number | null;
@@ -36,7 +39,7 @@ function runDemo(dir: string, args: string[], timeoutMs: number, interruptAt?: s
     }, timeoutMs);
     child.stdout.on("data", (chunk: Buffer) => {
       run.stdout += chunk.toString();
-      if (run.clusterPids.length === 0 && run.stdout.includes("[2/5]")) run.clusterPids = readState(dir)?.processes.map((p) => p.pid) ?? [];
+      if (run.clusterPids.length === 0 && run.stdout.includes(`[2/${STEPS}]`)) run.clusterPids = readState(dir)?.processes.map((p) => p.pid) ?? [];
       // Ctrl-C as a person presses it (once).
       if (interruptAt && run.stdout.includes(interruptAt) && !child.killed) child.kill("SIGINT");
     });
@@ -64,11 +67,11 @@ function processesUnder(dir: string): string[] {
   return found;
 }
 
-/** The lines of one narrated step, from its `[n/5]` header to the next. */
+/** The lines of one narrated step, from its `[n/8]` header to the next. */
 function step(stdout: string, n: number): string {
-  const start = stdout.indexOf(`[${n}/5]`);
+  const start = stdout.indexOf(`[${n}/${STEPS}]`);
   expect(start, `step ${n} is narrated`).toBeGreaterThanOrEqual(0);
-  const end = stdout.indexOf(`[${n + 1}/5]`, start);
+  const end = stdout.indexOf(`[${n + 1}/${STEPS}]`, start);
   return stdout.slice(start, end === -1 ? undefined : end);
 }
 
@@ -79,9 +82,9 @@ describe("ballast demo --exit-when-done", () => {
   beforeAll(async () => {
     if (!existsSync(ballast)) throw new Error("bin/ballast is missing: run `make build`");
     dir = mkdtempSync(join(tmpdir(), "ballast-demo-test-"));
-    // Few epochs: the test checks the loop, not the model's best accuracy.
-    run = await runDemo(dir, ["--exit-when-done", "--epochs", "5"], 480_000);
-  }, 500_000);
+    // Few epochs for the weather model: the test checks the story, not its best accuracy.
+    run = await runDemo(dir, ["--exit-when-done", "--epochs", "5"], 600_000);
+  }, 620_000);
 
   afterAll(async () => {
     // Only matters when an assertion failed mid-way: never leave a cluster running.
@@ -89,7 +92,7 @@ describe("ballast demo --exit-when-done", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 
-  it("exits 0 after all five steps", () => {
+  it("exits 0 after all eight steps", () => {
     expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(run.stdout).toMatch(/Demo finished in \d+\.\d s\./);
   });
@@ -109,13 +112,16 @@ describe("ballast demo --exit-when-done", () => {
     );
   });
 
-  it("trains the first version in a Job the scheduler put on the GPU node, and shows its holdout metrics", () => {
+  it("trains the first versions in Jobs the scheduler put on the GPU node, and shows their holdout metrics", () => {
     const three = step(run.stdout, 3);
     expect(three).toContain("ballast train --data /data/seattle-train.csv");
     expect(three).toContain("--store pvc://ballast-models/store");
+    expect(three).toContain("ballast train --data pvc://ballast-models/data/penguins-train.csv");
     expect(three).toMatch(/✓ Job weather-train-initial completed on node ballast-gpu-0/);
+    expect(three).toMatch(/✓ Job penguins-train-initial completed on node ballast-gpu-0/);
     expect(three).toMatch(/wrote weather\/v1 to pvc:\/\/ballast-models\/store/);
-    const accuracy = Number(/holdout metrics .*: accuracy (\d\.\d+)/.exec(three)?.[1]);
+    expect(three).toMatch(/wrote penguin-sex\/v1 to pvc:\/\/ballast-models\/store/);
+    const accuracy = Number(/holdout metrics \(Seattle[^)]*\): accuracy (\d\.\d+)/.exec(three)?.[1]);
     // The majority class (rain or sun) alone scores about 0.44 on Seattle days: the model learned more than that.
     expect(accuracy).toBeGreaterThan(0.6);
   });
@@ -123,7 +129,7 @@ describe("ballast demo --exit-when-done", () => {
   it("serves it with a ModelDeployment that becomes Ready, and shows kubectl get md and the owned objects", () => {
     const four = step(run.stdout, 4);
     expect(four).toContain("✓ ModelDeployment weather Ready");
-    expect(four).toMatch(/NAME\s+MODEL\s+VERSION\s+READY\s+DRIFT\s+ACCURACY/);
+    expect(four).toMatch(/NAME\s+MODEL\s+VERSION\s+READY\s+PHASE\s+DRIFT\s+ACCURACY/);
     expect(four).toMatch(/\n\s+weather\s+weather\s+(v1\s+)?True\s/);
     expect(four).toContain("deployment.apps/weather-serving   1/1");
     expect(four).toMatch(/pod\/weather-serving-\S+\s+2\/2\s+Running/);
@@ -144,6 +150,63 @@ describe("ballast demo --exit-when-done", () => {
     expect(five).toMatch(/\$ kubectl get events .*involvedObject\.name=weather/);
   });
 
+  it("reports New York's drift (DriftDetected) but judges the window by its labels: Healthy, no retraining Job for the weather model", () => {
+    const five = step(run.stdout, 5);
+    expect(five).toMatch(/status\.lastMetrics: .*verdict Healthy, decided by labels/);
+    expect(five).toMatch(/condition DriftDetected=True \(DriftAboveThreshold\): .*not a violation by itself/);
+    expect(five).toMatch(/\$ kubectl get jobs -n default -l ballast\.dev\/model-deployment=weather\n\s+No resources found/);
+    expect(five).toMatch(/✓ New York: DriftDetected=True .*judged by its \d+ labels: accuracy \d\.\d+ ≥ policy\.minAccuracy 0\.6 → Healthy; no retraining Job/);
+    expect(five).toMatch(/why: policy\.triggerOn is auto/);
+    expect(run.stdout).not.toMatch(/weather-retrain-/);
+  });
+
+  it("closes the loop on penguins: Gentoo birds degrade the model, the operator retrains it on the GPU node, the gate passes", () => {
+    const six = step(run.stdout, 6);
+    expect(six).toMatch(/✓ ModelDeployment penguins Ready, serving penguin-sex\/v1/);
+    expect(six).toMatch(/window 1, familiar birds: .*\n\s+judged: 25 rows, \d+ labelled, accuracy \d\.\d+, .*→ Healthy/);
+    const seven = step(run.stdout, 7);
+    const degraded = [...seven.matchAll(/judged: 25 rows, \d+ labelled, accuracy (\d\.\d+), .*→ Violated/g)].map((m) => Number(m[1]));
+    expect(degraded).toHaveLength(2);
+    for (const a of degraded) expect(a).toBeLessThan(0.75);
+    expect(seven).toMatch(/the operator started Job penguins-retrain-1/);
+    expect(seven).toMatch(/the scheduler placed pod penguins-retrain-1-\S+ on node ballast-gpu-0/);
+    expect(seven).toMatch(/ballast train --store pvc:\/\/ballast-models\/store --model penguin-sex --from-version v1 .*--feedback pvc:\/\/ballast-models\/store\/penguin-sex\/_log/);
+    expect(seven).toMatch(/✓ Job penguins-retrain-1 completed on node ballast-gpu-0/);
+    const gate = /✓ gate passed: (r1-\w+) accuracy (\d\.\d+) vs (\d\.\d+) on (\d+) recent holdout rows/.exec(seven);
+    expect(gate, seven).not.toBeNull();
+    expect(Number(gate![2]) - Number(gate![3])).toBeGreaterThanOrEqual(0.05);
+    expect(seven).toMatch(/forgetting check: .*rows: \d\.\d+ vs \d\.\d+/);
+    expect(seven).toMatch(/latency: candidate\/serving ms per row \d+\.\d+/);
+  });
+
+  it("promotes the candidate, and on more Gentoo birds accuracy recovers and the promotion becomes final", () => {
+    const eight = step(run.stdout, 8);
+    const promoted = /✓ promoted: status\.targetVersion (r1-\w+) \(previousVersion v1\); the Deployment pins --version (r1-\w+)/.exec(eight);
+    expect(promoted, eight).not.toBeNull();
+    expect(promoted![2]).toBe(promoted![1]);
+    const recovered = /✓ accuracy recovered: (\d\.\d+) and (\d\.\d+) on Gentoo birds with (r1-\w+)/.exec(eight);
+    expect(recovered, eight).not.toBeNull();
+    expect(Number(recovered![1])).toBeGreaterThanOrEqual(0.75);
+    expect(Number(recovered![2])).toBeGreaterThanOrEqual(0.75);
+    expect(recovered![3]).toBe(promoted![1]);
+    expect(eight).toContain("the promotion is final (loop Stable");
+    for (const reason of ["RetrainingStarted", "CandidatePassed", "Promoted", "ObservationPassed"]) expect(eight).toMatch(new RegExp(`Normal\\s+${reason}\\s+modeldeployment/penguins`));
+    // One Job for the whole story.
+    expect(eight).toMatch(/\n\s+penguins-retrain-1\s+Complete\s+1\/1/);
+    expect(eight).not.toMatch(/penguins-retrain-2/);
+    // The timeline: a calm window, two degraded ones on v1, two recovered ones on the candidate.
+    const table = eight.slice(eight.indexOf("WINDOW  ENDED (UTC)"));
+    const rows = table.split("\n").slice(1, 6).map((l) => l.trim().split(/\s+/));
+    expect(rows.map((r) => [r[2], r[7], r[9]])).toEqual([
+      ["familiar", "Healthy", "Stable"],
+      ["Gentoo", "Violated", "Stable"],
+      ["Gentoo", "Violated", "Training"],
+      ["Gentoo", "Healthy", "Observing"],
+      ["Gentoo", "Healthy", "Stable"],
+    ]);
+    expect(rows.map((r) => r[8])).toEqual(["v1", "v1", "v1", promoted![1], promoted![1]]);
+  });
+
   it("tears the cluster down: every process it started is gone", () => {
     expect(run.stdout).toContain(`Tearing down the local cluster in ${dir}`);
     expect(run.clusterPids.length).toBeGreaterThanOrEqual(5);
@@ -157,7 +220,7 @@ describe("Ctrl-C during the demo", () => {
   it("stops at once, tears down the cluster it started and exits 130", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ballast-demo-int-"));
     try {
-      const run = await runDemo(dir, [], 180_000, "[2/5]");
+      const run = await runDemo(dir, [], 180_000, `[2/${STEPS}]`);
       expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(130);
       expect(run.stdout).toContain("✗ interrupted during step 2");
       expect(run.stdout).toContain(`Tearing down the local cluster in ${dir}`);

@@ -265,6 +265,11 @@ export function stepLoop(md: ResolvedModelDeployment, obs: LoopObservation): Loo
   return step.finish();
 }
 
+/** Before loop.backoffUntil (compared as times: status times have second precision, the clock does not). */
+function backingOff(step: Step): boolean {
+  return step.loop.backoffUntil !== undefined && step.obs.now.getTime() < Date.parse(step.loop.backoffUntil);
+}
+
 /** A new approvedVersion (manual mode) to carry out, if any. */
 function pendingApproval(step: Step): string | undefined {
   const p = step.md.spec.promotion;
@@ -312,7 +317,7 @@ function stable(step: Step): void {
   const trigger = policy?.lastTriggerTime;
   const fresh = trigger !== undefined && policy?.verdict === "Violated" && (step.loop.lastHandledTrigger === undefined || trigger > step.loop.lastHandledTrigger);
   if (!fresh) {
-    const waiting = step.loop.backoffUntil && obs.now.toISOString() < step.loop.backoffUntil ? `; no retraining before ${step.loop.backoffUntil}` : "";
+    const waiting = backingOff(step) ? `; no retraining before ${step.loop.backoffUntil}` : "";
     step.enter("Stable", `serving ${s.servingVersion ?? "(version not yet reported)"}; policy ${policy?.verdict ?? "not evaluated yet"}${waiting}`);
     return;
   }
@@ -332,7 +337,7 @@ function stable(step: Step): void {
       ConditionReason.BudgetExhausted,
       `policy violated, but the budget is spent: ${starts.length} of ${budget.count} retraining Jobs in the last ${budget.period} (next slot ${isoSeconds(new Date(Date.parse(starts[0]!) + goDurationMs(budget.period)))})`,
     );
-  if (step.loop.backoffUntil && obs.now.toISOString() < step.loop.backoffUntil)
+  if (backingOff(step))
     return refuse(ConditionReason.CooldownActive, `policy violated, but no retraining starts before ${step.loop.backoffUntil} (cooldown after the last attempt)`);
   const serving = s.servingVersion;
   if (!serving) {

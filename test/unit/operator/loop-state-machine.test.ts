@@ -124,6 +124,12 @@ describe("the loop state machine", () => {
     expect(s.status.history?.at(-1)).toMatchObject({ event: "Rejected", version: "r1-abc", reason: "MinImprovement" });
     // Cooldown 1m doubled after one failure.
     expect(s.status.loop?.backoffUntil).toBe(iso(at(30 + 120)));
+    // A trigger within the back-off is refused; one in the very second it ends (the clock has milliseconds) is not.
+    const next = apply(m, s);
+    const during = stepLoop({ ...next, status: { ...next.status, policy: violated(at(100)) } }, obs(at(100)));
+    expect(findCondition(during.status.conditions, "Retraining")?.reason).toBe("CooldownActive");
+    const endsNow = stepLoop({ ...next, status: { ...next.status, policy: violated(at(150)) } }, obs(new Date(at(150).getTime() + 500)));
+    expect(endsNow.createJob?.attempt).toBe(2);
   });
 
   it("the gate names forgetting and latency with both numbers", () => {

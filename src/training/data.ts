@@ -162,7 +162,18 @@ function parseJsonRows(file: string, text: string): Record<string, unknown>[] {
     });
     return rows as Record<string, unknown>[];
   }
-  const rows: Record<string, unknown>[] = [];
+  return parseJsonLines(file, text, (value, where) => {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new DataError(`${where}: each line must be a JSON object of column: value`);
+    return value as Record<string, unknown>;
+  });
+}
+
+/**
+ * JSON Lines: `read` turns each non-empty line's value into a row or throws a DataError; errors name the
+ * file and line (`where` is "<file>:<line>").
+ */
+export function parseJsonLines<T>(file: string, text: string, read: (value: unknown, where: string, line: string) => T): T[] {
+  const rows: T[] = [];
   text.split("\n").forEach((line, i) => {
     if (line.trim() === "") return;
     let value: unknown;
@@ -171,10 +182,7 @@ function parseJsonRows(file: string, text: string): Record<string, unknown>[] {
     } catch (err) {
       throw new DataError(`${file}:${i + 1}: invalid JSON: ${(err as Error).message}`);
     }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      throw new DataError(`${file}:${i + 1}: each line must be a JSON object of column: value`);
-    }
-    rows.push(value as Record<string, unknown>);
+    rows.push(read(value, `${file}:${i + 1}`, line));
   });
   return rows;
 }

@@ -1,7 +1,7 @@
 // Holdout hygiene: which rows train, which select the model, and which are kept back to judge it — the
 // recent holdout (newest feedback, stratified over time) and the original holdout (carried forward forever).
 import { toCategory, toNumber, type FeatureSpec } from "../runtime/features.js";
-import { DataError } from "./data.js";
+import { DataError, parseJsonLines } from "./data.js";
 import type { Task } from "./preprocess.js";
 import { permutation, splitIndices } from "./split.js";
 
@@ -147,20 +147,11 @@ export interface HoldoutFileRow {
 
 /** Parses a version's holdout.jsonl; `file` names it in errors (`weather/v3/holdout.jsonl:12: ...`). */
 export function parseHoldoutFile(file: string, text: string): HoldoutFileRow[] {
-  const rows: HoldoutFileRow[] = [];
-  text.split("\n").forEach((line, i) => {
-    if (line.trim() === "") return;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (err) {
-      throw new DataError(`${file}:${i + 1}: invalid JSON: ${(err as Error).message}`);
-    }
+  return parseJsonLines(file, text, (value, where, line) => {
     const v = value as { set?: unknown; features?: unknown; label?: unknown } | null;
     if (typeof v !== "object" || v === null || (v.set !== "recent" && v.set !== "original") || typeof v.features !== "object" || v.features === null || !("label" in v)) {
-      throw new DataError(`${file}:${i + 1}: expected {"set": "recent" | "original", "features": {...}, "label": ...}`);
+      throw new DataError(`${where}: expected {"set": "recent" | "original", "features": {...}, "label": ...}`);
     }
-    rows.push({ set: v.set, features: v.features as Record<string, unknown>, label: v.label, line });
+    return { set: v.set, features: v.features as Record<string, unknown>, label: v.label, line };
   });
-  return rows;
 }

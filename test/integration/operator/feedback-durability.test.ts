@@ -3,7 +3,7 @@
 // every label a sidecar acknowledged (2xx) is afterwards in the training data `ballast train` reads from
 // <store>/weather/_log/<pod>/, one sealed directory per pod that ever served.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -15,7 +15,7 @@ import { containerDir, podDir } from "../../../src/devcluster/pod-dirs.js";
 import { LOCK_FILE } from "../../../src/runtime/log-lock.js";
 import { joinLog, listSegments, podLogDirectories } from "../../../src/runtime/request-log.js";
 import { clusterDir, createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
-import { BALLAST, applyYaml, installCrdAndRbac, kubectlJson, startNamespacedOperator } from "./operator-process.js";
+import { BALLAST, applyYaml, createLocalClaim, installCrdAndRbac, kubectlJson, startNamespacedOperator, trainInto } from "./operator-process.js";
 
 const CLAIM = "models";
 const ROWS_PER_REQUEST = 2;
@@ -102,24 +102,12 @@ describe("ballast operator: acknowledged feedback is durable training data", () 
   const logRoot = () => join(storeDir, "weather", "_log");
 
   beforeAll(async () => {
-    const dir = clusterDir();
-    if (!dir) throw new Error("this test reads the PVC's directory on the local cluster: run it against `ballast dev` (clusterDir is unknown)");
     await installCrdAndRbac();
     ns = await createTestNamespace("op-durable");
-    await applyYaml(
-      stringify({ apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: CLAIM, namespace: ns.name }, spec: { accessModes: ["ReadWriteMany"], resources: { requests: { storage: "1Gi" } } } }),
-    );
-    expect((await kubectl(["wait", "--for=jsonpath={.status.phase}=Bound", `pvc/${CLAIM}`, "-n", ns.name, "--timeout=60s"])).code).toBe(0);
-    storeDir = join(dir, "volumes", ns.name, CLAIM, "store");
-    mkdirSync(storeDir, { recursive: true });
+    storeDir = join(await createLocalClaim(ns.name, CLAIM), "store");
     const csv = join(mkdtempSync(join(tmpdir(), "op-durable-")), "seattle.csv");
     writeFileSync(csv, weatherCsv(days.seattleTraining));
-    const trained = spawnSync(
-      BALLAST,
-      ["train", "--data", csv, "--store", `file://${storeDir}`, "--model", "weather", "--version", "v1", "--label", "weather", "--features", WEATHER_FEATURES.join(","), "--epochs", "2"],
-      { encoding: "utf8" },
-    );
-    if (trained.status !== 0) throw new Error(`ballast train failed (${trained.status}): ${trained.stderr}`);
+    trainInto(storeDir, csv, ["--model", "weather", "--version", "v1", "--label", "weather", "--features", WEATHER_FEATURES.join(","), "--epochs", "2"]);
     ({ stop } = await startNamespacedOperator(ns));
     await applyYaml(
       stringify({

@@ -4,7 +4,6 @@
 // observed, and live accuracy recovers. The operator is killed mid-training and resumes without a second Job.
 // Then a person approves a model trained on shuffled labels: it regresses live and is rolled back. Then a Job
 // that cannot run is a failed attempt with its reason.
-import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelDeploymentStatus } from "../../../src/api/index.js";
 import { PENGUIN_FEATURES, PENGUIN_LABEL, loadPenguins, penguinsCsv, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
 import { sendTrafficWithFeedback, waitForService } from "../../../src/demo/traffic.js";
-import { clusterDir, createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
-import { BALLAST, applyYaml, installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
+import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
+import { applyYaml, createLocalClaim, installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, trainInto, type OperatorProcess } from "./operator-process.js";
 
 const WINDOW = 20;
 const CLAIM = "models";
@@ -60,26 +59,15 @@ describe("ballast operator: the closed loop on real data", () => {
   const jobs = async () => (await kubectlJson<{ items: V1Job[] }>(["get", "jobs", "-n", ns.name, "-l", `ballast.dev/model-deployment=${MD_NAME}`])).items;
 
   beforeAll(async () => {
-    const dir = clusterDir();
-    if (!dir) throw new Error("this test writes the model into a PVC's directory on the local cluster: run it against `ballast dev`");
     await installCrdAndRbac();
     ns = await createTestNamespace("op-loop");
-    await applyYaml(
-      stringify({ apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: CLAIM, namespace: ns.name }, spec: { accessModes: ["ReadWriteMany"], resources: { requests: { storage: "1Gi" } } } }),
-    );
-    expect((await kubectl(["wait", "--for=jsonpath={.status.phase}=Bound", `pvc/${CLAIM}`, "-n", ns.name, "--timeout=60s"])).code).toBe(0);
-    const claimDir = join(dir, "volumes", ns.name, CLAIM);
+    const claimDir = await createLocalClaim(ns.name, CLAIM);
     storeDir = join(claimDir, "store");
-    mkdirSync(join(claimDir, "data"), { recursive: true });
-    mkdirSync(storeDir, { recursive: true });
     // The original training data lives beside the store, where the retraining Job reads it (spec.retraining.data).
-    writeFileSync(join(claimDir, "data", "penguins-train.csv"), penguinsCsv(split.training));
-    const trained = spawnSync(
-      BALLAST,
-      ["train", "--data", join(claimDir, "data", "penguins-train.csv"), "--store", `file://${storeDir}`, "--model", "penguin-sex", "--version", "v1", "--label", PENGUIN_LABEL, "--features", PENGUIN_FEATURES.join(","), "--epochs", "60", "--seed", "3", "--max-trials", "1"],
-      { encoding: "utf8" },
-    );
-    if (trained.status !== 0) throw new Error(`ballast train failed (${trained.status}): ${trained.stderr}`);
+    mkdirSync(join(claimDir, "data"), { recursive: true });
+    const trainingCsv = join(claimDir, "data", "penguins-train.csv");
+    writeFileSync(trainingCsv, penguinsCsv(split.training));
+    trainInto(storeDir, trainingCsv, ["--model", "penguin-sex", "--version", "v1", "--label", PENGUIN_LABEL, "--features", PENGUIN_FEATURES.join(","), "--epochs", "60", "--seed", "3", "--max-trials", "1"]);
     tmp = mkdtempSync(join(tmpdir(), "op-loop-"));
     kubeconfig = operatorKubeconfig(tmp);
     operator = await startOperator({ kubeconfig, args: ["--namespaces", ns.name] });
@@ -182,8 +170,7 @@ describe("ballast operator: the closed loop on real data", () => {
     const shuffled = split.training.map((b, i, all) => ({ ...b, sex: all[(i * 7 + 3) % all.length]!.sex }));
     const csv = join(tmp, "shuffled.csv");
     writeFileSync(csv, penguinsCsv(shuffled));
-    const trained = spawnSync(BALLAST, ["train", "--data", csv, "--store", `file://${storeDir}`, "--model", "penguin-sex", "--version", "shuffled", "--label", PENGUIN_LABEL, "--features", PENGUIN_FEATURES.join(","), "--epochs", "5"], { encoding: "utf8" });
-    expect(trained.status, trained.stderr).toBe(0);
+    trainInto(storeDir, csv, ["--model", "penguin-sex", "--version", "shuffled", "--label", PENGUIN_LABEL, "--features", PENGUIN_FEATURES.join(","), "--epochs", "5"]);
     await kubectl(["patch", `md/${MD_NAME}`, "-n", ns.name, "--type", "merge", "-p", JSON.stringify({ spec: { promotion: { mode: "manual", approvedVersion: "shuffled" } } })]);
     await until("the approved version to be observed", (m) => m.status?.loop?.phase === "Observing" && m.status?.servingVersion === "shuffled", 120_000);
     await waitForService(`${serviceUrl}/v1/sidecar/ready`, 30_000);

@@ -2,8 +2,7 @@
 // in a PVC, a user sends Seattle then New York traffic with feedback and sees the operator report it:
 // status.lastMetrics, DriftDetected False then True naming the features, the Version, Drift and Accuracy columns,
 // an Event — and, with policy.triggerOn auto, New York judged Healthy by its labels although every input drifted.
-import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Service } from "@kubernetes/client-node";
@@ -12,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelDeploymentStatus } from "../../../src/api/index.js";
 import { sendTrafficWithFeedback, waitForService } from "../../../src/demo/traffic.js";
 import { loadWeatherDays, splitWeather, weatherCsv, WEATHER_FEATURES, type WeatherDay } from "../../../src/demo/weather-data.js";
-import { clusterDir, createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
-import { BALLAST, applyYaml, installCrdAndRbac, kubectlJson, startNamespacedOperator, type OperatorProcess } from "./operator-process.js";
+import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
+import { applyYaml, createLocalClaim, installCrdAndRbac, kubectlJson, startNamespacedOperator, trainInto, type OperatorProcess } from "./operator-process.js";
 
 const WINDOW = 100;
 const CLAIM = "models";
@@ -55,26 +54,12 @@ describe("ballast operator: monitoring what the sidecars see", () => {
   };
 
   beforeAll(async () => {
-    const dir = clusterDir();
-    if (!dir) throw new Error("this test writes the model into a PVC's directory on the local cluster: run it against `ballast dev` (clusterDir is unknown)");
     await installCrdAndRbac();
     ns = await createTestNamespace("op-monitor");
-    await applyYaml(
-      stringify({ apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: CLAIM, namespace: ns.name }, spec: { accessModes: ["ReadWriteMany"], resources: { requests: { storage: "1Gi" } } } }),
-    );
-    const bound = await kubectl(["wait", "--for=jsonpath={.status.phase}=Bound", `pvc/${CLAIM}`, "-n", ns.name, "--timeout=60s"]);
-    expect(bound.code).toBe(0);
-    // The local nodes keep a claim's data here; the serving pods read it through pvc://models/store.
-    const storeDir = join(dir, "volumes", ns.name, CLAIM, "store");
-    mkdirSync(storeDir, { recursive: true });
+    // The serving pods read the model through pvc://models/store.
     const csv = join(mkdtempSync(join(tmpdir(), "op-monitor-")), "seattle.csv");
     writeFileSync(csv, weatherCsv(split.seattleTraining));
-    const trained = spawnSync(
-      BALLAST,
-      ["train", "--data", csv, "--store", `file://${storeDir}`, "--model", "weather", "--version", "v1", "--label", "weather", "--features", WEATHER_FEATURES.join(","), "--epochs", "3"],
-      { encoding: "utf8" },
-    );
-    if (trained.status !== 0) throw new Error(`ballast train failed (${trained.status}): ${trained.stderr}`);
+    trainInto(join(await createLocalClaim(ns.name, CLAIM), "store"), csv, ["--model", "weather", "--version", "v1", "--label", "weather", "--features", WEATHER_FEATURES.join(","), "--epochs", "3"]);
     ({ operator, stop } = await startNamespacedOperator(ns));
   });
 

@@ -2,7 +2,7 @@
 // (the kubeconfig impersonates system:serviceaccount:ballast-system:ballast-operator), with the
 // CRD and the RBAC from deploy/ installed: a rule missing from deploy/ makes these tests fail.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -176,4 +176,26 @@ export async function startNamespacedOperator(ns: { name: string; remove: () => 
     return code;
   };
   return { operator, stop };
+}
+
+/**
+ * A ReadWriteMany claim in `namespace`, waited for until Bound, and the directory where the local nodes keep its
+ * data (what a pod sees under pvc://<claim>/…). Needs the `ballast dev` cluster the global setup starts.
+ */
+export async function createLocalClaim(namespace: string, claim: string): Promise<string> {
+  const dir = inject("clusterDir");
+  if (!dir) throw new Error("this test writes into a PVC's directory on the local cluster: run it against `ballast dev` (clusterDir is unknown)");
+  await applyYaml(
+    stringify({ apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: claim, namespace }, spec: { accessModes: ["ReadWriteMany"], resources: { requests: { storage: "1Gi" } } } }),
+  );
+  const bound = await kubectl(["wait", "--for=jsonpath={.status.phase}=Bound", `pvc/${claim}`, "-n", namespace, "--timeout=60s"]);
+  if (bound.code !== 0) throw new Error(`PersistentVolumeClaim ${namespace}/${claim} did not bind: ${bound.stderr}`);
+  return join(dir, "volumes", namespace, claim);
+}
+
+/** Runs `ballast train` on `csv` into the file:// store at `storeDir` (created if missing); throws with its stderr on failure. */
+export function trainInto(storeDir: string, csv: string, args: string[]): void {
+  mkdirSync(storeDir, { recursive: true });
+  const res = spawnSync(BALLAST, ["train", "--data", csv, "--store", `file://${storeDir}`, ...args], { encoding: "utf8" });
+  if (res.status !== 0) throw new Error(`ballast train failed (${res.status}): ${res.stderr}`);
 }

@@ -68,7 +68,7 @@ helm-binary: ## Build helm from its Go module into the cache when it is not on P
 	@hack/helm/ensure-helm.sh >/dev/null
 
 .PHONY: test
-test: build k8s-binaries helm-binary ## Run unit and integration tests (integration tests start a local cluster).
+test: build lint k8s-binaries helm-binary ## Typecheck and lint, then run unit and integration tests (integration tests start a local cluster).
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" npx vitest run
 
 .PHONY: oracle-fixtures
@@ -113,6 +113,10 @@ bench-serving: build ## Serving: direct ballast serve vs through the sidecar (au
 .PHONY: bench-operator
 bench-operator: build k8s-binaries ## Operator scale: N ModelDeployments vs a bare client on the local cluster.
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" node bench/operator-scale/run.ts
+
+.PHONY: bench-loop
+bench-loop: build k8s-binaries ## Loop efficacy: never / every-K-windows / Ballast's policy on the penguin shift, side by side.
+	K8S_BIN_DIR="$(K8S_BIN_DIR)" node bench/loop/run.ts
 
 ##@ Local cluster
 .PHONY: dev-up

@@ -1,7 +1,8 @@
 // Given the local cluster, the operator as its own ServiceAccount and a penguin sex classifier trained on Adelie
 // birds (vega-datasets), a user watches the closed loop on real data: Gentoo traffic degrades the
 // model, the operator starts a retraining Job on the GPU node, the candidate passes the gate, is promoted and
-// observed, and live accuracy recovers. The operator is killed mid-training and resumes without a second Job.
+// observed, and live accuracy recovers. The operator is killed while training and while observing, and resumes
+// without a second Job or a second promotion.
 // Then a person approves a model trained on shuffled labels: it regresses live and is rolled back. Then a Job
 // that cannot run is a failed attempt with its reason.
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
@@ -152,6 +153,10 @@ describe("ballast operator: the closed loop on real data", () => {
     expect(dep.spec!.template.spec!.containers[0]!.args).toEqual(expect.arrayContaining(["--version", candidate]));
     expect(observing.status!.history!.map((h) => h.event)).toEqual(["Retrained", "Promoted"]);
 
+    // The operator dies again while observing: it resumes from status, without a second promotion.
+    await operator.kill();
+    operator = await startOperator({ kubeconfig, args: ["--namespaces", ns.name] });
+
     // The rest of the Gentoo birds: the promoted version serves them well, and the promotion becomes final.
     await waitForService(`${serviceUrl}/v1/sidecar/ready`, 30_000);
     const recovered = await send(gentoo.slice(3 * WINDOW, 5 * WINDOW), "gentoo-after");
@@ -159,6 +164,7 @@ describe("ballast operator: the closed loop on real data", () => {
     const final = await until("the promotion to be final", (m) => m.status?.loop?.phase === "Stable" && (m.status?.loop?.attempt ?? 0) === 1, 60_000);
     expect(final.status!.lastMetrics!.accuracy!).toBeGreaterThanOrEqual(0.75);
     expect(final.status!.loop).toMatchObject({ consecutiveFailures: 0, observedWindows: 2 });
+    expect(final.status!.history!.filter((h) => h.event === "Promoted")).toHaveLength(1);
     const reasons = (await eventReasons()).map((e) => e.reason);
     for (const r of ["RetrainingStarted", "CandidatePassed", "Promoted", "ObservationPassed"]) expect(reasons).toContain(r);
   });

@@ -24,6 +24,8 @@ export const ConditionReason = {
   ModelNotFound: "ModelNotFound",
   VersionNotFound: "VersionNotFound",
   ClaimNotFound: "ClaimNotFound",
+  /** An object with one of our derived names exists and another owner (or nobody) controls it. */
+  NameConflict: "NameConflict",
   InvalidSpec: "InvalidSpec",
   ApplyFailed: "ApplyFailed",
   // Serving

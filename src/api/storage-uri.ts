@@ -13,6 +13,10 @@ const storageUriPattern = new RegExp(STORAGE_URI_REGEX);
  * ("" for the root). Throws an Error naming `field` for a URI the schema would reject.
  */
 export function parseStorageUri(uri: string, field = "storageUri"): StorageLocation {
+  // Said apart from the general shape, so the user learns why an otherwise well-formed URI is refused.
+  if (/^(pvc|file):\/\//.test(uri) && uri.split("/").includes("..")) {
+    throw new Error(`${field}: "${uri}" must not contain ".." path segments: they resolve outside the store's root`);
+  }
   if (!storageUriPattern.test(uri)) {
     throw new Error(`${field}: "${uri}" must be pvc://<claim>/<path>, file:///<absolute path> or http(s)://<host>/<path>`);
   }

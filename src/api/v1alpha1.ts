@@ -30,12 +30,18 @@ export const MAX_NAME_LENGTH = 45;
 export const MAX_HISTORY = 20;
 
 export const STORAGE_URI_SCHEMES = ["pvc", "file", "http", "https"] as const;
-// pvc://<claim>[/<path>] | file:///<absolute path> | http(s)://<host>[/<path>]
-export const STORAGE_URI_REGEX = "^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/.*)?|file:///.+|https?://[^/ ]+(/.*)?)$";
+// One path segment other than "..", in RE2 and ECMAScript alike ("[.]": a CEL string literal has no "\." escape).
+const pathSegment = "([^/.][^/]*|[.][^/.][^/]*|[.][.][^/]+|[.])";
+// pvc://<claim>[/<path>] | file:///<absolute path> | http(s)://<host>[/<path>]. No ".." segment in a pvc:// or
+// file:// path: joined onto the claim's mount root it would resolve outside it.
+export const STORAGE_URI_REGEX =
+  `^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/${pathSegment}?)*|file:///+${pathSegment}(/${pathSegment}?)*|https?://[^/ ]+(/.*)?)$`;
 
 const dnsLabelPattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 const dnsSubdomainPattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
-const versionPattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$";
+/** A model or version directory name: the CRD's version fields and the model store check the same pattern. */
+export const VERSION_NAME_REGEX = "^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$";
+const versionPattern = VERSION_NAME_REGEX;
 const featureNamePattern = "^[A-Za-z_][A-Za-z0-9_.-]{0,127}$";
 
 function storageUri(description: string) {

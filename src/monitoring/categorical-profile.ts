@@ -1,9 +1,27 @@
 // Profile of one categorical feature: exact counts for up to `maxCategories` values, the rest in `other`.
+import { createHash } from "node:crypto";
 import { classifyCategory } from "./schema.js";
 
 export const DEFAULT_MAX_CATEGORIES = 100;
 /** Name of the bucket that holds values beyond `maxCategories` in reports. */
 export const OTHER_CATEGORY = "__other__";
+/** Longest category value a profile keeps (UTF-16 code units); longer ones are cut by `boundCategory`. */
+export const MAX_CATEGORY_LENGTH = 128;
+const HASH_CHARS = 16;
+
+/**
+ * A category value as profiles keep it: at most MAX_CATEGORY_LENGTH characters. A longer value becomes its
+ * first characters, "…" and 16 hex digits of its SHA-256, so one client's huge values cannot grow a profile
+ * (nor the summaries built from it) while distinct long values stay distinct categories.
+ */
+export function boundCategory(value: string): string {
+  if (value.length <= MAX_CATEGORY_LENGTH) return value;
+  let keep = MAX_CATEGORY_LENGTH - 1 - HASH_CHARS;
+  // Never split a surrogate pair: the cut value must stay well-formed text.
+  const last = value.charCodeAt(keep - 1);
+  if (last >= 0xd800 && last <= 0xdbff) keep--;
+  return `${value.slice(0, keep)}…${createHash("sha256").update(value).digest("hex").slice(0, HASH_CHARS)}`;
+}
 
 export interface CategoricalProfileOptions {
   /** Distinct values counted exactly; later new values go to `other` (merges keep the most frequent). */
@@ -46,7 +64,8 @@ export class CategoricalProfile {
     else this.addCategory(cell.value);
   }
 
-  addCategory(value: string, times = 1): void {
+  addCategory(raw: string, times = 1): void {
+    const value = boundCategory(raw);
     this.count += times;
     const seen = this.counts.get(value);
     if (seen !== undefined) this.counts.set(value, seen + times);
@@ -90,8 +109,10 @@ export class CategoricalProfile {
   static fromJSON(json: CategoricalProfileJSON, where: string): CategoricalProfile {
     const profile = new CategoricalProfile({ maxCategories: json.maxCategories });
     let sum = json.other;
-    for (const [value, n] of Object.entries(json.counts)) {
-      profile.counts.set(value, n);
+    for (const [raw, n] of Object.entries(json.counts)) {
+      // Written before values were bounded (or by another writer): bound them as addCategory would.
+      const value = boundCategory(raw);
+      profile.counts.set(value, (profile.counts.get(value) ?? 0) + n);
       sum += n;
     }
     if (sum !== json.count) throw new RangeError(`${where}: counts and other add up to ${sum} but count is ${json.count}`);

@@ -5,25 +5,46 @@ import { RequestError } from "./oip.js";
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_BATCH_ROWS = 10_000;
 
-/** Reads the whole body, failing with 413 past `limit` bytes (checked on Content-Length first). */
+/**
+ * Connection bounds of both servers, so a slow or idle client cannot hold sockets for long: headers within 10 s,
+ * the whole request within 60 s, keep-alive above the 60 s idle timeout of common load balancers (so the server
+ * never closes a connection the balancer is about to reuse), and a new connection every 1000 requests so
+ * long-lived clients spread over the replicas behind a Service (kube-proxy balances connections, not requests).
+ */
+export const CONNECTION_LIMITS = {
+  headersTimeout: 10_000,
+  requestTimeout: 60_000,
+  keepAliveTimeout: 65_000,
+  maxRequestsPerSocket: 1000,
+} as const;
+
+/** What a 500 says to the caller; the exception goes to the log, never into the body. */
+export const INTERNAL_ERROR_MESSAGE = "internal error; the server logged the details";
+
+/**
+ * Reads the whole body, failing with 413 past `limit` bytes (checked on Content-Length first). The rest of an
+ * oversized body is not read: sendError closes the connection after the 413 (see there).
+ */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers["content-length"]);
   if (Number.isFinite(declared) && declared > limit) {
-    req.resume();
     return Promise.reject(new RequestError(413, `request body of ${declared} bytes exceeds the limit of ${limit} bytes`));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on("data", (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limit) {
+        req.off("data", onData);
+        req.pause();
+        chunks.length = 0;
         reject(new RequestError(413, `request body exceeds the limit of ${limit} bytes`));
-        req.resume();
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    req.on("data", onData);
     req.on("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
     req.on("error", reject);
   });
@@ -50,8 +71,13 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
+/**
+ * `{"error": message}` with `status`. A 500 never carries its message (an exception's text can name internals):
+ * callers log it, the body says INTERNAL_ERROR_MESSAGE. A 413 closes the connection: reading the rest of an
+ * oversized body to keep the connection would let a client stream into the server for ever.
+ */
 export function sendError(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
-  sendJson(res, status, { error: message }, headers);
+  sendJson(res, status, { error: status === 500 ? INTERNAL_ERROR_MESSAGE : message }, status === 413 ? { ...headers, connection: "close" } : headers);
 }
 
 export function sendText(res: ServerResponse, status: number, contentType: string, text: string): void {
@@ -79,7 +105,9 @@ export function defaultHost(): string {
   return process.env.POD_IP || "0.0.0.0";
 }
 
+/** Applies CONNECTION_LIMITS, then binds. */
 export function listen(server: Server, host: string, port: number): Promise<{ host: string; port: number }> {
+  Object.assign(server, CONNECTION_LIMITS);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {

@@ -14,6 +14,21 @@ export class RequestError extends Error {
   }
 }
 
+/** Request ids longer than this are replaced: they travel in a response header and key the feedback index. */
+export const MAX_REQUEST_ID_LENGTH = 128;
+const REQUEST_ID_CHARS = /^[A-Za-z0-9._:-]+$/;
+
+/**
+ * Why `id` cannot be a request id, or undefined when it can: at most 128 characters of A-Za-z0-9 . _ : -
+ * (UUIDs, ULIDs, `order-17:row-3`). Anything else could break the response header or bloat the feedback index.
+ */
+export function requestIdProblem(id: string): string | undefined {
+  if (id.length === 0) return "empty";
+  if (id.length > MAX_REQUEST_ID_LENGTH) return `longer than ${MAX_REQUEST_ID_LENGTH} characters`;
+  if (!REQUEST_ID_CHARS.test(id)) return "characters outside A-Za-z0-9._:-";
+  return undefined;
+}
+
 export const OIP_DATATYPES = [
   "BOOL",
   "UINT8",
@@ -35,6 +50,7 @@ export type OipDatatype = (typeof OIP_DATATYPES)[number];
 export const ROW_TENSOR_NAME = "input";
 
 export interface DecodedRequest {
+  /** The body's `id` when it is a valid request id (see requestIdProblem). */
   id?: string;
   rows: number;
   /** Raw values per feature, in the model's feature order (each of length `rows`). */
@@ -80,7 +96,9 @@ export function decodeInferRequest(body: unknown, features: readonly FeatureSpec
   }
   if (decoded.rows === 0) throw new RequestError(400, "request has no rows");
   if (decoded.rows > maxRows) throw new RequestError(413, `request has ${decoded.rows} rows; the limit is ${maxRows}`);
-  return { ...decoded, ...(typeof body.id === "string" ? { id: body.id } : {}), ...(outputs ? { outputs } : {}) };
+  // An id that is not a valid request id is ignored (the server answers with one it assigns), never echoed.
+  const id = typeof body.id === "string" && requestIdProblem(body.id) === undefined ? body.id : undefined;
+  return { ...decoded, ...(id !== undefined ? { id } : {}), ...(outputs ? { outputs } : {}) };
 }
 
 function decodeRequestedOutputs(value: unknown, outputNames: readonly string[]): string[] | undefined {

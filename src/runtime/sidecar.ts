@@ -5,11 +5,11 @@ import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttp
 import type { Logger } from "pino";
 import { Pool, type Dispatcher } from "undici";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { DEFAULT_MAX_BODY_BYTES, closeGracefully, listen, parseJsonBody, readBody, sendError, sendJson, sendText } from "./http-json.js";
+import { DEFAULT_MAX_BODY_BYTES, INTERNAL_ERROR_MESSAGE, closeGracefully, listen, parseJsonBody, readBody, sendError, sendJson, sendText } from "./http-json.js";
 import type { SidecarSummary } from "../monitoring/summary.js";
 import { readMetadata, type ModelMetadata } from "./metadata.js";
 import { REQUEST_ID_HEADER, matchRoute } from "./model-server.js";
-import { RequestError } from "./oip.js";
+import { RequestError, requestIdProblem } from "./oip.js";
 import { RequestLog, readLog, type RequestLogOptions } from "./request-log.js";
 import type { DroppedTotals } from "./log-retention.js";
 import { driftOptions, loadReference, readMonitoringConfig, type MonitoringConfig } from "./monitoring-config.js";
@@ -32,6 +32,8 @@ export interface SidecarOptions {
   windowMs: number;
   windowsKept: number;
   maxTracked: number;
+  /** Byte bound of the feedback index (TrafficMonitor maxTrackedBytes); default 64 MiB. */
+  maxTrackedBytes?: number;
   log: Partial<RequestLogOptions>;
   /** Bodies larger than this are proxied but not inspected; feedback bodies above it get 413. */
   maxBodyBytes?: number;
@@ -54,6 +56,8 @@ export const SIDECAR_PATHS = {
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"]);
 const CALLER_ID_HEADERS = [REQUEST_ID_HEADER, "x-request-id"];
+/** Set when the caller's request id was not usable and the sidecar assigned one: says why (the body's `id` is the new one). */
+export const REQUEST_ID_REPLACED_HEADER = "ballast-request-id-replaced";
 /** How often queued exchanges are profiled; the response never waits for it. */
 const MONITOR_BATCH_MS = 50;
 
@@ -61,6 +65,37 @@ function forwardHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
   return out;
+}
+
+/** The request id a caller asked for: the infer body's `id` (what the server answers with), else a header. */
+function callerRequestId(headers: IncomingHttpHeaders, body: Buffer | undefined): { id?: string; request?: unknown } {
+  // Parse only bodies that may carry an id: a key "id", literal or with \u escapes. Others stay bytes until the batch.
+  if (body && (body.includes('"id"') || body.includes("\\u"))) {
+    let request: unknown;
+    try {
+      request = JSON.parse(body.toString("utf8"));
+    } catch {
+      // The server answers 400; the id below only names the exchange.
+    }
+    const id = typeof request === "object" && request !== null ? (request as { id?: unknown }).id : undefined;
+    if (typeof id === "string") return { id, request };
+    if (request !== undefined) return { ...headerRequestId(headers), request };
+  }
+  return headerRequestId(headers);
+}
+
+function headerRequestId(headers: IncomingHttpHeaders): { id?: string } {
+  for (const h of CALLER_ID_HEADERS) {
+    const v = headers[h];
+    if (typeof v === "string" && v !== "") return { id: v };
+  }
+  return {};
+}
+
+/** Proxied routes held until monitoring is set up: inference (it would go unrecorded) and the readiness that invites it. */
+function heldUntilMonitoring(method: string | undefined, path: string): boolean {
+  const kind = matchRoute(path)?.kind;
+  return (method === "POST" && kind === "infer") || ((method === "GET" || method === "HEAD") && (kind === "ready" || kind === "model-ready"));
 }
 
 export class Sidecar {
@@ -76,6 +111,9 @@ export class Sidecar {
   private initError = "waiting for the model server";
   private stopping = false;
   private timers: NodeJS.Timeout[] = [];
+  /** Upstream failures are logged at most once a second (the rest counted in the next line): an outage floods otherwise. */
+  private upstreamErrorLoggedAt = 0;
+  private upstreamErrorsUnlogged = 0;
   private readonly maxBodyBytes: number;
   private readonly registry = new Registry();
   private readonly requests: Counter<"route" | "code">;
@@ -242,6 +280,7 @@ export class Sidecar {
       windowMs: this.options.windowMs,
       windowsKept: this.options.windowsKept,
       maxTracked: this.options.maxTracked,
+      ...(this.options.maxTrackedBytes !== undefined ? { maxTrackedBytes: this.options.maxTrackedBytes } : {}),
       pod: this.options.pod,
       log,
       reference,
@@ -311,16 +350,22 @@ export class Sidecar {
       this.latency.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
     });
     if (route === "infer" || route === "proxy") {
+      if (!this.monitor && heldUntilMonitoring(req.method, path)) {
+        // Answering before monitoring is set up would serve predictions nobody can give feedback on.
+        sendError(res, 503, "sidecar is starting: inference is held until monitoring is set up; retry when /v2/health/ready is 200", { "retry-after": "1" });
+        return;
+      }
       this.proxy(req, res, route === "infer");
       return;
     }
     this.local(req, res, route).catch((err: unknown) => {
       if (err instanceof RequestError) {
+        if (err.status >= 500) this.options.logger.error({ event: "request-failed", status: err.status, error: err.message, cause: err.cause, path }, "sidecar request failed");
         if (!res.headersSent) sendError(res, err.status, err.message);
         return;
       }
       this.options.logger.error({ event: "request-failed", err, path }, "sidecar request failed");
-      if (!res.headersSent) sendError(res, 500, `internal error: ${(err as Error).message}`);
+      if (!res.headersSent) sendError(res, 500, INTERNAL_ERROR_MESSAGE);
     });
   }
 
@@ -351,7 +396,7 @@ export class Sidecar {
       case "live":
         return sendJson(res, 200, { live: true });
       case "ready":
-        if (!this.upstreamReady) return sendError(res, 503, `model server ${this.options.upstream.origin} is not ready`);
+        if (!this.upstreamReady) return sendError(res, 503, "model server is not ready");
         if (!this.monitor) return sendError(res, 503, `sidecar is starting: ${this.initError}`);
         return sendJson(res, 200, { ready: true, model: this.options.model, version: this.meta!.version });
       case "metrics":
@@ -381,36 +426,51 @@ export class Sidecar {
   private proxy(req: IncomingMessage, res: ServerResponse, infer: boolean): void {
     const ts = Date.now();
     const headers = forwardHeaders(req.headers);
-    let callerId: string | undefined;
-    for (const h of CALLER_ID_HEADERS) {
-      const v = req.headers[h];
-      if (typeof v === "string" && v !== "") {
-        callerId = v;
-        break;
-      }
-    }
-    const id = callerId ?? randomUUID();
-    headers[REQUEST_ID_HEADER] = id;
     const declared = Number(req.headers["content-length"]);
     // Infer bodies of known, bounded size are read whole (one write upstream, and the monitor needs them);
     // anything else streams through untouched.
     if (infer && Number.isFinite(declared) && declared <= this.maxBodyBytes) {
+      const monitor = this.monitor!;
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => {
         const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-        this.forward(req, res, headers, body, ts, id, body);
+        const caller = callerRequestId(req.headers, body);
+        const id = this.assignRequestId(res, caller.id);
+        headers[REQUEST_ID_HEADER] = id;
+        if (!monitor.claimRequestId(id)) {
+          monitor.countRequest("rejected");
+          sendError(
+            res,
+            409,
+            `request id "${id}" is already in use: an earlier inference through this sidecar has it, and feedback joins by id; send a new id (or none, and use the response's "id")`,
+            { [REQUEST_ID_HEADER]: id },
+          );
+          return;
+        }
+        this.forward(req, res, headers, body, ts, id, { body, request: caller.request, claimed: true });
       });
       req.on("error", () => res.destroy());
       return;
     }
+    const id = this.assignRequestId(res, headerRequestId(req.headers).id);
+    headers[REQUEST_ID_HEADER] = id;
     const streamed = req.method === "GET" || req.method === "HEAD" ? null : req;
-    this.forward(req, res, headers, streamed, ts, id, infer ? null : undefined);
+    this.forward(req, res, headers, streamed, ts, id, infer ? { body: null, claimed: false } : undefined);
+  }
+
+  /** The caller's id when it is a valid request id; else a new UUID, and the response says why the caller's was replaced. */
+  private assignRequestId(res: ServerResponse, callerId: string | undefined): string {
+    if (callerId === undefined) return randomUUID();
+    const problem = requestIdProblem(callerId);
+    if (problem === undefined) return callerId;
+    res.setHeader(REQUEST_ID_REPLACED_HEADER, `the request id sent is ${problem}; use the response's id for feedback`);
+    return randomUUID();
   }
 
   /**
-   * Sends the request upstream and the response back. `captured` is the infer request body to record
-   * (null: an infer call too large to record; undefined: not an infer call).
+   * Sends the request upstream and the response back. `captured` describes an infer call (body null: too large to
+   * record; claimed: `id` is reserved in the monitor and must be released unless recorded); undefined otherwise.
    */
   private forward(
     req: IncomingMessage,
@@ -419,9 +479,12 @@ export class Sidecar {
     body: Buffer | IncomingMessage | null,
     ts: number,
     id: string,
-    captured: Buffer | null | undefined,
+    captured: { body: Buffer | null; request?: unknown; claimed: boolean } | undefined,
   ): void {
     const infer = captured !== undefined;
+    const release = (): void => {
+      if (captured?.claimed) this.monitor?.releaseRequestId(id);
+    };
     this.pool
       .request({
         path: req.url ?? "/",
@@ -434,18 +497,24 @@ export class Sidecar {
       .then(
         (upstream) => {
           const status = upstream.statusCode;
-          res.writeHead(status, forwardHeaders(upstream.headers as IncomingHttpHeaders));
-          const record = infer && status === 200 && captured !== null && this.monitor !== undefined;
+          const out = forwardHeaders(upstream.headers as IncomingHttpHeaders);
+          // The server did not read the rest of an oversized body; neither does the sidecar.
+          if (status === 413) out.connection = "close";
+          res.writeHead(status, out);
+          const record = infer && status === 200 && captured.body !== null && this.monitor !== undefined;
           const chunks: Buffer[] = [];
           // Recorded infer responses are small: one res.end(body) is one write for headers and body together.
           upstream.body.on("data", (c: Buffer) => {
             if (record) chunks.push(c);
             else res.write(c);
           });
-          upstream.body.on("error", () => res.destroy());
+          upstream.body.on("error", () => {
+            release();
+            res.destroy();
+          });
           upstream.body.on("end", () => {
-            const body = record ? (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)) : undefined;
-            res.end(body);
+            const responseBody = record ? (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)) : undefined;
+            res.end(responseBody);
             if (status >= 500) this.upstreamErrors.inc({ reason: `http-${status}` });
             if (!infer) return;
             this.monitor?.countRequest(status >= 500 ? "failed" : status >= 400 ? "rejected" : "ok");
@@ -454,22 +523,43 @@ export class Sidecar {
               this.monitor!.enqueue({
                 ts,
                 status,
-                requestBody: captured,
-                responseBody: body!,
+                requestBody: captured.body,
+                ...(captured.request !== undefined ? { request: captured.request } : {}),
+                responseBody: responseBody!,
+                ...(captured.claimed ? { id } : {}),
                 ...(typeof responseId === "string" ? { responseId } : {}),
               });
-            } else if (status === 200) {
-              this.monitor?.enqueue({ ts, status, requestBody: null, responseBody: null });
+            } else {
+              release();
+              if (status === 200) this.monitor?.enqueue({ ts, status, requestBody: null, responseBody: null });
             }
           });
         },
         (err: Error & { code?: string }) => {
+          release();
           const reason = err.code === "UND_ERR_HEADERS_TIMEOUT" || err.code === "UND_ERR_BODY_TIMEOUT" ? "timeout" : err.code === "ECONNREFUSED" ? "connect" : "reset";
           this.upstreamErrors.inc({ reason });
+          this.logUpstreamError(reason, err, req.url ?? "/");
           if (infer) this.monitor?.countRequest("failed");
-          if (!res.headersSent) sendError(res, 503, `model server ${this.options.upstream.origin} unavailable: ${err.message}`, { [REQUEST_ID_HEADER]: id });
+          // The caller learns that the model server is unavailable, not where it is or what the socket said.
+          const message = reason === "timeout" ? "model server did not answer in time" : "model server unavailable";
+          if (!res.headersSent) sendError(res, 503, `${message}; retry shortly`, { [REQUEST_ID_HEADER]: id });
           else res.destroy();
         },
       );
+  }
+
+  private logUpstreamError(reason: string, err: Error & { code?: string }, path: string): void {
+    const now = Date.now();
+    if (now - this.upstreamErrorLoggedAt < 1000) {
+      this.upstreamErrorsUnlogged++;
+      return;
+    }
+    this.options.logger.warn(
+      { event: "upstream-error", reason, code: err.code, error: err.message, upstream: this.options.upstream.origin, path, unloggedSinceLast: this.upstreamErrorsUnlogged },
+      "request to the model server failed",
+    );
+    this.upstreamErrorLoggedAt = now;
+    this.upstreamErrorsUnlogged = 0;
   }
 }

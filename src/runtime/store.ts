@@ -4,6 +4,7 @@ import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { parseStorageUri, type StorageLocation } from "../api/storage-uri.js";
+import { VERSION_NAME_REGEX } from "../api/v1alpha1.js";
 
 /** Directory under which `pvc://<claim>/...` URIs resolve to `<root>/<claim>/...` unless overridden. */
 export const DEFAULT_PVC_MOUNT_ROOT = "/mnt/models";
@@ -11,7 +12,8 @@ export const METADATA_FILE = "metadata.json";
 /** Rewritten (atomically) after each new version so read-only HTTP stores can list versions. */
 export const INDEX_FILE = "index.json";
 
-const NAME_PATTERN = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/;
+/** The CRD's version pattern: a version the API server accepts is one the store can serve, and no other. */
+const NAME_PATTERN = new RegExp(VERSION_NAME_REGEX);
 
 export class StoreError extends Error {
   constructor(
@@ -70,7 +72,12 @@ export function resolveStorePath(uri: string, options: StoreOptions = {}): strin
   if (location.scheme === "file") return location.path;
   if (location.scheme === "pvc") {
     const root = options.pvcMountRoot ?? process.env.BALLAST_PVC_MOUNT_ROOT ?? DEFAULT_PVC_MOUNT_ROOT;
-    return path.join(root, location.claimName, location.path);
+    const claimRoot = path.join(root, location.claimName);
+    const resolved = path.join(claimRoot, location.path);
+    // parseStorageUri refuses ".." already; this holds whatever a future parser lets through.
+    if (resolved !== claimRoot && !resolved.startsWith(claimRoot + path.sep))
+      throw new StoreError(`${uri} resolves to ${resolved}, outside the claim's mount ${claimRoot}`, "bad-uri");
+    return resolved;
   }
   throw new StoreError(`${uri}: ${location.scheme}:// is not a local path`, "bad-uri");
 }

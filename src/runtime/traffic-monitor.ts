@@ -26,6 +26,8 @@ export interface MonitorOptions {
   windowsKept: number;
   /** Request ids remembered for feedback; older ones get 404. */
   maxTracked: number;
+  /** Estimated bytes of the remembered requests (ids, predictions); the oldest are forgotten past it. Default 64 MiB. */
+  maxTrackedBytes?: number;
   pod: string;
   log: RequestLog;
   /** Reference to measure drift against (default: the version's `referenceProfile`). */
@@ -40,7 +42,11 @@ export interface CapturedExchange {
   ts: number;
   status: number;
   requestBody: Buffer | null;
+  /** The request body already parsed on the hot path (to read its id), so it is not parsed twice. */
+  request?: unknown;
   responseBody: Buffer | null;
+  /** The id the sidecar claimed for this request (claimRequestId); it keys the feedback index. */
+  id?: string;
   /** The `inference-request-id` the server answered with. */
   responseId?: string;
 }
@@ -64,6 +70,8 @@ interface TrackedRequest {
   predictions: (string | number)[] | undefined;
   labelled: Uint8Array;
   window: Window | undefined;
+  /** Estimated heap bytes of this entry and its id (trackedBytesOf). */
+  bytes?: number;
 }
 
 export type RequestOutcome = "ok" | "failed" | "rejected";
@@ -92,6 +100,14 @@ export class FeedbackError extends RequestError {
 }
 
 const MAX_FEEDBACK_ITEMS = 10_000;
+export const DEFAULT_MAX_TRACKED_BYTES = 64 * 1024 * 1024;
+
+/** A rough heap size of a tracked request: Map slot and objects, the id, one flag byte and one prediction per row. */
+function trackedBytesOf(id: string, entry: TrackedRequest): number {
+  let bytes = 160 + 2 * id.length + entry.labelled.length;
+  for (const p of entry.predictions ?? []) bytes += typeof p === "string" ? 32 + 2 * p.length : 16;
+  return bytes;
+}
 
 export class TrafficMonitor {
   private readonly meta: ModelMetadata;
@@ -103,6 +119,9 @@ export class TrafficMonitor {
   private open: Window;
   private closed: Window[] = [];
   private readonly tracked = new Map<string, TrackedRequest>();
+  private trackedBytes = 0;
+  /** Ids claimed by requests in flight or queued, not yet in `tracked`. */
+  private readonly pending = new Set<string>();
   readonly totals = { requests: 0, failedRequests: 0, rejectedRequests: 0, rows: 0, feedback: 0, feedbackRejected: 0 };
   /** Exchanges that could not be recorded (undecodable bodies), for the metrics endpoint. */
   unrecorded = 0;
@@ -134,6 +153,22 @@ export class TrafficMonitor {
     }
   }
 
+  /**
+   * Hot path: reserves `id` for a request about to be proxied. False when the id is tracked (within the horizon:
+   * maxTracked / maxTrackedBytes, restored from the log after a restart) or in flight: reusing it would join
+   * feedback to another request's rows.
+   */
+  claimRequestId(id: string): boolean {
+    if (this.pending.has(id) || this.tracked.has(id)) return false;
+    this.pending.add(id);
+    return true;
+  }
+
+  /** Frees a claimed id whose request will not be recorded (upstream error, non-200 answer). */
+  releaseRequestId(id: string): void {
+    this.pending.delete(id);
+  }
+
   /** Hot path: remembers a finished infer exchange for the next batch. */
   enqueue(exchange: CapturedExchange): void {
     this.queue.push(exchange);
@@ -152,6 +187,8 @@ export class TrafficMonitor {
         this.record(ex);
       } catch {
         this.unrecorded++;
+      } finally {
+        if (ex.id !== undefined) this.pending.delete(ex.id);
       }
     }
   }
@@ -166,9 +203,9 @@ export class TrafficMonitor {
       if (ex.status === 200) this.unrecorded++;
       return;
     }
-    const request = decodeInferRequest(JSON.parse(ex.requestBody.toString("utf8")), this.meta.features, this.outputs, Infinity);
+    const request = decodeInferRequest(ex.request ?? JSON.parse(ex.requestBody.toString("utf8")), this.meta.features, this.outputs, Infinity);
     const response = JSON.parse(ex.responseBody.toString("utf8")) as { id?: unknown };
-    const id = typeof response.id === "string" ? response.id : ex.responseId;
+    const id = ex.id ?? (typeof response.id === "string" ? response.id : ex.responseId);
     if (!id) {
       this.unrecorded++;
       return;
@@ -194,13 +231,22 @@ export class TrafficMonitor {
   }
 
   private track(id: string, entry: TrackedRequest): void {
-    // Re-inserting moves a reused id to the newest position, so eviction stays oldest-first.
-    this.tracked.delete(id);
+    // Only a log written before ids were claimed can repeat one; the newest wins and moves to the newest position.
+    this.forget(id);
+    entry.bytes = trackedBytesOf(id, entry);
     this.tracked.set(id, entry);
-    while (this.tracked.size > this.options.maxTracked) {
-      const oldest = this.tracked.keys().next().value as string;
-      this.tracked.delete(oldest);
+    this.trackedBytes += entry.bytes;
+    const maxBytes = this.options.maxTrackedBytes ?? DEFAULT_MAX_TRACKED_BYTES;
+    while (this.tracked.size > this.options.maxTracked || (this.trackedBytes > maxBytes && this.tracked.size > 1)) {
+      this.forget(this.tracked.keys().next().value as string);
     }
+  }
+
+  private forget(id: string): void {
+    const entry = this.tracked.get(id);
+    if (!entry) return;
+    this.tracked.delete(id);
+    this.trackedBytes -= entry.bytes ?? 0;
   }
 
   /** Rebuilds the feedback index from an existing log (after a restart): ids, predictions, labelled rows. */
@@ -215,6 +261,11 @@ export class TrafficMonitor {
 
   get trackedRequests(): number {
     return this.tracked.size;
+  }
+
+  /** Estimated heap bytes of the feedback index (bounded by maxTrackedBytes). */
+  get trackedRequestBytes(): number {
+    return this.trackedBytes;
   }
 
   /**
@@ -239,7 +290,10 @@ export class TrafficMonitor {
       await this.options.log.commit();
     } catch (err) {
       for (const a of accepted) a.entry.labelled[a.row] = 0;
-      throw new RequestError(503, `feedback not recorded: the request log could not be written (${(err as Error).message})`);
+      // The file system's message names paths: it goes to the log (as the cause), not to the caller.
+      const failed = new RequestError(503, "feedback not recorded: the request log could not be written; retry shortly");
+      failed.cause = err;
+      throw failed;
     }
     for (const a of accepted) {
       const window = a.entry.window && (a.entry.window === this.open || this.closed.includes(a.entry.window)) ? a.entry.window : this.open;
@@ -285,7 +339,11 @@ export class TrafficMonitor {
     if (typeof id !== "string" || id === "") invalid(`"id" must be the non-empty request id of an inference`);
     const entry = this.tracked.get(id as string);
     if (!entry) {
-      throw new FeedbackError(404, `${where}: unknown request id "${id as string}" (not served through this sidecar, or older than the last ${this.options.maxTracked} requests)`, "unknown-id");
+      throw new FeedbackError(
+        404,
+        `${where}: unknown request id "${id as string}" (not served through this sidecar, or forgotten: it keeps the last ${this.options.maxTracked} requests, up to ${Math.round((this.options.maxTrackedBytes ?? DEFAULT_MAX_TRACKED_BYTES) / 2 ** 20)} MiB of them)`,
+        "unknown-id",
+      );
     }
     const rows = entry.labelled.length;
     if (item.labels !== undefined) {

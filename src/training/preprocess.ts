@@ -1,4 +1,5 @@
 // Fits the feature schema (scaling, categories) and label encoding from training rows.
+import { FeatureSchema } from "../api/v1alpha1.js";
 import { isMissing, toCategory, toNumber, type FeatureSpec } from "../runtime/features.js";
 import { DataError, type Table } from "./data.js";
 
@@ -14,18 +15,40 @@ export interface LabelEncoding {
   target?: { mean: number; std: number };
 }
 
+/**
+ * The names a ModelDeployment accepts for spec.monitoring.features[].name and labelField (the CRD's pattern,
+ * read from the one schema source): a model trained on another column name could never be monitored.
+ */
+export const FEATURE_NAME_PATTERN = FeatureSchema.properties.name.pattern!;
+const featureName = new RegExp(FEATURE_NAME_PATTERN);
+
+/** Refuses a column the monitoring chain cannot carry, naming it and saying what to do. */
+export function checkColumnName(name: string, role: "feature" | "label"): void {
+  if (featureName.test(name)) return;
+  const shown = JSON.stringify(name.length > 64 ? `${name.slice(0, 63)}…` : name);
+  const fix = role === "feature" ? "rename the column, or leave it out with --features" : "rename the column";
+  throw new DataError(
+    `${role} column ${shown} is not a valid ModelDeployment feature name: names must match ${FEATURE_NAME_PATTERN} ` +
+      `(a letter or _ first, then letters, digits, _ . -, at most 128 characters); ${fix}`,
+  );
+}
+
 /** The feature columns to use: the given list (checked), else every column except the label. */
 export function chooseFeatures(table: Table, label: string, requested?: readonly string[]): string[] {
   if (!table.columns.includes(label)) {
     throw new DataError(`label column "${label}" is not in the data (columns: ${table.columns.join(", ")})`);
   }
+  checkColumnName(label, "label");
   if (requested && requested.length > 0) {
     const missing = requested.filter((f) => !table.columns.includes(f));
     if (missing.length > 0) throw new DataError(`feature column(s) ${missing.join(", ")} not in the data (columns: ${table.columns.join(", ")})`);
     if (requested.includes(label)) throw new DataError(`"${label}" is the label; it cannot also be a feature`);
+    for (const f of requested) checkColumnName(f, "feature");
     return [...requested];
   }
-  return table.columns.filter((c) => c !== label);
+  const features = table.columns.filter((c) => c !== label);
+  for (const f of features) checkColumnName(f, "feature");
+  return features;
 }
 
 /** Numeric when every present value parses as a finite number; otherwise categorical. */

@@ -35,27 +35,38 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{/* The operator's permissions: the same rules as deploy/base/role.yaml (a unit test keeps them equal). */}}
 {{- define "ballast.operatorRules" -}}
+# Informers list and watch; the loop and status conflict retries get; finalizers are added by apply (patch).
 - apiGroups: ["ballast.dev"]
   resources: ["modeldeployments"]
-  verbs: ["get", "list", "watch", "update", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
+# Status is written with PUT and the object's resourceVersion (src/kube/status.ts).
 - apiGroups: ["ballast.dev"]
   resources: ["modeldeployments/status"]
-  verbs: ["get", "update", "patch"]
+  verbs: ["update"]
+# blockOwnerDeletion on owned objects, where OwnerReferencesPermissionEnforcement runs.
 - apiGroups: ["ballast.dev"]
   resources: ["modeldeployments/finalizers"]
   verbs: ["update"]
+# Serving objects: informers; get on a cache miss (who controls an existing object of that name);
+# server-side apply (patch, and create when apply creates); delete of our own orphans.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services", "configmaps"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Retraining Jobs: informer, get on a cache miss, create an attempt.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create"]
+# Pods: the monitoring informer; the loop lists a Job's pods for their termination messages.
 - apiGroups: [""]
-  resources: ["pods", "persistentvolumeclaims"]
-  verbs: ["get", "list", "watch"]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
+# The pvc:// claim check.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

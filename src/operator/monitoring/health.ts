@@ -28,10 +28,33 @@ import {
   type Verdict,
 } from "../../monitoring/index.js";
 import { mergeSummaries, type SidecarSummary, type WindowSummary } from "../../monitoring/summary.js";
+import { summaryConflict } from "../../monitoring/summary-schema.js";
 import { goDurationMs } from "../serving/desired-state.js";
+import { boundFeatureNames, boundMessage, joinWithin, MAX_CONDITION_MESSAGE_LENGTH } from "./messages.js";
 
 /** What one ready serving pod's sidecar answered: its summary, or why there is none. */
 export type PodScrape = { pod: string; summary: SidecarSummary } | { pod: string; error: string };
+
+/**
+ * The scrapes whose summaries can merge: a summary of another model than the spec's, or one that does not merge
+ * with the first summary of its version (task, a feature's type), becomes that pod's error; the others are kept.
+ * Parsing (parseSidecarSummary) already refused malformed ones, so after this mergeSummaries cannot throw.
+ */
+export function admitSummaries(md: ResolvedModelDeployment, scrapes: readonly PodScrape[]): PodScrape[] {
+  const firstOfVersion = new Map<string, SidecarSummary>();
+  return scrapes.map((s) => {
+    if (!("summary" in s)) return s;
+    const model = md.spec.model.name;
+    if (s.summary.model !== model) return { pod: s.pod, error: `summary is of model ${JSON.stringify(s.summary.model.slice(0, 64))}, not ${model}` };
+    const first = firstOfVersion.get(s.summary.version);
+    if (!first) {
+      firstOfVersion.set(s.summary.version, s.summary);
+      return s;
+    }
+    const conflict = summaryConflict(first, s.summary);
+    return conflict ? { pod: s.pod, error: `summary does not merge with pod ${first.pod}'s: ${conflict}` } : s;
+  });
+}
 
 /** Windows the stability metric looks back over (the sidecar keeps 12 by default). */
 const STABILITY_WINDOWS = 12;
@@ -157,7 +180,7 @@ export function evaluateClosedWindows(group: readonly SidecarSummary[], md: Reso
     // Rounded for `kubectl get md` and people; the policy judges the exact values in `observation`.
     if (drift && drift.evaluatedFeatures > 0) {
       snapshot.driftShare = displayRound(drift.driftShare);
-      snapshot.driftedFeatures = drift.features.filter((f) => f.drift).map((f) => f.name);
+      snapshot.driftedFeatures = boundFeatureNames(drift.features.filter((f) => f.drift).map((f) => f.name));
     }
     if (finiteOrUndefined(predictionStat) !== undefined) snapshot.predictionDrift = displayRound(predictionStat!);
     if (value !== undefined) snapshot.accuracy = displayRound(value);
@@ -202,10 +225,17 @@ export function driftCondition(snapshot: MetricsSnapshot, drift: DriftReport | n
     const shareText = drift.drift ? `${share} ≥ policy.maxDriftShare ${p.maxDriftShare})` : `predictions drifted; ${share})`;
     const decidedElsewhere = decision?.decidedBy === "labels" && !decision.fired.some((r) => r === "dataset-drift" || r === "prediction-drift");
     const note = decidedElsewhere ? `; not a violation by itself: ${decision.basis ?? "decided by labels"}` : "";
-    return { status: "True", reason: ConditionReason.DriftAboveThreshold, message: `${shareText} in ${windowLabel(snapshot)}: ${why.join("; ")}${note}` };
+    const head = `${shareText} in ${windowLabel(snapshot)}: `;
+    return { status: "True", reason: ConditionReason.DriftAboveThreshold, message: `${head}${joinWithin(why, listBudget(head, note))}${note}` };
   }
-  const detail = drifted.length > 0 ? `: ${drifted.map((f) => f.reason).join("; ")}` : "";
-  return { status: "False", reason: ConditionReason.NoDrift, message: `${share} < policy.maxDriftShare ${p.maxDriftShare}) in ${windowLabel(snapshot)}${detail}` };
+  const head = `${share} < policy.maxDriftShare ${p.maxDriftShare}) in ${windowLabel(snapshot)}`;
+  const detail = drifted.length > 0 ? `: ${joinWithin(drifted.map((f) => f.reason), listBudget(head, ": "))}` : "";
+  return { status: "False", reason: ConditionReason.NoDrift, message: `${head}${detail}` };
+}
+
+/** What is left of a condition message for a list between `head` and `tail`. */
+function listBudget(head: string, tail: string): number {
+  return Math.max(0, MAX_CONDITION_MESSAGE_LENGTH - head.length - tail.length);
 }
 
 const RULE_REASONS: Record<PolicyRule, string> = {
@@ -246,8 +276,9 @@ export function degradedCondition(decision: PolicyDecision, snapshot: MetricsSna
 function withConditions(prior: ModelDeploymentStatus, md: ResolvedModelDeployment, now: Date, drift: ConditionVerdict, degraded: ConditionVerdict): Condition[] {
   const generation = md.metadata.generation ?? 0;
   let conditions = prior.conditions ?? [];
-  conditions = setCondition(conditions, { type: ConditionType.DriftDetected, ...drift, observedGeneration: generation }, now);
-  conditions = setCondition(conditions, { type: ConditionType.Degraded, ...degraded, observedGeneration: generation }, now);
+  // The last guard: whatever built the message, the write must fit the CRD.
+  conditions = setCondition(conditions, { type: ConditionType.DriftDetected, ...drift, message: boundMessage(drift.message), observedGeneration: generation }, now);
+  conditions = setCondition(conditions, { type: ConditionType.Degraded, ...degraded, message: boundMessage(degraded.message), observedGeneration: generation }, now);
   return conditions;
 }
 
@@ -262,12 +293,15 @@ function unknownStatus(prior: ModelDeploymentStatus, md: ResolvedModelDeployment
  * DriftDetected, Degraded) are recomputed, every other field is kept. A window is evaluated once: while
  * the newest closed window is the one in lastMetrics, the policy does not advance.
  */
-export function monitoringStatus(md: ResolvedModelDeployment, scrapes: readonly PodScrape[], now: Date): ModelDeploymentStatus {
+export function monitoringStatus(md: ResolvedModelDeployment, podScrapes: readonly PodScrape[], now: Date): ModelDeploymentStatus {
   const prior = md.status ?? {};
-  if (scrapes.length === 0) return unknownStatus(prior, md, now, "no ready serving pod to read monitoring from");
+  if (podScrapes.length === 0) return unknownStatus(prior, md, now, "no ready serving pod to read monitoring from");
+  const scrapes = admitSummaries(md, podScrapes);
   const answered = scrapes.flatMap((s) => ("summary" in s ? [s.summary] : []));
-  if (answered.length === 0)
-    return unknownStatus(prior, md, now, `no sidecar answered: ${scrapes.map((s) => `${s.pod}: ${"error" in s ? s.error : "?"}`).join("; ")}`);
+  if (answered.length === 0) {
+    const head = "no sidecar answered: ";
+    return unknownStatus(prior, md, now, `${head}${joinWithin(scrapes.map((s) => `${s.pod}: ${"error" in s ? s.error : "?"}`), listBudget(head, ""))}`);
+  }
   const group = servingGroup(answered);
   const known = withServingVersion(prior, group, md);
   const evaluations = evaluateClosedWindows(group, md);

@@ -1,7 +1,8 @@
 // The monitoring reconciler: reads each ready serving pod's sidecar summary, merges them, evaluates the
 // policy, and writes lastMetrics, policy and the DriftDetected / Degraded conditions — every scrape interval.
 import type { V1Pod } from "@kubernetes/client-node";
-import { SUMMARY_FORMAT, type SidecarSummary } from "../../monitoring/summary.js";
+import type { SidecarSummary } from "../../monitoring/summary.js";
+import { parseSidecarSummary } from "../../monitoring/summary-schema.js";
 import type { ModelDeploymentStatus, ResolvedModelDeployment } from "../../api/index.js";
 import type { KubeObject } from "../../kube/client.js";
 import type { ObjectCache } from "../../kube/informer.js";
@@ -10,11 +11,17 @@ import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler } 
 import { MODEL_DEPLOYMENTS } from "../resources.js";
 import { goDurationMs, selectorLabels } from "../serving/desired-state.js";
 import type { ServingReconcilerOptions } from "../serving/reconciler.js";
-import { healthTransitionEvents, monitoringStatus, type PodScrape } from "./health.js";
+import { admitSummaries, healthTransitionEvents, monitoringStatus, type PodScrape } from "./health.js";
 
 /** A sidecar slower than this counts as a failed scrape: one hung pod must not hold the others' status back. */
 export const SCRAPE_TIMEOUT_MS = 3000;
 export const SUMMARY_PATH = "/v1/monitoring/summary";
+/**
+ * The most of one sidecar's summary the operator reads. A summary is a few hundred KiB for a model of tens of
+ * features (12 windows); whatever a client sends through a sidecar must never put more than this per pod on the
+ * operator's heap (160 MiB as deployed).
+ */
+export const DEFAULT_MAX_SUMMARY_BYTES = 8 * 1024 * 1024;
 
 export interface MonitoringCaches {
   modelDeployments: ObjectCache<ResolvedModelDeployment & KubeObject>;
@@ -25,6 +32,8 @@ export interface MonitoringCaches {
 export interface MonitoringReconcilerOptions extends Pick<ServingReconcilerOptions, "client" | "recorder" | "now" | "onStatusConflict"> {
   caches: MonitoringCaches;
   scrapeTimeoutMs?: number;
+  /** A summary larger than this is a failed scrape of that pod, read no further (default DEFAULT_MAX_SUMMARY_BYTES). */
+  maxSummaryBytes?: number;
 }
 
 /** A pod the Service would send traffic to: Ready=True, an IP, not terminating. */
@@ -51,24 +60,68 @@ export function slimPod(pod: V1Pod & KubeObject): V1Pod & KubeObject {
   };
 }
 
-/** Validates what a sidecar answered enough that merging cannot crash on it. */
+/** Validates what a sidecar answered (shape, bounds, profiles) so that merging cannot crash on it. */
 export function parseSummary(body: unknown): SidecarSummary {
-  const s = body as Partial<SidecarSummary> | null;
-  if (!s || typeof s !== "object") throw new Error("answer is not a JSON object");
-  if (s.format !== SUMMARY_FORMAT) throw new Error(`format is ${JSON.stringify(s.format)}, expected ${SUMMARY_FORMAT}`);
-  if (!Array.isArray(s.windows) || typeof s.version !== "string" || typeof s.model !== "string" || !s.totals)
-    throw new Error("summary lacks windows, model, version or totals");
-  return s as SidecarSummary;
+  return parseSidecarSummary(body);
 }
 
-export async function scrapeSidecar(podName: string, url: string, timeoutMs: number): Promise<PodScrape> {
+/** A body that would not fit under the cap; the rest of it is never read. */
+export class BodyTooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`summary exceeds the limit of ${limit} bytes; the rest was not read`);
+    this.name = "BodyTooLargeError";
+  }
+}
+
+/**
+ * Reads a response body as text, at most `limit` bytes: a Content-Length above it is refused before reading,
+ * and a body that streams past it is cancelled (the connection is dropped), so memory stays at `limit`.
+ */
+export async function readBodyCapped(res: Response, limit: number): Promise<string> {
+  const declared = Number(res.headers.get("content-length") ?? NaN);
+  if (Number.isFinite(declared) && declared > limit) {
+    await res.body?.cancel().catch(() => {});
+    throw new BodyTooLargeError(limit);
+  }
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw new BodyTooLargeError(limit);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, size).toString("utf8");
+}
+
+/** Scrape errors repeat input (schema paths name keys): one error stays short in logs and status. */
+const MAX_SCRAPE_ERROR_LENGTH = 512;
+
+export async function scrapeSidecar(podName: string, url: string, timeoutMs: number, maxBytes = DEFAULT_MAX_SUMMARY_BYTES): Promise<PodScrape> {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!res.ok) return { pod: podName, error: `GET ${url} answered ${res.status}` };
-    return { pod: podName, summary: parseSummary(await res.json()) };
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => {});
+      return { pod: podName, error: `GET ${url} answered ${res.status}` };
+    }
+    const text = await readBodyCapped(res, maxBytes);
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new Error("answer is not JSON");
+    }
+    return { pod: podName, summary: parseSummary(body) };
   } catch (err) {
     const why = err instanceof Error && err.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : err instanceof Error ? err.message : String(err);
-    return { pod: podName, error: `GET ${url}: ${why}` };
+    const error = `GET ${url}: ${why}`;
+    return { pod: podName, error: error.length <= MAX_SCRAPE_ERROR_LENGTH ? error : `${error.slice(0, MAX_SCRAPE_ERROR_LENGTH - 1)}…` };
   }
 }
 
@@ -84,9 +137,11 @@ export class MonitoringReconciler implements Reconciler {
     const pods = readyServingPods(this.opts.caches.pods.list(), md);
     const port = md.spec.serving.port;
     const timeout = this.opts.scrapeTimeoutMs ?? SCRAPE_TIMEOUT_MS;
-    const scrapes = await Promise.all(pods.map((p) => scrapeSidecar(p.metadata!.name!, `http://${hostForUrl(p.status!.podIP!)}:${port}${SUMMARY_PATH}`, timeout)));
+    const scraped = await Promise.all(pods.map((p) => scrapeSidecar(p.metadata!.name!, `http://${hostForUrl(p.status!.podIP!)}:${port}${SUMMARY_PATH}`, timeout, this.opts.maxSummaryBytes)));
+    // A pod whose summary is too big, malformed or does not merge is dropped alone; the others still make status.
+    const scrapes = admitSummaries(md, scraped);
     const failed = scrapes.filter((s) => "error" in s);
-    if (failed.length > 0) ctx.log.warn({ failed: failed.map((s) => ("error" in s ? s.error : "")), pods: pods.length }, "sidecar scrape failed");
+    if (failed.length > 0) ctx.log.warn({ failed: failed.map((s) => `${s.pod}: ${"error" in s ? s.error : ""}`), pods: pods.length }, "sidecar scrape failed");
     const now = this.opts.now?.() ?? new Date();
     // Transitions are judged against the object actually replaced (the cache may lag our previous write).
     let before: ModelDeploymentStatus | undefined = md.status;

@@ -9,7 +9,7 @@ import type { EventRecorder } from "../../kube/events.js";
 import type { ObjectCache } from "../../kube/informer.js";
 import { updateStatusWithRetry } from "../../kube/status.js";
 import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler } from "../controller.js";
-import { classifyReconcileError, StalledError } from "../reconcile-errors.js";
+import { classifyReconcileError, ReconcileError, StalledError } from "../reconcile-errors.js";
 import {
   CONFIG_MAPS,
   DEPLOYMENTS,
@@ -70,7 +70,9 @@ export class ServingReconciler implements Reconciler {
       ? Promise.resolve(undefined)
       : applyFinalizer(this.opts.client, MODEL_DEPLOYMENTS, md, SERVING_FINALIZER, true);
     const names = servingNames(req.name);
-    const cachedDeployment = this.opts.caches.deployments.get(`${req.namespace}/${names.deployment}`);
+    const cached = this.opts.caches.deployments.get(`${req.namespace}/${names.deployment}`);
+    // Someone else's Deployment of that name (labelled like ours) must not feed our status.
+    const cachedDeployment = cached && controlledBy(cached, md) ? cached : undefined;
     let deployment: V1Deployment | undefined = cachedDeployment;
     try {
       const [withFinalizer, applied] = await Promise.all([
@@ -113,26 +115,70 @@ export class ServingReconciler implements Reconciler {
     const ns = md.metadata.namespace!;
     const desired = desiredServingObjects(md, { defaultImage: this.opts.defaultImage });
     const names = servingNames(md.metadata.name!);
+    const cachedConfigMap = this.opts.caches.configMaps.get(`${ns}/${names.configMap}`);
+    const cachedService = this.opts.caches.services.get(`${ns}/${names.service}`);
+    const deploymentCached = this.opts.caches.deployments.get(`${ns}/${names.deployment}`);
+    // All three are checked before any is applied, so a conflict on one leaves the others untouched too.
+    const [configMapUid, serviceUid, deploymentUid] = await Promise.all([
+      this.controlledUid(CONFIG_MAPS, md, desired.configMap, cachedConfigMap),
+      this.controlledUid(SERVICES, md, desired.service, cachedService),
+      this.controlledUid(DEPLOYMENTS, md, desired.deployment, deploymentCached),
+    ]);
     const [, , deployment] = await Promise.all([
-      this.applyIfChanged(CONFIG_MAPS, desired.configMap, this.opts.caches.configMaps.get(`${ns}/${names.configMap}`), ctx),
-      this.applyIfChanged(SERVICES, desired.service, this.opts.caches.services.get(`${ns}/${names.service}`), ctx),
-      this.applyIfChanged(DEPLOYMENTS, desired.deployment, cachedDeployment, ctx),
+      this.applyIfChanged(CONFIG_MAPS, desired.configMap, cachedConfigMap, configMapUid, ctx),
+      this.applyIfChanged(SERVICES, desired.service, cachedService, serviceUid, ctx),
+      this.applyIfChanged(DEPLOYMENTS, desired.deployment, cachedDeployment, deploymentUid, ctx),
     ]);
     this.recordServingChanges(md, cachedDeployment, desired.deployment);
     return deployment;
+  }
+
+  /**
+   * The uid of the existing object named like `desired` when this ModelDeployment controls it, undefined
+   * when none exists; a StalledError (NameConflict) when one exists that we do not control. A forced apply
+   * would otherwise take over anyone's Service of that name (our selector, our owner reference, and later
+   * garbage collection with the ModelDeployment): as controller-runtime's controllerutil, we never adopt.
+   * The caches hold only objects labelled as ours, so a miss is asked of the API server.
+   */
+  private async controlledUid(resource: typeof DEPLOYMENTS, md: ResolvedModelDeployment & KubeObject, desired: KubeObject, cached: KubeObject | undefined): Promise<string | undefined> {
+    const ns = md.metadata.namespace!;
+    const name = desired.metadata!.name!;
+    let existing = cached;
+    if (!existing) {
+      try {
+        existing = await this.opts.client.get<KubeObject>(resourcePath(resource, ns, name));
+      } catch (err) {
+        if (err instanceof KubeApiError && err.notFound) return undefined;
+        throw err;
+      }
+    }
+    if (controlledBy(existing, md)) return existing.metadata!.uid;
+    throw new StalledError(ConditionReason.NameConflict, nameConflictMessage(desired.kind!, ns, name, existing, md.metadata.name!));
   }
 
   private async applyIfChanged<T extends KubeObject>(
     resource: typeof DEPLOYMENTS,
     desired: T,
     cached: T | undefined,
+    /** The uid of the object we checked we control (undefined: none existed, the apply creates it). */
+    controlledUid: string | undefined,
     ctx: ReconcileContext,
   ): Promise<T | undefined> {
     const id = `${desired.kind} ${desired.metadata?.namespace}/${desired.metadata?.name}`;
     const hash = desired.metadata?.annotations?.[ANNOTATION_APPLIED_HASH];
     const last = this.appliedAt.get(id);
     if (cached && cached.metadata?.annotations?.[ANNOTATION_APPLIED_HASH] === hash && last !== undefined && Date.now() - last < REAPPLY_AFTER_MS) return cached;
-    const applied = await serverSideApply(this.opts.client, resource, desired);
+    // metadata.uid is a precondition: should the object be replaced by someone else's since we checked, the
+    // API server refuses the apply (422, uid is immutable) instead of taking the newcomer over.
+    const body = controlledUid ? { ...desired, metadata: { ...desired.metadata, uid: controlledUid } } : desired;
+    let applied: T;
+    try {
+      applied = await serverSideApply(this.opts.client, resource, body);
+    } catch (err) {
+      if (controlledUid && err instanceof KubeApiError && (err.status === 422 || err.status === 409) && /uid/i.test(err.message))
+        throw new ReconcileError(ConditionReason.NameConflict, `${id} was replaced by another object while being applied; checking who controls it again`);
+      throw err;
+    }
     this.appliedAt.set(id, Date.now());
     ctx.log.debug({ object: id }, "applied");
     return applied;
@@ -184,12 +230,16 @@ export class ServingReconciler implements Reconciler {
       [SERVICES, this.opts.caches.services],
       [CONFIG_MAPS, this.opts.caches.configMaps],
     ];
+    const ourNames = new Set(Object.values(servingNames(name)));
+    // Only our names, labelled as ours and controlled by nobody: what we made and lost track of, never
+    // an object someone else controls or merely labelled.
     for (const [resource, cache] of caches)
       for (const obj of cache.list())
         if (
           obj.metadata?.namespace === ns &&
+          ourNames.has(obj.metadata.name!) &&
           obj.metadata.labels?.[LABEL_MODEL_DEPLOYMENT] === name &&
-          !obj.metadata.ownerReferences?.some((o) => o.uid === md.metadata.uid)
+          !obj.metadata.ownerReferences?.some((o) => o.controller)
         )
           orphans.push([resource, obj]);
     for (const [resource, obj] of orphans) {
@@ -215,6 +265,26 @@ export class ServingReconciler implements Reconciler {
     ])
       this.appliedAt.delete(`${kind} ${namespace}/${n}`);
   }
+}
+
+/** True when `md` (this incarnation: uid, not just name) is the object's controller. */
+function controlledBy(obj: KubeObject, md: KubeObject): boolean {
+  return obj.metadata?.ownerReferences?.some((o) => o.controller && o.uid === md.metadata?.uid) ?? false;
+}
+
+function nameConflictMessage(kind: string, ns: string, name: string, existing: KubeObject, mdName: string): string {
+  const controller = existing.metadata?.ownerReferences?.find((o) => o.controller);
+  const who = controller
+    ? controller.kind === "ModelDeployment" && controller.name === mdName
+      ? `controlled by an earlier ModelDeployment ${mdName} (uid ${controller.uid}) that is being deleted`
+      : `controlled by ${controller.kind} ${controller.name}`
+    : existing.metadata?.labels?.[LABEL_MODEL_DEPLOYMENT] === mdName
+      ? "labelled for it but controlled by nothing (orphaned by `kubectl delete --cascade=orphan`, or its owner reference was removed)"
+      : "not created by this ModelDeployment";
+  return (
+    `${kind} ${ns}/${name} already exists and is ${who}; Ballast does not take over objects it does not control, and changed nothing. ` +
+    `Give the ModelDeployment another name, or delete the ${kind} if nothing else needs it (Ballast then creates its own)`
+  );
 }
 
 /** The parts of the pod template we set that make a new revision: the config hash and each container's image and args. */

@@ -2,7 +2,7 @@
 // wrong at `kubectl apply` time, before anything reaches the operator.
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse } from "yaml";
+import { parse, parseAllDocuments, stringify } from "yaml";
 import { applyModelDeploymentDefaults, type ModelDeployment } from "../../../src/api/index.js";
 import { ensureNamespace, installCrds, kubectl, kubectlOk } from "./kubectl.js";
 
@@ -104,6 +104,27 @@ const invalidCases: InvalidCase[] = [
   { what: "unknown promotion mode", field: "spec.promotion.mode", mutate: (s) => (s.promotion.mode = "yolo") },
   { what: "approved version in auto mode", field: "spec.promotion.approvedVersion", mutate: (s) => (s.promotion.approvedVersion = "v2") },
   { what: "name too long for the derived Service and Job names", field: "metadata.name", mutate: (_s, m) => (m.name = "w".repeat(50)) },
+  // ".." would resolve outside the claim's mount root once joined onto it (issue 10, item 11).
+  { what: "store path climbing out of its claim", field: "spec.model.storageUri", mutate: (s) => (s.model.storageUri = "pvc://models/../../etc/x") },
+  { what: "file:// store path with a .. segment", field: "spec.model.storageUri", mutate: (s) => (s.model.storageUri = "file:///srv/models/../../etc") },
+  {
+    what: "reference profile outside its claim",
+    field: "spec.monitoring.reference.uri",
+    mutate: (s) => (s.monitoring.reference = { uri: "pvc://models/../../etc/passwd" }),
+  },
+  {
+    what: "training data outside its claim",
+    field: "spec.retraining.data.sources[0].uri",
+    mutate: (s) => (s.retraining.data = { sources: [{ uri: "pvc://data/weather/../../../root/x.csv" }] }),
+  },
+  // The store refuses these names; the API server must too, or the serving pods crash-loop.
+  { what: "pinned version in upper case", field: "spec.model.version", mutate: (s) => (s.model.version = "V2") },
+  { what: "pinned version ending in a dash", field: "spec.model.version", mutate: (s) => (s.model.version = "v2-") },
+  {
+    what: "approved version in upper case",
+    field: "spec.promotion.approvedVersion",
+    mutate: (s) => (s.promotion = { ...s.promotion, mode: "manual", approvedVersion: "Prod" }),
+  },
 ];
 
 describe("ModelDeployment validation by the API server", () => {
@@ -156,5 +177,77 @@ describe("ModelDeployment validation by the API server", () => {
   it("explains fields with their descriptions (kubectl explain)", () => {
     const out = kubectlOk(["explain", "modeldeployment.spec.policy.cooldown"]);
     expect(out).toContain("Minimum time between two retrainings");
+  });
+
+  describe("with the image allow-list policy of examples/image-allowlist-policy.yaml", () => {
+    // The example as shipped, but bound to this suite's namespace only (the cluster is shared) and with its
+    // parameters here too.
+    type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const docs = parseAllDocuments(readFileSync(`${repoRoot}/examples/image-allowlist-policy.yaml`, "utf8")).map((d) => d.toJSON() as Doc);
+    const params = docs.find((d) => d.kind === "ConfigMap")!;
+    const policy = docs.find((d) => d.kind === "ValidatingAdmissionPolicy")!;
+    const binding = docs.find((d) => d.kind === "ValidatingAdmissionPolicyBinding")!;
+    params.metadata.namespace = namespace;
+    policy.metadata.name = binding.spec.policyName = binding.metadata.name = "ballast-image-allowlist-test";
+    binding.spec.paramRef.namespace = namespace;
+    binding.spec.matchResources = { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } } };
+    const withImages = (serving?: string, retraining?: string) => (s: Loose) => {
+      if (serving) s.serving.image = serving;
+      if (retraining) s.retraining.image = retraining;
+    };
+    const allowed = "ghcr.io/ballast-dev/ballast:0.1.0";
+
+    beforeAll(async () => {
+      // Created before the policy exists, with an image it does not allow.
+      kubectl(["delete", "modeldeployment", "legacy", "-n", namespace, "--ignore-not-found", "--wait=true"]);
+      kubectlOk(["create", "-f", "-"], manifest("legacy", withImages("quay.io/someone/old:1")));
+      kubectlOk(["apply", "--server-side", "-f", "-"], docs.map((d) => stringify(d)).join("---\n"));
+      // The API server picks a new binding up from its informer within a moment.
+      const deadline = Date.now() + 30_000;
+      while (kubectl(["create", "--dry-run=server", "-f", "-"], manifest("probe", withImages("docker.io/evil/miner:latest"))).status === 0) {
+        if (Date.now() > deadline) throw new Error("the ValidatingAdmissionPolicy never took effect");
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }, 60_000);
+
+    afterAll(() => {
+      kubectl(["delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", "ballast-image-allowlist-test", "--ignore-not-found"]);
+      kubectl(["delete", "configmap", params.metadata.name, "-n", namespace, "--ignore-not-found"]);
+    });
+
+    it("refuses a serving or retraining image outside the allow-list, naming the field and the allow-list", () => {
+      const evil = "docker.io/evil/miner:latest";
+      const lookalike = "ghcr.io/ballast-dev/ballast-evil:1";
+      for (const [what, mutate, message] of [
+        ["serving", withImages(evil), `spec.serving.image: ${evil} is not allowed`],
+        ["retraining", withImages(undefined, evil), `spec.retraining.image: ${evil} is not allowed`],
+        ["lookalike", withImages(lookalike), `spec.serving.image: ${lookalike} is not allowed`],
+      ] as const) {
+        const res = kubectl(["create", "-f", "-"], manifest(`image-${what}`, mutate));
+        expect(res.status, what).not.toBe(0);
+        expect(res.stderr).toContain(message);
+        expect(res.stderr).toContain(`ConfigMap ${namespace}/ballast-image-allowlist`);
+      }
+    });
+
+    it("admits allowed images and the operator's default (no image)", () => {
+      for (const [name, mutate] of [
+        ["image-allowed", withImages(allowed, allowed)],
+        ["image-default", () => {}],
+      ] as const) {
+        kubectl(["delete", "modeldeployment", name, "-n", namespace, "--ignore-not-found", "--wait=true"]);
+        kubectlOk(["create", "-f", "-"], manifest(name, mutate));
+      }
+    });
+
+    it("lets an older ModelDeployment with a disallowed image be updated and deleted, but not given another disallowed image", () => {
+      kubectlOk(["label", "modeldeployment", "legacy", "-n", namespace, "team=ml"]);
+      kubectlOk(["patch", "modeldeployment", "legacy", "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":["ballast.dev/serving-cleanup"]}}']);
+      const res = kubectl(["patch", "modeldeployment", "legacy", "-n", namespace, "--type=merge", "-p", '{"spec":{"serving":{"image":"quay.io/someone/new:2"}}}']);
+      expect(res.status).not.toBe(0);
+      expect(res.stderr).toContain("spec.serving.image: quay.io/someone/new:2 is not allowed");
+      kubectlOk(["delete", "modeldeployment", "legacy", "-n", namespace, "--wait=false"]);
+      kubectlOk(["patch", "modeldeployment", "legacy", "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}']);
+    });
   });
 });

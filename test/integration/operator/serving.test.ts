@@ -48,7 +48,7 @@ describe("ballast operator: serving a ModelDeployment", () => {
     expect(operator.logLines().find((l) => l.msg === "operator starting")?.user).toBe(OPERATOR_USER);
     for (const [verb, resource] of [
       ["patch", "deployments.apps"],
-      ["patch", "modeldeployments.ballast.dev/status"],
+      ["update", "modeldeployments.ballast.dev/status"],
       ["create", "events.events.k8s.io"],
       ["get", "persistentvolumeclaims"],
     ] as const)

@@ -87,6 +87,16 @@ describe("ballast serve: Open Inference Protocol v2", () => {
     expect(res.headers.get("inference-request-id")).toBe("from-header");
   });
 
+  it("answers with an id of its own when the body's id is not a valid request id (non-ASCII, over 128 characters)", async () => {
+    // (16 KiB ids are tested through the sidecar; this server takes bodies of at most 8 KiB.)
+    for (const id of ["天気-42", "x".repeat(6000)]) {
+      const res = await postJson(infer(), inferBody(fx.seattleHoldout.slice(0, 1), id));
+      expect(res.status).toBe(200);
+      expect((res.body as { id: string }).id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(res.headers.get("inference-request-id")).toBe((res.body as { id: string }).id);
+    }
+  });
+
   it("accepts null as a missing value and fills it as training did", async () => {
     const res = await postJson(infer(), { instances: [{ precipitation: null, temp_max: 12, temp_min: null, wind: 3 }] });
     expect(res.status).toBe(200);
@@ -162,6 +172,21 @@ describe("ballast serve: bad requests", () => {
     const body = (await res.json()) as { error: string };
     expect(Object.keys(body)).toEqual(["error"]);
     expect(body.error).toContain(c.error);
+  });
+
+  it("answers 413 to a body declared over --max-body-bytes and closes the connection instead of reading the rest", async () => {
+    const socket = net.connect(server.port, "127.0.0.1");
+    let response = "";
+    socket.on("data", (c) => (response += c.toString()));
+    const closed = new Promise<boolean>((resolve) => {
+      socket.once("close", () => resolve(true));
+      setTimeout(() => resolve(false), 5000);
+    });
+    socket.write(`POST /v2/models/weather/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1048576\r\n\r\n{"inputs": [`);
+    expect(await closed).toBe(true);
+    socket.destroy();
+    expect(response).toMatch(/^HTTP\/1.1 413 /);
+    expect(response).toMatch(/\r\nconnection: close\r\n/i);
   });
 
   it("is still live and predicting after all of them", async () => {

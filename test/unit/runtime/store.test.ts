@@ -3,11 +3,13 @@ import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { buildModelDeploymentCrd } from "../../../src/api/index.js";
 import { loadBackend } from "../../../src/runtime/backend.js";
 import { loadModel, serializeModel } from "../../../src/runtime/model-files.js";
 import {
   FileModelStore,
   INDEX_FILE,
+  checkName,
   METADATA_FILE,
   StoreError,
   nextVersionName,
@@ -38,6 +40,41 @@ describe("store URIs", () => {
     expect(resolveStorePath("models")).toBe(path.resolve("models"));
     expect(() => resolveStorePath("s3://bucket/models")).toThrow(/store: "s3:\/\/bucket\/models" must be pvc:\/\//);
     expect(() => openStore("s3://bucket")).toThrow(StoreError);
+  });
+});
+
+describe("store paths stay inside the store", () => {
+  it("refuses a pvc:// path that climbs out of the claim's mount root", () => {
+    for (const uri of ["pvc://claim/../../etc/x", "pvc://claim/..", "pvc://claim/a/../../other-claim"])
+      expect(() => resolveStorePath(uri, { pvcMountRoot: "/mnt/models" }), uri).toThrow(StoreError);
+    expect(resolveStorePath("pvc://claim//team/a", { pvcMountRoot: "/mnt/models" })).toBe("/mnt/models/claim/team/a");
+    expect(resolveStorePath("pvc://claim/a..b", { pvcMountRoot: "/mnt/models" })).toBe("/mnt/models/claim/a..b");
+  });
+});
+
+describe("version names", () => {
+  interface Node {
+    properties?: Record<string, Node>;
+    pattern?: string;
+  }
+  const spec = (buildModelDeploymentCrd() as { spec: { versions: { schema: { openAPIV3Schema: Node } }[] } }).spec.versions[0]!.schema.openAPIV3Schema.properties!.spec!;
+  const crdPatterns = {
+    "spec.model.version": spec.properties!.model!.properties!.version!.pattern!,
+    "spec.promotion.approvedVersion": spec.properties!.promotion!.properties!.approvedVersion!.pattern!,
+  };
+  const accepts = (name: string) => {
+    try {
+      checkName("version", name);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  // A version the API server accepts but the store refuses crash-loops the serving pods.
+  it.each(Object.entries(crdPatterns))("the store accepts exactly what the CRD's %s accepts", (_field, pattern) => {
+    for (const name of ["v1", "r3-a1b2c3", "2026.01.02", "V2", "Prod", "v2-", "-v2", "v_2", "a".repeat(63), "a".repeat(64), "v2/..", "", "."])
+      expect({ name, crd: new RegExp(pattern).test(name) }).toEqual({ name, crd: accepts(name) });
   });
 });
 

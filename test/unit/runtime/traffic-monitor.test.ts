@@ -38,7 +38,7 @@ function exchange(id: string, xs: number[], labels: string[], ts: number): Captu
   };
 }
 
-async function monitorAt(clock: { now: number }, options: { windowRows?: number; windowMs?: number; windowsKept?: number; maxTracked?: number } = {}, dir = tempDir()) {
+async function monitorAt(clock: { now: number }, options: { windowRows?: number; windowMs?: number; windowsKept?: number; maxTracked?: number; maxTrackedBytes?: number } = {}, dir = tempDir()) {
   const log = await RequestLog.open(dir, { model: "m", version: "v1", task: "classification", label: "y", features: ["x"] });
   const monitor = new TrafficMonitor({
     meta,
@@ -46,6 +46,7 @@ async function monitorAt(clock: { now: number }, options: { windowRows?: number;
     windowMs: options.windowMs ?? 0,
     windowsKept: options.windowsKept ?? 12,
     maxTracked: options.maxTracked ?? 1000,
+    ...(options.maxTrackedBytes !== undefined ? { maxTrackedBytes: options.maxTrackedBytes } : {}),
     pod: "p",
     log,
     now: () => clock.now,
@@ -114,5 +115,35 @@ describe("TrafficMonitor feedback", () => {
     expect(await second.monitor.applyFeedback({ id: "r1", row: 0, label: "a" })).toEqual({ accepted: 1 });
     expect(await second.monitor.applyFeedback({ id: "r2", label: "b" })).toEqual({ accepted: 1 });
     await second.log.close();
+  });
+});
+
+describe("TrafficMonitor request ids", () => {
+  it("bounds the feedback index by bytes too: big batches push out the oldest ids long before maxTracked", async () => {
+    const clock = { now: T0 };
+    const { monitor, log } = await monitorAt(clock, { maxTracked: 1000, maxTrackedBytes: 64 * 1024 });
+    const rows = Array.from({ length: 500 }, (_, i) => i / 500);
+    for (let i = 0; i < 20; i++) monitor.enqueue(exchange(`big-${i}`, rows, rows.map(() => "a"), T0 + i));
+    monitor.drain();
+    expect(monitor.trackedRequests).toBeLessThan(20);
+    expect(monitor.trackedRequestBytes).toBeLessThanOrEqual(64 * 1024);
+    await expect(monitor.applyFeedback({ id: "big-0", row: 0, label: "a" })).rejects.toMatchObject({ status: 404, reason: "unknown-id" });
+    expect(await monitor.applyFeedback({ id: "big-19", row: 0, label: "a" })).toEqual({ accepted: 1 });
+    await log.close();
+  });
+
+  it("refuses to claim an id that is in flight or tracked, and frees it when its request is not recorded", async () => {
+    const clock = { now: T0 };
+    const { monitor, log } = await monitorAt(clock);
+    expect(monitor.claimRequestId("r1")).toBe(true);
+    expect(monitor.claimRequestId("r1")).toBe(false);
+    monitor.enqueue({ ...exchange("r1", [0.1], ["a"], T0), id: "r1" });
+    monitor.drain();
+    expect(monitor.claimRequestId("r1")).toBe(false);
+
+    expect(monitor.claimRequestId("r2")).toBe(true);
+    monitor.releaseRequestId("r2"); // e.g. the model server answered 400
+    expect(monitor.claimRequestId("r2")).toBe(true);
+    await log.close();
   });
 });

@@ -46,13 +46,14 @@ describe("ballast operator: serving a ModelDeployment", () => {
 
   it("runs as the operator's ServiceAccount, which may do what deploy/ grants and nothing more", async () => {
     expect(operator.logLines().find((l) => l.msg === "operator starting")?.user).toBe(OPERATOR_USER);
-    for (const [verb, resource] of [
+    // `resource/name` would name an object called "status": the subresource needs --subresource.
+    for (const args of [
       ["patch", "deployments.apps"],
-      ["update", "modeldeployments.ballast.dev/status"],
+      ["update", "modeldeployments.ballast.dev", "--subresource=status"],
       ["create", "events.events.k8s.io"],
       ["get", "persistentvolumeclaims"],
-    ] as const)
-      expect((await kubectl(["auth", "can-i", verb, resource, "-n", ns.name, "--as", OPERATOR_USER])).stdout.trim()).toBe("yes");
+    ])
+      expect((await kubectl(["auth", "can-i", ...args, "-n", ns.name, "--as", OPERATOR_USER])).stdout.trim()).toBe("yes");
     expect((await kubectl(["auth", "can-i", "delete", "modeldeployments.ballast.dev", "-n", ns.name, "--as", OPERATOR_USER])).stdout.trim()).toBe("no");
     expect((await kubectl(["auth", "can-i", "get", "secrets", "-n", ns.name, "--as", OPERATOR_USER])).stdout.trim()).toBe("no");
   });

@@ -9,6 +9,7 @@ import { registerServe } from "./serve.js";
 import { registerSidecar } from "./sidecar.js";
 import { registerDrift } from "./drift.js";
 import { registerDemo } from "./demo.js";
+import { registerHistory } from "./history.js";
 
 export function buildProgram(): Command {
   const program = new Command("ballast")
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerSidecar(program);
   registerDrift(program);
   registerDemo(program);
+  registerHistory(program);
   return program;
 }
 

@@ -1,0 +1,75 @@
+// `ballast history` tells a model's story from status, Events and Jobs: these are the rules of that story.
+import { describe, expect, it } from "vitest";
+import type { ModelDeployment } from "../../../src/api/v1alpha1.js";
+import { buildStory, formatStory, sparkline } from "../../../src/cli/history-view.js";
+import { PROMOTED_STATUS } from "../../support/model-story.js";
+
+const md: ModelDeployment = {
+  apiVersion: "ballast.dev/v1alpha1",
+  kind: "ModelDeployment",
+  metadata: { name: "penguins", namespace: "demo", uid: "u1" },
+  spec: { model: { name: "penguins", storageUri: "pvc://models/penguins" } } as ModelDeployment["spec"],
+  status: PROMOTED_STATUS,
+};
+
+describe("the story of a model", () => {
+  const events = [
+    { type: "Normal", reason: "RetrainingStarted", message: "accuracy 0.45 < 0.8 for 3 windows", series: { count: 1, lastObservedTime: "2026-12-05T10:02:30Z" } },
+    // Said by status.history with its numbers already: not repeated.
+    { type: "Normal", reason: "Promoted", message: "promoted v2", eventTime: "2026-12-05T10:03:01Z" },
+    { type: "Warning", reason: "ScrapeFailed", message: "pod x: timeout", count: 4, lastTimestamp: "2026-12-05T10:01:30Z" },
+  ];
+  const jobs = [
+    {
+      metadata: { name: "penguins-retrain-1" },
+      status: {
+        startTime: "2026-12-05T10:02:31Z",
+        completionTime: "2026-12-05T10:02:59Z",
+        succeeded: 1,
+        conditions: [{ type: "Complete", status: "True" }],
+      },
+    },
+  ];
+  const story = buildStory(md, events, jobs);
+
+  it("puts history entries and Events on one timeline, oldest first, without saying a step twice", () => {
+    expect(story.steps.map((s) => s.what)).toEqual(["Served", "ScrapeFailed", "RetrainingStarted", "Retrained", "Promoted"]);
+    expect(story.steps.find((s) => s.what === "ScrapeFailed")).toMatchObject({ warning: true, count: 4 });
+  });
+
+  it("lists each version once with the last thing that happened to it", () => {
+    expect(story.versions).toEqual([
+      { version: "v1", firstSeen: "2026-12-05T10:00:00Z", last: "Served" },
+      { version: "v2", firstSeen: "2026-12-05T10:03:00Z", last: "Promoted" },
+    ]);
+  });
+
+  it("gives each Job its state and duration", () => {
+    expect(story.jobs).toEqual([
+      { name: "penguins-retrain-1", state: "Complete", started: "2026-12-05T10:02:31Z", finished: "2026-12-05T10:02:59Z", durationSeconds: 28 },
+    ]);
+  });
+
+  it("prints the gate numbers, the windows and a chart of accuracy and drift", () => {
+    const text = formatStory(story);
+    expect(text).toContain("ModelDeployment demo/penguins (model penguins): serving v2, previous v1");
+    expect(text).toContain("accuracy 0.938 vs 0.563 on 16 rows");
+    expect(text).toMatch(/v2 \(from v1\)\s+0\.938/);
+    expect(text).toContain("penguins-retrain-1  Complete");
+    expect(text).toContain("accuracy    █▄·");
+    expect(text).toContain("drift share ▁▇·");
+  });
+
+  it("says when there is nothing yet instead of printing empty tables", () => {
+    const empty = formatStory(buildStory({ ...md, status: {} }, [], []));
+    expect(empty).toContain("(nothing yet)");
+    expect(empty).toContain("(no window judged yet)");
+    expect(empty).toContain("serving -");
+  });
+});
+
+describe("sparkline", () => {
+  it("maps 0..1 onto eight bars and clamps what is outside", () => {
+    expect(sparkline([0, 0.5, 0.99, 1, -3, 7, undefined, Number.NaN])).toBe("▁▅██▁█··");
+  });
+});

@@ -5,6 +5,7 @@ import {
   ConditionType,
   defaultAccuracyMetric,
   findCondition,
+  parseDurationMs,
   setCondition,
   type Condition,
   type MetricsSnapshot,
@@ -29,7 +30,6 @@ import {
 } from "../../monitoring/index.js";
 import { mergeSummaries, type SidecarSummary, type WindowSummary } from "../../monitoring/summary.js";
 import { summaryConflict } from "../../monitoring/summary-schema.js";
-import { goDurationMs } from "../serving/desired-state.js";
 import { boundFeatureNames, boundMessage, joinWithin, MAX_CONDITION_MESSAGE_LENGTH } from "./messages.js";
 
 /** What one ready serving pod's sidecar answered: its summary, or why there is none. */
@@ -89,7 +89,7 @@ export function policyConfig(md: ResolvedModelDeployment): PolicyConfig {
   return {
     minSamples: p.minSamples,
     consecutiveWindows: p.consecutiveWindows,
-    cooldownMs: goDurationMs(p.cooldown),
+    cooldownMs: parseDurationMs(p.cooldown),
     triggerOn: p.triggerOn,
     minLabelledSamples: p.minLabelledSamples,
     datasetDrift: true,

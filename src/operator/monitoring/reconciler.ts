@@ -3,14 +3,14 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import type { SidecarSummary } from "../../monitoring/summary.js";
 import { parseSidecarSummary } from "../../monitoring/summary-schema.js";
-import type { ModelDeploymentStatus, ResolvedModelDeployment } from "../../api/index.js";
-import type { KubeObject } from "../../kube/client.js";
+import { parseDurationMs, type ModelDeploymentStatus, type ResolvedModelDeployment } from "../../api/index.js";
+import type { KubeClient, KubeObject } from "../../kube/client.js";
+import type { EventRecorder } from "../../kube/events.js";
 import type { ObjectCache } from "../../kube/informer.js";
 import { updateStatusWithRetry } from "../../kube/status.js";
 import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler } from "../controller.js";
 import { MODEL_DEPLOYMENTS } from "../resources.js";
-import { goDurationMs, selectorLabels } from "../serving/desired-state.js";
-import type { ServingReconcilerOptions } from "../serving/reconciler.js";
+import { selectorLabels } from "../serving/desired-state.js";
 import { admitSummaries, healthTransitionEvents, monitoringStatus, type PodScrape } from "./health.js";
 
 /** A sidecar slower than this counts as a failed scrape: one hung pod must not hold the others' status back. */
@@ -28,9 +28,12 @@ export interface MonitoringCaches {
   pods: ObjectCache<V1Pod & KubeObject>;
 }
 
-/** The same client, recorder, clock and conflict counter as the serving reconciler; its own caches. */
-export interface MonitoringReconcilerOptions extends Pick<ServingReconcilerOptions, "client" | "recorder" | "now" | "onStatusConflict"> {
+export interface MonitoringReconcilerOptions {
+  client: KubeClient;
   caches: MonitoringCaches;
+  recorder: EventRecorder;
+  now?: () => Date;
+  onStatusConflict?: () => void;
   scrapeTimeoutMs?: number;
   /** A summary larger than this is a failed scrape of that pod, read no further (default DEFAULT_MAX_SUMMARY_BYTES). */
   maxSummaryBytes?: number;
@@ -131,7 +134,7 @@ export class MonitoringReconciler implements Reconciler {
   async reconcile(req: ReconcileRequest, ctx: ReconcileContext): Promise<ReconcileResult> {
     const md = this.opts.caches.modelDeployments.get(`${req.namespace}/${req.name}`);
     if (!md || md.metadata.deletionTimestamp) return {};
-    const interval = Math.max(1000, goDurationMs(md.spec.monitoring.scrapeInterval));
+    const interval = Math.max(1000, parseDurationMs(md.spec.monitoring.scrapeInterval));
     // The serving reconciler writes the first status; racing it for a just-created object only makes conflicts.
     if (md.status?.observedGeneration === undefined) return { requeueAfterMs: interval };
     const pods = readyServingPods(this.opts.caches.pods.list(), md);

@@ -11,6 +11,8 @@ import {
   parseDurationMs,
   setCondition,
   type Condition,
+  type ConditionReasonName,
+  type ConditionTypeName,
   type HistoryEntry,
   type LoopPhase,
   type LoopStatus,
@@ -150,7 +152,7 @@ class Step {
     this.history = appendHistory(this.history, { time: this.now, ...entry });
   }
 
-  condition(type: string, status: Condition["status"], reason: string, message: string): void {
+  condition(type: ConditionTypeName, status: Condition["status"], reason: ConditionReasonName, message: string): void {
     this.conditions = setCondition(this.conditions, { type, status, reason, message: message.slice(0, 32768), observedGeneration: this.generation }, this.obs.now);
   }
 
@@ -170,7 +172,7 @@ class Step {
     this.enter("Stable", `${reason}: ${message}; no retraining before ${this.loop.backoffUntil} (cooldown doubled after ${failures} failed attempt${failures > 1 ? "s" : ""})`);
   }
 
-  halt(reason: string, message: string): void {
+  halt(reason: ConditionReasonName, message: string): void {
     this.enter("Halted", `${message}; change the spec or annotate ${ANNOTATION_RESUME}=<new value> to resume`);
     this.loop.haltedGeneration = this.generation;
     this.condition(ConditionType.LoopHalted, "True", reason, this.loop.message);
@@ -325,7 +327,7 @@ function stable(step: Step): void {
   const starts = startsInPeriod(step.loop, md, obs.now);
   const degraded = findCondition(s.conditions, ConditionType.Degraded);
   const why = degraded?.status === "True" ? `${degraded.reason}: ${degraded.message}` : `policy violated at ${trigger}`;
-  const refuse = (reason: string, message: string) => {
+  const refuse = (reason: ConditionReasonName, message: string) => {
     step.loop.lastHandledTrigger = trigger;
     step.condition(ConditionType.Retraining, "False", reason, message);
     step.event("Warning", reason, message, "Retrain");

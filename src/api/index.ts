@@ -8,4 +8,5 @@ export * from "./crd.js";
 export type { CelRule, Resolved } from "./schema-kit.js";
 export * from "./kstatus.js";
 export * from "./reference.js";
+export * from "./sidecar-paths.js";
 export * from "./train-result.js";

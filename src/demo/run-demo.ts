@@ -5,7 +5,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from "node
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { V1Job, V1Pod, V1Service } from "@kubernetes/client-node";
-import type { ModelDeployment, ResolvedModelDeployment } from "../api/index.js";
+import { SIDECAR_PATHS, type ModelDeployment, type ResolvedModelDeployment } from "../api/index.js";
 import { clusterDown, clusterUp } from "../devcluster/cluster.js";
 import { isAlive } from "../devcluster/processes.js";
 import { readState, type ClusterState } from "../devcluster/state.js";
@@ -361,10 +361,10 @@ async function trafficAndMonitoring(s: Session, version: string, windowRows: num
       });
       narrator.say(
         `${phase.title} (${phase.note}): POST ${serviceUrl}/v2/models/${model}/infer × ${sent.requests} (${sent.rows} days, ${ROWS_PER_REQUEST} per request); ` +
-          `the answers were right for ${sent.correct} (${fmt(sent.correct / sent.rows)}); POST /v1/feedback after each answer accepted ${sent.feedbackAccepted} true labels`,
+          `the answers were right for ${sent.correct} (${fmt(sent.correct / sent.rows)}); POST ${SIDECAR_PATHS.feedback} after each answer accepted ${sent.feedbackAccepted} true labels`,
       );
     }
-    narrator.command(`curl ${sidecarUrl}/v1/monitoring/summary`);
+    narrator.command(`curl ${sidecarUrl}${SIDECAR_PATHS.summary}`);
     const summary = await fetchSummary(sidecarUrl);
     if (summary.version !== version) throw new Error(`the sidecar monitors ${summary.model} ${summary.version}, but the Job wrote ${version}`);
     const windows = summary.windows.filter((w) => w.closed && w.rows > 0);
@@ -492,7 +492,7 @@ function printWhereToLook(s: Session | undefined): void {
   narrator.plain("  kubectl get md penguins -o yaml             # status.loop, lastRetraining (with the gate), history");
   narrator.plain("  kubectl get deploy,svc,pods,jobs,pvc -o wide");
   narrator.plain("  kubectl get events --sort-by=.metadata.creationTimestamp   # the loop's Events: RetrainingStarted … ObservationPassed");
-  narrator.plain(`  curl "$(kubectl get svc weather -o jsonpath='http://{.spec.clusterIP}:{.spec.ports[0].port}')/v1/monitoring/summary"`);
+  narrator.plain(`  curl "$(kubectl get svc weather -o jsonpath='http://{.spec.clusterIP}:{.spec.ports[0].port}')${SIDECAR_PATHS.summary}"`);
   narrator.plain(`  ls ${join(state.dir, "pods")}/*/containers/*/    # container logs (kubectl logs has no kubelet to talk to here)`);
   narrator.plain(`  ${join(state.dir, "logs")}/                   # control plane and local node logs`);
 }

@@ -1,6 +1,7 @@
 // Real traffic through the Service as a client sends it (Open Inference Protocol v2), the ground truth fed back
 // to the sidecar, and the sidecar's monitoring summary in words.
 import { setTimeout as sleep } from "node:timers/promises";
+import { SIDECAR_PATHS } from "../api/index.js";
 import type { SidecarSummary, WindowSummary } from "../monitoring/summary.js";
 import { WEATHER_FEATURES, WEATHER_LABEL } from "./weather-data.js";
 
@@ -78,7 +79,7 @@ export async function sendTrafficWithFeedback(opts: {
 }
 
 async function postFeedback(feedbackUrl: string, feedback: { id: string; labels: string[] }[]): Promise<number> {
-  const url = `${feedbackUrl}/v1/feedback`;
+  const url = `${feedbackUrl}${SIDECAR_PATHS.feedback}`;
   const res = await postJson(url, { feedback });
   if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${JSON.stringify(res.body)}`);
   return (res.body as { accepted: number }).accepted;
@@ -107,7 +108,7 @@ export async function waitForService(url: string, timeoutMs: number, signal?: Ab
 }
 
 export async function fetchSummary(sidecarUrl: string): Promise<SidecarSummary> {
-  const url = `${sidecarUrl}/v1/monitoring/summary`;
+  const url = `${sidecarUrl}${SIDECAR_PATHS.summary}`;
   const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
   if (res.status !== 200) throw new Error(`GET ${url} answered ${res.status}: ${await res.text()}`);
   return (await res.json()) as SidecarSummary;

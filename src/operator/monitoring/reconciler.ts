@@ -3,7 +3,7 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import type { SidecarSummary } from "../../monitoring/summary.js";
 import { parseSidecarSummary } from "../../monitoring/summary-schema.js";
-import { parseDurationMs, type ModelDeploymentStatus, type ResolvedModelDeployment } from "../../api/index.js";
+import { parseDurationMs, SIDECAR_PATHS, type ModelDeploymentStatus, type ResolvedModelDeployment } from "../../api/index.js";
 import type { KubeClient, KubeObject } from "../../kube/client.js";
 import type { EventRecorder } from "../../kube/events.js";
 import type { ObjectCache } from "../../kube/informer.js";
@@ -15,7 +15,6 @@ import { admitSummaries, healthTransitionEvents, monitoringStatus, type PodScrap
 
 /** A sidecar slower than this counts as a failed scrape: one hung pod must not hold the others' status back. */
 export const SCRAPE_TIMEOUT_MS = 3000;
-export const SUMMARY_PATH = "/v1/monitoring/summary";
 /**
  * The most of one sidecar's summary the operator reads. A summary is a few hundred KiB for a model of tens of
  * features (12 windows); whatever a client sends through a sidecar must never put more than this per pod on the
@@ -140,7 +139,7 @@ export class MonitoringReconciler implements Reconciler {
     const pods = readyServingPods(this.opts.caches.pods.list(), md);
     const port = md.spec.serving.port;
     const timeout = this.opts.scrapeTimeoutMs ?? SCRAPE_TIMEOUT_MS;
-    const scraped = await Promise.all(pods.map((p) => scrapeSidecar(p.metadata!.name!, `http://${hostForUrl(p.status!.podIP!)}:${port}${SUMMARY_PATH}`, timeout, this.opts.maxSummaryBytes)));
+    const scraped = await Promise.all(pods.map((p) => scrapeSidecar(p.metadata!.name!, `http://${hostForUrl(p.status!.podIP!)}:${port}${SIDECAR_PATHS.summary}`, timeout, this.opts.maxSummaryBytes)));
     // A pod whose summary is too big, malformed or does not merge is dropped alone; the others still make status.
     const scrapes = admitSummaries(md, scraped);
     const failed = scrapes.filter((s) => "error" in s);

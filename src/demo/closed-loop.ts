@@ -188,12 +188,12 @@ export class PenguinLoop {
     }, 300_000, 1000).catch((err: Error) => this.fail(s, err.message, job));
     const last = md.status?.lastRetraining;
     const finished = (await this.jobPods(s, job)).find((p) => p.status?.containerStatuses?.[0]?.state?.terminated) ?? pod;
-    const log = containerLogFile(s.dir, DEMO_NAMESPACE, finished.metadata!.name!, finished.metadata!.uid!, container.name);
+    const logFile = containerLogFile(s.dir, DEMO_NAMESPACE, finished.metadata!.name!, finished.metadata!.uid!, container.name);
     if (last?.phase !== "Succeeded" || !last.gate) {
-      throw new StepFailure(`retraining did not produce a gated candidate: lastRetraining ${JSON.stringify(last)}; ${await this.loopState(s)}`, [log, ...this.lookAt(s.dir)]);
+      throw new StepFailure(`retraining did not produce a gated candidate: lastRetraining ${JSON.stringify(last)}; ${await this.loopState(s)}`, [logFile, ...this.lookAt(s.dir)]);
     }
     narrator.ok(`Job ${job} completed on node ${pod.spec!.nodeName} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    narrator.say(`its log: ${log}`);
+    narrator.say(`its log: ${logFile}`);
     const report = trainReport(finished);
     if (report) {
       narrator.say(
@@ -217,7 +217,7 @@ export class PenguinLoop {
     }
     if (g.latencyRatio !== undefined) narrator.say(`  latency: candidate/serving ms per row ${fmt(g.latencyRatio, 2)} (promotion.maxLatencyRatio ${pr.maxLatencyRatio})`);
     for (const rule of g.message.split("; ")) narrator.say(`  ${rule}`);
-    if (!g.passed) throw new StepFailure(`the gate rejected candidate ${last.candidateVersion} (${g.failedRule}): ${g.message}`, [log, ...this.lookAt(s.dir)]);
+    if (!g.passed) throw new StepFailure(`the gate rejected candidate ${last.candidateVersion} (${g.failedRule}): ${g.message}`, [logFile, ...this.lookAt(s.dir)]);
     narrator.ok(`gate passed: ${last.candidateVersion} ${g.metric} ${fmt(g.recent.candidate)} vs ${fmt(g.recent.serving)} on ${g.recent.rows} recent holdout rows`);
   }
 

@@ -63,7 +63,7 @@ class Interrupted extends Error {}
 /** What the steps hand on to each other. */
 interface DemoRun {
   dir: string;
-  opts: DemoOptions;
+  options: DemoOptions;
   narrator: Narrator;
   signal: AbortSignal;
   penguins: PenguinLoop;
@@ -93,20 +93,20 @@ const DEMO_STEPS: readonly DemoStep<DemoRun>[] = [
     name: "first versions",
     narrate: () => "Train the first model versions: Kubernetes Jobs on the GPU node running `ballast train`, one per model, at once",
     run: async (r) => {
-      r.versions = await trainFirstVersions(session(r), r.opts, r.penguins);
+      r.versions = await trainFirstVersions(session(r), r.options, r.penguins);
     },
     lookAt: (r) => trainingLogs(r.dir),
   },
   {
     name: "serve",
     narrate: (r) => `Serve weather/${versions(r).weather}: apply the ModelDeployment from examples/weather-classifier.yaml`,
-    run: (r) => serveModel(session(r), versions(r).weather, r.opts.windowRows),
+    run: (r) => serveModel(session(r), versions(r).weather, r.options.windowRows),
     lookAt: (r) => weatherServingLogs(r.dir),
   },
   {
     name: "traffic and monitoring",
     narrate: () => "Real traffic through the Service, ground truth as feedback: what the monitoring sees, and what the operator decides",
-    run: (r) => trafficAndMonitoring(session(r), versions(r).weather, r.opts.windowRows),
+    run: (r) => trafficAndMonitoring(session(r), versions(r).weather, r.options.windowRows),
     lookAt: (r) => weatherServingLogs(r.dir),
   },
   {
@@ -140,9 +140,9 @@ function versions(r: DemoRun): NonNullable<DemoRun["versions"]> {
 }
 
 /** Runs the demo; resolves to the process exit code. */
-export async function runDemo(opts: DemoOptions): Promise<number> {
-  const dir = resolve(opts.dir);
-  const narrator = new Narrator(opts.write, DEMO_STEPS.length);
+export async function runDemo(options: DemoOptions): Promise<number> {
+  const dir = resolve(options.dir);
+  const narrator = new Narrator(options.write, DEMO_STEPS.length);
   const abort = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => abort.abort(new Interrupted(`interrupted by ${sig}`));
   process.on("SIGINT", onSignal);
@@ -151,7 +151,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   try {
     narrator.plain(`Ballast demo on real data (vega-datasets): serve and monitor a weather classifier (weather.csv), then the closed loop —`);
     narrator.plain(`retrain, gate, promote, observe — on a penguin sex classifier (penguins.json); on a local Kubernetes cluster in ${dir}`);
-    run = { dir, opts, narrator, signal: abort.signal, penguins: new PenguinLoop(repoRoot) };
+    run = { dir, options, narrator, signal: abort.signal, penguins: new PenguinLoop(repoRoot) };
     await runSteps(DEMO_STEPS, run, narrator);
     narrator.plain("");
     narrator.plain(`Demo finished in ${narrator.seconds()}.`);
@@ -159,8 +159,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     const interrupted = abort.signal.aborted;
     await reportFailure(err, run, interrupted, narrator, dir);
     const s = run?.session;
-    if (s && !interrupted && (opts.keep || !s.startedCluster)) {
-      narrator.say(opts.keep ? `--keep: the cluster stays up for you to look at` : `the cluster in ${dir} was already running before the demo: left running for you to look at`);
+    if (s && !interrupted && (options.keep || !s.startedCluster)) {
+      narrator.say(options.keep ? `--keep: the cluster stays up for you to look at` : `the cluster in ${dir} was already running before the demo: left running for you to look at`);
       narrator.say(`stop it with: make dev-down DEV_DIR=${dir}     # or: bin/ballast dev down --dir ${dir}`);
     } else {
       await tearDown(dir, narrator);
@@ -171,14 +171,14 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     process.off("SIGTERM", onSignal);
   }
 
-  if (opts.keep) {
+  if (options.keep) {
     printWhereToLook(run.session);
     narrator.plain("");
     narrator.plain(`The cluster keeps running (--keep). Stop it with:`);
     narrator.plain(`  make dev-down DEV_DIR=${dir}     # or: bin/ballast dev down --dir ${dir}`);
     return 0;
   }
-  if (!opts.exitWhenDone) {
+  if (!options.exitWhenDone) {
     printWhereToLook(run.session);
     narrator.plain("");
     narrator.plain("Press Ctrl-C to stop the demo and tear the cluster down.");
@@ -293,18 +293,18 @@ async function deployOperator(s: Session): Promise<void> {
     p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
   );
   if (!pod) throw new StepFailure("the operator Deployment rolled out but no operator pod is Ready", operatorLogs(s.dir));
-  const log = containerLogFile(s.dir, OPERATOR_NAMESPACE, pod.metadata!.name!, pod.metadata!.uid!, pod.spec!.containers[0]!.name);
+  const logFile = containerLogFile(s.dir, OPERATOR_NAMESPACE, pod.metadata!.name!, pod.metadata!.uid!, pod.spec!.containers[0]!.name);
   narrator.ok(
     `operator Ready: pod ${pod.metadata!.name} on node ${pod.spec!.nodeName}, image ${pod.spec!.containers[0]!.image}, ServiceAccount ${pod.spec!.serviceAccountName}, pod IP ${pod.status!.podIP}`,
   );
-  narrator.say(`its log: ${log}`);
+  narrator.say(`its log: ${logFile}`);
 }
 
 // ---------------------------------------------------------------- step 3: the first model versions, trained by Jobs on the GPU node
 
-async function trainFirstVersions(s: Session, opts: DemoOptions, penguins: PenguinLoop): Promise<{ weather: string; penguins: string }> {
+async function trainFirstVersions(s: Session, options: DemoOptions, penguins: PenguinLoop): Promise<{ weather: string; penguins: string }> {
   const { narrator, kubectl } = s;
-  const data = demoWeatherData(opts.windowRows);
+  const data = demoWeatherData(options.windowRows);
   narrator.say(
     `weather: ${relative(repoRoot, data.csvPath)} — ${data.seattleTrainingRows} Seattle days to train on (the Job holds out 20% of them for its metrics), ` +
       `${data.seattleTraffic.length} other Seattle days and ${data.newYorkTraffic.length} New York days kept back for traffic`,
@@ -323,7 +323,7 @@ async function trainFirstVersions(s: Session, opts: DemoOptions, penguins: Pengu
     await kubectl.run(["delete", "job", name, "-n", DEMO_NAMESPACE, "--ignore-not-found", "--cascade=foreground", "--timeout=60s"], { signal: s.signal });
   }
   const image = await operatorImage(s);
-  const weatherJob = trainingJob(examples.modelDeployment, { image, epochs: opts.epochs });
+  const weatherJob = trainingJob(examples.modelDeployment, { image, epochs: options.epochs });
   const penguinJob = penguins.firstVersionJob(s, image);
   const container = weatherJob.spec!.template.spec!.containers[0]!;
   narrator.say(
@@ -346,7 +346,7 @@ async function trainFirstVersions(s: Session, opts: DemoOptions, penguins: Pengu
     );
     const m = result.holdoutMetrics;
     narrator.say(`holdout metrics (${describe[job.name]}, ${m.samples ?? "?"} rows): accuracy ${fmt(m.accuracy)}, f1 ${fmt(m.f1)}, weighted f1 ${fmt(m.f1Weighted)}`);
-    narrator.say(`the Job's log: ${job.log}`);
+    narrator.say(`the Job's log: ${job.logFile}`);
   }
   return { weather: finished.get(TRAINING_JOB)!.result.version, penguins: finished.get(PENGUIN_TRAINING_JOB)!.result.version };
 }

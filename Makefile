@@ -4,18 +4,22 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ballast
-# Every target runs with Node >= 22: the system one if new enough, else Node 24 from the npm registry
-# unpacked into $(CACHE_DIR)/tools (hack/ensure-node.sh says so when it installs it).
-NODE_BIN := $(shell hack/ensure-node.sh)
-export PATH := $(NODE_BIN):$(PATH)
+# Nothing here runs a command while the Makefile is read (`make help` only prints): the two directories below
+# are looked up the first time a recipe expands them, once per make run.
+# Node >= 22: the system one if new enough, else Node 24 from the npm registry unpacked into $(CACHE_DIR)/tools
+# (hack/ensure-node.sh says so when it installs it). Recipes that run node, npm or npx start with $(WITH_NODE).
+NODE_BIN = $(eval NODE_BIN := $$(shell hack/ensure-node.sh))$(NODE_BIN)
+WITH_NODE = PATH="$(NODE_BIN):$$PATH"
 # Control plane binaries: KUBEBUILDER_ASSETS when set (envtest convention), else built from Go modules.
-K8S_BIN_DIR := $(or $(KUBEBUILDER_ASSETS),$(shell hack/build-k8s.sh --print-dir))
+K8S_BIN_DIR = $(eval K8S_BIN_DIR := $$(or $$(KUBEBUILDER_ASSETS),$$(shell hack/build-k8s.sh --print-dir)))$(K8S_BIN_DIR)
 # kubectl matching the pinned server when one was built beside it, else the one on PATH.
 KUBECTL ?= $(if $(wildcard $(K8S_BIN_DIR)/kubectl),$(K8S_BIN_DIR)/kubectl,kubectl)
 DEV_DIR ?= $(CURDIR)/.dev/cluster
 KUBECONFIG_DEV := $(DEV_DIR)/kubeconfig
 BALLAST := bin/ballast
-TS_SOURCES := $(shell find src -name '*.ts') tsconfig.json package.json
+# Every file under a directory matching a pattern, found by make itself (no shell at parse time).
+rwildcard = $(foreach d,$(wildcard $(1:=/*)),$(call rwildcard,$d,$2) $(filter $(subst *,%,$2),$d))
+TS_SOURCES := $(call rwildcard,src,*.ts) tsconfig.json package.json
 
 ##@ General
 .PHONY: help
@@ -24,14 +28,14 @@ help: ## Show this help.
 
 ##@ Development
 node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	$(WITH_NODE) npm ci --no-audit --no-fund
 	@touch $@
 
 .PHONY: deps
 deps: node_modules/.package-lock.json ## Install npm dependencies (npm ci).
 
 dist/.built: node_modules/.package-lock.json $(TS_SOURCES)
-	npx tsc -p tsconfig.json
+	$(WITH_NODE) npx tsc -p tsconfig.json
 	@touch $@
 
 $(BALLAST): dist/.built
@@ -45,7 +49,7 @@ build: $(BALLAST) ## Compile TypeScript and write bin/ballast.
 
 .PHONY: manifests
 manifests: build ## Generate the CRD (crds/, charts/ballast/crds/) and the API field reference from src/api.
-	node dist/api/generate-crd.js $(CURDIR)
+	$(WITH_NODE) node dist/api/generate-crd.js $(CURDIR)
 
 .PHONY: run
 run: build ## Run the operator from the checkout against the current KUBECONFIG (kubebuilder habit).
@@ -53,9 +57,9 @@ run: build ## Run the operator from the checkout against the current KUBECONFIG 
 
 .PHONY: lint
 lint: deps ## Typecheck (src, tests, benches) and run eslint.
-	npx tsc -p tsconfig.json --noEmit
-	npx tsc -p test/tsconfig.json --noEmit
-	npx eslint .
+	$(WITH_NODE) npx tsc -p tsconfig.json --noEmit
+	$(WITH_NODE) npx tsc -p test/tsconfig.json --noEmit
+	$(WITH_NODE) npx eslint .
 
 .PHONY: k8s-binaries
 k8s-binaries: ## Build etcd + Kubernetes control plane binaries into the cache (skipped with KUBEBUILDER_ASSETS).
@@ -69,7 +73,7 @@ helm-binary: ## Build helm from its Go module into the cache when it is not on P
 
 .PHONY: test
 test: build lint k8s-binaries helm-binary ## Typecheck and lint, then run unit and integration tests (integration tests start a local cluster).
-	K8S_BIN_DIR="$(K8S_BIN_DIR)" npx vitest run
+	$(WITH_NODE) K8S_BIN_DIR="$(K8S_BIN_DIR)" npx vitest run
 
 .PHONY: oracle-fixtures
 oracle-fixtures: ## Regenerate the scipy golden fixtures in test/oracle/fixtures (needs python3; pinned in test/oracle/).
@@ -77,7 +81,7 @@ oracle-fixtures: ## Regenerate the scipy golden fixtures in test/oracle/fixtures
 
 .PHONY: test-unit
 test-unit: build ## Run only the unit tests (no cluster).
-	npx vitest run --project unit
+	$(WITH_NODE) npx vitest run --project unit
 
 ##@ Deployment (against the current KUBECONFIG)
 .PHONY: install
@@ -108,15 +112,15 @@ bench-drift: build ## Drift report: Ballast exact/sketch vs Evidently vs scipy (
 
 .PHONY: bench-serving
 bench-serving: build ## Serving: direct ballast serve vs through the sidecar (autocannon).
-	node bench/serving/run.ts
+	$(WITH_NODE) node bench/serving/run.ts
 
 .PHONY: bench-operator
 bench-operator: build k8s-binaries ## Operator scale: N ModelDeployments vs a bare client on the local cluster.
-	K8S_BIN_DIR="$(K8S_BIN_DIR)" node bench/operator-scale/run.ts
+	$(WITH_NODE) K8S_BIN_DIR="$(K8S_BIN_DIR)" node bench/operator-scale/run.ts
 
 .PHONY: bench-loop
 bench-loop: build k8s-binaries ## Loop efficacy: never / every-K-windows / Ballast's policy on the penguin shift, side by side.
-	K8S_BIN_DIR="$(K8S_BIN_DIR)" node bench/loop/run.ts
+	$(WITH_NODE) K8S_BIN_DIR="$(K8S_BIN_DIR)" node bench/loop/run.ts
 
 ##@ Local cluster
 .PHONY: dev-up

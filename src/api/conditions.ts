@@ -28,6 +28,8 @@ export const ConditionReason = {
   NameConflict: "NameConflict",
   InvalidSpec: "InvalidSpec",
   ApplyFailed: "ApplyFailed",
+  /** The operator's ServiceAccount lacks a permission (HTTP 403 from the API server). */
+  Forbidden: "Forbidden",
   // Serving
   DeploymentAvailable: "DeploymentAvailable",
   DeploymentProgressing: "DeploymentProgressing",
@@ -66,11 +68,17 @@ export const ConditionReason = {
 } as const;
 export type ConditionReasonName = (typeof ConditionReason)[keyof typeof ConditionReason];
 
+const REASONS = new Set<string>(Object.values(ConditionReason));
+/** A reason read back from status (a string anyone with write access could have set) that is one of ours. */
+export function isConditionReason(reason: string): reason is ConditionReasonName {
+  return REASONS.has(reason);
+}
+
 /** What a caller supplies; lastTransitionTime is computed. */
 export interface ConditionUpdate {
-  type: string;
+  type: ConditionTypeName;
   status: ConditionStatus;
-  reason: string;
+  reason: ConditionReasonName;
   message: string;
   observedGeneration?: number;
 }
@@ -102,15 +110,15 @@ export function setCondition(conditions: readonly Condition[] | undefined, updat
 }
 
 /** Returns the conditions list without `type`. */
-export function removeCondition(conditions: readonly Condition[] | undefined, type: string): Condition[] {
+export function removeCondition(conditions: readonly Condition[] | undefined, type: ConditionTypeName): Condition[] {
   return (conditions ?? []).filter((c) => c.type !== type);
 }
 
-export function findCondition(conditions: readonly Condition[] | undefined, type: string): Condition | undefined {
+export function findCondition(conditions: readonly Condition[] | undefined, type: ConditionTypeName): Condition | undefined {
   return conditions?.find((c) => c.type === type);
 }
 
-export function isConditionTrue(conditions: readonly Condition[] | undefined, type: string): boolean {
+export function isConditionTrue(conditions: readonly Condition[] | undefined, type: ConditionTypeName): boolean {
   return findCondition(conditions, type)?.status === "True";
 }
 

@@ -12,6 +12,7 @@ import {
   type TSchema,
   type TUnsafe,
 } from "@sinclair/typebox";
+import { DURATION_PATTERN } from "./duration.js";
 
 /** One CEL rule as the API server reads it (`x-kubernetes-validations` item). */
 export interface CelRule {
@@ -109,11 +110,11 @@ export function resourceList(description: string): TUnsafe<Record<string, string
   });
 }
 
-/** Go-style duration as CEL's duration() parses it: "30s", "5m", "1h30m", "250ms". */
+/** A duration in the one grammar (src/api/duration.ts), which CEL's duration() parses: "30s", "5m", "1h30m", "250ms". */
 export function durationString(description: string): TUnsafe<string> {
   return Type.Unsafe<string>({
     type: "string",
-    pattern: "^([0-9]{1,9}(ms|s|m|h))+$",
+    pattern: DURATION_PATTERN,
     maxLength: 32,
     description,
   });

@@ -24,19 +24,19 @@ export function registerDemo(program: Command): void {
         "Needs `make build` and the Kubernetes binaries (`make k8s-binaries`, or KUBEBUILDER_ASSETS); see docs/demo.md.\n" +
         "Example:\n  make demo      # = bin/ballast demo --dir .dev/demo",
     )
-    .action(async (opts: { dir: string; keep?: boolean; exitWhenDone?: boolean; epochs: number; windowRows: number }) => {
+    .action(async (flags: { dir: string; keep?: boolean; exitWhenDone?: boolean; epochs: number; windowRows: number }) => {
       const { runDemo, unusableDir } = await import("../demo/run-demo.js");
-      const refusal = unusableDir(resolve(opts.dir));
+      const refusal = unusableDir(resolve(flags.dir));
       if (refusal) {
         console.error(`ballast demo: ${refusal}`);
         process.exit(2);
       }
       const code = await runDemo({
-        dir: opts.dir,
-        keep: opts.keep ?? false,
-        exitWhenDone: opts.exitWhenDone ?? false,
-        epochs: opts.epochs,
-        windowRows: opts.windowRows,
+        dir: flags.dir,
+        keep: flags.keep ?? false,
+        exitWhenDone: flags.exitWhenDone ?? false,
+        epochs: flags.epochs,
+        windowRows: flags.windowRows,
         write: (line) => process.stdout.write(`${line}\n`),
       });
       // Keep-alive sockets of the traffic client would hold the process open; the demo is done.

@@ -1,6 +1,7 @@
 // Flag parsers, logger and exit codes shared by `ballast train`, `serve` and `sidecar`.
 import { CommanderError, InvalidArgumentError } from "commander";
 import { pino, type Logger } from "pino";
+import { parseDurationMs } from "../api/duration.js";
 import { FeatureValueError } from "../runtime/features.js";
 import { MonitoringConfigError } from "../runtime/monitoring-config.js";
 import { StoreError } from "../runtime/store.js";
@@ -32,13 +33,14 @@ export function positiveNumber(flag: string, allowZero = false): (value: string)
   };
 }
 
-/** Durations like 500ms, 30s, 5m, 1h (a bare number is seconds). */
+/** A duration flag in the CRD's grammar (src/api/duration.ts): 500ms, 30s, 5m, 1h30m, 0. */
 export function duration(flag: string): (value: string) => number {
   return (value) => {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-    if (!m) throw new InvalidArgumentError(`${flag} must be a duration like 500ms, 30s, 5m or 1h, got "${value}"`);
-    const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h"];
-    return Number(m[1]) * scale;
+    try {
+      return parseDurationMs(value.trim());
+    } catch {
+      throw new InvalidArgumentError(`${flag} must be a duration like 500ms, 30s, 5m or 1h30m (a number and a unit), got "${value}"`);
+    }
   };
 }
 

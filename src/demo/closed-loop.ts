@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { V1Deployment, V1Job, V1Pod } from "@kubernetes/client-node";
-import type { ModelDeployment, ResolvedModelDeployment } from "../api/index.js";
+import { SIDECAR_PATHS, type ModelDeployment, type ResolvedModelDeployment } from "../api/index.js";
 import { claimDir } from "../devcluster/pod-dirs.js";
 import { isTrainFailure, parseTrainResult, type TrainSuccess } from "../training/result.js";
 import { DEMO_NAMESPACE, EXAMPLE_FILES, PENGUIN_TRAINING_JOB, demoPenguinDeployment, firstVersionJob, penguinTrainingDataOf, readExamples } from "./manifests.js";
@@ -143,7 +143,7 @@ export class PenguinLoop {
     }
     const svc = await kubectl.json<{ spec: { clusterIP: string; ports: { port: number }[] } }>(["get", "service", this.name, "-n", DEMO_NAMESPACE], { signal: s.signal });
     this.serviceUrl = `http://${svc.spec.clusterIP}:${svc.spec.ports[0]!.port}`;
-    await waitForService(`${this.serviceUrl}/v1/sidecar/ready`, 30_000, s.signal);
+    await waitForService(`${this.serviceUrl}${SIDECAR_PATHS.ready}`, 30_000, s.signal);
     narrator.ok(`ModelDeployment ${this.name} Ready, serving ${this.model}/${version} at ${this.serviceUrl}`);
     await show(s, ["get", "md", this.name, "-n", DEMO_NAMESPACE, "-o", "wide"]);
     narrator.say(`watch along: kubectl get md ${this.name} -w     # the PHASE column is the loop`);
@@ -188,12 +188,12 @@ export class PenguinLoop {
     }, 300_000, 1000).catch((err: Error) => this.fail(s, err.message, job));
     const last = md.status?.lastRetraining;
     const finished = (await this.jobPods(s, job)).find((p) => p.status?.containerStatuses?.[0]?.state?.terminated) ?? pod;
-    const log = containerLogFile(s.dir, DEMO_NAMESPACE, finished.metadata!.name!, finished.metadata!.uid!, container.name);
+    const logFile = containerLogFile(s.dir, DEMO_NAMESPACE, finished.metadata!.name!, finished.metadata!.uid!, container.name);
     if (last?.phase !== "Succeeded" || !last.gate) {
-      throw new StepFailure(`retraining did not produce a gated candidate: lastRetraining ${JSON.stringify(last)}; ${await this.loopState(s)}`, [log, ...this.lookAt(s.dir)]);
+      throw new StepFailure(`retraining did not produce a gated candidate: lastRetraining ${JSON.stringify(last)}; ${await this.loopState(s)}`, [logFile, ...this.lookAt(s.dir)]);
     }
     narrator.ok(`Job ${job} completed on node ${pod.spec!.nodeName} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    narrator.say(`its log: ${log}`);
+    narrator.say(`its log: ${logFile}`);
     const report = trainReport(finished);
     if (report) {
       narrator.say(
@@ -217,7 +217,7 @@ export class PenguinLoop {
     }
     if (g.latencyRatio !== undefined) narrator.say(`  latency: candidate/serving ms per row ${fmt(g.latencyRatio, 2)} (promotion.maxLatencyRatio ${pr.maxLatencyRatio})`);
     for (const rule of g.message.split("; ")) narrator.say(`  ${rule}`);
-    if (!g.passed) throw new StepFailure(`the gate rejected candidate ${last.candidateVersion} (${g.failedRule}): ${g.message}`, [log, ...this.lookAt(s.dir)]);
+    if (!g.passed) throw new StepFailure(`the gate rejected candidate ${last.candidateVersion} (${g.failedRule}): ${g.message}`, [logFile, ...this.lookAt(s.dir)]);
     narrator.ok(`gate passed: ${last.candidateVersion} ${g.metric} ${fmt(g.recent.candidate)} vs ${fmt(g.recent.serving)} on ${g.recent.rows} recent holdout rows`);
   }
 
@@ -239,7 +239,7 @@ export class PenguinLoop {
     narrator.ok(`promoted: status.targetVersion ${st.targetVersion} (previousVersion ${st.previousVersion}); the Deployment pins --version ${pinned}; the sidecars report ${st.servingVersion}`);
     await show(s, ["get", "md", this.name, "-n", DEMO_NAMESPACE, "-o", "wide"]);
     await show(s, ["get", "pods", "-n", DEMO_NAMESPACE, "-l", `ballast.dev/model-deployment=${this.name}`, "-o", "wide"]);
-    await waitForService(`${this.serviceUrl}/v1/sidecar/ready`, 30_000, s.signal);
+    await waitForService(`${this.serviceUrl}${SIDECAR_PATHS.ready}`, 30_000, s.signal);
 
     narrator.say(`more Gentoo birds, now served by ${st.servingVersion}; the operator observes ${(promoted as ResolvedModelDeployment).spec.promotion.observationWindows} labelled windows before the promotion is final`);
     const observed = (md: ModelDeployment) => ((md.status?.loop?.observedWindows ?? 0) > 0 || md.status?.loop?.phase !== "Observing" ? md : undefined);

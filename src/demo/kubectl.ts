@@ -30,23 +30,23 @@ export class Kubectl {
     return ["kubectl", ...args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`))].join(" ");
   }
 
-  run(args: readonly string[], opts: KubectlOptions = {}): Promise<string> {
+  run(args: readonly string[], options: KubectlOptions = {}): Promise<string> {
     return new Promise((resolve, reject) => {
       const child = execFile(
         this.binary,
         ["--kubeconfig", this.kubeconfig, ...args],
-        { maxBuffer: 64 << 20, timeout: opts.timeoutMs ?? 300_000, ...(opts.signal ? { signal: opts.signal } : {}) },
+        { maxBuffer: 64 << 20, timeout: options.timeoutMs ?? 300_000, ...(options.signal ? { signal: options.signal } : {}) },
         (err, stdout, stderr) => {
           if (err) reject(new KubectlError(this.display(args), stderr || err.message, typeof err.code === "number" ? err.code : 1));
           else resolve(stdout);
         },
       );
-      if (opts.input !== undefined) child.stdin!.end(opts.input);
+      if (options.input !== undefined) child.stdin!.end(options.input);
     });
   }
 
-  async json<T>(args: readonly string[], opts: KubectlOptions = {}): Promise<T> {
-    return JSON.parse(await this.run([...args, "-o", "json"], opts)) as T;
+  async json<T>(args: readonly string[], options: KubectlOptions = {}): Promise<T> {
+    return JSON.parse(await this.run([...args, "-o", "json"], options)) as T;
   }
 
   /** `get` that answers undefined for a missing object instead of failing. */

@@ -102,7 +102,7 @@ export interface FirstVersionJobInput {
 }
 
 /** The weather classifier's first version: Seattle days from a ConfigMap. */
-export function trainingJob(example: ModelDeployment, opts: TrainingJobOptions): V1Job {
+export function trainingJob(example: ModelDeployment, options: TrainingJobOptions): V1Job {
   return firstVersionJob({
     name: TRAINING_JOB,
     example,
@@ -111,8 +111,8 @@ export function trainingJob(example: ModelDeployment, opts: TrainingJobOptions):
     dataConfigMap: TRAINING_DATA_CONFIGMAP,
     label: WEATHER_LABEL,
     features: WEATHER_FEATURES,
-    image: opts.image,
-    epochs: opts.epochs,
+    image: options.image,
+    epochs: options.epochs,
   });
 }
 
@@ -198,18 +198,18 @@ export interface DemoModelDeploymentOptions {
  * seconds. spec.model.version stays unset, as in the example: the newest version in the store is served,
  * which is the one the Job just wrote.
  */
-export function demoModelDeployment(example: ModelDeployment, opts: DemoModelDeploymentOptions): ModelDeployment {
+export function demoModelDeployment(example: ModelDeployment, options: DemoModelDeploymentOptions): ModelDeployment {
   const md = structuredClone(example);
   md.metadata = { ...md.metadata, namespace: DEMO_NAMESPACE, labels: { ...md.metadata.labels, ...DEMO_LABELS } };
-  md.spec.monitoring = { ...md.spec.monitoring, window: { size: opts.windowSize }, scrapeInterval: opts.scrapeInterval };
-  if (md.spec.policy?.minSamples !== undefined && md.spec.policy.minSamples > opts.windowSize) md.spec.policy = { ...md.spec.policy, minSamples: opts.windowSize };
+  md.spec.monitoring = { ...md.spec.monitoring, window: { size: options.windowSize }, scrapeInterval: options.scrapeInterval };
+  if (md.spec.policy?.minSamples !== undefined && md.spec.policy.minSamples > options.windowSize) md.spec.policy = { ...md.spec.policy, minSamples: options.windowSize };
   return md;
 }
 
 /** The penguin example as it is, in the demo's namespace, scraped every `scrapeInterval` (the loop reacts sooner). */
-export function demoPenguinDeployment(example: ModelDeployment, opts: { scrapeInterval: string }): ModelDeployment {
+export function demoPenguinDeployment(example: ModelDeployment, options: { scrapeInterval: string }): ModelDeployment {
   const md = structuredClone(example);
   md.metadata = { ...md.metadata, namespace: DEMO_NAMESPACE, labels: { ...md.metadata.labels, ...DEMO_LABELS } };
-  md.spec.monitoring = { ...md.spec.monitoring, scrapeInterval: opts.scrapeInterval };
+  md.spec.monitoring = { ...md.spec.monitoring, scrapeInterval: options.scrapeInterval };
   return md;
 }

@@ -1,11 +1,10 @@
 // `ballast demo`: the product on real data on the local cluster, step by step, narrated for a person watching.
 // Every step does what a user would do (kubectl apply -k, a Job, a ModelDeployment, HTTP traffic) and says so.
-// Steps 1–5 serve and monitor a weather classifier; steps 6–8 run the closed loop on penguins (closed-loop.ts).
 import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { V1Job, V1Pod, V1Service } from "@kubernetes/client-node";
-import type { ModelDeployment, ResolvedModelDeployment } from "../api/index.js";
+import { SIDECAR_PATHS, type ModelDeployment, type ResolvedModelDeployment } from "../api/index.js";
 import { clusterDown, clusterUp } from "../devcluster/cluster.js";
 import { isAlive } from "../devcluster/processes.js";
 import { readState, type ClusterState } from "../devcluster/state.js";
@@ -23,6 +22,7 @@ import {
   trainingJob,
 } from "./manifests.js";
 import { Narrator } from "./narrator.js";
+import { FailedStep, runSteps, type DemoStep } from "./steps.js";
 import { containerLogFile, podLogFiles, tailOf } from "./pod-logs.js";
 import {
   OPERATOR_DEPLOYMENT,
@@ -57,67 +57,110 @@ export interface DemoOptions {
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 const ROWS_PER_REQUEST = 10;
 const SCRAPE_INTERVAL_S = 2;
-const STEPS = 8;
 
 class Interrupted extends Error {}
 
+/** What the steps hand on to each other. */
+interface DemoRun {
+  dir: string;
+  options: DemoOptions;
+  narrator: Narrator;
+  signal: AbortSignal;
+  penguins: PenguinLoop;
+  /** Set by the cluster step. */
+  session?: Session;
+  /** Set by the training step. */
+  versions?: { weather: string; penguins: string };
+}
+
+/** Steps 1–5 serve and monitor a weather classifier; steps 6–8 run the closed loop on penguins (closed-loop.ts). */
+const DEMO_STEPS: readonly DemoStep<DemoRun>[] = [
+  {
+    name: "cluster",
+    narrate: () => "Local Kubernetes cluster: real etcd, kube-apiserver, controller-manager, scheduler; 1 CPU node + 1 GPU node",
+    run: async (r) => {
+      r.session = await startCluster(r.dir, r.narrator, r.signal);
+    },
+    lookAt: (r) => [join(r.dir, "logs")],
+  },
+  {
+    name: "operator",
+    narrate: () => "Install the CRD and deploy the operator with kustomize (it runs in the cluster under its own ServiceAccount)",
+    run: (r) => deployOperator(session(r)),
+    lookAt: (r) => operatorLogs(r.dir),
+  },
+  {
+    name: "first versions",
+    narrate: () => "Train the first model versions: Kubernetes Jobs on the GPU node running `ballast train`, one per model, at once",
+    run: async (r) => {
+      r.versions = await trainFirstVersions(session(r), r.options, r.penguins);
+    },
+    lookAt: (r) => trainingLogs(r.dir),
+  },
+  {
+    name: "serve",
+    narrate: (r) => `Serve weather/${versions(r).weather}: apply the ModelDeployment from examples/weather-classifier.yaml`,
+    run: (r) => serveModel(session(r), versions(r).weather, r.options.windowRows),
+    lookAt: (r) => weatherServingLogs(r.dir),
+  },
+  {
+    name: "traffic and monitoring",
+    narrate: () => "Real traffic through the Service, ground truth as feedback: what the monitoring sees, and what the operator decides",
+    run: (r) => trafficAndMonitoring(session(r), versions(r).weather, r.options.windowRows),
+    lookAt: (r) => weatherServingLogs(r.dir),
+  },
+  {
+    name: "closed loop",
+    narrate: (r) => `The closed loop: serve ${r.penguins.model}/${versions(r).penguins} with examples/penguin-sex-classifier.yaml, and birds it knows`,
+    run: (r) => r.penguins.serve(session(r), versions(r).penguins),
+    lookAt: (r) => r.penguins.lookAt(r.dir),
+  },
+  {
+    name: "retrain",
+    narrate: () => "Gentoo birds: accuracy falls; the operator retrains on the GPU node and gates the candidate",
+    run: (r) => r.penguins.degradeAndRetrain(session(r)),
+    lookAt: (r) => r.penguins.lookAt(r.dir),
+  },
+  {
+    name: "promote and observe",
+    narrate: () => "Promotion and observation: the operator rolls the pods to the candidate; more Gentoo birds; accuracy recovered",
+    run: (r) => r.penguins.promoteAndObserve(session(r)),
+    lookAt: (r) => r.penguins.lookAt(r.dir),
+  },
+];
+
+function session(r: DemoRun): Session {
+  if (!r.session) throw new Error("no cluster: the cluster step did not run");
+  return r.session;
+}
+
+function versions(r: DemoRun): NonNullable<DemoRun["versions"]> {
+  if (!r.versions) throw new Error("no model versions: the training step did not run");
+  return r.versions;
+}
+
 /** Runs the demo; resolves to the process exit code. */
-export async function runDemo(opts: DemoOptions): Promise<number> {
-  const dir = resolve(opts.dir);
-  const narrator = new Narrator(opts.write, STEPS);
+export async function runDemo(options: DemoOptions): Promise<number> {
+  const dir = resolve(options.dir);
+  const narrator = new Narrator(options.write, DEMO_STEPS.length);
   const abort = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => abort.abort(new Interrupted(`interrupted by ${sig}`));
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-  let session: Session | undefined;
-  let penguins: PenguinLoop | undefined;
-  let currentStep = 1;
+  let run: DemoRun | undefined;
   try {
     narrator.plain(`Ballast demo on real data (vega-datasets): serve and monitor a weather classifier (weather.csv), then the closed loop —`);
     narrator.plain(`retrain, gate, promote, observe — on a penguin sex classifier (penguins.json); on a local Kubernetes cluster in ${dir}`);
-    penguins = new PenguinLoop(repoRoot);
-    session = await startCluster(dir, narrator, abort.signal);
-    currentStep = 2;
-    await deployOperator(session);
-    currentStep = 3;
-    const versions = await trainFirstVersions(session, opts, penguins);
-    const loop = penguins;
-    currentStep = 4;
-    await serveModel(session, versions.weather, opts.windowRows);
-    currentStep = 5;
-    await trafficAndMonitoring(session, versions.weather, opts.windowRows);
-    currentStep = 6;
-    narrator.step(6, `The closed loop: serve ${loop.model}/${versions.penguins} with examples/penguin-sex-classifier.yaml, and birds it knows`);
-    await loop.serve(session, versions.penguins);
-    currentStep = 7;
-    narrator.step(7, "Gentoo birds: accuracy falls; the operator retrains on the GPU node and gates the candidate");
-    await loop.degradeAndRetrain(session);
-    currentStep = 8;
-    narrator.step(8, "Promotion and observation: the operator rolls the pods to the candidate; more Gentoo birds; accuracy recovered");
-    await loop.promoteAndObserve(session);
+    run = { dir, options, narrator, signal: abort.signal, penguins: new PenguinLoop(repoRoot) };
+    await runSteps(DEMO_STEPS, run, narrator);
     narrator.plain("");
     narrator.plain(`Demo finished in ${narrator.seconds()}.`);
   } catch (err) {
     const interrupted = abort.signal.aborted;
-    narrator.plain("");
-    if (interrupted) narrator.fail(`interrupted during step ${currentStep}`);
-    else {
-      narrator.fail(`step ${currentStep} failed: ${(err as Error).message}`);
-      const found = err instanceof StepFailure ? err.lookAt : session ? defaultLogs(session.dir, currentStep, penguins) : [join(dir, "logs")];
-      // Pod directories go away with their pods at tear-down: their logs are copied where they stay.
-      const lookAt = found.map((f) => (f.startsWith(join(dir, "pods")) && existsSync(f) ? keepLog(dir, f) : f));
-      if (lookAt.length) {
-        narrator.say("look at:");
-        for (const f of lookAt) narrator.say(`  ${f}`);
-        for (const f of lookAt.filter((x) => x.endsWith(".log") && existsSync(x)).slice(0, 3)) {
-          narrator.say(`last lines of ${f}:`);
-          narrator.block(tailOf(f, 10));
-        }
-      }
-    }
-    if (session && !interrupted) await describeCluster(session);
-    if (session && !interrupted && (opts.keep || !session.startedCluster)) {
-      narrator.say(opts.keep ? `--keep: the cluster stays up for you to look at` : `the cluster in ${dir} was already running before the demo: left running for you to look at`);
+    await reportFailure(err, run, interrupted, narrator, dir);
+    const s = run?.session;
+    if (s && !interrupted && (options.keep || !s.startedCluster)) {
+      narrator.say(options.keep ? `--keep: the cluster stays up for you to look at` : `the cluster in ${dir} was already running before the demo: left running for you to look at`);
       narrator.say(`stop it with: make dev-down DEV_DIR=${dir}     # or: bin/ballast dev down --dir ${dir}`);
     } else {
       await tearDown(dir, narrator);
@@ -128,18 +171,18 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     process.off("SIGTERM", onSignal);
   }
 
-  if (opts.keep) {
-    printWhereToLook(session);
+  if (options.keep) {
+    printWhereToLook(run.session);
     narrator.plain("");
     narrator.plain(`The cluster keeps running (--keep). Stop it with:`);
     narrator.plain(`  make dev-down DEV_DIR=${dir}     # or: bin/ballast dev down --dir ${dir}`);
     return 0;
   }
-  if (!opts.exitWhenDone) {
-    printWhereToLook(session);
+  if (!options.exitWhenDone) {
+    printWhereToLook(run.session);
     narrator.plain("");
     narrator.plain("Press Ctrl-C to stop the demo and tear the cluster down.");
-    const died = await untilInterrupted(session);
+    const died = await untilInterrupted(session(run));
     narrator.plain("");
     if (died) {
       narrator.fail(`${died.name} (pid ${died.pid}) exited while the demo was up; look at ${died.log}`);
@@ -149,6 +192,34 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   }
   await tearDown(dir, narrator);
   return 0;
+}
+
+/**
+ * Says which step failed or was interrupted; for a failure, the files to look at (the last lines of a few of them)
+ * and the cluster's pods and warnings, printed before anything is torn down.
+ */
+async function reportFailure(err: unknown, run: DemoRun | undefined, interrupted: boolean, narrator: Narrator, dir: string): Promise<void> {
+  // Only the set-up before the first step can throw outside a step; it counts as step 1.
+  const number = err instanceof FailedStep ? err.number : 1;
+  const cause: unknown = err instanceof FailedStep ? err.cause : err;
+  narrator.plain("");
+  if (interrupted) {
+    narrator.fail(`interrupted during step ${number}`);
+    return;
+  }
+  narrator.fail(`step ${number} failed: ${(cause as Error).message}`);
+  const found = cause instanceof StepFailure ? cause.lookAt : run?.session && err instanceof FailedStep ? err.step.lookAt(run) : [join(dir, "logs")];
+  // Pod directories go away with their pods at tear-down: their logs are copied where they stay.
+  const lookAt = found.map((f) => (f.startsWith(join(dir, "pods")) && existsSync(f) ? keepLog(dir, f) : f));
+  if (lookAt.length) {
+    narrator.say("look at:");
+    for (const f of lookAt) narrator.say(`  ${f}`);
+    for (const f of lookAt.filter((x) => x.endsWith(".log") && existsSync(x)).slice(0, 3)) {
+      narrator.say(`last lines of ${f}:`);
+      narrator.block(tailOf(f, 10));
+    }
+  }
+  if (run?.session) await describeCluster(run.session);
 }
 
 // ---------------------------------------------------------------- step 1: the local cluster
@@ -166,7 +237,6 @@ export function unusableDir(dir: string): string | undefined {
 }
 
 async function startCluster(dir: string, narrator: Narrator, signal: AbortSignal): Promise<Session> {
-  narrator.step(1, "Local Kubernetes cluster: real etcd, kube-apiserver, controller-manager, scheduler; 1 CPU node + 1 GPU node");
   const existing = readState(dir);
   const alive = existing?.processes.filter((p) => isAlive(p.pid)) ?? [];
   let state: ClusterState;
@@ -208,7 +278,6 @@ async function startCluster(dir: string, narrator: Narrator, signal: AbortSignal
 
 async function deployOperator(s: Session): Promise<void> {
   const { narrator, kubectl } = s;
-  narrator.step(2, "Install the CRD and deploy the operator with kustomize (it runs in the cluster under its own ServiceAccount)");
   const overlay = existsSync(join(repoRoot, "deploy/overlays/local/kustomization.yaml")) ? "deploy/overlays/local" : "deploy/base";
   const apply = ["apply", "--server-side", "-k", join(repoRoot, overlay)];
   narrator.command(kubectl.display(["apply", "--server-side", "-k", overlay]));
@@ -218,25 +287,24 @@ async function deployOperator(s: Session): Promise<void> {
   try {
     narrator.block(await waitUnlessCrashing(s, rollout, OPERATOR_NAMESPACE, "app.kubernetes.io/component=operator"));
   } catch (err) {
-    throw new StepFailure(`the operator did not become Ready: ${(err as Error).message}`, defaultLogs(s.dir, 2));
+    throw new StepFailure(`the operator did not become Ready: ${(err as Error).message}`, operatorLogs(s.dir));
   }
   const pod = (await kubectl.json<{ items: V1Pod[] }>(["get", "pods", "-n", OPERATOR_NAMESPACE, "-l", "app.kubernetes.io/component=operator"])).items.find((p) =>
     p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
   );
-  if (!pod) throw new StepFailure("the operator Deployment rolled out but no operator pod is Ready", defaultLogs(s.dir, 2));
-  const log = containerLogFile(s.dir, OPERATOR_NAMESPACE, pod.metadata!.name!, pod.metadata!.uid!, pod.spec!.containers[0]!.name);
+  if (!pod) throw new StepFailure("the operator Deployment rolled out but no operator pod is Ready", operatorLogs(s.dir));
+  const logFile = containerLogFile(s.dir, OPERATOR_NAMESPACE, pod.metadata!.name!, pod.metadata!.uid!, pod.spec!.containers[0]!.name);
   narrator.ok(
     `operator Ready: pod ${pod.metadata!.name} on node ${pod.spec!.nodeName}, image ${pod.spec!.containers[0]!.image}, ServiceAccount ${pod.spec!.serviceAccountName}, pod IP ${pod.status!.podIP}`,
   );
-  narrator.say(`its log: ${log}`);
+  narrator.say(`its log: ${logFile}`);
 }
 
 // ---------------------------------------------------------------- step 3: the first model versions, trained by Jobs on the GPU node
 
-async function trainFirstVersions(s: Session, opts: DemoOptions, penguins: PenguinLoop): Promise<{ weather: string; penguins: string }> {
+async function trainFirstVersions(s: Session, options: DemoOptions, penguins: PenguinLoop): Promise<{ weather: string; penguins: string }> {
   const { narrator, kubectl } = s;
-  narrator.step(3, "Train the first model versions: Kubernetes Jobs on the GPU node running `ballast train`, one per model, at once");
-  const data = demoWeatherData(opts.windowRows);
+  const data = demoWeatherData(options.windowRows);
   narrator.say(
     `weather: ${relative(repoRoot, data.csvPath)} — ${data.seattleTrainingRows} Seattle days to train on (the Job holds out 20% of them for its metrics), ` +
       `${data.seattleTraffic.length} other Seattle days and ${data.newYorkTraffic.length} New York days kept back for traffic`,
@@ -255,7 +323,7 @@ async function trainFirstVersions(s: Session, opts: DemoOptions, penguins: Pengu
     await kubectl.run(["delete", "job", name, "-n", DEMO_NAMESPACE, "--ignore-not-found", "--cascade=foreground", "--timeout=60s"], { signal: s.signal });
   }
   const image = await operatorImage(s);
-  const weatherJob = trainingJob(examples.modelDeployment, { image, epochs: opts.epochs });
+  const weatherJob = trainingJob(examples.modelDeployment, { image, epochs: options.epochs });
   const penguinJob = penguins.firstVersionJob(s, image);
   const container = weatherJob.spec!.template.spec!.containers[0]!;
   narrator.say(
@@ -278,7 +346,7 @@ async function trainFirstVersions(s: Session, opts: DemoOptions, penguins: Pengu
     );
     const m = result.holdoutMetrics;
     narrator.say(`holdout metrics (${describe[job.name]}, ${m.samples ?? "?"} rows): accuracy ${fmt(m.accuracy)}, f1 ${fmt(m.f1)}, weighted f1 ${fmt(m.f1Weighted)}`);
-    narrator.say(`the Job's log: ${job.log}`);
+    narrator.say(`the Job's log: ${job.logFile}`);
   }
   return { weather: finished.get(TRAINING_JOB)!.result.version, penguins: finished.get(PENGUIN_TRAINING_JOB)!.result.version };
 }
@@ -287,7 +355,6 @@ async function trainFirstVersions(s: Session, opts: DemoOptions, penguins: Pengu
 
 async function serveModel(s: Session, version: string, windowRows: number): Promise<void> {
   const { narrator, kubectl } = s;
-  narrator.step(4, `Serve weather/${version}: apply the ModelDeployment from examples/weather-classifier.yaml`);
   const examples = readExamples(repoRoot);
   const md = demoModelDeployment(examples.modelDeployment, { windowSize: windowRows, scrapeInterval: `${SCRAPE_INTERVAL_S}s` });
   const name = md.metadata.name!;
@@ -310,7 +377,7 @@ async function serveModel(s: Session, version: string, windowRows: number): Prom
   } catch (err) {
     if (s.signal.aborted) throw err;
     const status = await kubectl.run(["get", "modeldeployment", name, "-n", DEMO_NAMESPACE, "-o", "jsonpath={.status.conditions}"]).catch(() => "");
-    throw new StepFailure(`ModelDeployment ${name} did not become Ready: ${(err as Error).message}${status ? `\nconditions: ${status}` : ""}`, defaultLogs(s.dir, 4));
+    throw new StepFailure(`ModelDeployment ${name} did not become Ready: ${(err as Error).message}${status ? `\nconditions: ${status}` : ""}`, weatherServingLogs(s.dir));
   }
   narrator.ok(`ModelDeployment ${name} Ready`);
   const getMd = ["get", "md", name, "-n", DEMO_NAMESPACE, "-o", "wide"];
@@ -325,7 +392,6 @@ async function serveModel(s: Session, version: string, windowRows: number): Prom
 
 async function trafficAndMonitoring(s: Session, version: string, windowRows: number): Promise<void> {
   const { narrator, kubectl } = s;
-  narrator.step(5, "Real traffic through the Service, ground truth as feedback: what the monitoring sees, and what the operator decides");
   const md = readExamples(repoRoot).modelDeployment;
   const name = md.metadata.name!;
   const model = md.spec.model.name;
@@ -361,10 +427,10 @@ async function trafficAndMonitoring(s: Session, version: string, windowRows: num
       });
       narrator.say(
         `${phase.title} (${phase.note}): POST ${serviceUrl}/v2/models/${model}/infer × ${sent.requests} (${sent.rows} days, ${ROWS_PER_REQUEST} per request); ` +
-          `the answers were right for ${sent.correct} (${fmt(sent.correct / sent.rows)}); POST /v1/feedback after each answer accepted ${sent.feedbackAccepted} true labels`,
+          `the answers were right for ${sent.correct} (${fmt(sent.correct / sent.rows)}); POST ${SIDECAR_PATHS.feedback} after each answer accepted ${sent.feedbackAccepted} true labels`,
       );
     }
-    narrator.command(`curl ${sidecarUrl}/v1/monitoring/summary`);
+    narrator.command(`curl ${sidecarUrl}${SIDECAR_PATHS.summary}`);
     const summary = await fetchSummary(sidecarUrl);
     if (summary.version !== version) throw new Error(`the sidecar monitors ${summary.model} ${summary.version}, but the Job wrote ${version}`);
     const windows = summary.windows.filter((w) => w.closed && w.rows > 0);
@@ -399,7 +465,7 @@ async function operatorVerdict(s: Session, name: string, newYork: WindowSummary)
   const newYorkEnd = Date.parse(newYork.end);
   const fail = async (message: string): Promise<never> => {
     const status = await kubectl.run(["get", "modeldeployment", name, "-n", DEMO_NAMESPACE, "-o", "jsonpath={.status}"]).catch(() => "");
-    throw new StepFailure(`${message}${status ? `\nstatus: ${status}` : ""}`, defaultLogs(s.dir, 5));
+    throw new StepFailure(`${message}${status ? `\nstatus: ${status}` : ""}`, weatherServingLogs(s.dir));
   };
   const md = await pollUntil(s, `the operator to judge the New York window of ModelDeployment ${name}`, async () => {
     const m = await getModelDeployment(s, name);
@@ -442,23 +508,16 @@ async function operatorVerdict(s: Session, name: string, newYork: WindowSummary)
 
 // ---------------------------------------------------------------- shared
 
-/** The component logs that explain a failure of each step. */
-function defaultLogs(dir: string, step: number, penguins?: PenguinLoop): string[] {
-  const operator = podLogFiles(dir, OPERATOR_NAMESPACE, `${OPERATOR_DEPLOYMENT}-`);
-  const nodes = join(dir, "logs/local-nodes.log");
-  switch (step) {
-    case 1:
-      return [join(dir, "logs")];
-    case 2:
-      return [...operator, nodes, join(dir, "logs/kube-controller-manager.log")];
-    case 3:
-      return [...podLogFiles(dir, DEMO_NAMESPACE, `${TRAINING_JOB}-`), ...podLogFiles(dir, DEMO_NAMESPACE, `${PENGUIN_TRAINING_JOB}-`), nodes];
-    case 4:
-    case 5:
-      return [...operator, ...podLogFiles(dir, DEMO_NAMESPACE, "weather-serving-"), nodes];
-    default:
-      return penguins ? penguins.lookAt(dir) : [...operator, nodes];
-  }
+function operatorLogs(dir: string): string[] {
+  return [...podLogFiles(dir, OPERATOR_NAMESPACE, `${OPERATOR_DEPLOYMENT}-`), join(dir, "logs/local-nodes.log"), join(dir, "logs/kube-controller-manager.log")];
+}
+
+function trainingLogs(dir: string): string[] {
+  return [...podLogFiles(dir, DEMO_NAMESPACE, `${TRAINING_JOB}-`), ...podLogFiles(dir, DEMO_NAMESPACE, `${PENGUIN_TRAINING_JOB}-`), join(dir, "logs/local-nodes.log")];
+}
+
+function weatherServingLogs(dir: string): string[] {
+  return [...podLogFiles(dir, OPERATOR_NAMESPACE, `${OPERATOR_DEPLOYMENT}-`), ...podLogFiles(dir, DEMO_NAMESPACE, "weather-serving-"), join(dir, "logs/local-nodes.log")];
 }
 
 /** Waits for Ctrl-C (or SIGTERM); checks the cluster's processes meanwhile, which also keeps Node's event loop alive. */
@@ -492,7 +551,7 @@ function printWhereToLook(s: Session | undefined): void {
   narrator.plain("  kubectl get md penguins -o yaml             # status.loop, lastRetraining (with the gate), history");
   narrator.plain("  kubectl get deploy,svc,pods,jobs,pvc -o wide");
   narrator.plain("  kubectl get events --sort-by=.metadata.creationTimestamp   # the loop's Events: RetrainingStarted … ObservationPassed");
-  narrator.plain(`  curl "$(kubectl get svc weather -o jsonpath='http://{.spec.clusterIP}:{.spec.ports[0].port}')/v1/monitoring/summary"`);
+  narrator.plain(`  curl "$(kubectl get svc weather -o jsonpath='http://{.spec.clusterIP}:{.spec.ports[0].port}')${SIDECAR_PATHS.summary}"`);
   narrator.plain(`  ls ${join(state.dir, "pods")}/*/containers/*/    # container logs (kubectl logs has no kubelet to talk to here)`);
   narrator.plain(`  ${join(state.dir, "logs")}/                   # control plane and local node logs`);
 }

@@ -136,7 +136,7 @@ export interface FinishedJob {
   node: string;
   /** From the wait's start (just after the Job was applied) until the demo saw it Complete. */
   seconds: number;
-  log: string;
+  logFile: string;
   result: TrainOutput;
 }
 
@@ -175,10 +175,10 @@ export async function waitForTrainingJobs(s: Session, names: readonly string[], 
       if (failed) throw new StepFailure(`Job ${name} failed: ${failed.reason ?? ""} ${failed.message ?? ""}`.trim(), jobLookAt(s, pod, name));
       if (!job || !conditions.some((c) => c.type === "Complete" && c.status === "True")) continue;
       if (!pod?.spec?.nodeName) throw new StepFailure(`Job ${name} completed but its pod is gone`, []);
-      const log = containerLogFile(s.dir, DEMO_NAMESPACE, pod.metadata!.name!, pod.metadata!.uid!, TRAINING_CONTAINER);
-      const result = trainOutput(log);
-      if (!result) throw new StepFailure(`Job ${name} completed but its log has no result line from \`ballast train\``, [log]);
-      done.set(name, { name, pod, node: pod.spec.nodeName, seconds: (Date.now() - started) / 1000, log, result });
+      const logFile = containerLogFile(s.dir, DEMO_NAMESPACE, pod.metadata!.name!, pod.metadata!.uid!, TRAINING_CONTAINER);
+      const result = trainOutput(logFile);
+      if (!result) throw new StepFailure(`Job ${name} completed but its log has no result line from \`ballast train\``, [logFile]);
+      done.set(name, { name, pod, node: pod.spec.nodeName, seconds: (Date.now() - started) / 1000, logFile, result });
     }
   }
   return done;

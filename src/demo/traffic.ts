@@ -1,6 +1,7 @@
 // Real traffic through the Service as a client sends it (Open Inference Protocol v2), the ground truth fed back
 // to the sidecar, and the sidecar's monitoring summary in words.
 import { setTimeout as sleep } from "node:timers/promises";
+import { SIDECAR_PATHS } from "../api/index.js";
 import type { SidecarSummary, WindowSummary } from "../monitoring/summary.js";
 import { WEATHER_FEATURES, WEATHER_LABEL } from "./weather-data.js";
 
@@ -37,7 +38,7 @@ export function inferRequest(rows: readonly TrafficRow[], id: string, features: 
  * label of every row to `<feedbackUrl>/v1/feedback`, the way a labelling pipeline reports it later.
  * Weather rows by default; `features` and `label` name another data set's columns.
  */
-export async function sendTrafficWithFeedback(opts: {
+export async function sendTrafficWithFeedback(options: {
   serviceUrl: string;
   feedbackUrl: string;
   model: string;
@@ -52,15 +53,15 @@ export async function sendTrafficWithFeedback(opts: {
   feedbackPerRequest?: boolean;
   signal?: AbortSignal;
 }): Promise<TrafficResult> {
-  const label = opts.label ?? WEATHER_LABEL;
+  const label = options.label ?? WEATHER_LABEL;
   const result: TrafficResult = { requests: 0, rows: 0, correct: 0, feedbackAccepted: 0 };
   const feedback: { id: string; labels: string[] }[] = [];
-  for (let i = 0; i < opts.days.length; i += opts.rowsPerRequest) {
-    opts.signal?.throwIfAborted();
-    const batch = opts.days.slice(i, i + opts.rowsPerRequest);
-    const id = `${opts.idPrefix}-${i / opts.rowsPerRequest}`;
-    const url = `${opts.serviceUrl}/v2/models/${opts.model}/infer`;
-    const res = await postJson(url, inferRequest(batch, id, opts.features));
+  for (let i = 0; i < options.days.length; i += options.rowsPerRequest) {
+    options.signal?.throwIfAborted();
+    const batch = options.days.slice(i, i + options.rowsPerRequest);
+    const id = `${options.idPrefix}-${i / options.rowsPerRequest}`;
+    const url = `${options.serviceUrl}/v2/models/${options.model}/infer`;
+    const res = await postJson(url, inferRequest(batch, id, options.features));
     if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${JSON.stringify(res.body)}`);
     const predicted = (res.body as { outputs?: { name: string; data: unknown[] }[] }).outputs?.find((o) => o.name === "label")?.data;
     if (!predicted || predicted.length !== batch.length) throw new Error(`POST ${url}: the response has no "label" output with ${batch.length} predictions: ${JSON.stringify(res.body).slice(0, 300)}`);
@@ -69,16 +70,16 @@ export async function sendTrafficWithFeedback(opts: {
     batch.forEach((d, r) => {
       if (predicted[r] === d[label]) result.correct++;
     });
-    if (opts.withoutFeedback) continue;
+    if (options.withoutFeedback) continue;
     feedback.push({ id, labels: batch.map((d) => d[label]!) });
-    if (opts.feedbackPerRequest) result.feedbackAccepted += await postFeedback(opts.feedbackUrl, feedback.splice(0));
+    if (options.feedbackPerRequest) result.feedbackAccepted += await postFeedback(options.feedbackUrl, feedback.splice(0));
   }
-  for (let i = 0; i < feedback.length; i += 50) result.feedbackAccepted += await postFeedback(opts.feedbackUrl, feedback.slice(i, i + 50));
+  for (let i = 0; i < feedback.length; i += 50) result.feedbackAccepted += await postFeedback(options.feedbackUrl, feedback.slice(i, i + 50));
   return result;
 }
 
 async function postFeedback(feedbackUrl: string, feedback: { id: string; labels: string[] }[]): Promise<number> {
-  const url = `${feedbackUrl}/v1/feedback`;
+  const url = `${feedbackUrl}${SIDECAR_PATHS.feedback}`;
   const res = await postJson(url, { feedback });
   if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${JSON.stringify(res.body)}`);
   return (res.body as { accepted: number }).accepted;
@@ -107,7 +108,7 @@ export async function waitForService(url: string, timeoutMs: number, signal?: Ab
 }
 
 export async function fetchSummary(sidecarUrl: string): Promise<SidecarSummary> {
-  const url = `${sidecarUrl}/v1/monitoring/summary`;
+  const url = `${sidecarUrl}${SIDECAR_PATHS.summary}`;
   const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
   if (res.status !== 200) throw new Error(`GET ${url} answered ${res.status}: ${await res.text()}`);
   return (await res.json()) as SidecarSummary;

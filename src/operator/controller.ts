@@ -43,15 +43,15 @@ export class Controller {
   private pause: AbortController | undefined;
   private readonly log: Logger;
 
-  constructor(private readonly opts: ControllerOptions) {
-    if (!Number.isInteger(opts.workers) || opts.workers < 1) throw new Error(`workers must be a positive integer, got ${opts.workers}`);
-    this.queue = new WorkQueue<string>({ metrics: opts.metrics.workQueue(opts.name) });
-    this.log = opts.logger.child({ controller: opts.name });
-    opts.metrics.maxWorkers.set({ controller: opts.name }, opts.workers);
+  constructor(private readonly options: ControllerOptions) {
+    if (!Number.isInteger(options.workers) || options.workers < 1) throw new Error(`workers must be a positive integer, got ${options.workers}`);
+    this.queue = new WorkQueue<string>({ metrics: options.metrics.workQueue(options.name) });
+    this.log = options.logger.child({ controller: options.name });
+    options.metrics.maxWorkers.set({ controller: options.name }, options.workers);
   }
 
   get name(): string {
-    return this.opts.name;
+    return this.options.name;
   }
 
   enqueue(key: string): void {
@@ -67,8 +67,8 @@ export class Controller {
     if (this.running) return;
     this.pause = new AbortController();
     const signal = this.pause.signal;
-    this.workers = Array.from({ length: this.opts.workers }, () => this.work(signal));
-    this.log.info({ workers: this.opts.workers }, "workers started");
+    this.workers = Array.from({ length: this.options.workers }, () => this.work(signal));
+    this.log.info({ workers: this.options.workers }, "workers started");
   }
 
   /** Stops taking new keys (on losing leadership); waits for the reconciles in flight. */
@@ -109,14 +109,14 @@ export class Controller {
   }
 
   private async processOne(key: string): Promise<void> {
-    const { name, metrics } = this.opts;
+    const { name, metrics } = this.options;
     const req = parseKey(key);
     const reconcileId = randomUUID();
     const log = this.log.child({ namespace: req.namespace, name: req.name, reconcileId });
     metrics.activeWorkers.inc({ controller: name });
     const end = metrics.reconcileTime.startTimer({ controller: name });
     try {
-      const result = await this.opts.reconciler.reconcile(req, { log, reconcileId });
+      const result = await this.options.reconciler.reconcile(req, { log, reconcileId });
       this.queue.forget(key);
       if (result.requeueAfterMs !== undefined && result.requeueAfterMs >= 0) {
         this.queue.addAfter(key, result.requeueAfterMs);

@@ -42,7 +42,7 @@ export interface ManagerOptions {
   identity?: string;
 }
 
-export const CONTROLLER_NAME = "modeldeployment-serving";
+export const CONTROLLER_NAME = "serving";
 export const MONITORING_CONTROLLER_NAME = "monitoring";
 export const LOOP_CONTROLLER_NAME = "loop";
 export const REPORTING_CONTROLLER = "ballast.dev/operator";

@@ -1,12 +1,12 @@
 // The one place where failures become condition reasons and Event reasons. Reconcilers throw typed
 // errors; the controller asks `classifyReconcileError` what the user should see and whether to retry.
-import { ConditionReason } from "../api/index.js";
+import { ConditionReason, type ConditionReasonName } from "../api/index.js";
 import { KubeApiError } from "../kube/client.js";
 
 /** A failure with a CamelCase reason the user sees on the Ready condition and on a Warning Event. */
 export class ReconcileError extends Error {
   constructor(
-    readonly reason: string,
+    readonly reason: ConditionReasonName,
     message: string,
   ) {
     super(message);
@@ -17,7 +17,7 @@ export class ReconcileError extends Error {
 /** The spec can never work as written (e.g. its PVC does not exist): Stalled=True until the user acts. */
 export class StalledError extends ReconcileError {
   constructor(
-    reason: string,
+    reason: ConditionReasonName,
     message: string,
     /** Look again after this long anyway: the missing thing may be created without the spec changing. */
     readonly recheckAfterMs = 60_000,
@@ -28,7 +28,7 @@ export class StalledError extends ReconcileError {
 }
 
 export interface ErrorClassification {
-  reason: string;
+  reason: ConditionReasonName;
   message: string;
   /** Stalled=True (kstatus Failed) rather than Reconciling=True (InProgress). */
   stalled: boolean;
@@ -44,7 +44,7 @@ export function classifyReconcileError(err: unknown): ErrorClassification {
     if (err.status === 422 || err.status === 400)
       return { reason: ConditionReason.InvalidSpec, message: `the API server rejected an object built from the spec: ${err.message}`, stalled: true, requeueAfterMs: 300_000 };
     if (err.status === 403)
-      return { reason: "Forbidden", message: `the operator's ServiceAccount lacks a permission: ${err.message}`, stalled: false };
+      return { reason: ConditionReason.Forbidden, message: `the operator's ServiceAccount lacks a permission: ${err.message}`, stalled: false };
     return { reason: ConditionReason.ApplyFailed, message: err.message, stalled: false };
   }
   return { reason: ConditionReason.ApplyFailed, message: err instanceof Error ? err.message : String(err), stalled: false };

@@ -22,31 +22,31 @@ export class OperatorUsageError extends Error {}
 
 const IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
-function leaseNamespace(opts: RunOperatorOptions): string {
-  if (opts.leaderElectionNamespace) return opts.leaderElectionNamespace;
+function leaseNamespace(options: RunOperatorOptions): string {
+  if (options.leaderElectionNamespace) return options.leaderElectionNamespace;
   if (process.env.POD_NAMESPACE) return process.env.POD_NAMESPACE;
   if (existsSync(IN_CLUSTER_NAMESPACE_FILE)) return readFileSync(IN_CLUSTER_NAMESPACE_FILE, "utf8").trim();
   throw new OperatorUsageError("--leader-elect outside a cluster needs --leader-election-namespace (or POD_NAMESPACE)");
 }
 
-export async function runOperator(opts: RunOperatorOptions): Promise<void> {
-  const logger = pino({ level: opts.logLevel, base: { component: "operator" } });
-  if (opts.kubeconfig && !existsSync(opts.kubeconfig)) throw new OperatorUsageError(`--kubeconfig ${opts.kubeconfig}: no such file`);
+export async function runOperator(options: RunOperatorOptions): Promise<void> {
+  const logger = pino({ level: options.logLevel, base: { component: "operator" } });
+  if (options.kubeconfig && !existsSync(options.kubeconfig)) throw new OperatorUsageError(`--kubeconfig ${options.kubeconfig}: no such file`);
   let client: KubeClient;
   try {
-    client = await KubeClient.load(opts.kubeconfig);
+    client = await KubeClient.load(options.kubeconfig);
   } catch (err) {
     throw new OperatorUsageError(`cannot load a kubeconfig or in-cluster config: ${err instanceof Error ? err.message : String(err)}`);
   }
   const manager = new Manager({
     client,
     logger,
-    namespaces: opts.namespaces && opts.namespaces.length > 0 ? opts.namespaces : undefined,
-    workers: opts.workers,
-    metricsBindAddress: opts.metricsBindAddress,
-    healthProbeBindAddress: opts.healthProbeBindAddress,
-    leaderElection: opts.leaderElect ? { namespace: leaseNamespace(opts), id: opts.leaderElectionId } : undefined,
-    image: opts.image,
+    namespaces: options.namespaces && options.namespaces.length > 0 ? options.namespaces : undefined,
+    workers: options.workers,
+    metricsBindAddress: options.metricsBindAddress,
+    healthProbeBindAddress: options.healthProbeBindAddress,
+    leaderElection: options.leaderElect ? { namespace: leaseNamespace(options), id: options.leaderElectionId } : undefined,
+    image: options.image,
     identity: process.env.POD_NAME ? `${process.env.POD_NAME}_${process.pid}` : undefined,
   });
   let stopped: Promise<void> | undefined;

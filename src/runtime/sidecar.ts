@@ -7,6 +7,7 @@ import { Pool, type Dispatcher } from "undici";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { DEFAULT_MAX_BODY_BYTES, INTERNAL_ERROR_MESSAGE, closeGracefully, listen, parseJsonBody, readBody, sendError, sendJson, sendText } from "./http-json.js";
 import type { SidecarSummary } from "../monitoring/summary.js";
+import { SIDECAR_PATHS } from "../api/sidecar-paths.js";
 import { readMetadata, type ModelMetadata } from "./metadata.js";
 import { REQUEST_ID_HEADER, matchRoute } from "./model-server.js";
 import { RequestError, requestIdProblem } from "./oip.js";
@@ -45,14 +46,6 @@ export interface SidecarOptions {
   monitoringConfig?: string;
   storeOptions?: StoreOptions;
 }
-
-export const SIDECAR_PATHS = {
-  live: "/v1/sidecar/live",
-  ready: "/v1/sidecar/ready",
-  feedback: "/v1/feedback",
-  summary: "/v1/monitoring/summary",
-  metrics: "/metrics",
-} as const;
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"]);
 const CALLER_ID_HEADERS = [REQUEST_ID_HEADER, "x-request-id"];

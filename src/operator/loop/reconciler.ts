@@ -36,15 +36,15 @@ export interface LoopReconcilerOptions {
 const JOB_NAME_LABEL = "batch.kubernetes.io/job-name";
 
 export class LoopReconciler implements Reconciler {
-  constructor(private readonly opts: LoopReconcilerOptions) {}
+  constructor(private readonly options: LoopReconcilerOptions) {}
 
   async reconcile(req: ReconcileRequest, ctx: ReconcileContext): Promise<ReconcileResult> {
     const key = `${req.namespace}/${req.name}`;
-    const md = this.opts.caches.modelDeployments.get(key);
+    const md = this.options.caches.modelDeployments.get(key);
     if (!md || md.metadata.deletionTimestamp) return {};
     // The serving reconciler writes the first status; the loop starts from there.
     if (md.status?.observedGeneration === undefined) return { requeueAfterMs: 1000 };
-    const now = this.opts.now?.() ?? new Date();
+    const now = this.options.now?.() ?? new Date();
     const loop = md.status.loop;
     const phase = loop?.phase ?? "Stable";
     const attempt = (loop?.attempt ?? 0) + (phase === "Training" ? 0 : 1);
@@ -53,12 +53,12 @@ export class LoopReconciler implements Reconciler {
     if (isDeepStrictEqual(owned(md.status), step.status) && !step.createJob) return { requeueAfterMs: step.requeueAfterMs };
 
     // A transition: decide on the object as stored, not a cache that may not have our last write yet.
-    const fresh = await this.opts.client.get<ResolvedModelDeployment & KubeObject>(resourcePath(MODEL_DEPLOYMENTS, req.namespace, req.name));
+    const fresh = await this.options.client.get<ResolvedModelDeployment & KubeObject>(resourcePath(MODEL_DEPLOYMENTS, req.namespace, req.name));
     if (!isDeepStrictEqual(fresh.status?.loop, md.status.loop)) return { requeueAfterMs: 200 };
     if (step.createJob) {
-      const desired = desiredRetrainingJob(md, { ...step.createJob, defaultImage: this.opts.defaultImage });
+      const desired = desiredRetrainingJob(md, { ...step.createJob, defaultImage: this.options.defaultImage });
       try {
-        await this.opts.client.create(resourcePath(JOBS, req.namespace), desired);
+        await this.options.client.create(resourcePath(JOBS, req.namespace), desired);
         ctx.log.info({ job: desired.metadata!.name, fromVersion: step.createJob.fromVersion }, "retraining Job created");
       } catch (err) {
         // Created before a restart, or by a twin reconcile: the name is the attempt's, so it is ours.
@@ -67,29 +67,29 @@ export class LoopReconciler implements Reconciler {
     }
     let applied = false;
     const written = await updateStatusWithRetry(
-      this.opts.client,
+      this.options.client,
       MODEL_DEPLOYMENTS,
       fresh,
       (latest) => {
         applied = isDeepStrictEqual(latest.status?.loop, md.status!.loop);
         return applied ? mergeOwned(latest.status ?? {}, step.status) : (latest.status ?? {});
       },
-      { onConflict: this.opts.onStatusConflict },
+      { onConflict: this.options.onStatusConflict },
     );
     if (!written || !applied) return { requeueAfterMs: 200 };
-    for (const ev of step.events) this.opts.recorder.record(written, ev);
+    for (const ev of step.events) this.options.recorder.record(written, ev);
     ctx.log.info({ phase: step.status.loop?.phase, attempt: step.status.loop?.attempt, message: step.status.loop?.message }, "loop stepped");
     return { requeueAfterMs: step.requeueAfterMs };
   }
 
   private async observeJob(md: ResolvedModelDeployment, name: string, expected: boolean): Promise<JobObservation | undefined> {
     const ns = md.metadata.namespace!;
-    let job: V1Job | undefined = this.opts.caches.jobs.get(`${ns}/${name}`);
+    let job: V1Job | undefined = this.options.caches.jobs.get(`${ns}/${name}`);
     if (!job && !expected) return undefined;
     if (!job) {
       // The cache may lag a Job we just created: only the API can say it is gone.
       try {
-        job = await this.opts.client.get<V1Job>(resourcePath(JOBS, ns, name));
+        job = await this.options.client.get<V1Job>(resourcePath(JOBS, ns, name));
       } catch (err) {
         if (err instanceof KubeApiError && err.notFound) return { name, state: "absent" };
         throw err;
@@ -115,12 +115,12 @@ export class LoopReconciler implements Reconciler {
   }
 
   private async jobPods(namespace: string, jobName: string): Promise<V1Pod[]> {
-    const list = await this.opts.client.get<KubeList<V1Pod>>(resourcePath(PODS, namespace), { query: { labelSelector: `${JOB_NAME_LABEL}=${jobName}` } });
+    const list = await this.options.client.get<KubeList<V1Pod>>(resourcePath(PODS, namespace), { query: { labelSelector: `${JOB_NAME_LABEL}=${jobName}` } });
     return list.items;
   }
 
   private observeRollout(md: ResolvedModelDeployment): RolloutObservation {
-    const dep = this.opts.caches.deployments.get(`${md.metadata.namespace}/${servingNames(md.metadata.name!).deployment}`);
+    const dep = this.options.caches.deployments.get(`${md.metadata.namespace}/${servingNames(md.metadata.name!).deployment}`);
     const args = dep?.spec?.template?.spec?.containers?.find((c) => c.name === "server")?.args ?? [];
     const at = args.indexOf("--version");
     const progress = deploymentProgress(dep);

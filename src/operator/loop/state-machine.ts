@@ -8,8 +8,11 @@ import {
   appendHistory,
   defaultAccuracyMetric,
   findCondition,
+  parseDurationMs,
   setCondition,
   type Condition,
+  type ConditionReasonName,
+  type ConditionTypeName,
   type HistoryEntry,
   type LoopPhase,
   type LoopStatus,
@@ -18,7 +21,6 @@ import {
   type RetrainingStatus,
 } from "../../api/index.js";
 import type { EventRecord } from "../../kube/events.js";
-import { goDurationMs } from "../serving/desired-state.js";
 import { bestCandidate, evaluateGate, improvement, type CandidateReport } from "./gate.js";
 import { candidateVersionName, retrainingJobName } from "./retraining-job.js";
 
@@ -93,7 +95,7 @@ export function servingSince(md: ResolvedModelDeployment): string {
 
 /** Start times within the budget's sliding period. */
 function startsInPeriod(loop: LoopStatus, md: ResolvedModelDeployment, now: Date): string[] {
-  const period = goDurationMs(md.spec.policy.maxRetrainings.period);
+  const period = parseDurationMs(md.spec.policy.maxRetrainings.period);
   return (loop.recentStarts ?? []).filter((t) => now.getTime() - Date.parse(t) < period);
 }
 
@@ -121,7 +123,7 @@ class Step {
     this.previousVersion = s.previousVersion;
     this.history = s.history;
     this.conditions = s.conditions ?? [];
-    this.requeueAfterMs = Math.max(1000, goDurationMs(md.spec.monitoring.scrapeInterval));
+    this.requeueAfterMs = Math.max(1000, parseDurationMs(md.spec.monitoring.scrapeInterval));
   }
 
   get now(): string {
@@ -150,7 +152,7 @@ class Step {
     this.history = appendHistory(this.history, { time: this.now, ...entry });
   }
 
-  condition(type: string, status: Condition["status"], reason: string, message: string): void {
+  condition(type: ConditionTypeName, status: Condition["status"], reason: ConditionReasonName, message: string): void {
     this.conditions = setCondition(this.conditions, { type, status, reason, message: message.slice(0, 32768), observedGeneration: this.generation }, this.obs.now);
   }
 
@@ -159,7 +161,7 @@ class Step {
     const failures = (this.loop.consecutiveFailures ?? 0) + 1;
     this.loop.consecutiveFailures = failures;
     this.loop.failedAttempts = (this.loop.failedAttempts ?? 0) + 1;
-    const backoff = Math.min(MAX_BACKOFF_MS, goDurationMs(this.md.spec.policy.cooldown) * 2 ** failures);
+    const backoff = Math.min(MAX_BACKOFF_MS, parseDurationMs(this.md.spec.policy.cooldown) * 2 ** failures);
     this.loop.backoffUntil = isoSeconds(new Date(this.obs.now.getTime() + backoff));
     this.loop.lastHandledTrigger = this.md.status?.policy?.lastTriggerTime ?? this.loop.lastHandledTrigger;
     this.candidateVersion = undefined;
@@ -170,7 +172,7 @@ class Step {
     this.enter("Stable", `${reason}: ${message}; no retraining before ${this.loop.backoffUntil} (cooldown doubled after ${failures} failed attempt${failures > 1 ? "s" : ""})`);
   }
 
-  halt(reason: string, message: string): void {
+  halt(reason: ConditionReasonName, message: string): void {
     this.enter("Halted", `${message}; change the spec or annotate ${ANNOTATION_RESUME}=<new value> to resume`);
     this.loop.haltedGeneration = this.generation;
     this.condition(ConditionType.LoopHalted, "True", reason, this.loop.message);
@@ -180,7 +182,7 @@ class Step {
 
   succeededAttempt(message: string): void {
     this.loop.consecutiveFailures = 0;
-    this.loop.backoffUntil = isoSeconds(new Date(this.obs.now.getTime() + goDurationMs(this.md.spec.policy.cooldown)));
+    this.loop.backoffUntil = isoSeconds(new Date(this.obs.now.getTime() + parseDurationMs(this.md.spec.policy.cooldown)));
     this.loop.lastHandledTrigger = this.md.status?.policy?.lastTriggerTime ?? this.loop.lastHandledTrigger;
     this.enter("Stable", message);
   }
@@ -325,7 +327,7 @@ function stable(step: Step): void {
   const starts = startsInPeriod(step.loop, md, obs.now);
   const degraded = findCondition(s.conditions, ConditionType.Degraded);
   const why = degraded?.status === "True" ? `${degraded.reason}: ${degraded.message}` : `policy violated at ${trigger}`;
-  const refuse = (reason: string, message: string) => {
+  const refuse = (reason: ConditionReasonName, message: string) => {
     step.loop.lastHandledTrigger = trigger;
     step.condition(ConditionType.Retraining, "False", reason, message);
     step.event("Warning", reason, message, "Retrain");
@@ -335,7 +337,7 @@ function stable(step: Step): void {
   if (starts.length >= budget.count)
     return refuse(
       ConditionReason.BudgetExhausted,
-      `policy violated, but the budget is spent: ${starts.length} of ${budget.count} retraining Jobs in the last ${budget.period} (next slot ${isoSeconds(new Date(Date.parse(starts[0]!) + goDurationMs(budget.period)))})`,
+      `policy violated, but the budget is spent: ${starts.length} of ${budget.count} retraining Jobs in the last ${budget.period} (next slot ${isoSeconds(new Date(Date.parse(starts[0]!) + parseDurationMs(budget.period)))})`,
     );
   if (backingOff(step))
     return refuse(ConditionReason.CooldownActive, `policy violated, but no retraining starts before ${step.loop.backoffUntil} (cooldown after the last attempt)`);
@@ -448,7 +450,7 @@ function rollingOut(step: Step): void {
     step.event("Normal", ConditionReason.Promoted, `promoted ${target} (replacing ${step.previousVersion ?? "?"}): ${gate?.message ?? "approved"}`, "Promote");
     return;
   }
-  const deadline = goDurationMs(md.spec.promotion.rolloutDeadline);
+  const deadline = parseDurationMs(md.spec.promotion.rolloutDeadline);
   if (obs.now.getTime() - Date.parse(step.loop.since) > deadline)
     return step.rollBack(ConditionReason.RolloutTimedOut, `${target} was not serving on every pod within promotion.rolloutDeadline ${md.spec.promotion.rolloutDeadline} (${obs.rollout.message})`);
   step.say(`rolling the serving pods to ${target}: ${obs.rollout.message}`);

@@ -5,8 +5,12 @@ import {
   ConditionType,
   defaultAccuracyMetric,
   findCondition,
+  parseDurationMs,
   setCondition,
+  isConditionReason,
   type Condition,
+  type ConditionReasonName,
+  type ConditionTypeName,
   type MetricsSnapshot,
   type ModelDeploymentStatus,
   type WindowRecord,
@@ -29,7 +33,6 @@ import {
 } from "../../monitoring/index.js";
 import { mergeSummaries, type SidecarSummary, type WindowSummary } from "../../monitoring/summary.js";
 import { summaryConflict } from "../../monitoring/summary-schema.js";
-import { goDurationMs } from "../serving/desired-state.js";
 import { boundFeatureNames, boundMessage, joinWithin, MAX_CONDITION_MESSAGE_LENGTH } from "./messages.js";
 
 /** What one ready serving pod's sidecar answered: its summary, or why there is none. */
@@ -62,7 +65,7 @@ const STABILITY_WINDOWS = 12;
 type ConditionStatus = Condition["status"];
 interface ConditionVerdict {
   status: ConditionStatus;
-  reason: string;
+  reason: ConditionReasonName;
   message: string;
 }
 
@@ -89,7 +92,7 @@ export function policyConfig(md: ResolvedModelDeployment): PolicyConfig {
   return {
     minSamples: p.minSamples,
     consecutiveWindows: p.consecutiveWindows,
-    cooldownMs: goDurationMs(p.cooldown),
+    cooldownMs: parseDurationMs(p.cooldown),
     triggerOn: p.triggerOn,
     minLabelledSamples: p.minLabelledSamples,
     datasetDrift: true,
@@ -238,7 +241,7 @@ function listBudget(head: string, tail: string): number {
   return Math.max(0, MAX_CONDITION_MESSAGE_LENGTH - head.length - tail.length);
 }
 
-const RULE_REASONS: Record<PolicyRule, string> = {
+const RULE_REASONS: Record<PolicyRule, ConditionReasonName> = {
   "metric-min": ConditionReason.AccuracyBelowThreshold,
   "metric-max": ConditionReason.ErrorAboveThreshold,
   robustness: ConditionReason.RobustnessBelowThreshold,
@@ -248,11 +251,11 @@ const RULE_REASONS: Record<PolicyRule, string> = {
 };
 
 /** The reason of a violated policy: the first rule this window broke (the policy orders them as a user fixes them). */
-function violationReason(decision: PolicyDecision, prior: Condition | undefined): string {
+function violationReason(decision: PolicyDecision, prior: Condition | undefined): ConditionReasonName {
   const first = decision.fired[0];
   if (first) return RULE_REASONS[first];
   // The streak can outlive the window that started it (the latest may be insufficient-data): keep what it was.
-  return prior?.status === "True" ? prior.reason : ConditionReason.DriftAboveThreshold;
+  return prior?.status === "True" && isConditionReason(prior.reason) ? prior.reason : ConditionReason.DriftAboveThreshold;
 }
 
 /** Degraded: the policy's debounced verdict (consecutive windows, min samples, cooldown). */
@@ -385,7 +388,7 @@ function isoSeconds(d: Date): string {
 /** Events for what changed between two statuses: drift or degradation appearing (Warning) and clearing (Normal). */
 export function healthTransitionEvents(before: ModelDeploymentStatus | undefined, after: ModelDeploymentStatus | undefined): EventRecord[] {
   const events: EventRecord[] = [];
-  const pairs: [string, string][] = [
+  const pairs: [ConditionTypeName, string][] = [
     [ConditionType.DriftDetected, "drift cleared"],
     [ConditionType.Degraded, "recovered"],
   ];

@@ -3,19 +3,18 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import type { SidecarSummary } from "../../monitoring/summary.js";
 import { parseSidecarSummary } from "../../monitoring/summary-schema.js";
-import type { ModelDeploymentStatus, ResolvedModelDeployment } from "../../api/index.js";
-import type { KubeObject } from "../../kube/client.js";
+import { parseDurationMs, SIDECAR_PATHS, type ModelDeploymentStatus, type ResolvedModelDeployment } from "../../api/index.js";
+import type { KubeClient, KubeObject } from "../../kube/client.js";
+import type { EventRecorder } from "../../kube/events.js";
 import type { ObjectCache } from "../../kube/informer.js";
 import { updateStatusWithRetry } from "../../kube/status.js";
 import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler } from "../controller.js";
 import { MODEL_DEPLOYMENTS } from "../resources.js";
-import { goDurationMs, selectorLabels } from "../serving/desired-state.js";
-import type { ServingReconcilerOptions } from "../serving/reconciler.js";
+import { selectorLabels } from "../serving/desired-state.js";
 import { admitSummaries, healthTransitionEvents, monitoringStatus, type PodScrape } from "./health.js";
 
 /** A sidecar slower than this counts as a failed scrape: one hung pod must not hold the others' status back. */
 export const SCRAPE_TIMEOUT_MS = 3000;
-export const SUMMARY_PATH = "/v1/monitoring/summary";
 /**
  * The most of one sidecar's summary the operator reads. A summary is a few hundred KiB for a model of tens of
  * features (12 windows); whatever a client sends through a sidecar must never put more than this per pod on the
@@ -28,9 +27,12 @@ export interface MonitoringCaches {
   pods: ObjectCache<V1Pod & KubeObject>;
 }
 
-/** The same client, recorder, clock and conflict counter as the serving reconciler; its own caches. */
-export interface MonitoringReconcilerOptions extends Pick<ServingReconcilerOptions, "client" | "recorder" | "now" | "onStatusConflict"> {
+export interface MonitoringReconcilerOptions {
+  client: KubeClient;
   caches: MonitoringCaches;
+  recorder: EventRecorder;
+  now?: () => Date;
+  onStatusConflict?: () => void;
   scrapeTimeoutMs?: number;
   /** A summary larger than this is a failed scrape of that pod, read no further (default DEFAULT_MAX_SUMMARY_BYTES). */
   maxSummaryBytes?: number;
@@ -126,37 +128,37 @@ export async function scrapeSidecar(podName: string, url: string, timeoutMs: num
 }
 
 export class MonitoringReconciler implements Reconciler {
-  constructor(private readonly opts: MonitoringReconcilerOptions) {}
+  constructor(private readonly options: MonitoringReconcilerOptions) {}
 
   async reconcile(req: ReconcileRequest, ctx: ReconcileContext): Promise<ReconcileResult> {
-    const md = this.opts.caches.modelDeployments.get(`${req.namespace}/${req.name}`);
+    const md = this.options.caches.modelDeployments.get(`${req.namespace}/${req.name}`);
     if (!md || md.metadata.deletionTimestamp) return {};
-    const interval = Math.max(1000, goDurationMs(md.spec.monitoring.scrapeInterval));
+    const interval = Math.max(1000, parseDurationMs(md.spec.monitoring.scrapeInterval));
     // The serving reconciler writes the first status; racing it for a just-created object only makes conflicts.
     if (md.status?.observedGeneration === undefined) return { requeueAfterMs: interval };
-    const pods = readyServingPods(this.opts.caches.pods.list(), md);
+    const pods = readyServingPods(this.options.caches.pods.list(), md);
     const port = md.spec.serving.port;
-    const timeout = this.opts.scrapeTimeoutMs ?? SCRAPE_TIMEOUT_MS;
-    const scraped = await Promise.all(pods.map((p) => scrapeSidecar(p.metadata!.name!, `http://${hostForUrl(p.status!.podIP!)}:${port}${SUMMARY_PATH}`, timeout, this.opts.maxSummaryBytes)));
+    const timeout = this.options.scrapeTimeoutMs ?? SCRAPE_TIMEOUT_MS;
+    const scraped = await Promise.all(pods.map((p) => scrapeSidecar(p.metadata!.name!, `http://${hostForUrl(p.status!.podIP!)}:${port}${SIDECAR_PATHS.summary}`, timeout, this.options.maxSummaryBytes)));
     // A pod whose summary is too big, malformed or does not merge is dropped alone; the others still make status.
     const scrapes = admitSummaries(md, scraped);
     const failed = scrapes.filter((s) => "error" in s);
     if (failed.length > 0) ctx.log.warn({ failed: failed.map((s) => `${s.pod}: ${"error" in s ? s.error : ""}`), pods: pods.length }, "sidecar scrape failed");
-    const now = this.opts.now?.() ?? new Date();
+    const now = this.options.now?.() ?? new Date();
     // Transitions are judged against the object actually replaced (the cache may lag our previous write).
     let before: ModelDeploymentStatus | undefined = md.status;
     const written = await updateStatusWithRetry(
-      this.opts.client,
+      this.options.client,
       MODEL_DEPLOYMENTS,
       md,
       (latest) => {
         before = latest.status;
         return monitoringStatus(latest, scrapes, now);
       },
-      { onConflict: this.opts.onStatusConflict },
+      { onConflict: this.options.onStatusConflict },
     );
     if (!written) return {};
-    for (const ev of healthTransitionEvents(before, written.status)) this.opts.recorder.record(written, ev);
+    for (const ev of healthTransitionEvents(before, written.status)) this.options.recorder.record(written, ev);
     ctx.log.debug({ pods: pods.length, answered: scrapes.length - failed.length, windowEnd: written.status?.lastMetrics?.windowEnd }, "monitoring scraped");
     return { requeueAfterMs: interval };
   }

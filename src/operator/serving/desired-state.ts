@@ -8,6 +8,7 @@ import {
   defaultAccuracyMetric,
   defaultDriftThreshold,
   parseStorageUri,
+  SIDECAR_PATHS,
   type ResolvedModelDeployment,
   type StorageLocation,
 } from "../../api/index.js";
@@ -274,8 +275,8 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
     ],
     env: podEnv,
     ports: [{ name: "http", containerPort: serving.port, protocol: "TCP" }],
-    readinessProbe: { httpGet: { path: "/v1/sidecar/ready", port: "http" }, periodSeconds: 5, failureThreshold: 3 },
-    livenessProbe: { httpGet: { path: "/v1/sidecar/live", port: "http" }, periodSeconds: 10, failureThreshold: 3 },
+    readinessProbe: { httpGet: { path: SIDECAR_PATHS.ready, port: "http" }, periodSeconds: 5, failureThreshold: 3 },
+    livenessProbe: { httpGet: { path: SIDECAR_PATHS.live, port: "http" }, periodSeconds: 10, failureThreshold: 3 },
     securityContext: restrictedContainerSecurity,
     volumeMounts: [
       { name: "monitoring-config", mountPath: MONITORING_CONFIG_DIR, readOnly: true },

@@ -6,6 +6,8 @@ import {
   ConditionType,
   setCondition,
   type Condition,
+  type ConditionReasonName,
+  type ConditionTypeName,
   type ModelDeploymentStatus,
   type ResolvedModelDeployment,
 } from "../../api/index.js";
@@ -17,7 +19,7 @@ export interface DeploymentProgress {
   ready: boolean;
   /** Will not get there without a change (progress deadline exceeded). */
   stalled: boolean;
-  reason: string;
+  reason: ConditionReasonName;
   message: string;
 }
 
@@ -53,7 +55,7 @@ export function servingStatus(md: ResolvedModelDeployment, outcome: ReconcileOut
   const prior = md.status ?? {};
   const generation = md.metadata.generation ?? 0;
   let conditions: Condition[] = prior.conditions ?? [];
-  const set = (type: string, status: "True" | "False" | "Unknown", reason: string, message: string) => {
+  const set = (type: ConditionTypeName, status: "True" | "False" | "Unknown", reason: ConditionReasonName, message: string) => {
     conditions = setCondition(conditions, { type, status, reason, message, observedGeneration: generation }, now);
   };
   const progress = deploymentProgress(outcome.deployment);

@@ -27,7 +27,14 @@ export function kubectlOk(args: string[], input?: string): string {
 /** Applies the CRDs from crds/ and waits until the API server serves ModelDeployments. */
 export function installCrds(repoRoot: string): void {
   kubectlOk(["apply", "--server-side", "--force-conflicts", "--field-manager=ballast-tests", "-f", `${repoRoot}/crds/ballast.dev_modeldeployments.yaml`]);
-  kubectlOk(["wait", "--for=condition=Established", "--timeout=60s", "crd/modeldeployments.ballast.dev"]);
+  // Right after a create the CRD has no status.conditions yet, and kubectl wait fails on that instead of waiting.
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const res = kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/modeldeployments.ballast.dev"]);
+    if (res.status === 0) return;
+    if (!res.stderr.includes(".status.conditions accessor error") || Date.now() > deadline) throw new Error(`kubectl wait for the CRD failed (${res.status}): ${res.stderr.trim()}`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+  }
 }
 
 /** Creates (or keeps) a namespace for one test file. */

@@ -74,6 +74,9 @@ const invalidCases: InvalidCase[] = [
   { what: "window with neither size nor duration", field: "spec.monitoring.window", mutate: (s) => (s.monitoring.window = {}) },
   { what: "window duration in words", field: "spec.monitoring.window.duration", mutate: (s) => (s.monitoring.window.duration = "5 minutes") },
   { what: "scrape interval under a second", field: "spec.monitoring.scrapeInterval", mutate: (s) => (s.monitoring.scrapeInterval = "500ms") },
+  // "0" passes the one duration grammar (src/api/duration.ts); CEL's duration() must read it for the rule to refuse it.
+  { what: "scrape interval of 0", field: "spec.monitoring.scrapeInterval", mutate: (s) => (s.monitoring.scrapeInterval = "0") },
+  { what: "cooldown with a fraction", field: "spec.policy.cooldown", mutate: (s) => (s.policy.cooldown = "1.5h") },
   { what: "drift share threshold above 1", field: "spec.policy.maxDriftShare", mutate: (s) => (s.policy.maxDriftShare = 1.5) },
   { what: "negative accuracy threshold", field: "spec.policy.minAccuracy", mutate: (s) => (s.policy.minAccuracy = -0.1) },
   {
@@ -158,6 +161,20 @@ describe("ModelDeployment validation by the API server", () => {
     // Rejected objects were never stored, so no operator could ever see them.
     const names = kubectlOk(["get", "modeldeployments", "-n", namespace, "-o", "jsonpath={.items[*].metadata.name}"]).split(" ");
     expect(names.filter((n) => n.startsWith("invalid-"))).toEqual([]);
+  });
+
+  it("accepts durations in every form the CLI flags read too: compound, and 0 for no time bound", () => {
+    kubectl(["delete", "modeldeployment", "durations", "-n", namespace, "--ignore-not-found", "--wait=true"]);
+    kubectlOk(
+      ["create", "-f", "-"],
+      manifest("durations", (s) => {
+        s.monitoring.window = { size: 500, duration: "0" };
+        s.policy.cooldown = "1h30m";
+      }),
+    );
+    const stored = JSON.parse(kubectlOk(["get", "modeldeployment", "durations", "-n", namespace, "-o", "json"])) as ModelDeployment;
+    expect(stored.spec.monitoring?.window).toEqual({ size: 500, duration: "0" });
+    expect(stored.spec.policy?.cooldown).toBe("1h30m");
   });
 
   it("refuses to change model.name on an existing ModelDeployment", () => {

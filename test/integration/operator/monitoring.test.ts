@@ -154,7 +154,10 @@ describe("ballast operator: monitoring what the sidecars see", () => {
     });
     expect(events[0]).toMatchObject({ type: "Warning", regarding: { name: "weather" } });
     expect(events[0]!.note).toContain("features drifted");
-    expect(await operator.metrics()).toMatch(/controller_runtime_reconcile_total\{controller="monitoring",result="requeue_after"\} [1-9]/);
+    const metrics = await operator.metrics();
+    expect(metrics).toMatch(/controller_runtime_reconcile_total\{controller="monitoring",result="requeue_after"\} [1-9]/);
+    // One short name per controller in every metric and log line: serving, monitoring, loop.
+    for (const controller of ["serving", "monitoring", "loop"]) expect(metrics).toMatch(new RegExp(`controller_runtime_reconcile_total\\{controller="${controller}",`));
   });
 
   it("starts no retraining while labels say the drifted traffic is served well; without labels, drift decides and a Job starts", async () => {

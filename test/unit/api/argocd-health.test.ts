@@ -1,7 +1,7 @@
 // The Argo CD health check shipped in docs/gitops.md, run in a Lua VM on the statuses the operator writes.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { argoHealth, computeKstatus, setCondition, type Condition, type HealthInput } from "../../../src/api/index.js";
+import { argoHealth, computeKstatus, setCondition, type Condition, type ConditionReasonName, type ConditionTypeName, type HealthInput } from "../../../src/api/index.js";
 import { healthCheckLuaFromDocs, runHealthCheck } from "./argocd-lua.js";
 
 const lua = healthCheckLuaFromDocs();
@@ -11,7 +11,7 @@ const now = new Date("2026-11-26T12:00:00Z");
 function modelDeployment(opts: {
   generation: number;
   observed?: number;
-  conditions?: [type: string, status: "True" | "False" | "Unknown", reason: string, message: string][];
+  conditions?: [type: ConditionTypeName, status: "True" | "False" | "Unknown", reason: ConditionReasonName, message: string][];
   paused?: boolean;
   deleting?: boolean;
 }) {
@@ -33,7 +33,7 @@ function modelDeployment(opts: {
   };
 }
 
-const readyConditions: [string, "True" | "False", string, string][] = [
+const readyConditions: [ConditionTypeName, "True" | "False", ConditionReasonName, string][] = [
   ["Ready", "True", "Reconciled", "serving weather v1 (1/1 replicas ready)"],
   ["Reconciling", "False", "Reconciled", ""],
   ["Stalled", "False", "Reconciled", ""],
@@ -104,9 +104,9 @@ describe("Argo CD health check (docs/gitops.md)", () => {
 
   it("agrees with computeKstatus/argoHealth on every combination of generation, conditions, pause and deletion", () => {
     const condition = fc.record({
-      type: fc.constantFrom("Ready", "Reconciling", "Stalled", "Serving", "DriftDetected"),
+      type: fc.constantFrom<ConditionTypeName[]>("Ready", "Reconciling", "Stalled", "Serving", "DriftDetected"),
       status: fc.constantFrom("True" as const, "False" as const, "Unknown" as const),
-      reason: fc.constantFrom("Reconciled", "Progressing", "ClaimNotFound"),
+      reason: fc.constantFrom<ConditionReasonName[]>("Reconciled", "Progressing", "ClaimNotFound"),
       message: fc.constantFrom("", "rolling out", "claim missing", "ok"),
     });
     const resource = fc.record({

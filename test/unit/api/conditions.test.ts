@@ -1,7 +1,18 @@
 // setCondition behaves like apimachinery's meta.SetStatusCondition, which kstatus and `kubectl wait` rely on.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ConditionType, appendHistory, findCondition, isConditionTrue, removeCondition, setCondition, type Condition, type HistoryEntry } from "../../../src/api/index.js";
+import {
+  ConditionReason,
+  ConditionType,
+  appendHistory,
+  findCondition,
+  isConditionReason,
+  isConditionTrue,
+  removeCondition,
+  setCondition,
+  type Condition,
+  type HistoryEntry,
+} from "../../../src/api/index.js";
 
 const t0 = new Date("2026-01-01T00:00:00.123Z");
 const t1 = new Date("2026-01-01T00:05:00Z");
@@ -44,7 +55,7 @@ describe("setCondition", () => {
     const update = fc.record({
       type: fc.constantFrom("Ready", "Reconciling", "Stalled", "Serving"),
       status: fc.constantFrom("True" as const, "False" as const, "Unknown" as const),
-      reason: fc.constantFrom("A", "B"),
+      reason: fc.constantFrom("Reconciled" as const, "Progressing" as const),
     });
     fc.assert(
       fc.property(fc.array(update, { maxLength: 40 }), (updates) => {
@@ -60,6 +71,14 @@ describe("setCondition", () => {
         for (const c of conditions) expect(c.lastTransitionTime).toBe(lastChange.get(c.type));
       }),
     );
+  });
+});
+
+describe("condition reasons", () => {
+  it("are one list: a permission error's Forbidden is in it, a reason someone else wrote into status is not", () => {
+    expect(ConditionReason.Forbidden).toBe("Forbidden");
+    for (const reason of Object.values(ConditionReason)) expect(isConditionReason(reason)).toBe(true);
+    expect(isConditionReason("SomethingElse")).toBe(false);
   });
 });
 

@@ -4,7 +4,7 @@ import { applyModelDeploymentDefaults, type ModelDeploymentSpec, type ModelDeplo
 import { loadWeatherDays, splitWeather, WEATHER_FEATURES, type WeatherDay } from "../../../src/demo/weather-data.js";
 import { compare, DatasetProfile } from "../../../src/monitoring/index.js";
 import { classificationCounts, labelledMetrics, PREDICTION_COLUMN, SUMMARY_FORMAT, type SidecarSummary, type WindowSummary } from "../../../src/monitoring/summary.js";
-import { combineDrift, healthTransitionEvents, monitoringStatus, servingGroup, type PodScrape } from "../../../src/operator/monitoring/health.js";
+import { combineDrift, degradedCondition, healthTransitionEvents, monitoringStatus, servingGroup, type PodScrape } from "../../../src/operator/monitoring/health.js";
 import { parseSummary, readyServingPods } from "../../../src/operator/monitoring/reconciler.js";
 
 const split = splitWeather(loadWeatherDays(), 300, 300);
@@ -259,5 +259,17 @@ describe("windows that close between two scrapes", () => {
     expect(after.lastMetrics?.windowEnd).toBe(new Date(T0 + 180_000).toISOString());
     // Scraped again with nothing new: nothing is judged twice.
     expect(monitoringStatus({ ...base, status: after }, burst, NOW).policy).toEqual(after.policy);
+  });
+});
+
+describe("a violation that outlives the window that started it", () => {
+  // The latest window could not be judged, but the streak still holds: Degraded keeps the reason it had, when it is one of ours.
+  const decision = { verdict: "violated" as const, windowVerdict: "insufficient-data" as const, reasons: ["window has 3 samples"], fired: [], consecutiveViolations: 2, trigger: false, cooldownUntilMs: null };
+  const snapshot = { windowEnd: "2026-11-26T12:10:00Z", samples: 3 };
+  const prior = (reason: string) => ({ type: "Degraded", status: "True" as const, reason, message: "earlier", lastTransitionTime: "2026-11-26T12:00:00Z" });
+
+  it("keeps Ballast's reason, but never copies into the condition (and its Event) a reason someone else wrote into status", () => {
+    expect(degradedCondition(decision, snapshot, md(), prior("AccuracyBelowThreshold")).reason).toBe("AccuracyBelowThreshold");
+    expect(degradedCondition(decision, snapshot, md(), prior("not a reason: <b>hi</b>")).reason).toBe("DriftAboveThreshold");
   });
 });

@@ -1,12 +1,11 @@
 import type { V1Container, V1Deployment } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { applyModelDeploymentDefaults, type ModelDeploymentSpec, type ResolvedModelDeployment } from "../../../src/api/index.js";
+import { applyModelDeploymentDefaults, SIDECAR_PATHS, type ModelDeploymentSpec, type ResolvedModelDeployment } from "../../../src/api/index.js";
 import {
   ANNOTATION_APPLIED_HASH,
   ANNOTATION_CONFIG_HASH,
   ANNOTATION_REPLICAS_MANAGED_BY,
   desiredServingObjects,
-  goDurationMs,
   selectorString,
   servingNames,
 } from "../../../src/operator/serving/desired-state.js";
@@ -63,6 +62,9 @@ describe("serving objects for a ModelDeployment", () => {
     expect(service.spec!.ports).toEqual([{ name: "http", port: 8085, targetPort: "http", protocol: "TCP" }]);
     expect(server.readinessProbe!.httpGet!.path).toBe("/v2/health/ready");
     expect(server.livenessProbe!.httpGet!.path).toBe("/v2/health/live");
+    // The paths the sidecar answers (src/api/sidecar-paths.ts, imported by src/runtime/sidecar.ts).
+    expect(sidecar.readinessProbe!.httpGet).toEqual({ path: SIDECAR_PATHS.ready, port: "http" });
+    expect(sidecar.livenessProbe!.httpGet).toEqual({ path: SIDECAR_PATHS.live, port: "http" });
   });
 
   it("tells the sidecar the monitoring window and where to keep its request log, outside /tmp", () => {
@@ -70,7 +72,6 @@ describe("serving objects for a ModelDeployment", () => {
     const { deployment } = desiredServingObjects(md, { defaultImage: IMAGE });
     const args = container(deployment, "sidecar").args!;
     expect(args.slice(args.indexOf("--window-size"), args.indexOf("--window-size") + 4)).toEqual(["--window-size", "500", "--window-duration", "5400000ms"]);
-    expect(goDurationMs("250ms")).toBe(250);
     const mounts = deployment.spec!.template.spec!.containers.flatMap((c) => c.volumeMounts!.map((m) => m.mountPath));
     expect(mounts.every((p) => !p.startsWith("/tmp"))).toBe(true);
   });

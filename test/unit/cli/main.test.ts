@@ -1,8 +1,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { packageVersion } from "../../src/cli/version.js";
-
-const ballast = new URL("../../bin/ballast", import.meta.url).pathname;
+import { packageVersion } from "../../../src/cli/version.js";
+import { ballastBin as ballast } from "../runtime/local-processes.js";
 
 describe("bin/ballast", () => {
   it("prints the package version with --version", () => {

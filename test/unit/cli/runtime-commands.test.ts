@@ -1,7 +1,7 @@
 // `ballast serve|sidecar|train --help` documents every flag; bad flags exit 2 with a message naming the flag.
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { ballastBin } from "./local-processes.js";
+import { ballastBin } from "../runtime/local-processes.js";
 
 const run = (args: string[]) => spawnSync(ballastBin, args, { encoding: "utf8" });
 

@@ -3,8 +3,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { ballastBin as ballast } from "../runtime/local-processes.js";
 
-const ballast = new URL("../../../bin/ballast", import.meta.url).pathname;
 const run = (args: string[], env: Record<string, string> = {}) => spawnSync(ballast, ["operator", ...args], { encoding: "utf8", env: { ...process.env, ...env }, timeout: 20_000 });
 
 describe("ballast operator flags", () => {

@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ballastBin as ballast } from "../runtime/local-processes.js";
 
-const ballast = new URL("../../bin/ballast", import.meta.url).pathname;
-const weatherCsv = new URL("../../node_modules/vega-datasets/data/weather.csv", import.meta.url).pathname;
+const weatherCsv = new URL("../../../node_modules/vega-datasets/data/weather.csv", import.meta.url).pathname;
 let dir: string;
 
 function drift(...args: string[]) {

@@ -82,7 +82,7 @@ describe("the cluster directory", () => {
 });
 
 describe("a pod's secret volume", () => {
-  it("has the files' mode the pod asks for: defaultMode 0400 reads as 0400, an item's mode 0440 as 0440", async () => {
+  it("has the files' mode the pod asks for: defaultMode 0400 reads as 0400, an item's mode 0660 as 0660 (past the node's umask)", async () => {
     await core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: "creds" }, stringData: { token: "s3cr3t", user: "me" } } });
     const pod = await core.createNamespacedPod({
       namespace: ns.name,
@@ -93,7 +93,7 @@ describe("a pod's secret volume", () => {
           containers: [{ name: "c", image: "ghcr.io/ballast-dev/ballast:test", args: ["dev", "job", "--seconds", "600"], volumeMounts: [{ name: "creds", mountPath: "/creds" }, { name: "picked", mountPath: "/picked" }] }],
           volumes: [
             { name: "creds", secret: { secretName: "creds", defaultMode: 0o400 } },
-            { name: "picked", secret: { secretName: "creds", items: [{ key: "user", path: "user", mode: 0o440 }] } },
+            { name: "picked", secret: { secretName: "creds", items: [{ key: "user", path: "user", mode: 0o660 }] } },
           ],
         },
       },
@@ -103,7 +103,7 @@ describe("a pod's secret volume", () => {
     expect(readFileSync(join(volumeDir(dir, "creds"), "token"), "utf8")).toBe("s3cr3t");
     expect(mode(join(volumeDir(dir, "creds"), "token"))).toBe(0o400);
     expect(mode(join(volumeDir(dir, "creds"), "user"))).toBe(0o400);
-    expect(mode(join(volumeDir(dir, "picked"), "user"))).toBe(0o440);
+    expect(mode(join(volumeDir(dir, "picked"), "user"))).toBe(0o660);
     await core.deleteNamespacedPod({ name: "reads-secret", namespace: ns.name });
   });
 });

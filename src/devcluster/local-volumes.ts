@@ -6,7 +6,7 @@ import { mkdirSync, realpathSync, rmSync } from "node:fs";
 import { resolve, sep } from "node:path";
 import type { Logger } from "pino";
 import { KubeApiError, resourcePath, type KubeClient } from "../kube/client.js";
-import type { EventRecorder } from "../kube/events.js";
+import { EventRecorder } from "../kube/events.js";
 import { Informer, withoutManagedFields } from "../kube/informer.js";
 import { PERSISTENT_VOLUME_CLAIMS, PERSISTENT_VOLUMES, STORAGE_CLASSES } from "../kube/resources.js";
 import { claimDir, claimsRoot } from "./pod-dirs.js";
@@ -56,14 +56,15 @@ export class LocalVolumeProvisioner {
   private readonly claims: Informer<V1PersistentVolumeClaim>;
   private readonly volumes: Informer<V1PersistentVolume>;
   private readonly root: string;
+  private readonly events: EventRecorder;
 
   constructor(
     private readonly client: KubeClient,
     private readonly clusterDir: string,
-    private readonly events: EventRecorder,
     private readonly log: Logger,
   ) {
     this.root = claimsRoot(clusterDir);
+    this.events = new EventRecorder(client, PROVISIONER, "local-nodes", log);
     this.claims = new Informer({ client, resource: PERSISTENT_VOLUME_CLAIMS, logger: log, transform: withoutManagedFields });
     this.volumes = new Informer({ client, resource: PERSISTENT_VOLUMES, logger: log, transform: withoutManagedFields });
     const claim = (c: V1PersistentVolumeClaim) => this.guard(this.provision(c));
@@ -90,6 +91,7 @@ export class LocalVolumeProvisioner {
 
   async stop(): Promise<void> {
     await Promise.all([this.claims.stop(), this.volumes.stop()]);
+    await this.events.flush();
   }
 
   /** Level-triggered safety net: a pass over the caches retries what a failed write left undone. */

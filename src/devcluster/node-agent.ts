@@ -60,8 +60,7 @@ export class NodeAgent {
     for (const name of this.nodes.keys()) this.events.set(name, new EventRecorder(this.client, "ballast.dev/local-node", name, opts.log));
     this.pods = new Informer<V1Pod>({ client: this.client, resource: PODS, logger: opts.log, transform: withoutManagedFields });
     this.services = new ServiceProxy(this.client, this.pods, opts.log);
-    // Volume events are about cluster-scoped objects, not one node's: the first node's recorder writes them.
-    this.provisioner = new LocalVolumeProvisioner(this.client, opts.clusterDir, this.events.values().next().value!, opts.log);
+    this.provisioner = new LocalVolumeProvisioner(this.client, opts.clusterDir, opts.log);
     this.ips = new LoopbackIPAllocator(opts.podOctet);
     this.pods.on({
       add: (pod) => this.podChanged(pod),

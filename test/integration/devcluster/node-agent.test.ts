@@ -2,8 +2,7 @@
 // routes to a pod as soon as the pod is Ready, and a failure repeated every few seconds is one Event that
 // counts its repeats, not a new Event each time.
 import { CoreV1Api, EventsV1Api, type V1Pod } from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { inject } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { KubeClient, resourcePath } from "../../../src/kube/client.js";
 import { PODS } from "../../../src/kube/resources.js";
 import { createTestNamespace, testKubeConfig, waitFor } from "../../support/cluster.js";

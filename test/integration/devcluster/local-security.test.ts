@@ -109,6 +109,26 @@ describe("a pod's secret volume", () => {
 });
 
 describe("the local volume provisioner", () => {
+  it("still deletes a volume it provisioned, with its data, once its claim is deleted", async () => {
+    await core.createNamespacedPersistentVolumeClaim({
+      namespace: ns.name,
+      body: { metadata: { name: "scratch" }, spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Mi" } } } },
+    });
+    const bound = await waitFor("the claim to be bound", async () => {
+      const c = await core.readNamespacedPersistentVolumeClaim({ name: "scratch", namespace: ns.name });
+      return c.status?.phase === "Bound" ? c : undefined;
+    });
+    const pv = await core.readPersistentVolume({ name: bound.spec!.volumeName! });
+    const dir = pv.spec!.hostPath!.path;
+    expect(dir.startsWith(claimsRoot(clusterDir()))).toBe(true);
+    writeFileSync(join(dir, "data"), "scratch");
+    await core.deleteNamespacedPersistentVolumeClaim({ name: "scratch", namespace: ns.name });
+    await waitFor("the volume and its directory to be gone", async () => {
+      const volumes = await core.listPersistentVolume();
+      return !volumes.items.some((v) => v.metadata?.name === pv.metadata!.name) && !existsSync(dir);
+    });
+  });
+
   it("refuses to delete a released volume whose hostPath is outside its directory, and says so in an Event", async () => {
     const outside = mkdtempSync(join(tmpdir(), "precious-"));
     writeFileSync(join(outside, "data"), "keep me");

@@ -234,14 +234,15 @@ export async function clusterStatus(dirArg: string): Promise<ClusterStatus> {
   const processes = state.processes.map((p) => ({ name: p.name, pid: p.pid, alive: isAlive(p.pid) }));
   const status: ClusterStatus = { dir, running: processes.every((p) => p.alive), state, processes, nodes: [] };
   if (processes.find((p) => p.name === "kube-apiserver")?.alive) {
-    const client = await KubeClient.load(state.kubeconfig);
+    let client: KubeClient | undefined;
     try {
+      client = await KubeClient.load(state.kubeconfig);
       status.nodes = await readyNodes(client);
       status.pods = (await client.get<KubeList<unknown>>(resourcePath(PODS))).items.length;
     } catch {
       status.running = false;
     } finally {
-      await client.close();
+      await client?.close();
     }
   }
   return status;

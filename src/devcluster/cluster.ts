@@ -126,7 +126,7 @@ function startComponent(dir: string, spec: ComponentSpec): RecordedProcess {
   return recorded(startDetached({ name: spec.name, command: spec.command, args: spec.args, log: join(dir, "logs", `${spec.name}.log`) }), spec.command, spec.args);
 }
 
-/** Polls the component's health URL the way the kubelet probes (the health paths need no credentials). */
+/** Polls the component's health URL the way the kubelet probes (no credentials, but for etcd's client certificate). */
 async function waitHealthy(spec: ComponentSpec, proc: RecordedProcess, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + 90_000;
   const clientCert = spec.healthClientCert && { cert: readFileSync(spec.healthClientCert.cert), key: readFileSync(spec.healthClientCert.key) };

@@ -13,8 +13,6 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
-import { Agent, request } from "undici";
 import type { HistoryEntry, ModelDeploymentStatus } from "../../src/api/index.js";
 
 const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
@@ -53,7 +51,7 @@ const say = (line: string) => console.error(`${elapsed()}  ${line}`);
 const load = () => os.loadavg().map((l) => l.toFixed(2)).join(" ");
 const loadAtStart = load();
 
-// ---------------------------------------------------------------- a minimal JSON client (keep-alive pool)
+// ---------------------------------------------------------------- the API objects read
 
 interface Meta {
   name: string;
@@ -71,39 +69,6 @@ interface Pod {
   status?: { phase?: string; containerStatuses?: { state?: { running?: { startedAt?: string }; terminated?: { startedAt?: string; finishedAt?: string; exitCode?: number } } }[] };
 }
 
-// No constructor parameter properties: Node runs this file by stripping types, which cannot rewrite them.
-class Api {
-  private readonly server: string;
-  private readonly agent: Agent;
-  private readonly headers: Record<string, string>;
-  private constructor(server: string, agent: Agent, headers: Record<string, string>) {
-    this.server = server;
-    this.agent = agent;
-    this.headers = headers;
-  }
-  static async load(kubeconfig: string): Promise<Api> {
-    const kc = new KubeConfig();
-    kc.loadFromFile(kubeconfig);
-    const opts: { ca?: Buffer; cert?: Buffer; key?: Buffer; headers?: Record<string, string> } = { headers: {} };
-    await kc.applyToHTTPSOptions(opts as never);
-    const agent = new Agent({ connect: { ca: opts.ca, cert: opts.cert, key: opts.key }, connections: 16 });
-    return new Api(kc.getCurrentCluster()!.server, agent, opts.headers ?? {});
-  }
-  async call<T>(method: string, p: string, body?: unknown): Promise<T> {
-    const res = await request(this.server + p, {
-      method: method as "GET",
-      dispatcher: this.agent,
-      headers: { ...this.headers, accept: "application/json", ...(body ? { "content-type": "application/json" } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.body.text();
-    if (res.statusCode >= 300) throw new Error(`${method} ${p}: ${res.statusCode} ${text.slice(0, 300)}`);
-    return JSON.parse(text) as T;
-  }
-  close(): Promise<void> {
-    return this.agent.close();
-  }
-}
 
 // ---------------------------------------------------------------- cluster, operator
 
@@ -125,7 +90,9 @@ if (kubeconfig) {
 }
 const kubectl = (JSON.parse(fs.readFileSync(path.join(clusterDir, "state.json"), "utf8")) as { kubectl?: string }).kubectl ?? "kubectl";
 const kc = (args: string[], input?: string) => execFileSync(kubectl, ["--kubeconfig", kubeconfig!, ...args], { input, encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
-const api = await Api.load(kubeconfig);
+// Ballast's own client (one keep-alive pool, plain kubeconfigs read without client-node), from the build.
+const { KubeClient } = (await import(path.join(repo, "dist/kube/client.js"))) as typeof import("../../src/kube/client.js");
+const api = await KubeClient.load(kubeconfig);
 
 const children: ChildProcess[] = [];
 let cleanedUp = false;
@@ -142,7 +109,7 @@ async function cleanup(): Promise<void> {
   }
   for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
   if (ownCluster) execFileSync(ballast, ["dev", "down", "--dir", clusterDir, "--purge"], { stdio: "ignore" });
-  else await api.call("DELETE", `/api/v1/namespaces/${NS}`).catch(() => undefined);
+  else await api.delete(`/api/v1/namespaces/${NS}`).catch(() => undefined);
 }
 process.on("SIGINT", () => {
   void cleanup().finally(() => process.exit(130));
@@ -310,9 +277,9 @@ const jobPods = new Map<string, JobPod>();
 /** One look at the ModelDeployments, the retraining Jobs and their pods; keeps what later status writes overwrite. */
 async function observe(): Promise<void> {
   const [mds, jobList, pods] = await Promise.all([
-    api.call<{ items: MD[] }>("GET", `/apis/ballast.dev/v1alpha1/namespaces/${NS}/modeldeployments`),
-    api.call<{ items: { metadata: Meta }[] }>("GET", `/apis/batch/v1/namespaces/${NS}/jobs?labelSelector=app.kubernetes.io%2Fcomponent%3Dretraining`),
-    api.call<{ items: Pod[] }>("GET", `/api/v1/namespaces/${NS}/pods?labelSelector=app.kubernetes.io%2Fcomponent%3Dretraining`),
+    api.get<{ items: MD[] }>(`/apis/ballast.dev/v1alpha1/namespaces/${NS}/modeldeployments`),
+    api.get<{ items: { metadata: Meta }[] }>(`/apis/batch/v1/namespaces/${NS}/jobs?labelSelector=app.kubernetes.io%2Fcomponent%3Dretraining`),
+    api.get<{ items: Pod[] }>(`/api/v1/namespaces/${NS}/pods?labelSelector=app.kubernetes.io%2Fcomponent%3Dretraining`),
   ]);
   for (const md of mds.items) {
     const r = rec.get(md.metadata.name);
@@ -388,7 +355,7 @@ async function sendWindow(v: Variant, r: Recorder, window: number, birds: readon
   const judged = await waitUntil(
     `${v.name} window ${window} to be judged`,
     async () => {
-      const md = await api.call<MD>("GET", `/apis/ballast.dev/v1alpha1/namespaces/${NS}/modeldeployments/${v.name}`);
+      const md = await api.get<MD>(`/apis/ballast.dev/v1alpha1/namespaces/${NS}/modeldeployments/${v.name}`);
       const m = md.status?.lastMetrics;
       return m && m.windowEnd !== before ? md : undefined;
     },
@@ -437,15 +404,15 @@ try {
   say(`load average at start: ${loadAtStart} (${os.cpus().length} cores)`);
   kc(["apply", "--server-side", "--force-conflicts", "-f", path.join(repo, "crds/ballast.dev_modeldeployments.yaml")]);
   kc(["wait", "--for=condition=Established", "crd/modeldeployments.ballast.dev", "--timeout=60s"]);
-  await api.call("POST", "/api/v1/namespaces", { metadata: { name: NS } });
-  await waitUntil(`ServiceAccount ${NS}/default`, () => api.call("GET", `/api/v1/namespaces/${NS}/serviceaccounts/default`), 60_000);
-  await api.call("POST", `/api/v1/namespaces/${NS}/persistentvolumeclaims`, {
+  await api.create("/api/v1/namespaces", { metadata: { name: NS } });
+  await waitUntil(`ServiceAccount ${NS}/default`, () => api.get(`/api/v1/namespaces/${NS}/serviceaccounts/default`), 60_000);
+  await api.create(`/api/v1/namespaces/${NS}/persistentvolumeclaims`, {
     metadata: { name: CLAIM },
     spec: { accessModes: ["ReadWriteMany"], resources: { requests: { storage: "1Gi" } } },
   });
   await waitUntil(
     `PVC ${NS}/${CLAIM} to be Bound`,
-    async () => (await api.call<{ status?: { phase?: string } }>("GET", `/api/v1/namespaces/${NS}/persistentvolumeclaims/${CLAIM}`)).status?.phase === "Bound",
+    async () => (await api.get<{ status?: { phase?: string } }>(`/api/v1/namespaces/${NS}/persistentvolumeclaims/${CLAIM}`)).status?.phase === "Bound",
     60_000,
   );
 
@@ -478,18 +445,18 @@ try {
   await waitUntil("the operator to answer /readyz", async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 60_000);
   say(`operator ready (log: ${operatorLog})`);
 
-  for (const v of VARIANTS) await api.call("POST", `/apis/ballast.dev/v1alpha1/namespaces/${NS}/modeldeployments`, modelDeployment(v));
+  for (const v of VARIANTS) await api.create(`/apis/ballast.dev/v1alpha1/namespaces/${NS}/modeldeployments`, modelDeployment(v));
   for (const v of VARIANTS) {
     const r = rec.get(v.name)!;
     await waitUntil(
       `ModelDeployment ${v.name} to be Ready`,
       async () => {
-        const md = await api.call<MD>("GET", `/apis/ballast.dev/v1alpha1/namespaces/${NS}/modeldeployments/${v.name}`);
+        const md = await api.get<MD>(`/apis/ballast.dev/v1alpha1/namespaces/${NS}/modeldeployments/${v.name}`);
         return md.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
       },
       180_000,
     );
-    const svc = await api.call<{ spec: { clusterIP: string; ports: { port: number }[] } }>("GET", `/api/v1/namespaces/${NS}/services/${v.name}`);
+    const svc = await api.get<{ spec: { clusterIP: string; ports: { port: number }[] } }>(`/api/v1/namespaces/${NS}/services/${v.name}`);
     r.serviceUrl = `http://${svc.spec.clusterIP}:${svc.spec.ports[0]!.port}`;
     await traffic.waitForService(`${r.serviceUrl}/v1/sidecar/ready`, 60_000);
   }

@@ -10,8 +10,6 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
-import { Agent, request } from "undici";
 
 const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
 const ballast = path.join(repo, "bin", "ballast");
@@ -32,7 +30,7 @@ if (sizes.some((n) => !Number.isInteger(n) || n < 1) || !Number.isInteger(worker
   process.exit(2);
 }
 
-// ---------------------------------------------------------------- a minimal JSON client (keep-alive pool)
+// ---------------------------------------------------------------- the API objects read
 
 interface Obj {
   apiVersion?: string;
@@ -41,39 +39,6 @@ interface Obj {
   status?: { observedGeneration?: number };
 }
 
-// No constructor parameter properties: Node runs this file by stripping types, which cannot rewrite them.
-class Api {
-  private readonly server: string;
-  private readonly agent: Agent;
-  private readonly headers: Record<string, string>;
-  private constructor(server: string, agent: Agent, headers: Record<string, string>) {
-    this.server = server;
-    this.agent = agent;
-    this.headers = headers;
-  }
-  static async load(kubeconfig: string): Promise<Api> {
-    const kc = new KubeConfig();
-    kc.loadFromFile(kubeconfig);
-    const opts: { ca?: Buffer; cert?: Buffer; key?: Buffer; headers?: Record<string, string> } = { headers: {} };
-    await kc.applyToHTTPSOptions(opts as never);
-    const agent = new Agent({ connect: { ca: opts.ca, cert: opts.cert, key: opts.key }, connections: 128 });
-    return new Api(kc.getCurrentCluster()!.server, agent, opts.headers ?? {});
-  }
-  async call<T>(method: string, p: string, body?: unknown, contentType = "application/json"): Promise<T> {
-    const res = await request(this.server + p, {
-      method: method as "GET",
-      dispatcher: this.agent,
-      headers: { ...this.headers, accept: "application/json", ...(body ? { "content-type": contentType } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.body.text();
-    if (res.statusCode >= 300) throw new Error(`${method} ${p}: ${res.statusCode} ${text.slice(0, 300)}`);
-    return JSON.parse(text) as T;
-  }
-  close(): Promise<void> {
-    return this.agent.close();
-  }
-}
 
 /** Runs `fn` over `items` with at most `concurrency` in flight. */
 async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -122,7 +87,9 @@ process.on("SIGINT", () => {
 const desired = (await import(path.join(repo, "dist/operator/serving/desired-state.js"))) as {
   desiredServingObjects(md: unknown, opts: { defaultImage: string }): { configMap: Obj; service: Obj; deployment: Obj };
 };
-const api = await Api.load(kubeconfig);
+// Ballast's own client (one keep-alive pool, plain kubeconfigs read without client-node), from the build.
+const { KubeClient } = (await import(path.join(repo, "dist/kube/client.js"))) as typeof import("../../src/kube/client.js");
+const api = await KubeClient.load(kubeconfig);
 const IMAGE = "ghcr.io/ballast-dev/ballast:bench";
 const md = (ns: string, i: number) => ({
   apiVersion: "ballast.dev/v1alpha1",
@@ -136,19 +103,19 @@ const md = (ns: string, i: number) => ({
 });
 
 async function createNamespaceWithModelDeployments(ns: string, n: number): Promise<Obj[]> {
-  await api.call("POST", "/api/v1/namespaces", { metadata: { name: ns } });
+  await api.create("/api/v1/namespaces", { metadata: { name: ns } });
   const created: Obj[] = [];
   await pool([...Array(n).keys()], 32, async (i) => {
-    created.push(await api.call<Obj>("POST", `/apis/ballast.dev/v1alpha1/namespaces/${ns}/modeldeployments`, md(ns, i)));
+    created.push(await api.create<Obj>(`/apis/ballast.dev/v1alpha1/namespaces/${ns}/modeldeployments`, md(ns, i)));
   });
   return created;
 }
 
 async function deleteNamespace(ns: string): Promise<void> {
-  await api.call("DELETE", `/api/v1/namespaces/${ns}`).catch(() => undefined);
+  await api.delete(`/api/v1/namespaces/${ns}`).catch(() => undefined);
   for (let i = 0; i < 600; i++) {
     try {
-      await api.call("GET", `/api/v1/namespaces/${ns}`);
+      await api.get(`/api/v1/namespaces/${ns}`);
     } catch {
       return;
     }
@@ -171,7 +138,7 @@ async function bare(n: number): Promise<number> {
   const t0 = performance.now();
   // Same in-flight limit as the operator at most (workers × 3 parallel applies).
   await pool(writes, workers * 3, async ([p, obj]) => {
-    await api.call("POST", p, obj);
+    await api.create(p, obj);
   });
   const seconds = (performance.now() - t0) / 1000;
   // Let the Deployment controller finish its work on these before the operator's run competes with it.
@@ -181,7 +148,7 @@ async function bare(n: number): Promise<number> {
 
 async function waitQuiet(ns: string, n: number): Promise<void> {
   for (let i = 0; i < 1200; i++) {
-    const deps = await api.call<{ items: (Obj & { status?: { observedGeneration?: number } })[] }>("GET", `${listPath(ns, "apps/v1", "deployments")}?resourceVersion=0`);
+    const deps = await api.get<{ items: (Obj & { status?: { observedGeneration?: number } })[] }>(`${listPath(ns, "apps/v1", "deployments")}?resourceVersion=0`);
     if (deps.items.length === n && deps.items.every((d) => d.status?.observedGeneration === d.metadata.generation)) return;
     await sleep(500);
   }
@@ -249,10 +216,10 @@ async function withOperator(n: number): Promise<OperatorRun> {
     }
     // resourceVersion=0: served from the API server's watch cache, cheap enough to poll.
     const [mds, deps, svcs, cms] = await Promise.all([
-      api.call<{ items: Obj[] }>("GET", `${listPath(ns, "ballast.dev/v1alpha1", "modeldeployments")}?resourceVersion=0`),
-      api.call<{ items: Obj[] }>("GET", `${listPath(ns, "apps/v1", "deployments")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`),
-      api.call<{ items: Obj[] }>("GET", `${listPath(ns, "", "services")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`),
-      api.call<{ items: Obj[] }>("GET", `${listPath(ns, "", "configmaps")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`),
+      api.get<{ items: Obj[] }>(`${listPath(ns, "ballast.dev/v1alpha1", "modeldeployments")}?resourceVersion=0`),
+      api.get<{ items: Obj[] }>(`${listPath(ns, "apps/v1", "deployments")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`),
+      api.get<{ items: Obj[] }>(`${listPath(ns, "", "services")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`),
+      api.get<{ items: Obj[] }>(`${listPath(ns, "", "configmaps")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`),
     ]);
     const current = mds.items.filter((m) => m.status?.observedGeneration === m.metadata.generation).length;
     if (current === n && deps.items.length === n && svcs.items.length === n && cms.items.length === n) {

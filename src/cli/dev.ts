@@ -4,7 +4,7 @@ import { dirname, join, resolve } from "node:path";
 import { ballastCacheDir } from "../devcluster/binaries.js";
 import { DEFAULT_IMAGE_REPOSITORY } from "../devcluster/nodes.js";
 
-// The cluster code (client-node, x509) loads inside each action: `ballast dev echo` in a pod starts in
+// The cluster code (Kubernetes client, x509) loads inside each action: `ballast dev echo` in a pod starts in
 // a fraction of the time, which matters for its probes on a loaded machine.
 const cluster = () => import("../devcluster/cluster.js");
 
@@ -93,16 +93,17 @@ export function registerDev(program: Command): void {
     .option("--image-repository <repo>", "image run as local processes", DEFAULT_IMAGE_REPOSITORY)
     .requiredOption("--pod-octet <n>", "pods get IPs 127.<n>.x.y", count("--pod-octet", 254))
     .action(async (opts: { dir: string; kubeconfig: string; nodes: number; gpuNodes: number; imageRepository: string; podOctet: number }) => {
-      const [{ pino }, { NodeAgent }, { ballastCliScript }, { pinnedKubernetesVersion }] = await Promise.all([
+      const [{ pino }, { NodeAgent }, { ballastCliScript }, { pinnedKubernetesVersion }, { KubeClient }] = await Promise.all([
         import("pino"),
         import("../devcluster/node-agent.js"),
         cluster(),
         import("../devcluster/binaries.js"),
+        import("../kube/client.js"),
       ]);
       const log = pino({ base: { component: "local-nodes" } });
       const agent = new NodeAgent({
         clusterDir: resolve(opts.dir),
-        kubeconfig: opts.kubeconfig,
+        client: await KubeClient.load(opts.kubeconfig),
         cpuNodes: opts.nodes,
         gpuNodes: opts.gpuNodes,
         imageRepository: opts.imageRepository,

@@ -1,9 +1,11 @@
 // `ballast dev up/down/status`: start the control plane and the local nodes, record them, stop them.
-import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import type { V1Node } from "@kubernetes/client-node";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { KubeClient, resourcePath, type KubeList } from "../kube/client.js";
+import { NODES, PODS, SERVICE_ACCOUNTS } from "../kube/resources.js";
 import { locateBinaries } from "./binaries.js";
 import { controlPlaneSpecs, type ComponentSpec, type ControlPlanePorts } from "./controlplane.js";
 import { httpProbe } from "./probes.js";
@@ -46,7 +48,9 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
   }
   if (!existsSync(ballastCliScript)) throw new Error(`${ballastCliScript} is missing: run \`make build\` first`);
   const bins = locateBinaries();
-  mkdirSync(dir, { recursive: true });
+  // Only the user who started the cluster may read it: it holds the keys, etcd's data and pods' secret volumes.
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
 
   const alloc = new PortAllocator();
   const ports: ControlPlanePorts = {
@@ -122,13 +126,14 @@ function startComponent(dir: string, spec: ComponentSpec): RecordedProcess {
   return recorded(startDetached({ name: spec.name, command: spec.command, args: spec.args, log: join(dir, "logs", `${spec.name}.log`) }), spec.command, spec.args);
 }
 
-/** Polls the component's health URL the way the kubelet probes (the health paths need no credentials). */
+/** Polls the component's health URL the way the kubelet probes (no credentials, but for etcd's client certificate). */
 async function waitHealthy(spec: ComponentSpec, proc: RecordedProcess, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + 90_000;
+  const clientCert = spec.healthClientCert && { cert: readFileSync(spec.healthClientCert.cert), key: readFileSync(spec.healthClientCert.key) };
   while (Date.now() < deadline) {
     signal?.throwIfAborted();
     if (!isAlive(proc.pid)) throw new Error(`${spec.name} exited during start-up:\n${tail(proc.log)}`);
-    if ((await httpProbe(spec.healthUrl, {}, 2000)).ok) return;
+    if ((await httpProbe(spec.healthUrl, {}, 2000, clientCert)).ok) return;
     await sleep(200);
   }
   throw new Error(`${spec.name} not healthy after 90 s (${spec.healthUrl}):\n${tail(proc.log)}`);
@@ -144,29 +149,39 @@ function tail(file: string, lines = 20): string {
 
 /** The cluster is usable once the default ServiceAccount exists (pods need it) and every local node is Ready. */
 async function waitForCluster(kubeconfig: string, state: ClusterState, signal?: AbortSignal): Promise<void> {
-  const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfig);
-  const core = kc.makeApiClient(CoreV1Api);
-  const deadline = Date.now() + 90_000;
-  let waitingFor = "the default ServiceAccount";
-  while (Date.now() < deadline) {
-    signal?.throwIfAborted();
-    for (const p of state.processes) {
-      if (!isAlive(p.pid)) throw new Error(`${p.name} exited:\n${tail(p.log)}`);
+  const client = await KubeClient.load(kubeconfig);
+  try {
+    const deadline = Date.now() + 90_000;
+    let waitingFor = "the default ServiceAccount";
+    while (Date.now() < deadline) {
+      signal?.throwIfAborted();
+      for (const p of state.processes) {
+        if (!isAlive(p.pid)) throw new Error(`${p.name} exited:\n${tail(p.log)}`);
+      }
+      try {
+        await client.get(resourcePath(SERVICE_ACCOUNTS, "default", "default"));
+        const ready = new Set((await readyNodes(client)).filter((n) => n.ready).map((n) => n.name));
+        const missing = state.nodes.filter((n) => !ready.has(n));
+        if (missing.length === 0) return;
+        waitingFor = `nodes ${missing.join(", ")} to be Ready`;
+      } catch {
+        // not there yet
+      }
+      await sleep(250);
     }
-    try {
-      await core.readNamespacedServiceAccount({ name: "default", namespace: "default" });
-      const nodes = await core.listNode();
-      const ready = new Set(nodes.items.filter((n) => n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).map((n) => n.metadata?.name));
-      const missing = state.nodes.filter((n) => !ready.has(n));
-      if (missing.length === 0) return;
-      waitingFor = `nodes ${missing.join(", ")} to be Ready`;
-    } catch {
-      // not there yet
-    }
-    await sleep(250);
+    throw new Error(`cluster not ready after 90 s: still waiting for ${waitingFor}`);
+  } finally {
+    await client.close();
   }
-  throw new Error(`cluster not ready after 90 s: still waiting for ${waitingFor}`);
+}
+
+async function readyNodes(client: KubeClient): Promise<ClusterStatus["nodes"]> {
+  const nodes = await client.get<KubeList<V1Node>>(resourcePath(NODES));
+  return nodes.items.map((n) => ({
+    name: n.metadata?.name ?? "",
+    ready: n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false,
+    ...(n.status?.capacity?.["nvidia.com/gpu"] ? { gpus: n.status.capacity["nvidia.com/gpu"] } : {}),
+  }));
 }
 
 /** Stops every process `up` recorded (local nodes first, so pods get their SIGTERM) and any pod process left over. */
@@ -219,19 +234,15 @@ export async function clusterStatus(dirArg: string): Promise<ClusterStatus> {
   const processes = state.processes.map((p) => ({ name: p.name, pid: p.pid, alive: isAlive(p.pid) }));
   const status: ClusterStatus = { dir, running: processes.every((p) => p.alive), state, processes, nodes: [] };
   if (processes.find((p) => p.name === "kube-apiserver")?.alive) {
+    let client: KubeClient | undefined;
     try {
-      const kc = new KubeConfig();
-      kc.loadFromFile(state.kubeconfig);
-      const core = kc.makeApiClient(CoreV1Api);
-      const nodes = await core.listNode();
-      status.nodes = nodes.items.map((n) => ({
-        name: n.metadata?.name ?? "",
-        ready: n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false,
-        ...(n.status?.capacity?.["nvidia.com/gpu"] ? { gpus: n.status.capacity["nvidia.com/gpu"] } : {}),
-      }));
-      status.pods = (await core.listPodForAllNamespaces()).items.length;
+      client = await KubeClient.load(state.kubeconfig);
+      status.nodes = await readyNodes(client);
+      status.pods = (await client.get<KubeList<unknown>>(resourcePath(PODS))).items.length;
     } catch {
       status.running = false;
+    } finally {
+      await client?.close();
     }
   }
   return status;

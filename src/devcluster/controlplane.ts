@@ -16,6 +16,8 @@ export interface ComponentSpec {
   args: string[];
   /** What to poll until the component serves: a URL (https or http). */
   healthUrl: string;
+  /** The client certificate the health URL demands (etcd serves only clients with one). */
+  healthClientCert?: { cert: string; key: string };
 }
 
 export interface ControlPlaneNetwork {
@@ -48,8 +50,12 @@ function componentServingArgs(kubeconfig: string, port: number, certDir: string)
 
 export function controlPlaneSpecs(bins: ControlPlaneBinaries, ports: ControlPlanePorts, paths: ControlPlanePaths, net: ControlPlaneNetwork): ComponentSpec[] {
   const pki = (f: string) => join(paths.pkiDir, f);
-  const etcdClient = `http://127.0.0.1:${ports.etcdClient}`;
-  const etcdPeer = `http://127.0.0.1:${ports.etcdPeer}`;
+  // etcd over TLS with client-certificate auth: anyone who can write to it owns the cluster (and, through a
+  // hostPath pod, the user running it), so a local user without the cluster's keys must not reach it.
+  const etcdClient = `https://127.0.0.1:${ports.etcdClient}`;
+  const etcdPeer = `https://127.0.0.1:${ports.etcdPeer}`;
+  const etcdClientCert = { cert: pki("apiserver-etcd-client.crt"), key: pki("apiserver-etcd-client.key") };
+  const etcdCa = pki("etcd-ca.crt");
   return [
     {
       name: "etcd",
@@ -62,17 +68,29 @@ export function controlPlaneSpecs(bins: ControlPlaneBinaries, ports: ControlPlan
         `--listen-peer-urls=${etcdPeer}`,
         `--initial-advertise-peer-urls=${etcdPeer}`,
         `--initial-cluster=ballast-dev=${etcdPeer}`,
+        `--cert-file=${pki("etcd.crt")}`,
+        `--key-file=${pki("etcd.key")}`,
+        "--client-cert-auth=true",
+        `--trusted-ca-file=${etcdCa}`,
+        `--peer-cert-file=${pki("etcd.crt")}`,
+        `--peer-key-file=${pki("etcd.key")}`,
+        "--peer-client-cert-auth=true",
+        `--peer-trusted-ca-file=${etcdCa}`,
         // A throwaway development store: skipping fsync is what envtest does, and makes writes ~10x faster.
         "--unsafe-no-fsync",
         "--log-level=warn",
       ],
       healthUrl: `${etcdClient}/health`,
+      healthClientCert: etcdClientCert,
     },
     {
       name: "kube-apiserver",
       command: bins.kubeApiserver,
       args: [
         `--etcd-servers=${etcdClient}`,
+        `--etcd-cafile=${etcdCa}`,
+        `--etcd-certfile=${etcdClientCert.cert}`,
+        `--etcd-keyfile=${etcdClientCert.key}`,
         `--cert-dir=${paths.pkiDir}`,
         `--tls-cert-file=${pki("apiserver.crt")}`,
         `--tls-private-key-file=${pki("apiserver.key")}`,

@@ -1,5 +1,5 @@
 // Kubeconfig files for the local cluster: one for the person (admin) and one per control plane component.
-import { readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { stringify } from "yaml";
 
 export interface KubeconfigInput {
@@ -24,6 +24,8 @@ export function renderKubeconfig(input: KubeconfigInput): string {
   });
 }
 
+/** 0600 even over an existing file: it embeds the client's private key. */
 export function writeKubeconfig(path: string, input: KubeconfigInput): void {
   writeFileSync(path, renderKubeconfig(input), { mode: 0o600 });
+  chmodSync(path, 0o600);
 }

@@ -1,19 +1,14 @@
 // The kubelet stand-in: registers the local nodes, keeps their Leases, and runs the pods bound to them.
-import {
-  CoordinationV1Api,
-  CoreV1Api,
-  EventsV1Api,
-  KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-  StorageV1Api,
-  V1MicroTime,
-  Watch,
-  type V1Pod,
-} from "@kubernetes/client-node";
+// Everything it knows of the cluster comes from informers on Ballast's own client (src/kube).
+import type { V1Lease, V1Pod } from "@kubernetes/client-node";
 import { readFileSync, rmSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
+import { KubeApiError, PatchType, resourcePath, type KubeClient } from "../kube/client.js";
+import { EventRecorder, microTime } from "../kube/events.js";
+import { Informer, withoutManagedFields } from "../kube/informer.js";
+import { LEASES_RESOURCE } from "../kube/leader-election.js";
+import { NODES, PODS } from "../kube/resources.js";
 import { LoopbackIPAllocator } from "./ip-allocator.js";
 import { LocalVolumeProvisioner } from "./local-volumes.js";
 import { localNodeSpecs, nodeObject, nodeStatus, type LocalNodeSpec } from "./nodes.js";
@@ -25,7 +20,7 @@ import { isAlive, stopProcess } from "./processes.js";
 
 export interface NodeAgentOptions {
   clusterDir: string;
-  kubeconfig: string;
+  client: KubeClient;
   cpuNodes: number;
   gpuNodes: number;
   imageRepository: string;
@@ -41,54 +36,59 @@ export interface NodeAgentOptions {
 const LEASE_SECONDS = 40;
 const LEASE_RENEW_MS = 10_000;
 const STATUS_REPORT_MS = 60_000;
+const VOLUME_RESYNC_MS = 30_000;
+const NODE_LEASE_NAMESPACE = "kube-node-lease";
 
 export class NodeAgent {
-  private readonly kc = new KubeConfig();
-  private readonly core: CoreV1Api;
-  private readonly coordination: CoordinationV1Api;
-  private readonly events: EventsV1Api;
+  private readonly client: KubeClient;
+  private readonly pods: Informer<V1Pod>;
   private readonly provisioner: LocalVolumeProvisioner;
   private readonly services: ServiceProxy;
-  private readonly nodes: LocalNodeSpec[];
+  private readonly nodes: Map<string, LocalNodeSpec>;
+  /** One recorder per node, so repeated Events (a crash loop's BackOff) fold into one Event's series. */
+  private readonly events = new Map<string, EventRecorder>();
   private readonly workers = new Map<string, PodWorker>();
   /** Pods whose worker already finished (final delete sent): later watch events for them are ignored. */
   private readonly finished = new Set<string>();
   private readonly ips: LoopbackIPAllocator;
   private readonly stopping = new AbortController();
   private readonly since = new Date();
-  private watchAbort: AbortController | undefined;
 
   constructor(private readonly opts: NodeAgentOptions) {
-    this.kc.loadFromFile(opts.kubeconfig);
-    this.core = this.kc.makeApiClient(CoreV1Api);
-    this.coordination = this.kc.makeApiClient(CoordinationV1Api);
-    this.events = this.kc.makeApiClient(EventsV1Api);
-    this.provisioner = new LocalVolumeProvisioner(this.core, this.kc.makeApiClient(StorageV1Api), opts.clusterDir, opts.log);
-    this.services = new ServiceProxy(this.core, opts.log);
+    this.client = opts.client;
+    this.nodes = new Map(localNodeSpecs(opts.cpuNodes, opts.gpuNodes).map((n) => [n.name, n]));
+    for (const name of this.nodes.keys()) this.events.set(name, new EventRecorder(this.client, "ballast.dev/local-node", name, opts.log));
+    this.pods = new Informer<V1Pod>({ client: this.client, resource: PODS, logger: opts.log, transform: withoutManagedFields });
+    this.services = new ServiceProxy(this.client, this.pods, opts.log);
+    this.provisioner = new LocalVolumeProvisioner(this.client, opts.clusterDir, opts.log);
     this.ips = new LoopbackIPAllocator(opts.podOctet);
-    this.nodes = localNodeSpecs(opts.cpuNodes, opts.gpuNodes);
+    this.pods.on({
+      add: (pod) => this.podChanged(pod),
+      update: (_, pod) => this.podChanged(pod),
+      delete: (pod) => this.podDeleted(pod),
+    });
   }
 
   async run(): Promise<void> {
     await this.killLeftoverProcesses();
-    for (const node of this.nodes) await this.register(node);
-    await this.provisioner.ensureStorageClass();
-    const loops = [
-      this.every(LEASE_RENEW_MS, () => Promise.all(this.nodes.map((n) => this.renewLease(n)))),
-      this.every(STATUS_REPORT_MS, () => Promise.all(this.nodes.map((n) => this.reportStatus(n)))),
-      this.every(1_000, () => this.provisioner.sync()),
-      this.every(1_000, () => this.services.sync()),
-      this.watchPods(),
-    ];
-    await Promise.all(loops);
+    for (const node of this.nodes.values()) await this.register(node);
+    await this.provisioner.start();
+    this.pods.start();
+    this.services.start();
+    await Promise.all([
+      this.every(LEASE_RENEW_MS, () => Promise.all([...this.nodes.values()].map((n) => this.renewLease(n)))),
+      this.every(STATUS_REPORT_MS, () => Promise.all([...this.nodes.values()].map((n) => this.reportStatus(n)))),
+      this.every(VOLUME_RESYNC_MS, () => this.provisioner.resync()),
+    ]);
   }
 
   /** Stops every pod's processes (SIGTERM, then SIGKILL after their grace period) and the loops. */
   async shutdown(): Promise<void> {
     this.stopping.abort();
-    this.watchAbort?.abort();
-    this.services.close();
+    await Promise.all([this.pods.stop(), this.services.stop(), this.provisioner.stop()]);
     await Promise.all([...this.workers.values()].map((w) => w.stopAll((w.pod.spec?.terminationGracePeriodSeconds ?? 30) * 1000)));
+    await Promise.all([...this.events.values()].map((e) => e.flush()));
+    await this.client.close();
   }
 
   /** Processes of a previous agent that died without stopping them: a restarted kubelet would not adopt them either. */
@@ -102,20 +102,21 @@ export class NodeAgent {
 
   private async every(ms: number, fn: () => Promise<unknown>): Promise<void> {
     while (!this.stopping.signal.aborted) {
+      await sleep(ms, undefined, { signal: this.stopping.signal }).catch(() => {});
+      if (this.stopping.signal.aborted) return;
       try {
         await fn();
       } catch (err) {
-        this.opts.log.warn({ err: (err as Error).message }, "periodic node task failed; retrying");
+        this.opts.log.warn({ err: String(err) }, "periodic node task failed; retrying");
       }
-      await sleep(ms, undefined, { signal: this.stopping.signal }).catch(() => {});
     }
   }
 
   private async register(node: LocalNodeSpec): Promise<void> {
     try {
-      await this.core.createNode({ body: nodeObject(node) });
+      await this.client.create(resourcePath(NODES), nodeObject(node));
     } catch (err) {
-      if ((err as { code?: number }).code !== 409) throw err;
+      if (!(err instanceof KubeApiError && err.conflict)) throw err;
     }
     await this.reportStatus(node);
     await this.renewLease(node);
@@ -124,36 +125,34 @@ export class NodeAgent {
 
   private async reportStatus(node: LocalNodeSpec): Promise<void> {
     const status = nodeStatus(node, 0, this.opts.kubernetesVersion, new Date(), this.since);
-    await this.core.patchNodeStatus({ name: node.name, body: { status } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+    await this.client.patch(resourcePath(NODES, undefined, node.name, "status"), { status }, PatchType.merge);
   }
 
   private async renewLease(node: LocalNodeSpec): Promise<void> {
-    const namespace = "kube-node-lease";
-    const spec = { holderIdentity: node.name, leaseDurationSeconds: LEASE_SECONDS, renewTime: new V1MicroTime() };
+    const path = resourcePath(LEASES_RESOURCE, NODE_LEASE_NAMESPACE, node.name);
+    const spec = { holderIdentity: node.name, leaseDurationSeconds: LEASE_SECONDS, renewTime: microTime(new Date()) };
     try {
-      const lease = await this.coordination.readNamespacedLease({ name: node.name, namespace });
-      lease.spec = { ...lease.spec, ...spec };
-      await this.coordination.replaceNamespacedLease({ name: node.name, namespace, body: lease });
+      const lease = await this.client.get<V1Lease>(path);
+      await this.client.replace(path, { ...lease, spec: { ...lease.spec, ...spec } });
     } catch (err) {
-      if ((err as { code?: number }).code !== 404) throw err;
-      const owner = await this.core.readNode({ name: node.name });
-      await this.coordination.createNamespacedLease({
-        namespace,
-        body: {
-          metadata: { name: node.name, namespace, ownerReferences: [{ apiVersion: "v1", kind: "Node", name: node.name, uid: owner.metadata!.uid! }] },
-          spec,
-        },
+      if (!(err instanceof KubeApiError && err.notFound)) throw err;
+      const owner = await this.client.get<{ metadata: { uid: string } }>(resourcePath(NODES, undefined, node.name));
+      await this.client.create(resourcePath(LEASES_RESOURCE, NODE_LEASE_NAMESPACE), {
+        apiVersion: "coordination.k8s.io/v1",
+        kind: "Lease",
+        metadata: { name: node.name, namespace: NODE_LEASE_NAMESPACE, ownerReferences: [{ apiVersion: "v1", kind: "Node", name: node.name, uid: owner.metadata.uid }] },
+        spec,
       });
     }
   }
 
   private context(node: LocalNodeSpec): NodeContext {
-    const server = new URL(this.kc.getCurrentCluster()!.server);
+    const server = new URL(this.client.server);
     return {
       clusterDir: this.opts.clusterDir,
       node,
-      core: this.core,
-      api: podApi(this.kc),
+      client: this.client,
+      api: podApi(this.client),
       imageRepository: this.opts.imageRepository,
       ballastCommand: this.opts.ballastCommand,
       programDirs: this.opts.programDirs,
@@ -162,81 +161,18 @@ export class NodeAgent {
       crashLoopBackoffMs: this.opts.crashLoopBackoffMs ?? 10_000,
       allocateIP: (uid) => this.ips.allocate(uid),
       releaseIP: (uid) => this.ips.release(uid),
-      event: (pod, type, reason, message) => this.recordEvent(node, pod, type, reason, message),
+      event: (pod, type, reason, note) =>
+        this.events.get(node.name)!.record({ apiVersion: "v1", kind: "Pod", metadata: pod.metadata }, { type, reason, action: reason, note }),
+      statusWriting: (pod) => this.services.statusWriting(pod),
+      statusNotWritten: (pod) => this.services.statusNotWritten(pod),
       log: this.opts.log,
     };
   }
 
-  private recordEvent(node: LocalNodeSpec, pod: V1Pod, type: string, reason: string, note: string): void {
-    const m = pod.metadata!;
-    this.events
-      .createNamespacedEvent({
-        namespace: m.namespace!,
-        body: {
-          // Named like the kubelet's events: <object>.<unique hex suffix>.
-          metadata: { name: `${m.name}.${Date.now().toString(16)}${Math.floor(Math.random() * 0xfff).toString(16)}`, namespace: m.namespace! },
-          eventTime: new V1MicroTime(),
-          reportingController: "ballast.dev/local-node",
-          reportingInstance: node.name,
-          action: reason,
-          reason,
-          type,
-          note: note.slice(0, 1024),
-          regarding: { apiVersion: "v1", kind: "Pod", name: m.name!, namespace: m.namespace!, uid: m.uid! },
-        },
-      })
-      .catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message, reason }, "event not recorded"));
-  }
-
-  /** List, then watch from the list's resourceVersion; any error or expiry relists (level-triggered). */
-  private async watchPods(): Promise<void> {
-    const mine = new Map(this.nodes.map((n) => [n.name, n]));
-    const watch = new Watch(this.kc);
-    let backoff = 200;
-    while (!this.stopping.signal.aborted) {
-      try {
-        const list = await this.core.listPodForAllNamespaces({ fieldSelector: "spec.nodeName!=" });
-        const seen = new Set<string>();
-        for (const pod of list.items) {
-          if (mine.has(pod.spec!.nodeName!)) {
-            seen.add(pod.metadata!.uid!);
-            this.observe(pod, mine);
-          }
-        }
-        for (const [uid, worker] of this.workers) if (!seen.has(uid)) this.forget(uid, worker);
-        await new Promise<void>((resolve, reject) => {
-          void watch
-            .watch(
-              "/api/v1/pods",
-              { fieldSelector: "spec.nodeName!=", resourceVersion: list.metadata!.resourceVersion!, allowWatchBookmarks: true },
-              (type: string, pod: V1Pod) => {
-                if (type === "BOOKMARK" || !pod.spec?.nodeName || !mine.has(pod.spec.nodeName)) return;
-                if (type === "DELETED") {
-                  this.finished.delete(pod.metadata!.uid!);
-                  const w = this.workers.get(pod.metadata!.uid!);
-                  if (w) this.forget(pod.metadata!.uid!, w);
-                } else {
-                  this.observe(pod, mine);
-                }
-              },
-              (err: unknown) => (err ? reject(err as Error) : resolve()),
-            )
-            .then((abort) => {
-              this.watchAbort = abort;
-              if (this.stopping.signal.aborted) abort.abort();
-            }, reject);
-        });
-        backoff = 200;
-      } catch (err) {
-        if (this.stopping.signal.aborted) return;
-        this.opts.log.warn({ err: (err as Error).message, backoffMs: backoff }, "pod watch failed; relisting");
-        await sleep(backoff, undefined, { signal: this.stopping.signal }).catch(() => {});
-        backoff = Math.min(backoff * 2, 10_000);
-      }
-    }
-  }
-
-  private observe(pod: V1Pod, mine: Map<string, LocalNodeSpec>): void {
+  private podChanged(pod: V1Pod): void {
+    this.services.podChanged(pod);
+    const node = this.nodes.get(pod.spec?.nodeName ?? "");
+    if (!node) return;
     const uid = pod.metadata!.uid!;
     if (this.finished.has(uid)) return;
     const existing = this.workers.get(uid);
@@ -244,7 +180,7 @@ export class NodeAgent {
       existing.update(pod);
       return;
     }
-    const worker = new PodWorker(pod, this.context(mine.get(pod.spec!.nodeName!)!));
+    const worker = new PodWorker(pod, this.context(node));
     worker.update(pod);
     this.workers.set(uid, worker);
     void worker.start().finally(() => {
@@ -253,10 +189,14 @@ export class NodeAgent {
     });
   }
 
-  /** The pod object is gone without our final delete (force deletion): stop its processes at once. */
-  private forget(uid: string, worker: PodWorker): void {
+  /** The pod object is gone: without our final delete (force deletion) its processes stop at once. */
+  private podDeleted(pod: V1Pod): void {
+    this.services.podChanged(pod, true);
+    const uid = pod.metadata!.uid!;
+    this.finished.delete(uid);
+    const worker = this.workers.get(uid);
+    if (!worker) return;
     this.workers.delete(uid);
     void worker.stopAll(0).then(() => worker.cleanup());
   }
 }
-

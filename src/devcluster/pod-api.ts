@@ -1,5 +1,7 @@
 // What a local node reads from the API server to start a pod: ConfigMaps, Secrets, ServiceAccount tokens.
-import { CoreV1Api, KubeConfig, type V1ConfigMap, type V1Pod, type V1Secret } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Pod, V1Secret } from "@kubernetes/client-node";
+import { KubeApiError, resourcePath, type KubeClient } from "../kube/client.js";
+import { CONFIG_MAPS, SECRETS, SERVICE_ACCOUNTS } from "../kube/resources.js";
 
 export interface PodApi {
   readConfigMap(namespace: string, name: string): Promise<V1ConfigMap | undefined>;
@@ -11,27 +13,24 @@ async function undefinedIfNotFound<T>(read: Promise<T>): Promise<T | undefined> 
   try {
     return await read;
   } catch (err) {
-    if ((err as { code?: number }).code === 404) return undefined;
+    if (err instanceof KubeApiError && err.notFound) return undefined;
     throw err;
   }
 }
 
-export function podApi(kc: KubeConfig): PodApi {
-  const core = kc.makeApiClient(CoreV1Api);
+export function podApi(client: KubeClient): PodApi {
   return {
-    readConfigMap: (namespace, name) => undefinedIfNotFound(core.readNamespacedConfigMap({ namespace, name })),
-    readSecret: (namespace, name) => undefinedIfNotFound(core.readNamespacedSecret({ namespace, name })),
+    readConfigMap: (namespace, name) => undefinedIfNotFound(client.get<V1ConfigMap>(resourcePath(CONFIG_MAPS, namespace, name))),
+    readSecret: (namespace, name) => undefinedIfNotFound(client.get<V1Secret>(resourcePath(SECRETS, namespace, name))),
     async requestToken(pod, serviceAccount, audiences, expirationSeconds) {
       // Bound to the pod, as the kubelet does, so the token dies with it.
-      const res = await core.createNamespacedServiceAccountToken({
-        namespace: pod.metadata!.namespace!,
-        name: serviceAccount,
-        body: {
-          spec: {
-            audiences,
-            expirationSeconds,
-            boundObjectRef: { apiVersion: "v1", kind: "Pod", name: pod.metadata!.name!, uid: pod.metadata!.uid! },
-          },
+      const res = await client.create<{ status?: { token?: string } }>(resourcePath(SERVICE_ACCOUNTS, pod.metadata!.namespace!, serviceAccount, "token"), {
+        apiVersion: "authentication.k8s.io/v1",
+        kind: "TokenRequest",
+        spec: {
+          audiences,
+          expirationSeconds,
+          boundObjectRef: { apiVersion: "v1", kind: "Pod", name: pod.metadata!.name!, uid: pod.metadata!.uid! },
         },
       });
       const token = res.status?.token;
@@ -40,4 +39,3 @@ export function podApi(kc: KubeConfig): PodApi {
     },
   };
 }
-

@@ -1,7 +1,7 @@
 // A pod's volumes as host directories: emptyDir and PVCs are directories under the cluster dir,
 // configMap / secret / downwardAPI / projected (ServiceAccount token) volumes are written out as files.
 import type { V1KeyToPath, V1Pod, V1Volume } from "@kubernetes/client-node";
-import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
 import type { PodApi } from "./pod-api.js";
 import { fieldRefValue } from "./pod-env.js";
@@ -48,6 +48,8 @@ function writeFilesAtomically(dir: string, volume: string, files: FileEntry[]): 
     const target = join(tmp, safeRelative(volume, f.path));
     mkdirSync(dirname(target), { recursive: true });
     writeFileSync(target, f.content, { mode: f.mode });
+    // Exactly the mode the pod asked for, as the kubelet does: writeFile's mode is narrowed by the umask.
+    chmodSync(target, f.mode);
   }
   rmSync(dir, { recursive: true, force: true });
   renameSync(tmp, dir);

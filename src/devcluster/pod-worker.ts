@@ -1,11 +1,13 @@
 // One pod on a local node, from binding to deletion: images, volumes, init containers, containers with
 // restarts and probes, status through the pod's status subresource, graceful termination.
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Container, type V1Pod } from "@kubernetes/client-node";
+import type { V1Container, V1Pod } from "@kubernetes/client-node";
 import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
+import { KubeApiError, PatchType, resourcePath, type KubeClient } from "../kube/client.js";
+import { PODS } from "../kube/resources.js";
 import { ballastArguments, canUseMountNamespace, CreateContainerError, isBallastImage, launchContainer, type Mount } from "./container-process.js";
 import type { PodApi } from "./pod-api.js";
 import { containerDir, podDir } from "./pod-dirs.js";
@@ -19,7 +21,7 @@ import type { LocalNodeSpec } from "./nodes.js";
 export interface NodeContext {
   clusterDir: string;
   node: LocalNodeSpec;
-  core: CoreV1Api;
+  client: KubeClient;
   api: PodApi;
   imageRepository: string;
   /** argv prefix that runs the `ballast` CLI (node + script). */
@@ -32,6 +34,9 @@ export interface NodeContext {
   allocateIP(podUID: string): string;
   releaseIP(podUID: string): void;
   event(pod: V1Pod, type: "Normal" | "Warning", reason: string, message: string): void;
+  /** About to write this status (the Service proxy routes by it before the API server shows it). */
+  statusWriting(pod: V1Pod): void;
+  statusNotWritten(pod: V1Pod): void;
   log: Logger;
 }
 
@@ -365,10 +370,9 @@ export class PodWorker {
     while (this.pushing) await this.pushing;
     const m = this.pod.metadata!;
     try {
-      // Grace 0 in the body: client-node drops a query parameter of 0.
-      await this.ctx.core.deleteNamespacedPod({ name: m.name!, namespace: m.namespace!, body: { gracePeriodSeconds: 0, preconditions: { uid: m.uid! } } });
+      await this.ctx.client.delete(resourcePath(PODS, m.namespace, m.name), { body: { gracePeriodSeconds: 0, preconditions: { uid: m.uid! } } });
     } catch (err) {
-      if ((err as { code?: number }).code !== 404 && (err as { code?: number }).code !== 409) this.ctx.log.warn({ pod: this.key, err }, "final pod delete failed");
+      if (!(err instanceof KubeApiError && (err.notFound || err.conflict))) this.ctx.log.warn({ pod: this.key, err: String(err) }, "final pod delete failed");
     }
     this.cleanup();
   }
@@ -395,17 +399,16 @@ export class PodWorker {
       this.dirty = false;
       const m = this.pod.metadata!;
       const status = computePodStatus(this.pod, this.view(), new Date());
+      const next = { ...this.pod, status };
+      this.ctx.statusWriting(next);
       try {
-        const updated = await this.ctx.core.patchNamespacedPodStatus(
-          { name: m.name!, namespace: m.namespace!, body: { metadata: { uid: m.uid }, status } },
-          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-        );
+        const updated = await this.ctx.client.patch<V1Pod>(resourcePath(PODS, m.namespace, m.name, "status"), { metadata: { uid: m.uid }, status }, PatchType.merge);
         // The watch keeps metadata current; take the status as the API server now has it (PodScheduled etc.).
         this.pod = { ...this.pod, status: updated.status };
       } catch (err) {
-        const code = (err as { code?: number }).code;
-        if (code === 404) return;
-        this.ctx.log.warn({ pod: this.key, err: (err as Error).message }, "pod status update failed; retrying");
+        this.ctx.statusNotWritten(next);
+        if (err instanceof KubeApiError && err.notFound) return;
+        this.ctx.log.warn({ pod: this.key, err: String(err) }, "pod status update failed; retrying");
         this.dirty = true;
         await sleep(500);
       }

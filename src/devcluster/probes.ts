@@ -31,11 +31,12 @@ export async function runProbe(probe: V1Probe, container: V1Container, podIP: st
   return { ok: false, message: "only httpGet and tcpSocket probes run on the local nodes (exec and grpc need a container runtime)" };
 }
 
-/** Like the kubelet: 200–399 is success; a redirect is not followed. */
-export function httpProbe(url: string, headers: Record<string, string>, timeoutMs: number): Promise<ProbeResult> {
+/** Like the kubelet: 200–399 is success; a redirect is not followed. `clientCert` for servers that demand one. */
+export function httpProbe(url: string, headers: Record<string, string>, timeoutMs: number, clientCert?: { cert: Buffer; key: Buffer }): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const request = url.startsWith("https") ? httpsRequest : httpRequest;
-    const req = request(url, { method: "GET", headers: { "User-Agent": "kube-probe/ballast-local", ...headers }, timeout: timeoutMs, rejectUnauthorized: false }, (res) => {
+    const options = { method: "GET", headers: { "User-Agent": "kube-probe/ballast-local", ...headers }, timeout: timeoutMs, rejectUnauthorized: false, ...clientCert };
+    const req = request(url, options, (res) => {
       res.resume();
       const code = res.statusCode ?? 0;
       resolve(code >= 200 && code < 400 ? { ok: true } : { ok: false, message: `HTTP probe failed with statuscode: ${code}` });

@@ -1,17 +1,22 @@
 // A userspace stand-in for kube-proxy. The API server refuses loopback addresses in EndpointSlices, so
 // Services on the local cluster get no endpoints; instead the local nodes listen on each Service's
 // ClusterIP (a loopback address) and forward TCP connections to the Service's ready pods, chosen by its selector.
-import type { CoreV1Api, V1Pod, V1Service, V1ServicePort } from "@kubernetes/client-node";
+// Driven by informers: a Service or a pod's readiness change re-routes at once, with no polling.
+import type { V1Pod, V1PodStatus, V1Service, V1ServicePort } from "@kubernetes/client-node";
 import { connect, createServer, type Server } from "node:net";
 import type { Logger } from "pino";
+import type { KubeClient } from "../kube/client.js";
+import { Informer, withoutManagedFields } from "../kube/informer.js";
+import { SERVICES } from "../kube/resources.js";
 
 export interface Backend {
   ip: string;
   port: number;
 }
 
-const isReady = (p: V1Pod) =>
-  !p.metadata?.deletionTimestamp && !!p.status?.podIP && (p.status.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false);
+const readyCondition = (s: V1PodStatus | undefined) => s?.conditions?.find((c) => c.type === "Ready")?.status === "True";
+
+const isReady = (p: V1Pod) => !p.metadata?.deletionTimestamp && !!p.status?.podIP && readyCondition(p.status);
 
 function matches(selector: Record<string, string>, labels: Record<string, string> | undefined): boolean {
   return Object.entries(selector).every(([k, v]) => labels?.[k] === v);
@@ -41,24 +46,64 @@ interface Listener {
 
 export class ServiceProxy {
   private readonly listeners = new Map<string, Listener>();
+  private readonly services: Informer<V1Service>;
+  /**
+   * Pod statuses the local nodes are writing, by pod uid, until the pod informer shows them. Routing on them
+   * first means a client that sees a pod Ready in the API can connect at once: the route exists before the status does.
+   */
+  private readonly writing = new Map<string, V1PodStatus>();
 
-  constructor(private readonly core: CoreV1Api, private readonly log: Logger) {}
+  constructor(client: KubeClient, private readonly pods: Informer<V1Pod>, private readonly log: Logger) {
+    this.services = new Informer<V1Service>({ client, resource: SERVICES, logger: log, transform: withoutManagedFields });
+    const sync = () => this.sync();
+    this.services.on({ add: sync, update: sync, delete: sync });
+  }
 
-  /** One pass: listen for every ClusterIP Service port, refresh backends, close what is gone. */
-  async sync(): Promise<void> {
-    const [services, pods] = await Promise.all([this.core.listServiceForAllNamespaces(), this.core.listPodForAllNamespaces()]);
+  start(): void {
+    this.services.start();
+    // The first list fills the caches without calling handlers that could act on it: route once both are full.
+    void Promise.all([this.services.waitForSync(), this.pods.waitForSync()]).then(() => this.sync(), () => {});
+  }
+
+  /** Called by the pod informer's handlers: a pod changed or went away. */
+  podChanged(pod: V1Pod, deleted = false): void {
+    const uid = pod.metadata?.uid ?? "";
+    const written = this.writing.get(uid);
+    if (deleted || (written && readyCondition(written) === readyCondition(pod.status) && written.podIP === pod.status?.podIP)) this.writing.delete(uid);
+    this.sync();
+  }
+
+  /** The local nodes are about to write this pod's status: route by it now. */
+  statusWriting(pod: V1Pod): void {
+    if (!pod.metadata?.uid || !pod.status) return;
+    this.writing.set(pod.metadata.uid, pod.status);
+    this.sync();
+  }
+
+  /** The write failed: route by what the API server has again. */
+  statusNotWritten(pod: V1Pod): void {
+    if (this.writing.delete(pod.metadata?.uid ?? "")) this.sync();
+  }
+
+  /** Listen for every ClusterIP Service port, refresh backends, close what is gone. Reads only the caches. */
+  sync(): void {
+    if (!this.services.hasSynced() || !this.pods.hasSynced()) return;
+    const pods = this.pods.list().map((p) => {
+      const written = this.writing.get(p.metadata?.uid ?? "");
+      return written ? { ...p, status: written } : p;
+    });
     const wanted = new Set<string>();
-    for (const svc of services.items) {
+    for (const svc of this.services.list()) {
       const ip = svc.spec?.clusterIP;
       if (!ip || ip === "None" || !ip.startsWith("127.") || !svc.spec?.selector) continue;
       for (const port of svc.spec.ports ?? []) {
         if ((port.protocol ?? "TCP") !== "TCP") continue;
         const key = `${ip}:${port.port}`;
         wanted.add(key);
-        const backends = backendsFor(svc, port, pods.items);
+        const backends = backendsFor(svc, port, pods);
         const existing = this.listeners.get(key);
         if (existing) existing.backends = backends;
-        else await this.listen(ip, port.port, backends, `${svc.metadata?.namespace}/${svc.metadata?.name}`);
+        else this.listen(ip, port.port, backends, `${svc.metadata?.namespace}/${svc.metadata?.name}`);
       }
     }
     for (const [key, l] of this.listeners) {
@@ -69,13 +114,17 @@ export class ServiceProxy {
     }
   }
 
-  close(): void {
+  async stop(): Promise<void> {
+    await this.services.stop();
     for (const l of this.listeners.values()) l.server.close();
     this.listeners.clear();
   }
 
-  private listen(ip: string, port: number, backends: Backend[], service: string): Promise<void> {
+  private listen(ip: string, port: number, backends: Backend[], service: string): void {
+    const key = `${ip}:${port}`;
     const listener: Listener = { server: createServer(), backends, next: 0 };
+    // Registered before listening: the next sync updates its backends instead of listening twice.
+    this.listeners.set(key, listener);
     listener.server.on("connection", (client) => {
       const choices = listener.backends;
       if (choices.length === 0) {
@@ -92,16 +141,10 @@ export class ServiceProxy {
       client.on("error", close);
       upstream.on("error", close);
     });
-    return new Promise((resolve) => {
-      listener.server.once("error", (err) => {
-        this.log.warn({ service, address: `${ip}:${port}`, err: err.message }, "cannot listen for Service");
-        resolve();
-      });
-      listener.server.listen(port, ip, () => {
-        this.listeners.set(`${ip}:${port}`, listener);
-        this.log.info({ service, address: `${ip}:${port}` }, "serving Service on its ClusterIP");
-        resolve();
-      });
+    listener.server.once("error", (err) => {
+      this.log.warn({ service, address: key, err: err.message }, "cannot listen for Service");
+      if (this.listeners.get(key) === listener) this.listeners.delete(key);
     });
+    listener.server.listen(port, ip, () => this.log.info({ service, address: key }, "serving Service on its ClusterIP"));
   }
 }

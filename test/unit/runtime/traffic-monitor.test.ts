@@ -92,7 +92,7 @@ describe("TrafficMonitor feedback", () => {
     const clock = { now: T0 };
     const { monitor, log } = await monitorAt(clock, { windowRows: 2, windowsKept: 1, maxTracked: 5 });
     for (let i = 0; i < 7; i++) monitor.enqueue(exchange(`r${i}`, [i / 10], ["a"], T0 + i));
-    await expect(monitor.applyFeedback({ id: "r0", label: "a" })).rejects.toMatchObject({ status: 404, reason: "unknown-id" });
+    await expect(monitor.applyFeedback({ id: "r0", label: "a" })).rejects.toMatchObject({ kind: "unknown-id" });
     // Windows: [r0 r1] [r2 r3] [r4 r5] closed, r6 open; only [r4 r5] is kept, so r2's outcome lands in the open window.
     expect(await monitor.applyFeedback([{ id: "r2", label: "b" }, { id: "r6", label: "a" }])).toEqual({ accepted: 2 });
     const open = monitor.summary().windows.at(-1)!;
@@ -111,7 +111,7 @@ describe("TrafficMonitor feedback", () => {
     const second = await monitorAt(clock, {}, first.dir);
     for await (const record of readLog(first.dir)) second.monitor.restore(record);
     expect(second.monitor.trackedRequests).toBe(2);
-    await expect(second.monitor.applyFeedback({ id: "r1", row: 1, label: "a" })).rejects.toMatchObject({ status: 409, reason: "duplicate" });
+    await expect(second.monitor.applyFeedback({ id: "r1", row: 1, label: "a" })).rejects.toMatchObject({ kind: "duplicate" });
     expect(await second.monitor.applyFeedback({ id: "r1", row: 0, label: "a" })).toEqual({ accepted: 1 });
     expect(await second.monitor.applyFeedback({ id: "r2", label: "b" })).toEqual({ accepted: 1 });
     await second.log.close();
@@ -127,7 +127,7 @@ describe("TrafficMonitor request ids", () => {
     monitor.drain();
     expect(monitor.trackedRequests).toBeLessThan(20);
     expect(monitor.trackedRequestBytes).toBeLessThanOrEqual(64 * 1024);
-    await expect(monitor.applyFeedback({ id: "big-0", row: 0, label: "a" })).rejects.toMatchObject({ status: 404, reason: "unknown-id" });
+    await expect(monitor.applyFeedback({ id: "big-0", row: 0, label: "a" })).rejects.toMatchObject({ kind: "unknown-id" });
     expect(await monitor.applyFeedback({ id: "big-19", row: 0, label: "a" })).toEqual({ accepted: 1 });
     await log.close();
   });

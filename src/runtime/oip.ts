@@ -188,8 +188,8 @@ function decodeRowTensor(t: OipTensor, features: readonly FeatureSpec[]): Omit<D
   for (let r = 0; r < rows; r++) {
     for (let f = 0; f < features.length; f++) {
       const v = t.data[r * features.length + f];
-      if (t.datatype !== "BYTES") checkElement(v, t.datatype, () => `${where} element [${r}, ${f}]`);
-      columns[f]![r] = v;
+      const at = (): string => `${where} element [${r}, ${f}]`;
+      columns[f]![r] = t.datatype === "BYTES" ? scalar(v, at) : checkElement(v, t.datatype, at);
     }
   }
   return { rows, columns, form: "row-tensor" };
@@ -201,7 +201,7 @@ function decodeInstances(instances: unknown[], features: readonly FeatureSpec[])
   instances.forEach((inst, r) => {
     if (Array.isArray(inst)) {
       if (inst.length !== features.length) invalid(`instances[${r}]: ${inst.length} values, expected ${features.length} (${features.map((f) => f.name).join(", ")})`);
-      inst.forEach((v, f) => (columns[f]![r] = v));
+      inst.forEach((v, f) => (columns[f]![r] = scalar(v, () => `instances[${r}][${f}]`)));
       return;
     }
     if (!isRecord(inst)) invalid(`instances[${r}] must be an object of feature: value (or an array in feature order)`);
@@ -209,7 +209,7 @@ function decodeInstances(instances: unknown[], features: readonly FeatureSpec[])
     if (extra.length > 0) invalid(`instances[${r}]: unknown feature(s) ${extra.slice(0, 10).map(clipped).join(", ")}${extra.length > 10 ? ` and ${extra.length - 10} more` : ""}`);
     features.forEach((f, fi) => {
       if (!Object.hasOwn(inst, f.name)) invalid(`instances[${r}]: missing feature "${f.name}" (send null for a missing value)`);
-      columns[fi]![r] = inst[f.name];
+      columns[fi]![r] = scalar(inst[f.name], () => `instances[${r}] "${f.name}"`);
     });
   });
   return { rows: instances.length, columns, form: "instances" };
@@ -230,19 +230,28 @@ function checkValues(t: OipTensor, feature: FeatureSpec, where: string): unknown
     t.data.forEach((v, i) => checkElement(v, t.datatype, () => `${where} element ${i}`));
   } else if (t.datatype !== "BYTES") {
     invalid(`${where}: categorical feature "${feature.name}" needs datatype BYTES, got ${t.datatype}`);
+  } else {
+    t.data.forEach((v, i) => scalar(v, () => `${where} element ${i}`));
   }
   return t.data;
 }
 
-function checkElement(v: unknown, datatype: OipDatatype, where: () => string): void {
-  if (v === null) return; // null is an explicit missing value; preprocessing fills it
+/** A feature value is a string, number, boolean or null: arrays and objects are refused here, before any profile or encoder sees them. */
+function scalar(v: unknown, where: () => string): unknown {
+  if (typeof v === "object" && v !== null) invalid(`${where()}: ${Array.isArray(v) ? "an array" : "an object"} is not a feature value (string, number, boolean or null)`);
+  return v;
+}
+
+function checkElement(v: unknown, datatype: OipDatatype, where: () => string): unknown {
+  if (v === null) return v; // null is an explicit missing value; preprocessing fills it
   if (datatype === "BOOL") {
     if (typeof v !== "boolean") invalid(`${where()}: datatype BOOL needs true/false, got ${shown(v)}`);
-    return;
+    return v;
   }
   if (typeof v !== "number" || !Number.isFinite(v)) invalid(`${where()}: datatype ${datatype} needs finite numbers, got ${shown(v)}`);
   if ((datatype.startsWith("INT") || datatype.startsWith("UINT")) && !Number.isInteger(v)) invalid(`${where()}: datatype ${datatype} needs integers, got ${v}`);
   if (datatype.startsWith("UINT") && v < 0) invalid(`${where()}: datatype ${datatype} needs non-negative integers, got ${v}`);
+  return v;
 }
 
 /** A value from the request, as JSON and clipped, for a message. */

@@ -3,38 +3,18 @@
 import { describe, expect, it } from "vitest";
 import { errorReply } from "../../../src/runtime/http-errors.js";
 import { RequestError } from "../../../src/runtime/http-json.js";
-import { METADATA_FORMAT, type ModelMetadata } from "../../../src/runtime/metadata.js";
+import type { ModelMetadata } from "../../../src/runtime/metadata.js";
 import { Refusal } from "../../../src/runtime/refusal.js";
 import { RequestLog, readLog } from "../../../src/runtime/request-log.js";
 import { TrafficMonitor } from "../../../src/runtime/traffic-monitor.js";
-import { buildReferenceProfile } from "../../../src/training/reference.js";
+import { oneFeatureMetadata } from "./metadata-fixture.js";
 import { useTempDirs } from "./temp-dirs.js";
 
 const tempDir = useTempDirs("ballast-feedback-labels-");
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
-/** A regression model trained on targets with mean 20 and standard deviation 5 (°C, say). */
-function regressionMeta(target?: { mean: number; std: number }): ModelMetadata {
-  return {
-    format: METADATA_FORMAT,
-    model: "m",
-    version: "v1",
-    task: "regression",
-    label: "temp",
-    ...(target ? { target } : {}),
-    features: [{ name: "x", type: "numeric", mean: 0, std: 1 }],
-    referenceProfile: buildReferenceProfile([{ name: "x", type: "numeric", values: Array.from({ length: 200 }, (_, i) => i / 100) }], {
-      task: "regression",
-      values: Array.from({ length: 200 }, (_, i) => 20 + (i % 10) - 5),
-    }),
-    holdoutMetrics: {},
-    parentVersion: null,
-    dataWindow: { sources: [], rows: 200, trainRows: 200, validationRows: 0, holdoutRows: 0 },
-    createdAt: new Date(T0).toISOString(),
-    backend: "cpu",
-    training: { seed: 1, epochs: 1, epochsRun: 1, bestEpoch: 1, hiddenUnits: [], learningRate: 0.1, batchSize: 1, l2: 0, patience: 1, durationMs: 1 },
-  };
-}
+/** A regression model trained on targets with mean 20 and standard deviation 5 (°C, say), or without target statistics. */
+const regressionMeta = (target?: { mean: number; std: number }) => oneFeatureMetadata({ task: "regression", ...(target ? { target } : {}) }, T0);
 
 /** A monitor that served requests r0..r4 (one row each, predicted 20) and r5 (three rows). */
 async function servedMonitor(meta: ModelMetadata) {

@@ -1,33 +1,14 @@
 // TrafficMonitor without processes: window bounds, eviction of old ids, feedback joins and restarts from the log.
 import { describe, expect, it } from "vitest";
-import { METADATA_FORMAT, type ModelMetadata } from "../../../src/runtime/metadata.js";
 import { RequestLog, readLog } from "../../../src/runtime/request-log.js";
 import { TrafficMonitor, type CapturedExchange } from "../../../src/runtime/traffic-monitor.js";
-import { buildReferenceProfile } from "../../../src/training/reference.js";
+import { oneFeatureMetadata } from "./metadata-fixture.js";
 import { useTempDirs } from "./temp-dirs.js";
 
 const tempDir = useTempDirs("ballast-monitor-");
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
-const meta: ModelMetadata = {
-  format: METADATA_FORMAT,
-  model: "m",
-  version: "v1",
-  task: "classification",
-  label: "y",
-  classes: ["a", "b"],
-  features: [{ name: "x", type: "numeric", mean: 0, std: 1 }],
-  referenceProfile: buildReferenceProfile([{ name: "x", type: "numeric", values: Array.from({ length: 200 }, (_, i) => (i % 20) / 10) }], {
-    task: "classification",
-    values: Array.from({ length: 200 }, (_, i) => (i % 2 ? "a" : "b")),
-  }),
-  holdoutMetrics: {},
-  parentVersion: null,
-  dataWindow: { sources: [], rows: 200, trainRows: 200, validationRows: 0, holdoutRows: 0 },
-  createdAt: new Date(T0).toISOString(),
-  backend: "cpu",
-  training: { seed: 1, epochs: 1, epochsRun: 1, bestEpoch: 1, hiddenUnits: [], learningRate: 0.1, batchSize: 1, l2: 0, patience: 1, durationMs: 1 },
-};
+const meta = oneFeatureMetadata({ task: "classification", classes: ["a", "b"] }, T0);
 
 function exchange(id: string, xs: number[], labels: string[], ts: number): CapturedExchange {
   return {

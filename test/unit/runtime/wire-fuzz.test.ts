@@ -4,13 +4,12 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { encodeColumns, FeatureValueError, type FeatureSpec } from "../../../src/runtime/features.js";
 import { errorReply } from "../../../src/runtime/http-errors.js";
-import { METADATA_FORMAT, type ModelMetadata } from "../../../src/runtime/metadata.js";
 import { decodeInferRequest } from "../../../src/runtime/oip.js";
 import { Refusal } from "../../../src/runtime/refusal.js";
 import { RequestLog } from "../../../src/runtime/request-log.js";
 import { TrafficMonitor } from "../../../src/runtime/traffic-monitor.js";
-import { buildReferenceProfile } from "../../../src/training/reference.js";
 import { anyJson, edgeValue, nearMiss } from "../../support/json-mutation.js";
+import { oneFeatureMetadata } from "./metadata-fixture.js";
 import { useTempDirs } from "./temp-dirs.js";
 
 const tempDir = useTempDirs("ballast-wire-fuzz-");
@@ -105,31 +104,10 @@ describe("infer request parser under arbitrary bodies", () => {
 
 const T0 = Date.UTC(2026, 0, 1);
 
-function regressionMeta(): ModelMetadata {
-  return {
-    format: METADATA_FORMAT,
-    model: "m",
-    version: "v1",
-    task: "regression",
-    label: "y",
-    target: { mean: 20, std: 5 },
-    features: [{ name: "x", type: "numeric", mean: 0, std: 1 }],
-    referenceProfile: buildReferenceProfile([{ name: "x", type: "numeric", values: Array.from({ length: 100 }, (_, i) => i) }], {
-      task: "regression",
-      values: Array.from({ length: 100 }, (_, i) => 15 + (i % 10)),
-    }),
-    holdoutMetrics: {},
-    parentVersion: null,
-    dataWindow: { sources: [], rows: 100, trainRows: 100, validationRows: 0, holdoutRows: 0 },
-    createdAt: new Date(T0).toISOString(),
-    backend: "cpu",
-    training: { seed: 1, epochs: 1, epochsRun: 1, bestEpoch: 1, hiddenUnits: [], learningRate: 0.1, batchSize: 1, l2: 0, patience: 1, durationMs: 1 },
-  };
-}
 
 describe("feedback parser under arbitrary bodies", () => {
   it("accepts, or refuses the whole body with a 4xx; counts match what was stored and every window's metrics stay finite", async () => {
-    const meta = regressionMeta();
+    const meta = oneFeatureMetadata({ task: "regression", target: { mean: 20, std: 5 } }, T0);
     const log = await RequestLog.open(tempDir(), { model: "m", version: "v1", task: "regression", label: "y", features: ["x"] });
     // More requests than the runs can label (a labelled row only answers "duplicate"); windows of 200 rows, so
     // late feedback lands in closed windows too.

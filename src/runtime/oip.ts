@@ -4,7 +4,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import type { FeatureSpec } from "./features.js";
 import type { Predictions } from "./predict.js";
 import { Refusal } from "./refusal.js";
-import { schemaProblem } from "./wire/schema-problem.js";
+import { wireChecker } from "./wire/schema-problem.js";
 
 /** Request ids longer than this are replaced: they travel in a response header and key the feedback index. */
 export const MAX_REQUEST_ID_LENGTH = 128;
@@ -79,6 +79,7 @@ export const InferRequestSchema = Type.Object(
   { errorMessage: "request body must be a JSON object" },
 );
 type InferRequest = Static<typeof InferRequestSchema>;
+const inferRequestProblem = wireChecker(InferRequestSchema);
 
 /** The single row-major tensor form: `{"name": "input", "shape": [N, F], ...}`. */
 export const ROW_TENSOR_NAME = "input";
@@ -116,7 +117,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 /** Validates and decodes an infer request body against the model's features; throws Refusal ("invalid", or "too-large" past maxRows). */
 export function decodeInferRequest(body: unknown, features: readonly FeatureSpec[], outputNames: readonly string[], maxRows: number): DecodedRequest {
   if (isRecord(body) && body.inputs !== undefined && body.instances !== undefined) invalid(`send either "inputs" or "instances", not both`);
-  const problem = schemaProblem(InferRequestSchema, body);
+  const problem = inferRequestProblem(body);
   if (problem) invalid(problem);
   const request = body as InferRequest;
   const outputs = request.outputs?.map((o, i) => {

@@ -3,7 +3,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { MAX_REQUEST_ID_LENGTH } from "../oip.js";
 import { Refusal } from "../refusal.js";
-import { schemaProblem } from "./schema-problem.js";
+import { wireChecker } from "./schema-problem.js";
 
 export const MAX_FEEDBACK_ITEMS = 10_000;
 /** Longer strings cannot be a class name or a number; the bound keeps them out of error messages too. */
@@ -33,6 +33,8 @@ const EnvelopeSchema = Type.Object(
 );
 
 export type FeedbackLabel = Static<typeof LabelSchema>;
+const itemProblem = wireChecker(FeedbackItemSchema);
+const envelopeProblem = wireChecker(EnvelopeSchema);
 
 /** One item of a feedback body, named as the caller wrote it (`feedback` or `feedback[3]`), with one of its two forms. */
 export type FeedbackItem = { where: string; id: string } & ({ labels: FeedbackLabel[] } | { label: FeedbackLabel; row?: number });
@@ -47,7 +49,7 @@ export function parseFeedbackBody(body: unknown): FeedbackItem[] {
   let batch = true;
   if (Array.isArray(body)) items = body;
   else if (typeof body === "object" && body !== null && "feedback" in body) {
-    const problem = schemaProblem(EnvelopeSchema, body);
+    const problem = envelopeProblem(body);
     if (problem) invalid(problem);
     items = (body as Static<typeof EnvelopeSchema>).feedback;
   } else {
@@ -58,7 +60,7 @@ export function parseFeedbackBody(body: unknown): FeedbackItem[] {
   if (items.length > MAX_FEEDBACK_ITEMS) invalid(`feedback batch of ${items.length} items exceeds ${MAX_FEEDBACK_ITEMS}`);
   return items.map((item, i) => {
     const where = batch ? `feedback[${i}]` : "feedback";
-    const problem = schemaProblem(FeedbackItemSchema, item, where);
+    const problem = itemProblem(item, where);
     if (problem) invalid(problem);
     const { id, label, row, labels } = item as Static<typeof FeedbackItemSchema>;
     if (labels !== undefined) {

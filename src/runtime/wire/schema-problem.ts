@@ -1,8 +1,8 @@
 // Turns the first TypeBox error of a wire value into a message that names the field the way a caller wrote it:
 // `inputs[0]: "name" must be a non-empty string`, `feedback[3].labels[2]: must be ...`.
 import type { TSchema } from "@sinclair/typebox";
+import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { ValueErrorType, type ValueError } from "@sinclair/typebox/errors";
-import { Value } from "@sinclair/typebox/value";
 
 /** Schemas of wire types carry the sentence a caller should read (`errorMessage`) instead of TypeBox's "Expected string". */
 export interface WireMessage {
@@ -40,9 +40,16 @@ function describe(root: string, error: ValueError): string {
   return parent === "" ? subject : `${parent}: ${subject}`;
 }
 
-/** Why `value` does not fit `schema` (its first error, named from `root`), or undefined when it fits. */
-export function schemaProblem(schema: TSchema, value: unknown, root = ""): string | undefined {
-  if (Value.Check(schema, value)) return undefined;
-  const first = Value.Errors(schema, value).First();
-  return first ? describe(root, first) : `${root || "value"}: does not fit the schema`;
+/**
+ * Compiles `schema` once (TypeCompiler: the infer request is checked on every call to `serve`, and Value.Check
+ * of a 10 000-row request took ~5 ms) into a function that says why a value does not fit it, naming the field
+ * from `root`, or returns undefined when it fits.
+ */
+export function wireChecker<T extends TSchema>(schema: T): (value: unknown, root?: string) => string | undefined {
+  const compiled: TypeCheck<T> = TypeCompiler.Compile(schema);
+  return (value, root = "") => {
+    if (compiled.Check(value)) return undefined;
+    const first = compiled.Errors(value).First();
+    return first ? describe(root, first) : `${root || "value"}: does not fit the schema`;
+  };
 }

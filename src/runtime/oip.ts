@@ -4,7 +4,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import type { FeatureSpec } from "./features.js";
 import type { Predictions } from "./predict.js";
 import { Refusal } from "./refusal.js";
-import { wireChecker } from "./wire/schema-problem.js";
+import { wireChecker } from "./wire/checker.js";
 
 /** Request ids longer than this are replaced: they travel in a response header and key the feedback index. */
 export const MAX_REQUEST_ID_LENGTH = 128;

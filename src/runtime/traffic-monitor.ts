@@ -265,7 +265,7 @@ export class TrafficMonitor {
 
   /**
    * Validates a feedback body, then logs every label durably (fsync) before counting it. All or nothing:
-   * one bad item rejects the whole batch with a 4xx naming it.
+   * one bad item refuses the whole batch (a Refusal naming it), and nothing of it is stored.
    */
   async applyFeedback(body: unknown): Promise<FeedbackResult> {
     this.drain();

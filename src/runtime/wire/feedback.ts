@@ -3,7 +3,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { MAX_REQUEST_ID_LENGTH } from "../oip.js";
 import { Refusal } from "../refusal.js";
-import { wireChecker } from "./schema-problem.js";
+import { wireChecker } from "./checker.js";
 
 export const MAX_FEEDBACK_ITEMS = 10_000;
 /** Longer strings cannot be a class name or a number; the bound keeps them out of error messages too. */

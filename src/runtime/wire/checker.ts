@@ -5,7 +5,7 @@ import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
 import { ValueErrorType, type ValueError } from "@sinclair/typebox/errors";
 
 /** Schemas of wire types carry the sentence a caller should read (`errorMessage`) instead of TypeBox's "Expected string". */
-export interface WireMessage {
+interface WireMessage {
   errorMessage?: string;
 }
 

@@ -10,9 +10,9 @@ import type { FeedbackLabel } from "./wire/feedback.js";
  * for a real regime shift (the reason to retrain), tight enough that one label adds at most 100² to the squared
  * error of the standardised target training minimises, and that sums of squares over any window stay finite.
  */
-export const MAX_LABEL_DEVIATIONS = 100;
+const MAX_LABEL_DEVIATIONS = 100;
 /** Without the target's statistics (metadata not written by `ballast train`): an absolute bound with the same purpose. */
-export const MAX_ABSOLUTE_LABEL = 1e12;
+const MAX_ABSOLUTE_LABEL = 1e12;
 
 const MAX_CLASSES_IN_MESSAGE = 20;
 
@@ -22,7 +22,7 @@ function shown(value: FeedbackLabel): string {
 }
 
 /** The interval regression feedback must fall in, and how it was derived (for the error message and docs). */
-export function regressionLabelRange(meta: ModelMetadata): { min: number; max: number; rule: string } {
+function regressionLabelRange(meta: ModelMetadata): { min: number; max: number; rule: string } {
   if (!meta.target) return { min: -MAX_ABSOLUTE_LABEL, max: MAX_ABSOLUTE_LABEL, rule: `at most ${MAX_ABSOLUTE_LABEL} in magnitude` };
   const { mean, std } = meta.target;
   return { min: mean - MAX_LABEL_DEVIATIONS * std, max: mean + MAX_LABEL_DEVIATIONS * std, rule: `the training mean ± ${MAX_LABEL_DEVIATIONS} standard deviations` };

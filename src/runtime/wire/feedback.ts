@@ -5,9 +5,9 @@ import { MAX_REQUEST_ID_LENGTH } from "../oip.js";
 import { Refusal } from "../refusal.js";
 import { wireChecker } from "./checker.js";
 
-export const MAX_FEEDBACK_ITEMS = 10_000;
+const MAX_FEEDBACK_ITEMS = 10_000;
 /** Longer strings cannot be a class name or a number; the bound keeps them out of error messages too. */
-export const MAX_LABEL_STRING_LENGTH = 1024;
+const MAX_LABEL_STRING_LENGTH = 1024;
 
 const LabelSchema = Type.Union([Type.String({ maxLength: MAX_LABEL_STRING_LENGTH }), Type.Number(), Type.Boolean()], {
   errorMessage: `must be a class name or a number (a string of at most ${MAX_LABEL_STRING_LENGTH} characters, a number or a boolean)`,

@@ -1,6 +1,16 @@
 // JSON over node:http for serve and the sidecar: bounded body reading, `{"error": ...}` replies, graceful close.
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import { RequestError } from "./oip.js";
+
+/** A request the HTTP layer refuses (route, method, body size, content type, readiness): `{"error": message}` with this status. */
+export class RequestError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "RequestError";
+  }
+}
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_MAX_BATCH_ROWS = 10_000;

@@ -6,10 +6,11 @@ import type { Logger } from "pino";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { LoadedBackend } from "./backend.js";
 import { encodeColumns } from "./features.js";
-import { DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, closeGracefully, listen, parseJsonBody, readBody, sendError, sendJson, sendText } from "./http-json.js";
+import { sendErrorReply } from "./http-errors.js";
+import { DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, RequestError, closeGracefully, listen, parseJsonBody, readBody, sendError, sendJson, sendText } from "./http-json.js";
 import { outputNames, readMetadata, type ModelMetadata } from "./metadata.js";
 import { loadModel } from "./model-files.js";
-import { RequestError, decodeInferRequest, encodeInferResponse } from "./oip.js";
+import { decodeInferRequest, encodeInferResponse } from "./oip.js";
 import { predict } from "./predict.js";
 import { resolveVersion, type ModelStore } from "./store.js";
 
@@ -153,14 +154,9 @@ export class ModelServer {
     });
     if (this.draining) res.setHeader("connection", "close");
     this.dispatch(req, res, route).catch((err: unknown) => {
-      if (err instanceof RequestError) {
-        this.options.logger.debug({ event: "bad-request", status: err.status, error: err.message, path: url }, "bad request");
-        if (!res.headersSent) sendError(res, err.status, err.message);
-        return;
-      }
-      this.options.logger.error({ event: "request-failed", err, path: url }, "request failed");
-      if (!res.headersSent) sendError(res, 500, `internal error: ${err instanceof Error ? err.message : String(err)}`);
-      else res.destroy();
+      const reply = sendErrorReply(res, err);
+      if (reply.unexpected) this.options.logger.error({ event: "request-failed", err, path: url }, "request failed");
+      else this.options.logger.debug({ event: "bad-request", status: reply.status, error: reply.body.error, path: url }, "bad request");
     });
   }
 

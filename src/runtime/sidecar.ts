@@ -5,17 +5,19 @@ import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttp
 import type { Logger } from "pino";
 import { Pool, type Dispatcher } from "undici";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { DEFAULT_MAX_BODY_BYTES, INTERNAL_ERROR_MESSAGE, closeGracefully, listen, parseJsonBody, readBody, sendError, sendJson, sendText } from "./http-json.js";
+import { sendErrorReply } from "./http-errors.js";
+import { DEFAULT_MAX_BODY_BYTES, RequestError, closeGracefully, listen, parseJsonBody, readBody, sendError, sendJson, sendText } from "./http-json.js";
 import type { SidecarSummary } from "../monitoring/summary.js";
 import { SIDECAR_PATHS } from "../api/sidecar-paths.js";
 import { readMetadata, type ModelMetadata } from "./metadata.js";
 import { REQUEST_ID_HEADER, matchRoute } from "./model-server.js";
-import { RequestError, requestIdProblem } from "./oip.js";
+import { requestIdProblem } from "./oip.js";
 import { RequestLog, readLog, type RequestLogOptions } from "./request-log.js";
 import type { DroppedTotals } from "./log-retention.js";
 import { driftOptions, loadReference, readMonitoringConfig, type MonitoringConfig } from "./monitoring-config.js";
 import type { ModelStore, StoreOptions } from "./store.js";
-import { FeedbackError, TrafficMonitor } from "./traffic-monitor.js";
+import { Refusal } from "./refusal.js";
+import { TrafficMonitor } from "./traffic-monitor.js";
 
 export interface SidecarOptions {
   upstream: URL;
@@ -352,13 +354,9 @@ export class Sidecar {
       return;
     }
     this.local(req, res, route).catch((err: unknown) => {
-      if (err instanceof RequestError) {
-        if (err.status >= 500) this.options.logger.error({ event: "request-failed", status: err.status, error: err.message, cause: err.cause, path }, "sidecar request failed");
-        if (!res.headersSent) sendError(res, err.status, err.message);
-        return;
-      }
-      this.options.logger.error({ event: "request-failed", err, path }, "sidecar request failed");
-      if (!res.headersSent) sendError(res, 500, INTERNAL_ERROR_MESSAGE);
+      const reply = sendErrorReply(res, err);
+      if (reply.unexpected) this.options.logger.error({ event: "request-failed", err, path }, "sidecar request failed");
+      else if (reply.status >= 500) this.options.logger.error({ event: "request-failed", status: reply.status, error: reply.body.error, cause: (err as Error).cause, path }, "sidecar request failed");
     });
   }
 
@@ -410,7 +408,7 @@ export class Sidecar {
       this.feedbackTotal.inc({ result: "accepted" }, result.accepted);
       sendJson(res, 200, result);
     } catch (err) {
-      const result = err instanceof FeedbackError ? err.reason : err instanceof RequestError && err.status < 500 ? "invalid" : "error";
+      const result = err instanceof Refusal && err.kind !== "not-recorded" ? err.kind : err instanceof RequestError && err.status < 500 ? "invalid" : "error";
       this.feedbackTotal.inc({ result });
       throw err;
     }

@@ -11,10 +11,12 @@ import {
   type SidecarSummary,
   type WindowSummary,
 } from "../monitoring/summary.js";
-import { toCategory, toNumber } from "./features.js";
+import { labelChecker } from "./feedback-labels.js";
 import { outputNames, type ModelMetadata } from "./metadata.js";
-import { RequestError, decodeInferRequest, predictionsFromResponse } from "./oip.js";
+import { decodeInferRequest, predictionsFromResponse } from "./oip.js";
+import { Refusal } from "./refusal.js";
 import type { LogRecord, RequestLog } from "./request-log.js";
+import { parseFeedbackBody, type FeedbackItem, type FeedbackLabel } from "./wire/feedback.js";
 
 export interface MonitorOptions {
   meta: ModelMetadata;
@@ -87,20 +89,11 @@ export interface FeedbackResult {
   accepted: number;
 }
 
-export type FeedbackRejection = "invalid" | "unknown-id" | "duplicate";
-
-export class FeedbackError extends RequestError {
-  constructor(
-    status: number,
-    message: string,
-    readonly reason: FeedbackRejection,
-  ) {
-    super(status, message);
-  }
-}
-
-const MAX_FEEDBACK_ITEMS = 10_000;
 export const DEFAULT_MAX_TRACKED_BYTES = 64 * 1024 * 1024;
+
+function mebibytes(bytes: number): string {
+  return bytes >= 2 ** 20 ? `${Math.round(bytes / 2 ** 20)} MiB` : `${Math.round(bytes / 1024)} KiB`;
+}
 
 /** A rough heap size of a tracked request: Map slot and objects, the id, one flag byte and one prediction per row. */
 function trackedBytesOf(id: string, entry: TrackedRequest): number {
@@ -111,6 +104,7 @@ function trackedBytesOf(id: string, entry: TrackedRequest): number {
 
 export class TrafficMonitor {
   private readonly meta: ModelMetadata;
+  private readonly checkLabel: (value: FeedbackLabel, where: string) => string | number;
   private readonly reference: DatasetProfile;
   private readonly referencePredictions: DatasetProfile;
   private readonly outputs: string[];
@@ -128,6 +122,7 @@ export class TrafficMonitor {
 
   constructor(private readonly options: MonitorOptions) {
     this.meta = options.meta;
+    this.checkLabel = labelChecker(options.meta);
     const ref = options.reference ?? (options.meta.referenceProfile as ReferenceProfileJSON);
     this.reference = DatasetProfile.fromJSON(ref.features);
     this.referencePredictions = DatasetProfile.fromJSON(ref.predictions);
@@ -270,7 +265,7 @@ export class TrafficMonitor {
 
   /**
    * Validates a feedback body, then logs every label durably (fsync) before counting it. All or nothing:
-   * one bad item rejects the whole batch with a 4xx naming it.
+   * one bad item refuses the whole batch (a Refusal naming it), and nothing of it is stored.
    */
   async applyFeedback(body: unknown): Promise<FeedbackResult> {
     this.drain();
@@ -291,7 +286,7 @@ export class TrafficMonitor {
     } catch (err) {
       for (const a of accepted) a.entry.labelled[a.row] = 0;
       // The file system's message names paths: it goes to the log (as the cause), not to the caller.
-      const failed = new RequestError(503, "feedback not recorded: the request log could not be written; retry shortly");
+      const failed = new Refusal("not-recorded", "feedback not recorded: the request log could not be written; retry shortly");
       failed.cause = err;
       throw failed;
     }
@@ -304,80 +299,40 @@ export class TrafficMonitor {
     return { accepted: accepted.length };
   }
 
-  /** Every label of a feedback body, checked against known requests and earlier feedback; throws on the first bad one. */
+  /** Every label of a feedback body, checked against known requests and earlier feedback; throws Refusal on the first bad one. */
   private validateFeedback(body: unknown): AcceptedLabel[] {
-    const batch = Array.isArray(body) || (typeof body === "object" && body !== null && "feedback" in body);
-    const items: unknown[] = Array.isArray(body) ? body : batch ? ((body as { feedback: unknown }).feedback as unknown[]) : [body];
-    const invalid = (msg: string): never => {
-      throw new FeedbackError(400, msg, "invalid");
-    };
-    if (!Array.isArray(items)) invalid(`"feedback" must be an array of {"id": ..., "label": ...}`);
-    if (items.length === 0) invalid("feedback batch is empty");
-    if (items.length > MAX_FEEDBACK_ITEMS) invalid(`feedback batch of ${items.length} items exceeds ${MAX_FEEDBACK_ITEMS}`);
     const accepted: AcceptedLabel[] = [];
     const seen = new Set<string>();
-    items.forEach((item, i) => {
-      const where = batch ? `feedback[${i}]` : "feedback";
-      if (typeof item !== "object" || item === null || Array.isArray(item)) invalid(`${where} must be an object {"id": ..., "label": ...}`);
-      for (const one of this.expandItem(item as Record<string, unknown>, where)) {
+    for (const item of parseFeedbackBody(body)) {
+      for (const one of this.labelsOf(item)) {
         const key = `${one.id}\u0000${one.row}`;
-        if (one.entry.labelled[one.row] || seen.has(key)) {
-          throw new FeedbackError(409, `${where}: request "${one.id}" row ${one.row} already has feedback`, "duplicate");
-        }
+        if (one.entry.labelled[one.row] || seen.has(key)) throw new Refusal("duplicate", `${item.where}: request "${one.id}" row ${one.row} already has feedback`);
         seen.add(key);
         accepted.push(one);
       }
-    });
+    }
     return accepted;
   }
 
-  private expandItem(item: Record<string, unknown>, where: string): AcceptedLabel[] {
-    const invalid = (msg: string): never => {
-      throw new FeedbackError(400, `${where}: ${msg}`, "invalid");
-    };
-    const id = item.id;
-    if (typeof id !== "string" || id === "") invalid(`"id" must be the non-empty request id of an inference`);
-    const entry = this.tracked.get(id as string);
+  /** The rows an item labels, once its id is known and its rows and labels fit that request and the model. */
+  private labelsOf(item: FeedbackItem): AcceptedLabel[] {
+    const { where, id } = item;
+    const entry = this.tracked.get(id);
     if (!entry) {
-      throw new FeedbackError(
-        404,
-        `${where}: unknown request id "${id as string}" (not served through this sidecar, or forgotten: it keeps the last ${this.options.maxTracked} requests, up to ${Math.round((this.options.maxTrackedBytes ?? DEFAULT_MAX_TRACKED_BYTES) / 2 ** 20)} MiB of them)`,
+      throw new Refusal(
         "unknown-id",
+        `${where}: unknown request id "${id}" (not served through this sidecar, or forgotten: it keeps the last ${this.options.maxTracked} requests, up to ${mebibytes(this.options.maxTrackedBytes ?? DEFAULT_MAX_TRACKED_BYTES)} of them)`,
       );
     }
     const rows = entry.labelled.length;
-    if (item.labels !== undefined) {
-      if (item.label !== undefined || item.row !== undefined) invalid(`give either "labels" (one per row) or "label" (+ "row"), not both`);
-      if (!Array.isArray(item.labels) || item.labels.length !== rows) invalid(`"labels" must be an array of ${rows} label(s), one per row of request "${id as string}"`);
-      return (item.labels as unknown[]).map((l, row) => ({ id: id as string, row, label: this.checkLabel(l, `${where} labels[${row}]`), entry }));
+    if ("labels" in item) {
+      if (item.labels.length !== rows) throw new Refusal("invalid", `${where}: "labels" must be an array of ${rows} label(s), one per row of request "${id}"`);
+      return item.labels.map((l, row) => ({ id, row, label: this.checkLabel(l, `${where}.labels[${row}]`), entry }));
     }
-    if (!("label" in item)) invalid(`"label" is required (the ground truth of request "${id as string}")`);
-    let row = 0;
-    if (item.row !== undefined) {
-      if (!Number.isInteger(item.row) || (item.row as number) < 0 || (item.row as number) >= rows) {
-        invalid(`"row" must be an integer from 0 to ${rows - 1} (request "${id as string}" has ${rows} row(s))`);
-      }
-      row = item.row as number;
-    } else if (rows > 1) {
-      invalid(`request "${id as string}" has ${rows} rows; give "row" or "labels"`);
-    }
-    return [{ id: id as string, row, label: this.checkLabel(item.label, `${where} label`), entry }];
-  }
-
-  private checkLabel(value: unknown, where: string): string | number {
-    try {
-      if (this.meta.task === "regression") {
-        const n = toNumber(value, () => where);
-        if (n === undefined) throw new Error(`${where}: missing`);
-        return n;
-      }
-      const c = toCategory(value, () => where);
-      if (c === undefined) throw new Error(`${where}: missing`);
-      if (!this.meta.classes!.includes(c)) throw new Error(`${where}: "${c}" is not one of the model's classes (${this.meta.classes!.join(", ")})`);
-      return c;
-    } catch (err) {
-      throw new FeedbackError(400, (err as Error).message, "invalid");
-    }
+    if (item.row === undefined && rows > 1) throw new Refusal("invalid", `${where}: request "${id}" has ${rows} rows; give "row" or "labels"`);
+    const row = item.row ?? 0;
+    if (row >= rows) throw new Refusal("invalid", `${where}: "row" must be an integer from 0 to ${rows - 1} (request "${id}" has ${rows} row(s))`);
+    return [{ id, row, label: this.checkLabel(item.label, `${where}.label`), entry }];
   }
 
   private newWindow(start: number): Window {

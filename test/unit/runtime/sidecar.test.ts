@@ -153,7 +153,7 @@ describe("ballast sidecar on Seattle → New York weather", () => {
       [{ id: someId, label: "rain" }, 400, `request "${someId}" has ${ROWS_PER_REQUEST} rows; give "row" or "labels"`],
       [{ id: someId, row: 9, label: "rain" }, 400, '"row" must be an integer from 0 to 4'],
       [{ id: someId, row: 0, label: "hail" }, 400, '"hail" is not one of the model\'s classes'],
-      [{ id: someId, row: 0, label: { kind: "rain" } }, 400, "is not a category"],
+      [{ id: someId, row: 0, label: { kind: "rain" } }, 400, 'feedback: "label" must be a class name or a number'],
       [{ label: "rain" }, 400, '"id" must be the non-empty request id'],
       [{ id: someId, row: 0 }, 400, '"label" is required'],
       [[], 400, "feedback batch is empty"],

@@ -1,33 +1,14 @@
 // TrafficMonitor without processes: window bounds, eviction of old ids, feedback joins and restarts from the log.
 import { describe, expect, it } from "vitest";
-import { METADATA_FORMAT, type ModelMetadata } from "../../../src/runtime/metadata.js";
 import { RequestLog, readLog } from "../../../src/runtime/request-log.js";
 import { TrafficMonitor, type CapturedExchange } from "../../../src/runtime/traffic-monitor.js";
-import { buildReferenceProfile } from "../../../src/training/reference.js";
+import { oneFeatureMetadata } from "./metadata-fixture.js";
 import { useTempDirs } from "./temp-dirs.js";
 
 const tempDir = useTempDirs("ballast-monitor-");
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
 
-const meta: ModelMetadata = {
-  format: METADATA_FORMAT,
-  model: "m",
-  version: "v1",
-  task: "classification",
-  label: "y",
-  classes: ["a", "b"],
-  features: [{ name: "x", type: "numeric", mean: 0, std: 1 }],
-  referenceProfile: buildReferenceProfile([{ name: "x", type: "numeric", values: Array.from({ length: 200 }, (_, i) => (i % 20) / 10) }], {
-    task: "classification",
-    values: Array.from({ length: 200 }, (_, i) => (i % 2 ? "a" : "b")),
-  }),
-  holdoutMetrics: {},
-  parentVersion: null,
-  dataWindow: { sources: [], rows: 200, trainRows: 200, validationRows: 0, holdoutRows: 0 },
-  createdAt: new Date(T0).toISOString(),
-  backend: "cpu",
-  training: { seed: 1, epochs: 1, epochsRun: 1, bestEpoch: 1, hiddenUnits: [], learningRate: 0.1, batchSize: 1, l2: 0, patience: 1, durationMs: 1 },
-};
+const meta = oneFeatureMetadata({ task: "classification", classes: ["a", "b"] }, T0);
 
 function exchange(id: string, xs: number[], labels: string[], ts: number): CapturedExchange {
   return {
@@ -92,7 +73,7 @@ describe("TrafficMonitor feedback", () => {
     const clock = { now: T0 };
     const { monitor, log } = await monitorAt(clock, { windowRows: 2, windowsKept: 1, maxTracked: 5 });
     for (let i = 0; i < 7; i++) monitor.enqueue(exchange(`r${i}`, [i / 10], ["a"], T0 + i));
-    await expect(monitor.applyFeedback({ id: "r0", label: "a" })).rejects.toMatchObject({ status: 404, reason: "unknown-id" });
+    await expect(monitor.applyFeedback({ id: "r0", label: "a" })).rejects.toMatchObject({ kind: "unknown-id" });
     // Windows: [r0 r1] [r2 r3] [r4 r5] closed, r6 open; only [r4 r5] is kept, so r2's outcome lands in the open window.
     expect(await monitor.applyFeedback([{ id: "r2", label: "b" }, { id: "r6", label: "a" }])).toEqual({ accepted: 2 });
     const open = monitor.summary().windows.at(-1)!;
@@ -111,7 +92,7 @@ describe("TrafficMonitor feedback", () => {
     const second = await monitorAt(clock, {}, first.dir);
     for await (const record of readLog(first.dir)) second.monitor.restore(record);
     expect(second.monitor.trackedRequests).toBe(2);
-    await expect(second.monitor.applyFeedback({ id: "r1", row: 1, label: "a" })).rejects.toMatchObject({ status: 409, reason: "duplicate" });
+    await expect(second.monitor.applyFeedback({ id: "r1", row: 1, label: "a" })).rejects.toMatchObject({ kind: "duplicate" });
     expect(await second.monitor.applyFeedback({ id: "r1", row: 0, label: "a" })).toEqual({ accepted: 1 });
     expect(await second.monitor.applyFeedback({ id: "r2", label: "b" })).toEqual({ accepted: 1 });
     await second.log.close();
@@ -127,7 +108,7 @@ describe("TrafficMonitor request ids", () => {
     monitor.drain();
     expect(monitor.trackedRequests).toBeLessThan(20);
     expect(monitor.trackedRequestBytes).toBeLessThanOrEqual(64 * 1024);
-    await expect(monitor.applyFeedback({ id: "big-0", row: 0, label: "a" })).rejects.toMatchObject({ status: 404, reason: "unknown-id" });
+    await expect(monitor.applyFeedback({ id: "big-0", row: 0, label: "a" })).rejects.toMatchObject({ kind: "unknown-id" });
     expect(await monitor.applyFeedback({ id: "big-19", row: 0, label: "a" })).toEqual({ accepted: 1 });
     await log.close();
   });

@@ -48,6 +48,11 @@ export async function runOperator(opts: RunOperatorOptions): Promise<void> {
     leaderElection: opts.leaderElect ? { namespace: leaseNamespace(opts), id: opts.leaderElectionId } : undefined,
     image: opts.image,
     identity: process.env.POD_NAME ? `${process.env.POD_NAME}_${process.pid}` : undefined,
+    // controller-runtime's answer: another replica may lead already, so stop everything and restart clean.
+    onLeadershipLost: () => {
+      logger.error("leader election lost: exiting");
+      process.exit(1);
+    },
   });
   let stopped: Promise<void> | undefined;
   const stop = (signal: string) => {

@@ -270,7 +270,8 @@ export class KubeClient {
       body = JSON.stringify(init.body);
       headers["content-type"] = init.contentType ?? "application/json";
     }
-    const timeoutMs = init.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    // AbortSignal.timeout takes whole milliseconds only.
+    const timeoutMs = Math.max(1, Math.ceil(init.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS));
     const deadline = AbortSignal.timeout(timeoutMs);
     const signal = init.signal ? AbortSignal.any([init.signal, deadline]) : deadline;
     let res;

@@ -273,7 +273,7 @@ export class Manager {
     const bound = this.opts.stuckReconcileMs ?? STUCK_RECONCILE_MS;
     for (const c of this.controllers) {
       const ms = c.queue.longestProcessingMs();
-      if (ms > bound) problems.push(`controller ${c.name}: a reconcile has run for ${Math.round(ms / 1000)} s (bound ${Math.round(bound / 1000)} s)`);
+      if (ms > bound) problems.push(`controller ${c.name}: a reconcile has run for ${(ms / 1000).toFixed(1)} s (bound ${(bound / 1000).toFixed(1)} s)`);
     }
     const elector = this.elector?.problem();
     if (elector) problems.push(elector);

@@ -24,25 +24,31 @@ export type ProxyMode = "pass" | "stall" | "down";
 export class ApiProxy {
   readonly requests: ProxiedRequest[] = [];
   mode: ProxyMode = "pass";
-  private readonly silencers = new Set<() => void>();
+  /** Each exchange in progress: its switch to go silent, and whether it is a watch the server has answered. */
+  private readonly open = new Map<() => void, { watching: boolean }>();
   private readonly held: ServerResponse[] = [];
 
-  private constructor(
-    private readonly server: Server,
-    readonly url: string,
-  ) {}
+  private readonly server: Server;
+  private url_ = "";
+
+  private constructor(upstream: URL, agent: Agent, auth: Record<string, string>) {
+    this.server = createServer((req, res) => this.handle(req, res, upstream, agent, auth));
+  }
+
+  /** http://127.0.0.1:<port> */
+  get url(): string {
+    return this.url_;
+  }
 
   static async start(): Promise<ApiProxy> {
     const access = kubeconfigAccess(inject("kubeconfig"));
     if (!access) throw new Error("the test kubeconfig needs client-node (exec plugin?): the proxy cannot front it");
-    const upstream = new URL(access.server);
     const agent = new Agent({ ca: access.ca, cert: access.cert, key: access.key, servername: access.tlsServerName, keepAlive: true });
     const auth: Record<string, string> = access.token ? { authorization: `Bearer ${access.token}` } : {};
-    let proxy: ApiProxy | undefined;
-    const server = createServer((req, res) => proxy!.handle(req, res, upstream, agent, auth));
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const addr = server.address();
-    proxy = new ApiProxy(server, `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`);
+    const proxy = new ApiProxy(new URL(access.server), agent, auth);
+    await new Promise<void>((resolve) => proxy.server.listen(0, "127.0.0.1", resolve));
+    const addr = proxy.server.address();
+    proxy.url_ = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
     return proxy;
   }
 
@@ -52,27 +58,34 @@ export class ApiProxy {
     if (this.mode === "stall") return void this.held.push(res);
     let silent = false;
     const silence = () => (silent = true);
-    this.silencers.add(silence);
+    const exchange = { watching: false };
+    this.open.set(silence, exchange);
     const up = httpsRequest(
       new URL(req.url ?? "/", upstream),
       { method: req.method, headers: { ...req.headers, host: upstream.host, ...auth }, agent },
       (upRes) => {
         if (silent) return;
         res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        exchange.watching = upRes.statusCode === 200 && /[?&]watch=true/.test(req.url ?? "");
         upRes.on("data", (chunk: Buffer) => silent || res.write(chunk));
         upRes.on("end", () => silent || res.end());
       },
     );
     up.on("error", () => res.destroy());
-    up.on("close", () => this.silencers.delete(silence));
+    up.on("close", () => this.open.delete(silence));
     res.on("close", () => up.destroy());
     req.pipe(up);
   }
 
   /** Every exchange in progress (watches, mostly) stops passing bytes for ever, its connections left open. */
   silenceOpenExchanges(): void {
-    for (const s of this.silencers) s();
-    this.silencers.clear();
+    for (const s of this.open.keys()) s();
+    this.open.clear();
+  }
+
+  /** How many watches are open through the proxy, answered and still passing bytes. */
+  openWatches(): number {
+    return [...this.open.values()].filter((e) => e.watching).length;
   }
 
   /** Writes (anything but GET) that reached the proxy at or after `since` (Date.now()). */

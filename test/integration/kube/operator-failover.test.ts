@@ -77,7 +77,9 @@ describe("ballast operator: one writer at a time", () => {
     const frozenAt = Date.now();
     await waitFor("b to take over", () => isLeader(b), LEASE_MS + RETRY_JITTERED_MS + 10_000, 100);
     // Lease 15 s from the last renewal b saw (at most one retry period before the freeze), plus b's jittered retry.
-    expect(Date.now() - frozenAt).toBeLessThan(LEASE_MS + RETRY_JITTERED_MS + 1_000);
+    const takeoverMs = Date.now() - frozenAt;
+    console.error(`[operator-failover] the standby led ${takeoverMs} ms after the leader froze`);
+    expect(takeoverMs).toBeLessThan(LEASE_MS + RETRY_JITTERED_MS + 1_000);
     await applyYaml(modelDeploymentYaml(ns.name, "while-frozen", store, { replicas: 0 }));
     await waitFor("while-frozen reconciled by b", async () => (await reconciledCount(ns.name)) === 2, 30_000);
 
@@ -85,6 +87,7 @@ describe("ballast operator: one writer at a time", () => {
     const wokenAt = Date.now();
     a.proc.kill("SIGCONT");
     await waitFor("a to exit", async () => a.proc.exitCode !== null || a.proc.signalCode !== null, 15_000, 50);
+    console.error(`[operator-failover] the woken leader exited ${Date.now() - wokenAt} ms after SIGCONT`);
     expect(a.proc.exitCode, a.logs().slice(-2_000)).toBe(1);
     expect(proxyA.writesSince(wokenAt), "writes the woken leader sent").toEqual([]);
     expect(a.logLines().some((l) => l.msg === "leader election lost: exiting")).toBe(true);

@@ -30,12 +30,12 @@ describe("leader election against a real API server", () => {
   const candidates: Candidate[] = [];
   const dir = mkdtempSync(join(tmpdir(), "h3-le-"));
 
-  const candidate = async (identity: string, lease: string, via?: ApiProxy): Promise<Candidate> => {
+  const candidate = async (identity: string, lease: string, via?: ApiProxy, clock?: () => number): Promise<Candidate> => {
     const client = via ? await KubeClient.load(via.kubeconfig(dir)) : await KubeClient.load(inject("kubeconfig"));
     const stopped: Candidate["stopped"] = [];
     const startedAt: number[] = [];
     const elector = new LeaderElector(
-      { client, namespace: ns.name, name: lease, identity, logger: pino({ enabled: false }), ...TIMINGS },
+      { client, namespace: ns.name, name: lease, identity, logger: pino({ enabled: false }), clock, ...TIMINGS },
       { onStartedLeading: () => startedAt.push(Date.now()), onStoppedLeading: (reason) => stopped.push({ reason, at: Date.now() }) },
     );
     const abort = new AbortController();
@@ -115,5 +115,22 @@ describe("leader election against a real API server", () => {
     expect(a.stopped.map((s) => s.reason)).toEqual(["shutdown"]);
     await waitFor("b to lead", async () => b.elector.isLeader, TIMINGS.leaseDurationMs, 50);
     expect(b.startedAt[0]! - stoppedAt).toBeLessThan(TIMINGS.retryPeriodMs * 1.2 + 1_000);
+  });
+
+  it("liveness names an elector whose round has hung past the bound, and clears once rounds finish again", async () => {
+    const proxy = await ApiProxy.start();
+    proxies.push(proxy);
+    proxy.mode = "stall";
+    // The elector's clock can jump: a round hanging for longer than any request deadline allows is what
+    // only a bug (a promise that never settles) produces, so it is simulated rather than waited for.
+    let jump = 0;
+    const a = await candidate("a", "stalled", proxy, () => performance.now() + jump);
+    await waitFor("a's first request to hang", async () => proxy.requests.length > 0, 5_000, 20);
+    expect(a.elector.problem()).toBeUndefined();
+    jump = 10_000;
+    expect(a.elector.problem()).toMatch(/^leader election stalled: no round for 10 s \(bound 4\.8 s\)$/);
+    // The hung GET ends at its deadline (renewDeadline for a candidate): the round finishes, liveness recovers.
+    proxy.mode = "pass";
+    await waitFor("the round to finish", async () => a.elector.problem() === undefined, TIMINGS.renewDeadlineMs + 2_000, 50);
   });
 });

@@ -81,8 +81,10 @@ export function registerOperator(program: Command): void {
     .addHelpText(
       "after",
       `
-Endpoints: /healthz (alive), /readyz (informer caches synced), /metrics (Prometheus, controller-runtime names).
-SIGTERM or SIGINT: drain the work queue, release the Lease, exit 0.
+Endpoints: /healthz (500 when a reconcile is stuck or leader election stalled), /readyz (informer caches synced),
+/metrics (Prometheus, controller-runtime names).
+SIGTERM or SIGINT: drain the work queue, release the Lease, exit 0. Leadership lost (not renewed within 10 s):
+exit 1 at once, writing nothing more; the Deployment restarts the pod as a candidate.
 
 Examples:
   ballast operator --kubeconfig .dev/cluster/kubeconfig --metrics-bind-address :8080

@@ -95,6 +95,29 @@ export interface RequestInit {
   body?: unknown;
   contentType?: string;
   signal?: AbortSignal;
+  /** Deadline for the whole request, body included; default DEFAULT_REQUEST_TIMEOUT_MS. */
+  timeoutMs?: number;
+}
+
+/** A stalled API server or a half-open connection must fail a request, not hang its caller forever. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * Asked before every write (any method but GET); throws to refuse it. A leader elector installs one so
+ * that a process that lost its Lease writes nothing more, whatever its workers still have in flight.
+ */
+export type WriteFence = (method: string, path: string) => void;
+
+/** A write refused by the client's fence: the request never left the process. */
+export class WriteRefusedError extends Error {
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    why: string,
+  ) {
+    super(`${method} ${path}: not sent: ${why}`);
+    this.name = "WriteRefusedError";
+  }
 }
 
 /** A resource's REST path, e.g. `{group: "apps", version: "v1", plural: "deployments"}`. */
@@ -144,6 +167,7 @@ export class KubeClient {
   private readonly agent: Agent;
   private headers: Record<string, string> = {};
   private headersAt = 0;
+  private fence: WriteFence | undefined;
 
   private constructor(
     readonly server: string,
@@ -233,26 +257,32 @@ export class KubeClient {
     return u.toString();
   }
 
+  /** Installs (or, with undefined, removes) the check every write must pass; see WriteFence. */
+  setWriteFence(fence: WriteFence | undefined): void {
+    this.fence = fence;
+  }
+
   async request<T>(method: string, path: string, init: RequestInit = {}): Promise<T> {
+    if (method !== "GET") this.fence?.(method, path);
     const headers: Record<string, string> = { ...(await this.authHeaders()), accept: "application/json" };
     let body: string | undefined;
     if (init.body !== undefined) {
       body = JSON.stringify(init.body);
       headers["content-type"] = init.contentType ?? "application/json";
     }
+    // AbortSignal.timeout takes whole milliseconds only.
+    const timeoutMs = Math.max(1, Math.ceil(init.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS));
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const signal = init.signal ? AbortSignal.any([init.signal, deadline]) : deadline;
     let res;
+    let text: string;
     try {
-      res = await request(this.url(path, init.query), {
-        method: method as "GET",
-        headers,
-        body,
-        signal: init.signal,
-        dispatcher: this.agent,
-      });
+      res = await request(this.url(path, init.query), { method: method as "GET", headers, body, signal, dispatcher: this.agent });
+      text = await res.body.text();
     } catch (err) {
+      if (deadline.aborted) throw new KubeApiError(0, "Timeout", `no complete answer within ${timeoutMs} ms`, method, path);
       throw new KubeApiError(0, "Unreachable", err instanceof Error ? err.message : String(err), method, path);
     }
-    const text = await res.body.text();
     if (res.statusCode < 200 || res.statusCode > 299) throw apiErrorFromBody(res.statusCode, text, method, path);
     return (text ? JSON.parse(text) : undefined) as T;
   }

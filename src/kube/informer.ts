@@ -29,6 +29,11 @@ export interface InformerOptions<T extends KubeObject> {
   transform?: (obj: T) => T;
   /** Server-side watch timeout; the watch is renewed from the last resourceVersion after it. */
   watchTimeoutSeconds?: number;
+  /**
+   * A watch with no event and no bookmark for this long is taken for dead (a half-open connection, a
+   * stuck server) and aborted, then the cache relisted. Default WATCH_IDLE_TIMEOUT_MS.
+   */
+  watchIdleTimeoutMs?: number;
   backoff?: Backoff;
   /** Page size of the initial and recovery lists. */
   pageSize?: number;
@@ -45,7 +50,11 @@ export function withoutManagedFields<T extends KubeObject>(obj: T): T {
   return obj;
 }
 
+/** The API server sends a watch that asks for bookmarks one about every minute, quiet or not: three missed means dead. */
+export const WATCH_IDLE_TIMEOUT_MS = 3 * 60_000;
+
 class Gone extends Error {}
+class WatchIdle extends Error {}
 
 export class Informer<T extends KubeObject> implements ObjectCache<T> {
   private readonly store = new Map<string, T>();
@@ -122,6 +131,11 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
           this.resourceVersion = "";
           continue;
         }
+        if (err instanceof WatchIdle) {
+          this.log.warn({ resourceVersion: this.resourceVersion, idleMs: this.idleTimeoutMs }, "watch silent (no event, no bookmark); relisting");
+          this.resourceVersion = "";
+          continue;
+        }
         const delay = this.backoff.next();
         this.log.warn({ err: String(err), retryInMs: Math.round(delay) }, "list/watch failed; retrying");
         await sleepUnlessAborted(delay, signal);
@@ -176,11 +190,23 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
       for (const h of this.handlers) h.update?.(old, obj);
   }
 
+  private get idleTimeoutMs(): number {
+    return this.opts.watchIdleTimeoutMs ?? WATCH_IDLE_TIMEOUT_MS;
+  }
+
   private async watchOnce(signal: AbortSignal): Promise<void> {
     let gone = false;
     let events = 0;
     const startedAt = Date.now();
     const timeout = this.opts.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300);
+    // Every line, bookmarks included, proves the stream alive; silence past the bound aborts it.
+    const idle = new AbortController();
+    let idleTimer: NodeJS.Timeout | undefined;
+    const alive = () => {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => idle.abort(), this.idleTimeoutMs);
+    };
+    alive();
     try {
       await this.opts.client.watch(
         this.path,
@@ -191,6 +217,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
           timeoutSeconds: timeout,
         },
         (type, raw) => {
+          alive();
           if (type === "ERROR") {
             const status = raw as { code?: number; message?: string };
             if (status.code === 410) gone = true;
@@ -216,12 +243,16 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
           events++;
           this.backoff.reset();
         },
-        signal,
+        AbortSignal.any([signal, idle.signal]),
       );
     } catch (err) {
       if (err instanceof KubeApiError && err.gone) throw new Gone();
+      if (idle.signal.aborted && !signal.aborted) throw new WatchIdle();
       throw err;
+    } finally {
+      clearTimeout(idleTimer);
     }
+    if (idle.signal.aborted && !signal.aborted) throw new WatchIdle();
     if (gone) throw new Gone();
     // A watch that ends at once with nothing in it is a failure in disguise (e.g. a proxy); back off.
     if (events === 0 && Date.now() - startedAt < 1_000) throw new Error("watch closed immediately");

@@ -2,7 +2,7 @@
 // Lease when its holder has not renewed it for leaseDuration as measured on OUR clock (no clock-skew
 // trust), the leader renews every retryPeriod and gives up leading if it cannot renew within renewDeadline.
 import type { Logger } from "pino";
-import { KubeApiError, resourcePath, type KubeClient, type ObjectMeta, type ResourceType } from "./client.js";
+import { KubeApiError, WriteRefusedError, resourcePath, type KubeClient, type ObjectMeta, type ResourceType } from "./client.js";
 import { microTime } from "./events.js";
 import { monotonicClock, type Clock } from "./rate-limiter.js";
 import { sleepUnlessAborted } from "./abortable-sleep.js";
@@ -69,11 +69,17 @@ export function nextLeaseSpec(prior: LeaseSpec | undefined, identity: string, le
   };
 }
 
+/** Why a leader stopped leading: it could not renew in time or saw another holder ("lost"), or it was told to stop ("shutdown"). */
+export type StopReason = "lost" | "shutdown";
+
 export interface LeaderCallbacks {
   /** We lead: start reconciling. */
   onStartedLeading(): void;
-  /** We lost the Lease (or are shutting down): stop reconciling now. */
-  onStoppedLeading(): void;
+  /**
+   * Stop reconciling now. On "lost" another replica may already lead: controller-runtime's answer, and
+   * ours, is to exit the process; the elector never campaigns again and its client refuses all writes.
+   */
+  onStoppedLeading(reason: StopReason): void;
   onNewLeader?(identity: string): void;
 }
 
@@ -92,7 +98,12 @@ export class LeaderElector {
   private observedAt = 0;
   private resourceVersion: string | undefined;
   private leading = false;
-  private lastRenew = 0;
+  /** Lost the Lease after holding it: this elector is done, and its client writes nothing more. */
+  private deposed = false;
+  /** We may act as leader until then: renewDeadline after the last renewal we sent that succeeded. */
+  private leadingUntil = 0;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private lastRoundAt = 0;
   private readonly t: LeaderElectionTimings;
   private readonly clock: Clock;
   private readonly path: string;
@@ -120,35 +131,83 @@ export class LeaderElector {
     return this.leading;
   }
 
-  /** Campaigns, leads and renews until `signal` aborts; then releases the Lease if we hold it. */
+  /**
+   * Why the elector is unhealthy, or undefined: it lost the Lease, or no round of the algorithm finished
+   * for longer than any round can take (every request has a deadline, so only a stuck process gets there).
+   */
+  problem(): string | undefined {
+    if (this.deposed) return "lost leadership";
+    const boundMs = 2 * (this.t.renewDeadlineMs + this.t.retryPeriodMs);
+    const sinceMs = this.clock() - this.lastRoundAt;
+    return this.lastRoundAt > 0 && sinceMs > boundMs ? `leader election stalled: no round for ${Math.round(sinceMs / 1000)} s (bound ${boundMs / 1000} s)` : undefined;
+  }
+
+  /**
+   * Campaigns, leads and renews until `signal` aborts (then releases the Lease if we hold it) or until
+   * leadership is lost. Installs a write fence on the client: once we have lost, no write leaves it.
+   */
   async run(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
-      const ok = await this.tryAcquireOrRenew().catch((err: unknown) => {
+    this.opts.client.setWriteFence((method, path) => this.admitWrite(method, path));
+    this.lastRoundAt = this.clock();
+    while (!signal.aborted && !this.deposed) {
+      const renewedAt = await this.tryAcquireOrRenew(signal).catch((err: unknown) => {
         this.log.warn({ err: String(err) }, "lease acquire/renew failed");
-        return false;
+        return undefined;
       });
-      const now = this.clock();
-      if (ok) {
-        this.lastRenew = now;
+      this.lastRoundAt = this.clock();
+      if (this.deposed) break;
+      if (renewedAt !== undefined) {
+        this.leadingUntil = renewedAt + this.t.renewDeadlineMs;
+        this.armDeadline();
         if (!this.leading) {
           this.leading = true;
           this.log.info("became leader");
           this.callbacks.onStartedLeading();
         }
-      } else if (this.leading && (now - this.lastRenew > this.t.renewDeadlineMs || this.heldByOther())) {
-        this.leading = false;
-        this.log.warn({ sinceRenewMs: Math.round(now - this.lastRenew) }, "lost leadership");
-        this.callbacks.onStoppedLeading();
+      } else if (this.leading && this.heldByOther()) {
+        this.loseLeadership(`the Lease is held by ${this.observed?.holderIdentity}`);
+        break;
       }
       // Jitter the candidates' retries (client-go: JitterFactor 1.2) so they don't collide forever.
       const wait = this.leading ? this.t.retryPeriodMs : this.t.retryPeriodMs * (1 + 0.2 * Math.random());
       await sleepUnlessAborted(wait, signal);
     }
+    clearTimeout(this.deadlineTimer);
     if (this.leading) {
       this.leading = false;
-      this.callbacks.onStoppedLeading();
-      await this.release();
+      this.callbacks.onStoppedLeading("shutdown");
+      if (this.clock() < this.leadingUntil) await this.release();
     }
+  }
+
+  /** The deadline fires even while a renewal hangs: leadership ends on time, not when a request returns. */
+  private armDeadline(): void {
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = setTimeout(() => this.loseLeadership("the Lease was not renewed within renewDeadline"), Math.max(0, this.leadingUntil - this.clock()));
+    this.deadlineTimer.unref();
+  }
+
+  private loseLeadership(why: string): void {
+    if (!this.leading) return;
+    this.leading = false;
+    this.deposed = true;
+    clearTimeout(this.deadlineTimer);
+    this.log.error({ why, renewDeadlineMs: this.t.renewDeadlineMs, pastDeadlineMs: Math.round(this.clock() - this.leadingUntil) }, "lost leadership");
+    this.callbacks.onStoppedLeading("lost");
+  }
+
+  /**
+   * The write fence. Checked when a request is made, so it holds even when the process wakes from a
+   * freeze and runs a worker's continuation before the deadline timer: past the deadline, nothing is sent.
+   */
+  private admitWrite(method: string, path: string): void {
+    if (this.leading && this.clock() >= this.leadingUntil) this.loseLeadership("renewDeadline passed before a write");
+    if (this.deposed) throw new WriteRefusedError(method, path, `${this.opts.identity} lost the leader Lease ${this.opts.namespace}/${this.opts.name}`);
+  }
+
+  /** A leader's request may run until its deadline; a candidate's for renewDeadline. */
+  private requestBudgetMs(): number {
+    return this.leading ? Math.max(1, this.leadingUntil - this.clock()) : this.t.renewDeadlineMs;
   }
 
   private heldByOther(): boolean {
@@ -168,17 +227,17 @@ export class LeaderElector {
     this.resourceVersion = rv;
   }
 
-  /** One round of the algorithm; true when we hold the Lease afterwards. */
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  /** One round of the algorithm; when we hold the Lease afterwards, the local time our successful write was sent. */
+  private async tryAcquireOrRenew(signal: AbortSignal): Promise<number | undefined> {
     let lease: Lease | undefined;
     try {
-      lease = await this.opts.client.get<Lease>(this.path);
+      lease = await this.opts.client.get<Lease>(this.path, { signal, timeoutMs: this.requestBudgetMs() });
     } catch (err) {
       if (!(err instanceof KubeApiError && err.notFound)) throw err;
     }
     if (lease) this.observe(lease.spec ?? {}, lease.metadata.resourceVersion);
     const decision = decideLease(lease ? (lease.spec ?? {}) : undefined, this.observedAt, this.clock(), this.opts.identity, this.t.leaseDurationMs);
-    if (decision.action === "wait") return false;
+    if (decision.action === "wait") return undefined;
     const spec = nextLeaseSpec(lease?.spec, this.opts.identity, this.t.leaseDurationMs, new Date());
     try {
       const body: Lease = {
@@ -187,15 +246,18 @@ export class LeaderElector {
         metadata: { name: this.opts.name, namespace: this.opts.namespace, resourceVersion: this.resourceVersion },
         spec,
       };
+      // Sent now: the others measure our term from when they see this write, never earlier.
+      const sentAt = this.clock();
+      const init = { signal, timeoutMs: this.requestBudgetMs() };
       const written =
         decision.action === "create"
-          ? await this.opts.client.create<Lease>(resourcePath(LEASES_RESOURCE, this.opts.namespace), body)
-          : await this.opts.client.replace<Lease>(this.path, body);
+          ? await this.opts.client.create<Lease>(resourcePath(LEASES_RESOURCE, this.opts.namespace), body, init)
+          : await this.opts.client.replace<Lease>(this.path, body, init);
       this.observe(written.spec, written.metadata.resourceVersion);
-      return true;
+      return sentAt;
     } catch (err) {
       // Someone else wrote first (409) or created it first (409 AlreadyExists): not ours this round.
-      if (err instanceof KubeApiError && err.conflict) return false;
+      if (err instanceof KubeApiError && err.conflict) return undefined;
       throw err;
     }
   }
@@ -203,13 +265,15 @@ export class LeaderElector {
   /** Hands the Lease over at once instead of making the next leader wait out leaseDuration. */
   private async release(): Promise<void> {
     try {
-      const lease = await this.opts.client.get<Lease>(this.path);
+      const lease = await this.opts.client.get<Lease>(this.path, { timeoutMs: this.t.renewDeadlineMs });
       if (lease.spec?.holderIdentity !== this.opts.identity) return;
       const now = microTime(new Date());
-      await this.opts.client.replace<Lease>(this.path, {
-        ...lease,
-        spec: { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: now, acquireTime: now },
-      });
+      // The resourceVersion we read makes this a no-op (409) if someone took the Lease meanwhile.
+      await this.opts.client.replace<Lease>(
+        this.path,
+        { ...lease, spec: { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: now, acquireTime: now } },
+        { timeoutMs: Math.max(1, this.leadingUntil - this.clock()) },
+      );
       this.log.info("released the lease");
     } catch (err) {
       this.log.warn({ err: String(err) }, "could not release the lease; the next leader waits for it to expire");

@@ -78,6 +78,14 @@ export class WorkQueue<K> {
     this.startedAt.set(key, now);
   }
 
+  /** How long the longest-running key has been processing (0 when none is): a worker stuck shows here. */
+  longestProcessingMs(): number {
+    const now = this.clock();
+    let longest = 0;
+    for (const started of this.startedAt.values()) longest = Math.max(longest, now - started);
+    return longest;
+  }
+
   /** Adds `key` after `delayMs`; of several pending delays for one key the earliest wins. */
   addAfter(key: K, delayMs: number): void {
     if (this.shuttingDown) return;

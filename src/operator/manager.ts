@@ -40,7 +40,18 @@ export interface ManagerOptions {
   image: string;
   /** Who we are in Events and the Lease (the pod name in a cluster). */
   identity?: string;
+  /**
+   * Called once when leader election is lost (not renewed within renewDeadline, or another holder seen):
+   * another replica may lead already, so the process should exit and let its Deployment restart it.
+   * Workers are stopped and the client refuses writes before this is called.
+   */
+  onLeadershipLost?: () => void;
+  /** /healthz fails while one reconcile has run longer than this; default STUCK_RECONCILE_MS. */
+  stuckReconcileMs?: number;
 }
+
+/** No reconcile does more than a handful of API calls of at most 30 s each: five minutes means stuck. */
+export const STUCK_RECONCILE_MS = 5 * 60_000;
 
 export const CONTROLLER_NAME = "serving";
 export const MONITORING_CONTROLLER_NAME = "monitoring";
@@ -241,14 +252,32 @@ export class Manager {
           // A new term starts from the whole cache: the previous leader may have left work half done.
           for (const md of this.modelDeployments.list()) for (const c of this.controllers) c.enqueue(objectKey(md));
         },
-        onStoppedLeading: () => {
+        onStoppedLeading: (reason) => {
           this.metrics.leader.set(leaseName, 0);
           for (const c of this.controllers) void c.stopWorkers();
+          if (reason === "lost") this.opts.onLeadershipLost?.();
         },
         onNewLeader: (id) => this.log.info({ leader: id }, "new leader observed"),
       },
     );
     this.electorRun = this.elector.run(this.electorAbort.signal);
+  }
+
+  /**
+   * What makes this process unfit to keep running, for /healthz: a worker stuck in one reconcile, a
+   * stalled or deposed leader elector. Empty when alive. An unreachable API server is not on the list:
+   * a restart would not bring it back, and the informers and workers retry on their own.
+   */
+  livenessProblems(): string[] {
+    const problems: string[] = [];
+    const bound = this.opts.stuckReconcileMs ?? STUCK_RECONCILE_MS;
+    for (const c of this.controllers) {
+      const ms = c.queue.longestProcessingMs();
+      if (ms > bound) problems.push(`controller ${c.name}: a reconcile has run for ${(ms / 1000).toFixed(1)} s (bound ${(bound / 1000).toFixed(1)} s)`);
+    }
+    const elector = this.elector?.problem();
+    if (elector) problems.push(elector);
+    return problems;
   }
 
   /** Drains the queue (reconciles in flight finish), releases the Lease, stops informers and listeners. */
@@ -270,8 +299,10 @@ export class Manager {
     const healthAt = parseBindAddress("--health-probe-bind-address", this.opts.healthProbeBindAddress);
     const handle = async (path: string | undefined): Promise<[number, string, string]> => {
       switch (path) {
-        case "/healthz":
-          return [200, "text/plain", "ok\n"];
+        case "/healthz": {
+          const problems = this.livenessProblems();
+          return problems.length === 0 ? [200, "text/plain", "ok\n"] : [500, "text/plain", `${problems.join("\n")}\n`];
+        }
         case "/readyz":
           return this.hasSynced() ? [200, "text/plain", "ok\n"] : [503, "text/plain", "informer caches not synced\n"];
         case "/metrics":

@@ -48,6 +48,11 @@ export async function runOperator(options: RunOperatorOptions): Promise<void> {
     leaderElection: options.leaderElect ? { namespace: leaseNamespace(options), id: options.leaderElectionId } : undefined,
     image: options.image,
     identity: process.env.POD_NAME ? `${process.env.POD_NAME}_${process.pid}` : undefined,
+    // controller-runtime's answer: another replica may lead already, so stop everything and restart clean.
+    onLeadershipLost: () => {
+      logger.error("leader election lost: exiting");
+      process.exit(1);
+    },
   });
   let stopped: Promise<void> | undefined;
   const stop = (signal: string) => {

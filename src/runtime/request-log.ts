@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { acquireLogLock, isOwnLock, readLogLock, releaseLogLock, type LogLockHolder } from "./log-lock.js";
 import { enforceLogBounds, type DroppedSegment, type DroppedTotals } from "./log-retention.js";
+import { readLines } from "./line-reader.js";
 import { listSegments, podLogDirectories, segmentName, type SegmentFile } from "./log-segments.js";
 import { fsyncDirectory, isErrno } from "./store.js";
 
@@ -112,12 +113,12 @@ export interface ReadProblem {
   message: string;
 }
 
-/** A segment's text; a segment sealed (renamed) since it was listed is read under its sealed name. */
-async function readSegment(segment: SegmentFile): Promise<string | undefined> {
+/** Opens a segment; one sealed (renamed) since it was listed is opened under its sealed name. */
+async function openSegment(segment: SegmentFile): Promise<fs.FileHandle | undefined> {
   const names = segment.sealed ? [segment.file] : [segment.file, path.join(path.dirname(segment.file), segmentName(segment.seq, true))];
   for (const file of names) {
     try {
-      return await fs.readFile(file, "utf8");
+      return await fs.open(file, "r");
     } catch (err) {
       if (!isErrno(err, "ENOENT")) throw err;
     }
@@ -126,30 +127,34 @@ async function readSegment(segment: SegmentFile): Promise<string | undefined> {
   return undefined;
 }
 
+/** Which lines a reader wants parsed: the rest are skipped by their first bytes, never parsed. */
+export type RecordFilter = (line: string) => boolean;
+
 /**
- * Every record of a log directory in write order. A torn last line (crash mid-write) is skipped
- * silently; any other unparsable line is reported through `onProblem` and skipped.
+ * Every record of a log directory in write order, streamed segment by segment. A torn last line (crash
+ * mid-write) is skipped silently; any other unparsable line is reported through `onProblem` and skipped.
  */
-export async function* readLog(dir: string, onProblem: (p: ReadProblem) => void = () => {}): AsyncGenerator<LogRecord> {
+export async function* readLog(dir: string, onProblem: (p: ReadProblem) => void = () => {}, wanted: RecordFilter = () => true): AsyncGenerator<LogRecord> {
   for (const segment of await listSegments(dir)) {
-    const text = await readSegment(segment);
-    if (text === undefined) continue;
+    const handle = await openSegment(segment);
+    if (!handle) continue;
     const file = segment.file;
-    const lines = text.split("\n");
-    const tornTail = !text.endsWith("\n");
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i]!;
-      if (line === "") continue;
-      let record: unknown;
-      try {
-        record = JSON.parse(line);
-      } catch (err) {
-        if (!(tornTail && i === lines.length - 1)) onProblem({ file, line: i + 1, message: (err as Error).message });
-        continue;
+    try {
+      for await (const { text, number, terminated } of readLines(handle.createReadStream({ autoClose: false }))) {
+        if (text === "" || !wanted(text)) continue;
+        let record: unknown;
+        try {
+          record = JSON.parse(text);
+        } catch (err) {
+          if (terminated) onProblem({ file, line: number, message: (err as Error).message });
+          continue;
+        }
+        const kind = (record as { kind?: unknown } | null)?.kind;
+        if (kind === "segment" || kind === "inference" || kind === "feedback") yield record as LogRecord;
+        else onProblem({ file, line: number, message: `unknown record kind ${JSON.stringify(kind)}` });
       }
-      const kind = (record as { kind?: unknown } | null)?.kind;
-      if (kind === "segment" || kind === "inference" || kind === "feedback") yield record as LogRecord;
-      else onProblem({ file, line: i + 1, message: `unknown record kind ${JSON.stringify(kind)}` });
+    } finally {
+      await handle.close();
     }
   }
 }
@@ -562,25 +567,80 @@ export interface JoinedLog {
   problems: ReadProblem[];
 }
 
-/** Joins inference rows with their feedback: the training data a sidecar collected. */
+// JSON.stringify writes `kind` first, so a line's first bytes say what it is without parsing it.
+const INFERENCE_PREFIX = '{"kind":"inference"';
+const ID_AFTER_KIND = /^\{"kind":"inference","id":("(?:[^"\\]|\\.)*")/;
+
+/** The id of an inference line from its first bytes, or undefined when the line is not in the usual shape. */
+function inferenceId(line: string): string | undefined {
+  const m = ID_AFTER_KIND.exec(line);
+  if (!m) return undefined;
+  try {
+    return JSON.parse(m[1]!) as string;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Rows of an inference line without parsing it: the arrays opened directly inside `"rows":[...]` (strings
+ * skipped, escapes included). Keys can only match outside strings, where a quote is never escaped.
+ */
+function countRows(line: string): number {
+  const start = line.indexOf(',"rows":[');
+  if (start === -1) return 0;
+  let depth = 0;
+  let rows = 0;
+  for (let i = start + 8; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (c === 0x22) {
+      // Skip the string: to the next quote not escaped by a backslash.
+      for (i++; i < line.length && line.charCodeAt(i) !== 0x22; i++) if (line.charCodeAt(i) === 0x5c) i++;
+    } else if (c === 0x5b) {
+      depth++;
+      if (depth === 2) rows++;
+    } else if (c === 0x5d && --depth === 0) break;
+  }
+  return rows;
+}
+
+/**
+ * Joins inference rows with their feedback: the training data a sidecar collected. Two streaming passes, so
+ * memory follows the labelled rows, not the log: the first reads the feedback (and the headers), the second
+ * keeps only the inference rows some feedback names.
+ */
 export async function joinLog(dir: string): Promise<JoinedLog> {
   const problems: ReadProblem[] = [];
-  const inference = new Map<string, { ts: number; version: string; rows: Record<string, unknown>[]; predictions: (string | number)[] }>();
   const labels = new Map<string, FeedbackRecord>();
+  const labelledIds = new Set<string>();
+  let feedbackRecords = 0;
+  for await (const record of readLog(dir, (p) => problems.push(p), (line) => !line.startsWith(INFERENCE_PREFIX))) {
+    if (record.kind !== "feedback") continue;
+    feedbackRecords++;
+    labels.set(`${record.id}\u0000${record.row}`, record);
+    labelledIds.add(record.id);
+  }
+  const inference = new Map<string, { ts: number; version: string; rows: Record<string, unknown>[]; predictions: (string | number)[] }>();
   let header: SegmentHeader | undefined;
   let inferenceRows = 0;
-  let feedbackRecords = 0;
-  for await (const record of readLog(dir, (p) => problems.push(p))) {
+  const wanted = (line: string): boolean => {
+    if (!line.startsWith(INFERENCE_PREFIX)) return line.startsWith('{"kind":"segment"');
+    const id = inferenceId(line);
+    if (id !== undefined && !labelledIds.has(id)) {
+      // Counted without parsing: `rows` is an array of arrays of scalars, one `[` per row after `"rows":[`.
+      inferenceRows += countRows(line);
+      return false;
+    }
+    return true;
+  };
+  for await (const record of readLog(dir, () => {}, wanted)) {
     if (record.kind === "segment") header = record;
     else if (record.kind === "inference") {
-      if (!header) continue;
+      inferenceRows += record.rows.length;
+      if (!header || !labelledIds.has(record.id)) continue;
       const names = header.features;
       const rows = record.rows.map((values) => Object.fromEntries(names.map((n, i) => [n, values[i]])));
       inference.set(record.id, { ts: record.ts, version: record.version, rows, predictions: record.predictions });
-      inferenceRows += rows.length;
-    } else {
-      feedbackRecords++;
-      labels.set(`${record.id}\u0000${record.row}`, record);
     }
   }
   const rows: LabelledRow[] = [];

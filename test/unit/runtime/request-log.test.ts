@@ -232,3 +232,24 @@ describe("RequestLog bounds over every pod's directory of a model", () => {
     expect(fs.readdirSync(root)).toEqual([]);
   });
 });
+
+describe("joinLog on a log of mostly unlabelled predictions", () => {
+  it("keeps only labelled rows and still counts every inference row, whatever the values hold", async () => {
+    const dir = tempDir();
+    const log = await RequestLog.open(dir, header, { flushIntervalMs: 60_000 });
+    // Values that look like JSON structure inside strings must not confuse the count of rows.
+    log.append({ kind: "inference", id: "tricky", ts: 1, version: "v1", rows: [[1, '],["x'], [2, '\\"]['], [3, "[[["]], predictions: ["a", "b", "c"] });
+    for (let i = 0; i < 50; i++) log.append({ kind: "inference", id: `r${i}`, ts: 10 + i, version: "v1", rows: [[i, "x"]], predictions: ["no"] });
+    log.append({ kind: "inference", id: 'quote"id', ts: 99, version: "v1", rows: [[7, "q"]], predictions: ["no"] });
+    log.append({ kind: "feedback", id: "r7", row: 0, label: "yes", ts: 100 });
+    log.append({ kind: "feedback", id: 'quote"id', row: 0, label: "no", ts: 101 });
+    await log.close();
+    const joined = await joinLog(dir);
+    expect(joined.inferenceRows).toBe(3 + 50 + 1);
+    expect(joined.feedbackRecords).toBe(2);
+    expect(joined.rows.map((r) => [r.id, r.features, r.label])).toEqual([
+      ["r7", { a: 7, b: "x" }, "yes"],
+      ['quote"id', { a: 7, b: "q" }, "no"],
+    ]);
+  });
+});

@@ -4,38 +4,59 @@ import type { Readable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 
 export interface Line {
+  /** The line without its newline; empty for an overlong line. */
   text: string;
   /** 1-based line number. */
   number: number;
   /** False only for a last line with no newline after it (a torn write, or a file that simply ends). */
   terminated: boolean;
+  /** The line was longer than the limit: its bytes were skipped, not kept. */
+  overlong?: true;
 }
 
-/** A line longer than this is no line of ours (a binary file, or an endless one): refused, not buffered. */
+/** A line longer than this is no line of ours (a binary file, or an endless line): skipped, never buffered. */
 export const MAX_LINE_LENGTH = 64 * 1024 * 1024;
 
-export class LineTooLongError extends Error {
-  constructor(readonly number: number, max: number) {
-    super(`line ${number} is longer than ${max} characters`);
-    this.name = "LineTooLongError";
-  }
-}
-
-/** Splits a byte stream (UTF-8, multi-byte characters across chunks included) into lines. */
+/**
+ * Splits a byte stream (UTF-8, multi-byte characters across chunks included) into lines. Each chunk is searched
+ * once, so a long line costs its length, not its length times its chunks.
+ */
 export async function* readLines(stream: Readable, maxLineLength = MAX_LINE_LENGTH): AsyncGenerator<Line> {
   const decoder = new StringDecoder("utf8");
-  let rest = "";
+  let parts: string[] = [];
+  let partsLength = 0;
+  let overlong = false;
   let number = 0;
+  const line = (last: string, terminated: boolean): Line => {
+    const out: Line = overlong ? { text: "", number, terminated, overlong: true } : { text: parts.length ? parts.join("") + last : last, number, terminated };
+    parts = [];
+    partsLength = 0;
+    overlong = false;
+    return out;
+  };
   for await (const chunk of stream) {
-    const text = rest + (typeof chunk === "string" ? chunk : decoder.write(chunk as Buffer));
+    const text = typeof chunk === "string" ? chunk : decoder.write(chunk as Buffer);
     let start = 0;
-    for (let nl = text.indexOf("\n", start); nl !== -1; nl = text.indexOf("\n", start)) {
-      yield { text: text.slice(start, nl), number: ++number, terminated: true };
+    for (let nl = text.indexOf("\n"); nl !== -1; nl = text.indexOf("\n", start)) {
+      number++;
+      if (partsLength + nl - start > maxLineLength) overlong = true;
+      yield line(text.slice(start, nl), true);
       start = nl + 1;
     }
-    rest = text.slice(start);
-    if (rest.length > maxLineLength) throw new LineTooLongError(number + 1, maxLineLength);
+    if (start < text.length && !overlong) {
+      parts.push(start === 0 ? text : text.slice(start));
+      partsLength += text.length - start;
+      if (partsLength > maxLineLength) {
+        overlong = true;
+        parts = [];
+      }
+    }
   }
-  rest += decoder.end();
-  if (rest !== "") yield { text: rest, number: number + 1, terminated: false };
+  const tail = decoder.end();
+  if (tail !== "" && !overlong) parts.push(tail);
+  if (partsLength + tail.length > maxLineLength) overlong = true;
+  if (overlong || parts.length > 0) {
+    number++;
+    yield line("", false);
+  }
 }

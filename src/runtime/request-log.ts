@@ -140,7 +140,11 @@ export async function* readLog(dir: string, onProblem: (p: ReadProblem) => void 
     if (!handle) continue;
     const file = segment.file;
     try {
-      for await (const { text, number, terminated } of readLines(handle.createReadStream({ autoClose: false }))) {
+      for await (const { text, number, terminated, overlong } of readLines(handle.createReadStream({ autoClose: false }))) {
+        if (overlong) {
+          onProblem({ file, line: number, message: "line too long to be a record; skipped" });
+          continue;
+        }
         if (text === "" || !wanted(text)) continue;
         let record: unknown;
         try {

@@ -5,7 +5,7 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import { parse as parseCsv } from "csv-parse";
 import { DEFAULT_HTTP_LIMITS, httpGetStream } from "../runtime/http-get.js";
-import { readLines } from "../runtime/line-reader.js";
+import { MAX_LINE_LENGTH, readLines } from "../runtime/line-reader.js";
 import { joinLog } from "../runtime/request-log.js";
 import { httpLimitsFromEnv, resolveStorePath } from "../runtime/store.js";
 
@@ -182,7 +182,8 @@ async function* jsonRows(file: string, input: Readable): AsyncGenerator<Record<s
   let arrayLength = 0;
   let first = true;
   try {
-    for await (const { text, number } of readLines(input)) {
+    for await (const { text, number, overlong } of readLines(input)) {
+      if (overlong) throw new DataError(`${file}:${number}: line longer than ${MAX_LINE_LENGTH} characters: not a row of JSON Lines`);
       if (array === undefined && text.trim() === "") continue;
       // The first non-blank line decides: an array is read whole, JSON Lines one line at a time.
       if (first && text.trimStart().startsWith("[")) array = [];

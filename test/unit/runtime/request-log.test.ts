@@ -70,6 +70,19 @@ describe("RequestLog", () => {
     expect(problems[0]).toMatchObject({ file: segment!.file, line: 3 });
   });
 
+  it("reports a line too long to be a record (garbage in a segment) and reads on", async () => {
+    const dir = tempDir();
+    const log = await RequestLog.open(dir, header);
+    log.append({ kind: "inference", id: "a", ts: 1, version: "v1", rows: [[1, 2]], predictions: ["x"] });
+    await log.close();
+    const [segment] = await listSegments(dir);
+    fs.appendFileSync(segment!.file, "z".repeat(65 * 1024 * 1024) + '\n{"kind":"feedback","id":"a","row":0,"label":"x","ts":2}\n');
+    const problems: ReadProblem[] = [];
+    const recs = await records(dir, problems);
+    expect(recs.map((r) => (r as { kind: string }).kind)).toEqual(["segment", "inference", "feedback"]);
+    expect(problems).toEqual([{ file: segment!.file, line: 3, message: "line too long to be a record; skipped" }]);
+  });
+
   it("joins inference rows with feedback by id and row, using the header's feature names", async () => {
     const dir = tempDir();
     const log = await RequestLog.open(dir, header);

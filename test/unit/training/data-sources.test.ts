@@ -4,7 +4,7 @@ import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { PassThrough } from "node:stream";
+import { Readable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { readLines } from "../../../src/runtime/line-reader.js";
 import { DataError, loadTable } from "../../../src/training/data.js";
@@ -16,6 +16,9 @@ afterEach(() => {
   for (const s of servers.splice(0)) s.close();
 });
 
+/** A stream that delivers exactly these chunks, one read each. */
+const chunks = (parts: Buffer[]): Readable => Readable.from(parts);
+
 async function serve(handler: http.RequestListener): Promise<string> {
   const server = http.createServer(handler);
   servers.push(server);
@@ -25,20 +28,26 @@ async function serve(handler: http.RequestListener): Promise<string> {
 
 describe("training data sources, streamed", () => {
   it("splits lines where chunks cut a line or a multi-byte character in two, and reports a last line without newline", async () => {
-    const input = new PassThrough();
     const bytes = Buffer.from('{"city":"Zürich","y":"☂"}\n{"city":"Oslo"', "utf8");
-    const lines = (async () => {
-      const out: { text: string; terminated: boolean }[] = [];
-      for await (const l of readLines(input)) out.push({ text: l.text, terminated: l.terminated });
-      return out;
-    })();
     // Cut inside "ü" (2 bytes), inside "☂" (3 bytes), and in the middle of the second line.
     const cuts = [0, bytes.indexOf("ü") + 1, bytes.indexOf("☂") + 1, bytes.indexOf("☂") + 2, bytes.indexOf("Oslo"), bytes.length];
-    for (let i = 0; i + 1 < cuts.length; i++) input.write(bytes.subarray(cuts[i], cuts[i + 1]));
-    input.end();
-    expect(await lines).toEqual([
+    const out: { text: string; terminated: boolean }[] = [];
+    for await (const l of readLines(chunks(cuts.slice(1).map((end, i) => bytes.subarray(cuts[i], end))))) out.push({ text: l.text, terminated: l.terminated });
+    expect(out).toEqual([
       { text: '{"city":"Zürich","y":"☂"}', terminated: true },
       { text: '{"city":"Oslo"', terminated: false },
+    ]);
+  });
+
+  it("skips a line over the length limit without keeping it, and goes on with the next", async () => {
+    const out: unknown[] = [];
+    // The second line passes 10 characters in the second chunk; the last one in a single chunk.
+    for await (const l of readLines(chunks(["short\n" + "x".repeat(8), "x".repeat(8), "x\nafter\n" + "y".repeat(20)].map((t) => Buffer.from(t))), 10)) out.push(l);
+    expect(out).toEqual([
+      { text: "short", number: 1, terminated: true },
+      { text: "", number: 2, terminated: true, overlong: true },
+      { text: "after", number: 3, terminated: true },
+      { text: "", number: 4, terminated: false, overlong: true },
     ]);
   });
 

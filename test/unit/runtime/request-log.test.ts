@@ -56,31 +56,30 @@ describe("RequestLog", () => {
     await reopened.close();
   });
 
-  it("skips a torn last line silently and reports a corrupt line in the middle", async () => {
+  /** A one-prediction log with `text` appended to its segment after close, as read back. */
+  async function readAfterAppending(text: string): Promise<{ kinds: string[]; problems: ReadProblem[]; file: string }> {
     const dir = tempDir();
     const log = await RequestLog.open(dir, header);
     log.append({ kind: "inference", id: "a", ts: 1, version: "v1", rows: [[1, 2]], predictions: ["x"] });
     await log.close();
     const [segment] = await listSegments(dir);
-    fs.appendFileSync(segment!.file, 'garbage line\n{"kind":"feedback","id":"a","row":0,"label":"x","ts":2}\n{"kind":"feedb');
+    fs.appendFileSync(segment!.file, text);
     const problems: ReadProblem[] = [];
-    const recs = await records(dir, problems);
-    expect(recs.map((r) => (r as { kind: string }).kind)).toEqual(["segment", "inference", "feedback"]);
+    const kinds = (await records(dir, problems)).map((r) => (r as { kind: string }).kind);
+    return { kinds, problems, file: segment!.file };
+  }
+
+  it("skips a torn last line silently and reports a corrupt line in the middle", async () => {
+    const { kinds, problems, file } = await readAfterAppending('garbage line\n{"kind":"feedback","id":"a","row":0,"label":"x","ts":2}\n{"kind":"feedb');
+    expect(kinds).toEqual(["segment", "inference", "feedback"]);
     expect(problems).toHaveLength(1);
-    expect(problems[0]).toMatchObject({ file: segment!.file, line: 3 });
+    expect(problems[0]).toMatchObject({ file, line: 3 });
   });
 
   it("reports a line too long to be a record (garbage in a segment) and reads on", async () => {
-    const dir = tempDir();
-    const log = await RequestLog.open(dir, header);
-    log.append({ kind: "inference", id: "a", ts: 1, version: "v1", rows: [[1, 2]], predictions: ["x"] });
-    await log.close();
-    const [segment] = await listSegments(dir);
-    fs.appendFileSync(segment!.file, "z".repeat(65 * 1024 * 1024) + '\n{"kind":"feedback","id":"a","row":0,"label":"x","ts":2}\n');
-    const problems: ReadProblem[] = [];
-    const recs = await records(dir, problems);
-    expect(recs.map((r) => (r as { kind: string }).kind)).toEqual(["segment", "inference", "feedback"]);
-    expect(problems).toEqual([{ file: segment!.file, line: 3, message: "line too long to be a record; skipped" }]);
+    const { kinds, problems, file } = await readAfterAppending("z".repeat(65 * 1024 * 1024) + '\n{"kind":"feedback","id":"a","row":0,"label":"x","ts":2}\n');
+    expect(kinds).toEqual(["segment", "inference", "feedback"]);
+    expect(problems).toEqual([{ file, line: 3, message: "line too long to be a record; skipped" }]);
   });
 
   it("joins inference rows with feedback by id and row, using the header's feature names", async () => {

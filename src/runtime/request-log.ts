@@ -390,6 +390,7 @@ class DirectoryRequestLog implements RequestLog {
   private startSync(): Promise<void> {
     const p: Promise<void> = this.enqueue(async () => {
       if (this.failure) throw this.failure.error;
+      if (this.closed) return; // close committed (or counted as unlogged) everything appended before it
       await this.guarded(async () => {
         await this.writeBuffered();
         await this.syncWritten();

@@ -97,6 +97,7 @@ export function registerTrain(program: Command): void {
     .option("--pvc-mount-root <dir>", "where pvc://<claim> is mounted (default env BALLAST_PVC_MOUNT_ROOT, else /mnt/models)")
     .option("--max-feedback-rows <n>", "use only the newest N labelled rows of each --data sidecar log, and of --feedback after merging", integer("--max-feedback-rows", 1, 1e9))
     .addOption(new Option("--data-format <format>", "format of --data files whose name has no .csv/.jsonl/.json extension").choices(["csv", "jsonl", "json"]))
+    .option("--data-max-bytes <n>", "refuse an http(s) --data source larger than this many bytes (default 4 GiB)", integer("--data-max-bytes", 1, Number.MAX_SAFE_INTEGER))
     .addHelpText(
       "after",
       "\nPrints one JSON line with the new version and its holdout metrics on stdout; logs (one per epoch) go to stderr.\n" +

@@ -1,10 +1,11 @@
 // The model store: `<root>/<model>/<version>/` directories written atomically and never modified afterwards.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { parseStorageUri, type StorageLocation } from "../api/storage-uri.js";
 import { VERSION_NAME_REGEX } from "../api/v1alpha1.js";
+import { DEFAULT_HTTP_LIMITS, HttpGetError, checkHttpUrl, httpGetBytes, type HttpGetLimits } from "./http-get.js";
 
 /** Directory under which `pvc://<claim>/...` URIs resolve to `<root>/<claim>/...` unless overridden. */
 export const DEFAULT_PVC_MOUNT_ROOT = "/mnt/models";
@@ -18,7 +19,7 @@ const NAME_PATTERN = new RegExp(VERSION_NAME_REGEX);
 export class StoreError extends Error {
   constructor(
     message: string,
-    readonly code: "bad-uri" | "bad-name" | "not-found" | "exists" | "read-only" | "io",
+    readonly code: "bad-uri" | "bad-name" | "not-found" | "exists" | "read-only" | "io" | "insecure" | "integrity",
   ) {
     super(message);
     this.name = "StoreError";
@@ -30,6 +31,8 @@ export interface VersionEntry {
   createdAt: string;
   /** A retraining Job's candidate (metadata `candidate: true`): served only when named, never as the latest. */
   candidate?: true;
+  /** SHA-256 (hex) of each file of the version: an HTTP store refuses a file that does not match. */
+  files?: Record<string, string>;
 }
 
 export interface ModelIndex {
@@ -51,12 +54,37 @@ export interface ModelStore {
 export interface StoreOptions {
   /** Where `pvc://` claims are mounted; default env BALLAST_PVC_MOUNT_ROOT, else /mnt/models. */
   pvcMountRoot?: string;
+  /** Limits of an http(s) store; default DEFAULT_HTTP_LIMITS with the env overrides of `httpLimitsFromEnv`. */
+  http?: Partial<HttpGetLimits>;
+}
+
+const HTTP_MAX_BYTES_ENV = "BALLAST_HTTP_MAX_BYTES";
+const ALLOW_INSECURE_HTTP_ENV = "BALLAST_ALLOW_INSECURE_HTTP";
+
+/**
+ * The env's say on HTTP fetches: BALLAST_ALLOW_INSECURE_HTTP=true allows plain http beyond loopback,
+ * BALLAST_HTTP_MAX_BYTES raises or lowers the per-file cap. Set on the pod (spec env) like the mount root.
+ */
+export function httpLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<HttpGetLimits> {
+  const limits: Partial<HttpGetLimits> = {};
+  const allow = env[ALLOW_INSECURE_HTTP_ENV];
+  if (allow !== undefined && allow !== "") {
+    if (allow !== "true" && allow !== "false") throw new StoreError(`env ${ALLOW_INSECURE_HTTP_ENV} must be "true" or "false", got "${allow}"`, "bad-uri");
+    limits.allowInsecureHttp = allow === "true";
+  }
+  const max = env[HTTP_MAX_BYTES_ENV];
+  if (max !== undefined && max !== "") {
+    const n = Number(max);
+    if (!Number.isSafeInteger(n) || n < 1) throw new StoreError(`env ${HTTP_MAX_BYTES_ENV} must be a positive number of bytes, got "${max}"`, "bad-uri");
+    limits.maxBytes = n;
+  }
+  return limits;
 }
 
 /** Opens `file:///abs`, `pvc://claim/path`, `http(s)://host/path` or a plain directory path. */
 export function openStore(uri: string, options: StoreOptions = {}): ModelStore {
   return uri.startsWith("http://") || uri.startsWith("https://")
-    ? new HttpModelStore(uri)
+    ? new HttpModelStore(uri, options.http)
     : new FileModelStore(uri, resolveStorePath(uri, options));
 }
 
@@ -212,12 +240,21 @@ export class FileModelStore implements ModelStore {
       await fs.rm(tmp, { recursive: true, force: true });
       throw err;
     }
-    await this.writeIndex(model);
+    await this.writeIndex(model, version, fileDigests(files));
   }
 
-  private async writeIndex(model: string): Promise<void> {
-    const index: ModelIndex = { model, versions: await this.listVersions(model) };
+  /** Rewrites index.json from the versions on disk, keeping the digests earlier writes recorded and adding `version`'s. */
+  private async writeIndex(model: string, version: string, digests: Record<string, string>): Promise<void> {
     const modelDir = path.join(this.root, model);
+    const known = new Map<string, Record<string, string>>([[version, digests]]);
+    try {
+      const previous = JSON.parse(await fs.readFile(path.join(modelDir, INDEX_FILE), "utf8")) as Partial<ModelIndex>;
+      for (const v of Array.isArray(previous.versions) ? previous.versions : []) if (v?.files && !known.has(v.version)) known.set(v.version, v.files);
+    } catch {
+      // No index yet (or a damaged one): versions written before keep no digests.
+    }
+    const versions = (await this.listVersions(model)).map((v) => (known.has(v.version) ? { ...v, files: known.get(v.version)! } : v));
+    const index: ModelIndex = { model, versions };
     const tmp = path.join(modelDir, `.tmp-index-${randomBytes(4).toString("hex")}`);
     await writeFileDurably(tmp, JSON.stringify(index, null, 2) + "\n");
     await fs.rename(tmp, path.join(modelDir, INDEX_FILE));
@@ -225,24 +262,46 @@ export class FileModelStore implements ModelStore {
   }
 }
 
-/** Read-only store over HTTP: versions come from `<root>/<model>/index.json`, files from `<root>/<model>/<version>/<file>`. */
+/**
+ * Read-only store over HTTP(S): versions come from `<root>/<model>/index.json`, files from
+ * `<root>/<model>/<version>/<file>`, each bounded (size, timeouts, https; see http-get.ts). A file whose version
+ * lists SHA-256 digests in index.json must match its digest, or the version is refused.
+ */
 export class HttpModelStore implements ModelStore {
   readonly readOnly = true;
   private readonly base: string;
-  constructor(readonly uri: string) {
+  private readonly limits: HttpGetLimits;
+  /** Digests per `model/version` as index.json listed them (versions are immutable, so they never change). */
+  private readonly digests = new Map<string, Record<string, string> | undefined>();
+  constructor(
+    readonly uri: string,
+    limits: Partial<HttpGetLimits> = {},
+  ) {
     this.base = uri.endsWith("/") ? uri : `${uri}/`;
+    this.limits = { ...DEFAULT_HTTP_LIMITS, ...httpLimitsFromEnv(), ...limits };
+    try {
+      checkHttpUrl(new URL(this.base), this.limits.allowInsecureHttp);
+    } catch (err) {
+      throw new StoreError((err as Error).message, "insecure");
+    }
   }
 
   async listVersions(model: string): Promise<VersionEntry[]> {
     checkName("model", model);
+    const where = `${this.base}${model}/${INDEX_FILE}`;
     const body = await this.fetchBytes(`${model}/${INDEX_FILE}`, true);
     if (!body) return [];
-    const index = JSON.parse(body.toString("utf8")) as Partial<ModelIndex>;
-    if (!Array.isArray(index.versions)) throw new StoreError(`${this.base}${model}/${INDEX_FILE}: no "versions" array`, "io");
+    let index: Partial<ModelIndex>;
+    try {
+      index = JSON.parse(body.toString("utf8")) as Partial<ModelIndex>;
+    } catch (err) {
+      throw new StoreError(`${where}: invalid JSON: ${(err as Error).message}`, "io");
+    }
+    if (!Array.isArray(index.versions)) throw new StoreError(`${where}: no "versions" array`, "io");
+    const versions = index.versions.filter((v) => typeof v?.version === "string" && NAME_PATTERN.test(v.version));
+    for (const v of versions) this.digests.set(`${model}/${v.version}`, checkDigests(where, v.version, v.files));
     return sortVersions(
-      index.versions
-        .filter((v) => typeof v?.version === "string" && NAME_PATTERN.test(v.version))
-        .map((v) => ({ version: v.version, createdAt: typeof v.createdAt === "string" ? v.createdAt : "", ...(v.candidate === true ? { candidate: true as const } : {}) })),
+      versions.map((v) => ({ version: v.version, createdAt: typeof v.createdAt === "string" ? v.createdAt : "", ...(v.candidate === true ? { candidate: true as const } : {}) })),
     );
   }
 
@@ -250,7 +309,23 @@ export class HttpModelStore implements ModelStore {
     checkName("model", model);
     checkName("version", version);
     checkFileName(file);
-    return (await this.fetchBytes(`${model}/${version}/${file}`, false))!;
+    if (!this.digests.has(`${model}/${version}`)) await this.listVersions(model);
+    const digests = this.digests.get(`${model}/${version}`);
+    const want = digests?.[file];
+    if (digests && want === undefined) {
+      throw new StoreError(`${this.base}${model}/${version}/${file}: not among the files index.json lists for version ${version}; refusing to load it`, "integrity");
+    }
+    const bytes = (await this.fetchBytes(`${model}/${version}/${file}`, false))!;
+    if (want !== undefined) {
+      const got = sha256(bytes);
+      if (got !== want) {
+        throw new StoreError(
+          `${this.base}${model}/${version}/${file}: SHA-256 ${got} does not match ${want} in index.json; refusing version ${version} (a damaged or replaced file: republish the version)`,
+          "integrity",
+        );
+      }
+    }
+    return bytes;
   }
 
   writeVersion(model: string, version: string): Promise<void> {
@@ -263,20 +338,39 @@ export class HttpModelStore implements ModelStore {
   }
 
   private async fetchBytes(rel: string, missingOk: boolean): Promise<Buffer | undefined> {
-    const url = new URL(rel, this.base).toString();
-    let res: Response;
     try {
-      res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+      return await httpGetBytes(new URL(rel, this.base).toString(), this.limits);
     } catch (err) {
-      throw new StoreError(`GET ${url} failed: ${(err as Error).message}`, "io");
+      if (!(err instanceof HttpGetError)) throw new StoreError((err as Error).message, "io");
+      if (err.code === "not-found") {
+        if (missingOk) return undefined;
+        throw new StoreError(err.message, "not-found");
+      }
+      throw new StoreError(err.message, err.code === "insecure" ? "insecure" : "io");
     }
-    if (res.status === 404) {
-      if (missingOk) return undefined;
-      throw new StoreError(`GET ${url}: 404 not found`, "not-found");
-    }
-    if (!res.ok) throw new StoreError(`GET ${url}: HTTP ${res.status}`, "io");
-    return Buffer.from(await res.arrayBuffer());
   }
+}
+
+const SHA256_PATTERN = /^[0-9a-f]{64}$/;
+
+/** A version's `files` from index.json: absent, or a map of valid file names to hex SHA-256 digests. */
+function checkDigests(where: string, version: string, files: unknown): Record<string, string> | undefined {
+  if (files === undefined) return undefined;
+  const ok =
+    typeof files === "object" &&
+    files !== null &&
+    !Array.isArray(files) &&
+    Object.entries(files).every(([name, digest]) => FILE_PATTERN.test(name) && typeof digest === "string" && SHA256_PATTERN.test(digest));
+  if (!ok) throw new StoreError(`${where}: version ${version} "files" must map file names to lowercase hex SHA-256 digests`, "integrity");
+  return files as Record<string, string>;
+}
+
+function sha256(bytes: Uint8Array | string): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+function fileDigests(files: ReadonlyMap<string, Uint8Array | string>): Record<string, string> {
+  return Object.fromEntries([...files].map(([name, content]) => [name, sha256(content)]));
 }
 
 async function writeFileDurably(file: string, content: Uint8Array | string): Promise<void> {

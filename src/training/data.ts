@@ -1,9 +1,13 @@
 // Training data sources: CSV, JSON Lines, and a sidecar's request log (inference rows joined to feedback).
+// Every source is streamed: memory follows the rows kept, never the size of a file or a log.
 import fs from "node:fs/promises";
 import path from "node:path";
-import { parse as parseCsv } from "csv-parse/sync";
+import type { Readable } from "node:stream";
+import { parse as parseCsv } from "csv-parse";
+import { DEFAULT_HTTP_LIMITS, httpGetStream } from "../runtime/http-get.js";
+import { MAX_LINE_LENGTH, readLines } from "../runtime/line-reader.js";
 import { joinLog } from "../runtime/request-log.js";
-import { resolveStorePath } from "../runtime/store.js";
+import { httpLimitsFromEnv, resolveStorePath } from "../runtime/store.js";
 
 export const SIDECAR_LOG_SCHEME = "sidecar-log://";
 
@@ -35,7 +39,14 @@ export interface LoadOptions {
   maxFeedbackRows?: number;
   /** Format of file sources whose name has no telling extension (default: by extension). */
   format?: "csv" | "jsonl" | "json";
+  /** Refuse an http(s) source larger than this many bytes (default DEFAULT_DATA_HTTP_MAX_BYTES). */
+  httpMaxBytes?: number;
 }
+
+/** An http(s) data source may send at most this much: a bound against endless or mistaken sources. */
+export const DEFAULT_DATA_HTTP_MAX_BYTES = 4 * 1024 * 1024 * 1024;
+/** A JSON array (not JSON Lines) is parsed whole: larger ones must be JSON Lines, which stream. */
+export const MAX_JSON_ARRAY_BYTES = 256 * 1024 * 1024;
 
 /**
  * Loads and concatenates sources: CSV, JSON Lines or a JSON array of rows (by extension), as paths,
@@ -77,10 +88,15 @@ export async function loadTable(sources: readonly string[], options: LoadOptions
       }
       continue;
     }
-    const text = await readText(source, options);
-    const rows = kind === "csv" ? parseCsvText(source, text) : parseJsonRows(source, text);
-    for (const row of rows) addColumns(Object.keys(row));
-    table.rows.push(...rows);
+    const input = await openSource(source, options);
+    try {
+      for await (const row of kind === "csv" ? csvRows(source, input) : jsonRows(source, input)) {
+        addColumns(Object.keys(row));
+        table.rows.push(row);
+      }
+    } finally {
+      input.destroy();
+    }
   }
   return table;
 }
@@ -120,52 +136,90 @@ async function sourceKind(source: string, options: LoadOptions): Promise<"csv" |
   throw new DataError(`${source}: unknown file type "${ext}" (use .csv, .jsonl/.ndjson/.json, --data-format, or a sidecar log directory)`);
 }
 
-async function readText(source: string, options: LoadOptions): Promise<string> {
+/** The bytes of a file or http(s) source as a stream (http: https unless allowed, bounded in size and time). */
+async function openSource(source: string, options: LoadOptions): Promise<Readable> {
   if (isHttp(source)) {
-    let res: Response;
     try {
-      res = await fetch(source, { signal: AbortSignal.timeout(60_000) });
+      return await httpGetStream(source, { ...DEFAULT_HTTP_LIMITS, ...httpLimitsFromEnv(), maxBytes: options.httpMaxBytes ?? DEFAULT_DATA_HTTP_MAX_BYTES });
     } catch (err) {
-      throw new DataError(`${source}: GET failed: ${(err as Error).message}`);
+      throw new DataError(`${source}: ${(err as Error).message}`);
     }
-    if (!res.ok) throw new DataError(`${source}: GET returned HTTP ${res.status}`);
-    return res.text();
   }
+  const file = localPath(source, options);
   try {
-    return await fs.readFile(localPath(source, options), "utf8");
+    const handle = await fs.open(file, "r");
+    return handle.createReadStream();
   } catch (err) {
     throw new DataError(`${source}: cannot read: ${(err as Error).message}`);
   }
 }
 
-function parseCsvText(file: string, text: string): Record<string, unknown>[] {
+/** A stream's failure as the user's problem with this source (a cut connection, a body over the cap). */
+function sourceError(source: string, err: unknown): DataError {
+  return err instanceof DataError ? err : new DataError(`${source}: cannot read: ${(err as Error).message}`);
+}
+
+async function* csvRows(file: string, input: Readable): AsyncGenerator<Record<string, unknown>> {
+  const parser = parseCsv({ columns: true, skip_empty_lines: true, trim: true, bom: true });
+  input.once("error", (err) => parser.destroy(sourceError(file, err)));
+  input.pipe(parser);
   try {
-    return parseCsv(text, { columns: true, skip_empty_lines: true, trim: true, bom: true }) as Record<string, unknown>[];
+    for await (const row of parser) yield row as Record<string, unknown>;
   } catch (err) {
+    if (err instanceof DataError) throw err;
     const e = err as Error & { lines?: number };
     throw new DataError(`${file}${e.lines ? `:${e.lines}` : ""}: invalid CSV: ${e.message}`);
   }
 }
 
-/** A JSON array of row objects, or JSON Lines (one object per line). */
-function parseJsonRows(file: string, text: string): Record<string, unknown>[] {
-  if (text.trimStart().startsWith("[")) {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (err) {
-      throw new DataError(`${file}: invalid JSON: ${(err as Error).message}`);
-    }
-    const rows = value as unknown[];
-    rows.forEach((row, i) => {
-      if (typeof row !== "object" || row === null || Array.isArray(row)) throw new DataError(`${file}: element ${i} must be an object of column: value`);
-    });
-    return rows as Record<string, unknown>[];
-  }
-  return parseJsonLines(file, text, (value, where) => {
+/** A JSON array of row objects (read whole, up to MAX_JSON_ARRAY_BYTES), or JSON Lines (streamed). */
+async function* jsonRows(file: string, input: Readable): AsyncGenerator<Record<string, unknown>> {
+  const asRow = (value: unknown, where: string): Record<string, unknown> => {
     if (typeof value !== "object" || value === null || Array.isArray(value)) throw new DataError(`${where}: each line must be a JSON object of column: value`);
     return value as Record<string, unknown>;
+  };
+  let array: string[] | undefined;
+  let arrayLength = 0;
+  let first = true;
+  try {
+    for await (const { text, number, overlong } of readLines(input)) {
+      if (overlong) throw new DataError(`${file}:${number}: line longer than ${MAX_LINE_LENGTH} characters: not a row of JSON Lines`);
+      if (array === undefined && text.trim() === "") continue;
+      // The first non-blank line decides: an array is read whole, JSON Lines one line at a time.
+      if (first && text.trimStart().startsWith("[")) array = [];
+      first = false;
+      if (array !== undefined) {
+        arrayLength += text.length + 1;
+        if (arrayLength > MAX_JSON_ARRAY_BYTES) throw new DataError(`${file}: a JSON array over ${MAX_JSON_ARRAY_BYTES} bytes: write it as JSON Lines (one object per line), which streams`);
+        array.push(text);
+        continue;
+      }
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (err) {
+        throw new DataError(`${file}:${number}: invalid JSON: ${(err as Error).message}`);
+      }
+      yield asRow(value, `${file}:${number}`);
+    }
+  } catch (err) {
+    throw sourceError(file, err);
+  }
+  if (array !== undefined) yield* parseJsonArray(file, array.join("\n"));
+}
+
+function parseJsonArray(file: string, text: string): Record<string, unknown>[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new DataError(`${file}: invalid JSON: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(value)) throw new DataError(`${file}: expected a JSON array of row objects or JSON Lines`);
+  value.forEach((row, i) => {
+    if (typeof row !== "object" || row === null || Array.isArray(row)) throw new DataError(`${file}: element ${i} must be an object of column: value`);
   });
+  return value as Record<string, unknown>[];
 }
 
 /**

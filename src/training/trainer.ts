@@ -55,6 +55,8 @@ export interface TrainOptions {
   pvcMountRoot?: string;
   maxFeedbackRows?: number;
   dataFormat?: "csv" | "jsonl" | "json";
+  /** Refuse an http(s) --data source larger than this many bytes. */
+  dataMaxBytes?: number;
   onEpoch?: (p: EpochProgress) => void;
   /** Told which tfjs backend was chosen (and why others were skipped), before any data is read. */
   onBackend?: (b: { backend: string; provider: string; skipped: string[] }) => void;
@@ -142,7 +144,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const feedbackRoots = options.feedback ?? [];
   if (dataSources.length === 0 && feedbackRoots.length === 0) throw new DataError("no training data: give --data, --data-from-parent or --feedback");
 
-  const table = await loadTable(dataSources, { pvcMountRoot: options.pvcMountRoot, maxFeedbackRows: options.maxFeedbackRows, format: options.dataFormat });
+  const table = await loadTable(dataSources, {
+    pvcMountRoot: options.pvcMountRoot,
+    maxFeedbackRows: options.maxFeedbackRows,
+    format: options.dataFormat,
+    ...(options.dataMaxBytes !== undefined ? { httpMaxBytes: options.dataMaxBytes } : {}),
+  });
   let feedback: FeedbackSet | undefined;
   if (feedbackRoots.length > 0) {
     feedback = await loadFeedback(feedbackRoots, { pvcMountRoot: options.pvcMountRoot, since, maxRows: options.maxFeedbackRows });

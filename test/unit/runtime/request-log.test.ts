@@ -56,18 +56,30 @@ describe("RequestLog", () => {
     await reopened.close();
   });
 
-  it("skips a torn last line silently and reports a corrupt line in the middle", async () => {
+  /** A one-prediction log with `text` appended to its segment after close, as read back. */
+  async function readAfterAppending(text: string): Promise<{ kinds: string[]; problems: ReadProblem[]; file: string }> {
     const dir = tempDir();
     const log = await RequestLog.open(dir, header);
     log.append({ kind: "inference", id: "a", ts: 1, version: "v1", rows: [[1, 2]], predictions: ["x"] });
     await log.close();
     const [segment] = await listSegments(dir);
-    fs.appendFileSync(segment!.file, 'garbage line\n{"kind":"feedback","id":"a","row":0,"label":"x","ts":2}\n{"kind":"feedb');
+    fs.appendFileSync(segment!.file, text);
     const problems: ReadProblem[] = [];
-    const recs = await records(dir, problems);
-    expect(recs.map((r) => (r as { kind: string }).kind)).toEqual(["segment", "inference", "feedback"]);
+    const kinds = (await records(dir, problems)).map((r) => (r as { kind: string }).kind);
+    return { kinds, problems, file: segment!.file };
+  }
+
+  it("skips a torn last line silently and reports a corrupt line in the middle", async () => {
+    const { kinds, problems, file } = await readAfterAppending('garbage line\n{"kind":"feedback","id":"a","row":0,"label":"x","ts":2}\n{"kind":"feedb');
+    expect(kinds).toEqual(["segment", "inference", "feedback"]);
     expect(problems).toHaveLength(1);
-    expect(problems[0]).toMatchObject({ file: segment!.file, line: 3 });
+    expect(problems[0]).toMatchObject({ file, line: 3 });
+  });
+
+  it("reports a line too long to be a record (garbage in a segment) and reads on", async () => {
+    const { kinds, problems, file } = await readAfterAppending("z".repeat(65 * 1024 * 1024) + '\n{"kind":"feedback","id":"a","row":0,"label":"x","ts":2}\n');
+    expect(kinds).toEqual(["segment", "inference", "feedback"]);
+    expect(problems).toEqual([{ file, line: 3, message: "line too long to be a record; skipped" }]);
   });
 
   it("joins inference rows with feedback by id and row, using the header's feature names", async () => {
@@ -230,5 +242,26 @@ describe("RequestLog bounds over every pod's directory of a model", () => {
     expect(runs.reduce((n, r) => n + r.segments, 0)).toBe(12);
     expect(runs.reduce((n, r) => n + r.feedback, 0)).toBe(24);
     expect(fs.readdirSync(root)).toEqual([]);
+  });
+});
+
+describe("joinLog on a log of mostly unlabelled predictions", () => {
+  it("keeps only labelled rows and still counts every inference row, whatever the values hold", async () => {
+    const dir = tempDir();
+    const log = await RequestLog.open(dir, header, { flushIntervalMs: 60_000 });
+    // Values that look like JSON structure inside strings must not confuse the count of rows.
+    log.append({ kind: "inference", id: "tricky", ts: 1, version: "v1", rows: [[1, '],["x'], [2, '\\"]['], [3, "[[["]], predictions: ["a", "b", "c"] });
+    for (let i = 0; i < 50; i++) log.append({ kind: "inference", id: `r${i}`, ts: 10 + i, version: "v1", rows: [[i, "x"]], predictions: ["no"] });
+    log.append({ kind: "inference", id: 'quote"id', ts: 99, version: "v1", rows: [[7, "q"]], predictions: ["no"] });
+    log.append({ kind: "feedback", id: "r7", row: 0, label: "yes", ts: 100 });
+    log.append({ kind: "feedback", id: 'quote"id', row: 0, label: "no", ts: 101 });
+    await log.close();
+    const joined = await joinLog(dir);
+    expect(joined.inferenceRows).toBe(3 + 50 + 1);
+    expect(joined.feedbackRecords).toBe(2);
+    expect(joined.rows.map((r) => [r.id, r.features, r.label])).toEqual([
+      ["r7", { a: 7, b: "x" }, "yes"],
+      ['quote"id', { a: 7, b: "q" }, "no"],
+    ]);
   });
 });

@@ -8,6 +8,7 @@ import { loadBackend } from "../../../src/runtime/backend.js";
 import { loadModel, serializeModel } from "../../../src/runtime/model-files.js";
 import {
   FileModelStore,
+  HttpModelStore,
   INDEX_FILE,
   checkName,
   METADATA_FILE,
@@ -180,7 +181,8 @@ describe("HttpModelStore", () => {
       const loaded = await loadModel(tf, store, "m", "v1");
       const x = tf.tensor2d([[1, 2, 3]]);
       expect(Array.from((loaded.predict(x) as typeof x).dataSync())).toEqual(Array.from((model.predict(x) as typeof x).dataSync()));
-      await expect(store.readFile("m", "v1", "missing.bin")).rejects.toThrow(/404 not found/);
+      await expect(store.readFile("m", "v1", "missing.bin")).rejects.toThrow(/missing\.bin: not among the files index\.json lists for version v1/);
+      await expect(new HttpModelStore(store.uri).fetchFile("m/v1/missing.bin")).rejects.toThrow(/404 not found/);
       await expect(store.writeVersion("m", "v2", files)).rejects.toThrow(/HTTP store \(read-only\)/);
     } finally {
       server.close();

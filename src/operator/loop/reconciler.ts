@@ -10,6 +10,7 @@ import type { ObjectCache } from "../../kube/informer.js";
 import { updateStatusWithRetry } from "../../kube/status.js";
 import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler } from "../controller.js";
 import { JOBS, MODEL_DEPLOYMENTS, PODS } from "../resources.js";
+import { controlledBy, describeController } from "../ownership.js";
 import { servingNames } from "../serving/desired-state.js";
 import { deploymentProgress } from "../serving/status.js";
 import { parseCandidateReport } from "./candidate-report.js";
@@ -61,7 +62,7 @@ export class LoopReconciler implements Reconciler {
         await this.options.client.create(resourcePath(JOBS, req.namespace), desired);
         ctx.log.info({ job: desired.metadata!.name, fromVersion: step.createJob.fromVersion }, "retraining Job created");
       } catch (err) {
-        // Created before a restart, or by a twin reconcile: the name is the attempt's, so it is ours.
+        // Created before a restart or by a twin reconcile; the next step checks it is ours before reading it.
         if (!(err instanceof KubeApiError && err.conflict)) throw err;
       }
     }
@@ -94,6 +95,18 @@ export class LoopReconciler implements Reconciler {
         if (err instanceof KubeApiError && err.notFound) return { name, state: "absent" };
         throw err;
       }
+    }
+    // Someone else's Job under the attempt's name: its termination message could name any version as a
+    // candidate that passed. Never adopted nor read; once we tried to create ours (Training) the attempt
+    // fails visibly and the next one takes a new name.
+    if (!controlledBy(job as KubeObject, md as KubeObject)) {
+      if (!expected) return undefined;
+      return {
+        name,
+        state: "failed",
+        reason: "NameConflict",
+        message: `Job ${ns}/${name} already exists and is ${describeController(job as KubeObject, md.metadata.name!)}; its result is not read`,
+      };
     }
     const conditions = job.status?.conditions ?? [];
     const failed = conditions.find((c) => c.type === "Failed" && c.status === "True");

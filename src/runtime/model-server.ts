@@ -10,10 +10,9 @@ import { DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, closeGracefully, listen
 import { outputNames, readMetadata, type ModelMetadata } from "./metadata.js";
 import { loadModel } from "./model-files.js";
 import { RequestError, decodeInferRequest, encodeInferResponse } from "./oip.js";
+import { REQUEST_ID_HEADER, matchRoute, pathOf, type Route } from "./oip-routes.js";
 import { predict } from "./predict.js";
 import { resolveVersion, type ModelStore } from "./store.js";
-
-export const REQUEST_ID_HEADER = "inference-request-id";
 
 export interface ModelServerOptions {
   store: ModelStore;
@@ -28,40 +27,6 @@ export interface ModelServerOptions {
   logger: Logger;
   /** Reported by `GET /v2` (the Ballast package version). */
   serverVersion: string;
-}
-
-type Route =
-  | { kind: "live" | "ready" | "server" | "metrics" }
-  | { kind: "model" | "model-ready" | "infer"; model: string; version?: string };
-
-const MODEL_PATH = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer)?$/;
-
-export function matchRoute(pathname: string): Route | undefined {
-  switch (pathname) {
-    case "/v2/health/live":
-      return { kind: "live" };
-    case "/v2/health/ready":
-      return { kind: "ready" };
-    case "/v2":
-    case "/v2/":
-      return { kind: "server" };
-    case "/metrics":
-      return { kind: "metrics" };
-  }
-  const m = MODEL_PATH.exec(pathname);
-  if (!m) return undefined;
-  const model = safeDecode(m[1]!);
-  const version = m[2] === undefined ? undefined : safeDecode(m[2]);
-  const kind = m[3] === "/ready" ? "model-ready" : m[3] === "/infer" ? "infer" : "model";
-  return { kind, model, ...(version !== undefined ? { version } : {}) };
-}
-
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
 }
 
 export class ModelServer {
@@ -143,8 +108,7 @@ export class ModelServer {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const started = process.hrtime.bigint();
     const url = req.url ?? "/";
-    const q = url.indexOf("?");
-    const route = matchRoute(q === -1 ? url : url.slice(0, q));
+    const route = matchRoute(pathOf(url));
     const routeLabel = route?.kind ?? "unknown";
     res.on("finish", () => {
       const labels = { route: routeLabel, code: String(res.statusCode) };

@@ -30,7 +30,7 @@ afterAll(async () => {
 const inferUrl = (proc: LocalProcess): string => `${proc.url}/v2/models/weather/infer`;
 
 async function summary(proc: LocalProcess): Promise<SidecarSummary> {
-  return (await (await fetch(`${proc.url}/v1/monitoring/summary`)).json()) as SidecarSummary;
+  return (await (await fetch(`${proc.monitoringUrl}/v1/monitoring/summary`)).json()) as SidecarSummary;
 }
 
 /** Sends `head` and the first bytes of a body over a raw socket, never the rest; resolves with what came back once the server closes. */
@@ -81,7 +81,7 @@ describe("request ids a caller chooses", () => {
     const s = await summary(sidecar);
     expect(s.totals.requests).toBeGreaterThanOrEqual(3);
     expect(s.totals.failedRequests).toBe(0);
-    const metrics = await (await fetch(`${sidecar.url}/metrics`)).text();
+    const metrics = await (await fetch(`${sidecar.monitoringUrl}/metrics`)).text();
     expect(metrics).toMatch(/^ballast_robustness\{model="weather",version="v1"\} 1$/m);
   });
 

@@ -23,7 +23,9 @@ export interface LocalProcess {
 export async function startBallast(args: string[], env: Record<string, string> = {}): Promise<LocalProcess> {
   // A sidecar's monitoring port is any free one too, so tests running side by side never collide on 9090.
   const monitoring = args[0] === "sidecar" && !args.includes("--monitoring-port") ? ["--monitoring-port", "0"] : [];
-  const child = spawn(ballastBin, [...args, ...monitoring, "--host", "127.0.0.1", "--port", "0"], {
+  // `serve --socket` has no API port: its health port stands in for it.
+  const port0 = args.includes("--socket") ? ["--health-port", "0"] : ["--port", "0"];
+  const child = spawn(ballastBin, [...args, ...monitoring, "--host", "127.0.0.1", ...port0], {
     env: { ...process.env, BALLAST_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -34,7 +36,10 @@ export async function startBallast(args: string[], env: Record<string, string> =
     for (const line of chunk.toString("utf8").split("\n")) {
       if (line === "") continue;
       lines.push(line);
-      if (port === undefined && line.includes('"event":"listening"')) port = (JSON.parse(line) as { port: number }).port;
+      if (port === undefined && line.includes('"event":"listening"')) {
+        const at = JSON.parse(line) as { port?: number; health?: { port: number } };
+        port = at.port ?? at.health?.port;
+      }
       if (monitoringPort === undefined && line.includes('"event":"monitoring-listening"')) monitoringPort = (JSON.parse(line) as { port: number }).port;
     }
   };

@@ -245,6 +245,11 @@ const podEnv: V1EnvVar[] = [
   { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
 ];
 
+/** `--shutdown-delay` and `--drain-timeout` of a serving container (see SERVER_SHUTDOWN_DELAY_S for the order). */
+function shutdownArgs(delayS: number): string[] {
+  return ["--shutdown-delay", `${delayS}s`, "--drain-timeout", `${DRAIN_TIMEOUT_S}s`];
+}
+
 export interface DesiredDeploymentOptions {
   /** The Ballast image when spec.serving.image is unset (the operator's own version). */
   defaultImage: string;
@@ -282,10 +287,7 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
     "$(POD_IP)",
     "--health-port",
     String(SERVER_HEALTH_PORT),
-    "--shutdown-delay",
-    `${SERVER_SHUTDOWN_DELAY_S}s`,
-    "--drain-timeout",
-    `${DRAIN_TIMEOUT_S}s`,
+    ...shutdownArgs(SERVER_SHUTDOWN_DELAY_S),
     "--pvc-mount-root",
     PVC_MOUNT_ROOT,
   ];
@@ -324,10 +326,7 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
       String(serving.port),
       "--monitoring-port",
       String(SIDECAR_MONITORING_PORT),
-      "--shutdown-delay",
-      `${SIDECAR_SHUTDOWN_DELAY_S}s`,
-      "--drain-timeout",
-      `${DRAIN_TIMEOUT_S}s`,
+      ...shutdownArgs(SIDECAR_SHUTDOWN_DELAY_S),
       ...(feedbackAuth ? ["--feedback-token-file", `${FEEDBACK_TOKEN_DIR}/${FEEDBACK_TOKEN_FILE}`] : []),
       ...(logToStore ? ["--log-to-store"] : ["--data-dir", REQUEST_LOG_DIR]),
       "--pvc-mount-root",

@@ -42,24 +42,31 @@ const CONNECTIONS = Number(flags.connections);
 interface Proc {
   child: ChildProcess;
   url: string;
+  /** The sidecar's summary and metrics (its own url for serve). */
+  monitoringUrl: string;
 }
 
 async function start(args: string[]): Promise<Proc> {
-  const child = spawn(ballast, [...args, "--host", "127.0.0.1", "--port", "0", "--log-level", "info"], { stdio: ["ignore", "ignore", "pipe"] });
+  const monitoring = args[0] === "sidecar" ? ["--monitoring-port", "0"] : [];
+  const child = spawn(ballast, [...args, ...monitoring, "--host", "127.0.0.1", "--port", "0", "--log-level", "info"], { stdio: ["ignore", "ignore", "pipe"] });
   let port: number | undefined;
+  // The sidecar's summary is on its monitoring port (any free one here), logged right after the public one.
+  let monitoringPort: number | undefined;
   let stderr = "";
   child.stderr!.on("data", (c: Buffer) => {
     stderr += c.toString();
     const m = /"event":"listening"[^\n]*"port":(\d+)/.exec(stderr);
     if (m && port === undefined) port = Number(m[1]);
+    const mon = /"event":"monitoring-listening"[^\n]*"port":(\d+)/.exec(stderr);
+    if (mon && monitoringPort === undefined) monitoringPort = Number(mon[1]);
   });
   const deadline = Date.now() + 30_000;
-  while (port === undefined) {
+  while (port === undefined || (args[0] === "sidecar" && monitoringPort === undefined)) {
     if (child.exitCode !== null) throw new Error(`ballast ${args[0]} exited ${child.exitCode}: ${stderr}`);
     if (Date.now() > deadline) throw new Error(`ballast ${args[0]} did not start: ${stderr}`);
     await sleep(20);
   }
-  return { child, url: `http://127.0.0.1:${port}` };
+  return { child, url: `http://127.0.0.1:${port}`, monitoringUrl: `http://127.0.0.1:${monitoringPort ?? port}` };
 }
 
 async function waitReady(url: string): Promise<void> {
@@ -210,7 +217,7 @@ async function main(): Promise<void> {
     // One connection: the latency the sidecar adds to a request, without queueing behind other requests.
     const directSerial = await load(directUrl, batch1, DURATION_S / 2, 1);
     const sidecarSerial = await load(sidecarUrl, batch1, DURATION_S / 2, 1);
-    const summary = await (await fetch(`${sidecar.url}/v1/monitoring/summary`)).json() as { totals: { rows: number; requests: number } };
+    const summary = await (await fetch(`${sidecar.monitoringUrl}/v1/monitoring/summary`)).json() as { totals: { rows: number; requests: number } };
     const sampleResponse = JSON.stringify({ ...((await (await fetch(directUrl, { method: "POST", headers: { "content-type": "application/json" }, body: batch1 })).json()) as object), id: "x" });
     const monitoringMicros = await monitoringMicrosPerRequest(store, batch1, sampleResponse, dir);
     await stop(sidecar);

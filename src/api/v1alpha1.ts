@@ -190,6 +190,13 @@ export const ModelSpecSchema = Type.Object(
   { description: "The model to serve and where its versions are stored." },
 );
 
+/**
+ * Ports the serving pods use inside themselves: the model server's health port (probes only) and the sidecar's
+ * monitoring port (summary and metrics, for the operator). spec.serving.port may be neither.
+ */
+export const SERVER_HEALTH_PORT = 9000;
+export const SIDECAR_MONITORING_PORT = 9090;
+
 export const ServingSpecSchema = Type.Object(
   {
     replicas: withDefault(
@@ -199,7 +206,19 @@ export const ServingSpecSchema = Type.Object(
     image: containerImage("Image with the `ballast` CLI for the model server and sidecar containers. Defaults to the operator's own image."),
     imagePullPolicy,
     port: withDefault(
-      Type.Integer({ format: "int32", minimum: 1024, maximum: 65535, description: "Port of the Service and the sidecar (Open Inference Protocol v2 REST, /v2/...)." }),
+      Type.Integer({
+        format: "int32",
+        minimum: 1024,
+        maximum: 65535,
+        description: `Port of the Service and the sidecar (Open Inference Protocol v2 REST, /v2/...; POST /v1/feedback). Not ${SERVER_HEALTH_PORT} or ${SIDECAR_MONITORING_PORT}: the pod uses those inside.`,
+        "x-kubernetes-validations": [
+          {
+            rule: `self != ${SERVER_HEALTH_PORT} && self != ${SIDECAR_MONITORING_PORT}`,
+            message: `serving.port must not be ${SERVER_HEALTH_PORT} (the model server's health port) or ${SIDECAR_MONITORING_PORT} (the sidecar's monitoring port); pick another, e.g. 8080`,
+            reason: "FieldValueInvalid",
+          },
+        ] satisfies CelRule[],
+      }),
       8080,
     ),
     serviceAccountName: Type.Optional(
@@ -320,6 +339,23 @@ export const MonitoringSpecSchema = Type.Object(
       {},
     ),
     scrapeInterval: withDefault(durationString("How often the operator reads each sidecar's summary, e.g. 30s."), "30s"),
+    feedbackAuth: Type.Optional(
+      Type.Object(
+        {
+          secretRef: Type.Object(
+            {
+              name: Type.String({ minLength: 1, maxLength: 253, pattern: dnsSubdomainPattern, description: "Secret in the ModelDeployment's namespace." }),
+              key: Type.String({ minLength: 1, maxLength: 253, pattern: "^[-._a-zA-Z0-9]+$", description: "Key of the Secret whose value is the token." }),
+            },
+            { description: "The Secret key holding the token; mounted as a file into the sidecar only (never an environment variable)." },
+          ),
+        },
+        {
+          description:
+            "Require a bearer token on POST /v1/feedback (`Authorization: Bearer <token>`); without the right one the sidecar answers 401. Unset: anyone who reaches the Service may post feedback. Changing the Secret's value takes effect when the pods restart.",
+        },
+      ),
+    ),
   },
   {
     description: "What the sidecar measures: input profiles and drift against the reference, and live quality from ground-truth feedback.",

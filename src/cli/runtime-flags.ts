@@ -4,6 +4,7 @@ import { pino, type Logger } from "pino";
 import { parseDurationMs } from "../api/duration.js";
 import { FeatureValueError } from "../runtime/features.js";
 import { MonitoringConfigError } from "../runtime/monitoring-config.js";
+import { FeedbackTokenFileError } from "../runtime/sidecar/feedback-auth.js";
 import { StoreError } from "../runtime/store.js";
 import { DataError } from "../training/data.js";
 
@@ -57,7 +58,7 @@ export function runtimeLogger(component: string, level = process.env.BALLAST_LOG
 
 /** 2 for anything the user can fix in their input (flags, files, names); 1 for everything else. */
 export function exitCodeFor(err: unknown): number {
-  if (err instanceof DataError || err instanceof FeatureValueError || err instanceof MonitoringConfigError || err instanceof CommanderError) return 2;
+  if (err instanceof DataError || err instanceof FeatureValueError || err instanceof MonitoringConfigError || err instanceof FeedbackTokenFileError || err instanceof CommanderError) return 2;
   if (err instanceof StoreError) return err.code === "io" ? 1 : 2;
   return 1;
 }

@@ -1,5 +1,5 @@
 // `ballast serve`: the model server container of a serving pod (Open Inference Protocol v2 REST).
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { BACKEND_PREFERENCES, type BackendPreference } from "../runtime/backend.js";
 import { DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, defaultHost } from "../runtime/http-json.js";
 import { duration, integer, runService, runtimeLogger } from "./runtime-flags.js";
@@ -10,7 +10,10 @@ interface ServeFlags {
   model: string;
   version?: string;
   host: string;
-  port: number;
+  port?: number;
+  socket?: string;
+  healthPort?: number;
+  shutdownDelay: number;
   backend: BackendPreference;
   pvcMountRoot?: string;
   maxBodyBytes: number;
@@ -27,7 +30,9 @@ export function registerServe(program: Command): void {
     .requiredOption("--model <name>", "model name")
     .option("--version <version>", "version to serve (default: the newest in the store)")
     .addOption(new Option("--host <address>", "address to bind").default(defaultHost(), "env POD_IP, else 0.0.0.0"))
-    .option("--port <port>", "port to bind (0 = any free port, printed in the 'listening' log line)", integer("--port", 0, 65535), 8080)
+    .option("--port <port>", "TCP port of the API (0 = any free port, printed in the 'listening' log line); default 8080 unless --socket", integer("--port", 0, 65535))
+    .option("--socket <path>", "serve the API on this Unix domain socket (mode 0660) instead of a TCP port: only processes sharing its directory, uid or group can reach it")
+    .option("--health-port <port>", "with --socket: a TCP port on --host that answers /v2/health/live and /v2/health/ready only, for probes", integer("--health-port", 0, 65535))
     .addOption(new Option("--backend <name>", "tfjs backend (auto: tfjs-node-gpu, tfjs-node, wasm, cpu; env BALLAST_TF_BACKEND)").choices([...BACKEND_PREFERENCES]).default("auto"))
     .option("--pvc-mount-root <dir>", "where pvc://<claim> is mounted (default env BALLAST_PVC_MOUNT_ROOT, else /mnt/models)")
     .option("--max-body-bytes <n>", "largest request body accepted (413 above)", integer("--max-body-bytes", 1024, 1 << 30), DEFAULT_MAX_BODY_BYTES)
@@ -35,10 +40,17 @@ export function registerServe(program: Command): void {
     .addOption(
       new Option("--drain-timeout <duration>", "on SIGTERM, how long in-flight requests may take before connections are dropped").argParser(duration("--drain-timeout")).default(10_000, "10s"),
     )
+    .addOption(
+      new Option("--shutdown-delay <duration>", "on SIGTERM, how long to go on serving before the drain (longer than the sidecar's shutdown delay plus drain)")
+        .argParser(duration("--shutdown-delay"))
+        .default(0, "0s"),
+    )
     .option("--log-level <level>", "pino log level (env BALLAST_LOG_LEVEL)", process.env.BALLAST_LOG_LEVEL ?? "info")
     .action(async (flags: ServeFlags) => {
       const log = runtimeLogger("serve", flags.logLevel);
       await runService("serve", log, async () => {
+        if (flags.socket !== undefined && flags.port !== undefined) throw new InvalidArgumentError("give --port or --socket, not both (with --socket, --health-port is the probes' TCP port)");
+        if (flags.healthPort !== undefined && flags.socket === undefined) throw new InvalidArgumentError("--health-port goes with --socket; without it the API's port answers the probes");
         const { loadBackend } = await import("../runtime/backend.js");
         const { openStore } = await import("../runtime/store.js");
         const { ModelServer } = await import("../runtime/model-server.js");
@@ -49,7 +61,9 @@ export function registerServe(program: Command): void {
           model: flags.model,
           version: flags.version,
           host: flags.host,
-          port: flags.port,
+          port: flags.socket === undefined ? (flags.port ?? 8080) : flags.healthPort,
+          socketPath: flags.socket,
+          shutdownDelayMs: flags.shutdownDelay,
           maxBodyBytes: flags.maxBodyBytes,
           maxBatchRows: flags.maxBatchRows,
           drainTimeoutMs: flags.drainTimeout,

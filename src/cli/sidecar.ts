@@ -2,15 +2,19 @@
 import os from "node:os";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { DEFAULT_MAX_BODY_BYTES, defaultHost } from "../runtime/http-json.js";
+import { parseUpstream, type UpstreamAddress } from "../runtime/sidecar/upstream.js";
 import { duration, integer, runService, runtimeLogger } from "./runtime-flags.js";
 
 interface SidecarFlags {
-  upstream: URL;
+  upstream: UpstreamAddress;
   store: string;
   model: string;
   version?: string;
   host: string;
   port: number;
+  monitoringPort: number;
+  feedbackTokenFile?: string;
+  shutdownDelay: number;
   dataDir?: string;
   logToStore: boolean;
   pvcMountRoot?: string;
@@ -28,24 +32,19 @@ interface SidecarFlags {
   monitoringConfig?: string;
 }
 
-function upstreamUrl(value: string): URL {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new InvalidArgumentError(`--upstream "${value}" is not a URL (e.g. http://127.0.0.1:8080)`);
-  }
-  if (url.protocol !== "http:") throw new InvalidArgumentError(`--upstream must be an http:// URL (the model server in the same pod), got ${url.protocol}`);
-  return url;
+function upstreamAddress(value: string): UpstreamAddress {
+  const address = parseUpstream(value);
+  if (!address) throw new InvalidArgumentError(`--upstream must be http://<host>:<port> or unix:/<socket path> (the model server in the same pod), got "${value}"`);
+  return address;
 }
 
 export function registerSidecar(program: Command): void {
   program
     .command("sidecar")
     .description(
-      "proxy in front of `ballast serve`: profiles inputs and predictions per window, joins feedback (POST /v1/feedback), logs both durably, and serves /metrics and /v1/monitoring/summary",
+      "proxy in front of `ballast serve`: profiles inputs and predictions per window, joins feedback (POST /v1/feedback), logs both durably, and serves /metrics and /v1/monitoring/summary on the monitoring port",
     )
-    .requiredOption("--upstream <url>", "the model server, e.g. http://127.0.0.1:8080", upstreamUrl)
+    .requiredOption("--upstream <address>", "the model server: unix:/run/ballast/server/model.sock or http://127.0.0.1:8080", upstreamAddress)
     .requiredOption("--store <uri>", "model store root (to read the served version's metadata and reference profile)")
     .requiredOption("--model <name>", "model name")
     .option("--data-dir <dir>", "directory of the durable request log on the pod's own volume (lost with the pod); use with read-only http(s) stores")
@@ -56,7 +55,9 @@ export function registerSidecar(program: Command): void {
     )
     .option("--version <version>", "version the server runs (default: asked from the server)")
     .addOption(new Option("--host <address>", "address to bind").default(defaultHost(), "env POD_IP, else 0.0.0.0"))
-    .option("--port <port>", "port to bind", integer("--port", 0, 65535), 8000)
+    .option("--port <port>", "public port to bind: inference, feedback, probes", integer("--port", 0, 65535), 8000)
+    .option("--monitoring-port <port>", "port of /v1/monitoring/summary and /metrics, for the operator and Prometheus only (0 = any free port)", integer("--monitoring-port", 0, 65535), 9090)
+    .option("--feedback-token-file <file>", "file holding the bearer token POST /v1/feedback must carry (Authorization: Bearer <token>); unset: feedback needs no token")
     .option("--pvc-mount-root <dir>", "where pvc://<claim> is mounted (default env BALLAST_PVC_MOUNT_ROOT, else /mnt/models)")
     .option("--monitoring-config <file>", "the operator's monitoring.json: drift.method / drift.threshold, features to judge, reference.uri (default env BALLAST_MONITORING_CONFIG)", process.env.BALLAST_MONITORING_CONFIG)
     .option("--window-size <rows>", "close a monitoring window after this many inference rows (0: no size bound)", integer("--window-size", 0, 1e9), 1000)
@@ -72,18 +73,22 @@ export function registerSidecar(program: Command): void {
     )
     .option("--max-body-bytes <n>", "largest body inspected (larger infer bodies are proxied unrecorded; larger feedback gets 413)", integer("--max-body-bytes", 1024, 1 << 30), DEFAULT_MAX_BODY_BYTES)
     .addOption(new Option("--upstream-timeout <duration>", "a proxied request without a response after this long gets 503").argParser(duration("--upstream-timeout")).default(30_000, "30s"))
-    .addOption(new Option("--drain-timeout <duration>", "on SIGTERM, how long in-flight requests may take").argParser(duration("--drain-timeout")).default(10_000, "10s"))
+    .addOption(
+      new Option("--shutdown-delay <duration>", "on SIGTERM, how long to keep proxying while not ready, so the Service stops sending traffic before the drain").argParser(duration("--shutdown-delay")).default(0, "0s"),
+    )
+    .addOption(new Option("--drain-timeout <duration>", "on SIGTERM, after the shutdown delay, how long in-flight requests may take").argParser(duration("--drain-timeout")).default(10_000, "10s"))
     .option("--log-level <level>", "pino log level (env BALLAST_LOG_LEVEL)", process.env.BALLAST_LOG_LEVEL ?? "info")
     .action(async (flags: SidecarFlags) => {
       const log = runtimeLogger("sidecar", flags.logLevel);
       await runService("sidecar", log, async () => {
         if (flags.windowSize === 0 && flags.windowDuration === 0) throw new InvalidArgumentError("--window-size and --window-duration cannot both be 0");
         if ((flags.dataDir === undefined) === !flags.logToStore) throw new InvalidArgumentError("give exactly one of --data-dir <dir> and --log-to-store");
+        if (flags.monitoringPort !== 0 && flags.monitoringPort === flags.port) throw new InvalidArgumentError("--monitoring-port must differ from --port: the summary and metrics are not for the public port");
         const pod = process.env.POD_NAME ?? os.hostname();
         const { storeLogLocation } = await import("../runtime/request-log.js");
         const logDir = flags.logToStore ? storeLogLocation(flags.store, flags.model, pod, { pvcMountRoot: flags.pvcMountRoot }) : { dir: flags.dataDir!, root: undefined };
         const { openStore } = await import("../runtime/store.js");
-        const { Sidecar } = await import("../runtime/sidecar.js");
+        const { Sidecar } = await import("../runtime/sidecar/sidecar.js");
         return new Sidecar({
           upstream: flags.upstream,
           store: openStore(flags.store, { pvcMountRoot: flags.pvcMountRoot }),
@@ -93,6 +98,9 @@ export function registerSidecar(program: Command): void {
           version: flags.version,
           host: flags.host,
           port: flags.port,
+          monitoringPort: flags.monitoringPort,
+          feedbackTokenFile: flags.feedbackTokenFile,
+          shutdownDelayMs: flags.shutdownDelay,
           dataDir: logDir.dir,
           logRoot: logDir.root,
           windowRows: flags.windowSize,

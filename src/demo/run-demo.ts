@@ -4,7 +4,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from "node
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { V1Job, V1Pod, V1Service } from "@kubernetes/client-node";
-import { SIDECAR_PATHS, type ModelDeployment, type ResolvedModelDeployment } from "../api/index.js";
+import { SIDECAR_MONITORING_PORT, SIDECAR_PATHS, type ModelDeployment, type ResolvedModelDeployment } from "../api/index.js";
 import { clusterDown, clusterUp } from "../devcluster/cluster.js";
 import { isAlive } from "../devcluster/processes.js";
 import { readState, type ClusterState } from "../devcluster/state.js";
@@ -398,7 +398,8 @@ async function trafficAndMonitoring(s: Session, version: string, windowRows: num
   const svc = await kubectl.json<V1Service>(["get", "service", name, "-n", DEMO_NAMESPACE]);
   const serviceUrl = `http://${svc.spec!.clusterIP}:${svc.spec!.ports![0]!.port}`;
   const pod = await servingPod(kubectl, name);
-  const sidecarPort = pod.spec!.containers.find((c) => c.name === "sidecar")?.ports?.[0]?.containerPort ?? svc.spec!.ports![0]!.port;
+  // The summary is on the sidecar's monitoring port, which the Service does not expose.
+  const sidecarPort = pod.spec!.containers.find((c) => c.name === "sidecar")?.ports?.find((p) => p.name === "monitoring")?.containerPort ?? SIDECAR_MONITORING_PORT;
   const sidecarUrl = `http://${pod.status!.podIP}:${sidecarPort}`;
   narrator.say(`Service ${name}: ${serviceUrl} (ClusterIP; the local nodes forward it to the sidecar of a Ready serving pod)`);
   narrator.say(`sidecar of pod ${pod.metadata!.name}: ${sidecarUrl}`);
@@ -449,7 +450,7 @@ async function trafficAndMonitoring(s: Session, version: string, windowRows: num
 }
 
 async function servingPod(kubectl: Kubectl, name: string): Promise<V1Pod> {
-  const pods = await kubectl.json<{ items: V1Pod[] }>(["get", "pods", "-n", DEMO_NAMESPACE, "-l", `ballast.dev/model-deployment=${name}`]);
+  const pods = await kubectl.json<{ items: V1Pod[] }>(["get", "pods", "-n", DEMO_NAMESPACE, "-l", `ballast.dev/model-deployment=${name},app.kubernetes.io/component=serving`]);
   const ready = pods.items.find((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
   if (!ready?.status?.podIP) throw new Error(`no Ready serving pod of ModelDeployment ${name}`);
   return ready;
@@ -551,7 +552,7 @@ function printWhereToLook(s: Session | undefined): void {
   narrator.plain("  kubectl get md penguins -o yaml             # status.loop, lastRetraining (with the gate), history");
   narrator.plain("  kubectl get deploy,svc,pods,jobs,pvc -o wide");
   narrator.plain("  kubectl get events --sort-by=.metadata.creationTimestamp   # the loop's Events: RetrainingStarted … ObservationPassed");
-  narrator.plain(`  curl "$(kubectl get svc weather -o jsonpath='http://{.spec.clusterIP}:{.spec.ports[0].port}')${SIDECAR_PATHS.summary}"`);
+  narrator.plain(`  curl "$(kubectl get pod -l ballast.dev/model-deployment=weather,app.kubernetes.io/component=serving -o jsonpath='http://{.items[0].status.podIP}'):${SIDECAR_MONITORING_PORT}${SIDECAR_PATHS.summary}"`);
   narrator.plain(`  ls ${join(state.dir, "pods")}/*/containers/*/    # container logs (kubectl logs has no kubelet to talk to here)`);
   narrator.plain(`  ${join(state.dir, "logs")}/                   # control plane and local node logs`);
 }

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { hostname } from "node:os";
 import { isDeepStrictEqual } from "node:util";
-import type { V1ConfigMap, V1Deployment, V1Job, V1Pod, V1Service } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Deployment, V1Job, V1NetworkPolicy, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { API_VERSION, KIND, type ResolvedModelDeployment } from "../api/index.js";
 import type { KubeClient, KubeObject } from "../kube/client.js";
@@ -17,7 +17,7 @@ import { Controller } from "./controller.js";
 import { OperatorMetrics } from "./metrics.js";
 import { isReadyPod, MonitoringReconciler, slimPod } from "./monitoring/reconciler.js";
 import { LoopReconciler } from "./loop/reconciler.js";
-import { CONFIG_MAPS, DEPLOYMENTS, JOBS, MODEL_DEPLOYMENTS, PODS, SERVICES } from "./resources.js";
+import { CONFIG_MAPS, DEPLOYMENTS, JOBS, MODEL_DEPLOYMENTS, NETWORK_POLICIES, PODS, SERVICES } from "./resources.js";
 import { LABEL_MANAGED_BY, LABEL_MODEL_DEPLOYMENT, MANAGED_BY } from "./serving/desired-state.js";
 import { ServingReconciler } from "./serving/reconciler.js";
 
@@ -38,6 +38,8 @@ export interface ManagerOptions {
   leaderElection?: LeaderElectionOptions;
   /** Ballast image for serving pods whose spec names none. */
   image: string;
+  /** The namespace the operator's pods run in (their NetworkPolicy rule); undefined when it runs outside a cluster. */
+  operatorNamespace?: string;
   /** Who we are in Events and the Lease (the pod name in a cluster). */
   identity?: string;
   /**
@@ -150,15 +152,17 @@ export class Manager {
     const deployments = new NamespacedInformers<V1Deployment & KubeObject>(opts.namespaces, { ...ownedOpts, resource: DEPLOYMENTS, transform: slimDeployment });
     const services = new NamespacedInformers<V1Service & KubeObject>(opts.namespaces, { ...ownedOpts, resource: SERVICES, transform: metadataOnly });
     const configMaps = new NamespacedInformers<V1ConfigMap & KubeObject>(opts.namespaces, { ...ownedOpts, resource: CONFIG_MAPS, transform: metadataOnly });
+    const networkPolicies = new NamespacedInformers<V1NetworkPolicy & KubeObject>(opts.namespaces, { ...ownedOpts, resource: NETWORK_POLICIES, transform: metadataOnly });
     const pods = new NamespacedInformers<V1Pod & KubeObject>(opts.namespaces, { ...ownedOpts, resource: PODS, transform: slimPod });
     const jobs = new NamespacedInformers<V1Job & KubeObject>(opts.namespaces, { ...ownedOpts, resource: JOBS, transform: slimJob });
-    this.owned = [deployments, services, configMaps, pods, jobs] as NamespacedInformers<KubeObject>[];
+    this.owned = [deployments, services, configMaps, networkPolicies, pods, jobs] as NamespacedInformers<KubeObject>[];
     this.recorder = new EventRecorder(opts.client, REPORTING_CONTROLLER, this.identity.slice(0, 128), opts.logger);
     const reconciler = new ServingReconciler({
       client: opts.client,
-      caches: { modelDeployments: this.modelDeployments, deployments, services, configMaps },
+      caches: { modelDeployments: this.modelDeployments, deployments, services, configMaps, networkPolicies },
       recorder: this.recorder,
       defaultImage: opts.image,
+      operatorNamespace: opts.operatorNamespace,
       onStatusConflict: () => this.metrics.statusConflicts.inc({ controller: CONTROLLER_NAME }),
     });
     this.controller = new Controller({ name: CONTROLLER_NAME, reconciler, workers: opts.workers, metrics: this.metrics, logger: opts.logger });

@@ -22,10 +22,16 @@ export class OperatorUsageError extends Error {}
 
 const IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
-function leaseNamespace(options: RunOperatorOptions): string {
-  if (options.leaderElectionNamespace) return options.leaderElectionNamespace;
+/** The namespace this process runs in as a pod: POD_NAMESPACE, else the ServiceAccount's; undefined outside a cluster. */
+function ownNamespace(): string | undefined {
   if (process.env.POD_NAMESPACE) return process.env.POD_NAMESPACE;
   if (existsSync(IN_CLUSTER_NAMESPACE_FILE)) return readFileSync(IN_CLUSTER_NAMESPACE_FILE, "utf8").trim();
+  return undefined;
+}
+
+function leaseNamespace(options: RunOperatorOptions): string {
+  const ns = options.leaderElectionNamespace || ownNamespace();
+  if (ns) return ns;
   throw new OperatorUsageError("--leader-elect outside a cluster needs --leader-election-namespace (or POD_NAMESPACE)");
 }
 
@@ -47,6 +53,7 @@ export async function runOperator(options: RunOperatorOptions): Promise<void> {
     healthProbeBindAddress: options.healthProbeBindAddress,
     leaderElection: options.leaderElect ? { namespace: leaseNamespace(options), id: options.leaderElectionId } : undefined,
     image: options.image,
+    operatorNamespace: ownNamespace(),
     identity: process.env.POD_NAME ? `${process.env.POD_NAME}_${process.pid}` : undefined,
     // controller-runtime's answer: another replica may lead already, so stop everything and restart clean.
     onLeadershipLost: () => {

@@ -127,3 +127,24 @@ export function listen(server: Server, host: string, port: number): Promise<{ ho
     });
   });
 }
+
+/**
+ * Applies CONNECTION_LIMITS, then binds a Unix domain socket readable and writable by the owner and group only
+ * (the pod's containers share a uid and fsGroup; nothing else can connect).
+ */
+export function listenOnSocket(server: Server, path: string): Promise<void> {
+  Object.assign(server, CONNECTION_LIMITS);
+  // The umask applies at bind (synchronous in listen), so the socket never exists with wider permissions.
+  const umask = process.umask(0o117);
+  try {
+    return new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(path, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } finally {
+    process.umask(umask);
+  }
+}

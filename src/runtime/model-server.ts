@@ -1,72 +1,50 @@
-// `ballast serve`: one model version behind the Open Inference Protocol v2 REST API.
+// `ballast serve`: one model version behind the Open Inference Protocol v2 REST API, on a TCP port (standalone)
+// or on a Unix domain socket that only the pod's sidecar can reach (with a TCP port for the kubelet's probes).
 import { randomUUID } from "node:crypto";
+import { lstat, unlink } from "node:fs/promises";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { LayersModel } from "@tensorflow/tfjs";
 import type { Logger } from "pino";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { LoadedBackend } from "./backend.js";
 import { encodeColumns } from "./features.js";
 import { sendErrorReply } from "./http-errors.js";
-import { DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, RequestError, closeGracefully, listen, parseJsonBody, readBody, sendError, sendJson, sendText } from "./http-json.js";
+import { DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, RequestError, closeGracefully, listen, listenOnSocket, parseJsonBody, readBody, sendError, sendJson, sendText } from "./http-json.js";
 import { outputNames, readMetadata, type ModelMetadata } from "./metadata.js";
 import { loadModel } from "./model-files.js";
-import { decodeInferRequest, encodeInferResponse } from "./oip.js";
+import { decodeInferRequest, encodeInferResponse, requestIdProblem } from "./oip.js";
+import { REQUEST_ID_HEADER, matchRoute, pathOf, type Route } from "./oip-routes.js";
 import { predict } from "./predict.js";
 import { resolveVersion, type ModelStore } from "./store.js";
-
-export const REQUEST_ID_HEADER = "inference-request-id";
 
 export interface ModelServerOptions {
   store: ModelStore;
   model: string;
   version?: string;
   host: string;
-  port: number;
+  /** TCP port of the API; with `socketPath`, of the health endpoints only (undefined: none). */
+  port?: number;
+  /** Serve the API on this Unix domain socket (mode 0660) instead of host:port. */
+  socketPath?: string;
   maxBodyBytes?: number;
   maxBatchRows?: number;
   drainTimeoutMs?: number;
+  /** On stop, how long to go on serving before the drain (so the sidecar in front finishes first); default 0. */
+  shutdownDelayMs?: number;
   backend: LoadedBackend;
   logger: Logger;
   /** Reported by `GET /v2` (the Ballast package version). */
   serverVersion: string;
 }
 
-type Route =
-  | { kind: "live" | "ready" | "server" | "metrics" }
-  | { kind: "model" | "model-ready" | "infer"; model: string; version?: string };
-
-const MODEL_PATH = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer)?$/;
-
-export function matchRoute(pathname: string): Route | undefined {
-  switch (pathname) {
-    case "/v2/health/live":
-      return { kind: "live" };
-    case "/v2/health/ready":
-      return { kind: "ready" };
-    case "/v2":
-    case "/v2/":
-      return { kind: "server" };
-    case "/metrics":
-      return { kind: "metrics" };
-  }
-  const m = MODEL_PATH.exec(pathname);
-  if (!m) return undefined;
-  const model = safeDecode(m[1]!);
-  const version = m[2] === undefined ? undefined : safeDecode(m[2]);
-  const kind = m[3] === "/ready" ? "model-ready" : m[3] === "/infer" ? "infer" : "model";
-  return { kind, model, ...(version !== undefined ? { version } : {}) };
-}
-
-function safeDecode(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
+/** Where `start` bound: the API's TCP address or socket, and the health-only port beside a socket. */
+export type ModelServerAddress = { host: string; port: number } | { socket: string; health?: { host: string; port: number } };
 
 export class ModelServer {
   private readonly server: http.Server;
+  /** Beside a socket: answers /v2/health/* only, for the kubelet's probes. */
+  private readonly healthServer: http.Server | undefined;
   private ready = false;
   private draining = false;
   private meta!: ModelMetadata;
@@ -83,7 +61,8 @@ export class ModelServer {
   constructor(private readonly options: ModelServerOptions) {
     this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.maxBatchRows = options.maxBatchRows ?? DEFAULT_MAX_BATCH_ROWS;
-    this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.handle(req, res));
+    this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.handle(req, res, false));
+    if (options.socketPath !== undefined && options.port !== undefined) this.healthServer = http.createServer((req, res) => this.handle(req, res, true));
     collectDefaultMetrics({ register: this.registry, prefix: "ballast_serve_" });
     this.requests = new Counter({
       name: "ballast_serve_requests_total",
@@ -108,9 +87,17 @@ export class ModelServer {
   }
 
   /** Binds first (so liveness answers while the model loads), then loads, warms up and turns ready. */
-  async start(): Promise<{ host: string; port: number }> {
-    const address = await listen(this.server, this.options.host, this.options.port);
-    this.options.logger.info({ event: "listening", ...address }, "model server listening");
+  async start(): Promise<ModelServerAddress> {
+    const { socketPath, host, port, logger } = this.options;
+    let address: ModelServerAddress;
+    if (socketPath === undefined) {
+      address = await listen(this.server, host, port ?? 8080);
+    } else {
+      await removeStaleSocket(socketPath);
+      await listenOnSocket(this.server, socketPath);
+      address = { socket: socketPath, ...(this.healthServer ? { health: await listen(this.healthServer, host, port!) } : {}) };
+    }
+    logger.info({ event: "listening", ...address }, "model server listening");
     await this.load();
     return address;
   }
@@ -133,19 +120,27 @@ export class ModelServer {
     logger.info({ event: "ready", model, version, backend: backend.backend, features: this.meta.features.length }, "model loaded and warmed up");
   }
 
-  /** Not ready from now on; finishes in-flight requests, then closes. */
+  /** Serves on for the shutdown delay, then is not ready, finishes in-flight requests and closes. */
   async stop(): Promise<void> {
+    const delay = this.options.shutdownDelayMs ?? 0;
+    if (delay > 0) {
+      // The sidecar in front is still draining its callers through this server.
+      this.options.logger.info({ event: "draining", delayMs: delay }, "serving on while the sidecar drains");
+      await sleep(delay);
+    }
     this.ready = false;
     this.draining = true;
-    await closeGracefully(this.server, this.options.drainTimeoutMs ?? 10_000);
+    const drain = this.options.drainTimeoutMs ?? 10_000;
+    await Promise.all([closeGracefully(this.server, drain), ...(this.healthServer ? [closeGracefully(this.healthServer, drain)] : [])]);
     this.tfModel?.dispose();
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  private handle(req: IncomingMessage, res: ServerResponse, healthOnly: boolean): void {
     const started = process.hrtime.bigint();
     const url = req.url ?? "/";
-    const q = url.indexOf("?");
-    const route = matchRoute(q === -1 ? url : url.slice(0, q));
+    const matched = matchRoute(pathOf(url));
+    // The health port is for probes: the API itself is on the socket.
+    const route = healthOnly && matched?.kind !== "live" && matched?.kind !== "ready" ? undefined : matched;
     const routeLabel = route?.kind ?? "unknown";
     res.on("finish", () => {
       const labels = { route: routeLabel, code: String(res.statusCode) };
@@ -228,9 +223,19 @@ export class ModelServer {
     }
     const p = predict(this.options.backend.tf, this.tfModel, this.meta, encoded, decoded.rows);
     this.rowsTotal.inc(decoded.rows);
+    // A header id that is not a valid request id is not echoed back (it could break the response header).
     const header = req.headers[REQUEST_ID_HEADER];
-    const id = decoded.id ?? (typeof header === "string" && header !== "" ? header : randomUUID());
+    const id = decoded.id ?? (typeof header === "string" && requestIdProblem(header) === undefined ? header : randomUUID());
     const response = encodeInferResponse(this.meta.model, this.meta.version, id, p, this.meta.classes, decoded.outputs);
     sendJson(res, 200, response, { [REQUEST_ID_HEADER]: id });
+  }
+}
+
+/** A socket file left by an earlier run of this container (a restart) would make listen fail with EADDRINUSE. */
+async function removeStaleSocket(path: string): Promise<void> {
+  try {
+    if ((await lstat(path)).isSocket()) await unlink(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
 }

@@ -55,6 +55,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - apiGroups: [""]
   resources: ["services", "configmaps"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# The serving pods' NetworkPolicy (serving port open, monitoring port for the operator only): the same verbs.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Retraining Jobs: informer, get on a cache miss, create an attempt.
 - apiGroups: ["batch"]
   resources: ["jobs"]

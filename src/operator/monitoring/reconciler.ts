@@ -10,7 +10,7 @@ import type { ObjectCache } from "../../kube/informer.js";
 import { updateStatusWithRetry } from "../../kube/status.js";
 import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler } from "../controller.js";
 import { MODEL_DEPLOYMENTS } from "../resources.js";
-import { selectorLabels } from "../serving/desired-state.js";
+import { SIDECAR_MONITORING_PORT, selectorLabels } from "../serving/desired-state.js";
 import { admitSummaries, healthTransitionEvents, monitoringStatus, type PodScrape } from "./health.js";
 
 /** A sidecar slower than this counts as a failed scrape: one hung pod must not hold the others' status back. */
@@ -137,7 +137,8 @@ export class MonitoringReconciler implements Reconciler {
     // The serving reconciler writes the first status; racing it for a just-created object only makes conflicts.
     if (md.status?.observedGeneration === undefined) return { requeueAfterMs: interval };
     const pods = readyServingPods(this.options.caches.pods.list(), md);
-    const port = md.spec.serving.port;
+    // The monitoring port, which the Service does not expose and the NetworkPolicy opens to the operator alone.
+    const port = SIDECAR_MONITORING_PORT;
     const timeout = this.options.scrapeTimeoutMs ?? SCRAPE_TIMEOUT_MS;
     const scraped = await Promise.all(pods.map((p) => scrapeSidecar(p.metadata!.name!, `http://${hostForUrl(p.status!.podIP!)}:${port}${SIDECAR_PATHS.summary}`, timeout, this.options.maxSummaryBytes)));
     // A pod whose summary is too big, malformed or does not merge is dropped alone; the others still make status.

@@ -1,12 +1,15 @@
 // What should exist for a ModelDeployment's serving: pure functions from the spec to the Deployment,
 // Service and ConfigMap the operator applies. No I/O, so every rule here is unit-tested without a cluster.
 import { createHash } from "node:crypto";
-import type { V1ConfigMap, V1Container, V1ResourceRequirements, V1Deployment, V1EnvVar, V1Service, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Container, V1ResourceRequirements, V1Deployment, V1EnvVar, V1NetworkPolicy, V1Service, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import {
   API_VERSION,
   KIND,
+  SERVER_HEALTH_PORT,
+  SIDECAR_MONITORING_PORT,
   defaultAccuracyMetric,
   defaultDriftThreshold,
+  parseDurationMs,
   parseStorageUri,
   SIDECAR_PATHS,
   type ResolvedModelDeployment,
@@ -27,8 +30,27 @@ export const ANNOTATION_REPLICAS_MANAGED_BY = "ballast.dev/replicas-managed-by";
 /** On owned objects: hash of what we applied, so an unchanged object is not re-applied on every event. */
 export const ANNOTATION_APPLIED_HASH = "ballast.dev/applied-hash";
 
-/** The server listens here on the pod IP; only the sidecar talks to it. */
-export const SERVER_PORT = 9000;
+export { SERVER_HEALTH_PORT, SIDECAR_MONITORING_PORT };
+/**
+ * The model server's API is a Unix socket in an emptyDir only the pod's two containers mount: nothing else, on
+ * the pod network or the node (the local cluster's pods share the host network), can reach the server past the sidecar.
+ */
+export const SERVER_SOCKET_DIR = "/run/ballast/server";
+export const SERVER_SOCKET = `${SERVER_SOCKET_DIR}/model.sock`;
+/** Where the feedback token Secret is mounted, in the sidecar only. */
+export const FEEDBACK_TOKEN_DIR = "/etc/ballast-feedback";
+export const FEEDBACK_TOKEN_FILE = "token";
+/**
+ * Shutdown order on SIGTERM (both containers get it at once): the sidecar stays up, not ready, proxying for
+ * SIDECAR_SHUTDOWN_DELAY_S while the endpoints drop the pod, then drains for up to DRAIN_TIMEOUT_S; the server
+ * serves on for SERVER_SHUTDOWN_DELAY_S (past the sidecar's delay and drain), then drains. All within the grace period.
+ */
+export const SIDECAR_SHUTDOWN_DELAY_S = 5;
+export const DRAIN_TIMEOUT_S = 10;
+export const SERVER_SHUTDOWN_DELAY_S = SIDECAR_SHUTDOWN_DELAY_S + DRAIN_TIMEOUT_S;
+export const TERMINATION_GRACE_PERIOD_S = SERVER_SHUTDOWN_DELAY_S + DRAIN_TIMEOUT_S + 5;
+/** The operator's pods, as deploy/ and the chart label them: the only ones the NetworkPolicy admits to the monitoring port. */
+export const OPERATOR_POD_LABELS = { "app.kubernetes.io/name": "ballast", "app.kubernetes.io/component": "operator" } as const;
 export const MONITORING_CONFIG_KEY = "monitoring.json";
 export const MONITORING_CONFIG_DIR = "/etc/ballast";
 /** Where pvc:// claims are mounted; `ballast serve --pvc-mount-root`. */
@@ -44,11 +66,12 @@ export interface ServingNames {
   deployment: string;
   service: string;
   configMap: string;
+  networkPolicy: string;
 }
 
 /** Deterministic names derived from the owner: a restart or a second operator never makes a twin. */
 export function servingNames(mdName: string): ServingNames {
-  return { deployment: `${mdName}-serving`, service: mdName, configMap: `${mdName}-monitoring` };
+  return { deployment: `${mdName}-serving`, service: mdName, configMap: `${mdName}-monitoring`, networkPolicy: `${mdName}-serving` };
 }
 
 export function selectorLabels(mdName: string): Record<string, string> {
@@ -86,14 +109,6 @@ export function ownerReference(md: ResolvedModelDeployment) {
 
 function metadataFor(md: ResolvedModelDeployment, name: string) {
   return { name, namespace: md.metadata.namespace!, labels: commonLabels(md), ownerReferences: [ownerReference(md)] };
-}
-
-/** Milliseconds of a Go duration as the schema accepts it ("1h30m", "250ms"). */
-export function goDurationMs(d: string): number {
-  const scale: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let total = 0;
-  for (const [, n, unit] of d.matchAll(/(\d+)(ms|s|m|h)/g)) total += Number(n) * scale[unit!]!;
-  return total;
 }
 
 /** sha256 of a canonical JSON rendering (keys sorted), short enough for an annotation. */
@@ -153,6 +168,34 @@ export function desiredService(md: ResolvedModelDeployment): V1Service {
   };
 }
 
+/**
+ * Who may connect to the serving pods: anyone to the serving port (the Service's), the operator's pods alone to
+ * the sidecar's monitoring port (the summary and metrics), nobody to anything else. With the operator's namespace
+ * unknown (it runs outside the cluster), the monitoring port admits nobody. Enforced by the cluster's network
+ * plugin, where it has one that implements NetworkPolicy.
+ */
+export function desiredNetworkPolicy(md: ResolvedModelDeployment, opts: { operatorNamespace?: string }): V1NetworkPolicy {
+  const name = md.metadata.name!;
+  const fromOperator = opts.operatorNamespace
+    ? [
+        {
+          from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": opts.operatorNamespace } }, podSelector: { matchLabels: { ...OPERATOR_POD_LABELS } } }],
+          ports: [{ port: SIDECAR_MONITORING_PORT, protocol: "TCP" }],
+        },
+      ]
+    : [];
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: metadataFor(md, servingNames(name).networkPolicy),
+    spec: {
+      podSelector: { matchLabels: selectorLabels(name) },
+      policyTypes: ["Ingress"],
+      ingress: [{ ports: [{ port: md.spec.serving.port, protocol: "TCP" }] }, ...fromOperator],
+    },
+  };
+}
+
 /** The volume (if any) that makes the model store readable to `ballast serve --store <storageUri>`. */
 export interface ModelVolume {
   volume: V1Volume;
@@ -196,9 +239,16 @@ const podEnv: V1EnvVar[] = [
   { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
 ];
 
+/** `--shutdown-delay` and `--drain-timeout` of a serving container (see SERVER_SHUTDOWN_DELAY_S for the order). */
+function shutdownArgs(delayS: number): string[] {
+  return ["--shutdown-delay", `${delayS}s`, "--drain-timeout", `${DRAIN_TIMEOUT_S}s`];
+}
+
 export interface DesiredDeploymentOptions {
   /** The Ballast image when spec.serving.image is unset (the operator's own version). */
   defaultImage: string;
+  /** The operator's own namespace (its pods alone may scrape the sidecars); undefined when it runs outside the cluster. */
+  operatorNamespace?: string;
 }
 
 export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDeploymentOptions): V1Deployment {
@@ -216,7 +266,7 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
   const configHash = contentHash(desiredConfigMap(md).data);
   const userEnv = (serving.env ?? []) as V1EnvVar[];
   const env = [...podEnv, ...userEnv.filter((e) => !podEnv.some((d) => d.name === e.name))];
-  const serverUrl = `http://$(POD_IP):${SERVER_PORT}`;
+  const feedbackAuth = md.spec.monitoring.feedbackAuth;
 
   const serverArgs = [
     "serve",
@@ -225,10 +275,13 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
     "--model",
     md.spec.model.name,
     ...(version ? ["--version", version] : []),
+    "--socket",
+    SERVER_SOCKET,
     "--host",
     "$(POD_IP)",
-    "--port",
-    String(SERVER_PORT),
+    "--health-port",
+    String(SERVER_HEALTH_PORT),
+    ...shutdownArgs(SERVER_SHUTDOWN_DELAY_S),
     "--pvc-mount-root",
     PVC_MOUNT_ROOT,
   ];
@@ -238,13 +291,14 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
     imagePullPolicy: serving.imagePullPolicy,
     args: serverArgs,
     env,
-    ports: [{ name: "model", containerPort: SERVER_PORT, protocol: "TCP" }],
+    // Probes only: the API is on the socket.
+    ports: [{ name: "health", containerPort: SERVER_HEALTH_PORT, protocol: "TCP" }],
     resources: serving.resources as V1ResourceRequirements | undefined,
-    startupProbe: { httpGet: { path: "/v2/health/live", port: "model" }, periodSeconds: 2, failureThreshold: 60 },
-    readinessProbe: { httpGet: { path: "/v2/health/ready", port: "model" }, periodSeconds: 5, failureThreshold: 3 },
-    livenessProbe: { httpGet: { path: "/v2/health/live", port: "model" }, periodSeconds: 10, failureThreshold: 3 },
+    startupProbe: { httpGet: { path: "/v2/health/live", port: "health" }, periodSeconds: 2, failureThreshold: 60 },
+    readinessProbe: { httpGet: { path: "/v2/health/ready", port: "health" }, periodSeconds: 5, failureThreshold: 3 },
+    livenessProbe: { httpGet: { path: "/v2/health/live", port: "health" }, periodSeconds: 10, failureThreshold: 3 },
     securityContext: restrictedContainerSecurity,
-    volumeMounts: [{ name: "tmp", mountPath: SCRATCH_DIR }, ...(store ? [{ ...store.mount, readOnly: true }] : [])],
+    volumeMounts: [{ name: "server-socket", mountPath: SERVER_SOCKET_DIR }, { name: "tmp", mountPath: SCRATCH_DIR }, ...(store ? [{ ...store.mount, readOnly: true }] : [])],
   };
   const window = md.spec.monitoring.window;
   const sidecar: V1Container = {
@@ -254,7 +308,7 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
     args: [
       "sidecar",
       "--upstream",
-      serverUrl,
+      `unix:${SERVER_SOCKET}`,
       "--store",
       md.spec.model.storageUri,
       "--model",
@@ -264,6 +318,10 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
       "$(POD_IP)",
       "--port",
       String(serving.port),
+      "--monitoring-port",
+      String(SIDECAR_MONITORING_PORT),
+      ...shutdownArgs(SIDECAR_SHUTDOWN_DELAY_S),
+      ...(feedbackAuth ? ["--feedback-token-file", `${FEEDBACK_TOKEN_DIR}/${FEEDBACK_TOKEN_FILE}`] : []),
       ...(logToStore ? ["--log-to-store"] : ["--data-dir", REQUEST_LOG_DIR]),
       "--pvc-mount-root",
       PVC_MOUNT_ROOT,
@@ -271,15 +329,20 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
       "--window-size",
       String(window.size ?? 0),
       "--window-duration",
-      `${window.duration ? goDurationMs(window.duration) : 0}ms`,
+      `${window.duration ? parseDurationMs(window.duration) : 0}ms`,
     ],
     env: podEnv,
-    ports: [{ name: "http", containerPort: serving.port, protocol: "TCP" }],
+    ports: [
+      { name: "http", containerPort: serving.port, protocol: "TCP" },
+      { name: "monitoring", containerPort: SIDECAR_MONITORING_PORT, protocol: "TCP" },
+    ],
     readinessProbe: { httpGet: { path: SIDECAR_PATHS.ready, port: "http" }, periodSeconds: 5, failureThreshold: 3 },
     livenessProbe: { httpGet: { path: SIDECAR_PATHS.live, port: "http" }, periodSeconds: 10, failureThreshold: 3 },
     securityContext: restrictedContainerSecurity,
     volumeMounts: [
       { name: "monitoring-config", mountPath: MONITORING_CONFIG_DIR, readOnly: true },
+      { name: "server-socket", mountPath: SERVER_SOCKET_DIR },
+      ...(feedbackAuth ? [{ name: "feedback-token", mountPath: FEEDBACK_TOKEN_DIR, readOnly: true }] : []),
       ...(logToStore ? [] : [{ name: "request-log", mountPath: REQUEST_LOG_DIR }]),
       { name: "tmp", mountPath: SCRATCH_DIR },
       // The sidecar reads the served version's metadata from the store, and writes its request log there.
@@ -302,6 +365,7 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
         metadata: { labels: commonLabels(md), annotations: { [ANNOTATION_CONFIG_HASH]: configHash } },
         spec: {
           serviceAccountName: serving.serviceAccountName,
+          terminationGracePeriodSeconds: TERMINATION_GRACE_PERIOD_S,
           // Serving pods never call the Kubernetes API.
           automountServiceAccountToken: false,
           securityContext: {
@@ -317,6 +381,11 @@ export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDepl
           containers: [server, sidecar],
           volumes: [
             { name: "monitoring-config", configMap: { name: names.configMap } },
+            { name: "server-socket", emptyDir: {} },
+            // Readable by the pod's group (fsGroup) only; the sidecar reads it once at start.
+            ...(feedbackAuth
+              ? [{ name: "feedback-token", secret: { secretName: feedbackAuth.secretRef.name, items: [{ key: feedbackAuth.secretRef.key, path: FEEDBACK_TOKEN_FILE }], defaultMode: 0o440 } }]
+              : []),
             ...(logToStore ? [] : [{ name: "request-log", emptyDir: {} }]),
             { name: "tmp", emptyDir: {} },
             ...(store ? [store.volume] : []),
@@ -332,7 +401,7 @@ export function pruneUndefined<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T;
 }
 
-/** The three objects, pruned and stamped with the hash of their content. */
+/** The four objects, pruned and stamped with the hash of their content. */
 export function desiredServingObjects(md: ResolvedModelDeployment, opts: DesiredDeploymentOptions) {
   const stamp = <T extends { metadata?: { annotations?: Record<string, string> } }>(obj: T): T => {
     const clean = pruneUndefined(obj);
@@ -343,5 +412,6 @@ export function desiredServingObjects(md: ResolvedModelDeployment, opts: Desired
     configMap: stamp(desiredConfigMap(md)),
     service: stamp(desiredService(md)),
     deployment: stamp(desiredDeployment(md, opts)),
+    networkPolicy: stamp(desiredNetworkPolicy(md, opts)),
   };
 }

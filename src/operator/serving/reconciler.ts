@@ -1,7 +1,7 @@
 // The serving reconciler: reads a ModelDeployment and what exists from the caches, applies the desired
-// ConfigMap, Service and Deployment with server-side apply, and writes status — never depending on which
+// ConfigMap, Service, Deployment and NetworkPolicy with server-side apply, and writes status — never depending on which
 // event woke it up.
-import type { V1ConfigMap, V1Deployment, V1Service } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Deployment, V1NetworkPolicy, V1Service } from "@kubernetes/client-node";
 import { ConditionReason, parseStorageUri, type ResolvedModelDeployment } from "../../api/index.js";
 import { applyFinalizer, serverSideApply } from "../../kube/apply.js";
 import { KubeApiError, resourcePath, type KubeClient, type KubeObject } from "../../kube/client.js";
@@ -14,6 +14,7 @@ import {
   CONFIG_MAPS,
   DEPLOYMENTS,
   MODEL_DEPLOYMENTS,
+  NETWORK_POLICIES,
   PERSISTENT_VOLUME_CLAIMS,
   SERVICES,
 } from "../resources.js";
@@ -39,6 +40,7 @@ export interface ServingCaches {
   deployments: ObjectCache<V1Deployment & KubeObject>;
   services: ObjectCache<V1Service & KubeObject>;
   configMaps: ObjectCache<V1ConfigMap & KubeObject>;
+  networkPolicies: ObjectCache<V1NetworkPolicy & KubeObject>;
 }
 
 export interface ServingReconcilerOptions {
@@ -46,6 +48,8 @@ export interface ServingReconcilerOptions {
   caches: ServingCaches;
   recorder: EventRecorder;
   defaultImage: string;
+  /** The operator's namespace, for the NetworkPolicy's monitoring-port rule; undefined outside a cluster. */
+  operatorNamespace?: string;
   now?: () => Date;
   onStatusConflict?: () => void;
 }
@@ -113,21 +117,24 @@ export class ServingReconciler implements Reconciler {
 
   private async applyServingObjects(md: ResolvedModelDeployment & KubeObject, cachedDeployment: V1Deployment | undefined, ctx: ReconcileContext): Promise<V1Deployment | undefined> {
     const ns = md.metadata.namespace!;
-    const desired = desiredServingObjects(md, { defaultImage: this.opts.defaultImage });
+    const desired = desiredServingObjects(md, { defaultImage: this.opts.defaultImage, operatorNamespace: this.opts.operatorNamespace });
     const names = servingNames(md.metadata.name!);
     const cachedConfigMap = this.opts.caches.configMaps.get(`${ns}/${names.configMap}`);
     const cachedService = this.opts.caches.services.get(`${ns}/${names.service}`);
     const deploymentCached = this.opts.caches.deployments.get(`${ns}/${names.deployment}`);
-    // All three are checked before any is applied, so a conflict on one leaves the others untouched too.
-    const [configMapUid, serviceUid, deploymentUid] = await Promise.all([
+    const cachedNetworkPolicy = this.opts.caches.networkPolicies.get(`${ns}/${names.networkPolicy}`);
+    // All four are checked before any is applied, so a conflict on one leaves the others untouched too.
+    const [configMapUid, serviceUid, deploymentUid, networkPolicyUid] = await Promise.all([
       this.controlledUid(CONFIG_MAPS, md, desired.configMap, cachedConfigMap),
       this.controlledUid(SERVICES, md, desired.service, cachedService),
       this.controlledUid(DEPLOYMENTS, md, desired.deployment, deploymentCached),
+      this.controlledUid(NETWORK_POLICIES, md, desired.networkPolicy, cachedNetworkPolicy),
     ]);
     const [, , deployment] = await Promise.all([
       this.applyIfChanged(CONFIG_MAPS, desired.configMap, cachedConfigMap, configMapUid, ctx),
       this.applyIfChanged(SERVICES, desired.service, cachedService, serviceUid, ctx),
       this.applyIfChanged(DEPLOYMENTS, desired.deployment, cachedDeployment, deploymentUid, ctx),
+      this.applyIfChanged(NETWORK_POLICIES, desired.networkPolicy, cachedNetworkPolicy, networkPolicyUid, ctx),
     ]);
     this.recordServingChanges(md, cachedDeployment, desired.deployment);
     return deployment;
@@ -193,7 +200,7 @@ export class ServingReconciler implements Reconciler {
         type: "Normal",
         reason: "Created",
         action: "Apply",
-        note: `created Deployment ${names.deployment}, Service ${names.service} and ConfigMap ${names.configMap}`,
+        note: `created Deployment ${names.deployment}, Service ${names.service}, ConfigMap ${names.configMap} and NetworkPolicy ${names.networkPolicy}`,
       });
       return;
     }
@@ -229,15 +236,17 @@ export class ServingReconciler implements Reconciler {
       [DEPLOYMENTS, this.opts.caches.deployments],
       [SERVICES, this.opts.caches.services],
       [CONFIG_MAPS, this.opts.caches.configMaps],
+      [NETWORK_POLICIES, this.opts.caches.networkPolicies],
     ];
-    const ourNames = new Set(Object.values(servingNames(name)));
+    const names = servingNames(name);
+    const ourNames: Record<string, string> = { deployments: names.deployment, services: names.service, configmaps: names.configMap, networkpolicies: names.networkPolicy };
     // Only our names, labelled as ours and controlled by nobody: what we made and lost track of, never
     // an object someone else controls or merely labelled.
     for (const [resource, cache] of caches)
       for (const obj of cache.list())
         if (
           obj.metadata?.namespace === ns &&
-          ourNames.has(obj.metadata.name!) &&
+          ourNames[resource.plural] === obj.metadata.name &&
           obj.metadata.labels?.[LABEL_MODEL_DEPLOYMENT] === name &&
           !obj.metadata.ownerReferences?.some((o) => o.controller)
         )
@@ -262,6 +271,7 @@ export class ServingReconciler implements Reconciler {
       ["Deployment", names.deployment],
       ["Service", names.service],
       ["ConfigMap", names.configMap],
+      ["NetworkPolicy", names.networkPolicy],
     ])
       this.appliedAt.delete(`${kind} ${namespace}/${n}`);
   }

@@ -37,6 +37,9 @@ const invalidCases: InvalidCase[] = [
   { what: "replicas as a string", field: "spec.serving.replicas", mutate: (s) => (s.serving.replicas = "two") },
   { what: "negative replicas", field: "spec.serving.replicas", mutate: (s) => (s.serving.replicas = -1) },
   { what: "privileged serving port", field: "spec.serving.port", mutate: (s) => (s.serving.port = 80) },
+  { what: "serving port on the sidecar's monitoring port", field: "spec.serving.port", mutate: (s) => (s.serving.port = 9090) },
+  { what: "serving port on the model server's health port", field: "spec.serving.port", mutate: (s) => (s.serving.port = 9000) },
+  { what: "feedbackAuth without a key", field: "spec.monitoring.feedbackAuth.secretRef.key", mutate: (s) => (s.monitoring.feedbackAuth = { secretRef: { name: "feedback" } }) },
   { what: "CPU limit that is not a quantity", field: "spec.serving.resources.limits.cpu", mutate: (s) => (s.serving.resources.limits.cpu = "lots") },
   { what: "GPU serving pod with no way onto a GPU node", field: "spec.serving.tolerations", mutate: (s) => (s.serving.resources = gpuLimits) },
   {

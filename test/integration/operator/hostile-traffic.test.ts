@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelDeploymentStatus } from "../../../src/api/index.js";
 import { waitForService } from "../../../src/demo/traffic.js";
 import { MAX_CATEGORY_LENGTH } from "../../../src/monitoring/index.js";
+import { SIDECAR_MONITORING_PORT } from "../../../src/api/index.js";
 import type { SidecarSummary } from "../../../src/monitoring/summary.js";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
 import { applyYaml, createLocalClaim, installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, trainInto, type OperatorProcess } from "./operator-process.js";
@@ -143,7 +144,9 @@ describe("ballast operator under hostile traffic", () => {
     expect(operator!.proc.exitCode).toBeNull();
 
     // What the sidecar keeps of the values is bounded: the summary is small, every category short.
-    const res = await fetch(`${serviceUrl}/v1/monitoring/summary`, { signal: AbortSignal.timeout(10_000) });
+    // The summary is on each pod's monitoring port, not behind the Service.
+    const pods = await kubectlJson<{ items: { status: { podIP: string } }[] }>(["get", "pods", "-n", ns.name, "-l", "ballast.dev/model-deployment=shop,app.kubernetes.io/component=serving"]);
+    const res = await fetch(`http://${pods.items[0]!.status.podIP}:${SIDECAR_MONITORING_PORT}/v1/monitoring/summary`, { signal: AbortSignal.timeout(10_000) });
     const text = await res.text();
     expect(text.length).toBeLessThan(1024 * 1024);
     const summary = JSON.parse(text) as SidecarSummary;

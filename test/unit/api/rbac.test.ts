@@ -24,7 +24,7 @@ const used: Record<string, Record<string, string>> = {
   "ballast.dev/modeldeployments/status": { update: "updateStatusWithRetry (PUT with resourceVersion)" },
   "ballast.dev/modeldeployments/finalizers": { update: "blockOwnerDeletion under OwnerReferencesPermissionEnforcement" },
   ...Object.fromEntries(
-    ["apps/deployments", "services", "configmaps"].map((r) => [
+    ["apps/deployments", "services", "configmaps", "networking.k8s.io/networkpolicies"].map((r) => [
       r,
       {
         get: "who controls an existing object of our name, on a cache miss (serving reconciler)",

@@ -36,9 +36,9 @@ const container = (d: V1Deployment, name: string): V1Container => d.spec!.templa
 
 describe("serving objects for a ModelDeployment", () => {
   it("names them after the owner, owned by it as controller, selected by stable labels", () => {
-    const { deployment, service, configMap } = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });
-    expect(servingNames("weather")).toEqual({ deployment: "weather-serving", service: "weather", configMap: "weather-monitoring" });
-    for (const obj of [deployment, service, configMap]) {
+    const { deployment, service, configMap, networkPolicy } = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });
+    expect(servingNames("weather")).toEqual({ deployment: "weather-serving", service: "weather", configMap: "weather-monitoring", networkPolicy: "weather-serving" });
+    for (const obj of [deployment, service, configMap, networkPolicy]) {
       expect(obj.metadata!.namespace).toBe("ml");
       expect(obj.metadata!.ownerReferences).toEqual([
         { apiVersion: "ballast.dev/v1alpha1", kind: "ModelDeployment", name: "weather", uid: "1111-2222", controller: true, blockOwnerDeletion: true },
@@ -57,14 +57,79 @@ describe("serving objects for a ModelDeployment", () => {
     expect(server.image).toBe(IMAGE);
     expect(server.args!.slice(0, 5)).toEqual(["serve", "--store", "pvc://models/store", "--model", "weather-mlp"]);
     expect(sidecar.args![0]).toBe("sidecar");
-    expect(sidecar.args).toContain("http://$(POD_IP):9000");
-    expect(sidecar.ports).toEqual([{ name: "http", containerPort: 8085, protocol: "TCP" }]);
+    expect(sidecar.ports).toEqual([
+      { name: "http", containerPort: 8085, protocol: "TCP" },
+      { name: "monitoring", containerPort: 9090, protocol: "TCP" },
+    ]);
+    // The Service exposes the public port only: never the summary and metrics.
     expect(service.spec!.ports).toEqual([{ name: "http", port: 8085, targetPort: "http", protocol: "TCP" }]);
     expect(server.readinessProbe!.httpGet!.path).toBe("/v2/health/ready");
     expect(server.livenessProbe!.httpGet!.path).toBe("/v2/health/live");
     // The paths the sidecar answers (src/api/sidecar-paths.ts, imported by src/runtime/sidecar.ts).
     expect(sidecar.readinessProbe!.httpGet).toEqual({ path: SIDECAR_PATHS.ready, port: "http" });
     expect(sidecar.livenessProbe!.httpGet).toEqual({ path: SIDECAR_PATHS.live, port: "http" });
+  });
+
+  it("puts the server's API on a Unix socket in an emptyDir only the two containers mount; its TCP port is for probes", () => {
+    const { deployment } = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });
+    const server = container(deployment, "server");
+    const sidecar = container(deployment, "sidecar");
+    const arg = (c: typeof server, flag: string) => c.args![c.args!.indexOf(flag) + 1];
+    expect(arg(server, "--socket")).toBe("/run/ballast/server/model.sock");
+    expect(server.args).not.toContain("--port");
+    expect(arg(server, "--health-port")).toBe("9000");
+    expect(server.ports).toEqual([{ name: "health", containerPort: 9000, protocol: "TCP" }]);
+    expect([server.startupProbe, server.readinessProbe, server.livenessProbe].map((p) => p!.httpGet!.port)).toEqual(["health", "health", "health"]);
+    expect(arg(sidecar, "--upstream")).toBe("unix:/run/ballast/server/model.sock");
+    expect(arg(sidecar, "--monitoring-port")).toBe("9090");
+    const pod = deployment.spec!.template.spec!;
+    expect(pod.volumes).toContainEqual({ name: "server-socket", emptyDir: {} });
+    for (const c of pod.containers) expect(c.volumeMounts).toContainEqual({ name: "server-socket", mountPath: "/run/ballast/server" });
+  });
+
+  it("orders shutdown: the sidecar drains first, the server serves on past it, all within the grace period", () => {
+    const { deployment } = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });
+    const seconds = (c: string, flag: string) => Number.parseInt(container(deployment, c).args![container(deployment, c).args!.indexOf(flag) + 1]!, 10);
+    const sidecarDone = seconds("sidecar", "--shutdown-delay") + seconds("sidecar", "--drain-timeout");
+    expect(seconds("sidecar", "--shutdown-delay")).toBeGreaterThan(0);
+    expect(seconds("server", "--shutdown-delay")).toBeGreaterThanOrEqual(sidecarDone);
+    expect(seconds("server", "--shutdown-delay") + seconds("server", "--drain-timeout")).toBeLessThan(deployment.spec!.template.spec!.terminationGracePeriodSeconds!);
+  });
+
+  it("mounts the feedback token Secret as a file into the sidecar only, when spec.monitoring.feedbackAuth names one", () => {
+    const md = modelDeployment();
+    const plain = desiredServingObjects(md, { defaultImage: IMAGE }).deployment;
+    expect(container(plain, "sidecar").args).not.toContain("--feedback-token-file");
+    md.spec.monitoring.feedbackAuth = { secretRef: { name: "feedback", key: "token" } };
+    const { deployment } = desiredServingObjects(md, { defaultImage: IMAGE });
+    const sidecar = container(deployment, "sidecar");
+    expect(sidecar.args![sidecar.args!.indexOf("--feedback-token-file") + 1]).toBe("/etc/ballast-feedback/token");
+    expect(sidecar.volumeMounts).toContainEqual({ name: "feedback-token", mountPath: "/etc/ballast-feedback", readOnly: true });
+    expect(container(deployment, "server").volumeMounts!.map((m) => m.name)).not.toContain("feedback-token");
+    expect(deployment.spec!.template.spec!.volumes).toContainEqual({ name: "feedback-token", secret: { secretName: "feedback", items: [{ key: "token", path: "token" }], defaultMode: 0o440 } });
+    // Never through the environment, where it would show in `kubectl describe` and crash dumps.
+    for (const c of deployment.spec!.template.spec!.containers) expect(JSON.stringify(c.env ?? [])).not.toContain("feedback");
+  });
+
+  it("admits anyone to the serving port and only the operator's pods to the monitoring port", () => {
+    const md = modelDeployment({ serving: { port: 8085 } as never });
+    const { networkPolicy } = desiredServingObjects(md, { defaultImage: IMAGE, operatorNamespace: "ballast-system" });
+    expect(networkPolicy.spec!.podSelector).toEqual({ matchLabels: { "ballast.dev/model-deployment": "weather", "app.kubernetes.io/component": "serving" } });
+    expect(networkPolicy.spec!.policyTypes).toEqual(["Ingress"]);
+    expect(networkPolicy.spec!.ingress).toEqual([
+      { ports: [{ port: 8085, protocol: "TCP" }] },
+      {
+        from: [
+          {
+            namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ballast-system" } },
+            podSelector: { matchLabels: { "app.kubernetes.io/name": "ballast", "app.kubernetes.io/component": "operator" } },
+          },
+        ],
+        ports: [{ port: 9090, protocol: "TCP" }],
+      },
+    ]);
+    // An operator outside the cluster has no pods to admit: the monitoring port stays closed.
+    expect(desiredServingObjects(md, { defaultImage: IMAGE }).networkPolicy.spec!.ingress).toEqual([{ ports: [{ port: 8085, protocol: "TCP" }] }]);
   });
 
   it("tells the sidecar the monitoring window and where to keep its request log, outside /tmp", () => {

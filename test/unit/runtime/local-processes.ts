@@ -9,6 +9,8 @@ export interface LocalProcess {
   child: ChildProcess;
   url: string;
   port: number;
+  /** The sidecar's monitoring port (summary, metrics): `http://127.0.0.1:<port>`; undefined for other commands. */
+  monitoringUrl?: string;
   /** Every line the process wrote to stderr/stdout (pino JSON mostly). */
   lines: string[];
   /** Sends a signal and waits for the exit; resolves to the exit code (null when killed by a signal). */
@@ -17,19 +19,28 @@ export interface LocalProcess {
   exited: Promise<number | null>;
 }
 
-/** Runs `bin/ballast <args> --host 127.0.0.1 --port 0` and resolves once its "listening" log line names the port. */
+/** Runs `bin/ballast <args> --host 127.0.0.1 --port 0` and resolves once its "listening" log line names the port (and a sidecar's, its monitoring port). */
 export async function startBallast(args: string[], env: Record<string, string> = {}): Promise<LocalProcess> {
-  const child = spawn(ballastBin, [...args, "--host", "127.0.0.1", "--port", "0"], {
+  // A sidecar's monitoring port is any free one too, so tests running side by side never collide on 9090.
+  const monitoring = args[0] === "sidecar" && !args.includes("--monitoring-port") ? ["--monitoring-port", "0"] : [];
+  // `serve --socket` has no API port: its health port stands in for it.
+  const port0 = args.includes("--socket") ? ["--health-port", "0"] : ["--port", "0"];
+  const child = spawn(ballastBin, [...args, ...monitoring, "--host", "127.0.0.1", ...port0], {
     env: { ...process.env, BALLAST_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines: string[] = [];
   let port: number | undefined;
+  let monitoringPort: number | undefined;
   const onData = (chunk: Buffer): void => {
     for (const line of chunk.toString("utf8").split("\n")) {
       if (line === "") continue;
       lines.push(line);
-      if (port === undefined && line.includes('"event":"listening"')) port = (JSON.parse(line) as { port: number }).port;
+      if (port === undefined && line.includes('"event":"listening"')) {
+        const at = JSON.parse(line) as { port?: number; health?: { port: number } };
+        port = at.port ?? at.health?.port;
+      }
+      if (monitoringPort === undefined && line.includes('"event":"monitoring-listening"')) monitoringPort = (JSON.parse(line) as { port: number }).port;
     }
   };
   child.stdout!.on("data", onData);
@@ -44,10 +55,13 @@ export async function startBallast(args: string[], env: Record<string, string> =
     }
     await sleep(25);
   }
+  // The sidecar logs its monitoring port right after its public one.
+  for (let i = 0; args[0] === "sidecar" && monitoringPort === undefined && i < 200; i++) await sleep(25);
   return {
     child,
     url: `http://127.0.0.1:${port}`,
     port,
+    ...(monitoringPort !== undefined ? { monitoringUrl: `http://127.0.0.1:${monitoringPort}` } : {}),
     lines,
     async stop(signal: NodeJS.Signals = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

@@ -1,36 +1,19 @@
 // The request log under a full disk and a second writer: an acknowledged record is on disk or its commit
 // rejected, records given to the log survive the failure, and no segment ever has two writers.
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { LOCK_FILE, LogLockedError } from "../../../src/runtime/log-lock.js";
 import { RequestLog, RequestLogFailedError, joinLog, listSegments, readLog, segmentName, type ReadProblem, type RequestLogEvent } from "../../../src/runtime/request-log.js";
+import { useSmallDisks } from "./small-disk.js";
 import { useTempDirs } from "./temp-dirs.js";
 
 const header = { model: "m", version: "v1", task: "classification" as const, label: "y", features: ["a", "b"] };
 const tempDir = useTempDirs("ballast-log-durability-");
 
-const mounts: string[] = [];
-afterEach(() => {
-  for (const m of mounts.splice(0)) execFileSync("umount", ["-l", m]);
-});
-
-/**
- * A real file system of `bytes` that fills up: a tmpfs (needs root, or CAP_SYS_ADMIN, as the test machines
- * and CI containers run). ENOSPC comes from the kernel, short writes included.
- */
-function smallDisk(bytes: number): string {
-  const dir = tempDir();
-  try {
-    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${bytes}`, "tmpfs", dir], { stdio: "pipe" });
-  } catch (err) {
-    throw new Error(`this test mounts a ${bytes}-byte tmpfs to fill a disk and needs root for it: ${(err as Error).message}`, { cause: err });
-  }
-  mounts.push(dir);
-  return dir;
-}
+const smallDisk = useSmallDisks("ballast-log-full-");
 
 async function feedbackIds(dir: string, problems: ReadProblem[] = []): Promise<Set<string>> {
   const ids = new Set<string>();

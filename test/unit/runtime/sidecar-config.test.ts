@@ -37,7 +37,7 @@ describe("ballast sidecar --monitoring-config", () => {
     });
     sidecar = await startSidecar(server.url, fx.storeDir, path.join(fx.dir, "log"), ["--monitoring-config", config, "--window-size", "60", "--window-duration", "0"]);
     for (let i = 0; i < 60; i += 10) expect((await postJson(`${sidecar.url}/v2/models/weather/infer`, inferBody(fx.newYork.slice(i, i + 10)))).status).toBe(200);
-    const summary = (await (await fetch(`${sidecar.url}/v1/monitoring/summary`)).json()) as SidecarSummary;
+    const summary = (await (await fetch(`${sidecar.monitoringUrl}/v1/monitoring/summary`)).json()) as SidecarSummary;
     const drift = summary.windows[0]!.drift!;
     expect(drift.features.map((f) => [f.name, f.method, f.threshold])).toEqual([
       ["temp_min", "psi", 0.2],

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SidecarSummary } from "../../../src/monitoring/summary.js";
 import { LOCK_FILE } from "../../../src/runtime/log-lock.js";
 import { postJson, startBallast, startModelServer, startSidecar, stopAll, waitUntilReady, type LocalProcess } from "./local-processes.js";
+import { useSmallDisks } from "./small-disk.js";
 import { inferBody, weatherFixture, type WeatherFixture } from "./weather-fixture.js";
 
 const ASSIGNED_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -30,7 +31,7 @@ afterAll(async () => {
 const inferUrl = (proc: LocalProcess): string => `${proc.url}/v2/models/weather/infer`;
 
 async function summary(proc: LocalProcess): Promise<SidecarSummary> {
-  return (await (await fetch(`${proc.url}/v1/monitoring/summary`)).json()) as SidecarSummary;
+  return (await (await fetch(`${proc.monitoringUrl}/v1/monitoring/summary`)).json()) as SidecarSummary;
 }
 
 /** Sends `head` and the first bytes of a body over a raw socket, never the rest; resolves with what came back once the server closes. */
@@ -81,7 +82,7 @@ describe("request ids a caller chooses", () => {
     const s = await summary(sidecar);
     expect(s.totals.requests).toBeGreaterThanOrEqual(3);
     expect(s.totals.failedRequests).toBe(0);
-    const metrics = await (await fetch(`${sidecar.url}/metrics`)).text();
+    const metrics = await (await fetch(`${sidecar.monitoringUrl}/metrics`)).text();
     expect(metrics).toMatch(/^ballast_robustness\{model="weather",version="v1"\} 1$/m);
   });
 
@@ -192,7 +193,12 @@ describe("when the model server is down", () => {
     const res = await postJson(inferUrl(sidecar), inferBody([fx.seattleHoldout[6]!]));
     expect(res.status).toBe(503);
     expect(res.body).toEqual({ error: "model server unavailable; retry shortly" });
-    const logged = sidecar.lines.find((l) => l.includes('"event":"upstream-error"'));
+    // The log line travels over the process's stderr pipe, which may arrive after the response: wait for it.
+    let logged: string | undefined;
+    for (let i = 0; i < 50 && logged === undefined; i++) {
+      logged = sidecar.lines.find((l) => l.includes('"event":"upstream-error"'));
+      if (logged === undefined) await new Promise((r) => setTimeout(r, 50));
+    }
     expect(logged).toContain(`"upstream":"${server.url}"`);
     expect(logged).toContain('"reason":"connect"');
     expect((await summary(sidecar)).totals.failedRequests).toBe(1);
@@ -204,4 +210,42 @@ describe("when the model server is down", () => {
     }
     expect(await ready!.json()).toEqual({ error: "model server is not ready" });
   });
+});
+
+describe("a request log that cannot write", () => {
+  const smallDisk = useSmallDisks("ballast-sidecar-full-");
+
+  it("takes the sidecar out of the Service (readiness 503) and refuses feedback until the disk has room again", async () => {
+    const disk = smallDisk(512 * 1024);
+    // Its own model server: an earlier test stops the shared one.
+    const upstream = await startModelServer(fx.storeDir);
+    const full = await startSidecar(upstream.url, fx.storeDir, path.join(disk, "log"));
+    others.push(full, upstream);
+    // Fill what is left of the disk: the next segment or sync fails with ENOSPC.
+    const filler = path.join(disk, "filler");
+    fs.writeFileSync(filler, Buffer.alloc(0));
+    try {
+      for (;;) fs.appendFileSync(filler, Buffer.alloc(16 * 1024));
+    } catch {
+      // ENOSPC: full.
+    }
+    const row = fx.seattleHoldout[0]!;
+    const refused: number[] = [];
+    for (let i = 0; i < 40 && refused.length === 0; i++) {
+      const answer = await postJson(inferUrl(full), inferBody([row], `full-disk-${i}`));
+      expect(answer.status).toBe(200);
+      const fb = await postJson(`${full.url}/v1/feedback`, { id: `full-disk-${i}`, label: row.weather });
+      if (fb.status !== 200) refused.push(fb.status);
+    }
+    expect(refused).toEqual([503]);
+    const ready = await fetch(`${full.url}/v1/sidecar/ready`);
+    expect(ready.status).toBe(503);
+    expect(((await ready.json()) as { error: string }).error).toBe("the request log cannot be written; the sidecar retries (its log says why)");
+
+    fs.rmSync(filler);
+    await waitUntilReady(`${full.url}/v1/sidecar/ready`, 60_000);
+    const after = await postJson(inferUrl(full), inferBody([row], "after-full-disk"));
+    expect(after.status).toBe(200);
+    expect((await postJson(`${full.url}/v1/feedback`, { id: "after-full-disk", label: row.weather })).status).toBe(200);
+  }, 120_000);
 });

@@ -60,7 +60,7 @@ describe("ballast sidecar --log-to-store", () => {
     let logged = 0;
     for (const dir of await podLogDirectories(logRoot)) for await (const r of readLog(dir)) if (r.kind === "feedback") logged++;
     const totals = await Promise.all(
-      sidecars.map(async (s) => (await (await fetch(`${s.url}/v1/monitoring/summary`)).json()) as { totals: Record<string, number> }),
+      sidecars.map(async (s) => (await (await fetch(`${s.monitoringUrl}/v1/monitoring/summary`)).json()) as { totals: Record<string, number> }),
     ).then((all) => all.map((x) => x.totals));
     const droppedFeedback = totals.reduce((n, t) => n + t.logDroppedFeedback!, 0);
     const droppedSegments = totals.reduce((n, t) => n + t.logDroppedSegments!, 0);
@@ -68,7 +68,7 @@ describe("ballast sidecar --log-to-store", () => {
     expect(droppedFeedback).toBeGreaterThan(0);
     expect(logged + droppedFeedback).toBe(acked);
     for (const [i, s] of sidecars.entries()) {
-      const text = await (await fetch(`${s.url}/metrics`)).text();
+      const text = await (await fetch(`${s.monitoringUrl}/metrics`)).text();
       expect(Number(/^ballast_sidecar_log_dropped_feedback_total (\d+)$/m.exec(text)?.[1])).toBe(totals[i]!.logDroppedFeedback);
       expect(Number(/^ballast_sidecar_log_dropped_segments_total (\d+)$/m.exec(text)?.[1])).toBe(totals[i]!.logDroppedSegments);
       expect(Number(/^ballast_sidecar_log_dropped_bytes_total (\d+)$/m.exec(text)?.[1])).toBe(totals[i]!.logDroppedBytes);

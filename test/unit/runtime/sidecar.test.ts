@@ -49,7 +49,7 @@ function accuracyOf(prefix: string): number {
 }
 
 async function summary(): Promise<SidecarSummary> {
-  return (await (await fetch(`${sidecar.url}/v1/monitoring/summary`)).json()) as SidecarSummary;
+  return (await (await fetch(`${sidecar.monitoringUrl}/v1/monitoring/summary`)).json()) as SidecarSummary;
 }
 
 beforeAll(async () => {
@@ -130,7 +130,7 @@ describe("ballast sidecar on Seattle → New York weather", () => {
   });
 
   it("exposes Prometheus metrics with model, version, feature and method labels", async () => {
-    const text = await (await fetch(`${sidecar.url}/metrics`)).text();
+    const text = await (await fetch(`${sidecar.monitoringUrl}/metrics`)).text();
     const value = (re: RegExp): number => Number(re.exec(text)?.[1]);
     expect(text).toMatch(/^ballast_model_info\{model="weather",version="v1",backend="(wasm|cpu|tensorflow)"\} 1$/m);
     expect(text).toMatch(/^ballast_feature_drift\{model="weather",version="v1",feature="temp_min",method="ks"\} [0-9.e-]+$/m);
@@ -164,7 +164,7 @@ describe("ballast sidecar on Seattle → New York weather", () => {
       expect({ body, status: res.status }).toEqual({ body, status });
       expect((res.body as { error: string }).error).toContain(message);
     }
-    const text = await (await fetch(`${sidecar.url}/metrics`)).text();
+    const text = await (await fetch(`${sidecar.monitoringUrl}/metrics`)).text();
     expect(text).toMatch(/^ballast_feedback_total\{result="unknown-id"\} 1$/m);
     expect(text).toMatch(/^ballast_feedback_total\{result="duplicate"\} 1$/m);
     expect(text).toMatch(/^ballast_feedback_total\{result="invalid"\} 8$/m);
@@ -206,7 +206,7 @@ describe("ballast sidecar on Seattle → New York weather", () => {
     const s = await summary();
     expect(s.totals.failedRequests).toBe(1);
     expect(s.windows.at(-1)!.failedRequests).toBe(1);
-    const text = await (await fetch(`${sidecar.url}/metrics`)).text();
+    const text = await (await fetch(`${sidecar.monitoringUrl}/metrics`)).text();
     expect(text).toMatch(/^ballast_sidecar_upstream_errors_total\{reason="connect"\} 1$/m);
     expect(Number(/^ballast_robustness\{model="weather",version="v1"\} ([0-9.]+)$/m.exec(text)?.[1])).toBeLessThan(1);
     const deadline = Date.now() + 5000;

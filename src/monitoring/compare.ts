@@ -13,7 +13,7 @@ import { jensenShannonDistance, populationStabilityIndex } from "./stats/diverge
 import { binWeights, sturgesEdges } from "./stats/histogram.js";
 import { ksPValue, ksStatistic, type KsMethod } from "./stats/ks.js";
 import { normedWasserstein, wassersteinDistance } from "./stats/wasserstein.js";
-import type { Correction, DriftMethod, DriftMethodChoice, ThresholdMode } from "../vocabulary/drift.js";
+import { FIXED_DRIFT_THRESHOLDS, type Correction, type DriftMethod, type DriftMethodChoice, type ThresholdMode } from "../vocabulary/drift.js";
 
 export {
   CORRECTIONS,
@@ -29,13 +29,7 @@ export {
 /** p-value methods flag drift when p < threshold; distance methods when statistic ≥ threshold. */
 export const P_VALUE_METHODS: ReadonlySet<DriftMethod> = new Set(["ks", "chisquare"]);
 
-export const DEFAULT_THRESHOLDS: Readonly<Record<DriftMethod, number>> = {
-  ks: 0.05,
-  chisquare: 0.05,
-  psi: 0.1,
-  jensenshannon: 0.1,
-  wasserstein: 0.1,
-};
+export const DEFAULT_THRESHOLDS = FIXED_DRIFT_THRESHOLDS;
 
 /** `auto` uses p-value tests up to this many reference values, distances above (Evidently's rule). */
 export const AUTO_SMALL_REFERENCE = 1000;
@@ -261,7 +255,6 @@ function compareFeature(name: string, ref: FeatureProfile, cur: FeatureProfile, 
     throw new RangeError(`feature "${name}" is categorical; ${method} needs a numeric feature (use chisquare, psi or jensenshannon)`);
   }
   const calibrated = options.thresholdMode === "calibrated" ? options.calibration?.threshold(name, method, cur.count) : undefined;
-  if (options.thresholdMode === "calibrated" && !options.calibration) throw new RangeError("thresholdMode calibrated needs a calibration of the reference (calibrateDrift)");
   const thresholdMode: ThresholdMode = calibrated !== undefined ? "calibrated" : "fixed";
   const threshold = calibrated ?? options.thresholds?.[method] ?? DEFAULT_THRESHOLDS[method];
   const currentRows = cur.count + missingCells(cur);

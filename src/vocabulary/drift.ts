@@ -5,6 +5,15 @@
 export const DRIFT_METHODS = ["psi", "ks", "jensenshannon", "wasserstein", "chisquare"] as const;
 export type DriftMethod = (typeof DRIFT_METHODS)[number];
 
+/** Fixed thresholds (Evidently's): p-value methods drift when p < 0.05, distances when ≥ 0.1. */
+export const FIXED_DRIFT_THRESHOLDS: Readonly<Record<DriftMethod, number>> = {
+  ks: 0.05,
+  chisquare: 0.05,
+  psi: 0.1,
+  jensenshannon: 0.1,
+  wasserstein: 0.1,
+};
+
 /** What a user may ask for: a method, or `auto` (chosen per feature by type and reference size). */
 export const DRIFT_METHOD_CHOICES = ["auto", ...DRIFT_METHODS] as const;
 export type DriftMethodChoice = (typeof DRIFT_METHOD_CHOICES)[number];

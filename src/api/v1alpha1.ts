@@ -317,13 +317,14 @@ export const MonitoringSpecSchema = Type.Object(
               reason: "FieldValueForbidden",
             },
             {
-              rule: "!has(self.threshold) || self.thresholdMode == 'fixed'",
+              rule: "!has(self.threshold) || (has(self.thresholdMode) && self.thresholdMode == 'fixed')",
               message: "threshold is a fixed threshold: set thresholdMode: fixed (calibrated thresholds come from the reference profile)",
               fieldPath: ".threshold",
               reason: "FieldValueForbidden",
             },
             {
-              rule: "self.correction == 'none' || self.thresholdMode == 'fixed'",
+              // has(): the CRD's default ({}) is checked against these rules before defaults fill it.
+              rule: "!has(self.correction) || self.correction == 'none' || (has(self.thresholdMode) && self.thresholdMode == 'fixed')",
               message: "correction adjusts fixed p-value thresholds: set thresholdMode: fixed, or leave correction at none",
               fieldPath: ".correction",
               reason: "FieldValueForbidden",

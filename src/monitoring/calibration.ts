@@ -9,6 +9,7 @@ import { BINNING_MIN_DISTINCT, featureStatistic, type DriftMethod } from "./comp
 import type { DatasetProfile, FeatureProfile, ProfileOptions } from "./dataset-profile.js";
 import { NumericProfile } from "./numeric-profile.js";
 import { ProfileFormatError } from "./schema.js";
+import { seededRandom } from "./seeded-random.js";
 
 /** Window sizes a reference is calibrated at (those up to a quarter of its rows, plus half); others interpolate. */
 export const CALIBRATION_WINDOW_SIZES: readonly number[] = [100, 300, 1000, 3000, 10000];
@@ -54,17 +55,6 @@ function hash32(text: string, seed: number): number {
   return h;
 }
 
-/** mulberry32: small, fast, seedable; ample for resampling. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A profile's rows as an urn of cell indices that draws disjoint samples: each draw partially shuffles the
@@ -147,7 +137,7 @@ function calibrateFeature(name: string, profile: FeatureProfile, plans: readonly
   const urn = urnOf(profile, options.profileOptions);
   const usable = plans.filter((p) => p.window >= 1 && p.replicate >= 1 && p.window + p.replicate <= urn.size);
   if (usable.length === 0) return undefined;
-  const random = mulberry32(hash32(name, options.seed));
+  const random = seededRandom(hash32(name, options.seed));
   const methods = methodsFor(profile);
   const nulls = methods.map(() => usable.map(() => [] as number[]));
   for (let b = 0; b < options.resamples; b++) {

@@ -7,6 +7,7 @@ export * from "./categorical-profile.js";
 export * from "./dataset-profile.js";
 export * from "./compare.js";
 export * from "./calibration.js";
+export * from "./seeded-random.js";
 export * from "./multiple-testing.js";
 export { chiSquaredContingency, chiSquaredSf, type ChiSquaredResult } from "./stats/chi-squared.js";
 export { jensenShannonDistance, populationStabilityIndex } from "./stats/divergence.js";

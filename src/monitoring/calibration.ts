@@ -19,6 +19,11 @@ export const DEFAULT_CALIBRATION_LEVEL = 0.99;
 export const DEFAULT_CALIBRATION_SEED = 20_261_205;
 /** The reference stand-in drawn beside each window holds at most this many rows (more: conservative). */
 export const MAX_REPLICATE_ROWS = 10_000;
+/**
+ * `ballast drift` permutes at most this many rows per feature: larger files are permuted at both sizes scaled
+ * down alike, whose null quantile is larger (conservative), keeping the cost near 5 s per numeric feature.
+ */
+export const MAX_PERMUTATION_ROWS = 200_000;
 /** Profiles with more rows are resampled from a proportionally thinned urn of this many items. */
 const MAX_URN_ITEMS = 1_000_000;
 /** Below this many rows a feature is left uncalibrated (fixed thresholds apply). */
@@ -262,7 +267,7 @@ export function calibrateDrift(reference: DatasetProfile, options: CalibrationOp
 /**
  * `ballast drift`'s calibration: a permutation test. Under no drift the reference and current rows are
  * exchangeable, so splitting their pooled profile at random into the two files' sizes gives the statistic's
- * exact null distribution, at any cardinality and any pair of sizes.
+ * exact null distribution, at any cardinality and any pair of sizes (up to MAX_PERMUTATION_ROWS together).
  */
 export function permutationCalibration(reference: DatasetProfile, current: DatasetProfile, options: Omit<CalibrationOptions, "windowSizes"> = {}): DriftCalibration {
   const settings = resolved(options);
@@ -271,7 +276,9 @@ export function permutationCalibration(reference: DatasetProfile, current: Datas
     const cur = current.features.get(name);
     if (!cur || cur.type !== ref.type || ref.count < 1 || cur.count < 1) continue;
     const pooled = ref.type === "numeric" ? ref.merge(cur as NumericProfile) : ref.merge(cur as CategoricalProfile);
-    const entry = calibrateFeature(name, pooled, [{ window: cur.count, replicate: ref.count }], settings);
+    const scale = Math.min(1, MAX_PERMUTATION_ROWS / (ref.count + cur.count));
+    const plan = { window: Math.max(1, Math.floor(cur.count * scale)), replicate: Math.max(1, Math.floor(ref.count * scale)) };
+    const entry = calibrateFeature(name, pooled, [plan], settings);
     if (entry) features[name] = entry;
   }
   return new DriftCalibration({ level: settings.level, resamples: settings.resamples, seed: settings.seed, features });

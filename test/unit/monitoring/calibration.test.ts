@@ -2,11 +2,13 @@
 // calibrated thresholds (they are under Evidently's fixed ones for high-cardinality columns), and real shifts
 // still are. Both calibrations are tested as they are used: a permutation of both files (`ballast drift`) and
 // subsampling of the reference alone over the window-size grid (what `ballast train` stores for the operator).
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
   CALIBRATION_WINDOW_SIZES,
   DatasetProfile,
   DriftCalibration,
+  MAX_PERMUTATION_ROWS,
   ProfileFormatError,
   calibrateDrift,
   compare,
@@ -155,6 +157,21 @@ describe("calibration", () => {
   ])("rejects a malformed stored calibration naming the field: %j", (json, message) => {
     expect(() => DriftCalibration.fromJSON(json)).toThrow(ProfileFormatError);
     expect(() => DriftCalibration.fromJSON(json)).toThrow(message);
+  });
+});
+
+describe("ballast drift's permutation on large files", () => {
+  it("permutes at most MAX_PERMUTATION_ROWS per feature, both sizes scaled alike, and judges the feature by that quantile", () => {
+    const rows = JSON.parse(readFileSync(new URL("../../../node_modules/vega-datasets/data/flights-200k.json", import.meta.url), "utf8")) as Row[];
+    const schema = [{ name: "delay", type: "numeric" as const }];
+    const reference = DatasetProfile.fromRows(schema, rows);
+    const current = DatasetProfile.fromRows(schema, rows.slice(0, 100_000));
+    const calibration = permutationCalibration(reference, current, { resamples: 5 });
+    // 200 000 + 100 000 rows → two thirds of each.
+    expect(MAX_PERMUTATION_ROWS).toBe(200_000);
+    expect(calibration.toJSON().features.delay!.windowSizes).toEqual([66_666]);
+    const [delay] = compare(reference, current, { thresholdMode: "calibrated", calibration }).features;
+    expect(delay).toMatchObject({ thresholdMode: "calibrated", status: "evaluated" });
   });
 });
 

@@ -66,8 +66,9 @@ export interface CategoricalProfileJSON {
 }
 
 /**
- * Invariant: every occurrence of a value sits in one place — under its name, or in its bucket. A value is
- * named only while its bucket holds none of it, so a named value's bucket never hides more of it.
+ * Invariant: every occurrence of a value sits in one place — under its name, or in its bucket. A new value
+ * is named only while its bucket is empty (else earlier occurrences may hide there), and a merge hashes a
+ * name the other side may hold in its bucket; a named value's bucket may hold other values.
  */
 export class CategoricalProfile {
   readonly type = "categorical" as const;
@@ -137,21 +138,8 @@ export class CategoricalProfile {
     // A value named on one side may hide in the other side's bucket: then it can only be hashed.
     const hidden = new Set(ranked.filter(([value]) => this.exactCount(value) === undefined || other.exactCount(value) === undefined).map(([value]) => value));
     for (const [value, n] of ranked) {
-      const bucket = categoryBucket(value);
-      if (hidden.has(value)) {
-        out.addToBucket(bucket, n);
-        continue;
-      }
-      if (out.counts.size < out.maxCategories && !out.hashed.has(bucket)) out.counts.set(value, n);
-      else out.addToBucket(bucket, n);
-    }
-    // Hashing a name can fill a bucket that an earlier-named value shares: move those too (invariant).
-    for (const [value, n] of [...out.counts]) {
-      const bucket = categoryBucket(value);
-      if (out.hashed.has(bucket)) {
-        out.counts.delete(value);
-        out.addToBucket(bucket, n);
-      }
+      if (!hidden.has(value) && out.counts.size < out.maxCategories) out.counts.set(value, n);
+      else out.addToBucket(categoryBucket(value), n);
     }
     out.count = this.count + other.count;
     out.missing = this.missing + other.missing;
@@ -191,13 +179,6 @@ export class CategoricalProfile {
       const value = boundCategory(raw);
       profile.counts.set(value, (profile.counts.get(value) ?? 0) + n);
       sum += n;
-    }
-    for (const [value, n] of [...profile.counts]) {
-      // Keep the invariant whatever the writer did: a name whose bucket is in use is hashed.
-      if (profile.hashed.has(categoryBucket(value))) {
-        profile.counts.delete(value);
-        profile.addToBucket(categoryBucket(value), n);
-      }
     }
     if (sum !== json.count) throw new RangeError(`${where}: counts and hashed add up to ${sum} but count is ${json.count}`);
     profile.count = json.count;

@@ -66,6 +66,21 @@ describe("hashed categories on January flights (171 origin, 179 destination airp
     expect(merged.counts.size).toBeLessThanOrEqual(100);
   });
 
+  it("a value one replica names and another holds in a bucket is hashed in the merge, so no count is split", () => {
+    const a = new CategoricalProfile({ maxCategories: 2 });
+    for (const v of ["x", "y"]) a.addCategory(v);
+    const b = new CategoricalProfile({ maxCategories: 2 });
+    for (const v of ["p", "q", "x", "x"]) b.addCategory(v);
+    expect(b.exactCount("x")).toBeUndefined();
+    const merged = a.merge(b);
+    expect(merged.counts.has("x")).toBe(false);
+    expect(merged.hashed.get(categoryBucket("x"))).toBeGreaterThanOrEqual(3);
+    // Compared with a profile that names x, the partition puts x in its bucket on both sides: distance 0.
+    const whole = new CategoricalProfile({ maxCategories: 4 });
+    for (const v of ["x", "y", "p", "q", "x", "x"]) whole.addCategory(v);
+    expect(featureStatistic("jensenshannon", whole, merged)).toBe(0);
+  });
+
   it("stays bounded: at most maxCategories names plus HASH_BUCKETS buckets, whatever the cardinality", () => {
     const profile = new CategoricalProfile({ maxCategories: 10 });
     for (let i = 0; i < 50_000; i++) profile.addCategory(`user-${i}`);

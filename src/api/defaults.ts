@@ -1,5 +1,6 @@
 // Applies the schema's defaults the way the API server does, from the same schema, so code that
 // builds specs in memory (tests, `ballast demo`) sees exactly what a cluster would store.
+import { FIXED_DRIFT_THRESHOLDS, type DriftMethod } from "../vocabulary/drift.js";
 import { ModelDeploymentSpecSchema, type ModelDeploymentSpec, type ResolvedModelDeploymentSpec } from "./v1alpha1.js";
 
 interface DefaultingSchema {
@@ -36,9 +37,9 @@ export function applyModelDeploymentDefaults(spec: ModelDeploymentSpec): Resolve
   return defaultValue(ModelDeploymentSpecSchema as DefaultingSchema, structuredClone(spec)) as ResolvedModelDeploymentSpec;
 }
 
-/** Default drift threshold by method: p-value methods flag p < 0.05, distance methods flag ≥ 0.1 (Evidently's defaults). */
-export function defaultDriftThreshold(method: "psi" | "ks" | "jensenshannon" | "wasserstein" | "chisquare"): number {
-  return method === "ks" || method === "chisquare" ? 0.05 : 0.1;
+/** Default fixed drift threshold by method: p-value methods flag p < 0.05, distance methods flag ≥ 0.1 (Evidently's defaults). */
+export function defaultDriftThreshold(method: DriftMethod): number {
+  return FIXED_DRIFT_THRESHOLDS[method];
 }
 
 /** Default live quality metric for a task when monitoring.accuracyMetric is unset. */

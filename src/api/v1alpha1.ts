@@ -13,6 +13,7 @@ import {
   type CelRule,
   type Resolved,
 } from "./schema-kit.js";
+import { CORRECTIONS, DRIFT_METHOD_CHOICES, DRIFT_METHODS, THRESHOLD_MODES } from "../vocabulary/drift.js";
 
 export const GROUP = "ballast.dev";
 export const VERSION = "v1alpha1";
@@ -236,17 +237,11 @@ export const FeatureSchema = Type.Object(
   {
     name: Type.String({ pattern: featureNamePattern, maxLength: 128, description: "Input name as it appears in inference requests and training data." }),
     type: stringEnum(["numeric", "categorical"] as const, "numeric: continuous values; categorical: a finite set of labels (strings or codes)."),
-    driftMethod: Type.Optional(
-      stringEnum(
-        ["psi", "ks", "jensenshannon", "wasserstein", "chisquare"] as const,
-        "Drift statistic for this feature only, overriding monitoring.drift.method.",
-      ),
-    ),
+    driftMethod: Type.Optional(stringEnum(DRIFT_METHODS, "Drift statistic for this feature only, overriding monitoring.drift.method.")),
   },
   { description: "One model input to profile and check for drift." },
 );
 
-export const DRIFT_METHODS = ["auto", "psi", "ks", "jensenshannon", "wasserstein", "chisquare"] as const;
 export const CLASSIFICATION_METRICS = ["accuracy", "precision", "recall", "f1"] as const;
 export const REGRESSION_METRICS = ["mae", "rmse"] as const;
 
@@ -299,21 +294,28 @@ export const MonitoringSpecSchema = Type.Object(
         {
           method: withDefault(
             stringEnum(
-              DRIFT_METHODS,
+              DRIFT_METHOD_CHOICES,
               "Per-feature drift statistic. auto: KS or chi-squared for small references, Wasserstein or Jensen-Shannon for large ones (Evidently's rule).",
             ),
             "auto",
           ),
+          thresholdMode: withDefault(
+            stringEnum(
+              THRESHOLD_MODES,
+              "calibrated: a feature drifts when its statistic exceeds the 99% quantile of that statistic between no-drift samples of the reference at the window's size (computed by `ballast train` and stored with the reference profile), so sampling noise, which grows with a feature's cardinality and shrinks with the window, is not read as drift. fixed: Evidently's constant thresholds (threshold below).",
+            ),
+            "calibrated",
+          ),
           correction: withDefault(
             stringEnum(
-              ["none", "bonferroni", "benjamini-hochberg"] as const,
-              "Multiple-testing correction across the features tested with p-values (ks, chisquare), so wide inputs do not flag drift by chance.",
+              CORRECTIONS,
+              "Multiple-testing correction across the features tested with p-values (ks, chisquare) under thresholdMode fixed, so wide inputs do not flag drift by chance.",
             ),
             "none",
           ),
           threshold: Type.Optional(
             positiveNumber(
-              "A feature drifts when the statistic crosses this: a p-value (ks, chisquare: drift if p < threshold) or a distance (psi, jensenshannon, wasserstein: drift if ≥ threshold). Default: 0.05 for p-values, 0.1 for distances.",
+              "Fixed threshold (thresholdMode fixed only): a feature drifts when the statistic crosses this: a p-value (ks, chisquare: drift if p < threshold) or a distance (psi, jensenshannon, wasserstein: drift if ≥ threshold). Default: 0.05 for p-values, 0.1 for distances.",
               { maximum: 100 },
             ),
           ),
@@ -331,6 +333,19 @@ export const MonitoringSpecSchema = Type.Object(
               rule: "!has(self.threshold) || self.method != 'auto'",
               message: "threshold needs an explicit method: auto picks statistics with different scales",
               fieldPath: ".threshold",
+              reason: "FieldValueForbidden",
+            },
+            {
+              rule: "!has(self.threshold) || (has(self.thresholdMode) && self.thresholdMode == 'fixed')",
+              message: "threshold is a fixed threshold: set thresholdMode: fixed (calibrated thresholds come from the reference profile)",
+              fieldPath: ".threshold",
+              reason: "FieldValueForbidden",
+            },
+            {
+              // has(): the CRD's default ({}) is checked against these rules before defaults fill it.
+              rule: "!has(self.correction) || self.correction == 'none' || (has(self.thresholdMode) && self.thresholdMode == 'fixed')",
+              message: "correction adjusts fixed p-value thresholds: set thresholdMode: fixed, or leave correction at none",
+              fieldPath: ".correction",
               reason: "FieldValueForbidden",
             },
           ] satisfies CelRule[],
@@ -897,7 +912,7 @@ export type EnvVar = Static<typeof EnvVarSchema>;
 export type ResourceRequirements = Static<typeof ResourceRequirementsSchema>;
 export type Feature = Static<typeof FeatureSchema>;
 export type DataSource = Static<typeof DataSourceSchema>;
-export type DriftMethod = (typeof DRIFT_METHODS)[number];
+export type { DriftMethod, DriftMethodChoice } from "../vocabulary/drift.js";
 export type AccuracyMetric = (typeof CLASSIFICATION_METRICS)[number] | (typeof REGRESSION_METRICS)[number];
 
 export interface ModelDeployment {

@@ -6,10 +6,10 @@ import { extname } from "node:path";
 import { createInterface } from "node:readline";
 import { Command, Option } from "commander";
 
-const METHODS = ["auto", "psi", "ks", "jensenshannon", "wasserstein", "chisquare"] as const;
+import { CORRECTIONS, DRIFT_METHOD_CHOICES, THRESHOLD_MODES, type Correction, type DriftMethodChoice, type ThresholdMode } from "../vocabulary/drift.js";
+
 const MODES = ["auto", "exact", "sketch"] as const;
 const FORMATS = ["text", "json", "html"] as const;
-const CORRECTIONS = ["none", "bonferroni", "benjamini-hochberg"] as const;
 /** `--mode auto` keeps exact values up to this many per feature, then sketches. */
 const AUTO_EXACT_LIMIT = 100_000;
 const PARQUET_CHUNK_ROWS = 50_000;
@@ -23,10 +23,11 @@ interface DriftOptions {
   features?: string;
   types?: string;
   prediction?: string;
-  method: (typeof METHODS)[number];
+  method: DriftMethodChoice;
   mode: (typeof MODES)[number];
   format: (typeof FORMATS)[number];
-  correction: (typeof CORRECTIONS)[number];
+  thresholdMode: ThresholdMode;
+  correction: Correction;
   driftShare: string;
   out?: string;
 }
@@ -189,6 +190,9 @@ async function runDrift(options: DriftOptions): Promise<number> {
   }
   const driftShareThreshold = Number(options.driftShare);
   if (!(driftShareThreshold > 0 && driftShareThreshold <= 1)) throw new DriftInputError(`--drift-share must be in (0, 1], got "${options.driftShare}"`);
+  if (options.correction !== "none" && options.thresholdMode !== "fixed") {
+    throw new DriftInputError(`--correction ${options.correction} adjusts fixed p-value thresholds: add --threshold-mode fixed`);
+  }
   const [ref, cur] = await Promise.all([survey(options.reference, monitoring.classifyNumeric), survey(options.current, monitoring.classifyNumeric)]);
   const shared = ref.columns.filter((c) => cur.columns.includes(c));
   const requested = parseList(options.features);
@@ -227,10 +231,15 @@ async function runDrift(options: DriftOptions): Promise<number> {
   };
   const reference = await profileFile(options.reference);
   const current = await profileFile(options.current);
+  // Calibrated: a permutation test of the two files (seeded), so random halves of one data set are not drift.
+  const calibration =
+    options.thresholdMode === "calibrated" ? monitoring.permutationCalibration(reference, current, { profileOptions: { exactLimit } }) : undefined;
   let report;
   try {
     report = monitoring.compare(reference, current, {
       method: options.method,
+      thresholdMode: options.thresholdMode,
+      ...(calibration ? { calibration } : {}),
       correction: options.correction,
       driftShareThreshold,
       features: names,
@@ -243,6 +252,10 @@ async function runDrift(options: DriftOptions): Promise<number> {
     reference: { label: options.reference, rows: ref.rows },
     current: { label: options.current, rows: cur.rows },
     mode: options.mode === "auto" ? `auto (exact up to ${AUTO_EXACT_LIMIT} values per feature, then sketch)` : options.mode,
+    thresholds:
+      options.thresholdMode === "calibrated"
+        ? `calibrated (${monitoring.DEFAULT_CALIBRATION_LEVEL * 100}% quantile of ${monitoring.DEFAULT_CALIBRATION_RESAMPLES} permutations of both files)`
+        : "fixed",
   };
   const output =
     options.format === "json"
@@ -268,10 +281,15 @@ export function registerDrift(program: Command): void {
     .option("--features <names>", "comma-separated columns to compare (default: every column in both files)")
     .option("--types <name=type,...>", "column types instead of inference, e.g. zip=categorical,age=numeric")
     .option("--prediction <names>", "comma-separated model-output columns: reported as prediction drift, not in the drift share")
-    .addOption(new Option("--method <method>", "drift statistic for every feature; auto picks by type and reference size").choices(METHODS).default("auto"))
+    .addOption(new Option("--method <method>", "drift statistic for every feature; auto picks by type and reference size").choices(DRIFT_METHOD_CHOICES).default("auto"))
+    .addOption(
+      new Option("--threshold-mode <mode>", "calibrated: drift when a statistic exceeds its no-drift quantile from permutations of both files; fixed: Evidently's 0.05 / 0.1")
+        .choices(THRESHOLD_MODES)
+        .default("calibrated"),
+    )
     .addOption(new Option("--mode <mode>", `exact values, KLL sketches, or auto (exact up to ${AUTO_EXACT_LIMIT} values per feature)`).choices(MODES).default("auto"))
     .addOption(new Option("--format <format>", "report format").choices(FORMATS).default("text"))
-    .addOption(new Option("--correction <correction>", "multiple-testing correction across p-value features").choices(CORRECTIONS).default("none"))
+    .addOption(new Option("--correction <correction>", "multiple-testing correction across p-value features (with --threshold-mode fixed)").choices(CORRECTIONS).default("none"))
     .option("--drift-share <share>", "dataset drift when at least this share of features drifted", "0.5")
     .option("--out <file>", "write the report here instead of stdout")
     .addHelpText(
@@ -280,9 +298,12 @@ export function registerDrift(program: Command): void {
 Exit codes: 0 no dataset drift, 1 dataset drift, 2 bad input (missing file, no common columns,
 unparsable values; the message names the file, line and column).
 
-auto method (Evidently's rule): reference ≤ 1000 values → KS (numeric, p < 0.05) or chi-squared
-(categorical and numerics with ≤ 5 distinct values); larger → Wasserstein normed by the reference
-std (≥ 0.1) or Jensen–Shannon distance (≥ 0.1). See docs/monitoring.md.
+auto method (Evidently's rule): reference ≤ 1000 values → KS (numeric) or chi-squared (categorical
+and numerics with ≤ 5 distinct values); larger → Wasserstein normed by the reference std or
+Jensen–Shannon distance. Thresholds (default calibrated): a feature drifts when its statistic exceeds
+the 99% quantile of 200 random splits of both files pooled (a permutation test), so sampling noise of
+high-cardinality columns is not drift; --threshold-mode fixed uses Evidently's p < 0.05 and ≥ 0.1.
+See docs/monitoring.md.
 
 Examples:
   ballast drift --reference train.csv --current last-week.csv

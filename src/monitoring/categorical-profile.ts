@@ -1,9 +1,17 @@
-// Profile of one categorical feature: exact counts for up to `maxCategories` values, the rest in `other`.
+// Profile of one categorical feature: exact counts for up to `maxCategories` named values, and beyond them
+// counts in fixed hash buckets, so any two profiles compare and merge over one shared partition of the values.
 import { createHash } from "node:crypto";
 import { classifyCategory } from "./schema.js";
 
 export const DEFAULT_MAX_CATEGORIES = 100;
-/** Name of the bucket that holds values beyond `maxCategories` in reports. */
+/**
+ * Values beyond `maxCategories` are counted in this many buckets by a hash of the value: every profile
+ * (reference, window, replica) puts a value in the same bucket, so comparisons never pit one profile's
+ * named value against another's catch-all. Collisions only merge values, which can lower a distance,
+ * never raise it (docs/monitoring.md measures the effect).
+ */
+export const HASH_BUCKETS = 1024;
+/** Label of a hash bucket in reports: `__other__#<bucket>`. */
 export const OTHER_CATEGORY = "__other__";
 /** Longest category value a profile keeps (UTF-16 code units); longer ones are cut by `boundCategory`. */
 export const MAX_CATEGORY_LENGTH = 128;
@@ -23,32 +31,54 @@ export function boundCategory(value: string): string {
   return `${value.slice(0, keep)}…${createHash("sha256").update(value).digest("hex").slice(0, HASH_CHARS)}`;
 }
 
+/** The hash bucket of a (bounded) value: FNV-1a over its UTF-16 code units, stable across processes. */
+export function categoryBucket(value: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < value.length; i++) {
+    h ^= value.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h % HASH_BUCKETS;
+}
+
+export function bucketLabel(bucket: number): string {
+  return `${OTHER_CATEGORY}#${bucket}`;
+}
+
 export interface CategoricalProfileOptions {
-  /** Distinct values counted exactly; later new values go to `other` (merges keep the most frequent). */
+  /** Values counted by name; values first seen after that many are counted in hash buckets. */
   maxCategories?: number;
 }
 
 export interface CategoricalProfileJSON {
   type: "categorical";
-  /** Non-missing, valid cells (sum of `counts` plus `other`). */
+  /** Non-missing, valid cells (sum of `counts` plus the `hashed` buckets). */
   count: number;
   missing: number;
   /** Cells that are neither string, number nor boolean (e.g. objects). */
   invalid: number;
   maxCategories: number;
   counts: Record<string, number>;
-  /** Cells whose value did not fit in `counts`. */
-  other: number;
+  /** Cells of values not counted by name, by hash bucket (`categoryBucket`); empty buckets left out. */
+  hashed?: Record<string, number>;
+  /** Written by profiles before hash buckets: a catch-all that cannot be compared; only 0 is accepted. */
+  other?: number;
 }
 
+/**
+ * Invariant: every occurrence of a value sits in one place — under its name, or in its bucket. A new value
+ * is named only while its bucket is empty (else earlier occurrences may hide there), and a merge hashes a
+ * name the other side may hold in its bucket; a named value's bucket may hold other values.
+ */
 export class CategoricalProfile {
   readonly type = "categorical" as const;
   readonly maxCategories: number;
   count = 0;
   missing = 0;
   invalid = 0;
-  other = 0;
   readonly counts = new Map<string, number>();
+  /** Bucket → cells of values not counted by name. */
+  readonly hashed = new Map<number, number>();
 
   constructor(options: CategoricalProfileOptions = {}) {
     this.maxCategories = options.maxCategories ?? DEFAULT_MAX_CATEGORIES;
@@ -68,26 +98,49 @@ export class CategoricalProfile {
     const value = boundCategory(raw);
     this.count += times;
     const seen = this.counts.get(value);
-    if (seen !== undefined) this.counts.set(value, seen + times);
-    else if (this.counts.size < this.maxCategories) this.counts.set(value, times);
-    else this.other += times;
+    if (seen !== undefined) {
+      this.counts.set(value, seen + times);
+      return;
+    }
+    const bucket = categoryBucket(value);
+    // A value already in its bucket (or sharing it with hashed values) stays hashed: the invariant above.
+    if (this.counts.size < this.maxCategories && !this.hashed.has(bucket)) this.counts.set(value, times);
+    else this.hashed.set(bucket, (this.hashed.get(bucket) ?? 0) + times);
   }
 
-  /** Counts by category, with `OTHER_CATEGORY` when anything overflowed. */
-  bucketCounts(): Map<string, number> {
-    const out = new Map(this.counts);
-    if (this.other > 0) out.set(OTHER_CATEGORY, (out.get(OTHER_CATEGORY) ?? 0) + this.other);
-    return out;
+  /** Adds cells straight to a hash bucket (resampling draws buckets, not values). */
+  addToBucket(bucket: number, times = 1): void {
+    this.count += times;
+    this.hashed.set(bucket, (this.hashed.get(bucket) ?? 0) + times);
   }
 
-  /** A new profile of both inputs' rows; beyond maxCategories the least frequent values fold into `other`. */
+  /** Cells in hash buckets (values not counted by name). */
+  get hashedCount(): number {
+    let n = 0;
+    for (const v of this.hashed.values()) n += v;
+    return n;
+  }
+
+  /** Occurrences of `value` this profile can vouch for exactly: its named count, 0 if provably absent, else undefined. */
+  exactCount(value: string): number | undefined {
+    const named = this.counts.get(value);
+    if (named !== undefined) return named;
+    return this.hashed.has(categoryBucket(value)) ? undefined : 0;
+  }
+
+  /** A new profile of both inputs' rows; the same partition rules as `add`, least frequent names hashed first. */
   merge(other: CategoricalProfile): CategoricalProfile {
     const out = new CategoricalProfile({ maxCategories: Math.min(this.maxCategories, other.maxCategories) });
-    const combined = new Map(this.counts);
-    for (const [value, n] of other.counts) combined.set(value, (combined.get(value) ?? 0) + n);
+    for (const side of [this, other]) for (const [bucket, n] of side.hashed) out.addToBucket(bucket, n);
+    const combined = new Map<string, number>();
+    for (const side of [this, other]) for (const [value, n] of side.counts) combined.set(value, (combined.get(value) ?? 0) + n);
     const ranked = [...combined.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    for (const [value, n] of ranked.slice(0, out.maxCategories)) out.counts.set(value, n);
-    out.other = this.other + other.other + ranked.slice(out.maxCategories).reduce((s, [, n]) => s + n, 0);
+    // A value named on one side may hide in the other side's bucket: then it can only be hashed.
+    const hidden = new Set(ranked.filter(([value]) => this.exactCount(value) === undefined || other.exactCount(value) === undefined).map(([value]) => value));
+    for (const [value, n] of ranked) {
+      if (!hidden.has(value) && out.counts.size < out.maxCategories) out.counts.set(value, n);
+      else out.addToBucket(categoryBucket(value), n);
+    }
     out.count = this.count + other.count;
     out.missing = this.missing + other.missing;
     out.invalid = this.invalid + other.invalid;
@@ -95,31 +148,75 @@ export class CategoricalProfile {
   }
 
   toJSON(): CategoricalProfileJSON {
-    return {
+    const json: CategoricalProfileJSON = {
       type: "categorical",
       count: this.count,
       missing: this.missing,
       invalid: this.invalid,
       maxCategories: this.maxCategories,
       counts: Object.fromEntries(this.counts),
-      other: this.other,
     };
+    if (this.hashed.size > 0) json.hashed = Object.fromEntries([...this.hashed].sort((a, b) => a[0] - b[0]).map(([b, n]) => [String(b), n]));
+    return json;
   }
 
   static fromJSON(json: CategoricalProfileJSON, where: string): CategoricalProfile {
+    if ((json.other ?? 0) !== 0) {
+      throw new RangeError(`${where}.other: ${json.other} values in an uncomparable catch-all (written by an older ballast); profile the data again`);
+    }
     const profile = new CategoricalProfile({ maxCategories: json.maxCategories });
-    let sum = json.other;
+    let sum = 0;
+    for (const [key, n] of Object.entries(json.hashed ?? {})) {
+      const bucket = Number(key);
+      if (!Number.isInteger(bucket) || bucket < 0 || bucket >= HASH_BUCKETS || String(bucket) !== key) {
+        throw new RangeError(`${where}.hashed: bucket "${key}" is not an integer in [0, ${HASH_BUCKETS})`);
+      }
+      if (n > 0) profile.hashed.set(bucket, n);
+      sum += n;
+    }
     for (const [raw, n] of Object.entries(json.counts)) {
       // Written before values were bounded (or by another writer): bound them as addCategory would.
       const value = boundCategory(raw);
       profile.counts.set(value, (profile.counts.get(value) ?? 0) + n);
       sum += n;
     }
-    if (sum !== json.count) throw new RangeError(`${where}: counts and other add up to ${sum} but count is ${json.count}`);
+    if (sum !== json.count) throw new RangeError(`${where}: counts and hashed add up to ${sum} but count is ${json.count}`);
     profile.count = json.count;
     profile.missing = json.missing;
     profile.invalid = json.invalid;
-    profile.other = json.other;
     return profile;
   }
+}
+
+export interface AlignedCounts {
+  labels: string[];
+  reference: number[];
+  current: number[];
+}
+
+/**
+ * Both profiles' counts over one partition: a value is its own cell where both profiles know its exact count,
+ * otherwise it joins its hash bucket on both sides. Exact whenever both profiles named every value.
+ */
+export function alignCategoricalCounts(reference: CategoricalProfile, current: CategoricalProfile): AlignedCounts {
+  const cells = new Map<string, { reference: number; current: number }>();
+  const cell = (label: string) => {
+    let c = cells.get(label);
+    if (!c) cells.set(label, (c = { reference: 0, current: 0 }));
+    return c;
+  };
+  for (const [side, mine, theirs] of [["reference", reference, current], ["current", current, reference]] as const) {
+    for (const [value, n] of mine.counts) {
+      const own = theirs.exactCount(value) !== undefined;
+      cell(own ? value : bucketLabel(categoryBucket(value)))[side] += n;
+    }
+  }
+  const buckets = [...new Set([...reference.hashed.keys(), ...current.hashed.keys()])].sort((a, b) => a - b);
+  for (const bucket of buckets) {
+    const c = cell(bucketLabel(bucket));
+    c.reference += reference.hashed.get(bucket) ?? 0;
+    c.current += current.hashed.get(bucket) ?? 0;
+  }
+  const labels = [...cells.keys()];
+  return { labels, reference: labels.map((l) => cells.get(l)!.reference), current: labels.map((l) => cells.get(l)!.current) };
 }

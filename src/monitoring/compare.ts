@@ -1,10 +1,11 @@
 // Drift between a reference and a current dataset profile: per-feature statistics, multiple-testing
 // correction, dataset drift share and prediction drift. Every outcome is defined: empty or all-missing
 // features are "insufficient-data", never NaN.
-import { CategoricalProfile, OTHER_CATEGORY } from "./categorical-profile.js";
+import { alignCategoricalCounts, type CategoricalProfile } from "./categorical-profile.js";
 import type { DatasetProfile, FeatureProfile } from "./dataset-profile.js";
 import type { WeightedPoints } from "./kll-sketch.js";
-import { adjustPValues, rejectedHypotheses, strictlyBelow, type Correction } from "./multiple-testing.js";
+import type { DriftCalibration } from "./calibration.js";
+import { adjustPValues, rejectedHypotheses, strictlyBelow } from "./multiple-testing.js";
 import type { NumericProfile } from "./numeric-profile.js";
 import type { FeatureType } from "./schema.js";
 import { chiSquaredContingency } from "./stats/chi-squared.js";
@@ -12,20 +13,22 @@ import { jensenShannonDistance, populationStabilityIndex } from "./stats/diverge
 import { binWeights, sturgesEdges } from "./stats/histogram.js";
 import { ksPValue, ksStatistic, type KsMethod } from "./stats/ks.js";
 import { normedWasserstein, wassersteinDistance } from "./stats/wasserstein.js";
+import { FIXED_DRIFT_THRESHOLDS, type Correction, type DriftMethod, type DriftMethodChoice, type ThresholdMode } from "../vocabulary/drift.js";
 
-export type DriftMethod = "psi" | "ks" | "jensenshannon" | "wasserstein" | "chisquare";
-export const DRIFT_METHODS: readonly DriftMethod[] = ["psi", "ks", "jensenshannon", "wasserstein", "chisquare"];
+export {
+  CORRECTIONS,
+  DRIFT_METHOD_CHOICES,
+  DRIFT_METHODS,
+  FIXED_DRIFT_THRESHOLDS,
+  THRESHOLD_MODES,
+  type Correction,
+  type DriftMethod,
+  type DriftMethodChoice,
+  type ThresholdMode,
+} from "../vocabulary/drift.js";
 
 /** p-value methods flag drift when p < threshold; distance methods when statistic ≥ threshold. */
 export const P_VALUE_METHODS: ReadonlySet<DriftMethod> = new Set(["ks", "chisquare"]);
-
-export const DEFAULT_THRESHOLDS: Readonly<Record<DriftMethod, number>> = {
-  ks: 0.05,
-  chisquare: 0.05,
-  psi: 0.1,
-  jensenshannon: 0.1,
-  wasserstein: 0.1,
-};
 
 /** `auto` uses p-value tests up to this many reference values, distances above (Evidently's rule). */
 export const AUTO_SMALL_REFERENCE = 1000;
@@ -36,14 +39,22 @@ export const BINNING_MIN_DISTINCT = 20;
 
 export interface CompareOptions {
   /** One method for all features, or `auto` (default). */
-  method?: DriftMethod | "auto";
+  method?: DriftMethodChoice;
   /** Per-feature method overrides. */
   methods?: Record<string, DriftMethod>;
-  /** Per-method thresholds (see DEFAULT_THRESHOLDS). */
+  /**
+   * calibrated: drift when the statistic exceeds `calibration`'s no-drift quantile at the current profile's
+   * size (needs `calibration`); fixed (default here): `thresholds`. Features or methods the calibration
+   * lacks fall back to fixed, and say so in their reason.
+   */
+  thresholdMode?: ThresholdMode;
+  /** The reference's no-drift quantiles (`calibrateDrift`), for thresholdMode calibrated. */
+  calibration?: DriftCalibration;
+  /** Per-method fixed thresholds (default FIXED_DRIFT_THRESHOLDS). */
   thresholds?: Partial<Record<DriftMethod, number>>;
   /** Dataset drift when drifted / evaluated features ≥ this (default 0.5). */
   driftShareThreshold?: number;
-  /** Multiple-testing correction across the p-value features (default none). */
+  /** Multiple-testing correction across the p-value features judged by fixed thresholds (default none). */
   correction?: Correction;
   /** Features to compare (default: every feature present in both profiles, prediction features excluded). */
   features?: readonly string[];
@@ -70,6 +81,8 @@ export interface FeatureDrift {
   method: DriftMethod;
   /** The value compared with the threshold; null when the feature could not be evaluated. */
   statistic: number | null;
+  /** calibrated: statistic > threshold (the no-drift quantile); fixed: the method's constant rule. */
+  thresholdMode: ThresholdMode;
   /** Raw p-value for ks / chisquare, else null. */
   pValue: number | null;
   /** p-value after the multiple-testing correction (equals pValue without one). */
@@ -153,8 +166,7 @@ function numericHistogram(ref: NumericProfile, cur: NumericProfile): Histogram {
 }
 
 function categoricalHistogram(ref: CategoricalProfile, cur: CategoricalProfile): Histogram {
-  const aligned = alignCounts(ref.bucketCounts(), cur.bucketCounts());
-  return { labels: aligned.labels, reference: aligned.reference, current: aligned.current };
+  return alignCategoricalCounts(ref, cur);
 }
 
 function chooseAutoMethod(ref: FeatureProfile): DriftMethod {
@@ -199,20 +211,51 @@ function evaluate(method: DriftMethod, ref: FeatureProfile, cur: FeatureProfile,
   }
 }
 
-function describe(name: string, method: DriftMethod, value: number, threshold: number, drift: boolean, pValueSide: boolean): string {
+/**
+ * The statistic `compare` judges for one feature pair: what calibration resamples too, so the calibrated
+ * quantile and the live value are the same computation. null when undefined for these values.
+ */
+export function featureStatistic(method: DriftMethod, ref: FeatureProfile, cur: FeatureProfile, ksMethod: KsMethod = "auto"): number | null {
+  // D alone: its p-value (exact up to 10 000 values a side) is not needed to rank resamples.
+  if (method === "ks" && ref.type === "numeric" && cur.type === "numeric") return ksStatistic(ref.points(), cur.points());
+  const histogram =
+    ref.type === "numeric" && cur.type === "numeric" ? numericHistogram(ref, cur) : categoricalHistogram(ref as CategoricalProfile, cur as CategoricalProfile);
+  const { statistic } = evaluate(method, ref, cur, histogram, ksMethod);
+  return Number.isNaN(statistic) ? null : statistic;
+}
+
+/** The method `auto` picks for a feature of this reference profile (Evidently's rule). */
+function resolveMethod(requested: DriftMethodChoice, ref: FeatureProfile): DriftMethod {
+  return requested === "auto" ? chooseAutoMethod(ref) : requested;
+}
+
+function calibrationNote(options: CompareOptions, mode: ThresholdMode, rows: number): string {
+  if (mode === "calibrated") return ` (no-drift ${options.calibration!.level * 100}% quantile at ${rows} rows)`;
+  return options.thresholdMode === "calibrated" ? " (fixed threshold: no calibration for this feature and method)" : "";
+}
+
+type Rule = "p-value" | "fixed-distance" | "calibrated";
+
+function describe(name: string, method: DriftMethod, value: number, threshold: number, drift: boolean, rule: Rule, note: string): string {
   const shown = Number.isFinite(value) ? value.toPrecision(4) : String(value);
-  if (pValueSide) return `${name}: ${method} p-value ${shown} ${drift ? "<" : "≥"} ${threshold}${drift ? " (drift)" : ""}`;
-  return `${name}: ${method} ${shown} ${drift ? "≥" : "<"} ${threshold}${drift ? " (drift)" : ""}`;
+  const [label, above, below, limit] =
+    rule === "p-value"
+      ? [`${method} p-value`, "<", "≥", String(threshold)]
+      : rule === "calibrated"
+        ? [method, ">", "≤", threshold.toPrecision(4)]
+        : [method, "≥", "<", String(threshold)];
+  return `${name}: ${label} ${shown} ${drift ? above : below} ${limit}${note}${drift ? " (drift)" : ""}`;
 }
 
 function compareFeature(name: string, ref: FeatureProfile, cur: FeatureProfile, options: CompareOptions): FeatureDrift {
   if (ref.type !== cur.type) throw new RangeError(`feature "${name}" is ${ref.type} in the reference and ${cur.type} in the current profile`);
-  const requested = options.methods?.[name] ?? options.method ?? "auto";
-  const method = requested === "auto" ? chooseAutoMethod(ref) : requested;
+  const method = resolveMethod(options.methods?.[name] ?? options.method ?? "auto", ref);
   if ((method === "ks" || method === "wasserstein") && ref.type !== "numeric") {
     throw new RangeError(`feature "${name}" is categorical; ${method} needs a numeric feature (use chisquare, psi or jensenshannon)`);
   }
-  const threshold = options.thresholds?.[method] ?? DEFAULT_THRESHOLDS[method];
+  const calibrated = options.thresholdMode === "calibrated" ? options.calibration?.threshold(name, method, cur.count) : undefined;
+  const thresholdMode: ThresholdMode = calibrated !== undefined ? "calibrated" : "fixed";
+  const threshold = calibrated ?? options.thresholds?.[method] ?? FIXED_DRIFT_THRESHOLDS[method];
   const currentRows = cur.count + missingCells(cur);
   const approximate = (ref.type === "numeric" && ref.mode === "sketch") || (cur.type === "numeric" && cur.mode === "sketch");
   const base = {
@@ -220,6 +263,7 @@ function compareFeature(name: string, ref: FeatureProfile, cur: FeatureProfile, 
     type: ref.type,
     method,
     threshold,
+    thresholdMode,
     referenceCount: ref.count,
     currentCount: cur.count,
     currentMissingShare: currentRows > 0 ? missingCells(cur) / currentRows : 0,
@@ -243,12 +287,13 @@ function compareFeature(name: string, ref: FeatureProfile, cur: FeatureProfile, 
   const histogram =
     ref.type === "numeric" && cur.type === "numeric" ? numericHistogram(ref, cur) : categoricalHistogram(ref as CategoricalProfile, cur as CategoricalProfile);
   const result = evaluate(method, ref, cur, histogram, options.ksMethod ?? "auto");
-  const pValueSide = P_VALUE_METHODS.has(method);
+  const pValueSide = thresholdMode === "fixed" && P_VALUE_METHODS.has(method);
   if (Number.isNaN(result.statistic) || (pValueSide && Number.isNaN(result.pValue))) {
     // Defensive: a statistic that cannot be computed is reported, never turned into a NaN verdict.
     return { ...base, statistic: null, pValue: null, adjustedPValue: null, drift: false, status: "insufficient-data", reason: `${name}: ${method} is undefined for these values` };
   }
-  const drift = pValueSide ? strictlyBelow(result.pValue!, threshold) : result.statistic >= threshold;
+  // Calibrated: strictly above the no-drift quantile, so a statistic that ties the null's own values is no drift.
+  const drift = pValueSide ? strictlyBelow(result.pValue!, threshold) : thresholdMode === "calibrated" ? result.statistic > threshold : result.statistic >= threshold;
   const out: FeatureDrift = {
     ...base,
     statistic: result.statistic,
@@ -256,13 +301,21 @@ function compareFeature(name: string, ref: FeatureProfile, cur: FeatureProfile, 
     adjustedPValue: result.pValue,
     drift,
     status: "evaluated",
-    reason: describe(name, method, pValueSide ? result.pValue! : result.statistic, threshold, drift, pValueSide),
+    reason: describe(
+      name,
+      method,
+      pValueSide ? result.pValue! : result.statistic,
+      threshold,
+      drift,
+      pValueSide ? "p-value" : thresholdMode === "calibrated" ? "calibrated" : "fixed-distance",
+      calibrationNote(options, thresholdMode, cur.count),
+    ),
     histogram,
   };
   if (result.wassersteinRaw !== undefined) out.wassersteinRaw = result.wassersteinRaw;
   if (ref.type === "categorical" && cur.type === "categorical") {
-    let unseen = 0;
-    for (const [value, n] of cur.counts) if (!ref.counts.has(value)) unseen += n;
+    // Cells of the shared partition the reference never saw (a hash bucket counts as one cell).
+    const unseen = histogram.current.reduce((s, n, i) => (histogram.reference[i] === 0 ? s + n : s), 0);
     out.unseenShare = cur.count > 0 ? unseen / cur.count : 0;
   }
   return out;
@@ -270,7 +323,8 @@ function compareFeature(name: string, ref: FeatureProfile, cur: FeatureProfile, 
 
 function applyCorrection(results: FeatureDrift[], correction: Correction): void {
   if (correction === "none") return;
-  const tested = results.filter((r) => r.status === "evaluated" && r.pValue !== null);
+  // Calibrated features are judged by their quantile; the correction is for fixed p-value thresholds.
+  const tested = results.filter((r) => r.status === "evaluated" && r.pValue !== null && r.thresholdMode === "fixed");
   const pValues = tested.map((r) => r.pValue!);
   const adjusted = adjustPValues(pValues, correction);
   const rejected = rejectedHypotheses(pValues, tested.map((r) => r.threshold), correction);
@@ -313,4 +367,3 @@ export function compare(reference: DatasetProfile, current: DatasetProfile, opti
   };
 }
 
-export { OTHER_CATEGORY };

@@ -41,7 +41,8 @@ const CategoricalSchema = Type.Object({
   invalid: Count,
   maxCategories: Type.Integer({ minimum: 1 }),
   counts: Type.Record(Type.String(), Count),
-  other: Count,
+  hashed: Type.Optional(Type.Record(Type.String(), Count)),
+  other: Type.Optional(Count),
 });
 const DatasetSchema = Type.Object({
   version: Type.Literal(PROFILE_FORMAT_VERSION),

@@ -6,6 +6,8 @@ export * from "./numeric-profile.js";
 export * from "./categorical-profile.js";
 export * from "./dataset-profile.js";
 export * from "./compare.js";
+export * from "./calibration.js";
+export * from "./seeded-random.js";
 export * from "./multiple-testing.js";
 export { chiSquaredContingency, chiSquaredSf, type ChiSquaredResult } from "./stats/chi-squared.js";
 export { jensenShannonDistance, populationStabilityIndex } from "./stats/divergence.js";

@@ -1,7 +1,6 @@
 // Multiple-testing corrections across features, as adjusted p-values (compare them with α using `<`).
 
-export type Correction = "none" | "bonferroni" | "benjamini-hochberg";
-export const CORRECTIONS: readonly Correction[] = ["none", "bonferroni", "benjamini-hochberg"];
+import type { Correction } from "../vocabulary/drift.js";
 
 /**
  * Bonferroni: min(1, p·m). Benjamini–Hochberg: q_(i) = min_{j ≥ i} p_(j)·m/j (statsmodels' "fdr_bh").

@@ -12,6 +12,8 @@ export interface ReportContext {
   current: ReportSource;
   /** How numeric features were profiled: exact values, sketches, or exact up to a limit. */
   mode: string;
+  /** How features were judged, e.g. "fixed" or "calibrated (…)". */
+  thresholds?: string;
 }
 
 function num(x: number | null | undefined, digits = 4): string {
@@ -23,6 +25,11 @@ function num(x: number | null | undefined, digits = 4): string {
 function verdictWord(f: FeatureDrift): string {
   if (f.status === "insufficient-data") return "no data";
   return f.drift ? "DRIFT" : "ok";
+}
+
+/** Fixed thresholds as written (0.05, 0.1); calibrated quantiles to 4 significant digits, marked "(cal.)". */
+function thresholdText(f: FeatureDrift): string {
+  return f.thresholdMode === "calibrated" ? `${num(f.threshold)} (cal.)` : String(f.threshold);
 }
 
 function summaryLine(report: DriftReport): string {
@@ -39,14 +46,14 @@ export function renderDriftText(report: DriftReport, context: ReportContext): st
     f.type,
     f.method,
     num(f.statistic),
-    String(f.threshold),
+    thresholdText(f),
     num(f.pValue),
     verdictWord(f),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
   const out = [
-    `Drift report: ${context.reference.label} (${context.reference.rows} rows) → ${context.current.label} (${context.current.rows} rows), mode ${context.mode}${report.correction !== "none" ? `, ${report.correction} correction` : ""}`,
+    `Drift report: ${context.reference.label} (${context.reference.rows} rows) → ${context.current.label} (${context.current.rows} rows), mode ${context.mode}${context.thresholds ? `, thresholds ${context.thresholds}` : ""}${report.correction !== "none" ? `, ${report.correction} correction` : ""}`,
     "",
     line(header),
     line(widths.map((w) => "-".repeat(w))),
@@ -75,6 +82,7 @@ export function driftReportJSON(report: DriftReport, context: ReportContext): Re
     status: report.status,
     correction: report.correction,
     mode: context.mode,
+    ...(context.thresholds ? { thresholds: context.thresholds } : {}),
     reference: { source: context.reference.label, rows: context.reference.rows },
     current: { source: context.current.label, rows: context.current.rows },
     features: report.features.map(strip),
@@ -145,7 +153,7 @@ function featureCard(f: FeatureDrift, prediction: boolean): string {
     `${f.type}, ${f.method}`,
     `statistic ${num(f.statistic)}`,
     f.pValue !== null ? `p-value ${num(f.pValue)}` : "",
-    `threshold ${f.threshold}`,
+    f.thresholdMode === "calibrated" ? `calibrated threshold ${num(f.threshold)}` : `threshold ${f.threshold}`,
     `reference ${f.referenceCount} values, current ${f.currentCount}`,
     f.currentMissingShare > 0 ? `${(f.currentMissingShare * 100).toFixed(1)}% missing in current` : "",
     f.unseenShare ? `${(f.unseenShare * 100).toFixed(1)}% unseen categories` : "",
@@ -165,7 +173,7 @@ export function renderDriftHtml(report: DriftReport, context: ReportContext): st
   const rows = all
     .map(([f, prediction]) => {
       const cls = f.status === "insufficient-data" ? "nodata" : f.drift ? "drift" : "ok";
-      return `<tr class="${cls}"><td>${escapeHtml(f.name)}${prediction ? " (prediction)" : ""}</td><td>${f.type}</td><td>${f.method}</td><td>${num(f.statistic)}</td><td>${f.threshold}</td><td>${num(f.pValue)}</td><td><span class="badge ${cls}">${verdictWord(f)}</span></td></tr>`;
+      return `<tr class="${cls}"><td>${escapeHtml(f.name)}${prediction ? " (prediction)" : ""}</td><td>${f.type}</td><td>${f.method}</td><td>${num(f.statistic)}</td><td>${thresholdText(f)}</td><td>${num(f.pValue)}</td><td><span class="badge ${cls}">${verdictWord(f)}</span></td></tr>`;
     })
     .join("\n");
   const banner = report.status === "insufficient-data" ? "nodata" : report.drift ? "drift" : "ok";
@@ -187,7 +195,7 @@ td:nth-child(4),td:nth-child(5),td:nth-child(6){font-variant-numeric:tabular-num
 svg text{font-size:11px;fill:#555}
 </style></head><body>
 <h1>Drift report</h1>
-<p class="sub">reference <b>${escapeHtml(context.reference.label)}</b> (${context.reference.rows} rows) → current <b>${escapeHtml(context.current.label)}</b> (${context.current.rows} rows) · mode ${escapeHtml(context.mode)}${report.correction !== "none" ? ` · ${report.correction} correction` : ""}</p>
+<p class="sub">reference <b>${escapeHtml(context.reference.label)}</b> (${context.reference.rows} rows) → current <b>${escapeHtml(context.current.label)}</b> (${context.current.rows} rows) · mode ${escapeHtml(context.mode)}${context.thresholds ? ` · thresholds ${escapeHtml(context.thresholds)}` : ""}${report.correction !== "none" ? ` · ${report.correction} correction` : ""}</p>
 <div class="banner ${banner}">${escapeHtml(summaryLine(report))}</div>
 <table><thead><tr><th>feature</th><th>type</th><th>method</th><th>statistic</th><th>threshold</th><th>p-value</th><th>verdict</th></tr></thead><tbody>
 ${rows}

@@ -7,6 +7,7 @@ import { DatasetProfile } from "./dataset-profile.js";
 import { ConfusionMatrix } from "./performance.js";
 import { ProfileFormatError, type FeatureType } from "./schema.js";
 import { SUMMARY_FORMAT, type SidecarSummary } from "./summary.js";
+import { THRESHOLD_MODES } from "../vocabulary/drift.js";
 
 /** A summary that does not parse; `message` names the first bad field, e.g. `summary windows.0.rows: Expected integer`. */
 export class SummaryFormatError extends Error {
@@ -34,6 +35,8 @@ const FeatureDriftSchema = Type.Object({
   pValue: Type.Optional(NullableNumber),
   adjustedPValue: Type.Optional(NullableNumber),
   threshold: Type.Number(),
+  // Absent from sidecars older than calibrated thresholds.
+  thresholdMode: Type.Optional(Type.Union(THRESHOLD_MODES.map((m) => Type.Literal(m)))),
   drift: Type.Boolean(),
   status: Type.Union([Type.Literal("evaluated"), Type.Literal("insufficient-data")]),
   reason: Text(4096),

@@ -1,5 +1,6 @@
 // The sidecar summary: what `GET /v1/monitoring/summary` returns and the operator merges across replicas.
 // Pure types and arithmetic; everything in it is additive so replicas merge exactly (profiles within their sketch bound).
+import type { DriftCalibrationJSON } from "./calibration.js";
 import type { DriftReport } from "./compare.js";
 import { DatasetProfile, type DatasetProfileJSON } from "./dataset-profile.js";
 import { ConfusionMatrix, RegressionAccumulator, type ConfusionMatrixJSON, type RegressionAccumulatorJSON } from "./performance.js";
@@ -17,6 +18,8 @@ export type LabelledCounts =
 export interface ReferenceProfileJSON {
   features: DatasetProfileJSON;
   predictions: DatasetProfileJSON;
+  /** No-drift quantiles of each profile's statistics (calibrateDrift); absent in versions trained before them. */
+  calibration?: { features: DriftCalibrationJSON; predictions: DriftCalibrationJSON };
 }
 
 export interface WindowSummary {

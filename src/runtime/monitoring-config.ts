@@ -1,10 +1,14 @@
-// The sidecar's monitoring settings from the operator's ConfigMap (monitoring.json): drift method and threshold,
-// the features to judge, and an optional reference profile other than the served version's.
+// The sidecar's monitoring settings from the operator's ConfigMap (monitoring.json): drift method, threshold mode
+// (calibrated by default) and fixed threshold, correction, the features to judge, and an optional reference
+// profile other than the served version's.
 import fs from "node:fs/promises";
 import { Type, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
-import { DRIFT_METHODS, type CompareOptions, type DriftMethod } from "../monitoring/compare.js";
+import { calibrateDrift } from "../monitoring/calibration.js";
+import type { CompareOptions } from "../monitoring/compare.js";
+import { DatasetProfile } from "../monitoring/dataset-profile.js";
 import type { ReferenceProfileJSON } from "../monitoring/summary.js";
+import { CORRECTIONS, DRIFT_METHOD_CHOICES, THRESHOLD_MODES, type ThresholdMode } from "../vocabulary/drift.js";
 import type { ModelMetadata } from "./metadata.js";
 import { HttpModelStore, resolveStorePath, type StoreOptions } from "./store.js";
 
@@ -15,7 +19,9 @@ const MonitoringConfigSchema = Type.Object({
   reference: Type.Optional(Type.Union([Type.Null(), Type.Object({ uri: Type.String() })])),
   drift: Type.Optional(
     Type.Object({
-      method: Type.Optional(Type.String()),
+      method: Type.Optional(Type.Union(DRIFT_METHOD_CHOICES.map((m) => Type.Literal(m)))),
+      thresholdMode: Type.Optional(Type.Union(THRESHOLD_MODES.map((m) => Type.Literal(m)))),
+      correction: Type.Optional(Type.Union(CORRECTIONS.map((c) => Type.Literal(c)))),
       threshold: Type.Optional(Type.Union([Type.Number({ exclusiveMinimum: 0 }), Type.Null()])),
     }),
   ),
@@ -42,14 +48,21 @@ export async function readMonitoringConfig(file: string): Promise<MonitoringConf
   return parsed as MonitoringConfig;
 }
 
-/** compare() options for the window drift: method (auto by default), its threshold, and the features to judge. */
+/** The operator's default: thresholds from the reference's no-drift calibration. */
+export const DEFAULT_THRESHOLD_MODE: ThresholdMode = "calibrated";
+
+/** A config that names a threshold but no mode (written before modes) meant a fixed threshold. */
+function thresholdModeOf(config: MonitoringConfig | undefined): ThresholdMode {
+  return config?.drift?.thresholdMode ?? (config?.drift?.threshold != null ? "fixed" : DEFAULT_THRESHOLD_MODE);
+}
+
+/** compare() options for the window drift: method (auto by default), threshold mode, fixed threshold, correction, features. */
 export function driftOptions(config: MonitoringConfig | undefined, meta: ModelMetadata): CompareOptions {
   const method = config?.drift?.method ?? "auto";
-  if (method !== "auto" && !(DRIFT_METHODS as readonly string[]).includes(method)) {
-    throw new MonitoringConfigError(`monitoring config drift.method: "${method}" is not one of auto, ${DRIFT_METHODS.join(", ")}`);
-  }
   const threshold = config?.drift?.threshold ?? undefined;
+  const thresholdMode = thresholdModeOf(config);
   if (threshold !== undefined && method === "auto") throw new MonitoringConfigError("monitoring config drift.threshold needs an explicit drift.method");
+  if (threshold !== undefined && thresholdMode !== "fixed") throw new MonitoringConfigError("monitoring config drift.threshold is a fixed threshold: it needs drift.thresholdMode fixed");
   const names = meta.features.map((f) => f.name);
   const features = config?.features?.map((f) => f.name);
   const unknown = features?.filter((f) => !names.includes(f)) ?? [];
@@ -61,7 +74,9 @@ export function driftOptions(config: MonitoringConfig | undefined, meta: ModelMe
     throw new MonitoringConfigError(`monitoring config labelField "${config.labelField}" differs from the model version's label "${meta.label}"`);
   }
   return {
-    method: method as DriftMethod | "auto",
+    method,
+    thresholdMode,
+    ...(config?.drift?.correction ? { correction: config.drift.correction } : {}),
     ...(threshold !== undefined ? { thresholds: { [method]: threshold } } : {}),
     ...(features && features.length > 0 ? { features } : {}),
   };
@@ -72,6 +87,29 @@ export function driftOptions(config: MonitoringConfig | undefined, meta: ModelMe
  * profile, or a bare dataset profile of the features) or else the served version's own.
  */
 export async function loadReference(config: MonitoringConfig | undefined, meta: ModelMetadata, storeOptions: StoreOptions): Promise<ReferenceProfileJSON> {
+  const reference = await readReference(config, meta, storeOptions);
+  if (thresholdModeOf(config) !== "calibrated" || reference.calibration) return reference;
+  return withCalibration(reference);
+}
+
+/**
+ * A reference without a stored calibration (a version trained before it, or a profile from reference.uri) is
+ * calibrated once here, at start-up, off the request path; the cost is bounded as `ballast train`'s
+ * (docs/monitoring.md), and the result is the same, since calibration is seeded.
+ */
+export function withCalibration(reference: ReferenceProfileJSON): ReferenceProfileJSON {
+  let features: DatasetProfile;
+  let predictions: DatasetProfile;
+  try {
+    features = DatasetProfile.fromJSON(reference.features);
+    predictions = DatasetProfile.fromJSON(reference.predictions);
+  } catch (err) {
+    throw new MonitoringConfigError(`reference profile: ${(err as Error).message}`);
+  }
+  return { ...reference, calibration: { features: calibrateDrift(features).toJSON(), predictions: calibrateDrift(predictions).toJSON() } };
+}
+
+async function readReference(config: MonitoringConfig | undefined, meta: ModelMetadata, storeOptions: StoreOptions): Promise<ReferenceProfileJSON> {
   const own = meta.referenceProfile as ReferenceProfileJSON;
   const uri = config?.reference?.uri;
   if (!uri) return own;

@@ -1,5 +1,6 @@
 // What the sidecar learns from traffic: per-window profiles of inputs and predictions, feedback joined to
 // predictions, drift against the reference profile. Exchanges are queued on the hot path and processed in batches.
+import { DriftCalibration } from "../monitoring/calibration.js";
 import { compare, type CompareOptions, type DriftReport } from "../monitoring/compare.js";
 import { DatasetProfile } from "../monitoring/dataset-profile.js";
 import {
@@ -107,6 +108,7 @@ export class TrafficMonitor {
   private readonly checkLabel: (value: FeedbackLabel, where: string) => string | number;
   private readonly reference: DatasetProfile;
   private readonly referencePredictions: DatasetProfile;
+  private readonly calibration: { features: DriftCalibration; predictions: DriftCalibration } | undefined;
   private readonly outputs: string[];
   private readonly now: () => number;
   private queue: CapturedExchange[] = [];
@@ -126,6 +128,12 @@ export class TrafficMonitor {
     const ref = options.reference ?? (options.meta.referenceProfile as ReferenceProfileJSON);
     this.reference = DatasetProfile.fromJSON(ref.features);
     this.referencePredictions = DatasetProfile.fromJSON(ref.predictions);
+    if (ref.calibration) {
+      this.calibration = {
+        features: DriftCalibration.fromJSON(ref.calibration.features, "reference calibration.features"),
+        predictions: DriftCalibration.fromJSON(ref.calibration.predictions, "reference calibration.predictions"),
+      };
+    }
     this.outputs = outputNames(options.meta);
     this.now = options.now ?? Date.now;
     this.open = this.newWindow(this.now());
@@ -366,8 +374,9 @@ export class TrafficMonitor {
   private driftOf(w: Window): DriftReport | null {
     if (w.rows === 0) return null;
     const { features, ...perFeature } = this.options.drift ?? { method: "auto" };
-    const report = compare(this.reference, w.features, { ...perFeature, ...(features ? { features } : {}) });
-    const prediction = compare(this.referencePredictions, w.predictions, { ...perFeature, predictionFeatures: [PREDICTION_COLUMN] });
+    const calibrated = (c: DriftCalibration | undefined) => (c ? { calibration: c } : {});
+    const report = compare(this.reference, w.features, { ...perFeature, ...calibrated(this.calibration?.features), ...(features ? { features } : {}) });
+    const prediction = compare(this.referencePredictions, w.predictions, { ...perFeature, ...calibrated(this.calibration?.predictions), predictionFeatures: [PREDICTION_COLUMN] });
     const strip = <T extends { histogram?: unknown }>(f: T): T => {
       const { histogram: _histogram, ...rest } = f;
       return rest as T;

@@ -1,16 +1,6 @@
 // Seeded shuffling and train / validation / holdout splits, so `--seed` reproduces a run exactly.
 
-/** mulberry32: a small, fast, well-distributed 32-bit PRNG; Math.random cannot be seeded. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from "../monitoring/seeded-random.js";
 
 /** Fisher–Yates permutation of 0..n-1. */
 export function permutation(n: number, random: () => number): Uint32Array {

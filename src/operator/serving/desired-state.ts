@@ -130,7 +130,9 @@ function canonicalJson(value: unknown): string {
 /** What the sidecar reads from MONITORING_CONFIG_DIR/monitoring.json: the monitoring spec with defaults resolved. */
 export function monitoringConfig(md: ResolvedModelDeployment): Record<string, unknown> {
   const m = md.spec.monitoring;
-  const method = m.drift.method;
+  const { method, thresholdMode, correction } = m.drift;
+  // A fixed threshold only means something under thresholdMode fixed; calibrated thresholds come from the reference.
+  const threshold = thresholdMode === "fixed" ? (m.drift.threshold ?? (method === "auto" ? undefined : defaultDriftThreshold(method))) : undefined;
   return {
     modelDeployment: { namespace: md.metadata.namespace, name: md.metadata.name },
     model: { name: md.spec.model.name, storageUri: md.spec.model.storageUri, version: md.spec.model.version },
@@ -140,7 +142,7 @@ export function monitoringConfig(md: ResolvedModelDeployment): Record<string, un
     accuracyMetric: m.accuracyMetric ?? defaultAccuracyMetric(m.task),
     reference: m.reference,
     window: m.window,
-    drift: { method, threshold: m.drift.threshold ?? (method === "auto" ? undefined : defaultDriftThreshold(method)) },
+    drift: { method, thresholdMode, correction, threshold },
     scrapeInterval: m.scrapeInterval,
   };
 }

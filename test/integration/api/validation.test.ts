@@ -74,6 +74,10 @@ const invalidCases: InvalidCase[] = [
     mutate: (s) => (s.monitoring.drift = { method: "ks", threshold: 5 }),
   },
   { what: "threshold with method auto", field: "spec.monitoring.drift.threshold", mutate: (s) => (s.monitoring.drift = { threshold: 0.2 }) },
+  // Calibrated thresholds (the default) come from the reference: a fixed threshold or a correction needs thresholdMode fixed.
+  { what: "fixed threshold under calibrated thresholds", field: "spec.monitoring.drift.threshold", mutate: (s) => (s.monitoring.drift = { method: "psi", threshold: 0.2 }) },
+  { what: "correction under calibrated thresholds", field: "spec.monitoring.drift.correction", mutate: (s) => (s.monitoring.drift = { method: "ks", correction: "bonferroni" }) },
+  { what: "unknown threshold mode", field: "spec.monitoring.drift.thresholdMode", mutate: (s) => (s.monitoring.drift = { thresholdMode: "adaptive" }) },
   { what: "window with neither size nor duration", field: "spec.monitoring.window", mutate: (s) => (s.monitoring.window = {}) },
   { what: "window duration in words", field: "spec.monitoring.window.duration", mutate: (s) => (s.monitoring.window.duration = "5 minutes") },
   { what: "scrape interval under a second", field: "spec.monitoring.scrapeInterval", mutate: (s) => (s.monitoring.scrapeInterval = "500ms") },
@@ -178,6 +182,15 @@ describe("ModelDeployment validation by the API server", () => {
     const stored = JSON.parse(kubectlOk(["get", "modeldeployment", "durations", "-n", namespace, "-o", "json"])) as ModelDeployment;
     expect(stored.spec.monitoring?.window).toEqual({ size: 500, duration: "0" });
     expect(stored.spec.policy?.cooldown).toBe("1h30m");
+  });
+
+  it("accepts Evidently's fixed thresholds with a correction when thresholdMode is fixed", () => {
+    kubectlOk(
+      ["create", "-f", "-"],
+      manifest("fixed-thresholds", (s) => (s.monitoring.drift = { method: "ks", thresholdMode: "fixed", threshold: 0.01, correction: "benjamini-hochberg" })),
+    );
+    const stored = JSON.parse(kubectlOk(["get", "modeldeployment", "fixed-thresholds", "-n", namespace, "-o", "json"])) as ModelDeployment;
+    expect(stored.spec.monitoring.drift).toEqual({ method: "ks", thresholdMode: "fixed", threshold: 0.01, correction: "benjamini-hochberg" });
   });
 
   it("refuses to change model.name on an existing ModelDeployment", () => {

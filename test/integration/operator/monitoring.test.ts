@@ -142,7 +142,8 @@ describe("ballast operator: monitoring what the sidecars see", () => {
     expect(drift.reason).toBe("DriftAboveThreshold");
     expect(drift.message).toMatch(/features drifted \(share [\d.]+ ≥ policy.maxDriftShare 0.5\)/);
     expect(drifted.status!.lastMetrics!.driftedFeatures!.length).toBeGreaterThanOrEqual(2);
-    for (const f of drifted.status!.lastMetrics!.driftedFeatures!) expect(drift.message).toContain(`${f}: ks p-value`);
+    // Calibrated thresholds (the default): each drifted feature's KS D above the reference's no-drift quantile at the window's rows.
+    for (const f of drifted.status!.lastMetrics!.driftedFeatures!) expect(drift.message).toMatch(new RegExp(`${f}: ks [\\d.]+ > [\\d.]+ \\(no-drift 99% quantile at ${WINDOW} rows\\)`));
     const last = drifted.status!.lastMetrics!;
     expect(last).toMatchObject({ labelledSamples: LABELLED_BEFORE_CLOSE, accuracy: ny.expectedAccuracy });
     // Drift explains, degradation decides: New York is served about as accurately as Seattle, so the labels say Healthy.

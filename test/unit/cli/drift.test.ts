@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { ballastBin as ballast } from "../runtime/local-processes.js";
 
 const weatherCsv = new URL("../../../node_modules/vega-datasets/data/weather.csv", import.meta.url).pathname;
+const vega = (file: string) => new URL(`../../../node_modules/vega-datasets/data/${file}`, import.meta.url).pathname;
 let dir: string;
 
 function drift(...args: string[]) {
@@ -46,11 +47,54 @@ beforeAll(() => {
   writeFileSync(join(dir, "seattle.parquet"), parquet(lines.filter((l) => l.startsWith("Seattle"))));
   writeFileSync(join(dir, "newyork.parquet"), parquet(lines.filter((l) => l.startsWith("New York"))));
   writeFileSync(join(dir, "ok.csv"), "a,b\n1,x\n2,y\n");
+  // January 2001 flights split at random into halves (seeded): 171 origin and 179 destination airports.
+  const january = (JSON.parse(readFileSync(vega("flights-10k.json"), "utf8")) as { date: string }[]).filter((r) => r.date.startsWith("2001/01"));
+  let seed = 42;
+  const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+  const shuffled = january.map((r) => [random(), r] as const).sort((a, b) => a[0] - b[0]).map(([, r]) => r);
+  const half = Math.floor(shuffled.length / 2);
+  writeFileSync(join(dir, "flights-a.json"), JSON.stringify(shuffled.slice(0, half)));
+  writeFileSync(join(dir, "flights-b.json"), JSON.stringify(shuffled.slice(half)));
+  const cars = JSON.parse(readFileSync(vega("cars.json"), "utf8")) as { Origin: string }[];
+  writeFileSync(join(dir, "cars-usa.json"), JSON.stringify(cars.filter((c) => c.Origin === "USA")));
+  writeFileSync(join(dir, "cars-japan.json"), JSON.stringify(cars.filter((c) => c.Origin === "Japan")));
 });
 
 describe("ballast drift", () => {
-  it("reports Seattle → New York weather as drifted (exit 1) with a table per feature", () => {
+  it("reports Seattle → New York weather as drifted under calibrated thresholds (the default), each feature above its no-drift quantile", () => {
     const res = drift("--reference", "seattle.csv", "--current", "newyork.csv", "--features", "precipitation,temp_max,temp_min,wind,weather");
+    expect(res.code).toBe(1);
+    expect(res.stdout).toContain("thresholds calibrated (99% quantile of 200 permutations of both files)");
+    // Same statistic as under fixed thresholds; the threshold is the permutation quantile.
+    expect(res.stdout).toMatch(/^temp_min\s+numeric\s+wasserstein\s+0\.7674\s+0\.0\d+ \(cal\.\)\s+-\s+DRIFT$/m);
+    expect(res.stdout).toMatch(/^weather\s+categorical\s+jensenshannon\s+\S+\s+0\.0\d+ \(cal\.\)\s+-\s+DRIFT$/m);
+    expect(res.stdout).toContain("Dataset drift: YES (5 of 5 features drifted, share 1 ≥ 0.5)");
+  });
+
+  it("does not call two random halves of January's flights drift (171 airports), where the fixed 0.1 threshold does", () => {
+    const calibrated = drift("--reference", "flights-a.json", "--current", "flights-b.json", "--features", "delay,distance,origin,destination", "--format", "json");
+    expect(calibrated.stderr).toBe("");
+    expect(calibrated.code).toBe(0);
+    const report = JSON.parse(calibrated.stdout);
+    const origin = report.features.find((f: { name: string }) => f.name === "origin");
+    // Jensen–Shannon of two samples of 1727 rows over ~170 airports is ~0.2 by sampling noise alone.
+    expect(origin).toMatchObject({ method: "jensenshannon", thresholdMode: "calibrated", drift: false });
+    expect(origin.statistic).toBeGreaterThan(0.1);
+    expect(origin.statistic).toBeLessThan(origin.threshold);
+    const fixed = drift("--reference", "flights-a.json", "--current", "flights-b.json", "--features", "delay,distance,origin,destination", "--threshold-mode", "fixed", "--format", "json");
+    expect(fixed.code).toBe(1);
+    expect(JSON.parse(fixed.stdout).features.filter((f: { drift: boolean }) => f.drift).map((f: { name: string }) => f.name)).toEqual(["origin", "destination"]);
+  });
+
+  it("still calls USA → Japan cars drift under calibrated thresholds", () => {
+    const res = drift("--reference", "cars-usa.json", "--current", "cars-japan.json", "--features", "Miles_per_Gallon,Displacement,Horsepower,Weight_in_lbs,Acceleration", "--format", "json");
+    expect(res.code).toBe(1);
+    const report = JSON.parse(res.stdout);
+    expect(report.features.every((f: { drift: boolean; thresholdMode: string }) => f.drift && f.thresholdMode === "calibrated")).toBe(true);
+  });
+
+  it("reports Seattle → New York weather as drifted (exit 1) with a table per feature under --threshold-mode fixed", () => {
+    const res = drift("--reference", "seattle.csv", "--current", "newyork.csv", "--features", "precipitation,temp_max,temp_min,wind,weather", "--threshold-mode", "fixed");
     expect(res.code).toBe(1);
     expect(res.stdout).toMatch(/^feature\s+type\s+method\s+statistic\s+threshold\s+p-value\s+drift$/m);
     expect(res.stdout).toMatch(/^temp_min\s+numeric\s+wasserstein\s+0\.7674\s+0\.1\s+-\s+DRIFT$/m);
@@ -109,6 +153,8 @@ describe("ballast drift", () => {
     [["--reference", "ok.csv", "--current", "ok.csv", "--features", "zzz"], /ok\.csv: has no column "zzz"/],
     [["--reference", "ok.csv", "--current", "ok.xlsx"], /ok\.xlsx: cannot tell the format/],
     [["--reference", "ok.csv", "--current", "ok.csv", "--method", "bogus"], /argument 'bogus' is invalid/],
+    [["--reference", "ok.csv", "--current", "ok.csv", "--correction", "bonferroni"], /--correction bonferroni adjusts fixed p-value thresholds: add --threshold-mode fixed/],
+    [["--reference", "ok.csv", "--current", "ok.csv", "--threshold-mode", "loose"], /argument 'loose' is invalid/],
   ])("bad input %j exits 2 naming the problem", (args, message) => {
     writeFileSync(join(dir, "bad.jsonl"), '{"a":1,"b":"x"}\n{"a":2,}\n');
     writeFileSync(join(dir, "short.csv"), "a,b\n1,x\n2\n");

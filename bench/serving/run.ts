@@ -149,7 +149,7 @@ async function monitoringMicrosPerRequest(store: string, request: string, respon
   const { openStore } = (await import(dist("store.js"))) as typeof import("../../src/runtime/store.js");
   const meta = await readMetadata(openStore(store), "weather", "v1");
   const log = await RequestLog.open(path.join(dir, "monitor-log"), { model: "weather", version: "v1", task: meta.task, label: meta.label, features: meta.features.map((f) => f.name) });
-  const monitor = new TrafficMonitor({ meta, windowRows: 1000, windowMs: 0, windowsKept: 12, maxTracked: 100_000, pod: "bench", log });
+  const monitor = new TrafficMonitor({ meta, windowRows: 1000, windowMs: 0, windowsKept: 12, maxTracked: 100_000, pod: "bench", requestLog: log });
   const requestBody = Buffer.from(request);
   const n = 20_000;
   const started = process.cpuUsage();

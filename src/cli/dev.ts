@@ -30,18 +30,18 @@ export function registerDev(program: Command): void {
     .option("--nodes <n>", "CPU nodes", count("--nodes", 20), 1)
     .option("--gpu-nodes <n>", "GPU nodes (nvidia.com/gpu capacity, label ballast.dev/accelerator=nvidia-gpu, taint nvidia.com/gpu=present:NoSchedule)", count("--gpu-nodes", 20), 1)
     .option("--image-repository <repo>", "the image the local nodes run as local processes (any tag)", DEFAULT_IMAGE_REPOSITORY)
-    .action(async (opts: { dir: string; nodes: number; gpuNodes: number; imageRepository: string }) => {
-      if (opts.nodes + opts.gpuNodes === 0) throw new InvalidArgumentError("at least one node is needed (--nodes or --gpu-nodes)");
+    .action(async (flags: { dir: string; nodes: number; gpuNodes: number; imageRepository: string }) => {
+      if (flags.nodes + flags.gpuNodes === 0) throw new InvalidArgumentError("at least one node is needed (--nodes or --gpu-nodes)");
       const abort = new AbortController();
       const onSignal = () => abort.abort(new Error("interrupted"));
       process.once("SIGINT", onSignal);
       process.once("SIGTERM", onSignal);
       const started = Date.now();
       const state = await (await cluster()).clusterUp({
-        dir: opts.dir,
-        cpuNodes: opts.nodes,
-        gpuNodes: opts.gpuNodes,
-        imageRepository: opts.imageRepository,
+        dir: flags.dir,
+        cpuNodes: flags.nodes,
+        gpuNodes: flags.gpuNodes,
+        imageRepository: flags.imageRepository,
         log: (line) => console.error(`dev up: ${line}`),
         signal: abort.signal,
       });
@@ -57,9 +57,9 @@ export function registerDev(program: Command): void {
     .description("stop every process the cluster started (also after a crash of `up`); --purge also deletes its directory")
     .addOption(dirOption())
     .option("--purge", "delete the cluster directory (etcd data, volumes, logs)")
-    .action(async (opts: { dir: string; purge?: boolean }) => {
-      const { stopped } = await (await cluster()).clusterDown(opts.dir, { purge: opts.purge ?? false });
-      console.log(stopped.length ? `stopped ${stopped.join(", ")}` : `no running cluster in ${resolve(opts.dir)}`);
+    .action(async (flags: { dir: string; purge?: boolean }) => {
+      const { stopped } = await (await cluster()).clusterDown(flags.dir, { purge: flags.purge ?? false });
+      console.log(stopped.length ? `stopped ${stopped.join(", ")}` : `no running cluster in ${resolve(flags.dir)}`);
     });
 
   dev
@@ -67,9 +67,9 @@ export function registerDev(program: Command): void {
     .description("show the cluster's processes and nodes")
     .addOption(dirOption())
     .option("-o, --output <format>", "text or json", "text")
-    .action(async (opts: { dir: string; output: string }) => {
-      const status = await (await cluster()).clusterStatus(opts.dir);
-      if (opts.output === "json") {
+    .action(async (flags: { dir: string; output: string }) => {
+      const status = await (await cluster()).clusterStatus(flags.dir);
+      if (flags.output === "json") {
         console.log(JSON.stringify(status, null, 2));
       } else if (!status.state) {
         console.log(`no cluster in ${status.dir}`);
@@ -92,7 +92,7 @@ export function registerDev(program: Command): void {
     .option("--gpu-nodes <n>", "GPU nodes", count("--gpu-nodes", 20), 1)
     .option("--image-repository <repo>", "image run as local processes", DEFAULT_IMAGE_REPOSITORY)
     .requiredOption("--pod-octet <n>", "pods get IPs 127.<n>.x.y", count("--pod-octet", 254))
-    .action(async (opts: { dir: string; kubeconfig: string; nodes: number; gpuNodes: number; imageRepository: string; podOctet: number }) => {
+    .action(async (flags: { dir: string; kubeconfig: string; nodes: number; gpuNodes: number; imageRepository: string; podOctet: number }) => {
       const [{ pino }, { NodeAgent }, { ballastCliScript }, { pinnedKubernetesVersion }, { KubeClient }] = await Promise.all([
         import("pino"),
         import("../devcluster/node-agent.js"),
@@ -102,13 +102,13 @@ export function registerDev(program: Command): void {
       ]);
       const log = pino({ base: { component: "local-nodes" } });
       const agent = new NodeAgent({
-        clusterDir: resolve(opts.dir),
-        client: await KubeClient.load(opts.kubeconfig),
-        cpuNodes: opts.nodes,
-        gpuNodes: opts.gpuNodes,
-        imageRepository: opts.imageRepository,
+        clusterDir: resolve(flags.dir),
+        client: await KubeClient.load(flags.kubeconfig),
+        cpuNodes: flags.nodes,
+        gpuNodes: flags.gpuNodes,
+        imageRepository: flags.imageRepository,
         kubernetesVersion: pinnedKubernetesVersion(),
-        podOctet: opts.podOctet,
+        podOctet: flags.podOctet,
         ballastCommand: [process.execPath, ballastCliScript],
         // Node's install dir (…/bin/node → …) and the checkout (…/dist/cli/main.js → …).
         programDirs: [dirname(dirname(process.execPath)), dirname(dirname(dirname(ballastCliScript)))],
@@ -128,17 +128,17 @@ export function registerDev(program: Command): void {
     .description("diagnostic HTTP server for checking pods: answers JSON with its pod name, namespace and IP")
     .option("--host <host>", "address to bind (default: $POD_IP, else 0.0.0.0)")
     .option("--port <port>", "port", count("--port", 65535), 8080)
-    .action(async (opts: { host?: string; port: number }) => {
+    .action(async (flags: { host?: string; port: number }) => {
       const who = {
         pod: process.env.POD_NAME ?? "",
         namespace: process.env.POD_NAMESPACE ?? "",
         podIP: process.env.POD_IP ?? "",
         node: process.env.NODE_NAME ?? "",
       };
-      const host = opts.host ?? (process.env.POD_IP || "0.0.0.0");
+      const host = flags.host ?? (process.env.POD_IP || "0.0.0.0");
       const { startEchoServer } = await import("../devcluster/echo-server.js");
-      const server = await startEchoServer(host, opts.port, who);
-      console.log(JSON.stringify({ msg: "echo server listening", host, port: opts.port }));
+      const server = await startEchoServer(host, flags.port, who);
+      console.log(JSON.stringify({ msg: "echo server listening", host, port: flags.port }));
       const stop = () => server.close(() => process.exit(0));
       process.once("SIGTERM", stop);
       process.once("SIGINT", stop);
@@ -152,14 +152,14 @@ export function registerDev(program: Command): void {
     .option("--log-lines <n>", "first print n numbered lines (`line 1` …), to check what the logs show", count("--log-lines", 1_000_000), 0)
     .option("--termination-message <text>", "write text to --termination-message-path before exiting, as a container reports its result")
     .option("--termination-message-path <file>", "where the termination message goes (the container's terminationMessagePath)", "/dev/termination-log")
-    .action(async (opts: { seconds: number; exitCode: number; logLines: number; terminationMessage?: string; terminationMessagePath: string }) => {
-      for (let i = 1; i <= opts.logLines; i++) console.log(`line ${i}`);
-      await new Promise((r) => setTimeout(r, opts.seconds * 1000));
-      if (opts.terminationMessage !== undefined) {
+    .action(async (flags: { seconds: number; exitCode: number; logLines: number; terminationMessage?: string; terminationMessagePath: string }) => {
+      for (let i = 1; i <= flags.logLines; i++) console.log(`line ${i}`);
+      await new Promise((r) => setTimeout(r, flags.seconds * 1000));
+      if (flags.terminationMessage !== undefined) {
         const { writeFileSync } = await import("node:fs");
-        writeFileSync(opts.terminationMessagePath, opts.terminationMessage);
+        writeFileSync(flags.terminationMessagePath, flags.terminationMessage);
       }
-      console.log(JSON.stringify({ msg: "job finished", exitCode: opts.exitCode }));
-      process.exit(opts.exitCode);
+      console.log(JSON.stringify({ msg: "job finished", exitCode: flags.exitCode }));
+      process.exit(flags.exitCode);
     });
 }

@@ -107,7 +107,7 @@ export function registerSidecar(program: Command): void {
           windowMs: flags.windowDuration,
           windowsKept: flags.windowsKept,
           maxTracked: flags.maxTrackedRequests,
-          log: { segmentBytes: flags.logSegmentBytes, maxBytes: flags.logMaxBytes, maxAgeMs: flags.logMaxAge },
+          requestLogOptions: { segmentBytes: flags.logSegmentBytes, maxBytes: flags.logMaxBytes, maxAgeMs: flags.logMaxAge },
           maxBodyBytes: flags.maxBodyBytes,
           upstreamTimeoutMs: flags.upstreamTimeout,
           drainTimeoutMs: flags.drainTimeout,

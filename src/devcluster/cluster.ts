@@ -39,9 +39,9 @@ const CLIENTS = [
   { file: "local-nodes", commonName: "ballast-local-nodes", organization: "system:masters" },
 ];
 
-export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
-  const log = opts.log ?? (() => {});
-  const dir = resolve(opts.dir);
+export async function clusterUp(options: UpOptions): Promise<ClusterState> {
+  const log = options.log ?? (() => {});
+  const dir = resolve(options.dir);
   const existing = readState(dir);
   if (existing && existing.processes.some((p) => isAlive(p.pid))) {
     throw new Error(`a local cluster is already running in ${dir} (run \`ballast dev down --dir ${dir}\` first)`);
@@ -87,7 +87,7 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
     ...(bins.kubectl ? { kubectl: bins.kubectl } : {}),
     ports,
     processes: [],
-    nodes: defaultNodeNames(opts.cpuNodes, opts.gpuNodes),
+    nodes: defaultNodeNames(options.cpuNodes, options.gpuNodes),
     podOctet,
     serviceOctet,
     startedAt: new Date().toISOString(),
@@ -95,20 +95,20 @@ export async function clusterUp(opts: UpOptions): Promise<ClusterState> {
 
   try {
     for (const spec of controlPlaneSpecs(bins, ports, paths, { serviceCidr: `127.${serviceOctet}.0.0/16` })) {
-      opts.signal?.throwIfAborted();
+      options.signal?.throwIfAborted();
       log(`starting ${spec.name}`);
       state.processes.push(startComponent(dir, spec));
       writeState(state);
-      await waitHealthy(spec, state.processes.at(-1)!, opts.signal);
+      await waitHealthy(spec, state.processes.at(-1)!, options.signal);
     }
-    opts.signal?.throwIfAborted();
+    options.signal?.throwIfAborted();
     log(`starting local nodes: ${state.nodes.join(", ")}`);
     const agentArgs = [ballastCliScript, "dev", "node-agent", "--dir", dir, "--kubeconfig", nodesKubeconfig,
-      "--nodes", String(opts.cpuNodes), "--gpu-nodes", String(opts.gpuNodes),
-      "--image-repository", opts.imageRepository ?? DEFAULT_IMAGE_REPOSITORY, "--pod-octet", String(podOctet)];
+      "--nodes", String(options.cpuNodes), "--gpu-nodes", String(options.gpuNodes),
+      "--image-repository", options.imageRepository ?? DEFAULT_IMAGE_REPOSITORY, "--pod-octet", String(podOctet)];
     state.processes.push(recorded(startDetached({ name: "local-nodes", command: process.execPath, args: agentArgs, log: join(dir, "logs/local-nodes.log") }), process.execPath, agentArgs));
     writeState(state);
-    await waitForCluster(kubeconfig, state, opts.signal);
+    await waitForCluster(kubeconfig, state, options.signal);
     log(`cluster ready: Kubernetes ${bins.kubernetesVersion}, API server ${server}`);
     return state;
   } catch (err) {
@@ -185,7 +185,7 @@ async function readyNodes(client: KubeClient): Promise<ClusterStatus["nodes"]> {
 }
 
 /** Stops every process `up` recorded (local nodes first, so pods get their SIGTERM) and any pod process left over. */
-export async function clusterDown(dirArg: string, opts: { purge?: boolean } = {}): Promise<{ stopped: string[] }> {
+export async function clusterDown(dirArg: string, options: { purge?: boolean } = {}): Promise<{ stopped: string[] }> {
   const dir = resolve(dirArg);
   const state = readState(dir);
   const stopped: string[] = [];
@@ -214,7 +214,7 @@ export async function clusterDown(dirArg: string, opts: { purge?: boolean } = {}
     }
     rmSync(stateFile(dir), { force: true });
   }
-  if (opts.purge) rmSync(dir, { recursive: true, force: true });
+  if (options.purge) rmSync(dir, { recursive: true, force: true });
   return { stopped };
 }
 

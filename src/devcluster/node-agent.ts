@@ -54,14 +54,14 @@ export class NodeAgent {
   private readonly stopping = new AbortController();
   private readonly since = new Date();
 
-  constructor(private readonly opts: NodeAgentOptions) {
-    this.client = opts.client;
-    this.nodes = new Map(localNodeSpecs(opts.cpuNodes, opts.gpuNodes).map((n) => [n.name, n]));
-    for (const name of this.nodes.keys()) this.events.set(name, new EventRecorder(this.client, "ballast.dev/local-node", name, opts.log));
-    this.pods = new Informer<V1Pod>({ client: this.client, resource: PODS, logger: opts.log, transform: withoutManagedFields });
-    this.services = new ServiceProxy(this.client, this.pods, opts.log);
-    this.provisioner = new LocalVolumeProvisioner(this.client, opts.clusterDir, opts.log);
-    this.ips = new LoopbackIPAllocator(opts.podOctet);
+  constructor(private readonly options: NodeAgentOptions) {
+    this.client = options.client;
+    this.nodes = new Map(localNodeSpecs(options.cpuNodes, options.gpuNodes).map((n) => [n.name, n]));
+    for (const name of this.nodes.keys()) this.events.set(name, new EventRecorder(this.client, "ballast.dev/local-node", name, options.log));
+    this.pods = new Informer<V1Pod>({ client: this.client, resource: PODS, logger: options.log, transform: withoutManagedFields });
+    this.services = new ServiceProxy(this.client, this.pods, options.log);
+    this.provisioner = new LocalVolumeProvisioner(this.client, options.clusterDir, options.log);
+    this.ips = new LoopbackIPAllocator(options.podOctet);
     this.pods.on({
       add: (pod) => this.podChanged(pod),
       update: (_, pod) => this.podChanged(pod),
@@ -93,7 +93,7 @@ export class NodeAgent {
 
   /** Processes of a previous agent that died without stopping them: a restarted kubelet would not adopt them either. */
   private async killLeftoverProcesses(): Promise<void> {
-    for (const file of podProcessPidFiles(this.opts.clusterDir)) {
+    for (const file of podProcessPidFiles(this.options.clusterDir)) {
       const pid = Number.parseInt(readFileSync(file, "utf8"), 10);
       if (Number.isFinite(pid) && isAlive(pid)) await stopProcess(pid, 5_000);
       rmSync(file, { force: true });
@@ -107,7 +107,7 @@ export class NodeAgent {
       try {
         await fn();
       } catch (err) {
-        this.opts.log.warn({ err: String(err) }, "periodic node task failed; retrying");
+        this.options.log.warn({ err: String(err) }, "periodic node task failed; retrying");
       }
     }
   }
@@ -120,11 +120,11 @@ export class NodeAgent {
     }
     await this.reportStatus(node);
     await this.renewLease(node);
-    this.opts.log.info({ node: node.name, gpus: node.gpus, address: node.address }, "registered local node");
+    this.options.log.info({ node: node.name, gpus: node.gpus, address: node.address }, "registered local node");
   }
 
   private async reportStatus(node: LocalNodeSpec): Promise<void> {
-    const status = nodeStatus(node, 0, this.opts.kubernetesVersion, new Date(), this.since);
+    const status = nodeStatus(node, 0, this.options.kubernetesVersion, new Date(), this.since);
     await this.client.patch(resourcePath(NODES, undefined, node.name, "status"), { status }, PatchType.merge);
   }
 
@@ -149,23 +149,23 @@ export class NodeAgent {
   private context(node: LocalNodeSpec): NodeContext {
     const server = new URL(this.client.server);
     return {
-      clusterDir: this.opts.clusterDir,
+      clusterDir: this.options.clusterDir,
       node,
       client: this.client,
       api: podApi(this.client),
-      imageRepository: this.opts.imageRepository,
-      ballastCommand: this.opts.ballastCommand,
-      programDirs: this.opts.programDirs,
+      imageRepository: this.options.imageRepository,
+      ballastCommand: this.options.ballastCommand,
+      programDirs: this.options.programDirs,
       apiServerHost: server.hostname,
       apiServerPort: Number(server.port || 443),
-      crashLoopBackoffMs: this.opts.crashLoopBackoffMs ?? 10_000,
+      crashLoopBackoffMs: this.options.crashLoopBackoffMs ?? 10_000,
       allocateIP: (uid) => this.ips.allocate(uid),
       releaseIP: (uid) => this.ips.release(uid),
       event: (pod, type, reason, note) =>
         this.events.get(node.name)!.record({ apiVersion: "v1", kind: "Pod", metadata: pod.metadata }, { type, reason, action: reason, note }),
       statusWriting: (pod) => this.services.statusWriting(pod),
       statusNotWritten: (pod) => this.services.statusNotWritten(pod),
-      log: this.opts.log,
+      log: this.options.log,
     };
   }
 

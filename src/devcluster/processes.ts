@@ -20,19 +20,19 @@ export interface StartOptions {
   cwd?: string;
 }
 
-export function startDetached(opts: StartOptions): StartedProcess {
-  mkdirSync(dirname(opts.log), { recursive: true });
-  const fd = openSync(opts.log, "a");
+export function startDetached(options: StartOptions): StartedProcess {
+  mkdirSync(dirname(options.log), { recursive: true });
+  const fd = openSync(options.log, "a");
   try {
-    const child = spawn(opts.command, opts.args, {
+    const child = spawn(options.command, options.args, {
       detached: true,
       stdio: ["ignore", fd, fd],
-      env: opts.env ?? process.env,
-      cwd: opts.cwd,
+      env: options.env ?? process.env,
+      cwd: options.cwd,
     });
-    if (child.pid === undefined) throw new Error(`could not start ${opts.name} (${opts.command})`);
+    if (child.pid === undefined) throw new Error(`could not start ${options.name} (${options.command})`);
     child.unref();
-    return { name: opts.name, pid: child.pid, log: opts.log };
+    return { name: options.name, pid: child.pid, log: options.log };
   } finally {
     closeSync(fd);
   }

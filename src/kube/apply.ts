@@ -16,16 +16,16 @@ export async function serverSideApply<T extends KubeObject>(
   client: KubeClient,
   resource: ResourceType,
   obj: T,
-  opts: ApplyOptions = {},
+  options: ApplyOptions = {},
 ): Promise<T> {
   const name = obj.metadata?.name;
   if (!obj.apiVersion || !obj.kind || !name)
     throw new Error(`server-side apply needs apiVersion, kind and metadata.name (got ${obj.kind ?? "?"}/${name ?? "?"})`);
   return client.patch<T>(resourcePath(resource, obj.metadata?.namespace, name), obj, PatchType.apply, {
     query: {
-      fieldManager: opts.fieldManager ?? FIELD_MANAGER,
-      force: opts.force ?? true,
-      dryRun: opts.dryRun ? "All" : undefined,
+      fieldManager: options.fieldManager ?? FIELD_MANAGER,
+      force: options.force ?? true,
+      dryRun: options.dryRun ? "All" : undefined,
     },
   });
 }

@@ -224,11 +224,11 @@ export class KubeClient {
     await kc.applyToHTTPSOptions(tls);
     if (cluster.skipTLSVerify) tls.rejectUnauthorized = false;
     const headers: AuthHeaders = async () => {
-      const opts: RequestOptions = { headers: {} };
-      await kc.applyToHTTPSOptions(opts);
+      const options: RequestOptions = { headers: {} };
+      await kc.applyToHTTPSOptions(options);
       const h: Record<string, string> = {};
-      for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) h[k] = String(v);
-      if (opts.auth) h.Authorization = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
+      for (const [k, v] of Object.entries(options.headers ?? {})) if (v !== undefined) h[k] = String(v);
+      if (options.auth) h.Authorization = `Basic ${Buffer.from(options.auth).toString("base64")}`;
       return h;
     };
     const user = kc.getCurrentUser();

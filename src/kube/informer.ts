@@ -70,10 +70,10 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   /** How many times the informer relisted or reconnected after a failure; for tests and logs. */
   recoveries = 0;
 
-  constructor(private readonly opts: InformerOptions<T>) {
-    this.backoff = opts.backoff ?? new Backoff(200, 30_000);
-    this.path = resourcePath(opts.resource, opts.namespace);
-    this.log = opts.logger.child({ informer: opts.resource.plural, watchNamespace: opts.namespace ?? "*" });
+  constructor(private readonly options: InformerOptions<T>) {
+    this.backoff = options.backoff ?? new Backoff(200, 30_000);
+    this.path = resourcePath(options.resource, options.namespace);
+    this.log = options.logger.child({ informer: options.resource.plural, watchNamespace: options.namespace ?? "*" });
   }
 
   on(handlers: InformerHandlers<T>): void {
@@ -148,8 +148,8 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
     let cont: string | undefined;
     let rv: string;
     do {
-      const page = await this.opts.client.get<KubeList<T>>(this.path, {
-        query: { labelSelector: this.opts.labelSelector, limit: this.opts.pageSize ?? 500, continue: cont },
+      const page = await this.options.client.get<KubeList<T>>(this.path, {
+        query: { labelSelector: this.options.labelSelector, limit: this.options.pageSize ?? 500, continue: cont },
         signal,
       });
       for (const item of page.items) items.push(this.transform(item));
@@ -167,7 +167,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   }
 
   private transform(obj: T): T {
-    return this.opts.transform ? this.opts.transform(obj) : obj;
+    return this.options.transform ? this.options.transform(obj) : obj;
   }
 
   /** Makes the store equal to a fresh list, telling handlers what changed while we were not watching. */
@@ -191,14 +191,14 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
   }
 
   private get idleTimeoutMs(): number {
-    return this.opts.watchIdleTimeoutMs ?? WATCH_IDLE_TIMEOUT_MS;
+    return this.options.watchIdleTimeoutMs ?? WATCH_IDLE_TIMEOUT_MS;
   }
 
   private async watchOnce(signal: AbortSignal): Promise<void> {
     let gone = false;
     let events = 0;
     const startedAt = Date.now();
-    const timeout = this.opts.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300);
+    const timeout = this.options.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300);
     // Every line, bookmarks included, proves the stream alive; silence past the bound aborts it.
     const idle = new AbortController();
     let idleTimer: NodeJS.Timeout | undefined;
@@ -208,12 +208,12 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
     };
     alive();
     try {
-      await this.opts.client.watch(
+      await this.options.client.watch(
         this.path,
         {
           resourceVersion: this.resourceVersion,
           allowWatchBookmarks: true,
-          labelSelector: this.opts.labelSelector,
+          labelSelector: this.options.labelSelector,
           timeoutSeconds: timeout,
         },
         (type, raw) => {
@@ -263,8 +263,8 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
 export class NamespacedInformers<T extends KubeObject> implements ObjectCache<T> {
   private readonly byNamespace = new Map<string, Informer<T>>();
 
-  constructor(namespaces: string[] | undefined, opts: Omit<InformerOptions<T>, "namespace">) {
-    for (const ns of namespaces ?? [""]) this.byNamespace.set(ns, new Informer<T>({ ...opts, namespace: ns || undefined }));
+  constructor(namespaces: string[] | undefined, options: Omit<InformerOptions<T>, "namespace">) {
+    for (const ns of namespaces ?? [""]) this.byNamespace.set(ns, new Informer<T>({ ...options, namespace: ns || undefined }));
   }
 
   private informers(): Informer<T>[] {

@@ -110,21 +110,21 @@ export class LeaderElector {
   private readonly log: Logger;
 
   constructor(
-    private readonly opts: LeaderElectorOptions,
+    private readonly options: LeaderElectorOptions,
     private readonly callbacks: LeaderCallbacks,
   ) {
     this.t = {
-      leaseDurationMs: opts.leaseDurationMs ?? DEFAULT_LEADER_ELECTION.leaseDurationMs,
-      renewDeadlineMs: opts.renewDeadlineMs ?? DEFAULT_LEADER_ELECTION.renewDeadlineMs,
-      retryPeriodMs: opts.retryPeriodMs ?? DEFAULT_LEADER_ELECTION.retryPeriodMs,
+      leaseDurationMs: options.leaseDurationMs ?? DEFAULT_LEADER_ELECTION.leaseDurationMs,
+      renewDeadlineMs: options.renewDeadlineMs ?? DEFAULT_LEADER_ELECTION.renewDeadlineMs,
+      retryPeriodMs: options.retryPeriodMs ?? DEFAULT_LEADER_ELECTION.retryPeriodMs,
     };
     if (!(this.t.leaseDurationMs > this.t.renewDeadlineMs && this.t.renewDeadlineMs > this.t.retryPeriodMs))
       throw new Error(
         `leader election needs leaseDuration > renewDeadline > retryPeriod, got ${this.t.leaseDurationMs}/${this.t.renewDeadlineMs}/${this.t.retryPeriodMs} ms`,
       );
-    this.clock = opts.clock ?? monotonicClock;
-    this.path = resourcePath(LEASES_RESOURCE, opts.namespace, opts.name);
-    this.log = opts.logger.child({ lease: `${opts.namespace}/${opts.name}`, identity: opts.identity });
+    this.clock = options.clock ?? monotonicClock;
+    this.path = resourcePath(LEASES_RESOURCE, options.namespace, options.name);
+    this.log = options.logger.child({ lease: `${options.namespace}/${options.name}`, identity: options.identity });
   }
 
   get isLeader(): boolean {
@@ -147,7 +147,7 @@ export class LeaderElector {
    * leadership is lost. Installs a write fence on the client: once we have lost, no write leaves it.
    */
   async run(signal: AbortSignal): Promise<void> {
-    this.opts.client.setWriteFence((method, path) => this.admitWrite(method, path));
+    this.options.client.setWriteFence((method, path) => this.admitWrite(method, path));
     this.lastRoundAt = this.clock();
     while (!signal.aborted && !this.deposed) {
       const renewedAt = await this.tryAcquireOrRenew(signal).catch((err: unknown) => {
@@ -202,7 +202,7 @@ export class LeaderElector {
    */
   private admitWrite(method: string, path: string): void {
     if (this.leading && this.clock() >= this.leadingUntil) this.loseLeadership("renewDeadline passed before a write");
-    if (this.deposed) throw new WriteRefusedError(method, path, `${this.opts.identity} lost the leader Lease ${this.opts.namespace}/${this.opts.name}`);
+    if (this.deposed) throw new WriteRefusedError(method, path, `${this.options.identity} lost the leader Lease ${this.options.namespace}/${this.options.name}`);
   }
 
   /** A leader's request may run until its deadline; a candidate's for renewDeadline. */
@@ -212,7 +212,7 @@ export class LeaderElector {
 
   private heldByOther(): boolean {
     const h = this.observed?.holderIdentity;
-    return !!h && h !== this.opts.identity;
+    return !!h && h !== this.options.identity;
   }
 
   private observe(spec: LeaseSpec | undefined, rv: string | undefined): void {
@@ -231,19 +231,19 @@ export class LeaderElector {
   private async tryAcquireOrRenew(signal: AbortSignal): Promise<number | undefined> {
     let lease: Lease | undefined;
     try {
-      lease = await this.opts.client.get<Lease>(this.path, { signal, timeoutMs: this.requestBudgetMs() });
+      lease = await this.options.client.get<Lease>(this.path, { signal, timeoutMs: this.requestBudgetMs() });
     } catch (err) {
       if (!(err instanceof KubeApiError && err.notFound)) throw err;
     }
     if (lease) this.observe(lease.spec ?? {}, lease.metadata.resourceVersion);
-    const decision = decideLease(lease ? (lease.spec ?? {}) : undefined, this.observedAt, this.clock(), this.opts.identity, this.t.leaseDurationMs);
+    const decision = decideLease(lease ? (lease.spec ?? {}) : undefined, this.observedAt, this.clock(), this.options.identity, this.t.leaseDurationMs);
     if (decision.action === "wait") return undefined;
-    const spec = nextLeaseSpec(lease?.spec, this.opts.identity, this.t.leaseDurationMs, new Date());
+    const spec = nextLeaseSpec(lease?.spec, this.options.identity, this.t.leaseDurationMs, new Date());
     try {
       const body: Lease = {
         apiVersion: "coordination.k8s.io/v1",
         kind: "Lease",
-        metadata: { name: this.opts.name, namespace: this.opts.namespace, resourceVersion: this.resourceVersion },
+        metadata: { name: this.options.name, namespace: this.options.namespace, resourceVersion: this.resourceVersion },
         spec,
       };
       // Sent now: the others measure our term from when they see this write, never earlier.
@@ -251,8 +251,8 @@ export class LeaderElector {
       const init = { signal, timeoutMs: this.requestBudgetMs() };
       const written =
         decision.action === "create"
-          ? await this.opts.client.create<Lease>(resourcePath(LEASES_RESOURCE, this.opts.namespace), body, init)
-          : await this.opts.client.replace<Lease>(this.path, body, init);
+          ? await this.options.client.create<Lease>(resourcePath(LEASES_RESOURCE, this.options.namespace), body, init)
+          : await this.options.client.replace<Lease>(this.path, body, init);
       this.observe(written.spec, written.metadata.resourceVersion);
       return sentAt;
     } catch (err) {
@@ -265,11 +265,11 @@ export class LeaderElector {
   /** Hands the Lease over at once instead of making the next leader wait out leaseDuration. */
   private async release(): Promise<void> {
     try {
-      const lease = await this.opts.client.get<Lease>(this.path, { timeoutMs: this.t.renewDeadlineMs });
-      if (lease.spec?.holderIdentity !== this.opts.identity) return;
+      const lease = await this.options.client.get<Lease>(this.path, { timeoutMs: this.t.renewDeadlineMs });
+      if (lease.spec?.holderIdentity !== this.options.identity) return;
       const now = microTime(new Date());
       // The resourceVersion we read makes this a no-op (409) if someone took the Lease meanwhile.
-      await this.opts.client.replace<Lease>(
+      await this.options.client.replace<Lease>(
         this.path,
         { ...lease, spec: { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: now, acquireTime: now } },
         { timeoutMs: Math.max(1, this.leadingUntil - this.clock()) },

@@ -20,20 +20,20 @@ export async function updateStatusWithRetry<S, T extends KubeObject & { status?:
   resource: ResourceType,
   current: T,
   computeStatus: (latest: T) => S,
-  opts: StatusUpdateOptions = {},
+  options: StatusUpdateOptions = {},
 ): Promise<T | undefined> {
-  const attempts = opts.attempts ?? 5;
+  const attempts = options.attempts ?? 5;
   const path = resourcePath(resource, current.metadata?.namespace, current.metadata?.name);
   let latest = current;
   for (let attempt = 1; ; attempt++) {
     const status = computeStatus(latest);
     if (isDeepStrictEqual(status, latest.status)) return latest;
     try {
-      return await client.replace<T>(`${path}/status`, { ...latest, status }, { query: { fieldManager: opts.fieldManager } });
+      return await client.replace<T>(`${path}/status`, { ...latest, status }, { query: { fieldManager: options.fieldManager } });
     } catch (err) {
       if (!(err instanceof KubeApiError)) throw err;
       if (err.notFound) return undefined;
-      if (err.conflict) opts.onConflict?.();
+      if (err.conflict) options.onConflict?.();
       if (!err.conflict || attempt >= attempts) throw err;
     }
     // Jittered, short: conflicts clear as soon as we have read the newer version.

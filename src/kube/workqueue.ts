@@ -34,10 +34,10 @@ export class WorkQueue<K> {
   private readonly metrics: WorkQueueMetrics | undefined;
   private readonly clock: Clock;
 
-  constructor(opts: WorkQueueOptions<K> = {}) {
-    this.clock = opts.clock ?? monotonicClock;
-    this.rateLimiter = opts.rateLimiter ?? defaultControllerRateLimiter<K>(this.clock);
-    this.metrics = opts.metrics;
+  constructor(options: WorkQueueOptions<K> = {}) {
+    this.clock = options.clock ?? monotonicClock;
+    this.rateLimiter = options.rateLimiter ?? defaultControllerRateLimiter<K>(this.clock);
+    this.metrics = options.metrics;
   }
 
   get length(): number {

@@ -142,45 +142,45 @@ export class Manager {
   private readonly log: Logger;
   private stopping = false;
 
-  constructor(private readonly opts: ManagerOptions) {
-    this.log = opts.logger;
-    this.identity = opts.identity ?? `${hostname()}_${randomUUID()}`;
-    const informerOpts = { client: opts.client, logger: opts.logger, transform: withoutManagedFields };
-    this.modelDeployments = new NamespacedInformers<MD>(opts.namespaces, { ...informerOpts, resource: MODEL_DEPLOYMENTS });
+  constructor(private readonly options: ManagerOptions) {
+    this.log = options.logger;
+    this.identity = options.identity ?? `${hostname()}_${randomUUID()}`;
+    const informerOpts = { client: options.client, logger: options.logger, transform: withoutManagedFields };
+    this.modelDeployments = new NamespacedInformers<MD>(options.namespaces, { ...informerOpts, resource: MODEL_DEPLOYMENTS });
     // Only objects we manage: a cluster's other ConfigMaps and Deployments would cost memory for nothing.
     const ownedOpts = { ...informerOpts, labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY}` };
-    const deployments = new NamespacedInformers<V1Deployment & KubeObject>(opts.namespaces, { ...ownedOpts, resource: DEPLOYMENTS, transform: slimDeployment });
-    const services = new NamespacedInformers<V1Service & KubeObject>(opts.namespaces, { ...ownedOpts, resource: SERVICES, transform: metadataOnly });
-    const configMaps = new NamespacedInformers<V1ConfigMap & KubeObject>(opts.namespaces, { ...ownedOpts, resource: CONFIG_MAPS, transform: metadataOnly });
-    const networkPolicies = new NamespacedInformers<V1NetworkPolicy & KubeObject>(opts.namespaces, { ...ownedOpts, resource: NETWORK_POLICIES, transform: metadataOnly });
-    const pods = new NamespacedInformers<V1Pod & KubeObject>(opts.namespaces, { ...ownedOpts, resource: PODS, transform: slimPod });
-    const jobs = new NamespacedInformers<V1Job & KubeObject>(opts.namespaces, { ...ownedOpts, resource: JOBS, transform: slimJob });
+    const deployments = new NamespacedInformers<V1Deployment & KubeObject>(options.namespaces, { ...ownedOpts, resource: DEPLOYMENTS, transform: slimDeployment });
+    const services = new NamespacedInformers<V1Service & KubeObject>(options.namespaces, { ...ownedOpts, resource: SERVICES, transform: metadataOnly });
+    const configMaps = new NamespacedInformers<V1ConfigMap & KubeObject>(options.namespaces, { ...ownedOpts, resource: CONFIG_MAPS, transform: metadataOnly });
+    const networkPolicies = new NamespacedInformers<V1NetworkPolicy & KubeObject>(options.namespaces, { ...ownedOpts, resource: NETWORK_POLICIES, transform: metadataOnly });
+    const pods = new NamespacedInformers<V1Pod & KubeObject>(options.namespaces, { ...ownedOpts, resource: PODS, transform: slimPod });
+    const jobs = new NamespacedInformers<V1Job & KubeObject>(options.namespaces, { ...ownedOpts, resource: JOBS, transform: slimJob });
     this.owned = [deployments, services, configMaps, networkPolicies, pods, jobs] as NamespacedInformers<KubeObject>[];
-    this.recorder = new EventRecorder(opts.client, REPORTING_CONTROLLER, this.identity.slice(0, 128), opts.logger);
+    this.recorder = new EventRecorder(options.client, REPORTING_CONTROLLER, this.identity.slice(0, 128), options.logger);
     const reconciler = new ServingReconciler({
-      client: opts.client,
+      client: options.client,
       caches: { modelDeployments: this.modelDeployments, deployments, services, configMaps, networkPolicies },
       recorder: this.recorder,
-      defaultImage: opts.image,
-      operatorNamespace: opts.operatorNamespace,
+      defaultImage: options.image,
+      operatorNamespace: options.operatorNamespace,
       onStatusConflict: () => this.metrics.statusConflicts.inc({ controller: CONTROLLER_NAME }),
     });
-    this.controller = new Controller({ name: CONTROLLER_NAME, reconciler, workers: opts.workers, metrics: this.metrics, logger: opts.logger });
+    this.controller = new Controller({ name: CONTROLLER_NAME, reconciler, workers: options.workers, metrics: this.metrics, logger: options.logger });
     const monitoring = new MonitoringReconciler({
-      client: opts.client,
+      client: options.client,
       caches: { modelDeployments: this.modelDeployments, pods },
       recorder: this.recorder,
       onStatusConflict: () => this.metrics.statusConflicts.inc({ controller: MONITORING_CONTROLLER_NAME }),
     });
-    this.monitoring = new Controller({ name: MONITORING_CONTROLLER_NAME, reconciler: monitoring, workers: opts.workers, metrics: this.metrics, logger: opts.logger });
+    this.monitoring = new Controller({ name: MONITORING_CONTROLLER_NAME, reconciler: monitoring, workers: options.workers, metrics: this.metrics, logger: options.logger });
     const loop = new LoopReconciler({
-      client: opts.client,
+      client: options.client,
       caches: { modelDeployments: this.modelDeployments, jobs, deployments },
       recorder: this.recorder,
-      defaultImage: opts.image,
+      defaultImage: options.image,
       onStatusConflict: () => this.metrics.statusConflicts.inc({ controller: LOOP_CONTROLLER_NAME }),
     });
-    this.loop = new Controller({ name: LOOP_CONTROLLER_NAME, reconciler: loop, workers: opts.workers, metrics: this.metrics, logger: opts.logger });
+    this.loop = new Controller({ name: LOOP_CONTROLLER_NAME, reconciler: loop, workers: options.workers, metrics: this.metrics, logger: options.logger });
     this.wireEvents(pods, jobs, deployments);
   }
 
@@ -229,7 +229,7 @@ export class Manager {
   }
 
   get isLeader(): boolean {
-    return this.opts.leaderElection ? (this.elector?.isLeader ?? false) : true;
+    return this.options.leaderElection ? (this.elector?.isLeader ?? false) : true;
   }
 
   /** Starts listeners and informers, waits for the caches, then reconciles (or campaigns first). */
@@ -237,10 +237,10 @@ export class Manager {
     await this.listen();
     this.modelDeployments.start();
     for (const i of this.owned) i.start();
-    this.log.info({ namespaces: this.opts.namespaces ?? "all", workers: this.opts.workers, identity: this.identity, user: this.opts.client.describeUser() }, "operator starting");
+    this.log.info({ namespaces: this.options.namespaces ?? "all", workers: this.options.workers, identity: this.identity, user: this.options.client.describeUser() }, "operator starting");
     await Promise.all([this.modelDeployments.waitForSync(this.electorAbort.signal), ...this.owned.map((i) => i.waitForSync(this.electorAbort.signal))]);
     if (this.stopping) return;
-    const le = this.opts.leaderElection;
+    const le = this.options.leaderElection;
     if (!le) {
       for (const c of this.controllers) c.start();
       return;
@@ -248,7 +248,7 @@ export class Manager {
     const leaseName = { name: le.id };
     this.metrics.leader.set(leaseName, 0);
     this.elector = new LeaderElector(
-      { ...le, client: this.opts.client, namespace: le.namespace, name: le.id, identity: this.identity, logger: this.log },
+      { ...le, client: this.options.client, namespace: le.namespace, name: le.id, identity: this.identity, logger: this.log },
       {
         onStartedLeading: () => {
           this.metrics.leader.set(leaseName, 1);
@@ -259,7 +259,7 @@ export class Manager {
         onStoppedLeading: (reason) => {
           this.metrics.leader.set(leaseName, 0);
           for (const c of this.controllers) void c.stopWorkers();
-          if (reason === "lost") this.opts.onLeadershipLost?.();
+          if (reason === "lost") this.options.onLeadershipLost?.();
         },
         onNewLeader: (id) => this.log.info({ leader: id }, "new leader observed"),
       },
@@ -274,7 +274,7 @@ export class Manager {
    */
   livenessProblems(): string[] {
     const problems: string[] = [];
-    const bound = this.opts.stuckReconcileMs ?? STUCK_RECONCILE_MS;
+    const bound = this.options.stuckReconcileMs ?? STUCK_RECONCILE_MS;
     for (const c of this.controllers) {
       const ms = c.queue.longestProcessingMs();
       if (ms > bound) problems.push(`controller ${c.name}: a reconcile has run for ${(ms / 1000).toFixed(1)} s (bound ${(bound / 1000).toFixed(1)} s)`);
@@ -299,8 +299,8 @@ export class Manager {
   }
 
   private async listen(): Promise<void> {
-    const metricsAt = parseBindAddress("--metrics-bind-address", this.opts.metricsBindAddress);
-    const healthAt = parseBindAddress("--health-probe-bind-address", this.opts.healthProbeBindAddress);
+    const metricsAt = parseBindAddress("--metrics-bind-address", this.options.metricsBindAddress);
+    const healthAt = parseBindAddress("--health-probe-bind-address", this.options.healthProbeBindAddress);
     const handle = async (path: string | undefined): Promise<[number, string, string]> => {
       switch (path) {
         case "/healthz": {

@@ -32,7 +32,7 @@ export interface MonitorOptions {
   /** Estimated bytes of the remembered requests (ids, predictions); the oldest are forgotten past it. Default 64 MiB. */
   maxTrackedBytes?: number;
   pod: string;
-  log: RequestLog;
+  requestLog: RequestLog;
   /** Reference to measure drift against (default: the version's `referenceProfile`). */
   reference?: ReferenceProfileJSON;
   /** compare() options for window drift (default: method auto over every feature). */
@@ -228,7 +228,7 @@ export class TrafficMonitor {
     }
     window.rows += request.rows;
     this.totals.rows += request.rows;
-    this.options.log.append({ kind: "inference", id, ts: ex.ts, version: this.meta.version, rows, predictions: predictions ?? [] });
+    this.options.requestLog.append({ kind: "inference", id, ts: ex.ts, version: this.meta.version, rows, predictions: predictions ?? [] });
     this.track(id, { predictions, labelled: new Uint8Array(request.rows), window });
     this.rotateIfDue(ex.ts);
   }
@@ -287,10 +287,10 @@ export class TrafficMonitor {
     const ts = this.now();
     for (const a of accepted) {
       a.entry.labelled[a.row] = 1;
-      this.options.log.append({ kind: "feedback", id: a.id, row: a.row, label: a.label, ts });
+      this.options.requestLog.append({ kind: "feedback", id: a.id, row: a.row, label: a.label, ts });
     }
     try {
-      await this.options.log.commit();
+      await this.options.requestLog.commit();
     } catch (err) {
       for (const a of accepted) a.entry.labelled[a.row] = 0;
       // The file system's message names paths: it goes to the log (as the cause), not to the caller.

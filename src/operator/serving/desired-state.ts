@@ -176,12 +176,12 @@ export function desiredService(md: ResolvedModelDeployment): V1Service {
  * unknown (it runs outside the cluster), the monitoring port admits nobody. Enforced by the cluster's network
  * plugin, where it has one that implements NetworkPolicy.
  */
-export function desiredNetworkPolicy(md: ResolvedModelDeployment, opts: { operatorNamespace?: string }): V1NetworkPolicy {
+export function desiredNetworkPolicy(md: ResolvedModelDeployment, options: { operatorNamespace?: string }): V1NetworkPolicy {
   const name = md.metadata.name!;
-  const fromOperator = opts.operatorNamespace
+  const fromOperator = options.operatorNamespace
     ? [
         {
-          from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": opts.operatorNamespace } }, podSelector: { matchLabels: { ...OPERATOR_POD_LABELS } } }],
+          from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": options.operatorNamespace } }, podSelector: { matchLabels: { ...OPERATOR_POD_LABELS } } }],
           ports: [{ port: SIDECAR_MONITORING_PORT, protocol: "TCP" }],
         },
       ]
@@ -210,11 +210,11 @@ export interface ModelVolume {
  * image, or the host on Ballast's local nodes), never a hostPath volume, which restricted pods may not
  * use; http(s):// → downloaded by the server itself. The last two need no volume.
  */
-export function modelVolume(location: StorageLocation, opts: { readOnly: boolean } = { readOnly: true }): ModelVolume | undefined {
+export function modelVolume(location: StorageLocation, options: { readOnly: boolean } = { readOnly: true }): ModelVolume | undefined {
   if (location.scheme !== "pvc") return undefined;
   return {
-    volume: { name: "model-store", persistentVolumeClaim: { claimName: location.claimName, readOnly: opts.readOnly } },
-    mount: { name: "model-store", mountPath: `${PVC_MOUNT_ROOT}/${location.claimName}`, readOnly: opts.readOnly },
+    volume: { name: "model-store", persistentVolumeClaim: { claimName: location.claimName, readOnly: options.readOnly } },
+    mount: { name: "model-store", mountPath: `${PVC_MOUNT_ROOT}/${location.claimName}`, readOnly: options.readOnly },
   };
 }
 
@@ -253,11 +253,11 @@ export interface DesiredDeploymentOptions {
   operatorNamespace?: string;
 }
 
-export function desiredDeployment(md: ResolvedModelDeployment, opts: DesiredDeploymentOptions): V1Deployment {
+export function desiredDeployment(md: ResolvedModelDeployment, options: DesiredDeploymentOptions): V1Deployment {
   const name = md.metadata.name!;
   const names = servingNames(name);
   const serving = md.spec.serving;
-  const image = serving.image ?? opts.defaultImage;
+  const image = serving.image ?? options.defaultImage;
   const version = pinnedVersion(md);
   const location = parseStorageUri(md.spec.model.storageUri, "spec.model.storageUri");
   // pvc:// and file:// stores are writable: the sidecar keeps its request log there, where it outlives the pod
@@ -404,7 +404,7 @@ export function pruneUndefined<T>(value: T): T {
 }
 
 /** The four objects, pruned and stamped with the hash of their content. */
-export function desiredServingObjects(md: ResolvedModelDeployment, opts: DesiredDeploymentOptions) {
+export function desiredServingObjects(md: ResolvedModelDeployment, options: DesiredDeploymentOptions) {
   const stamp = <T extends { metadata?: { annotations?: Record<string, string> } }>(obj: T): T => {
     const clean = pruneUndefined(obj);
     clean.metadata = { ...clean.metadata, annotations: { ...clean.metadata?.annotations, [ANNOTATION_APPLIED_HASH]: contentHash(clean) } };
@@ -413,7 +413,7 @@ export function desiredServingObjects(md: ResolvedModelDeployment, opts: Desired
   return {
     configMap: stamp(desiredConfigMap(md)),
     service: stamp(desiredService(md)),
-    deployment: stamp(desiredDeployment(md, opts)),
-    networkPolicy: stamp(desiredNetworkPolicy(md, opts)),
+    deployment: stamp(desiredDeployment(md, options)),
+    networkPolicy: stamp(desiredNetworkPolicy(md, options)),
   };
 }

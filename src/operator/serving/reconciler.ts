@@ -58,11 +58,11 @@ export class ServingReconciler implements Reconciler {
   /** "kind ns/name" → when we last applied it, for the re-apply period. */
   private readonly appliedAt = new Map<string, number>();
 
-  constructor(private readonly opts: ServingReconcilerOptions) {}
+  constructor(private readonly options: ServingReconcilerOptions) {}
 
   async reconcile(req: ReconcileRequest, ctx: ReconcileContext): Promise<ReconcileResult> {
     const key = `${req.namespace}/${req.name}`;
-    const md = this.opts.caches.modelDeployments.get(key);
+    const md = this.options.caches.modelDeployments.get(key);
     if (!md) {
       this.forgetApplied(req.namespace, req.name);
       return {};
@@ -72,9 +72,9 @@ export class ServingReconciler implements Reconciler {
     // In parallel with the applies: the finalizer only guards cleanup, which owner references back up.
     const finalizerAdded = md.metadata.finalizers?.includes(SERVING_FINALIZER)
       ? Promise.resolve(undefined)
-      : applyFinalizer(this.opts.client, MODEL_DEPLOYMENTS, md, SERVING_FINALIZER, true);
+      : applyFinalizer(this.options.client, MODEL_DEPLOYMENTS, md, SERVING_FINALIZER, true);
     const names = servingNames(req.name);
-    const cached = this.opts.caches.deployments.get(`${req.namespace}/${names.deployment}`);
+    const cached = this.options.caches.deployments.get(`${req.namespace}/${names.deployment}`);
     // Someone else's Deployment of that name (labelled like ours) must not feed our status.
     const cachedDeployment = cached && controlledBy(cached, md) ? cached : undefined;
     let deployment: V1Deployment | undefined = cachedDeployment;
@@ -88,7 +88,7 @@ export class ServingReconciler implements Reconciler {
       deployment = applied;
     } catch (err) {
       const error = classifyReconcileError(err);
-      this.opts.recorder.record(current, { type: "Warning", reason: error.reason, action: "Reconcile", note: error.message });
+      this.options.recorder.record(current, { type: "Warning", reason: error.reason, action: "Reconcile", note: error.message });
       await this.writeStatus(current, { ok: false, error, deployment });
       ctx.log.warn({ reason: error.reason, stalled: error.stalled, err: error.message }, "reconcile failed");
       if (error.stalled) return { requeueAfterMs: error.requeueAfterMs };
@@ -104,7 +104,7 @@ export class ServingReconciler implements Reconciler {
     const location = parseStorageUri(md.spec.model.storageUri, "spec.model.storageUri");
     if (location.scheme !== "pvc") return;
     try {
-      await this.opts.client.get(resourcePath(PERSISTENT_VOLUME_CLAIMS, md.metadata.namespace, location.claimName));
+      await this.options.client.get(resourcePath(PERSISTENT_VOLUME_CLAIMS, md.metadata.namespace, location.claimName));
     } catch (err) {
       if (err instanceof KubeApiError && err.notFound)
         throw new StalledError(
@@ -117,12 +117,12 @@ export class ServingReconciler implements Reconciler {
 
   private async applyServingObjects(md: ResolvedModelDeployment & KubeObject, cachedDeployment: V1Deployment | undefined, ctx: ReconcileContext): Promise<V1Deployment | undefined> {
     const ns = md.metadata.namespace!;
-    const desired = desiredServingObjects(md, { defaultImage: this.opts.defaultImage, operatorNamespace: this.opts.operatorNamespace });
+    const desired = desiredServingObjects(md, { defaultImage: this.options.defaultImage, operatorNamespace: this.options.operatorNamespace });
     const names = servingNames(md.metadata.name!);
-    const cachedConfigMap = this.opts.caches.configMaps.get(`${ns}/${names.configMap}`);
-    const cachedService = this.opts.caches.services.get(`${ns}/${names.service}`);
-    const deploymentCached = this.opts.caches.deployments.get(`${ns}/${names.deployment}`);
-    const cachedNetworkPolicy = this.opts.caches.networkPolicies.get(`${ns}/${names.networkPolicy}`);
+    const cachedConfigMap = this.options.caches.configMaps.get(`${ns}/${names.configMap}`);
+    const cachedService = this.options.caches.services.get(`${ns}/${names.service}`);
+    const deploymentCached = this.options.caches.deployments.get(`${ns}/${names.deployment}`);
+    const cachedNetworkPolicy = this.options.caches.networkPolicies.get(`${ns}/${names.networkPolicy}`);
     // All four are checked before any is applied, so a conflict on one leaves the others untouched too.
     const [configMapUid, serviceUid, deploymentUid, networkPolicyUid] = await Promise.all([
       this.controlledUid(CONFIG_MAPS, md, desired.configMap, cachedConfigMap),
@@ -153,7 +153,7 @@ export class ServingReconciler implements Reconciler {
     let existing = cached;
     if (!existing) {
       try {
-        existing = await this.opts.client.get<KubeObject>(resourcePath(resource, ns, name));
+        existing = await this.options.client.get<KubeObject>(resourcePath(resource, ns, name));
       } catch (err) {
         if (err instanceof KubeApiError && err.notFound) return undefined;
         throw err;
@@ -180,7 +180,7 @@ export class ServingReconciler implements Reconciler {
     const body = controlledUid ? { ...desired, metadata: { ...desired.metadata, uid: controlledUid } } : desired;
     let applied: T;
     try {
-      applied = await serverSideApply(this.opts.client, resource, body);
+      applied = await serverSideApply(this.options.client, resource, body);
     } catch (err) {
       if (controlledUid && err instanceof KubeApiError && (err.status === 422 || err.status === 409) && /uid/i.test(err.message))
         throw new ReconcileError(ConditionReason.NameConflict, `${id} was replaced by another object while being applied; checking who controls it again`);
@@ -194,7 +194,7 @@ export class ServingReconciler implements Reconciler {
   /** Created / Scaled / Rolled Events, judged against the Deployment as it was before this apply. */
   private recordServingChanges(md: ResolvedModelDeployment & KubeObject, before: V1Deployment | undefined, desired: V1Deployment): void {
     const names = servingNames(md.metadata.name!);
-    const rec = this.opts.recorder;
+    const rec = this.options.recorder;
     if (!before) {
       rec.record(md, {
         type: "Normal",
@@ -216,9 +216,9 @@ export class ServingReconciler implements Reconciler {
   }
 
   private async writeStatus(md: ResolvedModelDeployment & KubeObject, outcome: ReconcileOutcome): Promise<(ResolvedModelDeployment & KubeObject) | undefined> {
-    const now = this.opts.now?.() ?? new Date();
-    return updateStatusWithRetry(this.opts.client, MODEL_DEPLOYMENTS, md, (latest) => servingStatus(latest, outcome, now), {
-      onConflict: this.opts.onStatusConflict,
+    const now = this.options.now?.() ?? new Date();
+    return updateStatusWithRetry(this.options.client, MODEL_DEPLOYMENTS, md, (latest) => servingStatus(latest, outcome, now), {
+      onConflict: this.options.onStatusConflict,
     });
   }
 
@@ -233,10 +233,10 @@ export class ServingReconciler implements Reconciler {
     const name = md.metadata.name!;
     const orphans: [typeof DEPLOYMENTS, KubeObject][] = [];
     const caches: [typeof DEPLOYMENTS, { list(): KubeObject[] }][] = [
-      [DEPLOYMENTS, this.opts.caches.deployments],
-      [SERVICES, this.opts.caches.services],
-      [CONFIG_MAPS, this.opts.caches.configMaps],
-      [NETWORK_POLICIES, this.opts.caches.networkPolicies],
+      [DEPLOYMENTS, this.options.caches.deployments],
+      [SERVICES, this.options.caches.services],
+      [CONFIG_MAPS, this.options.caches.configMaps],
+      [NETWORK_POLICIES, this.options.caches.networkPolicies],
     ];
     const names = servingNames(name);
     const ourNames: Record<string, string> = { deployments: names.deployment, services: names.service, configmaps: names.configMap, networkpolicies: names.networkPolicy };
@@ -253,13 +253,13 @@ export class ServingReconciler implements Reconciler {
           orphans.push([resource, obj]);
     for (const [resource, obj] of orphans) {
       try {
-        await this.opts.client.delete(resourcePath(resource, ns, obj.metadata!.name), { query: { propagationPolicy: "Background" } });
+        await this.options.client.delete(resourcePath(resource, ns, obj.metadata!.name), { query: { propagationPolicy: "Background" } });
         ctx.log.info({ object: `${obj.kind ?? resource.plural} ${ns}/${obj.metadata!.name}` }, "deleted orphaned serving object");
       } catch (err) {
         if (!(err instanceof KubeApiError && err.notFound)) throw err;
       }
     }
-    await applyFinalizer(this.opts.client, MODEL_DEPLOYMENTS, md, SERVING_FINALIZER, false);
+    await applyFinalizer(this.options.client, MODEL_DEPLOYMENTS, md, SERVING_FINALIZER, false);
     this.forgetApplied(ns, name);
     ctx.log.info({ orphansDeleted: orphans.length }, "finalized; owned objects are left to the garbage collector");
     return {};

@@ -30,7 +30,7 @@ export interface MonitoringSetupOptions {
   config: MonitoringConfig | undefined;
   dataDir: string;
   logRoot?: string;
-  log: Partial<RequestLogOptions>;
+  requestLogOptions: Partial<RequestLogOptions>;
   pod: string;
   windowRows: number;
   windowMs: number;
@@ -52,7 +52,7 @@ export class MonitoringSetup {
   private upstreamReady = false;
   private readonly logDropped: DroppedTotals = { segments: 0, bytes: 0, feedback: 0 };
 
-  constructor(private readonly opts: MonitoringSetupOptions) {}
+  constructor(private readonly options: MonitoringSetupOptions) {}
 
   get state(): MonitoringState | undefined {
     return this.current;
@@ -76,7 +76,7 @@ export class MonitoringSetup {
   /** One look at the model server's readiness (the sidecar's own readiness follows it). */
   async pollServerReadiness(): Promise<void> {
     try {
-      this.upstreamReady = (await this.opts.upstream.getJson("/v2/health/ready", 1000)).status === 200;
+      this.upstreamReady = (await this.options.upstream.getJson("/v2/health/ready", 1000)).status === 200;
     } catch {
       this.upstreamReady = false;
     }
@@ -90,30 +90,30 @@ export class MonitoringSetup {
         return;
       } catch (err) {
         this.initError = (err as Error).message;
-        if (attempt === 1 || attempt % 20 === 0) this.opts.logger.warn({ event: "init-retry", attempt, error: (err as Error).message }, "sidecar not set up yet; retrying");
+        if (attempt === 1 || attempt % 20 === 0) this.options.logger.warn({ event: "init-retry", attempt, error: (err as Error).message }, "sidecar not set up yet; retrying");
         await new Promise((r) => setTimeout(r, RETRY_MS));
       }
     }
   }
 
   private async setUp(): Promise<MonitoringState> {
-    const { store, model, logger } = this.opts;
+    const { store, model, logger } = this.options;
     const described = await this.describeServedModel();
-    const version = this.opts.version ?? described.version;
+    const version = this.options.version ?? described.version;
     const meta = await readMetadata(store, model, version);
-    const drift = driftOptions(this.opts.config, meta);
-    const reference = await loadReference(this.opts.config, meta, this.opts.storeOptions);
+    const drift = driftOptions(this.options.config, meta);
+    const reference = await loadReference(this.options.config, meta, this.options.storeOptions);
     const requestLog = await RequestLog.open(
-      this.opts.dataDir,
+      this.options.dataDir,
       { model, version, task: meta.task, label: meta.label, features: meta.features.map((f) => f.name) },
       {
-        ...this.opts.log,
-        pod: this.opts.pod,
-        boundsRoot: this.opts.logRoot,
+        ...this.options.requestLogOptions,
+        pod: this.options.pod,
+        boundsRoot: this.options.logRoot,
         onDrop: (d) => {
           const dropped: DroppedTotals = { segments: 1, bytes: d.bytes, feedback: d.feedback };
           for (const key of ["segments", "bytes", "feedback"] as const) this.logDropped[key] += dropped[key];
-          this.opts.onLogDropped(dropped);
+          this.options.onLogDropped(dropped);
           logger.warn({ event: "log-dropped", ...d }, "request log segment deleted by the log bounds");
         },
         onEvent: (e) => {
@@ -127,19 +127,19 @@ export class MonitoringSetup {
     );
     const monitor = new TrafficMonitor({
       meta,
-      windowRows: this.opts.windowRows,
-      windowMs: this.opts.windowMs,
-      windowsKept: this.opts.windowsKept,
-      maxTracked: this.opts.maxTracked,
-      ...(this.opts.maxTrackedBytes !== undefined ? { maxTrackedBytes: this.opts.maxTrackedBytes } : {}),
-      pod: this.opts.pod,
-      log: requestLog,
+      windowRows: this.options.windowRows,
+      windowMs: this.options.windowMs,
+      windowsKept: this.options.windowsKept,
+      maxTracked: this.options.maxTracked,
+      ...(this.options.maxTrackedBytes !== undefined ? { maxTrackedBytes: this.options.maxTrackedBytes } : {}),
+      pod: this.options.pod,
+      requestLog,
       reference,
       drift,
     });
     let restored = 0;
     try {
-      for await (const record of readLog(this.opts.dataDir, (p) => logger.warn({ event: "log-problem", ...p }, "skipped an unreadable request log line"))) {
+      for await (const record of readLog(this.options.dataDir, (p) => logger.warn({ event: "log-problem", ...p }, "skipped an unreadable request log line"))) {
         monitor.restore(record);
         restored++;
       }
@@ -149,7 +149,7 @@ export class MonitoringSetup {
       throw err;
     }
     logger.info(
-      { event: "monitoring", model, version, restoredRecords: restored, trackedRequests: monitor.trackedRequests, dataDir: this.opts.dataDir, logRoot: this.opts.logRoot },
+      { event: "monitoring", model, version, restoredRecords: restored, trackedRequests: monitor.trackedRequests, dataDir: this.options.dataDir, logRoot: this.options.logRoot },
       "monitoring started",
     );
     return { meta, backend: described.backend, requestLog, monitor };
@@ -158,16 +158,16 @@ export class MonitoringSetup {
   private async describeServedModel(): Promise<{ version: string; backend: string }> {
     let answer: { status: number; body: unknown };
     try {
-      answer = await this.opts.upstream.getJson(`/v2/models/${encodeURIComponent(this.opts.model)}`, UPSTREAM_TIMEOUT_MS);
+      answer = await this.options.upstream.getJson(`/v2/models/${encodeURIComponent(this.options.model)}`, UPSTREAM_TIMEOUT_MS);
     } catch {
       // The ready endpoint shows this reason to any caller: never the socket's address or error text.
       throw new Error("waiting for the model server");
     }
     const { status, body } = answer;
-    if (status !== 200) throw new Error(`model server answered GET /v2/models/${this.opts.model} with ${status}`);
+    if (status !== 200) throw new Error(`model server answered GET /v2/models/${this.options.model} with ${status}`);
     const described = (body ?? {}) as { versions?: unknown; parameters?: { backend?: unknown } };
     const version = Array.isArray(described.versions) && typeof described.versions[0] === "string" ? described.versions[0] : undefined;
-    if (!version) throw new Error(`model server did not report a version for ${this.opts.model}`);
+    if (!version) throw new Error(`model server did not report a version for ${this.options.model}`);
     return { version, backend: typeof described.parameters?.backend === "string" ? described.parameters.backend : "unknown" };
   }
 

@@ -80,7 +80,7 @@ export class ModelServerProxy {
   private upstreamErrorLoggedAt = 0;
   private upstreamErrorsUnlogged = 0;
 
-  constructor(private readonly opts: ProxyOptions) {}
+  constructor(private readonly options: ProxyOptions) {}
 
   /** Anything but inference: forwarded as it is, with a request id. */
   passthrough(req: IncomingMessage, res: ServerResponse): void {
@@ -97,10 +97,10 @@ export class ModelServerProxy {
     const headers = forwardHeaders(req.headers);
     const declared = Number(req.headers["content-length"]);
     let read: BoundedBody;
-    if (Number.isFinite(declared) && declared > this.opts.maxBodyBytes) read = { kind: "too-large", stream: req };
+    if (Number.isFinite(declared) && declared > this.options.maxBodyBytes) read = { kind: "too-large", stream: req };
     else {
       try {
-        read = await readBounded(req, this.opts.maxBodyBytes);
+        read = await readBounded(req, this.options.maxBodyBytes);
       } catch {
         // The caller went away mid-body.
         res.destroy();
@@ -141,13 +141,13 @@ export class ModelServerProxy {
     });
     let upstream: Dispatcher.ResponseData;
     try {
-      upstream = await this.opts.upstream.request({
+      upstream = await this.options.upstream.request({
         path: req.url ?? "/",
         method: (req.method ?? "GET") as Dispatcher.HttpMethod,
         headers: headers as Record<string, string>,
         body,
-        headersTimeout: this.opts.upstreamTimeoutMs,
-        bodyTimeout: this.opts.upstreamTimeoutMs,
+        headersTimeout: this.options.upstreamTimeoutMs,
+        bodyTimeout: this.options.upstreamTimeoutMs,
         signal: cancel.signal,
       });
     } catch (err) {
@@ -178,7 +178,7 @@ export class ModelServerProxy {
       res.destroy();
       return;
     }
-    if (status >= 500) this.opts.metrics.upstreamErrors.inc({ reason: `http-${status}` });
+    if (status >= 500) this.options.metrics.upstreamErrors.inc({ reason: `http-${status}` });
     if (exchange.kind === "passthrough") return;
     exchange.monitor.countRequest(status >= 500 ? "failed" : status >= 400 ? "rejected" : "ok");
     if (exchange.kind === "inference-recorded" && responseBody !== undefined) {
@@ -200,7 +200,7 @@ export class ModelServerProxy {
 
   private upstreamFailed(err: Error & { code?: string }, req: IncomingMessage, res: ServerResponse, id: string, exchange: ProxiedExchange): void {
     const reason = err.code === "UND_ERR_HEADERS_TIMEOUT" || err.code === "UND_ERR_BODY_TIMEOUT" ? "timeout" : err.code === "ECONNREFUSED" || err.code === "ENOENT" ? "connect" : "reset";
-    this.opts.metrics.upstreamErrors.inc({ reason });
+    this.options.metrics.upstreamErrors.inc({ reason });
     this.logUpstreamError(reason, err, req.url ?? "/");
     if (exchange.kind !== "passthrough") exchange.monitor.countRequest("failed");
     // The caller learns that the model server is unavailable, not where it is or what the socket said.
@@ -215,8 +215,8 @@ export class ModelServerProxy {
       this.upstreamErrorsUnlogged++;
       return;
     }
-    this.opts.logger.warn(
-      { event: "upstream-error", reason, code: err.code, error: err.message, upstream: describeUpstream(this.opts.upstream.address), path, unloggedSinceLast: this.upstreamErrorsUnlogged },
+    this.options.logger.warn(
+      { event: "upstream-error", reason, code: err.code, error: err.message, upstream: describeUpstream(this.options.upstream.address), path, unloggedSinceLast: this.upstreamErrorsUnlogged },
       "request to the model server failed",
     );
     this.upstreamErrorLoggedAt = now;

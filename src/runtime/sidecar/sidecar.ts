@@ -39,7 +39,7 @@ export interface SidecarOptions {
   maxTracked: number;
   /** Byte bound of the feedback index (TrafficMonitor maxTrackedBytes); default 64 MiB. */
   maxTrackedBytes?: number;
-  log: Partial<RequestLogOptions>;
+  requestLogOptions: Partial<RequestLogOptions>;
   /** Bodies larger than this are proxied but not inspected; feedback bodies above it get 413. */
   maxBodyBytes?: number;
   upstreamTimeoutMs: number;
@@ -98,7 +98,7 @@ export class Sidecar {
       config,
       dataDir: this.options.dataDir,
       logRoot: this.options.logRoot,
-      log: this.options.log,
+      requestLogOptions: this.options.requestLogOptions,
       pod: this.options.pod,
       windowRows: this.options.windowRows,
       windowMs: this.options.windowMs,

@@ -20,7 +20,7 @@ const regressionMeta = (target?: { mean: number; std: number }) => oneFeatureMet
 async function servedMonitor(meta: ModelMetadata) {
   const dir = tempDir();
   const log = await RequestLog.open(dir, { model: "m", version: "v1", task: meta.task, label: meta.label, features: ["x"] });
-  const monitor = new TrafficMonitor({ meta, windowRows: 0, windowMs: 0, windowsKept: 4, maxTracked: 100, pod: "p", log, now: () => T0 });
+  const monitor = new TrafficMonitor({ meta, windowRows: 0, windowMs: 0, windowsKept: 4, maxTracked: 100, pod: "p", requestLog: log, now: () => T0 });
   const serve = (id: string, rows: number): void =>
     monitor.enqueue({
       ts: T0,

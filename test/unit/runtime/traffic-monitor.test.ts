@@ -29,7 +29,7 @@ async function monitorAt(clock: { now: number }, options: { windowRows?: number;
     maxTracked: options.maxTracked ?? 1000,
     ...(options.maxTrackedBytes !== undefined ? { maxTrackedBytes: options.maxTrackedBytes } : {}),
     pod: "p",
-    log,
+    requestLog: log,
     now: () => clock.now,
   });
   return { monitor, log, dir };

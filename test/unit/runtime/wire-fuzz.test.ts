@@ -111,7 +111,7 @@ describe("feedback parser under arbitrary bodies", () => {
     const log = await RequestLog.open(tempDir(), { model: "m", version: "v1", task: "regression", label: "y", features: ["x"] });
     // More requests than the runs can label (a labelled row only answers "duplicate"); windows of 200 rows, so
     // late feedback lands in closed windows too.
-    const monitor = new TrafficMonitor({ meta, windowRows: 200, windowMs: 0, windowsKept: 5, maxTracked: 2000, pod: "p", log, now: () => T0 });
+    const monitor = new TrafficMonitor({ meta, windowRows: 200, windowMs: 0, windowsKept: 5, maxTracked: 2000, pod: "p", requestLog: log, now: () => T0 });
     const ids = Array.from({ length: 1000 }, (_, i) => `r${i}`);
     ids.forEach((id, i) => {
       const rows = 1 + (i % 3);

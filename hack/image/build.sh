@@ -80,6 +80,8 @@ base_rootfs() {
   find "$root/usr/share/doc" -mindepth 2 ! -name copyright ! -type d -delete
   find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
   rm -rf "$root/usr/share/man" "$root/usr/share/info" "$root/usr/share/lintian" "$root/usr/share/bug"
+  # update-ca-certificates, the only program there, is a shell script and the image has no shell.
+  rm -rf "$root/usr/sbin"
   # update-ca-certificates' job (a maintainer script we do not run): the bundle at the path OpenSSL looks.
   mkdir -p "$root/etc/ssl/certs"
   find "$root/usr/share/ca-certificates" -name '*.crt' -print0 | LC_ALL=C sort -z | xargs -0 cat > "$root/etc/ssl/certs/ca-certificates.crt"

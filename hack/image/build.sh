@@ -33,10 +33,16 @@ cleanup() {
 trap cleanup EXIT
 
 # --- Parts shared by both architectures -------------------------------------------------------------
-# dist/ compiled from the sources into the staging dir (never the checkout's dist/, which may hold
-# output of deleted sources).
+# dist/ compiled afresh from src/ (never the checkout's dist/, which may hold output of deleted sources),
+# in a copy laid out like the checkout so the source maps' relative paths ("../../src/…") do not depend
+# on where the staging dir is; the Dockerfile's build stage gives the same.
 echo "image: compiling dist/ ($((SECONDS - started)) s)" >&2
-(cd "$repo" && npx tsc -p tsconfig.json --outDir "$work/app/app/dist")
+mkdir -p "$work/compile"
+cp -R "$repo/src" "$repo/tsconfig.json" "$repo/package.json" "$work/compile/"
+ln -s "$repo/node_modules" "$work/compile/node_modules"
+"$repo/node_modules/.bin/tsc" -p "$work/compile/tsconfig.json"
+mkdir -p "$work/app/app"
+mv "$work/compile/dist" "$work/app/app/dist"
 install -D -m 0755 "$here/ballast" "$work/app/usr/local/bin/ballast"
 cp -R "$repo/crds" "$work/app/app/crds"
 

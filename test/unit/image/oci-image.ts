@@ -16,9 +16,9 @@ export interface ImageDigests {
 }
 
 /** Runs hack/image/build.sh into `outDir` (downloads and npm ci are cached; dist/ is compiled afresh). */
-export async function buildImage(outDir: string): Promise<ImageDigests> {
-  // The build script runs `node` and `npx`: the test's own Node 24 first on PATH.
-  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}` };
+export async function buildImage(outDir: string, extraEnv: Record<string, string> = {}): Promise<ImageDigests> {
+  // The build script runs `node` and `npm`: the test's own Node 24 first on PATH.
+  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}`, ...extraEnv };
   await run(join(repoRoot, "hack/image/build.sh"), [outDir], { cwd: repoRoot, env, maxBuffer: 64 << 20 });
   return readDigests(outDir);
 }

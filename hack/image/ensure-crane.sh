@@ -8,13 +8,4 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 module=github.com/google/go-containerregistry
 version="$(awk -v m="$module" '$1=="require" && $2==m {print $3} $1==m && $2 ~ /^v/ {print $2}' "$here/go.mod" | head -1)"
 [ -n "$version" ] || { echo "ensure-crane: cannot read the $module version from $here/go.mod" >&2; exit 2; }
-out="${XDG_CACHE_HOME:-$HOME/.cache}/ballast/tools/crane-$version"
-if [ ! -x "$out/crane" ]; then
-  command -v go >/dev/null 2>&1 || { echo "ensure-crane: go is not installed to build crane $version" >&2; exit 1; }
-  mkdir -p "$out"
-  echo "ensure-crane: building crane $version into $out (a minute on a cold Go cache)" >&2
-  # Build to a temp name then rename, so an interrupted build never leaves a half-written binary.
-  (cd "$here" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/.crane.tmp" "$module/cmd/crane") >&2
-  mv -f "$out/.crane.tmp" "$out/crane"
-fi
-echo "$out/crane"
+exec "$here/../build-go-tool.sh" crane "$version" "$here" "$module/cmd/crane" -ldflags "-s -w"

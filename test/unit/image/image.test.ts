@@ -112,11 +112,20 @@ describe("the amd64 image, run as shipped (chroot into its root filesystem, its 
     ({ image, root } = await unpackedAmd64());
   }, BUILD_MS);
 
-  it("runs as uid 65532 with entrypoint ballast, and has no shell to run", async () => {
+  it("runs as uid 65532 with entrypoint ballast, has no shell to run, and nothing it may write but /tmp and its home", async () => {
     expect(image.config.config).toMatchObject({ User: "65532:65532", Entrypoint: ["ballast"], WorkingDir: "/app" });
     // Outside /app the only programs are node and the launcher: no shell, no env, no busybox, no scripts.
     const programs = listFiles(root).filter((f) => !f.startsWith("app/") && !/\.so(\.|$)/.test(f) && (statSync(join(root, f)).mode & 0o111) !== 0);
     expect(programs.sort()).toEqual(["usr/local/bin/ballast", "usr/local/bin/node"]);
+    const writable = readdirSync(root, { recursive: true, withFileTypes: true })
+      .filter((e) => !e.isSymbolicLink())
+      .map((e) => join(e.parentPath, e.name))
+      .filter((path) => {
+        const st = statSync(path);
+        return st.uid !== 0 || st.gid !== 0 || (st.mode & 0o022) !== 0;
+      })
+      .map((path) => path.slice(root.length + 1));
+    expect(writable.sort()).toEqual(["home/nonroot", "tmp"]);
     const { code, stdout, stderr } = await finished(runInImage(root, image.config, ["--version"]));
     expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
     expect(stdout.trim()).toBe(version);

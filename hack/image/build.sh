@@ -20,7 +20,8 @@ version="$(node -p 'require(process.argv[1]).version' "$repo/package.json")"
 revision="$(git -C "$repo" rev-parse HEAD)"
 # A tree with uncommitted changes is not the commit it would claim to be.
 [ -z "$(git -C "$repo" status --porcelain --untracked-files=no)" ] || revision="$revision-dirty"
-# Every timestamp in the image is the commit's, so two builds of one commit are byte-identical.
+# Every file's mtime and the created label are the commit's time, so two builds of one commit are
+# byte-identical (crane leaves the config's own created field at the zero time).
 epoch="${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct)}"
 created="$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)"
 
@@ -46,8 +47,9 @@ mv "$work/compile/dist" "$work/app/app/dist"
 install -D -m 0755 "$here/ballast" "$work/app/usr/local/bin/ballast"
 cp -R "$repo/crds" "$work/app/app/crds"
 
-# Production dependencies only, pruned, keyed by package.json + package-lock.json + the prune rules. No install scripts run: no
-# production dependency needs one (the only script in the lock is core-js's donation banner, a dev one).
+# Production dependencies only, pruned, cached by package.json + package-lock.json + the prune rules.
+# No install scripts run: no production dependency needs one (the lock's only one is core-js's banner,
+# a dev dependency).
 modules_key="$(cat "$repo/package.json" "$repo/package-lock.json" "$here/prune-node-modules.sh" | sha256sum | cut -c1-16)"
 # The cache entry is the layer's tree itself (app/package.json, app/node_modules), tarred in place.
 modules="$CACHE_DIR/node_modules/$modules_key"
@@ -61,13 +63,12 @@ if [ ! -d "$modules/app/node_modules" ]; then
   rm -rf "$modules" && mv "$modules.tmp" "$modules"
 fi
 
-# layer_tar DIR TAR [tar options]: DIR's tree as a layer, names sorted, owned by root, no group/other write.
+# layer_tar DIR TAR: DIR's tree as a layer, names sorted, owned by root, no group/other write.
 layer_tar() {
   local dir="$1" tar="$2"
-  shift 2
   (cd "$dir" && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort |
     tar --create --file "$tar" --no-recursion --files-from - --format=gnu --numeric-owner --owner=0 --group=0 \
-      --mtime="@$epoch" --mode=go-w "$@")
+      --mtime="@$epoch" --mode=go-w)
 }
 
 # --- One architecture: the base root filesystem and node --------------------------------------------

@@ -138,3 +138,17 @@ dev-status: build ## Show the local cluster's processes and nodes.
 .PHONY: demo
 demo: build k8s-binaries ## Run the Ballast demo on the local cluster (Ctrl-C tears it down).
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" $(BALLAST) demo --dir "$(CURDIR)/.dev/demo"
+
+##@ Image (no Docker: Debian packages + Node from npm + crane; see docs/image.md)
+IMAGE_DIR ?= $(CURDIR)/dist/image
+.PHONY: image
+image: deps ## Build the linux/amd64 + linux/arm64 OCI image into dist/image (OCI layout, docker-load tarballs), reproducibly.
+	hack/image/build.sh "$(IMAGE_DIR)"
+
+.PHONY: image-push
+image-push: ## Push dist/image's multi-arch index with crane: make image-push IMAGE=<registry>/<repo>:<tag> (after make image).
+	hack/image/push.sh "$(IMAGE)" "$(IMAGE_DIR)/oci"
+
+.PHONY: image-lock
+image-lock: ## Re-pin the image's Debian packages and Node (hack/image/image.lock) to the newest of bookworm and Node 24.
+	hack/image/lock.sh

@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { join, resolve } from "node:path";
 import { ballastCacheDir } from "../devcluster/binaries.js";
 import { integer } from "./runtime-flags.js";
+import { loadDevOnlyModule } from "./dev-only-modules.js";
 
 export function registerDemo(program: Command): void {
   program
@@ -25,7 +26,7 @@ export function registerDemo(program: Command): void {
         "Example:\n  make demo      # = bin/ballast demo --dir .dev/demo",
     )
     .action(async (flags: { dir: string; keep?: boolean; exitWhenDone?: boolean; epochs: number; windowRows: number }) => {
-      const { runDemo, unusableDir } = await import("../demo/run-demo.js");
+      const { runDemo, unusableDir } = await loadDevOnlyModule("demo", () => import("../demo/run-demo.js"));
       const refusal = unusableDir(resolve(flags.dir));
       if (refusal) {
         console.error(`ballast demo: ${refusal}`);

@@ -3,10 +3,11 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { dirname, join, resolve } from "node:path";
 import { ballastCacheDir } from "../devcluster/binaries.js";
 import { DEFAULT_IMAGE_REPOSITORY } from "../devcluster/nodes.js";
+import { loadDevOnlyModule } from "./dev-only-modules.js";
 
 // The cluster code (Kubernetes client, x509) loads inside each action: `ballast dev echo` in a pod starts in
 // a fraction of the time, which matters for its probes on a loaded machine.
-const cluster = () => import("../devcluster/cluster.js");
+const cluster = () => loadDevOnlyModule("dev", () => import("../devcluster/cluster.js"));
 
 const defaultDir = () => join(ballastCacheDir(), "dev-cluster");
 

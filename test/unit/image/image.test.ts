@@ -1,0 +1,259 @@
+// `make image` as a user sees it: given this commit, the build writes an OCI layout and docker-load tarballs
+// whose digests do not change from build to build; the amd64 image, unpacked and run in a chroot with only
+// its own files, user and environment, prints its version, trains a model on the wasm backend and serves it
+// over OIP v2; `ballast dev`/`demo` say in one line that the image lacks their packages; `make image-push`
+// pushes the same index. One file, because the builds must not race for the caches and the 2 cores.
+import { execFile, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { splitWeather, weatherCsv } from "../../../src/demo/weather-data.js";
+import { inferBody, loadWeather } from "../runtime/weather-fixture.js";
+import { postJson, waitUntilReady } from "../runtime/local-processes.js";
+import { dockerfileStages } from "./dockerfile.js";
+import { buildImage, finished, platformImage, repoRoot, runInImage, unpackRootfs, type ImageDigests, type PlatformImage } from "./oci-image.js";
+
+const run = promisify(execFile);
+const shipped = join(repoRoot, "dist/image");
+const version = (JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { version: string }).version;
+const sha256 = (file: string): string => createHash("sha256").update(readFileSync(file)).digest("hex");
+const BUILD_MS = 600_000;
+
+let digests: ImageDigests;
+const scratch = mkdtempSync(join(tmpdir(), "ballast-image-test-"));
+
+beforeAll(async () => {
+  digests = await buildImage(shipped);
+}, BUILD_MS);
+
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+describe("make image", () => {
+  it("writes a multi-arch OCI layout and one docker-load tarball per architecture, labelled with the commit", async () => {
+    expect(Object.keys(digests.platforms).sort()).toEqual(["linux/amd64", "linux/arm64"]);
+    for (const arch of ["amd64", "arm64"]) {
+      const image = platformImage(join(shipped, "oci"), arch);
+      expect(image.manifestDigest).toBe(digests.platforms[`linux/${arch}`]);
+      expect(image.config).toMatchObject({ architecture: arch, os: "linux" });
+      const { stdout: head } = await run("git", ["rev-parse", "HEAD"], { cwd: repoRoot });
+      expect(image.config.config.Labels).toMatchObject({
+        "org.opencontainers.image.source": "https://github.com/ballast-dev/ballast",
+        "org.opencontainers.image.version": version,
+        "org.opencontainers.image.revision": expect.stringMatching(new RegExp(`^${head.trim()}(-dirty)?$`)),
+      });
+      // docker load / podman load / kind load image-archive read manifest.json; its config is the index's.
+      const tarball = join(shipped, `ballast-${version}-linux-${arch}.tar`);
+      const { stdout } = await run("tar", ["-xOf", tarball, "manifest.json"]);
+      const [entry] = JSON.parse(stdout) as { Config: string; RepoTags: string[] }[];
+      expect(entry!.RepoTags).toEqual([`ghcr.io/ballast-dev/ballast:${version}`]);
+      const manifest = JSON.parse(readFileSync(join(shipped, "oci/blobs", ...image.manifestDigest.split(":")), "utf8")) as { config: { digest: string } };
+      expect(`sha256:${entry!.Config.replace(/^sha256:/, "")}`).toBe(manifest.config.digest);
+    }
+  });
+
+  it("gives the same digests and the same bytes when built again from the same commit", async () => {
+    const again = join(scratch, "again");
+    // Staged somewhere else: nothing of the build machine's paths may reach the image.
+    const elsewhere = join(scratch, "a/deeper/staging/dir");
+    mkdirSync(elsewhere, { recursive: true });
+    const second = await buildImage(again, { TMPDIR: elsewhere });
+    expect(second).toEqual(digests);
+    for (const arch of ["amd64", "arm64"]) {
+      const name = `ballast-${version}-linux-${arch}.tar`;
+      expect(sha256(join(again, name))).toBe(sha256(join(shipped, name)));
+    }
+  }, BUILD_MS);
+
+  it("make image-push pushes the multi-arch index with the digest the build printed", async () => {
+    const { stdout: crane } = await run(join(repoRoot, "hack/image/ensure-crane.sh"));
+    const registry = spawn(crane.trim(), ["registry", "serve", "--address", "127.0.0.1:0"], { stdio: ["ignore", "ignore", "pipe"] });
+    try {
+      let log = "";
+      registry.stderr.on("data", (c: Buffer) => (log += c.toString("utf8")));
+      const deadline = Date.now() + 10_000;
+      while (!/serving on port (\d+)/.test(log) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const port = /serving on port (\d+)/.exec(log)?.[1];
+      expect(port, `crane registry did not start: ${log}`).toBeDefined();
+      const ref = `127.0.0.1:${port}/ballast:test`;
+      await run(join(repoRoot, "hack/image/push.sh"), [ref, join(shipped, "oci")]);
+      const { stdout: pushed } = await run(crane.trim(), ["digest", "--insecure", ref]);
+      expect(pushed.trim()).toBe(digests.index);
+
+      const missing = await run(join(repoRoot, "hack/image/push.sh"), [""]).catch((err: { code: number; stderr: string }) => err);
+      expect(missing).toMatchObject({ code: 2, stderr: expect.stringContaining("make image-push IMAGE=<registry>/<repo>:<tag>") });
+    } finally {
+      registry.kill();
+    }
+  });
+});
+
+let amd64: Promise<{ image: PlatformImage; root: string }> | undefined;
+/** The shipped amd64 image unpacked once into the scratch dir. */
+function unpackedAmd64(): Promise<{ image: PlatformImage; root: string }> {
+  amd64 ??= (async () => {
+    if (process.getuid?.() !== 0) throw new Error("running the image's root filesystem needs chroot, so these tests run as root");
+    const image = platformImage(join(shipped, "oci"), "amd64");
+    const root = join(scratch, "rootfs");
+    mkdirSync(root);
+    await unpackRootfs(image, root);
+    return { image, root };
+  })();
+  return amd64;
+}
+
+describe("the amd64 image, run as shipped (chroot into its root filesystem, its user, environment and entrypoint)", () => {
+  let image: PlatformImage;
+  let root: string;
+
+  beforeAll(async () => {
+    ({ image, root } = await unpackedAmd64());
+  }, BUILD_MS);
+
+  it("runs as uid 65532 with entrypoint ballast, has no shell to run, and nothing it may write but /tmp and its home", async () => {
+    expect(image.config.config).toMatchObject({ User: "65532:65532", Entrypoint: ["ballast"], WorkingDir: "/app" });
+    // Outside /app the only programs are node and the launcher: no shell, no env, no busybox, no scripts.
+    const programs = listFiles(root).filter((f) => !f.startsWith("app/") && !/\.so(\.|$)/.test(f) && (statSync(join(root, f)).mode & 0o111) !== 0);
+    expect(programs.sort()).toEqual(["usr/local/bin/ballast", "usr/local/bin/node"]);
+    const writable = readdirSync(root, { recursive: true, withFileTypes: true })
+      .filter((e) => !e.isSymbolicLink())
+      .map((e) => join(e.parentPath, e.name))
+      .filter((path) => {
+        const st = statSync(path);
+        return st.uid !== 0 || st.gid !== 0 || (st.mode & 0o022) !== 0;
+      })
+      .map((path) => path.slice(root.length + 1));
+    expect(writable.sort()).toEqual(["home/nonroot", "tmp"]);
+    const { code, stdout, stderr } = await finished(runInImage(root, image.config, ["--version"]));
+    expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+    expect(stdout.trim()).toBe(version);
+  });
+
+  it("trains a model on a CSV with the wasm backend, then serves it and answers an OIP v2 infer request", async () => {
+    const { seattleTraining, seattleTraffic } = splitWeather(loadWeather(), 300, 0);
+    const dataDir = join(root, "tmp/data");
+    mkdirSync(dataDir);
+    writeFileSync(join(dataDir, "seattle.csv"), weatherCsv(seattleTraining));
+
+    const trained = await finished(
+      runInImage(root, image.config, [
+        "train", "--data", "/tmp/data/seattle.csv", "--store", "file:///tmp/store", "--model", "weather", "--label", "weather",
+        "--features", "precipitation,temp_max,temp_min,wind", "--epochs", "2", "--backend", "wasm",
+      ]),
+    );
+    expect(trained.code, trained.stderr + trained.stdout).toBe(0);
+    const metadataFile = join(root, "tmp/store/weather/v1/metadata.json");
+    const metadata = JSON.parse(readFileSync(metadataFile, "utf8")) as { backend: string; classes: string[] };
+    expect(metadata.backend).toBe("wasm");
+    // Written by the image's user, not root.
+    expect(statSync(metadataFile).uid).toBe(65532);
+
+    const server = runInImage(root, image.config, ["serve", "--store", "file:///tmp/store", "--model", "weather", "--host", "127.0.0.1", "--port", "0"]);
+    const exited = finished(server);
+    try {
+      const port = await listeningPort(server);
+      await waitUntilReady(`http://127.0.0.1:${port}/v2/health/ready`);
+      const rows = seattleTraffic.slice(0, 5);
+      const res = await postJson(`http://127.0.0.1:${port}/v2/models/weather/infer`, inferBody(rows, "in-image-1"));
+      expect(res.status).toBe(200);
+      const body = res.body as { model_name: string; model_version: string; id: string; outputs: { name: string; shape: number[]; data: string[] }[] };
+      expect(body).toMatchObject({ model_name: "weather", model_version: "v1", id: "in-image-1" });
+      const label = body.outputs.find((o) => o.name === "label")!;
+      expect(label.shape).toEqual([5]);
+      for (const predicted of label.data) expect(metadata.classes).toContain(predicted);
+    } finally {
+      server.kill("SIGTERM");
+      await exited;
+    }
+  });
+
+  it("ballast dev and ballast demo say in one line that the image does not ship their packages", async () => {
+    for (const [command, args] of [["dev", ["dev", "up", "--dir", "/tmp/cluster"]], ["demo", ["demo", "--dir", "/tmp/demo"]]] as const) {
+      const { code, stdout, stderr } = await finished(runInImage(root, image.config, [...args]));
+      expect({ code, stdout }).toEqual({ code: 1, stdout: "" });
+      expect(stderr.trim().split("\n")).toEqual([expect.stringMatching(new RegExp(`^ballast: \`ballast ${command}\` needs the package \\S+, a development dependency .* after \`npm ci\`$`))]);
+    }
+  });
+});
+
+describe("the Dockerfile (kept for people with Docker) describes the same image", () => {
+  const stages = dockerfileStages(join(repoRoot, "Dockerfile"));
+  const runtime = stages.at(-1)!;
+  const deps = stages.find((s) => s.from.endsWith(" AS deps"))!;
+  let image: PlatformImage;
+  let root: string;
+
+  beforeAll(async () => {
+    ({ image, root } = await unpackedAmd64());
+  }, BUILD_MS);
+
+  it("same user, entrypoint, command, working directory, environment and labels", () => {
+    const config = image.config.config;
+    expect({ User: runtime.user, Entrypoint: runtime.entrypoint, Cmd: runtime.cmd, WorkingDir: runtime.workdir }).toEqual({
+      User: config.User, Entrypoint: config.Entrypoint, Cmd: config.Cmd, WorkingDir: config.WorkingDir,
+    });
+    for (const [k, v] of Object.entries(runtime.env)) expect(config.Env).toContain(`${k}=${v}`);
+    for (const [k, v] of Object.entries(runtime.labels)) {
+      // ${VERSION} and ${REVISION} are build args there; here they are filled in from the checkout.
+      if (v.includes("${")) expect(config.Labels[k], k).toBeTruthy();
+      else expect(config.Labels[k], k).toBe(v);
+    }
+    // Both run on Node 24: the Dockerfile's base tag and the npm package pinned in image.lock.
+    const nodeMajor = /^NODE_VERSION=(\d+)\./m.exec(readFileSync(join(repoRoot, "hack/image/config.sh"), "utf8"))?.[1];
+    expect(readFileSync(join(repoRoot, "Dockerfile"), "utf8")).toContain(`ARG NODE_VERSION=${nodeMajor}\n`);
+  });
+
+  it("same files: what the Dockerfile copies into /app and /usr/local/bin/ballast, and nothing else in /app", () => {
+    const copied = [...runtime.copies.keys()];
+    expect(readdirSync(join(root, "app")).map((e) => `/app/${e}`).sort()).toEqual(copied.filter((d) => d.startsWith("/app/")).sort());
+    // The launcher is the same file, executable.
+    const launcher = runtime.copies.get("/usr/local/bin/ballast")!;
+    expect(readFileSync(join(root, "usr/local/bin/ballast"))).toEqual(readFileSync(join(repoRoot, launcher)));
+    expect(statSync(join(root, "usr/local/bin/ballast")).mode & 0o777).toBe(0o755);
+    // package.json and the CRDs byte for byte.
+    expect(readFileSync(join(root, "app/package.json"))).toEqual(readFileSync(join(repoRoot, "package.json")));
+    for (const crd of readdirSync(join(repoRoot, "crds"))) expect(readFileSync(join(root, "app/crds", crd))).toEqual(readFileSync(join(repoRoot, "crds", crd)));
+    // dist/: what `tsc -p tsconfig.json` makes of src/ (the Dockerfile's build stage), a .js and a .js.map per .ts.
+    const sources = listFiles(join(repoRoot, "src")).filter((f) => f.endsWith(".ts"));
+    expect(listFiles(join(root, "app/dist")).sort()).toEqual(sources.flatMap((f) => [f.replace(/\.ts$/, ".js"), f.replace(/\.ts$/, ".js.map")]).sort());
+  });
+
+  it("same node_modules: the lock's production packages only, pruned by the same script", () => {
+    expect(deps.runs.join("\n")).toMatch(/npm ci --omit=dev --ignore-scripts [^\n]*prune-node-modules\.sh node_modules/);
+    const lock = JSON.parse(readFileSync(join(repoRoot, "package-lock.json"), "utf8")) as { packages: Record<string, { dev?: boolean }> };
+    const production = Object.entries(lock.packages).filter(([path, p]) => path !== "" && !p.dev).map(([path]) => path);
+    const development = Object.entries(lock.packages).filter(([, p]) => p.dev).map(([path]) => path);
+    for (const path of production) expect(existsSync(join(root, "app", path, "package.json")), path).toBe(true);
+    for (const path of development) expect(existsSync(join(root, "app", path)), path).toBe(false);
+    expect(development).toEqual(expect.arrayContaining(["node_modules/@peculiar/x509", "node_modules/reflect-metadata", "node_modules/vega-datasets"]));
+    expect(listFiles(join(root, "app/node_modules")).filter((f) => /\.(map|d\.ts|d\.mts|d\.cts)$/.test(f))).toEqual([]);
+  });
+});
+
+/** Paths of the regular files under `dir`, relative to it. */
+function listFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1));
+}
+
+/** The port from `ballast serve`'s "listening" log line. */
+async function listeningPort(server: ReturnType<typeof runInImage>): Promise<number> {
+  let out = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`ballast serve in the image did not listen within 60 s:\n${out}`)), 60_000);
+    const onData = (chunk: Buffer): void => {
+      out += chunk.toString("utf8");
+      const line = out.split("\n").find((l) => l.includes('"event":"listening"'));
+      if (line) {
+        clearTimeout(timer);
+        resolve((JSON.parse(line) as { port: number }).port);
+      }
+    };
+    server.stdout!.on("data", onData);
+    server.stderr!.on("data", onData);
+    server.once("exit", (code) => reject(new Error(`ballast serve exited with ${code}:\n${out}`)));
+  });
+}

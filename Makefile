@@ -56,10 +56,15 @@ run: build ## Run the operator from the checkout against the current KUBECONFIG 
 	$(BALLAST) operator --metrics-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081
 
 .PHONY: lint
-lint: deps ## Typecheck (src, tests, benches) and run eslint.
+lint: deps ## Typecheck (src, tests, benches), run eslint, check formatting (prettier).
 	$(WITH_NODE) npx tsc -p tsconfig.json --noEmit
 	$(WITH_NODE) npx tsc -p test/tsconfig.json --noEmit
 	$(WITH_NODE) npx eslint .
+	$(WITH_NODE) npx prettier --check --log-level warn .
+
+.PHONY: format
+format: deps ## Format the TypeScript and JavaScript in place (prettier; make lint checks it).
+	$(WITH_NODE) npx prettier --write --log-level warn .
 
 .PHONY: k8s-binaries
 k8s-binaries: ## Build etcd + Kubernetes control plane binaries into the cache (skipped with KUBEBUILDER_ASSETS).

@@ -29,13 +29,23 @@ function seconds(since: number): number {
 async function main(dir: string): Promise<void> {
   const m: Monitoring = await import(new URL("../../dist/monitoring/index.js", import.meta.url).href);
   const meta = JSON.parse(readFileSync(join(dir, "meta.json"), "utf8")) as Meta;
-  const schema = [...meta.numeric.map((name) => ({ name, type: "numeric" as const })), ...meta.categorical.map((name) => ({ name, type: "categorical" as const }))];
+  const schema = [
+    ...meta.numeric.map((name) => ({ name, type: "numeric" as const })),
+    ...meta.categorical.map((name) => ({ name, type: "categorical" as const })),
+  ];
   const ref = columns(dir, "ref", meta, meta.nRef);
   const cur = columns(dir, "cur", meta, meta.nCur);
-  const drifted = (r: ReturnType<Monitoring["compare"]>) => r.features.filter((f) => f.drift).map((f) => f.name).sort();
+  const drifted = (r: ReturnType<Monitoring["compare"]>) =>
+    r.features
+      .filter((f) => f.drift)
+      .map((f) => f.name)
+      .sort();
 
   let t = performance.now();
-  const exact = m.compare(m.DatasetProfile.fromColumns(schema, ref, { exactLimit: Infinity }), m.DatasetProfile.fromColumns(schema, cur, { exactLimit: Infinity }));
+  const exact = m.compare(
+    m.DatasetProfile.fromColumns(schema, ref, { exactLimit: Infinity }),
+    m.DatasetProfile.fromColumns(schema, cur, { exactLimit: Infinity }),
+  );
   const exactSeconds = seconds(t);
 
   t = performance.now();

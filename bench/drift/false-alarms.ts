@@ -28,7 +28,11 @@ const cat = (...names: string[]) => names.map((name) => ({ name, type: "categori
 const sets: DataSet[] = [
   { name: "weather (Seattle)", rows: weather("Seattle"), schema: [...num("precipitation", "temp_max", "temp_min", "wind"), ...cat("weather")] },
   { name: "flights (January 2001)", rows: flights, schema: [...num("delay", "distance"), ...cat("origin", "destination")] },
-  { name: "cars (all origins)", rows: cars, schema: [...num("Miles_per_Gallon", "Displacement", "Horsepower", "Weight_in_lbs", "Acceleration"), ...cat("Cylinders")] },
+  {
+    name: "cars (all origins)",
+    rows: cars,
+    schema: [...num("Miles_per_Gallon", "Displacement", "Horsepower", "Weight_in_lbs", "Acceleration"), ...cat("Cylinders")],
+  },
 ];
 
 const mulberry32 = m.seededRandom;
@@ -46,7 +50,9 @@ function verdicts(set: DataSet, ref: Row[], cur: Row[], options: { profile: obje
   const reference = m.DatasetProfile.fromRows(set.schema, ref, options.profile);
   const current = m.DatasetProfile.fromRows(set.schema, cur, options.profile);
   // Halves: as `ballast drift` (a permutation of both files); windows: as the operator (the reference alone, the grid).
-  const calibration = options.windowSizes ? m.calibrateDrift(reference, { windowSizes: options.windowSizes }) : m.permutationCalibration(reference, current, { profileOptions: options.profile });
+  const calibration = options.windowSizes
+    ? m.calibrateDrift(reference, { windowSizes: options.windowSizes })
+    : m.permutationCalibration(reference, current, { profileOptions: options.profile });
   const fixed = m.compare(reference, current, { thresholdMode: "fixed" });
   const calibrated = m.compare(reference, current, { thresholdMode: "calibrated", calibration });
   return { fixed, calibrated };
@@ -58,21 +64,28 @@ console.log("|---|---|---|---|---|---|---|");
 for (const set of sets) {
   for (const kind of ["halves", "windows of 200"] as const) {
     const random = mulberry32(7);
-    let fixedDrift = 0, fixedAlarms = 0, calDrift = 0, calAlarms = 0, sizes = "";
+    let fixedDrift = 0,
+      fixedAlarms = 0,
+      calDrift = 0,
+      calAlarms = 0,
+      sizes = "";
     for (let s = 0; s < splits; s++) {
       const rows = shuffled(set.rows, random);
       const half = Math.floor(rows.length / 2);
       const ref = rows.slice(0, half);
       const cur = kind === "halves" ? rows.slice(half) : rows.slice(half, half + 200);
       sizes = `${ref.length} / ${cur.length}`;
-      const v = kind === "halves" ? verdicts(set, ref, cur, { profile: CLI }) : verdicts(set, ref, cur, { profile: {}, windowSizes: [...m.CALIBRATION_WINDOW_SIZES] });
+      const v =
+        kind === "halves" ? verdicts(set, ref, cur, { profile: CLI }) : verdicts(set, ref, cur, { profile: {}, windowSizes: [...m.CALIBRATION_WINDOW_SIZES] });
       fixedDrift += Number(v.fixed.drift);
       calDrift += Number(v.calibrated.drift);
       fixedAlarms += v.fixed.driftedFeatures;
       calAlarms += v.calibrated.driftedFeatures;
     }
     const features = set.schema.length * splits;
-    console.log(`| ${set.name} | ${sizes} | ${kind} | ${fixedDrift}/${splits} | ${fixedAlarms}/${features} | ${calDrift}/${splits} | ${calAlarms}/${features} |`);
+    console.log(
+      `| ${set.name} | ${sizes} | ${kind} | ${fixedDrift}/${splits} | ${fixedAlarms}/${features} | ${calDrift}/${splits} | ${calAlarms}/${features} |`,
+    );
   }
 }
 
@@ -86,7 +99,11 @@ for (const [name, set, ref, cur] of [
   ["cars USA → Japan", sets[2]!, usa, japan],
 ] as const) {
   const v = verdicts(set, ref, cur, { profile: CLI });
-  const list = (r: typeof v.fixed) => `${r.drift ? "drift" : "no drift"} (${r.features.filter((f) => f.drift).map((f) => f.name).join(", ")})`;
+  const list = (r: typeof v.fixed) =>
+    `${r.drift ? "drift" : "no drift"} (${r.features
+      .filter((f) => f.drift)
+      .map((f) => f.name)
+      .join(", ")})`;
   console.log(`| ${name} | ${list(v.fixed)} | ${list(v.calibrated)} |`);
 }
 
@@ -94,7 +111,11 @@ console.log("\n## Calibration cost (B = 200, level 0.99, the operator's grid)\n"
 console.log("| reference | features | window sizes calibrated | seconds |");
 console.log("|---|---|---|---|");
 // A large reference (numeric features in KLL sketches): the replicate cap bounds the cost.
-const flights200k: DataSet = { name: "flights-200k (delay, distance)", rows: JSON.parse(readFileSync(data("flights-200k.json"), "utf8")) as Row[], schema: num("delay", "distance") };
+const flights200k: DataSet = {
+  name: "flights-200k (delay, distance)",
+  rows: JSON.parse(readFileSync(data("flights-200k.json"), "utf8")) as Row[],
+  schema: num("delay", "distance"),
+};
 for (const set of [...sets, flights200k]) {
   const reference = m.DatasetProfile.fromRows(set.schema, set.rows);
   const t = performance.now();
@@ -149,5 +170,7 @@ for (const column of ["origin", "destination"]) {
   const mean = (x: number[]) => (x.reduce((s, v) => s + v, 0) / x.length).toFixed(4);
   const max = (x: number[]) => Math.max(...x).toFixed(4);
   const distinct = new Set(flights.map((r) => r[column])).size;
-  console.log(`| ${column} | ${distinct} | ${mean(errors.exact)} | ${mean(errors.oldJs)}, ${max(errors.old)} | ${mean(errors.hashedJs)}, ${max(errors.hashed)} | ${max(errors.psi)} |`);
+  console.log(
+    `| ${column} | ${distinct} | ${mean(errors.exact)} | ${mean(errors.oldJs)}, ${max(errors.old)} | ${mean(errors.hashedJs)}, ${max(errors.hashed)} | ${max(errors.psi)} |`,
+  );
 }

@@ -48,7 +48,11 @@ const ROWS_PER_REQUEST = 5;
 const t0 = Date.now();
 const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s`;
 const say = (line: string) => console.error(`${elapsed()}  ${line}`);
-const load = () => os.loadavg().map((l) => l.toFixed(2)).join(" ");
+const load = () =>
+  os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
 const loadAtStart = load();
 
 // ---------------------------------------------------------------- the API objects read
@@ -66,9 +70,11 @@ interface MD {
 interface Pod {
   metadata: Meta;
   spec?: { nodeName?: string; containers: { resources?: { limits?: Record<string, string>; requests?: Record<string, string> } }[] };
-  status?: { phase?: string; containerStatuses?: { state?: { running?: { startedAt?: string }; terminated?: { startedAt?: string; finishedAt?: string; exitCode?: number } } }[] };
+  status?: {
+    phase?: string;
+    containerStatuses?: { state?: { running?: { startedAt?: string }; terminated?: { startedAt?: string; finishedAt?: string; exitCode?: number } } }[];
+  };
 }
-
 
 // ---------------------------------------------------------------- cluster, operator
 
@@ -78,7 +84,9 @@ let kubeconfig = process.env.BENCH_KUBECONFIG;
 if (kubeconfig) {
   clusterDir = path.dirname(kubeconfig);
   if (!fs.existsSync(path.join(clusterDir, "state.json"))) {
-    console.error(`BENCH_KUBECONFIG must be a \`ballast dev\` cluster's kubeconfig (the model store is a directory of its PVC); ${clusterDir} has no state.json`);
+    console.error(
+      `BENCH_KUBECONFIG must be a \`ballast dev\` cluster's kubeconfig (the model store is a directory of its PVC); ${clusterDir} has no state.json`,
+    );
     process.exit(2);
   }
 } else {
@@ -89,7 +97,8 @@ if (kubeconfig) {
   kubeconfig = path.join(clusterDir, "kubeconfig");
 }
 const kubectl = (JSON.parse(fs.readFileSync(path.join(clusterDir, "state.json"), "utf8")) as { kubectl?: string }).kubectl ?? "kubectl";
-const kc = (args: string[], input?: string) => execFileSync(kubectl, ["--kubeconfig", kubeconfig!, ...args], { input, encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
+const kc = (args: string[], input?: string) =>
+  execFileSync(kubectl, ["--kubeconfig", kubeconfig!, ...args], { input, encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
 // Ballast's own client (one keep-alive pool, plain kubeconfigs read without client-node), from the build.
 const { KubeClient } = (await import(path.join(repo, "dist/kube/client.js"))) as typeof import("../../src/kube/client.js");
 const api = await KubeClient.load(kubeconfig);
@@ -426,7 +435,27 @@ try {
   try {
     execFileSync(
       ballast,
-      ["train", "--data", dataFile, "--store", `file://${firstStore}`, "--model", MODEL, "--version", "v1", "--label", penguins.PENGUIN_LABEL, "--features", penguins.PENGUIN_FEATURES.join(","), "--epochs", "60", "--seed", "3", "--max-trials", "1"],
+      [
+        "train",
+        "--data",
+        dataFile,
+        "--store",
+        `file://${firstStore}`,
+        "--model",
+        MODEL,
+        "--version",
+        "v1",
+        "--label",
+        penguins.PENGUIN_LABEL,
+        "--features",
+        penguins.PENGUIN_FEATURES.join(","),
+        "--epochs",
+        "60",
+        "--seed",
+        "3",
+        "--max-trials",
+        "1",
+      ],
       { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" },
     );
   } catch (err) {
@@ -438,7 +467,17 @@ try {
   const operatorLog = path.join(clusterDir, "benchloop-operator.log");
   const op = spawn(
     ballast,
-    ["operator", "--kubeconfig", kubeconfig, "--namespaces", NS, "--metrics-bind-address", `127.0.0.1:${port}`, "--health-probe-bind-address", `127.0.0.1:${port}`],
+    [
+      "operator",
+      "--kubeconfig",
+      kubeconfig,
+      "--namespaces",
+      NS,
+      "--metrics-bind-address",
+      `127.0.0.1:${port}`,
+      "--health-probe-bind-address",
+      `127.0.0.1:${port}`,
+    ],
     { stdio: ["ignore", fs.openSync(operatorLog, "a"), fs.openSync(operatorLog, "a")] },
   );
   children.push(op);
@@ -469,13 +508,16 @@ try {
   for (let i = 0; i < shifted.length; i++) {
     const tick = streamStart + i * paceMs;
     if (Date.now() < tick) await sleep(tick - Date.now());
-    const done = await Promise.all(
-      VARIANTS.map((v) => sendWindow(v, rec.get(v.name)!, i + 1, v.stream === "shifted" ? shifted[i]! : stationary[i]!)),
-    );
+    const done = await Promise.all(VARIANTS.map((v) => sendWindow(v, rec.get(v.name)!, i + 1, v.stream === "shifted" ? shifted[i]! : stationary[i]!)));
     done.forEach((w, k) => rec.get(VARIANTS[k]!.name)!.windows.push(w));
     say(
       `window ${i + 1}/${shifted.length} (${shifted[i]![0]!.species}): ` +
-        done.map((w, k) => `${VARIANTS[k]!.name} ${w.correct}/${w.rows}${w.judged ? ` ${w.judged.verdict ?? "?"}` : " (not judged)"} ${w.servingVersion ?? "?"} ${w.phase ?? "?"}`).join(" | "),
+        done
+          .map(
+            (w, k) =>
+              `${VARIANTS[k]!.name} ${w.correct}/${w.rows}${w.judged ? ` ${w.judged.verdict ?? "?"}` : " (not judged)"} ${w.servingVersion ?? "?"} ${w.phase ?? "?"}`,
+          )
+          .join(" | "),
     );
   }
   const streamEnd = Date.now();
@@ -517,7 +559,10 @@ try {
       })
       .filter((s) => Number.isFinite(s));
     const pods = [...jobPods.values()].filter((p) => p.variant === v.name);
-    const gpuSeconds = pods.reduce((sum, p) => sum + p.gpus * Math.max(0, (p.finishedAt ? Date.parse(p.finishedAt) : endedAt) - (p.startedAt ? Date.parse(p.startedAt) : endedAt)) / 1000, 0);
+    const gpuSeconds = pods.reduce(
+      (sum, p) => sum + (p.gpus * Math.max(0, (p.finishedAt ? Date.parse(p.finishedAt) : endedAt) - (p.startedAt ? Date.parse(p.startedAt) : endedAt))) / 1000,
+      0,
+    );
     const judged = r.windows.flatMap((w) => (w.judged?.accuracy !== undefined ? [w.judged.accuracy] : []));
     return {
       variant: v.name,
@@ -542,11 +587,29 @@ try {
   });
 
   const loadAtEnd = load();
-  console.log(`\nLoop efficacy: penguins, windows of ${WINDOW} rows (${onset} familiar Adelie + ${gentooWindows} Gentoo, onset = window ${onset + 1}), one window every ${paceMs / 1000} s to each variant in lockstep`);
-  console.log(`load average at start ${loadAtStart}, at end ${loadAtEnd} (${os.cpus().length} cores); run ${((endedAt - t0) / 1000).toFixed(0)} s, stream ${((streamEnd - streamStart) / 1000).toFixed(0)} s`);
-  console.log(`stationary stream: the ${split.familiar.length} held-back Adelie birds, replayed in reshuffled passes; periodic: consecutiveWindows ${periodWindows}, cooldown ${periodicCooldownS}s`);
-  console.log(`accuracy: the traffic's own answers (correct / rows per window, as the client saw them), averaged over windows; "judged" = status.lastMetrics.accuracy of the windows the operator judged within the pace\n`);
-  const header = ["variant", "stream", "mean acc", "judged acc (n)", "onset→Job (windows)", "trigger→promotion", "Jobs (at window)", "promoted / rejected / rolled back", "GPU-s"];
+  console.log(
+    `\nLoop efficacy: penguins, windows of ${WINDOW} rows (${onset} familiar Adelie + ${gentooWindows} Gentoo, onset = window ${onset + 1}), one window every ${paceMs / 1000} s to each variant in lockstep`,
+  );
+  console.log(
+    `load average at start ${loadAtStart}, at end ${loadAtEnd} (${os.cpus().length} cores); run ${((endedAt - t0) / 1000).toFixed(0)} s, stream ${((streamEnd - streamStart) / 1000).toFixed(0)} s`,
+  );
+  console.log(
+    `stationary stream: the ${split.familiar.length} held-back Adelie birds, replayed in reshuffled passes; periodic: consecutiveWindows ${periodWindows}, cooldown ${periodicCooldownS}s`,
+  );
+  console.log(
+    `accuracy: the traffic's own answers (correct / rows per window, as the client saw them), averaged over windows; "judged" = status.lastMetrics.accuracy of the windows the operator judged within the pace\n`,
+  );
+  const header = [
+    "variant",
+    "stream",
+    "mean acc",
+    "judged acc (n)",
+    "onset→Job (windows)",
+    "trigger→promotion",
+    "Jobs (at window)",
+    "promoted / rejected / rolled back",
+    "GPU-s",
+  ];
   const rows = figures.map((f) => [
     `${f.variant} (${f.what})`,
     f.stream,
@@ -559,7 +622,13 @@ try {
     `${f.gpuSeconds.toFixed(0)}${f.runningAtEnd ? ` (${f.runningAtEnd} still running)` : ""}`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const line of [header, ...rows]) console.log(line.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
+  for (const line of [header, ...rows])
+    console.log(
+      line
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    );
   console.log(`\nper window (correct/rows; * = served by a retrained version when judged):`);
   for (const f of figures) console.log(`  ${f.variant.padEnd(19)} ${f.perWindow.join("  ")}`);
 
@@ -568,7 +637,9 @@ try {
   const accuracyRatio = policy.meanAccuracy / periodic.meanAccuracy;
   const jobsRatio = periodic.jobs > 0 ? policy.jobs / (periodic.jobs / 3) : NaN;
   console.log(`\nBallast mean accuracy / periodic: ${fmt(accuracyRatio)} (goal ≥ 1: ${accuracyRatio >= 1 ? "met" : "not met"})`);
-  console.log(`Ballast Jobs / (periodic Jobs / 3): ${policy.jobs} / (${periodic.jobs} / 3) = ${fmt(jobsRatio, 2)} (goal ≤ 1: ${jobsRatio <= 1 ? "met" : "not met"})`);
+  console.log(
+    `Ballast Jobs / (periodic Jobs / 3): ${policy.jobs} / (${periodic.jobs} / 3) = ${fmt(jobsRatio, 2)} (goal ≤ 1: ${jobsRatio <= 1 ? "met" : "not met"})`,
+  );
   console.log(`Jobs on the stationary stream: ${still.jobs} (goal 0: ${still.jobs === 0 ? "met" : "not met"})`);
   console.log(`\nthe loop at the end (status.loop), and each attempt (status.lastRetraining as last seen while it was the current one):`);
   for (const v of VARIANTS) {
@@ -579,17 +650,23 @@ try {
       const lr = a.lastRetraining;
       const gate = lr?.gate ? `${lr.gate.passed ? "passed" : `rejected (${lr.gate.failedRule})`}: ${lr.gate.message.split("; ")[0]}` : "no gate result";
       const failed = lr?.phase === "Failed" ? ` ${lr.reason}: ${lr.message?.slice(0, 300)}` : "";
-      console.log(`    ${lr?.jobName ?? `attempt ${a.attempt}`} (window ${by(v.name).jobWindows[a.attempt - 1] ?? "?"}): ${lr?.phase ?? "?"}${failed}; ${gate}`);
+      console.log(
+        `    ${lr?.jobName ?? `attempt ${a.attempt}`} (window ${by(v.name).jobWindows[a.attempt - 1] ?? "?"}): ${lr?.phase ?? "?"}${failed}; ${gate}`,
+      );
     }
   }
   if (flags.json) {
     const attempts = Object.fromEntries([...rec].map(([name, r]) => [name, [...r.attempts.values()]]));
-    fs.writeFileSync(flags.json, `${JSON.stringify({ machine: `${os.cpus().length} cores`, loadAtStart, loadAtEnd, paceS: paceMs / 1000, periodWindows, figures, accuracyRatio, jobsRatio, attempts }, null, 2)}\n`);
+    fs.writeFileSync(
+      flags.json,
+      `${JSON.stringify({ machine: `${os.cpus().length} cores`, loadAtStart, loadAtEnd, paceS: paceMs / 1000, periodWindows, figures, accuracyRatio, jobsRatio, attempts }, null, 2)}\n`,
+    );
   }
 } catch (err) {
   exitCode = 1;
   console.error(`bench/loop failed: ${(err as Error).message}`);
-  for (const [name, r] of rec) if (r.status) console.error(`  ${name}: status.loop ${JSON.stringify(r.status.loop)}; lastRetraining ${JSON.stringify(r.status.lastRetraining)}`);
+  for (const [name, r] of rec)
+    if (r.status) console.error(`  ${name}: status.loop ${JSON.stringify(r.status.loop)}; lastRetraining ${JSON.stringify(r.status.lastRetraining)}`);
 } finally {
   observing = false;
   await cleanup();

@@ -39,7 +39,6 @@ interface Obj {
   status?: { observedGeneration?: number };
 }
 
-
 /** Runs `fn` over `items` with at most `concurrency` in flight. */
 async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -98,7 +97,14 @@ const md = (ns: string, i: number) => ({
   spec: {
     model: { name: "weather", storageUri: "https://models.example.invalid/store" },
     serving: { replicas: 0, image: IMAGE },
-    monitoring: { task: "classification", labelField: "weather", features: [{ name: "temp_max", type: "numeric" }, { name: "wind", type: "numeric" }] },
+    monitoring: {
+      task: "classification",
+      labelField: "weather",
+      features: [
+        { name: "temp_max", type: "numeric" },
+        { name: "wind", type: "numeric" },
+      ],
+    },
   },
 });
 
@@ -133,7 +139,11 @@ async function bare(n: number): Promise<number> {
   for (const m of mds) {
     // The API server returns the defaulted spec, as the operator's informer would see it.
     const objs = desired.desiredServingObjects(m, { defaultImage: IMAGE });
-    writes.push([listPath(ns, "", "configmaps"), objs.configMap], [listPath(ns, "", "services"), objs.service], [listPath(ns, "apps/v1", "deployments"), objs.deployment]);
+    writes.push(
+      [listPath(ns, "", "configmaps"), objs.configMap],
+      [listPath(ns, "", "services"), objs.service],
+      [listPath(ns, "apps/v1", "deployments"), objs.deployment],
+    );
   }
   const t0 = performance.now();
   // Same in-flight limit as the operator at most (workers × 3 parallel applies).
@@ -148,7 +158,9 @@ async function bare(n: number): Promise<number> {
 
 async function waitQuiet(ns: string, n: number): Promise<void> {
   for (let i = 0; i < 1200; i++) {
-    const deps = await api.get<{ items: (Obj & { status?: { observedGeneration?: number } })[] }>(`${listPath(ns, "apps/v1", "deployments")}?resourceVersion=0`);
+    const deps = await api.get<{ items: (Obj & { status?: { observedGeneration?: number } })[] }>(
+      `${listPath(ns, "apps/v1", "deployments")}?resourceVersion=0`,
+    );
     if (deps.items.length === n && deps.items.every((d) => d.status?.observedGeneration === d.metadata.generation)) return;
     await sleep(500);
   }
@@ -193,7 +205,21 @@ async function withOperator(n: number): Promise<OperatorRun> {
   const t0 = performance.now();
   const op = spawn(
     ballast,
-    ["operator", "--kubeconfig", kubeconfig!, "--namespaces", ns, "--workers", String(workers), "--metrics-bind-address", `127.0.0.1:${port}`, "--health-probe-bind-address", `127.0.0.1:${port}`, "--log-level", "warn"],
+    [
+      "operator",
+      "--kubeconfig",
+      kubeconfig!,
+      "--namespaces",
+      ns,
+      "--workers",
+      String(workers),
+      "--metrics-bind-address",
+      `127.0.0.1:${port}`,
+      "--health-probe-bind-address",
+      `127.0.0.1:${port}`,
+      "--log-level",
+      "warn",
+    ],
     // BENCH_OPERATOR_NODE_OPTIONS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the operator.
     { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, NODE_OPTIONS: process.env.BENCH_OPERATOR_NODE_OPTIONS ?? "" } },
   );

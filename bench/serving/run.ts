@@ -19,7 +19,14 @@ interface AutocannonResult {
 interface AutocannonInstance extends Promise<AutocannonResult> {
   on(event: "response", listener: (client: unknown, statusCode: number, bytes: number, responseTimeMs: number) => void): void;
 }
-type Autocannon = (opts: { url: string; method: string; body: string; headers: Record<string, string>; connections: number; duration: number }) => AutocannonInstance;
+type Autocannon = (opts: {
+  url: string;
+  method: string;
+  body: string;
+  headers: Record<string, string>;
+  connections: number;
+  duration: number;
+}) => AutocannonInstance;
 
 const require = createRequire(import.meta.url);
 // autocannon ships no types; this is the part of its API the bench uses.
@@ -132,7 +139,12 @@ async function load(url: string, body: string, duration = DURATION_S, connection
   });
   const result = await instance;
   const sorted = Float64Array.from(latencies).sort();
-  return { rps: latencies.length / duration, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), errors: result.errors + result.non2xx + result.timeouts };
+  return {
+    rps: latencies.length / duration,
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    errors: result.errors + result.non2xx + result.timeouts,
+  };
 }
 
 const fmt = (x: number, digits = 3): string => x.toFixed(digits);
@@ -148,7 +160,13 @@ async function monitoringMicrosPerRequest(store: string, request: string, respon
   const { readMetadata } = (await import(dist("metadata.js"))) as typeof import("../../src/runtime/metadata.js");
   const { openStore } = (await import(dist("store.js"))) as typeof import("../../src/runtime/store.js");
   const meta = await readMetadata(openStore(store), "weather", "v1");
-  const log = await RequestLog.open(path.join(dir, "monitor-log"), { model: "weather", version: "v1", task: meta.task, label: meta.label, features: meta.features.map((f) => f.name) });
+  const log = await RequestLog.open(path.join(dir, "monitor-log"), {
+    model: "weather",
+    version: "v1",
+    task: meta.task,
+    label: meta.label,
+    features: meta.features.map((f) => f.name),
+  });
   const monitor = new TrafficMonitor({ meta, windowRows: 1000, windowMs: 0, windowsKept: 12, maxTracked: 100_000, pod: "bench", requestLog: log });
   const requestBody = Buffer.from(request);
   const n = 20_000;
@@ -185,7 +203,21 @@ async function main(): Promise<void> {
   try {
     const csv = path.join(path.dirname(require.resolve("vega-datasets")), "..", "data", "weather.csv");
     const store = path.join(dir, "store");
-    await run(ballast, ["train", "--data", csv, "--features", FEATURES.join(","), "--label", "weather", "--store", store, "--model", "weather", "--epochs", "3"]);
+    await run(ballast, [
+      "train",
+      "--data",
+      csv,
+      "--features",
+      FEATURES.join(","),
+      "--label",
+      "weather",
+      "--store",
+      store,
+      "--model",
+      "weather",
+      "--epochs",
+      "3",
+    ]);
     const rows = weatherRows(32);
     const batch1 = inferBody(rows.slice(0, 1));
     const batch32 = inferBody(rows);
@@ -217,8 +249,11 @@ async function main(): Promise<void> {
     // One connection: the latency the sidecar adds to a request, without queueing behind other requests.
     const directSerial = await load(directUrl, batch1, DURATION_S / 2, 1);
     const sidecarSerial = await load(sidecarUrl, batch1, DURATION_S / 2, 1);
-    const summary = await (await fetch(`${sidecar.monitoringUrl}/v1/monitoring/summary`)).json() as { totals: { rows: number; requests: number } };
-    const sampleResponse = JSON.stringify({ ...((await (await fetch(directUrl, { method: "POST", headers: { "content-type": "application/json" }, body: batch1 })).json()) as object), id: "x" });
+    const summary = (await (await fetch(`${sidecar.monitoringUrl}/v1/monitoring/summary`)).json()) as { totals: { rows: number; requests: number } };
+    const sampleResponse = JSON.stringify({
+      ...((await (await fetch(directUrl, { method: "POST", headers: { "content-type": "application/json" }, body: batch1 })).json()) as object),
+      id: "x",
+    });
     const monitoringMicros = await monitoringMicrosPerRequest(store, batch1, sampleResponse, dir);
     await stop(sidecar);
     await stop(server);
@@ -247,7 +282,10 @@ async function main(): Promise<void> {
 
     const ratio = s.rps / d.rps;
     const report = {
-      machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? "unknown cpu"}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(" ")}`,
+      machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? "unknown cpu"}, load average ${os
+        .loadavg()
+        .map((x) => x.toFixed(1))
+        .join(" ")}`,
       node: process.version,
       connections: CONNECTIONS,
       durationSeconds: DURATION_S,
@@ -256,7 +294,12 @@ async function main(): Promise<void> {
       throughputRatio: ratio,
       addedP50Ms: s.p50 - d.p50,
       addedP99Ms: s.p99 - d.p99,
-      oneConnection: { direct: directSerial, sidecar: sidecarSerial, addedP50Ms: sidecarSerial.p50 - directSerial.p50, addedP99Ms: sidecarSerial.p99 - directSerial.p99 },
+      oneConnection: {
+        direct: directSerial,
+        sidecar: sidecarSerial,
+        addedP50Ms: sidecarSerial.p50 - directSerial.p50,
+        addedP99Ms: sidecarSerial.p99 - directSerial.p99,
+      },
       serverCpuMsPerRequest: serverCpuMs,
       sidecarCpuMsPerRequest: sidecarCpuMs,
       monitoringCpuMicrosPerRequest: monitoringMicros,
@@ -267,7 +310,9 @@ async function main(): Promise<void> {
     console.log(`\nballast serve vs ballast sidecar, batch 1, ${CONNECTIONS} connections, ${DURATION_S} s each (2 alternating rounds)`);
     console.log(`  direct : ${fmt(d.rps, 0)} req/s  p50 ${fmt(d.p50)} ms  p99 ${fmt(d.p99)} ms  errors ${d.errors}`);
     console.log(`  sidecar: ${fmt(s.rps, 0)} req/s  p50 ${fmt(s.p50)} ms  p99 ${fmt(s.p99)} ms  errors ${s.errors}`);
-    console.log(`  throughput ratio ${fmt(ratio * 100, 1)} % (goal >= 85 %)  added p50 ${fmt(report.addedP50Ms)} ms  added p99 ${fmt(report.addedP99Ms)} ms (goal <= 1 ms)`);
+    console.log(
+      `  throughput ratio ${fmt(ratio * 100, 1)} % (goal >= 85 %)  added p50 ${fmt(report.addedP50Ms)} ms  added p99 ${fmt(report.addedP99Ms)} ms (goal <= 1 ms)`,
+    );
     console.log(
       `  1 connection: direct p50 ${fmt(directSerial.p50)} / p99 ${fmt(directSerial.p99)} ms, sidecar p50 ${fmt(sidecarSerial.p50)} / p99 ${fmt(sidecarSerial.p99)} ms: ` +
         `added p50 ${fmt(report.oneConnection.addedP50Ms)} ms, p99 ${fmt(report.oneConnection.addedP99Ms)} ms`,

@@ -23,7 +23,6 @@ function plainSchema(schema: unknown): Record<string, unknown> {
   return JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
 }
 
-
 export function buildModelDeploymentCrd(): Record<string, unknown> {
   const openAPIV3Schema = {
     type: "object",
@@ -71,7 +70,13 @@ export function buildModelDeploymentCrd(): Record<string, unknown> {
             { name: "Accuracy", type: "number", jsonPath: ".status.lastMetrics.accuracy", description: "Live quality metric in the last window." },
             { name: "Candidate", type: "string", jsonPath: ".status.candidateVersion", priority: 1, description: "Candidate version." },
             { name: "Replicas", type: "integer", jsonPath: ".status.readyReplicas", priority: 1, description: "Ready serving pods." },
-            { name: "Reason", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1, description: "Reason of the Ready condition." },
+            {
+              name: "Reason",
+              type: "string",
+              jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+              priority: 1,
+              description: "Reason of the Ready condition.",
+            },
             { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
           ],
           schema: { openAPIV3Schema },

@@ -47,23 +47,13 @@ type IsOptional<S> = S extends TOptional<TSchema> ? true : false;
 
 /** The static type after defaulting: defaulted properties become required, recursively. */
 export type Resolved<S> =
-  S extends TObject<infer P>
-    ? ResolvedProperties<P>
-    : S extends TArray<infer I>
-      ? Resolved<I>[]
-      : S extends TSchema
-        ? Static<S>
-        : never;
+  S extends TObject<infer P> ? ResolvedProperties<P> : S extends TArray<infer I> ? Resolved<I>[] : S extends TSchema ? Static<S> : never;
 
 type ResolvedProperties<P extends TProperties> = Evaluate<
   {
-    -readonly [K in keyof P as IsDefaulted<P[K]> extends true ? K : IsOptional<P[K]> extends true ? never : K]-?: Resolved<
-      P[K]
-    >;
+    -readonly [K in keyof P as IsDefaulted<P[K]> extends true ? K : IsOptional<P[K]> extends true ? never : K]-?: Resolved<P[K]>;
   } & {
-    -readonly [K in keyof P as IsDefaulted<P[K]> extends true ? never : IsOptional<P[K]> extends true ? K : never]?: Resolved<
-      P[K]
-    >;
+    -readonly [K in keyof P as IsDefaulted<P[K]> extends true ? never : IsOptional<P[K]> extends true ? K : never]?: Resolved<P[K]>;
   }
 >;
 
@@ -93,8 +83,7 @@ export function opaqueObject<T>(description: string): TUnsafe<T> {
 }
 
 // resource.Quantity as controller-gen writes it, so `kubectl explain` and validation match core types.
-const quantityPattern =
-  "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$";
+const quantityPattern = "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$";
 
 /** A core ResourceList: resource name → quantity (integer or string like "500m", "1Gi"). */
 export function resourceList(description: string): TUnsafe<Record<string, string | number>> {

@@ -1,10 +1,7 @@
 // Parses the storage URIs the schema accepts (model.storageUri, reference.uri, data source uri).
 import { STORAGE_URI_REGEX } from "./v1alpha1.js";
 
-export type StorageLocation =
-  | { scheme: "pvc"; claimName: string; path: string }
-  | { scheme: "file"; path: string }
-  | { scheme: "http" | "https"; url: string };
+export type StorageLocation = { scheme: "pvc"; claimName: string; path: string } | { scheme: "file"; path: string } | { scheme: "http" | "https"; url: string };
 
 const storageUriPattern = new RegExp(STORAGE_URI_REGEX);
 

@@ -73,4 +73,3 @@ export function parseTrainResult(text: string): TrainResultMessage {
   if (first) throw new TrainResultError(`train result ${first.path || "/"}: ${first.message}`);
   return value as TrainResultMessage;
 }
-

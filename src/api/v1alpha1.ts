@@ -2,17 +2,7 @@
 // Descriptions are what `kubectl explain modeldeployment.spec...` prints; keep them user-facing.
 import { Type, type Static } from "@sinclair/typebox";
 import type { V1Affinity, V1EnvVarSource, V1ObjectMeta } from "@kubernetes/client-node";
-import {
-  durationString,
-  opaqueObject,
-  positiveNumber,
-  resourceList,
-  stringEnum,
-  stringMap,
-  withDefault,
-  type CelRule,
-  type Resolved,
-} from "./schema-kit.js";
+import { durationString, opaqueObject, positiveNumber, resourceList, stringEnum, stringMap, withDefault, type CelRule, type Resolved } from "./schema-kit.js";
 import { CORRECTIONS, DRIFT_METHOD_CHOICES, DRIFT_METHODS, THRESHOLD_MODES } from "../vocabulary/drift.js";
 
 export const GROUP = "ballast.dev";
@@ -35,8 +25,7 @@ export const STORAGE_URI_SCHEMES = ["pvc", "file", "http", "https"] as const;
 const pathSegment = "([^/.][^/]*|[.][^/.][^/]*|[.][.][^/]+|[.])";
 // pvc://<claim>[/<path>] | file:///<absolute path> | http(s)://<host>[/<path>]. No ".." segment in a pvc:// or
 // file:// path: joined onto the claim's mount root it would resolve outside it.
-export const STORAGE_URI_REGEX =
-  `^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/${pathSegment}?)*|file:///+${pathSegment}(/${pathSegment}?)*|https?://[^/ ]+(/.*)?)$`;
+export const STORAGE_URI_REGEX = `^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/${pathSegment}?)*|file:///+${pathSegment}(/${pathSegment}?)*|https?://[^/ ]+(/.*)?)$`;
 
 const dnsLabelPattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 const dnsSubdomainPattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
@@ -75,12 +64,8 @@ export const TolerationSchema = Type.Object(
     key: Type.Optional(Type.String({ maxLength: 316, description: "Taint key the toleration applies to; empty with operator Exists matches every taint." })),
     operator: withDefault(stringEnum(["Exists", "Equal"] as const, "Exists matches any value, Equal matches `value`."), "Equal"),
     value: Type.Optional(Type.String({ maxLength: 256, description: "Taint value to match when operator is Equal." })),
-    effect: Type.Optional(
-      stringEnum(["NoSchedule", "PreferNoSchedule", "NoExecute"] as const, "Taint effect to match; empty matches every effect."),
-    ),
-    tolerationSeconds: Type.Optional(
-      Type.Integer({ format: "int64", minimum: 0, description: "How long a NoExecute taint is tolerated before eviction." }),
-    ),
+    effect: Type.Optional(stringEnum(["NoSchedule", "PreferNoSchedule", "NoExecute"] as const, "Taint effect to match; empty matches every effect.")),
+    tolerationSeconds: Type.Optional(Type.Integer({ format: "int64", minimum: 0, description: "How long a NoExecute taint is tolerated before eviction." })),
   },
   {
     description: "A core/v1 Toleration: lets the pod schedule onto nodes with a matching taint (e.g. the GPU node).",
@@ -97,7 +82,7 @@ export const TolerationSchema = Type.Object(
 
 export const ResourceRequirementsSchema = Type.Object(
   {
-    limits: Type.Optional(resourceList("Maximum compute resources, e.g. cpu: \"2\", memory: 4Gi, nvidia.com/gpu: 1.")),
+    limits: Type.Optional(resourceList('Maximum compute resources, e.g. cpu: "2", memory: 4Gi, nvidia.com/gpu: 1.')),
     requests: Type.Optional(resourceList("Compute resources the scheduler reserves, e.g. cpu: 500m, memory: 1Gi.")),
   },
   { description: "A core/v1 ResourceRequirements (limits and requests)." },
@@ -122,8 +107,7 @@ const gpuPlacementRule: CelRule = {
     "!(has(self.resources) && ((has(self.resources.limits) && 'nvidia.com/gpu' in self.resources.limits) || " +
     "(has(self.resources.requests) && 'nvidia.com/gpu' in self.resources.requests))) || " +
     "(has(self.nodeSelector) && size(self.nodeSelector) > 0) || (has(self.tolerations) && size(self.tolerations) > 0) || has(self.affinity)",
-  message:
-    "resources ask for nvidia.com/gpu: set tolerations (for the GPU node's taint), nodeSelector or affinity so the pod can be scheduled on a GPU node",
+  message: "resources ask for nvidia.com/gpu: set tolerations (for the GPU node's taint), nodeSelector or affinity so the pod can be scheduled on a GPU node",
   fieldPath: ".tolerations",
   reason: "FieldValueRequired",
 };
@@ -152,9 +136,7 @@ function podPlacementProperties(what: string) {
       }),
     ),
     affinity: Type.Optional(
-      opaqueObject<V1Affinity>(
-        `A core/v1 Affinity for the ${what} pod, stored as given and validated when the operator applies the pod.`,
-      ),
+      opaqueObject<V1Affinity>(`A core/v1 Affinity for the ${what} pod, stored as given and validated when the operator applies the pod.`),
     ),
   };
 }
@@ -201,7 +183,12 @@ export const SIDECAR_MONITORING_PORT = 9090;
 export const ServingSpecSchema = Type.Object(
   {
     replicas: withDefault(
-      Type.Integer({ format: "int32", minimum: 0, maximum: 100, description: "Serving pods; `kubectl scale` and an HPA change it through the scale subresource." }),
+      Type.Integer({
+        format: "int32",
+        minimum: 0,
+        maximum: 100,
+        description: "Serving pods; `kubectl scale` and an HPA change it through the scale subresource.",
+      }),
       1,
     ),
     image: containerImage("Image with the `ballast` CLI for the model server and sidecar containers. Defaults to the operator's own image."),
@@ -382,8 +369,7 @@ export const MonitoringSpecSchema = Type.Object(
         reason: "FieldValueInvalid",
       },
       {
-        rule:
-          "!has(self.accuracyMetric) || (self.task == 'classification' ? self.accuracyMetric in ['accuracy', 'precision', 'recall', 'f1'] : self.accuracyMetric in ['mae', 'rmse'])",
+        rule: "!has(self.accuracyMetric) || (self.task == 'classification' ? self.accuracyMetric in ['accuracy', 'precision', 'recall', 'f1'] : self.accuracyMetric in ['mae', 'rmse'])",
         message: "accuracyMetric must be accuracy, precision, recall or f1 for classification and mae or rmse for regression",
         fieldPath: ".accuracyMetric",
         reason: "FieldValueInvalid",
@@ -404,7 +390,10 @@ function fraction(description: string) {
 
 export const PolicySpecSchema = Type.Object(
   {
-    paused: withDefault(Type.Boolean({ description: "Stop automatic retraining and promotion; serving and monitoring go on. Argo CD shows the resource Suspended." }), false),
+    paused: withDefault(
+      Type.Boolean({ description: "Stop automatic retraining and promotion; serving and monitoring go on. Argo CD shows the resource Suspended." }),
+      false,
+    ),
     triggerOn: withDefault(
       stringEnum(
         ["auto", "performance", "drift", "any"] as const,
@@ -439,14 +428,22 @@ export const PolicySpecSchema = Type.Object(
       3,
     ),
     minSamples: withDefault(
-      Type.Integer({ format: "int32", minimum: 1, maximum: 10000000, description: "A window with fewer samples is 'insufficient data' and never counts as a violation." }),
+      Type.Integer({
+        format: "int32",
+        minimum: 1,
+        maximum: 10000000,
+        description: "A window with fewer samples is 'insufficient data' and never counts as a violation.",
+      }),
       100,
     ),
     cooldown: withDefault(durationString("Minimum time between two retrainings, e.g. 1h; at least monitoring.scrapeInterval."), "1h"),
     maxRetrainings: withDefault(
       Type.Object(
         {
-          count: withDefault(Type.Integer({ format: "int32", minimum: 0, maximum: 1000, description: "Retraining Jobs allowed per period; 0 disables retraining." }), 3),
+          count: withDefault(
+            Type.Integer({ format: "int32", minimum: 0, maximum: 1000, description: "Retraining Jobs allowed per period; 0 disables retraining." }),
+            3,
+          ),
           period: withDefault(durationString("The sliding period the count applies to, e.g. 24h."), "24h"),
         },
         { description: "Budget of retraining Jobs, so a persistent problem cannot burn GPU time in a loop." },
@@ -475,9 +472,7 @@ export const RetrainingSpecSchema = Type.Object(
     args: Type.Optional(
       Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 64, description: "Extra arguments appended to the `train` arguments the operator generates." }),
     ),
-    priorityClassName: Type.Optional(
-      Type.String({ maxLength: 253, pattern: dnsSubdomainPattern, description: "PriorityClass of the retraining pod." }),
-    ),
+    priorityClassName: Type.Optional(Type.String({ maxLength: 253, pattern: dnsSubdomainPattern, description: "PriorityClass of the retraining pod." })),
     serviceAccountName: Type.Optional(
       Type.String({ maxLength: 253, pattern: dnsSubdomainPattern, description: "ServiceAccount of the retraining pod; the namespace default when unset." }),
     ),
@@ -501,7 +496,10 @@ export const RetrainingSpecSchema = Type.Object(
               description: "Original training data. Default: the data recorded in the serving version's metadata.json.",
             }),
           ),
-          includeFeedback: withDefault(Type.Boolean({ description: "Add the labelled feedback the sidecars logged since the serving version was trained." }), true),
+          includeFeedback: withDefault(
+            Type.Boolean({ description: "Add the labelled feedback the sidecars logged since the serving version was trained." }),
+            true,
+          ),
           maxFeedbackRows: Type.Optional(
             Type.Integer({ format: "int32", minimum: 1, maximum: 100000000, description: "Use at most this many of the newest feedback rows." }),
           ),
@@ -559,7 +557,12 @@ export const RetrainingSpecSchema = Type.Object(
           batchSize: withDefault(Type.Integer({ format: "int32", minimum: 1, maximum: 65536, description: "Rows per gradient step." }), 64),
           learningRate: withDefault(positiveNumber("Optimizer (Adam) learning rate.", { maximum: 1 }), 0.01),
           earlyStoppingPatience: withDefault(
-            Type.Integer({ format: "int32", minimum: 1, maximum: 100, description: "Early stopping: epochs without validation improvement before training stops." }),
+            Type.Integer({
+              format: "int32",
+              minimum: 1,
+              maximum: 100,
+              description: "Early stopping: epochs without validation improvement before training stops.",
+            }),
             5,
           ),
           l2: withDefault(Type.Number({ minimum: 0, maximum: 1, description: "L2 weight regularisation against overfitting the feedback." }), 0.0001),
@@ -582,7 +585,11 @@ export const PromotionSpecSchema = Type.Object(
       Type.String({ pattern: versionPattern, maxLength: 63, description: "Manual mode: set to status.candidateVersion to promote that candidate." }),
     ),
     minImprovement: withDefault(
-      Type.Number({ minimum: 0, maximum: 1, description: "The candidate must beat the serving version on the same holdout by at least this (absolute metric difference)." }),
+      Type.Number({
+        minimum: 0,
+        maximum: 1,
+        description: "The candidate must beat the serving version on the same holdout by at least this (absolute metric difference).",
+      }),
       0.01,
     ),
     rollbackOnRegression: withDefault(Type.Boolean({ description: "Roll back when the promoted version does worse live than the one it replaced." }), true),
@@ -601,7 +608,11 @@ export const PromotionSpecSchema = Type.Object(
       0.05,
     ),
     maxLatencyRatio: withDefault(
-      Type.Number({ minimum: 1, maximum: 100, description: "Gate: the candidate's per-row predict latency may be at most this times the serving version's (measured in the Job, same backend)." }),
+      Type.Number({
+        minimum: 1,
+        maximum: 100,
+        description: "Gate: the candidate's per-row predict latency may be at most this times the serving version's (measured in the Job, same backend).",
+      }),
       1.5,
     ),
     rolloutDeadline: withDefault(durationString("Roll back when the promoted version's pods are not all Ready within this long, e.g. 10m."), "10m"),
@@ -681,9 +692,7 @@ export const ConditionSchema = Type.Object(
       description: "Condition type: Ready, Reconciling, Stalled, Serving, DriftDetected, Degraded, Retraining, CandidateReady, LoopHalted.",
     }),
     status: stringEnum(["True", "False", "Unknown"] as const, "True, False or Unknown."),
-    observedGeneration: Type.Optional(
-      Type.Integer({ format: "int64", minimum: 0, description: "metadata.generation the condition was computed from." }),
-    ),
+    observedGeneration: Type.Optional(Type.Integer({ format: "int64", minimum: 0, description: "metadata.generation the condition was computed from." })),
     lastTransitionTime: Type.String({ format: "date-time", description: "When status last changed." }),
     reason: Type.String({
       minLength: 1,
@@ -709,7 +718,9 @@ export const MetricsSnapshotSchema = Type.Object(
     predictionDrift: Type.Optional(Type.Number({ description: "Drift statistic of the predictions, rounded to 4 significant digits." })),
     metric: Type.Optional(Type.String({ maxLength: 32, description: "Name of the live quality metric." })),
     accuracy: Type.Optional(
-      Type.Number({ description: "Value of the live quality metric (monitoring.accuracyMetric), rounded to 4 significant digits (the policy judges the exact value)." }),
+      Type.Number({
+        description: "Value of the live quality metric (monitoring.accuracyMetric), rounded to 4 significant digits (the policy judges the exact value).",
+      }),
     ),
     stability: Type.Optional(Type.Number({ description: "1 − std(metric)/mean(metric) over recent windows, rounded to 4 significant digits." })),
     robustness: Type.Optional(Type.Number({ description: "1 − failed requests / served requests, rounded to 4 significant digits." })),
@@ -748,7 +759,9 @@ export const PolicyStateSchema = Type.Object(
     verdict: Type.Optional(verdict),
     consecutiveViolations: Type.Integer({ format: "int32", minimum: 0, description: "Violating windows in a row so far." }),
     lastEvaluationTime: Type.Optional(Type.String({ format: "date-time", description: "When the policy was last evaluated." })),
-    lastTriggerTime: Type.Optional(Type.String({ format: "date-time", description: "End of the window that last triggered retraining; the cooldown counts from here." })),
+    lastTriggerTime: Type.Optional(
+      Type.String({ format: "date-time", description: "End of the window that last triggered retraining; the cooldown counts from here." }),
+    ),
     cooldownUntil: Type.Optional(Type.String({ format: "date-time", description: "No retraining starts before this time." })),
   },
   { description: "Where the policy's hysteresis and cooldown stand." },
@@ -810,26 +823,46 @@ export const LoopStatusSchema = Type.Object(
     consecutiveFailures: Type.Optional(
       Type.Integer({ format: "int32", minimum: 0, description: "Failed, rejected or rolled-back attempts in a row; 3 halt the loop." }),
     ),
-    backoffUntil: Type.Optional(Type.String({ format: "date-time", description: "No retraining starts before this time: the cooldown, doubled after each failed attempt (at most 24h)." })),
+    backoffUntil: Type.Optional(
+      Type.String({
+        format: "date-time",
+        description: "No retraining starts before this time: the cooldown, doubled after each failed attempt (at most 24h).",
+      }),
+    ),
     recentStarts: Type.Optional(
       Type.Array(Type.String({ format: "date-time" }), {
         maxItems: 1000,
         description: "Start times of the Jobs within policy.maxRetrainings.period (the budget's sliding window).",
       }),
     ),
-    observedWindows: Type.Optional(Type.Integer({ format: "int32", minimum: 0, description: "Observing: labelled windows of the promoted version judged so far." })),
+    observedWindows: Type.Optional(
+      Type.Integer({ format: "int32", minimum: 0, description: "Observing: labelled windows of the promoted version judged so far." }),
+    ),
     lastObservedWindowEnd: Type.Optional(Type.String({ format: "date-time", description: "Observing: end of the last window judged." })),
     baselineMetric: Type.Optional(
-      Type.Number({ description: "The serving version's last healthy live metric; while a promoted version is observed, the replaced version's (the rollback rule's baseline)." }),
+      Type.Number({
+        description:
+          "The serving version's last healthy live metric; while a promoted version is observed, the replaced version's (the rollback rule's baseline).",
+      }),
     ),
     baselineErrorRate: Type.Optional(Type.Number({ minimum: 0, description: "The serving version's live error rate in that window." })),
-    lastHandledTrigger: Type.Optional(Type.String({ format: "date-time", description: "The status.policy.lastTriggerTime last acted on (started a Job or was refused)." })),
-    approvalHandled: Type.Optional(Type.String({ maxLength: 63, description: "The spec.promotion.approvedVersion last acted on, so an approval is carried out once." })),
+    lastHandledTrigger: Type.Optional(
+      Type.String({ format: "date-time", description: "The status.policy.lastTriggerTime last acted on (started a Job or was refused)." }),
+    ),
+    approvalHandled: Type.Optional(
+      Type.String({ maxLength: 63, description: "The spec.promotion.approvedVersion last acted on, so an approval is carried out once." }),
+    ),
     failedAttempts: Type.Optional(
-      Type.Integer({ format: "int32", minimum: 0, description: "Attempts that failed, were rejected or rolled back; Job robustness = 1 − failedAttempts / attempt." }),
+      Type.Integer({
+        format: "int32",
+        minimum: 0,
+        description: "Attempts that failed, were rejected or rolled back; Job robustness = 1 − failedAttempts / attempt.",
+      }),
     ),
     resumedBy: Type.Optional(Type.String({ maxLength: 256, description: "Value of the ballast.dev/resume annotation last acted on." })),
-    haltedGeneration: Type.Optional(Type.Integer({ format: "int64", minimum: 0, description: "metadata.generation when the loop halted; a spec change resumes it." })),
+    haltedGeneration: Type.Optional(
+      Type.Integer({ format: "int64", minimum: 0, description: "metadata.generation when the loop halted; a spec change resumes it." }),
+    ),
   },
   { description: "The closed loop's state machine: retrain, gate, promote, observe, roll back." },
 );
@@ -857,13 +890,17 @@ export const ModelDeploymentStatusSchema = Type.Object(
         maxItems: 16,
         "x-kubernetes-list-type": "map",
         "x-kubernetes-list-map-keys": ["type"],
-        description: "kstatus conditions (Ready, Reconciling, Stalled) and domain conditions (Serving, DriftDetected, Degraded, Retraining, CandidateReady, LoopHalted).",
+        description:
+          "kstatus conditions (Ready, Reconciling, Stalled) and domain conditions (Serving, DriftDetected, Degraded, Retraining, CandidateReady, LoopHalted).",
       }),
     ),
     servingVersion: Type.Optional(Type.String({ maxLength: 63, description: "Version the serving pods run." })),
     candidateVersion: Type.Optional(Type.String({ maxLength: 63, description: "Trained version waiting for verification or approval." })),
     targetVersion: Type.Optional(
-      Type.String({ maxLength: 63, description: "Version the operator pins the serving pods to after a promotion or rollback; unset: the newest non-candidate version in the store." }),
+      Type.String({
+        maxLength: 63,
+        description: "Version the operator pins the serving pods to after a promotion or rollback; unset: the newest non-candidate version in the store.",
+      }),
     ),
     previousVersion: Type.Optional(Type.String({ maxLength: 63, description: "Version served before the last promotion (what a rollback restores)." })),
     loop: Type.Optional(LoopStatusSchema),

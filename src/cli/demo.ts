@@ -16,7 +16,12 @@ export function registerDemo(program: Command): void {
     .option("--dir <dir>", "cluster directory (state, logs, kubeconfig); reused when a cluster already runs there", join(ballastCacheDir(), "demo"))
     .option("--keep", "exit after the demo (or a failed step) and leave the cluster running; stop it with `ballast dev down --dir <dir>`")
     .option("--exit-when-done", "run every step, tear the cluster down and exit (for tests and CI); without it the demo stays up until Ctrl-C")
-    .option("--epochs <n>", "epochs of the weather classifier's first training Job (the example's spec.retraining.hyperparameters.epochs is 30); the penguin Jobs use their example's", integer("--epochs", 1, 1000), 30)
+    .option(
+      "--epochs <n>",
+      "epochs of the weather classifier's first training Job (the example's spec.retraining.hyperparameters.epochs is 30); the penguin Jobs use their example's",
+      integer("--epochs", 1, 1000),
+      30,
+    )
     .option("--window-rows <n>", "rows of Seattle and of New York traffic; also the monitoring window size", integer("--window-rows", 100, 1000), 300)
     .addHelpText(
       "after",

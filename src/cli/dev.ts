@@ -20,7 +20,9 @@ function count(name: string, max: number) {
 }
 
 export function registerDev(program: Command): void {
-  const dev = program.command("dev").description("run a real local Kubernetes cluster without Docker (etcd, kube-apiserver, controllers, scheduler, local nodes)");
+  const dev = program
+    .command("dev")
+    .description("run a real local Kubernetes cluster without Docker (etcd, kube-apiserver, controllers, scheduler, local nodes)");
 
   const dirOption = () => new Option("--dir <dir>", "cluster directory (state, logs, kubeconfig)").default(defaultDir(), "~/.cache/ballast/dev-cluster");
 
@@ -29,7 +31,12 @@ export function registerDev(program: Command): void {
     .description("start the cluster and print `export KUBECONFIG=...`; returns once the API is healthy and the nodes are Ready")
     .addOption(dirOption())
     .option("--nodes <n>", "CPU nodes", count("--nodes", 20), 1)
-    .option("--gpu-nodes <n>", "GPU nodes (nvidia.com/gpu capacity, label ballast.dev/accelerator=nvidia-gpu, taint nvidia.com/gpu=present:NoSchedule)", count("--gpu-nodes", 20), 1)
+    .option(
+      "--gpu-nodes <n>",
+      "GPU nodes (nvidia.com/gpu capacity, label ballast.dev/accelerator=nvidia-gpu, taint nvidia.com/gpu=present:NoSchedule)",
+      count("--gpu-nodes", 20),
+      1,
+    )
     .option("--image-repository <repo>", "the image the local nodes run as local processes (any tag)", DEFAULT_IMAGE_REPOSITORY)
     .action(async (flags: { dir: string; nodes: number; gpuNodes: number; imageRepository: string }) => {
       if (flags.nodes + flags.gpuNodes === 0) throw new InvalidArgumentError("at least one node is needed (--nodes or --gpu-nodes)");
@@ -38,7 +45,9 @@ export function registerDev(program: Command): void {
       process.once("SIGINT", onSignal);
       process.once("SIGTERM", onSignal);
       const started = Date.now();
-      const state = await (await cluster()).clusterUp({
+      const state = await (
+        await cluster()
+      ).clusterUp({
         dir: flags.dir,
         cpuNodes: flags.nodes,
         gpuNodes: flags.gpuNodes,

@@ -71,7 +71,8 @@ async function* jsonArrayRows(path: string): AsyncGenerator<Located> {
   if (!Array.isArray(value)) throw new DriftInputError(`${path}: expected an array of objects or JSON Lines`);
   for (let i = 0; i < value.length; i++) {
     const row: unknown = value[i];
-    if (typeof row !== "object" || row === null || Array.isArray(row)) throw new DriftInputError(`${path} element ${i}: expected an object, got ${JSON.stringify(row)}`);
+    if (typeof row !== "object" || row === null || Array.isArray(row))
+      throw new DriftInputError(`${path} element ${i}: expected an object, got ${JSON.stringify(row)}`);
     yield { row: row as Row, line: i + 1 };
   }
 }
@@ -182,7 +183,10 @@ function parseTypes(text: string | undefined): Map<string, "numeric" | "categori
 
 async function runDrift(options: DriftOptions): Promise<number> {
   const monitoring = await import("../monitoring/index.js");
-  for (const [flag, path] of [["--reference", options.reference], ["--current", options.current]] as const) {
+  for (const [flag, path] of [
+    ["--reference", options.reference],
+    ["--current", options.current],
+  ] as const) {
     formatOf(path);
     await access(path).catch(() => {
       throw new DriftInputError(`${flag} ${path}: file not found or not readable`);
@@ -203,7 +207,9 @@ async function runDrift(options: DriftOptions): Promise<number> {
   }
   const names = requested ?? shared.filter((c) => !predictions.includes(c));
   if (names.length === 0 && predictions.length === 0) {
-    throw new DriftInputError(`${options.reference} and ${options.current} have no column in common (reference: ${ref.columns.join(", ")}; current: ${cur.columns.join(", ")})`);
+    throw new DriftInputError(
+      `${options.reference} and ${options.current} have no column in common (reference: ${ref.columns.join(", ")}; current: ${cur.columns.join(", ")})`,
+    );
   }
   const declared = parseTypes(options.types);
   for (const name of declared.keys()) {
@@ -281,15 +287,26 @@ export function registerDrift(program: Command): void {
     .option("--features <names>", "comma-separated columns to compare (default: every column in both files)")
     .option("--types <name=type,...>", "column types instead of inference, e.g. zip=categorical,age=numeric")
     .option("--prediction <names>", "comma-separated model-output columns: reported as prediction drift, not in the drift share")
-    .addOption(new Option("--method <method>", "drift statistic for every feature; auto picks by type and reference size").choices(DRIFT_METHOD_CHOICES).default("auto"))
     .addOption(
-      new Option("--threshold-mode <mode>", "calibrated: drift when a statistic exceeds its no-drift quantile from permutations of both files; fixed: Evidently's 0.05 / 0.1")
+      new Option("--method <method>", "drift statistic for every feature; auto picks by type and reference size").choices(DRIFT_METHOD_CHOICES).default("auto"),
+    )
+    .addOption(
+      new Option(
+        "--threshold-mode <mode>",
+        "calibrated: drift when a statistic exceeds its no-drift quantile from permutations of both files; fixed: Evidently's 0.05 / 0.1",
+      )
         .choices(THRESHOLD_MODES)
         .default("calibrated"),
     )
-    .addOption(new Option("--mode <mode>", `exact values, KLL sketches, or auto (exact up to ${AUTO_EXACT_LIMIT} values per feature)`).choices(MODES).default("auto"))
+    .addOption(
+      new Option("--mode <mode>", `exact values, KLL sketches, or auto (exact up to ${AUTO_EXACT_LIMIT} values per feature)`).choices(MODES).default("auto"),
+    )
     .addOption(new Option("--format <format>", "report format").choices(FORMATS).default("text"))
-    .addOption(new Option("--correction <correction>", "multiple-testing correction across p-value features (with --threshold-mode fixed)").choices(CORRECTIONS).default("none"))
+    .addOption(
+      new Option("--correction <correction>", "multiple-testing correction across p-value features (with --threshold-mode fixed)")
+        .choices(CORRECTIONS)
+        .default("none"),
+    )
     .option("--drift-share <share>", "dataset drift when at least this share of features drifted", "0.5")
     .option("--out <file>", "write the report here instead of stdout")
     .addHelpText(

@@ -74,7 +74,8 @@ export interface ModelStory {
   gate?: NonNullable<NonNullable<ModelDeployment["status"]>["lastRetraining"]>["gate"];
 }
 
-const iso = (t: string | Date | null | undefined): string | undefined => (t === undefined || t === null ? undefined : typeof t === "string" ? t : t.toISOString());
+const iso = (t: string | Date | null | undefined): string | undefined =>
+  t === undefined || t === null ? undefined : typeof t === "string" ? t : t.toISOString();
 
 function eventTime(e: StoryEvent): string | undefined {
   return iso(e.series?.lastObservedTime) ?? iso(e.lastTimestamp) ?? iso(e.eventTime) ?? iso(e.firstTimestamp) ?? iso(e.metadata?.creationTimestamp);
@@ -160,7 +161,14 @@ export const fmt = (v: number | undefined, digits = 3): string => (v === undefin
 /** Columns padded to their widest cell; the last column is not padded. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  return [header, ...rows].map((line) => line.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+  return [header, ...rows]
+    .map((line) =>
+      line
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 const BARS = "▁▂▃▄▅▆▇█";
@@ -168,7 +176,9 @@ const BARS = "▁▂▃▄▅▆▇█";
 /** One character per value on a fixed 0..1 scale (so two charts compare), "·" where there is no value. */
 export function sparkline(values: readonly (number | undefined)[]): string {
   return values
-    .map((v) => (v === undefined || !Number.isFinite(v) ? "·" : BARS[Math.min(BARS.length - 1, Math.max(0, Math.floor(Math.min(1, Math.max(0, v)) * BARS.length)))]!))
+    .map((v) =>
+      v === undefined || !Number.isFinite(v) ? "·" : BARS[Math.min(BARS.length - 1, Math.max(0, Math.floor(Math.min(1, Math.max(0, v)) * BARS.length)))]!,
+    )
     .join("");
 }
 
@@ -190,7 +200,14 @@ export function formatStory(story: ModelStory): string {
   if (story.loopPhase) out.push(`loop ${story.loopPhase} since ${clock(story.loopSince)}: ${story.loopMessage ?? ""}`);
 
   out.push("", "VERSIONS");
-  out.push(story.versions.length ? table(["VERSION", "FIRST SEEN", "LAST STEP"], story.versions.map((v) => [v.version, clock(v.firstSeen), v.last])) : "(none recorded yet)");
+  out.push(
+    story.versions.length
+      ? table(
+          ["VERSION", "FIRST SEEN", "LAST STEP"],
+          story.versions.map((v) => [v.version, clock(v.firstSeen), v.last]),
+        )
+      : "(none recorded yet)",
+  );
 
   out.push("", "STORY (status.history and Events, oldest first)");
   out.push(
@@ -215,7 +232,13 @@ export function formatStory(story: ModelStory): string {
     story.jobs.length
       ? table(
           ["NAME", "STATE", "STARTED", "DURATION", "DETAILS"],
-          story.jobs.map((j) => [j.name, j.state, clock(j.started), j.durationSeconds !== undefined ? `${j.durationSeconds}s` : "-", oneLine(j.detail ?? "", 160)]),
+          story.jobs.map((j) => [
+            j.name,
+            j.state,
+            clock(j.started),
+            j.durationSeconds !== undefined ? `${j.durationSeconds}s` : "-",
+            oneLine(j.detail ?? "", 160),
+          ]),
         )
       : "(none)",
   );

@@ -44,17 +44,19 @@ function namespaceList(value: string): string[] {
   return names;
 }
 
-
 export function registerOperator(program: Command): void {
   program
     .command("operator")
     .description("Run the Ballast operator: reconcile ModelDeployments into serving Deployments, Services and ConfigMaps.")
     .addOption(new Option("--kubeconfig <path>", "kubeconfig file; default $KUBECONFIG, ~/.kube/config, then the in-cluster ServiceAccount").env("KUBECONFIG"))
-    .addOption(
-      new Option("--namespaces <list>", "comma-separated namespaces to watch; default all").env("WATCH_NAMESPACES").argParser(namespaceList),
-    )
+    .addOption(new Option("--namespaces <list>", "comma-separated namespaces to watch; default all").env("WATCH_NAMESPACES").argParser(namespaceList))
     .addOption(new Option("--workers <n>", "concurrent reconciles").env("BALLAST_WORKERS").default(4).argParser(positiveInt("--workers")))
-    .addOption(new Option("--metrics-bind-address <addr>", "address of /metrics (host:port, :port, 0 = off)").env("BALLAST_METRICS_BIND_ADDRESS").default(":8080").argParser(bindAddress("--metrics-bind-address")))
+    .addOption(
+      new Option("--metrics-bind-address <addr>", "address of /metrics (host:port, :port, 0 = off)")
+        .env("BALLAST_METRICS_BIND_ADDRESS")
+        .default(":8080")
+        .argParser(bindAddress("--metrics-bind-address")),
+    )
     .addOption(
       new Option("--health-probe-bind-address <addr>", "address of /healthz and /readyz (host:port, :port, 0 = off)")
         .env("BALLAST_HEALTH_PROBE_BIND_ADDRESS")
@@ -69,9 +71,13 @@ export function registerOperator(program: Command): void {
         .argParser(booleanFlag("--leader-elect")),
     )
     .addOption(
-      new Option("--leader-election-namespace <ns>", "namespace of the leader election Lease; default the pod's namespace").env("BALLAST_LEADER_ELECTION_NAMESPACE"),
+      new Option("--leader-election-namespace <ns>", "namespace of the leader election Lease; default the pod's namespace").env(
+        "BALLAST_LEADER_ELECTION_NAMESPACE",
+      ),
     )
-    .addOption(new Option("--leader-election-id <name>", "name of the leader election Lease").env("BALLAST_LEADER_ELECTION_ID").default("ballast-operator-leader"))
+    .addOption(
+      new Option("--leader-election-id <name>", "name of the leader election Lease").env("BALLAST_LEADER_ELECTION_ID").default("ballast-operator-leader"),
+    )
     .addOption(
       new Option("--image <ref>", "Ballast image for serving pods whose spec names none")
         .env("BALLAST_IMAGE")

@@ -50,7 +50,11 @@ export function runtimeLogger(component: string, level = process.env.BALLAST_LOG
   return pino(
     {
       level,
-      base: { component, ...(process.env.POD_NAME ? { pod: process.env.POD_NAME } : {}), ...(process.env.POD_NAMESPACE ? { namespace: process.env.POD_NAMESPACE } : {}) },
+      base: {
+        component,
+        ...(process.env.POD_NAME ? { pod: process.env.POD_NAME } : {}),
+        ...(process.env.POD_NAMESPACE ? { namespace: process.env.POD_NAMESPACE } : {}),
+      },
     },
     pino.destination(2),
   );
@@ -58,7 +62,14 @@ export function runtimeLogger(component: string, level = process.env.BALLAST_LOG
 
 /** 2 for anything the user can fix in their input (flags, files, names); 1 for everything else. */
 export function exitCodeFor(err: unknown): number {
-  if (err instanceof DataError || err instanceof FeatureValueError || err instanceof MonitoringConfigError || err instanceof FeedbackTokenFileError || err instanceof CommanderError) return 2;
+  if (
+    err instanceof DataError ||
+    err instanceof FeatureValueError ||
+    err instanceof MonitoringConfigError ||
+    err instanceof FeedbackTokenFileError ||
+    err instanceof CommanderError
+  )
+    return 2;
   if (err instanceof StoreError) return err.code === "io" ? 1 : 2;
   return 1;
 }

@@ -30,15 +30,32 @@ export function registerServe(program: Command): void {
     .requiredOption("--model <name>", "model name")
     .option("--version <version>", "version to serve (default: the newest in the store)")
     .addOption(new Option("--host <address>", "address to bind").default(defaultHost(), "env POD_IP, else 0.0.0.0"))
-    .option("--port <port>", "TCP port of the API (0 = any free port, printed in the 'listening' log line); default 8080 unless --socket", integer("--port", 0, 65535))
-    .option("--socket <path>", "serve the API on this Unix domain socket (mode 0660) instead of a TCP port: only processes sharing its directory, uid or group can reach it")
-    .option("--health-port <port>", "with --socket: a TCP port on --host that answers /v2/health/live and /v2/health/ready only, for probes", integer("--health-port", 0, 65535))
-    .addOption(new Option("--backend <name>", "tfjs backend (auto: tfjs-node-gpu, tfjs-node, wasm, cpu; env BALLAST_TF_BACKEND)").choices([...BACKEND_PREFERENCES]).default("auto"))
+    .option(
+      "--port <port>",
+      "TCP port of the API (0 = any free port, printed in the 'listening' log line); default 8080 unless --socket",
+      integer("--port", 0, 65535),
+    )
+    .option(
+      "--socket <path>",
+      "serve the API on this Unix domain socket (mode 0660) instead of a TCP port: only processes sharing its directory, uid or group can reach it",
+    )
+    .option(
+      "--health-port <port>",
+      "with --socket: a TCP port on --host that answers /v2/health/live and /v2/health/ready only, for probes",
+      integer("--health-port", 0, 65535),
+    )
+    .addOption(
+      new Option("--backend <name>", "tfjs backend (auto: tfjs-node-gpu, tfjs-node, wasm, cpu; env BALLAST_TF_BACKEND)")
+        .choices([...BACKEND_PREFERENCES])
+        .default("auto"),
+    )
     .option("--pvc-mount-root <dir>", "where pvc://<claim> is mounted (default env BALLAST_PVC_MOUNT_ROOT, else /mnt/models)")
     .option("--max-body-bytes <n>", "largest request body accepted (413 above)", integer("--max-body-bytes", 1024, 1 << 30), DEFAULT_MAX_BODY_BYTES)
     .option("--max-batch-rows <n>", "most rows in one infer request (413 above)", integer("--max-batch-rows", 1, 1_000_000), DEFAULT_MAX_BATCH_ROWS)
     .addOption(
-      new Option("--drain-timeout <duration>", "on SIGTERM, how long in-flight requests may take before connections are dropped").argParser(duration("--drain-timeout")).default(10_000, "10s"),
+      new Option("--drain-timeout <duration>", "on SIGTERM, how long in-flight requests may take before connections are dropped")
+        .argParser(duration("--drain-timeout"))
+        .default(10_000, "10s"),
     )
     .addOption(
       new Option("--shutdown-delay <duration>", "on SIGTERM, how long to go on serving before the drain (longer than the sidecar's shutdown delay plus drain)")
@@ -49,8 +66,10 @@ export function registerServe(program: Command): void {
     .action(async (flags: ServeFlags) => {
       const log = runtimeLogger("serve", flags.logLevel);
       await runService("serve", log, async () => {
-        if (flags.socket !== undefined && flags.port !== undefined) throw new InvalidArgumentError("give --port or --socket, not both (with --socket, --health-port is the probes' TCP port)");
-        if (flags.healthPort !== undefined && flags.socket === undefined) throw new InvalidArgumentError("--health-port goes with --socket; without it the API's port answers the probes");
+        if (flags.socket !== undefined && flags.port !== undefined)
+          throw new InvalidArgumentError("give --port or --socket, not both (with --socket, --health-port is the probes' TCP port)");
+        if (flags.healthPort !== undefined && flags.socket === undefined)
+          throw new InvalidArgumentError("--health-port goes with --socket; without it the API's port answers the probes");
         const { loadBackend } = await import("../runtime/backend.js");
         const { openStore } = await import("../runtime/store.js");
         const { ModelServer } = await import("../runtime/model-server.js");

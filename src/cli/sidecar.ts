@@ -34,7 +34,8 @@ interface SidecarFlags {
 
 function upstreamAddress(value: string): UpstreamAddress {
   const address = parseUpstream(value);
-  if (!address) throw new InvalidArgumentError(`--upstream must be http://<host>:<port> or unix:/<socket path> (the model server in the same pod), got "${value}"`);
+  if (!address)
+    throw new InvalidArgumentError(`--upstream must be http://<host>:<port> or unix:/<socket path> (the model server in the same pod), got "${value}"`);
   return address;
 }
 
@@ -56,37 +57,82 @@ export function registerSidecar(program: Command): void {
     .option("--version <version>", "version the server runs (default: asked from the server)")
     .addOption(new Option("--host <address>", "address to bind").default(defaultHost(), "env POD_IP, else 0.0.0.0"))
     .option("--port <port>", "public port to bind: inference, feedback, probes", integer("--port", 0, 65535), 8000)
-    .option("--monitoring-port <port>", "port of /v1/monitoring/summary and /metrics, for the operator and Prometheus only (0 = any free port)", integer("--monitoring-port", 0, 65535), 9090)
-    .option("--feedback-token-file <file>", "file holding the bearer token POST /v1/feedback must carry (Authorization: Bearer <token>); unset: feedback needs no token")
+    .option(
+      "--monitoring-port <port>",
+      "port of /v1/monitoring/summary and /metrics, for the operator and Prometheus only (0 = any free port)",
+      integer("--monitoring-port", 0, 65535),
+      9090,
+    )
+    .option(
+      "--feedback-token-file <file>",
+      "file holding the bearer token POST /v1/feedback must carry (Authorization: Bearer <token>); unset: feedback needs no token",
+    )
     .option("--pvc-mount-root <dir>", "where pvc://<claim> is mounted (default env BALLAST_PVC_MOUNT_ROOT, else /mnt/models)")
-    .option("--monitoring-config <file>", "the operator's monitoring.json: drift.method / drift.threshold, features to judge, reference.uri (default env BALLAST_MONITORING_CONFIG)", process.env.BALLAST_MONITORING_CONFIG)
+    .option(
+      "--monitoring-config <file>",
+      "the operator's monitoring.json: drift.method / drift.threshold, features to judge, reference.uri (default env BALLAST_MONITORING_CONFIG)",
+      process.env.BALLAST_MONITORING_CONFIG,
+    )
     .option("--window-size <rows>", "close a monitoring window after this many inference rows (0: no size bound)", integer("--window-size", 0, 1e9), 1000)
     .addOption(
-      new Option("--window-duration <duration>", "close a monitoring window at the next multiple of this duration (0: no time bound)").argParser(duration("--window-duration")).default(300_000, "5m"),
+      new Option("--window-duration <duration>", "close a monitoring window at the next multiple of this duration (0: no time bound)")
+        .argParser(duration("--window-duration"))
+        .default(300_000, "5m"),
     )
     .option("--windows-kept <n>", "closed windows kept in the summary", integer("--windows-kept", 1, 10_000), 12)
     .option("--max-tracked-requests <n>", "request ids remembered for joining feedback (older ids get 404)", integer("--max-tracked-requests", 1, 1e8), 100_000)
-    .addOption(new Option("--log-segment-bytes <n>", "start a new request log segment above this size").argParser(integer("--log-segment-bytes", 4096, 2 ** 40)).default(64 * 1024 * 1024, "64 MiB"))
-    .addOption(new Option("--log-max-bytes <n>", "delete the oldest sealed segments while the model's request log (with --log-to-store: every pod's directory) is larger than this").argParser(integer("--log-max-bytes", 4096, 2 ** 50)).default(1024 * 1024 * 1024, "1 GiB"))
     .addOption(
-      new Option("--log-max-age <duration>", "delete sealed segments last written longer ago than this (0: no age bound)").argParser(duration("--log-max-age")).default(30 * 24 * 3_600_000, "720h (30 days)"),
+      new Option("--log-segment-bytes <n>", "start a new request log segment above this size")
+        .argParser(integer("--log-segment-bytes", 4096, 2 ** 40))
+        .default(64 * 1024 * 1024, "64 MiB"),
     )
-    .option("--max-body-bytes <n>", "largest body inspected (larger infer bodies are proxied unrecorded; larger feedback gets 413)", integer("--max-body-bytes", 1024, 1 << 30), DEFAULT_MAX_BODY_BYTES)
-    .addOption(new Option("--upstream-timeout <duration>", "a proxied request without a response after this long gets 503").argParser(duration("--upstream-timeout")).default(30_000, "30s"))
     .addOption(
-      new Option("--shutdown-delay <duration>", "on SIGTERM, how long to keep proxying while not ready, so the Service stops sending traffic before the drain").argParser(duration("--shutdown-delay")).default(0, "0s"),
+      new Option(
+        "--log-max-bytes <n>",
+        "delete the oldest sealed segments while the model's request log (with --log-to-store: every pod's directory) is larger than this",
+      )
+        .argParser(integer("--log-max-bytes", 4096, 2 ** 50))
+        .default(1024 * 1024 * 1024, "1 GiB"),
     )
-    .addOption(new Option("--drain-timeout <duration>", "on SIGTERM, after the shutdown delay, how long in-flight requests may take").argParser(duration("--drain-timeout")).default(10_000, "10s"))
+    .addOption(
+      new Option("--log-max-age <duration>", "delete sealed segments last written longer ago than this (0: no age bound)")
+        .argParser(duration("--log-max-age"))
+        .default(30 * 24 * 3_600_000, "720h (30 days)"),
+    )
+    .option(
+      "--max-body-bytes <n>",
+      "largest body inspected (larger infer bodies are proxied unrecorded; larger feedback gets 413)",
+      integer("--max-body-bytes", 1024, 1 << 30),
+      DEFAULT_MAX_BODY_BYTES,
+    )
+    .addOption(
+      new Option("--upstream-timeout <duration>", "a proxied request without a response after this long gets 503")
+        .argParser(duration("--upstream-timeout"))
+        .default(30_000, "30s"),
+    )
+    .addOption(
+      new Option("--shutdown-delay <duration>", "on SIGTERM, how long to keep proxying while not ready, so the Service stops sending traffic before the drain")
+        .argParser(duration("--shutdown-delay"))
+        .default(0, "0s"),
+    )
+    .addOption(
+      new Option("--drain-timeout <duration>", "on SIGTERM, after the shutdown delay, how long in-flight requests may take")
+        .argParser(duration("--drain-timeout"))
+        .default(10_000, "10s"),
+    )
     .option("--log-level <level>", "pino log level (env BALLAST_LOG_LEVEL)", process.env.BALLAST_LOG_LEVEL ?? "info")
     .action(async (flags: SidecarFlags) => {
       const log = runtimeLogger("sidecar", flags.logLevel);
       await runService("sidecar", log, async () => {
         if (flags.windowSize === 0 && flags.windowDuration === 0) throw new InvalidArgumentError("--window-size and --window-duration cannot both be 0");
         if ((flags.dataDir === undefined) === !flags.logToStore) throw new InvalidArgumentError("give exactly one of --data-dir <dir> and --log-to-store");
-        if (flags.monitoringPort !== 0 && flags.monitoringPort === flags.port) throw new InvalidArgumentError("--monitoring-port must differ from --port: the summary and metrics are not for the public port");
+        if (flags.monitoringPort !== 0 && flags.monitoringPort === flags.port)
+          throw new InvalidArgumentError("--monitoring-port must differ from --port: the summary and metrics are not for the public port");
         const pod = process.env.POD_NAME ?? os.hostname();
         const { storeLogLocation } = await import("../runtime/request-log.js");
-        const logDir = flags.logToStore ? storeLogLocation(flags.store, flags.model, pod, { pvcMountRoot: flags.pvcMountRoot }) : { dir: flags.dataDir!, root: undefined };
+        const logDir = flags.logToStore
+          ? storeLogLocation(flags.store, flags.model, pod, { pvcMountRoot: flags.pvcMountRoot })
+          : { dir: flags.dataDir!, root: undefined };
         const { openStore } = await import("../runtime/store.js");
         const { Sidecar } = await import("../runtime/sidecar/sidecar.js");
         return new Sidecar({

@@ -67,17 +67,31 @@ export function registerTrain(program: Command): void {
     .description(
       "train (or fine-tune with --from-version) a tabular MLP on CSV / JSON Lines / sidecar-log data and feedback, select among a few trials, evaluate the candidate against its parent on the recent and original holdouts, and write a new model version to the store",
     )
-    .option("--data <sources...>", "training data: .csv, .jsonl/.ndjson/.json files (paths, file://, pvc://, http(s)://), or a sidecar log directory (sidecar-log://<dir> or a directory path)")
+    .option(
+      "--data <sources...>",
+      "training data: .csv, .jsonl/.ndjson/.json files (paths, file://, pvc://, http(s)://), or a sidecar log directory (sidecar-log://<dir> or a directory path)",
+    )
     .option("--data-from-parent", "also read the --from-version version's training data sources (its metadata's dataWindow.sources)")
-    .option("--feedback <uris...>", "sidecar log roots (path, file://, pvc:// or sidecar-log://): a log directory or a directory of per-pod log directories (<store>/<model>/_log); the recent holdout is drawn from these rows")
+    .option(
+      "--feedback <uris...>",
+      "sidecar log roots (path, file://, pvc:// or sidecar-log://): a log directory or a directory of per-pod log directories (<store>/<model>/_log); the recent holdout is drawn from these rows",
+    )
     .option("--feedback-since <time>", "ISO time: use feedback predicted at or after it (when the serving version went live)", isoTime)
     .requiredOption("--store <uri>", "model store root: file:///<dir>, pvc://<claim>/<path> or a directory path")
     .requiredOption("--model <name>", "model name (directory under the store root)")
     .option("--label <column>", "label column (default: the parent version's, or the one the sidecar log recorded)")
-    .addOption(new Option("--task <task>", "what the label is (default: the parent version's / sidecar log's, else classification)").choices(["classification", "regression"]))
+    .addOption(
+      new Option("--task <task>", "what the label is (default: the parent version's / sidecar log's, else classification)").choices([
+        "classification",
+        "regression",
+      ]),
+    )
     .option("--features <columns>", "comma-separated feature columns (default: every column except the label)")
     .option("--version <name>", "name of the new version (default: next v<N>; required with --trial-shards > 1, which writes <name>-<shard>)")
-    .option("--from-version <version>", "the serving version: fine-tune it (keeps its preprocessing and classes), carry its original holdout forward, and compare against it")
+    .option(
+      "--from-version <version>",
+      "the serving version: fine-tune it (keeps its preprocessing and classes), carry its original holdout forward, and compare against it",
+    )
     .option("--candidate", "mark the version a candidate: never picked as the latest version until named explicitly")
     .addOption(new Option("--metric <name>", "selection and evaluation metric (default accuracy for classification, rmse for regression)").choices(METRICS))
     .option("--max-trials <n>", "trials of the search, in order: fine-tune, scratch, wider, stronger-l2", integer("--max-trials", 1, 4), 4)
@@ -86,7 +100,12 @@ export function registerTrain(program: Command): void {
     .option("--termination-message-path <file>", "write the result (or the error) as JSON of at most 4096 bytes here, e.g. /dev/termination-log")
     .option("--epochs <n>", "maximum epochs", integer("--epochs", 1, 10_000), 30)
     .option("--patience <n>", "early stopping: epochs without validation improvement before stopping", integer("--patience", 1, 10_000), 5)
-    .option("--holdout <fraction>", "share held out for evaluation, never trained on: of the feedback (recent holdout) and, without a parent holdout, of --data (original holdout)", fraction("--holdout"), 0.2)
+    .option(
+      "--holdout <fraction>",
+      "share held out for evaluation, never trained on: of the feedback (recent holdout) and, without a parent holdout, of --data (original holdout)",
+      fraction("--holdout"),
+      0.2,
+    )
     .option("--validation <fraction>", "share of the training rows used for early stopping and choosing among trials", fraction("--validation"), 0.1)
     .option("--seed <n>", "seed for splits, shuffling and initial weights (same seed + data + backend = same model)", integer("--seed", 0, 2 ** 31 - 1), 42)
     .option("--batch-size <n>", "rows per gradient step", integer("--batch-size", 1, 1_000_000), 64)
@@ -95,9 +114,17 @@ export function registerTrain(program: Command): void {
     .option("--l2 <x>", "L2 regularisation on every kernel", positiveNumber("--l2", true), 1e-4)
     .addOption(new Option("--backend <name>", "tfjs backend (auto: tfjs-node-gpu, tfjs-node, wasm, cpu)").choices([...BACKEND_PREFERENCES]).default("auto"))
     .option("--pvc-mount-root <dir>", "where pvc://<claim> is mounted (default env BALLAST_PVC_MOUNT_ROOT, else /mnt/models)")
-    .option("--max-feedback-rows <n>", "use only the newest N labelled rows of each --data sidecar log, and of --feedback after merging", integer("--max-feedback-rows", 1, 1e9))
+    .option(
+      "--max-feedback-rows <n>",
+      "use only the newest N labelled rows of each --data sidecar log, and of --feedback after merging",
+      integer("--max-feedback-rows", 1, 1e9),
+    )
     .addOption(new Option("--data-format <format>", "format of --data files whose name has no .csv/.jsonl/.json extension").choices(["csv", "jsonl", "json"]))
-    .option("--data-max-bytes <n>", "refuse an http(s) --data source larger than this many bytes (default 4 GiB)", integer("--data-max-bytes", 1, Number.MAX_SAFE_INTEGER))
+    .option(
+      "--data-max-bytes <n>",
+      "refuse an http(s) --data source larger than this many bytes (default 4 GiB)",
+      integer("--data-max-bytes", 1, Number.MAX_SAFE_INTEGER),
+    )
     .addHelpText(
       "after",
       "\nPrints one JSON line with the new version and its holdout metrics on stdout; logs (one per epoch) go to stderr.\n" +
@@ -132,7 +159,10 @@ export function registerTrain(program: Command): void {
           ...rest,
           data: flags.data ?? [],
           store,
-          features: flags.features?.split(",").map((f) => f.trim()).filter((f) => f !== ""),
+          features: flags.features
+            ?.split(",")
+            .map((f) => f.trim())
+            .filter((f) => f !== ""),
           hiddenUnits: hidden,
           trialShard: shard,
           onBackend: (b) => log.info({ event: "backend", ...b }, `tfjs backend ${b.backend}`),
@@ -143,7 +173,15 @@ export function registerTrain(program: Command): void {
         });
         const m = result.metadata;
         log.info(
-          { event: "trained", model: m.model, version: m.version, backend: result.backend, holdoutMetrics: m.holdoutMetrics, parentVersion: m.parentVersion, evaluation: m.evaluation },
+          {
+            event: "trained",
+            model: m.model,
+            version: m.version,
+            backend: result.backend,
+            holdoutMetrics: m.holdoutMetrics,
+            parentVersion: m.parentVersion,
+            evaluation: m.evaluation,
+          },
           `wrote ${m.model}/${m.version}`,
         );
         if (terminationMessagePath) await fs.writeFile(terminationMessagePath, encodeTrainResult(trainResultFromMetadata(m)));
@@ -168,9 +206,11 @@ export function registerTrain(program: Command): void {
         log.error({ event: "train-failed", error: message }, "training failed");
         console.error(`ballast train: ${message}`);
         if (flags.terminationMessagePath) {
-          await fs.writeFile(flags.terminationMessagePath, encodeTrainFailure(message)).catch((e: Error) =>
-            log.error({ event: "termination-message-failed", error: e.message, path: flags.terminationMessagePath }, "cannot write the termination message"),
-          );
+          await fs
+            .writeFile(flags.terminationMessagePath, encodeTrainFailure(message))
+            .catch((e: Error) =>
+              log.error({ event: "termination-message-failed", error: e.message, path: flags.terminationMessagePath }, "cannot write the termination message"),
+            );
         }
         process.exitCode = exitCodeFor(err);
       }

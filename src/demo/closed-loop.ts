@@ -7,10 +7,29 @@ import type { V1Deployment, V1Job, V1Pod } from "@kubernetes/client-node";
 import { SIDECAR_PATHS, type ModelDeployment, type ResolvedModelDeployment } from "../api/index.js";
 import { claimDir } from "../devcluster/pod-dirs.js";
 import { isTrainFailure, parseTrainResult, type TrainSuccess } from "../training/result.js";
-import { DEMO_NAMESPACE, EXAMPLE_FILES, PENGUIN_TRAINING_JOB, demoPenguinDeployment, firstVersionJob, penguinTrainingDataOf, readExamples } from "./manifests.js";
+import {
+  DEMO_NAMESPACE,
+  EXAMPLE_FILES,
+  PENGUIN_TRAINING_JOB,
+  demoPenguinDeployment,
+  firstVersionJob,
+  penguinTrainingDataOf,
+  readExamples,
+} from "./manifests.js";
 import { PENGUIN_FEATURES, PENGUIN_LABEL, loadPenguins, penguinsCsv, splitPenguins, type Penguin, type PenguinSplit } from "./penguins-data.js";
 import { containerLogFile, podLogFiles } from "./pod-logs.js";
-import { OPERATOR_DEPLOYMENT, OPERATOR_NAMESPACE, StepFailure, applyObjects, fmt, getModelDeployment, pollUntil, show, waitUnlessCrashing, type Session } from "./session.js";
+import {
+  OPERATOR_DEPLOYMENT,
+  OPERATOR_NAMESPACE,
+  StepFailure,
+  applyObjects,
+  fmt,
+  getModelDeployment,
+  pollUntil,
+  show,
+  waitUnlessCrashing,
+  type Session,
+} from "./session.js";
 import { sendTrafficWithFeedback, waitForService } from "./traffic.js";
 
 const ROWS_PER_REQUEST = 5;
@@ -64,7 +83,9 @@ export class PenguinLoop {
     this.features = (this.md.spec.monitoring.features ?? []).map((f) => f.name);
     const unknown = this.features.filter((f) => !(PENGUIN_FEATURES as readonly string[]).includes(f));
     if (this.features.length === 0 || unknown.length > 0) {
-      throw new Error(`${EXAMPLE_FILES.penguinDeployment}: spec.monitoring.features must name some of ${PENGUIN_FEATURES.join(", ")}${unknown.length ? ` (not ${unknown.join(", ")})` : ""}`);
+      throw new Error(
+        `${EXAMPLE_FILES.penguinDeployment}: spec.monitoring.features must name some of ${PENGUIN_FEATURES.join(", ")}${unknown.length ? ` (not ${unknown.join(", ")})` : ""}`,
+      );
     }
     this.label = this.md.spec.monitoring.labelField ?? PENGUIN_LABEL;
     // Two windows of familiar birds are held back; one is the calm traffic.
@@ -141,7 +162,9 @@ export class PenguinLoop {
       if (s.signal.aborted) throw err;
       throw new StepFailure(`ModelDeployment ${this.name} did not become Ready: ${(err as Error).message}`, this.lookAt(s.dir));
     }
-    const svc = await kubectl.json<{ spec: { clusterIP: string; ports: { port: number }[] } }>(["get", "service", this.name, "-n", DEMO_NAMESPACE], { signal: s.signal });
+    const svc = await kubectl.json<{ spec: { clusterIP: string; ports: { port: number }[] } }>(["get", "service", this.name, "-n", DEMO_NAMESPACE], {
+      signal: s.signal,
+    });
     this.serviceUrl = `http://${svc.spec.clusterIP}:${svc.spec.ports[0]!.port}`;
     await waitForService(`${this.serviceUrl}${SIDECAR_PATHS.ready}`, 30_000, s.signal);
     narrator.ok(`ModelDeployment ${this.name} Ready, serving ${this.model}/${version} at ${this.serviceUrl}`);
@@ -149,7 +172,8 @@ export class PenguinLoop {
     narrator.say(`watch along: kubectl get md ${this.name} -w     # the PHASE column is the loop`);
 
     const calm = await this.window(s, "familiar", this.split.familiar.slice(0, this.windowSize));
-    if (calm.verdict !== "Healthy") throw new StepFailure(`the window of familiar birds was judged ${calm.verdict}, expected Healthy: ${await this.loopState(s)}`, this.lookAt(s.dir));
+    if (calm.verdict !== "Healthy")
+      throw new StepFailure(`the window of familiar birds was judged ${calm.verdict}, expected Healthy: ${await this.loopState(s)}`, this.lookAt(s.dir));
     narrator.ok(`familiar birds: accuracy ${fmt(calm.accuracy)} ≥ policy.minAccuracy ${p.minAccuracy}, window Healthy, loop ${calm.phase}`);
   }
 
@@ -158,11 +182,18 @@ export class PenguinLoop {
   async degradeAndRetrain(s: Session): Promise<void> {
     const { narrator } = s;
     const p = this.md.spec.policy ?? {};
-    narrator.say(`Gentoo birds: about 1.4 kg heavier than ${this.knownSpecies} birds, with shallower beaks; what tells the sexes apart among the birds it learned misleads on them`);
+    narrator.say(
+      `Gentoo birds: about 1.4 kg heavier than ${this.knownSpecies} birds, with shallower beaks; what tells the sexes apart among the birds it learned misleads on them`,
+    );
     const first = await this.window(s, "Gentoo", this.nextGentoo());
-    if (first.verdict !== "Violated") throw new StepFailure(`the first Gentoo window was judged ${first.verdict}, expected Violated: ${await this.loopState(s)}`, this.lookAt(s.dir));
+    if (first.verdict !== "Violated")
+      throw new StepFailure(`the first Gentoo window was judged ${first.verdict}, expected Violated: ${await this.loopState(s)}`, this.lookAt(s.dir));
     const second = await this.window(s, "Gentoo", this.nextGentoo(), (md) => (md.status?.loop?.phase !== "Stable" ? md : undefined), 60_000);
-    if (second.phase !== "Training") throw new StepFailure(`after ${p.consecutiveWindows} violating windows the loop is ${second.phase}, expected Training: ${await this.loopState(s)}`, this.lookAt(s.dir));
+    if (second.phase !== "Training")
+      throw new StepFailure(
+        `after ${p.consecutiveWindows} violating windows the loop is ${second.phase}, expected Training: ${await this.loopState(s)}`,
+        this.lookAt(s.dir),
+      );
     let md = await getModelDeployment(s, this.name);
     const job = md.status?.lastRetraining?.jobName ?? `${this.name}-retrain-${md.status?.loop?.attempt ?? 1}`;
     narrator.say(`the policy triggered (status.policy.lastTriggerTime ${md.status?.policy?.lastTriggerTime}): the operator started Job ${job}`);
@@ -180,17 +211,28 @@ export class PenguinLoop {
     ).catch((err: Error) => this.fail(s, err.message, job));
     const jobObject = await s.kubectl.json<V1Job>(["get", "job", job, "-n", DEMO_NAMESPACE], { signal: s.signal });
     const container = jobObject.spec!.template.spec!.containers[0]!;
-    narrator.say(`the scheduler placed pod ${pod.metadata!.name} on node ${pod.spec!.nodeName} (nvidia.com/gpu: ${String(container.resources?.limits?.["nvidia.com/gpu"] ?? "none")})`);
+    narrator.say(
+      `the scheduler placed pod ${pod.metadata!.name} on node ${pod.spec!.nodeName} (nvidia.com/gpu: ${String(container.resources?.limits?.["nvidia.com/gpu"] ?? "none")})`,
+    );
     narrator.say(`  ballast ${(container.args ?? []).join(" ")}`);
-    md = await pollUntil(s, `Job ${job} to finish and the operator to judge it`, async () => {
-      const m = await getModelDeployment(s, this.name);
-      return m.status?.loop?.phase !== "Training" ? m : undefined;
-    }, 300_000, 1000).catch((err: Error) => this.fail(s, err.message, job));
+    md = await pollUntil(
+      s,
+      `Job ${job} to finish and the operator to judge it`,
+      async () => {
+        const m = await getModelDeployment(s, this.name);
+        return m.status?.loop?.phase !== "Training" ? m : undefined;
+      },
+      300_000,
+      1000,
+    ).catch((err: Error) => this.fail(s, err.message, job));
     const last = md.status?.lastRetraining;
     const finished = (await this.jobPods(s, job)).find((p) => p.status?.containerStatuses?.[0]?.state?.terminated) ?? pod;
     const logFile = containerLogFile(s.dir, DEMO_NAMESPACE, finished.metadata!.name!, finished.metadata!.uid!, container.name);
     if (last?.phase !== "Succeeded" || !last.gate) {
-      throw new StepFailure(`retraining did not produce a gated candidate: lastRetraining ${JSON.stringify(last)}; ${await this.loopState(s)}`, [logFile, ...this.lookAt(s.dir)]);
+      throw new StepFailure(`retraining did not produce a gated candidate: lastRetraining ${JSON.stringify(last)}; ${await this.loopState(s)}`, [
+        logFile,
+        ...this.lookAt(s.dir),
+      ]);
     }
     narrator.ok(`Job ${job} completed on node ${pod.spec!.nodeName} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     narrator.say(`its log: ${logFile}`);
@@ -215,40 +257,58 @@ export class PenguinLoop {
           `(promotion.maxForgetting ${pr.maxForgetting})`,
       );
     }
-    if (g.latencyRatio !== undefined) narrator.say(`  latency: candidate/serving ms per row ${fmt(g.latencyRatio, 2)} (promotion.maxLatencyRatio ${pr.maxLatencyRatio})`);
+    if (g.latencyRatio !== undefined)
+      narrator.say(`  latency: candidate/serving ms per row ${fmt(g.latencyRatio, 2)} (promotion.maxLatencyRatio ${pr.maxLatencyRatio})`);
     for (const rule of g.message.split("; ")) narrator.say(`  ${rule}`);
-    if (!g.passed) throw new StepFailure(`the gate rejected candidate ${last.candidateVersion} (${g.failedRule}): ${g.message}`, [logFile, ...this.lookAt(s.dir)]);
-    narrator.ok(`gate passed: ${last.candidateVersion} ${g.metric} ${fmt(g.recent.candidate)} vs ${fmt(g.recent.serving)} on ${g.recent.rows} recent holdout rows`);
+    if (!g.passed)
+      throw new StepFailure(`the gate rejected candidate ${last.candidateVersion} (${g.failedRule}): ${g.message}`, [logFile, ...this.lookAt(s.dir)]);
+    narrator.ok(
+      `gate passed: ${last.candidateVersion} ${g.metric} ${fmt(g.recent.candidate)} vs ${fmt(g.recent.serving)} on ${g.recent.rows} recent holdout rows`,
+    );
   }
 
   // ---------------------------------------------------------------- step 8: promotion, observation, recovery
 
   async promoteAndObserve(s: Session): Promise<void> {
     const { narrator, kubectl } = s;
-    const promoted = await pollUntil(s, "the candidate to be promoted", async () => {
-      const m = await getModelDeployment(s, this.name);
-      const phase = m.status?.loop?.phase;
-      if (phase === "Observing" || phase === "Stable" || phase === "RollingBack") return m;
-      return undefined;
-    }, 180_000, 1000).catch((err: Error) => this.fail(s, err.message));
+    const promoted = await pollUntil(
+      s,
+      "the candidate to be promoted",
+      async () => {
+        const m = await getModelDeployment(s, this.name);
+        const phase = m.status?.loop?.phase;
+        if (phase === "Observing" || phase === "Stable" || phase === "RollingBack") return m;
+        return undefined;
+      },
+      180_000,
+      1000,
+    ).catch((err: Error) => this.fail(s, err.message));
     const st = promoted.status!;
-    if (st.loop?.phase !== "Observing") throw new StepFailure(`the loop went to ${st.loop?.phase} instead of Observing: ${await this.loopState(s)}`, this.lookAt(s.dir));
+    if (st.loop?.phase !== "Observing")
+      throw new StepFailure(`the loop went to ${st.loop?.phase} instead of Observing: ${await this.loopState(s)}`, this.lookAt(s.dir));
     const deployment = await kubectl.json<V1Deployment>(["get", "deployment", `${this.name}-serving`, "-n", DEMO_NAMESPACE], { signal: s.signal });
     const args = deployment.spec!.template.spec!.containers[0]!.args ?? [];
     const pinned = args[args.indexOf("--version") + 1];
-    narrator.ok(`promoted: status.targetVersion ${st.targetVersion} (previousVersion ${st.previousVersion}); the Deployment pins --version ${pinned}; the sidecars report ${st.servingVersion}`);
+    narrator.ok(
+      `promoted: status.targetVersion ${st.targetVersion} (previousVersion ${st.previousVersion}); the Deployment pins --version ${pinned}; the sidecars report ${st.servingVersion}`,
+    );
     await show(s, ["get", "md", this.name, "-n", DEMO_NAMESPACE, "-o", "wide"]);
     await show(s, ["get", "pods", "-n", DEMO_NAMESPACE, "-l", `ballast.dev/model-deployment=${this.name}`, "-o", "wide"]);
     await waitForService(`${this.serviceUrl}${SIDECAR_PATHS.ready}`, 30_000, s.signal);
 
-    narrator.say(`more Gentoo birds, now served by ${st.servingVersion}; the operator observes ${(promoted as ResolvedModelDeployment).spec.promotion.observationWindows} labelled windows before the promotion is final`);
+    narrator.say(
+      `more Gentoo birds, now served by ${st.servingVersion}; the operator observes ${(promoted as ResolvedModelDeployment).spec.promotion.observationWindows} labelled windows before the promotion is final`,
+    );
     const observed = (md: ModelDeployment) => ((md.status?.loop?.observedWindows ?? 0) > 0 || md.status?.loop?.phase !== "Observing" ? md : undefined);
     const settled = (md: ModelDeployment) => (md.status?.loop?.phase !== "Observing" ? md : undefined);
     const one = await this.window(s, "Gentoo", this.nextGentoo(), observed, 30_000);
     const two = await this.window(s, "Gentoo", this.nextGentoo(), settled, 30_000);
     const final = await getModelDeployment(s, this.name);
     if (final.status?.loop?.phase !== "Stable" || final.status.servingVersion !== st.servingVersion) {
-      throw new StepFailure(`after observation the loop is ${final.status?.loop?.phase} serving ${final.status?.servingVersion}: ${await this.loopState(s)}`, this.lookAt(s.dir));
+      throw new StepFailure(
+        `after observation the loop is ${final.status?.loop?.phase} serving ${final.status?.servingVersion}: ${await this.loopState(s)}`,
+        this.lookAt(s.dir),
+      );
     }
     const before = this.timeline.filter((r) => r.traffic === "Gentoo" && r.version !== st.servingVersion).map((r) => fmt(r.accuracy));
     narrator.ok(
@@ -264,7 +324,10 @@ export class PenguinLoop {
     narrator.say("status.history:");
     narrator.block(
       (final.status.history ?? [])
-        .map((h) => `${h.time}  ${h.event.padEnd(16)} ${h.version}${h.previousVersion ? ` (from ${h.previousVersion})` : ""}${h.metric !== undefined ? `  accuracy ${fmt(h.metric)}` : ""}${h.reason ? `  ${h.reason}` : ""}`)
+        .map(
+          (h) =>
+            `${h.time}  ${h.event.padEnd(16)} ${h.version}${h.previousVersion ? ` (from ${h.previousVersion})` : ""}${h.metric !== undefined ? `  accuracy ${fmt(h.metric)}` : ""}${h.reason ? `  ${h.reason}` : ""}`,
+        )
         .join("\n") || "(empty)",
     );
     narrator.say(`the penguin windows, as the operator judged them (status.lastMetrics after each; version served; the loop's phase once it reacted):`);
@@ -305,17 +368,24 @@ export class PenguinLoop {
       signal: s.signal,
     });
     const afterFirstJudged = this.lastJudgedEnd;
-    let md = await pollUntil(s, `the operator to judge window ${n} of ModelDeployment ${this.name}`, async () => {
-      const m = await getModelDeployment(s, this.name);
-      const end = m.status?.lastMetrics?.windowEnd;
-      return end && end !== afterFirstJudged ? m : undefined;
-    }, 30_000).catch((err: Error) => this.fail(s, err.message));
+    let md = await pollUntil(
+      s,
+      `the operator to judge window ${n} of ModelDeployment ${this.name}`,
+      async () => {
+        const m = await getModelDeployment(s, this.name);
+        const end = m.status?.lastMetrics?.windowEnd;
+        return end && end !== afterFirstJudged ? m : undefined;
+      },
+      30_000,
+    ).catch((err: Error) => this.fail(s, err.message));
     if (reaction) {
       // No reaction in time is reported by the caller, with the phase the loop is in.
-      md = await pollUntil(s, `the loop to react to window ${n}`, async () => reaction(await getModelDeployment(s, this.name)), reactionTimeoutMs).catch((err: unknown) => {
-        if (s.signal.aborted) throw err;
-        return md;
-      });
+      md = await pollUntil(s, `the loop to react to window ${n}`, async () => reaction(await getModelDeployment(s, this.name)), reactionTimeoutMs).catch(
+        (err: unknown) => {
+          if (s.signal.aborted) throw err;
+          return md;
+        },
+      );
     }
     const m = md.status!.lastMetrics!;
     this.lastJudgedEnd = m.windowEnd;
@@ -344,7 +414,8 @@ export class PenguinLoop {
   }
 
   private async jobPods(s: Session, job: string): Promise<V1Pod[]> {
-    return (await s.kubectl.json<{ items: V1Pod[] }>(["get", "pods", "-n", DEMO_NAMESPACE, "-l", `batch.kubernetes.io/job-name=${job}`], { signal: s.signal })).items;
+    return (await s.kubectl.json<{ items: V1Pod[] }>(["get", "pods", "-n", DEMO_NAMESPACE, "-l", `batch.kubernetes.io/job-name=${job}`], { signal: s.signal }))
+      .items;
   }
 
   /** The loop's state in one line, for a failure message. */
@@ -406,5 +477,12 @@ export function formatTimeline(rows: readonly TimelineRow[]): string {
     r.phase,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  return [header, ...cells].map((line) => line.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+  return [header, ...cells]
+    .map((line) =>
+      line
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }

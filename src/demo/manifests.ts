@@ -160,19 +160,31 @@ export function firstVersionJob(input: FirstVersionJobInput): V1Job {
               image: input.image,
               args: [
                 "train",
-                "--data", input.data,
-                "--label", input.label,
-                "--features", input.features.join(","),
-                "--store", store.uri,
-                "--model", spec.model.name,
-                "--epochs", String(input.epochs),
-                "--batch-size", String(hp.batchSize),
-                "--learning-rate", String(hp.learningRate),
-                "--patience", String(hp.earlyStoppingPatience),
-                "--l2", String(hp.l2),
-                "--holdout", String(retraining.data.holdoutFraction),
+                "--data",
+                input.data,
+                "--label",
+                input.label,
+                "--features",
+                input.features.join(","),
+                "--store",
+                store.uri,
+                "--model",
+                spec.model.name,
+                "--epochs",
+                String(input.epochs),
+                "--batch-size",
+                String(hp.batchSize),
+                "--learning-rate",
+                String(hp.learningRate),
+                "--patience",
+                String(hp.earlyStoppingPatience),
+                "--l2",
+                String(hp.l2),
+                "--holdout",
+                String(retraining.data.holdoutFraction),
                 ...(input.seed !== undefined ? ["--seed", String(input.seed)] : []),
-                "--pvc-mount-root", PVC_MOUNT_ROOT,
+                "--pvc-mount-root",
+                PVC_MOUNT_ROOT,
               ],
               env: [{ name: "TMPDIR", value: "/run/ballast/tmp" }],
               resources: retraining.resources as V1ResourceRequirements | undefined,
@@ -202,7 +214,8 @@ export function demoModelDeployment(example: ModelDeployment, options: DemoModel
   const md = structuredClone(example);
   md.metadata = { ...md.metadata, namespace: DEMO_NAMESPACE, labels: { ...md.metadata.labels, ...DEMO_LABELS } };
   md.spec.monitoring = { ...md.spec.monitoring, window: { size: options.windowSize }, scrapeInterval: options.scrapeInterval };
-  if (md.spec.policy?.minSamples !== undefined && md.spec.policy.minSamples > options.windowSize) md.spec.policy = { ...md.spec.policy, minSamples: options.windowSize };
+  if (md.spec.policy?.minSamples !== undefined && md.spec.policy.minSamples > options.windowSize)
+    md.spec.policy = { ...md.spec.policy, minSamples: options.windowSize };
   return md;
 }
 

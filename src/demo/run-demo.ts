@@ -160,7 +160,11 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     await reportFailure(err, run, interrupted, narrator, dir);
     const s = run?.session;
     if (s && !interrupted && (options.keep || !s.startedCluster)) {
-      narrator.say(options.keep ? `--keep: the cluster stays up for you to look at` : `the cluster in ${dir} was already running before the demo: left running for you to look at`);
+      narrator.say(
+        options.keep
+          ? `--keep: the cluster stays up for you to look at`
+          : `the cluster in ${dir} was already running before the demo: left running for you to look at`,
+      );
       narrator.say(`stop it with: make dev-down DEV_DIR=${dir}     # or: bin/ballast dev down --dir ${dir}`);
     } else {
       await tearDown(dir, narrator);
@@ -246,7 +250,10 @@ async function startCluster(dir: string, narrator: Narrator, signal: AbortSignal
     state = existing;
   } else {
     if (existing && alive.length > 0) {
-      throw new StepFailure(`a cluster in ${dir} is partly running (${alive.map((p) => p.name).join(", ")} alive): stop it with \`bin/ballast dev down --dir ${dir}\`, then run the demo again`, [join(dir, "logs")]);
+      throw new StepFailure(
+        `a cluster in ${dir} is partly running (${alive.map((p) => p.name).join(", ")} alive): stop it with \`bin/ballast dev down --dir ${dir}\`, then run the demo again`,
+        [join(dir, "logs")],
+      );
     }
     // A stopped cluster's etcd would bring back the previous run's objects: every demo starts from a clean cluster.
     if (existsSync(dir) && readdirSync(dir).length > 0) {
@@ -289,8 +296,8 @@ async function deployOperator(s: Session): Promise<void> {
   } catch (err) {
     throw new StepFailure(`the operator did not become Ready: ${(err as Error).message}`, operatorLogs(s.dir));
   }
-  const pod = (await kubectl.json<{ items: V1Pod[] }>(["get", "pods", "-n", OPERATOR_NAMESPACE, "-l", "app.kubernetes.io/component=operator"])).items.find((p) =>
-    p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+  const pod = (await kubectl.json<{ items: V1Pod[] }>(["get", "pods", "-n", OPERATOR_NAMESPACE, "-l", "app.kubernetes.io/component=operator"])).items.find(
+    (p) => p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
   );
   if (!pod) throw new StepFailure("the operator Deployment rolled out but no operator pod is Ready", operatorLogs(s.dir));
   const logFile = containerLogFile(s.dir, OPERATOR_NAMESPACE, pod.metadata!.name!, pod.metadata!.uid!, pod.spec!.containers[0]!.name);
@@ -345,7 +352,9 @@ async function trainFirstVersions(s: Session, options: DemoOptions, penguins: Pe
       `wrote ${result.model}/${result.version} to ${store.uri} (tfjs backend ${result.backend}, ${result.epochsRun} epochs${result.stoppedEarly ? ", stopped early" : ""}, ${result.rows} rows)`,
     );
     const m = result.holdoutMetrics;
-    narrator.say(`holdout metrics (${describe[job.name]}, ${m.samples ?? "?"} rows): accuracy ${fmt(m.accuracy)}, f1 ${fmt(m.f1)}, weighted f1 ${fmt(m.f1Weighted)}`);
+    narrator.say(
+      `holdout metrics (${describe[job.name]}, ${m.samples ?? "?"} rows): accuracy ${fmt(m.accuracy)}, f1 ${fmt(m.f1)}, weighted f1 ${fmt(m.f1Weighted)}`,
+    );
     narrator.say(`the Job's log: ${job.logFile}`);
   }
   return { weather: finished.get(TRAINING_JOB)!.result.version, penguins: finished.get(PENGUIN_TRAINING_JOB)!.result.version };
@@ -377,7 +386,10 @@ async function serveModel(s: Session, version: string, windowRows: number): Prom
   } catch (err) {
     if (s.signal.aborted) throw err;
     const status = await kubectl.run(["get", "modeldeployment", name, "-n", DEMO_NAMESPACE, "-o", "jsonpath={.status.conditions}"]).catch(() => "");
-    throw new StepFailure(`ModelDeployment ${name} did not become Ready: ${(err as Error).message}${status ? `\nconditions: ${status}` : ""}`, weatherServingLogs(s.dir));
+    throw new StepFailure(
+      `ModelDeployment ${name} did not become Ready: ${(err as Error).message}${status ? `\nconditions: ${status}` : ""}`,
+      weatherServingLogs(s.dir),
+    );
   }
   narrator.ok(`ModelDeployment ${name} Ready`);
   const getMd = ["get", "md", name, "-n", DEMO_NAMESPACE, "-o", "wide"];
@@ -399,7 +411,8 @@ async function trafficAndMonitoring(s: Session, version: string, windowRows: num
   const serviceUrl = `http://${svc.spec!.clusterIP}:${svc.spec!.ports![0]!.port}`;
   const pod = await servingPod(kubectl, name);
   // The summary is on the sidecar's monitoring port, which the Service does not expose.
-  const sidecarPort = pod.spec!.containers.find((c) => c.name === "sidecar")?.ports?.find((p) => p.name === "monitoring")?.containerPort ?? SIDECAR_MONITORING_PORT;
+  const sidecarPort =
+    pod.spec!.containers.find((c) => c.name === "sidecar")?.ports?.find((p) => p.name === "monitoring")?.containerPort ?? SIDECAR_MONITORING_PORT;
   const sidecarUrl = `http://${pod.status!.podIP}:${sidecarPort}`;
   narrator.say(`Service ${name}: ${serviceUrl} (ClusterIP; the local nodes forward it to the sidecar of a Ready serving pod)`);
   narrator.say(`sidecar of pod ${pod.metadata!.name}: ${sidecarUrl}`);
@@ -435,10 +448,13 @@ async function trafficAndMonitoring(s: Session, version: string, windowRows: num
     const summary = await fetchSummary(sidecarUrl);
     if (summary.version !== version) throw new Error(`the sidecar monitors ${summary.model} ${summary.version}, but the Job wrote ${version}`);
     const windows = summary.windows.filter((w) => w.closed && w.rows > 0);
-    if (windows.length < 2) throw new Error(`the sidecar closed ${windows.length} window(s) with rows; expected a Seattle and a New York window of ${windowRows} rows each`);
+    if (windows.length < 2)
+      throw new Error(`the sidecar closed ${windows.length} window(s) with rows; expected a Seattle and a New York window of ${windowRows} rows each`);
     const [seattle, ny] = windows.slice(-2) as [WindowSummary, WindowSummary];
     newYork = ny;
-    narrator.say(`model ${summary.model} ${summary.version}, pod ${summary.pod}: ${summary.totals.requests} requests, ${summary.totals.feedback} labels so far`);
+    narrator.say(
+      `model ${summary.model} ${summary.version}, pod ${summary.pod}: ${summary.totals.requests} requests, ${summary.totals.feedback} labels so far`,
+    );
     for (const line of describeWindow("Seattle", seattle)) narrator.say(line);
     for (const line of describeWindow("New York", newYork)) narrator.say(line);
     narrator.ok("monitoring: Seattle calm, New York drifted, accuracy per window from the fed-back labels");
@@ -450,7 +466,14 @@ async function trafficAndMonitoring(s: Session, version: string, windowRows: num
 }
 
 async function servingPod(kubectl: Kubectl, name: string): Promise<V1Pod> {
-  const pods = await kubectl.json<{ items: V1Pod[] }>(["get", "pods", "-n", DEMO_NAMESPACE, "-l", `ballast.dev/model-deployment=${name},app.kubernetes.io/component=serving`]);
+  const pods = await kubectl.json<{ items: V1Pod[] }>([
+    "get",
+    "pods",
+    "-n",
+    DEMO_NAMESPACE,
+    "-l",
+    `ballast.dev/model-deployment=${name},app.kubernetes.io/component=serving`,
+  ]);
   const ready = pods.items.find((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
   if (!ready?.status?.podIP) throw new Error(`no Ready serving pod of ModelDeployment ${name}`);
   return ready;
@@ -468,11 +491,16 @@ async function operatorVerdict(s: Session, name: string, newYork: WindowSummary)
     const status = await kubectl.run(["get", "modeldeployment", name, "-n", DEMO_NAMESPACE, "-o", "jsonpath={.status}"]).catch(() => "");
     throw new StepFailure(`${message}${status ? `\nstatus: ${status}` : ""}`, weatherServingLogs(s.dir));
   };
-  const md = await pollUntil(s, `the operator to judge the New York window of ModelDeployment ${name}`, async () => {
-    const m = await getModelDeployment(s, name);
-    const end = m.status?.lastMetrics?.windowEnd;
-    return end && Date.parse(end) >= newYorkEnd ? m : undefined;
-  }, 5 * SCRAPE_INTERVAL_S * 1000 + 5000).catch((err: Error) => fail(err.message));
+  const md = await pollUntil(
+    s,
+    `the operator to judge the New York window of ModelDeployment ${name}`,
+    async () => {
+      const m = await getModelDeployment(s, name);
+      const end = m.status?.lastMetrics?.windowEnd;
+      return end && Date.parse(end) >= newYorkEnd ? m : undefined;
+    },
+    5 * SCRAPE_INTERVAL_S * 1000 + 5000,
+  ).catch((err: Error) => fail(err.message));
   await show(s, ["get", "md", name, "-n", DEMO_NAMESPACE, "-o", "wide"]);
   const last = md.status!.lastMetrics!;
   const policy = (md as ResolvedModelDeployment).spec.policy;
@@ -491,7 +519,8 @@ async function operatorVerdict(s: Session, name: string, newYork: WindowSummary)
   narrator.block(jobs.items.length ? jobs.items.map((j) => j.metadata!.name!).join("\n") : "No resources found in default namespace.");
   const drift = conditions.find((c) => c.type === "DriftDetected");
   if (drift?.status !== "True") await fail(`the New York window drifted, but condition DriftDetected is ${drift?.status ?? "not set"}`);
-  if (last.decidedBy !== "labels" || last.verdict !== "Healthy") await fail(`the New York window was judged ${last.verdict ?? "?"} by ${last.decidedBy ?? "?"}, expected Healthy by labels`);
+  if (last.decidedBy !== "labels" || last.verdict !== "Healthy")
+    await fail(`the New York window was judged ${last.verdict ?? "?"} by ${last.decidedBy ?? "?"}, expected Healthy by labels`);
   if (jobs.items.length > 0) await fail(`the operator started a retraining Job for ${name} though its labels say it is right`);
   narrator.ok(
     `New York: DriftDetected=True (drift share ${fmt(last.driftShare, 2)}), yet the window was judged by its ${last.labelledSamples} labels: ` +
@@ -502,7 +531,14 @@ async function operatorVerdict(s: Session, name: string, newYork: WindowSummary)
       `Drift is reported (the likely cause, if quality ever falls) but spends no GPU time while the model is still right; without labels, drift would decide.`,
   );
   // By uid: on a kept cluster, the Events of the previous run's ModelDeployment of the same name are still there.
-  const events = ["get", "events", "-n", DEMO_NAMESPACE, "--field-selector", `involvedObject.kind=ModelDeployment,involvedObject.name=${name},involvedObject.uid=${md.metadata.uid}`];
+  const events = [
+    "get",
+    "events",
+    "-n",
+    DEMO_NAMESPACE,
+    "--field-selector",
+    `involvedObject.kind=ModelDeployment,involvedObject.name=${name},involvedObject.uid=${md.metadata.uid}`,
+  ];
   narrator.command(kubectl.display(events));
   narrator.block((await kubectl.run(events)).trim() || "(no Events)");
 }
@@ -514,11 +550,19 @@ function operatorLogs(dir: string): string[] {
 }
 
 function trainingLogs(dir: string): string[] {
-  return [...podLogFiles(dir, DEMO_NAMESPACE, `${TRAINING_JOB}-`), ...podLogFiles(dir, DEMO_NAMESPACE, `${PENGUIN_TRAINING_JOB}-`), join(dir, "logs/local-nodes.log")];
+  return [
+    ...podLogFiles(dir, DEMO_NAMESPACE, `${TRAINING_JOB}-`),
+    ...podLogFiles(dir, DEMO_NAMESPACE, `${PENGUIN_TRAINING_JOB}-`),
+    join(dir, "logs/local-nodes.log"),
+  ];
 }
 
 function weatherServingLogs(dir: string): string[] {
-  return [...podLogFiles(dir, OPERATOR_NAMESPACE, `${OPERATOR_DEPLOYMENT}-`), ...podLogFiles(dir, DEMO_NAMESPACE, "weather-serving-"), join(dir, "logs/local-nodes.log")];
+  return [
+    ...podLogFiles(dir, OPERATOR_NAMESPACE, `${OPERATOR_DEPLOYMENT}-`),
+    ...podLogFiles(dir, DEMO_NAMESPACE, "weather-serving-"),
+    join(dir, "logs/local-nodes.log"),
+  ];
 }
 
 /** Waits for Ctrl-C (or SIGTERM); checks the cluster's processes meanwhile, which also keeps Node's event loop alive. */
@@ -552,7 +596,9 @@ function printWhereToLook(s: Session | undefined): void {
   narrator.plain("  kubectl get md penguins -o yaml             # status.loop, lastRetraining (with the gate), history");
   narrator.plain("  kubectl get deploy,svc,pods,jobs,pvc -o wide");
   narrator.plain("  kubectl get events --sort-by=.metadata.creationTimestamp   # the loop's Events: RetrainingStarted … ObservationPassed");
-  narrator.plain(`  curl "$(kubectl get pod -l ballast.dev/model-deployment=weather,app.kubernetes.io/component=serving -o jsonpath='http://{.items[0].status.podIP}'):${SIDECAR_MONITORING_PORT}${SIDECAR_PATHS.summary}"`);
+  narrator.plain(
+    `  curl "$(kubectl get pod -l ballast.dev/model-deployment=weather,app.kubernetes.io/component=serving -o jsonpath='http://{.items[0].status.podIP}'):${SIDECAR_MONITORING_PORT}${SIDECAR_PATHS.summary}"`,
+  );
   narrator.plain(`  ls ${join(state.dir, "pods")}/*/containers/*/    # container logs (kubectl logs has no kubelet to talk to here)`);
   narrator.plain(`  ${join(state.dir, "logs")}/                   # control plane and local node logs`);
 }
@@ -571,7 +617,14 @@ async function describeCluster(s: Session): Promise<void> {
   for (const args of [
     ["get", "pods", "-A", "-o", "wide"],
     // Endpoint warnings are the local cluster's known loopback limitation (docs/local-cluster.md), not the failure.
-    ["get", "events", "-A", "--field-selector", "type=Warning,reason!=FailedToUpdateEndpoint,reason!=FailedToUpdateEndpointSlices", "--sort-by=.metadata.creationTimestamp"],
+    [
+      "get",
+      "events",
+      "-A",
+      "--field-selector",
+      "type=Warning,reason!=FailedToUpdateEndpoint,reason!=FailedToUpdateEndpointSlices",
+      "--sort-by=.metadata.creationTimestamp",
+    ],
   ]) {
     try {
       const out = await s.kubectl.run(args, { timeoutMs: 15_000 });

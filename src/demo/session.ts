@@ -158,7 +158,10 @@ export async function waitForTrainingJobs(s: Session, names: readonly string[], 
   while (done.size < names.length) {
     if (Date.now() - started > timeoutMs) {
       const late = names.filter((n) => !done.has(n));
-      throw new StepFailure(`Job ${late.join(", ")} did not finish within ${timeoutMs / 1000} s`, late.flatMap((n) => jobLookAt(s, pods.get(n), n)));
+      throw new StepFailure(
+        `Job ${late.join(", ")} did not finish within ${timeoutMs / 1000} s`,
+        late.flatMap((n) => jobLookAt(s, pods.get(n), n)),
+      );
     }
     await sleep(1000, undefined, { signal: s.signal });
     const list = await s.kubectl.json<{ items: (V1Job | V1Pod)[] }>(["get", "jobs,pods", "-n", DEMO_NAMESPACE, "-l", TRAINING_SELECTOR], { signal: s.signal });

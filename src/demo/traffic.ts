@@ -14,7 +14,12 @@ export interface TrafficResult {
 }
 
 async function postJson(url: string, body: unknown): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
   const text = await res.text();
   let parsed: unknown = text;
   try {
@@ -64,7 +69,8 @@ export async function sendTrafficWithFeedback(options: {
     const res = await postJson(url, inferRequest(batch, id, options.features));
     if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${JSON.stringify(res.body)}`);
     const predicted = (res.body as { outputs?: { name: string; data: unknown[] }[] }).outputs?.find((o) => o.name === "label")?.data;
-    if (!predicted || predicted.length !== batch.length) throw new Error(`POST ${url}: the response has no "label" output with ${batch.length} predictions: ${JSON.stringify(res.body).slice(0, 300)}`);
+    if (!predicted || predicted.length !== batch.length)
+      throw new Error(`POST ${url}: the response has no "label" output with ${batch.length} predictions: ${JSON.stringify(res.body).slice(0, 300)}`);
     result.requests++;
     result.rows += batch.length;
     batch.forEach((d, r) => {

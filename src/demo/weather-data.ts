@@ -54,7 +54,9 @@ export function splitWeather(days: readonly WeatherDay[], seattleTrafficRows: nu
   const seattle = days.filter((d) => d.location === "Seattle");
   const newYork = days.filter((d) => d.location === "New York");
   if (seattle.length < seattleTrafficRows * 2 || newYork.length < newYorkTrafficRows) {
-    throw new Error(`${seattle.length} Seattle and ${newYork.length} New York rows are too few for ${seattleTrafficRows} + ${newYorkTrafficRows} rows of traffic`);
+    throw new Error(
+      `${seattle.length} Seattle and ${newYork.length} New York rows are too few for ${seattleTrafficRows} + ${newYorkTrafficRows} rows of traffic`,
+    );
   }
   const seattleOrder = permutation(seattle.length, seededRandom(7));
   const heldBack = new Set(Array.from(seattleOrder.subarray(0, seattleTrafficRows)));

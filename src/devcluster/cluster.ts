@@ -103,10 +103,30 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
     }
     options.signal?.throwIfAborted();
     log(`starting local nodes: ${state.nodes.join(", ")}`);
-    const agentArgs = [ballastCliScript, "dev", "node-agent", "--dir", dir, "--kubeconfig", nodesKubeconfig,
-      "--nodes", String(options.cpuNodes), "--gpu-nodes", String(options.gpuNodes),
-      "--image-repository", options.imageRepository ?? DEFAULT_IMAGE_REPOSITORY, "--pod-octet", String(podOctet)];
-    state.processes.push(recorded(startDetached({ name: "local-nodes", command: process.execPath, args: agentArgs, log: join(dir, "logs/local-nodes.log") }), process.execPath, agentArgs));
+    const agentArgs = [
+      ballastCliScript,
+      "dev",
+      "node-agent",
+      "--dir",
+      dir,
+      "--kubeconfig",
+      nodesKubeconfig,
+      "--nodes",
+      String(options.cpuNodes),
+      "--gpu-nodes",
+      String(options.gpuNodes),
+      "--image-repository",
+      options.imageRepository ?? DEFAULT_IMAGE_REPOSITORY,
+      "--pod-octet",
+      String(podOctet),
+    ];
+    state.processes.push(
+      recorded(
+        startDetached({ name: "local-nodes", command: process.execPath, args: agentArgs, log: join(dir, "logs/local-nodes.log") }),
+        process.execPath,
+        agentArgs,
+      ),
+    );
     writeState(state);
     await waitForCluster(kubeconfig, state, options.signal);
     log(`cluster ready: Kubernetes ${bins.kubernetesVersion}, API server ${server}`);
@@ -123,7 +143,11 @@ function recorded(p: { name: string; pid: number; log: string }, command: string
 }
 
 function startComponent(dir: string, spec: ComponentSpec): RecordedProcess {
-  return recorded(startDetached({ name: spec.name, command: spec.command, args: spec.args, log: join(dir, "logs", `${spec.name}.log`) }), spec.command, spec.args);
+  return recorded(
+    startDetached({ name: spec.name, command: spec.command, args: spec.args, log: join(dir, "logs", `${spec.name}.log`) }),
+    spec.command,
+    spec.args,
+  );
 }
 
 /** Polls the component's health URL the way the kubelet probes (no credentials, but for etcd's client certificate). */

@@ -129,9 +129,7 @@ export function controlPlaneSpecs(bins: ControlPlaneBinaries, ports: ControlPlan
     {
       name: "kube-scheduler",
       command: bins.kubeScheduler,
-      args: [
-        ...componentServingArgs(paths.schedulerKubeconfig, ports.scheduler, join(paths.dir, "scheduler")),
-      ],
+      args: [...componentServingArgs(paths.schedulerKubeconfig, ports.scheduler, join(paths.dir, "scheduler"))],
       healthUrl: `https://127.0.0.1:${ports.scheduler}/healthz`,
     },
   ];

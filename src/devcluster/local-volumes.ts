@@ -48,9 +48,11 @@ export function isStrictlyInside(root: string, path: string): boolean {
   return real.startsWith(realRoot + sep);
 }
 
-const ignore = (...statuses: number[]) => (err: unknown) => {
-  if (!(err instanceof KubeApiError && statuses.includes(err.status))) throw err;
-};
+const ignore =
+  (...statuses: number[]) =>
+  (err: unknown) => {
+    if (!(err instanceof KubeApiError && statuses.includes(err.status))) throw err;
+  };
 
 export class LocalVolumeProvisioner {
   private readonly claims: Informer<V1PersistentVolumeClaim>;
@@ -119,7 +121,12 @@ export class LocalVolumeProvisioner {
     if (path && !isStrictlyInside(this.root, path)) {
       this.events.record(
         { apiVersion: "v1", kind: "PersistentVolume", metadata: pv.metadata },
-        { type: "Warning", reason: "VolumeDeleteRefused", action: "Delete", note: `hostPath ${path} is not under the local nodes' volumes directory ${this.root}: its data is left in place; delete the PersistentVolume yourself` },
+        {
+          type: "Warning",
+          reason: "VolumeDeleteRefused",
+          action: "Delete",
+          note: `hostPath ${path} is not under the local nodes' volumes directory ${this.root}: its data is left in place; delete the PersistentVolume yourself`,
+        },
       );
       return;
     }

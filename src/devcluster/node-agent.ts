@@ -140,7 +140,11 @@ export class NodeAgent {
       await this.client.create(resourcePath(LEASES_RESOURCE, NODE_LEASE_NAMESPACE), {
         apiVersion: "coordination.k8s.io/v1",
         kind: "Lease",
-        metadata: { name: node.name, namespace: NODE_LEASE_NAMESPACE, ownerReferences: [{ apiVersion: "v1", kind: "Node", name: node.name, uid: owner.metadata.uid }] },
+        metadata: {
+          name: node.name,
+          namespace: NODE_LEASE_NAMESPACE,
+          ownerReferences: [{ apiVersion: "v1", kind: "Node", name: node.name, uid: owner.metadata.uid }],
+        },
         spec,
       });
     }

@@ -72,7 +72,9 @@ function writePrivateKey(path: string, pem: string): void {
 }
 
 function serial(): string {
-  return Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString("hex").replace(/^[89a-f]/, "1");
+  return Buffer.from(webcrypto.getRandomValues(new Uint8Array(16)))
+    .toString("hex")
+    .replace(/^[89a-f]/, "1");
 }
 
 function hostNames(hosts: string[]): x509.JsonGeneralNames {
@@ -146,7 +148,15 @@ export async function ensurePki(dir: string, clients: ClientIdentity[], serverHo
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // mkdir's mode applies only to a new directory: a PKI directory from an older release is tightened too.
   chmodSync(dir, 0o700);
-  const wanted = [pki.caCert, pki.servingCert, pki.etcdCaCert, pki.etcd.cert, pki.apiServerEtcdClient.cert, pki.serviceAccountKey, ...Object.values(pki.clients).map((c) => c.cert)];
+  const wanted = [
+    pki.caCert,
+    pki.servingCert,
+    pki.etcdCaCert,
+    pki.etcd.cert,
+    pki.apiServerEtcdClient.cert,
+    pki.serviceAccountKey,
+    ...Object.values(pki.clients).map((c) => c.cert),
+  ];
   if (wanted.every((f) => existsSync(f))) return pki;
 
   const ca = await createCa("CN=ballast-dev-ca", { cert: pki.caCert, key: pki.caKey });
@@ -158,7 +168,13 @@ export async function ensurePki(dir: string, clients: ClientIdentity[], serverHo
 
   const etcdCa = await createCa("CN=ballast-dev-etcd-ca", { cert: pki.etcdCaCert, key: pki.etcdCaKey });
   // etcd listens on loopback only; its one member dials its own peer port, hence client auth as well.
-  await issue(etcdCa, "CN=ballast-dev-etcd", [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], pki.etcd, hostNames(["127.0.0.1", "localhost"]));
+  await issue(
+    etcdCa,
+    "CN=ballast-dev-etcd",
+    [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+    pki.etcd,
+    hostNames(["127.0.0.1", "localhost"]),
+  );
   await issue(etcdCa, "CN=kube-apiserver-etcd-client", [x509.ExtendedKeyUsage.clientAuth], pki.apiServerEtcdClient);
 
   const saKeys = await generateKeys();

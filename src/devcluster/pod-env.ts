@@ -43,7 +43,13 @@ export function expandVars(input: string, vars: Record<string, string>): string 
 
 const decode = (b64: string) => Buffer.from(b64, "base64").toString("utf8");
 
-export async function containerEnv(pod: V1Pod, container: V1Container, podIP: string | undefined, hostIP: string, api: PodApi): Promise<Record<string, string>> {
+export async function containerEnv(
+  pod: V1Pod,
+  container: V1Container,
+  podIP: string | undefined,
+  hostIP: string,
+  api: PodApi,
+): Promise<Record<string, string>> {
   const ns = pod.metadata!.namespace!;
   const env: Record<string, string> = {};
   for (const from of container.envFrom ?? []) {

@@ -75,7 +75,9 @@ export function willRestart(restartPolicy: string | undefined, exitCode: number)
 
 export function podPhase(pod: V1Pod, view: PodRuntimeView): NonNullable<V1PodStatus["phase"]> {
   const policy = pod.spec?.restartPolicy;
-  const initFailed = view.initContainers.some((c) => c.state.kind === "terminated" && c.state.exitCode !== 0 && !willRestart(policy === "Always" ? "OnFailure" : policy, c.state.exitCode));
+  const initFailed = view.initContainers.some(
+    (c) => c.state.kind === "terminated" && c.state.exitCode !== 0 && !willRestart(policy === "Always" ? "OnFailure" : policy, c.state.exitCode),
+  );
   if (initFailed) return "Failed";
   const cs = view.containers;
   if (cs.length === 0) return "Pending";

@@ -8,7 +8,10 @@ import { fieldRefValue } from "./pod-env.js";
 import { claimDir, volumeDir } from "./pod-dirs.js";
 
 export class VolumeError extends Error {
-  constructor(readonly volume: string, message: string) {
+  constructor(
+    readonly volume: string,
+    message: string,
+  ) {
     super(`MountVolume.SetUp failed for volume "${volume}": ${message}`);
   }
 }
@@ -19,7 +22,13 @@ interface FileEntry {
   mode: number;
 }
 
-function keyFiles(data: Record<string, string | Buffer>, items: V1KeyToPath[] | undefined, defaultMode: number, volume: string, optional: boolean): FileEntry[] {
+function keyFiles(
+  data: Record<string, string | Buffer>,
+  items: V1KeyToPath[] | undefined,
+  defaultMode: number,
+  volume: string,
+  optional: boolean,
+): FileEntry[] {
   if (!items || items.length === 0) return Object.entries(data).map(([k, v]) => ({ path: k, content: v, mode: defaultMode }));
   const files: FileEntry[] = [];
   for (const item of items) {
@@ -55,7 +64,15 @@ function writeFilesAtomically(dir: string, volume: string, files: FileEntry[]): 
   renameSync(tmp, dir);
 }
 
-async function configMapFiles(api: PodApi, ns: string, name: string, items: V1KeyToPath[] | undefined, mode: number, volume: string, optional: boolean): Promise<FileEntry[]> {
+async function configMapFiles(
+  api: PodApi,
+  ns: string,
+  name: string,
+  items: V1KeyToPath[] | undefined,
+  mode: number,
+  volume: string,
+  optional: boolean,
+): Promise<FileEntry[]> {
   const cm = await api.readConfigMap(ns, name);
   if (!cm) {
     if (optional) return [];
@@ -66,7 +83,15 @@ async function configMapFiles(api: PodApi, ns: string, name: string, items: V1Ke
   return keyFiles(data, items, mode, volume, optional);
 }
 
-async function secretFiles(api: PodApi, ns: string, name: string, items: V1KeyToPath[] | undefined, mode: number, volume: string, optional: boolean): Promise<FileEntry[]> {
+async function secretFiles(
+  api: PodApi,
+  ns: string,
+  name: string,
+  items: V1KeyToPath[] | undefined,
+  mode: number,
+  volume: string,
+  optional: boolean,
+): Promise<FileEntry[]> {
   const secret = await api.readSecret(ns, name);
   if (!secret) {
     if (optional) return [];
@@ -77,14 +102,30 @@ async function secretFiles(api: PodApi, ns: string, name: string, items: V1KeyTo
 }
 
 /** Prepares every volume of the pod; returns volume name → host directory (or file, for hostPath files). */
-export async function prepareVolumes(pod: V1Pod, podDirPath: string, clusterDir: string, api: PodApi, hostIP: string, podIP: string): Promise<Map<string, string>> {
+export async function prepareVolumes(
+  pod: V1Pod,
+  podDirPath: string,
+  clusterDir: string,
+  api: PodApi,
+  hostIP: string,
+  podIP: string,
+): Promise<Map<string, string>> {
   const ns = pod.metadata!.namespace!;
   const result = new Map<string, string>();
   for (const v of pod.spec?.volumes ?? []) result.set(v.name, await prepareVolume(v, pod, ns, podDirPath, clusterDir, api, hostIP, podIP));
   return result;
 }
 
-async function prepareVolume(v: V1Volume, pod: V1Pod, ns: string, podDirPath: string, clusterDir: string, api: PodApi, hostIP: string, podIP: string): Promise<string> {
+async function prepareVolume(
+  v: V1Volume,
+  pod: V1Pod,
+  ns: string,
+  podDirPath: string,
+  clusterDir: string,
+  api: PodApi,
+  hostIP: string,
+  podIP: string,
+): Promise<string> {
   const dir = volumeDir(podDirPath, v.name);
   if (v.emptyDir) {
     mkdirSync(dir, { recursive: true });
@@ -97,11 +138,19 @@ async function prepareVolume(v: V1Volume, pod: V1Pod, ns: string, podDirPath: st
   }
   if (v.hostPath) return v.hostPath.path;
   if (v.configMap) {
-    writeFilesAtomically(dir, v.name, await configMapFiles(api, ns, v.configMap.name!, v.configMap.items, v.configMap.defaultMode ?? 0o644, v.name, v.configMap.optional ?? false));
+    writeFilesAtomically(
+      dir,
+      v.name,
+      await configMapFiles(api, ns, v.configMap.name!, v.configMap.items, v.configMap.defaultMode ?? 0o644, v.name, v.configMap.optional ?? false),
+    );
     return dir;
   }
   if (v.secret) {
-    writeFilesAtomically(dir, v.name, await secretFiles(api, ns, v.secret.secretName!, v.secret.items, v.secret.defaultMode ?? 0o644, v.name, v.secret.optional ?? false));
+    writeFilesAtomically(
+      dir,
+      v.name,
+      await secretFiles(api, ns, v.secret.secretName!, v.secret.items, v.secret.defaultMode ?? 0o644, v.name, v.secret.optional ?? false),
+    );
     return dir;
   }
   if (v.downwardAPI) {
@@ -136,5 +185,8 @@ async function prepareVolume(v: V1Volume, pod: V1Pod, ns: string, podDirPath: st
     return dir;
   }
   const kind = Object.keys(v).find((k) => k !== "name") ?? "unknown";
-  throw new VolumeError(v.name, `volume type ${kind} is not supported on Ballast's local nodes (emptyDir, persistentVolumeClaim, hostPath, configMap, secret, downwardAPI and projected are)`);
+  throw new VolumeError(
+    v.name,
+    `volume type ${kind} is not supported on Ballast's local nodes (emptyDir, persistentVolumeClaim, hostPath, configMap, secret, downwardAPI and projected are)`,
+  );
 }

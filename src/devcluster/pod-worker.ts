@@ -50,8 +50,18 @@ class ContainerRunner {
   private stopping = false;
   private probesAbort = new AbortController();
 
-  constructor(readonly spec: V1Container, private readonly pod: PodWorker) {
-    this.record = { name: spec.name, image: spec.image ?? "", state: { kind: "waiting", reason: "ContainerCreating" }, restartCount: 0, ready: false, started: false };
+  constructor(
+    readonly spec: V1Container,
+    private readonly pod: PodWorker,
+  ) {
+    this.record = {
+      name: spec.name,
+      image: spec.image ?? "",
+      state: { kind: "waiting", reason: "ContainerCreating" },
+      restartCount: 0,
+      ready: false,
+      started: false,
+    };
   }
 
   get running(): boolean {
@@ -159,7 +169,11 @@ class ContainerRunner {
       const ranLong = result.finishedAt.getTime() - result.startedAt.getTime() > 10 * 60_000;
       if (ranLong) backoff = this.pod.ctx.crashLoopBackoffMs;
       this.record.lastTerminated = result;
-      this.record.state = { kind: "waiting", reason: "CrashLoopBackOff", message: `back-off ${Math.round(backoff / 1000)}s restarting failed container=${this.spec.name} pod=${this.pod.key}` };
+      this.record.state = {
+        kind: "waiting",
+        reason: "CrashLoopBackOff",
+        message: `back-off ${Math.round(backoff / 1000)}s restarting failed container=${this.spec.name} pod=${this.pod.key}`,
+      };
       this.pod.ctx.event(this.pod.pod, "Warning", "BackOff", `Back-off restarting failed container ${this.spec.name} in pod ${this.pod.key}`);
       this.pod.changed();
       await this.pod.sleepUnlessTerminating(backoff);
@@ -255,7 +269,10 @@ export class PodWorker {
   private done: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
 
-  constructor(public pod: V1Pod, readonly ctx: NodeContext) {
+  constructor(
+    public pod: V1Pod,
+    readonly ctx: NodeContext,
+  ) {
     const m = pod.metadata!;
     this.key = `${m.namespace}/${m.name}`;
     this.dir = podDir(ctx.clusterDir, m.namespace!, m.name!, m.uid!);
@@ -402,7 +419,11 @@ export class PodWorker {
       const next = { ...this.pod, status };
       this.ctx.statusWriting(next);
       try {
-        const updated = await this.ctx.client.patch<V1Pod>(resourcePath(PODS, m.namespace, m.name, "status"), { metadata: { uid: m.uid }, status }, PatchType.merge);
+        const updated = await this.ctx.client.patch<V1Pod>(
+          resourcePath(PODS, m.namespace, m.name, "status"),
+          { metadata: { uid: m.uid }, status },
+          PatchType.merge,
+        );
         // The watch keeps metadata current; take the status as the API server now has it (PodScheduled etc.).
         this.pod = { ...this.pod, status: updated.status };
       } catch (err) {

@@ -35,7 +35,13 @@ export async function runProbe(probe: V1Probe, container: V1Container, podIP: st
 export function httpProbe(url: string, headers: Record<string, string>, timeoutMs: number, clientCert?: { cert: Buffer; key: Buffer }): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const request = url.startsWith("https") ? httpsRequest : httpRequest;
-    const options = { method: "GET", headers: { "User-Agent": "kube-probe/ballast-local", ...headers }, timeout: timeoutMs, rejectUnauthorized: false, ...clientCert };
+    const options = {
+      method: "GET",
+      headers: { "User-Agent": "kube-probe/ballast-local", ...headers },
+      timeout: timeoutMs,
+      rejectUnauthorized: false,
+      ...clientCert,
+    };
     const req = request(url, options, (res) => {
       res.resume();
       const code = res.statusCode ?? 0;
@@ -66,7 +72,10 @@ export class ProbeTracker {
   private failures = 0;
   private current: boolean;
 
-  constructor(private readonly probe: V1Probe, initial: boolean) {
+  constructor(
+    private readonly probe: V1Probe,
+    initial: boolean,
+  ) {
     this.current = initial;
   }
 

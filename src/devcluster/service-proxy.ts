@@ -53,7 +53,11 @@ export class ServiceProxy {
    */
   private readonly writing = new Map<string, V1PodStatus>();
 
-  constructor(client: KubeClient, private readonly pods: Informer<V1Pod>, private readonly log: Logger) {
+  constructor(
+    client: KubeClient,
+    private readonly pods: Informer<V1Pod>,
+    private readonly log: Logger,
+  ) {
     this.services = new Informer<V1Service>({ client, resource: SERVICES, logger: log, transform: withoutManagedFields });
     const sync = () => this.sync();
     this.services.on({ add: sync, update: sync, delete: sync });
@@ -62,7 +66,10 @@ export class ServiceProxy {
   start(): void {
     this.services.start();
     // The first list fills the caches without calling handlers that could act on it: route once both are full.
-    void Promise.all([this.services.waitForSync(), this.pods.waitForSync()]).then(() => this.sync(), () => {});
+    void Promise.all([this.services.waitForSync(), this.pods.waitForSync()]).then(
+      () => this.sync(),
+      () => {},
+    );
   }
 
   /** Called by the pod informer's handlers: a pod changed or went away. */

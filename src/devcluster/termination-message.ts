@@ -35,7 +35,7 @@ export function logTail(log: Buffer, maxLines = MAX_LOG_MESSAGE_LINES, maxBytes 
   // A final newline ends the last line; it does not start another.
   let end = log.length > 0 && log[log.length - 1] === 0x0a ? log.length - 1 : log.length;
   let start = 0;
-  for (let lines = 0; end > 0; ) {
+  for (let lines = 0; end > 0;) {
     const nl = log.lastIndexOf(0x0a, end - 1);
     if (nl < 0) break;
     if (++lines === maxLines) {

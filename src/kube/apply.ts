@@ -12,12 +12,7 @@ export interface ApplyOptions {
 }
 
 /** PATCH application/apply-patch+yaml (JSON is YAML) of `obj`, which must name its apiVersion, kind, name. */
-export async function serverSideApply<T extends KubeObject>(
-  client: KubeClient,
-  resource: ResourceType,
-  obj: T,
-  options: ApplyOptions = {},
-): Promise<T> {
+export async function serverSideApply<T extends KubeObject>(client: KubeClient, resource: ResourceType, obj: T, options: ApplyOptions = {}): Promise<T> {
   const name = obj.metadata?.name;
   if (!obj.apiVersion || !obj.kind || !name)
     throw new Error(`server-side apply needs apiVersion, kind and metadata.name (got ${obj.kind ?? "?"}/${name ?? "?"})`);

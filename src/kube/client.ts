@@ -171,7 +171,13 @@ export class KubeClient {
 
   private constructor(
     readonly server: string,
-    tls: { ca?: Buffer | string | (string | Buffer)[]; cert?: Buffer | string | (string | Buffer)[]; key?: unknown; servername?: string; rejectUnauthorized?: boolean },
+    tls: {
+      ca?: Buffer | string | (string | Buffer)[];
+      cert?: Buffer | string | (string | Buffer)[];
+      key?: unknown;
+      servername?: string;
+      rejectUnauthorized?: boolean;
+    },
     private readonly loadAuthHeaders: AuthHeaders,
     private readonly user: string,
   ) {
@@ -307,12 +313,7 @@ export class KubeClient {
    * Opens a watch and calls `onEvent` per line; resolves when the server ends the stream,
    * rejects on a non-200 answer or a transport error. Abort through `signal`.
    */
-  async watch(
-    path: string,
-    query: RequestInit["query"],
-    onEvent: (type: string, object: unknown) => void,
-    signal: AbortSignal,
-  ): Promise<void> {
+  async watch(path: string, query: RequestInit["query"], onEvent: (type: string, object: unknown) => void, signal: AbortSignal): Promise<void> {
     const headers = { ...(await this.authHeaders()), accept: "application/json" };
     let res;
     try {

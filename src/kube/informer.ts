@@ -186,8 +186,7 @@ export class Informer<T extends KubeObject> implements ObjectCache<T> {
     const old = this.store.get(key);
     this.store.set(key, obj);
     if (!old) for (const h of this.handlers) h.add?.(obj);
-    else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
-      for (const h of this.handlers) h.update?.(old, obj);
+    else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) for (const h of this.handlers) h.update?.(old, obj);
   }
 
   private get idleTimeoutMs(): number {

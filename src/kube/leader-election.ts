@@ -30,23 +30,13 @@ export interface LeaderElectionTimings {
 }
 export const DEFAULT_LEADER_ELECTION: LeaderElectionTimings = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
 
-export type LeaseDecision =
-  | { action: "create" }
-  | { action: "acquire" }
-  | { action: "renew" }
-  | { action: "wait"; holder: string; expiresInMs: number };
+export type LeaseDecision = { action: "create" } | { action: "acquire" } | { action: "renew" } | { action: "wait"; holder: string; expiresInMs: number };
 
 /**
  * What a candidate should do given the Lease it read (`spec`, undefined when there is none) and the
  * local time at which that record was first seen in its current form (`observedAt`).
  */
-export function decideLease(
-  spec: LeaseSpec | undefined,
-  observedAt: number,
-  now: number,
-  identity: string,
-  leaseDurationMs: number,
-): LeaseDecision {
+export function decideLease(spec: LeaseSpec | undefined, observedAt: number, now: number, identity: string, leaseDurationMs: number): LeaseDecision {
   if (!spec) return { action: "create" };
   const holder = spec.holderIdentity ?? "";
   if (holder === identity) return { action: "renew" };
@@ -139,7 +129,9 @@ export class LeaderElector {
     if (this.deposed) return "lost leadership";
     const boundMs = 2 * (this.t.renewDeadlineMs + this.t.retryPeriodMs);
     const sinceMs = this.clock() - this.lastRoundAt;
-    return this.lastRoundAt > 0 && sinceMs > boundMs ? `leader election stalled: no round for ${Math.round(sinceMs / 1000)} s (bound ${boundMs / 1000} s)` : undefined;
+    return this.lastRoundAt > 0 && sinceMs > boundMs
+      ? `leader election stalled: no round for ${Math.round(sinceMs / 1000)} s (bound ${boundMs / 1000} s)`
+      : undefined;
   }
 
   /**
@@ -202,7 +194,8 @@ export class LeaderElector {
    */
   private admitWrite(method: string, path: string): void {
     if (this.leading && this.clock() >= this.leadingUntil) this.loseLeadership("renewDeadline passed before a write");
-    if (this.deposed) throw new WriteRefusedError(method, path, `${this.options.identity} lost the leader Lease ${this.options.namespace}/${this.options.name}`);
+    if (this.deposed)
+      throw new WriteRefusedError(method, path, `${this.options.identity} lost the leader Lease ${this.options.namespace}/${this.options.name}`);
   }
 
   /** A leader's request may run until its deadline; a candidate's for renewDeadline. */

@@ -85,10 +85,7 @@ export class MaxOfRateLimiter<K> implements RateLimiter<K> {
 }
 
 export function defaultControllerRateLimiter<K>(clock: Clock = monotonicClock): RateLimiter<K> {
-  return new MaxOfRateLimiter<K>(
-    new ItemExponentialFailureRateLimiter<K>(5, 1_000_000),
-    new TokenBucketRateLimiter<K>(10, 100, clock),
-  );
+  return new MaxOfRateLimiter<K>(new ItemExponentialFailureRateLimiter<K>(5, 1_000_000), new TokenBucketRateLimiter<K>(10, 100, clock));
 }
 
 /** Exponential backoff with jitter for reconnect loops (watch restarts, lease retries). */

@@ -60,7 +60,6 @@ function hash32(text: string, seed: number): number {
   return h;
 }
 
-
 /**
  * A profile's rows as an urn of cell indices that draws disjoint samples: each draw partially shuffles the
  * first k slots (Fisher–Yates from any arrangement gives a uniform sample), so no copy per draw.
@@ -69,7 +68,11 @@ class Urn {
   readonly size: number;
   private readonly items: Int32Array;
 
-  constructor(weights: readonly number[], private readonly add: (profile: FeatureProfile, cell: number) => void, private readonly create: () => FeatureProfile) {
+  constructor(
+    weights: readonly number[],
+    private readonly add: (profile: FeatureProfile, cell: number) => void,
+    private readonly create: () => FeatureProfile,
+  ) {
     const total = weights.reduce((s, w) => s + w, 0);
     const scale = total > MAX_URN_ITEMS ? MAX_URN_ITEMS / total : 1;
     const counts = weights.map((w) => Math.round(w * scale));
@@ -106,7 +109,11 @@ function urnOf(profile: FeatureProfile, options: ProfileOptions): Urn {
   if (profile.type === "numeric") {
     const { values, cumulative } = profile.points();
     const weights = Array.from(cumulative, (c, i) => c - (i > 0 ? cumulative[i - 1]! : 0));
-    return new Urn(weights, (p, cell) => (p as NumericProfile).addNumber(values[cell]!), () => new NumericProfile(options));
+    return new Urn(
+      weights,
+      (p, cell) => (p as NumericProfile).addNumber(values[cell]!),
+      () => new NumericProfile(options),
+    );
   }
   const named = [...profile.counts];
   const buckets = [...profile.hashed];
@@ -138,7 +145,12 @@ interface Plan {
 }
 
 /** Null quantiles of one feature: for each plan, `resamples` disjoint (replicate, window) pairs from the urn. */
-function calibrateFeature(name: string, profile: FeatureProfile, plans: readonly Plan[], options: Required<Omit<CalibrationOptions, "windowSizes">>): FeatureCalibrationJSON | undefined {
+function calibrateFeature(
+  name: string,
+  profile: FeatureProfile,
+  plans: readonly Plan[],
+  options: Required<Omit<CalibrationOptions, "windowSizes">>,
+): FeatureCalibrationJSON | undefined {
   const urn = urnOf(profile, options.profileOptions);
   const usable = plans.filter((p) => p.window >= 1 && p.replicate >= 1 && p.window + p.replicate <= urn.size);
   if (usable.length === 0) return undefined;
@@ -157,7 +169,8 @@ function calibrateFeature(name: string, profile: FeatureProfile, plans: readonly
   const quantiles: FeatureCalibrationJSON["quantiles"] = {};
   methods.forEach((method, m) => {
     // A method undefined on most resamples (e.g. a constant feature) stays uncalibrated: fixed thresholds apply.
-    if (nulls[m]!.every((values) => values.length >= options.resamples / 2)) quantiles[method] = nulls[m]!.map((values) => upperQuantile(values, options.level));
+    if (nulls[m]!.every((values) => values.length >= options.resamples / 2))
+      quantiles[method] = nulls[m]!.map((values) => upperQuantile(values, options.level));
   });
   return { windowSizes: usable.map((p) => p.window), quantiles };
 }
@@ -215,7 +228,11 @@ export class DriftCalibration {
     for (const [name, entry] of Object.entries(json.features)) {
       if (!isObject(entry)) return fail(`.features.${name}`, "expected an object");
       const sizes = entry.windowSizes;
-      if (!Array.isArray(sizes) || sizes.length === 0 || sizes.some((s, i) => !Number.isInteger(s) || (s as number) < 1 || (i > 0 && (s as number) <= (sizes[i - 1] as number)))) {
+      if (
+        !Array.isArray(sizes) ||
+        sizes.length === 0 ||
+        sizes.some((s, i) => !Number.isInteger(s) || (s as number) < 1 || (i > 0 && (s as number) <= (sizes[i - 1] as number)))
+      ) {
         fail(`.features.${name}.windowSizes`, "expected increasing positive integers");
       }
       if (!isObject(entry.quantiles)) return fail(`.features.${name}.quantiles`, "expected an object");
@@ -252,7 +269,8 @@ function windowSizesFor(rows: number, grid: readonly number[]): number[] {
 export function calibrateDrift(reference: DatasetProfile, options: CalibrationOptions = {}): DriftCalibration {
   const settings = resolved(options);
   const grid = [...(options.windowSizes ?? CALIBRATION_WINDOW_SIZES)];
-  if (grid.length === 0 || grid.some((n) => !Number.isInteger(n) || n < 1)) throw new RangeError(`window sizes must be positive integers, got ${grid.join(", ")}`);
+  if (grid.length === 0 || grid.some((n) => !Number.isInteger(n) || n < 1))
+    throw new RangeError(`window sizes must be positive integers, got ${grid.join(", ")}`);
   const features: DriftCalibrationJSON["features"] = {};
   for (const [name, profile] of reference.features) {
     if (profile.count < MIN_CALIBRATION_ROWS) continue;
@@ -269,7 +287,11 @@ export function calibrateDrift(reference: DatasetProfile, options: CalibrationOp
  * exchangeable, so splitting their pooled profile at random into the two files' sizes gives the statistic's
  * exact null distribution, at any cardinality and any pair of sizes (up to MAX_PERMUTATION_ROWS together).
  */
-export function permutationCalibration(reference: DatasetProfile, current: DatasetProfile, options: Omit<CalibrationOptions, "windowSizes"> = {}): DriftCalibration {
+export function permutationCalibration(
+  reference: DatasetProfile,
+  current: DatasetProfile,
+  options: Omit<CalibrationOptions, "windowSizes"> = {},
+): DriftCalibration {
   const settings = resolved(options);
   const features: DriftCalibrationJSON["features"] = {};
   for (const [name, ref] of reference.features) {

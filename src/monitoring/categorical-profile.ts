@@ -205,7 +205,10 @@ export function alignCategoricalCounts(reference: CategoricalProfile, current: C
     if (!c) cells.set(label, (c = { reference: 0, current: 0 }));
     return c;
   };
-  for (const [side, mine, theirs] of [["reference", reference, current], ["current", current, reference]] as const) {
+  for (const [side, mine, theirs] of [
+    ["reference", reference, current],
+    ["current", current, reference],
+  ] as const) {
     for (const [value, n] of mine.counts) {
       const own = theirs.exactCount(value) !== undefined;
       cell(own ? value : bucketLabel(categoryBucket(value)))[side] += n;

@@ -184,10 +184,7 @@ function evaluate(method: DriftMethod, ref: FeatureProfile, cur: FeatureProfile,
       return { statistic: jensenShannonDistance(histogram.reference, histogram.current, 2), pValue: null };
     case "chisquare": {
       // Numeric features under chisquare are compared per distinct value.
-      const counts =
-        ref.type === "numeric" && cur.type === "numeric"
-          ? alignCounts(valueCounts(ref.points()), valueCounts(cur.points()))
-          : histogram;
+      const counts = ref.type === "numeric" && cur.type === "numeric" ? alignCounts(valueCounts(ref.points()), valueCounts(cur.points())) : histogram;
       const result = chiSquaredContingency([counts.reference, counts.current]);
       return { statistic: result.statistic, pValue: result.pValue };
     }
@@ -273,7 +270,8 @@ function compareFeature(name: string, ref: FeatureProfile, cur: FeatureProfile, 
   const minSamples = Math.max(1, options.minSamples ?? 1);
   if (ref.count < minSamples || cur.count < minSamples) {
     const [label, count] = ref.count < minSamples ? ["reference", ref.count] : ["current", cur.count];
-    const detail = count === 0 ? `${label} has no valid values (all missing or non-finite)` : `${label} has ${count} valid values, fewer than the ${minSamples} needed`;
+    const detail =
+      count === 0 ? `${label} has no valid values (all missing or non-finite)` : `${label} has ${count} valid values, fewer than the ${minSamples} needed`;
     return {
       ...base,
       statistic: null,
@@ -290,10 +288,22 @@ function compareFeature(name: string, ref: FeatureProfile, cur: FeatureProfile, 
   const pValueSide = thresholdMode === "fixed" && P_VALUE_METHODS.has(method);
   if (Number.isNaN(result.statistic) || (pValueSide && Number.isNaN(result.pValue))) {
     // Defensive: a statistic that cannot be computed is reported, never turned into a NaN verdict.
-    return { ...base, statistic: null, pValue: null, adjustedPValue: null, drift: false, status: "insufficient-data", reason: `${name}: ${method} is undefined for these values` };
+    return {
+      ...base,
+      statistic: null,
+      pValue: null,
+      adjustedPValue: null,
+      drift: false,
+      status: "insufficient-data",
+      reason: `${name}: ${method} is undefined for these values`,
+    };
   }
   // Calibrated: strictly above the no-drift quantile, so a statistic that ties the null's own values is no drift.
-  const drift = pValueSide ? strictlyBelow(result.pValue!, threshold) : thresholdMode === "calibrated" ? result.statistic > threshold : result.statistic >= threshold;
+  const drift = pValueSide
+    ? strictlyBelow(result.pValue!, threshold)
+    : thresholdMode === "calibrated"
+      ? result.statistic > threshold
+      : result.statistic >= threshold;
   const out: FeatureDrift = {
     ...base,
     statistic: result.statistic,
@@ -327,7 +337,11 @@ function applyCorrection(results: FeatureDrift[], correction: Correction): void 
   const tested = results.filter((r) => r.status === "evaluated" && r.pValue !== null && r.thresholdMode === "fixed");
   const pValues = tested.map((r) => r.pValue!);
   const adjusted = adjustPValues(pValues, correction);
-  const rejected = rejectedHypotheses(pValues, tested.map((r) => r.threshold), correction);
+  const rejected = rejectedHypotheses(
+    pValues,
+    tested.map((r) => r.threshold),
+    correction,
+  );
   tested.forEach((r, i) => {
     r.adjustedPValue = adjusted[i]!;
     r.drift = rejected[i]!;
@@ -366,4 +380,3 @@ export function compare(reference: DatasetProfile, current: DatasetProfile, opti
     predictionDrift: prediction.some((p) => p.drift),
   };
 }
-

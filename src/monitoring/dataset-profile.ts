@@ -175,5 +175,7 @@ function mergeFeature(a: FeatureProfile | undefined, b: FeatureProfile | undefin
     if (a.type === "categorical" && b.type === "categorical") return a.merge(b);
   }
   const only = (a ?? b)!;
-  return only.type === "numeric" ? only.merge(new NumericProfile({ exactLimit: only.exactLimit, sketchK: only.sketchK })) : only.merge(new CategoricalProfile({ maxCategories: only.maxCategories }));
+  return only.type === "numeric"
+    ? only.merge(new NumericProfile({ exactLimit: only.exactLimit, sketchK: only.sketchK }))
+    : only.merge(new CategoricalProfile({ maxCategories: only.maxCategories }));
 }

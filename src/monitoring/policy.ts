@@ -250,7 +250,15 @@ export function evaluateWindow(observation: WindowObservation, config: PolicyCon
   const firstKind = fired.find((r) => r !== "robustness");
   const decidedBy: DecidedBy | undefined =
     judge.decidedBy ??
-    (firstKind ? (firstKind === "dataset-drift" || firstKind === "prediction-drift" ? "drift" : "labels") : labelsJudged ? "labels" : driftJudged ? "drift" : undefined);
+    (firstKind
+      ? firstKind === "dataset-drift" || firstKind === "prediction-drift"
+        ? "drift"
+        : "labels"
+      : labelsJudged
+        ? "labels"
+        : driftJudged
+          ? "drift"
+          : undefined);
   const basis = judge.basis ?? (decidedBy ? `decided by ${decidedBy} (policy.triggerOn any)` : undefined);
   // Drift that was measured but not allowed to decide: named as the likely cause of a quality problem, or noted.
   const driftNotJudged = !driftJudged && (driftedNames.length > 0 || predictionDrifted.length > 0);
@@ -304,7 +312,15 @@ export function evaluatePolicy(state: PolicyState, observation: WindowObservatio
   }
   // The streak and cooldown always show; the window's own reasons give way to them.
   const reasons = [...boundReasons(window.reasons, MAX_REASONS - tail.length), ...tail];
-  const decision: PolicyDecision = { verdict, windowVerdict: window.verdict, reasons, fired: window.fired, consecutiveViolations: consecutive, trigger, cooldownUntilMs };
+  const decision: PolicyDecision = {
+    verdict,
+    windowVerdict: window.verdict,
+    reasons,
+    fired: window.fired,
+    consecutiveViolations: consecutive,
+    trigger,
+    cooldownUntilMs,
+  };
   if (window.decidedBy) decision.decidedBy = window.decidedBy;
   if (window.basis) decision.basis = window.basis;
   return { state: { consecutiveViolations: consecutive, lastTriggerMs }, decision };

@@ -51,7 +51,11 @@ export function renderDriftText(report: DriftReport, context: ReportContext): st
     verdictWord(f),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   const out = [
     `Drift report: ${context.reference.label} (${context.reference.rows} rows) → ${context.current.label} (${context.current.rows} rows), mode ${context.mode}${context.thresholds ? `, thresholds ${context.thresholds}` : ""}${report.correction !== "none" ? `, ${report.correction} correction` : ""}`,
     "",
@@ -142,7 +146,12 @@ function histogramSvg(h: Histogram): string {
   const last = escapeHtml(h.edges ? num(h.edges.at(-1)) : (labels.at(-1) ?? ""));
   const axis =
     labels.length <= 8
-      ? labels.map((l, i) => `<text x="${(i * slot + slot / 2).toFixed(1)}" y="${plotTop + plotHeight + 16}" text-anchor="middle">${escapeHtml(l.length > 14 ? `${l.slice(0, 13)}…` : l)}</text>`).join("")
+      ? labels
+          .map(
+            (l, i) =>
+              `<text x="${(i * slot + slot / 2).toFixed(1)}" y="${plotTop + plotHeight + 16}" text-anchor="middle">${escapeHtml(l.length > 14 ? `${l.slice(0, 13)}…` : l)}</text>`,
+          )
+          .join("")
       : `<text x="0" y="${plotTop + plotHeight + 16}">${first}</text><text x="${width}" y="${plotTop + plotHeight + 16}" text-anchor="end">${last}</text>`;
   return `<svg viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="reference vs current distribution"><line x1="0" y1="${plotTop + plotHeight}" x2="${width}" y2="${plotTop + plotHeight}" stroke="#999"/>${bars}<g class="axis">${axis}</g></svg>`;
 }

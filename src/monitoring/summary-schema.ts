@@ -146,7 +146,8 @@ export function parseSidecarSummary(body: unknown): SidecarSummary {
   const summary = body as SidecarSummary;
   const types = new Map<string, FeatureType>();
   summary.windows.forEach((w, i) => {
-    if (w.labelled.task !== summary.task) throw new SummaryFormatError(`summary windows.${i}.labelled.task: is ${w.labelled.task}, the summary's task is ${summary.task}`);
+    if (w.labelled.task !== summary.task)
+      throw new SummaryFormatError(`summary windows.${i}.labelled.task: is ${w.labelled.task}, the summary's task is ${summary.task}`);
     if (w.labelled.task === "classification") {
       try {
         ConfusionMatrix.fromJSON(w.labelled.confusion);
@@ -158,7 +159,8 @@ export function parseSidecarSummary(body: unknown): SidecarSummary {
       try {
         for (const f of DatasetProfile.fromJSON(w[part]).schema) {
           const seen = types.get(f.name);
-          if (seen !== undefined && seen !== f.type) throw new ProfileFormatError(`feature ${clip(f.name, 128)} is ${f.type} here and ${seen} in an earlier window`);
+          if (seen !== undefined && seen !== f.type)
+            throw new ProfileFormatError(`feature ${clip(f.name, 128)} is ${f.type} here and ${seen} in an earlier window`);
           types.set(f.name, f.type);
         }
       } catch (err) {

@@ -10,9 +10,7 @@ export const SUMMARY_FORMAT = "ballast.dev/sidecar-summary/v1";
 export const PREDICTION_COLUMN = "prediction";
 
 /** Labelled outcomes of a window in additive form (monitoring's confusion matrix or regression sums). */
-export type LabelledCounts =
-  | { task: "classification"; confusion: ConfusionMatrixJSON }
-  | { task: "regression"; regression: RegressionAccumulatorJSON };
+export type LabelledCounts = { task: "classification"; confusion: ConfusionMatrixJSON } | { task: "regression"; regression: RegressionAccumulatorJSON };
 
 /** Reference profile written by `ballast train` into metadata.json: the training rows' features and predictions. */
 export interface ReferenceProfileJSON {
@@ -91,7 +89,9 @@ export class LabelledOutcomes {
   }
 
   toJSON(): LabelledCounts {
-    return this.task === "classification" ? { task: "classification", confusion: this.confusion.toJSON() } : { task: "regression", regression: this.regression.toJSON() };
+    return this.task === "classification"
+      ? { task: "classification", confusion: this.confusion.toJSON() }
+      : { task: "regression", regression: this.regression.toJSON() };
   }
 }
 
@@ -180,7 +180,9 @@ export function mergeSummaries(summaries: readonly SidecarSummary[]): SidecarSum
   if (open.length > 0) windows.push(mergeAll(open));
   const totals = { ...first.totals };
   // A counter one replica lacks (an older sidecar during a rollout) counts as 0 there, never NaN.
-  for (const s of rest) for (const key of new Set([...Object.keys(totals), ...Object.keys(s.totals)]) as Set<keyof typeof totals>) totals[key] = (totals[key] ?? 0) + (s.totals[key] ?? 0);
+  for (const s of rest)
+    for (const key of new Set([...Object.keys(totals), ...Object.keys(s.totals)]) as Set<keyof typeof totals>)
+      totals[key] = (totals[key] ?? 0) + (s.totals[key] ?? 0);
   return {
     format: SUMMARY_FORMAT,
     pod: summaries.map((s) => s.pod).join(","),

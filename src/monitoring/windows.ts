@@ -28,7 +28,8 @@ export class TumblingWindows<S, E> {
     private readonly addEvent: (state: S, event: E) => void,
   ) {
     const size = spec.kind === "count" ? spec.size : spec.durationMs;
-    if (!(size > 0) || !Number.isFinite(size)) throw new RangeError(`window ${spec.kind === "count" ? "size" : "durationMs"} must be a positive number, got ${size}`);
+    if (!(size > 0) || !Number.isFinite(size))
+      throw new RangeError(`window ${spec.kind === "count" ? "size" : "durationMs"} must be a positive number, got ${size}`);
   }
 
   /** Adds an event observed at `timeMs`; returns the windows closed by it (possibly none). */

@@ -85,7 +85,13 @@ export function modelDeploymentChanged(a: MD, b: MD): boolean {
 
 /** What the loop reacts to besides the spec: the policy's trigger, a new window, the version served, its own state. */
 export function loopInputsChanged(a: MD, b: MD): boolean {
-  const pick = (m: MD) => [m.status?.policy?.lastTriggerTime, m.status?.lastMetrics?.windowEnd, m.status?.servingVersion, m.status?.loop?.phase, m.status?.loop?.attempt];
+  const pick = (m: MD) => [
+    m.status?.policy?.lastTriggerTime,
+    m.status?.lastMetrics?.windowEnd,
+    m.status?.servingVersion,
+    m.status?.loop?.phase,
+    m.status?.loop?.attempt,
+  ];
   return modelDeploymentChanged(a, b) || !isDeepStrictEqual(pick(a), pick(b));
 }
 
@@ -149,10 +155,18 @@ export class Manager {
     this.modelDeployments = new NamespacedInformers<MD>(options.namespaces, { ...informerOpts, resource: MODEL_DEPLOYMENTS });
     // Only objects we manage: a cluster's other ConfigMaps and Deployments would cost memory for nothing.
     const ownedOpts = { ...informerOpts, labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY}` };
-    const deployments = new NamespacedInformers<V1Deployment & KubeObject>(options.namespaces, { ...ownedOpts, resource: DEPLOYMENTS, transform: slimDeployment });
+    const deployments = new NamespacedInformers<V1Deployment & KubeObject>(options.namespaces, {
+      ...ownedOpts,
+      resource: DEPLOYMENTS,
+      transform: slimDeployment,
+    });
     const services = new NamespacedInformers<V1Service & KubeObject>(options.namespaces, { ...ownedOpts, resource: SERVICES, transform: metadataOnly });
     const configMaps = new NamespacedInformers<V1ConfigMap & KubeObject>(options.namespaces, { ...ownedOpts, resource: CONFIG_MAPS, transform: metadataOnly });
-    const networkPolicies = new NamespacedInformers<V1NetworkPolicy & KubeObject>(options.namespaces, { ...ownedOpts, resource: NETWORK_POLICIES, transform: metadataOnly });
+    const networkPolicies = new NamespacedInformers<V1NetworkPolicy & KubeObject>(options.namespaces, {
+      ...ownedOpts,
+      resource: NETWORK_POLICIES,
+      transform: metadataOnly,
+    });
     const pods = new NamespacedInformers<V1Pod & KubeObject>(options.namespaces, { ...ownedOpts, resource: PODS, transform: slimPod });
     const jobs = new NamespacedInformers<V1Job & KubeObject>(options.namespaces, { ...ownedOpts, resource: JOBS, transform: slimJob });
     this.owned = [deployments, services, configMaps, networkPolicies, pods, jobs] as NamespacedInformers<KubeObject>[];
@@ -172,7 +186,13 @@ export class Manager {
       recorder: this.recorder,
       onStatusConflict: () => this.metrics.statusConflicts.inc({ controller: MONITORING_CONTROLLER_NAME }),
     });
-    this.monitoring = new Controller({ name: MONITORING_CONTROLLER_NAME, reconciler: monitoring, workers: options.workers, metrics: this.metrics, logger: options.logger });
+    this.monitoring = new Controller({
+      name: MONITORING_CONTROLLER_NAME,
+      reconciler: monitoring,
+      workers: options.workers,
+      metrics: this.metrics,
+      logger: options.logger,
+    });
     const loop = new LoopReconciler({
       client: options.client,
       caches: { modelDeployments: this.modelDeployments, jobs, deployments },
@@ -184,7 +204,11 @@ export class Manager {
     this.wireEvents(pods, jobs, deployments);
   }
 
-  private wireEvents(pods: NamespacedInformers<V1Pod & KubeObject>, jobs: NamespacedInformers<V1Job & KubeObject>, deployments: NamespacedInformers<V1Deployment & KubeObject>): void {
+  private wireEvents(
+    pods: NamespacedInformers<V1Pod & KubeObject>,
+    jobs: NamespacedInformers<V1Job & KubeObject>,
+    deployments: NamespacedInformers<V1Deployment & KubeObject>,
+  ): void {
     const enqueue = (obj: KubeObject) => {
       for (const c of this.controllers) c.enqueue(objectKey(obj));
     };
@@ -217,7 +241,11 @@ export class Manager {
       const name = pod.metadata?.labels?.[LABEL_MODEL_DEPLOYMENT];
       if (name) this.monitoring.enqueue(`${pod.metadata?.namespace}/${name}`);
     };
-    pods.on({ add: (p) => isReadyPod(p) && enqueueMonitoring(p), delete: enqueueMonitoring, update: (a, b) => isReadyPod(a) !== isReadyPod(b) && enqueueMonitoring(b) });
+    pods.on({
+      add: (p) => isReadyPod(p) && enqueueMonitoring(p),
+      delete: enqueueMonitoring,
+      update: (a, b) => isReadyPod(a) !== isReadyPod(b) && enqueueMonitoring(b),
+    });
   }
 
   private get controllers(): Controller[] {
@@ -237,7 +265,10 @@ export class Manager {
     await this.listen();
     this.modelDeployments.start();
     for (const i of this.owned) i.start();
-    this.log.info({ namespaces: this.options.namespaces ?? "all", workers: this.options.workers, identity: this.identity, user: this.options.client.describeUser() }, "operator starting");
+    this.log.info(
+      { namespaces: this.options.namespaces ?? "all", workers: this.options.workers, identity: this.identity, user: this.options.client.describeUser() },
+      "operator starting",
+    );
     await Promise.all([this.modelDeployments.waitForSync(this.electorAbort.signal), ...this.owned.map((i) => i.waitForSync(this.electorAbort.signal))]);
     if (this.stopping) return;
     const le = this.options.leaderElection;

@@ -4,8 +4,8 @@ import type { WorkQueueMetrics } from "../kube/workqueue.js";
 
 // controller-runtime's reconcile_time_seconds buckets.
 const RECONCILE_BUCKETS = [
-  0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8,
-  9, 10, 15, 20, 25, 30, 40, 50, 60,
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9, 10,
+  15, 20, 25, 30, 40, 50, 60,
 ];
 // client-go's workqueue buckets: 10^-8 … 10^1 seconds.
 const QUEUE_BUCKETS = Array.from({ length: 10 }, (_, i) => 10 ** (i - 8));
@@ -57,8 +57,18 @@ export class OperatorMetrics {
     labelNames: ["controller"] as const,
     registers: [this.registry],
   });
-  private readonly depth = new Gauge({ name: "workqueue_depth", help: "Current depth of workqueue", labelNames: ["name", "controller"] as const, registers: [this.registry] });
-  private readonly adds = new Counter({ name: "workqueue_adds_total", help: "Total number of adds handled by workqueue", labelNames: ["name", "controller"] as const, registers: [this.registry] });
+  private readonly depth = new Gauge({
+    name: "workqueue_depth",
+    help: "Current depth of workqueue",
+    labelNames: ["name", "controller"] as const,
+    registers: [this.registry],
+  });
+  private readonly adds = new Counter({
+    name: "workqueue_adds_total",
+    help: "Total number of adds handled by workqueue",
+    labelNames: ["name", "controller"] as const,
+    registers: [this.registry],
+  });
   private readonly queueDuration = new Histogram({
     name: "workqueue_queue_duration_seconds",
     help: "How long in seconds an item stays in workqueue before being requested",
@@ -73,7 +83,12 @@ export class OperatorMetrics {
     buckets: QUEUE_BUCKETS,
     registers: [this.registry],
   });
-  private readonly retries = new Counter({ name: "workqueue_retries_total", help: "Total number of retries handled by workqueue", labelNames: ["name", "controller"] as const, registers: [this.registry] });
+  private readonly retries = new Counter({
+    name: "workqueue_retries_total",
+    help: "Total number of retries handled by workqueue",
+    labelNames: ["name", "controller"] as const,
+    registers: [this.registry],
+  });
 
   constructor() {
     // process_resident_memory_bytes & co., what the operator-scale bench reads for RSS.

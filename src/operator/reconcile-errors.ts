@@ -42,7 +42,12 @@ export function classifyReconcileError(err: unknown): ErrorClassification {
   if (err instanceof KubeApiError) {
     // 422 Invalid on apply: a pass-through field (affinity, env valueFrom) the API server rejects.
     if (err.status === 422 || err.status === 400)
-      return { reason: ConditionReason.InvalidSpec, message: `the API server rejected an object built from the spec: ${err.message}`, stalled: true, requeueAfterMs: 300_000 };
+      return {
+        reason: ConditionReason.InvalidSpec,
+        message: `the API server rejected an object built from the spec: ${err.message}`,
+        stalled: true,
+        requeueAfterMs: 300_000,
+      };
     if (err.status === 403)
       return { reason: ConditionReason.Forbidden, message: `the operator's ServiceAccount lacks a permission: ${err.message}`, stalled: false };
     return { reason: ConditionReason.ApplyFailed, message: err.message, stalled: false };

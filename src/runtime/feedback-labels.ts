@@ -25,7 +25,11 @@ function shown(value: FeedbackLabel): string {
 function regressionLabelRange(meta: ModelMetadata): { min: number; max: number; rule: string } {
   if (!meta.target) return { min: -MAX_ABSOLUTE_LABEL, max: MAX_ABSOLUTE_LABEL, rule: `at most ${MAX_ABSOLUTE_LABEL} in magnitude` };
   const { mean, std } = meta.target;
-  return { min: mean - MAX_LABEL_DEVIATIONS * std, max: mean + MAX_LABEL_DEVIATIONS * std, rule: `the training mean ± ${MAX_LABEL_DEVIATIONS} standard deviations` };
+  return {
+    min: mean - MAX_LABEL_DEVIATIONS * std,
+    max: mean + MAX_LABEL_DEVIATIONS * std,
+    rule: `the training mean ± ${MAX_LABEL_DEVIATIONS} standard deviations`,
+  };
 }
 
 /** A function that returns the label as stored (a class name, or a finite number in range), or throws Refusal("invalid") naming `where`. */
@@ -40,7 +44,10 @@ export function labelChecker(meta: ModelMetadata): (value: FeedbackLabel, where:
       const n = typeof value === "number" ? value : typeof value === "string" ? Number(value.trim()) : NaN;
       if (!Number.isFinite(n)) throw new Refusal("invalid", `${where}: ${shown(value)} is not a number; this model predicts a number`);
       if (!(n >= range.min && n <= range.max)) {
-        throw new Refusal("invalid", `${where}: ${shown(value)} is outside the labels this model takes, [${range.min}, ${range.max}] (${range.rule}); check the units`);
+        throw new Refusal(
+          "invalid",
+          `${where}: ${shown(value)} is outside the labels this model takes, [${range.min}, ${range.max}] (${range.rule}); check the units`,
+        );
       }
       return n;
     };

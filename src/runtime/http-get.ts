@@ -70,8 +70,14 @@ function request(url: URL, limits: HttpGetLimits): Promise<{ req: http.ClientReq
       req.destroy(err);
       reject(err);
     };
-    const connectTimer = setTimeout(() => fail(new HttpGetError(`GET ${url.href}: no connection within ${limits.connectTimeoutMs} ms`, "timeout")), limits.connectTimeoutMs);
-    const responseTimer = setTimeout(() => fail(new HttpGetError(`GET ${url.href}: no response within ${limits.responseTimeoutMs} ms`, "timeout")), limits.responseTimeoutMs);
+    const connectTimer = setTimeout(
+      () => fail(new HttpGetError(`GET ${url.href}: no connection within ${limits.connectTimeoutMs} ms`, "timeout")),
+      limits.connectTimeoutMs,
+    );
+    const responseTimer = setTimeout(
+      () => fail(new HttpGetError(`GET ${url.href}: no response within ${limits.responseTimeoutMs} ms`, "timeout")),
+      limits.responseTimeoutMs,
+    );
     req.once("socket", (socket) => {
       if (!socket.connecting) clearTimeout(connectTimer);
       else socket.once("connect", () => clearTimeout(connectTimer));

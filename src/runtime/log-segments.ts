@@ -67,7 +67,8 @@ export function storeLogLocation(storeUri: string, model: string, pod: string, o
     throw new StoreError(`--log-to-store needs a writable store (pvc:// or file://); ${storeUri} is read-only over http(s): use --data-dir`, "read-only");
   }
   checkName("model", model);
-  if (!POD_NAME_PATTERN.test(pod)) throw new StoreError(`pod name "${pod}" (env POD_NAME) cannot name a log directory: use letters, digits, '.', '_' or '-'`, "bad-name");
+  if (!POD_NAME_PATTERN.test(pod))
+    throw new StoreError(`pod name "${pod}" (env POD_NAME) cannot name a log directory: use letters, digits, '.', '_' or '-'`, "bad-name");
   const root = path.join(resolveStorePath(storeUri, options), model, STORE_LOG_DIR);
   return { root, dir: path.join(root, pod) };
 }

@@ -10,7 +10,19 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { LoadedBackend } from "./backend.js";
 import { encodeColumns } from "./features.js";
 import { sendErrorReply } from "./http-errors.js";
-import { DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_BODY_BYTES, RequestError, closeGracefully, listen, listenOnSocket, parseJsonBody, readBody, sendError, sendJson, sendText } from "./http-json.js";
+import {
+  DEFAULT_MAX_BATCH_ROWS,
+  DEFAULT_MAX_BODY_BYTES,
+  RequestError,
+  closeGracefully,
+  listen,
+  listenOnSocket,
+  parseJsonBody,
+  readBody,
+  sendError,
+  sendJson,
+  sendText,
+} from "./http-json.js";
 import { outputNames, readMetadata, type ModelMetadata } from "./metadata.js";
 import { loadModel } from "./model-files.js";
 import { decodeInferRequest, encodeInferResponse, requestIdProblem } from "./oip.js";

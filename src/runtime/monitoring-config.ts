@@ -62,14 +62,16 @@ export function driftOptions(config: MonitoringConfig | undefined, meta: ModelMe
   const threshold = config?.drift?.threshold ?? undefined;
   const thresholdMode = thresholdModeOf(config);
   if (threshold !== undefined && method === "auto") throw new MonitoringConfigError("monitoring config drift.threshold needs an explicit drift.method");
-  if (threshold !== undefined && thresholdMode !== "fixed") throw new MonitoringConfigError("monitoring config drift.threshold is a fixed threshold: it needs drift.thresholdMode fixed");
+  if (threshold !== undefined && thresholdMode !== "fixed")
+    throw new MonitoringConfigError("monitoring config drift.threshold is a fixed threshold: it needs drift.thresholdMode fixed");
   const names = meta.features.map((f) => f.name);
   const features = config?.features?.map((f) => f.name);
   const unknown = features?.filter((f) => !names.includes(f)) ?? [];
   if (unknown.length > 0) {
     throw new MonitoringConfigError(`monitoring config features: ${unknown.join(", ")} not among the model's inputs (${names.join(", ")})`);
   }
-  if (config?.task && config.task !== meta.task) throw new MonitoringConfigError(`monitoring config task ${config.task} differs from the model version's ${meta.task}`);
+  if (config?.task && config.task !== meta.task)
+    throw new MonitoringConfigError(`monitoring config task ${config.task} differs from the model version's ${meta.task}`);
   if (config?.labelField && config.labelField !== meta.label) {
     throw new MonitoringConfigError(`monitoring config labelField "${config.labelField}" differs from the model version's label "${meta.label}"`);
   }

@@ -4,9 +4,7 @@
 /** The request id header of the protocol; the sidecar sets it on every proxied request. */
 export const REQUEST_ID_HEADER = "inference-request-id";
 
-export type Route =
-  | { kind: "live" | "ready" | "server" | "metrics" }
-  | { kind: "model" | "model-ready" | "infer"; model: string; version?: string };
+export type Route = { kind: "live" | "ready" | "server" | "metrics" } | { kind: "model" | "model-ready" | "infer"; model: string; version?: string };
 
 const MODEL_PATH = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer)?$/;
 

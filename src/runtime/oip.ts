@@ -21,21 +21,7 @@ export function requestIdProblem(id: string): string | undefined {
   return undefined;
 }
 
-export const OIP_DATATYPES = [
-  "BOOL",
-  "UINT8",
-  "UINT16",
-  "UINT32",
-  "UINT64",
-  "INT8",
-  "INT16",
-  "INT32",
-  "INT64",
-  "FP16",
-  "FP32",
-  "FP64",
-  "BYTES",
-] as const;
+export const OIP_DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"] as const;
 export type OipDatatype = (typeof OIP_DATATYPES)[number];
 
 const MAX_TENSOR_RANK = 8;
@@ -71,9 +57,15 @@ export const InferRequestSchema = Type.Object(
     inputs: Type.Optional(Type.Array(TensorSchema, { minItems: 1, errorMessage: "must be a non-empty array of tensors" })),
     instances: Type.Optional(Type.Array(Type.Unknown(), { minItems: 1, errorMessage: "must be a non-empty array" })),
     outputs: Type.Optional(
-      Type.Array(Type.Object({ name: Type.String({ errorMessage: "must be a string" }), parameters: Type.Optional(ParametersSchema) }, { errorMessage: 'must be an object {"name": ...}' }), {
-        errorMessage: 'must be an array of {"name": ...}',
-      }),
+      Type.Array(
+        Type.Object(
+          { name: Type.String({ errorMessage: "must be a string" }), parameters: Type.Optional(ParametersSchema) },
+          { errorMessage: 'must be an object {"name": ...}' },
+        ),
+        {
+          errorMessage: 'must be an array of {"name": ...}',
+        },
+      ),
     ),
   },
   { errorMessage: "request body must be a JSON object" },
@@ -156,7 +148,9 @@ function decodeInputs(inputs: Tensor[], features: readonly FeatureSpec[]): Omit<
   const only = tensors[0]!;
   if (tensors.length === 1 && !featureIndex.has(only.name)) {
     if (only.name !== ROW_TENSOR_NAME) {
-      invalid(`inputs[0]: unknown input ${clipped(only.name)}; send "${ROW_TENSOR_NAME}" [N, ${features.length}] or one tensor per feature (${features.map((f) => f.name).join(", ")})`);
+      invalid(
+        `inputs[0]: unknown input ${clipped(only.name)}; send "${ROW_TENSOR_NAME}" [N, ${features.length}] or one tensor per feature (${features.map((f) => f.name).join(", ")})`,
+      );
     }
     return decodeRowTensor(only, features);
   }
@@ -167,7 +161,8 @@ function decodeInputs(inputs: Tensor[], features: readonly FeatureSpec[]): Omit<
     const fi = featureIndex.get(t.name);
     if (fi === undefined) invalid(`${where}: unknown input; the model's inputs are ${features.map((f) => f.name).join(", ")}`);
     if (columns[fi]) invalid(`${where}: input given twice`);
-    if (t.shape.length > 2 || (t.shape.length === 2 && t.shape[1] !== 1) || t.shape.length === 0) invalid(`${where}: shape [${t.shape.join(", ")}] must be [N] or [N, 1]`);
+    if (t.shape.length > 2 || (t.shape.length === 2 && t.shape[1] !== 1) || t.shape.length === 0)
+      invalid(`${where}: shape [${t.shape.join(", ")}] must be [N] or [N, 1]`);
     if (rows !== undefined && t.shape[0] !== rows) invalid(`${where}: shape [${t.shape.join(", ")}] has ${t.shape[0]} rows but earlier inputs have ${rows}`);
     rows = t.shape[0]!;
     columns[fi] = checkValues(t, features[fi]!, where);
@@ -201,13 +196,15 @@ function decodeInstances(instances: unknown[], features: readonly FeatureSpec[])
   const columns = features.map(() => new Array<unknown>(instances.length));
   instances.forEach((inst, r) => {
     if (Array.isArray(inst)) {
-      if (inst.length !== features.length) invalid(`instances[${r}]: ${inst.length} values, expected ${features.length} (${features.map((f) => f.name).join(", ")})`);
+      if (inst.length !== features.length)
+        invalid(`instances[${r}]: ${inst.length} values, expected ${features.length} (${features.map((f) => f.name).join(", ")})`);
       inst.forEach((v, f) => (columns[f]![r] = scalar(v, () => `instances[${r}][${f}]`)));
       return;
     }
     if (!isRecord(inst)) invalid(`instances[${r}] must be an object of feature: value (or an array in feature order)`);
     const extra = Object.keys(inst).filter((k) => !names.has(k));
-    if (extra.length > 0) invalid(`instances[${r}]: unknown feature(s) ${extra.slice(0, 10).map(clipped).join(", ")}${extra.length > 10 ? ` and ${extra.length - 10} more` : ""}`);
+    if (extra.length > 0)
+      invalid(`instances[${r}]: unknown feature(s) ${extra.slice(0, 10).map(clipped).join(", ")}${extra.length > 10 ? ` and ${extra.length - 10} more` : ""}`);
     features.forEach((f, fi) => {
       if (!Object.hasOwn(inst, f.name)) invalid(`instances[${r}]: missing feature "${f.name}" (send null for a missing value)`);
       columns[fi]![r] = scalar(inst[f.name], () => `instances[${r}] "${f.name}"`);
@@ -239,7 +236,8 @@ function checkValues(t: OipTensor, feature: FeatureSpec, where: string): unknown
 
 /** A feature value is a string, number, boolean or null: arrays and objects are refused here, before any profile or encoder sees them. */
 function scalar(v: unknown, where: () => string): unknown {
-  if (typeof v === "object" && v !== null) invalid(`${where()}: ${Array.isArray(v) ? "an array" : "an object"} is not a feature value (string, number, boolean or null)`);
+  if (typeof v === "object" && v !== null)
+    invalid(`${where()}: ${Array.isArray(v) ? "an array" : "an object"} is not a feature value (string, number, boolean or null)`);
   return v;
 }
 

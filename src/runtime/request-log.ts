@@ -239,7 +239,7 @@ export const RequestLog = {
 
 /** write(2) may write less than asked (a full disk, a signal): write the rest or throw, never drop bytes. */
 async function writeFully(handle: fs.FileHandle, chunk: Buffer): Promise<void> {
-  for (let at = 0; at < chunk.length; ) {
+  for (let at = 0; at < chunk.length;) {
     const { bytesWritten } = await handle.write(chunk, at, chunk.length - at);
     if (bytesWritten <= 0) throw Object.assign(new Error(`wrote 0 of ${chunk.length - at} bytes`), { code: "EIO" });
     at += bytesWritten;
@@ -545,7 +545,9 @@ export class LogTakenOverError extends Error {
     readonly dir: string,
     readonly holder: LogLockHolder | null | undefined,
   ) {
-    super(`request log ${dir} was taken over by ${holder ? `pid ${holder.pid} on ${holder.host} since ${holder.startedAt}` : "no one (the lock is gone)"}; this writer stopped`);
+    super(
+      `request log ${dir} was taken over by ${holder ? `pid ${holder.pid} on ${holder.host} since ${holder.startedAt}` : "no one (the lock is gone)"}; this writer stopped`,
+    );
     this.name = "LogTakenOverError";
   }
 }
@@ -619,7 +621,11 @@ export async function joinLog(dir: string): Promise<JoinedLog> {
   const labels = new Map<string, FeedbackRecord>();
   const labelledIds = new Set<string>();
   let feedbackRecords = 0;
-  for await (const record of readLog(dir, (p) => problems.push(p), (line) => !line.startsWith(INFERENCE_PREFIX))) {
+  for await (const record of readLog(
+    dir,
+    (p) => problems.push(p),
+    (line) => !line.startsWith(INFERENCE_PREFIX),
+  )) {
     if (record.kind !== "feedback") continue;
     feedbackRecords++;
     labels.set(`${record.id}\u0000${record.row}`, record);

@@ -189,7 +189,11 @@ export class FileModelStore implements ModelStore {
       if (!NAME_PATTERN.test(name)) continue;
       try {
         const meta = JSON.parse(await fs.readFile(path.join(dir, name, METADATA_FILE), "utf8")) as { createdAt?: unknown; candidate?: unknown };
-        entries.push({ version: name, createdAt: typeof meta.createdAt === "string" ? meta.createdAt : "", ...(meta.candidate === true ? { candidate: true as const } : {}) });
+        entries.push({
+          version: name,
+          createdAt: typeof meta.createdAt === "string" ? meta.createdAt : "",
+          ...(meta.candidate === true ? { candidate: true as const } : {}),
+        });
       } catch {
         // A directory without readable metadata is not a version (e.g. someone else's files).
       }
@@ -301,7 +305,11 @@ export class HttpModelStore implements ModelStore {
     const versions = index.versions.filter((v) => typeof v?.version === "string" && NAME_PATTERN.test(v.version));
     for (const v of versions) this.digests.set(`${model}/${v.version}`, checkDigests(where, v.version, v.files));
     return sortVersions(
-      versions.map((v) => ({ version: v.version, createdAt: typeof v.createdAt === "string" ? v.createdAt : "", ...(v.candidate === true ? { candidate: true as const } : {}) })),
+      versions.map((v) => ({
+        version: v.version,
+        createdAt: typeof v.createdAt === "string" ? v.createdAt : "",
+        ...(v.candidate === true ? { candidate: true as const } : {}),
+      })),
     );
   }
 
@@ -313,7 +321,10 @@ export class HttpModelStore implements ModelStore {
     const digests = this.digests.get(`${model}/${version}`);
     const want = digests?.[file];
     if (digests && want === undefined) {
-      throw new StoreError(`${this.base}${model}/${version}/${file}: not among the files index.json lists for version ${version}; refusing to load it`, "integrity");
+      throw new StoreError(
+        `${this.base}${model}/${version}/${file}: not among the files index.json lists for version ${version}; refusing to load it`,
+        "integrity",
+      );
     }
     const bytes = (await this.fetchBytes(`${model}/${version}/${file}`, false))!;
     if (want !== undefined) {

@@ -255,7 +255,11 @@ export class TrafficMonitor {
   /** Rebuilds the feedback index from an existing log (after a restart): ids, predictions, labelled rows. */
   restore(record: LogRecord): void {
     if (record.kind === "inference") {
-      this.track(record.id, { predictions: record.predictions.length > 0 ? record.predictions : undefined, labelled: new Uint8Array(record.rows.length), window: undefined });
+      this.track(record.id, {
+        predictions: record.predictions.length > 0 ? record.predictions : undefined,
+        labelled: new Uint8Array(record.rows.length),
+        window: undefined,
+      });
     } else if (record.kind === "feedback") {
       const entry = this.tracked.get(record.id);
       if (entry && record.row < entry.labelled.length) entry.labelled[record.row] = 1;
@@ -314,7 +318,8 @@ export class TrafficMonitor {
     for (const item of parseFeedbackBody(body)) {
       for (const one of this.labelsOf(item)) {
         const key = `${one.id}\u0000${one.row}`;
-        if (one.entry.labelled[one.row] || seen.has(key)) throw new Refusal("duplicate", `${item.where}: request "${one.id}" row ${one.row} already has feedback`);
+        if (one.entry.labelled[one.row] || seen.has(key))
+          throw new Refusal("duplicate", `${item.where}: request "${one.id}" row ${one.row} already has feedback`);
         seen.add(key);
         accepted.push(one);
       }
@@ -376,7 +381,11 @@ export class TrafficMonitor {
     const { features, ...perFeature } = this.options.drift ?? { method: "auto" };
     const calibrated = (c: DriftCalibration | undefined) => (c ? { calibration: c } : {});
     const report = compare(this.reference, w.features, { ...perFeature, ...calibrated(this.calibration?.features), ...(features ? { features } : {}) });
-    const prediction = compare(this.referencePredictions, w.predictions, { ...perFeature, ...calibrated(this.calibration?.predictions), predictionFeatures: [PREDICTION_COLUMN] });
+    const prediction = compare(this.referencePredictions, w.predictions, {
+      ...perFeature,
+      ...calibrated(this.calibration?.predictions),
+      predictionFeatures: [PREDICTION_COLUMN],
+    });
     const strip = <T extends { histogram?: unknown }>(f: T): T => {
       const { histogram: _histogram, ...rest } = f;
       return rest as T;

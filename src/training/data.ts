@@ -190,7 +190,8 @@ async function* jsonRows(file: string, input: Readable): AsyncGenerator<Record<s
       first = false;
       if (array !== undefined) {
         arrayLength += text.length + 1;
-        if (arrayLength > MAX_JSON_ARRAY_BYTES) throw new DataError(`${file}: a JSON array over ${MAX_JSON_ARRAY_BYTES} bytes: write it as JSON Lines (one object per line), which streams`);
+        if (arrayLength > MAX_JSON_ARRAY_BYTES)
+          throw new DataError(`${file}: a JSON array over ${MAX_JSON_ARRAY_BYTES} bytes: write it as JSON Lines (one object per line), which streams`);
         array.push(text);
         continue;
       }

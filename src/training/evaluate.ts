@@ -8,10 +8,7 @@ export type EvaluationInput =
 
 /** accuracy, precision, recall, f1 (macro), f1Weighted for classification; mae, rmse, r2 for regression; plus `samples`. */
 export function evaluatePredictions(input: EvaluationInput): Record<string, number> {
-  const counts =
-    input.task === "classification"
-      ? classificationCounts(input.truth, input.predicted)
-      : regressionCounts(input.truth, input.predicted);
+  const counts = input.task === "classification" ? classificationCounts(input.truth, input.predicted) : regressionCounts(input.truth, input.predicted);
   return labelledMetrics(counts);
 }
 

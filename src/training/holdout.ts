@@ -149,7 +149,14 @@ export interface HoldoutFileRow {
 export function parseHoldoutFile(file: string, text: string): HoldoutFileRow[] {
   return parseJsonLines(file, text, (value, where, line) => {
     const v = value as { set?: unknown; features?: unknown; label?: unknown } | null;
-    if (typeof v !== "object" || v === null || (v.set !== "recent" && v.set !== "original") || typeof v.features !== "object" || v.features === null || !("label" in v)) {
+    if (
+      typeof v !== "object" ||
+      v === null ||
+      (v.set !== "recent" && v.set !== "original") ||
+      typeof v.features !== "object" ||
+      v.features === null ||
+      !("label" in v)
+    ) {
       throw new DataError(`${where}: expected {"set": "recent" | "original", "features": {...}, "label": ...}`);
     }
     return { set: v.set, features: v.features as Record<string, unknown>, label: v.label, line };

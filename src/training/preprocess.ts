@@ -69,8 +69,7 @@ export function fitFeatures(table: Table, names: readonly string[]): FeatureSpec
     });
     if (counts.size > MAX_CATEGORIES && counts.size > present.length / 2) {
       throw new DataError(
-        `feature "${name}" looks like an identifier (${counts.size} distinct values in ${present.length} rows); ` +
-          `choose columns with --features`,
+        `feature "${name}" looks like an identifier (${counts.size} distinct values in ${present.length} rows); ` + `choose columns with --features`,
       );
     }
     const categories = [...counts.entries()]

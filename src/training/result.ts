@@ -1,12 +1,7 @@
 // What `ballast train` reports in its pod's termination message (≤ 4096 bytes) for the operator's promotion gate:
 // built from the version's metadata and encoded to fit. The contract itself is src/api/train-result.ts.
 import type { ModelMetadata } from "../runtime/metadata.js";
-import {
-  MAX_TERMINATION_MESSAGE_BYTES,
-  TRAIN_RESULT_FORMAT,
-  TrainResultError,
-  type TrainSuccess,
-} from "../api/train-result.js";
+import { MAX_TERMINATION_MESSAGE_BYTES, TRAIN_RESULT_FORMAT, TrainResultError, type TrainSuccess } from "../api/train-result.js";
 
 export * from "../api/train-result.js";
 
@@ -48,7 +43,8 @@ export function encodeTrainResult(result: TrainSuccess): string {
     trials.pop();
     text = JSON.stringify({ ...result, trials });
   }
-  if (Buffer.byteLength(text) > MAX_TERMINATION_MESSAGE_BYTES) throw new TrainResultError(`train result is ${Buffer.byteLength(text)} bytes even without trials`);
+  if (Buffer.byteLength(text) > MAX_TERMINATION_MESSAGE_BYTES)
+    throw new TrainResultError(`train result is ${Buffer.byteLength(text)} bytes even without trials`);
   return text;
 }
 

@@ -124,12 +124,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (options.version !== undefined) checkName("version", options.version);
   const shard = options.trialShard ?? { index: 0, count: 1 };
   if (shard.count > 1 && options.version === undefined) {
-    throw new DataError(`--version is required with --trial-shards ${shard.count}: each shard writes <version>-<shard>, and shards cannot agree on the next v<N>`);
+    throw new DataError(
+      `--version is required with --trial-shards ${shard.count}: each shard writes <version>-<shard>, and shards cannot agree on the next v<N>`,
+    );
   }
   const maxTrials = options.maxTrials ?? DEFAULT_TRAIN_OPTIONS.maxTrials;
   if (!Number.isInteger(maxTrials) || maxTrials < 1) throw new DataError(`--max-trials must be a positive integer, got ${maxTrials}`);
   const since = options.feedbackSince === undefined ? undefined : Date.parse(options.feedbackSince);
-  if (since !== undefined && !Number.isFinite(since)) throw new DataError(`--feedback-since "${options.feedbackSince}" is not an ISO time (e.g. 2026-01-02T03:04:05Z)`);
+  if (since !== undefined && !Number.isFinite(since))
+    throw new DataError(`--feedback-since "${options.feedbackSince}" is not an ISO time (e.g. 2026-01-02T03:04:05Z)`);
   if (options.store.readOnly) throw new DataError(`store ${options.store.uri} is read-only; train needs a file:// or pvc:// store`);
   const { tf, backend, provider, skipped } = await loadBackend(options.backend);
   options.onBackend?.({ backend, provider, skipped });
@@ -190,7 +193,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   const dataRows = labelledRows(table, labelName);
   if (dataRows.length + feedbackRecords.length < MIN_ROWS) {
-    throw new DataError(`only ${dataRows.length + feedbackRecords.length} labelled rows in ${[...dataSources, ...feedbackRoots].join(", ")}; need at least ${MIN_ROWS}`);
+    throw new DataError(
+      `only ${dataRows.length + feedbackRecords.length} labelled rows in ${[...dataSources, ...feedbackRoots].join(", ")}; need at least ${MIN_ROWS}`,
+    );
   }
   const carried = parent ? (await readParentHoldout(options.store, options.model, parent.version))?.filter((r) => r.set === "original") : undefined;
 
@@ -205,7 +210,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       return example("feedback", raw, () => `feedback ${r.id} row ${r.row}`, { ts: r.ts });
     }),
     ...(carried ?? []).map((r, i) =>
-      example("carried", { ...r.features, [labelName]: r.label }, () => `${options.model}/${parent!.version}/${HOLDOUT_FILE} original row ${i + 1}`, { line: r.line }),
+      example("carried", { ...r.features, [labelName]: r.label }, () => `${options.model}/${parent!.version}/${HOLDOUT_FILE} original row ${i + 1}`, {
+        line: r.line,
+      }),
     ),
   ];
   const n = examples.length;
@@ -297,7 +304,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const recent = evaluate(plan.recent);
   const original = evaluate(plan.original);
   const rowsForLatency = plan.recent.length + plan.original.length > 0 ? [...plan.recent, ...plan.original] : plan.validation;
-  const batch = rowsForLatency.length === 0 ? [] : Array.from({ length: Math.max(rowsForLatency.length, LATENCY_BATCH_ROWS) }, (_, i) => rowsForLatency[i % rowsForLatency.length]!);
+  const batch =
+    rowsForLatency.length === 0
+      ? []
+      : Array.from({ length: Math.max(rowsForLatency.length, LATENCY_BATCH_ROWS) }, (_, i) => rowsForLatency[i % rowsForLatency.length]!);
   const latency = measureLatency(tf, head, gather(x, width, batch), batch.length, model, serving);
   serving?.dispose();
   const evaluation: Evaluation = {
@@ -399,7 +409,10 @@ function withRows(table: Table, rows: readonly Record<string, unknown>[]): Table
 /** Time range of the sidecar-log rows read through --data and --feedback. */
 function timeRange(table: Table, feedback: FeedbackSet | undefined): { from?: string; to?: string } {
   const from = [table.from, feedback?.rows[0] ? new Date(feedback.rows[0].ts).toISOString() : undefined].filter((t) => t !== undefined).sort()[0];
-  const to = [table.to, feedback?.rows.at(-1) ? new Date(feedback.rows.at(-1)!.ts).toISOString() : undefined].filter((t) => t !== undefined).sort().at(-1);
+  const to = [table.to, feedback?.rows.at(-1) ? new Date(feedback.rows.at(-1)!.ts).toISOString() : undefined]
+    .filter((t) => t !== undefined)
+    .sort()
+    .at(-1);
   return { ...(from ? { from } : {}), ...(to ? { to } : {}) };
 }
 

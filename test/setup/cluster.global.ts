@@ -17,7 +17,9 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const given = process.env.BALLAST_TEST_KUBECONFIG ?? (process.env.KUBECONFIG && existsSync(join(dirname(process.env.KUBECONFIG), "state.json")) ? process.env.KUBECONFIG : undefined);
+  const given =
+    process.env.BALLAST_TEST_KUBECONFIG ??
+    (process.env.KUBECONFIG && existsSync(join(dirname(process.env.KUBECONFIG), "state.json")) ? process.env.KUBECONFIG : undefined);
   if (given) {
     const dir = dirname(given);
     const state = readState(dir);
@@ -40,4 +42,3 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await clusterDown(dir, { purge: true });
   };
 }
-

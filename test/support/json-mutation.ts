@@ -11,7 +11,12 @@ export const edgeValue: fc.Arbitrary<unknown> = fc.oneof(
 
 /** Any JSON value, small and shallow. */
 export const anyJson: fc.Arbitrary<unknown> = fc.letrec<{ v: unknown }>((tie) => ({
-  v: fc.oneof({ depthSize: "small", withCrossShrink: true }, edgeValue, fc.array(tie("v"), { maxLength: 4 }), fc.dictionary(fc.string({ maxLength: 6 }), tie("v"), { maxKeys: 4 })),
+  v: fc.oneof(
+    { depthSize: "small", withCrossShrink: true },
+    edgeValue,
+    fc.array(tie("v"), { maxLength: 4 }),
+    fc.dictionary(fc.string({ maxLength: 6 }), tie("v"), { maxKeys: 4 }),
+  ),
 })).v;
 
 /** Every path to a value inside `doc` (the root is the empty path). */

@@ -11,8 +11,26 @@ export const PROMOTED_STATUS: ModelDeploymentStatus = {
     { time: "2026-12-05T10:03:01Z", event: "Promoted", version: "v2", previousVersion: "v1", metric: 0.938 },
   ],
   recentWindows: [
-    { windowEnd: "2026-12-05T10:01:00Z", version: "v1", samples: 20, labelledSamples: 20, accuracy: 0.95, driftShare: 0, verdict: "Healthy", decidedBy: "labels" },
-    { windowEnd: "2026-12-05T10:02:00Z", version: "v1", samples: 20, labelledSamples: 20, accuracy: 0.45, driftShare: 0.75, verdict: "Violated", decidedBy: "labels" },
+    {
+      windowEnd: "2026-12-05T10:01:00Z",
+      version: "v1",
+      samples: 20,
+      labelledSamples: 20,
+      accuracy: 0.95,
+      driftShare: 0,
+      verdict: "Healthy",
+      decidedBy: "labels",
+    },
+    {
+      windowEnd: "2026-12-05T10:02:00Z",
+      version: "v1",
+      samples: 20,
+      labelledSamples: 20,
+      accuracy: 0.45,
+      driftShare: 0.75,
+      verdict: "Violated",
+      decidedBy: "labels",
+    },
     { windowEnd: "2026-12-05T10:04:00Z", version: "v2", samples: 20, labelledSamples: 0, verdict: "InsufficientData" },
   ],
   lastRetraining: {

@@ -18,7 +18,7 @@ export function sturgesEdges(min: number, max: number, size: number): number[] {
 export function linspace(start: number, stop: number, num: number): number[] {
   const step = (stop - start) / (num - 1);
   const out: number[] = [];
-  for (let i = 0; i < num; i++) out.push(step === 0 ? ((i / (num - 1)) * (stop - start)) + start : i * step + start);
+  for (let i = 0; i < num; i++) out.push(step === 0 ? (i / (num - 1)) * (stop - start) + start : i * step + start);
   out[num - 1] = stop;
   return out;
 }

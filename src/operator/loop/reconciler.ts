@@ -145,7 +145,8 @@ const OWNED_CONDITIONS = new Set(["Retraining", "CandidateReady", "LoopHalted"])
 
 function owned(status: ModelDeploymentStatus): LoopOwnedStatus {
   const out: LoopOwnedStatus = { conditions: status.conditions ?? [] };
-  for (const k of ["loop", "lastRetraining", "candidateVersion", "targetVersion", "previousVersion", "history"] as const) if (status[k] !== undefined) Object.assign(out, { [k]: status[k] });
+  for (const k of ["loop", "lastRetraining", "candidateVersion", "targetVersion", "previousVersion", "history"] as const)
+    if (status[k] !== undefined) Object.assign(out, { [k]: status[k] });
   return out;
 }
 

@@ -138,7 +138,13 @@ export function desiredRetrainingJob(md: ResolvedModelDeployment, input: Retrain
           nodeSelector: r.nodeSelector,
           tolerations: r.tolerations,
           affinity: r.affinity,
-          securityContext: { runAsNonRoot: true, runAsUser: SERVING_UID, runAsGroup: SERVING_UID, fsGroup: SERVING_UID, seccompProfile: { type: "RuntimeDefault" } },
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: SERVING_UID,
+            runAsGroup: SERVING_UID,
+            fsGroup: SERVING_UID,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
           containers: [
             {
               name: TRAIN_CONTAINER,

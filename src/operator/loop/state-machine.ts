@@ -153,7 +153,11 @@ class Step {
   }
 
   condition(type: ConditionTypeName, status: Condition["status"], reason: ConditionReasonName, message: string): void {
-    this.conditions = setCondition(this.conditions, { type, status, reason, message: message.slice(0, 32768), observedGeneration: this.generation }, this.obs.now);
+    this.conditions = setCondition(
+      this.conditions,
+      { type, status, reason, message: message.slice(0, 32768), observedGeneration: this.generation },
+      this.obs.now,
+    );
   }
 
   /** A failed, rejected or rolled-back attempt: back-off doubles, and three in a row halt the loop. */
@@ -169,7 +173,10 @@ class Step {
       this.halt(ConditionReason.TooManyFailures, `${failures} attempts in a row failed, were rejected or rolled back (last: ${reason}: ${message})`);
       return;
     }
-    this.enter("Stable", `${reason}: ${message}; no retraining before ${this.loop.backoffUntil} (cooldown doubled after ${failures} failed attempt${failures > 1 ? "s" : ""})`);
+    this.enter(
+      "Stable",
+      `${reason}: ${message}; no retraining before ${this.loop.backoffUntil} (cooldown doubled after ${failures} failed attempt${failures > 1 ? "s" : ""})`,
+    );
   }
 
   halt(reason: ConditionReasonName, message: string): void {
@@ -218,12 +225,22 @@ class Step {
       this.condition(ConditionType.LoopHalted, "False", ConditionReason.Idle, "the loop runs");
     if (phase === "AwaitingApproval") {
       const passed = this.lastRetraining?.gate?.passed !== false;
-      this.condition(ConditionType.CandidateReady, passed ? "True" : "False", passed ? ConditionReason.AwaitingApproval : ConditionReason.CandidateRejected, this.loop.message);
+      this.condition(
+        ConditionType.CandidateReady,
+        passed ? "True" : "False",
+        passed ? ConditionReason.AwaitingApproval : ConditionReason.CandidateRejected,
+        this.loop.message,
+      );
     } else if (findCondition(this.conditions, ConditionType.CandidateReady)?.status !== "False")
       this.condition(ConditionType.CandidateReady, "False", ConditionReason.Idle, "no candidate waiting for approval");
     if (phase === "Training") this.condition(ConditionType.Retraining, "True", ConditionReason.RetrainingStarted, this.loop.message);
     else if (!findCondition(this.conditions, ConditionType.Retraining) || findCondition(this.conditions, ConditionType.Retraining)?.status === "True")
-      this.condition(ConditionType.Retraining, "False", this.lastRetraining?.phase === "Failed" ? ConditionReason.RetrainingFailed : ConditionReason.Idle, "no retraining Job running");
+      this.condition(
+        ConditionType.Retraining,
+        "False",
+        this.lastRetraining?.phase === "Failed" ? ConditionReason.RetrainingFailed : ConditionReason.Idle,
+        "no retraining Job running",
+      );
     const status: LoopOwnedStatus = { loop: this.loop, conditions: this.conditions };
     if (this.lastRetraining) status.lastRetraining = this.lastRetraining;
     if (this.candidateVersion) status.candidateVersion = this.candidateVersion;
@@ -284,8 +301,18 @@ function pendingApproval(step: Step): string | undefined {
 function approve(step: Step, version: string): void {
   step.loop.approvalHandled = version;
   const gate = step.lastRetraining?.candidateVersion === version ? step.lastRetraining.gate : undefined;
-  const how = gate ? (gate.passed ? "it passed the gate" : `it FAILED the gate (${gate.failedRule}): a person decided`) : "not gated by Ballast: a person decided";
-  step.remember({ event: "Promoted", version, previousVersion: step.md.status?.servingVersion, reason: ConditionReason.CandidateApproved, message: `approved in spec.promotion.approvedVersion; ${how}` });
+  const how = gate
+    ? gate.passed
+      ? "it passed the gate"
+      : `it FAILED the gate (${gate.failedRule}): a person decided`
+    : "not gated by Ballast: a person decided";
+  step.remember({
+    event: "Promoted",
+    version,
+    previousVersion: step.md.status?.servingVersion,
+    reason: ConditionReason.CandidateApproved,
+    message: `approved in spec.promotion.approvedVersion; ${how}`,
+  });
   step.event("Normal", ConditionReason.CandidateApproved, `spec.promotion.approvedVersion ${version}: ${how}`, "Promote");
   step.promote(version, `approved; ${how}`);
 }
@@ -311,13 +338,20 @@ function stable(step: Step): void {
   // A Job for the next attempt exists: we created it and stopped before recording it. Adopt it.
   if (obs.job && obs.job.state !== "absent" && obs.job.name === retrainingJobName(md.metadata.name!, step.loop.attempt + 1)) {
     step.loop.attempt++;
-    step.lastRetraining = { jobName: obs.job.name, attempt: step.loop.attempt, phase: "Running", startTime: step.now, reason: "adopted after an operator restart" };
+    step.lastRetraining = {
+      jobName: obs.job.name,
+      attempt: step.loop.attempt,
+      phase: "Running",
+      startTime: step.now,
+      reason: "adopted after an operator restart",
+    };
     step.enter("Training", `retraining Job ${obs.job.name} runs (adopted after an operator restart)`);
     return;
   }
   const policy = s.policy;
   const trigger = policy?.lastTriggerTime;
-  const fresh = trigger !== undefined && policy?.verdict === "Violated" && (step.loop.lastHandledTrigger === undefined || trigger > step.loop.lastHandledTrigger);
+  const fresh =
+    trigger !== undefined && policy?.verdict === "Violated" && (step.loop.lastHandledTrigger === undefined || trigger > step.loop.lastHandledTrigger);
   if (!fresh) {
     const waiting = backingOff(step) ? `; no retraining before ${step.loop.backoffUntil}` : "";
     step.enter("Stable", `serving ${s.servingVersion ?? "(version not yet reported)"}; policy ${policy?.verdict ?? "not evaluated yet"}${waiting}`);
@@ -340,7 +374,10 @@ function stable(step: Step): void {
       `policy violated, but the budget is spent: ${starts.length} of ${budget.count} retraining Jobs in the last ${budget.period} (next slot ${isoSeconds(new Date(Date.parse(starts[0]!) + parseDurationMs(budget.period)))})`,
     );
   if (backingOff(step))
-    return refuse(ConditionReason.CooldownActive, `policy violated, but no retraining starts before ${step.loop.backoffUntil} (cooldown after the last attempt)`);
+    return refuse(
+      ConditionReason.CooldownActive,
+      `policy violated, but no retraining starts before ${step.loop.backoffUntil} (cooldown after the last attempt)`,
+    );
   const serving = s.servingVersion;
   if (!serving) {
     step.say("policy violated; waiting for the sidecars to report the serving version before retraining");
@@ -360,7 +397,11 @@ function stable(step: Step): void {
 function training(step: Step): void {
   const { md, obs } = step;
   const job = obs.job;
-  const retraining: RetrainingStatus = step.lastRetraining ?? { jobName: retrainingJobName(md.metadata.name!, step.loop.attempt), attempt: step.loop.attempt, phase: "Running" };
+  const retraining: RetrainingStatus = step.lastRetraining ?? {
+    jobName: retrainingJobName(md.metadata.name!, step.loop.attempt),
+    attempt: step.loop.attempt,
+    phase: "Running",
+  };
   const jobFailed = (reason: string, message: string) => {
     step.lastRetraining = { ...retraining, phase: "Failed", completionTime: step.now, reason, message: message.slice(0, 32768) };
     step.remember({ event: "RetrainingFailed", version: retraining.fromVersion ?? "unknown", reason, message: message.slice(0, 1024) });
@@ -375,7 +416,8 @@ function training(step: Step): void {
   }
   if (job.state === "failed") return jobFailed(job.reason ?? "JobFailed", [job.message, ...(job.errors ?? [])].filter(Boolean).join("; ") || "the Job failed");
   const best = bestCandidate(job.reports ?? []);
-  if (!best) return jobFailed(ConditionReason.NoCandidate, `the Job succeeded but no pod reported a candidate${job.errors?.length ? `: ${job.errors.join("; ")}` : ""}`);
+  if (!best)
+    return jobFailed(ConditionReason.NoCandidate, `the Job succeeded but no pod reported a candidate${job.errors?.length ? `: ${job.errors.join("; ")}` : ""}`);
   const gate = evaluateGate(best, md);
   step.lastRetraining = {
     ...retraining,
@@ -387,11 +429,28 @@ function training(step: Step): void {
     gate,
   };
   step.condition(ConditionType.Retraining, "False", ConditionReason.RetrainingSucceeded, `${retraining.jobName} wrote ${best.version}`);
-  step.remember({ event: "Retrained", version: best.version, previousVersion: retraining.fromVersion, reason: ConditionReason.RetrainingSucceeded, message: gate.message, ...metricOf(best.recent.candidate) });
+  step.remember({
+    event: "Retrained",
+    version: best.version,
+    previousVersion: retraining.fromVersion,
+    reason: ConditionReason.RetrainingSucceeded,
+    message: gate.message,
+    ...metricOf(best.recent.candidate),
+  });
   if (!gate.passed) {
-    step.remember({ event: "Rejected", version: best.version, previousVersion: retraining.fromVersion, reason: gate.failedRule, message: gate.message, ...metricOf(best.recent.candidate) });
+    step.remember({
+      event: "Rejected",
+      version: best.version,
+      previousVersion: retraining.fromVersion,
+      reason: gate.failedRule,
+      message: gate.message,
+      ...metricOf(best.recent.candidate),
+    });
     step.event("Warning", ConditionReason.CandidateRejected, `candidate ${best.version} rejected (${gate.failedRule}): ${gate.message}`, "Gate");
-    return step.failed(ConditionReason.CandidateRejected, `candidate ${best.version} failed ${gate.failedRule}; ${retraining.fromVersion ?? "the serving version"} stays`);
+    return step.failed(
+      ConditionReason.CandidateRejected,
+      `candidate ${best.version} failed ${gate.failedRule}; ${retraining.fromVersion ?? "the serving version"} stays`,
+    );
   }
   step.candidateVersion = best.version;
   step.event("Normal", "CandidatePassed", `candidate ${best.version} passed the gate: ${gate.message}`, "Gate");
@@ -416,7 +475,8 @@ function promotionHold(step: Step): string | undefined {
 function awaitingApproval(step: Step): void {
   const approved = pendingApproval(step);
   if (approved) return approve(step, approved);
-  if (step.candidateVersion && step.lastRetraining?.gate?.passed && !promotionHold(step)) return step.promote(step.candidateVersion, "it passed the gate and nothing holds it any more");
+  if (step.candidateVersion && step.lastRetraining?.gate?.passed && !promotionHold(step))
+    return step.promote(step.candidateVersion, "it passed the gate and nothing holds it any more");
   const hold = promotionHold(step);
   step.say(`candidate ${step.candidateVersion ?? "?"} ${step.lastRetraining?.gate?.passed ? "passed the gate" : "failed the gate"}${hold ? `; ${hold}` : ""}`);
 }
@@ -433,14 +493,27 @@ function rollingOut(step: Step): void {
   if (step.loop.phase === "RollingBack") {
     if (!rolledOut) return step.say(`rolling back to ${target}: ${obs.rollout.message}`);
     const failedVersion = step.previousVersion ?? "the promoted version";
-    step.remember({ event: "RolledBack", version: target!, previousVersion: step.previousVersion, reason: ConditionReason.RolledBack, message: step.loop.message });
+    step.remember({
+      event: "RolledBack",
+      version: target!,
+      previousVersion: step.previousVersion,
+      reason: ConditionReason.RolledBack,
+      message: step.loop.message,
+    });
     step.event("Warning", ConditionReason.RolledBack, `rolled back from ${failedVersion} to ${target}`, "Rollback");
     return step.failed(ConditionReason.RolledBack, `${failedVersion} was rolled back to ${target}`);
   }
   if (rolledOut) {
     const gate = step.lastRetraining?.candidateVersion === target ? step.lastRetraining?.gate : undefined;
     if (!step.history?.some((h) => h.event === "Promoted" && h.version === target && h.time >= step.loop.since))
-      step.remember({ event: "Promoted", version: target, previousVersion: step.previousVersion, reason: ConditionReason.Promoted, message: gate?.message ?? "promoted", ...metricOf(gate?.recent.candidate) });
+      step.remember({
+        event: "Promoted",
+        version: target,
+        previousVersion: step.previousVersion,
+        reason: ConditionReason.Promoted,
+        message: gate?.message ?? "promoted",
+        ...metricOf(gate?.recent.candidate),
+      });
     step.loop.observedWindows = 0;
     // Observation starts after the last window the replaced version served: the new version's windows all count.
     const before = (md.status?.recentWindows ?? []).filter((w) => w.version !== target).at(-1)?.windowEnd;
@@ -452,7 +525,10 @@ function rollingOut(step: Step): void {
   }
   const deadline = parseDurationMs(md.spec.promotion.rolloutDeadline);
   if (obs.now.getTime() - Date.parse(step.loop.since) > deadline)
-    return step.rollBack(ConditionReason.RolloutTimedOut, `${target} was not serving on every pod within promotion.rolloutDeadline ${md.spec.promotion.rolloutDeadline} (${obs.rollout.message})`);
+    return step.rollBack(
+      ConditionReason.RolloutTimedOut,
+      `${target} was not serving on every pod within promotion.rolloutDeadline ${md.spec.promotion.rolloutDeadline} (${obs.rollout.message})`,
+    );
   step.say(`rolling the serving pods to ${target}: ${obs.rollout.message}`);
 }
 
@@ -498,12 +574,19 @@ function observing(step: Step): void {
       step.loop.baselineMetric = live;
       if (w.errorRate !== undefined) step.loop.baselineErrorRate = w.errorRate;
       step.candidateVersion = undefined;
-      step.event("Normal", ConditionReason.ObservationPassed, `${target} held for ${observed} labelled windows (live ${metric} ${fmt(live)}): promotion final`, "Observe");
+      step.event(
+        "Normal",
+        ConditionReason.ObservationPassed,
+        `${target} held for ${observed} labelled windows (live ${metric} ${fmt(live)}): promotion final`,
+        "Observe",
+      );
       return step.succeededAttempt(`serving ${target}: promotion final after ${observed} windows (live ${metric} ${fmt(live)})`);
     }
   }
   const last = fresh.at(-1)?.accuracy;
-  step.say(`${target} serves; ${step.loop.observedWindows ?? 0} of ${needed} labelled windows observed${last !== undefined ? `, live ${metric} ${fmt(last)}` : ""}${skipped}`);
+  step.say(
+    `${target} serves; ${step.loop.observedWindows ?? 0} of ${needed} labelled windows observed${last !== undefined ? `, live ${metric} ${fmt(last)}` : ""}${skipped}`,
+  );
 }
 
 function halted(step: Step): void {
@@ -512,7 +595,8 @@ function halted(step: Step): void {
   const pausedOnly = findCondition(step.conditions, ConditionType.LoopHalted)?.reason === ConditionReason.Paused;
   let why: string | undefined;
   if (pausedOnly && !md.spec.policy.paused) why = "spec.policy.paused was cleared";
-  else if (!pausedOnly && step.loop.haltedGeneration !== undefined && step.generation !== step.loop.haltedGeneration) why = `the spec changed (generation ${step.generation})`;
+  else if (!pausedOnly && step.loop.haltedGeneration !== undefined && step.generation !== step.loop.haltedGeneration)
+    why = `the spec changed (generation ${step.generation})`;
   else if (!pausedOnly && resume && resume !== step.loop.resumedBy) why = `annotation ${ANNOTATION_RESUME}=${resume}`;
   if (!why) return;
   if (resume) step.loop.resumedBy = resume;

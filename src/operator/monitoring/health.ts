@@ -114,7 +114,11 @@ export function combineDrift(reports: readonly { rows: number; report: DriftRepo
   const combine = (pick: (r: DriftReport) => FeatureDrift[]): FeatureDrift[] => {
     const names = [...new Set(usable.flatMap((r) => pick(r.report).map((f) => f.name)))];
     return names.map((name) => {
-      const votes = usable.flatMap((r) => pick(r.report).filter((f) => f.name === name).map((f) => ({ f, rows: r.rows })));
+      const votes = usable.flatMap((r) =>
+        pick(r.report)
+          .filter((f) => f.name === name)
+          .map((f) => ({ f, rows: r.rows })),
+      );
       const evaluated = votes.filter((v) => v.f.status === "evaluated");
       if (evaluated.length === 0) return votes[0]!.f;
       const drifting = evaluated.filter((v) => v.f.drift).reduce((a, v) => a + v.rows, 0);
@@ -217,9 +221,17 @@ function windowLabel(s: MetricsSnapshot): string {
 export function driftCondition(snapshot: MetricsSnapshot, drift: DriftReport | null, md: ResolvedModelDeployment, decision?: PolicyDecision): ConditionVerdict {
   const p = md.spec.policy;
   if (snapshot.samples < p.minSamples)
-    return { status: "Unknown", reason: ConditionReason.InsufficientData, message: `${windowLabel(snapshot)} has fewer rows than policy.minSamples (${p.minSamples})` };
+    return {
+      status: "Unknown",
+      reason: ConditionReason.InsufficientData,
+      message: `${windowLabel(snapshot)} has fewer rows than policy.minSamples (${p.minSamples})`,
+    };
   if (!drift || drift.status !== "evaluated")
-    return { status: "Unknown", reason: ConditionReason.InsufficientData, message: `${windowLabel(snapshot)}: no feature could be compared with the reference` };
+    return {
+      status: "Unknown",
+      reason: ConditionReason.InsufficientData,
+      message: `${windowLabel(snapshot)}: no feature could be compared with the reference`,
+    };
   const drifted = drift.features.filter((f) => f.drift);
   const share = `${drift.driftedFeatures} of ${drift.evaluatedFeatures} features drifted (share ${fmt(drift.driftShare)}`;
   const predictionDrifted = p.predictionDrift && drift.predictionDrift;
@@ -232,7 +244,13 @@ export function driftCondition(snapshot: MetricsSnapshot, drift: DriftReport | n
     return { status: "True", reason: ConditionReason.DriftAboveThreshold, message: `${head}${joinWithin(why, listBudget(head, note))}${note}` };
   }
   const head = `${share} < policy.maxDriftShare ${p.maxDriftShare}) in ${windowLabel(snapshot)}`;
-  const detail = drifted.length > 0 ? `: ${joinWithin(drifted.map((f) => f.reason), listBudget(head, ": "))}` : "";
+  const detail =
+    drifted.length > 0
+      ? `: ${joinWithin(
+          drifted.map((f) => f.reason),
+          listBudget(head, ": "),
+        )}`
+      : "";
   return { status: "False", reason: ConditionReason.NoDrift, message: `${head}${detail}` };
 }
 
@@ -276,12 +294,26 @@ export function degradedCondition(decision: PolicyDecision, snapshot: MetricsSna
   return { status: "False", reason: ConditionReason.Healthy, message: `within policy${basis}: ${checked.join(", ")} in ${windowLabel(snapshot)}${pending}` };
 }
 
-function withConditions(prior: ModelDeploymentStatus, md: ResolvedModelDeployment, now: Date, drift: ConditionVerdict, degraded: ConditionVerdict): Condition[] {
+function withConditions(
+  prior: ModelDeploymentStatus,
+  md: ResolvedModelDeployment,
+  now: Date,
+  drift: ConditionVerdict,
+  degraded: ConditionVerdict,
+): Condition[] {
   const generation = md.metadata.generation ?? 0;
   let conditions = prior.conditions ?? [];
   // The last guard: whatever built the message, the write must fit the CRD.
-  conditions = setCondition(conditions, { type: ConditionType.DriftDetected, ...drift, message: boundMessage(drift.message), observedGeneration: generation }, now);
-  conditions = setCondition(conditions, { type: ConditionType.Degraded, ...degraded, message: boundMessage(degraded.message), observedGeneration: generation }, now);
+  conditions = setCondition(
+    conditions,
+    { type: ConditionType.DriftDetected, ...drift, message: boundMessage(drift.message), observedGeneration: generation },
+    now,
+  );
+  conditions = setCondition(
+    conditions,
+    { type: ConditionType.Degraded, ...degraded, message: boundMessage(degraded.message), observedGeneration: generation },
+    now,
+  );
   return conditions;
 }
 
@@ -303,7 +335,15 @@ export function monitoringStatus(md: ResolvedModelDeployment, podScrapes: readon
   const answered = scrapes.flatMap((s) => ("summary" in s ? [s.summary] : []));
   if (answered.length === 0) {
     const head = "no sidecar answered: ";
-    return unknownStatus(prior, md, now, `${head}${joinWithin(scrapes.map((s) => `${s.pod}: ${"error" in s ? s.error : "?"}`), listBudget(head, ""))}`);
+    return unknownStatus(
+      prior,
+      md,
+      now,
+      `${head}${joinWithin(
+        scrapes.map((s) => `${s.pod}: ${"error" in s ? s.error : "?"}`),
+        listBudget(head, ""),
+      )}`,
+    );
   }
   const group = servingGroup(answered);
   const known = withServingVersion(prior, group, md);
@@ -334,7 +374,15 @@ export function monitoringStatus(md: ResolvedModelDeployment, podScrapes: readon
   for (const { snapshot: w, drift: d, observation: o } of unseen) {
     ({ state, decision } = evaluatePolicy(
       state,
-      { endMs: Date.parse(w.windowEnd), samples: o.samples, labelledSamples: o.labelledSamples, ...(d ? { drift: d } : {}), metrics: o.metrics, stability: o.stability, robustness: o.robustness },
+      {
+        endMs: Date.parse(w.windowEnd),
+        samples: o.samples,
+        labelledSamples: o.labelledSamples,
+        ...(d ? { drift: d } : {}),
+        metrics: o.metrics,
+        stability: o.stability,
+        robustness: o.robustness,
+      },
       config,
     ));
     w.verdict = VERDICT_NAMES[decision.windowVerdict];
@@ -365,7 +413,8 @@ export function monitoringStatus(md: ResolvedModelDeployment, podScrapes: readon
 function windowRecord(w: MetricsSnapshot, version: string | undefined): WindowRecord {
   const r: WindowRecord = { windowEnd: w.windowEnd, samples: w.samples };
   if (version) r.version = version;
-  for (const k of ["labelledSamples", "accuracy", "driftShare", "errorRate", "verdict", "decidedBy"] as const) if (w[k] !== undefined) Object.assign(r, { [k]: w[k] });
+  for (const k of ["labelledSamples", "accuracy", "driftShare", "errorRate", "verdict", "decidedBy"] as const)
+    if (w[k] !== undefined) Object.assign(r, { [k]: w[k] });
   return r;
 }
 
@@ -397,7 +446,8 @@ export function healthTransitionEvents(before: ModelDeploymentStatus | undefined
     const now = findCondition(after?.conditions, type);
     if (!now || was === now.status) continue;
     if (now.status === "True") events.push({ type: "Warning", reason: now.reason, action: "Monitor", note: now.message });
-    else if (now.status === "False" && was === "True") events.push({ type: "Normal", reason: now.reason, action: "Monitor", note: `${recovered}: ${now.message}` });
+    else if (now.status === "False" && was === "True")
+      events.push({ type: "Normal", reason: now.reason, action: "Monitor", note: `${recovered}: ${now.message}` });
   }
   return events;
 }

@@ -57,8 +57,18 @@ export function slimPod(pod: V1Pod & KubeObject): V1Pod & KubeObject {
   return {
     apiVersion: pod.apiVersion,
     kind: pod.kind,
-    metadata: { name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion, labels: m.labels, deletionTimestamp: m.deletionTimestamp },
-    status: { podIP: pod.status?.podIP, conditions: pod.status?.conditions?.filter((c) => c.type === "Ready").map((c) => ({ type: c.type, status: c.status })) },
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      labels: m.labels,
+      deletionTimestamp: m.deletionTimestamp,
+    },
+    status: {
+      podIP: pod.status?.podIP,
+      conditions: pod.status?.conditions?.filter((c) => c.type === "Ready").map((c) => ({ type: c.type, status: c.status })),
+    },
   };
 }
 
@@ -140,7 +150,11 @@ export class MonitoringReconciler implements Reconciler {
     // The monitoring port, which the Service does not expose and the NetworkPolicy opens to the operator alone.
     const port = SIDECAR_MONITORING_PORT;
     const timeout = this.options.scrapeTimeoutMs ?? SCRAPE_TIMEOUT_MS;
-    const scraped = await Promise.all(pods.map((p) => scrapeSidecar(p.metadata!.name!, `http://${hostForUrl(p.status!.podIP!)}:${port}${SIDECAR_PATHS.summary}`, timeout, this.options.maxSummaryBytes)));
+    const scraped = await Promise.all(
+      pods.map((p) =>
+        scrapeSidecar(p.metadata!.name!, `http://${hostForUrl(p.status!.podIP!)}:${port}${SIDECAR_PATHS.summary}`, timeout, this.options.maxSummaryBytes),
+      ),
+    );
     // A pod whose summary is too big, malformed or does not merge is dropped alone; the others still make status.
     const scrapes = admitSummaries(md, scraped);
     const failed = scrapes.filter((s) => "error" in s);

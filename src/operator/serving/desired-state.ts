@@ -1,7 +1,17 @@
 // What should exist for a ModelDeployment's serving: pure functions from the spec to the Deployment,
 // Service and ConfigMap the operator applies. No I/O, so every rule here is unit-tested without a cluster.
 import { createHash } from "node:crypto";
-import type { V1ConfigMap, V1Container, V1ResourceRequirements, V1Deployment, V1EnvVar, V1NetworkPolicy, V1Service, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
+import type {
+  V1ConfigMap,
+  V1Container,
+  V1ResourceRequirements,
+  V1Deployment,
+  V1EnvVar,
+  V1NetworkPolicy,
+  V1Service,
+  V1Volume,
+  V1VolumeMount,
+} from "@kubernetes/client-node";
 import {
   API_VERSION,
   KIND,
@@ -181,7 +191,12 @@ export function desiredNetworkPolicy(md: ResolvedModelDeployment, options: { ope
   const fromOperator = options.operatorNamespace
     ? [
         {
-          from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": options.operatorNamespace } }, podSelector: { matchLabels: { ...OPERATOR_POD_LABELS } } }],
+          from: [
+            {
+              namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": options.operatorNamespace } },
+              podSelector: { matchLabels: { ...OPERATOR_POD_LABELS } },
+            },
+          ],
           ports: [{ port: SIDECAR_MONITORING_PORT, protocol: "TCP" }],
         },
       ]
@@ -300,7 +315,11 @@ export function desiredDeployment(md: ResolvedModelDeployment, options: DesiredD
     readinessProbe: { httpGet: { path: "/v2/health/ready", port: "health" }, periodSeconds: 5, failureThreshold: 3 },
     livenessProbe: { httpGet: { path: "/v2/health/live", port: "health" }, periodSeconds: 10, failureThreshold: 3 },
     securityContext: restrictedContainerSecurity,
-    volumeMounts: [{ name: "server-socket", mountPath: SERVER_SOCKET_DIR }, { name: "tmp", mountPath: SCRATCH_DIR }, ...(store ? [{ ...store.mount, readOnly: true }] : [])],
+    volumeMounts: [
+      { name: "server-socket", mountPath: SERVER_SOCKET_DIR },
+      { name: "tmp", mountPath: SCRATCH_DIR },
+      ...(store ? [{ ...store.mount, readOnly: true }] : []),
+    ],
   };
   const window = md.spec.monitoring.window;
   const sidecar: V1Container = {
@@ -386,7 +405,16 @@ export function desiredDeployment(md: ResolvedModelDeployment, options: DesiredD
             { name: "server-socket", emptyDir: {} },
             // Readable by the pod's group (fsGroup) only; the sidecar reads it once at start.
             ...(feedbackAuth
-              ? [{ name: "feedback-token", secret: { secretName: feedbackAuth.secretRef.name, items: [{ key: feedbackAuth.secretRef.key, path: FEEDBACK_TOKEN_FILE }], defaultMode: 0o440 } }]
+              ? [
+                  {
+                    name: "feedback-token",
+                    secret: {
+                      secretName: feedbackAuth.secretRef.name,
+                      items: [{ key: feedbackAuth.secretRef.key, path: FEEDBACK_TOKEN_FILE }],
+                      defaultMode: 0o440,
+                    },
+                  },
+                ]
               : []),
             ...(logToStore ? [] : [{ name: "request-log", emptyDir: {} }]),
             { name: "tmp", emptyDir: {} },

@@ -10,14 +10,7 @@ import type { ObjectCache } from "../../kube/informer.js";
 import { updateStatusWithRetry } from "../../kube/status.js";
 import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler } from "../controller.js";
 import { classifyReconcileError, ReconcileError, StalledError } from "../reconcile-errors.js";
-import {
-  CONFIG_MAPS,
-  DEPLOYMENTS,
-  MODEL_DEPLOYMENTS,
-  NETWORK_POLICIES,
-  PERSISTENT_VOLUME_CLAIMS,
-  SERVICES,
-} from "../resources.js";
+import { CONFIG_MAPS, DEPLOYMENTS, MODEL_DEPLOYMENTS, NETWORK_POLICIES, PERSISTENT_VOLUME_CLAIMS, SERVICES } from "../resources.js";
 import {
   ANNOTATION_APPLIED_HASH,
   ANNOTATION_CONFIG_HASH,
@@ -115,7 +108,11 @@ export class ServingReconciler implements Reconciler {
     }
   }
 
-  private async applyServingObjects(md: ResolvedModelDeployment & KubeObject, cachedDeployment: V1Deployment | undefined, ctx: ReconcileContext): Promise<V1Deployment | undefined> {
+  private async applyServingObjects(
+    md: ResolvedModelDeployment & KubeObject,
+    cachedDeployment: V1Deployment | undefined,
+    ctx: ReconcileContext,
+  ): Promise<V1Deployment | undefined> {
     const ns = md.metadata.namespace!;
     const desired = desiredServingObjects(md, { defaultImage: this.options.defaultImage, operatorNamespace: this.options.operatorNamespace });
     const names = servingNames(md.metadata.name!);
@@ -147,7 +144,12 @@ export class ServingReconciler implements Reconciler {
    * garbage collection with the ModelDeployment): as controller-runtime's controllerutil, we never adopt.
    * The caches hold only objects labelled as ours, so a miss is asked of the API server.
    */
-  private async controlledUid(resource: typeof DEPLOYMENTS, md: ResolvedModelDeployment & KubeObject, desired: KubeObject, cached: KubeObject | undefined): Promise<string | undefined> {
+  private async controlledUid(
+    resource: typeof DEPLOYMENTS,
+    md: ResolvedModelDeployment & KubeObject,
+    desired: KubeObject,
+    cached: KubeObject | undefined,
+  ): Promise<string | undefined> {
     const ns = md.metadata.namespace!;
     const name = desired.metadata!.name!;
     let existing = cached;
@@ -212,7 +214,12 @@ export class ServingReconciler implements Reconciler {
     const beforeHash = before.metadata?.annotations?.[ANNOTATION_APPLIED_HASH];
     const templateChanged = templateFingerprint(before) !== templateFingerprint(desired);
     if (beforeHash && templateChanged)
-      rec.record(md, { type: "Normal", reason: "Rolled", action: "Rollout", note: `rolling Deployment ${names.deployment} to a new pod template (generation ${md.metadata.generation})` });
+      rec.record(md, {
+        type: "Normal",
+        reason: "Rolled",
+        action: "Rollout",
+        note: `rolling Deployment ${names.deployment} to a new pod template (generation ${md.metadata.generation})`,
+      });
   }
 
   private async writeStatus(md: ResolvedModelDeployment & KubeObject, outcome: ReconcileOutcome): Promise<(ResolvedModelDeployment & KubeObject) | undefined> {
@@ -239,7 +246,12 @@ export class ServingReconciler implements Reconciler {
       [NETWORK_POLICIES, this.options.caches.networkPolicies],
     ];
     const names = servingNames(name);
-    const ourNames: Record<string, string> = { deployments: names.deployment, services: names.service, configmaps: names.configMap, networkpolicies: names.networkPolicy };
+    const ourNames: Record<string, string> = {
+      deployments: names.deployment,
+      services: names.service,
+      configmaps: names.configMap,
+      networkpolicies: names.networkPolicy,
+    };
     // Only our names, labelled as ours and controlled by nobody: what we made and lost track of, never
     // an object someone else controls or merely labelled.
     for (const [resource, cache] of caches)

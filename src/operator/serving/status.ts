@@ -33,22 +33,38 @@ export function deploymentProgress(dep: V1Deployment | undefined): DeploymentPro
     return { ready: false, stalled: false, reason: ConditionReason.DeploymentProgressing, message: `Deployment ${name}: new generation not yet observed` };
   const progressing = st.conditions?.find((c) => c.type === "Progressing");
   if (progressing?.status === "False" && progressing.reason === "ProgressDeadlineExceeded")
-    return { ready: false, stalled: true, reason: ConditionReason.DeploymentUnavailable, message: `Deployment ${name}: ${progressing.message ?? "progress deadline exceeded"}` };
+    return {
+      ready: false,
+      stalled: true,
+      reason: ConditionReason.DeploymentUnavailable,
+      message: `Deployment ${name}: ${progressing.message ?? "progress deadline exceeded"}`,
+    };
   const updated = st.updatedReplicas ?? 0;
   const ready = st.readyReplicas ?? 0;
   const available = st.availableReplicas ?? 0;
   const total = st.replicas ?? 0;
   if (updated < desired)
-    return { ready: false, stalled: false, reason: ConditionReason.DeploymentProgressing, message: `rolling out: ${updated} of ${desired} serving pods updated` };
+    return {
+      ready: false,
+      stalled: false,
+      reason: ConditionReason.DeploymentProgressing,
+      message: `rolling out: ${updated} of ${desired} serving pods updated`,
+    };
   if (total > updated)
-    return { ready: false, stalled: false, reason: ConditionReason.DeploymentProgressing, message: `rolling out: ${total - updated} old serving pods terminating` };
+    return {
+      ready: false,
+      stalled: false,
+      reason: ConditionReason.DeploymentProgressing,
+      message: `rolling out: ${total - updated} old serving pods terminating`,
+    };
   if (available < desired || ready < desired)
     return { ready: false, stalled: false, reason: ConditionReason.ServingNotReady, message: `${ready} of ${desired} serving pods ready` };
   if (desired === 0) return { ready: true, stalled: false, reason: ConditionReason.ScaledToZero, message: "scaled to zero serving pods" };
   return { ready: true, stalled: false, reason: ConditionReason.DeploymentAvailable, message: `${ready} of ${desired} serving pods ready` };
 }
 
-export type ReconcileOutcome = { ok: true; deployment: V1Deployment | undefined } | { ok: false; error: ErrorClassification; deployment: V1Deployment | undefined };
+export type ReconcileOutcome =
+  { ok: true; deployment: V1Deployment | undefined } | { ok: false; error: ErrorClassification; deployment: V1Deployment | undefined };
 
 /** The next status: fields owned by the serving reconciler are recomputed, every other field is kept. */
 export function servingStatus(md: ResolvedModelDeployment, outcome: ReconcileOutcome, now: Date): ModelDeploymentStatus {

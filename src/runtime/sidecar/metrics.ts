@@ -47,9 +47,21 @@ export class SidecarMetrics {
       registers,
     });
     this.logDroppedCounters = {
-      segments: new Counter({ name: "ballast_sidecar_log_dropped_segments_total", help: "Sealed request log segments this sidecar deleted to keep the model's log within --log-max-bytes / --log-max-age.", registers }),
-      bytes: new Counter({ name: "ballast_sidecar_log_dropped_bytes_total", help: "Bytes of the request log segments this sidecar deleted (size and age bounds).", registers }),
-      feedback: new Counter({ name: "ballast_sidecar_log_dropped_feedback_total", help: "Feedback records (acknowledged labels) in the deleted segments: training data lost to the bounds.", registers }),
+      segments: new Counter({
+        name: "ballast_sidecar_log_dropped_segments_total",
+        help: "Sealed request log segments this sidecar deleted to keep the model's log within --log-max-bytes / --log-max-age.",
+        registers,
+      }),
+      bytes: new Counter({
+        name: "ballast_sidecar_log_dropped_bytes_total",
+        help: "Bytes of the request log segments this sidecar deleted (size and age bounds).",
+        registers,
+      }),
+      feedback: new Counter({
+        name: "ballast_sidecar_log_dropped_feedback_total",
+        help: "Feedback records (acknowledged labels) in the deleted segments: training data lost to the bounds.",
+        registers,
+      }),
     };
     this.registerScrapeGauges(registers);
   }
@@ -71,7 +83,12 @@ export class SidecarMetrics {
 
   /** Gauges computed when Prometheus scrapes, from the monitor's newest windows. */
   private registerScrapeGauges(registers: Registry[]): void {
-    const gauge = <L extends string>(name: string, help: string, labelNames: L[], fill: (set: (labels: Partial<Record<L, string>>, value: number) => void) => void): void => {
+    const gauge = <L extends string>(
+      name: string,
+      help: string,
+      labelNames: L[],
+      fill: (set: (labels: Partial<Record<L, string>>, value: number) => void) => void,
+    ): void => {
       const g: Gauge<L> = new Gauge({
         name,
         help,
@@ -86,10 +103,15 @@ export class SidecarMetrics {
     const state = () => this.source.monitoring();
     const monitor = () => state()?.monitor;
     const model = (): { model: string; version: string } => ({ model: this.source.model, version: state()?.meta.version ?? "unknown" });
-    gauge("ballast_model_info", "The model version behind this sidecar (value 1) and the model server's tfjs backend.", ["model", "version", "backend"], (set) => {
-      const s = state();
-      if (s) set({ ...model(), backend: s.backend }, 1);
-    });
+    gauge(
+      "ballast_model_info",
+      "The model version behind this sidecar (value 1) and the model server's tfjs backend.",
+      ["model", "version", "backend"],
+      (set) => {
+        const s = state();
+        if (s) set({ ...model(), backend: s.backend }, 1);
+      },
+    );
     gauge(
       "ballast_feature_drift",
       "Drift statistic of each feature in the newest closed window (the open one before any closed) against the reference profile.",
@@ -98,12 +120,23 @@ export class SidecarMetrics {
         for (const f of monitor()?.latestDrift()?.features ?? []) if (f.statistic !== null) set({ ...model(), feature: f.name, method: f.method }, f.statistic);
       },
     );
-    gauge("ballast_feature_drift_detected", "1 when the feature's drift statistic crossed its threshold in that window, else 0.", ["model", "version", "feature", "method"], (set) => {
-      for (const f of monitor()?.latestDrift()?.features ?? []) if (f.statistic !== null) set({ ...model(), feature: f.name, method: f.method }, f.drift ? 1 : 0);
-    });
-    gauge("ballast_prediction_drift", "Drift statistic of the predictions in that window against the training predictions.", ["model", "version", "method"], (set) => {
-      for (const f of monitor()?.latestDrift()?.prediction ?? []) if (f.statistic !== null) set({ ...model(), method: f.method }, f.statistic);
-    });
+    gauge(
+      "ballast_feature_drift_detected",
+      "1 when the feature's drift statistic crossed its threshold in that window, else 0.",
+      ["model", "version", "feature", "method"],
+      (set) => {
+        for (const f of monitor()?.latestDrift()?.features ?? [])
+          if (f.statistic !== null) set({ ...model(), feature: f.name, method: f.method }, f.drift ? 1 : 0);
+      },
+    );
+    gauge(
+      "ballast_prediction_drift",
+      "Drift statistic of the predictions in that window against the training predictions.",
+      ["model", "version", "method"],
+      (set) => {
+        for (const f of monitor()?.latestDrift()?.prediction ?? []) if (f.statistic !== null) set({ ...model(), method: f.method }, f.statistic);
+      },
+    );
     gauge("ballast_dataset_drift_share", "Share of evaluated features that drifted in that window.", ["model", "version"], (set) => {
       const d = monitor()?.latestDrift();
       if (d) set(model(), d.driftShare);
@@ -116,12 +149,17 @@ export class SidecarMetrics {
         for (const [metric, value] of Object.entries(monitor()?.latestMetrics() ?? {})) set({ ...model(), metric }, value);
       },
     );
-    gauge("ballast_window_samples", "Samples in the open window: rows (inference rows profiled) and labelled (rows with feedback).", ["model", "version", "kind"], (set) => {
-      const m = monitor();
-      if (!m) return;
-      set({ ...model(), kind: "rows" }, m.openWindowRows);
-      set({ ...model(), kind: "labelled" }, m.openWindowLabelled);
-    });
+    gauge(
+      "ballast_window_samples",
+      "Samples in the open window: rows (inference rows profiled) and labelled (rows with feedback).",
+      ["model", "version", "kind"],
+      (set) => {
+        const m = monitor();
+        if (!m) return;
+        set({ ...model(), kind: "rows" }, m.openWindowRows);
+        set({ ...model(), kind: "labelled" }, m.openWindowLabelled);
+      },
+    );
     gauge(
       "ballast_robustness",
       "1 - failed requests / served requests since the sidecar started (a failed request: upstream unreachable, timeout or 5xx).",
@@ -131,7 +169,9 @@ export class SidecarMetrics {
         if (t && t.requests > 0) set(model(), 1 - t.failedRequests / t.requests);
       },
     );
-    gauge("ballast_request_log_bytes", "Bytes appended to the durable request log since start.", [], (set) => set({}, state()?.requestLog.getStats().bytes ?? 0));
+    gauge("ballast_request_log_bytes", "Bytes appended to the durable request log since start.", [], (set) =>
+      set({}, state()?.requestLog.getStats().bytes ?? 0),
+    );
     gauge("ballast_request_log_syncs", "fdatasync calls on the request log since start (group commit: one per feedback burst).", [], (set) =>
       set({}, state()?.requestLog.getStats().syncs ?? 0),
     );

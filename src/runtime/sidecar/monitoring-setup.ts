@@ -70,7 +70,15 @@ export class MonitoringSetup {
   summary(): SidecarSummary | undefined {
     const s = this.current?.monitor.summary();
     if (!s) return undefined;
-    return { ...s, totals: { ...s.totals, logDroppedSegments: this.logDropped.segments, logDroppedBytes: this.logDropped.bytes, logDroppedFeedback: this.logDropped.feedback } };
+    return {
+      ...s,
+      totals: {
+        ...s.totals,
+        logDroppedSegments: this.logDropped.segments,
+        logDroppedBytes: this.logDropped.bytes,
+        logDroppedFeedback: this.logDropped.feedback,
+      },
+    };
   }
 
   /** One look at the model server's readiness (the sidecar's own readiness follows it). */
@@ -90,7 +98,8 @@ export class MonitoringSetup {
         return;
       } catch (err) {
         this.initError = (err as Error).message;
-        if (attempt === 1 || attempt % 20 === 0) this.options.logger.warn({ event: "init-retry", attempt, error: (err as Error).message }, "sidecar not set up yet; retrying");
+        if (attempt === 1 || attempt % 20 === 0)
+          this.options.logger.warn({ event: "init-retry", attempt, error: (err as Error).message }, "sidecar not set up yet; retrying");
         await new Promise((r) => setTimeout(r, RETRY_MS));
       }
     }
@@ -119,7 +128,8 @@ export class MonitoringSetup {
         onEvent: (e) => {
           if (e.event === "log-sealed") logger.debug(e, "request log segment sealed");
           else if (e.event === "log-takeover") logger.warn(e, "took over this pod's request log (its container restarted)");
-          else if (e.event === "log-failed") logger.error(e, "request log write failed: feedback is refused and the sidecar reports not ready until it recovers");
+          else if (e.event === "log-failed")
+            logger.error(e, "request log write failed: feedback is refused and the sidecar reports not ready until it recovers");
           else if (e.event === "log-recovered") logger.info(e, "request log writes again");
           else logger.warn(e, "could not apply the request log bounds");
         },
@@ -149,7 +159,15 @@ export class MonitoringSetup {
       throw err;
     }
     logger.info(
-      { event: "monitoring", model, version, restoredRecords: restored, trackedRequests: monitor.trackedRequests, dataDir: this.options.dataDir, logRoot: this.options.logRoot },
+      {
+        event: "monitoring",
+        model,
+        version,
+        restoredRecords: restored,
+        trackedRequests: monitor.trackedRequests,
+        dataDir: this.options.dataDir,
+        logRoot: this.options.logRoot,
+      },
       "monitoring started",
     );
     return { meta, backend: described.backend, requestLog, monitor };

@@ -125,7 +125,12 @@ export class ModelServerProxy {
       );
       return;
     }
-    const exchange: ProxiedExchange = { kind: "inference-recorded", monitor, requestBody: read.body, ...(caller.request !== undefined ? { request: caller.request } : {}) };
+    const exchange: ProxiedExchange = {
+      kind: "inference-recorded",
+      monitor,
+      requestBody: read.body,
+      ...(caller.request !== undefined ? { request: caller.request } : {}),
+    };
     return this.forward({ req, res, headers, body: read.body, id, receivedAt, exchange });
   }
 
@@ -199,7 +204,12 @@ export class ModelServerProxy {
   }
 
   private upstreamFailed(err: Error & { code?: string }, req: IncomingMessage, res: ServerResponse, id: string, exchange: ProxiedExchange): void {
-    const reason = err.code === "UND_ERR_HEADERS_TIMEOUT" || err.code === "UND_ERR_BODY_TIMEOUT" ? "timeout" : err.code === "ECONNREFUSED" || err.code === "ENOENT" ? "connect" : "reset";
+    const reason =
+      err.code === "UND_ERR_HEADERS_TIMEOUT" || err.code === "UND_ERR_BODY_TIMEOUT"
+        ? "timeout"
+        : err.code === "ECONNREFUSED" || err.code === "ENOENT"
+          ? "connect"
+          : "reset";
     this.options.metrics.upstreamErrors.inc({ reason });
     this.logUpstreamError(reason, err, req.url ?? "/");
     if (exchange.kind !== "passthrough") exchange.monitor.countRequest("failed");
@@ -216,7 +226,15 @@ export class ModelServerProxy {
       return;
     }
     this.options.logger.warn(
-      { event: "upstream-error", reason, code: err.code, error: err.message, upstream: describeUpstream(this.options.upstream.address), path, unloggedSinceLast: this.upstreamErrorsUnlogged },
+      {
+        event: "upstream-error",
+        reason,
+        code: err.code,
+        error: err.message,
+        upstream: describeUpstream(this.options.upstream.address),
+        path,
+        unloggedSinceLast: this.upstreamErrorsUnlogged,
+      },
       "request to the model server failed",
     );
     this.upstreamErrorLoggedAt = now;

@@ -88,6 +88,7 @@ export function sendFailure(res: ServerResponse, err: unknown, logger: Logger, p
   }
   const reply = errorReply(err);
   if (reply.unexpected) logger.error({ event: "request-failed", err, path }, "sidecar request failed");
-  else if (reply.status >= 500) logger.error({ event: "request-failed", status: reply.status, error: (err as Error).message, cause: (err as Error).cause, path }, "sidecar request failed");
+  else if (reply.status >= 500)
+    logger.error({ event: "request-failed", status: reply.status, error: (err as Error).message, cause: (err as Error).cause, path }, "sidecar request failed");
   sendError(res, reply.status, reply.body.error);
 }

@@ -78,7 +78,13 @@ export class Sidecar {
     this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.upstream = new UpstreamClient(options.upstream);
     this.metrics = new SidecarMetrics({ model: options.model, monitoring: () => this.setup?.state });
-    this.proxy = new ModelServerProxy({ upstream: this.upstream, metrics: this.metrics, logger: options.logger, maxBodyBytes: this.maxBodyBytes, upstreamTimeoutMs: options.upstreamTimeoutMs });
+    this.proxy = new ModelServerProxy({
+      upstream: this.upstream,
+      metrics: this.metrics,
+      logger: options.logger,
+      maxBodyBytes: this.maxBodyBytes,
+      upstreamTimeoutMs: options.upstreamTimeoutMs,
+    });
     this.publicServer = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.handlePublic(req, res));
     this.monitoringServer = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.handleMonitoring(req, res));
   }
@@ -110,7 +116,10 @@ export class Sidecar {
     });
     const address = await listen(this.publicServer, this.options.host, this.options.port);
     const monitoring = await listen(this.monitoringServer, this.options.host, this.options.monitoringPort);
-    logger.info({ event: "listening", ...address, upstream: describeUpstream(this.options.upstream), feedbackAuth: this.feedbackAuth !== undefined }, "sidecar listening");
+    logger.info(
+      { event: "listening", ...address, upstream: describeUpstream(this.options.upstream), feedbackAuth: this.feedbackAuth !== undefined },
+      "sidecar listening",
+    );
     logger.info({ event: "monitoring-listening", ...monitoring }, "sidecar serving the summary and metrics");
     const setup = this.setup;
     this.timers.push(setInterval(() => void setup.pollServerReadiness(), 1000));
@@ -185,7 +194,11 @@ export class Sidecar {
     res.on("finish", () => this.metrics.observe(route, res.statusCode, started));
   }
 
-  private async answerPublic(req: IncomingMessage, res: ServerResponse, request: Extract<PublicRequest, { kind: "sidecar-live" | "sidecar-ready" | "feedback" | "monitoring-only" }>): Promise<void> {
+  private async answerPublic(
+    req: IncomingMessage,
+    res: ServerResponse,
+    request: Extract<PublicRequest, { kind: "sidecar-live" | "sidecar-ready" | "feedback" | "monitoring-only" }>,
+  ): Promise<void> {
     if (request.kind === "monitoring-only") {
       req.resume();
       throw new RequestError(404, `${req.url} is not served on this port`);
@@ -241,7 +254,14 @@ export class Sidecar {
       this.metrics.feedbackTotal.inc({ result: "accepted" }, result.accepted);
       sendJson(res, 200, result);
     } catch (err) {
-      const result = err instanceof Refusal && err.kind !== "not-recorded" ? err.kind : err instanceof RequestError && err.status < 500 ? "invalid" : err instanceof FeedbackUnauthorizedError ? "unauthorized" : "error";
+      const result =
+        err instanceof Refusal && err.kind !== "not-recorded"
+          ? err.kind
+          : err instanceof RequestError && err.status < 500
+            ? "invalid"
+            : err instanceof FeedbackUnauthorizedError
+              ? "unauthorized"
+              : "error";
       this.metrics.feedbackTotal.inc({ result });
       throw err;
     }

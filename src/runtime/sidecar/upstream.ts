@@ -32,7 +32,9 @@ export class UpstreamClient {
     const options = { connections: 256, pipelining: 1, keepAliveTimeout: 60_000 };
     // Over a socket the origin only fills the Host header.
     this.pool =
-      address.kind === "tcp" ? new Pool(address.url.origin, options) : new Pool("http://localhost", { ...options, connect: { socketPath: address.socketPath } });
+      address.kind === "tcp"
+        ? new Pool(address.url.origin, options)
+        : new Pool("http://localhost", { ...options, connect: { socketPath: address.socketPath } });
   }
 
   request(options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {

@@ -18,7 +18,13 @@ function quoteKey(key: string): string {
 
 /** `/inputs/0/name` under root `` → [`inputs[0]`, `name`]; the last key is returned apart so it can be quoted. */
 function splitPath(root: string, pointer: string): { parent: string; key: string | undefined } {
-  const segments = pointer === "" ? [] : pointer.slice(1).split("/").map((s) => s.replaceAll("~1", "/").replaceAll("~0", "~"));
+  const segments =
+    pointer === ""
+      ? []
+      : pointer
+          .slice(1)
+          .split("/")
+          .map((s) => s.replaceAll("~1", "/").replaceAll("~0", "~"));
   const last = segments.at(-1);
   const key = last !== undefined && !/^\d+$/.test(last) ? last : undefined;
   let parent = root;

@@ -36,7 +36,9 @@ describe("the kustomize deployment on the local cluster", () => {
   beforeAll(() => {
     installCrds(repoRoot);
     ensureNamespace(namespace);
-    const manifests = renderedBase().map((d) => stringify(d)).join("---\n");
+    const manifests = renderedBase()
+      .map((d) => stringify(d))
+      .join("---\n");
     kubectlOk(["apply", "--server-side", "--force-conflicts", "--field-manager=ballast-tests", "-f", "-"], manifests);
   });
 
@@ -54,7 +56,16 @@ describe("the kustomize deployment on the local cluster", () => {
       const logs = kubectl(["logs", "deployment/ballast-operator", "-n", "ballast-system", "--tail=30"]);
       throw new Error(`operator not available: ${res.stderr}\n${pods}\n${logs.stdout}${logs.stderr}`);
     }
-    const sa = kubectlOk(["get", "pods", "-n", "ballast-system", "-l", "app.kubernetes.io/component=operator", "-o", "jsonpath={.items[0].spec.serviceAccountName}"]);
+    const sa = kubectlOk([
+      "get",
+      "pods",
+      "-n",
+      "ballast-system",
+      "-l",
+      "app.kubernetes.io/component=operator",
+      "-o",
+      "jsonpath={.items[0].spec.serviceAccountName}",
+    ]);
     expect(sa).toBe("ballast-operator");
   });
 
@@ -67,15 +78,25 @@ describe("the kustomize deployment on the local cluster", () => {
     kubectlOk(["apply", "-f", "-"], exampleIn("model-store-pvc.yaml"));
     kubectlOk(["wait", "--for=jsonpath={.status.phase}=Bound", "pvc/ballast-models", "-n", namespace, "--timeout=60s"]);
     // A first version in the claim, as the example's header tells users to do.
-    execFileSync(ballast, [
-      "train",
-      "--data", `${repoRoot}node_modules/vega-datasets/data/weather.csv`,
-      "--label", "weather",
-      "--features", "precipitation,temp_max,temp_min,wind",
-      "--store", `file://${clusterDir}/volumes/${namespace}/ballast-models/store`,
-      "--model", "weather",
-      "--epochs", "5",
-    ], { stdio: "ignore", timeout: 120_000 });
+    execFileSync(
+      ballast,
+      [
+        "train",
+        "--data",
+        `${repoRoot}node_modules/vega-datasets/data/weather.csv`,
+        "--label",
+        "weather",
+        "--features",
+        "precipitation,temp_max,temp_min,wind",
+        "--store",
+        `file://${clusterDir}/volumes/${namespace}/ballast-models/store`,
+        "--model",
+        "weather",
+        "--epochs",
+        "5",
+      ],
+      { stdio: "ignore", timeout: 120_000 },
+    );
 
     kubectlOk(["apply", "-f", "-"], exampleIn("weather-classifier.yaml"));
     const ready = kubectl(["wait", "--for=condition=Ready", "modeldeployment/weather", "-n", namespace, "--timeout=180s"]);

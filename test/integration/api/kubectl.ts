@@ -32,7 +32,8 @@ export function installCrds(repoRoot: string): void {
   for (;;) {
     const res = kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/modeldeployments.ballast.dev"]);
     if (res.status === 0) return;
-    if (!res.stderr.includes(".status.conditions accessor error") || Date.now() > deadline) throw new Error(`kubectl wait for the CRD failed (${res.status}): ${res.stderr.trim()}`);
+    if (!res.stderr.includes(".status.conditions accessor error") || Date.now() > deadline)
+      throw new Error(`kubectl wait for the CRD failed (${res.status}): ${res.stderr.trim()}`);
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
   }
 }

@@ -67,7 +67,12 @@ describe("packaging on the real API server", () => {
     kubectlOk(["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "psa-check", namespace: ns } }));
     const rendered = parseAllDocuments(helmTemplate()).map((d) => d.toJSON() as { kind: string; spec?: { template?: { spec: unknown } } });
     const template = rendered.find((d) => d?.kind === "Deployment")!.spec!.template!;
-    const pod = { apiVersion: "v1", kind: "Pod", metadata: { name: "ballast-operator-psa", namespace: ns }, spec: { ...(template.spec as object), serviceAccountName: "psa-check" } };
+    const pod = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "ballast-operator-psa", namespace: ns },
+      spec: { ...(template.spec as object), serviceAccountName: "psa-check" },
+    };
     const res = kubectl(["create", "--dry-run=server", "-f", "-"], JSON.stringify(pod));
     expect(res.stderr).toBe("");
     expect(res.status).toBe(0);
@@ -90,10 +95,20 @@ describe("packaging on the real API server", () => {
     const helmEnv = (args: string[]) => spawnSync(helm, args, { encoding: "utf8", env: clusterEnv(), timeout: 300_000 });
     ensureNamespace("helm-models");
     const install = helmEnv([
-      "upgrade", "--install", release, `${repoRoot}charts/ballast`,
-      "--namespace", release, "--create-namespace",
-      "--set", "bindToPodIP=true", "--set", "watchNamespaces={helm-models}",
-      "--wait", "--timeout", "180s",
+      "upgrade",
+      "--install",
+      release,
+      `${repoRoot}charts/ballast`,
+      "--namespace",
+      release,
+      "--create-namespace",
+      "--set",
+      "bindToPodIP=true",
+      "--set",
+      "watchNamespaces={helm-models}",
+      "--wait",
+      "--timeout",
+      "180s",
     ]);
     try {
       expect(install.stderr).not.toMatch(/Error/);

@@ -39,7 +39,11 @@ const invalidCases: InvalidCase[] = [
   { what: "privileged serving port", field: "spec.serving.port", mutate: (s) => (s.serving.port = 80) },
   { what: "serving port on the sidecar's monitoring port", field: "spec.serving.port", mutate: (s) => (s.serving.port = 9090) },
   { what: "serving port on the model server's health port", field: "spec.serving.port", mutate: (s) => (s.serving.port = 9000) },
-  { what: "feedbackAuth without a key", field: "spec.monitoring.feedbackAuth.secretRef.key", mutate: (s) => (s.monitoring.feedbackAuth = { secretRef: { name: "feedback" } }) },
+  {
+    what: "feedbackAuth without a key",
+    field: "spec.monitoring.feedbackAuth.secretRef.key",
+    mutate: (s) => (s.monitoring.feedbackAuth = { secretRef: { name: "feedback" } }),
+  },
   { what: "CPU limit that is not a quantity", field: "spec.serving.resources.limits.cpu", mutate: (s) => (s.serving.resources.limits.cpu = "lots") },
   { what: "GPU serving pod with no way onto a GPU node", field: "spec.serving.tolerations", mutate: (s) => (s.serving.resources = gpuLimits) },
   {
@@ -59,7 +63,11 @@ const invalidCases: InvalidCase[] = [
   {
     what: "a feature listed twice",
     field: "spec.monitoring.features[1]",
-    mutate: (s) => (s.monitoring.features = [{ name: "wind", type: "numeric" }, { name: "wind", type: "categorical" }]),
+    mutate: (s) =>
+      (s.monitoring.features = [
+        { name: "wind", type: "numeric" },
+        { name: "wind", type: "categorical" },
+      ]),
   },
   { what: "unknown feature type", field: "spec.monitoring.features[0].type", mutate: (s) => (s.monitoring.features[0].type = "text") },
   { what: "label field also used as a feature", field: "spec.monitoring.labelField", mutate: (s) => (s.monitoring.labelField = "wind") },
@@ -75,8 +83,16 @@ const invalidCases: InvalidCase[] = [
   },
   { what: "threshold with method auto", field: "spec.monitoring.drift.threshold", mutate: (s) => (s.monitoring.drift = { threshold: 0.2 }) },
   // Calibrated thresholds (the default) come from the reference: a fixed threshold or a correction needs thresholdMode fixed.
-  { what: "fixed threshold under calibrated thresholds", field: "spec.monitoring.drift.threshold", mutate: (s) => (s.monitoring.drift = { method: "psi", threshold: 0.2 }) },
-  { what: "correction under calibrated thresholds", field: "spec.monitoring.drift.correction", mutate: (s) => (s.monitoring.drift = { method: "ks", correction: "bonferroni" }) },
+  {
+    what: "fixed threshold under calibrated thresholds",
+    field: "spec.monitoring.drift.threshold",
+    mutate: (s) => (s.monitoring.drift = { method: "psi", threshold: 0.2 }),
+  },
+  {
+    what: "correction under calibrated thresholds",
+    field: "spec.monitoring.drift.correction",
+    mutate: (s) => (s.monitoring.drift = { method: "ks", correction: "bonferroni" }),
+  },
   { what: "unknown threshold mode", field: "spec.monitoring.drift.thresholdMode", mutate: (s) => (s.monitoring.drift = { thresholdMode: "adaptive" }) },
   { what: "window with neither size nor duration", field: "spec.monitoring.window", mutate: (s) => (s.monitoring.window = {}) },
   { what: "window duration in words", field: "spec.monitoring.window.duration", mutate: (s) => (s.monitoring.window.duration = "5 minutes") },
@@ -150,7 +166,10 @@ describe("ModelDeployment validation by the API server", () => {
 
   it("accepts the shipped example and stores it defaulted exactly as applyModelDeploymentDefaults does", () => {
     kubectl(["delete", "modeldeployment", "weather", "-n", namespace, "--ignore-not-found", "--wait=true"]);
-    kubectlOk(["create", "-f", "-"], manifest("weather", () => {}));
+    kubectlOk(
+      ["create", "-f", "-"],
+      manifest("weather", () => {}),
+    );
     const stored = JSON.parse(kubectlOk(["get", "modeldeployment", "weather", "-n", namespace, "-o", "json"])) as ModelDeployment;
     expect(stored.spec).toEqual(applyModelDeploymentDefaults(example.spec));
     expect(stored.metadata.generation).toBe(1);
@@ -194,7 +213,10 @@ describe("ModelDeployment validation by the API server", () => {
   });
 
   it("refuses to change model.name on an existing ModelDeployment", () => {
-    kubectl(["apply", "-f", "-"], manifest("immutable", () => {}));
+    kubectl(
+      ["apply", "-f", "-"],
+      manifest("immutable", () => {}),
+    );
     const res = kubectl(["patch", "modeldeployment", "immutable", "-n", namespace, "--type=merge", "-p", '{"spec":{"model":{"name":"other"}}}']);
     expect(res.status).not.toBe(0);
     expect(res.stderr).toContain("spec.model.name: Invalid value");
@@ -202,7 +224,10 @@ describe("ModelDeployment validation by the API server", () => {
   });
 
   it("scales serving replicas through the scale subresource (kubectl scale, HPAs)", () => {
-    kubectl(["apply", "-f", "-"], manifest("scalable", () => {}));
+    kubectl(
+      ["apply", "-f", "-"],
+      manifest("scalable", () => {}),
+    );
     kubectlOk(["scale", "modeldeployment", "scalable", "-n", namespace, "--replicas=3"]);
     expect(kubectlOk(["get", "modeldeployment", "scalable", "-n", namespace, "-o", "jsonpath={.spec.serving.replicas}"])).toBe("3");
   });
@@ -276,7 +301,16 @@ describe("ModelDeployment validation by the API server", () => {
     it("lets an older ModelDeployment with a disallowed image be updated and deleted, but not given another disallowed image", () => {
       kubectlOk(["label", "modeldeployment", "legacy", "-n", namespace, "team=ml"]);
       kubectlOk(["patch", "modeldeployment", "legacy", "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":["ballast.dev/serving-cleanup"]}}']);
-      const res = kubectl(["patch", "modeldeployment", "legacy", "-n", namespace, "--type=merge", "-p", '{"spec":{"serving":{"image":"quay.io/someone/new:2"}}}']);
+      const res = kubectl([
+        "patch",
+        "modeldeployment",
+        "legacy",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"serving":{"image":"quay.io/someone/new:2"}}}',
+      ]);
       expect(res.status).not.toBe(0);
       expect(res.stderr).toContain("spec.serving.image: quay.io/someone/new:2 is not allowed");
       kubectlOk(["delete", "modeldeployment", "legacy", "-n", namespace, "--wait=false"]);

@@ -51,7 +51,10 @@ describe("ballast history", () => {
       kind: "Job",
       metadata: { name: `${name}-retrain-1`, namespace, labels: { "ballast.dev/model-deployment": name } },
       // Suspended: the story reads the Job, nothing needs to run.
-      spec: { suspend: true, template: { spec: { restartPolicy: "Never", containers: [{ name: "train", image: "ghcr.io/ballast-dev/ballast:test", args: ["--version"] }] } } },
+      spec: {
+        suspend: true,
+        template: { spec: { restartPolicy: "Never", containers: [{ name: "train", image: "ghcr.io/ballast-dev/ballast:test", args: ["--version"] }] } },
+      },
     };
     kubectlOk(["apply", "-f", "-"], JSON.stringify(job));
   }, 120_000);

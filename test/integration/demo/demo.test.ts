@@ -108,7 +108,9 @@ describe("ballast demo --exit-when-done", () => {
     expect(two).toContain("$ kubectl apply --server-side -k deploy/overlays/local");
     expect(two).toContain("deployment.apps/ballast-operator serverside-applied");
     expect(two).toMatch(
-      new RegExp(`✓ operator Ready: pod ballast-operator-\\S+ on node ballast-cpu-0, image ghcr\\.io/ballast-dev/ballast:${packageVersion().replaceAll(".", "\\.")}, ServiceAccount ballast-operator`),
+      new RegExp(
+        `✓ operator Ready: pod ballast-operator-\\S+ on node ballast-cpu-0, image ghcr\\.io/ballast-dev/ballast:${packageVersion().replaceAll(".", "\\.")}, ServiceAccount ballast-operator`,
+      ),
     );
   });
 
@@ -137,8 +139,12 @@ describe("ballast demo --exit-when-done", () => {
 
   it("shows the Seattle window calm and the New York window drifted, with accuracy from the fed-back labels", () => {
     const five = step(run.stdout, 5);
-    const seattle = new RegExp(`Seattle window: ${WINDOW_ROWS} rows, .*accuracy (\\d\\.\\d+) on ${WINDOW_ROWS} labelled rows.*\\n\\s+drift: none — (\\d) of 4 features drifted`).exec(five);
-    const newYork = new RegExp(`New York window: ${WINDOW_ROWS} rows, .*accuracy (\\d\\.\\d+) on ${WINDOW_ROWS} labelled rows.*\\n\\s+drift: DRIFT — (\\d) of 4 features drifted \\(([^)]*)\\)`).exec(five);
+    const seattle = new RegExp(
+      `Seattle window: ${WINDOW_ROWS} rows, .*accuracy (\\d\\.\\d+) on ${WINDOW_ROWS} labelled rows.*\\n\\s+drift: none — (\\d) of 4 features drifted`,
+    ).exec(five);
+    const newYork = new RegExp(
+      `New York window: ${WINDOW_ROWS} rows, .*accuracy (\\d\\.\\d+) on ${WINDOW_ROWS} labelled rows.*\\n\\s+drift: DRIFT — (\\d) of 4 features drifted \\(([^)]*)\\)`,
+    ).exec(five);
     expect(seattle, five).not.toBeNull();
     expect(newYork, five).not.toBeNull();
     expect(Number(newYork![2])).toBeGreaterThanOrEqual(2);
@@ -170,7 +176,9 @@ describe("ballast demo --exit-when-done", () => {
     for (const a of degraded) expect(a).toBeLessThan(0.75);
     expect(seven).toMatch(/the operator started Job penguins-retrain-1/);
     expect(seven).toMatch(/the scheduler placed pod penguins-retrain-1-\S+ on node ballast-gpu-0/);
-    expect(seven).toMatch(/ballast train --store pvc:\/\/ballast-models\/store --model penguin-sex --from-version v1 .*--feedback pvc:\/\/ballast-models\/store\/penguin-sex\/_log/);
+    expect(seven).toMatch(
+      /ballast train --store pvc:\/\/ballast-models\/store --model penguin-sex --from-version v1 .*--feedback pvc:\/\/ballast-models\/store\/penguin-sex\/_log/,
+    );
     expect(seven).toMatch(/✓ Job penguins-retrain-1 completed on node ballast-gpu-0/);
     const gate = /✓ gate passed: (r1-\w+) accuracy (\d\.\d+) vs (\d\.\d+) on (\d+) recent holdout rows/.exec(seven);
     expect(gate, seven).not.toBeNull();
@@ -190,13 +198,17 @@ describe("ballast demo --exit-when-done", () => {
     expect(Number(recovered![2])).toBeGreaterThanOrEqual(0.75);
     expect(recovered![3]).toBe(promoted![1]);
     expect(eight).toContain("the promotion is final (loop Stable");
-    for (const reason of ["RetrainingStarted", "CandidatePassed", "Promoted", "ObservationPassed"]) expect(eight).toMatch(new RegExp(`Normal\\s+${reason}\\s+modeldeployment/penguins`));
+    for (const reason of ["RetrainingStarted", "CandidatePassed", "Promoted", "ObservationPassed"])
+      expect(eight).toMatch(new RegExp(`Normal\\s+${reason}\\s+modeldeployment/penguins`));
     // One Job for the whole story.
     expect(eight).toMatch(/\n\s+penguins-retrain-1\s+Complete\s+1\/1/);
     expect(eight).not.toMatch(/penguins-retrain-2/);
     // The timeline: a calm window, two degraded ones on v1, two recovered ones on the candidate.
     const table = eight.slice(eight.indexOf("WINDOW  ENDED (UTC)"));
-    const rows = table.split("\n").slice(1, 6).map((l) => l.trim().split(/\s+/));
+    const rows = table
+      .split("\n")
+      .slice(1, 6)
+      .map((l) => l.trim().split(/\s+/));
     expect(rows.map((r) => [r[2], r[7], r[9]])).toEqual([
       ["familiar", "Healthy", "Stable"],
       ["Gentoo", "Violated", "Stable"],

@@ -61,10 +61,15 @@ describe("ballast dev up / down", () => {
     const up = spawn(ballast, ["dev", "up", "--dir", dir], { stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     up.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    const recorded = await waitFor("up to have started the API server", async () => {
-      const s = readState(dir);
-      return s && s.processes.length >= 2 ? s : undefined;
-    }, 60_000, 50);
+    const recorded = await waitFor(
+      "up to have started the API server",
+      async () => {
+        const s = readState(dir);
+        return s && s.processes.length >= 2 ? s : undefined;
+      },
+      60_000,
+      50,
+    );
     up.kill("SIGINT");
     const code = await new Promise<number | null>((r) => up.once("exit", r));
     expect(code).not.toBe(0);
@@ -82,7 +87,10 @@ describe("ballast dev up / down", () => {
     const core = kc.makeApiClient(CoreV1Api);
     await core.createNamespacedPod({
       namespace: "default",
-      body: { metadata: { name: "sleeper" }, spec: { containers: [{ name: "job", image: "ghcr.io/ballast-dev/ballast:any", args: ["dev", "job", "--seconds", "600"] }] } },
+      body: {
+        metadata: { name: "sleeper" },
+        spec: { containers: [{ name: "job", image: "ghcr.io/ballast-dev/ballast:any", args: ["dev", "job", "--seconds", "600"] }] },
+      },
     });
     const pod = await waitFor("sleeper running", async () => {
       const p = await core.readNamespacedPod({ name: "sleeper", namespace: "default" });

@@ -47,7 +47,11 @@ describe("the local cluster's etcd", () => {
   const port = () => readState(clusterDir())!.ports.etcdClient;
 
   it("answers the API server's etcd client certificate (the control for the refusals below)", async () => {
-    const answer = await etcdGet(`https://127.0.0.1:${port()}/version`, { ca: pki("etcd-ca.crt"), cert: pki("apiserver-etcd-client.crt"), key: pki("apiserver-etcd-client.key") });
+    const answer = await etcdGet(`https://127.0.0.1:${port()}/version`, {
+      ca: pki("etcd-ca.crt"),
+      cert: pki("apiserver-etcd-client.crt"),
+      key: pki("apiserver-etcd-client.key"),
+    });
     expect(answer).toMatchObject({ status: 200 });
     expect((answer as { body: string }).body).toContain("etcdserver");
   });
@@ -90,7 +94,17 @@ describe("a pod's secret volume", () => {
         metadata: { name: "reads-secret" },
         spec: {
           terminationGracePeriodSeconds: 1,
-          containers: [{ name: "c", image: "ghcr.io/ballast-dev/ballast:test", args: ["dev", "job", "--seconds", "600"], volumeMounts: [{ name: "creds", mountPath: "/creds" }, { name: "picked", mountPath: "/picked" }] }],
+          containers: [
+            {
+              name: "c",
+              image: "ghcr.io/ballast-dev/ballast:test",
+              args: ["dev", "job", "--seconds", "600"],
+              volumeMounts: [
+                { name: "creds", mountPath: "/creds" },
+                { name: "picked", mountPath: "/picked" },
+              ],
+            },
+          ],
           volumes: [
             { name: "creds", secret: { secretName: "creds", defaultMode: 0o400 } },
             { name: "picked", secret: { secretName: "creds", items: [{ key: "user", path: "user", mode: 0o660 }] } },
@@ -98,7 +112,11 @@ describe("a pod's secret volume", () => {
         },
       },
     });
-    await waitFor("the pod to run", async () => (await core.readNamespacedPod({ name: "reads-secret", namespace: ns.name })).status?.phase === "Running", 60_000);
+    await waitFor(
+      "the pod to run",
+      async () => (await core.readNamespacedPod({ name: "reads-secret", namespace: ns.name })).status?.phase === "Running",
+      60_000,
+    );
     const dir = podDir(clusterDir(), ns.name, "reads-secret", pod.metadata!.uid!);
     expect(readFileSync(join(volumeDir(dir, "creds"), "token"), "utf8")).toBe("s3cr3t");
     expect(mode(join(volumeDir(dir, "creds"), "token"))).toBe(0o400);
@@ -148,10 +166,14 @@ describe("the local volume provisioner", () => {
       },
     });
     try {
-      const refusal = await waitFor("a VolumeDeleteRefused Event on the volume", async () => {
-        const list = await events.listEventForAllNamespaces({ fieldSelector: `regarding.name=${name}` });
-        return list.items.find((e) => e.reason === "VolumeDeleteRefused");
-      }, 60_000);
+      const refusal = await waitFor(
+        "a VolumeDeleteRefused Event on the volume",
+        async () => {
+          const list = await events.listEventForAllNamespaces({ fieldSelector: `regarding.name=${name}` });
+          return list.items.find((e) => e.reason === "VolumeDeleteRefused");
+        },
+        60_000,
+      );
       expect(refusal.type).toBe("Warning");
       expect(refusal.note).toContain(outside);
       expect(refusal.note).toContain(claimsRoot(clusterDir()));

@@ -32,13 +32,18 @@ async function watchUntilReady(name: string): Promise<V1Pod> {
   let ready: V1Pod | undefined;
   try {
     while (!ready && !abort.signal.aborted) {
-      await client.watch(resourcePath(PODS, ns.name), { fieldSelector: `metadata.name=${name}`, timeoutSeconds: 60 }, (_type, obj) => {
-        const pod = obj as V1Pod;
-        if (!ready && isReady(pod)) {
-          ready = pod;
-          abort.abort();
-        }
-      }, abort.signal);
+      await client.watch(
+        resourcePath(PODS, ns.name),
+        { fieldSelector: `metadata.name=${name}`, timeoutSeconds: 60 },
+        (_type, obj) => {
+          const pod = obj as V1Pod;
+          if (!ready && isReady(pod)) {
+            ready = pod;
+            abort.abort();
+          }
+        },
+        abort.signal,
+      );
     }
   } finally {
     clearTimeout(timer);
@@ -100,11 +105,17 @@ describe("a pod whose container cannot be configured", () => {
       },
     });
     const failed = async () =>
-      (await events.listNamespacedEvent({ namespace: ns.name, fieldSelector: `regarding.uid=${pod.metadata!.uid}` })).items.filter((e) => e.reason === "Failed");
-    const folded = await waitFor("the Failed Event to count 3 repeats", async () => {
-      const list = await failed();
-      return list.find((e) => (e.series?.count ?? 1) >= 3);
-    }, 60_000);
+      (await events.listNamespacedEvent({ namespace: ns.name, fieldSelector: `regarding.uid=${pod.metadata!.uid}` })).items.filter(
+        (e) => e.reason === "Failed",
+      );
+    const folded = await waitFor(
+      "the Failed Event to count 3 repeats",
+      async () => {
+        const list = await failed();
+        return list.find((e) => (e.series?.count ?? 1) >= 3);
+      },
+      60_000,
+    );
     expect(folded.note).toMatch(/couldn't find key x in ConfigMap/);
     expect(folded.reportingController).toBe("ballast.dev/local-node");
     expect(await failed()).toHaveLength(1);

@@ -87,10 +87,14 @@ describe("a Deployment of Ballast's image on the local nodes", () => {
         },
       },
     });
-    pods = await waitFor("2 Ready echo pods", async () => {
-      const ps = await podsOf("app=echo");
-      return ps.length === 2 && ps.every(isReady) ? ps : undefined;
-    }, 90_000);
+    pods = await waitFor(
+      "2 Ready echo pods",
+      async () => {
+        const ps = await podsOf("app=echo");
+        return ps.length === 2 && ps.every(isReady) ? ps : undefined;
+      },
+      90_000,
+    );
     const ips = pods.map((p) => p.status!.podIP!);
     expect(new Set(ips).size).toBe(2);
     for (const p of pods) {
@@ -114,11 +118,16 @@ describe("a Deployment of Ballast's image on the local nodes", () => {
     const ip = svc.spec!.clusterIP!;
     expect(ip).toMatch(/^127\./);
     const answeredBy = new Set<string>();
-    await waitFor("both pods to answer through the Service", async () => {
-      const res = await fetch(`http://${ip}:80/echo`, { headers: { Connection: "close" } });
-      answeredBy.add(((await res.json()) as { pod: string }).pod);
-      return answeredBy.size === 2;
-    }, 30_000, 100);
+    await waitFor(
+      "both pods to answer through the Service",
+      async () => {
+        const res = await fetch(`http://${ip}:80/echo`, { headers: { Connection: "close" } });
+        answeredBy.add(((await res.json()) as { pod: string }).pod);
+        return answeredBy.size === 2;
+      },
+      30_000,
+      100,
+    );
     expect([...answeredBy].sort()).toEqual(pods.map((p) => p.metadata!.name).sort());
   });
 
@@ -135,10 +144,14 @@ describe("a Deployment of Ballast's image on the local nodes", () => {
 describe("a GPU Job", () => {
   it("lands on the GPU node through the real scheduler and completes", async () => {
     await batch.createNamespacedJob({ namespace: ns.name, body: gpuJob("gpu-ok", { tolerate: true }) });
-    const job = await waitFor("Job gpu-ok Complete", async () => {
-      const j = await batch.readNamespacedJob({ name: "gpu-ok", namespace: ns.name });
-      return j.status?.conditions?.some((c) => c.type === "Complete" && c.status === "True") ? j : undefined;
-    }, 90_000);
+    const job = await waitFor(
+      "Job gpu-ok Complete",
+      async () => {
+        const j = await batch.readNamespacedJob({ name: "gpu-ok", namespace: ns.name });
+        return j.status?.conditions?.some((c) => c.type === "Complete" && c.status === "True") ? j : undefined;
+      },
+      90_000,
+    );
     expect(job.status?.succeeded).toBe(1);
     const [pod] = await podsOf("job-name=gpu-ok");
     expect(pod?.spec?.nodeName).toMatch(/^ballast-gpu-/);
@@ -161,10 +174,14 @@ describe("a GPU Job", () => {
 
   it("whose container exits 1 fails after its backoffLimit", async () => {
     await batch.createNamespacedJob({ namespace: ns.name, body: gpuJob("gpu-fails", { tolerate: true, exitCode: 1, backoffLimit: 1 }) });
-    const job = await waitFor("Job gpu-fails Failed", async () => {
-      const j = await batch.readNamespacedJob({ name: "gpu-fails", namespace: ns.name });
-      return j.status?.conditions?.some((c) => c.type === "Failed" && c.status === "True") ? j : undefined;
-    }, 120_000);
+    const job = await waitFor(
+      "Job gpu-fails Failed",
+      async () => {
+        const j = await batch.readNamespacedJob({ name: "gpu-fails", namespace: ns.name });
+        return j.status?.conditions?.some((c) => c.type === "Failed" && c.status === "True") ? j : undefined;
+      },
+      120_000,
+    );
     expect(job.status?.conditions?.find((c) => c.type === "Failed")?.reason).toBe("BackoffLimitExceeded");
     const pods = await podsOf("job-name=gpu-fails");
     expect(pods.length).toBe(2);
@@ -181,15 +198,22 @@ describe("a container's termination message", () => {
     spec: { backoffLimit: 0, ...spec, template: { spec: { restartPolicy: "Never", containers: [{ name: "main", image: IMAGE, ...container }] } } },
   });
   const finishedJob = (name: string, condition: "Complete" | "Failed") =>
-    waitFor(`Job ${name} ${condition}`, async () => {
-      const j = await batch.readNamespacedJob({ name, namespace: ns.name });
-      return j.status?.conditions?.some((c) => c.type === condition && c.status === "True") ? j : undefined;
-    }, 90_000);
+    waitFor(
+      `Job ${name} ${condition}`,
+      async () => {
+        const j = await batch.readNamespacedJob({ name, namespace: ns.name });
+        return j.status?.conditions?.some((c) => c.type === condition && c.status === "True") ? j : undefined;
+      },
+      90_000,
+    );
   const terminated = (p: V1Pod) => p.status?.containerStatuses?.[0]?.state?.terminated;
 
   it("is what the container wrote to /dev/termination-log", async () => {
     const result = JSON.stringify({ accuracy: 0.93, model: "fraud", version: 7 });
-    await batch.createNamespacedJob({ namespace: ns.name, body: job("writes-message", { args: ["dev", "job", "--seconds", "0", "--termination-message", result] }) });
+    await batch.createNamespacedJob({
+      namespace: ns.name,
+      body: job("writes-message", { args: ["dev", "job", "--seconds", "0", "--termination-message", result] }),
+    });
     await finishedJob("writes-message", "Complete");
     const [pod] = await podsOf("job-name=writes-message");
     expect(terminated(pod!)).toMatchObject({ exitCode: 0, reason: "Completed", message: result });
@@ -198,7 +222,10 @@ describe("a container's termination message", () => {
   it("with FallbackToLogsOnError and nothing written, is the tail of the failed container's log", async () => {
     await batch.createNamespacedJob({
       namespace: ns.name,
-      body: job("falls-back", { args: ["dev", "job", "--seconds", "0", "--log-lines", "100", "--exit-code", "1"], terminationMessagePolicy: "FallbackToLogsOnError" }),
+      body: job("falls-back", {
+        args: ["dev", "job", "--seconds", "0", "--log-lines", "100", "--exit-code", "1"],
+        terminationMessagePolicy: "FallbackToLogsOnError",
+      }),
     });
     await finishedJob("falls-back", "Failed");
     const [pod] = await podsOf("job-name=falls-back");
@@ -210,7 +237,11 @@ describe("a container's termination message", () => {
   it("lets each pod of an Indexed Job report its own JOB_COMPLETION_INDEX", async () => {
     await batch.createNamespacedJob({
       namespace: ns.name,
-      body: job("indexed", { args: ["dev", "job", "--seconds", "0", "--termination-message", "$(JOB_COMPLETION_INDEX)"] }, { completions: 2, parallelism: 2, completionMode: "Indexed" }),
+      body: job(
+        "indexed",
+        { args: ["dev", "job", "--seconds", "0", "--termination-message", "$(JOB_COMPLETION_INDEX)"] },
+        { completions: 2, parallelism: 2, completionMode: "Indexed" },
+      ),
     });
     const done = await finishedJob("indexed", "Complete");
     expect(done.status?.succeeded).toBe(2);
@@ -263,11 +294,16 @@ describe("a pod's volumes", () => {
         },
       },
     });
-    const pod = await waitFor("volumes pod Ready", async () => {
-      const p = await core.readNamespacedPod({ name: "volumes", namespace: ns.name });
-      return isReady(p) ? p : undefined;
-    }, 60_000);
-    const fs = async (path: string) => (await fetch(`http://${pod.status!.podIP}:8080/fs?path=${encodeURIComponent(path)}`)).json() as Promise<{ content?: string; entries?: string[] }>;
+    const pod = await waitFor(
+      "volumes pod Ready",
+      async () => {
+        const p = await core.readNamespacedPod({ name: "volumes", namespace: ns.name });
+        return isReady(p) ? p : undefined;
+      },
+      60_000,
+    );
+    const fs = async (path: string) =>
+      (await fetch(`http://${pod.status!.podIP}:8080/fs?path=${encodeURIComponent(path)}`)).json() as Promise<{ content?: string; entries?: string[] }>;
     expect((await fs("/etc/ballast-test/greeting")).content).toBe("hello");
     expect((await fs("/var/run/secrets/kubernetes.io/serviceaccount/namespace")).content).toBe(ns.name);
     expect((await fs("/var/run/secrets/kubernetes.io/serviceaccount/token")).content).toMatch(/^ey/);

@@ -48,7 +48,11 @@ describe("informer against a real API server", () => {
       watchIdleTimeoutMs,
     });
     const seen: string[] = [];
-    informer.on({ add: (o) => seen.push(`add ${o.metadata?.name}`), update: (_a, b) => seen.push(`update ${b.metadata?.name}`), delete: (o) => seen.push(`delete ${o.metadata?.name}`) });
+    informer.on({
+      add: (o) => seen.push(`add ${o.metadata?.name}`),
+      update: (_a, b) => seen.push(`update ${b.metadata?.name}`),
+      delete: (o) => seen.push(`delete ${o.metadata?.name}`),
+    });
     informer.start();
     cleanup.push(async () => {
       await informer.stop();

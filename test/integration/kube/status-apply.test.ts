@@ -28,7 +28,9 @@ const WIDGET_CRD = {
         served: true,
         storage: true,
         subresources: { status: {} },
-        schema: { openAPIV3Schema: { type: "object", properties: { spec: { type: "object" }, status: { type: "object", additionalProperties: { type: "string" } } } } },
+        schema: {
+          openAPIV3Schema: { type: "object", properties: { spec: { type: "object" }, status: { type: "object", additionalProperties: { type: "string" } } } },
+        },
       },
     ],
   },
@@ -88,7 +90,10 @@ describe("status updates and server-side apply against a real API server", () =>
 
     const obj: KubeObject = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "applied", namespace: ns.name } };
     await applyFinalizer(client, CONFIG_MAPS, obj, "example.com/theirs", true, "a-user");
-    expect((await applyFinalizer(client, CONFIG_MAPS, obj, "ballast.dev/ours", true)).metadata?.finalizers?.sort()).toEqual(["ballast.dev/ours", "example.com/theirs"]);
+    expect((await applyFinalizer(client, CONFIG_MAPS, obj, "ballast.dev/ours", true)).metadata?.finalizers?.sort()).toEqual([
+      "ballast.dev/ours",
+      "example.com/theirs",
+    ]);
     expect((await applyFinalizer(client, CONFIG_MAPS, obj, "ballast.dev/ours", false)).metadata?.finalizers).toEqual(["example.com/theirs"]);
     await applyFinalizer(client, CONFIG_MAPS, obj, "example.com/theirs", false, "a-user");
 

@@ -11,7 +11,16 @@ import { parse, stringify } from "yaml";
 import { SIDECAR_MONITORING_PORT } from "../../../src/api/index.js";
 import { waitForService } from "../../../src/demo/traffic.js";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
-import { applyYaml, installCrdAndRbac, kubectlJson, modelDeploymentYaml, operatorKubeconfig, startOperator, trainedModelStore, type OperatorProcess } from "./operator-process.js";
+import {
+  applyYaml,
+  installCrdAndRbac,
+  kubectlJson,
+  modelDeploymentYaml,
+  operatorKubeconfig,
+  startOperator,
+  trainedModelStore,
+  type OperatorProcess,
+} from "./operator-process.js";
 
 const TOKEN = "feedback-token-for-the-data-plane-test";
 /** The serving pods (a retraining Job's pods carry the ModelDeployment's label too). */
@@ -19,7 +28,10 @@ const SERVING_PODS = "ballast.dev/model-deployment=weather,app.kubernetes.io/com
 const FEATURES = ["precipitation", "temp_max", "temp_min", "wind"];
 const row = { precipitation: 0, temp_max: 12.8, temp_min: 5, wind: 4.7 };
 const inferBody = (id?: string, rows = 1) =>
-  JSON.stringify({ ...(id ? { id } : {}), inputs: FEATURES.map((name) => ({ name, shape: [rows], datatype: "FP32", data: Array.from({ length: rows }, () => row[name as keyof typeof row]) })) });
+  JSON.stringify({
+    ...(id ? { id } : {}),
+    inputs: FEATURES.map((name) => ({ name, shape: [rows], datatype: "FP32", data: Array.from({ length: rows }, () => row[name as keyof typeof row]) })),
+  });
 
 interface MD {
   metadata: { uid: string; generation: number };
@@ -36,9 +48,19 @@ describe("ballast operator: the serving pods' data plane", () => {
       (p) => !p.metadata!.deletionTimestamp && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
     );
   const infer = (id?: string, rows = 1) =>
-    fetch(`${serviceUrl}/v2/models/weather/infer`, { method: "POST", headers: { "content-type": "application/json" }, body: inferBody(id, rows), signal: AbortSignal.timeout(30_000) });
+    fetch(`${serviceUrl}/v2/models/weather/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: inferBody(id, rows),
+      signal: AbortSignal.timeout(30_000),
+    });
   const feedback = (body: unknown, headers: Record<string, string> = {}) =>
-    fetch(`${serviceUrl}/v1/feedback`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
+    fetch(`${serviceUrl}/v1/feedback`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
 
   beforeAll(async () => {
     await installCrdAndRbac();
@@ -87,10 +109,14 @@ describe("ballast operator: the serving pods' data plane", () => {
     expect(direct.status).toBe(200);
     // One window of 100 rows closes; the operator scrapes it into status.
     for (let i = 0; i < 10; i++) expect((await infer(undefined, 10)).status).toBe(200);
-    const md = await waitFor("status.lastMetrics from the scrape", async () => {
-      const m = await get();
-      return m.status?.lastMetrics?.windowEnd ? m : undefined;
-    }, 60_000);
+    const md = await waitFor(
+      "status.lastMetrics from the scrape",
+      async () => {
+        const m = await get();
+        return m.status?.lastMetrics?.windowEnd ? m : undefined;
+      },
+      60_000,
+    );
     expect(md.status!.lastMetrics!.windowEnd).toBeTruthy();
   });
 
@@ -135,8 +161,20 @@ describe("ballast operator: the serving pods' data plane", () => {
       "the old pod gone and a new one serving",
       async () => {
         const pods = (await kubectlJson<{ items: V1Pod[] }>(["get", "pods", "-n", ns.name, "-l", SERVING_PODS])).items;
-        seen = JSON.stringify(pods.map((p) => ({ name: p.metadata!.name, deleting: !!p.metadata!.deletionTimestamp, phase: p.status?.phase, containers: p.status?.containerStatuses?.map((c) => [c.name, c.ready, c.restartCount, Object.keys(c.state ?? {})]) })));
-        return pods.length === 1 && pods[0]!.metadata!.name !== oldPod!.metadata!.name && !pods[0]!.metadata!.deletionTimestamp && pods[0]!.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
+        seen = JSON.stringify(
+          pods.map((p) => ({
+            name: p.metadata!.name,
+            deleting: !!p.metadata!.deletionTimestamp,
+            phase: p.status?.phase,
+            containers: p.status?.containerStatuses?.map((c) => [c.name, c.ready, c.restartCount, Object.keys(c.state ?? {})]),
+          })),
+        );
+        return (
+          pods.length === 1 &&
+          pods[0]!.metadata!.name !== oldPod!.metadata!.name &&
+          !pods[0]!.metadata!.deletionTimestamp &&
+          pods[0]!.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")
+        );
       },
       200_000,
       500,
@@ -147,7 +185,9 @@ describe("ballast operator: the serving pods' data plane", () => {
     await new Promise((r) => setTimeout(r, 1000));
     stop = true;
     await Promise.all(clients);
-    console.info(`rollout under traffic: ${outcomes.ok} answered 200, ${outcomes.failed.length} failed${outcomes.failed.length ? `: ${outcomes.failed.slice(0, 5).join(" | ")}` : ""}`);
+    console.info(
+      `rollout under traffic: ${outcomes.ok} answered 200, ${outcomes.failed.length} failed${outcomes.failed.length ? `: ${outcomes.failed.slice(0, 5).join(" | ")}` : ""}`,
+    );
     expect(outcomes.failed).toEqual([]);
     expect(outcomes.ok).toBeGreaterThan(100);
   }, 300_000);

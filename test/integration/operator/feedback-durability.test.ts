@@ -58,17 +58,27 @@ describe("ballast operator: acknowledged feedback is durable training data", () 
   }
 
   async function readyPods(count: number, what: string, timeoutMs = 120_000): Promise<ServingPod[]> {
-    const pods = await waitFor(what, async () => {
-      const ready = await servingPods();
-      const all = await kubectlJson<PodList>(["get", "pods", "-n", ns.name, "-l", "ballast.dev/model-deployment=weather"]);
-      return ready.length === count && all.items.length === count ? ready : undefined;
-    }, timeoutMs, 500);
+    const pods = await waitFor(
+      what,
+      async () => {
+        const ready = await servingPods();
+        const all = await kubectlJson<PodList>(["get", "pods", "-n", ns.name, "-l", "ballast.dev/model-deployment=weather"]);
+        return ready.length === count && all.items.length === count ? ready : undefined;
+      },
+      timeoutMs,
+      500,
+    );
     for (const p of pods) podsSeen.add(p.name);
     return pods;
   }
 
   async function post(url: string, body: unknown): Promise<{ status: number; body: unknown }> {
-    const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
     return { status: res.status, body: await res.json().catch(() => null) };
   }
 
@@ -118,7 +128,12 @@ describe("ballast operator: acknowledged feedback is durable training data", () 
           model: { name: "weather", storageUri: `pvc://${CLAIM}/store`, version: "v1" },
           serving: { replicas: 2, port: 8080 },
           // Windows never close here: this test is about the log, not about the policy.
-          monitoring: { task: "classification", labelField: "weather", features: WEATHER_FEATURES.map((f) => ({ name: f, type: "numeric" })), window: { size: 100_000 } },
+          monitoring: {
+            task: "classification",
+            labelField: "weather",
+            features: WEATHER_FEATURES.map((f) => ({ name: f, type: "numeric" })),
+            window: { size: 100_000 },
+          },
         },
       }),
     );
@@ -159,10 +174,15 @@ describe("ballast operator: acknowledged feedback is durable training data", () 
     expect(killed).toBe(true);
     expect(ackedHere).toBeLessThan(requests.length);
 
-    const restarted = await waitFor("the killed sidecar restarted and Ready", async () => {
-      const pod = (await servingPods()).find((p) => p.name === victim!.name);
-      return pod && pod.sidecarRestarts >= 1 ? pod : undefined;
-    }, 90_000, 500);
+    const restarted = await waitFor(
+      "the killed sidecar restarted and Ready",
+      async () => {
+        const pod = (await servingPods()).find((p) => p.name === victim!.name);
+        return pod && pod.sidecarRestarts >= 1 ? pod : undefined;
+      },
+      90_000,
+      500,
+    );
     const log = readFileSync(join(containerDir(podDir(clusterDir(), ns.name, victim!.name, victim!.uid), "sidecar"), "1.log"), "utf8");
     expect(log).toContain('"event":"log-takeover"');
     // The segment the crash left open is sealed; the restarted sidecar writes a new one in the same directory.
@@ -188,12 +208,17 @@ describe("ballast operator: acknowledged feedback is durable training data", () 
         await sleep(50);
       }
     })();
-    const fresh = await waitFor("2 new pods Ready and the old ones gone", async () => {
-      const list = await kubectlJson<PodList>(["get", "pods", "-n", ns.name, "-l", "ballast.dev/model-deployment=weather"]);
-      const ready = await servingPods();
-      const renewed = ready.filter((p) => !old.some((o) => o.name === p.name));
-      return list.items.length === 2 && renewed.length === 2 ? renewed : undefined;
-    }, 240_000, 1000);
+    const fresh = await waitFor(
+      "2 new pods Ready and the old ones gone",
+      async () => {
+        const list = await kubectlJson<PodList>(["get", "pods", "-n", ns.name, "-l", "ballast.dev/model-deployment=weather"]);
+        const ready = await servingPods();
+        const renewed = ready.filter((p) => !old.some((o) => o.name === p.name));
+        return list.items.length === 2 && renewed.length === 2 ? renewed : undefined;
+      },
+      240_000,
+      1000,
+    );
     rolling = false;
     await drainTraffic;
     for (const p of fresh) podsSeen.add(p.name);
@@ -207,7 +232,12 @@ describe("ballast operator: acknowledged feedback is durable training data", () 
 
   it("after scaling to 0, every acknowledged label is in the training data `ballast train` reads from every pod's directory", async () => {
     expect((await kubectl(["patch", "md", "weather", "-n", ns.name, "--type", "merge", "-p", '{"spec":{"serving":{"replicas":0}}}'])).code).toBe(0);
-    await waitFor("no serving pods left", async () => (await kubectlJson<PodList>(["get", "pods", "-n", ns.name, "-l", "ballast.dev/model-deployment=weather"])).items.length === 0, 120_000, 500);
+    await waitFor(
+      "no serving pods left",
+      async () => (await kubectlJson<PodList>(["get", "pods", "-n", ns.name, "-l", "ballast.dev/model-deployment=weather"])).items.length === 0,
+      120_000,
+      500,
+    );
 
     const dirs = await podLogDirectories(logRoot());
     expect(dirs.map((d) => basename(d)).sort()).toEqual([...podsSeen].sort());
@@ -226,7 +256,20 @@ describe("ballast operator: acknowledged feedback is durable training data", () 
     // What the retraining Job runs: `ballast train` on every pod's directory.
     const train = spawnSync(
       BALLAST,
-      ["train", ...dirs.flatMap((d) => ["--data", `sidecar-log://${d}`]), "--store", `file://${storeDir}`, "--model", "weather", "--from-version", "v1", "--version", "v2", "--epochs", "1"],
+      [
+        "train",
+        ...dirs.flatMap((d) => ["--data", `sidecar-log://${d}`]),
+        "--store",
+        `file://${storeDir}`,
+        "--model",
+        "weather",
+        "--from-version",
+        "v1",
+        "--version",
+        "v2",
+        "--epochs",
+        "1",
+      ],
       { encoding: "utf8" },
     );
     expect(train.status, train.stderr).toBe(0);

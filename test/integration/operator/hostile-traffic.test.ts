@@ -14,7 +14,16 @@ import { MAX_CATEGORY_LENGTH } from "../../../src/monitoring/index.js";
 import { SIDECAR_MONITORING_PORT } from "../../../src/api/index.js";
 import type { SidecarSummary } from "../../../src/monitoring/summary.js";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
-import { applyYaml, createLocalClaim, installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, trainInto, type OperatorProcess } from "./operator-process.js";
+import {
+  applyYaml,
+  createLocalClaim,
+  installCrdAndRbac,
+  kubectlJson,
+  operatorKubeconfig,
+  startOperator,
+  trainInto,
+  type OperatorProcess,
+} from "./operator-process.js";
 
 const WINDOW = 20;
 const HOSTILE_REQUESTS = 100;
@@ -42,7 +51,12 @@ describe("ballast operator under hostile traffic", () => {
         { name: "color", shape: [1], datatype: "BYTES", data: [color] },
       ],
     };
-    const res = await fetch(`${serviceUrl}/v2/models/shop/infer`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
+    const res = await fetch(`${serviceUrl}/v2/models/shop/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
     await res.arrayBuffer();
     return res.status;
   };
@@ -56,7 +70,20 @@ describe("ballast operator under hostile traffic", () => {
     const csv = join(mkdtempSync(join(tmpdir(), "op-hostile-")), "shop.csv");
     const rows = Array.from({ length: 60 }, (_, i) => `${i % 7},${COLORS[i % 3]},${i % 3 === 0 || i % 7 > 4 ? "yes" : "no"}`);
     writeFileSync(csv, `size,color,label\n${rows.join("\n")}\n`);
-    trainInto(join(await createLocalClaim(ns.name, "models"), "store"), csv, ["--model", "shop", "--version", "v1", "--label", "label", "--features", "size,color", "--epochs", "1", "--max-trials", "1"]);
+    trainInto(join(await createLocalClaim(ns.name, "models"), "store"), csv, [
+      "--model",
+      "shop",
+      "--version",
+      "v1",
+      "--label",
+      "label",
+      "--features",
+      "size,color",
+      "--epochs",
+      "1",
+      "--max-trials",
+      "1",
+    ]);
     operator = await startOperator({
       kubeconfig: operatorKubeconfig(mkdtempSync(join(tmpdir(), "op-hostile-kc-"))),
       args: ["--namespaces", ns.name],
@@ -104,10 +131,14 @@ describe("ballast operator under hostile traffic", () => {
     await waitForService(`${serviceUrl}/v1/sidecar/ready`, 30_000);
 
     await calmWindow(0);
-    const calm = await waitFor("the calm window in status", async () => {
-      const m = await get();
-      return m.status?.lastMetrics?.samples === WINDOW ? m : undefined;
-    }, 20_000);
+    const calm = await waitFor(
+      "the calm window in status",
+      async () => {
+        const m = await get();
+        return m.status?.lastMetrics?.samples === WINDOW ? m : undefined;
+      },
+      20_000,
+    );
 
     // The attack: every request a new 2 MB category (the sidecar's body limit is 4 MiB).
     const started = Date.now();
@@ -122,11 +153,15 @@ describe("ballast operator under hostile traffic", () => {
     console.error(`[hostile-traffic] ${HOSTILE_REQUESTS} requests of 2 MB in ${Date.now() - started} ms`);
 
     // The operator judged the hostile windows: drift in color, named in a bounded message.
-    const drifted = await waitFor("the hostile windows judged as drift", async () => {
-      const m = await get();
-      const w = m.status?.lastMetrics?.windowEnd;
-      return w && w > calm.status!.lastMetrics!.windowEnd && condition(m, "DriftDetected")?.status === "True" ? m : undefined;
-    }, 20_000);
+    const drifted = await waitFor(
+      "the hostile windows judged as drift",
+      async () => {
+        const m = await get();
+        const w = m.status?.lastMetrics?.windowEnd;
+        return w && w > calm.status!.lastMetrics!.windowEnd && condition(m, "DriftDetected")?.status === "True" ? m : undefined;
+      },
+      20_000,
+    );
     const drift = condition(drifted, "DriftDetected")!;
     expect(drift.message).toContain("color:");
     expect(drift.message.length).toBeLessThanOrEqual(4096);
@@ -136,16 +171,27 @@ describe("ballast operator under hostile traffic", () => {
     expect(operator!.proc.exitCode).toBeNull();
     expect((await fetch(`http://127.0.0.1:${operator!.port}/readyz`)).status).toBe(200);
     await calmWindow(WINDOW + HOSTILE_REQUESTS);
-    await waitFor("the next window in status", async () => {
-      const m = await get();
-      const w = m.status?.lastMetrics?.windowEnd;
-      return w && w > drifted.status!.lastMetrics!.windowEnd ? m : undefined;
-    }, 20_000);
+    await waitFor(
+      "the next window in status",
+      async () => {
+        const m = await get();
+        const w = m.status?.lastMetrics?.windowEnd;
+        return w && w > drifted.status!.lastMetrics!.windowEnd ? m : undefined;
+      },
+      20_000,
+    );
     expect(operator!.proc.exitCode).toBeNull();
 
     // What the sidecar keeps of the values is bounded: the summary is small, every category short.
     // The summary is on each pod's monitoring port, not behind the Service.
-    const pods = await kubectlJson<{ items: { status: { podIP: string } }[] }>(["get", "pods", "-n", ns.name, "-l", "ballast.dev/model-deployment=shop,app.kubernetes.io/component=serving"]);
+    const pods = await kubectlJson<{ items: { status: { podIP: string } }[] }>([
+      "get",
+      "pods",
+      "-n",
+      ns.name,
+      "-l",
+      "ballast.dev/model-deployment=shop,app.kubernetes.io/component=serving",
+    ]);
     const res = await fetch(`http://${pods.items[0]!.status.podIP}:${SIDECAR_MONITORING_PORT}/v1/monitoring/summary`, { signal: AbortSignal.timeout(10_000) });
     const text = await res.text();
     expect(text.length).toBeLessThan(1024 * 1024);

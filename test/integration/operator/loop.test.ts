@@ -15,7 +15,16 @@ import type { ModelDeploymentStatus } from "../../../src/api/index.js";
 import { PENGUIN_FEATURES, PENGUIN_LABEL, loadPenguins, penguinsCsv, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
 import { sendTrafficWithFeedback, waitForService } from "../../../src/demo/traffic.js";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
-import { applyYaml, createLocalClaim, installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, trainInto, type OperatorProcess } from "./operator-process.js";
+import {
+  applyYaml,
+  createLocalClaim,
+  installCrdAndRbac,
+  kubectlJson,
+  operatorKubeconfig,
+  startOperator,
+  trainInto,
+  type OperatorProcess,
+} from "./operator-process.js";
 
 const WINDOW = 20;
 const CLAIM = "models";
@@ -39,22 +48,49 @@ describe("ballast operator: the closed loop on real data", () => {
   const gentoo = split.gentoo;
   const get = () => kubectlJson<MD>(["get", "md", MD_NAME, "-n", ns.name]);
   const send = (rows: readonly Penguin[], idPrefix: string) =>
-    sendTrafficWithFeedback({ serviceUrl, feedbackUrl: serviceUrl, model: "penguin-sex", days: rows, rowsPerRequest: 5, idPrefix, features: PENGUIN_FEATURES, label: PENGUIN_LABEL, feedbackPerRequest: true });
+    sendTrafficWithFeedback({
+      serviceUrl,
+      feedbackUrl: serviceUrl,
+      model: "penguin-sex",
+      days: rows,
+      rowsPerRequest: 5,
+      idPrefix,
+      features: PENGUIN_FEATURES,
+      label: PENGUIN_LABEL,
+      feedbackPerRequest: true,
+    });
   /** Waits for the ModelDeployment to satisfy `test`; a timeout shows where the loop and the policy stood. */
   const until = async (what: string, test: (m: MD) => boolean, timeoutMs = 120_000) => {
     let last: MD | undefined;
     try {
-      return await waitFor(what, async () => {
-        last = await get();
-        return test(last) ? last : undefined;
-      }, timeoutMs, 500);
+      return await waitFor(
+        what,
+        async () => {
+          last = await get();
+          return test(last) ? last : undefined;
+        },
+        timeoutMs,
+        500,
+      );
     } catch (err) {
       const s = last?.status;
-      throw new Error(`${(err as Error).message}\nloop: ${JSON.stringify(s?.loop)}\npolicy: ${JSON.stringify(s?.policy)}\nlastMetrics: ${JSON.stringify(s?.lastMetrics)}\nlastRetraining: ${JSON.stringify(s?.lastRetraining)}\nconditions: ${JSON.stringify(s?.conditions?.map((c) => [c.type, c.status, c.reason, c.message]))}`, { cause: err });
+      throw new Error(
+        `${(err as Error).message}\nloop: ${JSON.stringify(s?.loop)}\npolicy: ${JSON.stringify(s?.policy)}\nlastMetrics: ${JSON.stringify(s?.lastMetrics)}\nlastRetraining: ${JSON.stringify(s?.lastRetraining)}\nconditions: ${JSON.stringify(s?.conditions?.map((c) => [c.type, c.status, c.reason, c.message]))}`,
+        { cause: err },
+      );
     }
   };
   const eventReasons = async () => {
-    const res = await kubectl(["get", "events.events.k8s.io", "-n", ns.name, "--field-selector", `reportingController=ballast.dev/operator,regarding.name=${MD_NAME}`, "-o", "json"]);
+    const res = await kubectl([
+      "get",
+      "events.events.k8s.io",
+      "-n",
+      ns.name,
+      "--field-selector",
+      `reportingController=ballast.dev/operator,regarding.name=${MD_NAME}`,
+      "-o",
+      "json",
+    ]);
     return (JSON.parse(res.stdout) as { items: { reason: string; type: string; note: string }[] }).items;
   };
   const jobs = async () => (await kubectlJson<{ items: V1Job[] }>(["get", "jobs", "-n", ns.name, "-l", `ballast.dev/model-deployment=${MD_NAME}`])).items;
@@ -68,7 +104,22 @@ describe("ballast operator: the closed loop on real data", () => {
     mkdirSync(join(claimDir, "data"), { recursive: true });
     const trainingCsv = join(claimDir, "data", "penguins-train.csv");
     writeFileSync(trainingCsv, penguinsCsv(split.training));
-    trainInto(storeDir, trainingCsv, ["--model", "penguin-sex", "--version", "v1", "--label", PENGUIN_LABEL, "--features", PENGUIN_FEATURES.join(","), "--epochs", "60", "--seed", "3", "--max-trials", "1"]);
+    trainInto(storeDir, trainingCsv, [
+      "--model",
+      "penguin-sex",
+      "--version",
+      "v1",
+      "--label",
+      PENGUIN_LABEL,
+      "--features",
+      PENGUIN_FEATURES.join(","),
+      "--epochs",
+      "60",
+      "--seed",
+      "3",
+      "--max-trials",
+      "1",
+    ]);
     tmp = mkdtempSync(join(tmpdir(), "op-loop-"));
     kubeconfig = operatorKubeconfig(tmp);
     operator = await startOperator({ kubeconfig, args: ["--namespaces", ns.name] });
@@ -138,7 +189,11 @@ describe("ballast operator: the closed loop on real data", () => {
     await operator.kill();
     operator = await startOperator({ kubeconfig, args: ["--namespaces", ns.name] });
 
-    const observing = await until("the candidate to be promoted", (m) => m.status?.loop?.phase === "Observing" || m.status?.loop?.phase === "Stable" && (m.status?.loop?.attempt ?? 0) > 0, 240_000);
+    const observing = await until(
+      "the candidate to be promoted",
+      (m) => m.status?.loop?.phase === "Observing" || (m.status?.loop?.phase === "Stable" && (m.status?.loop?.attempt ?? 0) > 0),
+      240_000,
+    );
     expect((await jobs()).map((j) => j.metadata!.name)).toEqual([`${MD_NAME}-retrain-1`]);
     const pods = await kubectlJson<{ items: V1Pod[] }>(["get", "pods", "-n", ns.name, "-l", `batch.kubernetes.io/job-name=${MD_NAME}-retrain-1`]);
     expect(pods.items[0]!.spec!.nodeName).toBe("ballast-gpu-0");
@@ -176,12 +231,36 @@ describe("ballast operator: the closed loop on real data", () => {
     const shuffled = split.training.map((b, i, all) => ({ ...b, sex: all[(i * 7 + 3) % all.length]!.sex }));
     const csv = join(tmp, "shuffled.csv");
     writeFileSync(csv, penguinsCsv(shuffled));
-    trainInto(storeDir, csv, ["--model", "penguin-sex", "--version", "shuffled", "--label", PENGUIN_LABEL, "--features", PENGUIN_FEATURES.join(","), "--epochs", "5"]);
-    await kubectl(["patch", `md/${MD_NAME}`, "-n", ns.name, "--type", "merge", "-p", JSON.stringify({ spec: { promotion: { mode: "manual", approvedVersion: "shuffled" } } })]);
+    trainInto(storeDir, csv, [
+      "--model",
+      "penguin-sex",
+      "--version",
+      "shuffled",
+      "--label",
+      PENGUIN_LABEL,
+      "--features",
+      PENGUIN_FEATURES.join(","),
+      "--epochs",
+      "5",
+    ]);
+    await kubectl([
+      "patch",
+      `md/${MD_NAME}`,
+      "-n",
+      ns.name,
+      "--type",
+      "merge",
+      "-p",
+      JSON.stringify({ spec: { promotion: { mode: "manual", approvedVersion: "shuffled" } } }),
+    ]);
     await until("the approved version to be observed", (m) => m.status?.loop?.phase === "Observing" && m.status?.servingVersion === "shuffled", 120_000);
     await waitForService(`${serviceUrl}/v1/sidecar/ready`, 30_000);
     await send([...split.familiar, ...gentoo].slice(0, WINDOW), "after-approval");
-    const rolledBack = await until("the rollback", (m) => m.status?.loop?.phase === "Stable" && m.status?.servingVersion === good && (m.status?.history ?? []).some((h) => h.event === "RolledBack"), 120_000);
+    const rolledBack = await until(
+      "the rollback",
+      (m) => m.status?.loop?.phase === "Stable" && m.status?.servingVersion === good && (m.status?.history ?? []).some((h) => h.event === "RolledBack"),
+      120_000,
+    );
     expect(rolledBack.status!.history!.at(-1)).toMatchObject({ event: "RolledBack", version: good, previousVersion: "shuffled" });
     expect(rolledBack.status!.loop).toMatchObject({ consecutiveFailures: 1, approvalHandled: "shuffled" });
     const warnings = (await eventReasons()).filter((e) => e.type === "Warning").map((e) => e.reason);
@@ -190,9 +269,22 @@ describe("ballast operator: the closed loop on real data", () => {
 
   it("a Job that cannot run is a failed attempt: Failed with its reason, a Warning, a longer cooldown", async () => {
     // A stricter bar the current model misses, and a retraining command that fails at once.
-    await kubectl(["patch", `md/${MD_NAME}`, "-n", ns.name, "--type", "merge", "-p", JSON.stringify({ spec: { policy: { minAccuracy: 0.999 }, promotion: { mode: "auto", approvedVersion: null }, retraining: { args: ["--epochs", "0"] } } })]);
+    await kubectl([
+      "patch",
+      `md/${MD_NAME}`,
+      "-n",
+      ns.name,
+      "--type",
+      "merge",
+      "-p",
+      JSON.stringify({ spec: { policy: { minAccuracy: 0.999 }, promotion: { mode: "auto", approvedVersion: null }, retraining: { args: ["--epochs", "0"] } } }),
+    ]);
     await waitForService(`${serviceUrl}/v1/sidecar/ready`, 30_000);
-    await until("the back-off after the rollback to pass", (m) => !m.status?.loop?.backoffUntil || new Date(m.status.loop.backoffUntil).getTime() < Date.now(), 60_000);
+    await until(
+      "the back-off after the rollback to pass",
+      (m) => !m.status?.loop?.backoffUntil || new Date(m.status.loop.backoffUntil).getTime() < Date.now(),
+      60_000,
+    );
     await send([...split.familiar, ...gentoo].slice(WINDOW, 3 * WINDOW + 5), "strict");
     const failed = await until("the failed attempt", (m) => m.status?.lastRetraining?.phase === "Failed", 90_000);
     expect(failed.status!.lastRetraining).toMatchObject({ jobName: `${MD_NAME}-retrain-2`, reason: "BackoffLimitExceeded" });

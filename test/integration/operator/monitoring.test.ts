@@ -45,10 +45,25 @@ describe("ballast operator: monitoring what the sidecars see", () => {
    * labelled rows, and an accuracy to match), so the tests send them only after the verdict is in status.
    */
   const sendWindow = async (days: readonly WeatherDay[], idPrefix: string) => {
-    const first = await sendTrafficWithFeedback({ serviceUrl, feedbackUrl: serviceUrl, model: "weather", days: days.slice(0, LABELLED_BEFORE_CLOSE), rowsPerRequest: 10, idPrefix });
+    const first = await sendTrafficWithFeedback({
+      serviceUrl,
+      feedbackUrl: serviceUrl,
+      model: "weather",
+      days: days.slice(0, LABELLED_BEFORE_CLOSE),
+      rowsPerRequest: 10,
+      idPrefix,
+    });
     const closing = days.slice(LABELLED_BEFORE_CLOSE, WINDOW);
     const lastPrefix = `${idPrefix}-last`;
-    await sendTrafficWithFeedback({ serviceUrl, feedbackUrl: serviceUrl, model: "weather", days: closing, rowsPerRequest: closing.length, idPrefix: lastPrefix, withoutFeedback: true });
+    await sendTrafficWithFeedback({
+      serviceUrl,
+      feedbackUrl: serviceUrl,
+      model: "weather",
+      days: closing,
+      rowsPerRequest: closing.length,
+      idPrefix: lastPrefix,
+      withoutFeedback: true,
+    });
     expect(first.feedbackAccepted).toBe(LABELLED_BEFORE_CLOSE);
     const sendLateLabels = async () => {
       const res = await fetch(`${serviceUrl}/v1/feedback`, {
@@ -69,7 +84,18 @@ describe("ballast operator: monitoring what the sidecars see", () => {
     // The serving pods read the model through pvc://models/store.
     const csv = join(mkdtempSync(join(tmpdir(), "op-monitor-")), "seattle.csv");
     writeFileSync(csv, weatherCsv(split.seattleTraining));
-    trainInto(join(await createLocalClaim(ns.name, CLAIM), "store"), csv, ["--model", "weather", "--version", "v1", "--label", "weather", "--features", WEATHER_FEATURES.join(","), "--epochs", "3"]);
+    trainInto(join(await createLocalClaim(ns.name, CLAIM), "store"), csv, [
+      "--model",
+      "weather",
+      "--version",
+      "v1",
+      "--label",
+      "weather",
+      "--features",
+      WEATHER_FEATURES.join(","),
+      "--epochs",
+      "3",
+    ]);
     ({ operator, stop } = await startNamespacedOperator(ns));
   });
 
@@ -113,10 +139,14 @@ describe("ballast operator: monitoring what the sidecars see", () => {
     expect(condition(early, "DriftDetected")!.reason).toBe("InsufficientData");
 
     const seattle = await sendWindow(split.seattleTraffic.slice(0, WINDOW), "seattle");
-    const calm = await waitFor("the Seattle window in status", async () => {
-      const m = await get();
-      return m.status?.lastMetrics?.samples === WINDOW && condition(m, "DriftDetected")?.status !== "Unknown" ? m : undefined;
-    }, 30_000);
+    const calm = await waitFor(
+      "the Seattle window in status",
+      async () => {
+        const m = await get();
+        return m.status?.lastMetrics?.samples === WINDOW && condition(m, "DriftDetected")?.status !== "Unknown" ? m : undefined;
+      },
+      30_000,
+    );
     const metrics = calm.status!.lastMetrics!;
     expect(metrics).toMatchObject({ samples: WINDOW, metric: "accuracy", robustness: 1, verdict: "Healthy", decidedBy: "labels", driftedFeatures: [] });
     expect(metrics.labelledSamples).toBe(LABELLED_BEFORE_CLOSE);
@@ -134,16 +164,21 @@ describe("ballast operator: monitoring what the sidecars see", () => {
 
   it("reports New York traffic as drift naming the features, judges it by its labels, shows the columns, and records an Event", async () => {
     const ny = await sendWindow(split.newYorkTraffic.slice(0, WINDOW), "new-york");
-    const drifted = await waitFor("DriftDetected True", async () => {
-      const m = await get();
-      return condition(m, "DriftDetected")?.status === "True" ? m : undefined;
-    }, 30_000);
+    const drifted = await waitFor(
+      "DriftDetected True",
+      async () => {
+        const m = await get();
+        return condition(m, "DriftDetected")?.status === "True" ? m : undefined;
+      },
+      30_000,
+    );
     const drift = condition(drifted, "DriftDetected")!;
     expect(drift.reason).toBe("DriftAboveThreshold");
     expect(drift.message).toMatch(/features drifted \(share [\d.]+ ≥ policy.maxDriftShare 0.5\)/);
     expect(drifted.status!.lastMetrics!.driftedFeatures!.length).toBeGreaterThanOrEqual(2);
     // Calibrated thresholds (the default): each drifted feature's KS D above the reference's no-drift quantile at the window's rows.
-    for (const f of drifted.status!.lastMetrics!.driftedFeatures!) expect(drift.message).toMatch(new RegExp(`${f}: ks [\\d.]+ > [\\d.]+ \\(no-drift 99% quantile at ${WINDOW} rows\\)`));
+    for (const f of drifted.status!.lastMetrics!.driftedFeatures!)
+      expect(drift.message).toMatch(new RegExp(`${f}: ks [\\d.]+ > [\\d.]+ \\(no-drift 99% quantile at ${WINDOW} rows\\)`));
     const last = drifted.status!.lastMetrics!;
     expect(last).toMatchObject({ labelledSamples: LABELLED_BEFORE_CLOSE, accuracy: ny.expectedAccuracy });
     // Drift explains, degradation decides: New York is served about as accurately as Seattle, so the labels say Healthy.
@@ -161,7 +196,16 @@ describe("ballast operator: monitoring what the sidecars see", () => {
     expect(accuracy!.replace(/^0\.0*/, "").length).toBeLessThanOrEqual(4);
 
     const events = await waitFor("the drift Event", async () => {
-      const res = await kubectl(["get", "events.events.k8s.io", "-n", ns.name, "--field-selector", "reportingController=ballast.dev/operator,reason=DriftAboveThreshold", "-o", "json"]);
+      const res = await kubectl([
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        ns.name,
+        "--field-selector",
+        "reportingController=ballast.dev/operator,reason=DriftAboveThreshold",
+        "-o",
+        "json",
+      ]);
       const items = (JSON.parse(res.stdout) as { items: { type: string; note: string; regarding: { name: string } }[] }).items;
       return items.length > 0 ? items : undefined;
     });
@@ -170,7 +214,8 @@ describe("ballast operator: monitoring what the sidecars see", () => {
     const metrics = await operator.metrics();
     expect(metrics).toMatch(/controller_runtime_reconcile_total\{controller="monitoring",result="requeue_after"\} [1-9]/);
     // One short name per controller in every metric and log line: serving, monitoring, loop.
-    for (const controller of ["serving", "monitoring", "loop"]) expect(metrics).toMatch(new RegExp(`controller_runtime_reconcile_total\\{controller="${controller}",`));
+    for (const controller of ["serving", "monitoring", "loop"])
+      expect(metrics).toMatch(new RegExp(`controller_runtime_reconcile_total\\{controller="${controller}",`));
   });
 
   it("starts no retraining while labels say the drifted traffic is served well; without labels, drift decides and a Job starts", async () => {
@@ -178,11 +223,23 @@ describe("ballast operator: monitoring what the sidecars see", () => {
     expect((await kubectl(["get", "jobs", "-n", ns.name, "-o", "name"])).stdout.trim()).toBe("");
     expect((await get()).status!.loop).toMatchObject({ phase: "Stable", attempt: 0 });
     // The same kind of traffic with no feedback at all: drift is the only evidence left.
-    await sendTrafficWithFeedback({ serviceUrl, feedbackUrl: serviceUrl, model: "weather", days: split.newYorkTraffic.slice(WINDOW, 2 * WINDOW), rowsPerRequest: 10, idPrefix: "unlabelled", withoutFeedback: true });
-    const training = await waitFor("a retraining Job decided by drift", async () => {
-      const m = await get();
-      return m.status?.lastRetraining ? m : undefined;
-    }, 60_000);
+    await sendTrafficWithFeedback({
+      serviceUrl,
+      feedbackUrl: serviceUrl,
+      model: "weather",
+      days: split.newYorkTraffic.slice(WINDOW, 2 * WINDOW),
+      rowsPerRequest: 10,
+      idPrefix: "unlabelled",
+      withoutFeedback: true,
+    });
+    const training = await waitFor(
+      "a retraining Job decided by drift",
+      async () => {
+        const m = await get();
+        return m.status?.lastRetraining ? m : undefined;
+      },
+      60_000,
+    );
     expect(training.status!.lastMetrics).toMatchObject({ labelledSamples: 0, verdict: "Violated", decidedBy: "drift" });
     expect(training.status!.lastRetraining).toMatchObject({ jobName: "weather-retrain-1", fromVersion: "v1" });
     expect(training.status!.lastRetraining!.reason).toMatch(/drift/i);

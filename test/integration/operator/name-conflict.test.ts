@@ -60,7 +60,9 @@ describe("ballast operator: a ModelDeployment never takes over an object it does
 
     await applyYaml(modelDeploymentYaml(ns.name, "payments", STORE, { replicas: 0 }));
     const c = await stalled("payments");
-    expect(c.message).toMatch(/^(Service|ConfigMap) op-conflict-\w+\/payments(-monitoring)? already exists .*changed nothing\. Give the ModelDeployment another name, or delete the (Service|ConfigMap)/);
+    expect(c.message).toMatch(
+      /^(Service|ConfigMap) op-conflict-\w+\/payments(-monitoring)? already exists .*changed nothing\. Give the ModelDeployment another name, or delete the (Service|ConfigMap)/,
+    );
     const events = await kubectl(["get", "events.events.k8s.io", "-n", ns.name, "--field-selector", "reason=NameConflict", "-o", "name"]);
     expect(events.stdout.trim()).not.toBe("");
 

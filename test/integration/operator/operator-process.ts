@@ -75,7 +75,16 @@ export async function startOperator(opts: { kubeconfig: string; args?: string[];
   let out = "";
   const proc = spawn(
     BALLAST,
-    ["operator", "--kubeconfig", opts.kubeconfig, "--metrics-bind-address", `127.0.0.1:${port}`, "--health-probe-bind-address", `127.0.0.1:${port}`, ...(opts.args ?? [])],
+    [
+      "operator",
+      "--kubeconfig",
+      opts.kubeconfig,
+      "--metrics-bind-address",
+      `127.0.0.1:${port}`,
+      "--health-probe-bind-address",
+      `127.0.0.1:${port}`,
+      ...(opts.args ?? []),
+    ],
     { env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] },
   );
   proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
@@ -122,7 +131,21 @@ export function trainedModelStore(): string {
   const data = join(repo, "node_modules/vega-datasets/data/weather.csv");
   const res = spawnSync(
     BALLAST,
-    ["train", "--data", data, "--store", `file://${dir}`, "--model", "weather", "--label", "weather", "--features", "precipitation,temp_max,temp_min,wind", "--epochs", "2"],
+    [
+      "train",
+      "--data",
+      data,
+      "--store",
+      `file://${dir}`,
+      "--model",
+      "weather",
+      "--label",
+      "weather",
+      "--features",
+      "precipitation,temp_max,temp_min,wind",
+      "--epochs",
+      "2",
+    ],
     { encoding: "utf8" },
   );
   if (res.status !== 0) throw new Error(`ballast train failed (${res.status}): ${res.stderr}`);
@@ -130,7 +153,12 @@ export function trainedModelStore(): string {
   return store;
 }
 
-export function modelDeploymentYaml(namespace: string, name: string, storageUri: string, extra: { replicas?: number; annotations?: Record<string, string> } = {}): string {
+export function modelDeploymentYaml(
+  namespace: string,
+  name: string,
+  storageUri: string,
+  extra: { replicas?: number; annotations?: Record<string, string> } = {},
+): string {
   return stringify({
     apiVersion: "ballast.dev/v1alpha1",
     kind: "ModelDeployment",
@@ -167,7 +195,10 @@ export async function deleteModelDeploymentsWithoutOperator(ns: string): Promise
 }
 
 /** The operator of one namespace, as its own ServiceAccount; `stop` deletes the ModelDeployments while it runs (so it releases their finalizers), then stops it and removes the namespace. */
-export async function startNamespacedOperator(ns: { name: string; remove: () => Promise<void> }): Promise<{ operator: OperatorProcess; stop: () => Promise<number | null> }> {
+export async function startNamespacedOperator(ns: {
+  name: string;
+  remove: () => Promise<void>;
+}): Promise<{ operator: OperatorProcess; stop: () => Promise<number | null> }> {
   const operator = await startOperator({ kubeconfig: operatorKubeconfig(mkdtempSync(join(tmpdir(), "op-kc-"))), args: ["--namespaces", ns.name] });
   const stop = async () => {
     await kubectl(["delete", "md", "--all", "-n", ns.name, "--wait=true", "--timeout=60s"]);
@@ -186,7 +217,12 @@ export async function createLocalClaim(namespace: string, claim: string): Promis
   const dir = inject("clusterDir");
   if (!dir) throw new Error("this test writes into a PVC's directory on the local cluster: run it against `ballast dev` (clusterDir is unknown)");
   await applyYaml(
-    stringify({ apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: claim, namespace }, spec: { accessModes: ["ReadWriteMany"], resources: { requests: { storage: "1Gi" } } } }),
+    stringify({
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name: claim, namespace },
+      spec: { accessModes: ["ReadWriteMany"], resources: { requests: { storage: "1Gi" } } },
+    }),
   );
   const bound = await kubectl(["wait", "--for=jsonpath={.status.phase}=Bound", `pvc/${claim}`, "-n", namespace, "--timeout=60s"]);
   if (bound.code !== 0) throw new Error(`PersistentVolumeClaim ${namespace}/${claim} did not bind: ${bound.stderr}`);

@@ -27,7 +27,9 @@ async function allReconciled(ns: string, count: number): Promise<boolean> {
   const list = await kubectlJson<MDList>(["get", "md", "-n", ns]);
   return (
     list.items.length === count &&
-    list.items.every((m) => m.status?.observedGeneration === m.metadata.generation && m.status.conditions?.some((c) => c.type === "Ready" && c.status === "True"))
+    list.items.every(
+      (m) => m.status?.observedGeneration === m.metadata.generation && m.status.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+    )
   );
 }
 

@@ -82,18 +82,44 @@ describe("ballast operator: serving a ModelDeployment", () => {
     const wait = await kubectl(["wait", "--for=condition=Ready", "md/weather", "-n", ns.name, "--timeout=120s"]);
     expect(wait.stderr).toBe("");
     expect(wait.stdout).toContain("condition met");
-    const pods = await kubectlJson<{ items: { status: { containerStatuses: { ready: boolean }[] } }[] }>(["get", "pods", "-n", ns.name, "-l", "ballast.dev/model-deployment=weather"]);
+    const pods = await kubectlJson<{ items: { status: { containerStatuses: { ready: boolean }[] } }[] }>([
+      "get",
+      "pods",
+      "-n",
+      ns.name,
+      "-l",
+      "ballast.dev/model-deployment=weather",
+    ]);
     expect(pods.items).toHaveLength(1);
     expect(pods.items[0]!.status.containerStatuses.every((c) => c.ready)).toBe(true);
     const table = await kubectl(["get", "md", "weather", "-n", ns.name]);
     expect(table.stdout).toMatch(/weather\s+weather\s+.*True/);
-    const events = await kubectl(["get", "events.events.k8s.io", "-n", ns.name, "--field-selector", "reportingController=ballast.dev/operator", "-o", "jsonpath={.items[*].reason}"]);
+    const events = await kubectl([
+      "get",
+      "events.events.k8s.io",
+      "-n",
+      ns.name,
+      "--field-selector",
+      "reportingController=ballast.dev/operator",
+      "-o",
+      "jsonpath={.items[*].reason}",
+    ]);
     expect(events.stdout.split(" ")).toContain("Created");
   });
 
   it("observes a spec change: new generation, Deployment scaled and rolled, Events say so", async () => {
     const before = await kubectlJson<V1Deployment>(["get", "deployment", "weather-serving", "-n", ns.name]);
-    const patch = await kubectl(["patch", "md", "weather", "-n", ns.name, "--type", "merge", "-p", '{"spec":{"serving":{"replicas":2},"monitoring":{"window":{"size":200}}}}']);
+    const patch = await kubectl([
+      "patch",
+      "md",
+      "weather",
+      "-n",
+      ns.name,
+      "--type",
+      "merge",
+      "-p",
+      '{"spec":{"serving":{"replicas":2},"monitoring":{"window":{"size":200}}}}',
+    ]);
     expect(patch.stderr).toBe("");
     await waitFor(
       "generation 2 observed and Ready again",
@@ -109,7 +135,16 @@ describe("ballast operator: serving a ModelDeployment", () => {
     expect(after.spec!.template.metadata!.annotations!["ballast.dev/monitoring-config-hash"]).not.toBe(
       before.spec!.template.metadata!.annotations!["ballast.dev/monitoring-config-hash"],
     );
-    const events = await kubectl(["get", "events.events.k8s.io", "-n", ns.name, "--field-selector", "reportingController=ballast.dev/operator", "-o", "jsonpath={.items[*].reason}"]);
+    const events = await kubectl([
+      "get",
+      "events.events.k8s.io",
+      "-n",
+      ns.name,
+      "--field-selector",
+      "reportingController=ballast.dev/operator",
+      "-o",
+      "jsonpath={.items[*].reason}",
+    ]);
     expect(events.stdout.split(" ")).toEqual(expect.arrayContaining(["Scaled", "Rolled"]));
   });
 

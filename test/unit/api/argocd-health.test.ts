@@ -1,7 +1,15 @@
 // The Argo CD health check shipped in docs/gitops.md, run in a Lua VM on the statuses the operator writes.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { argoHealth, computeKstatus, setCondition, type Condition, type ConditionReasonName, type ConditionTypeName, type HealthInput } from "../../../src/api/index.js";
+import {
+  argoHealth,
+  computeKstatus,
+  setCondition,
+  type Condition,
+  type ConditionReasonName,
+  type ConditionTypeName,
+  type HealthInput,
+} from "../../../src/api/index.js";
 import { healthCheckLuaFromDocs, runHealthCheck } from "./argocd-lua.js";
 
 const lua = healthCheckLuaFromDocs();
@@ -88,7 +96,12 @@ describe("Argo CD health check (docs/gitops.md)", () => {
       status: "Suspended",
       message: "Retraining and promotion paused (spec.policy.paused): serving weather v1 (1/1 replicas ready)",
     });
-    const stalled = modelDeployment({ generation: 1, observed: 1, paused: true, conditions: [["Stalled", "True", "ModelNotFound", "no versions under pvc://models/store/weather"]] });
+    const stalled = modelDeployment({
+      generation: 1,
+      observed: 1,
+      paused: true,
+      conditions: [["Stalled", "True", "ModelNotFound", "no versions under pvc://models/store/weather"]],
+    });
     expect(runHealthCheck(lua, stalled).status).toBe("Degraded");
   });
 

@@ -1,11 +1,6 @@
 // applyModelDeploymentDefaults gives the operator the same spec the API server would store.
 import { describe, expect, it } from "vitest";
-import {
-  applyModelDeploymentDefaults,
-  defaultAccuracyMetric,
-  defaultDriftThreshold,
-  type ModelDeploymentSpec,
-} from "../../../src/api/index.js";
+import { applyModelDeploymentDefaults, defaultAccuracyMetric, defaultDriftThreshold, type ModelDeploymentSpec } from "../../../src/api/index.js";
 
 const minimal: ModelDeploymentSpec = {
   model: { name: "weather", storageUri: "pvc://models/store" },

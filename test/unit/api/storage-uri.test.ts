@@ -19,10 +19,15 @@ describe("parseStorageUri", () => {
   });
 
   // A path joined onto the claim's mount root (`monitoring.reference.uri`, data sources, the store) must stay under it.
-  it.each(["pvc://claim/../../etc/x", "pvc://claim/..", "pvc://claim/a/../../b", "file:///data/../etc/shadow"])("rejects %j: a \"..\" segment, naming the field", (uri) => {
-    expect(() => parseStorageUri(uri, "spec.monitoring.reference.uri")).toThrow(/^spec\.monitoring\.reference\.uri: .* must not contain "\.\." path segments/);
-    expect(new RegExp(STORAGE_URI_REGEX).test(uri)).toBe(false);
-  });
+  it.each(["pvc://claim/../../etc/x", "pvc://claim/..", "pvc://claim/a/../../b", "file:///data/../etc/shadow"])(
+    'rejects %j: a ".." segment, naming the field',
+    (uri) => {
+      expect(() => parseStorageUri(uri, "spec.monitoring.reference.uri")).toThrow(
+        /^spec\.monitoring\.reference\.uri: .* must not contain "\.\." path segments/,
+      );
+      expect(new RegExp(STORAGE_URI_REGEX).test(uri)).toBe(false);
+    },
+  );
 
   it("keeps names that merely contain dots", () => {
     expect(parseStorageUri("pvc://claim/a..b/.hidden/./...")).toEqual({ scheme: "pvc", claimName: "claim", path: "a..b/.hidden/./..." });

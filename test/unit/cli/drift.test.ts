@@ -30,7 +30,14 @@ beforeAll(() => {
     rows
       .map((l) => {
         const [, date, precipitation, tempMax, tempMin, wind, weather] = l.split(",");
-        return JSON.stringify({ date, precipitation: Number(precipitation), temp_max: Number(tempMax), temp_min: Number(tempMin), wind: Number(wind), weather });
+        return JSON.stringify({
+          date,
+          precipitation: Number(precipitation),
+          temp_max: Number(tempMax),
+          temp_min: Number(tempMin),
+          wind: Number(wind),
+          weather,
+        });
       })
       .join("\n") + "\n";
   writeFileSync(join(dir, "seattle-even-days.jsonl"), toJsonl(seattleEven));
@@ -50,8 +57,11 @@ beforeAll(() => {
   // January 2001 flights split at random into halves (seeded): 171 origin and 179 destination airports.
   const january = (JSON.parse(readFileSync(vega("flights-10k.json"), "utf8")) as { date: string }[]).filter((r) => r.date.startsWith("2001/01"));
   let seed = 42;
-  const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
-  const shuffled = january.map((r) => [random(), r] as const).sort((a, b) => a[0] - b[0]).map(([, r]) => r);
+  const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+  const shuffled = january
+    .map((r) => [random(), r] as const)
+    .sort((a, b) => a[0] - b[0])
+    .map(([, r]) => r);
   const half = Math.floor(shuffled.length / 2);
   writeFileSync(join(dir, "flights-a.json"), JSON.stringify(shuffled.slice(0, half)));
   writeFileSync(join(dir, "flights-b.json"), JSON.stringify(shuffled.slice(half)));
@@ -72,7 +82,16 @@ describe("ballast drift", () => {
   });
 
   it("does not call two random halves of January's flights drift (171 airports), where the fixed 0.1 threshold does", () => {
-    const calibrated = drift("--reference", "flights-a.json", "--current", "flights-b.json", "--features", "delay,distance,origin,destination", "--format", "json");
+    const calibrated = drift(
+      "--reference",
+      "flights-a.json",
+      "--current",
+      "flights-b.json",
+      "--features",
+      "delay,distance,origin,destination",
+      "--format",
+      "json",
+    );
     expect(calibrated.stderr).toBe("");
     expect(calibrated.code).toBe(0);
     const report = JSON.parse(calibrated.stdout);
@@ -81,20 +100,53 @@ describe("ballast drift", () => {
     expect(origin).toMatchObject({ method: "jensenshannon", thresholdMode: "calibrated", drift: false });
     expect(origin.statistic).toBeGreaterThan(0.1);
     expect(origin.statistic).toBeLessThan(origin.threshold);
-    const fixed = drift("--reference", "flights-a.json", "--current", "flights-b.json", "--features", "delay,distance,origin,destination", "--threshold-mode", "fixed", "--format", "json");
+    const fixed = drift(
+      "--reference",
+      "flights-a.json",
+      "--current",
+      "flights-b.json",
+      "--features",
+      "delay,distance,origin,destination",
+      "--threshold-mode",
+      "fixed",
+      "--format",
+      "json",
+    );
     expect(fixed.code).toBe(1);
-    expect(JSON.parse(fixed.stdout).features.filter((f: { drift: boolean }) => f.drift).map((f: { name: string }) => f.name)).toEqual(["origin", "destination"]);
+    expect(
+      JSON.parse(fixed.stdout)
+        .features.filter((f: { drift: boolean }) => f.drift)
+        .map((f: { name: string }) => f.name),
+    ).toEqual(["origin", "destination"]);
   });
 
   it("still calls USA → Japan cars drift under calibrated thresholds", () => {
-    const res = drift("--reference", "cars-usa.json", "--current", "cars-japan.json", "--features", "Miles_per_Gallon,Displacement,Horsepower,Weight_in_lbs,Acceleration", "--format", "json");
+    const res = drift(
+      "--reference",
+      "cars-usa.json",
+      "--current",
+      "cars-japan.json",
+      "--features",
+      "Miles_per_Gallon,Displacement,Horsepower,Weight_in_lbs,Acceleration",
+      "--format",
+      "json",
+    );
     expect(res.code).toBe(1);
     const report = JSON.parse(res.stdout);
     expect(report.features.every((f: { drift: boolean; thresholdMode: string }) => f.drift && f.thresholdMode === "calibrated")).toBe(true);
   });
 
   it("reports Seattle → New York weather as drifted (exit 1) with a table per feature under --threshold-mode fixed", () => {
-    const res = drift("--reference", "seattle.csv", "--current", "newyork.csv", "--features", "precipitation,temp_max,temp_min,wind,weather", "--threshold-mode", "fixed");
+    const res = drift(
+      "--reference",
+      "seattle.csv",
+      "--current",
+      "newyork.csv",
+      "--features",
+      "precipitation,temp_max,temp_min,wind,weather",
+      "--threshold-mode",
+      "fixed",
+    );
     expect(res.code).toBe(1);
     expect(res.stdout).toMatch(/^feature\s+type\s+method\s+statistic\s+threshold\s+p-value\s+drift$/m);
     expect(res.stdout).toMatch(/^temp_min\s+numeric\s+wasserstein\s+0\.7674\s+0\.1\s+-\s+DRIFT$/m);
@@ -103,7 +155,16 @@ describe("ballast drift", () => {
   });
 
   it("finds no drift between alternate days of Seattle weather in JSON Lines (exit 0), JSON output has the documented fields", () => {
-    const res = drift("--reference", "seattle-even-days.jsonl", "--current", "seattle-odd-days.jsonl", "--features", "temp_max,wind,weather", "--format", "json");
+    const res = drift(
+      "--reference",
+      "seattle-even-days.jsonl",
+      "--current",
+      "seattle-odd-days.jsonl",
+      "--features",
+      "temp_max,wind,weather",
+      "--format",
+      "json",
+    );
     expect(res.code).toBe(0);
     const report = JSON.parse(res.stdout);
     expect(report).toMatchObject({ drift: false, status: "evaluated" });
@@ -120,18 +181,36 @@ describe("ballast drift", () => {
   });
 
   it("honours --method, --mode and gives p-values for KS", () => {
-    const res = drift("--reference", "seattle.csv", "--current", "newyork.csv", "--features", "temp_max", "--method", "ks", "--mode", "exact", "--format", "json");
+    const res = drift(
+      "--reference",
+      "seattle.csv",
+      "--current",
+      "newyork.csv",
+      "--features",
+      "temp_max",
+      "--method",
+      "ks",
+      "--mode",
+      "exact",
+      "--format",
+      "json",
+    );
     const [f] = JSON.parse(res.stdout).features;
     expect(f).toMatchObject({ method: "ks", approximate: false, drift: true });
     expect(f.pValue).toBeLessThan(1e-6);
-    const sketched = JSON.parse(drift("--reference", "seattle.csv", "--current", "newyork.csv", "--features", "temp_max", "--mode", "sketch", "--format", "json").stdout);
+    const sketched = JSON.parse(
+      drift("--reference", "seattle.csv", "--current", "newyork.csv", "--features", "temp_max", "--mode", "sketch", "--format", "json").stdout,
+    );
     expect(sketched.features[0]).toMatchObject({ approximate: true, method: "wasserstein" });
   });
 
   it("reads Parquet", () => {
     const res = drift("--reference", "seattle.parquet", "--current", "newyork.parquet", "--format", "json");
     expect(res.code).toBe(1);
-    expect(JSON.parse(res.stdout).features.map((f: { name: string; type: string }) => `${f.name}:${f.type}`)).toEqual(["temp_max:numeric", "weather:categorical"]);
+    expect(JSON.parse(res.stdout).features.map((f: { name: string; type: string }) => `${f.name}:${f.type}`)).toEqual([
+      "temp_max:numeric",
+      "weather:categorical",
+    ]);
   });
 
   it("writes one self-contained HTML file with a histogram per feature", () => {
@@ -153,7 +232,10 @@ describe("ballast drift", () => {
     [["--reference", "ok.csv", "--current", "ok.csv", "--features", "zzz"], /ok\.csv: has no column "zzz"/],
     [["--reference", "ok.csv", "--current", "ok.xlsx"], /ok\.xlsx: cannot tell the format/],
     [["--reference", "ok.csv", "--current", "ok.csv", "--method", "bogus"], /argument 'bogus' is invalid/],
-    [["--reference", "ok.csv", "--current", "ok.csv", "--correction", "bonferroni"], /--correction bonferroni adjusts fixed p-value thresholds: add --threshold-mode fixed/],
+    [
+      ["--reference", "ok.csv", "--current", "ok.csv", "--correction", "bonferroni"],
+      /--correction bonferroni adjusts fixed p-value thresholds: add --threshold-mode fixed/,
+    ],
     [["--reference", "ok.csv", "--current", "ok.csv", "--threshold-mode", "loose"], /argument 'loose' is invalid/],
   ])("bad input %j exits 2 naming the problem", (args, message) => {
     writeFileSync(join(dir, "bad.jsonl"), '{"a":1,"b":"x"}\n{"a":2,}\n');

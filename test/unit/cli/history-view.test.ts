@@ -14,7 +14,12 @@ const md: ModelDeployment = {
 
 describe("the story of a model", () => {
   const events = [
-    { type: "Normal", reason: "RetrainingStarted", message: "accuracy 0.45 < 0.8 for 3 windows", series: { count: 1, lastObservedTime: "2026-12-05T10:02:30Z" } },
+    {
+      type: "Normal",
+      reason: "RetrainingStarted",
+      message: "accuracy 0.45 < 0.8 for 3 windows",
+      series: { count: 1, lastObservedTime: "2026-12-05T10:02:30Z" },
+    },
     // Said by status.history with its numbers already: not repeated.
     { type: "Normal", reason: "Promoted", message: "promoted v2", eventTime: "2026-12-05T10:03:01Z" },
     { type: "Warning", reason: "ScrapeFailed", message: "pod x: timeout", count: 4, lastTimestamp: "2026-12-05T10:01:30Z" },

@@ -5,13 +5,26 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ballastBin as ballast } from "../runtime/local-processes.js";
 
-const run = (args: string[], env: Record<string, string> = {}) => spawnSync(ballast, ["operator", ...args], { encoding: "utf8", env: { ...process.env, ...env }, timeout: 20_000 });
+const run = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(ballast, ["operator", ...args], { encoding: "utf8", env: { ...process.env, ...env }, timeout: 20_000 });
 
 describe("ballast operator flags", () => {
   it("documents every flag and its environment variable in --help", () => {
     const res = run(["--help"]);
     expect(res.status).toBe(0);
-    for (const text of ["--kubeconfig", "--namespaces", "WATCH_NAMESPACES", "--workers", "--metrics-bind-address", "--health-probe-bind-address", "--leader-elect", "--leader-election-namespace", "--leader-election-id", "--image", "ghcr.io/ballast-dev/ballast:"])
+    for (const text of [
+      "--kubeconfig",
+      "--namespaces",
+      "WATCH_NAMESPACES",
+      "--workers",
+      "--metrics-bind-address",
+      "--health-probe-bind-address",
+      "--leader-elect",
+      "--leader-election-namespace",
+      "--leader-election-id",
+      "--image",
+      "ghcr.io/ballast-dev/ballast:",
+    ])
       expect(res.stdout).toContain(text);
   });
 

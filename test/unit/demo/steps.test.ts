@@ -25,7 +25,14 @@ describe("the demo's steps", () => {
   it("run in order, each under its numbered title, and a later title can use what an earlier step found", async () => {
     const lines: string[] = [];
     const trip: Trip = { ran: [] };
-    const steps = [step("train", (t) => (t.version = "v3")), step("serve", () => {}, (t) => `Serve weather/${t.version}`)];
+    const steps = [
+      step("train", (t) => (t.version = "v3")),
+      step(
+        "serve",
+        () => {},
+        (t) => `Serve weather/${t.version}`,
+      ),
+    ];
     await runSteps(steps, trip, new Narrator((l) => lines.push(l), steps.length));
     expect(trip.ran).toEqual(["train", "serve"]);
     expect(lines.filter((l) => l.startsWith("["))).toEqual(["[1/2] train", "[2/2] Serve weather/v3"]);

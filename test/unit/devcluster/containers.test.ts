@@ -64,7 +64,10 @@ describe("container start script", () => {
 });
 
 describe("container environment", () => {
-  const pod: V1Pod = { metadata: { name: "p1", namespace: "ns", uid: "u1", labels: { app: "x" } }, spec: { nodeName: "ballast-cpu-0", serviceAccountName: "sa", containers: [] } };
+  const pod: V1Pod = {
+    metadata: { name: "p1", namespace: "ns", uid: "u1", labels: { app: "x" } },
+    spec: { nodeName: "ballast-cpu-0", serviceAccountName: "sa", containers: [] },
+  };
   const api: PodApi = {
     readConfigMap: async (_ns, name) => (name === "cfg" ? { data: { MODE: "fast", LEVEL: "3" } } : undefined),
     readSecret: async (_ns, name) => (name === "sec" ? { data: { TOKEN: Buffer.from("s3cret").toString("base64") } } : undefined),
@@ -108,7 +111,9 @@ describe("container environment", () => {
     expect(env).toEqual({ CFG_MODE: "fast", CFG_LEVEL: "3", POD_IP: "127.244.0.9", URL: "http://127.244.0.9:8080/$(LITERAL)", TOKEN: "s3cret" });
   });
   it("fails with CreateContainerConfigError naming a missing required key", async () => {
-    await expect(containerEnv(pod, { name: "c", env: [{ name: "X", valueFrom: { configMapKeyRef: { name: "cfg", key: "NOPE" } } }] }, undefined, "h", api)).rejects.toMatchObject({
+    await expect(
+      containerEnv(pod, { name: "c", env: [{ name: "X", valueFrom: { configMapKeyRef: { name: "cfg", key: "NOPE" } } }] }, undefined, "h", api),
+    ).rejects.toMatchObject({
       reason: "CreateContainerConfigError",
       message: "couldn't find key NOPE in ConfigMap ns/cfg",
     });

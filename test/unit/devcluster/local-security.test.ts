@@ -66,7 +66,11 @@ describe("a secret volume on a local node", () => {
         { name: "strict", secret: { secretName: "creds", defaultMode: 0o400 } },
         { name: "plain", secret: { secretName: "creds" } },
       ]),
-      dir, dir, api, "127.0.1.1", "127.0.0.2",
+      dir,
+      dir,
+      api,
+      "127.0.1.1",
+      "127.0.0.2",
     );
     expect(mode(join(volumes.get("strict")!, "token"))).toBe(0o400);
     expect(mode(join(volumes.get("plain")!, "token"))).toBe(0o644);
@@ -77,8 +81,24 @@ describe("a secret volume on a local node", () => {
     const previous = process.umask(0o077);
     try {
       const volumes = await prepareVolumes(
-        pod([{ name: "shared", secret: { secretName: "creds", defaultMode: 0o400, items: [{ key: "ca.crt", path: "ca.crt", mode: 0o664 }, { key: "token", path: "token" }] } }]),
-        dir, dir, api, "127.0.1.1", "127.0.0.2",
+        pod([
+          {
+            name: "shared",
+            secret: {
+              secretName: "creds",
+              defaultMode: 0o400,
+              items: [
+                { key: "ca.crt", path: "ca.crt", mode: 0o664 },
+                { key: "token", path: "token" },
+              ],
+            },
+          },
+        ]),
+        dir,
+        dir,
+        api,
+        "127.0.1.1",
+        "127.0.0.2",
       );
       expect(mode(join(volumes.get("shared")!, "ca.crt"))).toBe(0o664);
       expect(mode(join(volumes.get("shared")!, "token"))).toBe(0o400);

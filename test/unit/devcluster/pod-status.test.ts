@@ -4,8 +4,19 @@ import { computePodStatus, podPhase, willRestart, type ContainerRecord, type Pod
 
 const t0 = new Date("2026-01-01T00:00:00Z");
 const t1 = new Date("2026-01-01T00:00:05Z");
-const pod = (restartPolicy?: string, extra: Partial<V1Pod> = {}): V1Pod => ({ metadata: { name: "p", namespace: "n", uid: "u" }, spec: { containers: [], ...(restartPolicy ? { restartPolicy } : {}) }, ...extra });
-const running = (name: string, ready: boolean): ContainerRecord => ({ name, image: "img", state: { kind: "running", startedAt: t0 }, restartCount: 0, ready, started: true });
+const pod = (restartPolicy?: string, extra: Partial<V1Pod> = {}): V1Pod => ({
+  metadata: { name: "p", namespace: "n", uid: "u" },
+  spec: { containers: [], ...(restartPolicy ? { restartPolicy } : {}) },
+  ...extra,
+});
+const running = (name: string, ready: boolean): ContainerRecord => ({
+  name,
+  image: "img",
+  state: { kind: "running", startedAt: t0 },
+  restartCount: 0,
+  ready,
+  started: true,
+});
 const exited = (name: string, exitCode: number, restartCount = 0): ContainerRecord => ({
   name,
   image: "img",
@@ -14,7 +25,14 @@ const exited = (name: string, exitCode: number, restartCount = 0): ContainerReco
   ready: false,
   started: false,
 });
-const view = (containers: ContainerRecord[], initContainers: ContainerRecord[] = []): PodRuntimeView => ({ podIP: "127.244.0.1", hostIP: "127.0.1.1", startTime: t0, sandboxReady: true, initContainers, containers });
+const view = (containers: ContainerRecord[], initContainers: ContainerRecord[] = []): PodRuntimeView => ({
+  podIP: "127.244.0.1",
+  hostIP: "127.0.1.1",
+  startTime: t0,
+  sandboxReady: true,
+  initContainers,
+  containers,
+});
 
 describe("pod phase, as the kubelet reports it", () => {
   it("is Running while any container runs, and Pending before any started", () => {
@@ -59,7 +77,11 @@ describe("pod status", () => {
     expect(second.conditions?.find((c) => c.type === "Ready")?.lastTransitionTime).toEqual(t0);
   });
   it("reports exit codes, restart counts and the last termination", () => {
-    const c: ContainerRecord = { ...running("a", false), restartCount: 2, lastTerminated: { kind: "terminated", exitCode: 137, signal: "SIGKILL", reason: "Error", startedAt: t0, finishedAt: t1 } };
+    const c: ContainerRecord = {
+      ...running("a", false),
+      restartCount: 2,
+      lastTerminated: { kind: "terminated", exitCode: 137, signal: "SIGKILL", reason: "Error", startedAt: t0, finishedAt: t1 },
+    };
     const s = computePodStatus(pod(), view([c]), t1);
     expect(s.containerStatuses?.[0]).toMatchObject({ restartCount: 2, lastState: { terminated: { exitCode: 137, signal: 9, reason: "Error" } } });
   });

@@ -60,7 +60,9 @@ describe("a container's termination message", () => {
     expect(readLastBytes(file, MAX_CONTAINER_MESSAGE_BYTES)?.toString()).toBe("b".repeat(MAX_CONTAINER_MESSAGE_BYTES));
     expect(readLastBytes(join(dir, "missing"), 10)).toBeUndefined();
     writeFileSync(join(dir, "0.log"), lines(1, 5));
-    expect(readTerminationMessage({ name: "c", terminationMessagePolicy: "FallbackToLogsOnError" }, join(dir, "missing"), join(dir, "0.log"), 1)).toBe(lines(1, 5));
+    expect(readTerminationMessage({ name: "c", terminationMessagePolicy: "FallbackToLogsOnError" }, join(dir, "missing"), join(dir, "0.log"), 1)).toBe(
+      lines(1, 5),
+    );
     expect(capForPod("b".repeat(4096), 3)).toHaveLength(4096);
     expect(capForPod("b".repeat(4096), 4)).toHaveLength(3072);
     expect(capForPod("short", 0)).toBe("short");
@@ -76,7 +78,11 @@ describe("a container's termination message", () => {
       ready: false,
       started: false,
     };
-    const status = computePodStatus({ metadata: { name: "p" }, spec: { restartPolicy: "OnFailure", containers: [] } }, { hostIP: "h", startTime: t, sandboxReady: true, initContainers: [], containers: [c] }, t);
+    const status = computePodStatus(
+      { metadata: { name: "p" }, spec: { restartPolicy: "OnFailure", containers: [] } },
+      { hostIP: "h", startTime: t, sandboxReady: true, initContainers: [], containers: [c] },
+      t,
+    );
     expect(status.containerStatuses?.[0]?.state?.terminated?.message).toBe("1");
     expect(status.containerStatuses?.[0]?.lastState?.terminated?.message).toBe("boom");
   });

@@ -54,18 +54,22 @@ describe("make image", () => {
     }
   });
 
-  it("gives the same digests and the same bytes when built again from the same commit", async () => {
-    const again = join(scratch, "again");
-    // Staged somewhere else: nothing of the build machine's paths may reach the image.
-    const elsewhere = join(scratch, "a/deeper/staging/dir");
-    mkdirSync(elsewhere, { recursive: true });
-    const second = await buildImage(again, { TMPDIR: elsewhere });
-    expect(second).toEqual(digests);
-    for (const arch of ["amd64", "arm64"]) {
-      const name = `ballast-${version}-linux-${arch}.tar`;
-      expect(sha256(join(again, name))).toBe(sha256(join(shipped, name)));
-    }
-  }, BUILD_MS);
+  it(
+    "gives the same digests and the same bytes when built again from the same commit",
+    async () => {
+      const again = join(scratch, "again");
+      // Staged somewhere else: nothing of the build machine's paths may reach the image.
+      const elsewhere = join(scratch, "a/deeper/staging/dir");
+      mkdirSync(elsewhere, { recursive: true });
+      const second = await buildImage(again, { TMPDIR: elsewhere });
+      expect(second).toEqual(digests);
+      for (const arch of ["amd64", "arm64"]) {
+        const name = `ballast-${version}-linux-${arch}.tar`;
+        expect(sha256(join(again, name))).toBe(sha256(join(shipped, name)));
+      }
+    },
+    BUILD_MS,
+  );
 
   it("make image-push pushes the multi-arch index with the digest the build printed", async () => {
     const { stdout: crane } = await run(join(repoRoot, "hack/image/ensure-crane.sh"));
@@ -139,8 +143,21 @@ describe("the amd64 image, run as shipped (chroot into its root filesystem, its 
 
     const trained = await finished(
       runInImage(root, image.config, [
-        "train", "--data", "/tmp/data/seattle.csv", "--store", "file:///tmp/store", "--model", "weather", "--label", "weather",
-        "--features", "precipitation,temp_max,temp_min,wind", "--epochs", "2", "--backend", "wasm",
+        "train",
+        "--data",
+        "/tmp/data/seattle.csv",
+        "--store",
+        "file:///tmp/store",
+        "--model",
+        "weather",
+        "--label",
+        "weather",
+        "--features",
+        "precipitation,temp_max,temp_min,wind",
+        "--epochs",
+        "2",
+        "--backend",
+        "wasm",
       ]),
     );
     expect(trained.code, trained.stderr + trained.stdout).toBe(0);
@@ -170,10 +187,15 @@ describe("the amd64 image, run as shipped (chroot into its root filesystem, its 
   });
 
   it("ballast dev and ballast demo say in one line that the image does not ship their packages", async () => {
-    for (const [command, args] of [["dev", ["dev", "up", "--dir", "/tmp/cluster"]], ["demo", ["demo", "--dir", "/tmp/demo"]]] as const) {
+    for (const [command, args] of [
+      ["dev", ["dev", "up", "--dir", "/tmp/cluster"]],
+      ["demo", ["demo", "--dir", "/tmp/demo"]],
+    ] as const) {
       const { code, stdout, stderr } = await finished(runInImage(root, image.config, [...args]));
       expect({ code, stdout }).toEqual({ code: 1, stdout: "" });
-      expect(stderr.trim().split("\n")).toEqual([expect.stringMatching(new RegExp(`^ballast: \`ballast ${command}\` needs the package \\S+, a development dependency .* after \`npm ci\`$`))]);
+      expect(stderr.trim().split("\n")).toEqual([
+        expect.stringMatching(new RegExp(`^ballast: \`ballast ${command}\` needs the package \\S+, a development dependency .* after \`npm ci\`$`)),
+      ]);
     }
   });
 });
@@ -192,7 +214,10 @@ describe("the Dockerfile (kept for people with Docker) describes the same image"
   it("same user, entrypoint, command, working directory, environment and labels", () => {
     const config = image.config.config;
     expect({ User: runtime.user, Entrypoint: runtime.entrypoint, Cmd: runtime.cmd, WorkingDir: runtime.workdir }).toEqual({
-      User: config.User, Entrypoint: config.Entrypoint, Cmd: config.Cmd, WorkingDir: config.WorkingDir,
+      User: config.User,
+      Entrypoint: config.Entrypoint,
+      Cmd: config.Cmd,
+      WorkingDir: config.WorkingDir,
     });
     for (const [k, v] of Object.entries(runtime.env)) expect(config.Env).toContain(`${k}=${v}`);
     for (const [k, v] of Object.entries(runtime.labels)) {
@@ -207,7 +232,11 @@ describe("the Dockerfile (kept for people with Docker) describes the same image"
 
   it("same files: what the Dockerfile copies into /app and /usr/local/bin/ballast, and nothing else in /app", () => {
     const copied = [...runtime.copies.keys()];
-    expect(readdirSync(join(root, "app")).map((e) => `/app/${e}`).sort()).toEqual(copied.filter((d) => d.startsWith("/app/")).sort());
+    expect(
+      readdirSync(join(root, "app"))
+        .map((e) => `/app/${e}`)
+        .sort(),
+    ).toEqual(copied.filter((d) => d.startsWith("/app/")).sort());
     // The launcher is the same file, executable.
     const launcher = runtime.copies.get("/usr/local/bin/ballast")!;
     expect(readFileSync(join(root, "usr/local/bin/ballast"))).toEqual(readFileSync(join(repoRoot, launcher)));
@@ -223,8 +252,12 @@ describe("the Dockerfile (kept for people with Docker) describes the same image"
   it("same node_modules: the lock's production packages only, pruned by the same script", () => {
     expect(deps.runs.join("\n")).toMatch(/npm ci --omit=dev --ignore-scripts [^\n]*prune-node-modules\.sh node_modules/);
     const lock = JSON.parse(readFileSync(join(repoRoot, "package-lock.json"), "utf8")) as { packages: Record<string, { dev?: boolean }> };
-    const production = Object.entries(lock.packages).filter(([path, p]) => path !== "" && !p.dev).map(([path]) => path);
-    const development = Object.entries(lock.packages).filter(([, p]) => p.dev).map(([path]) => path);
+    const production = Object.entries(lock.packages)
+      .filter(([path, p]) => path !== "" && !p.dev)
+      .map(([path]) => path);
+    const development = Object.entries(lock.packages)
+      .filter(([, p]) => p.dev)
+      .map(([path]) => path);
     for (const path of production) expect(existsSync(join(root, "app", path, "package.json")), path).toBe(true);
     for (const path of development) expect(existsSync(join(root, "app", path)), path).toBe(false);
     expect(development).toEqual(expect.arrayContaining(["node_modules/@peculiar/x509", "node_modules/reflect-metadata", "node_modules/vega-datasets"]));

@@ -24,7 +24,10 @@ export async function buildImage(outDir: string, extraEnv: Record<string, string
 }
 
 export function readDigests(outDir: string): ImageDigests {
-  const lines = readFileSync(join(outDir, "digests"), "utf8").trim().split("\n").map((l) => l.split(" ") as [string, string]);
+  const lines = readFileSync(join(outDir, "digests"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => l.split(" ") as [string, string]);
   return {
     index: lines.find(([what]) => what === "index")![1],
     platforms: Object.fromEntries(lines.filter(([what]) => what !== "index")),
@@ -84,10 +87,14 @@ export async function unpackRootfs(image: PlatformImage, root: string): Promise<
 export function runInImage(root: string, config: ImageConfig, args: string[]): ChildProcess {
   const [uid, gid] = config.config.User.split(":");
   const env = Object.fromEntries(config.config.Env.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
-  return spawn("/usr/bin/unshare", ["--root", root, "--wd", config.config.WorkingDir, "--setuid", uid!, "--setgid", gid ?? uid!, "--", ...config.config.Entrypoint, ...args], {
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  return spawn(
+    "/usr/bin/unshare",
+    ["--root", root, "--wd", config.config.WorkingDir, "--setuid", uid!, "--setgid", gid ?? uid!, "--", ...config.config.Entrypoint, ...args],
+    {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
 }
 
 /** Waits for a process started by runInImage to exit; its exit code and output. */

@@ -31,7 +31,9 @@ ${user}
 
 describe("reading a kubeconfig without client-node", () => {
   it("takes certificates, CA and impersonation from the current context", () => {
-    const a = kubeconfigAccess(kubeconfig("      client-certificate-data: Q0VSVA==\n      client-key-data: S0VZ\n      as: system:serviceaccount:ballast-system:ballast-operator"))!;
+    const a = kubeconfigAccess(
+      kubeconfig("      client-certificate-data: Q0VSVA==\n      client-key-data: S0VZ\n      as: system:serviceaccount:ballast-system:ballast-operator"),
+    )!;
     expect(a.server).toBe("https://127.0.0.1:6443");
     expect(a.ca!.toString()).toBe("CA");
     expect(a.cert!.toString()).toBe("CERT");

@@ -60,7 +60,15 @@ describe("timings", () => {
     expect(
       () =>
         new LeaderElector(
-          { client: undefined as never, namespace: "ns", name: "l", identity: ME, logger: pino({ enabled: false }), leaseDurationMs: 10_000, renewDeadlineMs: 10_000 },
+          {
+            client: undefined as never,
+            namespace: "ns",
+            name: "l",
+            identity: ME,
+            logger: pino({ enabled: false }),
+            leaseDurationMs: 10_000,
+            renewDeadlineMs: 10_000,
+          },
           { onStartedLeading: () => {}, onStoppedLeading: () => {} },
         ),
     ).toThrow(/leaseDuration > renewDeadline > retryPeriod/);

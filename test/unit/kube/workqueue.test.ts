@@ -49,10 +49,7 @@ describe("global token bucket", () => {
 
   it("combined with backoff, the longer wait wins", () => {
     let now = 0;
-    const rl = new MaxOfRateLimiter<string>(
-      new ItemExponentialFailureRateLimiter<string>(5, 1_000_000),
-      new TokenBucketRateLimiter<string>(10, 1, () => now),
-    );
+    const rl = new MaxOfRateLimiter<string>(new ItemExponentialFailureRateLimiter<string>(5, 1_000_000), new TokenBucketRateLimiter<string>(10, 1, () => now));
     expect(rl.when("a")).toBe(5); // token free, backoff 5 ms
     expect(rl.when("b")).toBeCloseTo(100); // bucket empty: 100 ms beats 5 ms
     now = 1_000;

@@ -26,7 +26,10 @@ function halves(set: DataSet, random: () => number): { fixed: DriftReport; calib
   const reference = DatasetProfile.fromRows(set.schema, rows.slice(0, half), CLI_PROFILES);
   const current = DatasetProfile.fromRows(set.schema, rows.slice(half), CLI_PROFILES);
   const calibration = permutationCalibration(reference, current, { profileOptions: CLI_PROFILES });
-  return { fixed: compare(reference, current, { thresholdMode: "fixed" }), calibrated: compare(reference, current, { thresholdMode: "calibrated", calibration }) };
+  return {
+    fixed: compare(reference, current, { thresholdMode: "fixed" }),
+    calibrated: compare(reference, current, { thresholdMode: "calibrated", calibration }),
+  };
 }
 
 /** The operator's path: the reference is calibrated alone, on the grid; the window is another part of the data. */
@@ -36,7 +39,10 @@ function window(set: DataSet, rows: number, random: () => number): { fixed: Drif
   const reference = DatasetProfile.fromRows(set.schema, shuffledRows.slice(0, half));
   const current = DatasetProfile.fromRows(set.schema, shuffledRows.slice(half, half + rows));
   const calibration = calibrateDrift(reference);
-  return { fixed: compare(reference, current, { thresholdMode: "fixed" }), calibrated: compare(reference, current, { thresholdMode: "calibrated", calibration }) };
+  return {
+    fixed: compare(reference, current, { thresholdMode: "fixed" }),
+    calibrated: compare(reference, current, { thresholdMode: "calibrated", calibration }),
+  };
 }
 
 /**
@@ -106,7 +112,9 @@ describe("real shifts are still drift under calibrated thresholds", () => {
     const japan = carsSet.rows.filter((r) => r.Origin === "Japan");
     const { permuted, operator } = shift(carsSet, usa, japan);
     expect(permuted.drift).toBe(true);
-    expect(permuted.features.filter((f) => f.drift).map((f) => f.name)).toEqual(expect.arrayContaining(["Miles_per_Gallon", "Displacement", "Horsepower", "Weight_in_lbs"]));
+    expect(permuted.features.filter((f) => f.drift).map((f) => f.name)).toEqual(
+      expect.arrayContaining(["Miles_per_Gallon", "Displacement", "Horsepower", "Weight_in_lbs"]),
+    );
     expect(operator.drift).toBe(true);
   });
 });
@@ -142,7 +150,10 @@ describe("calibration", () => {
   });
 
   it("leaves a feature with too few rows uncalibrated, and compare falls back to the fixed threshold saying so", () => {
-    const tiny = DatasetProfile.fromRows([{ name: "x", type: "numeric" }], Array.from({ length: 10 }, (_, i) => ({ x: i })));
+    const tiny = DatasetProfile.fromRows(
+      [{ name: "x", type: "numeric" }],
+      Array.from({ length: 10 }, (_, i) => ({ x: i })),
+    );
     const calibration = calibrateDrift(tiny);
     expect(calibration.toJSON().features).toEqual({});
     const [f] = compare(tiny, tiny, { thresholdMode: "calibrated", calibration }).features;
@@ -152,8 +163,14 @@ describe("calibration", () => {
 
   it.each([
     [{ level: 2, resamples: 1, seed: 1, features: {} }, /calibration\.level: expected a number in \(0, 1\)/],
-    [{ level: 0.99, resamples: 1, seed: 1, features: { x: { windowSizes: [300, 100], quantiles: {} } } }, /calibration\.features\.x\.windowSizes: expected increasing/],
-    [{ level: 0.99, resamples: 1, seed: 1, features: { x: { windowSizes: [100], quantiles: { psi: [0.1, 0.2] } } } }, /calibration\.features\.x\.quantiles\.psi: expected 1 finite/],
+    [
+      { level: 0.99, resamples: 1, seed: 1, features: { x: { windowSizes: [300, 100], quantiles: {} } } },
+      /calibration\.features\.x\.windowSizes: expected increasing/,
+    ],
+    [
+      { level: 0.99, resamples: 1, seed: 1, features: { x: { windowSizes: [100], quantiles: { psi: [0.1, 0.2] } } } },
+      /calibration\.features\.x\.quantiles\.psi: expected 1 finite/,
+    ],
   ])("rejects a malformed stored calibration naming the field: %j", (json, message) => {
     expect(() => DriftCalibration.fromJSON(json)).toThrow(ProfileFormatError);
     expect(() => DriftCalibration.fromJSON(json)).toThrow(message);
@@ -178,7 +195,10 @@ describe("ballast drift's permutation on large files", () => {
 describe("a correction applies to fixed thresholds only", () => {
   it("calibrated p-value features keep their quantile verdict under bonferroni", () => {
     const usa = DatasetProfile.fromRows(carsSet.schema, carsSet.rows.filter((r) => r.Origin === "USA").slice(0, 200));
-    const japan = DatasetProfile.fromRows(carsSet.schema, carsSet.rows.filter((r) => r.Origin === "Japan"));
+    const japan = DatasetProfile.fromRows(
+      carsSet.schema,
+      carsSet.rows.filter((r) => r.Origin === "Japan"),
+    );
     const calibration = calibrateDrift(usa, { resamples: 60 });
     const features = carsSet.schema.filter((f) => f.type === "numeric").map((f) => f.name);
     const report = compare(usa, japan, { method: "ks", features, thresholdMode: "calibrated", calibration, correction: "bonferroni" });

@@ -103,9 +103,18 @@ describe("hashed categories on January flights (171 origin, 179 destination airp
   });
 
   it.each([
-    [{ type: "categorical", count: 5, missing: 0, invalid: 0, maxCategories: 100, counts: { a: 2 }, other: 3 }, /features\.city\.other: 3 values in an uncomparable catch-all/],
-    [{ type: "categorical", count: 2, missing: 0, invalid: 0, maxCategories: 100, counts: {}, hashed: { "9999": 2 } }, /features\.city\.hashed: bucket "9999" is not an integer in \[0, 1024\)/],
-    [{ type: "categorical", count: 9, missing: 0, invalid: 0, maxCategories: 100, counts: { a: 2 }, hashed: { "3": 2 } }, /counts and hashed add up to 4 but count is 9/],
+    [
+      { type: "categorical", count: 5, missing: 0, invalid: 0, maxCategories: 100, counts: { a: 2 }, other: 3 },
+      /features\.city\.other: 3 values in an uncomparable catch-all/,
+    ],
+    [
+      { type: "categorical", count: 2, missing: 0, invalid: 0, maxCategories: 100, counts: {}, hashed: { "9999": 2 } },
+      /features\.city\.hashed: bucket "9999" is not an integer in \[0, 1024\)/,
+    ],
+    [
+      { type: "categorical", count: 9, missing: 0, invalid: 0, maxCategories: 100, counts: { a: 2 }, hashed: { "3": 2 } },
+      /counts and hashed add up to 4 but count is 9/,
+    ],
   ])("rejects a profile it cannot compare, naming the field: %j", (feature, message) => {
     const json = { version: 1, rows: feature.count, schema: [{ name: "city", type: "categorical" }], features: { city: feature } };
     expect(() => DatasetProfile.fromJSON(json)).toThrow(ProfileFormatError);

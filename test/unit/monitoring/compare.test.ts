@@ -34,8 +34,14 @@ describe("auto method (Evidently's rule)", () => {
 describe("defined results for awkward data", () => {
   it("a category unseen in the reference gives a finite chi-squared, an unseenShare and drift", () => {
     const schema = [categorical("c")];
-    const ref = profile(schema, Array.from({ length: 200 }, (_, i) => ({ c: i % 2 ? "a" : "b" })));
-    const cur = profile(schema, Array.from({ length: 100 }, (_, i) => ({ c: i % 4 === 0 ? "new" : i % 2 ? "a" : "b" })));
+    const ref = profile(
+      schema,
+      Array.from({ length: 200 }, (_, i) => ({ c: i % 2 ? "a" : "b" })),
+    );
+    const cur = profile(
+      schema,
+      Array.from({ length: 100 }, (_, i) => ({ c: i % 4 === 0 ? "new" : i % 2 ? "a" : "b" })),
+    );
     for (const method of ["chisquare", "psi", "jensenshannon"] as const) {
       const [f] = compare(ref, cur, { method }).features;
       expect(Number.isFinite(f!.statistic), method).toBe(true);
@@ -56,7 +62,10 @@ describe("defined results for awkward data", () => {
 
   it("an empty or all-missing window is insufficient-data for every method, never NaN", () => {
     const schema = [numeric("x"), categorical("c")];
-    const ref = profile(schema, spread(100).map((r) => ({ ...r, c: "a" })));
+    const ref = profile(
+      schema,
+      spread(100).map((r) => ({ ...r, c: "a" })),
+    );
     const empty = profile(schema, [{ x: null, c: "" }, { x: "NaN" }]);
     for (const method of ["auto", "psi", "ks", "jensenshannon", "chisquare"] as const) {
       const report = compare(ref, empty, { method: method === "ks" ? "auto" : method, methods: method === "ks" ? { x: "ks" } : {} });

@@ -2,7 +2,14 @@
 // summaries stay small, and a malformed summary is refused with the field that is wrong.
 import { describe, expect, it } from "vitest";
 import { boundCategory, CategoricalProfile, compare, DatasetProfile, MAX_CATEGORY_LENGTH, type FeatureSchema } from "../../../src/monitoring/index.js";
-import { classificationCounts, labelledMetrics, PREDICTION_COLUMN, SUMMARY_FORMAT, type SidecarSummary, type WindowSummary } from "../../../src/monitoring/summary.js";
+import {
+  classificationCounts,
+  labelledMetrics,
+  PREDICTION_COLUMN,
+  SUMMARY_FORMAT,
+  type SidecarSummary,
+  type WindowSummary,
+} from "../../../src/monitoring/summary.js";
 import { parseSidecarSummary, summaryConflict, SummaryFormatError } from "../../../src/monitoring/summary-schema.js";
 
 const schema: FeatureSchema[] = [
@@ -15,8 +22,14 @@ const huge = (n: number, bytes: number) => Array.from({ length: n }, (_, i) => `
 
 function window(rows: Record<string, unknown>[], start = "2026-11-26T12:00:00.000Z"): WindowSummary {
   const features = DatasetProfile.fromRows(schema, rows);
-  const predictions = DatasetProfile.fromRows([{ name: PREDICTION_COLUMN, type: "categorical" }], rows.map(() => ({ prediction: "yes" })));
-  const labelled = classificationCounts(rows.map(() => "yes"), rows.map(() => "yes"));
+  const predictions = DatasetProfile.fromRows(
+    [{ name: PREDICTION_COLUMN, type: "categorical" }],
+    rows.map(() => ({ prediction: "yes" })),
+  );
+  const labelled = classificationCounts(
+    rows.map(() => "yes"),
+    rows.map(() => "yes"),
+  );
   return {
     start,
     end: "2026-11-26T12:01:00.000Z",
@@ -98,15 +111,31 @@ describe("parseSidecarSummary", () => {
       ["a window end that is not a time", (s) => ((s.windows[0]!.end = "yesterday"), s), /summary windows\.0\.end: /],
       ["a version the CRD refuses", (s) => ({ ...s, version: "v".repeat(64) }), /summary version: /],
       ["labelled samples that are not a count", (s) => ((s.windows[0]!.metrics["samples"] = 1.5), s), /summary windows\.0\.metrics\.samples: Expected integer/],
-      ["a drift report without features", (s) => (delete (s.windows[0]!.drift as unknown as Record<string, unknown>)["features"], s), /summary windows\.0\.drift/],
-      ["a profile whose counts do not add up", (s) => ((s.windows[0]!.features.features["color"] as { count: number }).count = 7, s), /summary windows\.0\.features: .*count is 7/],
-      ["a malformed confusion matrix", (s) => (((s.windows[0]!.labelled as { confusion: { cells: Record<string, number> } }).confusion.cells = { nosep: 1 }), s), /windows\.0\.labelled\.confusion: confusion matrix cell "nosep" is malformed/],
-      ["windows that disagree on a feature's type", (s) => {
-        const w = JSON.parse(JSON.stringify(window(calm))) as WindowSummary;
-        w.features = DatasetProfile.fromRows([{ name: "color", type: "numeric" }], [{ color: 1 }]).toJSON();
-        s.windows.push(w);
-        return s;
-      }, /summary windows\.1\.features: feature color is numeric here and categorical in an earlier window/],
+      [
+        "a drift report without features",
+        (s) => (delete (s.windows[0]!.drift as unknown as Record<string, unknown>)["features"], s),
+        /summary windows\.0\.drift/,
+      ],
+      [
+        "a profile whose counts do not add up",
+        (s) => (((s.windows[0]!.features.features["color"] as { count: number }).count = 7), s),
+        /summary windows\.0\.features: .*count is 7/,
+      ],
+      [
+        "a malformed confusion matrix",
+        (s) => (((s.windows[0]!.labelled as { confusion: { cells: Record<string, number> } }).confusion.cells = { nosep: 1 }), s),
+        /windows\.0\.labelled\.confusion: confusion matrix cell "nosep" is malformed/,
+      ],
+      [
+        "windows that disagree on a feature's type",
+        (s) => {
+          const w = JSON.parse(JSON.stringify(window(calm))) as WindowSummary;
+          w.features = DatasetProfile.fromRows([{ name: "color", type: "numeric" }], [{ color: 1 }]).toJSON();
+          s.windows.push(w);
+          return s;
+        },
+        /summary windows\.1\.features: feature color is numeric here and categorical in an earlier window/,
+      ],
     ];
     for (const [what, mutate, message] of cases) {
       expect(() => parseSidecarSummary(mutate(good())), what).toThrow(SummaryFormatError);

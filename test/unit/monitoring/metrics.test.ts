@@ -3,13 +3,27 @@ import { ConfusionMatrix, DatasetProfile, RegressionAccumulator, RunCounter, Tum
 
 describe("classification metrics", () => {
   // sklearn: y_true = [a,a,a,b,b,c], y_pred = [a,a,b,b,c,c]
-  const pairs: [string, string][] = [["a", "a"], ["a", "a"], ["a", "b"], ["b", "b"], ["b", "c"], ["c", "c"]];
+  const pairs: [string, string][] = [
+    ["a", "a"],
+    ["a", "a"],
+    ["a", "b"],
+    ["b", "b"],
+    ["b", "c"],
+    ["c", "c"],
+  ];
   it("match sklearn's accuracy, per-class, macro and weighted precision/recall/F1 and confusion matrix", () => {
     const m = new ConfusionMatrix();
     for (const [a, p] of pairs) m.add(a, p);
     const r = m.metrics();
     expect(r.accuracy).toBeCloseTo(4 / 6, 12);
-    expect(r.confusion).toEqual({ labels: ["a", "b", "c"], matrix: [[2, 1, 0], [0, 1, 1], [0, 0, 1]] });
+    expect(r.confusion).toEqual({
+      labels: ["a", "b", "c"],
+      matrix: [
+        [2, 1, 0],
+        [0, 1, 1],
+        [0, 0, 1],
+      ],
+    });
     // precision a=1, b=0.5, c=0.5; recall a=2/3, b=0.5, c=1
     expect(r.macro!.precision).toBeCloseTo(2 / 3, 12);
     expect(r.macro!.recall).toBeCloseTo((2 / 3 + 0.5 + 1) / 3, 12);
@@ -89,30 +103,55 @@ describe("seed metrics", () => {
 
 describe("tumbling windows", () => {
   it("count windows close every N events", () => {
-    const windows = new TumblingWindows<number[], number>({ kind: "count", size: 3 }, () => [], (s, e) => s.push(e));
+    const windows = new TumblingWindows<number[], number>(
+      { kind: "count", size: 3 },
+      () => [],
+      (s, e) => s.push(e),
+    );
     const closed = [1, 2, 3, 4, 5, 6, 7].flatMap((e) => windows.add(e, e * 10));
-    expect(closed.map((w) => w.state)).toEqual([[1, 2, 3], [4, 5, 6]]);
+    expect(closed.map((w) => w.state)).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     expect(closed[0]).toMatchObject({ start: 10, end: 30, events: 3 });
     expect(windows.peek()?.state).toEqual([7]);
   });
 
   it("time windows align to the duration and emit empty windows across gaps", () => {
-    const windows = new TumblingWindows<number[], number>({ kind: "time", durationMs: 60_000 }, () => [], (s, e) => s.push(e));
+    const windows = new TumblingWindows<number[], number>(
+      { kind: "time", durationMs: 60_000 },
+      () => [],
+      (s, e) => s.push(e),
+    );
     expect(windows.add(1, 5_000)).toEqual([]);
     expect(windows.add(2, 59_999)).toEqual([]);
     const closed = windows.add(3, 185_000);
-    expect(closed.map((w) => [w.start, w.end, w.events])).toEqual([[0, 60_000, 2], [60_000, 120_000, 0], [120_000, 180_000, 0]]);
-    expect(windows.flush(300_000).map((w) => [w.start, w.events])).toEqual([[180_000, 1], [240_000, 0]]);
+    expect(closed.map((w) => [w.start, w.end, w.events])).toEqual([
+      [0, 60_000, 2],
+      [60_000, 120_000, 0],
+      [120_000, 180_000, 0],
+    ]);
+    expect(windows.flush(300_000).map((w) => [w.start, w.events])).toEqual([
+      [180_000, 1],
+      [240_000, 0],
+    ]);
   });
 
   it("windows of dataset profiles merge back into the profile of all rows", () => {
     const schema = [{ name: "latency", type: "numeric" as const }];
-    const windows = new TumblingWindows<DatasetProfile, Record<string, unknown>>({ kind: "time", durationMs: 1000 }, () => new DatasetProfile(schema), (p, row) => p.addRow(row));
+    const windows = new TumblingWindows<DatasetProfile, Record<string, unknown>>(
+      { kind: "time", durationMs: 1000 },
+      () => new DatasetProfile(schema),
+      (p, row) => p.addRow(row),
+    );
     const rows = Array.from({ length: 50 }, (_, i) => ({ latency: (i * 13) % 17 }));
     const closed = rows.flatMap((row, i) => windows.add(row, i * 100));
     closed.push(...windows.flush(5000));
     expect(closed.map((w) => w.events)).toEqual([10, 10, 10, 10, 10]);
-    const merged = closed.map((w) => w.state).reduce((a, b) => a.merge(b)).feature("latency")!;
+    const merged = closed
+      .map((w) => w.state)
+      .reduce((a, b) => a.merge(b))
+      .feature("latency")!;
     const whole = DatasetProfile.fromRows(schema, rows).feature("latency")!;
     if (merged.type !== "numeric" || whole.type !== "numeric") throw new Error("numeric expected");
     expect([...merged.exactValues()!].sort()).toEqual([...whole.exactValues()!].sort());
@@ -120,6 +159,13 @@ describe("tumbling windows", () => {
   });
 
   it("rejects a non-positive window size", () => {
-    expect(() => new TumblingWindows({ kind: "count", size: 0 }, () => 0, () => undefined)).toThrow(/window size must be a positive number, got 0/);
+    expect(
+      () =>
+        new TumblingWindows(
+          { kind: "count", size: 0 },
+          () => 0,
+          () => undefined,
+        ),
+    ).toThrow(/window size must be a positive number, got 0/);
   });
 });

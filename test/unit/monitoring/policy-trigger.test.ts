@@ -27,7 +27,16 @@ const drifted: DriftReport = compare(reference, DatasetProfile.fromRows(schema, 
 const calm: DriftReport = compare(reference, DatasetProfile.fromRows(schema, rows(0)), { method: "ks" });
 
 function policy(triggerOn: TriggerOn, extra: Partial<PolicyConfig> = {}): PolicyConfig {
-  return { ...DEFAULT_POLICY, triggerOn, minSamples: 100, minLabelledSamples: 50, consecutiveWindows: 1, metrics: [{ metric: "accuracy", min: 0.75 }], minRobustness: 0.99, ...extra };
+  return {
+    ...DEFAULT_POLICY,
+    triggerOn,
+    minSamples: 100,
+    minLabelledSamples: 50,
+    consecutiveWindows: 1,
+    metrics: [{ metric: "accuracy", min: 0.75 }],
+    minRobustness: 0.99,
+    ...extra,
+  };
 }
 
 function obs(labelled: number, accuracy: number | null, drift: DriftReport, extra: Partial<WindowObservation> = {}): WindowObservation {
@@ -57,7 +66,9 @@ describe("policy.triggerOn", () => {
     it("the boundary at minLabelledSamples: 49 labelled rows are judged on drift, 50 on labels", () => {
       const at49 = evaluateWindow(obs(49, 0.93, drifted), policy("auto"));
       expect(at49).toMatchObject({ verdict: "violated", decidedBy: "drift", fired: ["dataset-drift"] });
-      expect(at49.reasons[0]).toMatch(/^decided by drift \(49 labelled rows < 50\): dataset drift: 2\/4 features drifted \(share 0.5000 ≥ 0.5\): temp_max, wind$/);
+      expect(at49.reasons[0]).toMatch(
+        /^decided by drift \(49 labelled rows < 50\): dataset drift: 2\/4 features drifted \(share 0.5000 ≥ 0.5\): temp_max, wind$/,
+      );
       expect(at49.reasons.slice(1).join("\n")).toMatch(/temp_max: ks p-value[\s\S]*wind: ks p-value/);
       const at50 = evaluateWindow(obs(50, 0.93, drifted), policy("auto"));
       expect(at50).toMatchObject({ verdict: "healthy", decidedBy: "labels" });
@@ -85,7 +96,9 @@ describe("policy.triggerOn", () => {
       expect(evaluateWindow(obs(0, null, drifted), policy("performance"))).toMatchObject({ verdict: "healthy", decidedBy: "labels", fired: [] });
       const bad = evaluateWindow(obs(80, 0.5, drifted), policy("performance"));
       expect(bad).toMatchObject({ verdict: "violated", decidedBy: "labels", fired: ["metric-min"] });
-      expect(bad.reasons.join("; ")).toBe("decided by labels (policy.triggerOn performance): accuracy 0.5000 < minimum 0.75; likely cause: drift in temp_max, wind");
+      expect(bad.reasons.join("; ")).toBe(
+        "decided by labels (policy.triggerOn performance): accuracy 0.5000 < minimum 0.75; likely cause: drift in temp_max, wind",
+      );
     });
 
     it("below minLabelledSamples the metric is not judged, and says so", () => {
@@ -98,7 +111,10 @@ describe("policy.triggerOn", () => {
 
   describe("drift", () => {
     it("only drift and robustness decide: a bad accuracy is not a violation", () => {
-      expect(evaluateWindow(obs(100, 0.2, calm, { stability: 0.1 }), policy("drift", { minStability: 0.8 }))).toMatchObject({ verdict: "healthy", decidedBy: "drift" });
+      expect(evaluateWindow(obs(100, 0.2, calm, { stability: 0.1 }), policy("drift", { minStability: 0.8 }))).toMatchObject({
+        verdict: "healthy",
+        decidedBy: "drift",
+      });
       const w = evaluateWindow(obs(100, 0.95, drifted), policy("drift"));
       expect(w).toMatchObject({ verdict: "violated", decidedBy: "drift", fired: ["dataset-drift"] });
       expect(w.reasons[0]).toMatch(/^decided by drift \(policy.triggerOn drift\): dataset drift/);
@@ -125,7 +141,10 @@ describe("policy.triggerOn", () => {
     const report = compare(DatasetProfile.fromRows(wide, wideRows(0)), DatasetProfile.fromRows(wide, wideRows(50)), { method: "ks" });
     expect(report.driftedFeatures).toBe(300);
     const config = policy("any", { consecutiveWindows: 3, minStability: 0.9 });
-    const { decision } = evaluatePolicy(INITIAL_POLICY_STATE, obs(100, 0.1, report, { stability: 0.1, robustness: 0.5, samples: 60 }), { ...config, minSamples: 50 });
+    const { decision } = evaluatePolicy(INITIAL_POLICY_STATE, obs(100, 0.1, report, { stability: 0.1, robustness: 0.5, samples: 60 }), {
+      ...config,
+      minSamples: 50,
+    });
     expect(decision.reasons.length).toBeLessThanOrEqual(MAX_REASONS);
     for (const r of decision.reasons) expect(r.length).toBeLessThanOrEqual(MAX_REASON_LENGTH);
     expect(decision.reasons.at(-1)).toBe("violation 1 of 3 consecutive windows needed");

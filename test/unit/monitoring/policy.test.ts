@@ -1,8 +1,22 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_POLICY, INITIAL_POLICY_STATE, evaluatePolicy, type PolicyConfig, type PolicyDecision, type WindowObservation } from "../../../src/monitoring/index.js";
+import {
+  DEFAULT_POLICY,
+  INITIAL_POLICY_STATE,
+  evaluatePolicy,
+  type PolicyConfig,
+  type PolicyDecision,
+  type WindowObservation,
+} from "../../../src/monitoring/index.js";
 
 const HOUR = 3_600_000;
-const config: PolicyConfig = { ...DEFAULT_POLICY, minSamples: 50, consecutiveWindows: 3, cooldownMs: 2 * HOUR, datasetDrift: false, metrics: [{ metric: "accuracy", min: 0.8 }] };
+const config: PolicyConfig = {
+  ...DEFAULT_POLICY,
+  minSamples: 50,
+  consecutiveWindows: 3,
+  cooldownMs: 2 * HOUR,
+  datasetDrift: false,
+  metrics: [{ metric: "accuracy", min: 0.8 }],
+};
 
 /** Runs a scripted sequence: a number is the window's accuracy, "few" is a window with too few samples. */
 function run(script: (number | "few" | "nolabels")[], policy = config): PolicyDecision[] {
@@ -60,10 +74,18 @@ describe("policy over scripted windows", () => {
 
   it("checks stability, robustness and upper bounds with reasons naming value and bound", () => {
     const policy: PolicyConfig = { ...config, consecutiveWindows: 1, metrics: [{ metric: "rmse", max: 2 }], minStability: 0.9, minRobustness: 0.99 };
-    const { decision } = evaluatePolicy(INITIAL_POLICY_STATE, { endMs: 0, samples: 100, labelledSamples: 100, metrics: { rmse: 2.5 }, stability: 0.8, robustness: 0.95 }, policy);
+    const { decision } = evaluatePolicy(
+      INITIAL_POLICY_STATE,
+      { endMs: 0, samples: 100, labelledSamples: 100, metrics: { rmse: 2.5 }, stability: 0.8, robustness: 0.95 },
+      policy,
+    );
     expect(decision.verdict).toBe("violated");
     // In the order a user fixes them: quality, then errors, then stability.
-    expect(decision.reasons).toEqual(["decided by labels (100 labelled rows ≥ 50): rmse 2.500 > maximum 2", "robustness 0.9500 < minimum 0.99", "stability 0.8000 < minimum 0.9"]);
+    expect(decision.reasons).toEqual([
+      "decided by labels (100 labelled rows ≥ 50): rmse 2.500 > maximum 2",
+      "robustness 0.9500 < minimum 0.99",
+      "stability 0.8000 < minimum 0.9",
+    ]);
     expect(decision.fired).toEqual(["metric-max", "robustness", "stability"]);
   });
 });

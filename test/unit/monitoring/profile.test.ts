@@ -23,7 +23,12 @@ describe("DatasetProfile", () => {
     const age = profile.feature("age")!;
     expect(age.type).toBe("numeric");
     if (age.type !== "numeric") return;
-    expect({ count: age.count, missing: age.missing, nonFinite: age.nonFinite, invalid: age.invalid }).toEqual({ count: 2, missing: 1, nonFinite: 2, invalid: 1 });
+    expect({ count: age.count, missing: age.missing, nonFinite: age.nonFinite, invalid: age.invalid }).toEqual({
+      count: 2,
+      missing: 1,
+      nonFinite: 2,
+      invalid: 1,
+    });
     expect(age.mean).toBeCloseTo(35.75, 12);
     const city = profile.feature("city")!;
     if (city.type !== "categorical") throw new Error("city should be categorical");

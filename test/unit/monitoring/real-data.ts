@@ -21,8 +21,16 @@ export function weather(city: "Seattle" | "New York"): Row[] {
 export const januaryFlights = (JSON.parse(readFileSync(file("flights-10k.json"), "utf8")) as Row[]).filter((r) => String(r.date).startsWith("2001/01"));
 export const cars = JSON.parse(readFileSync(file("cars.json"), "utf8")) as Row[];
 
-export const weatherSet: DataSet = { name: "Seattle weather", rows: weather("Seattle"), schema: [...numeric("precipitation", "temp_max", "temp_min", "wind"), ...categorical("weather")] };
-export const flightsSet: DataSet = { name: "January 2001 flights", rows: januaryFlights, schema: [...numeric("delay", "distance"), ...categorical("origin", "destination")] };
+export const weatherSet: DataSet = {
+  name: "Seattle weather",
+  rows: weather("Seattle"),
+  schema: [...numeric("precipitation", "temp_max", "temp_min", "wind"), ...categorical("weather")],
+};
+export const flightsSet: DataSet = {
+  name: "January 2001 flights",
+  rows: januaryFlights,
+  schema: [...numeric("delay", "distance"), ...categorical("origin", "destination")],
+};
 export const carsSet: DataSet = {
   name: "cars",
   rows: cars,

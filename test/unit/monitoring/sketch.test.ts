@@ -1,7 +1,16 @@
 // Sketch mode: measured error bounds and the merge property.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { DatasetProfile, KllSketch, NumericProfile, compare, kllRankErrorBound, ksStatistic, sortedPoints, type WeightedPoints } from "../../../src/monitoring/index.js";
+import {
+  DatasetProfile,
+  KllSketch,
+  NumericProfile,
+  compare,
+  kllRankErrorBound,
+  ksStatistic,
+  sortedPoints,
+  type WeightedPoints,
+} from "../../../src/monitoring/index.js";
 
 /** Park–Miller LCG: reproducible data without a seeded-RNG dependency. */
 function lcg(seed: number): () => number {
@@ -77,7 +86,10 @@ describe("KLL sketch accuracy (measured, default k)", () => {
 
 describe("merge property (fast-check)", () => {
   // float32-representable values: sketch items are float32, so the exact union is comparable as is.
-  const values = fc.array(fc.float({ min: -1e6, max: 1e6, noNaN: true, noDefaultInfinity: true }).map((x) => x + 0), { maxLength: 3000 });
+  const values = fc.array(
+    fc.float({ min: -1e6, max: 1e6, noNaN: true, noDefaultInfinity: true }).map((x) => x + 0),
+    { maxLength: 3000 },
+  );
 
   it("exact mode: merge(profile(A), profile(B)) equals profile(A ∪ B)", () => {
     fc.assert(
@@ -146,7 +158,9 @@ describe("compare() in sketch mode", () => {
     // float32 values: what the sketch stores, so exact and sketch see the same numbers.
     const rows = (seed: number, n: number, shift: number) => Array.from(sample("bell", n, seed, shift), (x) => ({ x: Math.fround(x) }));
     const [ref, cur] = [rows(1, 300, 0), rows(2, 200, 0.3)];
-    const [sketched] = compare(DatasetProfile.fromRows(schema, ref, { exactLimit: 0 }), DatasetProfile.fromRows(schema, cur, { exactLimit: 0 }), { method: "ks" }).features;
+    const [sketched] = compare(DatasetProfile.fromRows(schema, ref, { exactLimit: 0 }), DatasetProfile.fromRows(schema, cur, { exactLimit: 0 }), {
+      method: "ks",
+    }).features;
     const [exact] = compare(DatasetProfile.fromRows(schema, ref), DatasetProfile.fromRows(schema, cur), { method: "ks", ksMethod: "asymp" }).features;
     expect(sketched!.rankErrorBound).toBe(0);
     expect(sketched!.statistic).toBe(exact!.statistic);
@@ -166,9 +180,18 @@ describe("compare() in sketch mode", () => {
     const refRows = rows(21, 0);
     const curRows = rows(41, 0.4);
     for (const method of ["ks", "wasserstein", "psi", "jensenshannon"] as const) {
-      const exact = compare(DatasetProfile.fromRows(schema, refRows, { exactLimit: Infinity }), DatasetProfile.fromRows(schema, curRows, { exactLimit: Infinity }), { method });
-      const sketched = compare(DatasetProfile.fromRows(schema, refRows, { exactLimit: 0 }), DatasetProfile.fromRows(schema, curRows, { exactLimit: 0 }), { method });
-      expect(sketched.features.map((f) => f.drift), method).toEqual(exact.features.map((f) => f.drift));
+      const exact = compare(
+        DatasetProfile.fromRows(schema, refRows, { exactLimit: Infinity }),
+        DatasetProfile.fromRows(schema, curRows, { exactLimit: Infinity }),
+        { method },
+      );
+      const sketched = compare(DatasetProfile.fromRows(schema, refRows, { exactLimit: 0 }), DatasetProfile.fromRows(schema, curRows, { exactLimit: 0 }), {
+        method,
+      });
+      expect(
+        sketched.features.map((f) => f.drift),
+        method,
+      ).toEqual(exact.features.map((f) => f.drift));
       expect(sketched.features.every((f) => f.approximate)).toBe(true);
       expect(Math.abs(sketched.features[1]!.statistic! - exact.features[1]!.statistic!), method).toBeLessThan(0.05);
     }

@@ -5,7 +5,15 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { applyModelDeploymentDefaults, type ModelDeploymentSpec, type ResolvedModelDeployment } from "../../../src/api/index.js";
 import { compare, DatasetProfile, type FeatureSchema } from "../../../src/monitoring/index.js";
-import { classificationCounts, labelledMetrics, PREDICTION_COLUMN, regressionCounts, SUMMARY_FORMAT, type SidecarSummary, type WindowSummary } from "../../../src/monitoring/summary.js";
+import {
+  classificationCounts,
+  labelledMetrics,
+  PREDICTION_COLUMN,
+  regressionCounts,
+  SUMMARY_FORMAT,
+  type SidecarSummary,
+  type WindowSummary,
+} from "../../../src/monitoring/summary.js";
 import { parseSidecarSummary, SummaryFormatError } from "../../../src/monitoring/summary-schema.js";
 import { monitoringStatus } from "../../../src/operator/monitoring/health.js";
 import { anyJson, edgeValue, mutateAt } from "../../support/json-mutation.js";
@@ -43,7 +51,10 @@ function windowOf(task: Task, k: number, shift: number, closed: boolean): Window
     rejectedRequests: 0,
     rows: 60,
     features: features.toJSON(),
-    predictions: DatasetProfile.fromRows([{ name: PREDICTION_COLUMN, type: task === "classification" ? "categorical" : "numeric" }], rows.map(() => ({ [PREDICTION_COLUMN]: prediction }))).toJSON(),
+    predictions: DatasetProfile.fromRows(
+      [{ name: PREDICTION_COLUMN, type: task === "classification" ? "categorical" : "numeric" }],
+      rows.map(() => ({ [PREDICTION_COLUMN]: prediction })),
+    ).toJSON(),
     labelled,
     metrics: labelledMetrics(labelled),
     drift: closed ? compare(DatasetProfile.fromRows(schema, rowsAt(0, 60)), features) : null,
@@ -93,7 +104,14 @@ function throughTheOperator(body: unknown, task: Task): "refused" | "admitted" {
     expect(err.message.length).toBeLessThan(1000);
     return "refused";
   }
-  const status = monitoringStatus(mdFor(task), [{ pod: "shop-serving-a", summary: summaryOf(task, "shop-serving-a") }, { pod: "shop-serving-b", summary: parsed }], NOW);
+  const status = monitoringStatus(
+    mdFor(task),
+    [
+      { pod: "shop-serving-a", summary: summaryOf(task, "shop-serving-a") },
+      { pod: "shop-serving-b", summary: parsed },
+    ],
+    NOW,
+  );
   expect(nonFinite(status)).toEqual([]);
   return "admitted";
 }
@@ -106,7 +124,10 @@ describe.each(["classification", "regression"] as const)("%s sidecar summaries u
   });
 
   it("any JSON is refused with a SummaryFormatError or admitted", () => {
-    fc.assert(fc.property(anyJson, (body) => void throughTheOperator(body, task)), { numRuns: 300 });
+    fc.assert(
+      fc.property(anyJson, (body) => void throughTheOperator(body, task)),
+      { numRuns: 300 },
+    );
   });
 
   it("a good summary with one value replaced (or removed) anywhere is refused, or goes through the operator's status computation", () => {
@@ -128,7 +149,9 @@ describe("regression summaries from a pod whose sums are at the edge of what a n
     const sums = ["sumAbsError", "sumSquaredError", "meanActual", "m2Actual"];
     fc.assert(
       fc.property(fc.constantFrom(0, 1, 2), fc.constantFrom(...sums), fc.constantFrom(1e308, -1e308, 1e300, Number.MAX_VALUE, 1e154), (w, key, value) => {
-        const doc = structuredClone(summaryOf("regression", "shop-serving-b")) as unknown as { windows: { labelled: { regression: Record<string, number> } }[] };
+        const doc = structuredClone(summaryOf("regression", "shop-serving-b")) as unknown as {
+          windows: { labelled: { regression: Record<string, number> } }[];
+        };
         doc.windows[w]!.labelled.regression[key] = value;
         throughTheOperator(doc, "regression");
       }),

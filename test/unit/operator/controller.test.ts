@@ -7,7 +7,9 @@ import { OperatorMetrics } from "../../../src/operator/metrics.js";
 describe("controller", () => {
   it("refuses a controller without workers", () => {
     const reconciler = { reconcile: async () => ({}) };
-    expect(() => new Controller({ name: "c", reconciler, workers: 0, metrics: new OperatorMetrics(), logger: pino({ enabled: false }) })).toThrow(/workers must be a positive integer/);
+    expect(() => new Controller({ name: "c", reconciler, workers: 0, metrics: new OperatorMetrics(), logger: pino({ enabled: false }) })).toThrow(
+      /workers must be a positive integer/,
+    );
   });
 
   it("reconciles each key once per change with N workers, retries failures, and drains on shutdown", async () => {

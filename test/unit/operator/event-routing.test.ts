@@ -5,9 +5,18 @@ import { weatherModelDeployment as md } from "./fixtures.js";
 
 describe("event routing", () => {
   it("maps an owned object to its controlling ModelDeployment and ignores others", () => {
-    const owned = { metadata: { namespace: "ml", ownerReferences: [{ apiVersion: "ballast.dev/v1alpha1", kind: "ModelDeployment", name: "weather", uid: "u1", controller: true }] } };
+    const owned = {
+      metadata: {
+        namespace: "ml",
+        ownerReferences: [{ apiVersion: "ballast.dev/v1alpha1", kind: "ModelDeployment", name: "weather", uid: "u1", controller: true }],
+      },
+    };
     expect(controllingOwnerKey(owned)).toBe("ml/weather");
-    expect(controllingOwnerKey({ metadata: { namespace: "ml", ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: "x", uid: "u", controller: true }] } })).toBeUndefined();
+    expect(
+      controllingOwnerKey({
+        metadata: { namespace: "ml", ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: "x", uid: "u", controller: true }] },
+      }),
+    ).toBeUndefined();
   });
 
   it("ignores our own status writes but not spec, annotation or deletion changes", () => {

@@ -8,7 +8,11 @@ import { weatherModelDeployment as md } from "./fixtures.js";
 describe("what the caches keep of owned objects", () => {
   it("keeps every Deployment field the reconciler reads, drops the rest of the pod template", () => {
     const { deployment, configMap } = desiredServingObjects(md(), { defaultImage: "img:1" });
-    const full = { ...deployment, metadata: { ...deployment.metadata!, generation: 4, managedFields: [{ manager: "x" }] }, status: { observedGeneration: 4, readyReplicas: 1 } };
+    const full = {
+      ...deployment,
+      metadata: { ...deployment.metadata!, generation: 4, managedFields: [{ manager: "x" }] },
+      status: { observedGeneration: 4, readyReplicas: 1 },
+    };
     const slim = slimDeployment(full as never);
     expect(slim.metadata!.managedFields).toBeUndefined();
     expect(slim.metadata!.annotations).toEqual(deployment.metadata!.annotations);

@@ -18,7 +18,11 @@ const T0 = new Date("2026-12-04T10:00:00Z");
 const at = (s: number) => new Date(T0.getTime() + s * 1000);
 const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
-function md(spec: Partial<ModelDeploymentSpec> = {}, status: ModelDeploymentStatus = {}, extra: { generation?: number; annotations?: Record<string, string> } = {}): ResolvedModelDeployment {
+function md(
+  spec: Partial<ModelDeploymentSpec> = {},
+  status: ModelDeploymentStatus = {},
+  extra: { generation?: number; annotations?: Record<string, string> } = {},
+): ResolvedModelDeployment {
   return {
     apiVersion: "ballast.dev/v1alpha1",
     kind: "ModelDeployment",
@@ -65,9 +69,19 @@ function apply(m: ResolvedModelDeployment, step: ReturnType<typeof stepLoop>, mo
 
 const succeeded = (r: CandidateReport[]): JobObservation => ({ name: "penguins-retrain-1", state: "succeeded", reports: r });
 
-const window = (end: Date, version: string, accuracy: number, labelledSamples = 60): WindowRecord => ({ windowEnd: end.toISOString(), version, samples: 60, labelledSamples, accuracy, verdict: accuracy >= 0.75 ? "Healthy" : "Violated" });
+const window = (end: Date, version: string, accuracy: number, labelledSamples = 60): WindowRecord => ({
+  windowEnd: end.toISOString(),
+  version,
+  samples: 60,
+  labelledSamples,
+  accuracy,
+  verdict: accuracy >= 0.75 ? "Healthy" : "Violated",
+});
 /** The monitoring controller judged these windows (status.recentWindows). */
-const withWindows = (m: ResolvedModelDeployment, ...w: WindowRecord[]): ResolvedModelDeployment => ({ ...m, status: { ...m.status, recentWindows: [...(m.status?.recentWindows ?? []), ...w] } });
+const withWindows = (m: ResolvedModelDeployment, ...w: WindowRecord[]): ResolvedModelDeployment => ({
+  ...m,
+  status: { ...m.status, recentWindows: [...(m.status?.recentWindows ?? []), ...w] },
+});
 
 describe("the loop state machine", () => {
   it("starts Stable, and a fresh policy trigger starts attempt 1 on the serving version", () => {
@@ -139,7 +153,10 @@ describe("the loop state machine", () => {
     expect(forgets.message).toContain("0.7 vs serving 0.86");
     const slow = evaluateGate(report({ latencyMsPerRow: { candidate: 0.05, serving: 0.02 } }), m);
     expect(slow).toMatchObject({ passed: false, failedRule: "MaxLatencyRatio", latencyRatio: 2.5 });
-    const rmse = evaluateGate(report({ metric: "rmse", higherIsBetter: false, recent: { rows: 30, candidate: 2.0, serving: 3.0 }, original: undefined }), md({ monitoring: { features: [{ name: "x", type: "numeric" }], labelField: "y", task: "regression" }, policy: { maxError: 3, cooldown: "1m" } }));
+    const rmse = evaluateGate(
+      report({ metric: "rmse", higherIsBetter: false, recent: { rows: 30, candidate: 2.0, serving: 3.0 }, original: undefined }),
+      md({ monitoring: { features: [{ name: "x", type: "numeric" }], labelField: "y", task: "regression" }, policy: { maxError: 3, cooldown: "1m" } }),
+    );
     expect(rmse.passed).toBe(true);
     expect(bestCandidate([report({ version: "a", validation: 0.7 }), report({ version: "b", validation: 0.9 })])?.version).toBe("b");
   });
@@ -151,7 +168,10 @@ describe("the loop state machine", () => {
       m = { ...m, status: { ...m.status, policy: violated(at(now)), loop: m.status?.loop ? { ...m.status.loop, backoffUntil: undefined } : undefined } };
       m = apply(m, stepLoop(m, obs(at(now + 1))));
       expect(m.status?.loop?.phase).toBe("Training");
-      const job: JobObservation = i === 2 ? { name: retrainingJobName("penguins", i), state: "absent" } : { name: retrainingJobName("penguins", i), state: "failed", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" };
+      const job: JobObservation =
+        i === 2
+          ? { name: retrainingJobName("penguins", i), state: "absent" }
+          : { name: retrainingJobName("penguins", i), state: "failed", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" };
       m = apply(m, stepLoop(m, obs(at(now + 10), { job })));
       expect(m.status?.lastRetraining).toMatchObject({ phase: "Failed", reason: i === 2 ? "JobDeleted" : "BackoffLimitExceeded" });
       now += 1000;
@@ -194,12 +214,20 @@ describe("the loop state machine", () => {
     m = { ...m, spec: { ...m.spec, promotion: { ...m.spec.promotion, approvedVersion: "bad" } } };
     m = apply(m, stepLoop(m, obs(at(50))));
     expect(m.status).toMatchObject({ targetVersion: "bad", previousVersion: "v1", loop: { phase: "Promoting", approvalHandled: "bad" } });
-    m = apply(m, stepLoop({ ...m, status: { ...m.status, servingVersion: "bad" } }, obs(at(60), { rollout: { pinnedVersion: "bad", ready: true, message: "" } })), { servingVersion: "bad" });
+    m = apply(
+      m,
+      stepLoop({ ...m, status: { ...m.status, servingVersion: "bad" } }, obs(at(60), { rollout: { pinnedVersion: "bad", ready: true, message: "" } })),
+      { servingVersion: "bad" },
+    );
     expect(m.status?.loop?.phase).toBe("Observing");
     m = withWindows(m, window(at(70), "bad", 0.41));
     m = apply(m, stepLoop(m, obs(at(71))));
     expect(m.status).toMatchObject({ targetVersion: "v1", loop: { phase: "RollingBack" } });
-    m = apply(m, stepLoop({ ...m, status: { ...m.status, servingVersion: "v1" } }, obs(at(80), { rollout: { pinnedVersion: "v1", ready: true, message: "" } })), { servingVersion: "v1" });
+    m = apply(
+      m,
+      stepLoop({ ...m, status: { ...m.status, servingVersion: "v1" } }, obs(at(80), { rollout: { pinnedVersion: "v1", ready: true, message: "" } })),
+      { servingVersion: "v1" },
+    );
     expect(m.status?.loop).toMatchObject({ phase: "Stable", consecutiveFailures: 1 });
     expect(m.status?.history?.at(-1)).toMatchObject({ event: "RolledBack", version: "v1", previousVersion: "bad" });
     // The approval is not carried out twice.
@@ -227,7 +255,15 @@ describe("the loop state machine", () => {
 
 describe("the retraining Job and the pinned serving version", () => {
   it("runs ballast train on the GPU node's terms, Indexed, with a deterministic name and candidate", () => {
-    const m = md({ retraining: { tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }], nodeSelector: { "ballast.dev/accelerator": "nvidia-gpu" }, resources: { limits: { "nvidia.com/gpu": "1" } }, search: { maxTrials: 4, parallelism: 2 }, data: { sources: [{ uri: "pvc://models/data/train.csv" }] } } as ModelDeploymentSpec["retraining"] });
+    const m = md({
+      retraining: {
+        tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
+        nodeSelector: { "ballast.dev/accelerator": "nvidia-gpu" },
+        resources: { limits: { "nvidia.com/gpu": "1" } },
+        search: { maxTrials: 4, parallelism: 2 },
+        data: { sources: [{ uri: "pvc://models/data/train.csv" }] },
+      } as ModelDeploymentSpec["retraining"],
+    });
     const job = desiredRetrainingJob(m, { attempt: 2, fromVersion: "v1", feedbackSince: iso(T0), defaultImage: "img:1" });
     expect(job.metadata).toMatchObject({ name: "penguins-retrain-2", namespace: "ml" });
     expect(job.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "ModelDeployment", name: "penguins", controller: true });
@@ -235,7 +271,11 @@ describe("the retraining Job and the pinned serving version", () => {
     const pod = job.spec!.template.spec!;
     expect(pod).toMatchObject({ restartPolicy: "Never", nodeSelector: { "ballast.dev/accelerator": "nvidia-gpu" }, automountServiceAccountToken: false });
     const c = pod.containers[0]!;
-    expect(c).toMatchObject({ terminationMessagePath: "/dev/termination-log", terminationMessagePolicy: "FallbackToLogsOnError", resources: { limits: { "nvidia.com/gpu": "1" } } });
+    expect(c).toMatchObject({
+      terminationMessagePath: "/dev/termination-log",
+      terminationMessagePolicy: "FallbackToLogsOnError",
+      resources: { limits: { "nvidia.com/gpu": "1" } },
+    });
     const flag = (f: string) => c.args![c.args!.indexOf(f) + 1];
     expect(flag("--from-version")).toBe("v1");
     expect(flag("--version")).toBe(candidateVersionName(m, 2));
@@ -275,7 +315,9 @@ describe("the retraining Job and the pinned serving version", () => {
     };
     const ok = parseCandidateReport(JSON.stringify(message));
     expect(ok).toMatchObject({ report: { version: "r1", recent: { candidate: 0.9 } } });
-    expect(parseCandidateReport(JSON.stringify({ format: "ballast.dev/train-result/v1", error: "only 3 labelled rows" }))).toEqual({ error: "only 3 labelled rows" });
+    expect(parseCandidateReport(JSON.stringify({ format: "ballast.dev/train-result/v1", error: "only 3 labelled rows" }))).toEqual({
+      error: "only 3 labelled rows",
+    });
     expect(parseCandidateReport("Error: out of memory\n    at train")).toMatchObject({ error: expect.stringContaining("out of memory") });
     expect(parseCandidateReport(JSON.stringify({ ...message, version: 3 }))).toMatchObject({ error: expect.stringContaining("/version") });
   });

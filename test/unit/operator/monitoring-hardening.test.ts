@@ -5,9 +5,22 @@ import type { AddressInfo } from "node:net";
 import { FormatRegistry, TypeRegistry } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyModelDeploymentDefaults, ModelDeploymentStatusSchema, type ModelDeploymentSpec, type ModelDeploymentStatus, type ResolvedModelDeployment } from "../../../src/api/index.js";
+import {
+  applyModelDeploymentDefaults,
+  ModelDeploymentStatusSchema,
+  type ModelDeploymentSpec,
+  type ModelDeploymentStatus,
+  type ResolvedModelDeployment,
+} from "../../../src/api/index.js";
 import { compare, DatasetProfile, type FeatureSchema } from "../../../src/monitoring/index.js";
-import { classificationCounts, labelledMetrics, PREDICTION_COLUMN, SUMMARY_FORMAT, type SidecarSummary, type WindowSummary } from "../../../src/monitoring/summary.js";
+import {
+  classificationCounts,
+  labelledMetrics,
+  PREDICTION_COLUMN,
+  SUMMARY_FORMAT,
+  type SidecarSummary,
+  type WindowSummary,
+} from "../../../src/monitoring/summary.js";
 import { monitoringStatus, type PodScrape } from "../../../src/operator/monitoring/health.js";
 import { MAX_CONDITION_MESSAGE_LENGTH } from "../../../src/operator/monitoring/messages.js";
 import { DEFAULT_MAX_SUMMARY_BYTES, scrapeSidecar } from "../../../src/operator/monitoring/reconciler.js";
@@ -15,14 +28,20 @@ import { DEFAULT_MAX_SUMMARY_BYTES, scrapeSidecar } from "../../../src/operator/
 // The CRD's date-time format and string enums (Type.Unsafe in the API), as the API server checks them.
 if (!FormatRegistry.Has("date-time")) FormatRegistry.Set("date-time", (v) => /^\d{4}-\d{2}-\d{2}T/.test(v) && !Number.isNaN(Date.parse(v)));
 if (!TypeRegistry.Has("Unsafe"))
-  TypeRegistry.Set<{ type?: string; enum?: unknown[] }>("Unsafe", (schema, value) => (schema.type !== "string" || typeof value === "string") && (!schema.enum || schema.enum.includes(value)));
+  TypeRegistry.Set<{ type?: string; enum?: unknown[] }>(
+    "Unsafe",
+    (schema, value) => (schema.type !== "string" || typeof value === "string") && (!schema.enum || schema.enum.includes(value)),
+  );
 
 const NOW = new Date("2026-11-26T12:30:00Z");
 const T0 = Date.parse("2026-11-26T12:00:00Z");
 
 function windowOf(schema: FeatureSchema[], reference: Record<string, unknown>[], rows: Record<string, unknown>[]): WindowSummary {
   const features = DatasetProfile.fromRows(schema, rows);
-  const labelled = classificationCounts(rows.map(() => "yes"), rows.map(() => "yes"));
+  const labelled = classificationCounts(
+    rows.map(() => "yes"),
+    rows.map(() => "yes"),
+  );
   return {
     start: new Date(T0).toISOString(),
     end: new Date(T0 + 60_000).toISOString(),
@@ -32,7 +51,10 @@ function windowOf(schema: FeatureSchema[], reference: Record<string, unknown>[],
     rejectedRequests: 0,
     rows: rows.length,
     features: features.toJSON(),
-    predictions: DatasetProfile.fromRows([{ name: PREDICTION_COLUMN, type: "categorical" }], rows.map(() => ({ prediction: "yes" }))).toJSON(),
+    predictions: DatasetProfile.fromRows(
+      [{ name: PREDICTION_COLUMN, type: "categorical" }],
+      rows.map(() => ({ prediction: "yes" })),
+    ).toJSON(),
     labelled,
     metrics: labelledMetrics(labelled),
     drift: compare(DatasetProfile.fromRows(schema, reference), features, { method: schema.every((f) => f.type === "numeric") ? "ks" : "chisquare" }),
@@ -125,7 +147,10 @@ describe("the summary a sidecar answers is read up to a cap", () => {
 
   it("takes the cap as an option, and says when the answer is not JSON", async () => {
     expect(await scrapeSidecar("a", `${base}/good`, 3000)).toHaveProperty("summary");
-    expect(await scrapeSidecar("a", `${base}/good`, 3000, 1024)).toEqual({ pod: "a", error: `GET ${base}/good: summary exceeds the limit of 1024 bytes; the rest was not read` });
+    expect(await scrapeSidecar("a", `${base}/good`, 3000, 1024)).toEqual({
+      pod: "a",
+      error: `GET ${base}/good: summary exceeds the limit of 1024 bytes; the rest was not read`,
+    });
     expect(await scrapeSidecar("a", `${base}/junk`, 3000)).toEqual({ pod: "a", error: `GET ${base}/junk: answer is not JSON` });
   });
 });
@@ -185,7 +210,9 @@ describe("status stays within the CRD's bounds", () => {
     expect(drift).toMatchObject({ status: "True", reason: "DriftAboveThreshold" });
     expect(drift.message.length).toBeLessThanOrEqual(MAX_CONDITION_MESSAGE_LENGTH);
     // The labels' note at the end survives the cut.
-    expect(drift.message).toMatch(/^300 of 300 features drifted .*f000_x+: ks p-value .*; … and \d+ more; not a violation by itself: decided by labels \(60 labelled rows ≥ 50\)$/);
+    expect(drift.message).toMatch(
+      /^300 of 300 features drifted .*f000_x+: ks p-value .*; … and \d+ more; not a violation by itself: decided by labels \(60 labelled rows ≥ 50\)$/,
+    );
     const shown = drift.message.match(/f\d{3}_x+: ks/g)!.length;
     expect(drift.message).toContain(`; … and ${300 - shown} more;`);
     expect(status.lastMetrics!.driftedFeatures).toHaveLength(256);
@@ -194,7 +221,10 @@ describe("status stays within the CRD's bounds", () => {
   });
 
   it("lists as many failing pods as fit", () => {
-    const scrapes: PodScrape[] = Array.from({ length: 500 }, (_, i) => ({ pod: `shop-serving-${i}`, error: `GET http://10.0.${i >> 8}.${i & 255}:8080/v1/monitoring/summary: ${"connection refused ".repeat(20)}` }));
+    const scrapes: PodScrape[] = Array.from({ length: 500 }, (_, i) => ({
+      pod: `shop-serving-${i}`,
+      error: `GET http://10.0.${i >> 8}.${i & 255}:8080/v1/monitoring/summary: ${"connection refused ".repeat(20)}`,
+    }));
     const status = monitoringStatus(md(shopSchema), scrapes, NOW);
     expect(crdErrors(status)).toEqual([]);
     const message = status.conditions!.find((c) => c.type === "Degraded")!.message;

@@ -3,24 +3,48 @@ import { describe, expect, it } from "vitest";
 import { applyModelDeploymentDefaults, type ModelDeploymentSpec, type ModelDeploymentStatus, type ResolvedModelDeployment } from "../../../src/api/index.js";
 import { loadWeatherDays, splitWeather, WEATHER_FEATURES, type WeatherDay } from "../../../src/demo/weather-data.js";
 import { compare, DatasetProfile } from "../../../src/monitoring/index.js";
-import { classificationCounts, labelledMetrics, PREDICTION_COLUMN, SUMMARY_FORMAT, type SidecarSummary, type WindowSummary } from "../../../src/monitoring/summary.js";
-import { combineDrift, degradedCondition, healthTransitionEvents, monitoringStatus, servingGroup, type PodScrape } from "../../../src/operator/monitoring/health.js";
+import {
+  classificationCounts,
+  labelledMetrics,
+  PREDICTION_COLUMN,
+  SUMMARY_FORMAT,
+  type SidecarSummary,
+  type WindowSummary,
+} from "../../../src/monitoring/summary.js";
+import {
+  combineDrift,
+  degradedCondition,
+  healthTransitionEvents,
+  monitoringStatus,
+  servingGroup,
+  type PodScrape,
+} from "../../../src/operator/monitoring/health.js";
 import { parseSummary, readyServingPods } from "../../../src/operator/monitoring/reconciler.js";
 
 const split = splitWeather(loadWeatherDays(), 300, 300);
 const schema = WEATHER_FEATURES.map((name) => ({ name, type: "numeric" as const }));
 const reference = DatasetProfile.fromRows(schema, split.seattleTraining);
-const referencePredictions = DatasetProfile.fromRows([{ name: PREDICTION_COLUMN, type: "categorical" }], split.seattleTraining.map((d) => ({ prediction: d.weather })));
+const referencePredictions = DatasetProfile.fromRows(
+  [{ name: PREDICTION_COLUMN, type: "categorical" }],
+  split.seattleTraining.map((d) => ({ prediction: d.weather })),
+);
 
 /**
  * A closed window of `days` as a sidecar summarises it; `wrong` of the predictions miss (feedback = the real weather);
  * feedback came for the first `labelled` rows (default: all).
  */
-function window(days: readonly WeatherDay[], startMs: number, opts: { wrong?: number; failed?: number; closed?: boolean; labelled?: number } = {}): WindowSummary {
+function window(
+  days: readonly WeatherDay[],
+  startMs: number,
+  opts: { wrong?: number; failed?: number; closed?: boolean; labelled?: number } = {},
+): WindowSummary {
   const features = DatasetProfile.fromRows(schema, days);
   const truth = days.map((d) => d.weather);
   const predicted = truth.map((t, i) => (i < (opts.wrong ?? 0) ? (t === "sun" ? "rain" : "sun") : t));
-  const predictions = DatasetProfile.fromRows([{ name: PREDICTION_COLUMN, type: "categorical" }], predicted.map((p) => ({ prediction: p })));
+  const predictions = DatasetProfile.fromRows(
+    [{ name: PREDICTION_COLUMN, type: "categorical" }],
+    predicted.map((p) => ({ prediction: p })),
+  );
   const fed = opts.labelled ?? days.length;
   const labelled = classificationCounts(truth.slice(0, fed), predicted.slice(0, fed));
   const drift = compare(reference, features, { method: "ks" });
@@ -89,7 +113,18 @@ function run(model: (s?: ModelDeploymentStatus) => ResolvedModelDeployment, wind
 describe("monitoring status from the sidecars' summaries", () => {
   it("reports a calm Seattle window: metrics filled, no drift, not degraded, nothing NaN", () => {
     const [s] = run((st) => md({}, st), [window(seattle(0), T0, { wrong: 5 })]);
-    expect(s!.lastMetrics).toMatchObject({ samples: 50, labelledSamples: 50, metric: "accuracy", accuracy: 0.9, driftShare: 0, driftedFeatures: [], robustness: 1, errorRate: 0, stability: 1, verdict: "Healthy" });
+    expect(s!.lastMetrics).toMatchObject({
+      samples: 50,
+      labelledSamples: 50,
+      metric: "accuracy",
+      accuracy: 0.9,
+      driftShare: 0,
+      driftedFeatures: [],
+      robustness: 1,
+      errorRate: 0,
+      stability: 1,
+      verdict: "Healthy",
+    });
     expect(s!.lastMetrics!.windowStart).toBe("2026-11-26T12:00:00.000Z");
     expect(JSON.stringify(s)).not.toMatch(/NaN|null/);
     expect(cond(s!, "DriftDetected")).toMatchObject({ status: "False", reason: "NoDrift", observedGeneration: 3 });
@@ -101,7 +136,10 @@ describe("monitoring status from the sidecars' summaries", () => {
   });
 
   it("flags New York traffic as drift naming the features, and Degraded only after the consecutive windows", () => {
-    const statuses = run((st) => md({}, st), [window(seattle(0), T0), window(newYork(0), T0 + 60_000, { wrong: 20 }), window(newYork(1), T0 + 120_000, { wrong: 20 })]);
+    const statuses = run(
+      (st) => md({}, st),
+      [window(seattle(0), T0), window(newYork(0), T0 + 60_000, { wrong: 20 }), window(newYork(1), T0 + 120_000, { wrong: 20 })],
+    );
     const [, first, second] = statuses;
     const drift = cond(first!, "DriftDetected");
     expect(drift).toMatchObject({ status: "True", reason: "DriftAboveThreshold" });
@@ -115,7 +153,12 @@ describe("monitoring status from the sidecars' summaries", () => {
     expect(first!.policy).toMatchObject({ verdict: "Healthy", consecutiveViolations: 1 });
     expect(cond(second!, "Degraded")).toMatchObject({ status: "True", reason: "AccuracyBelowThreshold" });
     expect(cond(second!, "Degraded").message).toContain("accuracy 0.6000 < minimum 0.7");
-    expect(second!.policy).toMatchObject({ verdict: "Violated", consecutiveViolations: 2, lastTriggerTime: "2026-11-26T12:03:00Z", cooldownUntil: "2026-11-26T13:03:00Z" });
+    expect(second!.policy).toMatchObject({
+      verdict: "Violated",
+      consecutiveViolations: 2,
+      lastTriggerTime: "2026-11-26T12:03:00Z",
+      cooldownUntil: "2026-11-26T13:03:00Z",
+    });
     // Stability looks back over the windows: 0.9…1 then 0.6 moves it.
     expect(second!.lastMetrics!.stability).toBeLessThan(1);
   });
@@ -128,7 +171,9 @@ describe("monitoring status from the sidecars' summaries", () => {
     expect(drift).toMatchObject({ status: "True", reason: "DriftAboveThreshold" });
     expect(drift.message).toContain("not a violation by itself: decided by labels (50 labelled rows ≥ 50)");
     expect(cond(ny!, "Degraded")).toMatchObject({ status: "False", reason: "Healthy" });
-    expect(cond(ny!, "Degraded").message).toMatch(/^within policy: accuracy 0.92.*; drift in .*wind measured but not a violation: decided by labels \(50 labelled rows ≥ 50\)$/);
+    expect(cond(ny!, "Degraded").message).toMatch(
+      /^within policy: accuracy 0.92.*; drift in .*wind measured but not a violation: decided by labels \(50 labelled rows ≥ 50\)$/,
+    );
     expect(ny!.policy).toMatchObject({ verdict: "Healthy", consecutiveViolations: 0 });
   });
 
@@ -148,7 +193,9 @@ describe("monitoring status from the sidecars' summaries", () => {
 
     const perf = run((st) => md({ consecutiveWindows: 1, triggerOn: "performance" }, st), [window(newYork(0), T0, { wrong: 30 })])[0]!;
     expect(cond(perf, "Degraded")).toMatchObject({ status: "True", reason: "AccuracyBelowThreshold" });
-    expect(cond(perf, "Degraded").message).toMatch(/^decided by labels \(policy.triggerOn performance\): accuracy 0.4000 < minimum 0.7; likely cause: drift in /);
+    expect(cond(perf, "Degraded").message).toMatch(
+      /^decided by labels \(policy.triggerOn performance\): accuracy 0.4000 < minimum 0.7; likely cause: drift in /,
+    );
   });
 
   it("rounds what kubectl shows to 4 significant digits, and judges the exact values", () => {
@@ -173,7 +220,11 @@ describe("monitoring status from the sidecars' summaries", () => {
     const down = monitoringStatus(md({}, served), [{ pod: "a", error: "connection refused" }], NOW);
     expect(down.servingVersion).toBe("v7");
     // Rolling out to the pinned v8 (the serving reconciler wrote it) while v7 pods are still the majority.
-    const rolling = monitoringStatus(md({}, { ...served, servingVersion: "v8" }, 3, "v8"), [{ pod: "a", summary: summary("a", [window(seattle(1), T0 + 60_000)], "v7") }], NOW);
+    const rolling = monitoringStatus(
+      md({}, { ...served, servingVersion: "v8" }, 3, "v8"),
+      [{ pod: "a", summary: summary("a", [window(seattle(1), T0 + 60_000)], "v7") }],
+      NOW,
+    );
     expect(rolling.servingVersion).toBe("v8");
   });
 
@@ -206,17 +257,33 @@ describe("monitoring status from the sidecars' summaries", () => {
 
     expect(cond(monitoringStatus(md(), [], NOW), "Degraded").message).toBe("no ready serving pod to read monitoring from");
     const down = monitoringStatus(md(), [{ pod: "weather-serving-a", error: "GET http://10.0.0.5:8080/v1/monitoring/summary: no answer within 3000 ms" }], NOW);
-    expect(cond(down, "DriftDetected").message).toBe("no sidecar answered: weather-serving-a: GET http://10.0.0.5:8080/v1/monitoring/summary: no answer within 3000 ms");
+    expect(cond(down, "DriftDetected").message).toBe(
+      "no sidecar answered: weather-serving-a: GET http://10.0.0.5:8080/v1/monitoring/summary: no answer within 3000 ms",
+    );
   });
 
   it("merges replicas: counts add, a feature drifts when the replicas with most of its rows say so, a failed pod is skipped", () => {
     const a = summary("weather-serving-a", [window(newYork(0), T0)]);
     const b = summary("weather-serving-b", [window(seattle(0).slice(0, 45), T0)]);
-    const s = monitoringStatus(md(), [{ pod: a.pod, summary: a }, { pod: b.pod, summary: b }, { pod: "weather-serving-c", error: "connection refused" }], NOW);
+    const s = monitoringStatus(
+      md(),
+      [
+        { pod: a.pod, summary: a },
+        { pod: b.pod, summary: b },
+        { pod: "weather-serving-c", error: "connection refused" },
+      ],
+      NOW,
+    );
     expect(s.lastMetrics).toMatchObject({ samples: 95, labelledSamples: 95 });
     // New York's 50 rows outweigh Seattle's 45: its drifted features win.
     expect(s.lastMetrics!.driftedFeatures!.length).toBeGreaterThan(0);
-    const combined = combineDrift([{ rows: 10, report: a.windows[0]!.drift! }, { rows: 45, report: b.windows[0]!.drift! }], 0.5)!;
+    const combined = combineDrift(
+      [
+        { rows: 10, report: a.windows[0]!.drift! },
+        { rows: 45, report: b.windows[0]!.drift! },
+      ],
+      0.5,
+    )!;
     expect(combined.driftedFeatures).toBe(b.windows[0]!.drift!.driftedFeatures);
   });
 
@@ -228,7 +295,15 @@ describe("monitoring status from the sidecars' summaries", () => {
 
   it("emits Events only on transitions: drift appearing, degradation, recovery", () => {
     // Stability would keep it degraded a while after one bad window (it looks back); this story is about the rest.
-    const statuses = run((st) => md({ consecutiveWindows: 1, minStability: 0 }, st), [window(seattle(0), T0), window(newYork(0), T0 + 60_000, { wrong: 20 }), window(newYork(1), T0 + 120_000, { wrong: 20 }), window(seattle(1), T0 + 180_000)]);
+    const statuses = run(
+      (st) => md({ consecutiveWindows: 1, minStability: 0 }, st),
+      [
+        window(seattle(0), T0),
+        window(newYork(0), T0 + 60_000, { wrong: 20 }),
+        window(newYork(1), T0 + 120_000, { wrong: 20 }),
+        window(seattle(1), T0 + 180_000),
+      ],
+    );
     const events = statuses.map((s, i) => healthTransitionEvents(i === 0 ? undefined : statuses[i - 1], s).map((e) => `${e.type}/${e.reason}`));
     expect(events).toEqual([[], ["Warning/DriftAboveThreshold", "Warning/AccuracyBelowThreshold"], [], ["Normal/NoDrift", "Normal/Healthy"]]);
   });
@@ -264,7 +339,15 @@ describe("windows that close between two scrapes", () => {
 
 describe("a violation that outlives the window that started it", () => {
   // The latest window could not be judged, but the streak still holds: Degraded keeps the reason it had, when it is one of ours.
-  const decision = { verdict: "violated" as const, windowVerdict: "insufficient-data" as const, reasons: ["window has 3 samples"], fired: [], consecutiveViolations: 2, trigger: false, cooldownUntilMs: null };
+  const decision = {
+    verdict: "violated" as const,
+    windowVerdict: "insufficient-data" as const,
+    reasons: ["window has 3 samples"],
+    fired: [],
+    consecutiveViolations: 2,
+    trigger: false,
+    cooldownUntilMs: null,
+  };
   const snapshot = { windowEnd: "2026-11-26T12:10:00Z", samples: 3 };
   const prior = (reason: string) => ({ type: "Degraded", status: "True" as const, reason, message: "earlier", lastTransitionTime: "2026-11-26T12:00:00Z" });
 

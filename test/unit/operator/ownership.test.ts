@@ -4,7 +4,13 @@ import { describe, expect, it } from "vitest";
 import { controlledBy, describeController } from "../../../src/operator/ownership.js";
 
 const md = { metadata: { name: "penguins", uid: "md-uid" } };
-const ref = (uid: string, controller = true, kind = "ModelDeployment", name = "penguins") => ({ apiVersion: "ballast.dev/v1alpha1", kind, name, uid, controller });
+const ref = (uid: string, controller = true, kind = "ModelDeployment", name = "penguins") => ({
+  apiVersion: "ballast.dev/v1alpha1",
+  kind,
+  name,
+  uid,
+  controller,
+});
 
 describe("who controls an object", () => {
   it("is this ModelDeployment only when its uid is the controller reference", () => {

@@ -9,8 +9,15 @@ describe("one place maps errors to reasons", () => {
       reason: "InvalidSpec",
       stalled: true,
     });
-    expect(classifyReconcileError(new KubeApiError(403, "Forbidden", "cannot patch deployments", "PATCH", "/x"))).toMatchObject({ reason: "Forbidden", stalled: false });
+    expect(classifyReconcileError(new KubeApiError(403, "Forbidden", "cannot patch deployments", "PATCH", "/x"))).toMatchObject({
+      reason: "Forbidden",
+      stalled: false,
+    });
     expect(classifyReconcileError(new KubeApiError(0, "Unreachable", "ECONNREFUSED", "GET", "/x"))).toMatchObject({ reason: "ApplyFailed", stalled: false });
-    expect(classifyReconcileError(new ReconcileError("ModelNotFound", "no versions"))).toEqual({ reason: "ModelNotFound", message: "no versions", stalled: false });
+    expect(classifyReconcileError(new ReconcileError("ModelNotFound", "no versions"))).toEqual({
+      reason: "ModelNotFound",
+      message: "no versions",
+      stalled: false,
+    });
   });
 });

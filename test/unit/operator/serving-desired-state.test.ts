@@ -37,7 +37,12 @@ const container = (d: V1Deployment, name: string): V1Container => d.spec!.templa
 describe("serving objects for a ModelDeployment", () => {
   it("names them after the owner, owned by it as controller, selected by stable labels", () => {
     const { deployment, service, configMap, networkPolicy } = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });
-    expect(servingNames("weather")).toEqual({ deployment: "weather-serving", service: "weather", configMap: "weather-monitoring", networkPolicy: "weather-serving" });
+    expect(servingNames("weather")).toEqual({
+      deployment: "weather-serving",
+      service: "weather",
+      configMap: "weather-monitoring",
+      networkPolicy: "weather-serving",
+    });
     for (const obj of [deployment, service, configMap, networkPolicy]) {
       expect(obj.metadata!.namespace).toBe("ml");
       expect(obj.metadata!.ownerReferences).toEqual([
@@ -93,7 +98,9 @@ describe("serving objects for a ModelDeployment", () => {
     const sidecarDone = seconds("sidecar", "--shutdown-delay") + seconds("sidecar", "--drain-timeout");
     expect(seconds("sidecar", "--shutdown-delay")).toBeGreaterThan(0);
     expect(seconds("server", "--shutdown-delay")).toBeGreaterThanOrEqual(sidecarDone);
-    expect(seconds("server", "--shutdown-delay") + seconds("server", "--drain-timeout")).toBeLessThan(deployment.spec!.template.spec!.terminationGracePeriodSeconds!);
+    expect(seconds("server", "--shutdown-delay") + seconds("server", "--drain-timeout")).toBeLessThan(
+      deployment.spec!.template.spec!.terminationGracePeriodSeconds!,
+    );
   });
 
   it("mounts the feedback token Secret as a file into the sidecar only, when spec.monitoring.feedbackAuth names one", () => {
@@ -106,7 +113,10 @@ describe("serving objects for a ModelDeployment", () => {
     expect(sidecar.args![sidecar.args!.indexOf("--feedback-token-file") + 1]).toBe("/etc/ballast-feedback/token");
     expect(sidecar.volumeMounts).toContainEqual({ name: "feedback-token", mountPath: "/etc/ballast-feedback", readOnly: true });
     expect(container(deployment, "server").volumeMounts!.map((m) => m.name)).not.toContain("feedback-token");
-    expect(deployment.spec!.template.spec!.volumes).toContainEqual({ name: "feedback-token", secret: { secretName: "feedback", items: [{ key: "token", path: "token" }], defaultMode: 0o440 } });
+    expect(deployment.spec!.template.spec!.volumes).toContainEqual({
+      name: "feedback-token",
+      secret: { secretName: "feedback", items: [{ key: "token", path: "token" }], defaultMode: 0o440 },
+    });
     // Never through the environment, where it would show in `kubectl describe` and crash dumps.
     for (const c of deployment.spec!.template.spec!.containers) expect(JSON.stringify(c.env ?? [])).not.toContain("feedback");
   });
@@ -133,7 +143,9 @@ describe("serving objects for a ModelDeployment", () => {
   });
 
   it("tells the sidecar the monitoring window and where to keep its request log, outside /tmp", () => {
-    const md = modelDeployment({ monitoring: { features: [{ name: "x", type: "numeric" }], labelField: "y", task: "classification", window: { size: 500, duration: "1h30m" } } as never });
+    const md = modelDeployment({
+      monitoring: { features: [{ name: "x", type: "numeric" }], labelField: "y", task: "classification", window: { size: 500, duration: "1h30m" } } as never,
+    });
     const { deployment } = desiredServingObjects(md, { defaultImage: IMAGE });
     const args = container(deployment, "sidecar").args!;
     expect(args.slice(args.indexOf("--window-size"), args.indexOf("--window-size") + 4)).toEqual(["--window-size", "500", "--window-duration", "5400000ms"]);
@@ -142,7 +154,10 @@ describe("serving objects for a ModelDeployment", () => {
   });
 
   it("passes a pinned version to the server and the spec's image over the default", () => {
-    const md = modelDeployment({ model: { name: "weather-mlp", storageUri: "https://models.example/store", version: "v7" } as never, serving: { image: "registry.local/ballast:dev" } as never });
+    const md = modelDeployment({
+      model: { name: "weather-mlp", storageUri: "https://models.example/store", version: "v7" } as never,
+      serving: { image: "registry.local/ballast:dev" } as never,
+    });
     const { deployment } = desiredServingObjects(md, { defaultImage: IMAGE });
     const server = container(deployment, "server");
     expect(server.image).toBe("registry.local/ballast:dev");
@@ -212,7 +227,13 @@ describe("serving objects for a ModelDeployment", () => {
   it("puts the resolved monitoring config in the ConfigMap and rolls the pods when it changes", () => {
     const a = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });
     const config = JSON.parse(a.configMap.data!["monitoring.json"]!);
-    expect(config).toMatchObject({ labelField: "weather", task: "classification", accuracyMetric: "accuracy", drift: { method: "auto" }, window: { size: 1000 } });
+    expect(config).toMatchObject({
+      labelField: "weather",
+      task: "classification",
+      accuracyMetric: "accuracy",
+      drift: { method: "auto" },
+      window: { size: 1000 },
+    });
     const b = desiredServingObjects(
       modelDeployment({ monitoring: { features: [{ name: "temp_max", type: "numeric" }], labelField: "weather", task: "classification" } as never }),
       { defaultImage: IMAGE },

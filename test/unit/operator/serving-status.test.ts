@@ -9,7 +9,11 @@ const NOW = new Date("2026-11-26T12:00:00Z");
 const LATER = new Date("2026-11-26T12:05:00Z");
 
 function deployment(replicas: number, st: NonNullable<V1Deployment["status"]>, generation = 1): V1Deployment {
-  return { metadata: { name: "weather-serving", generation }, spec: { replicas, selector: {}, template: {} }, status: { observedGeneration: generation, ...st } };
+  return {
+    metadata: { name: "weather-serving", generation },
+    spec: { replicas, selector: {}, template: {} },
+    status: { observedGeneration: generation, ...st },
+  };
 }
 
 const cond = (s: ReturnType<typeof servingStatus>, type: string) => s.conditions!.find((c) => c.type === type);
@@ -37,7 +41,9 @@ describe("how a serving Deployment reads", () => {
   });
 
   it("is stalled once its progress deadline passed", () => {
-    const d = deployment(1, { conditions: [{ type: "Progressing", status: "False", reason: "ProgressDeadlineExceeded", message: "ReplicaSet has timed out progressing." }] });
+    const d = deployment(1, {
+      conditions: [{ type: "Progressing", status: "False", reason: "ProgressDeadlineExceeded", message: "ReplicaSet has timed out progressing." }],
+    });
     expect(deploymentProgress(d)).toMatchObject({ ready: false, stalled: true, reason: "DeploymentUnavailable" });
   });
 });

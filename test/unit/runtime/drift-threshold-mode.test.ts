@@ -17,7 +17,10 @@ const newYork = weather("New York");
 
 function referenceOf(rows: Record<string, unknown>[], calibrated: boolean): ReferenceProfileJSON {
   const features = DatasetProfile.fromRows(schema, rows);
-  const predictions = DatasetProfile.fromRows([{ name: PREDICTION_COLUMN, type: "categorical" }], rows.map((r) => ({ [PREDICTION_COLUMN]: r.weather })));
+  const predictions = DatasetProfile.fromRows(
+    [{ name: PREDICTION_COLUMN, type: "categorical" }],
+    rows.map((r) => ({ [PREDICTION_COLUMN]: r.weather })),
+  );
   return {
     features: features.toJSON(),
     predictions: predictions.toJSON(),
@@ -26,7 +29,12 @@ function referenceOf(rows: Record<string, unknown>[], calibrated: boolean): Refe
 }
 
 const meta = (reference: ReferenceProfileJSON) =>
-  ({ task: "classification", label: "weather", features: schema.map((f) => ({ name: f.name, type: f.type })), referenceProfile: reference }) as unknown as ModelMetadata;
+  ({
+    task: "classification",
+    label: "weather",
+    features: schema.map((f) => ({ name: f.name, type: f.type })),
+    referenceProfile: reference,
+  }) as unknown as ModelMetadata;
 
 describe("drift threshold mode in the sidecar's monitoring config", () => {
   const trained = referenceOf(seattle, true);
@@ -34,9 +42,13 @@ describe("drift threshold mode in the sidecar's monitoring config", () => {
   it("defaults to calibrated, passes the correction, and keeps a threshold without a mode as fixed (configs written before modes)", () => {
     expect(driftOptions(undefined, meta(trained))).toMatchObject({ method: "auto", thresholdMode: "calibrated" });
     expect(driftOptions({ drift: { method: "psi", threshold: 0.2 } }, meta(trained))).toMatchObject({ thresholdMode: "fixed", thresholds: { psi: 0.2 } });
-    expect(driftOptions({ drift: { method: "ks", thresholdMode: "fixed", correction: "bonferroni" } }, meta(trained))).toMatchObject({ correction: "bonferroni" });
+    expect(driftOptions({ drift: { method: "ks", thresholdMode: "fixed", correction: "bonferroni" } }, meta(trained))).toMatchObject({
+      correction: "bonferroni",
+    });
     expect(() => driftOptions({ drift: { method: "psi", thresholdMode: "calibrated", threshold: 0.2 } }, meta(trained))).toThrow(MonitoringConfigError);
-    expect(() => driftOptions({ drift: { method: "psi", thresholdMode: "calibrated", threshold: 0.2 } }, meta(trained))).toThrow(/drift\.threshold is a fixed threshold: it needs drift\.thresholdMode fixed/);
+    expect(() => driftOptions({ drift: { method: "psi", thresholdMode: "calibrated", threshold: 0.2 } }, meta(trained))).toThrow(
+      /drift\.threshold is a fixed threshold: it needs drift\.thresholdMode fixed/,
+    );
   });
 
   it("uses the calibration ballast train stored, and calibrates a version trained before calibration at start-up", async () => {

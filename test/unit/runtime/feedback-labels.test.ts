@@ -26,7 +26,9 @@ async function servedMonitor(meta: ModelMetadata) {
       ts: T0,
       status: 200,
       requestBody: Buffer.from(JSON.stringify({ id, instances: Array.from({ length: rows }, () => ({ x: 1 })) })),
-      responseBody: Buffer.from(JSON.stringify({ id, outputs: [{ name: "value", shape: [rows], datatype: "FP32", data: Array.from({ length: rows }, () => 20) }] })),
+      responseBody: Buffer.from(
+        JSON.stringify({ id, outputs: [{ name: "value", shape: [rows], datatype: "FP32", data: Array.from({ length: rows }, () => 20) }] }),
+      ),
     });
   for (let i = 0; i < 5; i++) serve(`r${i}`, 1);
   serve("r5", 3);
@@ -43,7 +45,12 @@ async function feedbackRecords(dir: string): Promise<number> {
 describe("regression feedback labels", () => {
   it("refuses 1e308 (which made rmse Infinity) naming the item, and keeps the window's metrics finite", async () => {
     const { monitor, log, dir } = await servedMonitor(regressionMeta({ mean: 20, std: 5 }));
-    const refusal = await monitor.applyFeedback([{ id: "r0", label: 21 }, { id: "r1", label: 1e308 }]).catch((e: unknown) => e);
+    const refusal = await monitor
+      .applyFeedback([
+        { id: "r0", label: 21 },
+        { id: "r1", label: 1e308 },
+      ])
+      .catch((e: unknown) => e);
     expect(refusal).toBeInstanceOf(Refusal);
     expect((refusal as Refusal).kind).toBe("invalid");
     expect((refusal as Refusal).message).toBe(
@@ -51,7 +58,13 @@ describe("regression feedback labels", () => {
     );
     expect(errorReply(refusal)).toEqual({ status: 400, body: { error: (refusal as Refusal).message }, unexpected: false });
 
-    expect(await monitor.applyFeedback([{ id: "r0", label: 21 }, { id: "r1", label: 519 }, { id: "r2", label: "-479.5" }])).toEqual({ accepted: 3 });
+    expect(
+      await monitor.applyFeedback([
+        { id: "r0", label: 21 },
+        { id: "r1", label: 519 },
+        { id: "r2", label: "-479.5" },
+      ]),
+    ).toEqual({ accepted: 3 });
     const metrics = monitor.summary().windows.at(-1)!.metrics;
     expect(metrics.samples).toBe(3);
     expect(Number.isFinite(metrics.rmse)).toBe(true);
@@ -77,7 +90,10 @@ describe("regression feedback labels", () => {
 
   it("bounds labels absolutely when the metadata has no target statistics", async () => {
     const { monitor, log } = await servedMonitor(regressionMeta());
-    await expect(monitor.applyFeedback({ id: "r0", label: 2e12 })).rejects.toMatchObject({ kind: "invalid", message: expect.stringContaining("at most 1000000000000 in magnitude") });
+    await expect(monitor.applyFeedback({ id: "r0", label: 2e12 })).rejects.toMatchObject({
+      kind: "invalid",
+      message: expect.stringContaining("at most 1000000000000 in magnitude"),
+    });
     expect(await monitor.applyFeedback({ id: "r0", label: 1e11 })).toEqual({ accepted: 1 });
     await log.close();
   });
@@ -92,7 +108,10 @@ describe("a feedback batch with some bad items", () => {
       { id: "r2", label: Number.MAX_VALUE },
       { id: "r3", label: 19 },
     ];
-    await expect(monitor.applyFeedback({ feedback: batch })).rejects.toMatchObject({ kind: "invalid", message: expect.stringMatching(/^feedback\[2\]\.label: /) });
+    await expect(monitor.applyFeedback({ feedback: batch })).rejects.toMatchObject({
+      kind: "invalid",
+      message: expect.stringMatching(/^feedback\[2\]\.label: /),
+    });
     expect(monitor.totals.feedback).toBe(0);
     expect(monitor.summary().windows.at(-1)!.labelled).toMatchObject({ regression: { count: 0 } });
 

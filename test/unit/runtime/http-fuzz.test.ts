@@ -33,7 +33,11 @@ async function post(path: string, text: string): Promise<{ status: number; body:
   const res = await fetch(sidecar.url + path, { method: "POST", headers: { "content-type": "application/json" }, body: text });
   const type = res.headers.get("content-type");
   const body: unknown = type === "application/json" ? await res.json() : await res.text();
-  expect({ status: res.status < 500 ? "< 500" : res.status, type, body: res.status < 500 ? "…" : body }).toEqual({ status: "< 500", type: "application/json", body: "…" });
+  expect({ status: res.status < 500 ? "< 500" : res.status, type, body: res.status < 500 ? "…" : body }).toEqual({
+    status: "< 500",
+    type: "application/json",
+    body: "…",
+  });
   if (res.status >= 400) {
     expect(Object.keys(body as object)).toEqual(["error"]);
     expect(typeof (body as { error: unknown }).error).toBe("string");
@@ -42,7 +46,8 @@ async function post(path: string, text: string): Promise<{ status: number; body:
 }
 
 /** What a client might put on the wire: JSON of `value`, or any text at all. */
-const wire = (value: fc.Arbitrary<unknown>): fc.Arbitrary<string> => fc.oneof({ arbitrary: value.map((v) => JSON.stringify(v) ?? ""), weight: 9 }, { arbitrary: fc.string({ maxLength: 40 }), weight: 1 });
+const wire = (value: fc.Arbitrary<unknown>): fc.Arbitrary<string> =>
+  fc.oneof({ arbitrary: value.map((v) => JSON.stringify(v) ?? ""), weight: 9 }, { arbitrary: fc.string({ maxLength: 40 }), weight: 1 });
 
 const weatherValue = fc.oneof(fc.double({ min: -50, max: 50, noNaN: true }), fc.constant(null));
 const validInfer = fc.integer({ min: 1, max: 3 }).chain((n) =>
@@ -72,17 +77,22 @@ describe("the sidecar and the model server under arbitrary bodies", () => {
   it("answer every feedback body with a 200 or a 4xx JSON error", async () => {
     const ids = [...served.keys()];
     const label = fc.oneof({ arbitrary: fc.constantFrom(...classes), weight: 4 }, { arbitrary: anyJson, weight: 1 });
-    const validItem = fc.constantFrom(...ids).chain((id) =>
-      fc.oneof(
-        fc.record({ id: fc.constant(id), row: fc.nat(served.get(id)! - 1), label }),
-        fc.record({ id: fc.constant(id), labels: fc.array(label, { minLength: served.get(id)!, maxLength: served.get(id)! }) }),
-      ),
-    );
+    const validItem = fc
+      .constantFrom(...ids)
+      .chain((id) =>
+        fc.oneof(
+          fc.record({ id: fc.constant(id), row: fc.nat(served.get(id)! - 1), label }),
+          fc.record({ id: fc.constant(id), labels: fc.array(label, { minLength: served.get(id)!, maxLength: served.get(id)! }) }),
+        ),
+      );
     let accepted = 0;
     await fc.assert(
-      fc.asyncProperty(wire(fc.oneof(anyJson, nearMiss(validItem), nearMiss(fc.record({ feedback: fc.array(validItem, { minLength: 1, maxLength: 3 }) })))), async (text) => {
-        if ((await post("/v1/feedback", text)).status === 200) accepted++;
-      }),
+      fc.asyncProperty(
+        wire(fc.oneof(anyJson, nearMiss(validItem), nearMiss(fc.record({ feedback: fc.array(validItem, { minLength: 1, maxLength: 3 }) })))),
+        async (text) => {
+          if ((await post("/v1/feedback", text)).status === 200) accepted++;
+        },
+      ),
       { numRuns: 150 },
     );
     expect(accepted).toBeGreaterThan(0);

@@ -22,7 +22,25 @@ function selfSigned(dir: string): { key: string; cert: string } {
   const crt = path.join(dir, "cert.pem");
   execFileSync(
     "openssl",
-    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      crt,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+    ],
     { stdio: "pipe" },
   );
   return { key: fs.readFileSync(key, "utf8"), cert: fs.readFileSync(crt, "utf8") };
@@ -94,7 +112,10 @@ describe("HttpModelStore over https", () => {
     fs.writeFileSync(path.join(dir, "m", "v1", "extra.bin"), "not part of the version");
     const err = await store.readFile("m", "v1", "weights.bin").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreError);
-    expect(err).toMatchObject({ code: "integrity", message: expect.stringMatching(/weights\.bin: SHA-256 [0-9a-f]{64} does not match [0-9a-f]{64} in index\.json; refusing version v1/) });
+    expect(err).toMatchObject({
+      code: "integrity",
+      message: expect.stringMatching(/weights\.bin: SHA-256 [0-9a-f]{64} does not match [0-9a-f]{64} in index\.json; refusing version v1/),
+    });
     await expect(store.readFile("m", "v1", "extra.bin")).rejects.toThrow(/extra\.bin: not among the files index\.json lists for version v1/);
   });
 
@@ -115,7 +136,10 @@ describe("HttpModelStore limits", () => {
     expect(() => openStore("http://models.example/store")).toThrow(/plain http to a host other than loopback is refused.*BALLAST_ALLOW_INSECURE_HTTP=true/);
     expect(() => openStore("http://models.example/store", { http: { allowInsecureHttp: true } })).not.toThrow();
     expect(() => openStore("http://localhost:8080/store")).not.toThrow();
-    expect(httpLimitsFromEnv({ BALLAST_ALLOW_INSECURE_HTTP: "true", BALLAST_HTTP_MAX_BYTES: "1048576" })).toEqual({ allowInsecureHttp: true, maxBytes: 1_048_576 });
+    expect(httpLimitsFromEnv({ BALLAST_ALLOW_INSECURE_HTTP: "true", BALLAST_HTTP_MAX_BYTES: "1048576" })).toEqual({
+      allowInsecureHttp: true,
+      maxBytes: 1_048_576,
+    });
     expect(() => httpLimitsFromEnv({ BALLAST_ALLOW_INSECURE_HTTP: "yes" })).toThrow(/BALLAST_ALLOW_INSECURE_HTTP must be "true" or "false"/);
     expect(() => httpLimitsFromEnv({ BALLAST_HTTP_MAX_BYTES: "1e99" })).toThrow(/BALLAST_HTTP_MAX_BYTES must be a positive number of bytes/);
   });
@@ -153,4 +177,3 @@ describe("HttpModelStore limits", () => {
     expect(Date.now() - started).toBeLessThan(5000);
   });
 });
-

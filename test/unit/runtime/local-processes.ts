@@ -89,7 +89,11 @@ export async function waitUntilReady(url: string, timeoutMs = 30_000): Promise<v
 }
 
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown; headers: Headers }> {
-  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) });
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
   const text = await res.text();
   let parsed: unknown = text;
   try {
@@ -108,7 +112,13 @@ export async function startModelServer(storeDir: string, extraArgs: string[] = [
 }
 
 /** `ballast sidecar` in front of `upstream`, logging to `dataDir`, ready (its model server is ready and metadata loaded). */
-export async function startSidecar(upstream: string, storeDir: string, dataDir: string, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<LocalProcess> {
+export async function startSidecar(
+  upstream: string,
+  storeDir: string,
+  dataDir: string,
+  extraArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<LocalProcess> {
   const proc = await startBallast(["sidecar", "--upstream", upstream, "--store", storeDir, "--model", "weather", "--data-dir", dataDir, ...extraArgs], env);
   await waitUntilReady(`${proc.url}/v1/sidecar/ready`);
   return proc;

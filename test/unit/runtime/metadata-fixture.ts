@@ -6,7 +6,10 @@ export type OneFeatureModel = { task: "classification"; classes: string[] } | { 
 
 export function oneFeatureMetadata(model: OneFeatureModel, createdAt: number): ModelMetadata {
   const n = 200;
-  const predictions = model.task === "classification" ? Array.from({ length: n }, (_, i) => model.classes[i % model.classes.length]!) : Array.from({ length: n }, (_, i) => 15 + (i % 10));
+  const predictions =
+    model.task === "classification"
+      ? Array.from({ length: n }, (_, i) => model.classes[i % model.classes.length]!)
+      : Array.from({ length: n }, (_, i) => 15 + (i % 10));
   return {
     format: METADATA_FORMAT,
     model: "m",
@@ -15,7 +18,10 @@ export function oneFeatureMetadata(model: OneFeatureModel, createdAt: number): M
     label: "y",
     ...(model.task === "classification" ? { classes: model.classes } : model.target ? { target: model.target } : {}),
     features: [{ name: "x", type: "numeric", mean: 0, std: 1 }],
-    referenceProfile: buildReferenceProfile([{ name: "x", type: "numeric", values: Array.from({ length: n }, (_, i) => (i % 20) / 10) }], { task: model.task, values: predictions }),
+    referenceProfile: buildReferenceProfile([{ name: "x", type: "numeric", values: Array.from({ length: n }, (_, i) => (i % 20) / 10) }], {
+      task: model.task,
+      values: predictions,
+    }),
     holdoutMetrics: {},
     parentVersion: null,
     dataWindow: { sources: [], rows: n, trainRows: n, validationRows: 0, holdoutRows: 0 },

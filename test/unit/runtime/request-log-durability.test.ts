@@ -6,7 +6,16 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { LOCK_FILE, LogLockedError } from "../../../src/runtime/log-lock.js";
-import { RequestLog, RequestLogFailedError, joinLog, listSegments, readLog, segmentName, type ReadProblem, type RequestLogEvent } from "../../../src/runtime/request-log.js";
+import {
+  RequestLog,
+  RequestLogFailedError,
+  joinLog,
+  listSegments,
+  readLog,
+  segmentName,
+  type ReadProblem,
+  type RequestLogEvent,
+} from "../../../src/runtime/request-log.js";
 import { useSmallDisks } from "./small-disk.js";
 import { useTempDirs } from "./temp-dirs.js";
 
@@ -151,7 +160,10 @@ describe("RequestLog: one writer per directory", () => {
     expect((await listSegments(dir)).at(-1)!.seq).toBe(open.seq + 2);
 
     // Another process of the pod took the directory over: at its next segment this writer stops.
-    fs.writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify({ pod: "weather-serving-abc", pid: 999_999, host: "elsewhere", startedAt: "2026-01-01T00:00:00Z" }) + "\n");
+    fs.writeFileSync(
+      path.join(dir, LOCK_FILE),
+      JSON.stringify({ pod: "weather-serving-abc", pid: 999_999, host: "elsewhere", startedAt: "2026-01-01T00:00:00Z" }) + "\n",
+    );
     const before = (await listSegments(dir)).map((s) => s.file);
     await expect(write(80, 200)).rejects.toThrow(/taken over by pid 999999/);
     expect(log.health().healthy).toBe(false);

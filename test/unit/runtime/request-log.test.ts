@@ -85,7 +85,17 @@ describe("RequestLog", () => {
   it("joins inference rows with feedback by id and row, using the header's feature names", async () => {
     const dir = tempDir();
     const log = await RequestLog.open(dir, header);
-    log.append({ kind: "inference", id: "a", ts: 10, version: "v1", rows: [[1, "u"], [2, "v"]], predictions: ["yes", "no"] });
+    log.append({
+      kind: "inference",
+      id: "a",
+      ts: 10,
+      version: "v1",
+      rows: [
+        [1, "u"],
+        [2, "v"],
+      ],
+      predictions: ["yes", "no"],
+    });
     log.append({ kind: "inference", id: "b", ts: 20, version: "v1", rows: [[3, "w"]], predictions: ["no"] });
     log.append({ kind: "feedback", id: "a", row: 1, label: "yes", ts: 30 });
     log.append({ kind: "feedback", id: "b", row: 0, label: "no", ts: 31 });
@@ -236,7 +246,8 @@ describe("RequestLog bounds over every pod's directory of a model", () => {
 
   it("counts each dropped segment once when several sidecars apply the bounds at the same time", async () => {
     const root = tempDir();
-    for (let pod = 0; pod < 3; pod++) for (let seq = 1; seq <= 4; seq++) writeSegment(path.join(root, `p${pod}`), seq, { sealed: true, labels: 2, ageMs: (10 - seq) * 1000 });
+    for (let pod = 0; pod < 3; pod++)
+      for (let seq = 1; seq <= 4; seq++) writeSegment(path.join(root, `p${pod}`), seq, { sealed: true, labels: 2, ageMs: (10 - seq) * 1000 });
     const dirs = ["p0", "p1", "p2"].map((p) => path.join(root, p));
     const runs = await Promise.all([1, 2, 3].map(() => enforceLogBounds(dirs, { maxBytes: 0, maxAgeMs: 0 })));
     expect(runs.reduce((n, r) => n + r.segments, 0)).toBe(12);
@@ -250,7 +261,18 @@ describe("joinLog on a log of mostly unlabelled predictions", () => {
     const dir = tempDir();
     const log = await RequestLog.open(dir, header, { flushIntervalMs: 60_000 });
     // Values that look like JSON structure inside strings must not confuse the count of rows.
-    log.append({ kind: "inference", id: "tricky", ts: 1, version: "v1", rows: [[1, '],["x'], [2, '\\"]['], [3, "[[["]], predictions: ["a", "b", "c"] });
+    log.append({
+      kind: "inference",
+      id: "tricky",
+      ts: 1,
+      version: "v1",
+      rows: [
+        [1, '],["x'],
+        [2, '\\"]['],
+        [3, "[[["],
+      ],
+      predictions: ["a", "b", "c"],
+    });
     for (let i = 0; i < 50; i++) log.append({ kind: "inference", id: `r${i}`, ts: 10 + i, version: "v1", rows: [[i, "x"]], predictions: ["no"] });
     log.append({ kind: "inference", id: 'quote"id', ts: 99, version: "v1", rows: [[7, "q"]], predictions: ["no"] });
     log.append({ kind: "feedback", id: "r7", row: 0, label: "yes", ts: 100 });

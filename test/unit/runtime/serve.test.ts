@@ -31,7 +31,12 @@ describe("ballast serve: Open Inference Protocol v2", () => {
     expect(meta.name).toBe("ballast");
     expect(meta.extensions).toEqual([]);
     for (const path of ["/v2/models/weather", "/v2/models/weather/versions/v1"]) {
-      const model = (await (await fetch(server.url + path)).json()) as { name: string; versions: string[]; inputs: { name: string; datatype: string }[]; outputs: { name: string }[] };
+      const model = (await (await fetch(server.url + path)).json()) as {
+        name: string;
+        versions: string[];
+        inputs: { name: string; datatype: string }[];
+        outputs: { name: string }[];
+      };
       expect(model.name).toBe("weather");
       expect(model.versions).toEqual(["v1"]);
       expect(model.inputs.map((i) => i.name)).toEqual([...WEATHER_FEATURES]);
@@ -51,11 +56,26 @@ describe("ballast serve: Open Inference Protocol v2", () => {
     const store = openStore(fx.storeDir);
     const model = await loadModel(tf, store, "weather", "v1");
     const meta = fx.trained.metadata;
-    const expected = predict(tf, model, meta, encodeColumns(meta.features, meta.features.map((f) => rows.map((r) => r[f.name as keyof typeof r])), rows.length), rows.length);
+    const expected = predict(
+      tf,
+      model,
+      meta,
+      encodeColumns(
+        meta.features,
+        meta.features.map((f) => rows.map((r) => r[f.name as keyof typeof r])),
+        rows.length,
+      ),
+      rows.length,
+    );
 
     const named = await postJson(infer(), inferBody(rows, "req-1"));
     expect(named.status).toBe(200);
-    const body = named.body as { model_name: string; model_version: string; id: string; outputs: { name: string; shape: number[]; datatype: string; data: unknown[] }[] };
+    const body = named.body as {
+      model_name: string;
+      model_version: string;
+      id: string;
+      outputs: { name: string; shape: number[]; datatype: string; data: unknown[] }[];
+    };
     expect(body.model_name).toBe("weather");
     expect(body.model_version).toBe("v1");
     expect(body.id).toBe("req-1");
@@ -105,7 +125,12 @@ describe("ballast serve: Open Inference Protocol v2", () => {
 
 const good = { name: "precipitation", shape: [1], datatype: "FP32", data: [0] };
 const tensors = (overrides: Record<string, unknown>[]): object => ({
-  inputs: [good, { name: "temp_max", shape: [1], datatype: "FP32", data: [10] }, { name: "temp_min", shape: [1], datatype: "FP32", data: [5] }, { name: "wind", shape: [1], datatype: "FP32", data: [3] }].map((t, i) => ({ ...t, ...overrides[i] })),
+  inputs: [
+    good,
+    { name: "temp_max", shape: [1], datatype: "FP32", data: [10] },
+    { name: "temp_min", shape: [1], datatype: "FP32", data: [5] },
+    { name: "wind", shape: [1], datatype: "FP32", data: [3] },
+  ].map((t, i) => ({ ...t, ...overrides[i] })),
 });
 
 interface BadCase {
@@ -135,16 +160,46 @@ const badRequests: BadCase[] = [
   { what: "a feature given twice", body: tensors([{}, {}, {}, { name: "precipitation" }]), status: 400, error: "input given twice" },
   { what: "tensors with different row counts", body: tensors([{}, { shape: [2], data: [1, 2] }]), status: 400, error: "has 2 rows but earlier inputs have 1" },
   { what: "a string in an FP32 tensor", body: tensors([{ data: ["zero"] }]), status: 400, error: 'datatype FP32 needs finite numbers, got "zero"' },
-  { what: "BYTES for a numeric feature", body: tensors([{ datatype: "BYTES", data: ["0"] }]), status: 400, error: "datatype BYTES does not fit numeric feature" },
+  {
+    what: "BYTES for a numeric feature",
+    body: tensors([{ datatype: "BYTES", data: ["0"] }]),
+    status: 400,
+    error: "datatype BYTES does not fit numeric feature",
+  },
   { what: "a fraction in an INT32 tensor", body: tensors([{ datatype: "INT32", data: [0.5] }]), status: 400, error: "datatype INT32 needs integers, got 0.5" },
   { what: "a negative UINT8", body: tensors([{ datatype: "UINT8", data: [-1] }]), status: 400, error: "UINT8 needs non-negative integers" },
-  { what: "a row tensor of the wrong width", body: { inputs: [{ name: "input", shape: [1, 3], datatype: "FP32", data: [1, 2, 3] }] }, status: 400, error: "must be [N, 4]" },
-  { what: "an unknown single tensor", body: { inputs: [{ name: "features", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] }] }, status: 400, error: 'unknown input "features"' },
+  {
+    what: "a row tensor of the wrong width",
+    body: { inputs: [{ name: "input", shape: [1, 3], datatype: "FP32", data: [1, 2, 3] }] },
+    status: 400,
+    error: "must be [N, 4]",
+  },
+  {
+    what: "an unknown single tensor",
+    body: { inputs: [{ name: "features", shape: [1, 4], datatype: "FP32", data: [1, 2, 3, 4] }] },
+    status: 400,
+    error: 'unknown input "features"',
+  },
   { what: "zero rows", body: { inputs: [{ name: "input", shape: [0, 4], datatype: "FP32", data: [] }] }, status: 400, error: "request has no rows" },
-  { what: "an instance without a feature", body: { instances: [{ precipitation: 0, temp_max: 1, temp_min: 0 }] }, status: 400, error: 'instances[0]: missing feature "wind"' },
-  { what: "an instance with an extra feature", body: { instances: [{ precipitation: 0, temp_max: 1, temp_min: 0, wind: 1, snow: 2 }] }, status: 400, error: 'instances[0]: unknown feature(s) "snow"' },
+  {
+    what: "an instance without a feature",
+    body: { instances: [{ precipitation: 0, temp_max: 1, temp_min: 0 }] },
+    status: 400,
+    error: 'instances[0]: missing feature "wind"',
+  },
+  {
+    what: "an instance with an extra feature",
+    body: { instances: [{ precipitation: 0, temp_max: 1, temp_min: 0, wind: 1, snow: 2 }] },
+    status: 400,
+    error: 'instances[0]: unknown feature(s) "snow"',
+  },
   { what: "an instance array of the wrong length", body: { instances: [[1, 2, 3]] }, status: 400, error: "instances[0]: 3 values, expected 4" },
-  { what: "a non-numeric instance value", body: { instances: [{ precipitation: "lots", temp_max: 1, temp_min: 0, wind: 1 }] }, status: 400, error: 'input "precipitation" row 0: "lots" is not a number' },
+  {
+    what: "a non-numeric instance value",
+    body: { instances: [{ precipitation: "lots", temp_max: 1, temp_min: 0, wind: 1 }] },
+    status: 400,
+    error: 'input "precipitation" row 0: "lots" is not a number',
+  },
   { what: "an unknown output", body: { ...tensors([]), outputs: [{ name: "logits" }] }, status: 400, error: 'unknown output "logits"' },
   { what: "a numeric id", body: { ...tensors([]), id: 7 }, status: 400, error: '"id" must be a string' },
   { what: "an unknown model", path: "/v2/models/nope/infer", body: tensors([]), status: 404, error: 'unknown model "nope"' },
@@ -152,8 +207,18 @@ const badRequests: BadCase[] = [
   { what: "an unknown route", path: "/v1/models/weather:predict", body: tensors([]), status: 404, error: "no route POST /v1/models/weather:predict" },
   { what: "GET on infer", method: "GET", status: 405, error: "method GET not allowed" },
   { what: "POST on the liveness probe", path: "/v2/health/live", body: {}, status: 405, error: "use GET" },
-  { what: "a body over --max-body-bytes", body: { ...tensors([]), parameters: { pad: "x".repeat(10_000) } }, status: 413, error: "exceeds the limit of 8192 bytes" },
-  { what: "more rows than --max-batch-rows", body: { inputs: [{ name: "input", shape: [101, 4], datatype: "FP32", data: new Array(404).fill(1) }] }, status: 413, error: "101 rows; the limit is 100" },
+  {
+    what: "a body over --max-body-bytes",
+    body: { ...tensors([]), parameters: { pad: "x".repeat(10_000) } },
+    status: 413,
+    error: "exceeds the limit of 8192 bytes",
+  },
+  {
+    what: "more rows than --max-batch-rows",
+    body: { inputs: [{ name: "input", shape: [101, 4], datatype: "FP32", data: new Array(404).fill(1) }] },
+    status: 413,
+    error: "101 rows; the limit is 100",
+  },
   { what: "a CSV content type", body: "a,b\n1,2", headers: { "content-type": "text/csv" }, status: 415, error: 'content-type "text/csv" is not supported' },
 ];
 
@@ -208,7 +273,9 @@ describe("ballast serve: shutdown", () => {
     socket.on("data", (c) => (response += c.toString()));
     const closed = new Promise((r) => socket.once("close", r));
     // Headers and half the body now; SIGTERM; the other half after: the request must still be answered.
-    socket.write(`POST /v2/models/weather/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, 20)}`);
+    socket.write(
+      `POST /v2/models/weather/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, 20)}`,
+    );
     await new Promise((r) => setTimeout(r, 100));
     const exit = own.stop("SIGTERM");
     await new Promise((r) => setTimeout(r, 200));

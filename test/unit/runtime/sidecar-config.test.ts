@@ -29,14 +29,25 @@ function writeConfig(name: string, config: object): string {
 describe("ballast sidecar --monitoring-config", () => {
   it("judges only the configured features with the configured method and threshold", async () => {
     const config = writeConfig("monitoring.json", {
-      features: [{ name: "temp_min", type: "numeric" }, { name: "wind", type: "numeric" }],
+      features: [
+        { name: "temp_min", type: "numeric" },
+        { name: "wind", type: "numeric" },
+      ],
       labelField: "weather",
       task: "classification",
       drift: { method: "psi", threshold: 0.2 },
       window: { size: 60 },
     });
-    sidecar = await startSidecar(server.url, fx.storeDir, path.join(fx.dir, "log"), ["--monitoring-config", config, "--window-size", "60", "--window-duration", "0"]);
-    for (let i = 0; i < 60; i += 10) expect((await postJson(`${sidecar.url}/v2/models/weather/infer`, inferBody(fx.newYork.slice(i, i + 10)))).status).toBe(200);
+    sidecar = await startSidecar(server.url, fx.storeDir, path.join(fx.dir, "log"), [
+      "--monitoring-config",
+      config,
+      "--window-size",
+      "60",
+      "--window-duration",
+      "0",
+    ]);
+    for (let i = 0; i < 60; i += 10)
+      expect((await postJson(`${sidecar.url}/v2/models/weather/infer`, inferBody(fx.newYork.slice(i, i + 10)))).status).toBe(200);
     const summary = (await (await fetch(`${sidecar.monitoringUrl}/v1/monitoring/summary`)).json()) as SidecarSummary;
     const drift = summary.windows[0]!.drift!;
     expect(drift.features.map((f) => [f.name, f.method, f.threshold])).toEqual([
@@ -50,12 +61,36 @@ describe("ballast sidecar --monitoring-config", () => {
 
   it("refuses a malformed config at start with exit code 2, and names a feature the model lacks while not ready", async () => {
     const bad = writeConfig("bad.json", { drift: { method: "psi", threshold: -1 } });
-    const proc = await startBallast(["sidecar", "--upstream", server.url, "--store", fx.storeDir, "--model", "weather", "--data-dir", path.join(fx.dir, "log2"), "--monitoring-config", bad]).catch((err: Error) => err);
+    const proc = await startBallast([
+      "sidecar",
+      "--upstream",
+      server.url,
+      "--store",
+      fx.storeDir,
+      "--model",
+      "weather",
+      "--data-dir",
+      path.join(fx.dir, "log2"),
+      "--monitoring-config",
+      bad,
+    ]).catch((err: Error) => err);
     expect(proc).toBeInstanceOf(Error);
     expect((proc as Error).message).toMatch(/exited with 2[\s\S]*monitoring config .*bad.json: \/drift\/threshold/);
 
     const unknown = writeConfig("unknown.json", { features: [{ name: "humidity" }] });
-    sidecar = await startBallast(["sidecar", "--upstream", server.url, "--store", fx.storeDir, "--model", "weather", "--data-dir", path.join(fx.dir, "log3"), "--monitoring-config", unknown]);
+    sidecar = await startBallast([
+      "sidecar",
+      "--upstream",
+      server.url,
+      "--store",
+      fx.storeDir,
+      "--model",
+      "weather",
+      "--data-dir",
+      path.join(fx.dir, "log3"),
+      "--monitoring-config",
+      unknown,
+    ]);
     let body = "";
     for (let i = 0; i < 100 && !body.includes("humidity"); i++) {
       const res = await fetch(`${sidecar.url}/v1/sidecar/ready`);

@@ -107,7 +107,10 @@ describe("request ids a caller chooses", () => {
       await postJson(inferUrl(sidecar), inferBody([second], "order-1")),
       await postJson(inferUrl(sidecar), inferBody([second]), { "x-request-id": "order-1" }),
     ];
-    const concurrent = await Promise.all([postJson(inferUrl(sidecar), inferBody([second], "order-2")), postJson(inferUrl(sidecar), inferBody([second], "order-2"))]);
+    const concurrent = await Promise.all([
+      postJson(inferUrl(sidecar), inferBody([second], "order-2")),
+      postJson(inferUrl(sidecar), inferBody([second], "order-2")),
+    ]);
     expect(concurrent.map((r) => r.status).sort()).toEqual([200, 409]);
     for (const res of [...reused, concurrent.find((r) => r.status === 409)!]) {
       expect(res.status).toBe(409);
@@ -131,7 +134,9 @@ describe("starting up", () => {
     fs.mkdirSync(dataDir, { recursive: true });
     const lock = path.join(dataDir, LOCK_FILE);
     fs.writeFileSync(lock, JSON.stringify({ pod: "weather-other-pod", pid: 1, host: "elsewhere", startedAt: new Date().toISOString() }));
-    const held = await startBallast(["sidecar", "--upstream", server.url, "--store", fx.storeDir, "--model", "weather", "--data-dir", dataDir], { POD_NAME: "weather-this-pod" });
+    const held = await startBallast(["sidecar", "--upstream", server.url, "--store", fx.storeDir, "--model", "weather", "--data-dir", dataDir], {
+      POD_NAME: "weather-this-pod",
+    });
     others.push(held);
     const row = fx.seattleHoldout[4]!;
 
@@ -153,7 +158,17 @@ describe("starting up", () => {
   });
 
   it("a new user's sequence — start, wait for /v2/health/ready through the sidecar, infer, post feedback — works the first time", async () => {
-    const fresh = await startBallast(["sidecar", "--upstream", server.url, "--store", fx.storeDir, "--model", "weather", "--data-dir", path.join(fx.dir, "fresh")]);
+    const fresh = await startBallast([
+      "sidecar",
+      "--upstream",
+      server.url,
+      "--store",
+      fx.storeDir,
+      "--model",
+      "weather",
+      "--data-dir",
+      path.join(fx.dir, "fresh"),
+    ]);
     others.push(fresh);
     await waitUntilReady(`${fresh.url}/v2/health/ready`);
     const row = fx.seattleHoldout[5]!;
@@ -175,7 +190,11 @@ describe("oversized bodies", () => {
   it("closes the connection after 413 to chunked feedback past the limit", async () => {
     const chunk = "x".repeat(64 * 1024);
     const chunks = Array.from({ length: 80 }, () => `${chunk.length.toString(16)}\r\n${chunk}\r\n`).join("");
-    const { response, closed } = await sendAndHold(sidecar.port, "POST /v1/feedback HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n", chunks);
+    const { response, closed } = await sendAndHold(
+      sidecar.port,
+      "POST /v1/feedback HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+      chunks,
+    );
     expect(response).toMatch(/^HTTP\/1.1 413 /);
     expect(closed).toBe(true);
   });

@@ -19,7 +19,21 @@ let logRoot: string;
 
 async function startStoreSidecar(pod: string, extra: string[] = []): Promise<LocalProcess> {
   const proc = await startBallast(
-    ["sidecar", "--upstream", server.url, "--store", `file://${fx.storeDir}`, "--model", "weather", "--log-to-store", "--log-segment-bytes", "4096", "--log-max-bytes", "16384", ...extra],
+    [
+      "sidecar",
+      "--upstream",
+      server.url,
+      "--store",
+      `file://${fx.storeDir}`,
+      "--model",
+      "weather",
+      "--log-to-store",
+      "--log-segment-bytes",
+      "4096",
+      "--log-max-bytes",
+      "16384",
+      ...extra,
+    ],
     { POD_NAME: pod },
   );
   await waitUntilReady(`${proc.url}/v1/sidecar/ready`);
@@ -90,11 +104,17 @@ describe("ballast sidecar --log-to-store", () => {
   });
 
   it("refuses --log-to-store on a read-only http(s) store, and wants exactly one of --data-dir and --log-to-store", () => {
-    const run = (args: string[]) => spawnSync(ballastBin, ["sidecar", "--upstream", "http://127.0.0.1:1", "--model", "weather", "--host", "127.0.0.1", "--port", "0", ...args], { encoding: "utf8" });
+    const run = (args: string[]) =>
+      spawnSync(ballastBin, ["sidecar", "--upstream", "http://127.0.0.1:1", "--model", "weather", "--host", "127.0.0.1", "--port", "0", ...args], {
+        encoding: "utf8",
+      });
     const http = run(["--store", "https://models.example/store", "--log-to-store"]);
     expect(http.status).toBe(2);
     expect(http.stderr).toContain("--log-to-store needs a writable store (pvc:// or file://)");
-    for (const args of [["--store", fx.storeDir], ["--store", fx.storeDir, "--log-to-store", "--data-dir", "/tmp/x"]]) {
+    for (const args of [
+      ["--store", fx.storeDir],
+      ["--store", fx.storeDir, "--log-to-store", "--data-dir", "/tmp/x"],
+    ]) {
       const res = run(args);
       expect(res.status).toBe(2);
       expect(res.stderr).toContain("give exactly one of --data-dir <dir> and --log-to-store");

@@ -129,9 +129,19 @@ describe("feedback", () => {
   it("refuses to start with an empty token file (exit code 2), naming the flag", async () => {
     const empty = path.join(fx.dir, "empty-token");
     fs.writeFileSync(empty, "\n");
-    const err = await startBallast(["sidecar", "--upstream", `unix:${socketPath}`, "--store", fx.storeDir, "--model", "weather", "--data-dir", path.join(fx.dir, "log-e"), "--feedback-token-file", empty]).catch(
-      (e: Error) => e,
-    );
+    const err = await startBallast([
+      "sidecar",
+      "--upstream",
+      `unix:${socketPath}`,
+      "--store",
+      fx.storeDir,
+      "--model",
+      "weather",
+      "--data-dir",
+      path.join(fx.dir, "log-e"),
+      "--feedback-token-file",
+      empty,
+    ]).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(/exited with 2[\s\S]*--feedback-token-file .*empty-token: is empty/);
   });
@@ -208,7 +218,17 @@ describe("proxying against a slow or endless upstream", () => {
     });
     await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
     const port = (upstream.address() as net.AddressInfo).port;
-    front = await startBallast(["sidecar", "--upstream", `http://127.0.0.1:${port}`, "--store", fx.storeDir, "--model", "weather", "--data-dir", path.join(fx.dir, "log-slow")]);
+    front = await startBallast([
+      "sidecar",
+      "--upstream",
+      `http://127.0.0.1:${port}`,
+      "--store",
+      fx.storeDir,
+      "--model",
+      "weather",
+      "--data-dir",
+      path.join(fx.dir, "log-slow"),
+    ]);
     others.push(front);
   });
 

@@ -56,7 +56,9 @@ beforeAll(async () => {
   fx = await weatherFixture({ holdoutRows: WINDOW_ROWS, newYorkRows: WINDOW_ROWS });
   dataDir = path.join(fx.dir, "sidecar-log");
   server = await startModelServer(`file://${fx.storeDir}`);
-  sidecar = await startSidecar(server.url, `file://${fx.storeDir}`, dataDir, ["--window-size", String(WINDOW_ROWS), "--window-duration", "0"], { POD_NAME: "weather-7d9f-abcde" });
+  sidecar = await startSidecar(server.url, `file://${fx.storeDir}`, dataDir, ["--window-size", String(WINDOW_ROWS), "--window-duration", "0"], {
+    POD_NAME: "weather-7d9f-abcde",
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -185,7 +187,13 @@ describe("ballast sidecar on Seattle → New York weather", () => {
       "--epochs",
       "3",
     ]);
-    const out = JSON.parse(run.stdout) as { version: string; parentVersion: string; rows: number; holdoutMetrics: { accuracy: number }; parentHoldoutMetrics: { accuracy: number } };
+    const out = JSON.parse(run.stdout) as {
+      version: string;
+      parentVersion: string;
+      rows: number;
+      holdoutMetrics: { accuracy: number };
+      parentHoldoutMetrics: { accuracy: number };
+    };
     const joined = await joinLog(dataDir);
     expect(joined.rows.length).toBe(2 * WINDOW_ROWS - 4);
     expect(out.version).toBe("v2");

@@ -58,7 +58,8 @@ describe("version names", () => {
     properties?: Record<string, Node>;
     pattern?: string;
   }
-  const spec = (buildModelDeploymentCrd() as { spec: { versions: { schema: { openAPIV3Schema: Node } }[] } }).spec.versions[0]!.schema.openAPIV3Schema.properties!.spec!;
+  const spec = (buildModelDeploymentCrd() as { spec: { versions: { schema: { openAPIV3Schema: Node } }[] } }).spec.versions[0]!.schema.openAPIV3Schema
+    .properties!.spec!;
   const crdPatterns = {
     "spec.model.version": spec.properties!.model!.properties!.version!.pattern!,
     "spec.promotion.approvedVersion": spec.properties!.promotion!.properties!.approvedVersion!.pattern!,

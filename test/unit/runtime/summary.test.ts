@@ -48,7 +48,10 @@ function window(rows: Record<string, unknown>[], labelled: { truth: string[]; pr
     rejectedRequests: 0,
     rows: rows.length,
     features: DatasetProfile.fromRows([{ name: "temp", type: "numeric" }], rows).toJSON(),
-    predictions: DatasetProfile.fromRows([{ name: "prediction", type: "categorical" }], labelled.predicted.map((p) => ({ prediction: p }))).toJSON(),
+    predictions: DatasetProfile.fromRows(
+      [{ name: "prediction", type: "categorical" }],
+      labelled.predicted.map((p) => ({ prediction: p })),
+    ).toJSON(),
     labelled: counts,
     metrics: labelledMetrics(counts),
     drift: null,
@@ -79,7 +82,10 @@ function replica(pod: string, temps: number[][]): SidecarSummary {
 
 describe("mergeSummaries", () => {
   it("adds counts and merges profiles of windows of the same age across replicas", () => {
-    const a = replica("pod-a", [[1, 2, 30], [5, 50]]);
+    const a = replica("pod-a", [
+      [1, 2, 30],
+      [5, 50],
+    ]);
     const b = replica("pod-b", [[7], [8, 9, 40], [11]]);
     const merged = mergeSummaries([a, b]);
     expect(merged.pod).toBe("pod-a,pod-b");

@@ -19,7 +19,11 @@ function exchange(id: string, xs: number[], labels: string[], ts: number): Captu
   };
 }
 
-async function monitorAt(clock: { now: number }, options: { windowRows?: number; windowMs?: number; windowsKept?: number; maxTracked?: number; maxTrackedBytes?: number } = {}, dir = tempDir()) {
+async function monitorAt(
+  clock: { now: number },
+  options: { windowRows?: number; windowMs?: number; windowsKept?: number; maxTracked?: number; maxTrackedBytes?: number } = {},
+  dir = tempDir(),
+) {
   const log = await RequestLog.open(dir, { model: "m", version: "v1", task: "classification", label: "y", features: ["x"] });
   const monitor = new TrafficMonitor({
     meta,
@@ -75,7 +79,12 @@ describe("TrafficMonitor feedback", () => {
     for (let i = 0; i < 7; i++) monitor.enqueue(exchange(`r${i}`, [i / 10], ["a"], T0 + i));
     await expect(monitor.applyFeedback({ id: "r0", label: "a" })).rejects.toMatchObject({ kind: "unknown-id" });
     // Windows: [r0 r1] [r2 r3] [r4 r5] closed, r6 open; only [r4 r5] is kept, so r2's outcome lands in the open window.
-    expect(await monitor.applyFeedback([{ id: "r2", label: "b" }, { id: "r6", label: "a" }])).toEqual({ accepted: 2 });
+    expect(
+      await monitor.applyFeedback([
+        { id: "r2", label: "b" },
+        { id: "r6", label: "a" },
+      ]),
+    ).toEqual({ accepted: 2 });
     const open = monitor.summary().windows.at(-1)!;
     expect(open.metrics).toMatchObject({ samples: 2, accuracy: 0.5 });
     await log.close();
@@ -104,7 +113,15 @@ describe("TrafficMonitor request ids", () => {
     const clock = { now: T0 };
     const { monitor, log } = await monitorAt(clock, { maxTracked: 1000, maxTrackedBytes: 64 * 1024 });
     const rows = Array.from({ length: 500 }, (_, i) => i / 500);
-    for (let i = 0; i < 20; i++) monitor.enqueue(exchange(`big-${i}`, rows, rows.map(() => "a"), T0 + i));
+    for (let i = 0; i < 20; i++)
+      monitor.enqueue(
+        exchange(
+          `big-${i}`,
+          rows,
+          rows.map(() => "a"),
+          T0 + i,
+        ),
+      );
     monitor.drain();
     expect(monitor.trackedRequests).toBeLessThan(20);
     expect(monitor.trackedRequestBytes).toBeLessThanOrEqual(64 * 1024);

@@ -26,12 +26,14 @@ export interface WeatherFixture {
 }
 
 /** Trains `weather/v1` on Seattle minus `holdoutRows` random Seattle rows; New York gives `newYorkRows` rows. */
-export async function weatherFixture(options: { holdoutRows?: number; newYorkRows?: number; epochs?: number; train?: Partial<TrainOptions> } = {}): Promise<WeatherFixture> {
-  const { seattleTraining: seattleTrain, seattleTraffic: seattleHoldout, newYorkTraffic: newYork } = splitWeather(
-    loadWeatherDays(),
-    options.holdoutRows ?? 300,
-    options.newYorkRows ?? 300,
-  );
+export async function weatherFixture(
+  options: { holdoutRows?: number; newYorkRows?: number; epochs?: number; train?: Partial<TrainOptions> } = {},
+): Promise<WeatherFixture> {
+  const {
+    seattleTraining: seattleTrain,
+    seattleTraffic: seattleHoldout,
+    newYorkTraffic: newYork,
+  } = splitWeather(loadWeatherDays(), options.holdoutRows ?? 300, options.newYorkRows ?? 300);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ballast-weather-"));
   const trainCsv = path.join(dir, "seattle-train.csv");
   fs.writeFileSync(trainCsv, weatherCsv(seattleTrain));

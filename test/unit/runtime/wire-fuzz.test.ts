@@ -43,7 +43,13 @@ const validInfer = fc.integer({ min: 1, max: 4 }).chain((n) =>
         { name: "c", shape: [n, 1], datatype: "BYTES", data: cs },
       ],
     })),
-    rowsOf(n, fc.tuple(goodNumber.map((x) => (x === null ? null : String(x))), goodCategory)).map((rows) => ({
+    rowsOf(
+      n,
+      fc.tuple(
+        goodNumber.map((x) => (x === null ? null : String(x))),
+        goodCategory,
+      ),
+    ).map((rows) => ({
       id: `row-${n}`,
       inputs: [{ name: "input", shape: [n, 2], datatype: "BYTES", data: rows }],
       outputs: [{ name: "label" }],
@@ -104,7 +110,6 @@ describe("infer request parser under arbitrary bodies", () => {
 
 const T0 = Date.UTC(2026, 0, 1);
 
-
 describe("feedback parser under arbitrary bodies", () => {
   it("accepts, or refuses the whole body with a 4xx; counts match what was stored and every window's metrics stay finite", async () => {
     const meta = oneFeatureMetadata({ task: "regression", target: { mean: 20, std: 5 } }, T0);
@@ -119,7 +124,9 @@ describe("feedback parser under arbitrary bodies", () => {
         ts: T0,
         status: 200,
         requestBody: Buffer.from(JSON.stringify({ id, instances: Array.from({ length: rows }, () => ({ x: i })) })),
-        responseBody: Buffer.from(JSON.stringify({ id, outputs: [{ name: "value", shape: [rows], datatype: "FP32", data: Array.from({ length: rows }, () => 20) }] })),
+        responseBody: Buffer.from(
+          JSON.stringify({ id, outputs: [{ name: "value", shape: [rows], datatype: "FP32", data: Array.from({ length: rows }, () => 20) }] }),
+        ),
       });
     });
     monitor.drain();

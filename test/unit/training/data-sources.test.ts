@@ -42,7 +42,8 @@ describe("training data sources, streamed", () => {
   it("skips a line over the length limit without keeping it, and goes on with the next", async () => {
     const out: unknown[] = [];
     // The second line passes 10 characters in the second chunk; the last one in a single chunk.
-    for await (const l of readLines(chunks(["short\n" + "x".repeat(8), "x".repeat(8), "x\nafter\n" + "y".repeat(20)].map((t) => Buffer.from(t))), 10)) out.push(l);
+    for await (const l of readLines(chunks(["short\n" + "x".repeat(8), "x".repeat(8), "x\nafter\n" + "y".repeat(20)].map((t) => Buffer.from(t))), 10))
+      out.push(l);
     expect(out).toEqual([
       { text: "short", number: 1, terminated: true },
       { text: "", number: 2, terminated: true, overlong: true },
@@ -77,7 +78,9 @@ describe("training data sources, streamed", () => {
   });
 
   it("refuses plain http to another host, and names the file and line of bad CSV", async () => {
-    await expect(loadTable(["http://data.example/rows.csv"])).rejects.toThrow(/data\.example\/rows\.csv: .*plain http to a host other than loopback is refused/);
+    await expect(loadTable(["http://data.example/rows.csv"])).rejects.toThrow(
+      /data\.example\/rows\.csv: .*plain http to a host other than loopback is refused/,
+    );
     const bad = path.join(tempDir(), "bad.csv");
     fs.writeFileSync(bad, 'a,y\n1,p\n2,"q\n');
     await expect(loadTable([bad])).rejects.toThrow(new RegExp(`${bad}(:\\d+)?: invalid CSV`));

@@ -10,7 +10,15 @@ const TAG = "SEG0000000";
 /** Writes about `bytes` of log into `dir`; returns what it wrote and how many rows have labels. */
 export function writeSparseLog(dir: string, bytes: number): { bytes: number; segments: number; labelled: number } {
   fs.mkdirSync(dir, { recursive: true });
-  const header = JSON.stringify({ kind: "segment", model: "m", version: "v1", task: "classification", label: "y", features: ["a", "b", "c", "d"], startedAt: "2026-01-01T00:00:00.000Z" });
+  const header = JSON.stringify({
+    kind: "segment",
+    model: "m",
+    version: "v1",
+    task: "classification",
+    label: "y",
+    features: ["a", "b", "c", "d"],
+    startedAt: "2026-01-01T00:00:00.000Z",
+  });
   let seed = 1;
   const random = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   const inference: string[] = [];
@@ -20,7 +28,8 @@ export function writeSparseLog(dir: string, bytes: number): { bytes: number; seg
     const id = `${TAG}-r${i}`;
     inference.push(JSON.stringify({ kind: "inference", id, ts: 1_767_225_600_000 + i, version: "v1", rows: [[a, b, c, d]], predictions: ["no"] }));
     // The label is a rule of the features, so a model can learn it.
-    if (i % LABEL_EVERY === 0) feedback.push(JSON.stringify({ kind: "feedback", id, row: 0, label: a! + c! > b! + d! ? "yes" : "no", ts: 1_767_225_600_000 + i + 5 }));
+    if (i % LABEL_EVERY === 0)
+      feedback.push(JSON.stringify({ kind: "feedback", id, row: 0, label: a! + c! > b! + d! ? "yes" : "no", ts: 1_767_225_600_000 + i + 5 }));
   }
   const block = [header, ...inference, ...feedback].join("\n") + "\n";
   let written = 0;

@@ -173,14 +173,22 @@ describe("holdout hygiene", () => {
     expect(recent).toHaveLength(m.dataWindow.recentHoldoutRows!);
     // Only feedback from v1's regime on (labelled rows at or after T1), a fifth of it.
     const feedbackRows = traffic.gen1 + traffic.gen2;
-    expect(m.dataWindow).toMatchObject({ feedbackRows, rows: seattle.length + feedbackRows, originalHoldoutRows: 292, feedbackSince: new Date(T1).toISOString() });
+    expect(m.dataWindow).toMatchObject({
+      feedbackRows,
+      rows: seattle.length + feedbackRows,
+      originalHoldoutRows: 292,
+      feedbackSince: new Date(T1).toISOString(),
+    });
     expect(recent.length).toBeGreaterThanOrEqual(Math.round(feedbackRows * 0.2));
     expect(recent.length).toBeLessThanOrEqual(Math.round(feedbackRows * 0.2) + 10);
     expect(recent.every((l) => gen1Keys.has(lineKey(l)) || gen2Keys.has(lineKey(l)))).toBe(true);
     // Every Seattle row equal to an original holdout row is left out of training.
     const originalKeys = new Set(v1Original.map(lineKey));
-    const recentFeedback = (await loadFeedback([logRoot], { since: T1 })).rows.filter((r) => !recent.includes(JSON.stringify({ set: "recent", features: r.features, label: r.label })));
-    const dropped = seattle.filter((r) => originalKeys.has(rowKey(r))).length + recentFeedback.filter((r) => originalKeys.has(keyOf(r.features, r.label))).length;
+    const recentFeedback = (await loadFeedback([logRoot], { since: T1 })).rows.filter(
+      (r) => !recent.includes(JSON.stringify({ set: "recent", features: r.features, label: r.label })),
+    );
+    const dropped =
+      seattle.filter((r) => originalKeys.has(rowKey(r))).length + recentFeedback.filter((r) => originalKeys.has(keyOf(r.features, r.label))).length;
     expect(dropped).toBeGreaterThanOrEqual(292);
     expect(m.dataWindow.trainRows + m.dataWindow.validationRows).toBe(m.dataWindow.rows - recent.length - dropped);
 
@@ -216,7 +224,16 @@ describe("holdout hygiene", () => {
 
     // The next generation, fine-tuned from r1 on r1's regime, still carries v1's original holdout.
     const r2 = await train(
-      options({ data: [], dataFromParent: true, fromVersion: "r1", version: "r2", candidate: true, feedback: [logRoot], feedbackSince: new Date(T2).toISOString(), maxTrials: 2 }),
+      options({
+        data: [],
+        dataFromParent: true,
+        fromVersion: "r1",
+        version: "r2",
+        candidate: true,
+        feedback: [logRoot],
+        feedbackSince: new Date(T2).toISOString(),
+        maxTrials: 2,
+      }),
     );
     expect(holdoutLines("r2", "original")).toEqual(v1Original);
     expect(r2.metadata.dataWindow).toMatchObject({ sources: [seattleCsv], feedbackSources: [logRoot] });
@@ -232,13 +249,16 @@ describe("a parent written before holdout.jsonl existed", () => {
     const meta = await readMetadata(store, "weather", "v1");
     const legacy: Record<string, unknown> = { ...meta, version: "legacy", createdAt: "2025-01-01T00:00:00Z", dataWindow: { ...meta.dataWindow } };
     for (const field of ["candidate", "trials", "shard", "evaluation"]) delete legacy[field];
-    for (const field of ["feedbackSources", "feedbackRows", "feedbackSince", "recentHoldoutRows", "originalHoldoutRows"]) delete (legacy.dataWindow as Record<string, unknown>)[field];
+    for (const field of ["feedbackSources", "feedbackRows", "feedbackSince", "recentHoldoutRows", "originalHoldoutRows"])
+      delete (legacy.dataWindow as Record<string, unknown>)[field];
     const files = new Map<string, Uint8Array | string>([["metadata.json", JSON.stringify(legacy)]]);
     for (const f of ["model.json", "weights.bin"]) files.set(f, await store.readFile("weather", "v1", f));
     await store.writeVersion("weather", "legacy", files);
     expect((await readMetadata(store, "weather", "legacy")).version).toBe("legacy");
 
-    const child = await train(options({ fromVersion: "legacy", version: "from-legacy", feedback: [logRoot], feedbackSince: new Date(T1).toISOString(), maxTrials: 1 }));
+    const child = await train(
+      options({ fromVersion: "legacy", version: "from-legacy", feedback: [logRoot], feedbackSince: new Date(T1).toISOString(), maxTrials: 1 }),
+    );
     const original = holdoutLines("from-legacy", "original");
     expect(original).toHaveLength(Math.round(seattle.length * 0.2));
     const seattleKeys = new Set(seattle.map(rowKey));
@@ -269,7 +289,17 @@ describe("bounded search", () => {
 
   it("runs each shard's share of the trials on the same split and writes <version>-<shard>", async () => {
     const shard = (index: number) =>
-      train(options({ fromVersion: "v1", version: "s", candidate: true, feedback: [logRoot], feedbackSince: new Date(T1).toISOString(), epochs: 2, trialShard: { index, count: 2 } }));
+      train(
+        options({
+          fromVersion: "v1",
+          version: "s",
+          candidate: true,
+          feedback: [logRoot],
+          feedbackSince: new Date(T1).toISOString(),
+          epochs: 2,
+          trialShard: { index, count: 2 },
+        }),
+      );
     const [s0, s1] = [await shard(0), await shard(1)];
     expect([s0.metadata.version, s1.metadata.version]).toEqual(["s-0", "s-1"]);
     expect(s0.metadata.trials!.map((t) => t.name)).toEqual(["fine-tune", "wider"]);
@@ -277,7 +307,9 @@ describe("bounded search", () => {
     expect(s1.metadata.shard).toEqual({ index: 1, count: 2 });
     expect(holdoutLines("s-0", "recent")).toEqual(holdoutLines("s-1", "recent"));
     expect(holdoutLines("s-1", "original")).toEqual(v1Original);
-    await expect(train(options({ fromVersion: "v1", feedback: [logRoot], trialShard: { index: 0, count: 2 } }))).rejects.toThrow(/--version is required with --trial-shards 2/);
+    await expect(train(options({ fromVersion: "v1", feedback: [logRoot], trialShard: { index: 0, count: 2 } }))).rejects.toThrow(
+      /--version is required with --trial-shards 2/,
+    );
   });
 });
 
@@ -327,7 +359,19 @@ describe("the result the operator reads", () => {
 
   it("writes the error as the termination message and exits non-zero when training fails, also for a bad flag", async () => {
     const file = path.join(dir, "termination-failed");
-    const res = await run(["--data-from-parent", "--from-version", "v1", "--feedback", path.join(dir, "missing-log"), "--store", storeDir, "--model", "weather", "--termination-message-path", file]);
+    const res = await run([
+      "--data-from-parent",
+      "--from-version",
+      "v1",
+      "--feedback",
+      path.join(dir, "missing-log"),
+      "--store",
+      storeDir,
+      "--model",
+      "weather",
+      "--termination-message-path",
+      file,
+    ]);
     expect(res.code).toBe(2);
     const result = parseTrainResult(fs.readFileSync(file, "utf8"));
     expect(result).toEqual({ format: TRAIN_RESULT_FORMAT, error: expect.stringMatching(/--feedback .*missing-log: no such directory/) });
@@ -335,7 +379,10 @@ describe("the result the operator reads", () => {
     const usage = path.join(dir, "termination-usage");
     const bad = await run(["--data", seattleCsv, "--store", storeDir, "--model", "weather", "--epochs", "0", "--termination-message-path", usage]);
     expect(bad.code).toBe(2);
-    expect(parseTrainResult(fs.readFileSync(usage, "utf8"))).toEqual({ format: TRAIN_RESULT_FORMAT, error: expect.stringContaining("--epochs must be an integer from 1 to 10000") });
+    expect(parseTrainResult(fs.readFileSync(usage, "utf8"))).toEqual({
+      format: TRAIN_RESULT_FORMAT,
+      error: expect.stringContaining("--epochs must be an integer from 1 to 10000"),
+    });
   });
 
   it("shortens what does not fit 4096 bytes and rejects what is not a result", () => {
@@ -362,7 +409,7 @@ describe("the result the operator reads", () => {
     expect(parsed.trials.length).toBeLessThan(200);
     expect({ ...parsed, trials: [] }).toEqual({ ...success, trials: [] });
 
-    const long = "é\n\"".repeat(5000);
+    const long = 'é\n"'.repeat(5000);
     const failure = encodeTrainFailure(long);
     expect(Buffer.byteLength(failure)).toBeLessThanOrEqual(MAX_TERMINATION_MESSAGE_BYTES);
     expect(Buffer.byteLength(failure)).toBeGreaterThan(MAX_TERMINATION_MESSAGE_BYTES - 8);

@@ -19,10 +19,25 @@ export function writePodLog(dir: string, version: string, requests: readonly Log
   for (let s = 0; s < segments; s++) {
     const part = requests.slice(s * per, (s + 1) * per);
     const lines: object[] = [
-      { kind: "segment", model: "weather", version, task: "classification", label: "weather", features: [...WEATHER_FEATURES], startedAt: new Date(part[0]?.ts ?? 0).toISOString() },
+      {
+        kind: "segment",
+        model: "weather",
+        version,
+        task: "classification",
+        label: "weather",
+        features: [...WEATHER_FEATURES],
+        startedAt: new Date(part[0]?.ts ?? 0).toISOString(),
+      },
     ];
     for (const r of part) {
-      lines.push({ kind: "inference", id: r.id, ts: r.ts, version, rows: r.rows.map((row) => WEATHER_FEATURES.map((f) => Number(row[f]))), predictions: r.rows.map(() => "sun") });
+      lines.push({
+        kind: "inference",
+        id: r.id,
+        ts: r.ts,
+        version,
+        rows: r.rows.map((row) => WEATHER_FEATURES.map((f) => Number(row[f]))),
+        predictions: r.rows.map(() => "sun"),
+      });
     }
     for (const r of part) {
       for (const k of r.labelled ?? r.rows.map((_, i) => i)) lines.push({ kind: "feedback", id: r.id, row: k, label: r.rows[k]!.weather, ts: r.ts + 500 });

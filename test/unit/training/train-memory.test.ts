@@ -42,25 +42,15 @@ describe("ballast train on a large request log", () => {
     const logRoot = path.join(dir, "store", "m", "_log");
     const log = writeSparseLog(path.join(logRoot, "m-serving-a"), LOG_BYTES);
     const started = Date.now();
-    const run = await runMeasured([
-      "train",
-      "--feedback",
-      logRoot,
-      "--store",
-      path.join(dir, "store"),
-      "--model",
-      "m",
-      "--epochs",
-      "1",
-      "--max-trials",
-      "1",
-    ]);
+    const run = await runMeasured(["train", "--feedback", logRoot, "--store", path.join(dir, "store"), "--model", "m", "--epochs", "1", "--max-trials", "1"]);
     expect(run.code, run.stderr.slice(-2000)).toBe(0);
     const out = JSON.parse(run.stdout) as { rows: number; holdoutMetrics: { accuracy: number } };
     // Every labelled row was found, and nothing else was kept.
     expect(out.rows).toBe(log.labelled);
     expect(out.holdoutMetrics.accuracy).toBeGreaterThan(0.8);
-    console.info(`ballast train: ${(log.bytes / 2 ** 20).toFixed(0)} MiB log, ${log.labelled} labelled rows: peak RSS ${run.peakRssMiB.toFixed(0)} MiB, ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    console.info(
+      `ballast train: ${(log.bytes / 2 ** 20).toFixed(0)} MiB log, ${log.labelled} labelled rows: peak RSS ${run.peakRssMiB.toFixed(0)} MiB, ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
     expect(run.peakRssMiB).toBeLessThan(RSS_LIMIT_MIB);
   }, 600_000);
 });

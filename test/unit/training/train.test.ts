@@ -40,9 +40,24 @@ beforeAll(() => {
   const rows = loadWeather();
   const cols = ["date", ...WEATHER_FEATURES, "weather"] as const;
   seattleCsv = path.join(dir, "seattle.csv");
-  fs.writeFileSync(seattleCsv, cols.join(",") + "\n" + rows.filter((r) => r.location === "Seattle").map((r) => cols.map((c) => r[c]).join(",")).join("\n") + "\n");
+  fs.writeFileSync(
+    seattleCsv,
+    cols.join(",") +
+      "\n" +
+      rows
+        .filter((r) => r.location === "Seattle")
+        .map((r) => cols.map((c) => r[c]).join(","))
+        .join("\n") +
+      "\n",
+  );
   newYorkJsonl = path.join(dir, "new-york.jsonl");
-  fs.writeFileSync(newYorkJsonl, rows.filter((r) => r.location === "New York").map((r) => JSON.stringify(Object.fromEntries(cols.map((c) => [c, r[c]])))).join("\n") + "\n");
+  fs.writeFileSync(
+    newYorkJsonl,
+    rows
+      .filter((r) => r.location === "New York")
+      .map((r) => JSON.stringify(Object.fromEntries(cols.map((c) => [c, r[c]]))))
+      .join("\n") + "\n",
+  );
 });
 
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -56,7 +71,14 @@ describe("train", () => {
     // Without a parent the search has no fine-tune trial: three trials of 3 epochs.
     expect(epochs).toEqual(["scratch", "wider", "stronger-l2"].flatMap((t) => [1, 2, 3].map((e) => `${t} ${e}`)));
     const meta = a.metadata;
-    expect(meta).toMatchObject({ model: "weather", version: "v1", task: "classification", label: "weather", parentVersion: null, classes: ["drizzle", "fog", "rain", "snow", "sun"] });
+    expect(meta).toMatchObject({
+      model: "weather",
+      version: "v1",
+      task: "classification",
+      label: "weather",
+      parentVersion: null,
+      classes: ["drizzle", "fog", "rain", "snow", "sun"],
+    });
     expect(meta.features.map((f) => [f.name, f.type])).toEqual(WEATHER_FEATURES.map((f) => [f, "numeric"]));
     expect(meta.dataWindow).toMatchObject({ rows: 1461, holdoutRows: 292 });
     expect(meta.holdoutMetrics.samples).toBe(292);
@@ -73,7 +95,9 @@ describe("train", () => {
   it("fine-tunes a version on new data, keeping its preprocessing and reporting the parent on the same holdout", async () => {
     const storeDir = path.join(dir, "finetune");
     const parent = await train(options(storeDir));
-    const child = await train(options(storeDir, { data: [newYorkJsonl], fromVersion: "v1", label: undefined, task: undefined, features: undefined, learningRate: 0.005 }));
+    const child = await train(
+      options(storeDir, { data: [newYorkJsonl], fromVersion: "v1", label: undefined, task: undefined, features: undefined, learningRate: 0.005 }),
+    );
     expect(child.metadata.version).toBe("v2");
     expect(child.metadata.parentVersion).toBe("v1");
     expect(child.metadata.features).toEqual(parent.metadata.features);
@@ -83,7 +107,9 @@ describe("train", () => {
   });
 
   it("trains regression, reporting mae and rmse in the label's units", async () => {
-    const result = await train(options(path.join(dir, "regression"), { label: "temp_max", task: "regression", features: ["precipitation", "temp_min", "wind"], epochs: 5 }));
+    const result = await train(
+      options(path.join(dir, "regression"), { label: "temp_max", task: "regression", features: ["precipitation", "temp_min", "wind"], epochs: 5 }),
+    );
     const m = result.metadata.holdoutMetrics;
     expect(result.metadata.target!.std).toBeGreaterThan(1);
     expect(m.mae).toBeGreaterThan(0);
@@ -100,7 +126,13 @@ describe("train", () => {
 describe("training data", () => {
   it("reads CSV, JSON Lines and JSON arrays, and names the file and line of a bad row", async () => {
     const jsonArray = path.join(dir, "rows.json");
-    fs.writeFileSync(jsonArray, JSON.stringify([{ a: 1, y: "p" }, { a: 2, y: "q", b: "new" }]));
+    fs.writeFileSync(
+      jsonArray,
+      JSON.stringify([
+        { a: 1, y: "p" },
+        { a: 2, y: "q", b: "new" },
+      ]),
+    );
     const table = await loadTable([jsonArray]);
     expect(table.columns).toEqual(["a", "y", "b"]);
     expect(table.rows).toHaveLength(2);
@@ -124,7 +156,24 @@ describe("bin/ballast train", () => {
     });
 
   it("prints the new version and metrics as JSON and logs one line per epoch", async () => {
-    const res = await run(["--data", seattleCsv, "--features", WEATHER_FEATURES.join(","), "--label", "weather", "--store", path.join(dir, "cli"), "--model", "weather", "--epochs", "2", "--hidden", "8", "--max-trials", "1"]);
+    const res = await run([
+      "--data",
+      seattleCsv,
+      "--features",
+      WEATHER_FEATURES.join(","),
+      "--label",
+      "weather",
+      "--store",
+      path.join(dir, "cli"),
+      "--model",
+      "weather",
+      "--epochs",
+      "2",
+      "--hidden",
+      "8",
+      "--max-trials",
+      "1",
+    ]);
     expect(res.code).toBe(0);
     const out = JSON.parse(res.stdout) as { version: string; holdoutMetrics: { accuracy: number }; backend: string };
     expect(out.version).toBe("v1");

@@ -30,6 +30,7 @@ import {
   waitUnlessCrashing,
   type Session,
 } from "./session.js";
+import { onlyVersionServes } from "./rollout.js";
 import { sendTrafficWithFeedback, waitForService } from "./traffic.js";
 
 const ROWS_PER_REQUEST = 5;
@@ -293,6 +294,18 @@ export class PenguinLoop {
       `promoted: status.targetVersion ${st.targetVersion} (previousVersion ${st.previousVersion}); the Deployment pins --version ${pinned}; the sidecars report ${st.servingVersion}`,
     );
     await show(s, ["get", "md", this.name, "-n", DEMO_NAMESPACE, "-o", "wide"]);
+    await pollUntil(
+      s,
+      `only ${st.targetVersion} to serve (the replaced pods terminating)`,
+      async () => {
+        const pods = await kubectl.json<{ items: V1Pod[] }>(
+          ["get", "pods", "-n", DEMO_NAMESPACE, "-l", `ballast.dev/model-deployment=${this.name},app.kubernetes.io/component=serving`],
+          { signal: s.signal },
+        );
+        return onlyVersionServes(pods.items, st.targetVersion!) || undefined;
+      },
+      60_000,
+    ).catch((err: Error) => this.fail(s, err.message));
     await show(s, ["get", "pods", "-n", DEMO_NAMESPACE, "-l", `ballast.dev/model-deployment=${this.name}`, "-o", "wide"]);
     await waitForService(`${this.serviceUrl}${SIDECAR_PATHS.ready}`, 30_000, s.signal);
 

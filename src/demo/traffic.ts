@@ -1,6 +1,7 @@
 // Real traffic through the Service as a client sends it (Open Inference Protocol v2), the ground truth fed back
 // to the sidecar, and the sidecar's monitoring summary in words.
 import { setTimeout as sleep } from "node:timers/promises";
+import { Agent, fetch } from "undici";
 import { SIDECAR_PATHS } from "../api/index.js";
 import type { SidecarSummary, WindowSummary } from "../monitoring/summary.js";
 import { WEATHER_FEATURES, WEATHER_LABEL } from "./weather-data.js";
@@ -13,12 +14,13 @@ export interface TrafficResult {
   feedbackAccepted: number;
 }
 
-async function postJson(url: string, body: unknown): Promise<{ status: number; body: unknown }> {
+async function postJson(url: string, body: unknown, dispatcher: Agent): Promise<{ status: number; body: unknown }> {
   const res = await fetch(url, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(30_000),
+    dispatcher,
   });
   const text = await res.text();
   let parsed: unknown = text;
@@ -61,12 +63,31 @@ export async function sendTrafficWithFeedback(options: {
   const label = options.label ?? WEATHER_LABEL;
   const result: TrafficResult = { requests: 0, rows: 0, correct: 0, feedbackAccepted: 0 };
   const feedback: { id: string; labels: string[] }[] = [];
+  // Connections of their own, opened now: a keep-alive connection from an earlier batch may still lead to a pod
+  // that is draining after a rollout, whose answers' labels would then reach the new pod, which never saw them.
+  const agent = new Agent();
+  try {
+    await sendBatches(options, label, result, feedback, agent);
+    for (let i = 0; i < feedback.length; i += 50) result.feedbackAccepted += await postFeedback(options.feedbackUrl, feedback.slice(i, i + 50), agent);
+  } finally {
+    await agent.close();
+  }
+  return result;
+}
+
+async function sendBatches(
+  options: Parameters<typeof sendTrafficWithFeedback>[0],
+  label: string,
+  result: TrafficResult,
+  feedback: { id: string; labels: string[] }[],
+  agent: Agent,
+): Promise<void> {
   for (let i = 0; i < options.days.length; i += options.rowsPerRequest) {
     options.signal?.throwIfAborted();
     const batch = options.days.slice(i, i + options.rowsPerRequest);
     const id = `${options.idPrefix}-${i / options.rowsPerRequest}`;
     const url = `${options.serviceUrl}/v2/models/${options.model}/infer`;
-    const res = await postJson(url, inferRequest(batch, id, options.features));
+    const res = await postJson(url, inferRequest(batch, id, options.features), agent);
     if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${JSON.stringify(res.body)}`);
     const predicted = (res.body as { outputs?: { name: string; data: unknown[] }[] }).outputs?.find((o) => o.name === "label")?.data;
     if (!predicted || predicted.length !== batch.length)
@@ -78,15 +99,13 @@ export async function sendTrafficWithFeedback(options: {
     });
     if (options.withoutFeedback) continue;
     feedback.push({ id, labels: batch.map((d) => d[label]!) });
-    if (options.feedbackPerRequest) result.feedbackAccepted += await postFeedback(options.feedbackUrl, feedback.splice(0));
+    if (options.feedbackPerRequest) result.feedbackAccepted += await postFeedback(options.feedbackUrl, feedback.splice(0), agent);
   }
-  for (let i = 0; i < feedback.length; i += 50) result.feedbackAccepted += await postFeedback(options.feedbackUrl, feedback.slice(i, i + 50));
-  return result;
 }
 
-async function postFeedback(feedbackUrl: string, feedback: { id: string; labels: string[] }[]): Promise<number> {
+async function postFeedback(feedbackUrl: string, feedback: { id: string; labels: string[] }[], agent: Agent): Promise<number> {
   const url = `${feedbackUrl}${SIDECAR_PATHS.feedback}`;
-  const res = await postJson(url, { feedback });
+  const res = await postJson(url, { feedback }, agent);
   if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${JSON.stringify(res.body)}`);
   return (res.body as { accepted: number }).accepted;
 }

@@ -13,6 +13,7 @@ import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelDeploymentStatus } from "../../../src/api/index.js";
 import { PENGUIN_FEATURES, PENGUIN_LABEL, loadPenguins, penguinsCsv, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
+import { onlyVersionServes } from "../../../src/demo/rollout.js";
 import { sendTrafficWithFeedback, waitForService } from "../../../src/demo/traffic.js";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
 import {
@@ -94,6 +95,19 @@ describe("ballast operator: the closed loop on real data", () => {
     return (JSON.parse(res.stdout) as { items: { reason: string; type: string; note: string }[] }).items;
   };
   const jobs = async () => (await kubectlJson<{ items: V1Job[] }>(["get", "jobs", "-n", ns.name, "-l", `ballast.dev/model-deployment=${MD_NAME}`])).items;
+  /** Until traffic sent now reaches `version` only: a label for an answer from a draining pod would reach the new pod, which never saw the request. */
+  const onlyServes = (version: string) =>
+    waitFor(`only ${version} to serve`, async () => {
+      const pods = await kubectlJson<{ items: V1Pod[] }>([
+        "get",
+        "pods",
+        "-n",
+        ns.name,
+        "-l",
+        `ballast.dev/model-deployment=${MD_NAME},app.kubernetes.io/component=serving`,
+      ]);
+      return onlyVersionServes(pods.items, version) || undefined;
+    });
 
   beforeAll(async () => {
     await installCrdAndRbac();
@@ -159,7 +173,8 @@ describe("ballast operator: the closed loop on real data", () => {
             hyperparameters: { epochs: 60 },
             search: { maxTrials: 2 },
           },
-          promotion: { observationWindows: 2, minImprovement: 0.05 },
+          // The latency rule has its own tests (test/unit/operator/loop-state-machine.test.ts); here a wider trial may win selection and be slower per row.
+          promotion: { observationWindows: 2, minImprovement: 0.05, maxLatencyRatio: 3 },
         },
       }),
     );
@@ -213,6 +228,7 @@ describe("ballast operator: the closed loop on real data", () => {
     operator = await startOperator({ kubeconfig, args: ["--namespaces", ns.name] });
 
     // The rest of the Gentoo birds: the promoted version serves them well, and the promotion becomes final.
+    await onlyServes(candidate);
     await waitForService(`${serviceUrl}/v1/sidecar/ready`, 30_000);
     const recovered = await send(gentoo.slice(3 * WINDOW, 5 * WINDOW), "gentoo-after");
     expect(recovered.correct / recovered.rows).toBeGreaterThanOrEqual(0.75);
@@ -254,6 +270,7 @@ describe("ballast operator: the closed loop on real data", () => {
       JSON.stringify({ spec: { promotion: { mode: "manual", approvedVersion: "shuffled" } } }),
     ]);
     await until("the approved version to be observed", (m) => m.status?.loop?.phase === "Observing" && m.status?.servingVersion === "shuffled", 120_000);
+    await onlyServes("shuffled");
     await waitForService(`${serviceUrl}/v1/sidecar/ready`, 30_000);
     await send([...split.familiar, ...gentoo].slice(0, WINDOW), "after-approval");
     const rolledBack = await until(
@@ -279,6 +296,10 @@ describe("ballast operator: the closed loop on real data", () => {
       "-p",
       JSON.stringify({ spec: { policy: { minAccuracy: 0.999 }, promotion: { mode: "auto", approvedVersion: null }, retraining: { args: ["--epochs", "0"] } } }),
     ]);
+    // The new policy rolls the pods (their monitoring config changed): send once the replaced ones take no connections.
+    await until("the spec change to be reconciled", (m) => m.status?.observedGeneration === m.metadata.generation, 60_000);
+    const rolled = await kubectl(["rollout", "status", `deployment/${MD_NAME}-serving`, "-n", ns.name, "--timeout=120s"]);
+    expect(rolled.code, rolled.stderr).toBe(0);
     await waitForService(`${serviceUrl}/v1/sidecar/ready`, 30_000);
     await until(
       "the back-off after the rollback to pass",

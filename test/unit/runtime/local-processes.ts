@@ -13,6 +13,8 @@ export interface LocalProcess {
   monitoringUrl?: string;
   /** Every line the process wrote to stderr/stdout (pino JSON mostly). */
   lines: string[];
+  /** The first line containing `text`, waiting for it: a log line crosses a pipe and may arrive after the response it explains. */
+  lineWith(text: string, timeoutMs?: number): Promise<string | undefined>;
   /** Sends a signal and waits for the exit; resolves to the exit code (null when killed by a signal). */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   /** Resolves with the exit code when the process exits by itself. */
@@ -63,6 +65,12 @@ export async function startBallast(args: string[], env: Record<string, string> =
     port,
     ...(monitoringPort !== undefined ? { monitoringUrl: `http://127.0.0.1:${monitoringPort}` } : {}),
     lines,
+    async lineWith(text: string, timeoutMs = 5000) {
+      for (const deadline = Date.now() + timeoutMs; ; await sleep(25)) {
+        const line = lines.find((l) => l.includes(text));
+        if (line !== undefined || Date.now() > deadline) return line;
+      }
+    },
     async stop(signal: NodeJS.Signals = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;

@@ -212,12 +212,7 @@ describe("when the model server is down", () => {
     const res = await postJson(inferUrl(sidecar), inferBody([fx.seattleHoldout[6]!]));
     expect(res.status).toBe(503);
     expect(res.body).toEqual({ error: "model server unavailable; retry shortly" });
-    // The log line travels over the process's stderr pipe, which may arrive after the response: wait for it.
-    let logged: string | undefined;
-    for (let i = 0; i < 50 && logged === undefined; i++) {
-      logged = sidecar.lines.find((l) => l.includes('"event":"upstream-error"'));
-      if (logged === undefined) await new Promise((r) => setTimeout(r, 50));
-    }
+    const logged = await sidecar.lineWith('"event":"upstream-error"');
     expect(logged).toContain(`"upstream":"${server.url}"`);
     expect(logged).toContain('"reason":"connect"');
     expect((await summary(sidecar)).totals.failedRequests).toBe(1);

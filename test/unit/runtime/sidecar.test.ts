@@ -210,7 +210,7 @@ describe("ballast sidecar on Seattle → New York weather", () => {
     const res = await postJson(`${sidecar.url}/v2/models/weather/infer`, inferBody(fx.seattleHoldout.slice(0, 1)));
     expect(res.status).toBe(503);
     expect((res.body as { error: string }).error).toBe("model server unavailable; retry shortly");
-    expect(sidecar.lines.find((l) => l.includes('"event":"upstream-error"'))).toContain(`"upstream":"${server.url}"`);
+    expect(await sidecar.lineWith('"event":"upstream-error"')).toContain(`"upstream":"${server.url}"`);
     const s = await summary();
     expect(s.totals.failedRequests).toBe(1);
     expect(s.windows.at(-1)!.failedRequests).toBe(1);

@@ -23,7 +23,7 @@ export interface KubeletServerOptions {
 
 const UNSUPPORTED = new Set(["exec", "attach", "portForward", "run"]);
 
-/** A metav1.Status body: what kubectl decodes and prints as `error: <message>`. */
+/** A metav1.Status body: what kubectl decodes from a refused exec/attach/port-forward upgrade and prints. */
 function sendStatus(res: ServerResponse, code: number, message: string): void {
   const reason = code === 404 ? "NotFound" : code === 403 ? "Forbidden" : code === 422 ? "Invalid" : "BadRequest";
   res.writeHead(code, { "Content-Type": "application/json" });
@@ -101,10 +101,13 @@ export class KubeletServer {
       }
     } catch (err) {
       if (err instanceof LogRequestError) {
-        sendStatus(res, err.status, err.message);
+        // Plain text, as the kubelet writes it: the API server passes the body on as the error's message.
+        res.writeHead(err.status, { "Content-Type": "text/plain" });
+        res.end(err.message);
       } else if (!res.headersSent) {
         this.options.log.warn({ err: String(err), url: req.url }, "kubelet API request failed");
-        sendStatus(res, 500, `reading the log failed: ${(err as Error).message}`);
+        res.writeHead(500, { "Content-Type": "text/plain" });
+        res.end(`reading the log failed: ${(err as Error).message}`);
       } else {
         res.destroy();
       }

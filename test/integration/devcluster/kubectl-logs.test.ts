@@ -46,14 +46,13 @@ describe("kubectl logs on the local cluster", () => {
     expect((await kubectl(["logs", "-n", ns.name, "printer", "--limit-bytes", "8"])).stdout).toBe("line 1\nl");
     const previous = await kubectl(["logs", "-n", ns.name, "printer", "--previous"]);
     expect(previous.code).not.toBe(0);
-    expect(previous.stderr).toContain(`previous terminated container "main" in pod "printer" not found`);
+    expect(previous.stderr).toBe(`Error from server (BadRequest): previous terminated container "main" in pod "printer" not found\n`);
   });
 
   it("with -c, shows the named container of a two-container pod", async () => {
-    await runPod("pair", [job("counter", ["--log-lines", "2", "--seconds", "600"]), { name: "echo", image: IMAGE, args: ["dev", "echo", "--port", "8080"] }]);
+    await runPod("pair", [job("counter", ["--log-lines", "2", "--seconds", "600"]), job("announcer", ["--log-pid", "--seconds", "600"])]);
     expect(await logsUntil(["pair", "-c", "counter"], (out) => out.includes("line 2"))).toBe("line 1\nline 2\n");
-    const echo = await logsUntil(["pair", "-c", "echo"], (out) => out.includes("echo server listening"));
-    expect(echo).not.toContain("line 1");
+    expect(await logsUntil(["pair", "-c", "announcer"], (out) => out.length > 0)).toMatch(/^started pid \d+\n$/);
   });
 
   it("with -f, streams a line printed after the call started and ends when the container exits", async () => {
@@ -97,7 +96,9 @@ describe("kubectl logs on the local cluster", () => {
     await waitFor("no-exec running", async () => running(await readPod("no-exec")));
     const r = await kubectl(["exec", "-n", ns.name, "no-exec", "--", "ls"]);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain("exec is not supported on ballast local nodes");
+    expect(r.stderr).toBe(
+      "error: Internal error occurred: unable to upgrade connection: exec is not supported on ballast local nodes: they run containers as local processes; read their output with kubectl logs\n",
+    );
   });
 });
 

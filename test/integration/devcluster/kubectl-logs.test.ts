@@ -2,7 +2,7 @@
 // its kubelet API (TLS, the API server's client certificate), and the node answers from the container's log file.
 import { CoreV1Api, type V1Container, type V1Pod } from "@kubernetes/client-node";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -89,6 +89,21 @@ describe("kubectl logs on the local cluster", () => {
     expect(previous).toMatch(pidLine);
     expect(previous).toContain(`line 1\n${JSON.stringify({ msg: "job finished", exitCode: 1 })}\n`);
     expect(previous.match(pidLine)![1]).not.toBe(current.match(pidLine)![1]);
+  });
+
+  it("keeps on disk the logs of the current and the previous run only, as the kubelet does", async () => {
+    await runPod("crasher", [job("main", ["--seconds", "1", "--exit-code", "1"])], "Always");
+    const restarts = async () => (await readPod("crasher")).status?.containerStatuses?.[0]?.restartCount ?? 0;
+    await waitFor("the third run", async () => (await restarts()) >= 2, 120_000);
+    const { uid } = (await readPod("crasher")).metadata!;
+    const dir = join(clusterDir(), "pods", `${ns.name}_crasher_${uid}`, "containers", "main");
+    // Read between two equal restart counts, so a restart in between cannot make the listing stale.
+    const seen = await waitFor("a listing within one run", async () => {
+      const before = await restarts();
+      const logs = readdirSync(dir).filter((f) => f.endsWith(".log"));
+      return before === (await restarts()) ? { run: before, logs } : undefined;
+    });
+    expect(seen.logs.sort()).toEqual([`${seen.run - 1}.log`, `${seen.run}.log`]);
   });
 
   it("answers kubectl exec with an error that says local nodes do not support it", async () => {

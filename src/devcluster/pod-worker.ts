@@ -42,6 +42,8 @@ export interface NodeContext {
 }
 
 type Terminated = Extract<RuntimeState, { kind: "terminated" }>;
+/** How the kubelet words the image pull failures when `kubectl logs` asks for a container that never started. */
+const WAITING_TO_START: Record<string, string> = { ErrImagePull: "image can't be pulled", ImagePullBackOff: "trying and failing to pull image" };
 const MAX_BACKOFF_MS = 300_000;
 
 class ContainerRunner {
@@ -160,7 +162,7 @@ class ContainerRunner {
     }
     if (!this.currentLog) {
       const reason = this.record.state.kind === "waiting" ? this.record.state.reason : "ContainerCreating";
-      throw new LogRequestError(400, `container "${name}" in pod "${pod}" is waiting to start: ${reason}`);
+      throw new LogRequestError(400, `container "${name}" in pod "${pod}" is waiting to start: ${WAITING_TO_START[reason] ?? reason}`);
     }
     return this.running && this.exited ? { file: this.currentLog, running: this.exited } : { file: this.currentLog };
   }

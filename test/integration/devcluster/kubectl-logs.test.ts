@@ -106,6 +106,17 @@ describe("kubectl logs on the local cluster", () => {
     expect(seen.logs.sort()).toEqual([`${seen.run - 1}.log`, `${seen.run}.log`]);
   });
 
+  it("says a container that never started is waiting to start, and why", async () => {
+    await runPod("foreign", [{ name: "web", image: "nginx:1.27" }]);
+    await waitFor(
+      "the image pull back-off",
+      async () => (await readPod("foreign")).status?.containerStatuses?.[0]?.state?.waiting?.reason === "ImagePullBackOff",
+    );
+    const r = await kubectl(["logs", "-n", ns.name, "foreign"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toBe(`Error from server (BadRequest): container "web" in pod "foreign" is waiting to start: trying and failing to pull image\n`);
+  });
+
   it("answers kubectl exec with an error that says local nodes do not support it", async () => {
     await runPod("no-exec", [job("main", ["--seconds", "600"])]);
     await waitFor("no-exec running", async () => running(await readPod("no-exec")));

@@ -39,11 +39,14 @@ async function logsUntil(args: string[], done: (out: string) => boolean): Promis
 }
 
 describe("kubectl logs on the local cluster", () => {
-  it("shows what a running container printed, its last lines with --tail, and a clear error for a --previous it never had", async () => {
+  it("shows what a running container printed, its last lines with --tail, and clear errors for --timestamps and a --previous it never had", async () => {
     await runPod("printer", [job("main", ["--log-lines", "5", "--seconds", "600"])]);
     expect(await logsUntil(["printer"], (out) => out.includes("line 5"))).toBe("line 1\nline 2\nline 3\nline 4\nline 5\n");
     expect((await kubectl(["logs", "-n", ns.name, "printer", "--tail", "2"])).stdout).toBe("line 4\nline 5\n");
     expect((await kubectl(["logs", "-n", ns.name, "printer", "--limit-bytes", "8"])).stdout).toBe("line 1\nl");
+    // No per-line times are recorded: asking for them is refused, not answered with made-up ones.
+    const timestamps = await kubectl(["logs", "-n", ns.name, "printer", "--timestamps"]);
+    expect(timestamps.stderr).toBe("Error from server (BadRequest): timestamps are not supported on ballast local nodes: log lines carry no times here\n");
     const previous = await kubectl(["logs", "-n", ns.name, "printer", "--previous"]);
     expect(previous.code).not.toBe(0);
     expect(previous.stderr).toBe(`Error from server (BadRequest): previous terminated container "main" in pod "printer" not found\n`);

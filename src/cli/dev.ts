@@ -103,13 +103,15 @@ export function registerDev(program: Command): void {
     .option("--image-repository <repo>", "image run as local processes", DEFAULT_IMAGE_REPOSITORY)
     .requiredOption("--pod-octet <n>", "pods get IPs 127.<n>.x.y", count("--pod-octet", 254))
     .action(async (flags: { dir: string; kubeconfig: string; nodes: number; gpuNodes: number; imageRepository: string; podOctet: number }) => {
-      const [{ pino }, { NodeAgent }, { ballastCliScript }, { pinnedKubernetesVersion }, { KubeClient }] = await Promise.all([
+      const [{ pino }, { NodeAgent }, { ballastCliScript }, { pinnedKubernetesVersion }, { KubeClient }, { kubeletServingFiles }] = await Promise.all([
         import("pino"),
         import("../devcluster/node-agent.js"),
         cluster(),
         import("../devcluster/binaries.js"),
         import("../kube/client.js"),
+        import("../devcluster/pki.js"),
       ]);
+      const pkiDir = join(resolve(flags.dir), "pki");
       const log = pino({ base: { component: "local-nodes" } });
       const agent = new NodeAgent({
         clusterDir: resolve(flags.dir),
@@ -122,6 +124,7 @@ export function registerDev(program: Command): void {
         ballastCommand: [process.execPath, ballastCliScript],
         // Node's install dir (…/bin/node → …) and the checkout (…/dist/cli/main.js → …).
         programDirs: [dirname(dirname(process.execPath)), dirname(dirname(dirname(ballastCliScript)))],
+        kubeletTls: { ...kubeletServingFiles(pkiDir), ca: join(pkiDir, "ca.crt") },
         log,
       });
       const stop = () => {
@@ -160,16 +163,20 @@ export function registerDev(program: Command): void {
     .option("--seconds <s>", "how long to run", (v) => Number(v), 1)
     .option("--exit-code <code>", "exit status", count("--exit-code", 255), 0)
     .option("--log-lines <n>", "first print n numbered lines (`line 1` …), to check what the logs show", count("--log-lines", 1_000_000), 0)
+    .option("--log-pid", "first print `started pid <pid>`, so each run of a restarted container is told apart in its logs")
     .option("--termination-message <text>", "write text to --termination-message-path before exiting, as a container reports its result")
     .option("--termination-message-path <file>", "where the termination message goes (the container's terminationMessagePath)", "/dev/termination-log")
-    .action(async (flags: { seconds: number; exitCode: number; logLines: number; terminationMessage?: string; terminationMessagePath: string }) => {
-      for (let i = 1; i <= flags.logLines; i++) console.log(`line ${i}`);
-      await new Promise((r) => setTimeout(r, flags.seconds * 1000));
-      if (flags.terminationMessage !== undefined) {
-        const { writeFileSync } = await import("node:fs");
-        writeFileSync(flags.terminationMessagePath, flags.terminationMessage);
-      }
-      console.log(JSON.stringify({ msg: "job finished", exitCode: flags.exitCode }));
-      process.exit(flags.exitCode);
-    });
+    .action(
+      async (flags: { seconds: number; exitCode: number; logLines: number; logPid?: boolean; terminationMessage?: string; terminationMessagePath: string }) => {
+        if (flags.logPid) console.log(`started pid ${process.pid}`);
+        for (let i = 1; i <= flags.logLines; i++) console.log(`line ${i}`);
+        await new Promise((r) => setTimeout(r, flags.seconds * 1000));
+        if (flags.terminationMessage !== undefined) {
+          const { writeFileSync } = await import("node:fs");
+          writeFileSync(flags.terminationMessagePath, flags.terminationMessage);
+        }
+        console.log(JSON.stringify({ msg: "job finished", exitCode: flags.exitCode }));
+        process.exit(flags.exitCode);
+      },
+    );
 }

@@ -1,4 +1,4 @@
-// Container logs of the local cluster's pods, found on disk (`kubectl logs` has no kubelet API to talk to there):
+// Container logs of the local cluster's pods, read from disk (the files `kubectl logs` serves there):
 // <cluster dir>/pods/<namespace>_<pod>_<uid>/containers/<container>/<restart>.log.
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";

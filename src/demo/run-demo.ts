@@ -273,7 +273,7 @@ async function startCluster(dir: string, narrator: Narrator, signal: AbortSignal
   const kubectl = new Kubectl(state.kubectl, state.kubeconfig);
   const nodes = await kubectl.run(["get", "nodes", "-o", "wide"]);
   narrator.ok(`cluster ready: Kubernetes ${state.kubernetesVersion}, API server ${state.server}, nodes ${state.nodes.join(", ")}`);
-  narrator.say("watch along in another terminal (kubectl logs does not work here; container logs are files under pods/):");
+  narrator.say("watch along in another terminal (kubectl logs works; container logs are also files under pods/):");
   narrator.plain(`    export KUBECONFIG=${state.kubeconfig}`);
   narrator.plain(`    alias kubectl=${state.kubectl}`);
   narrator.command("kubectl get nodes -o wide");
@@ -599,7 +599,7 @@ function printWhereToLook(s: Session | undefined): void {
   narrator.plain(
     `  curl "$(kubectl get pod -l ballast.dev/model-deployment=weather,app.kubernetes.io/component=serving -o jsonpath='http://{.items[0].status.podIP}'):${SIDECAR_MONITORING_PORT}${SIDECAR_PATHS.summary}"`,
   );
-  narrator.plain(`  ls ${join(state.dir, "pods")}/*/containers/*/    # container logs (kubectl logs has no kubelet to talk to here)`);
+  narrator.plain(`  ls ${join(state.dir, "pods")}/*/containers/*/    # container logs as files (what kubectl logs reads)`);
   narrator.plain(`  ${join(state.dir, "logs")}/                   # control plane and local node logs`);
 }
 

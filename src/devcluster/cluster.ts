@@ -10,11 +10,12 @@ import { locateBinaries } from "./binaries.js";
 import { controlPlaneSpecs, type ComponentSpec, type ControlPlanePorts } from "./controlplane.js";
 import { httpProbe } from "./probes.js";
 import { writeKubeconfig } from "./kubeconfig.js";
-import { ensurePki } from "./pki.js";
+import { ensurePki, issueKubeletServingCert } from "./pki.js";
+import { APISERVER_KUBELET_CLIENT_CN } from "./kubelet-server.js";
 import { isAlive, startDetached, stopProcess } from "./processes.js";
 import { isListening, PortAllocator } from "./ports.js";
 import { readState, stateFile, writeState, type ClusterState, type RecordedProcess } from "./state.js";
-import { defaultNodeNames, DEFAULT_IMAGE_REPOSITORY } from "./nodes.js";
+import { DEFAULT_IMAGE_REPOSITORY, localNodeSpecs } from "./nodes.js";
 import { chooseLoopbackBlocks } from "./ip-allocator.js";
 import { podProcessPidFiles } from "./pod-dirs.js";
 
@@ -37,6 +38,8 @@ const CLIENTS = [
   { file: "kube-controller-manager", commonName: "system:kube-controller-manager" },
   { file: "kube-scheduler", commonName: "system:kube-scheduler" },
   { file: "local-nodes", commonName: "ballast-local-nodes", organization: "system:masters" },
+  // Only for the kubelet API: no group, so it has no rights on the API server itself.
+  { file: "apiserver-kubelet-client", commonName: APISERVER_KUBELET_CLIENT_CN },
 ];
 
 export async function clusterUp(options: UpOptions): Promise<ClusterState> {
@@ -63,6 +66,11 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
   const { podOctet, serviceOctet } = existing ? { podOctet: existing.podOctet, serviceOctet: existing.serviceOctet } : chooseLoopbackBlocks();
   const pkiDir = join(dir, "pki");
   const pki = await ensurePki(pkiDir, CLIENTS, ["127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"]);
+  const nodes = localNodeSpecs(options.cpuNodes, options.gpuNodes);
+  await issueKubeletServingCert(
+    pki,
+    nodes.map((n) => n.address),
+  );
   const server = `https://127.0.0.1:${ports.apiServer}`;
   const kubeconfigFor = (client: string, file: string) => {
     const path = join(dir, file);
@@ -87,7 +95,7 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
     ...(bins.kubectl ? { kubectl: bins.kubectl } : {}),
     ports,
     processes: [],
-    nodes: defaultNodeNames(options.cpuNodes, options.gpuNodes),
+    nodes: nodes.map((n) => n.name),
     podOctet,
     serviceOctet,
     startedAt: new Date().toISOString(),

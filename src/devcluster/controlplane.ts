@@ -106,6 +106,12 @@ export function controlPlaneSpecs(bins: ControlPlaneBinaries, ports: ControlPlan
         `--service-account-key-file=${pki("sa.pub")}`,
         `--service-account-signing-key-file=${pki("sa.key")}`,
         `--service-cluster-ip-range=${net.serviceCidr}`,
+        // `kubectl logs` goes through the local nodes' kubelet API: the API server proves itself with its own
+        // client certificate and checks each node's serving certificate against the cluster CA.
+        `--kubelet-client-certificate=${pki("apiserver-kubelet-client.crt")}`,
+        `--kubelet-client-key=${pki("apiserver-kubelet-client.key")}`,
+        `--kubelet-certificate-authority=${pki("ca.crt")}`,
+        "--kubelet-preferred-address-types=InternalIP",
         "--allow-privileged=true",
         "--profiling=false",
         "--v=1",

@@ -17,6 +17,7 @@ import { podProcessPidFiles } from "./pod-dirs.js";
 import { PodWorker, type NodeContext } from "./pod-worker.js";
 import { ServiceProxy } from "./service-proxy.js";
 import { isAlive, stopProcess } from "./processes.js";
+import { KubeletServer } from "./kubelet-server.js";
 
 export interface NodeAgentOptions {
   clusterDir: string;
@@ -30,6 +31,8 @@ export interface NodeAgentOptions {
   ballastCommand: string[];
   programDirs: string[];
   crashLoopBackoffMs?: number;
+  /** The kubelet API's serving certificate and key, and the CA its clients' certificates must chain to. */
+  kubeletTls: { cert: string; key: string; ca: string };
   log: Logger;
 }
 
@@ -48,6 +51,8 @@ export class NodeAgent {
   /** One recorder per node, so repeated Events (a crash loop's BackOff) fold into one Event's series. */
   private readonly events = new Map<string, EventRecorder>();
   private readonly workers = new Map<string, PodWorker>();
+  /** Each node's kubelet API server and the port it listens on. */
+  private readonly kubeletServers = new Map<string, { server: KubeletServer; port: number }>();
   /** Pods whose worker already finished (final delete sent): later watch events for them are ignored. */
   private readonly finished = new Set<string>();
   private readonly ips: LoopbackIPAllocator;
@@ -71,6 +76,7 @@ export class NodeAgent {
 
   async run(): Promise<void> {
     await this.killLeftoverProcesses();
+    for (const node of this.nodes.values()) await this.startKubeletServer(node);
     for (const node of this.nodes.values()) await this.register(node);
     await this.provisioner.start();
     this.pods.start();
@@ -85,7 +91,7 @@ export class NodeAgent {
   /** Stops every pod's processes (SIGTERM, then SIGKILL after their grace period) and the loops. */
   async shutdown(): Promise<void> {
     this.stopping.abort();
-    await Promise.all([this.pods.stop(), this.services.stop(), this.provisioner.stop()]);
+    await Promise.all([this.pods.stop(), this.services.stop(), this.provisioner.stop(), ...[...this.kubeletServers.values()].map((k) => k.server.close())]);
     await Promise.all([...this.workers.values()].map((w) => w.stopAll((w.pod.spec?.terminationGracePeriodSeconds ?? 30) * 1000)));
     await Promise.all([...this.events.values()].map((e) => e.flush()));
     await this.client.close();
@@ -112,6 +118,16 @@ export class NodeAgent {
     }
   }
 
+  private async startKubeletServer(node: LocalNodeSpec): Promise<void> {
+    const server = new KubeletServer({
+      address: node.address,
+      tls: this.options.kubeletTls,
+      pod: (namespace, name) => [...this.workers.values()].find((w) => w.ctx.node === node && w.key === `${namespace}/${name}`),
+      log: this.options.log,
+    });
+    this.kubeletServers.set(node.name, { server, port: await server.listen() });
+  }
+
   private async register(node: LocalNodeSpec): Promise<void> {
     try {
       await this.client.create(resourcePath(NODES), nodeObject(node));
@@ -124,7 +140,7 @@ export class NodeAgent {
   }
 
   private async reportStatus(node: LocalNodeSpec): Promise<void> {
-    const status = nodeStatus(node, 0, this.options.kubernetesVersion, new Date(), this.since);
+    const status = nodeStatus(node, this.kubeletServers.get(node.name)!.port, this.options.kubernetesVersion, new Date(), this.since);
     await this.client.patch(resourcePath(NODES, undefined, node.name, "status"), { status }, PatchType.merge);
   }
 

@@ -14,10 +14,6 @@ export interface LocalNodeSpec {
   address: string;
 }
 
-export function defaultNodeNames(cpuNodes: number, gpuNodes: number): string[] {
-  return localNodeSpecs(cpuNodes, gpuNodes).map((n) => n.name);
-}
-
 export function localNodeSpecs(cpuNodes: number, gpuNodes: number, gpusPerNode = 2): LocalNodeSpec[] {
   const specs: LocalNodeSpec[] = [];
   for (let i = 0; i < cpuNodes; i++) specs.push({ name: `ballast-cpu-${i}`, gpus: 0, address: `127.0.1.${specs.length + 1}` });

@@ -5,7 +5,7 @@
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { webcrypto } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -181,4 +181,20 @@ export async function ensurePki(dir: string, clients: ClientIdentity[], serverHo
   writePrivateKey(pki.serviceAccountKey, await pemKey(saKeys.privateKey));
   writeFileSync(pki.serviceAccountPub, await pemPublicKey(saKeys.publicKey));
   return pki;
+}
+
+/** The local nodes' kubelet API serving certificate + key, under the PKI directory. */
+export const kubeletServingFiles = (pkiDir: string): CertAndKey => ({ cert: join(pkiDir, "kubelet.crt"), key: join(pkiDir, "kubelet.key") });
+
+/**
+ * Issues the kubelet API's serving certificate for the local nodes' addresses, signed by the cluster CA (the API
+ * server verifies it with --kubelet-certificate-authority). Issued on every start: the node count may change.
+ */
+export async function issueKubeletServingCert(pki: ClusterPki, nodeAddresses: string[]): Promise<CertAndKey> {
+  const caCert = new x509.X509Certificate(readFileSync(pki.caCert, "utf8"));
+  const caKey = await webcrypto.subtle.importKey("pkcs8", x509.PemConverter.decodeFirst(readFileSync(pki.caKey, "utf8")), alg, false, ["sign"]);
+  const ca: Issuer = { name: caCert.subject, keys: { privateKey: caKey, publicKey: await caCert.publicKey.export() } };
+  const files = kubeletServingFiles(pki.dir);
+  await issue(ca, "CN=ballast-local-nodes-kubelet", [x509.ExtendedKeyUsage.serverAuth], files, hostNames(nodeAddresses));
+  return files;
 }

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { KubeApiError, PatchType, resourcePath, type KubeClient } from "../kube/client.js";
 import { PODS } from "../kube/resources.js";
 import { ballastArguments, canUseMountNamespace, CreateContainerError, isBallastImage, launchContainer, type Mount } from "./container-process.js";
+import { LogRequestError } from "./container-logs.js";
 import type { PodApi } from "./pod-api.js";
 import { containerDir, podDir } from "./pod-dirs.js";
 import { ContainerConfigError, containerEnv } from "./pod-env.js";
@@ -41,6 +42,8 @@ export interface NodeContext {
 }
 
 type Terminated = Extract<RuntimeState, { kind: "terminated" }>;
+/** How the kubelet words the image pull failures when `kubectl logs` asks for a container that never started. */
+const WAITING_TO_START: Record<string, string> = { ErrImagePull: "image can't be pulled", ImagePullBackOff: "trying and failing to pull image" };
 const MAX_BACKOFF_MS = 300_000;
 
 class ContainerRunner {
@@ -49,6 +52,9 @@ class ContainerRunner {
   private exited: Promise<Terminated> | undefined;
   private stopping = false;
   private probesAbort = new AbortController();
+  /** This instance's log file and the one before it: the kubelet keeps one previous instance's log per container. */
+  private currentLog: string | undefined;
+  private previousLog: string | undefined;
 
   constructor(
     readonly spec: V1Container,
@@ -110,6 +116,9 @@ class ContainerRunner {
       env: fullEnv,
     });
     this.child = child;
+    if (this.previousLog) rmSync(this.previousLog, { force: true });
+    this.previousLog = this.currentLog;
+    this.currentLog = logFile;
     this.record.containerID = `ballast-local://${child.pid}`;
     this.record.state = { kind: "running", startedAt };
     this.record.started = !this.spec.startupProbe;
@@ -136,6 +145,26 @@ class ContainerRunner {
     this.record.ready = false;
     this.pod.changed();
     return terminated;
+  }
+
+  /**
+   * The log file `kubectl logs` reads (with `--previous`, the instance before), and while it is still being
+   * written, a promise of its end. Which instance is which follows the kubelet: during a crash-loop back-off the
+   * instance that just exited is both the current and the previous one.
+   */
+  logSource(previous: boolean): { file: string; running?: Promise<unknown> } {
+    const pod = this.pod.pod.metadata!.name!;
+    const name = this.spec.name;
+    if (previous) {
+      const file = this.record.state.kind === "waiting" ? this.currentLog : this.previousLog;
+      if (!this.record.lastTerminated || !file) throw new LogRequestError(400, `previous terminated container "${name}" in pod "${pod}" not found`);
+      return { file };
+    }
+    if (!this.currentLog) {
+      const reason = this.record.state.kind === "waiting" ? this.record.state.reason : "ContainerCreating";
+      throw new LogRequestError(400, `container "${name}" in pod "${pod}" is waiting to start: ${WAITING_TO_START[reason] ?? reason}`);
+    }
+    return this.running && this.exited ? { file: this.currentLog, running: this.exited } : { file: this.currentLog };
   }
 
   /** The kubelet's terminated.message: the runtime's reason for a failed start, then what the container left. */
@@ -278,6 +307,13 @@ export class PodWorker {
     this.dir = podDir(ctx.clusterDir, m.namespace!, m.name!, m.uid!);
     this.initRunners = (pod.spec?.initContainers ?? []).map((c) => new ContainerRunner(c, this));
     this.runners = (pod.spec?.containers ?? []).map((c) => new ContainerRunner(c, this));
+  }
+
+  /** The log of a container or init container of this pod, for the kubelet API. */
+  logSource(container: string, previous: boolean): { file: string; running?: Promise<unknown> } {
+    const runner = [...this.initRunners, ...this.runners].find((r) => r.spec.name === container);
+    if (!runner) throw new LogRequestError(404, `container "${container}" not found in pod "${this.pod.metadata!.name}"`);
+    return runner.logSource(previous);
   }
 
   /** A newer version of the pod from the watch; deletion starts graceful termination. */

@@ -80,4 +80,16 @@ describe("estimated accuracy without labels (CBPE) on Seattle → New York weath
     expect(Math.max(realised[2]!, realised[3]!)).toBeLessThan(Math.min(realised[0]!, realised[1]!));
     expect(Math.max(estimated[2]!, estimated[3]!)).toBeLessThan(Math.min(estimated[0]!, estimated[1]!));
   });
+
+  it("estimates only the rows answered with probabilities: a caller asking for labels alone is served, not estimated", async () => {
+    const rows = fx.seattleHoldout.slice(0, 10);
+    const labelsOnly = { ...inferBody(rows, "labels-only"), outputs: [{ name: "label" }] };
+    const res = await postJson(`${sidecar.url}/v2/models/weather/infer`, labelsOnly);
+    expect(res.status).toBe(200);
+    expect((res.body as { outputs: { name: string }[] }).outputs.map((o) => o.name)).toEqual(["label"]);
+    expect(await realisedAccuracy("both-outputs", fx.seattleHoldout.slice(10, 20))).toBeGreaterThan(0);
+    const open = (await summary()).windows.find((w) => !w.closed)!;
+    expect(open.rows).toBe(20);
+    expect(open.metrics["estimatedSamples"]).toBe(10);
+  });
 });

@@ -82,7 +82,8 @@ function probabilityRows(response: unknown, rows: number, classes: number): numb
   if (!Array.isArray(outputs)) return undefined;
   const tensor = outputs.find((o): o is { data: unknown } => typeof o === "object" && o !== null && (o as { name?: unknown }).name === "probabilities");
   const data = tensor?.data;
-  if (!Array.isArray(data) || data.length !== rows * classes || !data.every((v) => typeof v === "number" && v >= 0 && v <= 1)) return undefined;
+  // A float32 softmax may round a hair past 1; anything further off is not a probability.
+  if (!Array.isArray(data) || data.length !== rows * classes || !data.every((v) => typeof v === "number" && v >= 0 && v <= 1 + 1e-6)) return undefined;
   return Array.from({ length: rows }, (_, r) => (data as number[]).slice(r * classes, (r + 1) * classes));
 }
 

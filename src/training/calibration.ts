@@ -1,6 +1,7 @@
-// Probability calibration at train time: temperature scaling fitted on the validation rows, so the sidecar can
-// estimate accuracy from confidence (CBPE) on rows nobody labels. One parameter: it cannot overfit a few hundred
-// validation rows, it treats binary and multiclass alike, and it keeps every row's argmax (labels do not change).
+// Probability calibration at train time: temperature scaling fitted on labelled rows the model was not chosen on
+// (the trainer passes the holdout), so the sidecar can estimate accuracy from confidence (CBPE) on rows nobody
+// labels. One parameter: it cannot overfit a few hundred rows, it treats binary and multiclass alike, and it keeps
+// every row's argmax (labels, accuracy and F1 do not change).
 import {
   ECE_BINS,
   PROBABILITY_FLOOR,
@@ -26,7 +27,7 @@ export function temperatureLogLoss(probabilities: ArrayLike<number>, classes: nu
 }
 
 /**
- * The temperature minimising the validation log-loss, by golden-section search over log T in
+ * The temperature minimising the log-loss of `labels`, by golden-section search over log T in
  * [MIN_TEMPERATURE, MAX_TEMPERATURE] (the loss is convex in 1/T, so unimodal in log T).
  */
 export function fitTemperature(probabilities: ArrayLike<number>, classes: number, labels: ArrayLike<number>): number {
@@ -51,7 +52,7 @@ export function fitTemperature(probabilities: ArrayLike<number>, classes: number
   return Math.exp((a + b) / 2);
 }
 
-/** The calibration stored in metadata.json: the fitted temperature and the ECE it leaves on the validation rows. */
+/** The calibration stored in metadata.json: the fitted temperature and the ECE of the rows before and after it. */
 export function calibrateProbabilities(probabilities: ArrayLike<number>, classes: number, labels: ArrayLike<number>): ProbabilityCalibrationJSON {
   const temperature = fitTemperature(probabilities, classes, labels);
   const calibrated = new Float64Array(labels.length * classes);

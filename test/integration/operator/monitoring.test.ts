@@ -79,6 +79,10 @@ describe("ballast operator: monitoring what the sidecars see", () => {
     return { expectedAccuracy: Number((first.correct / LABELLED_BEFORE_CLOSE).toPrecision(4)), sendLateLabels };
   };
 
+  /** A window of traffic nobody labels. */
+  const sendUnlabelled = (days: readonly WeatherDay[], idPrefix: string) =>
+    sendTrafficWithFeedback({ serviceUrl, feedbackUrl: serviceUrl, model: "weather", days, rowsPerRequest: 10, idPrefix, withoutFeedback: true });
+
   beforeAll(async () => {
     await installCrdAndRbac();
     ns = await createTestNamespace("op-monitor");
@@ -228,15 +232,7 @@ describe("ballast operator: monitoring what the sidecars see", () => {
     expect((await kubectl(["get", "jobs", "-n", ns.name, "-o", "name"])).stdout.trim()).toBe("");
     expect((await get()).status!.loop).toMatchObject({ phase: "Stable", attempt: 0 });
     // The same kind of traffic with no feedback at all: drift is the only evidence left.
-    await sendTrafficWithFeedback({
-      serviceUrl,
-      feedbackUrl: serviceUrl,
-      model: "weather",
-      days: split.newYorkTraffic.slice(WINDOW, 2 * WINDOW),
-      rowsPerRequest: 10,
-      idPrefix: "unlabelled",
-      withoutFeedback: true,
-    });
+    await sendUnlabelled(split.newYorkTraffic.slice(WINDOW, 2 * WINDOW), "unlabelled");
     const training = await waitFor(
       "a retraining Job decided by drift",
       async () => {
@@ -255,15 +251,7 @@ describe("ballast operator: monitoring what the sidecars see", () => {
     const before = (await get()).status!.lastMetrics!.windowEnd;
     const patch = await kubectl(["patch", "md", "weather", "-n", ns.name, "--type", "merge", "-p", '{"spec":{"policy":{"minAccuracy":0.5}}}']);
     expect(patch.code).toBe(0);
-    await sendTrafficWithFeedback({
-      serviceUrl,
-      feedbackUrl: serviceUrl,
-      model: "weather",
-      days: split.newYorkTraffic.slice(2 * WINDOW, 3 * WINDOW),
-      rowsPerRequest: 10,
-      idPrefix: "estimated",
-      withoutFeedback: true,
-    });
+    await sendUnlabelled(split.newYorkTraffic.slice(2 * WINDOW, 3 * WINDOW), "estimated");
     const judged = await waitFor(
       "a window decided by its estimate",
       async () => {

@@ -397,7 +397,7 @@ export const PolicySpecSchema = Type.Object(
     triggerOn: withDefault(
       stringEnum(
         ["auto", "performance", "drift", "any"] as const,
-        "What may make a window a violation. auto: a window with at least minLabelledSamples labelled rows is judged on the quality metric (minAccuracy / maxError), stability and robustness, and its drift is reported as the likely cause but does not decide; a window with fewer is judged on drift and robustness. performance: only the quality metric, stability and robustness. drift: only drift and robustness. any: every rule.",
+        "What may make a window a violation. auto: a window with at least minLabelledSamples labelled rows is judged on the quality metric (minAccuracy / maxError), stability and robustness, and its drift is reported as the likely cause but does not decide; a window with fewer is judged on the quality metric's label-free estimate (a calibrated classifier's expected accuracy or f1) and robustness when it has one, else on drift and robustness. performance: only the quality metric (or, with too few labels, its estimate), stability and robustness. drift: only drift and robustness. any: every rule.",
       ),
       "auto",
     ),
@@ -722,14 +722,20 @@ export const MetricsSnapshotSchema = Type.Object(
         description: "Value of the live quality metric (monitoring.accuracyMetric), rounded to 4 significant digits (the policy judges the exact value).",
       }),
     ),
+    estimatedAccuracy: Type.Optional(
+      Type.Number({
+        description:
+          "Label-free estimate of the live quality metric (accuracy or f1 of a classifier) from the served rows' calibrated class probabilities, rounded to 4 significant digits; absent when the version has no calibration.",
+      }),
+    ),
     stability: Type.Optional(Type.Number({ description: "1 − std(metric)/mean(metric) over recent windows, rounded to 4 significant digits." })),
     robustness: Type.Optional(Type.Number({ description: "1 − failed requests / served requests, rounded to 4 significant digits." })),
     errorRate: Type.Optional(Type.Number({ minimum: 0, description: "Failed requests / served requests, rounded to 4 significant digits." })),
     verdict: Type.Optional(verdict),
     decidedBy: Type.Optional(
       stringEnum(
-        ["labels", "drift"] as const,
-        "What decided the window's verdict (policy.triggerOn): labels (the quality metric, from feedback) or drift. Absent when the window could not be judged.",
+        ["labels", "estimate", "drift"] as const,
+        "What decided the window's verdict (policy.triggerOn): labels (the quality metric, from feedback), estimate (its label-free estimate, when feedback is too sparse) or drift. Absent when the window could not be judged.",
       ),
     ),
   },
@@ -746,10 +752,11 @@ export const WindowRecordSchema = Type.Object(
     samples: Type.Integer({ format: "int64", minimum: 0, description: "Rows seen." }),
     labelledSamples: Type.Optional(Type.Integer({ format: "int64", minimum: 0, description: "Rows with feedback." })),
     accuracy: Type.Optional(Type.Number({ description: "The live quality metric (4 significant digits)." })),
+    estimatedAccuracy: Type.Optional(Type.Number({ description: "Its label-free estimate (4 significant digits)." })),
     driftShare: Type.Optional(fraction("Share of drifted features.")),
     errorRate: Type.Optional(Type.Number({ minimum: 0, description: "Failed / served requests." })),
     verdict: Type.Optional(stringEnum(["Healthy", "Violated", "InsufficientData"] as const, "The window's own verdict.")),
-    decidedBy: Type.Optional(stringEnum(["labels", "drift"] as const, "Which evidence judged it (policy.triggerOn).")),
+    decidedBy: Type.Optional(stringEnum(["labels", "estimate", "drift"] as const, "Which evidence judged it (policy.triggerOn).")),
   },
   { description: "One judged monitoring window, merged over the serving pods." },
 );

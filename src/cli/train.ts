@@ -199,6 +199,8 @@ export function registerTrain(program: Command): void {
             stoppedEarly: result.stoppedEarly,
             candidate: m.candidate === true,
             selectedTrial: m.trials?.find((t) => t.selected)?.name,
+            // The calibration error at training time, beside the metrics (classification).
+            ...(m.probabilityCalibration ? { probabilityCalibration: m.probabilityCalibration } : {}),
           }) + "\n",
         );
       } catch (err) {

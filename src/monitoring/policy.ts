@@ -9,13 +9,15 @@ export type Verdict = "healthy" | "violated" | "insufficient-data";
  * Which evidence may make a window a violation. Drift explains, degradation decides — when labels can tell:
  * - "auto": a window with at least `minLabelledSamples` labelled rows is judged on its labels (quality metric,
  *   stability) and robustness; drift is measured and named as the likely cause but does not decide. A window
- *   with fewer labelled rows is judged on drift and robustness.
- * - "performance": only the quality metric, stability and robustness (the metric when labels suffice).
+ *   with fewer labelled rows is judged on the label-free estimate of the quality metric (and robustness) when
+ *   the window has one, else on drift and robustness.
+ * - "performance": only the quality metric, stability and robustness (the metric when labels suffice, else its
+ *   estimate when there is one).
  * - "drift": only drift and robustness.
  * - "any": every rule.
  */
 export type TriggerOn = "auto" | "performance" | "drift" | "any";
-export type DecidedBy = "labels" | "drift";
+export type DecidedBy = "labels" | "estimate" | "drift";
 /** A rule a window broke, in the order a user fixes them. */
 export type PolicyRule = "metric-min" | "metric-max" | "robustness" | "stability" | "dataset-drift" | "prediction-drift";
 
@@ -75,6 +77,10 @@ export interface WindowObservation {
   drift?: DriftReport;
   /** Labelled metrics of the window; null = no labelled feedback for it. */
   metrics?: Record<string, number | null>;
+  /** Label-free estimates of the same metrics (confidence-based, by name: e.g. "accuracy"); null = none. */
+  estimatedMetrics?: Record<string, number | null>;
+  /** Rows the estimates were computed from (absent = `samples`). */
+  estimatedSamples?: number;
   stability?: number | null;
   robustness?: number | null;
 }
@@ -96,7 +102,7 @@ export interface WindowJudgement {
    * likely cause, drift that was measured but did not decide, or why the data was insufficient.
    */
   reasons: string[];
-  /** Whether labels or drift decided this window; absent when nothing could be judged. */
+  /** Whether labels, the label-free estimate or drift decided this window; absent when nothing could be judged. */
   decidedBy?: DecidedBy;
   /** What decided, in words, e.g. "decided by labels (62 labelled rows ≥ 50)". */
   basis?: string;
@@ -111,7 +117,7 @@ export interface PolicyDecision {
   windowVerdict: Verdict;
   /** The window's reasons, then a pending streak or a cooldown; bounded like `WindowJudgement.reasons`. */
   reasons: string[];
-  /** This window's: whether labels or drift decided it. */
+  /** This window's: whether labels, the estimate or drift decided it. */
   decidedBy?: DecidedBy;
   basis?: string;
   /** Rules this window broke. */
@@ -154,6 +160,8 @@ function boundReasons(reasons: readonly string[], limit = MAX_REASONS): string[]
 
 interface Regime {
   labels: boolean;
+  /** The quality metric is judged on its estimate (labels are too few). */
+  estimate?: boolean;
   stability: boolean;
   drift: boolean;
   basis?: string;
@@ -162,11 +170,27 @@ interface Regime {
   labelsNote?: string;
 }
 
+/** Whether the window has a finite estimate of a metric the policy bounds. */
+function hasEstimate(observation: WindowObservation, config: PolicyConfig): boolean {
+  return config.metrics.some((b) => Number.isFinite(observation.estimatedMetrics?.[b.metric] ?? NaN));
+}
+
 /** Which rules judge this window under `config.triggerOn`. */
 function regime(observation: WindowObservation, config: PolicyConfig): Regime {
   const labelled = observation.labelledSamples ?? 0;
   const enough = labelled >= config.minLabelledSamples;
   const count = `${labelled} labelled rows ${enough ? "≥" : "<"} ${config.minLabelledSamples}`;
+  if (!enough && (config.triggerOn === "auto" || config.triggerOn === "performance") && hasEstimate(observation, config)) {
+    const rows = observation.estimatedSamples ?? observation.samples;
+    return {
+      labels: false,
+      estimate: true,
+      stability: false,
+      drift: false,
+      basis: `decided by estimate (${count}; estimated from ${rows} rows' calibrated confidence)`,
+      decidedBy: "estimate",
+    };
+  }
   switch (config.triggerOn) {
     case "any":
       return { labels: true, stability: true, drift: true };
@@ -199,13 +223,16 @@ export function evaluateWindow(observation: WindowObservation, config: PolicyCon
   let driftJudged = false;
   let evaluated = 0;
 
-  for (const bound of judge.labels ? config.metrics : []) {
-    const value = observation.metrics?.[bound.metric];
+  const judgedMetrics = judge.labels ? observation.metrics : judge.estimate ? observation.estimatedMetrics : undefined;
+  const metricName = (name: string) => (judge.estimate ? `estimated ${name}` : name);
+  for (const bound of judgedMetrics ? config.metrics : []) {
+    const value = judgedMetrics?.[bound.metric];
     if (value === null || value === undefined || !Number.isFinite(value)) continue;
     evaluated++;
     labelsJudged = true;
-    if (bound.min !== undefined && value < bound.min) violations.push({ rule: "metric-min", text: [`${bound.metric} ${fmt(value)} < minimum ${bound.min}`] });
-    if (bound.max !== undefined && value > bound.max) violations.push({ rule: "metric-max", text: [`${bound.metric} ${fmt(value)} > maximum ${bound.max}`] });
+    const name = metricName(bound.metric);
+    if (bound.min !== undefined && value < bound.min) violations.push({ rule: "metric-min", text: [`${name} ${fmt(value)} < minimum ${bound.min}`] });
+    if (bound.max !== undefined && value > bound.max) violations.push({ rule: "metric-max", text: [`${name} ${fmt(value)} > maximum ${bound.max}`] });
   }
   const seed: Array<[PolicyRule & ("robustness" | "stability"), number | null | undefined, number | undefined, boolean]> = [
     ["robustness", observation.robustness, config.minRobustness, true],

@@ -71,6 +71,14 @@ const LabelledSchema = Type.Union([
   }),
 ]);
 
+/** Classes of a classifier's estimate: the matrix is classes², so bounded well below what would fill memory. */
+export const MAX_ESTIMATE_CLASSES = 256;
+const EstimateSchema = Type.Object({
+  classes: Type.Array(Text(1024), { minItems: 2, maxItems: MAX_ESTIMATE_CLASSES }),
+  rows: Count,
+  expected: Type.Array(Type.Array(Type.Number({ minimum: 0 }), { maxItems: MAX_ESTIMATE_CLASSES }), { maxItems: MAX_ESTIMATE_CLASSES }),
+});
+
 const WindowSchema = Type.Object({
   start: Timestamp,
   end: Timestamp,
@@ -83,6 +91,7 @@ const WindowSchema = Type.Object({
   features: Type.Unknown(),
   predictions: Type.Unknown(),
   labelled: LabelledSchema,
+  estimate: Type.Optional(EstimateSchema),
   // `samples` becomes status.lastMetrics.labelledSamples (an int64 ≥ 0); the rest are metric values.
   metrics: Type.Object({ samples: Type.Optional(Count) }, { additionalProperties: Type.Number() }),
   drift: Type.Union([DriftReportSchema, Type.Null()]),
@@ -155,6 +164,15 @@ export function parseSidecarSummary(body: unknown): SidecarSummary {
         throw new SummaryFormatError(`summary windows.${i}.labelled.confusion: ${clip(err instanceof Error ? err.message : String(err), 300)}`);
       }
     }
+    if (w.estimate) {
+      if (summary.task !== "classification") throw new SummaryFormatError(`summary windows.${i}.estimate: only a classification summary has one`);
+      const k = w.estimate.classes.length;
+      if (w.estimate.expected.length !== k || w.estimate.expected.some((row) => row.length !== k))
+        throw new SummaryFormatError(`summary windows.${i}.estimate.expected: must be a ${k}×${k} matrix, one row and column per class`);
+      const classes = JSON.stringify(w.estimate.classes);
+      const first = summary.windows.find((x) => x.estimate)!.estimate!;
+      if (classes !== JSON.stringify(first.classes)) throw new SummaryFormatError(`summary windows.${i}.estimate.classes: differ from an earlier window's`);
+    }
     for (const part of ["features", "predictions"] as const) {
       try {
         for (const f of DatasetProfile.fromJSON(w[part]).schema) {
@@ -179,6 +197,8 @@ export function parseSidecarSummary(body: unknown): SidecarSummary {
 export function summaryConflict(a: SidecarSummary, b: SidecarSummary): string | undefined {
   if (a.model !== b.model || a.version !== b.version) return `serves ${clip(b.model, 64)}/${b.version}, not ${clip(a.model, 64)}/${a.version}`;
   if (a.task !== b.task) return `is a ${b.task} summary, not ${a.task}`;
+  const classesOf = (s: SidecarSummary) => JSON.stringify(s.windows.find((w) => w.estimate)?.estimate?.classes ?? null);
+  if (classesOf(a) !== "null" && classesOf(b) !== "null" && classesOf(a) !== classesOf(b)) return "estimates over other classes";
   const mine = summaryFeatureTypes(a);
   for (const [name, type] of summaryFeatureTypes(b)) {
     const other = mine.get(name);

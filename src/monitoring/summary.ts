@@ -2,6 +2,7 @@
 // Pure types and arithmetic; everything in it is additive so replicas merge exactly (profiles within their sketch bound).
 import type { DriftCalibrationJSON } from "./calibration.js";
 import type { DriftReport } from "./compare.js";
+import { ConfidenceEstimate, type ConfidenceEstimateJSON } from "./confidence-estimate.js";
 import { DatasetProfile, type DatasetProfileJSON } from "./dataset-profile.js";
 import { ConfusionMatrix, RegressionAccumulator, type ConfusionMatrixJSON, type RegressionAccumulatorJSON } from "./performance.js";
 
@@ -37,7 +38,15 @@ export interface WindowSummary {
   predictions: DatasetProfileJSON;
   /** Feedback joined to predictions made in this window. */
   labelled: LabelledCounts;
-  /** Metrics derived from `labelled` (samples, accuracy, precision, recall, f1, f1Weighted / samples, mae, rmse, r2). */
+  /**
+   * Classification with a calibrated version: the expected confusion matrix of the rows whose probabilities the
+   * server answered with (CBPE); absent otherwise and from older sidecars.
+   */
+  estimate?: ConfidenceEstimateJSON;
+  /**
+   * Metrics derived from `labelled` (samples, accuracy, precision, recall, f1, f1Weighted / samples, mae, rmse, r2)
+   * and from `estimate` (estimatedSamples, estimatedAccuracy, estimatedF1).
+   */
   metrics: Record<string, number>;
   /**
    * Drift of this window's features (and predictions, in `prediction`) against the reference, as the sidecar
@@ -133,12 +142,28 @@ export function labelledMetrics(counts: LabelledCounts): Record<string, number> 
   return { samples: m.count, accuracy: m.accuracy!, precision: m.macro.precision, recall: m.macro.recall, f1: m.macro.f1, f1Weighted: m.weighted.f1 };
 }
 
+/** Label-free metric names, by the labelled metric they estimate. */
+export const ESTIMATED_METRICS: Readonly<Record<string, string>> = { accuracy: "estimatedAccuracy", f1: "estimatedF1" };
+
+/** Flat metrics of an estimate: estimatedSamples, estimatedAccuracy, estimatedF1 (macro); nothing without rows. */
+export function estimatedMetrics(estimate: ConfidenceEstimateJSON | undefined): Record<string, number> {
+  const m = estimate ? ConfidenceEstimate.fromJSON(estimate).metrics() : null;
+  return m ? { estimatedSamples: m.rows, estimatedAccuracy: m.accuracy, estimatedF1: m.f1 } : {};
+}
+
+/** Both windows' estimates summed; a window without one (an older sidecar, unlabelled outputs) adds nothing. */
+function mergeEstimates(a: ConfidenceEstimateJSON | undefined, b: ConfidenceEstimateJSON | undefined): ConfidenceEstimateJSON | undefined {
+  if (!a || !b) return a ?? b;
+  return ConfidenceEstimate.fromJSON(a).merge(ConfidenceEstimate.fromJSON(b)).toJSON();
+}
+
 function mergeProfiles(a: DatasetProfileJSON, b: DatasetProfileJSON): DatasetProfileJSON {
   return DatasetProfile.fromJSON(a).merge(DatasetProfile.fromJSON(b)).toJSON();
 }
 
 export function mergeWindows(a: WindowSummary, b: WindowSummary): WindowSummary {
   const labelled = mergeLabelledCounts(a.labelled, b.labelled);
+  const estimate = mergeEstimates(a.estimate, b.estimate);
   return {
     start: a.start < b.start ? a.start : b.start,
     end: a.end > b.end ? a.end : b.end,
@@ -150,7 +175,8 @@ export function mergeWindows(a: WindowSummary, b: WindowSummary): WindowSummary 
     features: mergeProfiles(a.features, b.features),
     predictions: mergeProfiles(a.predictions, b.predictions),
     labelled,
-    metrics: labelledMetrics(labelled),
+    ...(estimate ? { estimate } : {}),
+    metrics: { ...labelledMetrics(labelled), ...estimatedMetrics(estimate) },
     // Drift is not additive; the merged window's drift must be recomputed from the merged profiles.
     drift: null,
   };

@@ -61,6 +61,18 @@ export const TrialSchema = Type.Object({
   selected: Type.Boolean(),
 });
 
+/** Temperature scaling of the class probabilities (src/training/calibration.ts), and the calibration error it leaves. */
+export const ProbabilityCalibrationSchema = Type.Object({
+  method: Type.Literal("temperature"),
+  temperature: Type.Number({ exclusiveMinimum: 0 }),
+  /** Rows fitted on: the holdout (never selected on), or the validation rows when the holdout has under 20 rows. */
+  set: Type.Union([Type.Literal("holdout"), Type.Literal("validation")]),
+  rows: Type.Integer({ minimum: 0 }),
+  bins: Type.Integer({ minimum: 1 }),
+  eceBefore: Type.Number({ minimum: 0, maximum: 1 }),
+  eceAfter: Type.Number({ minimum: 0, maximum: 1 }),
+});
+
 export const ModelMetadataSchema = Type.Object({
   format: Type.Literal(METADATA_FORMAT),
   model: Type.String(),
@@ -70,6 +82,8 @@ export const ModelMetadataSchema = Type.Object({
   label: Type.String({ minLength: 1 }),
   /** Classification: class names in output order. */
   classes: Type.Optional(Type.Array(Type.String(), { minItems: 2 })),
+  /** Classification: how the sidecar calibrates probabilities before estimating accuracy without labels (absent: no estimate). */
+  probabilityCalibration: Type.Optional(ProbabilityCalibrationSchema),
   /** Regression: the target was standardised for training; outputs are scaled back. */
   target: Type.Optional(Type.Object({ mean: Type.Number(), std: Type.Number() })),
   features: Type.Array(Type.Union([NumericFeatureSchema, CategoricalFeatureSchema]), { minItems: 1 }),
@@ -124,6 +138,7 @@ export const ModelMetadataSchema = Type.Object({
 export type ModelMetadata = Static<typeof ModelMetadataSchema>;
 export type Evaluation = Static<typeof EvaluationSchema>;
 export type Trial = Static<typeof TrialSchema>;
+export type ProbabilityCalibration = Static<typeof ProbabilityCalibrationSchema>;
 
 export async function readMetadata(store: ModelStore, model: string, version: string): Promise<ModelMetadata> {
   const raw = await store.readFile(model, version, METADATA_FILE);

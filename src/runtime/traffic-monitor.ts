@@ -2,11 +2,13 @@
 // predictions, drift against the reference profile. Exchanges are queued on the hot path and processed in batches.
 import { DriftCalibration } from "../monitoring/calibration.js";
 import { compare, type CompareOptions, type DriftReport } from "../monitoring/compare.js";
+import { ConfidenceEstimate, temperatureScaled } from "../monitoring/confidence-estimate.js";
 import { DatasetProfile } from "../monitoring/dataset-profile.js";
 import {
   PREDICTION_COLUMN,
   SUMMARY_FORMAT,
   LabelledOutcomes,
+  estimatedMetrics,
   labelledMetrics,
   type ReferenceProfileJSON,
   type SidecarSummary,
@@ -66,7 +68,23 @@ interface Window {
   features: DatasetProfile;
   predictions: DatasetProfile;
   labelled: LabelledOutcomes;
+  /** Calibrated classifiers: the expected confusion matrix of the rows answered with probabilities. */
+  estimate?: ConfidenceEstimate;
   drift?: DriftReport | null;
+}
+
+/**
+ * The `probabilities` output of an OIP response as rows of `classes` numbers, or undefined when the caller did not
+ * ask for it (outputs: label only) or it does not fit the request's rows.
+ */
+function probabilityRows(response: unknown, rows: number, classes: number): number[][] | undefined {
+  const outputs = (response as { outputs?: unknown }).outputs;
+  if (!Array.isArray(outputs)) return undefined;
+  const tensor = outputs.find((o): o is { data: unknown } => typeof o === "object" && o !== null && (o as { name?: unknown }).name === "probabilities");
+  const data = tensor?.data;
+  // A float32 softmax may round a hair past 1; anything further off is not a probability.
+  if (!Array.isArray(data) || data.length !== rows * classes || !data.every((v) => typeof v === "number" && v >= 0 && v <= 1 + 1e-6)) return undefined;
+  return Array.from({ length: rows }, (_, r) => (data as number[]).slice(r * classes, (r + 1) * classes));
 }
 
 interface TrackedRequest {
@@ -226,6 +244,10 @@ export class TrafficMonitor {
       window.features.addRow(row);
       if (predictions) window.predictions.addRow({ [PREDICTION_COLUMN]: predictions[r] });
     }
+    const temperature = this.meta.probabilityCalibration?.temperature;
+    if (window.estimate && temperature !== undefined) {
+      for (const p of probabilityRows(response, request.rows, window.estimate.classes.length) ?? []) window.estimate.add(temperatureScaled(p, temperature));
+    }
     window.rows += request.rows;
     this.totals.rows += request.rows;
     this.options.requestLog.append({ kind: "inference", id, ts: ex.ts, version: this.meta.version, rows, predictions: predictions ?? [] });
@@ -362,6 +384,8 @@ export class TrafficMonitor {
       features: new DatasetProfile(featureSchema),
       predictions: new DatasetProfile([{ name: PREDICTION_COLUMN, type: predictionType }]),
       labelled: new LabelledOutcomes(this.meta.task),
+      // CBPE needs calibrated probabilities: versions trained before calibration get no estimate.
+      ...(this.meta.classes && this.meta.probabilityCalibration ? { estimate: new ConfidenceEstimate(this.meta.classes) } : {}),
     };
   }
 
@@ -450,7 +474,8 @@ export class TrafficMonitor {
       features: w.features.toJSON(),
       predictions: w.predictions.toJSON(),
       labelled: w.labelled.toJSON(),
-      metrics: labelledMetrics(w.labelled.toJSON()),
+      ...(w.estimate ? { estimate: w.estimate.toJSON() } : {}),
+      metrics: { ...labelledMetrics(w.labelled.toJSON()), ...estimatedMetrics(w.estimate?.toJSON()) },
       drift: closed ? (w.drift ?? null) : this.driftOf(w),
     };
   }

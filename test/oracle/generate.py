@@ -9,7 +9,7 @@ import pathlib
 
 import numpy as np
 import scipy
-from scipy import stats
+from scipy import optimize, special, stats
 from scipy.spatial import distance
 
 OUT = pathlib.Path(__file__).parent / "fixtures"
@@ -202,6 +202,61 @@ def wasserstein_cases():
              "normed": f(stats.wasserstein_distance(u, v) / max(np.std(u), 0.001))} for n, u, v in cases]
 
 
+def ece_top_label(probs, labels, bins=15):
+    """Top-label expected calibration error, equal-width bins (b/M, (b+1)/M] (Guo et al. 2017)."""
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    index = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            ece += abs(correct[mask].sum() - conf[mask].sum()) / len(labels)
+    return ece
+
+
+def temperature_cases():
+    """Temperature scaling: scipy's bounded minimiser of the log-loss over log T is the reference fit."""
+    rng = Lcg(777)
+
+    def case(name, rows, classes, spread, true_temperature):
+        # Logits on a grid; true classes drawn from softmax(logits / true_temperature), so the raw softmax is
+        # over-confident when true_temperature > 1 and under-confident below 1.
+        logits = np.array([[(rng.next() % 2001 - 1000) / 1000 * spread for _ in range(classes)] for _ in range(rows)])
+        probs = special.softmax(logits, axis=1)
+        truth = special.softmax(logits / true_temperature, axis=1)
+        labels = np.array([int(np.searchsorted(np.cumsum(row), (rng.next() % 100000) / 100000, side="right")) for row in truth])
+        labels = np.minimum(labels, classes - 1)
+        log_p = np.log(np.maximum(probs, 1e-12))
+
+        def loss(log_t):
+            return -special.log_softmax(log_p / np.exp(log_t), axis=1)[np.arange(rows), labels].mean()
+
+        fit = optimize.minimize_scalar(loss, bounds=(np.log(0.05), np.log(20)), method="bounded", options={"xatol": 1e-10})
+        t = float(np.exp(fit.x))
+        calibrated = special.softmax(log_p / t, axis=1)
+        return {
+            "name": name,
+            "classes": classes,
+            "probabilities": [f(x) for x in probs.ravel()],
+            "labels": [int(x) for x in labels],
+            "temperature": t,
+            "logLoss": f(loss(np.log(t))),
+            "logLossAtOne": f(loss(0.0)),
+            "eceBefore": f(ece_top_label(probs, labels)),
+            "eceAfter": f(ece_top_label(calibrated, labels)),
+            "calibratedFirstRows": [f(x) for x in calibrated[:3].ravel()],
+        }
+
+    return [
+        case("binary, over-confident", 400, 2, 4.0, 2.5),
+        case("three classes, over-confident", 600, 3, 5.0, 3.0),
+        case("four classes, under-confident", 500, 4, 1.5, 0.5),
+        case("five classes, calibrated", 800, 5, 3.0, 1.0),
+        case("tiny: 12 rows", 12, 3, 2.0, 2.0),
+    ]
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     versions = {"numpy": np.__version__, "scipy": scipy.__version__}
@@ -212,6 +267,7 @@ def main():
         "jensenshannon.json": js_cases(),
         "wasserstein.json": wasserstein_cases(),
         "drift.json": drift_cases(),
+        "temperature_scaling.json": temperature_cases(),
     }
     for name, cases in fixtures.items():
         (OUT / name).write_text(json.dumps({"generatedBy": "test/oracle/generate.py", "versions": versions, "cases": cases}) + "\n")

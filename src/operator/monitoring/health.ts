@@ -31,7 +31,7 @@ import {
   type PolicyState as PolicyStateValue,
   type Verdict,
 } from "../../monitoring/index.js";
-import { mergeSummaries, type SidecarSummary, type WindowSummary } from "../../monitoring/summary.js";
+import { ESTIMATED_METRICS, mergeSummaries, type SidecarSummary, type WindowSummary } from "../../monitoring/summary.js";
 import { summaryConflict } from "../../monitoring/summary-schema.js";
 import { boundFeatureNames, boundMessage, joinWithin, MAX_CONDITION_MESSAGE_LENGTH } from "./messages.js";
 
@@ -158,7 +158,16 @@ export function servingGroup(summaries: readonly SidecarSummary[]): SidecarSumma
 export interface WindowEvaluation {
   snapshot: MetricsSnapshot;
   drift: DriftReport | null;
-  observation: { samples: number; labelledSamples: number; metrics: Record<string, number | null>; stability: number | null; robustness: number | null };
+  observation: {
+    samples: number;
+    labelledSamples: number;
+    metrics: Record<string, number | null>;
+    /** The metric's label-free estimate, when the window has one. */
+    estimatedMetrics: Record<string, number | null>;
+    estimatedSamples: number;
+    stability: number | null;
+    robustness: number | null;
+  };
 }
 
 /**
@@ -179,6 +188,8 @@ export function evaluateClosedWindows(group: readonly SidecarSummary[], md: Reso
     const drift = combineDrift(perPod, md.spec.policy.maxDriftShare);
     const labelled = window.metrics["samples"] ?? 0;
     const value = valueOf(window);
+    const estimateName = ESTIMATED_METRICS[metric];
+    const estimated = estimateName !== undefined ? finiteOrUndefined(window.metrics[estimateName]) : undefined;
     const history = closed.slice(Math.max(0, i + 1 - STABILITY_WINDOWS), i + 1).map((w) => valueOf(w) ?? null);
     const stab = history.some((v) => v !== null) ? stability(history) : null;
     const rob = robustness(window.failedRequests, window.requests);
@@ -191,6 +202,7 @@ export function evaluateClosedWindows(group: readonly SidecarSummary[], md: Reso
     }
     if (finiteOrUndefined(predictionStat) !== undefined) snapshot.predictionDrift = displayRound(predictionStat!);
     if (value !== undefined) snapshot.accuracy = displayRound(value);
+    if (estimated !== undefined) snapshot.estimatedAccuracy = displayRound(estimated);
     if (finiteOrUndefined(stab) !== undefined) snapshot.stability = displayRound(stab!);
     if (finiteOrUndefined(rob) !== undefined) {
       snapshot.robustness = displayRound(rob!);
@@ -199,7 +211,15 @@ export function evaluateClosedWindows(group: readonly SidecarSummary[], md: Reso
     return {
       snapshot,
       drift,
-      observation: { samples: window.rows, labelledSamples: labelled, metrics: { [metric]: value ?? null }, stability: stab, robustness: rob },
+      observation: {
+        samples: window.rows,
+        labelledSamples: labelled,
+        metrics: { [metric]: value ?? null },
+        estimatedMetrics: { [metric]: estimated ?? null },
+        estimatedSamples: window.metrics["estimatedSamples"] ?? 0,
+        stability: stab,
+        robustness: rob,
+      },
     };
   });
 }
@@ -238,7 +258,9 @@ export function driftCondition(snapshot: MetricsSnapshot, drift: DriftReport | n
   if (drift.drift || predictionDrifted) {
     const why = [...drifted.map((f) => f.reason), ...(predictionDrifted ? drift.prediction.filter((f) => f.drift).map((f) => `predictions: ${f.reason}`) : [])];
     const shareText = drift.drift ? `${share} ≥ policy.maxDriftShare ${p.maxDriftShare})` : `predictions drifted; ${share})`;
-    const decidedElsewhere = decision?.decidedBy === "labels" && !decision.fired.some((r) => r === "dataset-drift" || r === "prediction-drift");
+    const decidedElsewhere =
+      (decision?.decidedBy === "labels" || decision?.decidedBy === "estimate") &&
+      !decision.fired.some((r) => r === "dataset-drift" || r === "prediction-drift");
     const note = decidedElsewhere ? `; not a violation by itself: ${decision.basis ?? "decided by labels"}` : "";
     const head = `${shareText} in ${windowLabel(snapshot)}: `;
     return { status: "True", reason: ConditionReason.DriftAboveThreshold, message: `${head}${joinWithin(why, listBudget(head, note))}${note}` };
@@ -380,6 +402,8 @@ export function monitoringStatus(md: ResolvedModelDeployment, podScrapes: readon
         labelledSamples: o.labelledSamples,
         ...(d ? { drift: d } : {}),
         metrics: o.metrics,
+        estimatedMetrics: o.estimatedMetrics,
+        estimatedSamples: o.estimatedSamples,
         stability: o.stability,
         robustness: o.robustness,
       },
@@ -413,7 +437,7 @@ export function monitoringStatus(md: ResolvedModelDeployment, podScrapes: readon
 function windowRecord(w: MetricsSnapshot, version: string | undefined): WindowRecord {
   const r: WindowRecord = { windowEnd: w.windowEnd, samples: w.samples };
   if (version) r.version = version;
-  for (const k of ["labelledSamples", "accuracy", "driftShare", "errorRate", "verdict", "decidedBy"] as const)
+  for (const k of ["labelledSamples", "accuracy", "estimatedAccuracy", "driftShare", "errorRate", "verdict", "decidedBy"] as const)
     if (w[k] !== undefined) Object.assign(r, { [k]: w[k] });
   return r;
 }

@@ -1,7 +1,8 @@
 // Given the local cluster, the operator running as its own ServiceAccount and a weather model trained on Seattle
 // in a PVC, a user sends Seattle then New York traffic with feedback and sees the operator report it:
 // status.lastMetrics, DriftDetected False then True naming the features, the Version, Drift and Accuracy columns,
-// an Event — and, with policy.triggerOn auto, New York judged Healthy by its labels although every input drifted.
+// an Event — and, with policy.triggerOn auto, New York judged Healthy by its labels although every input drifted,
+// and, without labels but with a quality bound, by its label-free estimate.
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -78,6 +79,10 @@ describe("ballast operator: monitoring what the sidecars see", () => {
     return { expectedAccuracy: Number((first.correct / LABELLED_BEFORE_CLOSE).toPrecision(4)), sendLateLabels };
   };
 
+  /** A window of traffic nobody labels. */
+  const sendUnlabelled = (days: readonly WeatherDay[], idPrefix: string) =>
+    sendTrafficWithFeedback({ serviceUrl, feedbackUrl: serviceUrl, model: "weather", days, rowsPerRequest: 10, idPrefix, withoutFeedback: true });
+
   beforeAll(async () => {
     await installCrdAndRbac();
     ns = await createTestNamespace("op-monitor");
@@ -151,6 +156,10 @@ describe("ballast operator: monitoring what the sidecars see", () => {
     expect(metrics).toMatchObject({ samples: WINDOW, metric: "accuracy", robustness: 1, verdict: "Healthy", decidedBy: "labels", driftedFeatures: [] });
     expect(metrics.labelledSamples).toBe(LABELLED_BEFORE_CLOSE);
     expect(metrics.accuracy).toBe(seattle.expectedAccuracy);
+    // The label-free estimate from the served rows' calibrated probabilities, beside it: within two binomial
+    // standard errors of a 100-row window (2·√(0.75·0.25/100) ≈ 0.09, rounded up to 0.1).
+    expect(Math.abs(metrics.estimatedAccuracy! - metrics.accuracy!)).toBeLessThanOrEqual(0.1);
+    expect(calm.status!.recentWindows!.at(-1)!.estimatedAccuracy).toBe(metrics.estimatedAccuracy);
     expect(metrics.driftShare).toBe(0);
     expect(condition(calm, "DriftDetected")).toMatchObject({ status: "False", reason: "NoDrift", observedGeneration: 1 });
     expect(calm.status!.policy).toMatchObject({ verdict: "Healthy", consecutiveViolations: 0 });
@@ -223,15 +232,7 @@ describe("ballast operator: monitoring what the sidecars see", () => {
     expect((await kubectl(["get", "jobs", "-n", ns.name, "-o", "name"])).stdout.trim()).toBe("");
     expect((await get()).status!.loop).toMatchObject({ phase: "Stable", attempt: 0 });
     // The same kind of traffic with no feedback at all: drift is the only evidence left.
-    await sendTrafficWithFeedback({
-      serviceUrl,
-      feedbackUrl: serviceUrl,
-      model: "weather",
-      days: split.newYorkTraffic.slice(WINDOW, 2 * WINDOW),
-      rowsPerRequest: 10,
-      idPrefix: "unlabelled",
-      withoutFeedback: true,
-    });
+    await sendUnlabelled(split.newYorkTraffic.slice(WINDOW, 2 * WINDOW), "unlabelled");
     const training = await waitFor(
       "a retraining Job decided by drift",
       async () => {
@@ -244,5 +245,29 @@ describe("ballast operator: monitoring what the sidecars see", () => {
     expect(training.status!.lastRetraining).toMatchObject({ jobName: "weather-retrain-1", fromVersion: "v1" });
     expect(training.status!.lastRetraining!.reason).toMatch(/drift/i);
     expect((await kubectl(["get", "jobs", "-n", ns.name, "-o", "name"])).stdout.trim()).toBe("job.batch/weather-retrain-1");
+  });
+
+  it("with a quality bound and no labels, the window is judged on the estimated accuracy, not on its drift", async () => {
+    const before = (await get()).status!.lastMetrics!.windowEnd;
+    const patch = await kubectl(["patch", "md", "weather", "-n", ns.name, "--type", "merge", "-p", '{"spec":{"policy":{"minAccuracy":0.5}}}']);
+    expect(patch.code).toBe(0);
+    await sendUnlabelled(split.newYorkTraffic.slice(2 * WINDOW, 3 * WINDOW), "estimated");
+    const judged = await waitFor(
+      "a window decided by its estimate",
+      async () => {
+        const m = await get();
+        const last = m.status?.lastMetrics;
+        return last && last.windowEnd > before && last.decidedBy ? m : undefined;
+      },
+      60_000,
+    );
+    const last = judged.status!.lastMetrics!;
+    // Every input drifted, yet the estimate (about the 0.7 New York is really served at) is above the bound.
+    expect(last).toMatchObject({ labelledSamples: 0, decidedBy: "estimate", verdict: "Healthy" });
+    expect(last.driftedFeatures!.length).toBeGreaterThanOrEqual(2);
+    expect(last.estimatedAccuracy).toBeGreaterThan(0.5);
+    expect(condition(judged, "DriftDetected")!.message).toMatch(
+      /not a violation by itself: decided by estimate \(0 labelled rows < 50; estimated from 100 rows/,
+    );
   });
 });

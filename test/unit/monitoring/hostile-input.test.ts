@@ -127,6 +127,56 @@ describe("parseSidecarSummary", () => {
         /windows\.0\.labelled\.confusion: confusion matrix cell "nosep" is malformed/,
       ],
       [
+        "an estimate whose matrix is not classes × classes",
+        (s) => ((s.windows[0]!.estimate = { classes: ["a", "b"], rows: 1, expected: [[1, 0]] }), s),
+        /summary windows\.0\.estimate\.expected: must be a 2×2 matrix/,
+      ],
+      [
+        "an estimate with a negative expected count",
+        (s) => (
+          (s.windows[0]!.estimate = {
+            classes: ["a", "b"],
+            rows: 1,
+            expected: [
+              [1, 0],
+              [-1, 0],
+            ],
+          }),
+          s
+        ),
+        /summary windows\.0\.estimate\.expected\.1\.0: Expected number to be greater or equal to 0/,
+      ],
+      [
+        "an estimate over too many classes",
+        (s) => ((s.windows[0]!.estimate = { classes: Array.from({ length: 257 }, (_, i) => `c${i}`), rows: 0, expected: [] }), s),
+        /summary windows\.0\.estimate\.classes: Expected array length to be less or equal to 256/,
+      ],
+      [
+        "windows whose estimates name other classes",
+        (s) => {
+          const w = JSON.parse(JSON.stringify(s.windows[0])) as WindowSummary;
+          s.windows[0]!.estimate = {
+            classes: ["a", "b"],
+            rows: 0,
+            expected: [
+              [0, 0],
+              [0, 0],
+            ],
+          };
+          w.estimate = {
+            classes: ["a", "c"],
+            rows: 0,
+            expected: [
+              [0, 0],
+              [0, 0],
+            ],
+          };
+          s.windows.push(w);
+          return s;
+        },
+        /summary windows\.1\.estimate\.classes: differ from an earlier window's/,
+      ],
+      [
         "windows that disagree on a feature's type",
         (s) => {
           const w = JSON.parse(JSON.stringify(window(calm))) as WindowSummary;
@@ -164,5 +214,12 @@ describe("parseSidecarSummary", () => {
     const retyped = window(calm);
     retyped.features = DatasetProfile.fromRows([{ name: "size", type: "categorical" }], [{ size: "big" }]).toJSON();
     expect(summaryConflict(a, summaryOf([retyped]))).toBe("feature size is categorical, not numeric");
+    const withClasses = (classes: string[]) => {
+      const w = window(calm);
+      w.estimate = { classes, rows: 0, expected: classes.map(() => classes.map(() => 0)) };
+      return summaryOf([w]);
+    };
+    expect(summaryConflict(withClasses(["a", "b"]), withClasses(["a", "c"]))).toBe("estimates over other classes");
+    expect(summaryConflict(withClasses(["a", "b"]), withClasses(["a", "b"]))).toBeUndefined();
   });
 });

@@ -151,3 +151,41 @@ describe("policy.triggerOn", () => {
     expect(decision.reasons.join("; ")).toMatch(/features drifted \(share 1 ≥ 0.5\): sensor_000_x+ and 299 more/);
   });
 });
+
+describe("policy.triggerOn with a label-free estimate (too few labels, a calibrated classifier)", () => {
+  const estimated = (accuracy: number) => ({ estimatedMetrics: { accuracy }, estimatedSamples: 200 });
+
+  it("auto: a window with 10 labels is judged on its estimated accuracy, not on drift, and says so", () => {
+    const low = evaluateWindow(obs(10, 0.9, calm, estimated(0.6)), policy("auto"));
+    expect(low.verdict).toBe("violated");
+    expect(low.decidedBy).toBe("estimate");
+    expect(low.fired).toEqual(["metric-min"]);
+    expect(low.reasons[0]).toBe(
+      "decided by estimate (10 labelled rows < 50; estimated from 200 rows' calibrated confidence): estimated accuracy 0.6000 < minimum 0.75",
+    );
+    // Drifted inputs with a good estimate: healthy, the drift named but not a violation.
+    const shifted = evaluateWindow(obs(10, null, drifted, estimated(0.82)), policy("auto"));
+    expect(shifted.verdict).toBe("healthy");
+    expect(shifted.decidedBy).toBe("estimate");
+    expect(shifted.reasons[0]).toMatch(/^drift in temp_max, wind measured but not a violation: decided by estimate/);
+  });
+
+  it("auto without an estimate (uncalibrated version or regression) falls back to drift", () => {
+    const judged = evaluateWindow(obs(10, null, drifted, { estimatedMetrics: { accuracy: null } }), policy("auto"));
+    expect(judged.decidedBy).toBe("drift");
+    expect(judged.fired).toEqual(["dataset-drift"]);
+  });
+
+  it("performance: the estimate stands in for the metric when labels are too few; enough labels always win", () => {
+    const sparse = evaluateWindow(obs(10, null, drifted, estimated(0.6)), policy("performance"));
+    expect(sparse).toMatchObject({ verdict: "violated", decidedBy: "estimate", fired: ["metric-min"] });
+    // 60 labels say 0.9: the estimate of 0.6 is ignored.
+    const labelled = evaluateWindow(obs(60, 0.9, drifted, estimated(0.6)), policy("performance"));
+    expect(labelled).toMatchObject({ verdict: "healthy", decidedBy: "labels" });
+  });
+
+  it("drift and any ignore the estimate", () => {
+    expect(evaluateWindow(obs(10, null, calm, estimated(0.1)), policy("drift"))).toMatchObject({ verdict: "healthy", decidedBy: "drift" });
+    expect(evaluateWindow(obs(10, null, calm, estimated(0.1)), policy("any")).fired).not.toContain("metric-min");
+  });
+});

@@ -2,10 +2,13 @@
 import { describe, expect, it } from "vitest";
 import { applyModelDeploymentDefaults, type ModelDeploymentSpec, type ModelDeploymentStatus, type ResolvedModelDeployment } from "../../../src/api/index.js";
 import { loadWeatherDays, splitWeather, WEATHER_FEATURES, type WeatherDay } from "../../../src/demo/weather-data.js";
+import { ConfidenceEstimate } from "../../../src/monitoring/confidence-estimate.js";
 import { compare, DatasetProfile } from "../../../src/monitoring/index.js";
 import {
   classificationCounts,
+  estimatedMetrics,
   labelledMetrics,
+  mergeSummaries,
   PREDICTION_COLUMN,
   SUMMARY_FORMAT,
   type SidecarSummary,
@@ -22,6 +25,7 @@ import {
 import { parseSummary, readyServingPods } from "../../../src/operator/monitoring/reconciler.js";
 
 const split = splitWeather(loadWeatherDays(), 300, 300);
+const WEATHER_CLASSES = ["drizzle", "fog", "rain", "snow", "sun"];
 const schema = WEATHER_FEATURES.map((name) => ({ name, type: "numeric" as const }));
 const reference = DatasetProfile.fromRows(schema, split.seattleTraining);
 const referencePredictions = DatasetProfile.fromRows(
@@ -31,12 +35,13 @@ const referencePredictions = DatasetProfile.fromRows(
 
 /**
  * A closed window of `days` as a sidecar summarises it; `wrong` of the predictions miss (feedback = the real weather);
- * feedback came for the first `labelled` rows (default: all).
+ * feedback came for the first `labelled` rows (default: all); with `confidence`, each row's calibrated probability of
+ * its predicted class, the rest spread evenly (the sidecar's estimate of a calibrated classifier).
  */
 function window(
   days: readonly WeatherDay[],
   startMs: number,
-  opts: { wrong?: number; failed?: number; closed?: boolean; labelled?: number } = {},
+  opts: { wrong?: number; failed?: number; closed?: boolean; labelled?: number; confidence?: number } = {},
 ): WindowSummary {
   const features = DatasetProfile.fromRows(schema, days);
   const truth = days.map((d) => d.weather);
@@ -47,6 +52,9 @@ function window(
   );
   const fed = opts.labelled ?? days.length;
   const labelled = classificationCounts(truth.slice(0, fed), predicted.slice(0, fed));
+  const estimate = opts.confidence === undefined ? undefined : new ConfidenceEstimate(WEATHER_CLASSES);
+  for (const p of estimate ? predicted : [])
+    estimate!.add(WEATHER_CLASSES.map((c) => (c === p ? opts.confidence! : (1 - opts.confidence!) / (WEATHER_CLASSES.length - 1))));
   const drift = compare(reference, features, { method: "ks" });
   drift.prediction = compare(referencePredictions, predictions, { method: "chisquare", predictionFeatures: [PREDICTION_COLUMN] }).prediction;
   return {
@@ -60,7 +68,8 @@ function window(
     features: features.toJSON(),
     predictions: predictions.toJSON(),
     labelled,
-    metrics: labelledMetrics(labelled),
+    ...(estimate ? { estimate: estimate.toJSON() } : {}),
+    metrics: { ...labelledMetrics(labelled), ...estimatedMetrics(estimate?.toJSON()) },
     drift,
   };
 }
@@ -318,6 +327,41 @@ describe("monitoring status from the sidecars' summaries", () => {
     const sel = { "ballast.dev/model-deployment": "weather", "app.kubernetes.io/component": "serving" };
     const pods = [pod("b", sel, true), pod("a", sel, true), pod("c", sel, false), pod("d", { ...sel, "ballast.dev/model-deployment": "other" }, true)];
     expect(readyServingPods(pods, md()).map((p) => p.metadata?.name)).toEqual(["a", "b"]);
+  });
+});
+
+describe("label-free estimates (a calibrated classifier, too few labels)", () => {
+  it("shows estimatedAccuracy beside the realised accuracy, and judges a sparsely labelled window on it", () => {
+    const [calm, shifted] = run(
+      (st) => md({ consecutiveWindows: 1 }, st),
+      [window(seattle(0), T0, { wrong: 5, labelled: 10, confidence: 0.9 }), window(newYork(0), T0 + 60_000, { wrong: 20, labelled: 10, confidence: 0.6 })],
+    );
+    expect(calm!.lastMetrics).toMatchObject({ labelledSamples: 10, accuracy: 0.5, estimatedAccuracy: 0.9, verdict: "Healthy", decidedBy: "estimate" });
+    expect(cond(calm!, "Degraded")).toMatchObject({ status: "False", reason: "Healthy" });
+    expect(shifted!.lastMetrics).toMatchObject({ labelledSamples: 10, estimatedAccuracy: 0.6, verdict: "Violated", decidedBy: "estimate" });
+    expect(cond(shifted!, "Degraded")).toMatchObject({ status: "True", reason: "AccuracyBelowThreshold" });
+    expect(cond(shifted!, "Degraded").message).toMatch(
+      /^decided by estimate \(10 labelled rows < 50; estimated from 50 rows' calibrated confidence\): estimated accuracy 0.6000 < minimum 0.7; likely cause: drift in /,
+    );
+    expect(cond(shifted!, "DriftDetected").message).toContain("not a violation by itself: decided by estimate");
+    expect(shifted!.recentWindows!.map((w) => [w.estimatedAccuracy, w.decidedBy])).toEqual([
+      [0.9, "estimate"],
+      [0.6, "estimate"],
+    ]);
+  });
+
+  it("without an estimate (a version trained before calibration) the same window is judged on drift", () => {
+    const [s] = run((st) => md({ consecutiveWindows: 1 }, st), [window(newYork(0), T0, { wrong: 20, labelled: 10 })]);
+    expect(s!.lastMetrics!.estimatedAccuracy).toBeUndefined();
+    expect(s!.lastMetrics!.decidedBy).toBe("drift");
+  });
+
+  it("merges replicas' estimates exactly: the merged window's estimate is that of all their rows", () => {
+    const a = window(seattle(0), T0, { confidence: 0.9 });
+    const b = window(newYork(0), T0, { confidence: 0.6 });
+    const merged = mergeSummaries([summary("pod-a", [a]), summary("pod-b", [b])]).windows[0]!;
+    expect(merged.metrics["estimatedSamples"]).toBe(100);
+    expect(merged.metrics["estimatedAccuracy"]).toBeCloseTo(0.75, 12);
   });
 });
 

@@ -355,6 +355,8 @@ describe("the result the operator reads", () => {
     expect(result.validation).toBe(result.trials[0]!.validation);
     // The stdout line stays.
     expect(JSON.parse(res.stdout)).toMatchObject({ version: "c1-1", parentVersion: "v1", candidate: true, selectedTrial: "scratch" });
+    // With the calibration error at training time, for the estimate the sidecar will make.
+    expect(JSON.parse(res.stdout).probabilityCalibration).toMatchObject({ method: "temperature", set: "holdout", bins: 15 });
   });
 
   it("writes the error as the termination message and exits non-zero when training fails, also for a bad flag", async () => {

@@ -228,7 +228,8 @@ export class LeaderElector {
     } catch (err) {
       if (!(err instanceof KubeApiError && err.notFound)) throw err;
     }
-    if (lease) this.observe(lease.spec ?? {}, lease.metadata.resourceVersion);
+    // None (a released or deleted Lease): forget the one seen before, whose resourceVersion a create must not carry.
+    this.observe(lease ? (lease.spec ?? {}) : undefined, lease?.metadata.resourceVersion);
     const decision = decideLease(lease ? (lease.spec ?? {}) : undefined, this.observedAt, this.clock(), this.options.identity, this.t.leaseDurationMs);
     if (decision.action === "wait") return undefined;
     const spec = nextLeaseSpec(lease?.spec, this.options.identity, this.t.leaseDurationMs, new Date());
@@ -255,18 +256,20 @@ export class LeaderElector {
     }
   }
 
-  /** Hands the Lease over at once instead of making the next leader wait out leaseDuration. */
+  /**
+   * Hands the Lease over at once instead of making the next leader wait out leaseDuration, by deleting it:
+   * a candidate's next try finds none and creates it, as fast as an emptied holder would be taken, and an
+   * uninstalled operator (helm uninstall, kubectl delete) leaves no Lease behind.
+   */
   private async release(): Promise<void> {
     try {
       const lease = await this.options.client.get<Lease>(this.path, { timeoutMs: this.t.renewDeadlineMs });
       if (lease.spec?.holderIdentity !== this.options.identity) return;
-      const now = microTime(new Date());
-      // The resourceVersion we read makes this a no-op (409) if someone took the Lease meanwhile.
-      await this.options.client.replace<Lease>(
-        this.path,
-        { ...lease, spec: { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: now, acquireTime: now } },
-        { timeoutMs: Math.max(1, this.leadingUntil - this.clock()) },
-      );
+      // The precondition makes this a no-op (409) if someone took the Lease since we read it.
+      await this.options.client.delete(this.path, {
+        body: { apiVersion: "v1", kind: "DeleteOptions", preconditions: { resourceVersion: lease.metadata.resourceVersion } },
+        timeoutMs: Math.max(1, this.leadingUntil - this.clock()),
+      });
       this.log.info("released the lease");
     } catch (err) {
       this.log.warn({ err: String(err) }, "could not release the lease; the next leader waits for it to expire");

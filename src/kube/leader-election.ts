@@ -2,7 +2,7 @@
 // Lease when its holder has not renewed it for leaseDuration as measured on OUR clock (no clock-skew
 // trust), the leader renews every retryPeriod and gives up leading if it cannot renew within renewDeadline.
 import type { Logger } from "pino";
-import { KubeApiError, WriteRefusedError, resourcePath, type KubeClient, type ObjectMeta, type ResourceType } from "./client.js";
+import { KubeApiError, WriteRefusedError, resourcePath, type KubeClient, type ObjectMeta, type OwnerReference, type ResourceType } from "./client.js";
 import { microTime } from "./events.js";
 import { monotonicClock, type Clock } from "./rate-limiter.js";
 import { sleepUnlessAborted } from "./abortable-sleep.js";
@@ -80,6 +80,12 @@ export interface LeaderElectorOptions extends Partial<LeaderElectionTimings> {
   identity: string;
   logger: Logger;
   clock?: Clock;
+  /**
+   * The pod this process runs in, named as the Lease's owner on every write, so the garbage collector deletes
+   * a Lease whose holder's pod is gone: during an uninstall the leader can re-create the Lease after Helm or
+   * kubectl deleted it, and its RBAC may be gone by the time it stops and would delete it itself.
+   */
+  owner?: OwnerReference;
 }
 
 export class LeaderElector {
@@ -237,7 +243,12 @@ export class LeaderElector {
       const body: Lease = {
         apiVersion: "coordination.k8s.io/v1",
         kind: "Lease",
-        metadata: { name: this.options.name, namespace: this.options.namespace, resourceVersion: this.resourceVersion },
+        metadata: {
+          name: this.options.name,
+          namespace: this.options.namespace,
+          resourceVersion: this.resourceVersion,
+          ownerReferences: this.options.owner ? [this.options.owner] : undefined,
+        },
         spec,
       };
       // Sent now: the others measure our term from when they see this write, never earlier.

@@ -11,7 +11,7 @@ import { parseAllDocuments } from "yaml";
 import { clusterKubectl, waitFor } from "../../support/cluster.js";
 import { clusterEnv, ensureNamespace, kubectl, kubectlOk } from "../api/kubectl.js";
 import { ensureRegistryBinary, startRegistry, type LocalRegistry } from "./registry.js";
-import { removeWeatherExample, serveWeatherExample } from "./weather-example.js";
+import { removeWeatherExample, serveWeatherExample } from "../api/weather-example.js";
 
 const repoRoot = new URL("../../../", import.meta.url).pathname;
 const release = "ballast-oci";
@@ -137,10 +137,9 @@ describe("release artifacts and the chart from a real OCI registry", () => {
       "--namespace",
       release,
       "--create-namespace",
+      // The local cluster's pods share the host network; the operator watches only the example's namespace.
       "--set",
-      "bindToPodIP=true",
-      "--set",
-      `watchNamespaces={${modelsNamespace}}`,
+      `bindToPodIP=true,watchNamespaces={${modelsNamespace}}`,
       "--wait",
       "--timeout",
       "180s",

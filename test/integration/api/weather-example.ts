@@ -4,11 +4,12 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { inject } from "vitest";
 import { parse, stringify } from "yaml";
-import { kubectl, kubectlOk } from "../api/kubectl.js";
+import { kubectl, kubectlOk } from "./kubectl.js";
 
 const repoRoot = new URL("../../../", import.meta.url).pathname;
 
-function exampleIn(file: string, namespace: string): string {
+/** An example manifest from examples/ moved into `namespace`. */
+export function exampleIn(file: string, namespace: string): string {
   const obj = parse(readFileSync(`${repoRoot}examples/${file}`, "utf8")) as { metadata: { namespace?: string } };
   obj.metadata.namespace = namespace;
   return stringify(obj);

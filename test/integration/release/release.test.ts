@@ -3,7 +3,7 @@
 // and installed from oci:// into the local cluster, where the operator serves the example; `helm upgrade` from
 // the previous chart version and `helm uninstall` leave nothing behind but the CRD, which Helm keeps by design.
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -108,8 +108,31 @@ describe("release artifacts and the chart from a real OCI registry", () => {
     expect(res.stdout.trim().split("\n")).toHaveLength(installed.size);
   });
 
-  it("make release-push pushes the chart to the registry as an OCI artifact, beside the previous version", () => {
-    run(`${repoRoot}hack/release/push.sh`, [`${registry!.host}/ballast`, releaseDir]);
+  it("make release-push refuses a release directory that no longer matches its SHA256SUMS, and pushes nothing", () => {
+    const tampered = join(work, "tampered");
+    cpSync(releaseDir, tampered, { recursive: true });
+    appendFileSync(join(tampered, "install.yaml"), "# changed after the checksums\n");
+    const res = spawnSync(`${repoRoot}hack/release/push.sh`, [`${registry!.host}/ballast`, tampered], { encoding: "utf8" });
+    expect(res.status).toBe(2);
+    expect(res.stderr).toContain(`${tampered} does not match its SHA256SUMS`);
+    expect(spawnSync("curl", ["-sf", `http://${registry!.host}/v2/ballast/charts/ballast/tags/list`]).status).not.toBe(0);
+  });
+
+  it("make release-push pushes the chart to the registry as an OCI artifact beside the previous version, and the image", () => {
+    // A one-layer image in an OCI layout stands in for dist/image/oci (make image takes minutes): what is
+    // tested is that release-push sends the layout's image, unchanged, to <registry>/ballast:<appVersion>.
+    const crane = execFileSync(`${repoRoot}hack/image/ensure-crane.sh`, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
+    writeFileSync(join(work, "hello.txt"), "hello\n");
+    run("tar", ["-cf", join(work, "layer.tar"), "-C", work, "hello.txt"]);
+    const scratch = `${registry!.host}/scratch/tiny:1`;
+    run(crane, ["append", "--insecure", "--oci-empty-base", "-f", join(work, "layer.tar"), "-t", scratch]);
+    const layout = join(work, "image-oci");
+    run(crane, ["pull", "--insecure", "--format", "oci", scratch, layout]);
+
+    run(`${repoRoot}hack/release/push.sh`, [`${registry!.host}/ballast`, releaseDir, layout]);
+    const appVersion = /^appVersion:\s*"?([^"\s]+)/m.exec(readFileSync(`${repoRoot}charts/ballast/Chart.yaml`, "utf8"))![1]!;
+    const digest = (ref: string) => run(crane, ["digest", "--insecure", ref]).trim();
+    expect(digest(`${registry!.host}/ballast/ballast:${appVersion}`)).toBe(digest(scratch));
     const previous = join(work, "previous");
     run(helm, ["package", `${repoRoot}charts/ballast`, "--version", previousVersion, "--destination", previous]);
     run(helm, ["push", "--plain-http", join(previous, `ballast-${previousVersion}.tgz`), `oci://${registry!.host}/ballast/charts`]);

@@ -45,33 +45,38 @@ export async function startRegistry(binary: string, timeoutMs = 30_000): Promise
   // No tracing exporter: the registry would otherwise try to send spans to a collector that is not there.
   const child = spawn(binary, ["serve", config], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, OTEL_TRACES_EXPORTER: "none" } });
   let logs = "";
-  const host = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`registry did not report its address in ${timeoutMs} ms:\n${logs}`)), timeoutMs);
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      logs += chunk;
-      const port = /listening on 127\.0\.0\.1:(\d+)/.exec(logs)?.[1];
-      if (port) {
-        clearTimeout(timer);
-        resolve(`127.0.0.1:${port}`);
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`registry exited (${code}) before listening:\n${logs}`));
-    });
-  });
-  // The API root answers 200 once the handlers are mounted (OCI distribution spec: GET /v2/).
-  const res = await fetch(`http://${host}/v2/`);
-  if (res.status !== 200) throw new Error(`registry at ${host} answered GET /v2/ with ${res.status}`);
-  return {
-    host,
-    stop: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGTERM");
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
   };
+  try {
+    const host = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`registry did not report its address in ${timeoutMs} ms:\n${logs}`)), timeoutMs);
+      // Read to the end (a full pipe would block the registry), kept only until it listens.
+      child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+        if (logs.includes("listening on")) return;
+        logs += chunk;
+        const port = /listening on 127\.0\.0\.1:(\d+)/.exec(logs)?.[1];
+        if (port) {
+          clearTimeout(timer);
+          resolve(`127.0.0.1:${port}`);
+        }
+      });
+      child.on("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`registry exited (${code}) before listening:\n${logs}`));
+      });
+    });
+    // The API root answers 200 once the handlers are mounted (OCI distribution spec: GET /v2/).
+    const res = await fetch(`http://${host}/v2/`);
+    if (res.status !== 200) throw new Error(`registry at ${host} answered GET /v2/ with ${res.status}`);
+    return { host, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }

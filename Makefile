@@ -157,3 +157,17 @@ image-push: ## Push dist/image's multi-arch index with crane: make image-push IM
 .PHONY: image-lock
 image-lock: ## Re-pin the image's Debian packages and Node (hack/image/image.lock) to the newest of bookworm and Node 24.
 	hack/image/lock.sh
+
+##@ Release (see docs/release.md)
+RELEASE_DIR ?= $(CURDIR)/dist/release
+.PHONY: release-artifacts
+release-artifacts: ## Write dist/release: the packaged chart, install.yaml (kustomize base rendered), crds.yaml, SHA256SUMS.
+	KUBECTL="$(KUBECTL)" hack/release/artifacts.sh "$(RELEASE_DIR)"
+
+.PHONY: release-push
+release-push: ## Push the chart to oci://REGISTRY/charts (and dist/image to REGISTRY/ballast): make release-push REGISTRY=<host>/<path>.
+	hack/release/push.sh "$(REGISTRY)" "$(RELEASE_DIR)" "$(IMAGE_DIR)/oci"
+
+.PHONY: registry-binary
+registry-binary: ## Build the CNCF distribution registry from its Go module into the cache (the release tests start it).
+	@hack/registry/ensure-registry.sh >/dev/null

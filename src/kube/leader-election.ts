@@ -2,7 +2,7 @@
 // Lease when its holder has not renewed it for leaseDuration as measured on OUR clock (no clock-skew
 // trust), the leader renews every retryPeriod and gives up leading if it cannot renew within renewDeadline.
 import type { Logger } from "pino";
-import { KubeApiError, WriteRefusedError, resourcePath, type KubeClient, type ObjectMeta, type ResourceType } from "./client.js";
+import { KubeApiError, WriteRefusedError, resourcePath, type KubeClient, type ObjectMeta, type OwnerReference, type ResourceType } from "./client.js";
 import { microTime } from "./events.js";
 import { monotonicClock, type Clock } from "./rate-limiter.js";
 import { sleepUnlessAborted } from "./abortable-sleep.js";
@@ -80,6 +80,12 @@ export interface LeaderElectorOptions extends Partial<LeaderElectionTimings> {
   identity: string;
   logger: Logger;
   clock?: Clock;
+  /**
+   * The pod this process runs in, named as the Lease's owner on every write, so the garbage collector deletes
+   * a Lease whose holder's pod is gone: during an uninstall the leader can re-create the Lease after Helm or
+   * kubectl deleted it, and its RBAC may be gone by the time it stops and would delete it itself.
+   */
+  owner?: OwnerReference;
 }
 
 export class LeaderElector {
@@ -228,7 +234,8 @@ export class LeaderElector {
     } catch (err) {
       if (!(err instanceof KubeApiError && err.notFound)) throw err;
     }
-    if (lease) this.observe(lease.spec ?? {}, lease.metadata.resourceVersion);
+    // None (a released or deleted Lease): forget the one seen before, whose resourceVersion a create must not carry.
+    this.observe(lease ? (lease.spec ?? {}) : undefined, lease?.metadata.resourceVersion);
     const decision = decideLease(lease ? (lease.spec ?? {}) : undefined, this.observedAt, this.clock(), this.options.identity, this.t.leaseDurationMs);
     if (decision.action === "wait") return undefined;
     const spec = nextLeaseSpec(lease?.spec, this.options.identity, this.t.leaseDurationMs, new Date());
@@ -236,7 +243,12 @@ export class LeaderElector {
       const body: Lease = {
         apiVersion: "coordination.k8s.io/v1",
         kind: "Lease",
-        metadata: { name: this.options.name, namespace: this.options.namespace, resourceVersion: this.resourceVersion },
+        metadata: {
+          name: this.options.name,
+          namespace: this.options.namespace,
+          resourceVersion: this.resourceVersion,
+          ownerReferences: this.options.owner ? [this.options.owner] : undefined,
+        },
         spec,
       };
       // Sent now: the others measure our term from when they see this write, never earlier.
@@ -255,18 +267,20 @@ export class LeaderElector {
     }
   }
 
-  /** Hands the Lease over at once instead of making the next leader wait out leaseDuration. */
+  /**
+   * Hands the Lease over at once instead of making the next leader wait out leaseDuration, by deleting it:
+   * a candidate's next try finds none and creates it, as fast as an emptied holder would be taken, and an
+   * uninstalled operator (helm uninstall, kubectl delete) leaves no Lease behind.
+   */
   private async release(): Promise<void> {
     try {
       const lease = await this.options.client.get<Lease>(this.path, { timeoutMs: this.t.renewDeadlineMs });
       if (lease.spec?.holderIdentity !== this.options.identity) return;
-      const now = microTime(new Date());
-      // The resourceVersion we read makes this a no-op (409) if someone took the Lease meanwhile.
-      await this.options.client.replace<Lease>(
-        this.path,
-        { ...lease, spec: { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: now, acquireTime: now } },
-        { timeoutMs: Math.max(1, this.leadingUntil - this.clock()) },
-      );
+      // The precondition makes this a no-op (409) if someone took the Lease since we read it.
+      await this.options.client.delete(this.path, {
+        body: { apiVersion: "v1", kind: "DeleteOptions", preconditions: { resourceVersion: lease.metadata.resourceVersion } },
+        timeoutMs: Math.max(1, this.leadingUntil - this.clock()),
+      });
       this.log.info("released the lease");
     } catch (err) {
       this.log.warn({ err: String(err) }, "could not release the lease; the next leader waits for it to expire");

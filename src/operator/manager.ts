@@ -8,7 +8,7 @@ import { isDeepStrictEqual } from "node:util";
 import type { V1ConfigMap, V1Deployment, V1Job, V1NetworkPolicy, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { API_VERSION, KIND, type ResolvedModelDeployment } from "../api/index.js";
-import type { KubeClient, KubeObject } from "../kube/client.js";
+import type { KubeClient, KubeObject, OwnerReference } from "../kube/client.js";
 import { EventRecorder } from "../kube/events.js";
 import { NamespacedInformers, objectKey, withoutManagedFields } from "../kube/informer.js";
 import { LeaderElector, type LeaderElectionTimings } from "../kube/leader-election.js";
@@ -24,6 +24,8 @@ import { ServingReconciler } from "./serving/reconciler.js";
 export interface LeaderElectionOptions extends Partial<LeaderElectionTimings> {
   namespace: string;
   id: string;
+  /** The operator's own pod, as the Lease's owner (LeaderElectorOptions.owner); only in the Lease's namespace. */
+  owner?: OwnerReference;
 }
 
 export interface ManagerOptions {

@@ -1,8 +1,8 @@
 // Process wiring for `ballast operator`: logger, API client, manager, signals.
 import { existsSync, readFileSync } from "node:fs";
 import pino from "pino";
-import { KubeClient } from "../kube/client.js";
-import { Manager } from "./manager.js";
+import { KubeClient, type OwnerReference } from "../kube/client.js";
+import { Manager, type LeaderElectionOptions } from "./manager.js";
 
 export interface RunOperatorOptions {
   kubeconfig?: string;
@@ -29,10 +29,22 @@ function ownNamespace(): string | undefined {
   return undefined;
 }
 
+/** This process's pod (POD_NAME and POD_UID from the downward API) as an owner of objects in its own namespace. */
+function ownPod(): OwnerReference | undefined {
+  const { POD_NAME: name, POD_UID: uid } = process.env;
+  return name && uid ? { apiVersion: "v1", kind: "Pod", name, uid } : undefined;
+}
+
 function leaseNamespace(options: RunOperatorOptions): string {
   const ns = options.leaderElectionNamespace || ownNamespace();
   if (ns) return ns;
   throw new OperatorUsageError("--leader-elect outside a cluster needs --leader-election-namespace (or POD_NAMESPACE)");
+}
+
+function leaderElection(options: RunOperatorOptions): LeaderElectionOptions {
+  const namespace = leaseNamespace(options);
+  // An owner reference cannot cross namespaces: a Lease elsewhere has no owner.
+  return { namespace, id: options.leaderElectionId, owner: namespace === ownNamespace() ? ownPod() : undefined };
 }
 
 export async function runOperator(options: RunOperatorOptions): Promise<void> {
@@ -51,7 +63,7 @@ export async function runOperator(options: RunOperatorOptions): Promise<void> {
     workers: options.workers,
     metricsBindAddress: options.metricsBindAddress,
     healthProbeBindAddress: options.healthProbeBindAddress,
-    leaderElection: options.leaderElect ? { namespace: leaseNamespace(options), id: options.leaderElectionId } : undefined,
+    leaderElection: options.leaderElect ? leaderElection(options) : undefined,
     image: options.image,
     operatorNamespace: ownNamespace(),
     identity: process.env.POD_NAME ? `${process.env.POD_NAME}_${process.pid}` : undefined,

@@ -1,13 +1,12 @@
 // Given the local cluster, deploying the operator with kustomize (deploy/overlays/local: deploy/base
 // binding its ports to the pod IP) runs it in-cluster under its own ServiceAccount and least-privilege
 // RBAC, and the shipped example becomes Ready.
-import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments, stringify } from "yaml";
 import { computeKstatus, type ModelDeployment } from "../../../src/api/index.js";
 import { healthCheckLuaFromDocs, runHealthCheck } from "../../unit/api/argocd-lua.js";
 import { ensureNamespace, installCrds, kubectl, kubectlOk } from "./kubectl.js";
+import { exampleIn, serveWeatherExample } from "./weather-example.js";
 
 const repoRoot = new URL("../../../", import.meta.url).pathname;
 const namespace = "api-example";
@@ -24,12 +23,6 @@ function renderedBase(): Manifest[] {
   const operator = docs.find((d) => d.kind === "Deployment")!.spec!.template!.spec.containers[0]!;
   operator.env.find((e) => e.name === "WATCH_NAMESPACES")!.value = namespace;
   return docs;
-}
-
-function exampleIn(file: string): string {
-  const obj = parse(readFileSync(`${repoRoot}examples/${file}`, "utf8")) as Manifest;
-  obj.metadata.namespace = namespace;
-  return stringify(obj);
 }
 
 describe("the kustomize deployment on the local cluster", () => {
@@ -70,39 +63,7 @@ describe("the kustomize deployment on the local cluster", () => {
   });
 
   it("the example ModelDeployment, with its model store claim, becomes Ready and kubectl get shows it", () => {
-    const clusterDir = (inject as unknown as (k: string) => unknown)("clusterDir");
-    if (typeof clusterDir !== "string" || clusterDir === "") throw new Error("this test needs a `ballast dev` cluster (its directory holds the claim's data)");
-    const ballast = `${repoRoot}bin/ballast`;
-    if (!existsSync(ballast)) throw new Error("bin/ballast is missing: run `make build`");
-
-    kubectlOk(["apply", "-f", "-"], exampleIn("model-store-pvc.yaml"));
-    kubectlOk(["wait", "--for=jsonpath={.status.phase}=Bound", "pvc/ballast-models", "-n", namespace, "--timeout=60s"]);
-    // A first version in the claim, as the example's header tells users to do.
-    execFileSync(
-      ballast,
-      [
-        "train",
-        "--data",
-        `${repoRoot}node_modules/vega-datasets/data/weather.csv`,
-        "--label",
-        "weather",
-        "--features",
-        "precipitation,temp_max,temp_min,wind",
-        "--store",
-        `file://${clusterDir}/volumes/${namespace}/ballast-models/store`,
-        "--model",
-        "weather",
-        "--epochs",
-        "5",
-      ],
-      { stdio: "ignore", timeout: 120_000 },
-    );
-
-    kubectlOk(["apply", "-f", "-"], exampleIn("weather-classifier.yaml"));
-    const ready = kubectl(["wait", "--for=condition=Ready", "modeldeployment/weather", "-n", namespace, "--timeout=180s"]);
-    if (ready.status !== 0) {
-      throw new Error(`not Ready: ${ready.stderr}\n${kubectl(["get", "modeldeployment", "weather", "-n", namespace, "-o", "yaml"]).stdout}`);
-    }
+    serveWeatherExample(namespace);
     // The printer columns as a user reads them in `kubectl get md`.
     const [header, line] = kubectlOk(["get", "md", "weather", "-n", namespace]).trim().split("\n");
     // kubectl aligns columns under their headers; empty cells (no drift measured yet) are blanks.
@@ -117,7 +78,7 @@ describe("the kustomize deployment on the local cluster", () => {
   });
 
   it("a ModelDeployment whose model store claim does not exist is Stalled, which Argo CD shows as Degraded", () => {
-    const obj = parse(exampleIn("weather-classifier.yaml")) as Manifest & { spec: { model: { storageUri: string } } };
+    const obj = parse(exampleIn("weather-classifier.yaml", namespace)) as Manifest & { spec: { model: { storageUri: string } } };
     obj.metadata.name = "no-store";
     obj.spec.model.storageUri = "pvc://missing-claim/store";
     kubectlOk(["apply", "-f", "-"], stringify(obj));

@@ -222,13 +222,19 @@ function operatorWrites(before: Map<string, number>, after: Map<string, number>)
   return delta;
 }
 
-/** Until every ModelDeployment's status reflects its observed Deployment (Serving condition set): the writes are done. */
+/**
+ * Until every controller has written its first status of every ModelDeployment — serving (the Serving
+ * condition, once the Deployment is observed), the loop (status.loop), monitoring (DriftDetected, a scrape
+ * interval later) — so that the writes counted are all those creating N ModelDeployments costs.
+ */
 async function waitSettled(ns: string, n: number): Promise<void> {
   for (let i = 0; i < 600; i++) {
-    const mds = await api.get<{ items: (Obj & { status?: { conditions?: { type: string }[] } })[] }>(
+    const mds = await api.get<{ items: (Obj & { status?: { conditions?: { type: string }[]; loop?: unknown } })[] }>(
       `${listPath(ns, "ballast.dev/v1alpha1", "modeldeployments")}?resourceVersion=0`,
     );
-    if (mds.items.length === n && mds.items.every((m) => m.status?.conditions?.some((c) => c.type === "Serving"))) break;
+    const settled = (m: (typeof mds.items)[number]) =>
+      m.status?.loop !== undefined && ["Serving", "DriftDetected"].every((t) => m.status?.conditions?.some((c) => c.type === t));
+    if (mds.items.length === n && mds.items.every(settled)) break;
     await sleep(500);
   }
   // A last reconcile per object may still be in its round trip.

@@ -3,12 +3,9 @@
 // Deployment controller has seen the Deployment, the loop's and the monitoring controller's first status,
 // one Event, no finalizer — counted by the API server itself
 // (apiserver_request_total), so a regression in writes per object, the operator's cost at scale, is caught.
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
-import { applyYaml, installCrdAndRbac, kubectlJson, modelDeploymentYaml, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
+import { applyYaml, installCrdAndRbac, kubectlJson, modelDeploymentYaml, startNamespacedOperator } from "./operator-process.js";
 
 // The pods never start (replicas 0), so the store need not exist; pods coming up would add status writes.
 const STORE = "file:///nonexistent/ballast-write-count";
@@ -49,19 +46,16 @@ function delta(before: Map<string, number>, after: Map<string, number>): Record<
 
 describe("ballast operator: writes per ModelDeployment", () => {
   let ns: { name: string; remove: () => Promise<void> };
-  let operator: OperatorProcess;
+  let stop: (() => Promise<number | null>) | undefined;
 
   beforeAll(async () => {
     await installCrdAndRbac();
     ns = await createTestNamespace("op-writes");
-    operator = await startOperator({ kubeconfig: operatorKubeconfig(mkdtempSync(join(tmpdir(), "op-kc-"))), args: ["--namespaces", ns.name] });
+    ({ stop } = await startNamespacedOperator(ns));
   });
 
   afterAll(async () => {
-    if (ns) await kubectl(["delete", "md", "--all", "-n", ns.name, "--wait=true", "--timeout=60s"]);
-    const code = await operator?.stop();
-    await ns?.remove();
-    expect(code).toBe(0);
+    expect(await stop?.()).toBe(0);
   });
 
   /** The counts, once two reads a second apart agree: the last write in flight has landed. */

@@ -1,11 +1,13 @@
-// Operator scale benchmark: N ModelDeployments reconciled by `ballast operator` (owned ConfigMap, Service
-// and Deployment applied, observedGeneration current) vs a bare client creating the same owned objects
-// directly, in the same run on the same local cluster. Prints the time ratio, operator RSS and
-// reconcile p50/p99. Serving replicas are 0: pods are not what is measured.
+// Operator scale benchmark: N ModelDeployments reconciled by `ballast operator` (owned ConfigMap, Service,
+// Deployment and NetworkPolicy applied, observedGeneration current) vs a bare client creating the same owned
+// objects directly, in the same run on the same local cluster. Prints the time ratio, operator RSS,
+// reconcile p50/p99 and the operator's API writes per ModelDeployment by kind (from the API server's
+// apiserver_request_total). Serving replicas are 0: pods are not what is measured.
 // Run: make build && node bench/operator-scale/run.ts [--n 100,1000] [--workers 16] [--json out.json]
 //      (uses $BENCH_KUBECONFIG's cluster if set, else starts a `ballast dev` cluster and stops it after)
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -84,7 +86,7 @@ process.on("SIGINT", () => {
 
 // The operator's own desired-state functions (compiled), so the bare client creates exactly the same objects.
 const desired = (await import(path.join(repo, "dist/operator/serving/desired-state.js"))) as {
-  desiredServingObjects(md: unknown, opts: { defaultImage: string }): { configMap: Obj; service: Obj; deployment: Obj };
+  desiredServingObjects(md: unknown, opts: { defaultImage: string }): { configMap: Obj; service: Obj; deployment: Obj; networkPolicy: Obj };
 };
 // Ballast's own client (one keep-alive pool, plain kubeconfigs read without client-node), from the build.
 const { KubeClient } = (await import(path.join(repo, "dist/kube/client.js"))) as typeof import("../../src/kube/client.js");
@@ -132,7 +134,8 @@ async function deleteNamespace(ns: string): Promise<void> {
 
 const listPath = (ns: string, group: string, plural: string) => `${group === "" ? "/api/v1" : `/apis/${group}`}/namespaces/${ns}/${plural}`;
 
-async function bare(n: number): Promise<number> {
+/** `created`: first to last create; `observed`: until the Deployment controller has also observed every Deployment. */
+async function bare(n: number): Promise<{ created: number; observed: number }> {
   const ns = `bench-bare-${n}`;
   const mds = await createNamespaceWithModelDeployments(ns, n);
   const writes: [string, Obj][] = [];
@@ -143,17 +146,19 @@ async function bare(n: number): Promise<number> {
       [listPath(ns, "", "configmaps"), objs.configMap],
       [listPath(ns, "", "services"), objs.service],
       [listPath(ns, "apps/v1", "deployments"), objs.deployment],
+      [listPath(ns, "networking.k8s.io/v1", "networkpolicies"), objs.networkPolicy],
     );
   }
   const t0 = performance.now();
-  // Same in-flight limit as the operator at most (workers × 3 parallel applies).
-  await pool(writes, workers * 3, async ([p, obj]) => {
+  // Same in-flight limit as the operator at most (workers × 4 parallel applies).
+  await pool(writes, workers * 4, async ([p, obj]) => {
     await api.create(p, obj);
   });
-  const seconds = (performance.now() - t0) / 1000;
-  // Let the Deployment controller finish its work on these before the operator's run competes with it.
+  const created = (performance.now() - t0) / 1000;
+  // Timed too: the operator's status is only current once the Deployment controller has seen the Deployment
+  // (kube-controller-manager's client rate limit bounds both), and it must not compete with the operator's run.
   await waitQuiet(ns, n);
-  return seconds;
+  return { created, observed: (performance.now() - t0) / 1000 };
 }
 
 async function waitQuiet(ns: string, n: number): Promise<void> {
@@ -167,6 +172,9 @@ async function waitQuiet(ns: string, n: number): Promise<void> {
 }
 
 interface OperatorRun {
+  /** Spawn → all 4 N owned objects exist (what the bare client's `created` compares with). */
+  objectsSeconds: number;
+  /** Spawn → those and every ModelDeployment's status.observedGeneration current (compares with `observed`). */
   seconds: number;
   /** Spawn → /readyz 200 (process start, imports, informer caches synced). */
   startupSeconds: number;
@@ -178,11 +186,74 @@ interface OperatorRun {
   p99: number;
   reconciles: number;
   errors: number;
+  /** The operator's API writes while it converged, by "VERB resource[/subresource]". */
+  writes: Record<string, number>;
+}
+
+/** Requests the API server counted, by "VERB group/resource[/subresource]": its own metric, not the operator's word. */
+function apiserverWrites(): Map<string, number> {
+  // Through kubectl: Ballast's client speaks JSON only, /metrics is Prometheus text (several MB).
+  const text = execFileSync(kubectl, ["--kubeconfig", kubeconfig!, "get", "--raw", "/metrics"], { encoding: "utf8", maxBuffer: 512 * 2 ** 20 });
+  const counts = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("apiserver_request_total{")) continue;
+    const label = (k: string) => new RegExp(`[{,]${k}="([^"]*)"`).exec(line)?.[1] ?? "";
+    const verb = label("verb");
+    if (!["POST", "PUT", "PATCH", "APPLY", "DELETE"].includes(verb)) continue;
+    const resource = `${label("group") ? `${label("group")}/` : ""}${label("resource")}${label("subresource") ? `/${label("subresource")}` : ""}`;
+    const key = `${verb} ${resource}`;
+    counts.set(key, (counts.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(" ") + 1)));
+  }
+  return counts;
+}
+
+/**
+ * The writes only the operator makes: every write to ModelDeployments, applies of the four serving kinds
+ * (the Deployment controller PUTs Deployments and their status, never applies) and events.k8s.io Events
+ * (kube-controller-manager records core/v1 Events).
+ */
+function operatorWrites(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
+  const ours = (key: string) =>
+    / ballast\.dev\/modeldeployments/.test(key) ||
+    /^(PATCH|APPLY) (configmaps|services|apps\/deployments|networking\.k8s\.io\/networkpolicies)$/.test(key) ||
+    / events\.k8s\.io\/events$/.test(key);
+  const delta: Record<string, number> = {};
+  for (const [key, count] of after) if (ours(key) && count - (before.get(key) ?? 0) > 0) delta[key] = count - (before.get(key) ?? 0);
+  return delta;
+}
+
+/**
+ * Until every controller has written its first status of every ModelDeployment — serving (the Serving
+ * condition, once the Deployment is observed), the loop (status.loop), monitoring (DriftDetected, a scrape
+ * interval later) — so that the writes counted are all those creating N ModelDeployments costs.
+ */
+async function waitSettled(ns: string, n: number): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const mds = await api.get<{ items: (Obj & { status?: { conditions?: { type: string }[]; loop?: unknown } })[] }>(
+      `${listPath(ns, "ballast.dev/v1alpha1", "modeldeployments")}?resourceVersion=0`,
+    );
+    const settled = (m: (typeof mds.items)[number]) =>
+      m.status?.loop !== undefined && ["Serving", "DriftDetected"].every((t) => m.status?.conditions?.some((c) => c.type === t));
+    if (mds.items.length === n && mds.items.every(settled)) break;
+    await sleep(500);
+  }
+  // A last reconcile per object may still be in its round trip.
+  await sleep(3000);
+}
+
+/** A port nobody listens on now: other benches and operators share the machine. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 function histogramQuantile(metrics: string, name: string, q: number): number {
   const buckets: [number, number][] = [];
   for (const line of metrics.split("\n")) {
+    if (!line.includes('controller="serving"')) continue;
     const m = new RegExp(`^${name}_bucket\\{[^}]*le="([^"]+)"[^}]*\\} (\\S+)`).exec(line);
     if (m) buckets.push([m[1] === "+Inf" ? Infinity : Number(m[1]), Number(m[2])]);
   }
@@ -201,7 +272,8 @@ function histogramQuantile(metrics: string, name: string, q: number): number {
 async function withOperator(n: number): Promise<OperatorRun> {
   const ns = `bench-op-${n}`;
   await createNamespaceWithModelDeployments(ns, n);
-  const port = 18_000 + n;
+  const port = await freePort();
+  const writesBefore = apiserverWrites();
   const t0 = performance.now();
   const op = spawn(
     ballast,
@@ -232,6 +304,7 @@ async function withOperator(n: number): Promise<OperatorRun> {
     return kb("VmRSS") / 1024;
   };
   let seconds: number;
+  let objectsSeconds = NaN;
   let startupSeconds = NaN;
   while (true) {
     if (performance.now() - t0 > timeoutMs) throw new Error(`operator did not converge ${n} ModelDeployments within ${timeoutMs / 1000} s`);
@@ -241,21 +314,28 @@ async function withOperator(n: number): Promise<OperatorRun> {
       if (ready?.status === 200) startupSeconds = (performance.now() - t0) / 1000;
     }
     // resourceVersion=0: served from the API server's watch cache, cheap enough to poll.
-    const [mds, deps, svcs, cms] = await Promise.all([
+    const [mds, deps, svcs, cms, nps] = await Promise.all([
       api.get<{ items: Obj[] }>(`${listPath(ns, "ballast.dev/v1alpha1", "modeldeployments")}?resourceVersion=0`),
       api.get<{ items: Obj[] }>(`${listPath(ns, "apps/v1", "deployments")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`),
       api.get<{ items: Obj[] }>(`${listPath(ns, "", "services")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`),
       api.get<{ items: Obj[] }>(`${listPath(ns, "", "configmaps")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`),
+      api.get<{ items: Obj[] }>(
+        `${listPath(ns, "networking.k8s.io/v1", "networkpolicies")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`,
+      ),
     ]);
     const current = mds.items.filter((m) => m.status?.observedGeneration === m.metadata.generation).length;
-    if (current === n && deps.items.length === n && svcs.items.length === n && cms.items.length === n) {
+    const objects = deps.items.length === n && svcs.items.length === n && cms.items.length === n && nps.items.length === n;
+    if (objects && Number.isNaN(objectsSeconds)) objectsSeconds = (performance.now() - t0) / 1000;
+    if (current === n && objects) {
       seconds = (performance.now() - t0) / 1000;
       break;
     }
   }
   const rssMiB = rss();
+  await waitSettled(ns, n);
+  const writes = operatorWrites(writesBefore, apiserverWrites());
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const reconciles = Number(/controller_runtime_reconcile_time_seconds_count\{[^}]*\} (\S+)/.exec(metrics)?.[1] ?? 0);
+  const reconciles = Number(/controller_runtime_reconcile_time_seconds_count\{[^}]*controller="serving"[^}]*\} (\S+)/.exec(metrics)?.[1] ?? 0);
   const heapUsedMiB = Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(metrics)?.[1] ?? 0) / 2 ** 20;
   const statusConflicts = Number(/ballast_operator_status_conflicts_total\{[^}]*\} (\S+)/.exec(metrics)?.[1] ?? 0);
   const errors = Number(/controller_runtime_reconcile_errors_total\{[^}]*\} (\S+)/.exec(metrics)?.[1] ?? 0);
@@ -265,21 +345,48 @@ async function withOperator(n: number): Promise<OperatorRun> {
   await deleteNamespace(ns);
   op.kill("SIGTERM");
   await new Promise((r) => op.once("exit", r));
-  return { seconds, startupSeconds, rssMiB, peakRssMiB: peakRss / 1024, heapUsedMiB, statusConflicts, p50, p99, reconciles, errors };
+  return { seconds, objectsSeconds, startupSeconds, rssMiB, peakRssMiB: peakRss / 1024, heapUsedMiB, statusConflicts, p50, p99, reconciles, errors, writes };
 }
 
 const results: Record<string, unknown>[] = [];
 try {
   kc(["apply", "--server-side", "--force-conflicts", "-f", path.join(repo, "crds/ballast.dev_modeldeployments.yaml")]);
-  kc(["wait", "--for=condition=Established", "crd/modeldeployments.ballast.dev", "--timeout=60s"]);
+  // kubectl wait fails at once (not waits) while the new CRD has no status.conditions yet: try again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      kc(["wait", "--for=condition=Established", "crd/modeldeployments.ballast.dev", "--timeout=60s"]);
+      break;
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await sleep(500);
+    }
+  }
   for (const n of sizes) {
     const bareS = await bare(n);
     const op = await withOperator(n);
-    const row = { n, workers, bareSeconds: bareS, operatorSeconds: op.seconds, ratio: op.seconds / bareS, ...op };
+    const row = {
+      n,
+      workers,
+      bareSeconds: bareS.created,
+      bareObservedSeconds: bareS.observed,
+      operatorSeconds: op.seconds,
+      objectsRatio: op.objectsSeconds / bareS.created,
+      ratio: op.seconds / bareS.observed,
+      ...op,
+    };
     results.push(row);
     console.log(
-      `N=${n}: bare client ${bareS.toFixed(2)} s, operator ${op.seconds.toFixed(2)} s (ratio ${(op.seconds / bareS).toFixed(2)}; ready after ${op.startupSeconds.toFixed(2)} s), ` +
+      `N=${n}: objects: bare client ${bareS.created.toFixed(2)} s, operator ${op.objectsSeconds.toFixed(2)} s (ratio ${row.objectsRatio.toFixed(2)}); ` +
+        `observed by the Deployment controller: bare client ${bareS.observed.toFixed(2)} s, operator (status current) ${op.seconds.toFixed(2)} s (ratio ${row.ratio.toFixed(2)}); ready after ${op.startupSeconds.toFixed(2)} s, ` +
         `operator RSS ${op.rssMiB.toFixed(0)} MiB (peak ${op.peakRssMiB.toFixed(0)} MiB, JS heap used ${op.heapUsedMiB.toFixed(0)} MiB), reconcile p50 ${(op.p50 * 1000).toFixed(0)} ms p99 ${(op.p99 * 1000).toFixed(0)} ms over ${op.reconciles} reconciles (${op.errors} errors, ${op.statusConflicts} status conflicts)`,
+    );
+    const total = Object.values(op.writes).reduce((a, b) => a + b, 0);
+    console.log(
+      `N=${n}: operator API writes ${(total / n).toFixed(2)} per ModelDeployment: ` +
+        Object.entries(op.writes)
+          .sort()
+          .map(([k, v]) => `${k} ${(v / n).toFixed(2)}`)
+          .join(", "),
     );
     await deleteNamespace(`bench-bare-${n}`);
   }

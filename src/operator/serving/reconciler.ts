@@ -21,8 +21,11 @@ import {
 } from "./desired-state.js";
 import { servingStatus, type ReconcileOutcome } from "./status.js";
 
-/** Removed only after cleanup that owner references cannot do (see `finalize`). */
-export const SERVING_FINALIZER = "ballast.dev/serving-cleanup";
+/**
+ * Added by Ballast before 0.x-h12; no longer added (owner references and the garbage collector clean up
+ * everything, see docs/operator.md "No finalizer"), only released so such objects can still be deleted.
+ */
+export const LEGACY_SERVING_FINALIZER = "ballast.dev/serving-cleanup";
 /** Re-apply unchanged objects this often anyway, to undo edits others made to fields we own. */
 const REAPPLY_AFTER_MS = 10 * 60_000;
 /** While pods come up, look again even if no event arrives (a missed event must not strand the status). */
@@ -60,34 +63,27 @@ export class ServingReconciler implements Reconciler {
       this.forgetApplied(req.namespace, req.name);
       return {};
     }
-    if (md.metadata.deletionTimestamp) return this.finalize(md, ctx);
-    let current = md;
-    // In parallel with the applies: the finalizer only guards cleanup, which owner references back up.
-    const finalizerAdded = md.metadata.finalizers?.includes(SERVING_FINALIZER)
-      ? Promise.resolve(undefined)
-      : applyFinalizer(this.options.client, MODEL_DEPLOYMENTS, md, SERVING_FINALIZER, true);
+    if (md.metadata.deletionTimestamp) return this.releaseLegacyFinalizer(md, ctx);
     const names = servingNames(req.name);
     const cached = this.options.caches.deployments.get(`${req.namespace}/${names.deployment}`);
     // Someone else's Deployment of that name (labelled like ours) must not feed our status.
     const cachedDeployment = cached && controlledBy(cached, md) ? cached : undefined;
     let deployment: V1Deployment | undefined = cachedDeployment;
     try {
-      const [withFinalizer, applied] = await Promise.all([
-        finalizerAdded,
-        this.checkModelStore(md).then(() => this.applyServingObjects(md, cachedDeployment, ctx)),
-      ]);
-      // The status write needs the resourceVersion the finalizer patch produced, or it conflicts.
-      if (withFinalizer) current = { ...md, metadata: withFinalizer.metadata! };
-      deployment = applied;
+      await this.checkModelStore(md);
+      deployment = await this.applyServingObjects(md, ctx);
     } catch (err) {
       const error = classifyReconcileError(err);
-      this.options.recorder.record(current, { type: "Warning", reason: error.reason, action: "Reconcile", note: error.message });
-      await this.writeStatus(current, { ok: false, error, deployment });
+      this.options.recorder.record(md, { type: "Warning", reason: error.reason, action: "Reconcile", note: error.message });
+      await this.writeStatus(md, { ok: false, error, deployment });
       ctx.log.warn({ reason: error.reason, stalled: error.stalled, err: error.message }, "reconcile failed");
       if (error.stalled) return { requeueAfterMs: error.requeueAfterMs };
       throw err;
     }
-    const written = await this.writeStatus(current, { ok: true, deployment });
+    // The Deployment controller has yet to see this generation: its status write wakes us again, and a
+    // status saying only "not observed yet" would be one more write per object for nothing.
+    if (deployment && (deployment.status?.observedGeneration ?? 0) < (deployment.metadata?.generation ?? 0)) return { requeueAfterMs: PROGRESS_RECHECK_MS };
+    const written = await this.writeStatus(md, { ok: true, deployment });
     const ready = written?.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
     return ready ? { requeueAfterMs: REAPPLY_AFTER_MS } : { requeueAfterMs: PROGRESS_RECHECK_MS };
   }
@@ -108,77 +104,78 @@ export class ServingReconciler implements Reconciler {
     }
   }
 
-  private async applyServingObjects(
-    md: ResolvedModelDeployment & KubeObject,
-    cachedDeployment: V1Deployment | undefined,
-    ctx: ReconcileContext,
-  ): Promise<V1Deployment | undefined> {
+  private async applyServingObjects(md: ResolvedModelDeployment & KubeObject, ctx: ReconcileContext): Promise<V1Deployment | undefined> {
     const ns = md.metadata.namespace!;
     const desired = desiredServingObjects(md, { defaultImage: this.options.defaultImage, operatorNamespace: this.options.operatorNamespace });
     const names = servingNames(md.metadata.name!);
     const cachedConfigMap = this.options.caches.configMaps.get(`${ns}/${names.configMap}`);
     const cachedService = this.options.caches.services.get(`${ns}/${names.service}`);
-    const deploymentCached = this.options.caches.deployments.get(`${ns}/${names.deployment}`);
+    const cachedDeployment = this.options.caches.deployments.get(`${ns}/${names.deployment}`);
     const cachedNetworkPolicy = this.options.caches.networkPolicies.get(`${ns}/${names.networkPolicy}`);
     // All four are checked before any is applied, so a conflict on one leaves the others untouched too.
-    const [configMapUid, serviceUid, deploymentUid, networkPolicyUid] = await Promise.all([
-      this.controlledUid(CONFIG_MAPS, md, desired.configMap, cachedConfigMap),
-      this.controlledUid(SERVICES, md, desired.service, cachedService),
-      this.controlledUid(DEPLOYMENTS, md, desired.deployment, deploymentCached),
-      this.controlledUid(NETWORK_POLICIES, md, desired.networkPolicy, cachedNetworkPolicy),
+    const [configMap, service, deployment, networkPolicy] = await Promise.all([
+      this.controlledExisting(CONFIG_MAPS, md, desired.configMap, cachedConfigMap),
+      this.controlledExisting(SERVICES, md, desired.service, cachedService),
+      this.controlledExisting(DEPLOYMENTS, md, desired.deployment, cachedDeployment),
+      this.controlledExisting(NETWORK_POLICIES, md, desired.networkPolicy, cachedNetworkPolicy),
     ]);
-    const [, , deployment] = await Promise.all([
-      this.applyIfChanged(CONFIG_MAPS, desired.configMap, cachedConfigMap, configMapUid, ctx),
-      this.applyIfChanged(SERVICES, desired.service, cachedService, serviceUid, ctx),
-      this.applyIfChanged(DEPLOYMENTS, desired.deployment, cachedDeployment, deploymentUid, ctx),
-      this.applyIfChanged(NETWORK_POLICIES, desired.networkPolicy, cachedNetworkPolicy, networkPolicyUid, ctx),
+    const [, , applied] = await Promise.all([
+      this.applyIfChanged(CONFIG_MAPS, desired.configMap, configMap, ctx),
+      this.applyIfChanged(SERVICES, desired.service, service, ctx),
+      this.applyIfChanged(DEPLOYMENTS, desired.deployment, deployment as V1Deployment | undefined, ctx),
+      this.applyIfChanged(NETWORK_POLICIES, desired.networkPolicy, networkPolicy, ctx),
     ]);
-    this.recordServingChanges(md, cachedDeployment, desired.deployment);
-    return deployment;
+    if (applied.written) this.recordServingChanges(md, deployment as V1Deployment | undefined, desired.deployment);
+    return applied.object;
   }
 
   /**
-   * The uid of the existing object named like `desired` when this ModelDeployment controls it, undefined
-   * when none exists; a StalledError (NameConflict) when one exists that we do not control. A forced apply
+   * The existing object named like `desired` when this ModelDeployment controls it, undefined when none
+   * exists; a StalledError (NameConflict) when one exists that we do not control. A forced apply
    * would otherwise take over anyone's Service of that name (our selector, our owner reference, and later
    * garbage collection with the ModelDeployment): as controller-runtime's controllerutil, we never adopt.
-   * The caches hold only objects labelled as ours, so a miss is asked of the API server.
+   * The caches hold only objects labelled as ours, and lag behind our own creates, so a miss is asked of
+   * the API server: what it answers is what the apply decision compares with.
    */
-  private async controlledUid(
+  private async controlledExisting<T extends KubeObject>(
     resource: typeof DEPLOYMENTS,
     md: ResolvedModelDeployment & KubeObject,
     desired: KubeObject,
-    cached: KubeObject | undefined,
-  ): Promise<string | undefined> {
+    cached: T | undefined,
+  ): Promise<T | undefined> {
     const ns = md.metadata.namespace!;
     const name = desired.metadata!.name!;
     let existing = cached;
     if (!existing) {
       try {
-        existing = await this.options.client.get<KubeObject>(resourcePath(resource, ns, name));
+        existing = await this.options.client.get<T>(resourcePath(resource, ns, name));
       } catch (err) {
         if (err instanceof KubeApiError && err.notFound) return undefined;
         throw err;
       }
     }
-    if (controlledBy(existing, md)) return existing.metadata!.uid;
+    if (controlledBy(existing, md)) return existing;
     throw new StalledError(ConditionReason.NameConflict, nameConflictMessage(desired.kind!, ns, name, existing, md.metadata.name!));
   }
 
+  /**
+   * Server-side applies `desired` unless `existing` (the object we checked we control, undefined when none
+   * exists) already carries its hash and we applied it within REAPPLY_AFTER_MS; `written` says which.
+   */
   private async applyIfChanged<T extends KubeObject>(
     resource: typeof DEPLOYMENTS,
     desired: T,
-    cached: T | undefined,
-    /** The uid of the object we checked we control (undefined: none existed, the apply creates it). */
-    controlledUid: string | undefined,
+    existing: T | undefined,
     ctx: ReconcileContext,
-  ): Promise<T | undefined> {
+  ): Promise<{ object: T | undefined; written: boolean }> {
     const id = `${desired.kind} ${desired.metadata?.namespace}/${desired.metadata?.name}`;
     const hash = desired.metadata?.annotations?.[ANNOTATION_APPLIED_HASH];
     const last = this.appliedAt.get(id);
-    if (cached && cached.metadata?.annotations?.[ANNOTATION_APPLIED_HASH] === hash && last !== undefined && Date.now() - last < REAPPLY_AFTER_MS) return cached;
+    if (existing && existing.metadata?.annotations?.[ANNOTATION_APPLIED_HASH] === hash && last !== undefined && Date.now() - last < REAPPLY_AFTER_MS)
+      return { object: existing, written: false };
     // metadata.uid is a precondition: should the object be replaced by someone else's since we checked, the
     // API server refuses the apply (422, uid is immutable) instead of taking the newcomer over.
+    const controlledUid = existing?.metadata?.uid;
     const body = controlledUid ? { ...desired, metadata: { ...desired.metadata, uid: controlledUid } } : desired;
     let applied: T;
     try {
@@ -190,10 +187,10 @@ export class ServingReconciler implements Reconciler {
     }
     this.appliedAt.set(id, Date.now());
     ctx.log.debug({ object: id }, "applied");
-    return applied;
+    return { object: applied, written: true };
   }
 
-  /** Created / Scaled / Rolled Events, judged against the Deployment as it was before this apply. */
+  /** Created / Scaled / Rolled Events for an apply that wrote the Deployment, judged against it as it was before. */
   private recordServingChanges(md: ResolvedModelDeployment & KubeObject, before: V1Deployment | undefined, desired: V1Deployment): void {
     const names = servingNames(md.metadata.name!);
     const rec = this.options.recorder;
@@ -230,50 +227,14 @@ export class ServingReconciler implements Reconciler {
   }
 
   /**
-   * Deletes serving objects labelled for this ModelDeployment that lost their owner reference (edited
-   * away, or orphaned by `kubectl delete --cascade=orphan` of an earlier incarnation): the garbage
-   * collector cannot find those. Owned objects are left to it. Then releases the finalizer.
+   * Owned objects are left to the garbage collector. Objects that lost their owner reference are the
+   * user's (`--cascade=orphan` asks to keep them): the NameConflict rule refuses to take them over.
    */
-  private async finalize(md: ResolvedModelDeployment & KubeObject, ctx: ReconcileContext): Promise<ReconcileResult> {
-    if (!md.metadata.finalizers?.includes(SERVING_FINALIZER)) return {};
-    const ns = md.metadata.namespace!;
-    const name = md.metadata.name!;
-    const orphans: [typeof DEPLOYMENTS, KubeObject][] = [];
-    const caches: [typeof DEPLOYMENTS, { list(): KubeObject[] }][] = [
-      [DEPLOYMENTS, this.options.caches.deployments],
-      [SERVICES, this.options.caches.services],
-      [CONFIG_MAPS, this.options.caches.configMaps],
-      [NETWORK_POLICIES, this.options.caches.networkPolicies],
-    ];
-    const names = servingNames(name);
-    const ourNames: Record<string, string> = {
-      deployments: names.deployment,
-      services: names.service,
-      configmaps: names.configMap,
-      networkpolicies: names.networkPolicy,
-    };
-    // Only our names, labelled as ours and controlled by nobody: what we made and lost track of, never
-    // an object someone else controls or merely labelled.
-    for (const [resource, cache] of caches)
-      for (const obj of cache.list())
-        if (
-          obj.metadata?.namespace === ns &&
-          ourNames[resource.plural] === obj.metadata.name &&
-          obj.metadata.labels?.[LABEL_MODEL_DEPLOYMENT] === name &&
-          !obj.metadata.ownerReferences?.some((o) => o.controller)
-        )
-          orphans.push([resource, obj]);
-    for (const [resource, obj] of orphans) {
-      try {
-        await this.options.client.delete(resourcePath(resource, ns, obj.metadata!.name), { query: { propagationPolicy: "Background" } });
-        ctx.log.info({ object: `${obj.kind ?? resource.plural} ${ns}/${obj.metadata!.name}` }, "deleted orphaned serving object");
-      } catch (err) {
-        if (!(err instanceof KubeApiError && err.notFound)) throw err;
-      }
-    }
-    await applyFinalizer(this.options.client, MODEL_DEPLOYMENTS, md, SERVING_FINALIZER, false);
-    this.forgetApplied(ns, name);
-    ctx.log.info({ orphansDeleted: orphans.length }, "finalized; owned objects are left to the garbage collector");
+  private async releaseLegacyFinalizer(md: ResolvedModelDeployment & KubeObject, ctx: ReconcileContext): Promise<ReconcileResult> {
+    this.forgetApplied(md.metadata.namespace!, md.metadata.name!);
+    if (!md.metadata.finalizers?.includes(LEGACY_SERVING_FINALIZER)) return {};
+    await applyFinalizer(this.options.client, MODEL_DEPLOYMENTS, md, LEGACY_SERVING_FINALIZER, false);
+    ctx.log.info("released the finalizer an earlier Ballast added; owned objects are left to the garbage collector");
     return {};
   }
 

@@ -37,7 +37,6 @@ describe("ballast operator: serving a ModelDeployment", () => {
   });
 
   afterAll(async () => {
-    // While the operator still runs, so it can release its finalizers.
     if (ns) await kubectl(["delete", "md", "--all", "-n", ns.name, "--wait=true", "--timeout=60s"]);
     const code = await operator?.stop();
     await ns?.remove();
@@ -60,10 +59,12 @@ describe("ballast operator: serving a ModelDeployment", () => {
 
   it("creates the Deployment, Service and ConfigMap owned by the ModelDeployment, and the real pods become Ready", async () => {
     await applyYaml(modelDeploymentYaml(ns.name, "weather", store));
-    const md = await waitFor("the finalizer and a first status", async () => {
+    const md = await waitFor("a first status", async () => {
       const m = await kubectlJson<MD>(["get", "md", "weather", "-n", ns.name]);
-      return m.metadata.finalizers?.includes("ballast.dev/serving-cleanup") && m.status?.observedGeneration === 1 && condition(m, "Ready") ? m : undefined;
+      return m.status?.observedGeneration === 1 && condition(m, "Ready") ? m : undefined;
     });
+    // Owner references and the garbage collector clean up: no finalizer to block a deletion.
+    expect(md.metadata.finalizers ?? []).toEqual([]);
     const dep = await kubectlJson<V1Deployment>(["get", "deployment", "weather-serving", "-n", ns.name, "--show-managed-fields"]);
     const svc = await kubectlJson<V1Service>(["get", "service", "weather", "-n", ns.name]);
     const cm = await kubectlJson<V1ConfigMap>(["get", "configmap", "weather-monitoring", "-n", ns.name]);
@@ -160,7 +161,7 @@ describe("ballast operator: serving a ModelDeployment", () => {
     await kubectl(["delete", "md", "no-claim", "-n", ns.name, "--wait=true", "--timeout=60s"]);
   });
 
-  it("on delete, the garbage collector removes the owned objects and the operator removes its finalizer", async () => {
+  it("on delete, the garbage collector removes the owned objects", async () => {
     const del = await kubectl(["delete", "md", "weather", "-n", ns.name, "--wait=true", "--timeout=60s"]);
     expect(del.code).toBe(0);
     expect((await kubectl(["get", "md", "weather", "-n", ns.name])).stderr).toContain("NotFound");

@@ -22,7 +22,8 @@ function conditionText(c: Condition | undefined, fallback: string): string {
  * Reconciling=True → InProgress; Stalled=True → Failed; Ready=True → Current; otherwise InProgress.
  */
 export function computeKstatus(obj: HealthInput): { status: KstatusStatus; message: string } {
-  if (obj.metadata?.deletionTimestamp) return { status: "Terminating", message: "Deleting: waiting for the operator's finalizer" };
+  if (obj.metadata?.deletionTimestamp)
+    return { status: "Terminating", message: "Deleting: waiting for finalizers (foreground deletion of the serving objects, or another controller's)" };
   const generation = obj.metadata?.generation;
   if (obj.status?.observedGeneration === undefined || obj.status.observedGeneration !== generation) {
     return { status: "InProgress", message: `Waiting for the operator to observe generation ${generation ?? "?"}` };

@@ -35,7 +35,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{/* The operator's permissions: the same rules as deploy/base/role.yaml (a unit test keeps them equal). */}}
 {{- define "ballast.operatorRules" -}}
-# Informers list and watch; the loop and status conflict retries get; finalizers are added by apply (patch).
+# Informers list and watch; the loop and status conflict retries get; patch releases the finalizer older versions set.
 - apiGroups: ["ballast.dev"]
   resources: ["modeldeployments"]
   verbs: ["get", "list", "watch", "patch"]
@@ -48,17 +48,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
   resources: ["modeldeployments/finalizers"]
   verbs: ["update"]
 # Serving objects: informers; get on a cache miss (who controls an existing object of that name);
-# server-side apply (patch, and create when apply creates); delete of our own orphans.
+# server-side apply (patch, and create when apply creates); the garbage collector deletes them, not us.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["services", "configmaps"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # The serving pods' NetworkPolicy (serving port open, monitoring port for the operator only): the same verbs.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 # Retraining Jobs: informer, get on a cache miss, create an attempt.
 - apiGroups: ["batch"]
   resources: ["jobs"]

@@ -34,7 +34,7 @@ function modelDeployment(opts: {
       name: "weather",
       namespace: "models",
       generation: opts.generation,
-      ...(opts.deleting ? { deletionTimestamp: "2026-11-26T12:01:00Z", finalizers: ["ballast.dev/cleanup"] } : {}),
+      ...(opts.deleting ? { deletionTimestamp: "2026-11-26T12:01:00Z", finalizers: ["foregroundDeletion"] } : {}),
     },
     spec: { model: { name: "weather", storageUri: "pvc://models/store" }, policy: { paused: opts.paused ?? false } },
     ...(opts.observed === undefined ? {} : { status: { observedGeneration: opts.observed, conditions, servingVersion: "v1" } }),
@@ -110,9 +110,12 @@ describe("Argo CD health check (docs/gitops.md)", () => {
     expect(runHealthCheck(lua, md)).toEqual({ status: "Progressing", message: "Waiting for the operator to observe generation 4" });
   });
 
-  it("while its finalizer runs it is Progressing", () => {
+  it("while a finalizer holds its deletion it is Progressing", () => {
     const md = modelDeployment({ generation: 2, observed: 2, conditions: readyConditions, deleting: true });
-    expect(runHealthCheck(lua, md)).toEqual({ status: "Progressing", message: "Deleting: waiting for the operator's finalizer" });
+    expect(runHealthCheck(lua, md)).toEqual({
+      status: "Progressing",
+      message: "Deleting: waiting for finalizers (foreground deletion of the serving objects, or another controller's)",
+    });
   });
 
   it("agrees with computeKstatus/argoHealth on every combination of generation, conditions, pause and deletion", () => {

@@ -5,7 +5,7 @@ import type { ModelDeployment } from "../api/v1alpha1.js";
 import { KubeApiError, KubeClient, resourcePath, type KubeList } from "../kube/client.js";
 import { MODEL_DEPLOYMENTS } from "../operator/resources.js";
 import { LABEL_MODEL_DEPLOYMENT } from "../operator/serving/desired-state.js";
-import { buildStory, formatStory, type StoryEvent, type StoryJob } from "./history-view.js";
+import { buildStory, formatStory, type StoryEvent, type StoryJob } from "../api/model-story.js";
 
 const OUTPUTS = ["table", "json"] as const;
 

@@ -30,6 +30,7 @@ import {
   waitUnlessCrashing,
   type Session,
 } from "./session.js";
+import { table } from "../api/model-story.js";
 import { onlyVersionServes } from "./rollout.js";
 import { sendTrafficWithFeedback, waitForService } from "./traffic.js";
 
@@ -489,13 +490,5 @@ export function formatTimeline(rows: readonly TimelineRow[]): string {
     r.version,
     r.phase,
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  return [header, ...cells]
-    .map((line) =>
-      line
-        .map((c, i) => c.padEnd(widths[i]!))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
+  return table(header, cells);
 }

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import type { ModelDeployment } from "../../../src/api/index.js";
-import type { ModelStory } from "../../../src/cli/history-view.js";
+import type { ModelStory } from "../../../src/api/model-story.js";
 import { PROMOTED_STATUS } from "../../support/model-story.js";
 import { clusterEnv, ensureNamespace, installCrds, kubectl, kubectlOk } from "../api/kubectl.js";
 

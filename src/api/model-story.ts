@@ -1,6 +1,6 @@
-// The model's story for `ballast history` (and the demo's closing summary): built from what the API
+// The model's story for `ballast history` (and the terminal tables the demo prints): built from what the API
 // server keeps — the ModelDeployment's status, its Events and its retraining Jobs — with no I/O here.
-import type { ModelDeployment, WindowRecord } from "../api/v1alpha1.js";
+import type { ModelDeployment, WindowRecord } from "./v1alpha1.js";
 
 /** The parts of a core/v1 Event the story reads (events.k8s.io Events are served through core/v1 too). */
 export interface StoryEvent {

@@ -1,7 +1,7 @@
 // `ballast history` tells a model's story from status, Events and Jobs: these are the rules of that story.
 import { describe, expect, it } from "vitest";
 import type { ModelDeployment } from "../../../src/api/v1alpha1.js";
-import { buildStory, formatStory, sparkline } from "../../../src/cli/history-view.js";
+import { buildStory, formatStory, sparkline } from "../../../src/api/model-story.js";
 import { PROMOTED_STATUS } from "../../support/model-story.js";
 
 const md: ModelDeployment = {

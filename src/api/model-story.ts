@@ -156,7 +156,7 @@ function jobRow(job: StoryJob): StoryJobRow {
 
 // ---------------------------------------------------------------- terminal rendering
 
-export const fmt = (v: number | undefined, digits = 3): string => (v === undefined ? "-" : v.toFixed(digits));
+const fmt = (v: number | undefined, digits = 3): string => (v === undefined ? "-" : v.toFixed(digits));
 
 /** Columns padded to their widest cell; the last column is not padded. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {

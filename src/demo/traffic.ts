@@ -67,40 +67,30 @@ export async function sendTrafficWithFeedback(options: {
   // that is draining after a rollout, whose answers' labels would then reach the new pod, which never saw them.
   const agent = new Agent();
   try {
-    await sendBatches(options, label, result, feedback, agent);
+    for (let i = 0; i < options.days.length; i += options.rowsPerRequest) {
+      options.signal?.throwIfAborted();
+      const batch = options.days.slice(i, i + options.rowsPerRequest);
+      const id = `${options.idPrefix}-${i / options.rowsPerRequest}`;
+      const url = `${options.serviceUrl}/v2/models/${options.model}/infer`;
+      const res = await postJson(url, inferRequest(batch, id, options.features), agent);
+      if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${JSON.stringify(res.body)}`);
+      const predicted = (res.body as { outputs?: { name: string; data: unknown[] }[] }).outputs?.find((o) => o.name === "label")?.data;
+      if (!predicted || predicted.length !== batch.length)
+        throw new Error(`POST ${url}: the response has no "label" output with ${batch.length} predictions: ${JSON.stringify(res.body).slice(0, 300)}`);
+      result.requests++;
+      result.rows += batch.length;
+      batch.forEach((d, r) => {
+        if (predicted[r] === d[label]) result.correct++;
+      });
+      if (options.withoutFeedback) continue;
+      feedback.push({ id, labels: batch.map((d) => d[label]!) });
+      if (options.feedbackPerRequest) result.feedbackAccepted += await postFeedback(options.feedbackUrl, feedback.splice(0), agent);
+    }
     for (let i = 0; i < feedback.length; i += 50) result.feedbackAccepted += await postFeedback(options.feedbackUrl, feedback.slice(i, i + 50), agent);
   } finally {
     await agent.close();
   }
   return result;
-}
-
-async function sendBatches(
-  options: Parameters<typeof sendTrafficWithFeedback>[0],
-  label: string,
-  result: TrafficResult,
-  feedback: { id: string; labels: string[] }[],
-  agent: Agent,
-): Promise<void> {
-  for (let i = 0; i < options.days.length; i += options.rowsPerRequest) {
-    options.signal?.throwIfAborted();
-    const batch = options.days.slice(i, i + options.rowsPerRequest);
-    const id = `${options.idPrefix}-${i / options.rowsPerRequest}`;
-    const url = `${options.serviceUrl}/v2/models/${options.model}/infer`;
-    const res = await postJson(url, inferRequest(batch, id, options.features), agent);
-    if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${JSON.stringify(res.body)}`);
-    const predicted = (res.body as { outputs?: { name: string; data: unknown[] }[] }).outputs?.find((o) => o.name === "label")?.data;
-    if (!predicted || predicted.length !== batch.length)
-      throw new Error(`POST ${url}: the response has no "label" output with ${batch.length} predictions: ${JSON.stringify(res.body).slice(0, 300)}`);
-    result.requests++;
-    result.rows += batch.length;
-    batch.forEach((d, r) => {
-      if (predicted[r] === d[label]) result.correct++;
-    });
-    if (options.withoutFeedback) continue;
-    feedback.push({ id, labels: batch.map((d) => d[label]!) });
-    if (options.feedbackPerRequest) result.feedbackAccepted += await postFeedback(options.feedbackUrl, feedback.splice(0), agent);
-  }
 }
 
 async function postFeedback(feedbackUrl: string, feedback: { id: string; labels: string[] }[], agent: Agent): Promise<number> {

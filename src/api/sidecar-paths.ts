@@ -6,5 +6,7 @@ export const SIDECAR_PATHS = {
   ready: "/v1/sidecar/ready",
   feedback: "/v1/feedback",
   summary: "/v1/monitoring/summary",
+  /** Monitoring port only: the operator sets (PUT), reads (GET) and stops (DELETE) mirroring to a shadow candidate. */
+  mirror: "/v1/mirror",
   metrics: "/metrics",
 } as const;

@@ -6,6 +6,7 @@ import { Value } from "@sinclair/typebox/value";
 import { DatasetProfile } from "./dataset-profile.js";
 import { ConfusionMatrix } from "./performance.js";
 import { ProfileFormatError, type FeatureType } from "./schema.js";
+import { ShadowSummarySchema } from "./shadow-summary.js";
 import { SUMMARY_FORMAT, type SidecarSummary } from "./summary.js";
 import { THRESHOLD_MODES } from "../vocabulary/drift.js";
 
@@ -120,6 +121,7 @@ export const SidecarSummarySchema = Type.Object({
   generatedAt: Timestamp,
   totals: Totals,
   windows: Type.Array(WindowSchema, { maxItems: MAX_SUMMARY_WINDOWS }),
+  shadow: Type.Optional(ShadowSummarySchema),
 });
 
 function clip(text: string, max = 200): string {

@@ -1,5 +1,6 @@
 // The sidecar summary: what `GET /v1/monitoring/summary` returns and the operator merges across replicas.
 // Pure types and arithmetic; everything in it is additive so replicas merge exactly (profiles within their sketch bound).
+import { mergeShadowSummaries, type ShadowSummary } from "./shadow-summary.js";
 import type { DriftCalibrationJSON } from "./calibration.js";
 import type { DriftReport } from "./compare.js";
 import { ConfidenceEstimate, type ConfidenceEstimateJSON } from "./confidence-estimate.js";
@@ -79,6 +80,8 @@ export interface SidecarSummary {
   };
   /** Closed windows, oldest first, followed by the open window (closed: false). */
   windows: WindowSummary[];
+  /** While the operator has this sidecar mirror to a shadow candidate: both models on the same requests. */
+  shadow?: ShadowSummary;
 }
 
 /** Live accumulator of one window's labelled outcomes; `toJSON` gives the summary's additive form. */
@@ -218,5 +221,10 @@ export function mergeSummaries(summaries: readonly SidecarSummary[]): SidecarSum
     generatedAt: summaries.map((s) => s.generatedAt).reduce((a, b) => (a > b ? a : b)),
     totals,
     windows,
+    ...optional("shadow", mergeShadowSummaries(summaries.flatMap((s) => (s.shadow ? [s.shadow] : [])))),
   };
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }

@@ -27,6 +27,7 @@ import {
   getModelDeployment,
   pollUntil,
   show,
+  showBallast,
   waitUnlessCrashing,
   type Session,
 } from "./session.js";
@@ -335,15 +336,8 @@ export class PenguinLoop {
     // By uid: on a kept cluster, the Events of the previous run's ModelDeployment of the same name are still there.
     const selector = `involvedObject.kind=ModelDeployment,involvedObject.name=${this.name},involvedObject.uid=${final.metadata.uid}`;
     await show(s, ["get", "events", "-n", DEMO_NAMESPACE, "--field-selector", selector, "--sort-by=.metadata.creationTimestamp"]);
-    narrator.say("status.history:");
-    narrator.block(
-      (final.status.history ?? [])
-        .map(
-          (h) =>
-            `${h.time}  ${h.event.padEnd(16)} ${h.version}${h.previousVersion ? ` (from ${h.previousVersion})` : ""}${h.metric !== undefined ? `  accuracy ${fmt(h.metric)}` : ""}${h.reason ? `  ${h.reason}` : ""}`,
-        )
-        .join("\n") || "(empty)",
-    );
+    narrator.say("the model's story as `ballast history` tells it (status, Events and Jobs; needs only get/list):");
+    await showBallast(s, ["history", this.name, "-n", DEMO_NAMESPACE]);
     narrator.say(`the penguin windows, as the operator judged them (status.lastMetrics after each; version served; the loop's phase once it reacted):`);
     narrator.block(formatTimeline(this.timeline));
   }

@@ -1,8 +1,10 @@
 // What every step of the demo shares: the cluster it talks to, how a step fails, applying objects the way a
 // person would, waiting without missing a crash loop, and running a training Job to its end.
+import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import type { ModelDeployment } from "../api/index.js";
@@ -50,6 +52,24 @@ export async function show(s: Session, args: string[]): Promise<string> {
   s.narrator.command(s.kubectl.display(args));
   const out = await s.kubectl.run(args, { signal: s.signal });
   s.narrator.block(out.trim() || "(nothing)");
+  return out;
+}
+
+// The CLI this demo is part of, run as its own process the way a person would type it (the demo may not import cli/).
+const BALLAST_MAIN = fileURLToPath(new URL("../cli/main.js", import.meta.url));
+
+/** Runs and shows a `ballast` command a person would type to look (history), against the demo's cluster. */
+export async function showBallast(s: Session, args: string[]): Promise<string> {
+  s.narrator.command(["ballast", ...args].join(" "));
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(
+      process.execPath,
+      [BALLAST_MAIN, ...args],
+      { env: { ...process.env, KUBECONFIG: s.kubectl.kubeconfig }, maxBuffer: 16 << 20, timeout: 60_000, signal: s.signal },
+      (err, stdout, stderr) => (err ? reject(new Error(`\`ballast ${args.join(" ")}\` failed: ${stderr.trim() || err.message}`)) : resolve(stdout)),
+    ),
+  );
+  s.narrator.block(out.trimEnd() || "(nothing)");
   return out;
 }
 

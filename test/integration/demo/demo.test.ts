@@ -200,6 +200,11 @@ describe("ballast demo --exit-when-done", () => {
     expect(eight).toContain("the promotion is final (loop Stable");
     for (const reason of ["RetrainingStarted", "CandidatePassed", "Promoted", "ObservationPassed"])
       expect(eight).toMatch(new RegExp(`Normal\\s+${reason}\\s+modeldeployment/penguins`));
+    // The story as `ballast history` tells it: both versions, the promotion, the Job.
+    const story = eight.slice(eight.indexOf("$ ballast history penguins -n default"));
+    expect(story, eight).toMatch(/VERSION\s+FIRST SEEN\s+LAST STEP/);
+    expect(story).toMatch(new RegExp(`Promoted\\s+${promoted![1]}`));
+    expect(story).toMatch(/penguins-retrain-1\s+Complete/);
     // One Job for the whole story.
     expect(eight).toMatch(/\n\s+penguins-retrain-1\s+Complete\s+1\/1/);
     expect(eight).not.toMatch(/penguins-retrain-2/);

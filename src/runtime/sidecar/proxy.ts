@@ -10,6 +10,7 @@ import { sendError } from "../http-json.js";
 import { REQUEST_ID_HEADER } from "../oip-routes.js";
 import type { TrafficMonitor } from "../traffic-monitor.js";
 import type { SidecarMetrics } from "./metrics.js";
+import type { Mirror } from "./mirror.js";
 import { assignRequestId, callerRequestId, headerRequestId } from "./request-id.js";
 import { describeUpstream, type UpstreamClient } from "./upstream.js";
 
@@ -23,7 +24,14 @@ const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "p
 export type ProxiedExchange =
   | { kind: "passthrough" }
   | { kind: "inference-unrecorded"; monitor: TrafficMonitor }
-  | { kind: "inference-recorded"; monitor: TrafficMonitor; requestBody: Buffer; request?: unknown };
+  | {
+      kind: "inference-recorded";
+      monitor: TrafficMonitor;
+      requestBody: Buffer;
+      request?: unknown;
+      /** The request may go to a shadow: the id it is known by is the caller's own (or none was given). */
+      mirrorable: boolean;
+    };
 
 interface ForwardOptions {
   req: IncomingMessage;
@@ -43,6 +51,7 @@ export interface ProxyOptions {
   logger: Logger;
   maxBodyBytes: number;
   upstreamTimeoutMs: number;
+  mirror: Mirror;
 }
 
 /** A request body read up to a bound: whole, or the part read so far followed by the rest, unread. */
@@ -130,6 +139,8 @@ export class ModelServerProxy {
       monitor,
       requestBody: read.body,
       ...(caller.request !== undefined ? { request: caller.request } : {}),
+      // A replaced id is not in the body the shadow would get: it would assign its own, and the pair would not join.
+      mirrorable: caller.id === undefined || caller.id === id,
     };
     return this.forward({ req, res, headers, body: read.body, id, receivedAt, exchange });
   }
@@ -144,6 +155,7 @@ export class ModelServerProxy {
     res.on("close", () => {
       if (!res.writableFinished) cancel.abort();
     });
+    const sentAt = performance.now();
     let upstream: Dispatcher.ResponseData;
     try {
       upstream = await this.options.upstream.request({
@@ -175,6 +187,17 @@ export class ModelServerProxy {
         for await (const c of upstream.body) chunks.push(c as Buffer);
         responseBody = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
         res.end(responseBody);
+        if (exchange.kind === "inference-recorded" && exchange.mirrorable) {
+          // After res.end: the user has the answer before the shadow hears of the request.
+          this.options.mirror.offer({
+            id,
+            path: req.url ?? "/",
+            contentType: req.headers["content-type"],
+            requestBody: exchange.requestBody,
+            responseBody,
+            servingMs: performance.now() - sentAt,
+          });
+        }
       } else {
         await pipeline(upstream.body, res);
       }

@@ -151,7 +151,10 @@ export class Mirror {
         checkLabel: labelChecker(meta),
         tally: new ShadowTally(config.version, since, meta.task),
       };
-      this.options.logger.info({ event: "mirror-started", version: config.version, targets: config.targets.length, sampleRate: config.sampleRate }, "mirroring to a shadow candidate");
+      this.options.logger.info(
+        { event: "mirror-started", version: config.version, targets: config.targets.length, sampleRate: config.sampleRate },
+        "mirroring to a shadow candidate",
+      );
     }
     return this.view()!;
   }

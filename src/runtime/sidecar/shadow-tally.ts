@@ -184,7 +184,8 @@ export class ShadowTally {
   }
 
   summary(): ShadowSummary {
-    const pairs: ClassificationPairs | RegressionPairs = this.pairs.task === "classification" ? { ...this.pairs } : { ...this.pairs, diffs: this.pairs.diffs.slice(-MAX_SHADOW_DIFFS) };
+    const pairs: ClassificationPairs | RegressionPairs =
+      this.pairs.task === "classification" ? { ...this.pairs } : { ...this.pairs, diffs: this.pairs.diffs.slice(-MAX_SHADOW_DIFFS) };
     return {
       version: this.version,
       since: this.since,

@@ -230,7 +230,10 @@ export class Sidecar {
   private async answerMonitoring(req: IncomingMessage, res: ServerResponse, request: MonitoringRequest): Promise<void> {
     if (request.kind === "unknown") {
       req.resume();
-      throw new RequestError(404, `no route ${req.url} on the monitoring port; it serves ${SIDECAR_PATHS.summary}, ${SIDECAR_PATHS.metrics} and ${SIDECAR_PATHS.mirror}`);
+      throw new RequestError(
+        404,
+        `no route ${req.url} on the monitoring port; it serves ${SIDECAR_PATHS.summary}, ${SIDECAR_PATHS.metrics} and ${SIDECAR_PATHS.mirror}`,
+      );
     }
     if (request.kind === "mirror") return this.answerMirror(req, res);
     allowOnly(req, res, "GET");

@@ -11,11 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ShadowSummary } from "../../../src/monitoring/shadow-summary.js";
 import type { SidecarSummary } from "../../../src/monitoring/summary.js";
 import { readLog } from "../../../src/runtime/request-log.js";
-import { openStore } from "../../../src/runtime/store.js";
 import { idFraction } from "../../../src/runtime/sidecar/mirror.js";
-import { train } from "../../../src/training/trainer.js";
 import { postJson, startModelServer, startSidecar, stopAll, type LocalProcess } from "./local-processes.js";
-import { WEATHER_FEATURES, inferBody, weatherFixture, type WeatherFixture, type WeatherRow } from "./weather-fixture.js";
+import { inferBody, trainWeather, weatherFixture, type WeatherFixture, type WeatherRow } from "./weather-fixture.js";
 
 const TOKEN = "mirror-feedback-token-0123456789";
 const ROWS_PER_REQUEST = 3;
@@ -88,24 +86,7 @@ const p99 = (ms: readonly number[]) => quantile(ms, 0.99);
 beforeAll(async () => {
   fx = await weatherFixture({ holdoutRows: 300, newYorkRows: 10 });
   // The candidate: another small classifier on the same data, so it answers differently on some rows.
-  await train({
-    data: [fx.trainCsv],
-    store: openStore(fx.storeDir),
-    model: "weather",
-    label: "weather",
-    task: "classification",
-    features: [...WEATHER_FEATURES],
-    epochs: 3,
-    holdout: 0.2,
-    validation: 0.1,
-    seed: 7,
-    batchSize: 64,
-    learningRate: 0.01,
-    hiddenUnits: [4],
-    l2: 1e-4,
-    patience: 5,
-    backend: "auto",
-  });
+  await trainWeather(fx.storeDir, fx.trainCsv, { epochs: 3, seed: 7, hiddenUnits: [4] });
   const tokenFile = path.join(fx.dir, "feedback-token");
   fs.writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
   const token = ["--feedback-token-file", tokenFile];

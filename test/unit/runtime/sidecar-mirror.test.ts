@@ -10,6 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ShadowSummary } from "../../../src/monitoring/shadow-summary.js";
 import type { SidecarSummary } from "../../../src/monitoring/summary.js";
+import { parseSidecarSummary } from "../../../src/monitoring/summary-schema.js";
 import { readLog } from "../../../src/runtime/request-log.js";
 import { idFraction } from "../../../src/runtime/sidecar/mirror.js";
 import { postJson, startModelServer, startSidecar, stopAll, type LocalProcess } from "./local-processes.js";
@@ -43,15 +44,15 @@ async function summaryOf(proc: LocalProcess): Promise<SidecarSummary> {
   return (await (await fetch(`${proc.monitoringUrl}/v1/monitoring/summary`)).json()) as SidecarSummary;
 }
 
-async function shadowBlock(): Promise<ShadowSummary | undefined> {
-  return (await summaryOf(serving)).shadow;
+async function shadowBlock(servingSidecar = serving): Promise<ShadowSummary | undefined> {
+  return (await summaryOf(servingSidecar)).shadow;
 }
 
 /** Polls the serving sidecar's shadow block until `done` holds (mirroring is asynchronous by design). */
-async function shadowWhen(done: (s: ShadowSummary) => boolean, timeoutMs = 30_000): Promise<ShadowSummary> {
+async function shadowWhen(done: (s: ShadowSummary) => boolean, timeoutMs = 30_000, servingSidecar = serving): Promise<ShadowSummary> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const s = await shadowBlock();
+    const s = await shadowBlock(servingSidecar);
     if (s && done(s)) return s;
     if (Date.now() > deadline) throw new Error(`shadow block never reached the expected state: ${JSON.stringify(s)}`);
     await sleep(50);
@@ -188,6 +189,8 @@ describe("mirroring to a shadow candidate", () => {
     expect(s.pairs).toEqual({ task: "classification", ...cells });
     expect(s.servingLatency.reduce((a, b) => a + b)).toBe(requests);
     expect(s.shadowLatency.reduce((a, b) => a + b)).toBe(requests);
+    // What the operator reads: the summary with its shadow block passes the operator's own parser.
+    expect(parseSidecarSummary(await summaryOf(serving)).shadow).toEqual(s);
 
     // The shadow's own sidecar saw exactly the mirrored ids, and got every label (forwarded with the feedback token).
     const shadowSummary = await (async () => {
@@ -294,5 +297,79 @@ describe("mirroring to a shadow candidate", () => {
     expect(metrics).toMatch(/ballast_sidecar_mirror_requests_total\{outcome="dropped"\} [1-9]/);
     expect(metrics).toMatch(/ballast_sidecar_mirror_requests_total\{outcome="failed"\} [1-9]/);
     await fetch(`${serving.monitoringUrl}/v1/mirror`, { method: "DELETE" });
+  });
+});
+
+describe("mirroring a regressor", () => {
+  const FEATURES = ["precipitation", "temp_min", "wind"] as const;
+  let procs: LocalProcess[] = [];
+  let servingPair: LocalProcess;
+  let shadowPair: { server: LocalProcess; sidecar: LocalProcess };
+
+  const body = (rows: readonly WeatherRow[], id?: string) => ({
+    ...(id ? { id } : {}),
+    inputs: FEATURES.map((name) => ({ name, shape: [rows.length], datatype: "FP32", data: rows.map((r) => Number(r[name])) })),
+  });
+  const valuesOf = (res: { body: unknown }) => (res.body as { outputs: { name: string; data: number[] }[] }).outputs.find((o) => o.name === "value")!.data;
+
+  beforeAll(async () => {
+    // temp_max from the other columns: two versions that answer differently.
+    const store = path.join(fx.dir, "regression-store");
+    const regression = { task: "regression" as const, label: "temp_max", features: [...FEATURES], epochs: 3 };
+    await trainWeather(store, fx.trainCsv, regression);
+    await trainWeather(store, fx.trainCsv, { ...regression, seed: 7, hiddenUnits: [4] });
+    const server = await startModelServer(store, ["--version", "v1"]);
+    servingPair = await startSidecar(server.url, store, path.join(fx.dir, "regression-serving-log"));
+    const candidate = await startModelServer(store, ["--version", "v2"]);
+    shadowPair = { server: candidate, sidecar: await startSidecar(candidate.url, store, path.join(fx.dir, "regression-shadow-log")) };
+    procs = [servingPair, server, shadowPair.sidecar, candidate];
+  }, 240_000);
+
+  afterAll(() => stopAll(procs));
+
+  it("sums both models' differences and pairs each labelled row's absolute errors", async () => {
+    const put = await mirrorCall(
+      "PUT",
+      { version: "v2", targets: [shadowPair.sidecar.url], sampleRate: 1, expiresAt: inMinutes(2) },
+      servingPair.monitoringUrl,
+    );
+    expect(put.status).toBe(200);
+    const requests = 30;
+    let sumAbsDifference = 0;
+    let servingAbsErrorSum = 0;
+    let shadowAbsErrorSum = 0;
+    const diffs: number[] = [];
+    const feedback: { id: string; labels: number[] }[] = [];
+    for (let i = 0; i < requests; i++) {
+      const rows = fx.seattleHoldout.slice(i * ROWS_PER_REQUEST, (i + 1) * ROWS_PER_REQUEST);
+      const id = `reg-${i}`;
+      const served = await postJson(`${servingPair.url}/v2/models/weather/infer`, body(rows, id));
+      expect(served.status).toBe(200);
+      const candidate = valuesOf(await postJson(`${shadowPair.server.url}/v2/models/weather/infer`, body(rows)));
+      const labels = rows.map((r) => Number(r.temp_max));
+      valuesOf(served).forEach((v, r) => {
+        sumAbsDifference += Math.abs(v - candidate[r]!);
+        servingAbsErrorSum += Math.abs(v - labels[r]!);
+        shadowAbsErrorSum += Math.abs(candidate[r]! - labels[r]!);
+        diffs.push(Math.abs(v - labels[r]!) - Math.abs(candidate[r]! - labels[r]!));
+      });
+      feedback.push({ id, labels });
+    }
+    expect((await postJson(`${servingPair.url}/v1/feedback`, { feedback })).status).toBe(200);
+
+    const rows = requests * ROWS_PER_REQUEST;
+    const s = await shadowWhen((x) => x.pairs.task === "regression" && x.pairs.count === rows, 30_000, servingPair);
+    expect(s).toMatchObject({ version: "v2", mirrored: requests, dropped: 0, failed: 0, rows });
+    expect(s.agreedRows).toBeLessThan(rows);
+    expect(s.sumAbsDifference).toBeCloseTo(sumAbsDifference, 6);
+    if (s.pairs.task !== "regression") throw new Error("regression pairs expected");
+    expect(s.pairs.servingAbsErrorSum).toBeCloseTo(servingAbsErrorSum, 6);
+    expect(s.pairs.shadowAbsErrorSum).toBeCloseTo(shadowAbsErrorSum, 6);
+    // Labels that came back before their copy was answered are counted later: compare as sets.
+    const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+    sorted(s.pairs.diffs).forEach((d, i) => expect(d).toBeCloseTo(sorted(diffs)[i]!, 9));
+    const forwarded = async () => (await summaryOf(shadowPair.sidecar)).totals.feedback;
+    for (const deadline = Date.now() + 15_000; (await forwarded()) < rows && Date.now() < deadline;) await sleep(50);
+    expect(await forwarded()).toBe(rows);
   });
 });

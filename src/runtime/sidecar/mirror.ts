@@ -12,6 +12,7 @@ import { SIDECAR_PATHS } from "../../api/sidecar-paths.js";
 import type { ShadowSummary } from "../../monitoring/shadow-summary.js";
 import { parseFeedbackBody } from "../wire/feedback.js";
 import { parseMirrorConfig, type MirrorConfig } from "./mirror-config.js";
+import { SendQueue } from "./send-queue.js";
 import type { SidecarMetrics } from "./metrics.js";
 import { ShadowTally, answersPair, type AcceptedRowLabel, type LabelsToForward, type Prediction } from "./shadow-tally.js";
 
@@ -81,41 +82,6 @@ export function idFraction(id: string): number {
   return (h >>> 0) / 2 ** 32;
 }
 
-/** A bounded queue drained by a fixed number of senders; bytes count until a job finishes. */
-class SendQueue {
-  private jobs: { run: () => Promise<void>; bytes: number }[] = [];
-  private held = 0;
-  private running = 0;
-
-  constructor(private readonly limits: { maxQueued: number; maxQueuedBytes: number; concurrency: number }) {}
-
-  /** False (and nothing queued) when the queue is full. */
-  push(run: () => Promise<void>, bytes: number): boolean {
-    if (this.jobs.length + this.running >= this.limits.maxQueued || this.held + bytes > this.limits.maxQueuedBytes) return false;
-    this.jobs.push({ run, bytes });
-    this.held += bytes;
-    this.pump();
-    return true;
-  }
-
-  clear(): void {
-    for (const job of this.jobs) this.held -= job.bytes;
-    this.jobs = [];
-  }
-
-  private pump(): void {
-    while (this.running < this.limits.concurrency && this.jobs.length > 0) {
-      const job = this.jobs.shift()!;
-      this.running++;
-      void job.run().finally(() => {
-        this.running--;
-        this.held -= job.bytes;
-        this.pump();
-      });
-    }
-  }
-}
-
 export class Mirror {
   private session: MirrorSession | undefined;
   private readonly limits: MirrorLimits;
@@ -131,8 +97,9 @@ export class Mirror {
     this.now = options.now ?? Date.now;
     // Its own pool: a slow shadow never takes a connection the model server's pool needs.
     this.agent = new Agent({ connections: this.limits.concurrency, keepAliveTimeout: 30_000 });
-    this.requests = new SendQueue(this.limits);
-    this.feedback = new SendQueue(FEEDBACK_LIMITS);
+    const onBug = (err: unknown) => options.logger.error({ event: "mirror-bug", err }, "mirroring failed unexpectedly");
+    this.requests = new SendQueue(this.limits, onBug);
+    this.feedback = new SendQueue(FEEDBACK_LIMITS, onBug);
   }
 
   /** PUT: the same version refreshes targets, rate and expiry and keeps the tallies; another version starts afresh. */

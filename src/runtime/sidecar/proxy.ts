@@ -179,6 +179,7 @@ export class ModelServerProxy {
     if (status === 413) out.connection = "close";
     const record = exchange.kind === "inference-recorded" && status === 200;
     let responseBody: Buffer | undefined;
+    let servingMs = 0;
     try {
       res.writeHead(status, out);
       if (record) {
@@ -186,18 +187,8 @@ export class ModelServerProxy {
         const chunks: Buffer[] = [];
         for await (const c of upstream.body) chunks.push(c as Buffer);
         responseBody = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        servingMs = performance.now() - sentAt;
         res.end(responseBody);
-        if (exchange.kind === "inference-recorded" && exchange.mirrorable) {
-          // After res.end: the user has the answer before the shadow hears of the request.
-          this.options.mirror.offer({
-            id,
-            path: req.url ?? "/",
-            contentType: req.headers["content-type"],
-            requestBody: exchange.requestBody,
-            responseBody,
-            servingMs: performance.now() - sentAt,
-          });
-        }
       } else {
         await pipeline(upstream.body, res);
       }
@@ -220,6 +211,11 @@ export class ModelServerProxy {
         id,
         ...(typeof responseId === "string" ? { responseId } : {}),
       });
+      // After res.end and the monitor: the user has the answer before the shadow hears of the request.
+      if (exchange.mirrorable) {
+        const { requestBody } = exchange;
+        this.options.mirror.offer({ id, path: req.url ?? "/", contentType: req.headers["content-type"], requestBody, responseBody, servingMs });
+      }
       return;
     }
     release();

@@ -1,11 +1,13 @@
 // The serving sidecar's shadow bookkeeping without processes: answers compared row by row, labels paired into the
-// cells the operator's paired test reads (also when they come back before the shadow answered), bounds, the PUT body.
+// cells the operator's paired test reads (also when they come back before the shadow answered), bounds, the send
+// queue's limits, the PUT body.
 import { describe, expect, it } from "vitest";
 import { MAX_SHADOW_DIFFS, SHADOW_LATENCY_BOUNDS_MS, ShadowSummarySchema } from "../../../src/monitoring/shadow-summary.js";
 import { Value } from "@sinclair/typebox/value";
 import { Refusal } from "../../../src/runtime/refusal.js";
 import { parseMirrorConfig } from "../../../src/runtime/sidecar/mirror-config.js";
 import { idFraction } from "../../../src/runtime/sidecar/mirror.js";
+import { SendQueue } from "../../../src/runtime/sidecar/send-queue.js";
 import { ShadowTally, answersPair, latencyBucket } from "../../../src/runtime/sidecar/shadow-tally.js";
 
 const SINCE = "2026-12-05T12:00:00.000Z";
@@ -126,6 +128,40 @@ describe("latency buckets and sampling", () => {
     const share = ids.filter((id) => idFraction(id) < 0.25).length / ids.length;
     expect(share).toBeGreaterThan(0.24);
     expect(share).toBeLessThan(0.26);
+  });
+});
+
+describe("the send queue", () => {
+  it("runs at most `concurrency` jobs, refuses past its count or byte bound, and frees both as jobs finish", async () => {
+    const bugs: unknown[] = [];
+    const queue = new SendQueue({ maxQueued: 3, maxQueuedBytes: 100, concurrency: 2 }, (err) => bugs.push(err));
+    const started: number[] = [];
+    const finish: (() => void)[] = [];
+    const job = (n: number) => () => {
+      started.push(n);
+      return new Promise<void>((resolve) => finish.push(resolve));
+    };
+    expect(queue.push(job(1), 10)).toBe(true);
+    expect(queue.push(job(2), 10)).toBe(true);
+    expect(queue.push(job(3), 90)).toBe(false); // 110 bytes
+    expect(queue.push(job(3), 10)).toBe(true);
+    expect(queue.push(job(4), 10)).toBe(false); // 4 jobs
+    expect(started).toEqual([1, 2]);
+    finish[0]!();
+    await new Promise((r) => setImmediate(r));
+    expect(started).toEqual([1, 2, 3]);
+    expect(queue.push(job(4), 70)).toBe(true); // 1 finished: 30 + 70 bytes, 3 jobs
+    for (const f of finish.slice(1)) f();
+    await new Promise((r) => setImmediate(r));
+    expect(started).toEqual([1, 2, 3, 4]);
+    finish.at(-1)!();
+    await new Promise((r) => setImmediate(r));
+    // A job that throws is reported, and the queue goes on.
+    expect(queue.push(() => Promise.reject(new Error("bug")), 0)).toBe(true);
+    await new Promise((r) => setImmediate(r));
+    expect(bugs).toHaveLength(1);
+    expect(queue.push(job(5), 100)).toBe(true);
+    expect(started).toEqual([1, 2, 3, 4, 5]);
   });
 });
 

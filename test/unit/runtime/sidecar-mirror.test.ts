@@ -238,7 +238,7 @@ describe("mirroring to a shadow candidate", () => {
     expect((await summaryOf(shadow)).totals.requests).toBe(expired.mirrored);
   });
 
-  it("drops the tallies on DELETE", async () => {
+  it("drops the tallies on DELETE, and starts afresh for another version", async () => {
     const del = await fetch(`${serving.monitoringUrl}/v1/mirror`, { method: "DELETE" });
     expect(del.status).toBe(204);
     expect(await mirrorCall("GET")).toEqual({ status: 200, body: { mirror: null } });
@@ -246,6 +246,12 @@ describe("mirroring to a shadow candidate", () => {
     // A new mirror starts from zero.
     await mirrorCall("PUT", { version: "v2", targets: [shadow.url], sampleRate: 1, expiresAt: inMinutes(2) });
     expect(await shadowBlock()).toMatchObject({ mirrored: 0, rows: 0, pairs: { bothRight: 0, servingOnly: 0, shadowOnly: 0, bothWrong: 0 } });
+    await infer("fresh", fx.seattleHoldout, 5);
+    const v2 = await shadowWhen((s) => s.mirrored === 5);
+    // Another candidate version starts its own tallies.
+    const next = await mirrorCall("PUT", { version: "v3", targets: [shadow.url], sampleRate: 1, expiresAt: inMinutes(2) });
+    expect((next.body as { mirror: { since: string } }).mirror.since > v2.since).toBe(true);
+    expect(await shadowBlock()).toMatchObject({ version: "v3", mirrored: 0, rows: 0 });
     await fetch(`${serving.monitoringUrl}/v1/mirror`, { method: "DELETE" });
   });
 
@@ -291,8 +297,10 @@ describe("mirroring to a shadow candidate", () => {
       deadP99Ms: p99(dead.ms),
     };
     console.log(`user p99 latency with ${requests} sequential requests each: ${JSON.stringify(numbers)}`);
-    // Timing noise on shared cores: a blocked user request would take the 5 s mirror timeout, not milliseconds.
-    for (const p of [numbers.hangingP99Ms, numbers.deadP99Ms]) expect(p).toBeLessThan(Math.max(3 * numbers.offP99Ms, numbers.offP99Ms + 50));
+    // The typical request is as fast as without a mirror, and none waited for the hanging shadow (that takes the 5 s
+    // mirror timeout); the p99s are logged, not compared: on shared cores they move by tens of ms from run to run.
+    for (const p50 of [numbers.hangingP50Ms, numbers.deadP50Ms]) expect(p50).toBeLessThan(2 * numbers.offP50Ms + 5);
+    expect(Math.max(...hung.ms)).toBeLessThan(2500);
     const metrics = await (await fetch(`${serving.monitoringUrl}/metrics`)).text();
     expect(metrics).toMatch(/ballast_sidecar_mirror_requests_total\{outcome="dropped"\} [1-9]/);
     expect(metrics).toMatch(/ballast_sidecar_mirror_requests_total\{outcome="failed"\} [1-9]/);

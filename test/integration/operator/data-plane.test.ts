@@ -102,11 +102,15 @@ describe("ballast operator: the serving pods' data plane", () => {
     expect(policy.spec!.ingress).toEqual([{ ports: [{ port: 8080, protocol: "TCP" }] }]);
   });
 
-  it("keeps the summary and metrics off the Service; the operator reads them on each pod's monitoring port and fills lastMetrics", async () => {
-    for (const path of ["/v1/monitoring/summary", "/metrics"]) expect((await fetch(`${serviceUrl}${path}`)).status).toBe(404);
+  it("keeps the summary, metrics and mirror switch off the Service; the operator reads them on each pod's monitoring port and fills lastMetrics", async () => {
+    for (const path of ["/v1/monitoring/summary", "/metrics", "/v1/mirror"]) expect((await fetch(`${serviceUrl}${path}`)).status).toBe(404);
+    expect((await fetch(`${serviceUrl}/v1/mirror`, { method: "PUT", body: "{}" })).status).toBe(404);
     const [pod] = await readyPods();
     const direct = await fetch(`http://${pod!.status!.podIP}:${SIDECAR_MONITORING_PORT}/v1/monitoring/summary`);
     expect(direct.status).toBe(200);
+    // The switch is there, for the operator only: no mirror until it sets one.
+    const mirror = await fetch(`http://${pod!.status!.podIP}:${SIDECAR_MONITORING_PORT}/v1/mirror`);
+    expect(await mirror.json()).toEqual({ mirror: null });
     // One window of 100 rows closes; the operator scrapes it into status.
     for (let i = 0; i < 10; i++) expect((await infer(undefined, 10)).status).toBe(200);
     const md = await waitFor(

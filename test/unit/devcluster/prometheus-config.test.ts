@@ -1,0 +1,76 @@
+// `ballast dev up --prometheus` writes a prometheus.yml generated from the shipped ServiceMonitor and PodMonitor and
+// loads the shipped rules: promtool (built from the same Prometheus module) accepts both, and the rules load whether
+// they come as a plain rules file or wrapped in a PrometheusRule.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import {
+  locatePrometheusTool,
+  prometheusConfig,
+  readMonitors,
+  ruleGroupsOf,
+  SHIPPED_MONITORS_DIR,
+  SHIPPED_RULES_FILE,
+} from "../../../src/devcluster/prometheus.js";
+
+let promtool = "";
+let dir = "";
+
+function promtoolRun(args: string[]) {
+  const res = spawnSync(promtool, args, { encoding: "utf8" });
+  return { status: res.status, output: res.stdout + res.stderr };
+}
+
+describe("the dev Prometheus's config and the shipped rules", () => {
+  beforeAll(() => {
+    // Built once from hack/prometheus's Go module (minutes on a cold Go cache).
+    promtool = locatePrometheusTool("promtool");
+    dir = mkdtempSync(join(tmpdir(), "prometheus-config-"));
+  }, 1_800_000);
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("the shipped rules pass promtool check rules", () => {
+    const res = promtoolRun(["check", "rules", SHIPPED_RULES_FILE]);
+    expect(res.output).toMatch(/SUCCESS: \d+ rules found/);
+    expect(res.status).toBe(0);
+  });
+
+  it("promtool check rules rejects a rule with a PromQL typo (the check is real)", () => {
+    const bad = join(dir, "bad-rules.yaml");
+    writeFileSync(bad, stringify({ groups: [{ name: "g", rules: [{ alert: "A", expr: "rate(ballast_sidecar_requests_total[5m]" }] }] }));
+    const res = promtoolRun(["check", "rules", bad]);
+    expect(res.status).not.toBe(0);
+    expect(res.output).toMatch(/unclosed left parenthesis/);
+  });
+
+  it("the scrape config generated from the shipped monitors passes promtool check config", () => {
+    const kubeconfig = join(dir, "prometheus.kubeconfig");
+    writeFileSync(kubeconfig, "apiVersion: v1\nkind: Config\n");
+    const config = join(dir, "prometheus.yml");
+    const monitors = readMonitors(SHIPPED_MONITORS_DIR);
+    expect(monitors.map((m) => m.kind).sort()).toEqual(["PodMonitor", "ServiceMonitor"]);
+    writeFileSync(config, stringify(prometheusConfig({ kubeconfig, monitors, ruleFiles: [SHIPPED_RULES_FILE], intervalSeconds: 2 })));
+    const res = promtoolRun(["check", "config", "--syntax-only", config]);
+    expect(res.output).toContain("SUCCESS");
+    expect(res.status).toBe(0);
+  });
+
+  it("reads the same rule groups from the plain file and from a PrometheusRule wrapping it", () => {
+    const plain = readFileSync(SHIPPED_RULES_FILE, "utf8");
+    const groups = ruleGroupsOf(plain, "plain");
+    expect(groups.length).toBeGreaterThan(0);
+    const wrapped = stringify({ apiVersion: "monitoring.coreos.com/v1", kind: "PrometheusRule", metadata: { name: "ballast" }, spec: { groups } });
+    expect(ruleGroupsOf(wrapped, "wrapped")).toEqual(groups);
+  });
+
+  it("says which file is neither a rules file nor a PrometheusRule", () => {
+    expect(() => ruleGroupsOf("kind: ConfigMap\ndata: {}\n", "cm.yaml")).toThrow("cm.yaml: neither a rules file (groups:) nor a PrometheusRule (spec.groups)");
+    expect(() => ruleGroupsOf("groups: [\n", "broken.yaml")).toThrow(/^broken.yaml: not YAML/);
+  });
+});

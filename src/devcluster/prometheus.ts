@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { V1Service } from "@kubernetes/client-node";
 import { parseAllDocuments, stringify } from "yaml";
 import type { KubeClient, ResourceType } from "../kube/client.js";
 import { serverSideApply } from "../kube/apply.js";
@@ -21,11 +22,13 @@ const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 /** The rules file the chart wraps into a PrometheusRule and deploy/ ships as one: Prometheus loads it as is. */
 export const SHIPPED_RULES_FILE = join(repoRoot, "charts/ballast/rules/ballast-rules.yaml");
 
-/** Prometheus's identity on the local API server: no group, only the discovery rights PROMETHEUS_DISCOVERY_ROLE grants. */
+/** Prometheus's identity on the local API server: no group, only the discovery rights grantDiscovery gives it. */
 export const PROMETHEUS_USER = "ballast-prometheus";
 
 /** The shipped prometheus-operator objects: the dev Prometheus's scrape jobs are generated from them. */
 export const SHIPPED_MONITORS_DIR = join(repoRoot, "deploy/components/prometheus-operator");
+/** Where the Services those monitors select are (the operator's metrics Service). */
+export const SHIPPED_SERVICES_DIR = join(repoRoot, "deploy/base");
 
 const CLUSTER_ROLES: ResourceType = { group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterroles", namespaced: false };
 const CLUSTER_ROLE_BINDINGS: ResourceType = { group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterrolebindings", namespaced: false };
@@ -49,8 +52,10 @@ export interface StaticTarget {
 export interface PrometheusConfigInput {
   /** Kubeconfig Prometheus discovers targets with. */
   kubeconfig: string;
-  /** ServiceMonitor and PodMonitor objects, each rendered into one scrape job. */
+  /** ServiceMonitor and PodMonitor objects, rendered into scrape jobs. */
   monitors: Monitor[];
+  /** The Services a ServiceMonitor may select. */
+  services: V1Service[];
   ruleFiles: string[];
   /** Scrape and rule evaluation interval: short on a dev cluster so a window's change shows within seconds. */
   intervalSeconds: number;
@@ -77,67 +82,105 @@ export interface Monitor {
   };
 }
 
-/** The monitors in the YAML files of `dir` (other kinds, e.g. a PrometheusRule or a kustomization, are skipped). */
-export function readMonitors(dir: string): Monitor[] {
-  const monitors: Monitor[] = [];
+/** The objects of the given kinds in the YAML files of `dir` (others, e.g. a kustomization, are skipped). */
+export function readManifests<T>(dir: string, kinds: string[]): T[] {
+  const found: T[] = [];
   for (const file of readdirSync(dir)
     .filter((f) => /\.ya?ml$/.test(f))
     .sort()) {
     for (const doc of parseAllDocuments(readFileSync(join(dir, file), "utf8"))) {
       const value = doc.toJS() as { kind?: string } | null;
-      if (value?.kind === "ServiceMonitor" || value?.kind === "PodMonitor") monitors.push(value as Monitor);
+      if (value?.kind && kinds.includes(value.kind)) found.push(value as T);
     }
   }
-  return monitors;
+  return found;
 }
 
-const metaLabel = (kind: "pod" | "service", label: string) => `__meta_kubernetes_${kind}_label_${label.replace(/[^a-zA-Z0-9_]/g, "_")}`;
+const metaLabel = (label: string) => `__meta_kubernetes_pod_label_${label.replace(/[^a-zA-Z0-9_]/g, "_")}`;
+const matches = (labels: Record<string, string> | undefined, selector: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+const keepPodLabels = (selector: Record<string, string>) =>
+  Object.entries(selector).map(([label, value]) => ({ source_labels: [metaLabel(label)], regex: escapeRegex(value), action: "keep" }));
+
+/** What a job discovers, before the target labels: pods of some namespaces, kept by relabelling. */
+interface Discovery {
+  namespaces?: string[];
+  keep: Record<string, unknown>[];
+  labels: Record<string, unknown>[];
+}
 
 /**
- * One scrape job per monitor endpoint, relabelled as prometheus-operator renders it (job and target labels
- * included), so a query that works against this Prometheus works against kube-prometheus-stack with the same
- * monitors. ServiceMonitors discover the Service's EndpointSlices; PodMonitors the pods' named container ports.
+ * The scrape jobs of a monitor, relabelled as prometheus-operator renders them (job and target labels included), so
+ * a query that works against this Prometheus works against kube-prometheus-stack with the same monitors. Both kinds
+ * discover pods: a PodMonitor's by its selector and container port name; a ServiceMonitor's through the Services it
+ * selects among `services` (their pod selector and target port, ready pods only, as an EndpointSlice lists them),
+ * because the API server refuses the local cluster's loopback pod IPs in EndpointSlices.
  */
-export function scrapeJobs(monitor: Monitor, kubeconfig: string): Record<string, unknown>[] {
+export function scrapeJobs(monitor: Monitor, kubeconfig: string, services: V1Service[]): Record<string, unknown>[] {
   const { kind, metadata, spec } = monitor;
-  const isService = kind === "ServiceMonitor";
-  const endpoints = (isService ? spec.endpoints : spec.podMetricsEndpoints) ?? [];
+  const endpoints = (kind === "ServiceMonitor" ? spec.endpoints : spec.podMetricsEndpoints) ?? [];
   if (endpoints.length === 0) throw new Error(`${kind} ${metadata.namespace}/${metadata.name}: no endpoints`);
   const namespaces = spec.namespaceSelector?.any ? undefined : (spec.namespaceSelector?.matchNames ?? [metadata.namespace]);
-  const selector = Object.entries(spec.selector.matchLabels);
-  return endpoints.map((ep, i) => ({
-    job_name: `${isService ? "serviceMonitor" : "podMonitor"}/${metadata.namespace}/${metadata.name}/${i}`,
-    honor_labels: ep.honorLabels ?? false,
-    metrics_path: ep.path ?? "/metrics",
-    kubernetes_sd_configs: [
-      { role: isService ? "endpointslice" : "pod", kubeconfig_file: kubeconfig, ...(namespaces ? { namespaces: { names: namespaces } } : {}) },
-    ],
-    relabel_configs: [
-      ...selector.map(([label, value]) => ({ source_labels: [metaLabel(isService ? "service" : "pod", label)], regex: escapeRegex(value), action: "keep" })),
-      {
-        source_labels: [isService ? "__meta_kubernetes_endpointslice_port_name" : "__meta_kubernetes_pod_container_port_name"],
-        regex: escapeRegex(ep.port),
-        action: "keep",
-      },
-      // As prometheus-operator does: a finished pod's IP may already belong to another pod.
-      { source_labels: ["__meta_kubernetes_pod_phase"], regex: "(Failed|Succeeded)", action: "drop" },
-      { source_labels: ["__meta_kubernetes_namespace"], target_label: "namespace" },
-      ...(isService ? [{ source_labels: ["__meta_kubernetes_service_name"], target_label: "service" }] : []),
-      { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },
-      { source_labels: ["__meta_kubernetes_pod_container_name"], target_label: "container" },
-      isService
-        ? { source_labels: ["__meta_kubernetes_service_name"], target_label: "job" }
-        : { target_label: "job", replacement: `${metadata.namespace}/${metadata.name}` },
-      { target_label: "endpoint", replacement: ep.port },
-      ...(ep.relabelings ?? []).map((r) => ({
-        ...(r.sourceLabels ? { source_labels: r.sourceLabels } : {}),
-        ...(r.targetLabel ? { target_label: r.targetLabel } : {}),
-        ...(r.regex ? { regex: r.regex } : {}),
-        ...(r.replacement !== undefined ? { replacement: r.replacement } : {}),
-        ...(r.action ? { action: r.action.toLowerCase() } : {}),
-      })),
-    ],
-  }));
+  const jobs: Record<string, unknown>[] = [];
+  endpoints.forEach((ep, i) => {
+    const discoveries: Discovery[] = [];
+    if (kind === "PodMonitor") {
+      discoveries.push({
+        ...(namespaces ? { namespaces } : {}),
+        keep: [
+          ...keepPodLabels(spec.selector.matchLabels),
+          { source_labels: ["__meta_kubernetes_pod_container_port_name"], regex: escapeRegex(ep.port), action: "keep" },
+        ],
+        labels: [{ target_label: "job", replacement: `${metadata.namespace}/${metadata.name}` }],
+      });
+    } else {
+      for (const svc of services) {
+        const port = svc.spec?.ports?.find((p) => p.name === ep.port);
+        const ns = svc.metadata?.namespace ?? "";
+        if (!port || !matches(svc.metadata?.labels, spec.selector.matchLabels) || (namespaces && !namespaces.includes(ns))) continue;
+        const target = port.targetPort ?? port.port;
+        discoveries.push({
+          namespaces: [ns],
+          keep: [
+            ...keepPodLabels(svc.spec?.selector ?? {}),
+            typeof target === "string"
+              ? { source_labels: ["__meta_kubernetes_pod_container_port_name"], regex: escapeRegex(target), action: "keep" }
+              : { source_labels: ["__meta_kubernetes_pod_container_port_number"], regex: String(target), action: "keep" },
+            { source_labels: ["__meta_kubernetes_pod_ready"], regex: "true", action: "keep" },
+          ],
+          labels: [
+            { target_label: "service", replacement: svc.metadata!.name },
+            { target_label: "job", replacement: svc.metadata!.name },
+          ],
+        });
+      }
+    }
+    for (const d of discoveries) {
+      jobs.push({
+        job_name: `${kind === "ServiceMonitor" ? "serviceMonitor" : "podMonitor"}/${metadata.namespace}/${metadata.name}/${i}${jobs.length ? `-${jobs.length}` : ""}`,
+        honor_labels: ep.honorLabels ?? false,
+        metrics_path: ep.path ?? "/metrics",
+        kubernetes_sd_configs: [{ role: "pod", kubeconfig_file: kubeconfig, ...(d.namespaces ? { namespaces: { names: d.namespaces } } : {}) }],
+        relabel_configs: [
+          ...d.keep,
+          // As prometheus-operator does: a finished pod's IP may already belong to another pod.
+          { source_labels: ["__meta_kubernetes_pod_phase"], regex: "(Failed|Succeeded)", action: "drop" },
+          { source_labels: ["__meta_kubernetes_namespace"], target_label: "namespace" },
+          { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },
+          { source_labels: ["__meta_kubernetes_pod_container_name"], target_label: "container" },
+          ...d.labels,
+          { target_label: "endpoint", replacement: ep.port },
+          ...(ep.relabelings ?? []).map((r) => ({
+            ...(r.sourceLabels ? { source_labels: r.sourceLabels } : {}),
+            ...(r.targetLabel ? { target_label: r.targetLabel } : {}),
+            ...(r.regex ? { regex: r.regex } : {}),
+            ...(r.replacement !== undefined ? { replacement: r.replacement } : {}),
+            ...(r.action ? { action: r.action.toLowerCase() } : {}),
+          })),
+        ],
+      });
+    }
+  });
+  return jobs;
 }
 
 const escapeRegex = (value: string) => value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -151,7 +194,7 @@ export function prometheusConfig(input: PrometheusConfigInput): Record<string, u
     global: { scrape_interval: interval, evaluation_interval: interval, scrape_timeout: interval },
     rule_files: input.ruleFiles,
     scrape_configs: [
-      ...input.monitors.flatMap((m) => scrapeJobs(m, input.kubeconfig)),
+      ...input.monitors.flatMap((m) => scrapeJobs(m, input.kubeconfig, input.services)),
       ...[...staticJobs].map(([job, targets]) => ({
         job_name: job,
         honor_labels: true,
@@ -239,7 +282,8 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
   const configFile = join(home, "prometheus.yml");
   const config = prometheusConfig({
     kubeconfig,
-    monitors: readMonitors(SHIPPED_MONITORS_DIR),
+    monitors: readManifests<Monitor>(SHIPPED_MONITORS_DIR, ["ServiceMonitor", "PodMonitor"]),
+    services: readManifests<V1Service>(SHIPPED_SERVICES_DIR, ["Service"]),
     ruleFiles,
     intervalSeconds: options.intervalSeconds ?? 2,
     staticTargets: options.staticTargets,
@@ -270,7 +314,7 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
   }
 }
 
-/** What the prometheus-operator's Prometheus ServiceAccount gets to discover targets: read pods, services, EndpointSlices. */
+/** Prometheus may list and watch pods, which is all its pod discovery reads. */
 async function grantDiscovery(admin: KubeClient): Promise<void> {
   await serverSideApply(
     admin,
@@ -279,10 +323,8 @@ async function grantDiscovery(admin: KubeClient): Promise<void> {
       apiVersion: "rbac.authorization.k8s.io/v1",
       kind: "ClusterRole",
       metadata: { name: PROMETHEUS_USER },
-      rules: [
-        { apiGroups: [""], resources: ["pods", "services"], verbs: ["get", "list", "watch"] },
-        { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["get", "list", "watch"] },
-      ],
+      // Every job discovers pods (see scrapeJobs): nothing else to read.
+      rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] }],
     },
     { fieldManager: "ballast-dev" },
   );

@@ -162,14 +162,15 @@ describe("a real Prometheus scraping the local cluster: the shipped dashboard an
     expect(operatorUp.metric.namespace).toBe("ballast-system");
   });
 
-  it("discovers as its own user, which may only read pods, services and EndpointSlices (no Secrets, no writes)", async () => {
+  it("discovers as its own user, which may only list and watch pods (no Secrets, no writes)", async () => {
     const asPrometheus = ["--kubeconfig", join(inject("clusterDir")!, "prometheus", "prometheus.kubeconfig")];
     const can = async (...args: string[]) => (await kubectl(["auth", "can-i", ...args, ...asPrometheus])).stdout.trim();
     expect(await can("watch", "pods", "--all-namespaces")).toBe("yes");
-    expect(await can("list", "endpointslices.discovery.k8s.io", "--all-namespaces")).toBe("yes");
+    expect(await can("list", "pods", "--all-namespaces")).toBe("yes");
     expect(await can("get", "secrets", "-n", ns.name)).toBe("no");
     expect(await can("create", "pods", "-n", ns.name)).toBe("no");
     expect(await can("list", "configmaps", "-n", ns.name)).toBe("no");
+    expect(await can("list", "services", "-n", ns.name)).toBe("no");
   });
 
   it("calm traffic: healthy windows and no degradation alert, pending or firing", async () => {

@@ -10,11 +10,14 @@ import { stringify } from "yaml";
 import {
   locatePrometheusTool,
   prometheusConfig,
-  readMonitors,
+  readManifests,
   ruleGroupsOf,
   SHIPPED_MONITORS_DIR,
+  SHIPPED_SERVICES_DIR,
   SHIPPED_RULES_FILE,
+  type Monitor,
 } from "../../../src/devcluster/prometheus.js";
+import type { V1Service } from "@kubernetes/client-node";
 
 let promtool = "";
 let dir = "";
@@ -53,9 +56,15 @@ describe("the dev Prometheus's config and the shipped rules", () => {
     const kubeconfig = join(dir, "prometheus.kubeconfig");
     writeFileSync(kubeconfig, "apiVersion: v1\nkind: Config\n");
     const config = join(dir, "prometheus.yml");
-    const monitors = readMonitors(SHIPPED_MONITORS_DIR);
-    expect(monitors.map((m) => m.kind).sort()).toEqual(["PodMonitor", "ServiceMonitor"]);
-    writeFileSync(config, stringify(prometheusConfig({ kubeconfig, monitors, ruleFiles: [SHIPPED_RULES_FILE], intervalSeconds: 2 })));
+    const monitors = readManifests<Monitor>(SHIPPED_MONITORS_DIR, ["ServiceMonitor", "PodMonitor"]);
+    const services = readManifests<V1Service>(SHIPPED_SERVICES_DIR, ["Service"]);
+    const generated = prometheusConfig({ kubeconfig, monitors, services, ruleFiles: [SHIPPED_RULES_FILE], intervalSeconds: 2 });
+    // One job per monitor: the ServiceMonitor found the operator's metrics Service.
+    expect((generated.scrape_configs as { job_name: string }[]).map((j) => j.job_name).sort()).toEqual([
+      "podMonitor/ballast-system/ballast-serving/0",
+      "serviceMonitor/ballast-system/ballast-operator/0",
+    ]);
+    writeFileSync(config, stringify(generated));
     const res = promtoolRun(["check", "config", "--syntax-only", config]);
     expect(res.output).toContain("SUCCESS");
     expect(res.status).toBe(0);

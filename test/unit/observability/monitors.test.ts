@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import type { V1Deployment, V1Service } from "@kubernetes/client-node";
 import { applyModelDeploymentDefaults, type ResolvedModelDeployment } from "../../../src/api/index.js";
-import { readMonitors, type Monitor } from "../../../src/devcluster/prometheus.js";
+import { readManifests, SHIPPED_MONITORS_DIR, type Monitor } from "../../../src/devcluster/prometheus.js";
 import { desiredServingObjects } from "../../../src/operator/serving/desired-state.js";
 
 const repoRoot = new URL("../../../", import.meta.url).pathname;
@@ -35,6 +35,8 @@ const servingPod = () => {
   return desiredServingObjects(md, { defaultImage: "ghcr.io/ballast-dev/ballast:0.1.0" }).deployment.spec!.template;
 };
 
+const shippedMonitors = () => readManifests<Monitor>(SHIPPED_MONITORS_DIR, ["ServiceMonitor", "PodMonitor"]);
+
 function expectSelectsServingPods(monitor: Monitor) {
   const pod = servingPod();
   expect(pod.metadata!.labels).toMatchObject(monitor.spec.selector.matchLabels);
@@ -59,14 +61,14 @@ describe("prometheus-operator objects", () => {
   }, 900_000);
 
   it("deploy/: the PodMonitor selects the operator's serving pods on the sidecar's named monitoring port, in every namespace", () => {
-    const pod = readMonitors(`${repoRoot}deploy/components/prometheus-operator`).find((m) => m.kind === "PodMonitor")!;
+    const pod = shippedMonitors().find((m) => m.kind === "PodMonitor")!;
     expectSelectsServingPods(pod);
     expect(pod.spec.namespaceSelector).toEqual({ any: true });
   });
 
   it("deploy/: the ServiceMonitor selects the operator's metrics Service on its named port", () => {
     const service = parse(readFileSync(`${repoRoot}deploy/base/metrics-service.yaml`, "utf8")) as V1Service;
-    const sm = readMonitors(`${repoRoot}deploy/components/prometheus-operator`).find((m) => m.kind === "ServiceMonitor")!;
+    const sm = shippedMonitors().find((m) => m.kind === "ServiceMonitor")!;
     expect(sm.metadata.namespace).toBe(service.metadata!.namespace);
     expectSelectsMetricsService(sm, service);
   });

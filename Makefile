@@ -81,8 +81,12 @@ prometheus-binary: ## Build Prometheus and promtool from their Go module into th
 	@hack/prometheus/ensure-prometheus.sh prometheus >/dev/null
 	@hack/prometheus/ensure-prometheus.sh promtool >/dev/null
 
+.PHONY: prometheus-operator-crds
+prometheus-operator-crds: ## Download prometheus-operator's CRDs (Go module cache) for the tests that validate the ServiceMonitor/PodMonitor.
+	@hack/prometheus-operator/ensure-crds.sh >/dev/null
+
 .PHONY: test
-test: build lint k8s-binaries helm-binary prometheus-binary ## Typecheck and lint, then run unit and integration tests (integration tests start a local cluster).
+test: build lint k8s-binaries helm-binary prometheus-binary prometheus-operator-crds ## Typecheck and lint, then run unit and integration tests (integration tests start a local cluster).
 	$(WITH_NODE) K8S_BIN_DIR="$(K8S_BIN_DIR)" npx vitest run
 
 .PHONY: oracle-fixtures

@@ -9,6 +9,11 @@ export interface PromqlSource {
   expr: string;
 }
 
+export interface DashboardQuery extends PromqlSource {
+  /** A panel draws its result; an annotation query marks events (a promotion), so it is empty until one happens. */
+  kind: "panel" | "annotation";
+}
+
 export interface DashboardVariableQuery {
   name: string;
   /** The metric selector of `label_values(<selector>, <label>)`. */
@@ -29,17 +34,17 @@ interface Dashboard {
 }
 
 /** Panel queries (rows' nested panels included) and annotation queries of a Grafana dashboard file. */
-export function dashboardExpressions(file: string): PromqlSource[] {
+export function dashboardExpressions(file: string): DashboardQuery[] {
   const dashboard = JSON.parse(readFileSync(file, "utf8")) as Dashboard;
-  const found: PromqlSource[] = [];
+  const found: DashboardQuery[] = [];
   const walk = (panels: Panel[] | undefined) => {
     for (const p of panels ?? []) {
-      for (const t of p.targets ?? []) if (t.expr) found.push({ where: `panel "${p.title ?? "?"}" ${t.refId ?? ""}`.trim(), expr: t.expr });
+      for (const t of p.targets ?? []) if (t.expr) found.push({ kind: "panel", where: `panel "${p.title ?? "?"}" ${t.refId ?? ""}`.trim(), expr: t.expr });
       walk(p.panels);
     }
   };
   walk(dashboard.panels);
-  for (const a of dashboard.annotations?.list ?? []) if (a.expr) found.push({ where: `annotation "${a.name ?? "?"}"`, expr: a.expr });
+  for (const a of dashboard.annotations?.list ?? []) if (a.expr) found.push({ kind: "annotation", where: `annotation "${a.name ?? "?"}"`, expr: a.expr });
   return found;
 }
 

@@ -70,6 +70,26 @@ describe("the dev Prometheus's config and the shipped rules", () => {
     expect(res.status).toBe(0);
   });
 
+  it("renders the ServiceMonitor as discovery of the pods its Service selects, on the Service's target port, ready ones only", () => {
+    const monitors = readManifests<Monitor>(SHIPPED_MONITORS_DIR, ["ServiceMonitor"]);
+    const services = readManifests<V1Service>(SHIPPED_SERVICES_DIR, ["Service"]);
+    const [job] = prometheusConfig({ kubeconfig: "kc", monitors, services, ruleFiles: [], intervalSeconds: 2 }).scrape_configs as {
+      honor_labels: boolean;
+      kubernetes_sd_configs: { role: string; namespaces?: { names: string[] } }[];
+      relabel_configs: { source_labels?: string[]; regex?: string; action?: string; target_label?: string; replacement?: string }[];
+    }[];
+    expect(job!.honor_labels).toBe(true);
+    expect(job!.kubernetes_sd_configs).toEqual([{ role: "pod", kubeconfig_file: "kc", namespaces: { names: ["ballast-system"] } }]);
+    const keeps = job!.relabel_configs.filter((r) => r.action === "keep").map((r) => [r.source_labels![0], r.regex]);
+    expect(keeps).toEqual([
+      ["__meta_kubernetes_pod_label_app_kubernetes_io_name", "ballast"],
+      ["__meta_kubernetes_pod_label_app_kubernetes_io_component", "operator"],
+      ["__meta_kubernetes_pod_container_port_name", "metrics"],
+      ["__meta_kubernetes_pod_ready", "true"],
+    ]);
+    for (const label of ["job", "service"]) expect(job!.relabel_configs).toContainEqual({ target_label: label, replacement: "ballast-operator-metrics" });
+  });
+
   it("reads the same rule groups from the plain file and from a PrometheusRule wrapping it", () => {
     const plain = readFileSync(SHIPPED_RULES_FILE, "utf8");
     const groups = ruleGroupsOf(plain, "plain");

@@ -76,8 +76,17 @@ endif
 helm-binary: ## Build helm from its Go module into the cache when it is not on PATH (the chart tests use it).
 	@hack/helm/ensure-helm.sh >/dev/null
 
+.PHONY: prometheus-binary
+prometheus-binary: ## Build Prometheus and promtool from their Go module into the cache (`dev up --prometheus` and the observability tests use them).
+	@hack/prometheus/ensure-prometheus.sh prometheus >/dev/null
+	@hack/prometheus/ensure-prometheus.sh promtool >/dev/null
+
+.PHONY: prometheus-operator-crds
+prometheus-operator-crds: ## Download prometheus-operator's CRDs (Go module cache) for the tests that validate the ServiceMonitor/PodMonitor.
+	@hack/prometheus-operator/ensure-crds.sh >/dev/null
+
 .PHONY: test
-test: build lint k8s-binaries helm-binary ## Typecheck and lint, then run unit and integration tests (integration tests start a local cluster).
+test: build lint k8s-binaries helm-binary prometheus-binary prometheus-operator-crds ## Typecheck and lint, then run unit and integration tests (integration tests start a local cluster).
 	$(WITH_NODE) K8S_BIN_DIR="$(K8S_BIN_DIR)" npx vitest run
 
 .PHONY: oracle-fixtures

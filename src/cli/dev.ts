@@ -38,7 +38,8 @@ export function registerDev(program: Command): void {
       1,
     )
     .option("--image-repository <repo>", "the image the local nodes run as local processes (any tag)", DEFAULT_IMAGE_REPOSITORY)
-    .action(async (flags: { dir: string; nodes: number; gpuNodes: number; imageRepository: string }) => {
+    .option("--prometheus", "also run Prometheus: scrapes the operator and serving pods as the shipped monitors do, loads the shipped alert rules")
+    .action(async (flags: { dir: string; nodes: number; gpuNodes: number; imageRepository: string; prometheus?: boolean }) => {
       if (flags.nodes + flags.gpuNodes === 0) throw new InvalidArgumentError("at least one node is needed (--nodes or --gpu-nodes)");
       const abort = new AbortController();
       const onSignal = () => abort.abort(new Error("interrupted"));
@@ -52,6 +53,7 @@ export function registerDev(program: Command): void {
         cpuNodes: flags.nodes,
         gpuNodes: flags.gpuNodes,
         imageRepository: flags.imageRepository,
+        prometheus: flags.prometheus ?? false,
         log: (line) => console.error(`dev up: ${line}`),
         signal: abort.signal,
       });
@@ -59,6 +61,7 @@ export function registerDev(program: Command): void {
       process.off("SIGTERM", onSignal);
       console.error(`dev up: ready in ${((Date.now() - started) / 1000).toFixed(1)} s; nodes ${state.nodes.join(", ")}; logs in ${join(state.dir, "logs")}`);
       if (state.kubectl) console.error(`dev up: kubectl: ${state.kubectl}`);
+      if (state.prometheusUrl) console.error(`dev up: prometheus: ${state.prometheusUrl}`);
       console.log(`export KUBECONFIG=${state.kubeconfig}`);
     });
 
@@ -86,6 +89,7 @@ export function registerDev(program: Command): void {
       } else {
         console.log(`cluster ${status.dir}: ${status.running ? "running" : "NOT running"} (Kubernetes ${status.state.kubernetesVersion})`);
         console.log(`export KUBECONFIG=${status.state.kubeconfig}`);
+        if (status.state.prometheusUrl) console.log(`prometheus: ${status.state.prometheusUrl}`);
         for (const p of status.processes) console.log(`  ${p.name.padEnd(24)} pid ${String(p.pid).padEnd(8)} ${p.alive ? "running" : "stopped"}`);
         for (const n of status.nodes) console.log(`  node ${n.name.padEnd(19)} ${n.ready ? "Ready" : "NotReady"}${n.gpus ? ` nvidia.com/gpu=${n.gpus}` : ""}`);
         if (status.pods !== undefined) console.log(`  pods: ${status.pods}`);

@@ -12,12 +12,13 @@ import { httpProbe } from "./probes.js";
 import { writeKubeconfig } from "./kubeconfig.js";
 import { ensurePki, issueKubeletServingCert } from "./pki.js";
 import { APISERVER_KUBELET_CLIENT_CN } from "./kubelet-server.js";
-import { isAlive, startDetached, stopProcess } from "./processes.js";
+import { isAlive, logTail, startDetached, stopProcess } from "./processes.js";
 import { isListening, PortAllocator } from "./ports.js";
 import { readState, stateFile, writeState, type ClusterState, type RecordedProcess } from "./state.js";
 import { DEFAULT_IMAGE_REPOSITORY, localNodeSpecs } from "./nodes.js";
 import { chooseLoopbackBlocks } from "./ip-allocator.js";
 import { podProcessPidFiles } from "./pod-dirs.js";
+import { locatePrometheusTool, SHIPPED_RULES_FILE, startPrometheus } from "./prometheus.js";
 
 export interface UpOptions {
   dir: string;
@@ -27,6 +28,8 @@ export interface UpOptions {
   log?: (line: string) => void;
   /** Aborting (e.g. on SIGINT) stops what was started and rejects. */
   signal?: AbortSignal;
+  /** Also run Prometheus, scraping the operator and serving pods and evaluating the shipped alert rules. */
+  prometheus?: boolean;
 }
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
@@ -137,12 +140,36 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
     );
     writeState(state);
     await waitForCluster(kubeconfig, state, options.signal);
+    if (options.prometheus) await addPrometheus(state, alloc, log, options.signal);
     log(`cluster ready: Kubernetes ${bins.kubernetesVersion}, API server ${server}`);
     return state;
   } catch (err) {
     log(`start failed, stopping what was started: ${(err as Error).message}`);
     await clusterDown(dir);
     throw err;
+  }
+}
+
+async function addPrometheus(state: ClusterState, alloc: PortAllocator, log: (line: string) => void, signal?: AbortSignal): Promise<void> {
+  log("starting prometheus (first run builds it from its Go module: minutes)");
+  const binary = locatePrometheusTool("prometheus");
+  const admin = await KubeClient.load(state.kubeconfig);
+  try {
+    const prometheus = await startPrometheus({
+      dir: state.dir,
+      server: state.server,
+      admin,
+      port: await alloc.allocate(),
+      binary,
+      ruleSources: existsSync(SHIPPED_RULES_FILE) ? [SHIPPED_RULES_FILE] : [],
+      signal,
+    });
+    state.processes.push(prometheus.process);
+    state.prometheusUrl = prometheus.url;
+    writeState(state);
+    log(`prometheus ready: ${prometheus.url}`);
+  } finally {
+    await admin.close();
   }
 }
 
@@ -164,19 +191,11 @@ async function waitHealthy(spec: ComponentSpec, proc: RecordedProcess, signal?: 
   const clientCert = spec.healthClientCert && { cert: readFileSync(spec.healthClientCert.cert), key: readFileSync(spec.healthClientCert.key) };
   while (Date.now() < deadline) {
     signal?.throwIfAborted();
-    if (!isAlive(proc.pid)) throw new Error(`${spec.name} exited during start-up:\n${tail(proc.log)}`);
+    if (!isAlive(proc.pid)) throw new Error(`${spec.name} exited during start-up:\n${logTail(proc.log)}`);
     if ((await httpProbe(spec.healthUrl, {}, 2000, clientCert)).ok) return;
     await sleep(200);
   }
-  throw new Error(`${spec.name} not healthy after 90 s (${spec.healthUrl}):\n${tail(proc.log)}`);
-}
-
-function tail(file: string, lines = 20): string {
-  try {
-    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
-  } catch {
-    return "(no log)";
-  }
+  throw new Error(`${spec.name} not healthy after 90 s (${spec.healthUrl}):\n${logTail(proc.log)}`);
 }
 
 /** The cluster is usable once the default ServiceAccount exists (pods need it) and every local node is Ready. */
@@ -188,7 +207,7 @@ async function waitForCluster(kubeconfig: string, state: ClusterState, signal?: 
     while (Date.now() < deadline) {
       signal?.throwIfAborted();
       for (const p of state.processes) {
-        if (!isAlive(p.pid)) throw new Error(`${p.name} exited:\n${tail(p.log)}`);
+        if (!isAlive(p.pid)) throw new Error(`${p.name} exited:\n${logTail(p.log)}`);
       }
       try {
         await client.get(resourcePath(SERVICE_ACCOUNTS, "default", "default"));

@@ -15,6 +15,8 @@ type KeyPair = webcrypto.CryptoKeyPair;
 
 const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 const validity = 365 * 24 * 3600 * 1000;
+const CA_CERT = "ca.crt";
+const CA_KEY = "ca.key";
 
 export interface CertAndKey {
   cert: string;
@@ -133,8 +135,8 @@ export async function ensurePki(dir: string, clients: ClientIdentity[], serverHo
   const pair = (name: string): CertAndKey => ({ cert: files(`${name}.crt`), key: files(`${name}.key`) });
   const pki: ClusterPki = {
     dir,
-    caCert: files("ca.crt"),
-    caKey: files("ca.key"),
+    caCert: files(CA_CERT),
+    caKey: files(CA_KEY),
     servingCert: files("apiserver.crt"),
     servingKey: files("apiserver.key"),
     etcdCaCert: files("etcd-ca.crt"),
@@ -191,10 +193,25 @@ export const kubeletServingFiles = (pkiDir: string): CertAndKey => ({ cert: join
  * server verifies it with --kubelet-certificate-authority). Issued on every start: the node count may change.
  */
 export async function issueKubeletServingCert(pki: ClusterPki, nodeAddresses: string[]): Promise<CertAndKey> {
+  const files = kubeletServingFiles(pki.dir);
+  await issue(await clusterCa(pki), "CN=ballast-local-nodes-kubelet", [x509.ExtendedKeyUsage.serverAuth], files, hostNames(nodeAddresses));
+  return files;
+}
+
+/**
+ * A client certificate for an identity added after the PKI under pkiDir was first written (e.g. Prometheus with `dev
+ * up --prometheus`), signed by its cluster CA: adding it to ensurePki's list would re-create the whole PKI.
+ */
+export async function issueClientCert(pkiDir: string, identity: ClientIdentity): Promise<CertAndKey> {
+  const files = { cert: join(pkiDir, `${identity.file}.crt`), key: join(pkiDir, `${identity.file}.key`) };
+  if (existsSync(files.cert) && existsSync(files.key)) return files;
+  const subject = `CN=${identity.commonName}` + (identity.organization ? `, O=${identity.organization}` : "");
+  await issue(await clusterCa({ caCert: join(pkiDir, CA_CERT), caKey: join(pkiDir, CA_KEY) }), subject, [x509.ExtendedKeyUsage.clientAuth], files);
+  return files;
+}
+
+async function clusterCa(pki: Pick<ClusterPki, "caCert" | "caKey">): Promise<Issuer> {
   const caCert = new x509.X509Certificate(readFileSync(pki.caCert, "utf8"));
   const caKey = await webcrypto.subtle.importKey("pkcs8", x509.PemConverter.decodeFirst(readFileSync(pki.caKey, "utf8")), alg, false, ["sign"]);
-  const ca: Issuer = { name: caCert.subject, keys: { privateKey: caKey, publicKey: await caCert.publicKey.export() } };
-  const files = kubeletServingFiles(pki.dir);
-  await issue(ca, "CN=ballast-local-nodes-kubelet", [x509.ExtendedKeyUsage.serverAuth], files, hostNames(nodeAddresses));
-  return files;
+  return { name: caCert.subject, keys: { privateKey: caKey, publicKey: await caCert.publicKey.export() } };
 }

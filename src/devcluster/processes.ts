@@ -80,3 +80,12 @@ export async function stopProcess(pid: number, graceMs = 10_000): Promise<void> 
     while (isAlive(pid)) await sleep(20);
   }
 }
+
+/** The last lines of a process's log, for an error that says why it failed to start. */
+export function logTail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}

@@ -23,6 +23,8 @@ export interface ClusterState {
   /** Pods get 127.<podOctet>.x.y; Services 127.<serviceOctet>.x.y. */
   podOctet: number;
   serviceOctet: number;
+  /** Set when `dev up --prometheus` started one. */
+  prometheusUrl?: string;
   startedAt: string;
 }
 

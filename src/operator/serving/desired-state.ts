@@ -33,6 +33,12 @@ export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
 export const LABEL_MODEL_DEPLOYMENT = "ballast.dev/model-deployment";
 export const LABEL_MODEL = "ballast.dev/model";
 export const MANAGED_BY = "ballast-operator";
+/** For a Prometheus without prometheus-operator (the kubernetes-pods job convention): scrape the sidecar's monitoring port. */
+export const PROMETHEUS_SCRAPE_ANNOTATIONS = {
+  "prometheus.io/scrape": "true",
+  "prometheus.io/port": String(SIDECAR_MONITORING_PORT),
+  "prometheus.io/path": SIDECAR_PATHS.metrics,
+} as const;
 /** Pod template annotation: changes when the monitoring config changes, so the pods roll. */
 export const ANNOTATION_CONFIG_HASH = "ballast.dev/monitoring-config-hash";
 /** On a ModelDeployment: "external" leaves Deployment replicas to someone else (an HPA on the Deployment). */
@@ -383,7 +389,7 @@ export function desiredDeployment(md: ResolvedModelDeployment, options: DesiredD
       // Never drop below the desired number of serving pods during a roll: a model is slow to load.
       strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
-        metadata: { labels: commonLabels(md), annotations: { [ANNOTATION_CONFIG_HASH]: configHash } },
+        metadata: { labels: commonLabels(md), annotations: { [ANNOTATION_CONFIG_HASH]: configHash, ...PROMETHEUS_SCRAPE_ANNOTATIONS } },
         spec: {
           serviceAccountName: serving.serviceAccountName,
           terminationGracePeriodSeconds: TERMINATION_GRACE_PERIOD_S,

@@ -244,6 +244,15 @@ describe("serving objects for a ModelDeployment", () => {
     expect(hashB).not.toBe(hashA);
   });
 
+  it("annotates serving pods so a Prometheus without prometheus-operator scrapes the sidecar's named monitoring port", () => {
+    const { deployment } = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });
+    const annotations = deployment.spec!.template.metadata!.annotations!;
+    expect(annotations).toMatchObject({ "prometheus.io/scrape": "true", "prometheus.io/port": "9090", "prometheus.io/path": SIDECAR_PATHS.metrics });
+    // The PodMonitor selects the port by name; the annotation's number must be that port.
+    const sidecar = deployment.spec!.template.spec!.containers.find((c) => c.name === "sidecar")!;
+    expect(sidecar.ports).toContainEqual({ name: "monitoring", containerPort: Number(annotations["prometheus.io/port"]), protocol: "TCP" });
+  });
+
   it("is deterministic: the same spec gives byte-identical objects and applied hashes", () => {
     const a = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });
     const b = desiredServingObjects(modelDeployment(), { defaultImage: IMAGE });

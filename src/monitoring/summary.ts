@@ -5,6 +5,7 @@ import type { DriftCalibrationJSON } from "./calibration.js";
 import type { DriftReport } from "./compare.js";
 import { ConfidenceEstimate, type ConfidenceEstimateJSON } from "./confidence-estimate.js";
 import { DatasetProfile, type DatasetProfileJSON } from "./dataset-profile.js";
+import { mergeReconstruction, type ReconstructionWindowJSON } from "./multivariate-drift.js";
 import { ConfusionMatrix, RegressionAccumulator, type ConfusionMatrixJSON, type RegressionAccumulatorJSON } from "./performance.js";
 
 export const SUMMARY_FORMAT = "ballast.dev/sidecar-summary/v1";
@@ -44,6 +45,11 @@ export interface WindowSummary {
    * server answered with (CBPE); absent otherwise and from older sidecars.
    */
   estimate?: ConfidenceEstimateJSON;
+  /**
+   * Versions with a multivariate reference: the sum of the window's rows' PCA reconstruction errors, with the band
+   * to judge its mean by (multivariateDrift); absent otherwise and from older sidecars.
+   */
+  reconstruction?: ReconstructionWindowJSON;
   /**
    * Metrics derived from `labelled` (samples, accuracy, precision, recall, f1, f1Weighted / samples, mae, rmse, r2)
    * and from `estimate` (estimatedSamples, estimatedAccuracy, estimatedF1).
@@ -167,6 +173,7 @@ function mergeProfiles(a: DatasetProfileJSON, b: DatasetProfileJSON): DatasetPro
 export function mergeWindows(a: WindowSummary, b: WindowSummary): WindowSummary {
   const labelled = mergeLabelledCounts(a.labelled, b.labelled);
   const estimate = mergeEstimates(a.estimate, b.estimate);
+  const reconstruction = mergeReconstruction(a.reconstruction, b.reconstruction);
   return {
     start: a.start < b.start ? a.start : b.start,
     end: a.end > b.end ? a.end : b.end,
@@ -179,6 +186,7 @@ export function mergeWindows(a: WindowSummary, b: WindowSummary): WindowSummary 
     predictions: mergeProfiles(a.predictions, b.predictions),
     labelled,
     ...(estimate ? { estimate } : {}),
+    ...(reconstruction ? { reconstruction } : {}),
     metrics: { ...labelledMetrics(labelled), ...estimatedMetrics(estimate) },
     // Drift is not additive; the merged window's drift must be recomputed from the merged profiles.
     drift: null,

@@ -4,6 +4,7 @@ import { DriftCalibration } from "../monitoring/calibration.js";
 import { compare, type CompareOptions, type DriftReport } from "../monitoring/compare.js";
 import { ConfidenceEstimate, temperatureScaled } from "../monitoring/confidence-estimate.js";
 import { DatasetProfile } from "../monitoring/dataset-profile.js";
+import { PcaReconstruction, ReconstructionErrorSum } from "../monitoring/multivariate-drift.js";
 import {
   PREDICTION_COLUMN,
   SUMMARY_FORMAT,
@@ -70,6 +71,8 @@ interface Window {
   labelled: LabelledOutcomes;
   /** Calibrated classifiers: the expected confusion matrix of the rows answered with probabilities. */
   estimate?: ConfidenceEstimate;
+  /** Versions with a multivariate reference: the rows' PCA reconstruction errors, summed. */
+  reconstruction?: ReconstructionErrorSum;
   drift?: DriftReport | null;
 }
 
@@ -128,6 +131,8 @@ export class TrafficMonitor {
   private readonly referencePredictions: DatasetProfile;
   private readonly calibration: { features: DriftCalibration; predictions: DriftCalibration } | undefined;
   private readonly outputs: string[];
+  /** The version's PCA and, per its feature, the column of a decoded row that feeds it. */
+  private readonly pca: { reconstruction: PcaReconstruction; columns: number[] } | undefined;
   private readonly now: () => number;
   private queue: CapturedExchange[] = [];
   private open: Window;
@@ -153,6 +158,12 @@ export class TrafficMonitor {
       };
     }
     this.outputs = outputNames(options.meta);
+    const multivariate = options.meta.multivariateReference;
+    if (multivariate) {
+      const reconstruction = new PcaReconstruction(multivariate);
+      const names = options.meta.features.map((f) => f.name);
+      this.pca = { reconstruction, columns: reconstruction.features.map((f) => names.indexOf(f.name)) };
+    }
     this.now = options.now ?? Date.now;
     this.open = this.newWindow(this.now());
   }
@@ -243,6 +254,7 @@ export class TrafficMonitor {
       names.forEach((n, i) => (row[n] = values[i]));
       window.features.addRow(row);
       if (predictions) window.predictions.addRow({ [PREDICTION_COLUMN]: predictions[r] });
+      if (this.pca && window.reconstruction) window.reconstruction.add(this.pca.reconstruction.errorOf(this.pca.columns.map((c) => values[c])));
     }
     const temperature = this.meta.probabilityCalibration?.temperature;
     if (window.estimate && temperature !== undefined) {
@@ -386,6 +398,7 @@ export class TrafficMonitor {
       labelled: new LabelledOutcomes(this.meta.task),
       // CBPE needs calibrated probabilities: versions trained before calibration get no estimate.
       ...(this.meta.classes && this.meta.probabilityCalibration ? { estimate: new ConfidenceEstimate(this.meta.classes) } : {}),
+      ...(this.pca ? { reconstruction: new ReconstructionErrorSum(this.pca.reconstruction.json.band) } : {}),
     };
   }
 
@@ -475,6 +488,7 @@ export class TrafficMonitor {
       predictions: w.predictions.toJSON(),
       labelled: w.labelled.toJSON(),
       ...(w.estimate ? { estimate: w.estimate.toJSON() } : {}),
+      ...(w.reconstruction ? { reconstruction: w.reconstruction.toJSON() } : {}),
       metrics: { ...labelledMetrics(w.labelled.toJSON()), ...estimatedMetrics(w.estimate?.toJSON()) },
       drift: closed ? (w.drift ?? null) : this.driftOf(w),
     };

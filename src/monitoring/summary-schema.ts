@@ -83,6 +83,8 @@ const EstimateSchema = Type.Object({
 
 const ReconstructionSchema = Type.Object({ rows: Count, sumError: Type.Number({ minimum: 0 }), band: ReconstructionBandSchema });
 
+const LossEstimateSchema = Type.Object({ rows: Count, sumAbsError: Type.Number({ minimum: 0 }), sumSquaredError: Type.Number({ minimum: 0 }) });
+
 const WindowSchema = Type.Object({
   start: Timestamp,
   end: Timestamp,
@@ -96,6 +98,7 @@ const WindowSchema = Type.Object({
   predictions: Type.Unknown(),
   labelled: LabelledSchema,
   estimate: Type.Optional(EstimateSchema),
+  lossEstimate: Type.Optional(LossEstimateSchema),
   reconstruction: Type.Optional(ReconstructionSchema),
   // `samples` becomes status.lastMetrics.labelledSamples (an int64 ≥ 0); the rest are metric values.
   metrics: Type.Object({ samples: Type.Optional(Count) }, { additionalProperties: Type.Number() }),
@@ -179,6 +182,7 @@ export function parseSidecarSummary(body: unknown): SidecarSummary {
       const first = summary.windows.find((x) => x.estimate)!.estimate!;
       if (classes !== JSON.stringify(first.classes)) throw new SummaryFormatError(`summary windows.${i}.estimate.classes: differ from an earlier window's`);
     }
+    if (w.lossEstimate && summary.task !== "regression") throw new SummaryFormatError(`summary windows.${i}.lossEstimate: only a regression summary has one`);
     const band = w.reconstruction?.band;
     if (band && band.windowSizes.length !== band.std.length)
       throw new SummaryFormatError(`summary windows.${i}.reconstruction.band: needs one std per window size`);

@@ -1,6 +1,7 @@
 // metadata.json of a model version: everything serving, the sidecar and the operator need besides the weights.
 import { Type, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import { LossEstimatorSchema } from "../monitoring/loss-estimate.js";
 import { PcaReferenceSchema } from "../monitoring/multivariate-drift.js";
 import { METADATA_FILE, StoreError, type ModelStore } from "./store.js";
 
@@ -92,6 +93,8 @@ export const ModelMetadataSchema = Type.Object({
   multivariateReference: Type.Optional(PcaReferenceSchema),
   /** Regression: the target was standardised for training; outputs are scaled back. */
   target: Type.Optional(Type.Object({ mean: Type.Number(), std: Type.Number() })),
+  /** Regression: how the sidecar estimates a window's MAE and RMSE without labels (absent: no estimate). */
+  lossEstimator: Type.Optional(LossEstimatorSchema),
   features: Type.Array(Type.Union([NumericFeatureSchema, CategoricalFeatureSchema]), { minItems: 1 }),
   /** Serialized monitoring profiles of the training rows (features + prediction), see src/monitoring. */
   referenceProfile: Type.Unknown(),

@@ -732,7 +732,13 @@ export const MetricsSnapshotSchema = Type.Object(
     estimatedAccuracy: Type.Optional(
       Type.Number({
         description:
-          "Label-free estimate of the live quality metric (accuracy or f1 of a classifier) from the served rows' calibrated class probabilities, rounded to 4 significant digits; absent when the version has no calibration.",
+          "Label-free estimate of the live quality metric, rounded to 4 significant digits: a classifier's accuracy or f1 from the served rows' calibrated class probabilities (CBPE), a regressor's mae or rmse from its error model's predicted errors (DLE); absent when the version has neither.",
+      }),
+    ),
+    estimatedMae: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        description: "Regression: the window's label-free mean absolute error (mean of the predicted |error|), rounded to 4 significant digits.",
       }),
     ),
     reconstructionError: Type.Optional(

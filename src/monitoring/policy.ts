@@ -90,6 +90,8 @@ export interface WindowObservation {
   estimatedMetrics?: Record<string, number | null>;
   /** Rows the estimates were computed from (absent = `samples`). */
   estimatedSamples?: number;
+  /** What the estimates come from, in words (default "calibrated confidence"; a regressor's: "predicted errors"). */
+  estimatedFrom?: string;
   stability?: number | null;
   robustness?: number | null;
 }
@@ -196,7 +198,7 @@ function regime(observation: WindowObservation, config: PolicyConfig): Regime {
       estimate: true,
       stability: false,
       drift: false,
-      basis: `decided by estimate (${count}; estimated from ${rows} rows' calibrated confidence)`,
+      basis: `decided by estimate (${count}; estimated from ${rows} rows' ${observation.estimatedFrom ?? "calibrated confidence"})`,
       decidedBy: "estimate",
     };
   }

@@ -171,6 +171,7 @@ export interface WindowEvaluation {
     /** The metric's label-free estimate, when the window has one. */
     estimatedMetrics: Record<string, number | null>;
     estimatedSamples: number;
+    estimatedFrom: string;
     stability: number | null;
     robustness: number | null;
   };
@@ -217,6 +218,8 @@ export function evaluateClosedWindows(group: readonly SidecarSummary[], md: Reso
     }
     if (value !== undefined) snapshot.accuracy = displayRound(value);
     if (estimated !== undefined) snapshot.estimatedAccuracy = displayRound(estimated);
+    const estimatedMae = finiteOrUndefined(window.metrics["estimatedMae"]);
+    if (estimatedMae !== undefined) snapshot.estimatedMae = displayRound(estimatedMae);
     if (finiteOrUndefined(stab) !== undefined) snapshot.stability = displayRound(stab!);
     if (finiteOrUndefined(rob) !== undefined) {
       snapshot.robustness = displayRound(rob!);
@@ -232,6 +235,8 @@ export function evaluateClosedWindows(group: readonly SidecarSummary[], md: Reso
         metrics: { [metric]: value ?? null },
         estimatedMetrics: { [metric]: estimated ?? null },
         estimatedSamples: window.metrics["estimatedSamples"] ?? 0,
+        // A classifier's estimate comes from its calibrated probabilities (CBPE), a regressor's from its error model (DLE).
+        estimatedFrom: md.spec.monitoring.task === "regression" ? "predicted errors" : "calibrated confidence",
         stability: stab,
         robustness: rob,
       },
@@ -445,6 +450,7 @@ export function monitoringStatus(md: ResolvedModelDeployment, podScrapes: readon
         metrics: o.metrics,
         estimatedMetrics: o.estimatedMetrics,
         estimatedSamples: o.estimatedSamples,
+        estimatedFrom: o.estimatedFrom,
         stability: o.stability,
         robustness: o.robustness,
       },

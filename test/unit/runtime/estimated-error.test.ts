@@ -10,7 +10,7 @@ import type { SidecarSummary } from "../../../src/monitoring/summary.js";
 import { openStore } from "../../../src/runtime/store.js";
 import { train, type TrainResult } from "../../../src/training/trainer.js";
 import { cars, seeded, shuffled, type Row } from "../monitoring/real-data.js";
-import { postJson, startModelServer, startSidecar, stopAll, type LocalProcess } from "./local-processes.js";
+import { postJson, startWindowedModel, stopAll, type LocalProcess } from "./local-processes.js";
 
 const WINDOW_ROWS = 60;
 const INPUTS = ["Displacement", "Horsepower", "Weight_in_lbs", "Acceleration", "Cylinders", "Year"] as const;
@@ -80,15 +80,7 @@ beforeAll(async () => {
     patience: 8,
     backend: "auto",
   });
-  server = await startModelServer(`file://${storeDir}`, ["--model", "cars"]);
-  sidecar = await startSidecar(server.url, `file://${storeDir}`, path.join(dir, "sidecar-log"), [
-    "--model",
-    "cars",
-    "--window-size",
-    String(WINDOW_ROWS),
-    "--window-duration",
-    "0",
-  ]);
+  ({ server, sidecar } = await startWindowedModel(`file://${storeDir}`, path.join(dir, "sidecar-log"), WINDOW_ROWS, "cars"));
 }, 240_000);
 
 afterAll(async () => {

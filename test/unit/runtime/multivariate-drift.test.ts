@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PcaReconstruction, multivariateDrift } from "../../../src/monitoring/multivariate-drift.js";
 import { mergeSummaries, type SidecarSummary } from "../../../src/monitoring/summary.js";
 import { parseSidecarSummary } from "../../../src/monitoring/summary-schema.js";
-import { postJson, startModelServer, startSidecar, stopAll, type LocalProcess } from "./local-processes.js";
+import { postJson, startWindowedModel, stopAll, type LocalProcess } from "./local-processes.js";
 import { WEATHER_FEATURES, inferBody, weatherFixture, type WeatherFixture, type WeatherRow } from "./weather-fixture.js";
 
 const WINDOW_ROWS = 300;
@@ -36,13 +36,7 @@ function decorrelated(rows: readonly WeatherRow[]): WeatherRow[] {
 
 beforeAll(async () => {
   fx = await weatherFixture({ holdoutRows: WINDOW_ROWS });
-  server = await startModelServer(`file://${fx.storeDir}`);
-  sidecar = await startSidecar(server.url, `file://${fx.storeDir}`, path.join(fx.dir, "sidecar-log"), [
-    "--window-size",
-    String(WINDOW_ROWS),
-    "--window-duration",
-    "0",
-  ]);
+  ({ server, sidecar } = await startWindowedModel(`file://${fx.storeDir}`, path.join(fx.dir, "sidecar-log"), WINDOW_ROWS));
 }, 180_000);
 
 afterAll(async () => {

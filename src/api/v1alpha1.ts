@@ -306,9 +306,16 @@ export const MonitoringSpecSchema = Type.Object(
               { maximum: 100 },
             ),
           ),
+          multivariate: withDefault(
+            Type.Boolean({
+              description:
+                "Also judge the inputs together: a window whose mean PCA reconstruction error (against the components holding ~65% of the training rows' variance) leaves the training windows' mean ± 3 std is drift, where policy.triggerOn lets drift decide. Catches a change in how features move together that no single feature shows. Needs a version trained with a multivariate reference (two or more features).",
+            }),
+            false,
+          ),
         },
         {
-          description: "How a single feature is judged drifted.",
+          description: "How features are judged drifted: each on its own, and (multivariate) all together.",
           "x-kubernetes-validations": [
             {
               rule: "!has(self.threshold) || !(self.method in ['ks', 'chisquare', 'jensenshannon']) || self.threshold <= 1.0",
@@ -397,7 +404,7 @@ export const PolicySpecSchema = Type.Object(
     triggerOn: withDefault(
       stringEnum(
         ["auto", "performance", "drift", "any"] as const,
-        "What may make a window a violation. auto: a window with at least minLabelledSamples labelled rows is judged on the quality metric (minAccuracy / maxError), stability and robustness, and its drift is reported as the likely cause but does not decide; a window with fewer is judged on the quality metric's label-free estimate (a calibrated classifier's expected accuracy or f1) and robustness when it has one, else on drift and robustness. performance: only the quality metric (or, with too few labels, its estimate), stability and robustness. drift: only drift and robustness. any: every rule.",
+        "What may make a window a violation. auto: a window with at least minLabelledSamples labelled rows is judged on the quality metric (minAccuracy / maxError), stability and robustness, and its drift is reported as the likely cause but does not decide; a window with fewer is judged on the quality metric's label-free estimate (a calibrated classifier's expected accuracy or f1, a regressor's estimated mae or rmse from its error model) and robustness when it has one, else on drift and robustness. performance: only the quality metric (or, with too few labels, its estimate), stability and robustness. drift: only drift and robustness. any: every rule.",
       ),
       "auto",
     ),
@@ -725,8 +732,30 @@ export const MetricsSnapshotSchema = Type.Object(
     estimatedAccuracy: Type.Optional(
       Type.Number({
         description:
-          "Label-free estimate of the live quality metric (accuracy or f1 of a classifier) from the served rows' calibrated class probabilities, rounded to 4 significant digits; absent when the version has no calibration.",
+          "Label-free estimate of the live quality metric, rounded to 4 significant digits: a classifier's accuracy or f1 from the served rows' calibrated class probabilities (CBPE), a regressor's mae or rmse from its error model's predicted errors (DLE); absent when the version has neither.",
       }),
+    ),
+    estimatedMae: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        description: "Regression: the window's label-free mean absolute error (mean of the predicted |error|), rounded to 4 significant digits.",
+      }),
+    ),
+    reconstructionError: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        description:
+          "Mean PCA reconstruction error of the window's inputs (multivariate drift), rounded to 4 significant digits; absent when the version has no multivariate reference.",
+      }),
+    ),
+    reconstructionErrorLower: Type.Optional(
+      Type.Number({ minimum: 0, description: "Lower bound of the no-drift band at the window's size (training windows' mean − 3 std)." }),
+    ),
+    reconstructionErrorUpper: Type.Optional(
+      Type.Number({ minimum: 0, description: "Upper bound of the no-drift band at the window's size (training windows' mean + 3 std)." }),
+    ),
+    multivariateDrift: Type.Optional(
+      Type.Boolean({ description: "The reconstruction error left its band (a violation only with monitoring.drift.multivariate)." }),
     ),
     stability: Type.Optional(Type.Number({ description: "1 − std(metric)/mean(metric) over recent windows, rounded to 4 significant digits." })),
     robustness: Type.Optional(Type.Number({ description: "1 − failed requests / served requests, rounded to 4 significant digits." })),
@@ -754,6 +783,7 @@ export const WindowRecordSchema = Type.Object(
     accuracy: Type.Optional(Type.Number({ description: "The live quality metric (4 significant digits)." })),
     estimatedAccuracy: Type.Optional(Type.Number({ description: "Its label-free estimate (4 significant digits)." })),
     driftShare: Type.Optional(fraction("Share of drifted features.")),
+    reconstructionError: Type.Optional(Type.Number({ minimum: 0, description: "Mean PCA reconstruction error of the inputs (4 significant digits)." })),
     errorRate: Type.Optional(Type.Number({ minimum: 0, description: "Failed / served requests." })),
     verdict: Type.Optional(stringEnum(["Healthy", "Violated", "InsufficientData"] as const, "The window's own verdict.")),
     decidedBy: Type.Optional(stringEnum(["labels", "estimate", "drift"] as const, "Which evidence judged it (policy.triggerOn).")),

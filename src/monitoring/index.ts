@@ -20,3 +20,4 @@ export * from "./seed-metrics.js";
 export * from "./windows.js";
 export * from "./policy.js";
 export * from "./report.js";
+export * from "./multivariate-drift.js";

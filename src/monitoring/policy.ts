@@ -2,6 +2,7 @@
 // (hysteresis over consecutive windows, minimum samples, cooldown) so one noisy window never triggers
 // a GPU job. Pure: the caller keeps the PolicyState (e.g. in the ModelDeployment status) between windows.
 import type { DriftReport } from "./compare.js";
+import type { MultivariateDrift } from "./multivariate-drift.js";
 
 export type Verdict = "healthy" | "violated" | "insufficient-data";
 
@@ -19,7 +20,7 @@ export type Verdict = "healthy" | "violated" | "insufficient-data";
 export type TriggerOn = "auto" | "performance" | "drift" | "any";
 export type DecidedBy = "labels" | "estimate" | "drift";
 /** A rule a window broke, in the order a user fixes them. */
-export type PolicyRule = "metric-min" | "metric-max" | "robustness" | "stability" | "dataset-drift" | "prediction-drift";
+export type PolicyRule = "metric-min" | "metric-max" | "robustness" | "stability" | "dataset-drift" | "multivariate-drift" | "prediction-drift";
 
 /** Bounds on what a decision says, so conditions and Events stay readable whatever the feature count. */
 export const MAX_REASONS = 8;
@@ -49,6 +50,11 @@ export interface PolicyConfig {
   datasetDrift: boolean;
   /** Violated when any prediction feature drifted (default false), where `triggerOn` lets drift decide. */
   predictionDrift: boolean;
+  /**
+   * Violated when the window's mean reconstruction error leaves the reference band (default false), where
+   * `triggerOn` lets drift decide: a change in the joint distribution that no single feature shows.
+   */
+  multivariateDrift?: boolean;
   metrics: MetricBound[];
   /** Violated when stability (1 − std/mean over recent windows) falls below this. */
   minStability?: number;
@@ -64,6 +70,7 @@ export const DEFAULT_POLICY: PolicyConfig = {
   minLabelledSamples: 50,
   datasetDrift: true,
   predictionDrift: false,
+  multivariateDrift: false,
   metrics: [],
 };
 
@@ -75,12 +82,16 @@ export interface WindowObservation {
   /** Rows of the window with ground-truth feedback (absent = 0). */
   labelledSamples?: number;
   drift?: DriftReport;
+  /** The window's mean PCA reconstruction error against the reference band; absent without a multivariate reference. */
+  multivariate?: MultivariateDrift | null;
   /** Labelled metrics of the window; null = no labelled feedback for it. */
   metrics?: Record<string, number | null>;
   /** Label-free estimates of the same metrics (confidence-based, by name: e.g. "accuracy"); null = none. */
   estimatedMetrics?: Record<string, number | null>;
   /** Rows the estimates were computed from (absent = `samples`). */
   estimatedSamples?: number;
+  /** What the estimates come from, in words (default "calibrated confidence"; a regressor's: "predicted errors"). */
+  estimatedFrom?: string;
   stability?: number | null;
   robustness?: number | null;
 }
@@ -187,7 +198,7 @@ function regime(observation: WindowObservation, config: PolicyConfig): Regime {
       estimate: true,
       stability: false,
       drift: false,
-      basis: `decided by estimate (${count}; estimated from ${rows} rows' calibrated confidence)`,
+      basis: `decided by estimate (${count}; estimated from ${rows} rows' ${observation.estimatedFrom ?? "calibrated confidence"})`,
       decidedBy: "estimate",
     };
   }
@@ -210,6 +221,12 @@ function regime(observation: WindowObservation, config: PolicyConfig): Regime {
         ? { labels: true, stability: true, drift: false, basis: `decided by labels (${count})`, decidedBy: "labels" }
         : { labels: false, stability: false, drift: true, basis: `decided by drift (${count})`, decidedBy: "drift" };
   }
+}
+
+/** "multivariate drift: reconstruction error 1.234 > 1.100, the upper bound of the reference band [0.9, 1.1] at 300 rows" */
+export function multivariateText(m: MultivariateDrift): string {
+  const side = m.reconstructionError > m.upper ? `> ${fmt(m.upper)}, the upper` : `< ${fmt(m.lower)}, the lower`;
+  return `multivariate drift: mean PCA reconstruction error ${fmt(m.reconstructionError)} ${side} bound of the reference band [${fmt(m.lower)}, ${fmt(m.upper)}] at ${m.rows} rows`;
 }
 
 /** The verdict of one window on its own, with reasons. */
@@ -262,6 +279,12 @@ export function evaluateWindow(observation: WindowObservation, config: PolicyCon
       });
     }
   }
+  const multivariate = observation.multivariate;
+  if (judge.drift && config.multivariateDrift && multivariate) {
+    evaluated++;
+    driftJudged = true;
+    if (multivariate.drift) violations.push({ rule: "multivariate-drift", text: [multivariateText(multivariate)] });
+  }
   if (judge.drift && config.predictionDrift && drift) {
     if (drift.prediction.some((p) => p.status === "evaluated")) {
       evaluated++;
@@ -270,7 +293,7 @@ export function evaluateWindow(observation: WindowObservation, config: PolicyCon
     if (predictionDrifted.length > 0) violations.push({ rule: "prediction-drift", text: predictionDrifted.map((p) => `prediction drift: ${p.reason}`) });
   }
 
-  const order: PolicyRule[] = ["metric-min", "metric-max", "robustness", "stability", "dataset-drift", "prediction-drift"];
+  const order: PolicyRule[] = ["metric-min", "metric-max", "robustness", "stability", "dataset-drift", "multivariate-drift", "prediction-drift"];
   violations.sort((a, b) => order.indexOf(a.rule) - order.indexOf(b.rule));
   const fired = violations.map((v) => v.rule);
   // "any" judges on everything: what decided is the first rule broken, else the evidence that was judged.
@@ -278,7 +301,7 @@ export function evaluateWindow(observation: WindowObservation, config: PolicyCon
   const decidedBy: DecidedBy | undefined =
     judge.decidedBy ??
     (firstKind
-      ? firstKind === "dataset-drift" || firstKind === "prediction-drift"
+      ? firstKind === "dataset-drift" || firstKind === "multivariate-drift" || firstKind === "prediction-drift"
         ? "drift"
         : "labels"
       : labelsJudged
@@ -288,9 +311,11 @@ export function evaluateWindow(observation: WindowObservation, config: PolicyCon
           : undefined);
   const basis = judge.basis ?? (decidedBy ? `decided by ${decidedBy} (policy.triggerOn any)` : undefined);
   // Drift that was measured but not allowed to decide: named as the likely cause of a quality problem, or noted.
-  const driftNotJudged = !driftJudged && (driftedNames.length > 0 || predictionDrifted.length > 0);
+  const multivariateDrifted = config.multivariateDrift && multivariate?.drift === true;
+  const driftNotJudged = !driftJudged && (driftedNames.length > 0 || predictionDrifted.length > 0 || multivariateDrifted);
   const driftWords = [
     ...(driftedNames.length > 0 ? [`drift in ${nameList(driftedNames)}`] : []),
+    ...(multivariateDrifted ? ["multivariate drift"] : []),
     ...(predictionDrifted.length > 0 ? ["drifted predictions"] : []),
   ].join(" and ");
   const notes = judge.labelsNote ? [judge.labelsNote] : [];

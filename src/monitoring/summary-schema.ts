@@ -4,6 +4,7 @@
 import { Type, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { DatasetProfile } from "./dataset-profile.js";
+import { ReconstructionBandSchema } from "./multivariate-drift.js";
 import { ConfusionMatrix } from "./performance.js";
 import { ProfileFormatError, type FeatureType } from "./schema.js";
 import { ShadowSummarySchema } from "./shadow-summary.js";
@@ -80,6 +81,10 @@ const EstimateSchema = Type.Object({
   expected: Type.Array(Type.Array(Type.Number({ minimum: 0 }), { maxItems: MAX_ESTIMATE_CLASSES }), { maxItems: MAX_ESTIMATE_CLASSES }),
 });
 
+const ReconstructionSchema = Type.Object({ rows: Count, sumError: Type.Number({ minimum: 0 }), band: ReconstructionBandSchema });
+
+const LossEstimateSchema = Type.Object({ rows: Count, sumAbsError: Type.Number({ minimum: 0 }), sumSquaredError: Type.Number({ minimum: 0 }) });
+
 const WindowSchema = Type.Object({
   start: Timestamp,
   end: Timestamp,
@@ -93,6 +98,8 @@ const WindowSchema = Type.Object({
   predictions: Type.Unknown(),
   labelled: LabelledSchema,
   estimate: Type.Optional(EstimateSchema),
+  lossEstimate: Type.Optional(LossEstimateSchema),
+  reconstruction: Type.Optional(ReconstructionSchema),
   // `samples` becomes status.lastMetrics.labelledSamples (an int64 ≥ 0); the rest are metric values.
   metrics: Type.Object({ samples: Type.Optional(Count) }, { additionalProperties: Type.Number() }),
   drift: Type.Union([DriftReportSchema, Type.Null()]),
@@ -175,6 +182,13 @@ export function parseSidecarSummary(body: unknown): SidecarSummary {
       const first = summary.windows.find((x) => x.estimate)!.estimate!;
       if (classes !== JSON.stringify(first.classes)) throw new SummaryFormatError(`summary windows.${i}.estimate.classes: differ from an earlier window's`);
     }
+    if (w.lossEstimate && summary.task !== "regression") throw new SummaryFormatError(`summary windows.${i}.lossEstimate: only a regression summary has one`);
+    const band = w.reconstruction?.band;
+    if (band && band.windowSizes.length !== band.std.length)
+      throw new SummaryFormatError(`summary windows.${i}.reconstruction.band: needs one std per window size`);
+    const firstBand = summary.windows.find((x) => x.reconstruction)?.reconstruction?.band;
+    if (band && JSON.stringify(band) !== JSON.stringify(firstBand))
+      throw new SummaryFormatError(`summary windows.${i}.reconstruction.band: differs from an earlier window's`);
     for (const part of ["features", "predictions"] as const) {
       try {
         for (const f of DatasetProfile.fromJSON(w[part]).schema) {
@@ -201,6 +215,8 @@ export function summaryConflict(a: SidecarSummary, b: SidecarSummary): string | 
   if (a.task !== b.task) return `is a ${b.task} summary, not ${a.task}`;
   const classesOf = (s: SidecarSummary) => JSON.stringify(s.windows.find((w) => w.estimate)?.estimate?.classes ?? null);
   if (classesOf(a) !== "null" && classesOf(b) !== "null" && classesOf(a) !== classesOf(b)) return "estimates over other classes";
+  const bandOf = (s: SidecarSummary) => JSON.stringify(s.windows.find((w) => w.reconstruction)?.reconstruction?.band ?? null);
+  if (bandOf(a) !== "null" && bandOf(b) !== "null" && bandOf(a) !== bandOf(b)) return "reconstruction errors against another multivariate reference";
   const mine = summaryFeatureTypes(a);
   for (const [name, type] of summaryFeatureTypes(b)) {
     const other = mine.get(name);

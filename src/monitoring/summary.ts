@@ -5,6 +5,8 @@ import type { DriftCalibrationJSON } from "./calibration.js";
 import type { DriftReport } from "./compare.js";
 import { ConfidenceEstimate, type ConfidenceEstimateJSON } from "./confidence-estimate.js";
 import { DatasetProfile, type DatasetProfileJSON } from "./dataset-profile.js";
+import { estimatedLossMetrics, mergeLossEstimates, type LossEstimateJSON } from "./loss-estimate.js";
+import { mergeReconstruction, type ReconstructionWindowJSON } from "./multivariate-drift.js";
 import { ConfusionMatrix, RegressionAccumulator, type ConfusionMatrixJSON, type RegressionAccumulatorJSON } from "./performance.js";
 
 export const SUMMARY_FORMAT = "ballast.dev/sidecar-summary/v1";
@@ -44,9 +46,17 @@ export interface WindowSummary {
    * server answered with (CBPE); absent otherwise and from older sidecars.
    */
   estimate?: ConfidenceEstimateJSON;
+  /** Regression with a loss estimator: the sums of the rows' predicted |error| and error² (DLE); absent otherwise. */
+  lossEstimate?: LossEstimateJSON;
+  /**
+   * Versions with a multivariate reference: the sum of the window's rows' PCA reconstruction errors, with the band
+   * to judge its mean by (multivariateDrift); absent otherwise and from older sidecars.
+   */
+  reconstruction?: ReconstructionWindowJSON;
   /**
    * Metrics derived from `labelled` (samples, accuracy, precision, recall, f1, f1Weighted / samples, mae, rmse, r2)
-   * and from `estimate` (estimatedSamples, estimatedAccuracy, estimatedF1).
+   * and from `estimate` (estimatedSamples, estimatedAccuracy, estimatedF1) or `lossEstimate` (estimatedSamples,
+   * estimatedMae, estimatedRmse).
    */
   metrics: Record<string, number>;
   /**
@@ -146,7 +156,12 @@ export function labelledMetrics(counts: LabelledCounts): Record<string, number> 
 }
 
 /** Label-free metric names, by the labelled metric they estimate. */
-export const ESTIMATED_METRICS: Readonly<Record<string, string>> = { accuracy: "estimatedAccuracy", f1: "estimatedF1" };
+export const ESTIMATED_METRICS: Readonly<Record<string, string>> = {
+  accuracy: "estimatedAccuracy",
+  f1: "estimatedF1",
+  mae: "estimatedMae",
+  rmse: "estimatedRmse",
+};
 
 /** Flat metrics of an estimate: estimatedSamples, estimatedAccuracy, estimatedF1 (macro); nothing without rows. */
 export function estimatedMetrics(estimate: ConfidenceEstimateJSON | undefined): Record<string, number> {
@@ -167,6 +182,8 @@ function mergeProfiles(a: DatasetProfileJSON, b: DatasetProfileJSON): DatasetPro
 export function mergeWindows(a: WindowSummary, b: WindowSummary): WindowSummary {
   const labelled = mergeLabelledCounts(a.labelled, b.labelled);
   const estimate = mergeEstimates(a.estimate, b.estimate);
+  const reconstruction = mergeReconstruction(a.reconstruction, b.reconstruction);
+  const lossEstimate = mergeLossEstimates(a.lossEstimate, b.lossEstimate);
   return {
     start: a.start < b.start ? a.start : b.start,
     end: a.end > b.end ? a.end : b.end,
@@ -179,7 +196,9 @@ export function mergeWindows(a: WindowSummary, b: WindowSummary): WindowSummary 
     predictions: mergeProfiles(a.predictions, b.predictions),
     labelled,
     ...(estimate ? { estimate } : {}),
-    metrics: { ...labelledMetrics(labelled), ...estimatedMetrics(estimate) },
+    ...(lossEstimate ? { lossEstimate } : {}),
+    ...(reconstruction ? { reconstruction } : {}),
+    metrics: { ...labelledMetrics(labelled), ...estimatedMetrics(estimate), ...estimatedLossMetrics(lossEstimate) },
     // Drift is not additive; the merged window's drift must be recomputed from the merged profiles.
     drift: null,
   };

@@ -1,6 +1,8 @@
 // metadata.json of a model version: everything serving, the sidecar and the operator need besides the weights.
 import { Type, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import { LossEstimatorSchema } from "../monitoring/loss-estimate.js";
+import { PcaReferenceSchema } from "../monitoring/multivariate-drift.js";
 import { METADATA_FILE, StoreError, type ModelStore } from "./store.js";
 
 export const METADATA_FORMAT = "ballast.dev/model-version/v1";
@@ -84,8 +86,15 @@ export const ModelMetadataSchema = Type.Object({
   classes: Type.Optional(Type.Array(Type.String(), { minItems: 2 })),
   /** Classification: how the sidecar calibrates probabilities before estimating accuracy without labels (absent: no estimate). */
   probabilityCalibration: Type.Optional(ProbabilityCalibrationSchema),
+  /**
+   * Multivariate drift: the training rows' PCA (encoder, scaler, components for ~65 % of the variance) and the
+   * band of their windows' mean reconstruction error; absent for versions trained before it or with one feature.
+   */
+  multivariateReference: Type.Optional(PcaReferenceSchema),
   /** Regression: the target was standardised for training; outputs are scaled back. */
   target: Type.Optional(Type.Object({ mean: Type.Number(), std: Type.Number() })),
+  /** Regression: how the sidecar estimates a window's MAE and RMSE without labels (absent: no estimate). */
+  lossEstimator: Type.Optional(LossEstimatorSchema),
   features: Type.Array(Type.Union([NumericFeatureSchema, CategoricalFeatureSchema]), { minItems: 1 }),
   /** Serialized monitoring profiles of the training rows (features + prediction), see src/monitoring. */
   referenceProfile: Type.Unknown(),

@@ -4,6 +4,8 @@ import { DriftCalibration } from "../monitoring/calibration.js";
 import { compare, type CompareOptions, type DriftReport } from "../monitoring/compare.js";
 import { ConfidenceEstimate, temperatureScaled } from "../monitoring/confidence-estimate.js";
 import { DatasetProfile } from "../monitoring/dataset-profile.js";
+import { LossEstimate, LossEstimator, estimatedLossMetrics, lossEstimatorInput } from "../monitoring/loss-estimate.js";
+import { PcaReconstruction, ReconstructionErrorSum } from "../monitoring/multivariate-drift.js";
 import {
   PREDICTION_COLUMN,
   SUMMARY_FORMAT,
@@ -14,6 +16,7 @@ import {
   type SidecarSummary,
   type WindowSummary,
 } from "../monitoring/summary.js";
+import { encodeColumns, encodedWidth } from "./features.js";
 import { labelChecker } from "./feedback-labels.js";
 import { outputNames, type ModelMetadata } from "./metadata.js";
 import { decodeInferRequest, predictionsFromResponse } from "./oip.js";
@@ -70,6 +73,10 @@ interface Window {
   labelled: LabelledOutcomes;
   /** Calibrated classifiers: the expected confusion matrix of the rows answered with probabilities. */
   estimate?: ConfidenceEstimate;
+  /** Regression versions with a loss estimator: the rows' predicted errors, summed (DLE). */
+  lossEstimate?: LossEstimate;
+  /** Versions with a multivariate reference: the rows' PCA reconstruction errors, summed. */
+  reconstruction?: ReconstructionErrorSum;
   drift?: DriftReport | null;
 }
 
@@ -128,6 +135,9 @@ export class TrafficMonitor {
   private readonly referencePredictions: DatasetProfile;
   private readonly calibration: { features: DriftCalibration; predictions: DriftCalibration } | undefined;
   private readonly outputs: string[];
+  /** The version's PCA and, per its feature, the column of a decoded row that feeds it. */
+  private readonly pca: { reconstruction: PcaReconstruction; columns: number[] } | undefined;
+  private readonly lossEstimator: LossEstimator | undefined;
   private readonly now: () => number;
   private queue: CapturedExchange[] = [];
   private open: Window;
@@ -153,6 +163,15 @@ export class TrafficMonitor {
       };
     }
     this.outputs = outputNames(options.meta);
+    const loss = options.meta.lossEstimator;
+    // An estimator whose inputs do not match the model's encoding would read the wrong columns: none then.
+    if (loss && options.meta.target && loss.inputs === encodedWidth(options.meta.features) + 1) this.lossEstimator = new LossEstimator(loss);
+    const multivariate = options.meta.multivariateReference;
+    if (multivariate) {
+      const reconstruction = new PcaReconstruction(multivariate);
+      const names = options.meta.features.map((f) => f.name);
+      this.pca = { reconstruction, columns: reconstruction.features.map((f) => names.indexOf(f.name)) };
+    }
     this.now = options.now ?? Date.now;
     this.open = this.newWindow(this.now());
   }
@@ -243,16 +262,30 @@ export class TrafficMonitor {
       names.forEach((n, i) => (row[n] = values[i]));
       window.features.addRow(row);
       if (predictions) window.predictions.addRow({ [PREDICTION_COLUMN]: predictions[r] });
+      if (this.pca && window.reconstruction) window.reconstruction.add(this.pca.reconstruction.errorOf(this.pca.columns.map((c) => values[c])));
     }
     const temperature = this.meta.probabilityCalibration?.temperature;
     if (window.estimate && temperature !== undefined) {
       for (const p of probabilityRows(response, request.rows, window.estimate.classes.length) ?? []) window.estimate.add(temperatureScaled(p, temperature));
     }
+    if (window.lossEstimate && predictions) this.estimateLoss(window.lossEstimate, request.columns, predictions);
     window.rows += request.rows;
     this.totals.rows += request.rows;
     this.options.requestLog.append({ kind: "inference", id, ts: ex.ts, version: this.meta.version, rows, predictions: predictions ?? [] });
     this.track(id, { predictions, labelled: new Uint8Array(request.rows), window });
     this.rotateIfDue(ex.ts);
+  }
+
+  /** Adds each row's predicted |error| and error² (the model's encoding of its inputs, then its prediction). */
+  private estimateLoss(estimate: LossEstimate, columns: unknown[][], predictions: (string | number)[]): void {
+    const features = this.meta.features;
+    const rows = predictions.length;
+    const encoded = encodeColumns(features, columns, rows, (f, r) => `row ${r} column "${f}"`);
+    const width = encodedWidth(features);
+    for (let r = 0; r < rows; r++) {
+      const input = lossEstimatorInput(encoded.subarray(r * width, (r + 1) * width), Number(predictions[r]), this.meta.target!);
+      estimate.add(this.lossEstimator!.predict(input));
+    }
   }
 
   private track(id: string, entry: TrackedRequest): void {
@@ -386,6 +419,8 @@ export class TrafficMonitor {
       labelled: new LabelledOutcomes(this.meta.task),
       // CBPE needs calibrated probabilities: versions trained before calibration get no estimate.
       ...(this.meta.classes && this.meta.probabilityCalibration ? { estimate: new ConfidenceEstimate(this.meta.classes) } : {}),
+      ...(this.lossEstimator ? { lossEstimate: new LossEstimate() } : {}),
+      ...(this.pca ? { reconstruction: new ReconstructionErrorSum(this.pca.reconstruction.json.band) } : {}),
     };
   }
 
@@ -475,7 +510,9 @@ export class TrafficMonitor {
       predictions: w.predictions.toJSON(),
       labelled: w.labelled.toJSON(),
       ...(w.estimate ? { estimate: w.estimate.toJSON() } : {}),
-      metrics: { ...labelledMetrics(w.labelled.toJSON()), ...estimatedMetrics(w.estimate?.toJSON()) },
+      ...(w.lossEstimate ? { lossEstimate: w.lossEstimate.toJSON() } : {}),
+      ...(w.reconstruction ? { reconstruction: w.reconstruction.toJSON() } : {}),
+      metrics: { ...labelledMetrics(w.labelled.toJSON()), ...estimatedMetrics(w.estimate?.toJSON()), ...estimatedLossMetrics(w.lossEstimate?.toJSON()) },
       drift: closed ? (w.drift ?? null) : this.driftOf(w),
     };
   }

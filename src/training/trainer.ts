@@ -23,6 +23,8 @@ import { canonicalRow, holdoutLine, parseHoldoutFile, planSplit, rowKey, type Ca
 import { calibrateProbabilities } from "./calibration.js";
 import { buildMlp, compileForTask } from "./mlp.js";
 import { chooseFeatures, encodeLabels, fitFeatures, fitLabel, labelledRows, type LabelEncoding, type Task } from "./preprocess.js";
+import { fitLossEstimator } from "./loss-estimator.js";
+import { fitPcaReference } from "./pca-reference.js";
 import { buildReferenceProfile } from "./reference.js";
 import { permutation, seededRandom } from "./split.js";
 import { TRIAL_NAMES, shardTrials, trialPlan, type TrialSpec } from "./trials.js";
@@ -338,12 +340,25 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       ? { ...calibrateOn(tf, model, head, gather(x, width, calibrationRows), gather(y, 1, calibrationRows)), set: calibrationSet }
       : undefined;
 
+  // Regression: the error model is fitted on every row the model did not train on (holdout and validation).
+  const lossRows = [...plan.recent, ...plan.original, ...plan.validation];
+  const lossEstimator =
+    task === "regression"
+      ? await fitLossEstimator(tf, {
+          x: gather(x, width, lossRows),
+          width,
+          predicted: predict(tf, model, head, gather(x, width, lossRows), lossRows.length).values!,
+          truth: Array.from(gather(y, 1, lossRows), (v) => v * labels.target!.std + labels.target!.mean),
+          target: labels.target!,
+          seed: options.seed,
+        })
+      : undefined;
+
   const trainX = gather(x, width, plan.train);
   const trainPredictions = predict(tf, model, head, trainX, plan.train.length);
-  const referenceProfile = buildReferenceProfile(
-    features.map((f) => ({ name: f.name, type: f.type, values: plan.train.map((i) => examples[i]!.raw[f.name]) })),
-    { task, values: plan.train.map((_, i) => predictionAt(trainPredictions, i)) },
-  );
+  const referenceColumns = features.map((f) => ({ name: f.name, type: f.type, values: plan.train.map((i) => examples[i]!.raw[f.name]) }));
+  const referenceProfile = buildReferenceProfile(referenceColumns, { task, values: plan.train.map((_, i) => predictionAt(trainPredictions, i)) });
+  const multivariateReference = fitPcaReference(referenceColumns, { seed: options.seed });
 
   const baseVersion = options.version ?? (await nextVersionName(options.store, options.model));
   const version = shard.count > 1 ? `${baseVersion}-${shard.index}` : baseVersion;
@@ -357,7 +372,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     label: labelName,
     ...(labels.classes ? { classes: labels.classes } : {}),
     ...(probabilityCalibration ? { probabilityCalibration } : {}),
+    ...(multivariateReference ? { multivariateReference } : {}),
     ...(labels.target ? { target: labels.target } : {}),
+    ...(lossEstimator ? { lossEstimator } : {}),
     features,
     referenceProfile,
     holdoutMetrics: reported.candidateMetrics,

@@ -11,6 +11,9 @@ import numpy as np
 import scipy
 from scipy import optimize, special, stats
 from scipy.spatial import distance
+import sklearn
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
 
 OUT = pathlib.Path(__file__).parent / "fixtures"
 
@@ -257,9 +260,85 @@ def temperature_cases():
     ]
 
 
+def pca_reconstruction_cases():
+    """NannyML's DataReconstructionDriftCalculator on small tables: categoricals frequency-encoded (share of all rows;
+    missing: the most frequent share; unseen: 0), numeric missing → mean of the present values, StandardScaler,
+    PCA(n_components=0.65); per-row error = ‖x − inverse_transform(transform(x))‖ for the reference rows and for
+    new rows (unseen categories, missing values, a broken correlation)."""
+    rng = Lcg(777)
+
+    def encode(columns, types, fitted=None):
+        if fitted is None:
+            fitted = []
+            for values, kind in zip(columns, types):
+                if kind == "numeric":
+                    present = [v for v in values if v is not None]
+                    fitted.append(("numeric", sum(present) / len(present)))
+                else:
+                    counts = {}
+                    for v in values:
+                        if v is not None:
+                            counts[v] = counts.get(v, 0) + 1
+                    freq = {c: n / len(values) for c, n in counts.items()}
+                    fitted.append(("categorical", freq, max(freq.values())))
+        out = []
+        for values, fit in zip(columns, fitted):
+            if fit[0] == "numeric":
+                out.append([fit[1] if v is None else v for v in values])
+            else:
+                out.append([fit[2] if v is None else fit[1].get(v, 0.0) for v in values])
+        return np.array(out, dtype=np.float64).T, fitted
+
+    def case(name, columns, types, new_columns):
+        x, fitted = encode(columns, types)
+        scaler = StandardScaler().fit(x)
+        scaled = scaler.transform(x)
+        pca = PCA(n_components=0.65, svd_solver="full").fit(scaled)
+        errors = lambda s: np.linalg.norm(s - pca.inverse_transform(pca.transform(s)), axis=1)
+        new_scaled = scaler.transform(encode(new_columns, types, fitted)[0])
+        return {
+            "name": name,
+            "types": types,
+            "columns": columns,
+            "newColumns": new_columns,
+            "components": int(pca.n_components_),
+            "explainedVariance": f(np.sum(pca.explained_variance_ratio_)),
+            "center": [f(v) for v in scaler.mean_],
+            "scale": [f(v) for v in scaler.scale_],
+            "errors": [f(v) for v in errors(scaled)],
+            "newErrors": [f(v) for v in errors(new_scaled)],
+        }
+
+    def correlated(n, noise):
+        base = rng.bell(n, 10, 8, 0.01)
+        return base, [b + e for b, e in zip(base, rng.bell(n, 0, noise, 0.01))]
+
+    a, b = correlated(300, 2)
+    c = rng.uniform(300, 0, 50, 0.5)
+    d = [-x + e for x, e in zip(a, rng.bell(300, 0, 3, 0.01))]
+    na, nb = correlated(40, 2)
+    nb = list(reversed(nb))  # the correlation with a broken, every marginal kept
+    numeric = case("four numeric, two correlated pairs", [a, b, c, d], ["numeric"] * 4, [na, nb, rng.uniform(40, 0, 50, 0.5), [-x for x in na]])
+
+    a2, b2 = correlated(250, 4)
+    cats = ["low" if x < 9 else "mid" if x < 11 else "high" for x in a2]
+    cats = [None if i % 17 == 0 else ("rare" if i % 41 == 0 else v) for i, v in enumerate(cats)]
+    a2 = [None if i % 23 == 0 else v for i, v in enumerate(a2)]
+    const = [3.0] * 250
+    na2, nb2 = correlated(30, 4)
+    ncats = ["unseen" if i % 5 == 0 else None if i % 7 == 0 else "high" for i in range(30)]
+    mixed = case(
+        "mixed: a categorical tied to a numeric, missing values, a constant column",
+        [a2, b2, cats, const],
+        ["numeric", "numeric", "categorical", "numeric"],
+        [[None if i % 6 == 0 else v for i, v in enumerate(na2)], nb2, ncats, [3.0] * 30],
+    )
+    return [numeric, mixed]
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
-    versions = {"numpy": np.__version__, "scipy": scipy.__version__}
+    versions = {"numpy": np.__version__, "scipy": scipy.__version__, "scikit-learn": sklearn.__version__}
     fixtures = {
         "ks_2samp.json": ks_cases(),
         "kstwo_sf.json": kstwo_cases(),
@@ -268,6 +347,7 @@ def main():
         "wasserstein.json": wasserstein_cases(),
         "drift.json": drift_cases(),
         "temperature_scaling.json": temperature_cases(),
+        "pca_reconstruction.json": pca_reconstruction_cases(),
     }
     for name, cases in fixtures.items():
         (OUT / name).write_text(json.dumps({"generatedBy": "test/oracle/generate.py", "versions": versions, "cases": cases}) + "\n")

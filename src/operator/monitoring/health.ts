@@ -20,11 +20,14 @@ import {
 import type { EventRecord } from "../../kube/events.js";
 import {
   evaluatePolicy,
+  multivariateDrift,
+  multivariateText,
   robustness,
   stability,
   type DriftReport,
   type FeatureDrift,
   type MetricBound,
+  type MultivariateDrift,
   type PolicyConfig,
   type PolicyDecision,
   type PolicyRule,
@@ -97,6 +100,7 @@ export function policyConfig(md: ResolvedModelDeployment): PolicyConfig {
     minLabelledSamples: p.minLabelledSamples,
     datasetDrift: true,
     predictionDrift: p.predictionDrift,
+    multivariateDrift: md.spec.monitoring.drift.multivariate,
     metrics,
     minStability: p.minStability,
     minRobustness: p.minRobustness,
@@ -159,12 +163,15 @@ export interface WindowEvaluation {
   snapshot: MetricsSnapshot;
   drift: DriftReport | null;
   observation: {
+    /** Mean reconstruction error of the merged window against its band; null without a multivariate reference. */
+    multivariate: MultivariateDrift | null;
     samples: number;
     labelledSamples: number;
     metrics: Record<string, number | null>;
     /** The metric's label-free estimate, when the window has one. */
     estimatedMetrics: Record<string, number | null>;
     estimatedSamples: number;
+    estimatedFrom: string;
     stability: number | null;
     robustness: number | null;
   };
@@ -193,6 +200,8 @@ export function evaluateClosedWindows(group: readonly SidecarSummary[], md: Reso
     const history = closed.slice(Math.max(0, i + 1 - STABILITY_WINDOWS), i + 1).map((w) => valueOf(w) ?? null);
     const stab = history.some((v) => v !== null) ? stability(history) : null;
     const rob = robustness(window.failedRequests, window.requests);
+    // Sums merge exactly across replicas, so the merged window's mean error is every row's.
+    const multivariate = multivariateDrift(window.reconstruction);
     const predictionStat = drift?.prediction.find((p) => p.status === "evaluated")?.statistic;
     const snapshot: MetricsSnapshot = { windowStart: window.start, windowEnd: window.end, samples: window.rows, labelledSamples: labelled, metric };
     // Rounded for `kubectl get md` and people; the policy judges the exact values in `observation`.
@@ -201,8 +210,16 @@ export function evaluateClosedWindows(group: readonly SidecarSummary[], md: Reso
       snapshot.driftedFeatures = boundFeatureNames(drift.features.filter((f) => f.drift).map((f) => f.name));
     }
     if (finiteOrUndefined(predictionStat) !== undefined) snapshot.predictionDrift = displayRound(predictionStat!);
+    if (multivariate) {
+      snapshot.reconstructionError = displayRound(multivariate.reconstructionError);
+      snapshot.reconstructionErrorLower = displayRound(multivariate.lower);
+      snapshot.reconstructionErrorUpper = displayRound(multivariate.upper);
+      snapshot.multivariateDrift = multivariate.drift;
+    }
     if (value !== undefined) snapshot.accuracy = displayRound(value);
     if (estimated !== undefined) snapshot.estimatedAccuracy = displayRound(estimated);
+    const estimatedMae = finiteOrUndefined(window.metrics["estimatedMae"]);
+    if (estimatedMae !== undefined) snapshot.estimatedMae = displayRound(estimatedMae);
     if (finiteOrUndefined(stab) !== undefined) snapshot.stability = displayRound(stab!);
     if (finiteOrUndefined(rob) !== undefined) {
       snapshot.robustness = displayRound(rob!);
@@ -212,11 +229,14 @@ export function evaluateClosedWindows(group: readonly SidecarSummary[], md: Reso
       snapshot,
       drift,
       observation: {
+        multivariate,
         samples: window.rows,
         labelledSamples: labelled,
         metrics: { [metric]: value ?? null },
         estimatedMetrics: { [metric]: estimated ?? null },
         estimatedSamples: window.metrics["estimatedSamples"] ?? 0,
+        // A classifier's estimate comes from its calibrated probabilities (CBPE), a regressor's from its error model (DLE).
+        estimatedFrom: md.spec.monitoring.task === "regression" ? "predicted errors" : "calibrated confidence",
         stability: stab,
         robustness: rob,
       },
@@ -255,12 +275,20 @@ export function driftCondition(snapshot: MetricsSnapshot, drift: DriftReport | n
   const drifted = drift.features.filter((f) => f.drift);
   const share = `${drift.driftedFeatures} of ${drift.evaluatedFeatures} features drifted (share ${fmt(drift.driftShare)}`;
   const predictionDrifted = p.predictionDrift && drift.predictionDrift;
-  if (drift.drift || predictionDrifted) {
-    const why = [...drifted.map((f) => f.reason), ...(predictionDrifted ? drift.prediction.filter((f) => f.drift).map((f) => `predictions: ${f.reason}`) : [])];
-    const shareText = drift.drift ? `${share} ≥ policy.maxDriftShare ${p.maxDriftShare})` : `predictions drifted; ${share})`;
+  const multivariate = multivariateOf(snapshot);
+  const multivariateDrifted = md.spec.monitoring.drift.multivariate && multivariate?.drift === true;
+  if (drift.drift || predictionDrifted || multivariateDrifted) {
+    const why = [
+      ...(multivariateDrifted ? [multivariateText(multivariate!)] : []),
+      ...drifted.map((f) => f.reason),
+      ...(predictionDrifted ? drift.prediction.filter((f) => f.drift).map((f) => `predictions: ${f.reason}`) : []),
+    ];
+    const shareText = drift.drift
+      ? `${share} ≥ policy.maxDriftShare ${p.maxDriftShare})`
+      : `${multivariateDrifted ? "inputs drifted together" : "predictions drifted"}; ${share})`;
     const decidedElsewhere =
       (decision?.decidedBy === "labels" || decision?.decidedBy === "estimate") &&
-      !decision.fired.some((r) => r === "dataset-drift" || r === "prediction-drift");
+      !decision.fired.some((r) => r === "dataset-drift" || r === "multivariate-drift" || r === "prediction-drift");
     const note = decidedElsewhere ? `; not a violation by itself: ${decision.basis ?? "decided by labels"}` : "";
     const head = `${shareText} in ${windowLabel(snapshot)}: `;
     return { status: "True", reason: ConditionReason.DriftAboveThreshold, message: `${head}${joinWithin(why, listBudget(head, note))}${note}` };
@@ -276,6 +304,18 @@ export function driftCondition(snapshot: MetricsSnapshot, drift: DriftReport | n
   return { status: "False", reason: ConditionReason.NoDrift, message: `${head}${detail}` };
 }
 
+/** The window's multivariate numbers as status shows them (rounded), or undefined without a multivariate reference. */
+function multivariateOf(s: MetricsSnapshot): MultivariateDrift | undefined {
+  if (s.reconstructionError === undefined || s.reconstructionErrorLower === undefined || s.reconstructionErrorUpper === undefined) return undefined;
+  return {
+    rows: s.samples,
+    reconstructionError: s.reconstructionError,
+    lower: s.reconstructionErrorLower,
+    upper: s.reconstructionErrorUpper,
+    drift: s.multivariateDrift === true,
+  };
+}
+
 /** What is left of a condition message for a list between `head` and `tail`. */
 function listBudget(head: string, tail: string): number {
   return Math.max(0, MAX_CONDITION_MESSAGE_LENGTH - head.length - tail.length);
@@ -287,6 +327,7 @@ const RULE_REASONS: Record<PolicyRule, ConditionReasonName> = {
   robustness: ConditionReason.RobustnessBelowThreshold,
   stability: ConditionReason.StabilityBelowThreshold,
   "dataset-drift": ConditionReason.DriftAboveThreshold,
+  "multivariate-drift": ConditionReason.DriftAboveThreshold,
   "prediction-drift": ConditionReason.DriftAboveThreshold,
 };
 
@@ -311,6 +352,10 @@ export function degradedCondition(decision: PolicyDecision, snapshot: MetricsSna
   if (snapshot.robustness !== undefined) checked.push(`robustness ${fmt(snapshot.robustness)}`);
   if (snapshot.stability !== undefined) checked.push(`stability ${fmt(snapshot.stability)}`);
   if (snapshot.driftShare !== undefined) checked.push(`drift share ${fmt(snapshot.driftShare)}`);
+  if (md.spec.monitoring.drift.multivariate && snapshot.reconstructionError !== undefined)
+    checked.push(
+      `reconstruction error ${fmt(snapshot.reconstructionError)} in [${fmt(snapshot.reconstructionErrorLower!)}, ${fmt(snapshot.reconstructionErrorUpper!)}]`,
+    );
   const pending = reasons ? `; ${reasons}` : "";
   const basis = decision.basis && !reasons.includes(decision.basis) ? `, ${decision.basis}` : "";
   return { status: "False", reason: ConditionReason.Healthy, message: `within policy${basis}: ${checked.join(", ")} in ${windowLabel(snapshot)}${pending}` };
@@ -401,9 +446,11 @@ export function monitoringStatus(md: ResolvedModelDeployment, podScrapes: readon
         samples: o.samples,
         labelledSamples: o.labelledSamples,
         ...(d ? { drift: d } : {}),
+        multivariate: o.multivariate,
         metrics: o.metrics,
         estimatedMetrics: o.estimatedMetrics,
         estimatedSamples: o.estimatedSamples,
+        estimatedFrom: o.estimatedFrom,
         stability: o.stability,
         robustness: o.robustness,
       },
@@ -437,7 +484,7 @@ export function monitoringStatus(md: ResolvedModelDeployment, podScrapes: readon
 function windowRecord(w: MetricsSnapshot, version: string | undefined): WindowRecord {
   const r: WindowRecord = { windowEnd: w.windowEnd, samples: w.samples };
   if (version) r.version = version;
-  for (const k of ["labelledSamples", "accuracy", "estimatedAccuracy", "driftShare", "errorRate", "verdict", "decidedBy"] as const)
+  for (const k of ["labelledSamples", "accuracy", "estimatedAccuracy", "driftShare", "reconstructionError", "errorRate", "verdict", "decidedBy"] as const)
     if (w[k] !== undefined) Object.assign(r, { [k]: w[k] });
   return r;
 }

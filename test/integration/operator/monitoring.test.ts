@@ -270,4 +270,44 @@ describe("ballast operator: monitoring what the sidecars see", () => {
       /not a violation by itself: decided by estimate \(0 labelled rows < 50; estimated from 100 rows/,
     );
   });
+
+  it("with drift.multivariate, Seattle days whose temperatures no longer move together are drift, though no single feature drifted", async () => {
+    // Every window so far carried its reconstruction error into status (the CRD keeps the fields).
+    expect((await get()).status!.recentWindows!.every((w) => w.reconstructionError !== undefined)).toBe(true);
+    const before = (await get()).status!.lastMetrics!.windowEnd;
+    const patch = await kubectl([
+      "patch",
+      "md",
+      "weather",
+      "-n",
+      ns.name,
+      "--type",
+      "merge",
+      "-p",
+      JSON.stringify({ spec: { monitoring: { drift: { multivariate: true } }, policy: { triggerOn: "drift" } } }),
+    ]);
+    expect(patch.code).toBe(0);
+    // temp_min moved to another day of the window (stride coprime to 100): each column keeps its values.
+    const days = split.seattleTraffic.slice(WINDOW, 2 * WINDOW);
+    await sendUnlabelled(
+      days.map((d, i) => ({ ...d, temp_min: days[(i * 7 + 31) % WINDOW]!.temp_min })),
+      "decorrelated",
+    );
+    const judged = await waitFor(
+      "the decorrelated window judged",
+      async () => {
+        const m = await get();
+        const last = m.status?.lastMetrics;
+        return last && last.windowEnd > before && last.verdict ? m : undefined;
+      },
+      60_000,
+    );
+    const last = judged.status!.lastMetrics!;
+    expect(last).toMatchObject({ driftShare: 0, multivariateDrift: true, verdict: "Violated", decidedBy: "drift" });
+    expect(last.reconstructionError).toBeGreaterThan(last.reconstructionErrorUpper!);
+    expect(condition(judged, "DriftDetected")).toMatchObject({ status: "True", reason: "DriftAboveThreshold" });
+    expect(condition(judged, "DriftDetected")!.message).toMatch(
+      /inputs drifted together; 0 of 4 features drifted.*multivariate drift: mean PCA reconstruction error/,
+    );
+  });
 });

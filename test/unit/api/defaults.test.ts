@@ -13,7 +13,7 @@ describe("applyModelDeploymentDefaults", () => {
     expect(spec.serving).toEqual({ replicas: 1, port: 8080 });
     expect(spec.model.format).toBe("tfjs-layers");
     expect(spec.monitoring.window).toEqual({ size: 1000 });
-    expect(spec.monitoring.drift).toEqual({ method: "auto", thresholdMode: "calibrated", correction: "none" });
+    expect(spec.monitoring.drift).toEqual({ method: "auto", thresholdMode: "calibrated", correction: "none", multivariate: false });
     expect(spec.monitoring.scrapeInterval).toBe("30s");
     expect(spec.policy).toEqual({
       paused: false,

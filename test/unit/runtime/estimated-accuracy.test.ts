@@ -4,7 +4,7 @@
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SidecarSummary } from "../../../src/monitoring/summary.js";
-import { postJson, startModelServer, startSidecar, stopAll, type LocalProcess } from "./local-processes.js";
+import { postJson, startWindowedModel, stopAll, type LocalProcess } from "./local-processes.js";
 import { inferBody, weatherFixture, type WeatherFixture, type WeatherRow } from "./weather-fixture.js";
 
 const WINDOW_ROWS = 300;
@@ -38,13 +38,7 @@ async function summary(): Promise<SidecarSummary> {
 
 beforeAll(async () => {
   fx = await weatherFixture({ holdoutRows: 2 * WINDOW_ROWS, newYorkRows: 2 * WINDOW_ROWS });
-  server = await startModelServer(`file://${fx.storeDir}`);
-  sidecar = await startSidecar(server.url, `file://${fx.storeDir}`, path.join(fx.dir, "sidecar-log"), [
-    "--window-size",
-    String(WINDOW_ROWS),
-    "--window-duration",
-    "0",
-  ]);
+  ({ server, sidecar } = await startWindowedModel(`file://${fx.storeDir}`, path.join(fx.dir, "sidecar-log"), WINDOW_ROWS));
 }, 180_000);
 
 afterAll(async () => {

@@ -132,6 +132,18 @@ export async function startSidecar(
   return proc;
 }
 
+/** A model server and its sidecar, the sidecar closing a window every `windowRows` rows (no time bound). */
+export async function startWindowedModel(
+  storeDir: string,
+  dataDir: string,
+  windowRows: number,
+  model = "weather",
+): Promise<{ server: LocalProcess; sidecar: LocalProcess }> {
+  const server = await startModelServer(storeDir, ["--model", model]);
+  const sidecar = await startSidecar(server.url, storeDir, dataDir, ["--model", model, "--window-size", String(windowRows), "--window-duration", "0"]);
+  return { server, sidecar };
+}
+
 /** Stops processes in order (front to back: the sidecar before its model server). */
 export async function stopAll(procs: readonly (LocalProcess | undefined)[]): Promise<void> {
   for (const p of procs) await p?.stop();

@@ -589,10 +589,7 @@ export const ShadowSpecSchema = Type.Object(
       }),
       false,
     ),
-    sampleRate: withDefault(
-      positiveNumber("Share of live inference requests each serving pod mirrors to the shadow (0 < x ≤ 1).", { maximum: 1 }),
-      1,
-    ),
+    sampleRate: withDefault(positiveNumber("Share of live inference requests each serving pod mirrors to the shadow (0 < x ≤ 1).", { maximum: 1 }), 1),
     minPairs: withDefault(
       Type.Integer({ format: "int32", minimum: 1, maximum: 10000000, description: "Rows both models answered before the shadow is judged." }),
       500,
@@ -994,7 +991,17 @@ export const LoopStatusSchema = Type.Object(
   { description: "The closed loop's state machine: retrain, gate, promote, observe, roll back." },
 );
 
-export const HISTORY_EVENTS = ["Served", "Retrained", "RetrainingFailed", "ShadowPassed", "ShadowRejected", "Promoted", "Rejected", "RolledBack", "Halted"] as const;
+export const HISTORY_EVENTS = [
+  "Served",
+  "Retrained",
+  "RetrainingFailed",
+  "ShadowPassed",
+  "ShadowRejected",
+  "Promoted",
+  "Rejected",
+  "RolledBack",
+  "Halted",
+] as const;
 
 export const HistoryEntrySchema = Type.Object(
   {

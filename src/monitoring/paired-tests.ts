@@ -48,7 +48,7 @@ function averageRanks(values: readonly number[]): { ranks: number[]; tieCorrecti
   const order = values.map((_, i) => i).sort((a, b) => values[a]! - values[b]!);
   const ranks = new Array<number>(values.length);
   let tieCorrection = 0;
-  for (let start = 0; start < order.length; ) {
+  for (let start = 0; start < order.length;) {
     let end = start + 1;
     while (end < order.length && values[order[end]!] === values[order[start]!]) end++;
     const rank = (start + 1 + end) / 2;

@@ -178,8 +178,7 @@ export function compareShadow(summary: ShadowSummary, rules: ShadowRules, servin
     );
     // Buckets only bound a quantile: slower for sure when the candidate's bucket starts past ratio × the serving bucket's end.
     const latencyOk = !shadowP99 || !servingP99 || shadowP99.lower <= rules.maxLatencyRatio * servingP99.upper;
-    const p99 = (b: { lower: number; upper: number } | undefined) =>
-      b === undefined ? "n/a" : Number.isFinite(b.upper) ? `≤${b.upper} ms` : `>${b.lower} ms`;
+    const p99 = (b: { lower: number; upper: number } | undefined) => (b === undefined ? "n/a" : Number.isFinite(b.upper) ? `≤${b.upper} ms` : `>${b.lower} ms`);
     check(latencyOk, "MaxLatencyRatio", `p99 ${p99(shadowP99)} vs serving ${p99(servingP99)} (promotion.maxLatencyRatio ${rules.maxLatencyRatio})`);
   }
   result.verdict = failedRule ? "Rejected" : "Passed";

@@ -558,7 +558,10 @@ function shadowing(step: Step): void {
   }
   if (live?.verdict === "Rejected") {
     recordShadow(step, live);
-    return step.failed(ConditionReason.ShadowRejected, `candidate ${candidate} failed the shadow (${live.failedRule}); ${md.status?.servingVersion ?? "the serving version"} stays`);
+    return step.failed(
+      ConditionReason.ShadowRejected,
+      `candidate ${candidate} failed the shadow (${live.failedRule}); ${md.status?.servingVersion ?? "the serving version"} stays`,
+    );
   }
   const deadline = step.loop.shadowDeadline ? Date.parse(step.loop.shadowDeadline) : obs.now.getTime();
   const progress = live?.message ?? "no shadow numbers from the serving pods yet";

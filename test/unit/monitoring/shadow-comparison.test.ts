@@ -13,7 +13,10 @@ function latency(ms: number, count: number): number[] {
   return out;
 }
 
-function classification(c: { bothRight: number; servingOnly: number; shadowOnly: number; bothWrong: number }, over: Partial<ShadowSummary> = {}): ShadowSummary {
+function classification(
+  c: { bothRight: number; servingOnly: number; shadowOnly: number; bothWrong: number },
+  over: Partial<ShadowSummary> = {},
+): ShadowSummary {
   return {
     version: "v2",
     since: "2026-12-05T12:00:00Z",
@@ -67,7 +70,11 @@ describe("shadow comparison of a classifier (McNemar's exact test on the labelle
   });
 
   it("rejects a candidate that fails requests as soon as minPairs were mirrored, before enough pairs", () => {
-    const r = compareShadow(classification({ bothRight: 10, servingOnly: 0, shadowOnly: 0, bothWrong: 0 }, { mirrored: 600, failed: 300, rows: 300 }), rules, 0.01);
+    const r = compareShadow(
+      classification({ bothRight: 10, servingOnly: 0, shadowOnly: 0, bothWrong: 0 }, { mirrored: 600, failed: 300, rows: 300 }),
+      rules,
+      0.01,
+    );
     expect(r.verdict).toBe("Rejected");
     expect(r.failedRule).toBe("ErrorRate");
     expect(r.shadowErrorRate).toBe(0.5);

@@ -103,7 +103,10 @@ describe("the Shadowing phase", () => {
     m = { ...m, status: { ...m.status, shadow: numbers({ version: "r0-old", verdict: "Passed" }) } };
     let s = stepLoop(m, obs(at(60), { shadow: { readyPods: 1, mirror: "2 of 2 serving pods mirror" } }));
     expect(s.status.loop?.phase).toBe("Shadowing");
-    m = { ...m, status: { ...m.status, shadow: numbers({ verdict: "Pending", labelledPairs: 20, message: "collecting: 300 of 500 pairs, 20 of 200 labelled" }) } };
+    m = {
+      ...m,
+      status: { ...m.status, shadow: numbers({ verdict: "Pending", labelledPairs: 20, message: "collecting: 300 of 500 pairs, 20 of 200 labelled" }) },
+    };
     s = stepLoop(m, obs(at(90), { shadow: { readyPods: 1, mirror: "2 of 2 serving pods mirror" } }));
     expect(s.status.loop?.phase).toBe("Shadowing");
     expect(s.status.loop?.message).toMatch(/collecting: 300 of 500 pairs, 20 of 200 labelled; 1 of 1 shadow pods ready, 2 of 2 serving pods mirror/);
@@ -176,7 +179,9 @@ describe("the Shadowing phase", () => {
     m = { ...m, status: { ...m.status, shadow: numbers({}) } };
     const s = stepLoop(m, obs(at(200)));
     expect(s.status.loop?.phase).toBe("AwaitingApproval");
-    expect(s.status.loop?.message).toMatch(/passed the gate and the shadow \(1000 of 500 pairs, 300 of 200 labelled; ✓ accuracy 0.9 vs serving 0.8\); set spec.promotion.approvedVersion/);
+    expect(s.status.loop?.message).toMatch(
+      /passed the gate and the shadow \(1000 of 500 pairs, 300 of 200 labelled; ✓ accuracy 0.9 vs serving 0.8\); set spec.promotion.approvedVersion/,
+    );
     expect(findCondition(s.status.conditions, "CandidateReady")).toMatchObject({ status: "True", reason: "AwaitingApproval" });
     expect(s.shadow).toBeUndefined();
   });

@@ -27,8 +27,14 @@ export class FeedbackTokenFileError extends Error {
 const digest = (s: string | Buffer): Buffer => createHash("sha256").update(s).digest();
 
 export class FeedbackAuth {
-  /** Only the token's digest is kept: equal-length buffers for a constant-time comparison. */
-  private constructor(private readonly expected: Buffer) {}
+  /**
+   * Checks compare the token's digest (equal-length buffers for a constant-time comparison); the header is what
+   * feedback forwarded to a shadow pod of the same deployment (same Secret) carries.
+   */
+  private constructor(
+    private readonly expected: Buffer,
+    readonly authorization: string,
+  ) {}
 
   /** Reads the token (surrounding whitespace, such as a file's trailing newline, is not part of it). */
   static async fromFile(file: string): Promise<FeedbackAuth> {
@@ -40,7 +46,7 @@ export class FeedbackAuth {
     }
     const token = text.trim();
     if (token.length === 0) throw new FeedbackTokenFileError(file, "is empty; the Secret's key must hold the token");
-    return new FeedbackAuth(digest(token));
+    return new FeedbackAuth(digest(token), `Bearer ${token}`);
   }
 
   /** Throws FeedbackUnauthorizedError unless the request carries the token. */

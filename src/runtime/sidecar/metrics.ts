@@ -16,6 +16,8 @@ export class SidecarMetrics {
   readonly latency: Histogram<"route" | "code">;
   readonly upstreamErrors: Counter<"reason">;
   readonly feedbackTotal: Counter<"result">;
+  readonly mirrorRequests: Counter<"outcome">;
+  readonly mirrorFeedback: Counter<"outcome">;
   private readonly logDroppedCounters: Record<keyof DroppedTotals, Counter>;
 
   constructor(private readonly source: MetricsSource) {
@@ -44,6 +46,18 @@ export class SidecarMetrics {
       name: "ballast_feedback_total",
       help: "Feedback labels by result: accepted, invalid, unknown-id, duplicate, unauthorized, error.",
       labelNames: ["result"],
+      registers,
+    });
+    this.mirrorRequests = new Counter({
+      name: "ballast_sidecar_mirror_requests_total",
+      help: "Inference requests mirrored to a shadow candidate: sent (the shadow answered), dropped (queue full, never sent), failed (non-2xx, timeout, connection error).",
+      labelNames: ["outcome"],
+      registers,
+    });
+    this.mirrorFeedback = new Counter({
+      name: "ballast_sidecar_mirror_feedback_total",
+      help: "Feedback batches for mirrored requests forwarded to the shadow: sent, dropped (queue full), failed.",
+      labelNames: ["outcome"],
       registers,
     });
     this.logDroppedCounters = {

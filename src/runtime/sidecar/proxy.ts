@@ -10,6 +10,7 @@ import { sendError } from "../http-json.js";
 import { REQUEST_ID_HEADER } from "../oip-routes.js";
 import type { TrafficMonitor } from "../traffic-monitor.js";
 import type { SidecarMetrics } from "./metrics.js";
+import type { Mirror } from "./mirror.js";
 import { assignRequestId, callerRequestId, headerRequestId } from "./request-id.js";
 import { describeUpstream, type UpstreamClient } from "./upstream.js";
 
@@ -23,7 +24,14 @@ const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "p
 export type ProxiedExchange =
   | { kind: "passthrough" }
   | { kind: "inference-unrecorded"; monitor: TrafficMonitor }
-  | { kind: "inference-recorded"; monitor: TrafficMonitor; requestBody: Buffer; request?: unknown };
+  | {
+      kind: "inference-recorded";
+      monitor: TrafficMonitor;
+      requestBody: Buffer;
+      request?: unknown;
+      /** The request may go to a shadow: the id it is known by is the caller's own (or none was given). */
+      mirrorable: boolean;
+    };
 
 interface ForwardOptions {
   req: IncomingMessage;
@@ -43,6 +51,7 @@ export interface ProxyOptions {
   logger: Logger;
   maxBodyBytes: number;
   upstreamTimeoutMs: number;
+  mirror: Mirror;
 }
 
 /** A request body read up to a bound: whole, or the part read so far followed by the rest, unread. */
@@ -130,6 +139,8 @@ export class ModelServerProxy {
       monitor,
       requestBody: read.body,
       ...(caller.request !== undefined ? { request: caller.request } : {}),
+      // A replaced id is not in the body the shadow would get: it would assign its own, and the pair would not join.
+      mirrorable: caller.id === undefined || caller.id === id,
     };
     return this.forward({ req, res, headers, body: read.body, id, receivedAt, exchange });
   }
@@ -144,6 +155,7 @@ export class ModelServerProxy {
     res.on("close", () => {
       if (!res.writableFinished) cancel.abort();
     });
+    const sentAt = performance.now();
     let upstream: Dispatcher.ResponseData;
     try {
       upstream = await this.options.upstream.request({
@@ -167,6 +179,7 @@ export class ModelServerProxy {
     if (status === 413) out.connection = "close";
     const record = exchange.kind === "inference-recorded" && status === 200;
     let responseBody: Buffer | undefined;
+    let servingMs = 0;
     try {
       res.writeHead(status, out);
       if (record) {
@@ -174,6 +187,7 @@ export class ModelServerProxy {
         const chunks: Buffer[] = [];
         for await (const c of upstream.body) chunks.push(c as Buffer);
         responseBody = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        servingMs = performance.now() - sentAt;
         res.end(responseBody);
       } else {
         await pipeline(upstream.body, res);
@@ -197,6 +211,11 @@ export class ModelServerProxy {
         id,
         ...(typeof responseId === "string" ? { responseId } : {}),
       });
+      // After res.end and the monitor: the user has the answer before the shadow hears of the request.
+      if (exchange.mirrorable) {
+        const { requestBody } = exchange;
+        this.options.mirror.offer({ id, path: req.url ?? "/", contentType: req.headers["content-type"], requestBody, responseBody, servingMs });
+      }
       return;
     }
     release();

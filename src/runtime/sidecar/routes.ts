@@ -1,6 +1,6 @@
 // What each request to the sidecar is, by port: the public port (the Service's) proxies the Open Inference
 // Protocol and takes feedback; the monitoring port (reached only by the operator and Prometheus) serves the
-// summary and the metrics. Also the one place where a thrown error becomes an HTTP response.
+// summary, the metrics and the mirror setting. Also the one place where a thrown error becomes an HTTP response.
 import type { ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { SIDECAR_PATHS } from "../../api/sidecar-paths.js";
@@ -24,7 +24,7 @@ export type PublicRequest =
   | { kind: "monitoring-only" };
 
 /** A request on the monitoring port. */
-export type MonitoringRequest = { kind: "summary" } | { kind: "metrics" } | { kind: "unknown" };
+export type MonitoringRequest = { kind: "summary" } | { kind: "metrics" } | { kind: "mirror" } | { kind: "unknown" };
 
 export function classifyPublicRequest(method: string | undefined, path: string): PublicRequest {
   switch (path) {
@@ -36,6 +36,7 @@ export function classifyPublicRequest(method: string | undefined, path: string):
       return { kind: "feedback" };
     case SIDECAR_PATHS.summary:
     case SIDECAR_PATHS.metrics:
+    case SIDECAR_PATHS.mirror:
       return { kind: "monitoring-only" };
   }
   const route = matchRoute(path)?.kind;
@@ -47,10 +48,12 @@ export function classifyPublicRequest(method: string | undefined, path: string):
 export function classifyMonitoringRequest(path: string): MonitoringRequest {
   if (path === SIDECAR_PATHS.summary) return { kind: "summary" };
   if (path === SIDECAR_PATHS.metrics) return { kind: "metrics" };
+  // Only the operator may point this pod's traffic at another address: never on the Service's port.
+  if (path === SIDECAR_PATHS.mirror) return { kind: "mirror" };
   return { kind: "unknown" };
 }
 
-/** The `route` label of the request metrics (stable names: infer, proxy, live, ready, feedback, summary, metrics). */
+/** The `route` label of the request metrics (stable names: infer, proxy, live, ready, feedback, summary, metrics, mirror). */
 export function routeLabel(request: PublicRequest | MonitoringRequest): string {
   switch (request.kind) {
     case "inference":

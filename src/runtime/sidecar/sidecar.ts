@@ -1,7 +1,7 @@
 // `ballast sidecar`: a reverse proxy in front of `ballast serve` that monitors traffic, takes feedback and logs
 // both durably. The proxy path only counts and copies bytes; parsing and profiling happen in batches afterwards.
 // Two listeners: the public port (the Service's: inference, feedback, probes) and the monitoring port (summary and
-// metrics, for the operator and Prometheus only).
+// metrics, for the operator and Prometheus only; the operator also sets mirroring to a shadow candidate there).
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
@@ -14,6 +14,7 @@ import type { ModelStore, StoreOptions } from "../store.js";
 import { Refusal } from "../refusal.js";
 import { FeedbackAuth, FeedbackUnauthorizedError } from "./feedback-auth.js";
 import { SidecarMetrics } from "./metrics.js";
+import { Mirror } from "./mirror.js";
 import { MonitoringSetup } from "./monitoring-setup.js";
 import { ModelServerProxy } from "./proxy.js";
 import { classifyMonitoringRequest, classifyPublicRequest, routeLabel, sendFailure, type MonitoringRequest, type PublicRequest } from "./routes.js";
@@ -66,6 +67,7 @@ export class Sidecar {
   private readonly upstream: UpstreamClient;
   private readonly metrics: SidecarMetrics;
   private readonly proxy: ModelServerProxy;
+  private readonly mirror: Mirror;
   private setup: MonitoringSetup | undefined;
   private feedbackAuth: FeedbackAuth | undefined;
   /** From stop() on: not ready, every response closes its connection, proxying goes on until the listeners close. */
@@ -78,7 +80,9 @@ export class Sidecar {
     this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.upstream = new UpstreamClient(options.upstream);
     this.metrics = new SidecarMetrics({ model: options.model, monitoring: () => this.setup?.state });
+    this.mirror = new Mirror({ metrics: this.metrics, logger: options.logger, feedbackAuthorization: () => this.feedbackAuth?.authorization });
     this.proxy = new ModelServerProxy({
+      mirror: this.mirror,
       upstream: this.upstream,
       metrics: this.metrics,
       logger: options.logger,
@@ -152,6 +156,7 @@ export class Sidecar {
     const drain = this.options.drainTimeoutMs ?? 10_000;
     await Promise.all([closeGracefully(this.publicServer, drain), closeGracefully(this.monitoringServer, drain)]);
     await this.setup?.close();
+    await this.mirror.close();
     await this.upstream.close();
   }
 
@@ -225,8 +230,12 @@ export class Sidecar {
   private async answerMonitoring(req: IncomingMessage, res: ServerResponse, request: MonitoringRequest): Promise<void> {
     if (request.kind === "unknown") {
       req.resume();
-      throw new RequestError(404, `no route ${req.url} on the monitoring port; it serves ${SIDECAR_PATHS.summary} and ${SIDECAR_PATHS.metrics}`);
+      throw new RequestError(
+        404,
+        `no route ${req.url} on the monitoring port; it serves ${SIDECAR_PATHS.summary}, ${SIDECAR_PATHS.metrics} and ${SIDECAR_PATHS.mirror}`,
+      );
     }
+    if (request.kind === "mirror") return this.answerMirror(req, res);
     allowOnly(req, res, "GET");
     if (request.kind === "metrics") {
       const { contentType, body } = await this.metrics.text();
@@ -234,7 +243,41 @@ export class Sidecar {
     }
     const summary = this.setup?.summary();
     if (!summary) throw new RequestError(503, "sidecar is starting; no summary yet");
-    return sendJson(res, 200, summary);
+    const shadow = this.mirror.summary();
+    return sendJson(res, 200, shadow ? { ...summary, shadow } : summary);
+  }
+
+  /** The operator's switch for mirroring to a shadow candidate (see Mirror). */
+  private async answerMirror(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    switch (req.method) {
+      case "GET":
+        return sendJson(res, 200, { mirror: this.mirror.view() ?? null });
+      case "DELETE":
+        req.resume();
+        this.mirror.stop();
+        res.writeHead(204).end();
+        return;
+      case "PUT": {
+        const body = parseJsonBody(req, await readBody(req, MAX_MIRROR_BODY_BYTES));
+        // Pairing needs the serving model's task and classes.
+        const meta = this.setup?.state?.meta;
+        if (!meta) throw new RequestError(503, "sidecar is starting; set the mirror once monitoring is set up");
+        return sendJson(res, 200, { mirror: this.mirror.configure(body, meta) });
+      }
+      default:
+        req.resume();
+        res.setHeader("allow", "GET, PUT, DELETE");
+        throw new RequestError(405, `method ${req.method} not allowed on ${req.url}; use GET, PUT or DELETE`);
+    }
+  }
+
+  /** Accepted feedback for mirrored requests, paired and sent on; its failure is the mirror's, never the caller's. */
+  private pairWithShadow(body: unknown): void {
+    try {
+      this.mirror.feedbackAccepted(body);
+    } catch (err) {
+      this.options.logger.error({ event: "mirror-feedback-failed", err }, "could not pair accepted feedback with the shadow");
+    }
   }
 
   private async feedback(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -253,6 +296,7 @@ export class Sidecar {
       const result = await monitor.applyFeedback(body);
       this.metrics.feedbackTotal.inc({ result: "accepted" }, result.accepted);
       sendJson(res, 200, result);
+      this.pairWithShadow(body);
     } catch (err) {
       const result =
         err instanceof Refusal && err.kind !== "not-recorded"
@@ -267,6 +311,9 @@ export class Sidecar {
     }
   }
 }
+
+/** A mirror setting is a few hundred bytes (16 targets at most). */
+const MAX_MIRROR_BODY_BYTES = 16 * 1024;
 
 /** 405 (with Allow) for any other method. */
 function allowOnly(req: IncomingMessage, res: ServerResponse, method: "GET" | "POST"): void {

@@ -38,14 +38,20 @@ export async function weatherFixture(
   const trainCsv = path.join(dir, "seattle-train.csv");
   fs.writeFileSync(trainCsv, weatherCsv(seattleTrain));
   const storeDir = path.join(dir, "store");
-  const trained = await train({
+  const trained = await trainWeather(storeDir, trainCsv, { epochs: options.epochs ?? 8, ...options.train });
+  return { dir, storeDir, trainCsv, trained, seattleHoldout, newYork, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Trains the next `weather/v<N>` in `storeDir` on `trainCsv`: a small classifier, options overridable. */
+export function trainWeather(storeDir: string, trainCsv: string, overrides: Partial<TrainOptions> = {}): Promise<TrainResult> {
+  return train({
     data: [trainCsv],
     store: openStore(storeDir),
     model: "weather",
     label: "weather",
     task: "classification",
     features: [...WEATHER_FEATURES],
-    epochs: options.epochs ?? 8,
+    epochs: 8,
     holdout: 0.2,
     validation: 0.1,
     seed: 42,
@@ -55,9 +61,8 @@ export async function weatherFixture(
     l2: 1e-4,
     patience: 5,
     backend: "auto",
-    ...options.train,
+    ...overrides,
   });
-  return { dir, storeDir, trainCsv, trained, seattleHoldout, newYork, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** OIP v2 named-tensor request for rows (numbers as FP32). */

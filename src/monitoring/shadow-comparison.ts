@@ -20,13 +20,8 @@ export interface ShadowRules {
 
 export type ShadowFailedRule = "SignificantlyWorse" | "ErrorRate" | "MinImprovement" | "MaxLatencyRatio";
 
-export interface ShadowComparisonResult {
-  version: string;
-  since: string;
-  mirrored: number;
-  dropped: number;
-  failed: number;
-  rows: number;
+/** The summary's counts (the candidate, since when, mirrored, dropped, failed, pairs) with the comparison. */
+export interface ShadowComparisonResult extends Pick<ShadowSummary, "version" | "since" | "mirrored" | "dropped" | "failed" | "rows"> {
   agreement?: number;
   labelledPairs: number;
   metric: "accuracy" | "mae";

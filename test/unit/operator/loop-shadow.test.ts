@@ -2,7 +2,6 @@
 // and the numbers the monitoring reconciler writes to status.shadow decide. No cluster, a fixed clock.
 import { describe, expect, it } from "vitest";
 import {
-  applyModelDeploymentDefaults,
   findCondition,
   type ModelDeploymentSpec,
   type ModelDeploymentStatus,
@@ -11,27 +10,15 @@ import {
 } from "../../../src/api/index.js";
 import type { CandidateReport } from "../../../src/operator/loop/gate.js";
 import { stepLoop, type LoopObservation } from "../../../src/operator/loop/state-machine.js";
+import { applyStep, at, iso, penguinsModelDeployment, T0 } from "./loop-fixtures.js";
 
-const T0 = new Date("2026-12-05T10:00:00Z");
-const at = (s: number) => new Date(T0.getTime() + s * 1000);
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 const HOUR = 3600;
 
-function md(spec: Partial<ModelDeploymentSpec> = {}, status: ModelDeploymentStatus = {}): ResolvedModelDeployment {
-  return {
-    apiVersion: "ballast.dev/v1alpha1",
-    kind: "ModelDeployment",
-    metadata: { name: "penguins", namespace: "ml", uid: "u-1", generation: 1, creationTimestamp: T0 },
-    spec: applyModelDeploymentDefaults({
-      model: { name: "penguin-sex", storageUri: "pvc://models/store" },
-      monitoring: { features: [{ name: "mass", type: "numeric" }], labelField: "sex", task: "classification" },
-      policy: { minAccuracy: 0.75, cooldown: "1m" },
-      promotion: { shadow: { enabled: true } },
-      ...spec,
-    } as ModelDeploymentSpec),
-    status: { observedGeneration: 1, servingVersion: "v1", policy: { verdict: "Violated", consecutiveViolations: 2, lastTriggerTime: iso(T0) }, ...status },
-  };
-}
+const md = (spec: Partial<ModelDeploymentSpec> = {}, status: ModelDeploymentStatus = {}): ResolvedModelDeployment =>
+  penguinsModelDeployment(
+    { promotion: { shadow: { enabled: true } }, ...spec },
+    { policy: { verdict: "Violated", consecutiveViolations: 2, lastTriggerTime: iso(T0) }, ...status },
+  );
 
 const obs = (now: Date, more: Partial<LoopObservation> = {}): LoopObservation => ({ now, rollout: { ready: true, message: "" }, ...more });
 
@@ -43,15 +30,7 @@ const report: CandidateReport = {
   recent: { rows: 40, candidate: 0.88, serving: 0.52 },
 };
 
-function apply(m: ResolvedModelDeployment, step: ReturnType<typeof stepLoop>, more: ModelDeploymentStatus = {}): ResolvedModelDeployment {
-  const status: ModelDeploymentStatus = { ...m.status };
-  for (const k of ["loop", "lastRetraining", "candidateVersion", "targetVersion", "previousVersion", "history"] as const) {
-    if (step.status[k] === undefined) delete status[k];
-    else Object.assign(status, { [k]: step.status[k] });
-  }
-  status.conditions = step.status.conditions;
-  return { ...m, status: { ...status, ...more } };
-}
+const apply = applyStep;
 
 /** Retrains and passes the offline gate: the loop is Shadowing r1-abc at T0 + 30 s. */
 function shadowingFrom(m: ResolvedModelDeployment): { m: ResolvedModelDeployment; step: ReturnType<typeof stepLoop> } {

@@ -7,7 +7,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { V1Deployment, V1NetworkPolicy, V1Pod } from "@kubernetes/client-node";
+import type { V1Deployment, V1NetworkPolicy, V1Pod, V1Service } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelDeploymentStatus } from "../../../src/api/index.js";
 import { PENGUIN_FEATURES, PENGUIN_LABEL, loadPenguins, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
@@ -122,16 +122,13 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
     const [servingPod] = await podsOf("serving");
     const mirror = (await (await fetch(`http://${servingPod!.status!.podIP}:9090/v1/mirror`)).json()) as { mirror: { version: string; targets: string[] } };
     expect(mirror.mirror).toMatchObject({ version: candidate, targets: [`http://${shadowPod!.status!.podIP}:8080`] });
-    // Never behind the user Service: its endpoints are the serving pod alone.
-    const slices = await kubectlJson<{ items: { endpoints?: { addresses: string[] }[] }[] }>([
-      "get",
-      "endpointslices",
-      "-n",
-      ns.name,
-      "-l",
-      `kubernetes.io/service-name=${MD_NAME}`,
-    ]);
-    expect(slices.items.flatMap((s) => s.endpoints ?? []).flatMap((e) => e.addresses)).toEqual([servingPod!.status!.podIP]);
+    // Never behind the user Service: the pods its selector picks are the serving pod alone.
+    const svc = await kubectlJson<V1Service>(["get", "service", MD_NAME, "-n", ns.name]);
+    const selector = Object.entries(svc.spec!.selector!)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(",");
+    const behindService = await kubectlJson<{ items: V1Pod[] }>(["get", "pods", "-n", ns.name, "-l", selector]);
+    expect(behindService.items.map((p) => p.metadata!.name)).toEqual([servingPod!.metadata!.name]);
 
     // Live Gentoo traffic with feedback through the Service: both models answer the same rows.
     const gentooLive = split.gentoo.slice(3 * WINDOW);

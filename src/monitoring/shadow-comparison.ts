@@ -46,11 +46,16 @@ function fmt(x: number | undefined): string {
   return x === undefined ? "n/a" : String(Number(x.toPrecision(3)));
 }
 
+/** Timed requests of both models a p99 latency needs before the latency rule judges it. */
+export const MIN_LATENCY_SAMPLES = 100;
+
+const total = (counts: readonly number[]) => counts.reduce((a, b) => a + b, 0);
+
 /** The bucket holding the q-quantile: its bounds in ms (upper Infinity past the last bound); undefined without counts. */
 export function bucketQuantileMs(counts: readonly number[], q: number): { lower: number; upper: number } | undefined {
-  const total = counts.reduce((a, b) => a + b, 0);
-  if (total === 0) return undefined;
-  const rank = Math.ceil(q * total);
+  const n = total(counts);
+  if (n === 0) return undefined;
+  const rank = Math.ceil(q * n);
   let seen = 0;
   let i = 0;
   for (; i < counts.length - 1; i++) {
@@ -171,10 +176,16 @@ export function compareShadow(summary: ShadowSummary, rules: ShadowRules, servin
       "MinImprovement",
       `improvement ${fmt(m.improvement)} (promotion.minImprovement ${rules.minImprovement})`,
     );
-    // Buckets only bound a quantile: slower for sure when the candidate's bucket starts past ratio × the serving bucket's end.
-    const latencyOk = !shadowP99 || !servingP99 || shadowP99.lower <= rules.maxLatencyRatio * servingP99.upper;
     const p99 = (b: { lower: number; upper: number } | undefined) => (b === undefined ? "n/a" : Number.isFinite(b.upper) ? `≤${b.upper} ms` : `>${b.lower} ms`);
-    check(latencyOk, "MaxLatencyRatio", `p99 ${p99(shadowP99)} vs serving ${p99(servingP99)} (promotion.maxLatencyRatio ${rules.maxLatencyRatio})`);
+    const latencyText = `p99 ${p99(shadowP99)} vs serving ${p99(servingP99)} (promotion.maxLatencyRatio ${rules.maxLatencyRatio})`;
+    const timed = Math.min(total(summary.shadowLatency), total(summary.servingLatency));
+    // Below 100 timed requests a "p99" is the slowest request — for a fresh shadow its cold first one.
+    if (timed < MIN_LATENCY_SAMPLES) rules_.push(`– ${latencyText}: not judged on ${timed} timed requests (fewer than ${MIN_LATENCY_SAMPLES})`);
+    else {
+      // Buckets only bound a quantile: slower for sure when the candidate's bucket starts past ratio × the serving bucket's end.
+      const latencyOk = !shadowP99 || !servingP99 || shadowP99.lower <= rules.maxLatencyRatio * servingP99.upper;
+      check(latencyOk, "MaxLatencyRatio", latencyText);
+    }
   }
   result.verdict = failedRule ? "Rejected" : "Passed";
   if (failedRule) result.failedRule = failedRule;

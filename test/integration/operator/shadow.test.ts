@@ -41,9 +41,13 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
       timeoutMs,
       500,
     ).catch(async (err: Error) => {
-      throw new Error(`${err.message}\nstatus: ${JSON.stringify((await get()).status?.loop)} shadow: ${JSON.stringify((await get()).status?.shadow)}`, {
-        cause: err,
-      });
+      const s = (await get()).status;
+      throw new Error(
+        `${err.message}\nloop: ${JSON.stringify(s?.loop)}\nlastRetraining: ${JSON.stringify(s?.lastRetraining)}\nshadow: ${JSON.stringify(s?.shadow)}`,
+        {
+          cause: err,
+        },
+      );
     });
   const send = (rows: readonly Penguin[], idPrefix: string) =>
     sendTrafficWithFeedback({
@@ -136,7 +140,7 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
     for (let round = 0, sent = 0; sent < 2 * MIN_PAIRS; round++) sent += (await send(gentooLive, `live-${round}`)).rows;
     const decided = await until("the shadow decision", (m) => m.status?.loop?.phase !== "Shadowing", 180_000);
     const result = decided.status!.lastRetraining!.shadow!;
-    expect(result, JSON.stringify(decided.status?.shadow)).toMatchObject({ version: candidate, verdict: "Passed", metric: "accuracy", test: "McNemarExact" });
+    expect(result, JSON.stringify(result)).toMatchObject({ version: candidate, verdict: "Passed", metric: "accuracy", test: "McNemarExact" });
     expect(result.labelledPairs).toBeGreaterThanOrEqual(MIN_PAIRS);
     expect(result.rows).toBeGreaterThanOrEqual(MIN_PAIRS);
     expect(result.shadow!).toBeGreaterThan(result.serving! + 0.05);

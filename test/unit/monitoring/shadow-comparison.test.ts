@@ -91,6 +91,14 @@ describe("shadow comparison of a classifier (McNemar's exact test on the labelle
     // One bucket up is within the buckets' resolution: not proof of a slower model.
     expect(compareShadow(classification(good, { shadowLatency: latency(10, 1000) }), rules, 0).verdict).toBe("Passed");
   });
+
+  it("does not judge p99 latency on fewer than 100 timed requests (a fresh shadow's cold first request is not its p99)", () => {
+    const good = { bothRight: 150, servingOnly: 10, shadowOnly: 30, bothWrong: 10 };
+    const r = compareShadow(classification(good, { mirrored: 24, servingLatency: latency(5, 24), shadowLatency: latency(50, 24) }), rules, 0);
+    expect(r.verdict).toBe("Passed");
+    expect(r.shadowP99Ms).toBe(50);
+    expect(r.message).toMatch(/p99 ≤50 ms vs serving ≤5 ms \(promotion.maxLatencyRatio 1.5\): not judged on 24 timed requests \(fewer than 100\)/);
+  });
 });
 
 describe("shadow comparison of a regressor (Wilcoxon signed-rank on |serving error| − |shadow error|)", () => {

@@ -13,10 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelDeploymentStatus } from "../../../src/api/index.js";
 import { PENGUIN_FEATURES, PENGUIN_LABEL, loadPenguins, penguinsCsv, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
 import { onlyVersionServes } from "../../../src/demo/rollout.js";
-import { sendTrafficWithFeedback, waitForService } from "../../../src/demo/traffic.js";
+import { waitForService } from "../../../src/demo/traffic.js";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
 import { installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, trainInto, type OperatorProcess } from "./operator-process.js";
-import { deployPenguins, PENGUIN_WINDOW, preparePenguinStore } from "./penguin-loop.js";
+import { deployPenguins, PENGUIN_WINDOW, preparePenguinStore, sendPenguins } from "./penguin-loop.js";
 
 const WINDOW = PENGUIN_WINDOW;
 const MD_NAME = "penguins";
@@ -38,18 +38,7 @@ describe("ballast operator: the closed loop on real data", () => {
   const split = splitPenguins(loadPenguins(), 2 * WINDOW);
   const gentoo = split.gentoo;
   const get = () => kubectlJson<MD>(["get", "md", MD_NAME, "-n", ns.name]);
-  const send = (rows: readonly Penguin[], idPrefix: string) =>
-    sendTrafficWithFeedback({
-      serviceUrl,
-      feedbackUrl: serviceUrl,
-      model: "penguin-sex",
-      days: rows,
-      rowsPerRequest: 5,
-      idPrefix,
-      features: PENGUIN_FEATURES,
-      label: PENGUIN_LABEL,
-      feedbackPerRequest: true,
-    });
+  const send = (rows: readonly Penguin[], idPrefix: string) => sendPenguins(serviceUrl, rows, idPrefix);
   /** Waits for the ModelDeployment to satisfy `test`; a timeout shows where the loop and the policy stood. */
   const until = async (what: string, test: (m: MD) => boolean, timeoutMs = 120_000) => {
     let last: MD | undefined;

@@ -7,7 +7,7 @@ import type { V1Service } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { expect } from "vitest";
 import { PENGUIN_FEATURES, PENGUIN_LABEL, penguinsCsv, type Penguin } from "../../../src/demo/penguins-data.js";
-import { waitForService } from "../../../src/demo/traffic.js";
+import { sendTrafficWithFeedback, waitForService, type TrafficResult } from "../../../src/demo/traffic.js";
 import { kubectl } from "../../support/cluster.js";
 import { applyYaml, createLocalClaim, kubectlJson, trainInto } from "./operator-process.js";
 
@@ -78,4 +78,19 @@ export async function deployPenguins(namespace: string, name: string, promotion:
   const serviceUrl = `http://${svc.spec!.clusterIP}:${svc.spec!.ports![0]!.port}`;
   await waitForService(`${serviceUrl}/v1/sidecar/ready`, 30_000);
   return serviceUrl;
+}
+
+/** Penguins through the Service, 5 rows a request, each request labelled right after its answer. */
+export function sendPenguins(serviceUrl: string, rows: readonly Penguin[], idPrefix: string): Promise<TrafficResult> {
+  return sendTrafficWithFeedback({
+    serviceUrl,
+    feedbackUrl: serviceUrl,
+    model: "penguin-sex",
+    days: rows,
+    rowsPerRequest: 5,
+    idPrefix,
+    features: PENGUIN_FEATURES,
+    label: PENGUIN_LABEL,
+    feedbackPerRequest: true,
+  });
 }

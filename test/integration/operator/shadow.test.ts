@@ -10,11 +10,10 @@ import { join } from "node:path";
 import type { V1Deployment, V1NetworkPolicy, V1Pod, V1Service } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelDeploymentStatus } from "../../../src/api/index.js";
-import { PENGUIN_FEATURES, PENGUIN_LABEL, loadPenguins, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
-import { sendTrafficWithFeedback } from "../../../src/demo/traffic.js";
+import { loadPenguins, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
 import { installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
-import { deployPenguins, PENGUIN_WINDOW, preparePenguinStore } from "./penguin-loop.js";
+import { deployPenguins, PENGUIN_WINDOW, preparePenguinStore, sendPenguins } from "./penguin-loop.js";
 
 const WINDOW = PENGUIN_WINDOW;
 const MD_NAME = "penguins";
@@ -49,18 +48,7 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
         },
       );
     });
-  const send = (rows: readonly Penguin[], idPrefix: string) =>
-    sendTrafficWithFeedback({
-      serviceUrl,
-      feedbackUrl: serviceUrl,
-      model: "penguin-sex",
-      days: rows,
-      rowsPerRequest: 5,
-      idPrefix,
-      features: PENGUIN_FEATURES,
-      label: PENGUIN_LABEL,
-      feedbackPerRequest: true,
-    });
+  const send = (rows: readonly Penguin[], idPrefix: string) => sendPenguins(serviceUrl, rows, idPrefix);
   const podsOf = async (component: string) =>
     (
       await kubectlJson<{ items: V1Pod[] }>([

@@ -65,6 +65,13 @@ export const ConditionReason = {
   RolloutTimedOut: "RolloutTimedOut",
   TooManyFailures: "TooManyFailures",
   Resumed: "Resumed",
+  // The shadow phase: the candidate on mirrored live traffic, judged pair by pair
+  ShadowStarted: "ShadowStarted",
+  ShadowPassed: "ShadowPassed",
+  ShadowRejected: "ShadowRejected",
+  ShadowExtended: "ShadowExtended",
+  Inconclusive: "Inconclusive",
+  ShadowStopped: "ShadowStopped",
 } as const;
 export type ConditionReasonName = (typeof ConditionReason)[keyof typeof ConditionReason];
 

@@ -82,8 +82,16 @@ function eventTime(e: StoryEvent): string | undefined {
 }
 
 // Events whose step status.history already records with its numbers (Promoted, RolledBack,
-// RetrainingFailed, Rejected, Halted): listing both would say each step twice.
-const EVENTS_SAID_BY_HISTORY = new Set(["Promoted", "RolledBack", "RetrainingFailed", "CandidateRejected", "TooManyFailures"]);
+// RetrainingFailed, Rejected, ShadowPassed, ShadowRejected, Halted): listing both would say each step twice.
+const EVENTS_SAID_BY_HISTORY = new Set([
+  "Promoted",
+  "RolledBack",
+  "RetrainingFailed",
+  "CandidateRejected",
+  "ShadowPassed",
+  "ShadowRejected",
+  "TooManyFailures",
+]);
 
 export function buildStory(md: ModelDeployment, events: readonly StoryEvent[], jobs: readonly StoryJob[]): ModelStory {
   const st = md.status ?? {};
@@ -96,7 +104,7 @@ export function buildStory(md: ModelDeployment, events: readonly StoryEvent[], j
       version: h.version,
       ...(h.previousVersion ? { previousVersion: h.previousVersion } : {}),
       ...(h.metric !== undefined ? { metric: h.metric } : {}),
-      warning: h.event === "RetrainingFailed" || h.event === "Rejected" || h.event === "RolledBack" || h.event === "Halted",
+      warning: ["RetrainingFailed", "Rejected", "ShadowRejected", "RolledBack", "Halted"].includes(h.event),
       detail: [h.reason, h.message].filter(Boolean).join(": "),
     });
   }

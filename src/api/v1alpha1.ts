@@ -585,6 +585,120 @@ export const RetrainingSpecSchema = Type.Object(
   },
 );
 
+// ---------------------------------------------------------------- shadow evaluation (spec.promotion.shadow, status.shadow)
+
+export const ShadowSpecSchema = Type.Object(
+  {
+    enabled: withDefault(
+      Type.Boolean({
+        description:
+          "Run a candidate that passed the offline gate as a shadow on mirrored live traffic, and promote it only when it is not worse than the serving version on the same requests.",
+      }),
+      false,
+    ),
+    sampleRate: withDefault(positiveNumber("Share of live inference requests each serving pod mirrors to the shadow (0 < x ≤ 1).", { maximum: 1 }), 1),
+    minPairs: withDefault(
+      Type.Integer({ format: "int32", minimum: 1, maximum: 10000000, description: "Rows both models answered before the shadow is judged." }),
+      500,
+    ),
+    minLabelledPairs: withDefault(
+      Type.Integer({
+        format: "int32",
+        minimum: 1,
+        maximum: 10000000,
+        description: "Of those, rows with feedback (the paired test's sample) before the shadow is judged.",
+      }),
+      200,
+    ),
+    maxDuration: withDefault(
+      durationString(
+        "How long the shadow may take to collect minPairs and minLabelledPairs; too few by then extends once by as long again, then rejects the candidate as Inconclusive (not counted as a failure).",
+      ),
+      "1h",
+    ),
+    replicas: withDefault(
+      Type.Integer({ format: "int32", minimum: 1, maximum: 10, description: "Shadow pods (each with the serving pods' template and resources)." }),
+      1,
+    ),
+    confidence: withDefault(
+      Type.Number({
+        minimum: 0.5,
+        maximum: 0.9999,
+        description: "Confidence of the paired test: the candidate is significantly worse when the test's p-value is below 1 − confidence.",
+      }),
+      0.95,
+    ),
+  },
+  {
+    description:
+      "Shadow evaluation before promotion: the candidate serves mirrored copies of live requests in its own pods (never behind the Service) and is compared pair by pair with the serving version.",
+    "x-kubernetes-validations": [
+      {
+        // has(): the {} default is checked before nested defaults fill it.
+        rule: "!has(self.minLabelledPairs) || !has(self.minPairs) || self.minLabelledPairs <= self.minPairs",
+        message: "minLabelledPairs must not exceed minPairs: labelled pairs are a subset of the pairs",
+        fieldPath: ".minLabelledPairs",
+        reason: "FieldValueInvalid",
+      },
+      {
+        rule: "!has(self.maxDuration) || (duration(self.maxDuration) >= duration('1m') && duration(self.maxDuration) <= duration('168h'))",
+        message: "maxDuration must be between 1m and 168h",
+        fieldPath: ".maxDuration",
+        reason: "FieldValueInvalid",
+      },
+    ] satisfies CelRule[],
+  },
+);
+
+export const SHADOW_VERDICTS = ["Pending", "Passed", "Rejected"] as const;
+export const SHADOW_FAILED_RULES = ["SignificantlyWorse", "ErrorRate", "MinImprovement", "MaxLatencyRatio", "Inconclusive"] as const;
+
+export const ShadowComparisonSchema = Type.Object(
+  {
+    version: Type.String({ maxLength: 63, description: "The candidate version the serving pods mirror to." }),
+    since: Type.String({ format: "date-time", description: "When mirroring to it began (the earliest serving pod)." }),
+    updateTime: Type.String({ format: "date-time", description: "When these numbers were read from the serving pods." }),
+    mirrored: Type.Integer({ format: "int64", minimum: 0, description: "Requests mirrored to the shadow." }),
+    dropped: Type.Integer({ format: "int64", minimum: 0, description: "Requests not mirrored because a sidecar's mirror queue was full." }),
+    failed: Type.Integer({ format: "int64", minimum: 0, description: "Mirrored requests the shadow refused or did not answer." }),
+    rows: Type.Integer({ format: "int64", minimum: 0, description: "Rows both models answered (pairs)." }),
+    agreement: Type.Optional(fraction("Share of pairs where both models gave the same class (regression: the same value).")),
+    labelledPairs: Type.Integer({ format: "int64", minimum: 0, description: "Pairs with feedback: the paired test's sample." }),
+    metric: Type.String({
+      maxLength: 32,
+      description: "Metric compared on the labelled pairs: accuracy (classification) or mae (regression), whatever monitoring.accuracyMetric is.",
+    }),
+    serving: Type.Optional(Type.Number({ description: "The serving version's metric on the labelled pairs (4 significant digits)." })),
+    shadow: Type.Optional(Type.Number({ description: "The candidate's metric on the same pairs (4 significant digits)." })),
+    improvement: Type.Optional(Type.Number({ description: "How much better the candidate is (positive: better), compared with promotion.minImprovement." })),
+    test: Type.Optional(stringEnum(["McNemarExact", "WilcoxonSignedRank"] as const, "The paired test.")),
+    pValue: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: "Its two-sided p-value (4 significant digits)." })),
+    servingErrorRate: Type.Optional(fraction("Failed / served requests of the serving pods since mirroring began.")),
+    shadowErrorRate: Type.Optional(fraction("Failed / mirrored requests of the shadow.")),
+    servingP99Ms: Type.Optional(
+      Type.Number({ minimum: 0, description: "p99 latency of the serving model on the mirrored requests (upper bound of its latency bucket, ms)." }),
+    ),
+    shadowP99Ms: Type.Optional(
+      Type.Number({ minimum: 0, description: "p99 latency of the shadow on the same requests (upper bound of its latency bucket, ms)." }),
+    ),
+    verdict: stringEnum(
+      SHADOW_VERDICTS,
+      "Pending (too few pairs yet), Passed (not significantly worse, improves by promotion.minImprovement, errs and lags no more) or Rejected.",
+    ),
+    failedRule: Type.Optional(stringEnum(SHADOW_FAILED_RULES, "Rejected: the first rule the candidate failed.")),
+    message: Type.String({ maxLength: 1024, description: "The rules with both models' numbers." }),
+  },
+  { description: "The candidate against the serving version on the same live requests." },
+);
+
+/** Loop status fields of the Shadowing phase. */
+const shadowLoopFields = {
+  shadowDeadline: Type.Optional(
+    Type.String({ format: "date-time", description: "Shadowing: the candidate is judged Inconclusive if it has too few pairs by then." }),
+  ),
+  shadowExtended: Type.Optional(Type.Boolean({ description: "Shadowing: the deadline was already extended once (the next Inconclusive rejects)." })),
+};
+
 export const PromotionSpecSchema = Type.Object(
   {
     mode: withDefault(stringEnum(["auto", "manual"] as const, "auto: promote a candidate that passes verification; manual: wait for approvedVersion."), "auto"),
@@ -623,6 +737,7 @@ export const PromotionSpecSchema = Type.Object(
       1.5,
     ),
     rolloutDeadline: withDefault(durationString("Roll back when the promoted version's pods are not all Ready within this long, e.g. 10m."), "10m"),
+    shadow: withDefault(ShadowSpecSchema, {}),
   },
   {
     description: "How a verified candidate replaces the serving version.",
@@ -841,18 +956,19 @@ export const RetrainingStatusSchema = Type.Object(
     candidateMetric: Type.Optional(Type.Number({ description: "Candidate's metric on the recent holdout." })),
     servingMetric: Type.Optional(Type.Number({ description: "Serving version's metric on the same holdout." })),
     gate: Type.Optional(GateResultSchema),
+    shadow: Type.Optional(ShadowComparisonSchema),
   },
   { description: "The latest retraining Job." },
 );
 
-export const LOOP_PHASES = ["Stable", "Training", "AwaitingApproval", "Promoting", "Observing", "RollingBack", "Halted"] as const;
+export const LOOP_PHASES = ["Stable", "Training", "Shadowing", "AwaitingApproval", "Promoting", "Observing", "RollingBack", "Halted"] as const;
 export type LoopPhase = (typeof LOOP_PHASES)[number];
 
 export const LoopStatusSchema = Type.Object(
   {
     phase: stringEnum(
       LOOP_PHASES,
-      "Stable (serving, watching the policy), Training (a retraining Job runs), AwaitingApproval (manual mode: a candidate passed the gate), Promoting (rolling the pods to the candidate), Observing (watching the promoted version live), RollingBack (restoring the previous version), Halted (3 failed attempts in a row or policy.paused: nothing starts until a person acts).",
+      "Stable (serving, watching the policy), Training (a retraining Job runs), Shadowing (a candidate that passed the gate serves mirrored live traffic beside the serving version), AwaitingApproval (manual mode: a candidate passed the gate), Promoting (rolling the pods to the candidate), Observing (watching the promoted version live), RollingBack (restoring the previous version), Halted (3 failed attempts in a row or policy.paused: nothing starts until a person acts).",
     ),
     attempt: Type.Integer({ format: "int32", minimum: 0, description: "Retraining attempts started so far; the next Job is <name>-retrain-<attempt+1>." }),
     since: Type.String({ format: "date-time", description: "When the loop entered this phase." }),
@@ -900,16 +1016,27 @@ export const LoopStatusSchema = Type.Object(
     haltedGeneration: Type.Optional(
       Type.Integer({ format: "int64", minimum: 0, description: "metadata.generation when the loop halted; a spec change resumes it." }),
     ),
+    ...shadowLoopFields,
   },
   { description: "The closed loop's state machine: retrain, gate, promote, observe, roll back." },
 );
 
-export const HISTORY_EVENTS = ["Served", "Retrained", "RetrainingFailed", "Promoted", "Rejected", "RolledBack", "Halted"] as const;
+export const HISTORY_EVENTS = [
+  "Served",
+  "Retrained",
+  "RetrainingFailed",
+  "ShadowPassed",
+  "ShadowRejected",
+  "Promoted",
+  "Rejected",
+  "RolledBack",
+  "Halted",
+] as const;
 
 export const HistoryEntrySchema = Type.Object(
   {
     time: Type.String({ format: "date-time", description: "When it happened." }),
-    event: stringEnum(HISTORY_EVENTS, "Served, Retrained, RetrainingFailed, Promoted, Rejected, RolledBack or Halted."),
+    event: stringEnum(HISTORY_EVENTS, "Served, Retrained, RetrainingFailed, ShadowPassed, ShadowRejected, Promoted, Rejected, RolledBack or Halted."),
     version: Type.String({ maxLength: 63, description: "Version concerned." }),
     previousVersion: Type.Optional(Type.String({ maxLength: 63, description: "Version it replaced, for Promoted and RolledBack." })),
     reason: Type.Optional(Type.String({ maxLength: 256, description: "CamelCase reason." })),
@@ -954,6 +1081,7 @@ export const ModelDeploymentStatusSchema = Type.Object(
     ),
     policy: Type.Optional(PolicyStateSchema),
     lastRetraining: Type.Optional(RetrainingStatusSchema),
+    shadow: Type.Optional(ShadowComparisonSchema),
     history: Type.Optional(
       Type.Array(HistoryEntrySchema, {
         maxItems: MAX_HISTORY,
@@ -981,6 +1109,7 @@ export type RetrainingStatus = Static<typeof RetrainingStatusSchema>;
 export type LoopStatus = Static<typeof LoopStatusSchema>;
 export type GateResult = Static<typeof GateResultSchema>;
 export type HistoryEntry = Static<typeof HistoryEntrySchema>;
+export type ShadowComparison = Static<typeof ShadowComparisonSchema>;
 export type Toleration = Static<typeof TolerationSchema>;
 export type EnvVar = Static<typeof EnvVarSchema>;
 export type ResourceRequirements = Static<typeof ResourceRequirementsSchema>;

@@ -18,7 +18,7 @@ import { OperatorMetrics } from "./metrics.js";
 import { isReadyPod, MonitoringReconciler, slimPod } from "./monitoring/reconciler.js";
 import { LoopReconciler } from "./loop/reconciler.js";
 import { CONFIG_MAPS, DEPLOYMENTS, JOBS, MODEL_DEPLOYMENTS, NETWORK_POLICIES, PODS, SERVICES } from "./resources.js";
-import { LABEL_MANAGED_BY, LABEL_MODEL_DEPLOYMENT, MANAGED_BY } from "./serving/desired-state.js";
+import { LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_MODEL_DEPLOYMENT, MANAGED_BY } from "./serving/desired-state.js";
 import { ServingReconciler } from "./serving/reconciler.js";
 
 export interface LeaderElectionOptions extends Partial<LeaderElectionTimings> {
@@ -93,6 +93,7 @@ export function loopInputsChanged(a: MD, b: MD): boolean {
     m.status?.servingVersion,
     m.status?.loop?.phase,
     m.status?.loop?.attempt,
+    m.status?.shadow?.verdict,
   ];
   return modelDeploymentChanged(a, b) || !isDeepStrictEqual(pick(a), pick(b));
 }
@@ -197,9 +198,10 @@ export class Manager {
     });
     const loop = new LoopReconciler({
       client: options.client,
-      caches: { modelDeployments: this.modelDeployments, jobs, deployments },
+      caches: { modelDeployments: this.modelDeployments, jobs, deployments, pods },
       recorder: this.recorder,
       defaultImage: options.image,
+      operatorNamespace: options.operatorNamespace,
       onStatusConflict: () => this.metrics.statusConflicts.inc({ controller: LOOP_CONTROLLER_NAME }),
     });
     this.loop = new Controller({ name: LOOP_CONTROLLER_NAME, reconciler: loop, workers: options.workers, metrics: this.metrics, logger: options.logger });
@@ -247,6 +249,14 @@ export class Manager {
       add: (p) => isReadyPod(p) && enqueueMonitoring(p),
       delete: enqueueMonitoring,
       update: (a, b) => isReadyPod(a) !== isReadyPod(b) && enqueueMonitoring(b),
+    });
+    // A shadow pod turning ready is a new mirror target: the loop sends it at once.
+    pods.on({
+      update: (a, b) => {
+        const name = b.metadata?.labels?.[LABEL_MODEL_DEPLOYMENT];
+        if (name && b.metadata?.labels?.[LABEL_COMPONENT] === "shadow" && isReadyPod(a) !== isReadyPod(b))
+          this.loop.enqueue(`${b.metadata?.namespace}/${name}`);
+      },
     });
   }
 

@@ -336,6 +336,41 @@ def pca_reconstruction_cases():
     return [numeric, mixed]
 
 
+def mcnemar_cases():
+    """McNemar's exact test as scipy.stats.binomtest on the discordant pairs (servingOnly, shadowOnly)."""
+    pairs = [(0, 0), (0, 1), (1, 0), (3, 3), (5, 0), (0, 9), (10, 20), (20, 10), (25, 25), (60, 40), (45, 80), (190, 230),
+             (1000, 1100), (4990, 5010), (30000, 31000), (2, 40), (123456, 124999)]
+    cases = []
+    for serving_only, shadow_only in pairs:
+        n = serving_only + shadow_only
+        p = 1.0 if n == 0 else f(stats.binomtest(shadow_only, n, 0.5).pvalue)
+        cases.append({"servingOnly": serving_only, "shadowOnly": shadow_only, "pValue": p})
+    return cases
+
+
+def wilcoxon_cases():
+    """scipy.stats.wilcoxon(d) with its defaults (zero_method wilcox, correction False, method auto) on differences
+    |serving error| - |shadow error|: exact up to 50 rows without zeros (ties included), else the normal
+    approximation with the tie correction; zeros dropped."""
+    rng = Lcg(4242)
+    cases = []
+
+    def case(name, d):
+        res = stats.wilcoxon(d)
+        cases.append({"name": name, "d": [f(x) for x in d], "statistic": f(res.statistic), "pValue": f(res.pvalue)})
+
+    case("scipy doc: 10 differences", [6, 8, 14, 16, 23, 24, 28, 29, 41, -48])
+    case("tiny: 5 all positive", [1, 2, 3, 4, 5])
+    case("exact with ties", [1, -1, 2, 2, -3, 4, 4, 4, -5, 6, 7, -7])
+    case("exact, 50 rows, centred", [x for x in rng.uniform(60, -5, 5, 0.25) if x != 0][:50])
+    case("zeros switch to approx", [0, 0, 1, 2, -3, 4, 5, 6, -1, 2, 3, 8])
+    case("approx: 51 rows shifted", [x + 0.3 for x in rng.bell(51, 0, 4, 0.01)])
+    case("approx: 400 rows no shift, coarse ties", rng.uniform(400, -3, 3, 0.5))
+    case("approx: 2000 rows small shift", [x + 0.05 for x in rng.bell(2000, 0, 2, 0.001)])
+    case("approx: 10000 rows shadow worse", [x - 0.02 for x in rng.bell(10000, 0, 2, 0.001)])
+    return cases
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     versions = {"numpy": np.__version__, "scipy": scipy.__version__, "scikit-learn": sklearn.__version__}
@@ -348,6 +383,8 @@ def main():
         "drift.json": drift_cases(),
         "temperature_scaling.json": temperature_cases(),
         "pca_reconstruction.json": pca_reconstruction_cases(),
+        "mcnemar_exact.json": mcnemar_cases(),
+        "wilcoxon.json": wilcoxon_cases(),
     }
     for name, cases in fixtures.items():
         (OUT / name).write_text(json.dumps({"generatedBy": "test/oracle/generate.py", "versions": versions, "cases": cases}) + "\n")

@@ -15,12 +15,15 @@ import { servingNames } from "../serving/desired-state.js";
 import { deploymentProgress } from "../serving/status.js";
 import { parseCandidateReport } from "./candidate-report.js";
 import { desiredRetrainingJob, retrainingJobName, TRAIN_CONTAINER } from "./retraining-job.js";
-import { stepLoop, type JobObservation, type LoopOwnedStatus, type RolloutObservation } from "./state-machine.js";
+import { reconcileShadow, shadowNames } from "./shadow.js";
+import { stepLoop, type JobObservation, type LoopOwnedStatus, type LoopStep, type RolloutObservation, type ShadowObservation } from "./state-machine.js";
 
 export interface LoopCaches {
   modelDeployments: ObjectCache<ResolvedModelDeployment & KubeObject>;
   jobs: ObjectCache<V1Job & KubeObject>;
   deployments: ObjectCache<V1Deployment & KubeObject>;
+  /** Serving and shadow pods: where mirroring is configured, and where to. */
+  pods: ObjectCache<V1Pod & KubeObject>;
 }
 
 export interface LoopReconcilerOptions {
@@ -29,6 +32,8 @@ export interface LoopReconcilerOptions {
   recorder: EventRecorder;
   /** The Ballast image for Jobs whose spec names none (the operator's own). */
   defaultImage: string;
+  /** The operator's own namespace (the shadow's NetworkPolicy admits its pods); undefined when it runs outside the cluster. */
+  operatorNamespace?: string;
   now?: () => Date;
   onStatusConflict?: () => void;
 }
@@ -37,6 +42,9 @@ export interface LoopReconcilerOptions {
 const JOB_NAME_LABEL = "batch.kubernetes.io/job-name";
 
 export class LoopReconciler implements Reconciler {
+  /** "ns/name" → the shadow pods and mirror answers of the last step, for the next step's message. */
+  private readonly shadowSeen = new Map<string, ShadowObservation>();
+
   constructor(private readonly options: LoopReconcilerOptions) {}
 
   async reconcile(req: ReconcileRequest, ctx: ReconcileContext): Promise<ReconcileResult> {
@@ -50,8 +58,12 @@ export class LoopReconciler implements Reconciler {
     const phase = loop?.phase ?? "Stable";
     const attempt = (loop?.attempt ?? 0) + (phase === "Training" ? 0 : 1);
     const job = phase === "Training" || phase === "Stable" ? await this.observeJob(md, retrainingJobName(req.name, attempt), phase === "Training") : undefined;
-    const step = stepLoop(md, { now, job, rollout: this.observeRollout(md) });
-    if (isDeepStrictEqual(owned(md.status), step.status) && !step.createJob) return { requeueAfterMs: step.requeueAfterMs };
+    const shadowSeen = this.shadowSeen.get(key);
+    const step = stepLoop(md, { now, job, rollout: this.observeRollout(md), ...(shadowSeen ? { shadow: shadowSeen } : {}) });
+    if (isDeepStrictEqual(owned(md.status), step.status) && !step.createJob) {
+      await this.reconcileShadow(key, md, step, now, ctx);
+      return { requeueAfterMs: step.requeueAfterMs };
+    }
 
     // A transition: decide on the object as stored, not a cache that may not have our last write yet.
     const fresh = await this.options.client.get<ResolvedModelDeployment & KubeObject>(resourcePath(MODEL_DEPLOYMENTS, req.namespace, req.name));
@@ -79,8 +91,23 @@ export class LoopReconciler implements Reconciler {
     );
     if (!written || !applied) return { requeueAfterMs: 200 };
     for (const ev of step.events) this.options.recorder.record(written, ev);
+    await this.reconcileShadow(key, md, step, now, ctx);
     ctx.log.info({ phase: step.status.loop?.phase, attempt: step.status.loop?.attempt, message: step.status.loop?.message }, "loop stepped");
     return { requeueAfterMs: step.requeueAfterMs };
+  }
+
+  /** The shadow as the step wants it: running and mirrored to while Shadowing, scaled to 0 otherwise. */
+  private async reconcileShadow(key: string, md: ResolvedModelDeployment, step: LoopStep, now: Date, ctx: ReconcileContext): Promise<void> {
+    const existing = this.options.caches.deployments.get(`${md.metadata.namespace}/${shadowNames(md.metadata.name!).deployment}`);
+    const seen = await reconcileShadow(md, step.shadow, existing, this.options.caches.pods.list(), {
+      client: this.options.client,
+      defaultImage: this.options.defaultImage,
+      operatorNamespace: this.options.operatorNamespace,
+      log: ctx.log,
+      now,
+    });
+    if (seen) this.shadowSeen.set(key, seen);
+    else this.shadowSeen.delete(key);
   }
 
   private async observeJob(md: ResolvedModelDeployment, name: string, expected: boolean): Promise<JobObservation | undefined> {

@@ -19,6 +19,7 @@ import {
   type ModelDeploymentStatus,
   type ResolvedModelDeployment,
   type RetrainingStatus,
+  type ShadowComparison,
 } from "../../api/index.js";
 import type { EventRecord } from "../../kube/events.js";
 import { bestCandidate, evaluateGate, improvement, type CandidateReport } from "./gate.js";
@@ -53,8 +54,16 @@ export interface RolloutObservation {
   message: string;
 }
 
+/** The shadow Deployment's pods and the last mirror configuration sent to the serving pods, for the message. */
+export interface ShadowObservation {
+  readyPods: number;
+  /** What the serving pods answered to the last PUT /v1/mirror, e.g. "2 of 2 serving pods mirror". */
+  mirror?: string;
+}
+
 export interface LoopObservation {
   now: Date;
+  shadow?: ShadowObservation;
   /** The Job of attempt `loop.attempt` (Training) or of `loop.attempt + 1` (Stable: created before a crash). */
   job?: JobObservation;
   rollout: RolloutObservation;
@@ -70,9 +79,14 @@ export interface LoopStep {
   /** Create this Job (idempotent: its name is deterministic). */
   createJob?: { attempt: number; fromVersion: string; feedbackSince: string };
   events: EventRecord[];
+  /** Shadowing: run this candidate in the shadow Deployment and mirror to it; absent: no shadow (scaled to 0). */
+  shadow?: { version: string; replicas: number; sampleRate: number };
   /** When to look again without an event (Jobs and rollouts are watched; windows are not). */
   requeueAfterMs: number;
 }
+
+/** While shadowing, mirroring is re-sent at least this often (the sidecars stop by themselves 2 minutes after the last). */
+export const SHADOW_REFRESH_MS = 30_000;
 
 const isoSeconds = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
@@ -248,11 +262,14 @@ class Step {
     if (this.previousVersion) status.previousVersion = this.previousVersion;
     if (this.history) status.history = this.history;
     const busy = phase === "Training" || phase === "Promoting" || phase === "RollingBack";
+    const shadowing = phase === "Shadowing" && this.candidateVersion !== undefined;
+    const shadowSpec = this.md.spec.promotion.shadow;
     return {
       status,
       createJob: this.createJob,
       events: this.events,
-      requeueAfterMs: busy ? Math.min(this.requeueAfterMs, 5000) : this.requeueAfterMs,
+      ...(shadowing ? { shadow: { version: this.candidateVersion!, replicas: shadowSpec.replicas, sampleRate: shadowSpec.sampleRate } } : {}),
+      requeueAfterMs: busy ? Math.min(this.requeueAfterMs, 5000) : shadowing ? Math.min(this.requeueAfterMs, SHADOW_REFRESH_MS) : this.requeueAfterMs,
     };
   }
 }
@@ -266,6 +283,9 @@ export function stepLoop(md: ResolvedModelDeployment, obs: LoopObservation): Loo
       break;
     case "Training":
       training(step);
+      break;
+    case "Shadowing":
+      shadowing(step);
       break;
     case "AwaitingApproval":
       awaitingApproval(step);
@@ -301,17 +321,19 @@ function pendingApproval(step: Step): string | undefined {
 function approve(step: Step, version: string): void {
   step.loop.approvalHandled = version;
   const gate = step.lastRetraining?.candidateVersion === version ? step.lastRetraining.gate : undefined;
-  const how = gate
+  const shadow = step.lastRetraining?.candidateVersion === version ? step.lastRetraining.shadow : undefined;
+  const gated = gate
     ? gate.passed
       ? "it passed the gate"
       : `it FAILED the gate (${gate.failedRule}): a person decided`
     : "not gated by Ballast: a person decided";
+  const how = shadow ? `${gated}; shadow ${shadow.verdict}: ${shadow.message}` : gated;
   step.remember({
     event: "Promoted",
     version,
     previousVersion: step.md.status?.servingVersion,
     reason: ConditionReason.CandidateApproved,
-    message: `approved in spec.promotion.approvedVersion; ${how}`,
+    message: `approved in spec.promotion.approvedVersion; ${how}`.slice(0, 1024),
   });
   step.event("Normal", ConditionReason.CandidateApproved, `spec.promotion.approvedVersion ${version}: ${how}`, "Promote");
   step.promote(version, `approved; ${how}`);
@@ -454,6 +476,7 @@ function training(step: Step): void {
   }
   step.candidateVersion = best.version;
   step.event("Normal", "CandidatePassed", `candidate ${best.version} passed the gate: ${gate.message}`, "Gate");
+  if (md.spec.promotion.shadow.enabled) return startShadow(step, best.version);
   const hold = promotionHold(step);
   if (hold) {
     step.enter("AwaitingApproval", `candidate ${best.version} passed the gate; ${hold}`);
@@ -461,6 +484,122 @@ function training(step: Step): void {
     return;
   }
   step.promote(best.version, `it passed the gate: ${gate.message}`);
+}
+
+function clearShadow(step: Step): void {
+  delete step.loop.shadowDeadline;
+  delete step.loop.shadowExtended;
+}
+
+/** The candidate passed the offline gate: it serves mirrored live traffic beside the serving version before anything else. */
+function startShadow(step: Step, version: string): void {
+  const shadow = step.md.spec.promotion.shadow;
+  step.loop.shadowDeadline = isoSeconds(new Date(step.obs.now.getTime() + parseDurationMs(shadow.maxDuration)));
+  delete step.loop.shadowExtended;
+  step.enter(
+    "Shadowing",
+    `candidate ${version} passed the gate; shadowing it on ${shadow.sampleRate * 100}% of live requests until ${shadow.minPairs} pairs (${shadow.minLabelledPairs} labelled) or ${step.loop.shadowDeadline}`,
+  );
+  step.event("Normal", ConditionReason.ShadowStarted, step.loop.message, "Shadow");
+}
+
+/** The shadow's result, in status.lastRetraining and the history. */
+function recordShadow(step: Step, result: ShadowComparison): void {
+  if (step.lastRetraining) step.lastRetraining = { ...step.lastRetraining, shadow: result };
+  const passed = result.verdict === "Passed";
+  step.remember({
+    event: passed ? "ShadowPassed" : "ShadowRejected",
+    version: result.version,
+    previousVersion: step.md.status?.servingVersion,
+    reason: passed ? ConditionReason.ShadowPassed : (result.failedRule ?? ConditionReason.ShadowRejected),
+    message: result.message.slice(0, 1024),
+    ...metricOf(result.shadow),
+  });
+  step.event(
+    passed ? "Normal" : "Warning",
+    passed ? ConditionReason.ShadowPassed : ConditionReason.ShadowRejected,
+    `shadow of ${result.version} ${passed ? "passed" : `rejected (${result.failedRule})`}: ${result.message}`,
+    "Shadow",
+  );
+  clearShadow(step);
+}
+
+function shadowing(step: Step): void {
+  const { md, obs } = step;
+  const candidate = step.candidateVersion;
+  const spec = md.spec.promotion.shadow;
+  if (md.spec.policy.paused || !candidate) {
+    // Nothing is promoted while paused: the shadow stops (its pods go) and the candidate is dropped, not failed.
+    const why = md.spec.policy.paused ? "spec.policy.paused" : "no candidate version recorded";
+    step.event("Normal", ConditionReason.ShadowStopped, `shadow of ${candidate ?? "?"} stopped: ${why}`, "Shadow");
+    clearShadow(step);
+    step.candidateVersion = undefined;
+    if (!md.spec.policy.paused) return step.enter("Stable", `shadow stopped: ${why}`);
+    step.enter("Halted", `spec.policy.paused: shadow of ${candidate} stopped; no retraining or promotion starts`);
+    step.loop.haltedGeneration = step.generation;
+    step.condition(ConditionType.LoopHalted, "True", ConditionReason.Paused, step.loop.message);
+    return;
+  }
+  const approved = pendingApproval(step);
+  if (approved) {
+    clearShadow(step);
+    return approve(step, approved);
+  }
+  const live = md.status?.shadow?.version === candidate ? md.status.shadow : undefined;
+  if (live?.verdict === "Passed") {
+    recordShadow(step, live);
+    const hold = promotionHold(step);
+    if (hold) {
+      step.enter("AwaitingApproval", `candidate ${candidate} passed the gate and the shadow (${live.message}); ${hold}`);
+      step.event("Normal", ConditionReason.AwaitingApproval, step.loop.message, "Shadow");
+      return;
+    }
+    return step.promote(candidate, `it passed the gate and the shadow: ${live.message}`);
+  }
+  if (live?.verdict === "Rejected") {
+    recordShadow(step, live);
+    return step.failed(
+      ConditionReason.ShadowRejected,
+      `candidate ${candidate} failed the shadow (${live.failedRule}); ${md.status?.servingVersion ?? "the serving version"} stays`,
+    );
+  }
+  const deadline = step.loop.shadowDeadline ? Date.parse(step.loop.shadowDeadline) : obs.now.getTime();
+  const progress = live?.message ?? "no shadow numbers from the serving pods yet";
+  const pods = obs.shadow ? `; ${obs.shadow.readyPods} of ${spec.replicas} shadow pods ready${obs.shadow.mirror ? `, ${obs.shadow.mirror}` : ""}` : "";
+  if (obs.now.getTime() < deadline) return step.say(`shadowing ${candidate} until ${step.loop.shadowDeadline}: ${progress}${pods}`);
+  if (!step.loop.shadowExtended) {
+    step.loop.shadowExtended = true;
+    step.loop.shadowDeadline = isoSeconds(new Date(deadline + parseDurationMs(spec.maxDuration)));
+    step.say(`too few pairs within promotion.shadow.maxDuration ${spec.maxDuration} (${progress}); extended once, until ${step.loop.shadowDeadline}${pods}`);
+    step.event("Normal", ConditionReason.ShadowExtended, step.loop.message, "Shadow");
+    return;
+  }
+  inconclusive(step, candidate, live, `too few pairs within twice promotion.shadow.maxDuration ${spec.maxDuration}: ${progress}`);
+}
+
+/** Inconclusive never passes and is no failure: the candidate is dropped, the cooldown starts, the failure count stays. */
+function inconclusive(step: Step, candidate: string, live: ShadowComparison | undefined, message: string): void {
+  const result: ShadowComparison = {
+    ...(live ?? {
+      version: candidate,
+      since: step.loop.since,
+      updateTime: step.now,
+      mirrored: 0,
+      dropped: 0,
+      failed: 0,
+      rows: 0,
+      labelledPairs: 0,
+      metric: step.md.spec.monitoring.task === "classification" ? "accuracy" : "mae",
+    }),
+    verdict: "Rejected",
+    failedRule: "Inconclusive",
+    message: message.slice(0, 1024),
+  };
+  recordShadow(step, result);
+  step.candidateVersion = undefined;
+  step.loop.backoffUntil = isoSeconds(new Date(step.obs.now.getTime() + parseDurationMs(step.md.spec.policy.cooldown)));
+  step.loop.lastHandledTrigger = step.md.status?.policy?.lastTriggerTime ?? step.loop.lastHandledTrigger;
+  step.enter("Stable", `${ConditionReason.Inconclusive}: candidate ${candidate} not promoted: ${message}; not counted as a failed attempt`);
 }
 
 /** Why a candidate that passed the gate is not promoted automatically, if it is not. */

@@ -12,6 +12,7 @@ import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler } 
 import { MODEL_DEPLOYMENTS } from "../resources.js";
 import { SIDECAR_MONITORING_PORT, selectorLabels } from "../serving/desired-state.js";
 import { admitSummaries, healthTransitionEvents, monitoringStatus, type PodScrape } from "./health.js";
+import { withShadowStatus } from "./shadow-status.js";
 
 /** A sidecar slower than this counts as a failed scrape: one hung pod must not hold the others' status back. */
 export const SCRAPE_TIMEOUT_MS = 3000;
@@ -168,7 +169,7 @@ export class MonitoringReconciler implements Reconciler {
       md,
       (latest) => {
         before = latest.status;
-        return monitoringStatus(latest, scrapes, now);
+        return withShadowStatus(latest, monitoringStatus(latest, scrapes, now), scrapes, now);
       },
       { onConflict: this.options.onStatusConflict },
     );

@@ -8,6 +8,7 @@ import type {
   V1Deployment,
   V1EnvVar,
   V1NetworkPolicy,
+  V1PodTemplateSpec,
   V1Service,
   V1Volume,
   V1VolumeMount,
@@ -90,8 +91,8 @@ export function servingNames(mdName: string): ServingNames {
   return { deployment: `${mdName}-serving`, service: mdName, configMap: `${mdName}-monitoring`, networkPolicy: `${mdName}-serving` };
 }
 
-export function selectorLabels(mdName: string): Record<string, string> {
-  return { [LABEL_MODEL_DEPLOYMENT]: mdName, [LABEL_COMPONENT]: "serving" };
+export function selectorLabels(mdName: string, component: "serving" | "shadow" = "serving"): Record<string, string> {
+  return { [LABEL_MODEL_DEPLOYMENT]: mdName, [LABEL_COMPONENT]: component };
 }
 
 /** Label selector string of the serving pods (status.selector, for the scale subresource and HPAs). */
@@ -101,14 +102,14 @@ export function selectorString(mdName: string): string {
     .join(",");
 }
 
-function commonLabels(md: ResolvedModelDeployment): Record<string, string> {
+export function commonLabels(md: ResolvedModelDeployment, component: "serving" | "shadow" = "serving"): Record<string, string> {
   const name = md.metadata.name!;
   return {
     [LABEL_NAME]: "ballast",
     [LABEL_INSTANCE]: name,
     [LABEL_MANAGED_BY]: MANAGED_BY,
     [LABEL_MODEL]: md.spec.model.name,
-    ...selectorLabels(name),
+    ...selectorLabels(name, component),
   };
 }
 
@@ -123,8 +124,8 @@ export function ownerReference(md: ResolvedModelDeployment) {
   };
 }
 
-function metadataFor(md: ResolvedModelDeployment, name: string) {
-  return { name, namespace: md.metadata.namespace!, labels: commonLabels(md), ownerReferences: [ownerReference(md)] };
+export function metadataFor(md: ResolvedModelDeployment, name: string, component: "serving" | "shadow" = "serving") {
+  return { name, namespace: md.metadata.namespace!, labels: commonLabels(md, component), ownerReferences: [ownerReference(md)] };
 }
 
 /** sha256 of a canonical JSON rendering (keys sorted), short enough for an annotation. */
@@ -194,7 +195,21 @@ export function desiredService(md: ResolvedModelDeployment): V1Service {
  */
 export function desiredNetworkPolicy(md: ResolvedModelDeployment, options: { operatorNamespace?: string }): V1NetworkPolicy {
   const name = md.metadata.name!;
-  const fromOperator = options.operatorNamespace
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: metadataFor(md, servingNames(name).networkPolicy),
+    spec: {
+      podSelector: { matchLabels: selectorLabels(name) },
+      policyTypes: ["Ingress"],
+      ingress: [{ ports: [{ port: md.spec.serving.port, protocol: "TCP" }] }, ...monitoringIngress(options)],
+    },
+  };
+}
+
+/** The NetworkPolicy ingress rule that admits the operator's pods alone to the sidecar's monitoring port (none when its namespace is unknown). */
+export function monitoringIngress(options: { operatorNamespace?: string }) {
+  return options.operatorNamespace
     ? [
         {
           from: [
@@ -207,16 +222,6 @@ export function desiredNetworkPolicy(md: ResolvedModelDeployment, options: { ope
         },
       ]
     : [];
-  return {
-    apiVersion: "networking.k8s.io/v1",
-    kind: "NetworkPolicy",
-    metadata: metadataFor(md, servingNames(name).networkPolicy),
-    spec: {
-      podSelector: { matchLabels: selectorLabels(name) },
-      policyTypes: ["Ingress"],
-      ingress: [{ ports: [{ port: md.spec.serving.port, protocol: "TCP" }] }, ...fromOperator],
-    },
-  };
 }
 
 /** The volume (if any) that makes the model store readable to `ballast serve --store <storageUri>`. */
@@ -274,16 +279,45 @@ export interface DesiredDeploymentOptions {
   operatorNamespace?: string;
 }
 
+/** Which pods a template is for: the serving pods, or the shadow pods of a candidate. */
+export interface PodTemplateVariant {
+  component: "serving" | "shadow";
+  /** The version both containers pin; undefined lets `ballast serve` pick the newest non-candidate version. */
+  version: string | undefined;
+}
+
 export function desiredDeployment(md: ResolvedModelDeployment, options: DesiredDeploymentOptions): V1Deployment {
   const name = md.metadata.name!;
-  const names = servingNames(name);
+  const serving = md.spec.serving;
+  const delegated = md.metadata.annotations?.[ANNOTATION_REPLICAS_MANAGED_BY] === "external";
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: metadataFor(md, servingNames(name).deployment),
+    spec: {
+      // Omitted when scale is delegated: SSA then leaves the field to whoever owns it.
+      ...(delegated ? {} : { replicas: serving.replicas }),
+      revisionHistoryLimit: 3,
+      selector: { matchLabels: selectorLabels(name) },
+      // Never drop below the desired number of serving pods during a roll: a model is slow to load.
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      template: podTemplate(md, options, { component: "serving", version: pinnedVersion(md) }),
+    },
+  };
+}
+
+/** The pod template of the serving pods (server + sidecar), also what a shadow candidate runs in. */
+export function podTemplate(md: ResolvedModelDeployment, options: DesiredDeploymentOptions, variant: PodTemplateVariant): V1PodTemplateSpec {
+  const names = servingNames(md.metadata.name!);
   const serving = md.spec.serving;
   const image = serving.image ?? options.defaultImage;
-  const version = pinnedVersion(md);
+  const version = variant.version;
   const location = parseStorageUri(md.spec.model.storageUri, "spec.model.storageUri");
   // pvc:// and file:// stores are writable: the sidecar keeps its request log there, where it outlives the pod
   // and the retraining Job reads it (<store>/<model>/_log/<pod>/). http(s):// stores leave it on an emptyDir.
-  const logToStore = location.scheme === "pvc" || location.scheme === "file";
+  // A shadow's log stays on an emptyDir: it holds mirrored copies of requests the serving pods already logged,
+  // which retraining must not read twice.
+  const logToStore = (location.scheme === "pvc" || location.scheme === "file") && variant.component === "serving";
   // A read-only volume would force every mount read-only: the claim is writable, the server's mount is not.
   const store = modelVolume(location, { readOnly: !logToStore });
   const configHash = contentHash(desiredConfigMap(md).data);
@@ -376,58 +410,44 @@ export function desiredDeployment(md: ResolvedModelDeployment, options: DesiredD
       ...(store ? [store.mount] : []),
     ],
   };
-  const delegated = md.metadata.annotations?.[ANNOTATION_REPLICAS_MANAGED_BY] === "external";
   return {
-    apiVersion: "apps/v1",
-    kind: "Deployment",
-    metadata: metadataFor(md, names.deployment),
+    metadata: { labels: commonLabels(md, variant.component), annotations: { [ANNOTATION_CONFIG_HASH]: configHash, ...PROMETHEUS_SCRAPE_ANNOTATIONS } },
     spec: {
-      // Omitted when scale is delegated: SSA then leaves the field to whoever owns it.
-      ...(delegated ? {} : { replicas: serving.replicas }),
-      revisionHistoryLimit: 3,
-      selector: { matchLabels: selectorLabels(name) },
-      // Never drop below the desired number of serving pods during a roll: a model is slow to load.
-      strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-      template: {
-        metadata: { labels: commonLabels(md), annotations: { [ANNOTATION_CONFIG_HASH]: configHash, ...PROMETHEUS_SCRAPE_ANNOTATIONS } },
-        spec: {
-          serviceAccountName: serving.serviceAccountName,
-          terminationGracePeriodSeconds: TERMINATION_GRACE_PERIOD_S,
-          // Serving pods never call the Kubernetes API.
-          automountServiceAccountToken: false,
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: SERVING_UID,
-            runAsGroup: SERVING_UID,
-            fsGroup: SERVING_UID,
-            seccompProfile: { type: "RuntimeDefault" },
-          },
-          nodeSelector: serving.nodeSelector,
-          tolerations: serving.tolerations,
-          affinity: serving.affinity,
-          containers: [server, sidecar],
-          volumes: [
-            { name: "monitoring-config", configMap: { name: names.configMap } },
-            { name: "server-socket", emptyDir: {} },
-            // Readable by the pod's group (fsGroup) only; the sidecar reads it once at start.
-            ...(feedbackAuth
-              ? [
-                  {
-                    name: "feedback-token",
-                    secret: {
-                      secretName: feedbackAuth.secretRef.name,
-                      items: [{ key: feedbackAuth.secretRef.key, path: FEEDBACK_TOKEN_FILE }],
-                      defaultMode: 0o440,
-                    },
-                  },
-                ]
-              : []),
-            ...(logToStore ? [] : [{ name: "request-log", emptyDir: {} }]),
-            { name: "tmp", emptyDir: {} },
-            ...(store ? [store.volume] : []),
-          ],
-        },
+      serviceAccountName: serving.serviceAccountName,
+      terminationGracePeriodSeconds: TERMINATION_GRACE_PERIOD_S,
+      // Serving pods never call the Kubernetes API.
+      automountServiceAccountToken: false,
+      securityContext: {
+        runAsNonRoot: true,
+        runAsUser: SERVING_UID,
+        runAsGroup: SERVING_UID,
+        fsGroup: SERVING_UID,
+        seccompProfile: { type: "RuntimeDefault" },
       },
+      nodeSelector: serving.nodeSelector,
+      tolerations: serving.tolerations,
+      affinity: serving.affinity,
+      containers: [server, sidecar],
+      volumes: [
+        { name: "monitoring-config", configMap: { name: names.configMap } },
+        { name: "server-socket", emptyDir: {} },
+        // Readable by the pod's group (fsGroup) only; the sidecar reads it once at start.
+        ...(feedbackAuth
+          ? [
+              {
+                name: "feedback-token",
+                secret: {
+                  secretName: feedbackAuth.secretRef.name,
+                  items: [{ key: feedbackAuth.secretRef.key, path: FEEDBACK_TOKEN_FILE }],
+                  defaultMode: 0o440,
+                },
+              },
+            ]
+          : []),
+        ...(logToStore ? [] : [{ name: "request-log", emptyDir: {} }]),
+        { name: "tmp", emptyDir: {} },
+        ...(store ? [store.volume] : []),
+      ],
     },
   };
 }
@@ -437,17 +457,19 @@ export function pruneUndefined<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T;
 }
 
+/** `obj` pruned and stamped with the hash of its content (ANNOTATION_APPLIED_HASH). */
+export function stampAppliedHash<T extends { metadata?: { annotations?: Record<string, string> } }>(obj: T): T {
+  const clean = pruneUndefined(obj);
+  clean.metadata = { ...clean.metadata, annotations: { ...clean.metadata?.annotations, [ANNOTATION_APPLIED_HASH]: contentHash(clean) } };
+  return clean;
+}
+
 /** The four objects, pruned and stamped with the hash of their content. */
 export function desiredServingObjects(md: ResolvedModelDeployment, options: DesiredDeploymentOptions) {
-  const stamp = <T extends { metadata?: { annotations?: Record<string, string> } }>(obj: T): T => {
-    const clean = pruneUndefined(obj);
-    clean.metadata = { ...clean.metadata, annotations: { ...clean.metadata?.annotations, [ANNOTATION_APPLIED_HASH]: contentHash(clean) } };
-    return clean;
-  };
   return {
-    configMap: stamp(desiredConfigMap(md)),
-    service: stamp(desiredService(md)),
-    deployment: stamp(desiredDeployment(md, options)),
-    networkPolicy: stamp(desiredNetworkPolicy(md, options)),
+    configMap: stampAppliedHash(desiredConfigMap(md)),
+    service: stampAppliedHash(desiredService(md)),
+    deployment: stampAppliedHash(desiredDeployment(md, options)),
+    networkPolicy: stampAppliedHash(desiredNetworkPolicy(md, options)),
   };
 }

@@ -129,6 +129,18 @@ const invalidCases: InvalidCase[] = [
   },
   { what: "unknown promotion mode", field: "spec.promotion.mode", mutate: (s) => (s.promotion.mode = "yolo") },
   { what: "approved version in auto mode", field: "spec.promotion.approvedVersion", mutate: (s) => (s.promotion.approvedVersion = "v2") },
+  { what: "shadow sample rate of 0", field: "spec.promotion.shadow.sampleRate", mutate: (s) => (s.promotion.shadow = { enabled: true, sampleRate: 0 }) },
+  { what: "shadow sample rate above 1", field: "spec.promotion.shadow.sampleRate", mutate: (s) => (s.promotion.shadow = { sampleRate: 1.5 }) },
+  { what: "shadow without pairs", field: "spec.promotion.shadow.minPairs", mutate: (s) => (s.promotion.shadow = { minPairs: 0 }) },
+  {
+    what: "more labelled pairs than pairs",
+    field: "spec.promotion.shadow.minLabelledPairs",
+    mutate: (s) => (s.promotion.shadow = { minPairs: 100, minLabelledPairs: 200 }),
+  },
+  { what: "shadow maxDuration under a minute", field: "spec.promotion.shadow.maxDuration", mutate: (s) => (s.promotion.shadow = { maxDuration: "30s" }) },
+  { what: "shadow maxDuration not a duration", field: "spec.promotion.shadow.maxDuration", mutate: (s) => (s.promotion.shadow = { maxDuration: "an hour" }) },
+  { what: "shadow replicas above 10", field: "spec.promotion.shadow.replicas", mutate: (s) => (s.promotion.shadow = { replicas: 50 }) },
+  { what: "shadow confidence of 1", field: "spec.promotion.shadow.confidence", mutate: (s) => (s.promotion.shadow = { confidence: 1 }) },
   { what: "name too long for the derived Service and Job names", field: "metadata.name", mutate: (_s, m) => (m.name = "w".repeat(50)) },
   // ".." would resolve outside the claim's mount root once joined onto it (issue 10, item 11).
   { what: "store path climbing out of its claim", field: "spec.model.storageUri", mutate: (s) => (s.model.storageUri = "pvc://models/../../etc/x") },

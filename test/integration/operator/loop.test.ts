@@ -5,30 +5,20 @@
 // without a second Job or a second promotion.
 // Then a person approves a model trained on shuffled labels: it regresses live and is rolled back. Then a Job
 // that cannot run is a failed attempt with its reason.
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { V1Deployment, V1Job, V1Pod, V1Service } from "@kubernetes/client-node";
-import { stringify } from "yaml";
+import type { V1Deployment, V1Job, V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelDeploymentStatus } from "../../../src/api/index.js";
 import { PENGUIN_FEATURES, PENGUIN_LABEL, loadPenguins, penguinsCsv, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
 import { onlyVersionServes } from "../../../src/demo/rollout.js";
-import { sendTrafficWithFeedback, waitForService } from "../../../src/demo/traffic.js";
+import { waitForService } from "../../../src/demo/traffic.js";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
-import {
-  applyYaml,
-  createLocalClaim,
-  installCrdAndRbac,
-  kubectlJson,
-  operatorKubeconfig,
-  startOperator,
-  trainInto,
-  type OperatorProcess,
-} from "./operator-process.js";
+import { installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, trainInto, type OperatorProcess } from "./operator-process.js";
+import { deployPenguins, PENGUIN_WINDOW, preparePenguinStore, sendPenguins } from "./penguin-loop.js";
 
-const WINDOW = 20;
-const CLAIM = "models";
+const WINDOW = PENGUIN_WINDOW;
 const MD_NAME = "penguins";
 
 interface MD {
@@ -48,18 +38,7 @@ describe("ballast operator: the closed loop on real data", () => {
   const split = splitPenguins(loadPenguins(), 2 * WINDOW);
   const gentoo = split.gentoo;
   const get = () => kubectlJson<MD>(["get", "md", MD_NAME, "-n", ns.name]);
-  const send = (rows: readonly Penguin[], idPrefix: string) =>
-    sendTrafficWithFeedback({
-      serviceUrl,
-      feedbackUrl: serviceUrl,
-      model: "penguin-sex",
-      days: rows,
-      rowsPerRequest: 5,
-      idPrefix,
-      features: PENGUIN_FEATURES,
-      label: PENGUIN_LABEL,
-      feedbackPerRequest: true,
-    });
+  const send = (rows: readonly Penguin[], idPrefix: string) => sendPenguins(serviceUrl, rows, idPrefix);
   /** Waits for the ModelDeployment to satisfy `test`; a timeout shows where the loop and the policy stood. */
   const until = async (what: string, test: (m: MD) => boolean, timeoutMs = 120_000) => {
     let last: MD | undefined;
@@ -112,28 +91,7 @@ describe("ballast operator: the closed loop on real data", () => {
   beforeAll(async () => {
     await installCrdAndRbac();
     ns = await createTestNamespace("op-loop");
-    const claimDir = await createLocalClaim(ns.name, CLAIM);
-    storeDir = join(claimDir, "store");
-    // The original training data lives beside the store, where the retraining Job reads it (spec.retraining.data).
-    mkdirSync(join(claimDir, "data"), { recursive: true });
-    const trainingCsv = join(claimDir, "data", "penguins-train.csv");
-    writeFileSync(trainingCsv, penguinsCsv(split.training));
-    trainInto(storeDir, trainingCsv, [
-      "--model",
-      "penguin-sex",
-      "--version",
-      "v1",
-      "--label",
-      PENGUIN_LABEL,
-      "--features",
-      PENGUIN_FEATURES.join(","),
-      "--epochs",
-      "60",
-      "--seed",
-      "3",
-      "--max-trials",
-      "1",
-    ]);
+    storeDir = await preparePenguinStore(ns.name, split.training);
     tmp = mkdtempSync(join(tmpdir(), "op-loop-"));
     kubeconfig = operatorKubeconfig(tmp);
     operator = await startOperator({ kubeconfig, args: ["--namespaces", ns.name] });
@@ -147,41 +105,8 @@ describe("ballast operator: the closed loop on real data", () => {
   });
 
   it("degradation → a Job on the GPU node → gate → promotion → observation → accuracy recovered", async () => {
-    await applyYaml(
-      stringify({
-        apiVersion: "ballast.dev/v1alpha1",
-        kind: "ModelDeployment",
-        metadata: { name: MD_NAME, namespace: ns.name },
-        spec: {
-          model: { name: "penguin-sex", storageUri: `pvc://${CLAIM}/store` },
-          serving: { replicas: 1, port: 8080 },
-          monitoring: {
-            task: "classification",
-            labelField: PENGUIN_LABEL,
-            features: PENGUIN_FEATURES.map((f) => ({ name: f, type: "numeric" })),
-            window: { size: WINDOW },
-            drift: { method: "ks" },
-            scrapeInterval: "1s",
-          },
-          policy: { minAccuracy: 0.75, minSamples: 15, minLabelledSamples: 15, consecutiveWindows: 2, cooldown: "10s", minStability: 0 },
-          retraining: {
-            resources: { limits: { "nvidia.com/gpu": "1" } },
-            tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
-            nodeSelector: { "ballast.dev/accelerator": "nvidia-gpu" },
-            backoffLimit: 0,
-            data: { sources: [{ uri: `pvc://${CLAIM}/data/penguins-train.csv` }] },
-            hyperparameters: { epochs: 60 },
-            search: { maxTrials: 2 },
-          },
-          // The latency rule has its own tests (test/unit/operator/loop-state-machine.test.ts); here a wider trial may win selection and be slower per row.
-          promotion: { observationWindows: 2, minImprovement: 0.05, maxLatencyRatio: 3 },
-        },
-      }),
-    );
-    expect((await kubectl(["wait", "--for=condition=Ready", `md/${MD_NAME}`, "-n", ns.name, "--timeout=120s"])).stdout).toContain("condition met");
-    const svc = await kubectlJson<V1Service>(["get", "service", MD_NAME, "-n", ns.name]);
-    serviceUrl = `http://${svc.spec!.clusterIP}:${svc.spec!.ports![0]!.port}`;
-    await waitForService(`${serviceUrl}/v1/sidecar/ready`, 30_000);
+    // The latency rule has its own tests (test/unit/operator/loop-state-machine.test.ts); here a wider trial may win selection and be slower per row.
+    serviceUrl = await deployPenguins(ns.name, MD_NAME, { observationWindows: 2, minImprovement: 0.05, maxLatencyRatio: 3 });
 
     // Familiar birds: a healthy window, no Job.
     const calm = await send(split.familiar.slice(0, WINDOW), "calm");

@@ -42,6 +42,23 @@ describe("the story of a model", () => {
     expect(story.steps.find((s) => s.what === "ScrapeFailed")).toMatchObject({ warning: true, count: 4 });
   });
 
+  it("tells a rejected shadow once, from the history, as a warning", () => {
+    const shadowed: ModelDeployment = {
+      ...md,
+      status: {
+        history: [
+          { time: "2026-12-05T11:00:00Z", event: "ShadowRejected", version: "r2-abc", reason: "SignificantlyWorse", message: "accuracy 0.7 vs serving 0.8" },
+        ],
+      },
+    };
+    const rejected = buildStory(
+      shadowed,
+      [{ type: "Warning", reason: "ShadowRejected", message: "shadow of r2-abc rejected", eventTime: "2026-12-05T11:00:00Z" }],
+      [],
+    );
+    expect(rejected.steps).toEqual([expect.objectContaining({ what: "ShadowRejected", source: "history", warning: true })]);
+  });
+
   it("lists each version once with the last thing that happened to it", () => {
     expect(story.versions).toEqual([
       { version: "v1", firstSeen: "2026-12-05T10:00:00Z", last: "Served" },

@@ -1,7 +1,6 @@
 // The loop's state machine, step by step, as a user reads it in status: no cluster, a fixed clock.
 import { describe, expect, it } from "vitest";
 import {
-  applyModelDeploymentDefaults,
   findCondition,
   type ModelDeploymentSpec,
   type ModelDeploymentStatus,
@@ -13,30 +12,9 @@ import { bestCandidate, evaluateGate, type CandidateReport } from "../../../src/
 import { candidateVersionName, desiredRetrainingJob, retrainingJobName } from "../../../src/operator/loop/retraining-job.js";
 import { stepLoop, type JobObservation, type LoopObservation } from "../../../src/operator/loop/state-machine.js";
 import { desiredServingObjects } from "../../../src/operator/serving/desired-state.js";
+import { applyStep, at, iso, penguinsModelDeployment, T0 } from "./loop-fixtures.js";
 
-const T0 = new Date("2026-12-04T10:00:00Z");
-const at = (s: number) => new Date(T0.getTime() + s * 1000);
-const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
-
-function md(
-  spec: Partial<ModelDeploymentSpec> = {},
-  status: ModelDeploymentStatus = {},
-  extra: { generation?: number; annotations?: Record<string, string> } = {},
-): ResolvedModelDeployment {
-  return {
-    apiVersion: "ballast.dev/v1alpha1",
-    kind: "ModelDeployment",
-    metadata: { name: "penguins", namespace: "ml", uid: "u-1", generation: extra.generation ?? 1, creationTimestamp: T0, annotations: extra.annotations },
-    spec: applyModelDeploymentDefaults({
-      model: { name: "penguin-sex", storageUri: "pvc://models/store" },
-      monitoring: { features: [{ name: "mass", type: "numeric" }], labelField: "sex", task: "classification" },
-      policy: { minAccuracy: 0.75, cooldown: "1m" },
-      retraining: { tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }], resources: { limits: { "nvidia.com/gpu": "1" } } },
-      ...spec,
-    } as ModelDeploymentSpec),
-    status: { observedGeneration: 1, servingVersion: "v1", ...status },
-  };
-}
+const md = penguinsModelDeployment;
 
 const rollout = { ready: true, message: "1 of 1 serving pods ready" };
 const obs = (now: Date, more: Partial<LoopObservation> = {}): LoopObservation => ({ now, rollout, ...more });
@@ -56,16 +34,7 @@ function report(over: Partial<CandidateReport> = {}): CandidateReport {
 
 const violated = (trigger: Date): ModelDeploymentStatus["policy"] => ({ verdict: "Violated", consecutiveViolations: 2, lastTriggerTime: iso(trigger) });
 
-/** Applies a step's status the way the reconciler merges it. */
-function apply(m: ResolvedModelDeployment, step: ReturnType<typeof stepLoop>, more: ModelDeploymentStatus = {}): ResolvedModelDeployment {
-  const status: ModelDeploymentStatus = { ...m.status };
-  for (const k of ["loop", "lastRetraining", "candidateVersion", "targetVersion", "previousVersion", "history"] as const) {
-    if (step.status[k] === undefined) delete status[k];
-    else Object.assign(status, { [k]: step.status[k] });
-  }
-  status.conditions = step.status.conditions;
-  return { ...m, status: { ...status, ...more } };
-}
+const apply = applyStep;
 
 const succeeded = (r: CandidateReport[]): JobObservation => ({ name: "penguins-retrain-1", state: "succeeded", reports: r });
 

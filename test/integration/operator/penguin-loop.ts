@@ -1,0 +1,96 @@
+// The closed loop's world on the local cluster, shared by the loop and shadow suites: a model store claim holding
+// a penguin sex classifier v1 trained on Adelie birds and its training data, a ModelDeployment that retrains on
+// a GPU node when Gentoo birds make the accuracy drop, and its Service, ready for traffic.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { V1Service } from "@kubernetes/client-node";
+import { stringify } from "yaml";
+import { expect } from "vitest";
+import { PENGUIN_FEATURES, PENGUIN_LABEL, penguinsCsv, type Penguin } from "../../../src/demo/penguins-data.js";
+import { sendTrafficWithFeedback, waitForService, type TrafficResult } from "../../../src/demo/traffic.js";
+import { kubectl } from "../../support/cluster.js";
+import { applyYaml, createLocalClaim, kubectlJson, trainInto } from "./operator-process.js";
+
+export const PENGUIN_WINDOW = 20;
+export const PENGUIN_CLAIM = "models";
+
+/** The claim with `store/` (penguin-sex v1) and `data/penguins-train.csv` (what v1 was trained on); returns the store's directory. */
+export async function preparePenguinStore(namespace: string, training: readonly Penguin[]): Promise<string> {
+  const claimDir = await createLocalClaim(namespace, PENGUIN_CLAIM);
+  // The original training data lives beside the store, where the retraining Job reads it (spec.retraining.data).
+  mkdirSync(join(claimDir, "data"), { recursive: true });
+  const trainingCsv = join(claimDir, "data", "penguins-train.csv");
+  writeFileSync(trainingCsv, penguinsCsv(training));
+  const storeDir = join(claimDir, "store");
+  trainInto(storeDir, trainingCsv, [
+    "--model",
+    "penguin-sex",
+    "--version",
+    "v1",
+    "--label",
+    PENGUIN_LABEL,
+    "--features",
+    PENGUIN_FEATURES.join(","),
+    "--epochs",
+    "60",
+    "--seed",
+    "3",
+    "--max-trials",
+    "1",
+  ]);
+  return storeDir;
+}
+
+/** Applies the ModelDeployment with `promotion`, waits until it is Ready, and returns its Service's URL once it answers. */
+export async function deployPenguins(namespace: string, name: string, promotion: Record<string, unknown>): Promise<string> {
+  await applyYaml(
+    stringify({
+      apiVersion: "ballast.dev/v1alpha1",
+      kind: "ModelDeployment",
+      metadata: { name, namespace },
+      spec: {
+        model: { name: "penguin-sex", storageUri: `pvc://${PENGUIN_CLAIM}/store` },
+        serving: { replicas: 1, port: 8080 },
+        monitoring: {
+          task: "classification",
+          labelField: PENGUIN_LABEL,
+          features: PENGUIN_FEATURES.map((f) => ({ name: f, type: "numeric" })),
+          window: { size: PENGUIN_WINDOW },
+          drift: { method: "ks" },
+          scrapeInterval: "1s",
+        },
+        policy: { minAccuracy: 0.75, minSamples: 15, minLabelledSamples: 15, consecutiveWindows: 2, cooldown: "10s", minStability: 0 },
+        retraining: {
+          resources: { limits: { "nvidia.com/gpu": "1" } },
+          tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
+          nodeSelector: { "ballast.dev/accelerator": "nvidia-gpu" },
+          backoffLimit: 0,
+          data: { sources: [{ uri: `pvc://${PENGUIN_CLAIM}/data/penguins-train.csv` }] },
+          hyperparameters: { epochs: 60 },
+          search: { maxTrials: 2 },
+        },
+        promotion,
+      },
+    }),
+  );
+  expect((await kubectl(["wait", "--for=condition=Ready", `md/${name}`, "-n", namespace, "--timeout=120s"])).stdout).toContain("condition met");
+  const svc = await kubectlJson<V1Service>(["get", "service", name, "-n", namespace]);
+  const serviceUrl = `http://${svc.spec!.clusterIP}:${svc.spec!.ports![0]!.port}`;
+  await waitForService(`${serviceUrl}/v1/sidecar/ready`, 30_000);
+  return serviceUrl;
+}
+
+/** Penguins through the Service, 5 rows a request, each request labelled right after its answer. */
+export function sendPenguins(serviceUrl: string, rows: readonly Penguin[], idPrefix: string): Promise<TrafficResult> {
+  return sendTrafficWithFeedback({
+    serviceUrl,
+    feedbackUrl: serviceUrl,
+    model: "penguin-sex",
+    days: rows,
+    rowsPerRequest: 5,
+    idPrefix,
+    features: PENGUIN_FEATURES,
+    label: PENGUIN_LABEL,
+    feedbackPerRequest: true,
+  });
+}

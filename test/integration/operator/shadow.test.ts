@@ -1,0 +1,163 @@
+// Given the local cluster, the operator as its own ServiceAccount and a penguin sex classifier trained on Adelie
+// birds, with spec.promotion.shadow enabled: Gentoo traffic degrades the model, a retraining Job writes a candidate
+// that passes the offline gate, and instead of being promoted the candidate runs as a shadow — its own Deployment
+// and NetworkPolicy, never behind the user Service — while the serving sidecars mirror live requests and forward
+// their feedback to it. The loop promotes it on the paired numbers (McNemar's exact test on the same labelled
+// requests), records them in status, history and Events, and scales the shadow to 0.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { V1Deployment, V1NetworkPolicy, V1Pod, V1Service } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ModelDeploymentStatus } from "../../../src/api/index.js";
+import { loadPenguins, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
+import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
+import { installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
+import { deployPenguins, PENGUIN_WINDOW, preparePenguinStore, sendPenguins } from "./penguin-loop.js";
+
+const WINDOW = PENGUIN_WINDOW;
+const MD_NAME = "penguins";
+const MIN_PAIRS = 40;
+
+interface MD {
+  metadata: { uid: string };
+  status?: ModelDeploymentStatus;
+}
+
+describe("ballast operator: a candidate shadowed on mirrored live traffic before promotion", () => {
+  let ns: { name: string; remove: () => Promise<void> };
+  let operator: OperatorProcess;
+  let serviceUrl: string;
+  const split = splitPenguins(loadPenguins(), 2 * WINDOW);
+  const get = () => kubectlJson<MD>(["get", "md", MD_NAME, "-n", ns.name]);
+  const until = (what: string, test: (m: MD) => boolean, timeoutMs: number) =>
+    waitFor(
+      what,
+      async () => {
+        const m = await get();
+        return test(m) ? m : undefined;
+      },
+      timeoutMs,
+      500,
+    ).catch(async (err: Error) => {
+      const s = (await get()).status;
+      throw new Error(
+        `${err.message}\nloop: ${JSON.stringify(s?.loop)}\nlastRetraining: ${JSON.stringify(s?.lastRetraining)}\nshadow: ${JSON.stringify(s?.shadow)}`,
+        {
+          cause: err,
+        },
+      );
+    });
+  const send = (rows: readonly Penguin[], idPrefix: string) => sendPenguins(serviceUrl, rows, idPrefix);
+  const podsOf = async (component: string) =>
+    (
+      await kubectlJson<{ items: V1Pod[] }>([
+        "get",
+        "pods",
+        "-n",
+        ns.name,
+        "-l",
+        `ballast.dev/model-deployment=${MD_NAME},app.kubernetes.io/component=${component}`,
+      ])
+    ).items;
+
+  beforeAll(async () => {
+    await installCrdAndRbac();
+    ns = await createTestNamespace("op-shadow");
+    await preparePenguinStore(ns.name, split.training);
+    const kubeconfig = operatorKubeconfig(mkdtempSync(join(tmpdir(), "s2-op-shadow-")));
+    operator = await startOperator({ kubeconfig, args: ["--namespaces", ns.name] });
+  });
+
+  afterAll(async () => {
+    if (!ns) return;
+    await kubectl(["delete", "md", "--all", "-n", ns.name, "--wait=true", "--timeout=60s"]);
+    if (operator) expect(await operator.stop()).toBe(0);
+    await ns.remove();
+  });
+
+  it("gate → shadow on mirrored traffic → promoted on the paired numbers; the shadow never behind the Service, scaled to 0 after", async () => {
+    serviceUrl = await deployPenguins(ns.name, MD_NAME, {
+      observationWindows: 1,
+      minImprovement: 0.05,
+      maxLatencyRatio: 3,
+      shadow: { enabled: true, minPairs: MIN_PAIRS, minLabelledPairs: MIN_PAIRS, maxDuration: "10m" },
+    });
+
+    // Familiar birds first: a judged healthy window, so the Gentoo windows after it are each judged (hysteresis).
+    await send(split.familiar.slice(0, WINDOW), "calm");
+    await until("a healthy window", (m) => m.status?.lastMetrics?.verdict === "Healthy", 120_000);
+    // Gentoo birds: violating windows → a Job → a candidate that passes the offline gate → Shadowing, not Promoting.
+    await send(split.gentoo.slice(0, 3 * WINDOW), "gentoo");
+    const shadowing = await until("the candidate to be shadowed", (m) => m.status?.loop?.phase === "Shadowing", 300_000);
+    const candidate = shadowing.status!.candidateVersion!;
+    expect(shadowing.status!.lastRetraining).toMatchObject({ phase: "Succeeded", candidateVersion: candidate, gate: { passed: true } });
+    expect(shadowing.status!.targetVersion).toBeUndefined();
+
+    // The shadow Deployment: owned by the ModelDeployment, pinned to the candidate, labelled out of the Service's selector.
+    const dep = await kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-shadow`, "-n", ns.name]);
+    expect(dep.metadata!.ownerReferences).toEqual([
+      expect.objectContaining({ kind: "ModelDeployment", name: MD_NAME, uid: shadowing.metadata.uid, controller: true }),
+    ]);
+    expect(dep.spec!.template.metadata!.labels).toMatchObject({ "app.kubernetes.io/component": "shadow", "ballast.dev/model-deployment": MD_NAME });
+    expect(dep.spec!.template.spec!.containers.find((c) => c.name === "server")!.args).toEqual(expect.arrayContaining(["--version", candidate]));
+    const np = await kubectlJson<V1NetworkPolicy>(["get", "networkpolicy", `${MD_NAME}-shadow`, "-n", ns.name]);
+    expect(np.spec!.podSelector!.matchLabels).toEqual({ "ballast.dev/model-deployment": MD_NAME, "app.kubernetes.io/component": "shadow" });
+    // The API's `from` (the client model's `_from`).
+    expect((np.spec!.ingress![0] as unknown as { from: unknown }).from).toEqual([
+      { podSelector: { matchLabels: { "ballast.dev/model-deployment": MD_NAME, "app.kubernetes.io/component": "serving" } } },
+    ]);
+
+    // Every serving pod accepted the mirror configuration on its monitoring port, pointing at the ready shadow pod.
+    await until("the serving pods to mirror to the shadow", (m) => /1 of 1 serving pods mirror to 1 shadow pod\b/.test(m.status?.loop?.message ?? ""), 180_000);
+    const [shadowPod] = await podsOf("shadow");
+    const [servingPod] = await podsOf("serving");
+    const mirror = (await (await fetch(`http://${servingPod!.status!.podIP}:9090/v1/mirror`)).json()) as { mirror: { version: string; targets: string[] } };
+    expect(mirror.mirror).toMatchObject({ version: candidate, targets: [`http://${shadowPod!.status!.podIP}:8080`] });
+    // Never behind the user Service: the pods its selector picks are the serving pod alone.
+    const svc = await kubectlJson<V1Service>(["get", "service", MD_NAME, "-n", ns.name]);
+    const selector = Object.entries(svc.spec!.selector!)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(",");
+    const behindService = await kubectlJson<{ items: V1Pod[] }>(["get", "pods", "-n", ns.name, "-l", selector]);
+    expect(behindService.items.map((p) => p.metadata!.name)).toEqual([servingPod!.metadata!.name]);
+
+    // Live Gentoo traffic with feedback through the Service: both models answer the same rows.
+    const gentooLive = split.gentoo.slice(3 * WINDOW);
+    expect(gentooLive.length).toBeGreaterThan(10);
+    for (let round = 0, sent = 0; sent < 2 * MIN_PAIRS; round++) sent += (await send(gentooLive, `live-${round}`)).rows;
+    const decided = await until("the shadow decision", (m) => m.status?.loop?.phase !== "Shadowing", 180_000);
+    const result = decided.status!.lastRetraining!.shadow!;
+    expect(result, JSON.stringify(result)).toMatchObject({ version: candidate, verdict: "Passed", metric: "accuracy", test: "McNemarExact" });
+    expect(result.labelledPairs).toBeGreaterThanOrEqual(MIN_PAIRS);
+    expect(result.rows).toBeGreaterThanOrEqual(MIN_PAIRS);
+    expect(result.shadow!).toBeGreaterThan(result.serving! + 0.05);
+    expect(result.pValue!).toBeLessThan(0.05);
+    expect(decided.status!.history!.map((h) => h.event)).toEqual(expect.arrayContaining(["Retrained", "ShadowPassed"]));
+    const events = JSON.parse(
+      (
+        await kubectl([
+          "get",
+          "events.events.k8s.io",
+          "-n",
+          ns.name,
+          "--field-selector",
+          `reportingController=ballast.dev/operator,regarding.name=${MD_NAME}`,
+          "-o",
+          "json",
+        ])
+      ).stdout,
+    ) as { items: { reason: string; note: string }[] };
+    expect(events.items.map((e) => e.reason)).toEqual(expect.arrayContaining(["ShadowStarted", "ShadowPassed"]));
+    expect(events.items.find((e) => e.reason === "ShadowPassed")!.note).toMatch(/McNemarExact p/);
+
+    // Promoted; the serving pods stop mirroring and the shadow is scaled to 0.
+    await until("the candidate to serve", (m) => m.status?.servingVersion === candidate, 180_000);
+    await waitFor(
+      "the shadow scaled to 0",
+      async () => (await kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-shadow`, "-n", ns.name])).spec!.replicas === 0,
+      60_000,
+    );
+    await waitFor("the shadow pods gone", async () => (await podsOf("shadow")).length === 0, 120_000);
+  }, 600_000);
+});

@@ -145,6 +145,7 @@ export class ModelServerProxy {
       if (!res.writableFinished) cancel.abort();
     });
     let upstream: Dispatcher.ResponseData;
+    const sent = process.hrtime.bigint();
     try {
       upstream = await this.options.upstream.request({
         path: req.url ?? "/",
@@ -161,6 +162,7 @@ export class ModelServerProxy {
       this.upstreamFailed(err as Error & { code?: string }, req, res, id, exchange);
       return;
     }
+    this.options.metrics.upstreamAnswered(res, Number(process.hrtime.bigint() - sent) / 1e9);
     const status = upstream.statusCode;
     const out = forwardHeaders(upstream.headers as IncomingHttpHeaders);
     // The server did not read the rest of an oversized body; neither does the sidecar.

@@ -94,6 +94,7 @@ export class Sidecar {
     const { logger } = this.options;
     // A malformed config or token file is a deployment mistake: fail at once instead of retrying.
     const config: MonitoringConfig | undefined = this.options.monitoringConfig ? await readMonitoringConfig(this.options.monitoringConfig) : undefined;
+    if (config?.modelDeployment) this.metrics.identify({ namespace: config.modelDeployment.namespace, modeldeployment: config.modelDeployment.name });
     if (this.options.feedbackTokenFile) this.feedbackAuth = await FeedbackAuth.fromFile(this.options.feedbackTokenFile);
     this.setup = new MonitoringSetup({
       upstream: this.upstream,
@@ -191,7 +192,7 @@ export class Sidecar {
 
   private countOnFinish(res: ServerResponse, request: PublicRequest | MonitoringRequest, started: bigint): void {
     const route = routeLabel(request);
-    res.on("finish", () => this.metrics.observe(route, res.statusCode, started));
+    res.on("finish", () => this.metrics.observe(route, res.statusCode, started, res));
   }
 
   private async answerPublic(

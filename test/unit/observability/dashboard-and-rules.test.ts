@@ -56,9 +56,9 @@ const dashboardExprs = [
   ...dashboard.annotations.list.flatMap((a) => (a.expr ? [a.expr] : [])),
 ];
 
-/** Metric names a PromQL expression reads (identifiers followed by a selector or a range). */
+/** Metric names a PromQL expression reads (Ballast's and controller-runtime's prefixes; label names have none). */
 function metricsIn(expr: string): string[] {
-  return [...expr.matchAll(/\b((?:ballast|controller_runtime|workqueue)_[a-z0-9_]+)\s*[{[]/g)].map((m) => m[1]!);
+  return [...expr.matchAll(/\b((?:ballast|controller_runtime|workqueue)_[a-z0-9_]+)\b/g)].map((m) => m[1]!);
 }
 
 /** Each `metric{...}` selector in an expression, with its matchers. */

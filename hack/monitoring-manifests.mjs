@@ -2,8 +2,10 @@
 // node hack/monitoring-manifests.mjs [repo root]   (run by `make manifests`)
 // Writes deploy/components/monitoring/{prometheusrule,grafana-dashboard}.yaml from the chart's rules file and
 // dashboard, the one source of both: kustomize cannot read files outside a kustomization's directory.
+import console from "node:console";
 import { readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
+import process from "node:process";
 import { parse, stringify } from "yaml";
 
 const root = resolve(process.argv[2] ?? ".");

@@ -5,13 +5,15 @@
 // - transitions, counted once per loop status write that made them (Jobs started and finished, promotions,
 //   rejections, rollbacks) and per sidecar scrape; a deleted ModelDeployment's series are dropped at the next scrape.
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-import { LOOP_PHASES, type ModelDeploymentStatus, type ResolvedModelDeployment } from "../api/index.js";
+import { ConditionType, isConditionReason, LOOP_PHASES, type ModelDeploymentStatus, type ResolvedModelDeployment } from "../api/index.js";
 import type { KubeObject } from "../kube/client.js";
 import { startsInPeriod } from "./loop/state-machine.js";
 
 type MD = ResolvedModelDeployment & KubeObject;
 type Identity = { namespace: string; modeldeployment: string };
 type SetGauge<L extends string> = (md: MD, labels: Partial<Record<L, string>>, value: number) => void;
+
+const KNOWN_CONDITION_TYPES = new Set<string>(Object.values(ConditionType));
 
 /** Retraining Jobs run minutes to hours. */
 const JOB_DURATION_BUCKETS = [30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400];
@@ -163,7 +165,9 @@ export class ModelDeploymentMetrics {
       "Each status condition (Ready, Degraded, DriftDetected, Retraining, LoopHalted, ...) with its status and reason: value 1.",
       ["type", "status", "reason"],
       (md, set) => {
-        for (const c of md.status?.conditions ?? []) set(md, { type: c.type, status: c.status, reason: c.reason }, 1);
+        // Status is anyone's with write access: only Ballast's own types and reasons become label values (bounded).
+        for (const c of md.status?.conditions ?? [])
+          if (KNOWN_CONDITION_TYPES.has(c.type)) set(md, { type: c.type, status: c.status, reason: isConditionReason(c.reason) ? c.reason : "Other" }, 1);
       },
     );
     gauge("ballast_modeldeployment_serving_version_info", "The version the serving pods run (status.servingVersion): value 1.", ["version"], (md, set) => {

@@ -88,7 +88,12 @@ describe("ModelDeployment metrics", () => {
           // Two of the three starts fall in the last 24h.
           recentStarts: ["2026-12-04T10:00:00Z", "2026-12-05T08:00:00Z", "2026-12-05T11:00:00Z"],
         },
-        conditions: [{ type: "Degraded", status: "True", reason: "PolicyViolated", message: "", lastTransitionTime: "2026-12-05T11:00:00Z" }],
+        conditions: [
+          { type: "Degraded", status: "True", reason: "AccuracyBelowThreshold", message: "", lastTransitionTime: "2026-12-05T11:00:00Z" },
+          // Written by someone else: neither becomes an unbounded label value.
+          { type: "Retraining", status: "False", reason: "SomebodyWroteThis", message: "", lastTransitionTime: "2026-12-05T11:00:00Z" },
+          { type: "my.example.com/Custom", status: "True", reason: "Whatever", message: "", lastTransitionTime: "2026-12-05T11:00:00Z" },
+        ],
         lastMetrics: { windowEnd: "2026-12-05T11:59:00Z", samples: 500, labelledSamples: 40, metric: "rmse", accuracy: 2.5, driftShare: 0.25 },
       },
       { maxError: 2, maxRetrainings: { count: 3, period: "24h" } },
@@ -100,7 +105,8 @@ describe("ModelDeployment metrics", () => {
     expect(phases.filter((s) => s.value === 1)).toEqual([{ labels: { ...me, phase: "Halted" }, value: 1 }]);
     expect(await samples(registry, "ballast_modeldeployment_serving_version_info")).toEqual([{ labels: { ...me, version: "v3" }, value: 1 }]);
     expect(await samples(registry, "ballast_modeldeployment_condition")).toEqual([
-      { labels: { ...me, type: "Degraded", status: "True", reason: "PolicyViolated" }, value: 1 },
+      { labels: { ...me, type: "Degraded", status: "True", reason: "AccuracyBelowThreshold" }, value: 1 },
+      { labels: { ...me, type: "Retraining", status: "False", reason: "Other" }, value: 1 },
     ]);
     expect(await samples(registry, "ballast_modeldeployment_window_quality")).toEqual([{ labels: { ...me, metric: "rmse" }, value: 2.5 }]);
     expect(await samples(registry, "ballast_modeldeployment_window_drift_share_ratio")).toEqual([{ labels: me, value: 0.25 }]);

@@ -9,6 +9,7 @@ import type { SidecarSummary } from "../../../src/monitoring/summary.js";
 import { readMetadata } from "../../../src/runtime/metadata.js";
 import { joinLog } from "../../../src/runtime/request-log.js";
 import { openStore } from "../../../src/runtime/store.js";
+import { sampleValue } from "../../support/prometheus-text.js";
 import { ballastBin, postJson, startModelServer, startSidecar, stopAll, type LocalProcess } from "./local-processes.js";
 import { inferBody, weatherFixture, type WeatherFixture, type WeatherRow } from "./weather-fixture.js";
 
@@ -46,17 +47,6 @@ function accuracyOf(prefix: string): number {
     });
   }
   return correct / total;
-}
-
-/** The value of the sample of `name` whose labels include `labels` (in any order), from Prometheus's text format. */
-function sampleValue(text: string, name: string, labels: Record<string, string>): number | undefined {
-  for (const line of text.split("\n")) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
-  }
-  return undefined;
 }
 
 async function summary(): Promise<SidecarSummary> {

@@ -13,8 +13,6 @@ import type { ModelMetadata } from "./metadata.js";
 import { HttpModelStore, resolveStorePath, type StoreOptions } from "./store.js";
 
 const MonitoringConfigSchema = Type.Object({
-  /** Which ModelDeployment the sidecar serves: the namespace and modeldeployment labels of its metrics. */
-  modelDeployment: Type.Optional(Type.Object({ namespace: Type.String({ maxLength: 63 }), name: Type.String({ maxLength: 253 }) })),
   features: Type.Optional(Type.Array(Type.Object({ name: Type.String() }, { additionalProperties: true }))),
   labelField: Type.Optional(Type.String()),
   task: Type.Optional(Type.Union([Type.Literal("classification"), Type.Literal("regression")])),

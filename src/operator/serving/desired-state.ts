@@ -334,6 +334,9 @@ export function desiredDeployment(md: ResolvedModelDeployment, options: DesiredD
       md.spec.model.storageUri,
       "--model",
       md.spec.model.name,
+      // Its metrics name the ModelDeployment (and, from POD_NAMESPACE, its namespace), not the pod.
+      "--modeldeployment",
+      md.metadata.name!,
       ...(version ? ["--version", version] : []),
       "--host",
       "$(POD_IP)",

@@ -1,7 +1,7 @@
 // The sidecar's Prometheus metrics: requests and their latency (whole, the model server's share, the sidecar's
 // own), upstream errors, feedback results, the request log's writes and bounds, and gauges read from the traffic
 // monitor's newest windows when Prometheus scrapes. Every series carries namespace and modeldeployment (default
-// labels), so the dashboard and the alerts select a ModelDeployment the same way on the sidecar's and the
+// labels, from --modeldeployment and the pod's namespace), so the dashboard and the alerts select a ModelDeployment the same way on the sidecar's and the
 // operator's metrics. Labels are bounded: route, code, reason, result, version, feature (the model's schema),
 // method, metric — never request data.
 import type { ServerResponse } from "node:http";
@@ -16,7 +16,7 @@ export interface MetricsSource {
   monitoring(): MonitoringState | undefined;
 }
 
-/** The ModelDeployment a sidecar serves, as the operator's monitoring config names it. */
+/** The ModelDeployment a sidecar serves (`--modeldeployment`, env POD_NAMESPACE). */
 export interface MetricsIdentity {
   /** Absent for a sidecar run by hand; Prometheus's target label then names the pod's namespace. */
   namespace?: string;
@@ -39,7 +39,7 @@ export class SidecarMetrics {
 
   constructor(private readonly source: MetricsSource) {
     collectDefaultMetrics({ register: this.registry, prefix: "ballast_sidecar_" });
-    // Until the monitoring config names the ModelDeployment (a sidecar run by hand has none): the model's name.
+    // A sidecar run by hand serves no ModelDeployment: its series carry the model's name.
     this.identify({ modeldeployment: source.model });
     const registers = [this.registry];
     this.requests = new Counter({

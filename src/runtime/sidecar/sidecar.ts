@@ -23,6 +23,8 @@ export interface SidecarOptions {
   upstream: UpstreamAddress;
   store: ModelStore;
   model: string;
+  /** The ModelDeployment served, which labels every metric; default: the model's name, no namespace. */
+  modelDeployment?: { name: string; namespace?: string };
   /** Version the server runs; default: asked from the server (`GET /v2/models/<model>`). */
   version?: string;
   host: string;
@@ -78,6 +80,7 @@ export class Sidecar {
     this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.upstream = new UpstreamClient(options.upstream);
     this.metrics = new SidecarMetrics({ model: options.model, monitoring: () => this.setup?.state });
+    if (options.modelDeployment) this.metrics.identify({ modeldeployment: options.modelDeployment.name, namespace: options.modelDeployment.namespace });
     this.proxy = new ModelServerProxy({
       upstream: this.upstream,
       metrics: this.metrics,
@@ -94,7 +97,6 @@ export class Sidecar {
     const { logger } = this.options;
     // A malformed config or token file is a deployment mistake: fail at once instead of retrying.
     const config: MonitoringConfig | undefined = this.options.monitoringConfig ? await readMonitoringConfig(this.options.monitoringConfig) : undefined;
-    if (config?.modelDeployment) this.metrics.identify({ namespace: config.modelDeployment.namespace, modeldeployment: config.modelDeployment.name });
     if (this.options.feedbackTokenFile) this.feedbackAuth = await FeedbackAuth.fromFile(this.options.feedbackTokenFile);
     this.setup = new MonitoringSetup({
       upstream: this.upstream,

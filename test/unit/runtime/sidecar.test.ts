@@ -57,15 +57,13 @@ beforeAll(async () => {
   fx = await weatherFixture({ holdoutRows: WINDOW_ROWS, newYorkRows: WINDOW_ROWS });
   dataDir = path.join(fx.dir, "sidecar-log");
   server = await startModelServer(`file://${fx.storeDir}`);
-  // What the operator writes: the ModelDeployment's name becomes the metrics' namespace and modeldeployment labels.
-  const monitoringConfig = path.join(fx.dir, "monitoring.json");
-  fs.writeFileSync(monitoringConfig, JSON.stringify({ modelDeployment: { namespace: "forecasts", name: "weather-md" } }));
+  // As the operator runs it: the ModelDeployment's name and, from the downward API, its namespace label the metrics.
   sidecar = await startSidecar(
     server.url,
     `file://${fx.storeDir}`,
     dataDir,
-    ["--window-size", String(WINDOW_ROWS), "--window-duration", "0", "--monitoring-config", monitoringConfig],
-    { POD_NAME: "weather-7d9f-abcde" },
+    ["--window-size", String(WINDOW_ROWS), "--window-duration", "0", "--modeldeployment", "weather-md"],
+    { POD_NAME: "weather-7d9f-abcde", POD_NAMESPACE: "forecasts" },
   );
 }, 120_000);
 

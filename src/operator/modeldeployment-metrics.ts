@@ -14,6 +14,9 @@ type Identity = { namespace: string; modeldeployment: string };
 type SetGauge<L extends string> = (md: MD, labels: Partial<Record<L, string>>, value: number) => void;
 
 const KNOWN_CONDITION_TYPES = new Set<string>(Object.values(ConditionType));
+const CONDITION_STATUSES = ["True", "False", "Unknown"] as const;
+
+const JOB_RESULTS = ["succeeded", "failed"] as const;
 
 /** Retraining Jobs run minutes to hours. */
 const JOB_DURATION_BUCKETS = [30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400];
@@ -22,7 +25,7 @@ const JOB_DURATION_BUCKETS = [30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 144
 export interface LoopTransition {
   jobsStarted: number;
   /** Jobs that finished in this write: their result and how long they ran. */
-  jobsFinished: { result: "succeeded" | "failed"; seconds: number }[];
+  jobsFinished: { result: (typeof JOB_RESULTS)[number]; seconds: number }[];
   promotions: number;
   rejections: number;
   rollbacks: number;
@@ -101,10 +104,8 @@ export class ModelDeploymentMetrics {
     const labels = this.identity(md);
     const t = loopTransition(before, after);
     this.jobsStarted.inc(labels, t.jobsStarted);
-    for (const job of t.jobsFinished) {
-      this.jobDuration.observe({ ...labels, result: job.result }, job.seconds);
-      if (job.result === "failed") this.jobsFailed.inc(labels);
-    }
+    this.jobsFailed.inc(labels, t.jobsFinished.filter((j) => j.result === "failed").length);
+    for (const job of t.jobsFinished) this.jobDuration.observe({ ...labels, result: job.result }, job.seconds);
     this.promotions.inc(labels, t.promotions);
     this.rejections.inc(labels, t.rejections);
     this.rollbacks.inc(labels, t.rollbacks);
@@ -119,16 +120,26 @@ export class ModelDeploymentMetrics {
 
   private identity(md: KubeObject): Identity {
     const labels = { namespace: md.metadata?.namespace ?? "", modeldeployment: md.metadata?.name ?? "" };
-    this.counted.set(`${labels.namespace}/${labels.modeldeployment}`, labels);
+    const key = `${labels.namespace}/${labels.modeldeployment}`;
+    if (!this.counted.has(key)) {
+      // Every series exists from the first step at 0, so rate(), increase() and the dashboard see it before the first event.
+      for (const c of this.counters()) c.inc(labels, 0);
+      for (const result of JOB_RESULTS) this.jobDuration.zero({ ...labels, result });
+      this.counted.set(key, labels);
+    }
     return labels;
+  }
+
+  private counters(): Counter<keyof Identity>[] {
+    return [this.jobsStarted, this.jobsFailed, this.promotions, this.rejections, this.rollbacks, this.scrapes, this.scrapeErrors];
   }
 
   /** Drops the transition series of ModelDeployments that no longer exist. */
   private forgetDeleted(live: ReadonlySet<string>): void {
     for (const [key, labels] of this.counted) {
       if (live.has(key)) continue;
-      for (const c of [this.jobsStarted, this.jobsFailed, this.promotions, this.rejections, this.rollbacks, this.scrapes, this.scrapeErrors]) c.remove(labels);
-      for (const result of ["succeeded", "failed"]) this.jobDuration.remove({ ...labels, result });
+      for (const c of this.counters()) c.remove(labels);
+      for (const result of JOB_RESULTS) this.jobDuration.remove({ ...labels, result });
       this.counted.delete(key);
     }
   }
@@ -162,12 +173,16 @@ export class ModelDeploymentMetrics {
     );
     gauge(
       "ballast_modeldeployment_condition",
-      "Each status condition (Ready, Degraded, DriftDetected, Retraining, LoopHalted, ...) with its status and reason: value 1.",
+      "Each status condition (Ready, Degraded, DriftDetected, Retraining, LoopHalted, ...) one-hot over its status (True, False, Unknown: 1 for the current one), with its current reason.",
       ["type", "status", "reason"],
       (md, set) => {
         // Status is anyone's with write access: only Ballast's own types and reasons become label values (bounded).
-        for (const c of md.status?.conditions ?? [])
-          if (KNOWN_CONDITION_TYPES.has(c.type)) set(md, { type: c.type, status: c.status, reason: isConditionReason(c.reason) ? c.reason : "Other" }, 1);
+        for (const c of md.status?.conditions ?? []) {
+          if (!KNOWN_CONDITION_TYPES.has(c.type)) continue;
+          const reason = isConditionReason(c.reason) ? c.reason : "Other";
+          // One-hot, as kube-state-metrics does: `{status="True"} == 1` selects series that exist while it is False too.
+          for (const status of CONDITION_STATUSES) set(md, { type: c.type, status, reason }, status === c.status ? 1 : 0);
+        }
       },
     );
     gauge("ballast_modeldeployment_serving_version_info", "The version the serving pods run (status.servingVersion): value 1.", ["version"], (md, set) => {

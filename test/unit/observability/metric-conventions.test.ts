@@ -19,6 +19,7 @@ const BOUNDED_LABELS = new Set([
   "code",
   "reason",
   "result",
+  "outcome",
   "phase",
   "type",
   "status",

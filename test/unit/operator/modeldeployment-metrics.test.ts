@@ -104,9 +104,14 @@ describe("ModelDeployment metrics", () => {
     expect(phases).toHaveLength(7);
     expect(phases.filter((s) => s.value === 1)).toEqual([{ labels: { ...me, phase: "Halted" }, value: 1 }]);
     expect(await samples(registry, "ballast_modeldeployment_serving_version_info")).toEqual([{ labels: { ...me, version: "v3" }, value: 1 }]);
+    // One-hot over the status, so an alert's {status="True"} selects a series that exists while the condition is False.
     expect(await samples(registry, "ballast_modeldeployment_condition")).toEqual([
       { labels: { ...me, type: "Degraded", status: "True", reason: "AccuracyBelowThreshold" }, value: 1 },
+      { labels: { ...me, type: "Degraded", status: "False", reason: "AccuracyBelowThreshold" }, value: 0 },
+      { labels: { ...me, type: "Degraded", status: "Unknown", reason: "AccuracyBelowThreshold" }, value: 0 },
+      { labels: { ...me, type: "Retraining", status: "True", reason: "Other" }, value: 0 },
       { labels: { ...me, type: "Retraining", status: "False", reason: "Other" }, value: 1 },
+      { labels: { ...me, type: "Retraining", status: "Unknown", reason: "Other" }, value: 0 },
     ]);
     expect(await samples(registry, "ballast_modeldeployment_window_quality")).toEqual([{ labels: { ...me, metric: "rmse" }, value: 2.5 }]);
     expect(await samples(registry, "ballast_modeldeployment_window_drift_share_ratio")).toEqual([{ labels: me, value: 0.25 }]);
@@ -135,7 +140,12 @@ describe("ModelDeployment metrics", () => {
       { labels: { namespace: "ml", modeldeployment: "a" }, value: 1 },
       { labels: { namespace: "ml", modeldeployment: "b" }, value: 0 },
     ]);
-    expect(await samples(registry, "ballast_operator_sidecar_scrape_errors_total")).toEqual([{ labels: { namespace: "ml", modeldeployment: "a" }, value: 1 }]);
+    expect(await samples(registry, "ballast_operator_sidecar_scrape_errors_total")).toEqual([
+      { labels: { namespace: "ml", modeldeployment: "a" }, value: 1 },
+      { labels: { namespace: "ml", modeldeployment: "b" }, value: 0 },
+    ]);
+    // A histogram too: its buckets exist at 0 before the first Job finishes.
+    expect((await samples(registry, "ballast_retraining_job_duration_seconds")).filter((s) => s.labels.le === "+Inf")).toHaveLength(4);
     expect((await samples(registry, "ballast_rollbacks_total")).map((s) => [s.labels.modeldeployment, s.value])).toEqual([
       ["a", 0],
       ["b", 1],
@@ -144,7 +154,7 @@ describe("ModelDeployment metrics", () => {
     live = [b];
     await registry.metrics(); // the scrape that notices a is gone
     expect(await samples(registry, "ballast_promotions_total")).toEqual([{ labels: { namespace: "ml", modeldeployment: "b" }, value: 0 }]);
-    expect(await samples(registry, "ballast_operator_sidecar_scrapes_total")).toEqual([]);
+    expect(await samples(registry, "ballast_operator_sidecar_scrapes_total")).toEqual([{ labels: { namespace: "ml", modeldeployment: "b" }, value: 0 }]);
     expect((await samples(registry, "ballast_modeldeployment_loop_phase")).every((s) => s.labels.modeldeployment === "b")).toBe(true);
   });
 });

@@ -48,8 +48,9 @@ $(BALLAST): dist/.built
 build: $(BALLAST) ## Compile TypeScript and write bin/ballast.
 
 .PHONY: manifests
-manifests: build ## Generate the CRD (crds/, charts/ballast/crds/) and the API field reference from src/api.
+manifests: build ## Generate the CRD (crds/, charts/ballast/crds/) and the API field reference from src/api; deploy/components/monitoring from the chart's rules and dashboard.
 	$(WITH_NODE) node dist/api/generate-crd.js $(CURDIR)
+	$(WITH_NODE) node hack/monitoring-manifests.mjs $(CURDIR)
 
 .PHONY: run
 run: build ## Run the operator from the checkout against the current KUBECONFIG (kubebuilder habit).

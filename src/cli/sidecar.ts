@@ -9,6 +9,7 @@ interface SidecarFlags {
   upstream: UpstreamAddress;
   store: string;
   model: string;
+  modeldeployment?: string;
   version?: string;
   host: string;
   port: number;
@@ -48,6 +49,10 @@ export function registerSidecar(program: Command): void {
     .requiredOption("--upstream <address>", "the model server: unix:/run/ballast/server/model.sock or http://127.0.0.1:8080", upstreamAddress)
     .requiredOption("--store <uri>", "model store root (to read the served version's metadata and reference profile)")
     .requiredOption("--model <name>", "model name")
+    .option(
+      "--modeldeployment <name>",
+      "the ModelDeployment served: the modeldeployment label of every metric, with env POD_NAMESPACE as namespace (default: --model)",
+    )
     .option("--data-dir <dir>", "directory of the durable request log on the pod's own volume (lost with the pod); use with read-only http(s) stores")
     .option(
       "--log-to-store",
@@ -141,6 +146,7 @@ export function registerSidecar(program: Command): void {
           storeOptions: { pvcMountRoot: flags.pvcMountRoot },
           monitoringConfig: flags.monitoringConfig,
           model: flags.model,
+          modelDeployment: { name: flags.modeldeployment ?? flags.model, namespace: process.env.POD_NAMESPACE },
           version: flags.version,
           host: flags.host,
           port: flags.port,

@@ -156,6 +156,7 @@ export class Manager {
     this.identity = options.identity ?? `${hostname()}_${randomUUID()}`;
     const informerOpts = { client: options.client, logger: options.logger, transform: withoutManagedFields };
     this.modelDeployments = new NamespacedInformers<MD>(options.namespaces, { ...informerOpts, resource: MODEL_DEPLOYMENTS });
+    this.metrics.modelDeployments.readFrom(() => this.modelDeployments.list());
     // Only objects we manage: a cluster's other ConfigMaps and Deployments would cost memory for nothing.
     const ownedOpts = { ...informerOpts, labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY}` };
     const deployments = new NamespacedInformers<V1Deployment & KubeObject>(options.namespaces, {
@@ -188,6 +189,7 @@ export class Manager {
       caches: { modelDeployments: this.modelDeployments, pods },
       recorder: this.recorder,
       onStatusConflict: () => this.metrics.statusConflicts.inc({ controller: MONITORING_CONTROLLER_NAME }),
+      onScraped: (md, pods, failed) => this.metrics.modelDeployments.scraped(md, pods, failed),
     });
     this.monitoring = new Controller({
       name: MONITORING_CONTROLLER_NAME,
@@ -203,6 +205,7 @@ export class Manager {
       defaultImage: options.image,
       operatorNamespace: options.operatorNamespace,
       onStatusConflict: () => this.metrics.statusConflicts.inc({ controller: LOOP_CONTROLLER_NAME }),
+      onStepped: (md, before, after) => this.metrics.modelDeployments.loopStepped(md, before, after),
     });
     this.loop = new Controller({ name: LOOP_CONTROLLER_NAME, reconciler: loop, workers: options.workers, metrics: this.metrics, logger: options.logger });
     this.wireEvents(pods, jobs, deployments);

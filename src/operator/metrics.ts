@@ -1,6 +1,8 @@
-// controller-runtime's metric names, so the dashboards and alerts people already have for Go operators work.
+// controller-runtime's metric names, so the dashboards and alerts people already have for Go operators work;
+// Ballast's per-ModelDeployment metrics live in modeldeployment-metrics.ts.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { WorkQueueMetrics } from "../kube/workqueue.js";
+import { ModelDeploymentMetrics } from "./modeldeployment-metrics.js";
 
 // controller-runtime's reconcile_time_seconds buckets.
 const RECONCILE_BUCKETS = [
@@ -89,6 +91,9 @@ export class OperatorMetrics {
     labelNames: ["name", "controller"] as const,
     registers: [this.registry],
   });
+
+  /** Ballast's own: loop phase, conditions, windows, budget, retraining Jobs, promotions, rollbacks, scrapes. */
+  readonly modelDeployments = new ModelDeploymentMetrics(this.registry);
 
   constructor() {
     // process_resident_memory_bytes & co., what the operator-scale bench reads for RSS.

@@ -30,6 +30,11 @@ export interface DroppedTotals {
   feedback: number;
 }
 
+/** What one run of the bounds deleted, and the bytes of every segment in scope it left (to compare with maxBytes). */
+export interface BoundsRun extends DroppedTotals {
+  retainedBytes: number;
+}
+
 interface Candidate {
   dir: string;
   file: string;
@@ -53,7 +58,7 @@ async function countFeedback(file: string): Promise<number> {
  * this at once: a segment counts as dropped by whoever's unlink succeeded. Directories of finished pods
  * (no lock, no segment left) are removed.
  */
-export async function enforceLogBounds(dirs: readonly string[], bounds: LogBounds, onDrop: (d: DroppedSegment) => void = () => {}): Promise<DroppedTotals> {
+export async function enforceLogBounds(dirs: readonly string[], bounds: LogBounds, onDrop: (d: DroppedSegment) => void = () => {}): Promise<BoundsRun> {
   const now = bounds.now ?? Date.now();
   const all: Candidate[] = [];
   for (const dir of dirs) {
@@ -100,7 +105,7 @@ export async function enforceLogBounds(dirs: readonly string[], bounds: LogBound
     }
     if (dir !== bounds.keep) await removeIfFinished(dir);
   }
-  return totals;
+  return { ...totals, retainedBytes: total };
 }
 
 /** Removes a pod directory with nothing left in it: no segment, no lock (rmdir fails on anything else). */

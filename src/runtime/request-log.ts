@@ -176,6 +176,10 @@ export interface RequestLogStats {
   dropped: DroppedTotals;
   /** Write, sync or segment-start failures since open. */
   failures: number;
+  /** Bytes of every segment in scope after the last run of the bounds (0 before the first). */
+  retainedBytes: number;
+  /** The size bound the retained bytes are held under (RequestLogOptions.maxBytes). */
+  maxBytes: number;
   /** Records refused while the log was failed (and buffered records a close could not write): never acknowledged. */
   unlogged: number;
 }
@@ -268,7 +272,7 @@ class DirectoryRequestLog implements RequestLog {
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
   private bounding: Promise<DroppedTotals> | undefined;
-  private stats = { records: 0, bytes: 0, syncs: 0, sealed: 0, failures: 0, unlogged: 0, dropped: { segments: 0, bytes: 0, feedback: 0 } };
+  private stats = { records: 0, bytes: 0, syncs: 0, sealed: 0, failures: 0, unlogged: 0, retainedBytes: 0, dropped: { segments: 0, bytes: 0, feedback: 0 } };
 
   private constructor(
     readonly dir: string,
@@ -335,7 +339,7 @@ class DirectoryRequestLog implements RequestLog {
   }
 
   getStats(): RequestLogStats {
-    return { ...this.stats, dropped: { ...this.stats.dropped }, segment: this.seq };
+    return { ...this.stats, dropped: { ...this.stats.dropped }, segment: this.seq, maxBytes: this.options.maxBytes };
   }
 
   health(): RequestLogHealth {
@@ -356,6 +360,7 @@ class DirectoryRequestLog implements RequestLog {
         this.stats.dropped.feedback += d.feedback;
         this.options.onDrop?.(d);
       });
+      this.stats.retainedBytes = dropped.retainedBytes;
       return dropped;
     })()
       .catch((err: unknown) => {

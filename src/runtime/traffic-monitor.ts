@@ -471,6 +471,18 @@ export class TrafficMonitor {
     return undefined;
   }
 
+  /** Label-free estimate (estimatedAccuracy, estimatedF1) of the newest window that has one (open window included). */
+  latestEstimate(): Record<string, number> | undefined {
+    for (const w of [this.open, ...[...this.closed].reverse()]) if (w.estimate && w.rows > 0) return estimatedMetrics(w.estimate.toJSON());
+    return undefined;
+  }
+
+  /** Labelled rows / rows of the newest closed window (feedback for the open one is still arriving), else of the open one. */
+  latestLabelledShare(): number | undefined {
+    const w = [...this.closed].reverse().find((c) => c.rows > 0) ?? this.open;
+    return w.rows > 0 ? w.labelled.samples / w.rows : undefined;
+  }
+
   get openWindowRows(): number {
     return this.open.rows;
   }

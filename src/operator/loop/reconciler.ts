@@ -36,6 +36,8 @@ export interface LoopReconcilerOptions {
   operatorNamespace?: string;
   now?: () => Date;
   onStatusConflict?: () => void;
+  /** Told about each loop status write that took: the status it replaced and the one written (metrics). */
+  onStepped?: (md: KubeObject, before: ModelDeploymentStatus | undefined, after: ModelDeploymentStatus | undefined) => void;
 }
 
 /** Where `ballast train` wrote its result; the label the Job controller puts on its pods. */
@@ -90,6 +92,7 @@ export class LoopReconciler implements Reconciler {
       { onConflict: this.options.onStatusConflict },
     );
     if (!written || !applied) return { requeueAfterMs: 200 };
+    this.options.onStepped?.(written, md.status, written.status);
     for (const ev of step.events) this.options.recorder.record(written, ev);
     await this.reconcileShadow(key, md, step, now, ctx);
     ctx.log.info({ phase: step.status.loop?.phase, attempt: step.status.loop?.attempt, message: step.status.loop?.message }, "loop stepped");

@@ -108,7 +108,7 @@ export function servingSince(md: ResolvedModelDeployment): string {
 }
 
 /** Start times within the budget's sliding period. */
-function startsInPeriod(loop: LoopStatus, md: ResolvedModelDeployment, now: Date): string[] {
+export function startsInPeriod(loop: LoopStatus, md: ResolvedModelDeployment, now: Date): string[] {
   const period = parseDurationMs(md.spec.policy.maxRetrainings.period);
   return (loop.recentStarts ?? []).filter((t) => now.getTime() - Date.parse(t) < period);
 }

@@ -37,6 +37,8 @@ export interface MonitoringReconcilerOptions {
   scrapeTimeoutMs?: number;
   /** A summary larger than this is a failed scrape of that pod, read no further (default DEFAULT_MAX_SUMMARY_BYTES). */
   maxSummaryBytes?: number;
+  /** Told how many sidecars were asked for a summary and how many failed (metrics). */
+  onScraped?: (md: KubeObject, pods: number, failed: number) => void;
 }
 
 /** A pod the Service would send traffic to: Ready=True, an IP, not terminating. */
@@ -159,6 +161,7 @@ export class MonitoringReconciler implements Reconciler {
     // A pod whose summary is too big, malformed or does not merge is dropped alone; the others still make status.
     const scrapes = admitSummaries(md, scraped);
     const failed = scrapes.filter((s) => "error" in s);
+    this.options.onScraped?.(md, scrapes.length, failed.length);
     if (failed.length > 0) ctx.log.warn({ failed: failed.map((s) => `${s.pod}: ${"error" in s ? s.error : ""}`), pods: pods.length }, "sidecar scrape failed");
     const now = this.options.now?.() ?? new Date();
     // Transitions are judged against the object actually replaced (the cache may lag our previous write).

@@ -374,6 +374,9 @@ export function podTemplate(md: ResolvedModelDeployment, options: DesiredDeploym
       md.spec.model.storageUri,
       "--model",
       md.spec.model.name,
+      // Its metrics name the ModelDeployment (and, from POD_NAMESPACE, its namespace), not the pod.
+      "--modeldeployment",
+      md.metadata.name!,
       ...(version ? ["--version", version] : []),
       "--host",
       "$(POD_IP)",

@@ -1,7 +1,13 @@
-// The sidecar's Prometheus metrics: request counters and latency, upstream errors, feedback results, what the
-// log bounds deleted, and gauges read from the traffic monitor's newest windows when Prometheus scrapes.
+// The sidecar's Prometheus metrics: requests and their latency (whole, the model server's share, the sidecar's
+// own), upstream errors, feedback results, the request log's writes and bounds, and gauges read from the traffic
+// monitor's newest windows when Prometheus scrapes. Every series carries namespace and modeldeployment (default
+// labels, from --modeldeployment and the pod's namespace), so the dashboard and the alerts select a ModelDeployment the same way on the sidecar's and the
+// operator's metrics. Labels are bounded: route, code, reason, result, version, feature (the model's schema),
+// method, metric — never request data.
+import type { ServerResponse } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { DroppedTotals } from "../log-retention.js";
+import type { RequestLogStats } from "../request-log.js";
 import type { MonitoringState } from "./monitoring-setup.js";
 
 /** What the scrape-time gauges read: the monitoring state once set up, and the model's name. */
@@ -9,6 +15,15 @@ export interface MetricsSource {
   model: string;
   monitoring(): MonitoringState | undefined;
 }
+
+/** The ModelDeployment a sidecar serves (`--modeldeployment`, env POD_NAMESPACE). */
+export interface MetricsIdentity {
+  /** Absent for a sidecar run by hand; Prometheus's target label then names the pod's namespace. */
+  namespace?: string;
+  modeldeployment: string;
+}
+
+const LATENCY_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 
 export class SidecarMetrics {
   readonly registry = new Registry();
@@ -18,10 +33,16 @@ export class SidecarMetrics {
   readonly feedbackTotal: Counter<"result">;
   readonly mirrorRequests: Counter<"outcome">;
   readonly mirrorFeedback: Counter<"outcome">;
+  private readonly upstreamLatency: Histogram<"route">;
+  private readonly addedLatency: Histogram<"route">;
   private readonly logDroppedCounters: Record<keyof DroppedTotals, Counter>;
+  /** The model server's share of a proxied request, until the response finishes and the sidecar's share is known. */
+  private readonly upstreamSeconds = new WeakMap<ServerResponse, number>();
 
   constructor(private readonly source: MetricsSource) {
     collectDefaultMetrics({ register: this.registry, prefix: "ballast_sidecar_" });
+    // A sidecar run by hand serves no ModelDeployment: its series carry the model's name.
+    this.identify({ modeldeployment: source.model });
     const registers = [this.registry];
     this.requests = new Counter({
       name: "ballast_sidecar_requests_total",
@@ -33,7 +54,21 @@ export class SidecarMetrics {
       name: "ballast_sidecar_request_duration_seconds",
       help: "Time from request start to response end at the sidecar (includes the model server for proxied routes).",
       labelNames: ["route", "code"],
-      buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.upstreamLatency = new Histogram({
+      name: "ballast_sidecar_upstream_duration_seconds",
+      help: "Model server time of proxied requests as the sidecar sees it: from sending the request to the response's headers.",
+      labelNames: ["route"],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.addedLatency = new Histogram({
+      name: "ballast_sidecar_added_latency_seconds",
+      help: "What the sidecar adds to a proxied request: its whole duration minus the model server's share (reading, recording, relaying).",
+      labelNames: ["route"],
+      buckets: LATENCY_BUCKETS,
       registers,
     });
     this.upstreamErrors = new Counter({
@@ -43,7 +78,7 @@ export class SidecarMetrics {
       registers,
     });
     this.feedbackTotal = new Counter({
-      name: "ballast_feedback_total",
+      name: "ballast_sidecar_feedback_total",
       help: "Feedback labels by result: accepted, invalid, unknown-id, duplicate, unauthorized, error.",
       labelNames: ["result"],
       registers,
@@ -77,14 +112,30 @@ export class SidecarMetrics {
         registers,
       }),
     };
-    this.registerScrapeGauges(registers);
+    this.registerLogMetrics(registers);
+    this.registerWindowGauges(registers);
   }
 
-  /** Counts one request when its response has been sent. */
-  observe(route: string, code: number, startedNs: bigint): void {
+  /** Labels every series with the ModelDeployment this sidecar serves. */
+  identify(identity: MetricsIdentity): void {
+    this.registry.setDefaultLabels({ ...(identity.namespace ? { namespace: identity.namespace } : {}), modeldeployment: identity.modeldeployment });
+  }
+
+  /** Counts one request when its response has been sent; a proxied one also splits its time into server and sidecar. */
+  observe(route: string, code: number, startedNs: bigint, res?: ServerResponse): void {
     const labels = { route, code: String(code) };
+    const seconds = Number(process.hrtime.bigint() - startedNs) / 1e9;
     this.requests.inc(labels);
-    this.latency.observe(labels, Number(process.hrtime.bigint() - startedNs) / 1e9);
+    this.latency.observe(labels, seconds);
+    const upstream = res && this.upstreamSeconds.get(res);
+    if (upstream === undefined) return;
+    this.upstreamLatency.observe({ route }, upstream);
+    this.addedLatency.observe({ route }, Math.max(0, seconds - upstream));
+  }
+
+  /** The model server answered this proxied response's headers after `seconds`. */
+  upstreamAnswered(res: ServerResponse, seconds: number): void {
+    this.upstreamSeconds.set(res, seconds);
   }
 
   countLogDropped(dropped: DroppedTotals): void {
@@ -95,8 +146,52 @@ export class SidecarMetrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
+  /** The request log's own counts, read from its stats when Prometheus scrapes. */
+  private registerLogMetrics(registers: Registry[]): void {
+    const stats = (): RequestLogStats | undefined => this.source.monitoring()?.requestLog.getStats();
+    // A counter that mirrors a running total kept elsewhere: it only ever adds the difference.
+    const mirrored = (name: string, help: string, read: (s: RequestLogStats) => number): void => {
+      let counted = 0;
+      const c: Counter = new Counter({
+        name,
+        help,
+        registers,
+        collect: () => {
+          const s = stats();
+          if (!s || read(s) <= counted) return;
+          c.inc(read(s) - counted);
+          counted = read(s);
+        },
+      });
+    };
+    mirrored("ballast_sidecar_log_written_bytes_total", "Bytes this sidecar appended to the durable request log.", (s) => s.bytes);
+    mirrored("ballast_sidecar_log_sealed_segments_total", "Request log segments this sidecar sealed (reached their size, or closed).", (s) => s.sealed);
+    mirrored("ballast_sidecar_log_syncs_total", "fdatasync calls on the request log (group commit: one per feedback burst).", (s) => s.syncs);
+    const gauge = (name: string, help: string, read: (s: RequestLogStats) => number): void => {
+      const g: Gauge = new Gauge({
+        name,
+        help,
+        registers,
+        collect: () => {
+          const s = stats();
+          if (s) g.set(read(s));
+        },
+      });
+    };
+    gauge(
+      "ballast_sidecar_log_retained_bytes",
+      "Bytes of the model's request log segments in this sidecar's scope after the last run of the bounds (compare with ballast_sidecar_log_max_bytes).",
+      (s) => s.retainedBytes,
+    );
+    gauge(
+      "ballast_sidecar_log_max_bytes",
+      "The request log's size bound (--log-max-bytes): past it, the oldest sealed segments are deleted.",
+      (s) => s.maxBytes,
+    );
+  }
+
   /** Gauges computed when Prometheus scrapes, from the monitor's newest windows. */
-  private registerScrapeGauges(registers: Registry[]): void {
+  private registerWindowGauges(registers: Registry[]): void {
     const gauge = <L extends string>(
       name: string,
       help: string,
@@ -116,78 +211,87 @@ export class SidecarMetrics {
     };
     const state = () => this.source.monitoring();
     const monitor = () => state()?.monitor;
-    const model = (): { model: string; version: string } => ({ model: this.source.model, version: state()?.meta.version ?? "unknown" });
+    const version = (): { version: string } => ({ version: state()?.meta.version ?? "unknown" });
     gauge(
       "ballast_model_info",
-      "The model version behind this sidecar (value 1) and the model server's tfjs backend.",
+      "The model version behind this sidecar (value 1), the model's name and the model server's tfjs backend.",
       ["model", "version", "backend"],
       (set) => {
         const s = state();
-        if (s) set({ ...model(), backend: s.backend }, 1);
+        if (s) set({ model: this.source.model, ...version(), backend: s.backend }, 1);
       },
     );
     gauge(
       "ballast_feature_drift",
       "Drift statistic of each feature in the newest closed window (the open one before any closed) against the reference profile.",
-      ["model", "version", "feature", "method"],
+      ["version", "feature", "method"],
       (set) => {
-        for (const f of monitor()?.latestDrift()?.features ?? []) if (f.statistic !== null) set({ ...model(), feature: f.name, method: f.method }, f.statistic);
+        for (const f of monitor()?.latestDrift()?.features ?? [])
+          if (f.statistic !== null) set({ ...version(), feature: f.name, method: f.method }, f.statistic);
       },
     );
     gauge(
       "ballast_feature_drift_detected",
       "1 when the feature's drift statistic crossed its threshold in that window, else 0.",
-      ["model", "version", "feature", "method"],
+      ["version", "feature", "method"],
       (set) => {
         for (const f of monitor()?.latestDrift()?.features ?? [])
-          if (f.statistic !== null) set({ ...model(), feature: f.name, method: f.method }, f.drift ? 1 : 0);
+          if (f.statistic !== null) set({ ...version(), feature: f.name, method: f.method }, f.drift ? 1 : 0);
       },
     );
-    gauge(
-      "ballast_prediction_drift",
-      "Drift statistic of the predictions in that window against the training predictions.",
-      ["model", "version", "method"],
-      (set) => {
-        for (const f of monitor()?.latestDrift()?.prediction ?? []) if (f.statistic !== null) set({ ...model(), method: f.method }, f.statistic);
-      },
-    );
-    gauge("ballast_dataset_drift_share", "Share of evaluated features that drifted in that window.", ["model", "version"], (set) => {
+    gauge("ballast_prediction_drift", "Drift statistic of the predictions in that window against the training predictions.", ["version", "method"], (set) => {
+      for (const f of monitor()?.latestDrift()?.prediction ?? []) if (f.statistic !== null) set({ ...version(), method: f.method }, f.statistic);
+    });
+    gauge("ballast_drift_share_ratio", "Share of evaluated features that drifted in that window (0–1).", ["version"], (set) => {
       const d = monitor()?.latestDrift();
-      if (d) set(model(), d.driftShare);
+      if (d) set(version(), d.driftShare);
     });
     gauge(
       "ballast_model_quality",
-      "Live quality of the newest window with feedback: accuracy, precision, recall, f1 (classification) or mae, rmse, r2 (regression); samples = labelled rows.",
-      ["model", "version", "metric"],
+      "Realised quality of the newest window with feedback: accuracy, precision, recall, f1, f1Weighted (classification) or mae, rmse, r2 (regression).",
+      ["version", "metric"],
       (set) => {
-        for (const [metric, value] of Object.entries(monitor()?.latestMetrics() ?? {})) set({ ...model(), metric }, value);
+        for (const [metric, value] of Object.entries(monitor()?.latestMetrics() ?? {})) if (metric !== "samples") set({ ...version(), metric }, value);
+      },
+    );
+    gauge(
+      "ballast_model_quality_estimated",
+      "Label-free estimate of the quality (accuracy, f1) from the calibrated class probabilities of the newest window's rows; absent without calibration.",
+      ["version", "metric"],
+      (set) => {
+        const e = monitor()?.latestEstimate();
+        if (e?.estimatedAccuracy !== undefined) set({ ...version(), metric: "accuracy" }, e.estimatedAccuracy);
+        if (e?.estimatedF1 !== undefined) set({ ...version(), metric: "f1" }, e.estimatedF1);
+      },
+    );
+    gauge(
+      "ballast_window_labelled_ratio",
+      "Labelled rows / rows of the newest closed window (the open one before any closed): how much of the traffic gets feedback.",
+      ["version"],
+      (set) => {
+        const share = monitor()?.latestLabelledShare();
+        if (share !== undefined) set(version(), share);
       },
     );
     gauge(
       "ballast_window_samples",
       "Samples in the open window: rows (inference rows profiled) and labelled (rows with feedback).",
-      ["model", "version", "kind"],
+      ["version", "kind"],
       (set) => {
         const m = monitor();
         if (!m) return;
-        set({ ...model(), kind: "rows" }, m.openWindowRows);
-        set({ ...model(), kind: "labelled" }, m.openWindowLabelled);
+        set({ ...version(), kind: "rows" }, m.openWindowRows);
+        set({ ...version(), kind: "labelled" }, m.openWindowLabelled);
       },
     );
     gauge(
-      "ballast_robustness",
+      "ballast_robustness_ratio",
       "1 - failed requests / served requests since the sidecar started (a failed request: upstream unreachable, timeout or 5xx).",
-      ["model", "version"],
+      ["version"],
       (set) => {
         const t = monitor()?.totals;
-        if (t && t.requests > 0) set(model(), 1 - t.failedRequests / t.requests);
+        if (t && t.requests > 0) set(version(), 1 - t.failedRequests / t.requests);
       },
-    );
-    gauge("ballast_request_log_bytes", "Bytes appended to the durable request log since start.", [], (set) =>
-      set({}, state()?.requestLog.getStats().bytes ?? 0),
-    );
-    gauge("ballast_request_log_syncs", "fdatasync calls on the request log since start (group commit: one per feedback burst).", [], (set) =>
-      set({}, state()?.requestLog.getStats().syncs ?? 0),
     );
   }
 }

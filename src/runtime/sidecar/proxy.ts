@@ -157,6 +157,7 @@ export class ModelServerProxy {
     });
     const sentAt = performance.now();
     let upstream: Dispatcher.ResponseData;
+    const sent = process.hrtime.bigint();
     try {
       upstream = await this.options.upstream.request({
         path: req.url ?? "/",
@@ -173,6 +174,7 @@ export class ModelServerProxy {
       this.upstreamFailed(err as Error & { code?: string }, req, res, id, exchange);
       return;
     }
+    this.options.metrics.upstreamAnswered(res, Number(process.hrtime.bigint() - sent) / 1e9);
     const status = upstream.statusCode;
     const out = forwardHeaders(upstream.headers as IncomingHttpHeaders);
     // The server did not read the rest of an oversized body; neither does the sidecar.

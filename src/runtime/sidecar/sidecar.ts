@@ -24,6 +24,8 @@ export interface SidecarOptions {
   upstream: UpstreamAddress;
   store: ModelStore;
   model: string;
+  /** The ModelDeployment served, which labels every metric; default: the model's name, no namespace. */
+  modelDeployment?: { name: string; namespace?: string };
   /** Version the server runs; default: asked from the server (`GET /v2/models/<model>`). */
   version?: string;
   host: string;
@@ -81,6 +83,7 @@ export class Sidecar {
     this.upstream = new UpstreamClient(options.upstream);
     this.metrics = new SidecarMetrics({ model: options.model, monitoring: () => this.setup?.state });
     this.mirror = new Mirror({ metrics: this.metrics, logger: options.logger, feedbackAuthorization: () => this.feedbackAuth?.authorization });
+    if (options.modelDeployment) this.metrics.identify({ modeldeployment: options.modelDeployment.name, namespace: options.modelDeployment.namespace });
     this.proxy = new ModelServerProxy({
       mirror: this.mirror,
       upstream: this.upstream,
@@ -196,7 +199,7 @@ export class Sidecar {
 
   private countOnFinish(res: ServerResponse, request: PublicRequest | MonitoringRequest, started: bigint): void {
     const route = routeLabel(request);
-    res.on("finish", () => this.metrics.observe(route, res.statusCode, started));
+    res.on("finish", () => this.metrics.observe(route, res.statusCode, started, res));
   }
 
   private async answerPublic(

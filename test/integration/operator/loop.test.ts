@@ -15,6 +15,7 @@ import { PENGUIN_FEATURES, PENGUIN_LABEL, loadPenguins, penguinsCsv, splitPengui
 import { onlyVersionServes } from "../../../src/demo/rollout.js";
 import { waitForService } from "../../../src/demo/traffic.js";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
+import { sampleValue } from "../../support/prometheus-text.js";
 import { installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, trainInto, type OperatorProcess } from "./operator-process.js";
 import { deployPenguins, PENGUIN_WINDOW, preparePenguinStore, sendPenguins } from "./penguin-loop.js";
 
@@ -207,6 +208,12 @@ describe("ballast operator: the closed loop on real data", () => {
     expect(rolledBack.status!.loop).toMatchObject({ consecutiveFailures: 1, approvalHandled: "shuffled" });
     const warnings = (await eventReasons()).filter((e) => e.type === "Warning").map((e) => e.reason);
     expect(warnings).toEqual(expect.arrayContaining(["LiveRegression", "RolledBack"]));
+    // The operator restarted last while observing the first promotion: since then, this promotion and its rollback, once each.
+    const metrics = await operator.metrics();
+    const me = { namespace: ns.name, modeldeployment: MD_NAME };
+    expect(sampleValue(metrics, "ballast_promotions_total", me)).toBe(1);
+    expect(sampleValue(metrics, "ballast_rollbacks_total", me)).toBe(1);
+    expect(sampleValue(metrics, "ballast_rejections_total", me)).toBe(0);
   });
 
   it("a Job that cannot run is a failed attempt: Failed with its reason, a Warning, a longer cooldown", async () => {
@@ -239,5 +246,14 @@ describe("ballast operator: the closed loop on real data", () => {
     expect(new Date(failed.status!.loop!.backoffUntil!).getTime()).toBeGreaterThan(Date.now());
     expect(condition(failed, "Retraining")).toMatchObject({ status: "False", reason: "RetrainingFailed" });
     expect((await eventReasons()).some((e) => e.type === "Warning" && e.reason === "RetrainingFailed")).toBe(true);
+    // Counted once each: the Job started and failed, with how long it ran.
+    const metrics = await operator.metrics();
+    const me = { namespace: ns.name, modeldeployment: MD_NAME };
+    expect(sampleValue(metrics, "ballast_retraining_jobs_started_total", me)).toBe(1);
+    expect(sampleValue(metrics, "ballast_retraining_jobs_failed_total", me)).toBe(1);
+    expect(sampleValue(metrics, "ballast_retraining_job_duration_seconds_count", { ...me, result: "failed" })).toBe(1);
+    const ran = (Date.parse(failed.status!.lastRetraining!.completionTime!) - Date.parse(failed.status!.lastRetraining!.startTime!)) / 1000;
+    expect(sampleValue(metrics, "ballast_retraining_job_duration_seconds_sum", { ...me, result: "failed" })).toBe(ran);
+    expect(sampleValue(metrics, "ballast_modeldeployment_condition", { ...me, type: "Retraining", status: "False", reason: "RetrainingFailed" })).toBe(1);
   }, 240_000);
 });

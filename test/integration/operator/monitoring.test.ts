@@ -13,6 +13,7 @@ import type { ModelDeploymentStatus } from "../../../src/api/index.js";
 import { sendTrafficWithFeedback, waitForService } from "../../../src/demo/traffic.js";
 import { loadWeatherDays, splitWeather, weatherCsv, WEATHER_FEATURES, type WeatherDay } from "../../../src/demo/weather-data.js";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
+import { sampleValue } from "../../support/prometheus-text.js";
 import { applyYaml, createLocalClaim, installCrdAndRbac, kubectlJson, startNamespacedOperator, trainInto, type OperatorProcess } from "./operator-process.js";
 
 const WINDOW = 100;
@@ -225,6 +226,40 @@ describe("ballast operator: monitoring what the sidecars see", () => {
     // One short name per controller in every metric and log line: serving, monitoring, loop.
     for (const controller of ["serving", "monitoring", "loop"])
       expect(metrics).toMatch(new RegExp(`controller_runtime_reconcile_total\\{controller="${controller}",`));
+
+    // What a dashboard reads of this ModelDeployment: the operator's merged window and state, the same numbers as status.
+    const me = { namespace: ns.name, modeldeployment: "weather" };
+    const now = await waitFor("the operator's metrics showing the drifted window", async () => {
+      const text = await operator.metrics();
+      return sampleValue(text, "ballast_modeldeployment_condition", { ...me, type: "DriftDetected", status: "True", reason: "DriftAboveThreshold" }) === 1
+        ? text
+        : undefined;
+    });
+    expect(sampleValue(now, "ballast_modeldeployment_window_drift_share_ratio", me)).toBe(last.driftShare);
+    expect(sampleValue(now, "ballast_modeldeployment_window_quality", { ...me, metric: "accuracy" })).toBe(last.accuracy);
+    expect(sampleValue(now, "ballast_modeldeployment_window_samples", { ...me, kind: "labelled" })).toBe(LABELLED_BEFORE_CLOSE);
+    expect(sampleValue(now, "ballast_modeldeployment_policy_threshold", { ...me, rule: "maxDriftShare" })).toBe(0.5);
+    expect(sampleValue(now, "ballast_modeldeployment_loop_phase", { ...me, phase: "Stable" })).toBe(1);
+    expect(sampleValue(now, "ballast_modeldeployment_loop_phase", { ...me, phase: "Training" })).toBe(0);
+    expect(sampleValue(now, "ballast_modeldeployment_serving_version_info", { ...me, version: "v1" })).toBe(1);
+    expect(sampleValue(now, "ballast_operator_sidecar_scrapes_total", me)).toBeGreaterThan(0);
+    expect(sampleValue(now, "ballast_operator_sidecar_scrape_errors_total", me)).toBe(0);
+
+    // And each serving pod's sidecar, on its monitoring port: its series name the ModelDeployment, not the pod.
+    const pods = await kubectlJson<{ items: { status: { podIP: string } }[] }>(["get", "pods", "-n", ns.name, "-l", "ballast.dev/model-deployment=weather"]);
+    expect(pods.items.length).toBeGreaterThan(0);
+    const sidecar = await (await fetch(`http://${pods.items[0]!.status.podIP}:9090/metrics`)).text();
+    expect(
+      sampleValue(sidecar, "ballast_model_info", { ...me, model: "weather", version: "v1" }),
+      sidecar
+        .split("\n")
+        .filter((l) => l.startsWith("ballast_model_info"))
+        .join("\n"),
+    ).toBe(1);
+    expect(sampleValue(sidecar, "ballast_sidecar_requests_total", { ...me, route: "infer", code: "200" })).toBeGreaterThan(0);
+    expect(sampleValue(sidecar, "ballast_feature_drift_detected", { ...me, version: "v1", feature: drifted.status!.lastMetrics!.driftedFeatures![0]! })).toBe(
+      1,
+    );
   });
 
   it("starts no retraining while labels say the drifted traffic is served well; without labels, drift decides and a Job starts", async () => {
@@ -245,6 +280,14 @@ describe("ballast operator: monitoring what the sidecars see", () => {
     expect(training.status!.lastRetraining).toMatchObject({ jobName: "weather-retrain-1", fromVersion: "v1" });
     expect(training.status!.lastRetraining!.reason).toMatch(/drift/i);
     expect((await kubectl(["get", "jobs", "-n", ns.name, "-o", "name"])).stdout.trim()).toBe("job.batch/weather-retrain-1");
+    // The loop's transition, counted once, and the budget it spent.
+    const me = { namespace: ns.name, modeldeployment: "weather" };
+    const metrics = await operator.metrics();
+    expect(sampleValue(metrics, "ballast_retraining_jobs_started_total", me)).toBe(1);
+    expect(sampleValue(metrics, "ballast_modeldeployment_retraining_jobs_in_period", me)).toBe(1);
+    // policy.maxRetrainings.count is left at its default, 3 Jobs per 24h.
+    expect(sampleValue(metrics, "ballast_modeldeployment_retraining_jobs_allowed_per_period", me)).toBe(3);
+    expect(sampleValue(metrics, "ballast_modeldeployment_loop_phase", { ...me, phase: "Training" })).toBe(1);
   });
 
   it("with a quality bound and no labels, the window is judged on the estimated accuracy, not on its drift", async () => {

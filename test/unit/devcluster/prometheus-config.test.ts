@@ -44,6 +44,12 @@ describe("the dev Prometheus's config and the shipped rules", () => {
     expect(res.status).toBe(0);
   });
 
+  it("every alert fires where it should and stays quiet where it should not (promtool test rules)", () => {
+    const res = promtoolRun(["test", "rules", "test/oracle/promtool/ballast-rules.test.yaml"]);
+    expect(res.output).toMatch(/SUCCESS/);
+    expect(res.status, res.output).toBe(0);
+  });
+
   it("promtool check rules rejects a rule with a PromQL typo (the check is real)", () => {
     const bad = join(dir, "bad-rules.yaml");
     writeFileSync(bad, stringify({ groups: [{ name: "g", rules: [{ alert: "A", expr: "rate(ballast_sidecar_requests_total[5m]" }] }] }));

@@ -62,6 +62,9 @@ describe("serving objects for a ModelDeployment", () => {
     expect(server.image).toBe(IMAGE);
     expect(server.args!.slice(0, 5)).toEqual(["serve", "--store", "pvc://models/store", "--model", "weather-mlp"]);
     expect(sidecar.args![0]).toBe("sidecar");
+    // Its metrics name the ModelDeployment (the model's name may be shared) and, from the downward API, its namespace.
+    expect(sidecar.args!.join(" ")).toContain("--model weather-mlp --modeldeployment weather");
+    expect(sidecar.env).toContainEqual({ name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } });
     expect(sidecar.ports).toEqual([
       { name: "http", containerPort: 8085, protocol: "TCP" },
       { name: "monitoring", containerPort: 9090, protocol: "TCP" },

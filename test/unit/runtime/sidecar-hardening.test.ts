@@ -83,7 +83,7 @@ describe("request ids a caller chooses", () => {
     expect(s.totals.requests).toBeGreaterThanOrEqual(3);
     expect(s.totals.failedRequests).toBe(0);
     const metrics = await (await fetch(`${sidecar.monitoringUrl}/metrics`)).text();
-    expect(metrics).toMatch(/^ballast_robustness\{model="weather",version="v1"\} 1$/m);
+    expect(metrics).toMatch(/^ballast_robustness_ratio\{version="v1",modeldeployment="weather"\} 1$/m);
   });
 
   it("keeps a valid id of up to 128 characters as given", async () => {

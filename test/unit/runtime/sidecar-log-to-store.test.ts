@@ -83,9 +83,14 @@ describe("ballast sidecar --log-to-store", () => {
     expect(logged + droppedFeedback).toBe(acked);
     for (const [i, s] of sidecars.entries()) {
       const text = await (await fetch(`${s.monitoringUrl}/metrics`)).text();
-      expect(Number(/^ballast_sidecar_log_dropped_feedback_total (\d+)$/m.exec(text)?.[1])).toBe(totals[i]!.logDroppedFeedback);
-      expect(Number(/^ballast_sidecar_log_dropped_segments_total (\d+)$/m.exec(text)?.[1])).toBe(totals[i]!.logDroppedSegments);
-      expect(Number(/^ballast_sidecar_log_dropped_bytes_total (\d+)$/m.exec(text)?.[1])).toBe(totals[i]!.logDroppedBytes);
+      expect(Number(/^ballast_sidecar_log_dropped_feedback_total\{modeldeployment="weather"\} (\d+)$/m.exec(text)?.[1])).toBe(totals[i]!.logDroppedFeedback);
+      expect(Number(/^ballast_sidecar_log_dropped_segments_total\{modeldeployment="weather"\} (\d+)$/m.exec(text)?.[1])).toBe(totals[i]!.logDroppedSegments);
+      expect(Number(/^ballast_sidecar_log_dropped_bytes_total\{modeldeployment="weather"\} (\d+)$/m.exec(text)?.[1])).toBe(totals[i]!.logDroppedBytes);
+      // What the "feedback log near its bound" alert compares: the model's whole log after the bounds ran, and the bound.
+      const retained = Number(/^ballast_sidecar_log_retained_bytes\{modeldeployment="weather"\} (\d+)$/m.exec(text)?.[1]);
+      expect(retained).toBeGreaterThan(0);
+      expect(retained).toBeLessThanOrEqual(16384 + 2 * 4096);
+      expect(Number(/^ballast_sidecar_log_max_bytes\{modeldeployment="weather"\} (\d+)$/m.exec(text)?.[1])).toBe(16384);
     }
     // The bound holds over both pods' directories (one open segment each may run over by a record batch).
     let bytes = 0;

@@ -213,8 +213,8 @@ describe("mirroring to a shadow candidate", () => {
     for (const id of ids) expect(recorded.get(id)).toEqual({ inference: 1, labels: truth.get(id) });
 
     const metrics = await (await fetch(`${serving.monitoringUrl}/metrics`)).text();
-    expect(metrics).toContain(`ballast_sidecar_mirror_requests_total{outcome="sent"} ${requests}`);
-    expect(metrics).toMatch(/ballast_sidecar_mirror_feedback_total\{outcome="sent"\} [1-9]/);
+    expect(metrics).toContain(`ballast_sidecar_mirror_requests_total{outcome="sent",modeldeployment="weather"} ${requests}`);
+    expect(metrics).toMatch(/ballast_sidecar_mirror_feedback_total\{outcome="sent",modeldeployment="weather"\} [1-9]/);
   });
 
   it("samples by request id, keeps the tallies when the same version is renewed, and stops at expiresAt", async () => {
@@ -302,8 +302,8 @@ describe("mirroring to a shadow candidate", () => {
     for (const p50 of [numbers.hangingP50Ms, numbers.deadP50Ms]) expect(p50).toBeLessThan(2 * numbers.offP50Ms + 5);
     expect(Math.max(...hung.ms)).toBeLessThan(2500);
     const metrics = await (await fetch(`${serving.monitoringUrl}/metrics`)).text();
-    expect(metrics).toMatch(/ballast_sidecar_mirror_requests_total\{outcome="dropped"\} [1-9]/);
-    expect(metrics).toMatch(/ballast_sidecar_mirror_requests_total\{outcome="failed"\} [1-9]/);
+    expect(metrics).toMatch(/ballast_sidecar_mirror_requests_total\{outcome="dropped",modeldeployment="weather"\} [1-9]/);
+    expect(metrics).toMatch(/ballast_sidecar_mirror_requests_total\{outcome="failed",modeldeployment="weather"\} [1-9]/);
     await fetch(`${serving.monitoringUrl}/v1/mirror`, { method: "DELETE" });
   });
 });

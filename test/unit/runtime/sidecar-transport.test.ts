@@ -102,7 +102,7 @@ describe("feedback", () => {
     const ok = await postJson(`${sidecar.url}/v1/feedback`, { id: "fb-auth-1", label }, auth);
     expect(ok).toMatchObject({ status: 200, body: { accepted: 1 } });
     const metrics = await (await fetch(`${sidecar.monitoringUrl}/metrics`)).text();
-    expect(metrics).toMatch(/ballast_feedback_total\{result="unauthorized"\} 2/);
+    expect(metrics).toMatch(/ballast_sidecar_feedback_total\{result="unauthorized",modeldeployment="weather"\} 2/);
     expect(sidecar.lines.join("\n")).not.toContain(TOKEN);
   });
 

@@ -9,6 +9,7 @@ import type { SidecarSummary } from "../../../src/monitoring/summary.js";
 import { readMetadata } from "../../../src/runtime/metadata.js";
 import { joinLog } from "../../../src/runtime/request-log.js";
 import { openStore } from "../../../src/runtime/store.js";
+import { sampleValue } from "../../support/prometheus-text.js";
 import { ballastBin, postJson, startModelServer, startSidecar, stopAll, type LocalProcess } from "./local-processes.js";
 import { inferBody, weatherFixture, type WeatherFixture, type WeatherRow } from "./weather-fixture.js";
 
@@ -56,9 +57,14 @@ beforeAll(async () => {
   fx = await weatherFixture({ holdoutRows: WINDOW_ROWS, newYorkRows: WINDOW_ROWS });
   dataDir = path.join(fx.dir, "sidecar-log");
   server = await startModelServer(`file://${fx.storeDir}`);
-  sidecar = await startSidecar(server.url, `file://${fx.storeDir}`, dataDir, ["--window-size", String(WINDOW_ROWS), "--window-duration", "0"], {
-    POD_NAME: "weather-7d9f-abcde",
-  });
+  // As the operator runs it: the ModelDeployment's name and, from the downward API, its namespace label the metrics.
+  sidecar = await startSidecar(
+    server.url,
+    `file://${fx.storeDir}`,
+    dataDir,
+    ["--window-size", String(WINDOW_ROWS), "--window-duration", "0", "--modeldeployment", "weather-md"],
+    { POD_NAME: "weather-7d9f-abcde", POD_NAMESPACE: "forecasts" },
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -131,20 +137,38 @@ describe("ballast sidecar on Seattle → New York weather", () => {
     expect(s.totals.feedback).toBe(feedback.reduce((n, f) => n + f.labels.length, 0));
   });
 
-  it("exposes Prometheus metrics with model, version, feature and method labels", async () => {
+  it("exposes Prometheus metrics labelled with the ModelDeployment, version, feature and method", async () => {
     const text = await (await fetch(`${sidecar.monitoringUrl}/metrics`)).text();
-    const value = (re: RegExp): number => Number(re.exec(text)?.[1]);
-    expect(text).toMatch(/^ballast_model_info\{model="weather",version="v1",backend="(wasm|cpu|tensorflow)"\} 1$/m);
-    expect(text).toMatch(/^ballast_feature_drift\{model="weather",version="v1",feature="temp_min",method="ks"\} [0-9.e-]+$/m);
-    expect(value(/^ballast_feature_drift_detected\{model="weather",version="v1",feature="temp_min",method="ks"\} (\d)$/m)).toBe(1);
-    expect(text).toMatch(/^ballast_prediction_drift\{model="weather",version="v1",method="[a-z]+"\} [0-9.e-]+$/m);
-    expect(value(/^ballast_model_quality\{model="weather",version="v1",metric="accuracy"\} ([0-9.e-]+)$/m)).toBeCloseTo(accuracyOf("ny"), 10);
-    expect(value(/^ballast_model_quality\{model="weather",version="v1",metric="samples"\} (\d+)$/m)).toBe(WINDOW_ROWS);
-    expect(value(/^ballast_window_samples\{model="weather",version="v1",kind="rows"\} (\d+)$/m)).toBe(0);
-    expect(value(/^ballast_sidecar_requests_total\{route="infer",code="200"\} (\d+)$/m)).toBeGreaterThanOrEqual(2 * (WINDOW_ROWS / ROWS_PER_REQUEST));
-    expect(value(/^ballast_feedback_total\{result="accepted"\} (\d+)$/m)).toBe(2 * WINDOW_ROWS - 4);
-    expect(text).toMatch(/^ballast_sidecar_request_duration_seconds_bucket\{le="0.005",route="infer",code="200"\} \d+$/m);
-    expect(value(/^ballast_robustness\{model="weather",version="v1"\} ([0-9.]+)$/m)).toBe(1);
+    const md = { namespace: "forecasts", modeldeployment: "weather-md" };
+    const value = (name: string, labels: Record<string, string> = {}) => sampleValue(text, name, { ...md, ...labels });
+    expect(text).toMatch(
+      /^ballast_model_info\{model="weather",version="v1",backend="(wasm|cpu|tensorflow)",namespace="forecasts",modeldeployment="weather-md"\} 1$/m,
+    );
+    expect(value("ballast_feature_drift", { version: "v1", feature: "temp_min", method: "ks" })).toBeGreaterThanOrEqual(0);
+    expect(value("ballast_feature_drift_detected", { version: "v1", feature: "temp_min", method: "ks" })).toBe(1);
+    expect(text).toMatch(/^ballast_prediction_drift\{version="v1",method="[a-z]+",namespace="forecasts",modeldeployment="weather-md"\} [0-9.e-]+$/m);
+    expect(value("ballast_drift_share_ratio", { version: "v1" })).toBeGreaterThanOrEqual(0.5);
+    expect(value("ballast_model_quality", { version: "v1", metric: "accuracy" })).toBeCloseTo(accuracyOf("ny"), 10);
+    expect(text).not.toMatch(/^ballast_model_quality\{[^}]*metric="samples"/m);
+    // Every New York row got its label, so the newest closed window is fully labelled.
+    expect(value("ballast_window_labelled_ratio", { version: "v1" })).toBe(1);
+    expect(value("ballast_window_samples", { version: "v1", kind: "rows" })).toBe(0);
+    expect(value("ballast_sidecar_requests_total", { route: "infer", code: "200" })).toBeGreaterThanOrEqual(2 * (WINDOW_ROWS / ROWS_PER_REQUEST));
+    expect(value("ballast_sidecar_feedback_total", { result: "accepted" })).toBe(2 * WINDOW_ROWS - 4);
+    expect(value("ballast_sidecar_request_duration_seconds_bucket", { le: "0.005", route: "infer", code: "200" })).toBeGreaterThanOrEqual(0);
+    // Each proxied infer call is split into the model server's time and what the sidecar added to it.
+    const inferCalls = value("ballast_sidecar_request_duration_seconds_count", { route: "infer", code: "200" });
+    expect(value("ballast_sidecar_upstream_duration_seconds_count", { route: "infer" })).toBe(inferCalls);
+    expect(value("ballast_sidecar_added_latency_seconds_count", { route: "infer" })).toBe(inferCalls);
+    const total = value("ballast_sidecar_request_duration_seconds_sum", { route: "infer", code: "200" })!;
+    const upstream = value("ballast_sidecar_upstream_duration_seconds_sum", { route: "infer" })!;
+    const added = value("ballast_sidecar_added_latency_seconds_sum", { route: "infer" })!;
+    expect(upstream).toBeGreaterThan(0);
+    expect(upstream + added).toBeCloseTo(total, 3);
+    expect(value("ballast_robustness_ratio", { version: "v1" })).toBe(1);
+    // The request log: what was written, and its size against the bound.
+    expect(value("ballast_sidecar_log_written_bytes_total")).toBeGreaterThan(0);
+    expect(value("ballast_sidecar_log_max_bytes")).toBe(1024 * 1024 * 1024);
   });
 
   it("rejects bad feedback with a clear 4xx and counts it", async () => {
@@ -167,9 +191,9 @@ describe("ballast sidecar on Seattle → New York weather", () => {
       expect((res.body as { error: string }).error).toContain(message);
     }
     const text = await (await fetch(`${sidecar.monitoringUrl}/metrics`)).text();
-    expect(text).toMatch(/^ballast_feedback_total\{result="unknown-id"\} 1$/m);
-    expect(text).toMatch(/^ballast_feedback_total\{result="duplicate"\} 1$/m);
-    expect(text).toMatch(/^ballast_feedback_total\{result="invalid"\} 8$/m);
+    expect(text).toMatch(/^ballast_sidecar_feedback_total\{result="unknown-id",namespace="forecasts",modeldeployment="weather-md"\} 1$/m);
+    expect(text).toMatch(/^ballast_sidecar_feedback_total\{result="duplicate",namespace="forecasts",modeldeployment="weather-md"\} 1$/m);
+    expect(text).toMatch(/^ballast_sidecar_feedback_total\{result="invalid",namespace="forecasts",modeldeployment="weather-md"\} 8$/m);
   });
 
   it("turns the durable log into training data: fine-tunes v1 on the feedback it collected", async () => {
@@ -215,8 +239,8 @@ describe("ballast sidecar on Seattle → New York weather", () => {
     expect(s.totals.failedRequests).toBe(1);
     expect(s.windows.at(-1)!.failedRequests).toBe(1);
     const text = await (await fetch(`${sidecar.monitoringUrl}/metrics`)).text();
-    expect(text).toMatch(/^ballast_sidecar_upstream_errors_total\{reason="connect"\} 1$/m);
-    expect(Number(/^ballast_robustness\{model="weather",version="v1"\} ([0-9.]+)$/m.exec(text)?.[1])).toBeLessThan(1);
+    expect(sampleValue(text, "ballast_sidecar_upstream_errors_total", { reason: "connect" })).toBe(1);
+    expect(Number(/^ballast_robustness_ratio\{version="v1",namespace="forecasts",modeldeployment="weather-md"\} ([0-9.]+)$/m.exec(text)?.[1])).toBeLessThan(1);
     const deadline = Date.now() + 5000;
     let ready = 200;
     while (ready === 200 && Date.now() < deadline) {

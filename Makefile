@@ -76,8 +76,12 @@ endif
 helm-binary: ## Build helm from its Go module into the cache when it is not on PATH (the chart tests use it).
 	@hack/helm/ensure-helm.sh >/dev/null
 
+.PHONY: seaweedfs-binary
+seaweedfs-binary: ## Build SeaweedFS (`weed`) from its Go module into the cache (the s3:// model store tests start it as their S3 server).
+	@hack/seaweedfs/ensure-seaweedfs.sh >/dev/null
+
 .PHONY: test
-test: build lint k8s-binaries helm-binary ## Typecheck and lint, then run unit and integration tests (integration tests start a local cluster).
+test: build lint k8s-binaries helm-binary seaweedfs-binary ## Typecheck and lint, then run unit and integration tests (integration tests start a local cluster).
 	$(WITH_NODE) K8S_BIN_DIR="$(K8S_BIN_DIR)" npx vitest run
 
 .PHONY: oracle-fixtures

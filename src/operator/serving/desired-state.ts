@@ -25,6 +25,7 @@ import {
   type ResolvedModelDeployment,
   type StorageLocation,
 } from "../../api/index.js";
+import { S3_ENV_NAMES, storeEnv } from "../store-env.js";
 
 export const LABEL_NAME = "app.kubernetes.io/name";
 export const LABEL_INSTANCE = "app.kubernetes.io/instance";
@@ -282,7 +283,11 @@ export function desiredDeployment(md: ResolvedModelDeployment, options: DesiredD
   const store = modelVolume(location, { readOnly: !logToStore });
   const configHash = contentHash(desiredConfigMap(md).data);
   const userEnv = (serving.env ?? []) as V1EnvVar[];
-  const env = [...podEnv, ...userEnv.filter((e) => !podEnv.some((d) => d.name === e.name))];
+  // The store's endpoint and credentials (s3://) win over a user's variable of the same name, like the pod's own.
+  const ownEnv = [...podEnv, ...storeEnv(md)];
+  const env = [...ownEnv, ...userEnv.filter((e) => !ownEnv.some((d) => d.name === e.name))];
+  // The sidecar reads the store too: it gets the user's own S3 settings, if any, and nothing else of spec.serving.env.
+  const sidecarEnv = env.filter((e) => ownEnv.includes(e) || S3_ENV_NAMES.has(e.name));
   const feedbackAuth = md.spec.monitoring.feedbackAuth;
 
   const serverArgs = [
@@ -352,7 +357,7 @@ export function desiredDeployment(md: ResolvedModelDeployment, options: DesiredD
       "--window-duration",
       `${window.duration ? parseDurationMs(window.duration) : 0}ms`,
     ],
-    env: podEnv,
+    env: sidecarEnv,
     ports: [
       { name: "http", containerPort: serving.port, protocol: "TCP" },
       { name: "monitoring", containerPort: SIDECAR_MONITORING_PORT, protocol: "TCP" },

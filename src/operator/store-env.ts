@@ -5,8 +5,11 @@ import type { V1EnvVar } from "@kubernetes/client-node";
 import type { ResolvedModelDeployment } from "../api/index.js";
 import { S3_ENV } from "../api/s3-env.js";
 
-/** Every variable an s3:// store reads, whoever sets it (spec.model.s3 or the user's own env). */
-export const S3_ENV_NAMES: ReadonlySet<string> = new Set(Object.values(S3_ENV));
+/**
+ * Every variable the model store reads, whoever sets it (spec.model.s3 or the user's own env): the S3 settings, and
+ * the http limits of runtime/store.ts (plain http beyond loopback, the size cap), which an s3:// endpoint obeys too.
+ */
+export const STORE_ENV_NAMES: ReadonlySet<string> = new Set([...Object.values(S3_ENV), "BALLAST_ALLOW_INSECURE_HTTP", "BALLAST_HTTP_MAX_BYTES"]);
 
 /** Nothing unless spec.model.storageUri is s3://; then only what spec.model.s3 sets. */
 export function storeEnv(md: ResolvedModelDeployment): V1EnvVar[] {

@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { AwsClient } from "aws4fetch";
 import { S3_ENV } from "../api/s3-env.js";
 import { checkHttpUrl } from "./http-get.js";
-import { METADATA_FILE, StoreError, checkFileName, checkName, sortVersions, type ModelStore, type VersionEntry } from "./store.js";
+import { METADATA_FILE, StoreError, checkFileName, checkName, httpLimitsFromEnv, sortVersions, type ModelStore, type VersionEntry } from "./store.js";
 
 /**
  * Written after every file of a version; a version without it (a writer that crashed or lost the server midway)
@@ -12,7 +12,6 @@ import { METADATA_FILE, StoreError, checkFileName, checkName, sortVersions, type
  */
 export const S3_MANIFEST_OBJECT = "_manifest.json";
 
-const ALLOW_INSECURE_HTTP_ENV = "BALLAST_ALLOW_INSECURE_HTTP";
 const DEFAULT_REGION = "us-east-1";
 const REQUEST_TIMEOUT_MS = 60_000;
 /** Parallel GETs of manifests when listing: a few at a time keeps a large model directory quick without a burst. */
@@ -80,7 +79,8 @@ export class S3ModelStore implements ModelStore {
     readonly bucket: string,
     readonly prefix: string,
     readonly settings: S3Settings,
-    allowInsecureHttp = process.env[ALLOW_INSECURE_HTTP_ENV] === "true",
+    // The http(s) store's rule: plain http beyond loopback only with BALLAST_ALLOW_INSECURE_HTTP=true.
+    allowInsecureHttp = httpLimitsFromEnv().allowInsecureHttp ?? false,
   ) {
     let endpoint: URL;
     try {

@@ -25,7 +25,7 @@ import {
   type ResolvedModelDeployment,
   type StorageLocation,
 } from "../../api/index.js";
-import { S3_ENV_NAMES, storeEnv } from "../store-env.js";
+import { STORE_ENV_NAMES, storeEnv } from "../store-env.js";
 
 export const LABEL_NAME = "app.kubernetes.io/name";
 export const LABEL_INSTANCE = "app.kubernetes.io/instance";
@@ -286,8 +286,8 @@ export function desiredDeployment(md: ResolvedModelDeployment, options: DesiredD
   // The store's endpoint and credentials (s3://) win over a user's variable of the same name, like the pod's own.
   const ownEnv = [...podEnv, ...storeEnv(md)];
   const env = [...ownEnv, ...userEnv.filter((e) => !ownEnv.some((d) => d.name === e.name))];
-  // The sidecar reads the store too: it gets the user's own S3 settings, if any, and nothing else of spec.serving.env.
-  const sidecarEnv = env.filter((e) => ownEnv.includes(e) || S3_ENV_NAMES.has(e.name));
+  // The sidecar reads the store too: it gets the user's own store settings, if any, and nothing else of spec.serving.env.
+  const sidecarEnv = env.filter((e) => ownEnv.includes(e) || STORE_ENV_NAMES.has(e.name));
   const feedbackAuth = md.spec.monitoring.feedbackAuth;
 
   const serverArgs = [

@@ -63,14 +63,16 @@ describe("pod environment for an s3:// model store", () => {
     expect(train.args).not.toContain("--feedback");
   });
 
-  it("passes a user's own S3 variables to the sidecar too, and none of their other variables", () => {
+  it("passes a user's own store variables to the sidecar too, and none of their other variables", () => {
     const md = modelDeployment({ name: "weather", storageUri: "s3://ml-models/store" }, [
       { name: "AWS_ACCESS_KEY_ID", valueFrom: { secretKeyRef: { name: "mine", key: "id" } } },
+      { name: "BALLAST_ALLOW_INSECURE_HTTP", value: "true" },
       { name: "OMP_NUM_THREADS", value: "2" },
     ]);
     const [server, sidecar] = desiredServingObjects(md, { defaultImage: IMAGE }).deployment.spec!.template.spec!.containers;
     expect(byName(server!.env).has("OMP_NUM_THREADS")).toBe(true);
     expect(byName(sidecar!.env).get("AWS_ACCESS_KEY_ID")).toEqual({ name: "AWS_ACCESS_KEY_ID", valueFrom: { secretKeyRef: { name: "mine", key: "id" } } });
+    expect(byName(sidecar!.env).get("BALLAST_ALLOW_INSECURE_HTTP")?.value).toBe("true");
     expect(byName(sidecar!.env).has("OMP_NUM_THREADS")).toBe(false);
   });
 

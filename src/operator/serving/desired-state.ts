@@ -214,6 +214,9 @@ export function desiredNetworkPolicy(md: ResolvedModelDeployment, options: { ope
   };
 }
 
+/** The serving pod's model server container (the sidecar is the other). */
+export const SERVER_CONTAINER = "server";
+
 /** The volume (if any) that makes the model store readable to `ballast serve --store <storageUri>`. */
 export interface ModelVolume {
   volume: V1Volume;
@@ -308,7 +311,7 @@ export function desiredDeployment(md: ResolvedModelDeployment, options: DesiredD
     PVC_MOUNT_ROOT,
   ];
   const server: V1Container = {
-    name: "server",
+    name: SERVER_CONTAINER,
     image,
     imagePullPolicy: serving.imagePullPolicy,
     args: serverArgs,
@@ -320,6 +323,8 @@ export function desiredDeployment(md: ResolvedModelDeployment, options: DesiredD
     readinessProbe: { httpGet: { path: "/v2/health/ready", port: "health" }, periodSeconds: 5, failureThreshold: 3 },
     livenessProbe: { httpGet: { path: "/v2/health/live", port: "health" }, periodSeconds: 10, failureThreshold: 3 },
     securityContext: restrictedContainerSecurity,
+    // A start failure's last words (`ballast serve: <why>`) reach the pod status, and so the ModelDeployment's.
+    terminationMessagePolicy: "FallbackToLogsOnError",
     volumeMounts: [
       { name: "server-socket", mountPath: SERVER_SOCKET_DIR },
       { name: "tmp", mountPath: SCRATCH_DIR },

@@ -122,21 +122,28 @@ describe("ballast operator: a ModelDeployment serving from s3:// with a credenti
     for (const text of seen) expect(text).not.toContain(s3.secretAccessKey);
   });
 
-  it("with a wrong key in the Secret, never becomes Ready and the server's log says access was denied", async () => {
+  it("with a wrong key in the Secret, never becomes Ready, and Ready's reason says access was denied and which field to fix", async () => {
     await applyExample("weather-s3-badkey", "weather-model-store-badkey", "not-the-secret-key-77");
-    const log = await waitFor(
-      "the server container to log why it exits",
+    const ready = await waitFor(
+      "Ready=False with the server's reason",
       async () => {
-        const out = (await kubectl(["logs", "-n", ns.name, "deployment/weather-s3-badkey-serving", "-c", "server"])).stdout;
-        return out.includes("access denied") ? out : undefined;
+        const md = await kubectlJson<MD>(["get", "md", "weather-s3-badkey", "-n", ns.name]);
+        const c = md.status?.conditions?.find((x) => x.type === "Ready");
+        return c?.reason === "ServerFailing" ? c : undefined;
       },
       180_000,
       1000,
     );
-    expect(log).toMatch(/access denied by http:\/\/127\.0\.0\.1:\d+ \(SignatureDoesNotMatch/);
-    expect(log).toContain("spec.model.s3.credentialsSecretRef");
-    expect(log).not.toContain("not-the-secret-key-77");
-    const md = await kubectlJson<MD>(["get", "md", "weather-s3-badkey", "-n", ns.name]);
-    expect(md.status?.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "False", reason: "ServingNotReady" });
+    expect(ready.status).toBe("False");
+    expect(ready.message).toMatch(
+      /^serving pod weather-s3-badkey-serving-\S+: the model server exited with code 2: .*access denied by http:\/\/127\.0\.0\.1:\d+ \(SignatureDoesNotMatch/,
+    );
+    expect(ready.message).toContain("spec.model.s3.credentialsSecretRef");
+    const log = (await kubectl(["logs", "-n", ns.name, "deployment/weather-s3-badkey-serving", "-c", "server"])).stdout;
+    expect(log).toContain("access denied");
+    for (const text of [ready.message, log, (await kubectl(["get", "events", "-n", ns.name, "-o", "json"])).stdout, operator.logs()]) {
+      expect(text).not.toContain("not-the-secret-key-77");
+      expect(text).not.toContain(s3.secretAccessKey);
+    }
   });
 });

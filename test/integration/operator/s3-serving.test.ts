@@ -2,7 +2,6 @@
 // examples/weather-s3 manifests, the user's ModelDeployment serves from s3:// with the credentials Secret, and the
 // keys appear nowhere but in that Secret: not in the Deployment, the status, the Events or the operator's log.
 import type { V1Deployment, V1Service } from "@kubernetes/client-node";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +10,8 @@ import { parse, stringify } from "yaml";
 import { waitForService } from "../../../src/demo/traffic.js";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
 import { ensureWeedBinary, startSeaweedS3, type SeaweedS3 } from "../../support/seaweedfs.js";
-import { BALLAST, applyYaml, installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
+import { trainWeather } from "../../support/train-weather.js";
+import { applyYaml, installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
 
 const repoRoot = new URL("../../../", import.meta.url).pathname;
 const example = <T>(file: string) => parse(readFileSync(join(repoRoot, "examples/weather-s3", file), "utf8")) as T;
@@ -51,25 +51,7 @@ describe("ballast operator: a ModelDeployment serving from s3:// with a credenti
   beforeAll(async () => {
     s3 = await startSeaweedS3(ensureWeedBinary());
     await s3.createBucket("ballast-models");
-    const res = spawnSync(
-      BALLAST,
-      [
-        "train",
-        "--data",
-        join(repoRoot, "node_modules/vega-datasets/data/weather.csv"),
-        "--store",
-        "s3://ballast-models/store",
-        "--model",
-        "weather",
-        "--label",
-        "weather",
-        "--features",
-        "precipitation,temp_max,temp_min,wind",
-        "--epochs",
-        "2",
-      ],
-      { encoding: "utf8", env: { ...process.env, ...s3.env } },
-    );
+    const res = trainWeather("s3://ballast-models/store", s3.env);
     expect(res.status, res.stderr).toBe(0);
     await installCrdAndRbac();
     ns = await createTestNamespace("op-s3");

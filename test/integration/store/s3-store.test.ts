@@ -1,46 +1,18 @@
 // Given a real S3 server (SeaweedFS) and a bucket, a user trains into s3://, serves from it, and sees every
 // failure as a clear message: half-written versions stay invisible, versions are never overwritten, bad keys,
 // a missing bucket and a server that dies mid-write all say what happened.
-import { spawnSync } from "node:child_process";
-import { join } from "node:path";
 import { AwsClient } from "aws4fetch";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { S3_MANIFEST_OBJECT, S3ModelStore, s3SettingsFromEnv } from "../../../src/runtime/s3-store.js";
 import { StoreError, openStore, resolveVersion } from "../../../src/runtime/store.js";
 import { ensureWeedBinary, startSeaweedS3, type SeaweedS3 } from "../../support/seaweedfs.js";
-import { ballastBin, postJson, startBallast, waitUntilReady, type LocalProcess } from "../../unit/runtime/local-processes.js";
+import { trainWeather } from "../../support/train-weather.js";
+import { postJson, startBallast, waitUntilReady, type LocalProcess } from "../../unit/runtime/local-processes.js";
 
-const repoRoot = new URL("../../../", import.meta.url).pathname;
-const weatherCsv = join(repoRoot, "node_modules/vega-datasets/data/weather.csv");
 const STORE = "s3://models/team/store";
 
 let s3: SeaweedS3;
 let raw: AwsClient;
-
-/** `ballast train` of the weather classifier into `store` with `env` (the S3 settings and keys) added. */
-function train(store: string, env: Record<string, string>, extra: string[] = []) {
-  const res = spawnSync(
-    ballastBin,
-    [
-      "train",
-      "--data",
-      weatherCsv,
-      "--store",
-      store,
-      "--model",
-      "weather",
-      "--label",
-      "weather",
-      "--features",
-      "precipitation,temp_max,temp_min,wind",
-      "--epochs",
-      "2",
-      ...extra,
-    ],
-    { encoding: "utf8", env: { ...process.env, ...env } },
-  );
-  return { status: res.status, stdout: res.stdout, stderr: res.stderr };
-}
 
 function store(env: Record<string, string> = s3.env): S3ModelStore {
   return openStore(STORE, { s3: s3SettingsFromEnv(env) }) as S3ModelStore;
@@ -74,7 +46,7 @@ afterAll(async () => {
 describe("s3:// model store against SeaweedFS", () => {
   it("`ballast train` writes versions into s3:// and `ballast serve` answers OIP infer from the newest", async () => {
     for (const version of ["v1", "v2"]) {
-      const res = train(STORE, s3.env);
+      const res = trainWeather(STORE, s3.env);
       expect(res.status, res.stderr).toBe(0);
       expect(JSON.parse(res.stdout)).toMatchObject({ model: "weather", version, store: STORE });
     }
@@ -139,7 +111,7 @@ describe("s3:// model store against SeaweedFS", () => {
     const err = await storeError(store().writeVersion("weather", "v1", files));
     expect(err.code).toBe("exists");
     expect(err.message).toBe(`version weather/v1 already exists in ${STORE}; versions are immutable`);
-    const res = train(STORE, s3.env, ["--version", "v2"]);
+    const res = trainWeather(STORE, s3.env, ["--version", "v2"]);
     expect(res.status).not.toBe(0);
     expect(res.stderr).toContain("version weather/v2 already exists");
     // v2 is still the version `train` wrote first.
@@ -155,7 +127,7 @@ describe("s3:// model store against SeaweedFS", () => {
 
   it("says access denied and where to fix the keys when the secret key is wrong, without printing it", async () => {
     const wrong = { ...s3.env, AWS_SECRET_ACCESS_KEY: "not-the-secret-key-41" };
-    const res = train(STORE, wrong);
+    const res = trainWeather(STORE, wrong);
     expect(res.status).toBe(2);
     expect(res.stderr).toMatch(/access denied by http:\/\/127\.0\.0\.1:\d+ \(SignatureDoesNotMatch/);
     expect(res.stderr).toContain("spec.model.s3.credentialsSecretRef");
@@ -180,7 +152,7 @@ describe("s3:// model store against SeaweedFS", () => {
   });
 
   it("names the missing bucket", async () => {
-    const res = train("s3://no-such-bucket/store", s3.env);
+    const res = trainWeather("s3://no-such-bucket/store", s3.env);
     expect(res.status).toBe(2);
     expect(res.stderr).toContain(`bucket no-such-bucket does not exist at ${s3.endpoint}`);
   });

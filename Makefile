@@ -86,8 +86,12 @@ prometheus-binary: ## Build Prometheus and promtool from their Go module into th
 prometheus-operator-crds: ## Download prometheus-operator's CRDs (Go module cache) for the tests that validate the ServiceMonitor/PodMonitor.
 	@hack/prometheus-operator/ensure-crds.sh >/dev/null
 
+.PHONY: seaweedfs-binary
+seaweedfs-binary: ## Build SeaweedFS (`weed`) from its Go module into the cache (the s3:// model store tests start it as their S3 server).
+	@hack/seaweedfs/ensure-seaweedfs.sh >/dev/null
+
 .PHONY: test
-test: build lint k8s-binaries helm-binary prometheus-binary prometheus-operator-crds ## Typecheck and lint, then run unit and integration tests (integration tests start a local cluster).
+test: build lint k8s-binaries helm-binary prometheus-binary prometheus-operator-crds seaweedfs-binary ## Typecheck and lint, then run unit and integration tests (integration tests start a local cluster).
 	$(WITH_NODE) K8S_BIN_DIR="$(K8S_BIN_DIR)" npx vitest run
 
 .PHONY: oracle-fixtures

@@ -21,6 +21,8 @@ export const ConditionReason = {
   Reconciled: "Reconciled",
   Progressing: "Progressing",
   ServingNotReady: "ServingNotReady",
+  /** A serving pod's model server keeps exiting (e.g. it cannot read the model store); the message says why. */
+  ServerFailing: "ServerFailing",
   ModelNotFound: "ModelNotFound",
   VersionNotFound: "VersionNotFound",
   ClaimNotFound: "ClaimNotFound",

@@ -20,12 +20,21 @@ export const MAX_NAME_LENGTH = 45;
 /** Entries kept in status.history; the oldest are dropped first. */
 export const MAX_HISTORY = 20;
 
-export const STORAGE_URI_SCHEMES = ["pvc", "file", "http", "https"] as const;
+export const STORAGE_URI_SCHEMES = ["pvc", "file", "http", "https", "s3"] as const;
 // One path segment other than "..", in RE2 and ECMAScript alike ("[.]": a CEL string literal has no "\." escape).
 const pathSegment = "([^/.][^/]*|[.][^/.][^/]*|[.][.][^/]+|[.])";
+/** An S3 bucket name (3-63 lowercase letters, digits, '.' and '-', alphanumeric at both ends). */
+export const S3_BUCKET_REGEX = "[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]";
 // pvc://<claim>[/<path>] | file:///<absolute path> | http(s)://<host>[/<path>]. No ".." segment in a pvc:// or
 // file:// path: joined onto the claim's mount root it would resolve outside it.
-export const STORAGE_URI_REGEX = `^(pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/${pathSegment}?)*|file:///+${pathSegment}(/${pathSegment}?)*|https?://[^/ ]+(/.*)?)$`;
+const localOrHttpUri = `pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/${pathSegment}?)*|file:///+${pathSegment}(/${pathSegment}?)*|https?://[^/ ]+(/.*)?`;
+/** reference.uri and data sources: read as files by the pods. */
+export const STORAGE_URI_REGEX = `^(${localOrHttpUri})$`;
+// The model store may also be s3://<bucket>[/<prefix>]; no ".." segment there either (keys are literal, so
+// "a/../b" would name another prefix than the one it reads as).
+export const MODEL_STORE_URI_REGEX = `^(${localOrHttpUri}|s3://${S3_BUCKET_REGEX}(/${pathSegment}?)*)$`;
+export const STORAGE_URI_MESSAGE = "must be pvc://<claim>/<path>, file:///<absolute path> or http(s)://<host>/<path>";
+export const MODEL_STORE_URI_MESSAGE = "must be pvc://<claim>/<path>, file:///<absolute path>, http(s)://<host>/<path> or s3://<bucket>/<prefix>";
 
 const dnsLabelPattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 const dnsSubdomainPattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
@@ -34,15 +43,15 @@ export const VERSION_NAME_REGEX = "^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$";
 const versionPattern = VERSION_NAME_REGEX;
 const featureNamePattern = "^[A-Za-z_][A-Za-z0-9_.-]{0,127}$";
 
-function storageUri(description: string) {
+function storageUri(description: string, pattern = STORAGE_URI_REGEX, message = STORAGE_URI_MESSAGE) {
   return Type.String({
     minLength: 1,
     maxLength: 2048,
     description,
     "x-kubernetes-validations": [
       {
-        rule: `self.matches('${STORAGE_URI_REGEX}')`,
-        message: "must be pvc://<claim>/<path>, file:///<absolute path> or http(s)://<host>/<path>",
+        rule: `self.matches('${pattern}')`,
+        message,
         reason: "FieldValueInvalid",
       },
     ] satisfies CelRule[],
@@ -143,6 +152,40 @@ function podPlacementProperties(what: string) {
 
 // ---------------------------------------------------------------- spec
 
+export const S3StoreSchema = Type.Object(
+  {
+    endpoint: Type.Optional(
+      Type.String({
+        maxLength: 2048,
+        pattern: "^https?://[^/ ?#]+/?$",
+        description:
+          "An S3-compatible endpoint, scheme and host only, e.g. https://minio.storage.svc:9000. Unset: AWS S3 in region (https://s3.<region>.amazonaws.com).",
+      }),
+    ),
+    region: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, pattern: "^[a-z0-9-]+$", description: "Region the requests are signed for; unset: us-east-1." }),
+    ),
+    forcePathStyle: Type.Optional(
+      Type.Boolean({
+        description:
+          "Address the bucket in the path (<endpoint>/<bucket>/<key>) instead of the host name (<bucket>.<endpoint>); most S3-compatible servers need true.",
+      }),
+    ),
+    credentialsSecretRef: Type.Optional(
+      Type.Object(
+        {
+          name: Type.String({ minLength: 1, maxLength: 253, pattern: dnsSubdomainPattern, description: "Secret in the ModelDeployment's namespace." }),
+        },
+        {
+          description:
+            "A Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and optionally AWS_SESSION_TOKEN), set as environment variables of the serving and retraining containers only. Unset: the pods' own environment (spec.serving.env, spec.retraining.env).",
+        },
+      ),
+    ),
+  },
+  { description: "How the pods reach an s3:// store: the endpoint, region, addressing style and credentials." },
+);
+
 export const ModelSpecSchema = Type.Object(
   {
     name: Type.String({
@@ -155,7 +198,9 @@ export const ModelSpecSchema = Type.Object(
       ] satisfies CelRule[],
     }),
     storageUri: storageUri(
-      "Root of the model store: pvc://<claim>/<path> (mounted into the pods), file:///<path> (a local directory) or http(s)://<host>/<path> (read-only).",
+      "Root of the model store: pvc://<claim>/<path> (mounted into the pods), file:///<path> (a local directory), http(s)://<host>/<path> (read-only) or s3://<bucket>/<prefix> (S3 or an S3-compatible server; see s3).",
+      MODEL_STORE_URI_REGEX,
+      MODEL_STORE_URI_MESSAGE,
     ),
     format: withDefault(
       stringEnum(["tfjs-layers"] as const, "Format of a version directory: a TensorFlow.js layers model (model.json + weights) and metadata.json."),
@@ -169,8 +214,19 @@ export const ModelSpecSchema = Type.Object(
           "Pinned version to serve. Unset: the newest version in the store, then whatever promotion chooses. Set: automatic promotion never replaces it (candidates are still trained and reported).",
       }),
     ),
+    s3: Type.Optional(S3StoreSchema),
   },
-  { description: "The model to serve and where its versions are stored." },
+  {
+    description: "The model to serve and where its versions are stored.",
+    "x-kubernetes-validations": [
+      {
+        rule: "!has(self.s3) || self.storageUri.startsWith('s3://')",
+        message: "s3 applies to an s3:// storageUri",
+        fieldPath: ".s3",
+        reason: "FieldValueForbidden",
+      },
+    ] satisfies CelRule[],
+  },
 );
 
 /**

@@ -1,4 +1,5 @@
-// The model store: `<root>/<model>/<version>/` directories written atomically and never modified afterwards.
+// The model store: `<root>/<model>/<version>/` directories written atomically and never modified afterwards
+// (local and http(s) here; s3:// in s3-store.ts).
 import { createHash, randomBytes } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
@@ -6,6 +7,7 @@ import path from "node:path";
 import { parseStorageUri, type StorageLocation } from "../api/storage-uri.js";
 import { VERSION_NAME_REGEX } from "../api/v1alpha1.js";
 import { DEFAULT_HTTP_LIMITS, HttpGetError, checkHttpUrl, httpGetBytes, type HttpGetLimits } from "./http-get.js";
+import { S3ModelStore, s3SettingsFromEnv, type S3Settings } from "./s3-store.js";
 
 /** Directory under which `pvc://<claim>/...` URIs resolve to `<root>/<claim>/...` unless overridden. */
 export const DEFAULT_PVC_MOUNT_ROOT = "/mnt/models";
@@ -19,7 +21,7 @@ const NAME_PATTERN = new RegExp(VERSION_NAME_REGEX);
 export class StoreError extends Error {
   constructor(
     message: string,
-    readonly code: "bad-uri" | "bad-name" | "not-found" | "exists" | "read-only" | "io" | "insecure" | "integrity",
+    readonly code: "bad-uri" | "bad-name" | "not-found" | "exists" | "read-only" | "io" | "insecure" | "integrity" | "denied",
   ) {
     super(message);
     this.name = "StoreError";
@@ -56,6 +58,8 @@ export interface StoreOptions {
   pvcMountRoot?: string;
   /** Limits of an http(s) store; default DEFAULT_HTTP_LIMITS with the env overrides of `httpLimitsFromEnv`. */
   http?: Partial<HttpGetLimits>;
+  /** Endpoint and credentials of an s3:// store; default `s3SettingsFromEnv()`. */
+  s3?: S3Settings;
 }
 
 const HTTP_MAX_BYTES_ENV = "BALLAST_HTTP_MAX_BYTES";
@@ -81,22 +85,29 @@ export function httpLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): Partial
   return limits;
 }
 
-/** Opens `file:///abs`, `pvc://claim/path`, `http(s)://host/path` or a plain directory path. */
+/** Opens `file:///abs`, `pvc://claim/path`, `http(s)://host/path`, `s3://bucket/prefix` or a plain directory path. */
 export function openStore(uri: string, options: StoreOptions = {}): ModelStore {
-  return uri.startsWith("http://") || uri.startsWith("https://")
-    ? new HttpModelStore(uri, options.http)
-    : new FileModelStore(uri, resolveStorePath(uri, options));
+  if (uri.startsWith("http://") || uri.startsWith("https://")) return new HttpModelStore(uri, options.http);
+  if (uri.startsWith("s3://")) {
+    const location = parseLocation(uri);
+    if (location.scheme !== "s3") throw new StoreError(`${uri} is not an s3:// URI`, "bad-uri");
+    return new S3ModelStore(uri, location.bucket, location.prefix, options.s3 ?? s3SettingsFromEnv());
+  }
+  return new FileModelStore(uri, resolveStorePath(uri, options));
+}
+
+function parseLocation(uri: string): StorageLocation {
+  try {
+    return parseStorageUri(uri, "store");
+  } catch (err) {
+    throw new StoreError((err as Error).message, "bad-uri");
+  }
 }
 
 /** The local directory of a `file://` or `pvc://` URI (or a plain path); `pvc://c/p` is `<mount root>/c/p`. */
 export function resolveStorePath(uri: string, options: StoreOptions = {}): string {
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(uri)) return path.resolve(uri);
-  let location: StorageLocation;
-  try {
-    location = parseStorageUri(uri, "store");
-  } catch (err) {
-    throw new StoreError((err as Error).message, "bad-uri");
-  }
+  const location = parseLocation(uri);
   if (location.scheme === "file") return location.path;
   if (location.scheme === "pvc") {
     const root = options.pvcMountRoot ?? process.env.BALLAST_PVC_MOUNT_ROOT ?? DEFAULT_PVC_MOUNT_ROOT;
@@ -121,7 +132,7 @@ export function checkName(kind: "model" | "version", name: string): void {
 
 const FILE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
-function checkFileName(file: string): void {
+export function checkFileName(file: string): void {
   if (!FILE_PATTERN.test(file)) throw new StoreError(`file name "${file}" is invalid inside a model version`, "bad-name");
 }
 
@@ -162,7 +173,7 @@ export async function nextVersionName(store: ModelStore, model: string): Promise
   return `v${highest + 1}`;
 }
 
-function sortVersions(entries: VersionEntry[]): VersionEntry[] {
+export function sortVersions(entries: VersionEntry[]): VersionEntry[] {
   return entries.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.version.localeCompare(b.version, "en", { numeric: true }));
 }
 

@@ -19,6 +19,7 @@ import {
   pruneUndefined,
   restrictedContainerSecurity,
 } from "../serving/desired-state.js";
+import { storeEnv } from "../store-env.js";
 
 export const LABEL_ATTEMPT = "ballast.dev/retraining-attempt";
 export const TRAIN_CONTAINER = "train";
@@ -40,10 +41,13 @@ export function candidateVersionName(md: ResolvedModelDeployment, attempt: numbe
   return `r${attempt}-${owner}`;
 }
 
-/** Where the Job reads the sidecars' logs: `<store>/<model>/_log`; http(s) stores keep no log the Job can read. */
+/**
+ * Where the Job reads the sidecars' logs: `<store>/<model>/_log`. http(s) and s3 stores keep no log the Job can
+ * read: their sidecars log to an emptyDir (shipping segments to s3:// is not built yet, docs/storage.md).
+ */
 export function feedbackLogUri(md: ResolvedModelDeployment): string | undefined {
   const uri = md.spec.model.storageUri;
-  if (uri.startsWith("http://") || uri.startsWith("https://")) return undefined;
+  if (!uri.startsWith("pvc://") && !uri.startsWith("file://")) return undefined;
   return `${uri.replace(/\/+$/, "")}/${md.spec.model.name}/${FEEDBACK_LOG_DIR}`;
 }
 
@@ -115,6 +119,8 @@ export function desiredRetrainingJob(md: ResolvedModelDeployment, input: Retrain
     ...(r.args ?? []),
   ];
   const userEnv = (r.env ?? []) as V1EnvVar[];
+  // Scratch space, and the s3:// store's endpoint and credentials (the Job writes the candidate there).
+  const ownEnv: V1EnvVar[] = [{ name: "TMPDIR", value: SCRATCH_DIR }, ...storeEnv(md)];
   const job: V1Job = {
     apiVersion: "batch/v1",
     kind: "Job",
@@ -152,7 +158,7 @@ export function desiredRetrainingJob(md: ResolvedModelDeployment, input: Retrain
               imagePullPolicy: r.imagePullPolicy,
               command: r.command,
               args,
-              env: [{ name: "TMPDIR", value: SCRATCH_DIR }, ...userEnv.filter((e) => e.name !== "TMPDIR")],
+              env: [...ownEnv, ...userEnv.filter((e) => !ownEnv.some((d) => d.name === e.name))],
               resources: r.resources as V1ResourceRequirements | undefined,
               terminationMessagePath: TERMINATION_MESSAGE_PATH,
               // A crash before `ballast train` writes its result still tells the operator why (the log's tail).

@@ -26,6 +26,7 @@ import {
   type ResolvedModelDeployment,
   type StorageLocation,
 } from "../../api/index.js";
+import { STORE_ENV_NAMES, storeEnv } from "../store-env.js";
 
 export const LABEL_NAME = "app.kubernetes.io/name";
 export const LABEL_INSTANCE = "app.kubernetes.io/instance";
@@ -224,6 +225,9 @@ export function monitoringIngress(options: { operatorNamespace?: string }) {
     : [];
 }
 
+/** The serving pod's model server container (the sidecar is the other). */
+export const SERVER_CONTAINER = "server";
+
 /** The volume (if any) that makes the model store readable to `ballast serve --store <storageUri>`. */
 export interface ModelVolume {
   volume: V1Volume;
@@ -322,7 +326,11 @@ export function podTemplate(md: ResolvedModelDeployment, options: DesiredDeploym
   const store = modelVolume(location, { readOnly: !logToStore });
   const configHash = contentHash(desiredConfigMap(md).data);
   const userEnv = (serving.env ?? []) as V1EnvVar[];
-  const env = [...podEnv, ...userEnv.filter((e) => !podEnv.some((d) => d.name === e.name))];
+  // The store's endpoint and credentials (s3://) win over a user's variable of the same name, like the pod's own.
+  const ownEnv = [...podEnv, ...storeEnv(md)];
+  const env = [...ownEnv, ...userEnv.filter((e) => !ownEnv.some((d) => d.name === e.name))];
+  // The sidecar reads the store too: it gets the user's own store settings, if any, and nothing else of spec.serving.env.
+  const sidecarEnv = env.filter((e) => ownEnv.includes(e) || STORE_ENV_NAMES.has(e.name));
   const feedbackAuth = md.spec.monitoring.feedbackAuth;
 
   const serverArgs = [
@@ -343,7 +351,7 @@ export function podTemplate(md: ResolvedModelDeployment, options: DesiredDeploym
     PVC_MOUNT_ROOT,
   ];
   const server: V1Container = {
-    name: "server",
+    name: SERVER_CONTAINER,
     image,
     imagePullPolicy: serving.imagePullPolicy,
     args: serverArgs,
@@ -355,6 +363,8 @@ export function podTemplate(md: ResolvedModelDeployment, options: DesiredDeploym
     readinessProbe: { httpGet: { path: "/v2/health/ready", port: "health" }, periodSeconds: 5, failureThreshold: 3 },
     livenessProbe: { httpGet: { path: "/v2/health/live", port: "health" }, periodSeconds: 10, failureThreshold: 3 },
     securityContext: restrictedContainerSecurity,
+    // A start failure's last words (`ballast serve: <why>`) reach the pod status, and so the ModelDeployment's.
+    terminationMessagePolicy: "FallbackToLogsOnError",
     volumeMounts: [
       { name: "server-socket", mountPath: SERVER_SOCKET_DIR },
       { name: "tmp", mountPath: SCRATCH_DIR },
@@ -395,7 +405,7 @@ export function podTemplate(md: ResolvedModelDeployment, options: DesiredDeploym
       "--window-duration",
       `${window.duration ? parseDurationMs(window.duration) : 0}ms`,
     ],
-    env: podEnv,
+    env: sidecarEnv,
     ports: [
       { name: "http", containerPort: serving.port, protocol: "TCP" },
       { name: "monitoring", containerPort: SIDECAR_MONITORING_PORT, protocol: "TCP" },

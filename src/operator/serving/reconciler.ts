@@ -1,25 +1,26 @@
 // The serving reconciler: reads a ModelDeployment and what exists from the caches, applies the desired
 // ConfigMap, Service, Deployment and NetworkPolicy with server-side apply, and writes status — never depending on which
 // event woke it up.
-import type { V1ConfigMap, V1Deployment, V1NetworkPolicy, V1Service } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Deployment, V1NetworkPolicy, V1Pod, V1Service } from "@kubernetes/client-node";
 import { ConditionReason, parseStorageUri, type ResolvedModelDeployment } from "../../api/index.js";
 import { applyFinalizer, serverSideApply } from "../../kube/apply.js";
-import { KubeApiError, resourcePath, type KubeClient, type KubeObject } from "../../kube/client.js";
+import { KubeApiError, resourcePath, type KubeClient, type KubeList, type KubeObject } from "../../kube/client.js";
 import type { EventRecorder } from "../../kube/events.js";
 import type { ObjectCache } from "../../kube/informer.js";
 import { updateStatusWithRetry } from "../../kube/status.js";
 import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler } from "../controller.js";
 import { classifyReconcileError, ReconcileError, StalledError } from "../reconcile-errors.js";
-import { CONFIG_MAPS, DEPLOYMENTS, MODEL_DEPLOYMENTS, NETWORK_POLICIES, PERSISTENT_VOLUME_CLAIMS, SERVICES } from "../resources.js";
+import { CONFIG_MAPS, DEPLOYMENTS, MODEL_DEPLOYMENTS, NETWORK_POLICIES, PERSISTENT_VOLUME_CLAIMS, PODS, SERVICES } from "../resources.js";
 import {
   ANNOTATION_APPLIED_HASH,
   ANNOTATION_CONFIG_HASH,
   ANNOTATION_REPLICAS_MANAGED_BY,
   LABEL_MODEL_DEPLOYMENT,
   desiredServingObjects,
+  selectorString,
   servingNames,
 } from "./desired-state.js";
-import { servingStatus, type ReconcileOutcome } from "./status.js";
+import { deploymentProgress, serverFailure, servingStatus, type ReconcileOutcome } from "./status.js";
 
 /**
  * Added by Ballast before 0.x-h12; no longer added (owner references and the garbage collector clean up
@@ -83,7 +84,7 @@ export class ServingReconciler implements Reconciler {
     // The Deployment controller has yet to see this generation: its status write wakes us again, and a
     // status saying only "not observed yet" would be one more write per object for nothing.
     if (deployment && (deployment.status?.observedGeneration ?? 0) < (deployment.metadata?.generation ?? 0)) return { requeueAfterMs: PROGRESS_RECHECK_MS };
-    const written = await this.writeStatus(md, { ok: true, deployment });
+    const written = await this.writeStatus(md, { ok: true, deployment, serverFailure: await this.serverFailure(md, deployment) });
     const ready = written?.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
     return ready ? { requeueAfterMs: REAPPLY_AFTER_MS } : { requeueAfterMs: PROGRESS_RECHECK_MS };
   }
@@ -217,6 +218,19 @@ export class ServingReconciler implements Reconciler {
         action: "Rollout",
         note: `rolling Deployment ${names.deployment} to a new pod template (generation ${md.metadata.generation})`,
       });
+  }
+
+  /** Asked of the API server only while the Deployment is not ready: a settled ModelDeployment costs no list. */
+  private async serverFailure(md: ResolvedModelDeployment, deployment: V1Deployment | undefined): Promise<string | undefined> {
+    if (!deployment || deploymentProgress(deployment).ready) return undefined;
+    try {
+      const pods = await this.options.client.get<KubeList<V1Pod>>(resourcePath(PODS, md.metadata.namespace), {
+        query: { labelSelector: selectorString(md.metadata.name!) },
+      });
+      return serverFailure(pods.items);
+    } catch {
+      return undefined; // the status says "not ready" without the why, as before
+    }
   }
 
   private async writeStatus(md: ResolvedModelDeployment & KubeObject, outcome: ReconcileOutcome): Promise<(ResolvedModelDeployment & KubeObject) | undefined> {

@@ -1,6 +1,6 @@
 // The serving part of ModelDeployment status, as a pure function of the spec, the serving Deployment
 // as last seen and the reconcile's outcome. kstatus reads Ready / Reconciling / Stalled and observedGeneration.
-import type { V1Deployment } from "@kubernetes/client-node";
+import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import {
   ConditionReason,
   ConditionType,
@@ -12,7 +12,7 @@ import {
   type ResolvedModelDeployment,
 } from "../../api/index.js";
 import type { ErrorClassification } from "../reconcile-errors.js";
-import { selectorString } from "./desired-state.js";
+import { SERVER_CONTAINER, selectorString } from "./desired-state.js";
 
 export interface DeploymentProgress {
   /** Ready to serve the desired number of pods at the desired version. */
@@ -63,8 +63,30 @@ export function deploymentProgress(dep: V1Deployment | undefined): DeploymentPro
   return { ready: true, stalled: false, reason: ConditionReason.DeploymentAvailable, message: `${ready} of ${desired} serving pods ready` };
 }
 
+/** The line `ballast serve` prints before it exits on a start failure (src/cli/runtime-flags.ts). */
+const SERVE_FAILURE_PREFIX = "ballast serve: ";
+
+/**
+ * Why the model server of a not-ready serving pod exited, from its termination message (the log's tail, by
+ * FallbackToLogsOnError), e.g. the store's "access denied … check spec.model.s3.credentialsSecretRef".
+ */
+export function serverFailure(pods: readonly V1Pod[]): string | undefined {
+  for (const pod of pods) {
+    const server = pod.status?.containerStatuses?.find((c) => c.name === SERVER_CONTAINER);
+    const exit = server?.state?.terminated ?? server?.lastState?.terminated;
+    if (!server || server.ready || !exit || exit.exitCode === 0) continue;
+    const said = (exit.message ?? "")
+      .split("\n")
+      .reverse()
+      .find((l) => l.startsWith(SERVE_FAILURE_PREFIX))
+      ?.slice(SERVE_FAILURE_PREFIX.length);
+    return `serving pod ${pod.metadata?.name}: the model server exited with code ${exit.exitCode}${said ? `: ${said}` : ""}`;
+  }
+  return undefined;
+}
+
 export type ReconcileOutcome =
-  { ok: true; deployment: V1Deployment | undefined } | { ok: false; error: ErrorClassification; deployment: V1Deployment | undefined };
+  { ok: true; deployment: V1Deployment | undefined; serverFailure?: string } | { ok: false; error: ErrorClassification; deployment: V1Deployment | undefined };
 
 /** The next status: fields owned by the serving reconciler are recomputed, every other field is kept. */
 export function servingStatus(md: ResolvedModelDeployment, outcome: ReconcileOutcome, now: Date): ModelDeploymentStatus {
@@ -74,7 +96,12 @@ export function servingStatus(md: ResolvedModelDeployment, outcome: ReconcileOut
   const set = (type: ConditionTypeName, status: "True" | "False" | "Unknown", reason: ConditionReasonName, message: string) => {
     conditions = setCondition(conditions, { type, status, reason, message, observedGeneration: generation }, now);
   };
-  const progress = deploymentProgress(outcome.deployment);
+  const rollout = deploymentProgress(outcome.deployment);
+  // "0 of 1 pods ready" says nothing a user can act on when the server says why it cannot start.
+  const progress: DeploymentProgress =
+    outcome.ok && !rollout.ready && !rollout.stalled && outcome.serverFailure
+      ? { ready: false, stalled: false, reason: ConditionReason.ServerFailing, message: outcome.serverFailure }
+      : rollout;
   if (!outcome.ok) {
     const e = outcome.error;
     set(ConditionType.Ready, "False", e.reason, e.message);

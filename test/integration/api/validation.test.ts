@@ -29,7 +29,17 @@ interface InvalidCase {
 const gpuLimits = { limits: { "nvidia.com/gpu": 1 } };
 
 const invalidCases: InvalidCase[] = [
-  { what: "storage URI with an unsupported scheme", field: "spec.model.storageUri", mutate: (s) => (s.model.storageUri = "s3://bucket/models") },
+  { what: "storage URI with an unsupported scheme", field: "spec.model.storageUri", mutate: (s) => (s.model.storageUri = "gs://bucket/models") },
+  // s3:// (issue 13 §3): a valid bucket name, no ".." in the prefix, s3 settings only with an s3:// store, never for files the pods read.
+  { what: "s3:// store with an upper-case bucket", field: "spec.model.storageUri", mutate: (s) => (s.model.storageUri = "s3://Models/store") },
+  { what: "s3:// store prefix with a .. segment", field: "spec.model.storageUri", mutate: (s) => (s.model.storageUri = "s3://models/a/../b") },
+  { what: "s3 settings for a pvc:// store", field: "spec.model.s3", mutate: (s) => (s.model.s3 = { forcePathStyle: true }) },
+  {
+    what: "s3 endpoint with a path",
+    field: "spec.model.s3.endpoint",
+    mutate: (s) => ((s.model.storageUri = "s3://models/store"), (s.model.s3 = { endpoint: "http://minio:9000/models" })),
+  },
+  { what: "reference profile in s3://", field: "spec.monitoring.reference.uri", mutate: (s) => (s.monitoring.reference = { uri: "s3://models/ref.json" }) },
   { what: "relative file:// URI", field: "spec.model.storageUri", mutate: (s) => (s.model.storageUri = "file://models/weather") },
   { what: "model name that is not a DNS label", field: "spec.model.name", mutate: (s) => (s.model.name = "Weather_Model") },
   { what: "unknown model format", field: "spec.model.format", mutate: (s) => (s.model.format = "onnx") },

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { parse, stringify } from "yaml";
 import { inject } from "vitest";
 import { kubectl, waitFor } from "../../support/cluster.js";
+import { trainWeather } from "../../support/train-weather.js";
 
 const repo = new URL("../../../", import.meta.url).pathname;
 export const BALLAST = join(repo, "bin/ballast");
@@ -128,26 +129,7 @@ let store: string | undefined;
 export function trainedModelStore(): string {
   if (store) return store;
   const dir = mkdtempSync(join(tmpdir(), "ballast-operator-store-"));
-  const data = join(repo, "node_modules/vega-datasets/data/weather.csv");
-  const res = spawnSync(
-    BALLAST,
-    [
-      "train",
-      "--data",
-      data,
-      "--store",
-      `file://${dir}`,
-      "--model",
-      "weather",
-      "--label",
-      "weather",
-      "--features",
-      "precipitation,temp_max,temp_min,wind",
-      "--epochs",
-      "2",
-    ],
-    { encoding: "utf8" },
-  );
+  const res = trainWeather(`file://${dir}`);
   if (res.status !== 0) throw new Error(`ballast train failed (${res.status}): ${res.stderr}`);
   store = `file://${dir}`;
   return store;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { STORAGE_URI_REGEX, buildModelDeploymentCrd, parseStorageUri } from "../../../src/api/index.js";
+import { MODEL_STORE_URI_REGEX, STORAGE_URI_REGEX, buildModelDeploymentCrd, parseStorageUri } from "../../../src/api/index.js";
 
 describe("parseStorageUri", () => {
   it("splits pvc://claim/path into the claim and a path relative to its root", () => {
@@ -14,18 +14,32 @@ describe("parseStorageUri", () => {
     expect(parseStorageUri("http://10.0.0.1:9000")).toEqual({ scheme: "http", url: "http://10.0.0.1:9000" });
   });
 
-  it.each(["s3://bucket/models", "file://relative/path", "pvc://Bad_Claim/x", "models/weather", ""])("rejects %j naming the field", (uri) => {
-    expect(() => parseStorageUri(uri, "spec.model.storageUri")).toThrow(/^spec\.model\.storageUri: .* must be pvc:\/\//);
+  it("splits s3://bucket/prefix into the bucket and a prefix without leading or trailing slashes", () => {
+    expect(parseStorageUri("s3://ml-models/team/store/")).toEqual({ scheme: "s3", bucket: "ml-models", prefix: "team/store" });
+    expect(parseStorageUri("s3://ml-models")).toEqual({ scheme: "s3", bucket: "ml-models", prefix: "" });
+    expect(parseStorageUri("s3://ml.models//a")).toEqual({ scheme: "s3", bucket: "ml.models", prefix: "a" });
+  });
+
+  it.each(["s3://Bucket/models", "s3://ab/x", "s3:///models", "gs://bucket/models", "file://relative/path", "pvc://Bad_Claim/x", "models/weather", ""])(
+    "rejects %j naming the field",
+    (uri) => {
+      expect(() => parseStorageUri(uri, "spec.model.storageUri")).toThrow(/^spec\.model\.storageUri: .* must be pvc:\/\//);
+    },
+  );
+
+  it("keeps s3:// out of the URIs the pods read as files (reference profile, training data)", () => {
+    expect(new RegExp(MODEL_STORE_URI_REGEX).test("s3://bucket/models")).toBe(true);
+    expect(new RegExp(STORAGE_URI_REGEX).test("s3://bucket/models")).toBe(false);
   });
 
   // A path joined onto the claim's mount root (`monitoring.reference.uri`, data sources, the store) must stay under it.
-  it.each(["pvc://claim/../../etc/x", "pvc://claim/..", "pvc://claim/a/../../b", "file:///data/../etc/shadow"])(
+  it.each(["pvc://claim/../../etc/x", "pvc://claim/..", "pvc://claim/a/../../b", "file:///data/../etc/shadow", "s3://bucket/a/../b"])(
     'rejects %j: a ".." segment, naming the field',
     (uri) => {
       expect(() => parseStorageUri(uri, "spec.monitoring.reference.uri")).toThrow(
         /^spec\.monitoring\.reference\.uri: .* must not contain "\.\." path segments/,
       );
-      expect(new RegExp(STORAGE_URI_REGEX).test(uri)).toBe(false);
+      expect(new RegExp(MODEL_STORE_URI_REGEX).test(uri)).toBe(false);
     },
   );
 
@@ -35,9 +49,10 @@ describe("parseStorageUri", () => {
     expect(parseStorageUri("pvc://claim//team/")).toEqual({ scheme: "pvc", claimName: "claim", path: "/team" });
   });
 
-  it("is the very pattern the CRD's CEL rule checks", () => {
+  it("is the very pattern the CRD's CEL rules check: s3:// for the model store only", () => {
     const rules = JSON.stringify(buildModelDeploymentCrd()).match(/self\.matches\('[^']*'\)/g) ?? [];
     expect(rules.length).toBeGreaterThanOrEqual(3);
-    for (const rule of rules) expect(rule).toBe(`self.matches('${STORAGE_URI_REGEX}')`);
+    expect(rules.filter((r) => r === `self.matches('${MODEL_STORE_URI_REGEX}')`)).toHaveLength(1);
+    for (const rule of rules.filter((r) => r !== `self.matches('${MODEL_STORE_URI_REGEX}')`)) expect(rule).toBe(`self.matches('${STORAGE_URI_REGEX}')`);
   });
 });

@@ -39,8 +39,10 @@ describe("store URIs", () => {
       else process.env.BALLAST_PVC_MOUNT_ROOT = saved;
     }
     expect(resolveStorePath("models")).toBe(path.resolve("models"));
-    expect(() => resolveStorePath("s3://bucket/models")).toThrow(/store: "s3:\/\/bucket\/models" must be pvc:\/\//);
-    expect(() => openStore("s3://bucket")).toThrow(StoreError);
+    expect(() => resolveStorePath("gs://bucket/models")).toThrow(/store: "gs:\/\/bucket\/models" must be pvc:\/\//);
+    expect(() => openStore("gs://bucket")).toThrow(StoreError);
+    // An object store is no directory: a data source or reference profile cannot point into one.
+    expect(() => resolveStorePath("s3://bucket/models")).toThrow("s3://bucket/models: s3:// is not a local path");
   });
 });
 

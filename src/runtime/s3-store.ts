@@ -1,0 +1,330 @@
+// The model store in S3 (or an S3-compatible server): `<prefix>/<model>/<version>/<file>` objects, made a version
+// by a manifest object written last. Requests are signed with SigV4 by aws4fetch (docs/storage.md says why).
+import { createHash } from "node:crypto";
+import { AwsClient } from "aws4fetch";
+import { S3_ENV } from "../api/s3-env.js";
+import { checkHttpUrl } from "./http-get.js";
+import { METADATA_FILE, StoreError, checkFileName, checkName, httpLimitsFromEnv, sortVersions, type ModelStore, type VersionEntry } from "./store.js";
+
+/**
+ * Written after every file of a version; a version without it (a writer that crashed or lost the server midway)
+ * is not listed and cannot be read. Not a valid file name of a version, so it never collides with one.
+ */
+export const S3_MANIFEST_OBJECT = "_manifest.json";
+
+const DEFAULT_REGION = "us-east-1";
+const REQUEST_TIMEOUT_MS = 60_000;
+/** Parallel GETs of manifests when listing: a few at a time keeps a large model directory quick without a burst. */
+const LIST_CONCURRENCY = 8;
+
+export interface S3Settings {
+  /** Scheme and host, no trailing slash: https://s3.<region>.amazonaws.com or the S3-compatible server's. */
+  endpoint: string;
+  region: string;
+  forcePathStyle: boolean;
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+/**
+ * Endpoint, region and credentials from the environment, as the AWS CLI and SDKs read them (AWS_ENDPOINT_URL_S3 or
+ * AWS_ENDPOINT_URL, AWS_REGION or AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN),
+ * plus BALLAST_S3_FORCE_PATH_STYLE. The operator sets them on the pods from spec.model.s3.
+ */
+export function s3SettingsFromEnv(env: NodeJS.ProcessEnv = process.env): S3Settings {
+  const region = env[S3_ENV.region] || env[S3_ENV.defaultRegion] || DEFAULT_REGION;
+  const endpoint = (env[S3_ENV.endpoint] || env[S3_ENV.anyEndpoint] || `https://s3.${region}.amazonaws.com`).replace(/\/+$/, "");
+  const pathStyle = env[S3_ENV.forcePathStyle] ?? "";
+  if (pathStyle !== "" && pathStyle !== "true" && pathStyle !== "false")
+    throw new StoreError(`env ${S3_ENV.forcePathStyle} must be "true" or "false", got "${pathStyle}"`, "bad-uri");
+  const accessKeyId = env[S3_ENV.accessKeyId];
+  const secretAccessKey = env[S3_ENV.secretAccessKey];
+  if (!accessKeyId || !secretAccessKey) {
+    // aws4fetch signs requests and no more: it has no web-identity (IRSA) provider, so say so instead of failing later.
+    const irsa = env[S3_ENV.webIdentityTokenFile] ? " (web identity via AWS_WEB_IDENTITY_TOKEN_FILE is not supported)" : "";
+    throw new StoreError(
+      `no S3 credentials${irsa}: set ${S3_ENV.accessKeyId} and ${S3_ENV.secretAccessKey} (on a cluster: spec.model.s3.credentialsSecretRef)`,
+      "denied",
+    );
+  }
+  const sessionToken = env[S3_ENV.sessionToken];
+  return { endpoint, region, forcePathStyle: pathStyle === "true", accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
+}
+
+interface Manifest {
+  model: string;
+  version: string;
+  createdAt: string;
+  candidate?: true;
+  /** SHA-256 (hex) of every file of the version; a file that does not match is refused. */
+  files: Record<string, string>;
+}
+
+interface S3Response {
+  status: number;
+  body: Buffer;
+}
+
+const SHA256_PATTERN = /^[0-9a-f]{64}$/;
+
+export class S3ModelStore implements ModelStore {
+  readonly readOnly = false;
+  private readonly client: AwsClient;
+  /** Manifests by `model/version`: versions are immutable, so one read is enough for the process's life. */
+  private readonly manifests = new Map<string, Manifest>();
+
+  constructor(
+    readonly uri: string,
+    readonly bucket: string,
+    readonly prefix: string,
+    readonly settings: S3Settings,
+    // The http(s) store's rule: plain http beyond loopback only with BALLAST_ALLOW_INSECURE_HTTP=true.
+    allowInsecureHttp = httpLimitsFromEnv().allowInsecureHttp ?? false,
+  ) {
+    let endpoint: URL;
+    try {
+      endpoint = new URL(settings.endpoint);
+      checkHttpUrl(endpoint, allowInsecureHttp);
+    } catch (err) {
+      throw new StoreError(`S3 endpoint ${settings.endpoint}: ${(err as Error).message}`, "insecure");
+    }
+    // 5xx and 429 are retried with back-off by aws4fetch; anything else is an answer.
+    this.client = new AwsClient({
+      accessKeyId: settings.accessKeyId,
+      secretAccessKey: settings.secretAccessKey,
+      ...(settings.sessionToken ? { sessionToken: settings.sessionToken } : {}),
+      service: "s3",
+      region: settings.region,
+      retries: 3,
+      initRetryMs: 200,
+    });
+  }
+
+  async listVersions(model: string): Promise<VersionEntry[]> {
+    checkName("model", model);
+    const names = (await this.listPrefixes(`${this.modelKey(model)}/`)).filter((name) => {
+      try {
+        checkName("version", name);
+        return true;
+      } catch {
+        return false; // `_log` and anything else that is not a version directory
+      }
+    });
+    const manifests: Manifest[] = [];
+    for (let i = 0; i < names.length; i += LIST_CONCURRENCY) {
+      const batch = await Promise.all(names.slice(i, i + LIST_CONCURRENCY).map((version) => this.manifest(model, version)));
+      for (const m of batch) if (m) manifests.push(m);
+    }
+    return sortVersions(manifests.map((m) => ({ version: m.version, createdAt: m.createdAt, ...(m.candidate ? { candidate: true as const } : {}) })));
+  }
+
+  async readFile(model: string, version: string, file: string): Promise<Buffer> {
+    checkName("model", model);
+    checkName("version", version);
+    checkFileName(file);
+    const manifest = await this.manifest(model, version);
+    if (!manifest) throw new StoreError(`${this.where(model, version)} is not a complete version (no ${S3_MANIFEST_OBJECT})`, "not-found");
+    const want = manifest.files[file];
+    if (want === undefined)
+      throw new StoreError(`${this.where(model, version, file)} does not exist (not in the version's ${S3_MANIFEST_OBJECT})`, "not-found");
+    const res = await this.request("GET", `${this.modelKey(model)}/${version}/${file}`);
+    if (res.status === 404)
+      throw new StoreError(`${this.where(model, version, file)} is listed in ${S3_MANIFEST_OBJECT} but missing from the bucket`, "integrity");
+    this.check(res, "GET", this.where(model, version, file));
+    const got = sha256(res.body);
+    if (got !== want)
+      throw new StoreError(
+        `${this.where(model, version, file)}: SHA-256 ${got} does not match ${want} in ${S3_MANIFEST_OBJECT}; refusing version ${version} (a damaged or replaced object: republish the version)`,
+        "integrity",
+      );
+    return res.body;
+  }
+
+  /** Every file under the version's prefix, then the manifest, which no second writer can replace (If-None-Match). */
+  async writeVersion(model: string, version: string, files: ReadonlyMap<string, Uint8Array | string>): Promise<void> {
+    checkName("model", model);
+    checkName("version", version);
+    const metadata = files.get(METADATA_FILE);
+    if (metadata === undefined) throw new StoreError(`a version needs ${METADATA_FILE}`, "bad-name");
+    for (const name of files.keys()) checkFileName(name);
+    const exists = (): StoreError => new StoreError(`version ${model}/${version} already exists in ${this.uri}; versions are immutable`, "exists");
+    if (await this.manifest(model, version)) throw exists();
+    const digests: Record<string, string> = {};
+    // A writer that stops here leaves objects without a manifest: never listed, and overwritten by a retry.
+    for (const [name, content] of files) {
+      const bytes = typeof content === "string" ? Buffer.from(content) : content;
+      digests[name] = sha256(bytes);
+      this.check(await this.request("PUT", `${this.modelKey(model)}/${version}/${name}`, bytes), "PUT", this.where(model, version, name));
+    }
+    const meta = parseMetadata(metadata);
+    const manifest: Manifest = { model, version, createdAt: meta.createdAt, ...(meta.candidate ? { candidate: true as const } : {}), files: digests };
+    const res = await this.request("PUT", this.manifestKey(model, version), Buffer.from(JSON.stringify(manifest, null, 2) + "\n"), {
+      "if-none-match": "*",
+    });
+    if (res.status === 412) throw exists();
+    this.check(res, "PUT", this.where(model, version, S3_MANIFEST_OBJECT));
+    this.manifests.set(`${model}/${version}`, manifest);
+  }
+
+  private modelKey(model: string): string {
+    return this.prefix ? `${this.prefix}/${model}` : model;
+  }
+
+  private manifestKey(model: string, version: string): string {
+    return `${this.modelKey(model)}/${version}/${S3_MANIFEST_OBJECT}`;
+  }
+
+  private where(model: string, version: string, file?: string): string {
+    return `s3://${this.bucket}/${this.modelKey(model)}/${version}${file ? `/${file}` : ""}`;
+  }
+
+  /** The version's manifest, or undefined while it has none (never written, or the writer has not finished). */
+  private async manifest(model: string, version: string): Promise<Manifest | undefined> {
+    const cached = this.manifests.get(`${model}/${version}`);
+    if (cached) return cached;
+    const where = this.where(model, version, S3_MANIFEST_OBJECT);
+    const res = await this.request("GET", this.manifestKey(model, version));
+    if (res.status === 404 && s3ErrorCode(res.body) !== "NoSuchBucket") return undefined;
+    this.check(res, "GET", where);
+    let parsed: Partial<Manifest>;
+    try {
+      parsed = JSON.parse(res.body.toString("utf8")) as Partial<Manifest>;
+    } catch (err) {
+      throw new StoreError(`${where}: invalid JSON: ${(err as Error).message}`, "integrity");
+    }
+    const files = parsed.files;
+    const filesOk =
+      typeof files === "object" &&
+      files !== null &&
+      Object.entries(files).every(([name, digest]) => isFileName(name) && typeof digest === "string" && SHA256_PATTERN.test(digest));
+    if (parsed.version !== version || !filesOk || typeof parsed.createdAt !== "string")
+      throw new StoreError(`${where}: not a manifest of version ${version} (needs version, createdAt and files with SHA-256 digests)`, "integrity");
+    const manifest: Manifest = { model, version, createdAt: parsed.createdAt, ...(parsed.candidate === true ? { candidate: true as const } : {}), files };
+    this.manifests.set(`${model}/${version}`, manifest);
+    return manifest;
+  }
+
+  /** The "directories" right under `prefix` (ListObjectsV2 with a '/' delimiter, every page). */
+  private async listPrefixes(prefix: string): Promise<string[]> {
+    const names: string[] = [];
+    let token: string | undefined;
+    do {
+      const query = new URLSearchParams({ "list-type": "2", prefix, delimiter: "/", ...(token ? { "continuation-token": token } : {}) });
+      const res = await this.request("GET", "", undefined, {}, query);
+      this.check(res, "LIST", `s3://${this.bucket}/${prefix}`);
+      const xml = res.body.toString("utf8");
+      for (const common of xmlElements(xml, "CommonPrefixes")) {
+        const p = xmlElements(common, "Prefix")[0];
+        if (p?.startsWith(prefix)) names.push(p.slice(prefix.length).replace(/\/$/, ""));
+      }
+      token = xmlElements(xml, "IsTruncated")[0] === "true" ? xmlElements(xml, "NextContinuationToken")[0] : undefined;
+    } while (token);
+    return names;
+  }
+
+  private async request(
+    method: "GET" | "PUT",
+    key: string,
+    body?: Uint8Array,
+    headers: Record<string, string> = {},
+    query?: URLSearchParams,
+  ): Promise<S3Response> {
+    const url = this.objectUrl(key, query);
+    try {
+      const res = await this.client.fetch(url, {
+        method,
+        headers: {
+          ...headers,
+          // The payload's digest is signed, so a body changed on the way is refused by the server.
+          "x-amz-content-sha256": body ? sha256(body) : EMPTY_SHA256,
+        },
+        ...(body ? { body } : {}),
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+      return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (err as Error).message;
+      throw new StoreError(`${method} s3://${this.bucket}/${key}: cannot reach the S3 endpoint ${this.settings.endpoint}: ${why}`, "io");
+    }
+  }
+
+  private objectUrl(key: string, query?: URLSearchParams): string {
+    const path = key.split("/").map(encodeURIComponent).join("/");
+    const base = new URL(this.settings.endpoint);
+    const url = this.settings.forcePathStyle
+      ? new URL(`${base.origin}/${this.bucket}/${path}`)
+      : new URL(`${base.protocol}//${this.bucket}.${base.host}/${path}`);
+    if (query) url.search = query.toString();
+    return url.toString();
+  }
+
+  /** A non-2xx answer as a StoreError that says what to fix. */
+  private check(res: S3Response, op: string, where: string): void {
+    if (res.status >= 200 && res.status < 300) return;
+    const code = s3ErrorCode(res.body) ?? `HTTP ${res.status}`;
+    const message = xmlElements(res.body.toString("utf8"), "Message")[0];
+    const detail = message ? `${code}: ${message}` : code;
+    if (res.status === 403 || code === "InvalidAccessKeyId" || code === "SignatureDoesNotMatch")
+      throw new StoreError(
+        `${op} ${where}: access denied by ${this.settings.endpoint} (${detail}): check the credentials (spec.model.s3.credentialsSecretRef, or ${S3_ENV.accessKeyId}/${S3_ENV.secretAccessKey}) and the bucket policy`,
+        "denied",
+      );
+    if (code === "NoSuchBucket")
+      throw new StoreError(
+        `${op} ${where}: bucket ${this.bucket} does not exist at ${this.settings.endpoint}: create it, or fix the bucket in the storageUri`,
+        "not-found",
+      );
+    if (res.status === 404) throw new StoreError(`${op} ${where}: not found (${detail})`, "not-found");
+    throw new StoreError(`${op} ${where}: ${this.settings.endpoint} answered ${res.status} (${detail})`, "io");
+  }
+}
+
+const EMPTY_SHA256 = createHash("sha256").digest("hex");
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+function isFileName(name: string): boolean {
+  try {
+    checkFileName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** createdAt and candidate of the version's metadata.json, which the manifest repeats so listing reads one object. */
+function parseMetadata(content: Uint8Array | string): { createdAt: string; candidate: boolean } {
+  let meta: { createdAt?: unknown; candidate?: unknown };
+  try {
+    meta = JSON.parse(typeof content === "string" ? content : Buffer.from(content).toString("utf8")) as typeof meta;
+  } catch (err) {
+    throw new StoreError(`${METADATA_FILE}: invalid JSON: ${(err as Error).message}`, "bad-name");
+  }
+  return { createdAt: typeof meta.createdAt === "string" ? meta.createdAt : "", candidate: meta.candidate === true };
+}
+
+function s3ErrorCode(body: Buffer): string | undefined {
+  return xmlElements(body.toString("utf8"), "Code")[0];
+}
+
+const XML_ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+
+/**
+ * The text of every `<name>` element in an S3 response. S3's list and error documents are flat and known, so a
+ * pattern reads them; keys are decoded from the five XML entities (Ballast's names never contain markup).
+ */
+function xmlElements(xml: string, name: string): string[] {
+  const out: string[] = [];
+  for (const m of xml.matchAll(new RegExp(`<${name}>([\\s\\S]*?)</${name}>`, "g")))
+    out.push(
+      m[1]!.replace(
+        /&(amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);/g,
+        (_, e: string) => XML_ENTITIES[e] ?? String.fromCodePoint(Number(e.startsWith("#x") ? `0x${e.slice(2)}` : e.slice(1))),
+      ),
+    );
+  return out;
+}

@@ -1,0 +1,131 @@
+// Given the local cluster, a real S3 server (SeaweedFS) holding a trained model and the shipped
+// examples/weather-s3 manifests, the user's ModelDeployment serves from s3:// with the credentials Secret, and the
+// keys appear nowhere but in that Secret: not in the Deployment, the status, the Events or the operator's log.
+import type { V1Deployment, V1Service } from "@kubernetes/client-node";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse, stringify } from "yaml";
+import { waitForService } from "../../../src/demo/traffic.js";
+import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
+import { ensureWeedBinary, startSeaweedS3, type SeaweedS3 } from "../../support/seaweedfs.js";
+import { trainWeather } from "../../support/train-weather.js";
+import { applyYaml, installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
+
+const repoRoot = new URL("../../../", import.meta.url).pathname;
+const example = <T>(file: string) => parse(readFileSync(join(repoRoot, "examples/weather-s3", file), "utf8")) as T;
+
+interface SecretDoc {
+  metadata: Record<string, string>;
+  stringData: Record<string, string>;
+}
+interface ModelDeploymentDoc {
+  metadata: Record<string, string>;
+  spec: { model: { s3: { endpoint: string; credentialsSecretRef: { name: string } } }; policy: unknown };
+}
+
+interface MD {
+  status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
+}
+
+describe("ballast operator: a ModelDeployment serving from s3:// with a credentials Secret", () => {
+  let ns: { name: string; remove: () => Promise<void> };
+  let operator: OperatorProcess;
+  let s3: SeaweedS3;
+
+  /** The example's Secret and ModelDeployment in the test namespace, pointed at this run's S3 server. */
+  async function applyExample(name: string, secretName: string, secretKey: string): Promise<void> {
+    const secret = example<SecretDoc>("secret.yaml");
+    secret.metadata = { name: secretName, namespace: ns.name };
+    secret.stringData = { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: secretKey };
+    const md = example<ModelDeploymentDoc>("modeldeployment.yaml");
+    md.metadata = { name, namespace: ns.name };
+    md.spec.model.s3.endpoint = s3.endpoint;
+    md.spec.model.s3.credentialsSecretRef.name = secretName;
+    // No drift-driven retraining on the test's idle pods.
+    md.spec.policy = { paused: true };
+    await applyYaml(`${stringify(secret)}---\n${stringify(md)}`);
+  }
+
+  beforeAll(async () => {
+    s3 = await startSeaweedS3(ensureWeedBinary());
+    await s3.createBucket("ballast-models");
+    const res = trainWeather("s3://ballast-models/store", s3.env);
+    expect(res.status, res.stderr).toBe(0);
+    await installCrdAndRbac();
+    ns = await createTestNamespace("op-s3");
+    operator = await startOperator({ kubeconfig: operatorKubeconfig(mkdtempSync(join(tmpdir(), "s6-s3-kc-"))), args: ["--namespaces", ns.name] });
+  }, 900_000);
+
+  afterAll(async () => {
+    if (ns) await kubectl(["delete", "md", "--all", "-n", ns.name, "--wait=true", "--timeout=90s"]);
+    const code = await operator?.stop();
+    await ns?.remove();
+    await s3?.stop();
+    expect(code).toBe(0);
+  });
+
+  it("becomes Ready and answers OIP infer through its Service, the model read from the bucket", async () => {
+    await applyExample("weather-s3", "weather-model-store", s3.secretAccessKey);
+    const wait = await kubectl(["wait", "--for=condition=Ready", "md/weather-s3", "-n", ns.name, "--timeout=240s"]);
+    expect(wait.stdout, wait.stderr).toContain("condition met");
+    const svc = await kubectlJson<V1Service>(["get", "service", "weather-s3", "-n", ns.name]);
+    const url = `http://${svc.spec!.clusterIP}:${svc.spec!.ports![0]!.port}`;
+    await waitForService(`${url}/v2/health/ready`, 60_000);
+    const res = await fetch(`${url}/v2/models/weather/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        inputs: ["precipitation", "temp_max", "temp_min", "wind"].map((name, i) => ({ name, shape: [1], datatype: "FP32", data: [[0, 12.8, 5, 4.7][i]] })),
+      }),
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { model_version: string }).model_version).toBe("v1");
+  });
+
+  it("hands the keys to the pods only as references to the Secret: they are in no object, Event or log the operator writes", async () => {
+    const dep = await kubectlJson<V1Deployment>(["get", "deployment", "weather-s3-serving", "-n", ns.name]);
+    for (const c of dep.spec!.template.spec!.containers) {
+      const secretEnv = c.env!.find((e) => e.name === "AWS_SECRET_ACCESS_KEY");
+      expect(secretEnv, c.name).toEqual({
+        name: "AWS_SECRET_ACCESS_KEY",
+        valueFrom: { secretKeyRef: { name: "weather-model-store", key: "AWS_SECRET_ACCESS_KEY" } },
+      });
+    }
+    const seen = [
+      JSON.stringify(dep),
+      (await kubectl(["get", "md", "weather-s3", "-n", ns.name, "-o", "json"])).stdout,
+      (await kubectl(["get", "events", "-n", ns.name, "-o", "json"])).stdout,
+      operator.logs(),
+      (await kubectl(["logs", "-n", ns.name, "deployment/weather-s3-serving", "-c", "server"])).stdout,
+      (await kubectl(["logs", "-n", ns.name, "deployment/weather-s3-serving", "-c", "sidecar"])).stdout,
+    ];
+    for (const text of seen) expect(text).not.toContain(s3.secretAccessKey);
+  });
+
+  it("with a wrong key in the Secret, never becomes Ready, and Ready's reason says access was denied and which field to fix", async () => {
+    await applyExample("weather-s3-badkey", "weather-model-store-badkey", "not-the-secret-key-77");
+    const ready = await waitFor(
+      "Ready=False with the server's reason",
+      async () => {
+        const md = await kubectlJson<MD>(["get", "md", "weather-s3-badkey", "-n", ns.name]);
+        const c = md.status?.conditions?.find((x) => x.type === "Ready");
+        return c?.reason === "ServerFailing" ? c : undefined;
+      },
+      180_000,
+      1000,
+    );
+    expect(ready.status).toBe("False");
+    expect(ready.message).toMatch(
+      /^serving pod weather-s3-badkey-serving-\S+: the model server exited with code 2: .*access denied by http:\/\/127\.0\.0\.1:\d+ \(SignatureDoesNotMatch/,
+    );
+    expect(ready.message).toContain("spec.model.s3.credentialsSecretRef");
+    const log = (await kubectl(["logs", "-n", ns.name, "deployment/weather-s3-badkey-serving", "-c", "server"])).stdout;
+    expect(log).toContain("access denied");
+    for (const text of [ready.message, log, (await kubectl(["get", "events", "-n", ns.name, "-o", "json"])).stdout, operator.logs()]) {
+      expect(text).not.toContain("not-the-secret-key-77");
+      expect(text).not.toContain(s3.secretAccessKey);
+    }
+  });
+});

@@ -1,0 +1,184 @@
+// Given a real S3 server (SeaweedFS) and a bucket, a user trains into s3://, serves from it, and sees every
+// failure as a clear message: half-written versions stay invisible, versions are never overwritten, bad keys,
+// a missing bucket and a server that dies mid-write all say what happened.
+import { AwsClient } from "aws4fetch";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { S3_MANIFEST_OBJECT, S3ModelStore, s3SettingsFromEnv } from "../../../src/runtime/s3-store.js";
+import { StoreError, openStore, resolveVersion } from "../../../src/runtime/store.js";
+import { ensureWeedBinary, startSeaweedS3, type SeaweedS3 } from "../../support/seaweedfs.js";
+import { trainWeather } from "../../support/train-weather.js";
+import { postJson, startBallast, waitUntilReady, type LocalProcess } from "../../unit/runtime/local-processes.js";
+
+const STORE = "s3://models/team/store";
+
+let s3: SeaweedS3;
+let raw: AwsClient;
+
+function store(env: Record<string, string> = s3.env): S3ModelStore {
+  return openStore(STORE, { s3: s3SettingsFromEnv(env) }) as S3ModelStore;
+}
+
+/** A PUT straight to the bucket, as another tool (or a crashed writer) would leave an object. */
+async function putObject(key: string, body: string): Promise<void> {
+  const res = await raw.fetch(`${s3.endpoint}/models/${key}`, { method: "PUT", body });
+  expect(res.status).toBe(200);
+}
+
+async function storeError(p: Promise<unknown>): Promise<StoreError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(StoreError);
+  return err as StoreError;
+}
+
+beforeAll(async () => {
+  s3 = await startSeaweedS3(ensureWeedBinary());
+  raw = new AwsClient({ accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, service: "s3", region: "us-east-1", retries: 0 });
+  await s3.createBucket("models");
+}, 600_000);
+
+afterAll(async () => {
+  await s3?.stop();
+});
+
+describe("s3:// model store against SeaweedFS", () => {
+  it("`ballast train` writes versions into s3:// and `ballast serve` answers OIP infer from the newest", async () => {
+    for (const version of ["v1", "v2"]) {
+      const res = trainWeather(STORE, s3.env);
+      expect(res.status, res.stderr).toBe(0);
+      expect(JSON.parse(res.stdout)).toMatchObject({ model: "weather", version, store: STORE });
+    }
+    const versions = await store().listVersions("weather");
+    expect(versions.map((v) => v.version)).toEqual(["v1", "v2"]);
+    expect(await resolveVersion(store(), "weather")).toBe("v2");
+
+    let server: LocalProcess | undefined;
+    try {
+      server = await startBallast(["serve", "--store", STORE, "--model", "weather"], s3.env);
+      await waitUntilReady(`${server.url}/v2/health/ready`);
+      const model = await fetch(`${server.url}/v2/models/weather`).then((r) => r.json() as Promise<{ versions: string[] }>);
+      expect(model.versions).toEqual(["v2"]);
+      const res = await postJson(`${server.url}/v2/models/weather/infer`, {
+        inputs: [
+          { name: "precipitation", shape: [2], datatype: "FP32", data: [0, 12.5] },
+          { name: "temp_max", shape: [2], datatype: "FP32", data: [25, 8] },
+          { name: "temp_min", shape: [2], datatype: "FP32", data: [14, 3] },
+          { name: "wind", shape: [2], datatype: "FP32", data: [2.1, 6.4] },
+        ],
+      });
+      expect(res.status).toBe(200);
+      const body = res.body as { model_version: string; outputs: { name: string; data: unknown[] }[] };
+      expect(body.model_version).toBe("v2");
+      expect(body.outputs.find((o) => o.name === "label")!.data).toHaveLength(2);
+    } finally {
+      await server?.stop();
+    }
+  });
+
+  it("lays a version out as its files plus a manifest of their SHA-256 digests, written last", async () => {
+    const res = await raw.fetch(`${s3.endpoint}/models/team/store/weather/v1/${S3_MANIFEST_OBJECT}`);
+    const manifest = (await res.json()) as { version: string; files: Record<string, string> };
+    expect(manifest.version).toBe("v1");
+    expect(Object.keys(manifest.files)).toEqual(expect.arrayContaining(["metadata.json", "model.json"]));
+  });
+
+  it("ignores a half-written version (objects without a manifest), and a retried write completes it", async () => {
+    await putObject("team/store/weather/v3/metadata.json", JSON.stringify({ createdAt: "2099-01-01T00:00:00Z" }));
+    await putObject("team/store/weather/v3/model.json", "{}");
+    expect((await store().listVersions("weather")).map((v) => v.version)).toEqual(["v1", "v2"]);
+    expect(await resolveVersion(store(), "weather")).toBe("v2");
+    const err = await storeError(store().readFile("weather", "v3", "model.json"));
+    expect(err.code).toBe("not-found");
+    expect(err.message).toContain("is not a complete version");
+
+    // The writer that crashed retries under the same name (a retraining Job's version is deterministic).
+    await store().writeVersion(
+      "weather",
+      "v3",
+      new Map([
+        ["metadata.json", JSON.stringify({ createdAt: "2099-01-01T00:00:00Z" })],
+        ["notes.txt", "retried"],
+      ]),
+    );
+    expect((await store().listVersions("weather")).map((v) => v.version)).toEqual(["v1", "v2", "v3"]);
+    expect((await store().readFile("weather", "v3", "notes.txt")).toString()).toBe("retried");
+  });
+
+  it("refuses to overwrite a version, from the library and from `ballast train --version`", async () => {
+    const files = new Map([["metadata.json", JSON.stringify({ createdAt: "2030-01-01T00:00:00Z" })]]);
+    const err = await storeError(store().writeVersion("weather", "v1", files));
+    expect(err.code).toBe("exists");
+    expect(err.message).toBe(`version weather/v1 already exists in ${STORE}; versions are immutable`);
+    const res = trainWeather(STORE, s3.env, ["--version", "v2"]);
+    expect(res.status).not.toBe(0);
+    expect(res.stderr).toContain("version weather/v2 already exists");
+    // v2 is still the version `train` wrote first.
+    expect((await store().listVersions("weather")).map((v) => v.version)).toEqual(["v1", "v2", "v3"]);
+  });
+
+  it("refuses an object changed after its version was sealed (digest mismatch)", async () => {
+    await putObject("team/store/weather/v3/notes.txt", "tampered");
+    const err = await storeError(store().readFile("weather", "v3", "notes.txt"));
+    expect(err.code).toBe("integrity");
+    expect(err.message).toMatch(/SHA-256 .* does not match/);
+  });
+
+  it("says access denied and where to fix the keys when the secret key is wrong, without printing it", async () => {
+    const wrong = { ...s3.env, AWS_SECRET_ACCESS_KEY: "not-the-secret-key-41" };
+    const res = trainWeather(STORE, wrong);
+    expect(res.status).toBe(2);
+    expect(res.stderr).toMatch(/access denied by http:\/\/127\.0\.0\.1:\d+ \(SignatureDoesNotMatch/);
+    expect(res.stderr).toContain("spec.model.s3.credentialsSecretRef");
+    // The server listens (for its probes) before it loads the model, then exits with the reason.
+    const server = await startBallast(["serve", "--store", STORE, "--model", "weather"], wrong);
+    expect(await server.exited).toBe(2);
+    expect(server.lines.join("\n")).toMatch(/access denied .*SignatureDoesNotMatch/);
+    for (const text of [res.stderr, res.stdout, ...server.lines]) {
+      expect(text).not.toContain("not-the-secret-key-41");
+      expect(text).not.toContain(s3.secretAccessKey);
+    }
+    const unknownKey = await storeError(store({ ...s3.env, AWS_ACCESS_KEY_ID: "nobody" }).listVersions("weather"));
+    expect(unknownKey.code).toBe("denied");
+    expect(unknownKey.message).toContain("InvalidAccessKeyId");
+  });
+
+  it("says so when there are no credentials at all, and that web identity (IRSA) is not supported", () => {
+    const { AWS_ACCESS_KEY_ID: _id, AWS_SECRET_ACCESS_KEY: _secret, ...noKeys } = s3.env;
+    expect(() => s3SettingsFromEnv({ ...noKeys, AWS_WEB_IDENTITY_TOKEN_FILE: "/var/run/secrets/eks.amazonaws.com/serviceaccount/token" })).toThrow(
+      /no S3 credentials \(web identity via AWS_WEB_IDENTITY_TOKEN_FILE is not supported\): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/,
+    );
+  });
+
+  it("names the missing bucket", async () => {
+    const res = trainWeather("s3://no-such-bucket/store", s3.env);
+    expect(res.status).toBe(2);
+    expect(res.stderr).toContain(`bucket no-such-bucket does not exist at ${s3.endpoint}`);
+  });
+
+  it("fails a write when the server dies midway, and leaves nothing half-visible once it is back", async () => {
+    const files = new Map<string, string>([["metadata.json", JSON.stringify({ createdAt: "2100-01-01T00:00:00Z" })]]);
+    for (let i = 0; i < 6; i++) files.set(`weights-${i}.bin`, "x".repeat(256 * 1024));
+    // Pulls the plug after the second object went up: the write is then between objects, as a crash would catch it.
+    let taken = 0;
+    const dying = new (class extends Map<string, string> {
+      override *[Symbol.iterator](): MapIterator<[string, string]> {
+        for (const entry of files) {
+          if (++taken === 3) s3.kill();
+          yield entry;
+        }
+      }
+    })(files);
+    const err = await storeError(store().writeVersion("weather", "v4", dying));
+    expect(err.code).toBe("io");
+    expect(err.message).toContain(`cannot reach the S3 endpoint ${s3.endpoint}`);
+
+    await s3.restart();
+    expect((await store().listVersions("weather")).map((v) => v.version)).toEqual(["v1", "v2", "v3"]);
+    expect((await storeError(store().readFile("weather", "v4", "metadata.json"))).code).toBe("not-found");
+    // The same write, retried against the server that is back, completes.
+    await store().writeVersion("weather", "v4", files);
+    expect((await store().listVersions("weather")).map((v) => v.version)).toEqual(["v1", "v2", "v3", "v4"]);
+  });
+});

@@ -1,0 +1,158 @@
+// A throwaway S3 server for the s3:// store tests: SeaweedFS (`weed server -s3`, master + volume + filer + S3
+// gateway in one process) built by hack/seaweedfs/ensure-seaweedfs.sh, on free loopback ports, data in a temp dir,
+// one identity whose keys the test knows. Plain HTTP on 127.0.0.1 only: nothing leaves the machine.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { AwsClient } from "aws4fetch";
+
+export interface SeaweedS3 {
+  /** http://127.0.0.1:<port> */
+  endpoint: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** What `ballast serve/train` need in their environment to reach this server with the right keys. */
+  env: Record<string, string>;
+  createBucket(name: string): Promise<void>;
+  /** SIGKILL, as a crashed or unplugged server: connections drop mid-request. */
+  kill(): void;
+  /** Starts it again on the same ports and data (after `kill`), and waits until it serves. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const repoRoot = new URL("../../", import.meta.url).pathname;
+
+/** Builds `weed` once into the tool cache (minutes cold, instant after) and returns its path. */
+export function ensureWeedBinary(): string {
+  return execFileSync(`${repoRoot}hack/seaweedfs/ensure-seaweedfs.sh`, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
+}
+
+/** Ports the kernel hands out now; weed takes ports as flags (no port 0), so there is a small window to lose one. */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const s = net.createServer();
+          s.once("error", reject);
+          s.listen(0, "127.0.0.1", () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+export async function startSeaweedS3(binary: string, timeoutMs = 120_000): Promise<SeaweedS3> {
+  const dir = mkdtempSync(join(tmpdir(), "ballast-seaweedfs-"));
+  const accessKeyId = "ballasttest";
+  const secretAccessKey = `secret-${Math.random().toString(36).slice(2)}`;
+  const config = join(dir, "s3.json");
+  writeFileSync(
+    config,
+    JSON.stringify({
+      identities: [
+        { name: "ballast", credentials: [{ accessKey: accessKeyId, secretKey: secretAccessKey }], actions: ["Admin", "Read", "List", "Tagging", "Write"] },
+      ],
+    }),
+  );
+  const [master, masterGrpc, volume, volumeGrpc, filer, filerGrpc, s3, s3Grpc] = await freePorts(8);
+  const args = [
+    "server",
+    "-ip=127.0.0.1",
+    "-ip.bind=127.0.0.1",
+    `-dir=${dir}`,
+    `-master.port=${master}`,
+    `-master.port.grpc=${masterGrpc}`,
+    "-master.telemetry=false",
+    "-master.volumeSizeLimitMB=64",
+    `-volume.port=${volume}`,
+    `-volume.port.grpc=${volumeGrpc}`,
+    "-volume.max=8",
+    "-filer",
+    `-filer.port=${filer}`,
+    `-filer.port.grpc=${filerGrpc}`,
+    `-filer.localSocket=${join(dir, "filer.sock")}`,
+    "-s3",
+    `-s3.port=${s3}`,
+    `-s3.port.grpc=${s3Grpc}`,
+    `-s3.config=${config}`,
+    `-s3.localSocket=${join(dir, "s3.sock")}`,
+  ];
+  const endpoint = `http://127.0.0.1:${s3}`;
+  const client = new AwsClient({ accessKeyId, secretAccessKey, service: "s3", region: "us-east-1", retries: 0 });
+  let child: ChildProcess;
+  let exited: Promise<void>;
+  let logs = "";
+  const launch = async (): Promise<void> => {
+    child = spawn(binary, args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+    exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    // Keep the tail only: weed logs steadily and the test needs the last words when it fails to start.
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (logs = (logs + chunk).slice(-20_000)));
+    // Ready when a signed ListBuckets answers 200: the gateway is up and has loaded the identities.
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`weed exited (${child.exitCode}) before serving S3:\n${logs}`);
+      const status = await client.fetch(`${endpoint}/`).then(
+        (r) => r.status,
+        () => 0,
+      );
+      if (status === 200) return;
+      if (Date.now() > deadline) throw new Error(`weed did not serve S3 on ${endpoint} within ${timeoutMs} ms (last status ${status}):\n${logs}`);
+      await sleep(250);
+    }
+  };
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
+  // Synchronous, so a test can pull the plug between two requests of a write.
+  const kill = (): void => {
+    if (running()) child.kill("SIGKILL");
+  };
+  const stop = async (): Promise<void> => {
+    if (running()) {
+      child.kill("SIGTERM");
+      const stopped = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
+      if (!stopped) {
+        kill();
+        await exited;
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const restart = async (): Promise<void> => {
+    kill();
+    await exited;
+    await launch();
+  };
+  const createBucket = async (name: string): Promise<void> => {
+    const res = await client.fetch(`${endpoint}/${name}`, { method: "PUT" });
+    if (res.status !== 200) throw new Error(`create bucket ${name}: ${res.status} ${await res.text()}`);
+  };
+  try {
+    await launch();
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    endpoint,
+    accessKeyId,
+    secretAccessKey,
+    env: {
+      AWS_ENDPOINT_URL_S3: endpoint,
+      AWS_REGION: "us-east-1",
+      BALLAST_S3_FORCE_PATH_STYLE: "true",
+      AWS_ACCESS_KEY_ID: accessKeyId,
+      AWS_SECRET_ACCESS_KEY: secretAccessKey,
+    },
+    createBucket,
+    kill,
+    restart,
+    stop,
+  };
+}

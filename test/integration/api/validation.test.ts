@@ -231,7 +231,13 @@ describe("ModelDeployment validation by the API server", () => {
       manifest("fixed-thresholds", (s) => (s.monitoring.drift = { method: "ks", thresholdMode: "fixed", threshold: 0.01, correction: "benjamini-hochberg" })),
     );
     const stored = JSON.parse(kubectlOk(["get", "modeldeployment", "fixed-thresholds", "-n", namespace, "-o", "json"])) as ModelDeployment;
-    expect(stored.spec.monitoring.drift).toEqual({ method: "ks", thresholdMode: "fixed", threshold: 0.01, correction: "benjamini-hochberg" });
+    expect(stored.spec.monitoring.drift).toEqual({
+      method: "ks",
+      thresholdMode: "fixed",
+      threshold: 0.01,
+      correction: "benjamini-hochberg",
+      multivariate: false,
+    });
   });
 
   it("refuses to change model.name on an existing ModelDeployment", () => {

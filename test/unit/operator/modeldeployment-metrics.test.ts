@@ -101,7 +101,7 @@ describe("ModelDeployment metrics", () => {
     metrics.readFrom(() => [halted]);
     const me = { namespace: "ml", modeldeployment: "weather" };
     const phases = await samples(registry, "ballast_modeldeployment_loop_phase");
-    expect(phases).toHaveLength(7);
+    expect(phases).toHaveLength(8);
     expect(phases.filter((s) => s.value === 1)).toEqual([{ labels: { ...me, phase: "Halted" }, value: 1 }]);
     expect(await samples(registry, "ballast_modeldeployment_serving_version_info")).toEqual([{ labels: { ...me, version: "v3" }, value: 1 }]);
     // One-hot over the status, so an alert's {status="True"} selects a series that exists while the condition is False.

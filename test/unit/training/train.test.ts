@@ -152,7 +152,9 @@ describe("training data", () => {
 describe("bin/ballast train", () => {
   const run = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
     new Promise((resolve) => {
-      execFile(ballastBin, ["train", ...args], (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+      // Without the caller's AWS_* variables, so the s3:// case sees no credentials wherever it runs.
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("AWS_")));
+      execFile(ballastBin, ["train", ...args], { env }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
     });
 
   it("prints the new version and metrics as JSON and logs one line per epoch", async () => {
@@ -188,7 +190,8 @@ describe("bin/ballast train", () => {
     [["--label", "weather"], 'feature "date" looks like an identifier (1461 distinct values'],
     [["--label", "weather", "--features", "wind,humidity"], "feature column(s) humidity not in the data"],
     [["--label", "weather", "--holdout", "1.5"], "--holdout must be a number in [0, 1)"],
-    [["--label", "weather", "--store", "s3://bucket"], 'store: "s3://bucket" must be pvc://'],
+    [["--label", "weather", "--store", "gs://bucket"], 'store: "gs://bucket" must be pvc://'],
+    [["--label", "weather", "--store", "s3://bucket"], "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"],
   ])("exits 2 for bad input %j naming the problem", async (args, message) => {
     const res = await run(["--data", seattleCsv, "--store", path.join(dir, "bad"), "--model", "weather", ...args]);
     expect(res.code).toBe(2);

@@ -81,10 +81,12 @@ function cleanup(): void {
   for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
   if (clusterDir) execFileSync(ballast, ["dev", "down", "--dir", clusterDir, "--purge"], { stdio: "ignore" });
 }
-process.on("SIGINT", () => {
-  cleanup();
-  process.exit(130);
-});
+// SIGTERM too: `make bench` stops a bench that runs past its time with it, and the cluster must go with the bench.
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.on(signal, () => {
+    cleanup();
+    process.exit(128 + os.constants.signals[signal]);
+  });
 
 // ---------------------------------------------------------------- the measured runs
 
@@ -138,6 +140,59 @@ async function deleteNamespace(ns: string): Promise<void> {
 
 const listPath = (ns: string, group: string, plural: string) => `${group === "" ? "/api/v1" : `/apis/${group}`}/namespaces/${ns}/${plural}`;
 
+const OWNED_KINDS = [
+  ["ConfigMap", "", "configmaps", (md: string) => `${md}-monitoring`],
+  ["Service", "", "services", (md: string) => md],
+  ["Deployment", "apps/v1", "deployments", (md: string) => `${md}-serving`],
+  ["NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", (md: string) => `${md}-serving`],
+] as const;
+
+/** JSON with object keys sorted, so two renderings of the same value compare equal. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object")
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  return JSON.stringify(value);
+}
+
+/** An owned object as the API server returns it: the parts `decided` reads. */
+interface StoredObject {
+  metadata: { labels?: Record<string, string>; annotations?: Record<string, string>; ownerReferences?: { uid: string; [k: string]: unknown }[] };
+  spec?: { clusterIP?: string; clusterIPs?: string[]; template?: { metadata?: { annotations?: Record<string, string> } }; [k: string]: unknown };
+  data?: Record<string, string>;
+}
+
+/**
+ * What of an owned object, as the API server stores it, both operators decide, with the namespace blanked:
+ * labels, annotations, owner reference, spec and data (the monitoring JSON parsed). Left out: what only
+ * Ballast writes for its own apply bookkeeping (the applied-hash annotation), the pod template's config hash
+ * (a hash of the ConfigMap's text, whose key order differs: Go sorts map keys), and what the API server assigns.
+ */
+function decided(obj: StoredObject, ns: string): string {
+  const { labels, annotations = {}, ownerReferences = [] } = obj.metadata;
+  const { ["ballast.dev/applied-hash"]: _hash, ...kept } = annotations;
+  const spec = structuredClone(obj.spec) ?? {};
+  delete spec.clusterIP;
+  delete spec.clusterIPs;
+  delete spec.template?.metadata?.annotations?.["ballast.dev/monitoring-config-hash"];
+  const data = obj.data && Object.fromEntries(Object.entries(obj.data).map(([k, v]) => [k, JSON.parse(v) as unknown]));
+  const owners = ownerReferences.map(({ uid: _uid, ...o }) => o);
+  return canonical({ labels, annotations: kept, owners, spec, data }).replaceAll(ns, "<namespace>");
+}
+
+/** The kinds whose object for ModelDeployment m-0 differs between two namespaces (the peer's and the bare client's). */
+async function differingObjects(ns: string, referenceNs: string): Promise<string[]> {
+  const differ: string[] = [];
+  for (const [kind, group, plural, name] of OWNED_KINDS) {
+    const [a, b] = await Promise.all([ns, referenceNs].map((n) => api.get<StoredObject>(`${listPath(n, group, plural)}/${name("m-0")}`)));
+    if (decided(a!, ns) !== decided(b!, referenceNs)) differ.push(kind);
+  }
+  return differ;
+}
+
 /** `created`: first to last create; `observed`: until the Deployment controller has also observed every Deployment. */
 async function bare(n: number): Promise<{ created: number; observed: number }> {
   const ns = `bench-bare-${n}`;
@@ -190,6 +245,8 @@ interface OperatorRun {
   /** Ballast only (the Go peer exports no JS heap or status-conflict counter). */
   heapUsedMiB?: number;
   statusConflicts?: number;
+  /** Peer only: the kinds whose object differs from the one Ballast's desired state makes (empty: the same). */
+  differsFromBallast?: string[];
   p50: number;
   p99: number;
   reconciles: number;
@@ -390,6 +447,9 @@ async function runOperator(kind: OperatorKind, n: number): Promise<OperatorRun> 
     errors: serving("controller_runtime_reconcile_errors_total"),
     writes,
   };
+  // The comparison is fair only if the peer makes what Ballast makes: its objects against the bare client's
+  // (built by Ballast's own desiredServingObjects), as the API server stores both.
+  if (kind === "peer") run.differsFromBallast = await differingObjects(ns, `bench-bare-${n}`);
   if (kind === "ballast") {
     run.heapUsedMiB = Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(metrics)?.[1] ?? 0) / 2 ** 20;
     run.statusConflicts = Number(/ballast_operator_status_conflicts_total\{[^}]*\} (\S+)/.exec(metrics)?.[1] ?? 0);
@@ -473,6 +533,8 @@ try {
         `  Ballast / Go peer: objects ${row.ballastVsPeerObjects!.toFixed(2)}, status ${row.ballastVsPeer!.toFixed(2)} (goal <= 1.0); RSS ${row.rssVsPeer!.toFixed(2)} (goal <= 2)`,
       );
       console.log(`  Go peer API writes ${perObject(peer.writes, n)}`);
+      const differ = peer.differsFromBallast ?? [];
+      console.log(`  Go peer's objects vs Ballast's desired state (m-0): ${differ.length ? `DIFFER in ${differ.join(", ")}` : "the same"}`);
     }
     console.log(`  Ballast API writes ${perObject(op.writes, n)}`);
     await deleteNamespace(`bench-bare-${n}`);

@@ -94,7 +94,7 @@ func monitoringConfig(md *unstructured.Unstructured) map[string]any {
 	if v := str(md.Object, "spec", "model", "version"); v != "" {
 		model["version"] = v
 	}
-	return map[string]any{
+	return withoutNil(map[string]any{
 		"modelDeployment": map[string]any{"namespace": md.GetNamespace(), "name": md.GetName()},
 		"model":           model,
 		"features":        m["features"],
@@ -105,7 +105,19 @@ func monitoringConfig(md *unstructured.Unstructured) map[string]any {
 		"window":          m["window"],
 		"drift":           driftOut,
 		"scrapeInterval":  m["scrapeInterval"],
+	})
+}
+
+// withoutNil drops unset fields, as JSON.stringify drops Ballast's undefined ones.
+func withoutNil(m map[string]any) map[string]any {
+	for k, v := range m {
+		if v == nil {
+			delete(m, k)
+		} else if inner, ok := v.(map[string]any); ok {
+			withoutNil(inner)
+		}
 	}
+	return m
 }
 
 func desiredConfigMap(md *unstructured.Unstructured) (*corev1.ConfigMap, error) {

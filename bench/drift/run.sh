@@ -13,6 +13,9 @@ venvs="$cache/bench-venvs"
 data="$cache/bench-drift-data"
 timeout_s="${PEER_TIMEOUT:-${EVIDENTLY_TIMEOUT:-420}}"
 export PATH="$("$root/hack/ensure-node.sh"):$PATH"
+# No usage telemetry from the peers: NannyML posts to api.segment.io from inside the timed calls (and retries where
+# there is no network), Evidently honours DO_NOT_TRACK.
+export NML_DISABLE_USAGE_LOGGING=1 DO_NOT_TRACK=1
 [ -f "$root/dist/monitoring/index.js" ] || { echo "bench/drift: dist/ is not built: run make build first" >&2; exit 2; }
 
 # venv PEER: the pinned venv for bench/drift/requirements-PEER.txt, installed or brought up to date.

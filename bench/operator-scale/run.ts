@@ -454,10 +454,11 @@ async function runOperator(kind: OperatorKind, n: number): Promise<OperatorRun> 
     run.heapUsedMiB = Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(metrics)?.[1] ?? 0) / 2 ** 20;
     run.statusConflicts = Number(/ballast_operator_status_conflicts_total\{[^}]*\} (\S+)/.exec(metrics)?.[1] ?? 0);
   }
-  // Deleted while the operator runs, as a user would; the garbage collector removes the owned objects.
-  await deleteNamespace(ns);
+  // Stopped before its namespace goes: neither operator has a finalizer to release (the garbage collector removes
+  // the owned objects), and the peer would re-apply every object the collector deletes into a terminating namespace.
   op.kill("SIGTERM");
   await new Promise((r) => op.once("exit", r));
+  await deleteNamespace(ns);
   return run;
 }
 

@@ -3,10 +3,15 @@
 
   baselines.py generate DIR    write the data (raw little-endian columns + meta.json) into DIR
   baselines.py scipy DIR       plain scipy: the statistics Ballast's `auto` picks (normed Wasserstein, JS)
-  baselines.py evidently DIR   Evidently's DataDriftPreset report
+  baselines.py evidently DIR   Evidently's DataDriftPreset report, with the API of the installed release
+                               (0.4.x: evidently.report; 0.7.x: Report([DataDriftPreset()]).run(...).dict())
+  baselines.py nannyml DIR     NannyML's UnivariateDriftCalculator (Wasserstein, Jensen-Shannon)
   baselines.py summary DIR     print the comparison table from DIR/*.json
+
+Each peer runs in its own venv (bench/drift/requirements-*.txt): Evidently 0.4 and 0.7 cannot share one.
 """
 import json
+import os
 import pathlib
 import sys
 import time
@@ -82,50 +87,113 @@ def run_scipy(d: pathlib.Path) -> dict:
 
 def run_evidently(d: pathlib.Path) -> dict:
     import evidently
-    from evidently.metric_preset import DataDriftPreset
-    from evidently.report import Report
 
     meta, ref, cur = load(d)
+    legacy = evidently.__version__.startswith("0.4.")
     start = time.perf_counter()
-    report = Report(metrics=[DataDriftPreset()])
-    report.run(reference_data=ref, current_data=cur)
-    result = report.as_dict()
+    if legacy:
+        from evidently.metric_preset import DataDriftPreset
+        from evidently.report import Report
+
+        report = Report(metrics=[DataDriftPreset()])
+        report.run(reference_data=ref, current_data=cur)
+        result = report.as_dict()
+    else:
+        from evidently import Report
+        from evidently.presets import DataDriftPreset
+
+        result = Report([DataDriftPreset()]).run(cur, ref).dict()
     seconds = time.perf_counter() - start
-    table = next(m["result"] for m in result["metrics"] if "drift_by_columns" in m["result"])
-    drifted = sorted(name for name, col in table["drift_by_columns"].items() if col["drift_detected"])
-    methods = sorted({col["stattest_name"] for col in table["drift_by_columns"].values()})
+    drifted, methods = evidently_legacy_drift(result) if legacy else evidently_drift(result, meta)
     return {"tool": f"evidently {evidently.__version__}", "seconds": seconds, "drifted": drifted, "methods": methods}
 
 
+def evidently_legacy_drift(result: dict) -> tuple[list, list]:
+    table = next(m["result"] for m in result["metrics"] if "drift_by_columns" in m["result"])
+    drifted = sorted(name for name, col in table["drift_by_columns"].items() if col["drift_detected"])
+    return drifted, sorted({col["stattest_name"] for col in table["drift_by_columns"].values()})
+
+
+def evidently_drift(result: dict, meta: dict) -> tuple[list, list]:
+    """0.7's dict has one ValueDrift metric per column: its value (a p-value or a distance) and its threshold."""
+    drifted, methods = [], set()
+    for metric in result["metrics"]:
+        config = metric.get("config", {})
+        if config.get("type", "").split(":")[-1] != "ValueDrift":
+            continue
+        method, threshold, value = config["method"], config["threshold"], metric["value"]
+        methods.add(method)
+        # p-value tests flag a value below the threshold, distances one at or above it (Evidently's own rule).
+        if value < threshold if "p_value" in method else value >= threshold:
+            drifted.append(config["column"])
+    return sorted(drifted), sorted(methods)
+
+
+def run_nannyml(d: pathlib.Path) -> dict:
+    import nannyml
+
+    meta, ref, cur = load(d)
+    start = time.perf_counter()
+    # The same statistics as Ballast's auto: Wasserstein for numeric, Jensen-Shannon for categorical. NannyML
+    # thresholds each from the spread over reference chunks, so the reference is cut into chunks of the
+    # current window's size and the current window is one chunk.
+    calc = nannyml.UnivariateDriftCalculator(
+        column_names=meta["numeric"] + meta["categorical"],
+        continuous_methods=["wasserstein"],
+        categorical_methods=["jensen_shannon"],
+        chunk_size=meta["nCur"],
+    )
+    calc.fit(ref)
+    result = calc.calculate(cur).filter(period="analysis")
+    seconds = time.perf_counter() - start
+    frame = result.to_df()
+    drifted = sorted(
+        {column for column, method in frame.columns.droplevel(2).unique() if (column, method, "alert") in frame.columns and frame[(column, method, "alert")].any()}
+    )
+    return {"tool": f"nannyml {nannyml.__version__}", "seconds": seconds, "drifted": drifted, "methods": ["wasserstein", "jensen_shannon"]}
+
+
+PEERS = ("evidently-0.4", "evidently-0.7", "nannyml")
+
+
 def summary(d: pathlib.Path) -> None:
-    results = {p.stem: json.loads(p.read_text()) for p in sorted(d.glob("result-*.json"))}
-    ballast = results.get("result-ballast", {})
+    results = {p.stem[len("result-"):]: json.loads(p.read_text()) for p in sorted(d.glob("result-*.json"))}
+    ballast = results.get("ballast", {})
+    sketch = ballast.get("sketchSeconds")
     rows = [("Ballast sketch (profile + compare)", ballast.get("sketchSeconds")),
             ("Ballast sketch, compare stored profiles", ballast.get("sketchCompareSeconds")),
             ("Ballast exact (profile + compare)", ballast.get("exactSeconds")),
-            ("plain scipy (same statistics)", results.get("result-scipy", {}).get("seconds")),
-            (results.get("result-evidently", {}).get("tool", "evidently") + " DataDriftPreset", results.get("result-evidently", {}).get("seconds"))]
-    evid = results.get("result-evidently", {}).get("seconds")
-    sketch = ballast.get("sketchSeconds")
+            ("plain scipy (same statistics)", results.get("scipy", {}).get("seconds"))]
+    rows += [(results.get(peer, {}).get("tool", peer) + (" UnivariateDriftCalculator" if peer == "nannyml" else " DataDriftPreset"),
+              results.get(peer, {}).get("seconds")) for peer in PEERS]
     print(f"\n1M reference x 100k current rows, {N_NUM} numeric + {N_CAT} categorical features\n")
     print(f"{'run':48} {'seconds':>9} {'vs Ballast sketch':>18}")
     for name, secs in rows:
         ratio = f"{secs / sketch:.3g}x" if secs and sketch else "-"
         print(f"{name:48} {secs if secs is not None else float('nan'):9.2f} {ratio:>18}")
-    if evid and sketch:
-        print(f"\nEvidently / Ballast sketch = {evid / sketch:.1f}x (goal >= 10x)")
+    print()
+    reference = ballast.get("sketchDrifted")
+    for peer in PEERS:
+        res = results.get(peer, {})
+        if res.get("seconds") and sketch:
+            verdict = "met" if res["seconds"] / sketch >= 10 else "not met"
+            print(f"{res['tool']} / Ballast sketch = {res['seconds'] / sketch:.1f}x (goal >= 10x: {verdict})")
+        if "error" in res:
+            print(f"{peer}: {res['error']}")
     if ballast:
         print(f"sketch ingest: {ballast['ingestValuesPerSecond'] / 1e6:.1f} M values/s on one core")
         print(f"bytes per numeric profile (JSON, 1M values): {ballast['bytesPerNumericProfile']} (max {ballast['maxBytesPerNumericProfile']}), goal <= 4096")
         print(f"bytes per categorical profile (JSON): {ballast['bytesPerCategoricalProfile']}")
-    for key, res in results.items():
-        if "drifted" in res:
-            print(f"{key[7:]:>10} drifted: {', '.join(res['drifted'])}" + (f" (methods: {', '.join(res['methods'])})" if "methods" in res else ""))
-        for mode in ("exactDrifted", "sketchDrifted"):
-            if mode in res:
-                print(f"{'ballast ' + mode[:-7]:>10} drifted: {', '.join(res[mode])}")
-    if "error" in results.get("result-evidently", {}):
-        print(f"evidently: {results['result-evidently']['error']}")
+    drifted = {"ballast sketch": reference, "ballast exact": ballast.get("exactDrifted")}
+    drifted.update({results[k].get("tool", k): results[k]["drifted"] for k in ("scipy", *PEERS) if "drifted" in results.get(k, {})})
+    for name, cols in drifted.items():
+        if cols is None:
+            continue
+        methods = next((r["methods"] for r in results.values() if r.get("tool") == name and "methods" in r), None)
+        agree = "same as Ballast sketch" if cols == reference else "DIFFERS from Ballast sketch"
+        print(f"{name:>18} drifted: {', '.join(cols)} ({agree})" + (f" (methods: {', '.join(methods)})" if methods else ""))
+    load_start = (d / "load-start.txt").read_text().split()[:3] if (d / "load-start.txt").exists() else ["?"] * 3
+    print(f"load average at start {' '.join(load_start)}, at end {' '.join(pathlib.Path('/proc/loadavg').read_text().split()[:3])} ({len(os.sched_getaffinity(0))} cores)")
 
 
 if __name__ == "__main__":
@@ -135,6 +203,8 @@ if __name__ == "__main__":
     elif command == "summary":
         summary(directory)
     else:
-        result = run_scipy(directory) if command == "scipy" else run_evidently(directory)
-        (directory / f"result-{command}.json").write_text(json.dumps(result))
+        result = {"scipy": run_scipy, "evidently": run_evidently, "nannyml": run_nannyml}[command](directory)
+        # Named by tool and minor release, so the two Evidently venvs do not overwrite each other's result.
+        name = command if command != "evidently" else "evidently-" + ".".join(result["tool"].split()[1].split(".")[:2])
+        (directory / f"result-{name}.json").write_text(json.dumps(result))
         print(json.dumps(result))

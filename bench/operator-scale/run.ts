@@ -1,10 +1,13 @@
 // Operator scale benchmark: N ModelDeployments reconciled by `ballast operator` (owned ConfigMap, Service,
-// Deployment and NetworkPolicy applied, observedGeneration current) vs a bare client creating the same owned
-// objects directly, in the same run on the same local cluster. Prints the time ratio, operator RSS,
-// reconcile p50/p99 and the operator's API writes per ModelDeployment by kind (from the API server's
-// apiserver_request_total). Serving replicas are 0: pods are not what is measured.
-// Run: make build && node bench/operator-scale/run.ts [--n 100,1000] [--workers 16] [--json out.json]
-//      (uses $BENCH_KUBECONFIG's cluster if set, else starts a `ballast dev` cluster and stops it after)
+// Deployment and NetworkPolicy applied, observedGeneration current) vs the Go controller-runtime peer a team
+// would write instead (bench/operator-scale/peer: the same CRD into the same objects and status fields) vs a
+// bare client creating the same owned objects directly, in the same run on the same local cluster, with the
+// same workers and no client-side rate limit for either operator. Prints the time ratios, both operators'
+// RSS, reconcile p50/p99, their API writes per ModelDeployment by verb and kind (from the API server's
+// apiserver_request_total) and the load average. Serving replicas are 0: pods are not what is measured.
+// Run: make bench-operator, or after make build: node bench/operator-scale/run.ts [--n 100,1000] [--workers 16]
+//      [--json out.json] [--no-peer] (uses $BENCH_KUBECONFIG's cluster if set, else starts a `ballast dev`
+//      cluster and stops it after; builds the peer with Go into the tool cache the first time)
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
@@ -22,13 +25,14 @@ const { values: flags } = parseArgs({
     workers: { type: "string", default: "16" },
     json: { type: "string" },
     "timeout-s": { type: "string", default: "900" },
+    "no-peer": { type: "boolean", default: false },
   },
 });
 const sizes = flags.n!.split(",").map(Number);
 const workers = Number(flags.workers);
 const timeoutMs = Number(flags["timeout-s"]) * 1000;
 if (sizes.some((n) => !Number.isInteger(n) || n < 1) || !Number.isInteger(workers) || workers < 1) {
-  console.error("usage: node bench/operator-scale/run.ts [--n 100,1000] [--workers 16] [--json out.json]");
+  console.error("usage: node bench/operator-scale/run.ts [--n 100,1000] [--workers 16] [--json out.json] [--no-peer] [--timeout-s 900]");
   process.exit(2);
 }
 
@@ -77,10 +81,12 @@ function cleanup(): void {
   for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
   if (clusterDir) execFileSync(ballast, ["dev", "down", "--dir", clusterDir, "--purge"], { stdio: "ignore" });
 }
-process.on("SIGINT", () => {
-  cleanup();
-  process.exit(130);
-});
+// SIGTERM too: `make bench` stops a bench that runs past its time with it, and the cluster must go with the bench.
+for (const signal of ["SIGINT", "SIGTERM"] as const)
+  process.on(signal, () => {
+    cleanup();
+    process.exit(128 + os.constants.signals[signal]);
+  });
 
 // ---------------------------------------------------------------- the measured runs
 
@@ -134,6 +140,59 @@ async function deleteNamespace(ns: string): Promise<void> {
 
 const listPath = (ns: string, group: string, plural: string) => `${group === "" ? "/api/v1" : `/apis/${group}`}/namespaces/${ns}/${plural}`;
 
+const OWNED_KINDS = [
+  ["ConfigMap", "", "configmaps", (md: string) => `${md}-monitoring`],
+  ["Service", "", "services", (md: string) => md],
+  ["Deployment", "apps/v1", "deployments", (md: string) => `${md}-serving`],
+  ["NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", (md: string) => `${md}-serving`],
+] as const;
+
+/** JSON with object keys sorted, so two renderings of the same value compare equal. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value && typeof value === "object")
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  return JSON.stringify(value);
+}
+
+/** An owned object as the API server returns it: the parts `decided` reads. */
+interface StoredObject {
+  metadata: { labels?: Record<string, string>; annotations?: Record<string, string>; ownerReferences?: { uid: string; [k: string]: unknown }[] };
+  spec?: { clusterIP?: string; clusterIPs?: string[]; template?: { metadata?: { annotations?: Record<string, string> } }; [k: string]: unknown };
+  data?: Record<string, string>;
+}
+
+/**
+ * What of an owned object, as the API server stores it, both operators decide, with the namespace blanked:
+ * labels, annotations, owner reference, spec and data (the monitoring JSON parsed). Left out: what only
+ * Ballast writes for its own apply bookkeeping (the applied-hash annotation), the pod template's config hash
+ * (a hash of the ConfigMap's text, whose key order differs: Go sorts map keys), and what the API server assigns.
+ */
+function decided(obj: StoredObject, ns: string): string {
+  const { labels, annotations = {}, ownerReferences = [] } = obj.metadata;
+  const { ["ballast.dev/applied-hash"]: _hash, ...kept } = annotations;
+  const spec = structuredClone(obj.spec) ?? {};
+  delete spec.clusterIP;
+  delete spec.clusterIPs;
+  delete spec.template?.metadata?.annotations?.["ballast.dev/monitoring-config-hash"];
+  const data = obj.data && Object.fromEntries(Object.entries(obj.data).map(([k, v]) => [k, JSON.parse(v) as unknown]));
+  const owners = ownerReferences.map(({ uid: _uid, ...o }) => o);
+  return canonical({ labels, annotations: kept, owners, spec, data }).replaceAll(ns, "<namespace>");
+}
+
+/** The kinds whose object for ModelDeployment m-0 differs between two namespaces (the peer's and the bare client's). */
+async function differingObjects(ns: string, referenceNs: string): Promise<string[]> {
+  const differ: string[] = [];
+  for (const [kind, group, plural, name] of OWNED_KINDS) {
+    const [a, b] = await Promise.all([ns, referenceNs].map((n) => api.get<StoredObject>(`${listPath(n, group, plural)}/${name("m-0")}`)));
+    if (decided(a!, ns) !== decided(b!, referenceNs)) differ.push(kind);
+  }
+  return differ;
+}
+
 /** `created`: first to last create; `observed`: until the Deployment controller has also observed every Deployment. */
 async function bare(n: number): Promise<{ created: number; observed: number }> {
   const ns = `bench-bare-${n}`;
@@ -171,6 +230,9 @@ async function waitQuiet(ns: string, n: number): Promise<void> {
   }
 }
 
+/** The two operators measured: Ballast's, and the Go controller-runtime peer. */
+type OperatorKind = "ballast" | "peer";
+
 interface OperatorRun {
   /** Spawn → all 4 N owned objects exist (what the bare client's `created` compares with). */
   objectsSeconds: number;
@@ -180,8 +242,11 @@ interface OperatorRun {
   startupSeconds: number;
   rssMiB: number;
   peakRssMiB: number;
-  heapUsedMiB: number;
-  statusConflicts: number;
+  /** Ballast only (the Go peer exports no JS heap or status-conflict counter). */
+  heapUsedMiB?: number;
+  statusConflicts?: number;
+  /** Peer only: the kinds whose object differs from the one Ballast's desired state makes (empty: the same). */
+  differsFromBallast?: string[];
   p50: number;
   p99: number;
   reconciles: number;
@@ -190,7 +255,6 @@ interface OperatorRun {
   writes: Record<string, number>;
 }
 
-/** Requests the API server counted, by "VERB group/resource[/subresource]": its own metric, not the operator's word. */
 function apiserverWrites(): Map<string, number> {
   // Through kubectl: Ballast's client speaks JSON only, /metrics is Prometheus text (several MB).
   const text = execFileSync(kubectl, ["--kubeconfig", kubeconfig!, "get", "--raw", "/metrics"], { encoding: "utf8", maxBuffer: 512 * 2 ** 20 });
@@ -269,15 +333,34 @@ function histogramQuantile(metrics: string, name: string, q: number): number {
   return prevLe;
 }
 
-async function withOperator(n: number): Promise<OperatorRun> {
-  const ns = `bench-op-${n}`;
-  await createNamespaceWithModelDeployments(ns, n);
-  const port = await freePort();
-  const writesBefore = apiserverWrites();
-  const t0 = performance.now();
-  const op = spawn(
-    ballast,
-    [
+/** How to start each operator on one namespace, its metrics and probes on the given ports. */
+function operatorCommand(kind: OperatorKind, ns: string, metricsPort: number, probePort: number): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
+  if (kind === "peer")
+    return {
+      command: peerBinary!,
+      args: [
+        "--kubeconfig",
+        kubeconfig!,
+        "--namespace",
+        ns,
+        "--workers",
+        String(workers),
+        "--qps",
+        "-1",
+        "--metrics-bind-address",
+        `127.0.0.1:${metricsPort}`,
+        "--health-probe-bind-address",
+        `127.0.0.1:${probePort}`,
+        "--default-image",
+        IMAGE,
+        "--zap-log-level",
+        "error",
+      ],
+      env: process.env,
+    };
+  return {
+    command: ballast,
+    args: [
       "operator",
       "--kubeconfig",
       kubeconfig!,
@@ -286,15 +369,27 @@ async function withOperator(n: number): Promise<OperatorRun> {
       "--workers",
       String(workers),
       "--metrics-bind-address",
-      `127.0.0.1:${port}`,
+      `127.0.0.1:${metricsPort}`,
       "--health-probe-bind-address",
-      `127.0.0.1:${port}`,
+      `127.0.0.1:${probePort}`,
       "--log-level",
       "warn",
     ],
     // BENCH_OPERATOR_NODE_OPTIONS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the operator.
-    { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, NODE_OPTIONS: process.env.BENCH_OPERATOR_NODE_OPTIONS ?? "" } },
-  );
+    env: { ...process.env, NODE_OPTIONS: process.env.BENCH_OPERATOR_NODE_OPTIONS ?? "" },
+  };
+}
+
+async function runOperator(kind: OperatorKind, n: number): Promise<OperatorRun> {
+  const ns = `bench-${kind}-${n}`;
+  await createNamespaceWithModelDeployments(ns, n);
+  // Ballast serves metrics and probes on one port; controller-runtime wants two listeners.
+  const metricsPort = await freePort();
+  const probePort = kind === "peer" ? await freePort() : metricsPort;
+  const writesBefore = apiserverWrites();
+  const t0 = performance.now();
+  const { command, args, env } = operatorCommand(kind, ns, metricsPort, probePort);
+  const op = spawn(command, args, { stdio: ["ignore", "ignore", "inherit"], env });
   children.push(op);
   let peakRss = 0;
   const rss = () => {
@@ -307,10 +402,11 @@ async function withOperator(n: number): Promise<OperatorRun> {
   let objectsSeconds = NaN;
   let startupSeconds = NaN;
   while (true) {
-    if (performance.now() - t0 > timeoutMs) throw new Error(`operator did not converge ${n} ModelDeployments within ${timeoutMs / 1000} s`);
+    if (performance.now() - t0 > timeoutMs) throw new Error(`${kind} operator did not converge ${n} ModelDeployments within ${timeoutMs / 1000} s`);
+    if (op.exitCode !== null) throw new Error(`${kind} operator exited with code ${op.exitCode} before converging`);
     await sleep(250);
     if (Number.isNaN(startupSeconds)) {
-      const ready = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
+      const ready = await fetch(`http://127.0.0.1:${probePort}/readyz`).catch(() => undefined);
       if (ready?.status === 200) startupSeconds = (performance.now() - t0) / 1000;
     }
     // resourceVersion=0: served from the API server's watch cache, cheap enough to poll.
@@ -332,20 +428,58 @@ async function withOperator(n: number): Promise<OperatorRun> {
     }
   }
   const rssMiB = rss();
-  await waitSettled(ns, n);
+  // The peer has only the serving controller: its writes are complete once every status is current (and the
+  // last round trips are back); Ballast's loop and monitoring controllers write their first status after.
+  if (kind === "ballast") await waitSettled(ns, n);
+  else await sleep(3000);
   const writes = operatorWrites(writesBefore, apiserverWrites());
-  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const reconciles = Number(/controller_runtime_reconcile_time_seconds_count\{[^}]*controller="serving"[^}]*\} (\S+)/.exec(metrics)?.[1] ?? 0);
-  const heapUsedMiB = Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(metrics)?.[1] ?? 0) / 2 ** 20;
-  const statusConflicts = Number(/ballast_operator_status_conflicts_total\{[^}]*\} (\S+)/.exec(metrics)?.[1] ?? 0);
-  const errors = Number(/controller_runtime_reconcile_errors_total\{[^}]*\} (\S+)/.exec(metrics)?.[1] ?? 0);
-  const p50 = histogramQuantile(metrics, "controller_runtime_reconcile_time_seconds", 0.5);
-  const p99 = histogramQuantile(metrics, "controller_runtime_reconcile_time_seconds", 0.99);
-  // Delete while the operator runs: it must remove its finalizers, or the namespace never goes away.
-  await deleteNamespace(ns);
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const serving = (name: string) => Number(new RegExp(`${name}\\{[^}]*controller="serving"[^}]*\\} (\\S+)`).exec(metrics)?.[1] ?? 0);
+  const run: OperatorRun = {
+    seconds,
+    objectsSeconds,
+    startupSeconds,
+    rssMiB,
+    peakRssMiB: peakRss / 1024,
+    p50: histogramQuantile(metrics, "controller_runtime_reconcile_time_seconds", 0.5),
+    p99: histogramQuantile(metrics, "controller_runtime_reconcile_time_seconds", 0.99),
+    reconciles: serving("controller_runtime_reconcile_time_seconds_count"),
+    errors: serving("controller_runtime_reconcile_errors_total"),
+    writes,
+  };
+  // The comparison is fair only if the peer makes what Ballast makes: its objects against the bare client's
+  // (built by Ballast's own desiredServingObjects), as the API server stores both.
+  if (kind === "peer") run.differsFromBallast = await differingObjects(ns, `bench-bare-${n}`);
+  if (kind === "ballast") {
+    run.heapUsedMiB = Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(metrics)?.[1] ?? 0) / 2 ** 20;
+    run.statusConflicts = Number(/ballast_operator_status_conflicts_total\{[^}]*\} (\S+)/.exec(metrics)?.[1] ?? 0);
+  }
+  // Stopped before its namespace goes: neither operator has a finalizer to release (the garbage collector removes
+  // the owned objects), and the peer would re-apply every object the collector deletes into a terminating namespace.
   op.kill("SIGTERM");
   await new Promise((r) => op.once("exit", r));
-  return { seconds, objectsSeconds, startupSeconds, rssMiB, peakRssMiB: peakRss / 1024, heapUsedMiB, statusConflicts, p50, p99, reconciles, errors, writes };
+  await deleteNamespace(ns);
+  return run;
+}
+
+const loadAverage = () => fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+const perObject = (writes: Record<string, number>, n: number) =>
+  `${(Object.values(writes).reduce((a, b) => a + b, 0) / n).toFixed(2)} per ModelDeployment: ` +
+  Object.entries(writes)
+    .sort()
+    .map(([k, v]) => `${k} ${(v / n).toFixed(2)}`)
+    .join(", ");
+const describe = (op: OperatorRun) =>
+  `objects ${op.objectsSeconds.toFixed(2)} s, status current ${op.seconds.toFixed(2)} s, ready after ${op.startupSeconds.toFixed(2)} s, ` +
+  `RSS ${op.rssMiB.toFixed(0)} MiB (peak ${op.peakRssMiB.toFixed(0)} MiB${op.heapUsedMiB === undefined ? "" : `, JS heap used ${op.heapUsedMiB.toFixed(0)} MiB`}), ` +
+  `reconcile p50 ${(op.p50 * 1000).toFixed(0)} ms p99 ${(op.p99 * 1000).toFixed(0)} ms over ${op.reconciles} reconciles (${op.errors} errors` +
+  `${op.statusConflicts === undefined ? "" : `, ${op.statusConflicts} status conflicts`})`;
+
+// The peer is built (Go, into the tool cache) before anything is timed; a cold build takes minutes.
+let peerBinary: string | undefined;
+if (!flags["no-peer"]) {
+  console.error("building the Go peer (bench/operator-scale/peer/ensure-peer.sh; cached after the first build)...");
+  peerBinary = execFileSync(path.join(repo, "bench/operator-scale/peer/ensure-peer.sh"), { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
 }
 
 const results: Record<string, unknown>[] = [];
@@ -361,36 +495,54 @@ try {
       await sleep(500);
     }
   }
+  const loadAtStart = loadAverage();
+  console.log(`load average at start ${loadAtStart} (${os.cpus().length} cores); workers ${workers}, no client-side rate limit in either operator`);
   for (const n of sizes) {
+    console.error(`N=${n}: bare client...`);
     const bareS = await bare(n);
-    const op = await withOperator(n);
+    console.error(`N=${n}: Go peer...`);
+    const peer = peerBinary ? await runOperator("peer", n) : undefined;
+    console.error(`N=${n}: Ballast...`);
+    const op = await runOperator("ballast", n);
     const row = {
       n,
       workers,
+      load: loadAverage(),
       bareSeconds: bareS.created,
       bareObservedSeconds: bareS.observed,
-      operatorSeconds: op.seconds,
       objectsRatio: op.objectsSeconds / bareS.created,
       ratio: op.seconds / bareS.observed,
-      ...op,
+      ballast: op,
+      peer,
+      ...(peer && {
+        peerObjectsRatio: peer.objectsSeconds / bareS.created,
+        peerRatio: peer.seconds / bareS.observed,
+        ballastVsPeerObjects: op.objectsSeconds / peer.objectsSeconds,
+        ballastVsPeer: op.seconds / peer.seconds,
+        rssVsPeer: op.rssMiB / peer.rssMiB,
+      }),
     };
     results.push(row);
-    console.log(
-      `N=${n}: objects: bare client ${bareS.created.toFixed(2)} s, operator ${op.objectsSeconds.toFixed(2)} s (ratio ${row.objectsRatio.toFixed(2)}); ` +
-        `observed by the Deployment controller: bare client ${bareS.observed.toFixed(2)} s, operator (status current) ${op.seconds.toFixed(2)} s (ratio ${row.ratio.toFixed(2)}); ready after ${op.startupSeconds.toFixed(2)} s, ` +
-        `operator RSS ${op.rssMiB.toFixed(0)} MiB (peak ${op.peakRssMiB.toFixed(0)} MiB, JS heap used ${op.heapUsedMiB.toFixed(0)} MiB), reconcile p50 ${(op.p50 * 1000).toFixed(0)} ms p99 ${(op.p99 * 1000).toFixed(0)} ms over ${op.reconciles} reconciles (${op.errors} errors, ${op.statusConflicts} status conflicts)`,
-    );
-    const total = Object.values(op.writes).reduce((a, b) => a + b, 0);
-    console.log(
-      `N=${n}: operator API writes ${(total / n).toFixed(2)} per ModelDeployment: ` +
-        Object.entries(op.writes)
-          .sort()
-          .map(([k, v]) => `${k} ${(v / n).toFixed(2)}`)
-          .join(", "),
-    );
+    console.log(`N=${n} (load average now ${row.load}):`);
+    console.log(`  bare client: created ${bareS.created.toFixed(2)} s, observed by the Deployment controller ${bareS.observed.toFixed(2)} s`);
+    if (peer) console.log(`  Go peer:     ${describe(peer)}`);
+    console.log(`  Ballast:     ${describe(op)}`);
+    console.log(`  Ballast / bare client: objects ${row.objectsRatio.toFixed(2)}, status ${row.ratio.toFixed(2)} (goal <= 1.5)`);
+    if (peer && row.peerRatio !== undefined) {
+      console.log(`  Go peer / bare client: objects ${row.peerObjectsRatio!.toFixed(2)}, status ${row.peerRatio.toFixed(2)}`);
+      console.log(
+        `  Ballast / Go peer: objects ${row.ballastVsPeerObjects!.toFixed(2)}, status ${row.ballastVsPeer!.toFixed(2)} (goal <= 1.0); RSS ${row.rssVsPeer!.toFixed(2)} (goal <= 2)`,
+      );
+      console.log(`  Go peer API writes ${perObject(peer.writes, n)}`);
+      const differ = peer.differsFromBallast ?? [];
+      console.log(`  Go peer's objects vs Ballast's desired state (m-0): ${differ.length ? `DIFFER in ${differ.join(", ")}` : "the same"}`);
+    }
+    console.log(`  Ballast API writes ${perObject(op.writes, n)}`);
     await deleteNamespace(`bench-bare-${n}`);
   }
-  if (flags.json) fs.writeFileSync(flags.json, `${JSON.stringify({ machine: `${os.cpus().length} cores`, results }, null, 2)}\n`);
+  console.log(`load average at start ${loadAtStart}, at end ${loadAverage()}`);
+  if (flags.json)
+    fs.writeFileSync(flags.json, `${JSON.stringify({ machine: `${os.cpus().length} cores`, loadAtStart, loadAtEnd: loadAverage(), results }, null, 2)}\n`);
 } finally {
   await api.close();
   cleanup();

@@ -400,6 +400,10 @@ export function podTemplate(md: ResolvedModelDeployment, options: DesiredDeploym
       "--pvc-mount-root",
       PVC_MOUNT_ROOT,
       // 0 turns a bound off in the sidecar; the schema requires at least one of the two.
+      // The spec's drift method, threshold mode, correction, features and reference: without it the sidecar judges
+      // drift with its defaults whatever the spec says.
+      "--monitoring-config",
+      `${MONITORING_CONFIG_DIR}/${MONITORING_CONFIG_KEY}`,
       "--window-size",
       String(window.size ?? 0),
       "--window-duration",

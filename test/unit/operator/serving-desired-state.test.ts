@@ -1,5 +1,9 @@
 import type { V1Container, V1Deployment } from "@kubernetes/client-node";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { readMonitoringConfig } from "../../../src/runtime/monitoring-config.js";
 import { applyModelDeploymentDefaults, SIDECAR_PATHS, type ModelDeploymentSpec, type ResolvedModelDeployment } from "../../../src/api/index.js";
 import {
   ANNOTATION_APPLIED_HASH,
@@ -154,6 +158,34 @@ describe("serving objects for a ModelDeployment", () => {
     expect(args.slice(args.indexOf("--window-size"), args.indexOf("--window-size") + 4)).toEqual(["--window-size", "500", "--window-duration", "5400000ms"]);
     const mounts = deployment.spec!.template.spec!.containers.flatMap((c) => c.volumeMounts!.map((m) => m.mountPath));
     expect(mounts.every((p) => !p.startsWith("/tmp"))).toBe(true);
+  });
+
+  it("points the sidecar at the mounted monitoring.json, and the sidecar's own parser accepts what the ConfigMap holds", async () => {
+    const md = modelDeployment({
+      monitoring: {
+        features: [{ name: "x", type: "numeric" }],
+        labelField: "y",
+        task: "classification",
+        drift: { method: "psi", thresholdMode: "fixed", threshold: 0.2 },
+      } as never,
+    });
+    const { deployment, configMap } = desiredServingObjects(md, { defaultImage: IMAGE });
+    const sidecar = container(deployment, "sidecar");
+    const file = sidecar.args![sidecar.args!.indexOf("--monitoring-config") + 1]!;
+    const mount = sidecar.volumeMounts!.find((m) => m.name === "monitoring-config")!;
+    expect(path.dirname(file)).toBe(mount.mountPath);
+    const volume = deployment.spec!.template.spec!.volumes!.find((v) => v.name === "monitoring-config")!;
+    expect(volume.configMap!.name).toBe(configMap.metadata!.name);
+    const dir = mkdtempSync(path.join(tmpdir(), "monitoring-config-"));
+    try {
+      const copy = path.join(dir, path.basename(file));
+      writeFileSync(copy, configMap.data![path.basename(file)]!);
+      const config = await readMonitoringConfig(copy);
+      expect(config.drift).toMatchObject({ method: "psi", thresholdMode: "fixed", threshold: 0.2 });
+      expect(config.features?.map((f) => f.name)).toEqual(["x"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("passes a pinned version to the server and the spec's image over the default", () => {

@@ -1,0 +1,102 @@
+package controller
+
+// The status fields Ballast's serving controller writes (src/operator/serving/status.ts), from the
+// Deployment as last seen: observedGeneration, Ready / Reconciling / Stalled / Serving, replicas,
+// readyReplicas, selector, servingVersion.
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+type progress struct {
+	ready, stalled  bool
+	reason, message string
+}
+
+// deploymentProgress is kstatus's reading of a Deployment (Ballast's deploymentProgress).
+func deploymentProgress(dep *appsv1.Deployment) progress {
+	desired := int32(1)
+	if dep.Spec.Replicas != nil {
+		desired = *dep.Spec.Replicas
+	}
+	st := dep.Status
+	for _, c := range st.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == "False" && c.Reason == "ProgressDeadlineExceeded" {
+			return progress{stalled: true, reason: "DeploymentUnavailable", message: "Deployment " + dep.Name + ": " + c.Message}
+		}
+	}
+	switch {
+	case st.UpdatedReplicas < desired:
+		return progress{reason: "DeploymentProgressing", message: fmt.Sprintf("rolling out: %d of %d serving pods updated", st.UpdatedReplicas, desired)}
+	case st.Replicas > st.UpdatedReplicas:
+		return progress{reason: "DeploymentProgressing", message: fmt.Sprintf("rolling out: %d old serving pods terminating", st.Replicas-st.UpdatedReplicas)}
+	case st.AvailableReplicas < desired || st.ReadyReplicas < desired:
+		return progress{reason: "ServingNotReady", message: fmt.Sprintf("%d of %d serving pods ready", st.ReadyReplicas, desired)}
+	case desired == 0:
+		return progress{ready: true, reason: "ScaledToZero", message: "scaled to zero serving pods"}
+	}
+	return progress{ready: true, reason: "DeploymentAvailable", message: fmt.Sprintf("%d of %d serving pods ready", st.ReadyReplicas, desired)}
+}
+
+// setServingStatus writes the serving fields into md's status (other fields kept) and says whether anything changed.
+func setServingStatus(md *unstructured.Unstructured, dep *appsv1.Deployment) (bool, error) {
+	before := md.DeepCopy()
+	var conditions []metav1.Condition
+	if raw, ok, _ := unstructured.NestedSlice(md.Object, "status", "conditions"); ok {
+		for _, c := range raw {
+			var cond metav1.Condition
+			if m, isMap := c.(map[string]any); isMap && runtime.DefaultUnstructuredConverter.FromUnstructured(m, &cond) == nil {
+				conditions = append(conditions, cond)
+			}
+		}
+	}
+	gen := md.GetGeneration()
+	set := func(t string, s metav1.ConditionStatus, reason, message string) {
+		meta.SetStatusCondition(&conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: message, ObservedGeneration: gen})
+	}
+	p := deploymentProgress(dep)
+	if p.ready {
+		set("Ready", "True", "Reconciled", p.message)
+		set("Reconciling", "False", "Reconciled", "serving is up to date")
+		set("Stalled", "False", "Reconciled", "serving is up to date")
+	} else {
+		set("Ready", "False", p.reason, p.message)
+		set("Reconciling", map[bool]metav1.ConditionStatus{true: "False", false: "True"}[p.stalled], p.reason, p.message)
+		stalledMessage := "making progress"
+		if p.stalled {
+			stalledMessage = p.message
+		}
+		set("Stalled", map[bool]metav1.ConditionStatus{true: "True", false: "False"}[p.stalled], p.reason, stalledMessage)
+	}
+	set("Serving", map[bool]metav1.ConditionStatus{true: "True", false: "False"}[p.ready], p.reason, p.message)
+	rawConditions := make([]any, 0, len(conditions))
+	for i := range conditions {
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&conditions[i])
+		if err != nil {
+			return false, err
+		}
+		rawConditions = append(rawConditions, m)
+	}
+	fields := map[string]any{
+		"observedGeneration": gen,
+		"conditions":         rawConditions,
+		"replicas":           int64(dep.Status.Replicas),
+		"readyReplicas":      int64(dep.Status.ReadyReplicas),
+		"selector":           selectorString(md.GetName()),
+	}
+	if v := str(md.Object, "spec", "model", "version"); v != "" {
+		fields["servingVersion"] = v
+	}
+	for k, v := range fields {
+		if err := unstructured.SetNestedField(md.Object, v, "status", k); err != nil {
+			return false, err
+		}
+	}
+	return !equalJSON(before.Object["status"], md.Object["status"]), nil
+}

@@ -154,7 +154,9 @@ describe("bin/ballast train", () => {
     new Promise((resolve) => {
       // Without the caller's AWS_* variables, so the s3:// case sees no credentials wherever it runs.
       const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("AWS_")));
-      execFile(ballastBin, ["train", ...args], { env }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
+      execFile(ballastBin, ["train", ...args], { env }, (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
     });
 
   it("prints the new version and metrics as JSON and logs one line per epoch", async () => {

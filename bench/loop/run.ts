@@ -741,7 +741,9 @@ try {
   // ---------------------------------------------------------------- the label-free estimate
   const onsetWindow = onset + 1;
   const afterOnset = (at: number | undefined) => (at === undefined ? "not within the stream" : `window ${at}: ${at - onsetWindow} after the onset`);
-  console.log(`\nestimated vs realised accuracy per window (status.lastMetrics.estimatedAccuracy when the operator judged it; realised = correct/rows; decided by):`);
+  console.log(
+    `\nestimated vs realised accuracy per window (status.lastMetrics.estimatedAccuracy when the operator judged it; realised = correct/rows; decided by):`,
+  );
   for (const v of VARIANTS.filter((x) => x.stream === "shifted")) {
     const r = rec.get(v.name)!;
     console.log(
@@ -750,7 +752,8 @@ try {
   }
   const estimateErrors = figures.flatMap((f) => (f.estimateErrors.length ? [{ variant: f.variant, errors: f.estimateErrors }] : []));
   console.log(`estimate error |estimated − realised| per window (mean, max over the judged windows with an estimate):`);
-  for (const e of estimateErrors) console.log(`  ${e.variant.padEnd(19)} mean ${fmt(mean(e.errors))}, max ${fmt(Math.max(...e.errors))} (${e.errors.length} windows)`);
+  for (const e of estimateErrors)
+    console.log(`  ${e.variant.padEnd(19)} mean ${fmt(mean(e.errors))}, max ${fmt(Math.max(...e.errors))} (${e.errors.length} windows)`);
   const never = rec.get("never")!.windows;
   const neverErrors = figures.find((f) => f.variant === "never")!.estimateErrors;
   const late = by("ballast-late3");
@@ -762,7 +765,9 @@ try {
       [0, LATE_LABELS_WINDOWS].map((d) => [d, { labels: replayDetection(never, "labels", d), estimate: replayDetection(never, "estimate", d) }]),
     ),
   };
-  console.log(`\ndetection with labels D windows late (onset = window ${onsetWindow}, the first Gentoo window; consecutiveWindows ${BALLAST_POLICY.consecutiveWindows}, so 1 window after the onset is the earliest):`);
+  console.log(
+    `\ndetection with labels D windows late (onset = window ${onsetWindow}, the first Gentoo window; consecutiveWindows ${BALLAST_POLICY.consecutiveWindows}, so 1 window after the onset is the earliest):`,
+  );
   console.log(`  operator, D = 0 (ballast: labels decide):                   ${afterOnset(detection.labelsOnTime)}`);
   console.log(`  operator, D = ${LATE_LABELS_WINDOWS} (ballast-late3: the estimate decides):       ${afterOnset(detection.lateLabelsOperator)}`);
   for (const d of [0, LATE_LABELS_WINDOWS]) {
@@ -776,7 +781,19 @@ try {
     fs.writeFileSync(
       flags.json,
       `${JSON.stringify(
-        { machine: `${os.cpus().length} cores`, loadAtStart, loadAtEnd, paceS: paceMs / 1000, periodWindows, figures, accuracyRatio, jobsRatio, attempts, detection, neverEstimateErrors: neverErrors },
+        {
+          machine: `${os.cpus().length} cores`,
+          loadAtStart,
+          loadAtEnd,
+          paceS: paceMs / 1000,
+          periodWindows,
+          figures,
+          accuracyRatio,
+          jobsRatio,
+          attempts,
+          detection,
+          neverEstimateErrors: neverErrors,
+        },
         null,
         2,
       )}\n`,

@@ -3,8 +3,12 @@
 // cluster and one operator to three ModelDeployments, each its own serving pod and model store: never retrain,
 // retrain every K windows (built from the operator's own policy), and Ballast's policy as
 // test/integration/operator/loop.test.ts uses it. A fourth runs Ballast's policy on a stationary stream (Adelie
-// birds only): it must start no Job. Prints per variant the mean windowed accuracy (the traffic's own answers),
-// windows from onset to detection, trigger-to-promotion time, Jobs started and GPU-seconds, then the ratios.
+// birds only): it must start no Job. A fifth runs Ballast's policy on the shifted stream with every window's labels
+// sent 3 windows late, so the operator judges each window before its labels: on the label-free estimate.
+// Prints per variant the mean windowed accuracy (the traffic's own answers), windows from onset to detection,
+// trigger-to-promotion time, Jobs started and GPU-seconds, then the ratios; then the estimate error
+// |estimated − realised accuracy| per window, and the detection delay with labels D windows late: the label-free
+// estimate against waiting for the labels (the policy replayed on the never-retrained variant's windows).
 // Run: make build && node bench/loop/run.ts [--pace-s 20] [--period-windows 2] [--settle-s 120] [--json out.json]
 //      (uses $BENCH_KUBECONFIG's `ballast dev` cluster if set, else starts one and stops it after)
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
@@ -38,6 +42,7 @@ if (!(paceMs >= 5000) || !Number.isInteger(periodWindows) || periodWindows < 1 |
 const penguins = (await import(path.join(repo, "dist/demo/penguins-data.js"))) as typeof import("../../src/demo/penguins-data.js");
 const traffic = (await import(path.join(repo, "dist/demo/traffic.js"))) as typeof import("../../src/demo/traffic.js");
 const shuffle = (await import(path.join(repo, "dist/training/split.js"))) as typeof import("../../src/training/split.js");
+const policyRules = (await import(path.join(repo, "dist/monitoring/policy.js"))) as typeof import("../../src/monitoring/policy.js");
 type Penguin = import("../../src/demo/penguins-data.js").Penguin;
 
 const NS = "bench-loop";
@@ -159,6 +164,8 @@ interface Variant {
   stream: "shifted" | "stationary";
   policy: Record<string, unknown>;
   promotion: Record<string, unknown>;
+  /** Each window's labels are sent this many windows later, after that window's traffic (0: right after each answer). */
+  labelDelayWindows?: number;
 }
 
 // Ballast's policy and promotion exactly as the closed-loop integration test runs them (windows of 20 rows).
@@ -170,6 +177,8 @@ const BALLAST_PROMOTION = { observationWindows: 2, minImprovement: 0.05 };
 // cooldown more. A cooldown of (K − 1.25) windows (half a window for K = 1) is under K windows of the pace and lets
 // that wait end before the K-th window after the last trigger. No rollback: a schedule deploys what it trains.
 const periodicCooldownS = Math.max(1, Math.round(((periodWindows === 1 ? 0.5 : periodWindows - 1.25) * paceMs) / 1000));
+/** How late the labels of the late-label variant come, in windows (issue 12: "labels delayed by 3 windows"). */
+const LATE_LABELS_WINDOWS = 3;
 const VARIANTS: Variant[] = [
   { name: "never", what: "never retrain", stream: "shifted", policy: { ...BALLAST_POLICY, maxRetrainings: { count: 0 } }, promotion: BALLAST_PROMOTION },
   {
@@ -190,6 +199,14 @@ const VARIANTS: Variant[] = [
   },
   { name: "ballast", what: "Ballast's policy", stream: "shifted", policy: BALLAST_POLICY, promotion: BALLAST_PROMOTION },
   { name: "ballast-stationary", what: "Ballast's policy, stationary stream", stream: "stationary", policy: BALLAST_POLICY, promotion: BALLAST_PROMOTION },
+  {
+    name: "ballast-late3",
+    what: "Ballast's policy, labels 3 windows late",
+    stream: "shifted",
+    policy: BALLAST_POLICY,
+    promotion: BALLAST_PROMOTION,
+    labelDelayWindows: LATE_LABELS_WINDOWS,
+  },
 ];
 
 function modelDeployment(v: Variant): object {
@@ -251,7 +268,7 @@ interface WindowRecord {
   rows: number;
   correct: number;
   /** status.lastMetrics once the operator judged this window (absent: not judged within the pace). */
-  judged?: { accuracy?: number; verdict?: string; samples: number };
+  judged?: { accuracy?: number; estimatedAccuracy?: number; verdict?: string; decidedBy?: string; samples: number; labelled: number };
   servingVersion?: string;
   phase?: string;
 }
@@ -278,8 +295,10 @@ interface Recorder {
   status?: ModelDeploymentStatus;
   serviceUrl: string;
   lastJudgedEnd?: string;
+  /** Labels not sent yet (late-label variant), one entry per window: request id and its rows' labels. */
+  lateLabels: { id: string; labels: string[] }[][];
 }
-const rec = new Map<string, Recorder>(VARIANTS.map((v) => [v.name, { windows: [], attempts: new Map(), history: [], serviceUrl: "" }]));
+const rec = new Map<string, Recorder>(VARIANTS.map((v) => [v.name, { windows: [], attempts: new Map(), history: [], serviceUrl: "", lateLabels: [] }]));
 const jobs = new Map<string, { variant: string; created: string }>();
 const jobPods = new Map<string, JobPod>();
 
@@ -330,15 +349,19 @@ async function observeLoop(): Promise<void> {
 }
 
 /**
- * Sends one window to one variant, 5 rows a request, each request labelled right after its answer. A request
+ * Sends one window to one variant, 5 rows a request, each request labelled right after its answer — or, for a
+ * late-label variant, the labels of the window `labelDelayWindows` back after this window's traffic. A request
  * that fails (a pod rolling over mid-window) is sent again under a new id, up to 15 s.
  */
 async function sendWindow(v: Variant, r: Recorder, window: number, birds: readonly Penguin[]): Promise<WindowRecord> {
   const before = r.lastJudgedEnd;
+  const late = (v.labelDelayWindows ?? 0) > 0;
   const w: WindowRecord = { window, birds: birds[0]!.species, sentAt: Date.now(), rows: 0, correct: 0 };
+  const labels: { id: string; labels: string[] }[] = [];
   for (let b = 0; b < birds.length; b += ROWS_PER_REQUEST) {
     const rows = birds.slice(b, b + ROWS_PER_REQUEST);
     for (let attempt = 0; ; attempt++) {
+      const idPrefix = `${v.name}-w${window}-r${b}-t${attempt}`;
       try {
         const sent = await traffic.sendTrafficWithFeedback({
           serviceUrl: r.serviceUrl,
@@ -346,19 +369,28 @@ async function sendWindow(v: Variant, r: Recorder, window: number, birds: readon
           model: MODEL,
           days: rows,
           rowsPerRequest: ROWS_PER_REQUEST,
-          idPrefix: `${v.name}-w${window}-r${b}-t${attempt}`,
+          idPrefix,
           features: penguins.PENGUIN_FEATURES,
           label: penguins.PENGUIN_LABEL,
           feedbackPerRequest: true,
+          withoutFeedback: late,
         });
         w.rows += sent.rows;
         w.correct += sent.correct;
+        // One request per 5 rows: sendTrafficWithFeedback names it <idPrefix>-0.
+        if (late) labels.push({ id: `${idPrefix}-0`, labels: rows.map((p) => p[penguins.PENGUIN_LABEL]!) });
         break;
       } catch (err) {
         if (attempt >= 30) throw new Error(`${v.name} window ${window}: ${(err as Error).message}`, { cause: err });
         await sleep(500);
       }
     }
+  }
+  if (late) {
+    r.lateLabels.push(labels);
+    // The labels of window (this − D) arrive now, after this window's traffic: the sidecar adds them to that
+    // (closed) window, which the operator judged, on its estimate, D windows ago.
+    if (r.lateLabels.length > v.labelDelayWindows!) await postLabels(r.serviceUrl, r.lateLabels.shift()!);
   }
   // The operator judges the newest closed window at each scrape (1 s); wait for it, but never past the pace.
   const judged = await waitUntil(
@@ -374,11 +406,58 @@ async function sendWindow(v: Variant, r: Recorder, window: number, birds: readon
     const m = judged.status!.lastMetrics!;
     r.lastJudgedEnd = m.windowEnd;
     w.windowEnd = m.windowEnd;
-    w.judged = { samples: m.samples, ...(m.accuracy !== undefined ? { accuracy: m.accuracy } : {}), ...(m.verdict ? { verdict: m.verdict } : {}) };
+    w.judged = {
+      samples: m.samples,
+      labelled: m.labelledSamples ?? 0,
+      ...(m.accuracy !== undefined ? { accuracy: m.accuracy } : {}),
+      ...(m.estimatedAccuracy !== undefined ? { estimatedAccuracy: m.estimatedAccuracy } : {}),
+      ...(m.verdict ? { verdict: m.verdict } : {}),
+      ...(m.decidedBy ? { decidedBy: m.decidedBy } : {}),
+    };
     w.servingVersion = judged.status!.servingVersion;
     w.phase = judged.status!.loop?.phase;
   }
   return w;
+}
+
+/** Posts a window's labels to the sidecar behind the Service, as a labelling pipeline that is late would. */
+async function postLabels(serviceUrl: string, feedback: { id: string; labels: string[] }[]): Promise<void> {
+  const url = `${serviceUrl}/v1/feedback`;
+  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ feedback }) });
+  if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${await res.text()}`);
+}
+
+/**
+ * The window (1-based) at which `policy` would first trigger retraining on the never-retrained model's windows when
+ * each window can only be judged `delay` windows after it closed — its labels arrive then — on its realised accuracy
+ * (`by: "labels"`), or at once on its label-free estimate (`by: "estimate"`, no labels). Ballast's policy, evaluated by
+ * the operator's own code (src/monitoring/policy.ts); the operator judges a window once, when it closes, so it cannot
+ * wait for late labels itself: this replay is what a labels-only policy would do.
+ */
+function replayDetection(windows: readonly WindowRecord[], by: "labels" | "estimate", delay: number): number | undefined {
+  const config: import("../../src/monitoring/policy.js").PolicyConfig = {
+    ...policyRules.DEFAULT_POLICY,
+    minSamples: BALLAST_POLICY.minSamples,
+    minLabelledSamples: BALLAST_POLICY.minLabelledSamples,
+    consecutiveWindows: BALLAST_POLICY.consecutiveWindows,
+    cooldownMs: 10_000,
+    triggerOn: "performance",
+    datasetDrift: false,
+    metrics: [{ metric: "accuracy", min: BALLAST_POLICY.minAccuracy }],
+  };
+  let state = policyRules.INITIAL_POLICY_STATE;
+  for (let at = 1; at <= windows.length; at++) {
+    const w = windows[at - 1 - (by === "labels" ? delay : 0)];
+    if (!w) continue;
+    const observation =
+      by === "labels"
+        ? { endMs: w.window * paceMs, samples: w.rows, labelledSamples: w.rows, metrics: { accuracy: w.correct / w.rows } }
+        : { endMs: w.window * paceMs, samples: w.rows, labelledSamples: 0, estimatedMetrics: { accuracy: w.judged?.estimatedAccuracy ?? null } };
+    const step = policyRules.evaluatePolicy(state, observation, config);
+    state = step.state;
+    if (step.decision.trigger) return at;
+  }
+  return undefined;
 }
 
 // ---------------------------------------------------------------- the run
@@ -406,6 +485,8 @@ interface Figures {
   gpuSeconds: number;
   runningAtEnd: number;
   perWindow: string[];
+  /** |status.lastMetrics.estimatedAccuracy − correct/rows| of each judged window with an estimate. */
+  estimateErrors: number[];
 }
 
 let exitCode = 0;
@@ -583,6 +664,7 @@ try {
       gpuSeconds,
       runningAtEnd: pods.filter((p) => !p.finishedAt).length,
       perWindow: r.windows.map((w) => `${w.correct}/${w.rows}${w.servingVersion && w.servingVersion !== "v1" ? "*" : ""}`),
+      estimateErrors: r.windows.flatMap((w) => (w.judged?.estimatedAccuracy !== undefined ? [Math.abs(w.judged.estimatedAccuracy - w.correct / w.rows)] : [])),
     };
   });
 
@@ -655,11 +737,66 @@ try {
       );
     }
   }
+
+  // ---------------------------------------------------------------- the label-free estimate
+  const onsetWindow = onset + 1;
+  const afterOnset = (at: number | undefined) => (at === undefined ? "not within the stream" : `window ${at}: ${at - onsetWindow} after the onset`);
+  console.log(
+    `\nestimated vs realised accuracy per window (status.lastMetrics.estimatedAccuracy when the operator judged it; realised = correct/rows; decided by):`,
+  );
+  for (const v of VARIANTS.filter((x) => x.stream === "shifted")) {
+    const r = rec.get(v.name)!;
+    console.log(
+      `  ${v.name.padEnd(19)} ${r.windows.map((w) => `${fmt(w.judged?.estimatedAccuracy, 2)}/${fmt(w.correct / w.rows, 2)} ${w.judged?.decidedBy ?? "?"}`).join("  ")}`,
+    );
+  }
+  const estimateErrors = figures.flatMap((f) => (f.estimateErrors.length ? [{ variant: f.variant, errors: f.estimateErrors }] : []));
+  console.log(`estimate error |estimated − realised| per window (mean, max over the judged windows with an estimate):`);
+  for (const e of estimateErrors)
+    console.log(`  ${e.variant.padEnd(19)} mean ${fmt(mean(e.errors))}, max ${fmt(Math.max(...e.errors))} (${e.errors.length} windows)`);
+  const never = rec.get("never")!.windows;
+  const neverErrors = figures.find((f) => f.variant === "never")!.estimateErrors;
+  const late = by("ballast-late3");
+  const lateDetected = late.jobWindows.find((w) => w > onset);
+  const detection = {
+    labelsOnTime: policy.jobWindows.find((w) => w > onset),
+    lateLabelsOperator: lateDetected,
+    replay: Object.fromEntries(
+      [0, LATE_LABELS_WINDOWS].map((d) => [d, { labels: replayDetection(never, "labels", d), estimate: replayDetection(never, "estimate", d) }]),
+    ),
+  };
+  console.log(
+    `\ndetection with labels D windows late (onset = window ${onsetWindow}, the first Gentoo window; consecutiveWindows ${BALLAST_POLICY.consecutiveWindows}, so 1 window after the onset is the earliest):`,
+  );
+  console.log(`  operator, D = 0 (ballast: labels decide):                   ${afterOnset(detection.labelsOnTime)}`);
+  console.log(`  operator, D = ${LATE_LABELS_WINDOWS} (ballast-late3: the estimate decides):       ${afterOnset(detection.lateLabelsOperator)}`);
+  for (const d of [0, LATE_LABELS_WINDOWS]) {
+    console.log(`  replay on never's windows, D = ${d}, waiting for labels:      ${afterOnset(detection.replay[d]!.labels)}`);
+    console.log(`  replay on never's windows, D = ${d}, label-free estimate:     ${afterOnset(detection.replay[d]!.estimate)}`);
+  }
+  const lateGoal = lateDetected !== undefined && lateDetected - onsetWindow <= 1;
+  console.log(`labels ${LATE_LABELS_WINDOWS} windows late, detection no later than 1 window after the onset: ${lateGoal ? "met" : "not met"}`);
   if (flags.json) {
     const attempts = Object.fromEntries([...rec].map(([name, r]) => [name, [...r.attempts.values()]]));
     fs.writeFileSync(
       flags.json,
-      `${JSON.stringify({ machine: `${os.cpus().length} cores`, loadAtStart, loadAtEnd, paceS: paceMs / 1000, periodWindows, figures, accuracyRatio, jobsRatio, attempts }, null, 2)}\n`,
+      `${JSON.stringify(
+        {
+          machine: `${os.cpus().length} cores`,
+          loadAtStart,
+          loadAtEnd,
+          paceS: paceMs / 1000,
+          periodWindows,
+          figures,
+          accuracyRatio,
+          jobsRatio,
+          attempts,
+          detection,
+          neverEstimateErrors: neverErrors,
+        },
+        null,
+        2,
+      )}\n`,
     );
   }
 } catch (err) {

@@ -1,6 +1,6 @@
 // The model's story for `ballast history` (and the terminal tables the demo prints): built from what the API
 // server keeps — the ModelDeployment's status, its Events and its retraining Jobs — with no I/O here.
-import type { ModelDeployment, WindowRecord } from "./v1alpha1.js";
+import type { ModelDeployment, ShadowComparison, WindowRecord } from "./v1alpha1.js";
 
 /** The parts of a core/v1 Event the story reads (events.k8s.io Events are served through core/v1 too). */
 export interface StoryEvent {
@@ -72,6 +72,8 @@ export interface ModelStory {
   /** status.recentWindows: the operator's merge of the sidecars' summaries, oldest first. */
   windows: WindowRecord[];
   gate?: NonNullable<NonNullable<ModelDeployment["status"]>["lastRetraining"]>["gate"];
+  /** The last shadow's verdict (status.lastRetraining.shadow), else the one running now (status.shadow). */
+  shadow?: ShadowComparison;
 }
 
 const iso = (t: string | Date | null | undefined): string | undefined =>
@@ -141,6 +143,7 @@ export function buildStory(md: ModelDeployment, events: readonly StoryEvent[], j
     jobs: jobs.map(jobRow).sort((a, b) => (a.started ?? "").localeCompare(b.started ?? "")),
     windows: [...(st.recentWindows ?? [])],
     ...(st.lastRetraining?.gate ? { gate: st.lastRetraining.gate } : {}),
+    ...(st.lastRetraining?.shadow ? { shadow: st.lastRetraining.shadow } : st.shadow ? { shadow: st.shadow } : {}),
   };
 }
 
@@ -234,6 +237,7 @@ export function formatStory(story: ModelStory): string {
   );
 
   if (story.gate) out.push("", `LAST GATE (${story.gate.passed ? "passed" : `failed: ${story.gate.failedRule ?? "?"}`})`, oneLine(story.gate.message, 400));
+  if (story.shadow) out.push("", "LAST SHADOW (status.lastRetraining.shadow: the candidate on mirrored live requests)", ...formatShadow(story.shadow));
 
   out.push("", "RETRAINING JOBS");
   out.push(
@@ -255,13 +259,14 @@ export function formatStory(story: ModelStory): string {
   if (story.windows.length) {
     out.push(
       table(
-        ["ENDED", "VERSION", "ROWS", "LABELLED", "ACCURACY", "DRIFT", "VERDICT", "BY"],
+        ["ENDED", "VERSION", "ROWS", "LABELLED", "ACCURACY", "ESTIMATED", "DRIFT", "VERDICT", "BY"],
         story.windows.map((w) => [
           clock(w.windowEnd),
           w.version ?? "-",
           String(w.samples),
           String(w.labelledSamples ?? 0),
           fmt(w.accuracy),
+          fmt(w.estimatedAccuracy),
           fmt(w.driftShare, 2),
           w.verdict ?? "-",
           w.decidedBy ?? "-",
@@ -269,9 +274,27 @@ export function formatStory(story: ModelStory): string {
       ),
     );
     out.push(`accuracy    ${sparkline(story.windows.map((w) => w.accuracy))}   (0 ▁ … █ 1)`);
+    out.push(`estimated   ${sparkline(story.windows.map((w) => w.estimatedAccuracy))}   (label-free: from the served rows' calibrated confidence)`);
     out.push(`drift share ${sparkline(story.windows.map((w) => w.driftShare))}`);
   } else {
     out.push("(no window judged yet)");
   }
   return out.join("\n");
+}
+
+/**
+ * A shadow comparison in a person's words: pairs and labelled pairs, agreement, both models' metric on the labelled
+ * pairs with the paired test's p-value, error rates and p99 latencies. `ballast history` and the demo print it.
+ */
+export function formatShadow(s: ShadowComparison): string[] {
+  const p99 = (ms: number | undefined) => (ms === undefined ? "-" : `${fmt(ms, 1)} ms`);
+  const improvement = s.improvement === undefined ? "" : ` (improvement ${s.improvement >= 0 ? "+" : ""}${fmt(s.improvement)})`;
+  return [
+    `candidate ${s.version}: ${s.verdict}${s.failedRule ? ` (${s.failedRule})` : ""}; ${s.rows} pairs, ${s.labelledPairs} labelled, agreement ${fmt(s.agreement)} ` +
+      `(mirrored ${s.mirrored}, dropped ${s.dropped}, failed ${s.failed}; since ${clock(s.since)})`,
+    `${s.metric} on the labelled pairs: candidate ${fmt(s.shadow)} vs serving ${fmt(s.serving)}${improvement}; ` +
+      `${s.test ?? "paired test"} p-value ${s.pValue === undefined ? "-" : fmt(s.pValue, 4)}`,
+    `error rate: candidate ${fmt(s.shadowErrorRate)} vs serving ${fmt(s.servingErrorRate)}; p99 latency: candidate ${p99(s.shadowP99Ms)} vs serving ${p99(s.servingP99Ms)}`,
+    oneLine(s.message, 400),
+  ];
 }

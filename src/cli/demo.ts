@@ -11,7 +11,9 @@ export function registerDemo(program: Command): void {
     .description(
       "start a local cluster, deploy the operator with kustomize, train first versions in GPU Jobs, serve a weather classifier and show " +
         "Seattle traffic calm and New York traffic drifted but judged by its labels; then the closed loop on penguins: Gentoo birds degrade " +
-        "the model, the operator retrains it on the GPU node, gates, promotes and observes the candidate, and accuracy recovers",
+        "the model, the operator retrains it on the GPU node, gates the candidate, shadows it on mirrored live requests (the paired verdict printed), " +
+        "promotes and observes it, and accuracy recovers; each window shows its label-free estimate beside its accuracy, and the Prometheus " +
+        "started with the cluster answers PromQL about the loop at the end",
     )
     .option("--dir <dir>", "cluster directory (state, logs, kubeconfig); reused when a cluster already runs there", join(ballastCacheDir(), "demo"))
     .option("--keep", "exit after the demo (or a failed step) and leave the cluster running; stop it with `ballast dev down --dir <dir>`")

@@ -31,13 +31,26 @@ import {
   waitUnlessCrashing,
   type Session,
 } from "./session.js";
-import { table } from "../api/model-story.js";
+import { formatShadow, table } from "../api/model-story.js";
 import { onlyVersionServes } from "./rollout.js";
 import { sendTrafficWithFeedback, waitForService } from "./traffic.js";
 
 const ROWS_PER_REQUEST = 5;
 /** The loop reacts within a scrape or two; the demo scrapes every second. */
 const SCRAPE_INTERVAL = "1s";
+/**
+ * Windows of 20 birds, not the example's 25: the data set has 119 Gentoo birds with a recorded sex, and the story
+ * needs five new windows of them — two that degrade the model, one for the shadow, two to observe the promotion.
+ */
+const WINDOW_SIZE = 20;
+const GENTOO_WINDOWS = 5;
+/**
+ * The shadow sized for the demo's traffic: one window of 20 birds, each request labelled right after its answer, is
+ * mirrored in a few seconds, so one window's rows make the pairs and the labelled pairs (the operator's defaults,
+ * 500 and 200 within 1h, fit production traffic). maxDuration covers the shadow pod's start on a busy machine
+ * plus that window; 1m is the least the API admits.
+ */
+const SHADOW = { enabled: true, minPairs: WINDOW_SIZE, minLabelledPairs: WINDOW_SIZE, maxDuration: "2m" };
 /** The first penguin version's seed: every run trains the same model and shows the same numbers. */
 const FIRST_VERSION_SEED = 3;
 
@@ -48,6 +61,8 @@ export interface TimelineRow {
   rows: number;
   labelled: number;
   accuracy?: number;
+  /** The label-free estimate of the same window's accuracy (status.lastMetrics.estimatedAccuracy). */
+  estimatedAccuracy?: number;
   driftShare?: number;
   verdict: string;
   version: string;
@@ -68,17 +83,21 @@ export class PenguinLoop {
   readonly timeline: TimelineRow[] = [];
   /** The example's own scrape interval, which the demo shortens. */
   private readonly exampleScrapeInterval: string;
+  private readonly exampleWindowSize: number | undefined;
   private serviceUrl = "";
   private lastJudgedEnd = "";
   /** Request ids are unique per run, as a client's are: the retraining Job joins feedback by request id across pods' logs. */
   private readonly runId = Date.now().toString(36);
+  /** When the penguin ModelDeployment was applied (ms): where Prometheus's answers about it start. */
+  startedAt: number | undefined;
   /** Gentoo birds sent so far: each window gets new ones. */
   private gentooSent = 0;
 
   constructor(repoRoot: string) {
     const example = readExamples(repoRoot).penguinDeployment;
     this.exampleScrapeInterval = example.spec.monitoring.scrapeInterval ?? "the default";
-    this.md = demoPenguinDeployment(example, { scrapeInterval: SCRAPE_INTERVAL });
+    this.exampleWindowSize = example.spec.monitoring.window?.size;
+    this.md = demoPenguinDeployment(example, { scrapeInterval: SCRAPE_INTERVAL, windowSize: WINDOW_SIZE, shadow: SHADOW });
     this.name = this.md.metadata.name!;
     const size = this.md.spec.monitoring.window?.size;
     if (!size) throw new Error(`${EXAMPLE_FILES.penguinDeployment}: the demo needs spec.monitoring.window.size`);
@@ -95,8 +114,9 @@ export class PenguinLoop {
     const birds = loadPenguins();
     this.birdCount = birds.length;
     this.split = splitPenguins(birds, 2 * size);
-    const gentooNeeded = 4 * size;
-    if (this.split.gentoo.length < gentooNeeded) throw new Error(`${this.split.gentoo.length} Gentoo birds are too few for 4 windows of ${size}`);
+    const gentooNeeded = GENTOO_WINDOWS * size;
+    if (this.split.gentoo.length < gentooNeeded)
+      throw new Error(`${this.split.gentoo.length} Gentoo birds are too few for ${GENTOO_WINDOWS} windows of ${size}`);
   }
 
   /** The species the first version learned, in words ("Adelie"). */
@@ -152,10 +172,20 @@ export class PenguinLoop {
     const p = this.md.spec.policy ?? {};
     const pr = this.md.spec.promotion ?? {};
     narrator.say(
-      `${EXAMPLE_FILES.penguinDeployment} as it is (monitoring.scrapeInterval ${SCRAPE_INTERVAL} instead of ${this.exampleScrapeInterval}, so the loop reacts sooner): ` +
-        `windows of ${this.windowSize} birds; policy.triggerOn ${p.triggerOn ?? "auto"}, minLabelledSamples ${p.minLabelledSamples}, minAccuracy ${p.minAccuracy}, ` +
-        `consecutiveWindows ${p.consecutiveWindows}; promotion.minImprovement ${pr.minImprovement}, observationWindows ${pr.observationWindows}`,
+      `${EXAMPLE_FILES.penguinDeployment} with three demo choices: monitoring.scrapeInterval ${SCRAPE_INTERVAL} instead of ${this.exampleScrapeInterval} (the loop reacts sooner), ` +
+        `windows of ${this.windowSize} birds instead of ${this.exampleWindowSize ?? "the default"} (five new windows of Gentoo birds must fit the data set's ${this.split.gentoo.length}), ` +
+        `and promotion.shadow on: minPairs ${SHADOW.minPairs}, minLabelledPairs ${SHADOW.minLabelledPairs}, maxDuration ${SHADOW.maxDuration} — one window of labelled birds, ` +
+        `mirrored in seconds, makes the pairs (the defaults 500, 200 and 1h are for production traffic)`,
     );
+    narrator.say(
+      `policy.triggerOn ${p.triggerOn ?? "auto"}, minLabelledSamples ${p.minLabelledSamples}, minAccuracy ${p.minAccuracy}, consecutiveWindows ${p.consecutiveWindows}; ` +
+        `promotion.minImprovement ${pr.minImprovement}, observationWindows ${pr.observationWindows}`,
+    );
+    narrator.say(
+      "each window shows its accuracy from the labels beside its label-free estimate (CBPE: the mean of the served rows' calibrated " +
+        "confidence); with too few labels the policy judges the estimate",
+    );
+    this.startedAt = Date.now();
     await applyObjects(s, [this.md], "ModelDeployment penguins, the closed loop on");
     const wait = ["wait", "--for=condition=Ready", `modeldeployment/${this.name}`, "-n", DEMO_NAMESPACE, "--timeout=180s"];
     narrator.command(kubectl.display(wait));
@@ -270,7 +300,53 @@ export class PenguinLoop {
     );
   }
 
-  // ---------------------------------------------------------------- step 8: promotion, observation, recovery
+  // ---------------------------------------------------------------- step 8: the shadow
+
+  async shadow(s: Session): Promise<void> {
+    const { narrator } = s;
+    const md = await getModelDeployment(s, this.name);
+    const candidate = md.status?.lastRetraining?.candidateVersion;
+    if (!candidate) throw new StepFailure(`no candidate version in status.lastRetraining: ${await this.loopState(s)}`, this.lookAt(s.dir));
+    // Mirroring begins once a shadow pod is Ready and the serving sidecars took the mirror configuration:
+    // status.shadow appears with the first scrape after that. Birds sent before would make no pairs.
+    const mirroring = await pollUntil(
+      s,
+      `the serving pods to mirror to shadow ${candidate}`,
+      async () => {
+        const m = await getModelDeployment(s, this.name);
+        if (m.status?.loop?.phase !== "Shadowing") throw new Error(`the loop is ${m.status?.loop?.phase}, not Shadowing`);
+        return m.status.shadow?.version === candidate ? m : undefined;
+      },
+      120_000,
+      1000,
+    ).catch((err: Error) => this.fail(s, err.message));
+    narrator.say(`status.loop: ${mirroring.status!.loop!.message}`);
+    await show(s, ["get", "pods", "-n", DEMO_NAMESPACE, "-l", `ballast.dev/model-deployment=${this.name}`, "-o", "wide"]);
+    narrator.ok(
+      `the serving pods mirror every request to the shadow of ${candidate} (status.shadow since ${mirroring.status!.shadow!.since}); it is never behind the Service`,
+    );
+    narrator.say(
+      `more Gentoo birds, answered by ${mirroring.status!.servingVersion} and, on a mirrored copy, by ${candidate}; each labelled right after its answer`,
+    );
+    const decided = (m: ModelDeployment) => (m.status?.loop?.phase !== "Shadowing" ? m : undefined);
+    await this.window(s, "Gentoo", this.nextGentoo(), decided, 60_000);
+    const after = await getModelDeployment(s, this.name);
+    const verdict = after.status?.lastRetraining?.shadow;
+    if (!verdict || verdict.version !== candidate || after.status?.loop?.phase === "Shadowing")
+      throw new StepFailure(
+        `the shadow of ${candidate} was not decided after a window of ${this.windowSize} labelled birds: ${await this.loopState(s)}`,
+        this.lookAt(s.dir),
+      );
+    narrator.say("the shadow's verdict (status.lastRetraining.shadow, as `ballast history` prints it):");
+    narrator.block(formatShadow(verdict).join("\n"));
+    if (verdict.verdict !== "Passed") throw new StepFailure(`the shadow rejected ${candidate} (${verdict.failedRule}): ${verdict.message}`, this.lookAt(s.dir));
+    narrator.ok(
+      `shadow passed: ${verdict.metric} ${fmt(verdict.shadow)} vs ${fmt(verdict.serving)} on the same ${verdict.labelledPairs} labelled requests ` +
+        `(${verdict.test ?? "paired test"} p ${fmt(verdict.pValue, 4)}), agreement ${fmt(verdict.agreement)}; the operator promotes ${candidate}`,
+    );
+  }
+
+  // ---------------------------------------------------------------- step 9: promotion, observation, recovery
 
   async promoteAndObserve(s: Session): Promise<void> {
     const { narrator, kubectl } = s;
@@ -340,6 +416,14 @@ export class PenguinLoop {
     await showBallast(s, ["history", this.name, "-n", DEMO_NAMESPACE]);
     narrator.say(`the penguin windows, as the operator judged them (status.lastMetrics after each; version served; the loop's phase once it reacted):`);
     narrator.block(formatTimeline(this.timeline));
+    const errors = this.timeline.flatMap((r) =>
+      r.accuracy !== undefined && r.estimatedAccuracy !== undefined ? [Math.abs(r.estimatedAccuracy - r.accuracy)] : [],
+    );
+    if (errors.length)
+      narrator.say(
+        `the label-free estimate against the labels' accuracy over these ${errors.length} windows: mean |error| ${fmt(errors.reduce((a, b) => a + b, 0) / errors.length)}, ` +
+          `max ${fmt(Math.max(...errors))} (bench/loop measures it with labels 3 windows late, where the estimate decides)`,
+      );
   }
 
   // ---------------------------------------------------------------- shared
@@ -404,6 +488,7 @@ export class PenguinLoop {
       rows: m.samples,
       labelled: m.labelledSamples ?? 0,
       ...(m.accuracy !== undefined ? { accuracy: m.accuracy } : {}),
+      ...(m.estimatedAccuracy !== undefined ? { estimatedAccuracy: m.estimatedAccuracy } : {}),
       ...(m.driftShare !== undefined ? { driftShare: m.driftShare } : {}),
       verdict: m.verdict ?? "n/a",
       version: md.status?.servingVersion ?? "?",
@@ -415,7 +500,7 @@ export class PenguinLoop {
       `window ${n}, ${traffic} birds: POST ${this.serviceUrl}/v2/models/${this.model}/infer × ${sent.requests}, right for ${sent.correct} of ${sent.rows}; ${sent.feedbackAccepted} labels, each right after its answer`,
     );
     s.narrator.say(
-      `  judged: ${row.rows} rows, ${row.labelled} labelled, accuracy ${fmt(row.accuracy)}, drift share ${fmt(row.driftShare, 2)} → ${row.verdict}` +
+      `  judged: ${row.rows} rows, ${row.labelled} labelled, accuracy ${fmt(row.accuracy)} (estimated ${fmt(row.estimatedAccuracy)} without labels), drift share ${fmt(row.driftShare, 2)} → ${row.verdict}` +
         `${m.decidedBy ? ` (decided by ${m.decidedBy})` : ""}${row.verdict === "Violated" && streak ? `, ${streak} in a row` : ""}; serving ${row.version}, loop ${row.phase}`,
     );
     return row;
@@ -471,7 +556,7 @@ function trainReport(pod: V1Pod): TrainSuccess | undefined {
 }
 
 export function formatTimeline(rows: readonly TimelineRow[]): string {
-  const header = ["WINDOW", "ENDED (UTC)", "BIRDS", "ROWS", "LABELLED", "ACCURACY", "DRIFT", "VERDICT", "VERSION", "LOOP PHASE"];
+  const header = ["WINDOW", "ENDED (UTC)", "BIRDS", "ROWS", "LABELLED", "ACCURACY", "ESTIMATED", "|ERROR|", "DRIFT", "VERDICT", "VERSION", "LOOP PHASE"];
   const cells = rows.map((r) => [
     String(r.window),
     r.windowEnd.slice(11, 19),
@@ -479,6 +564,8 @@ export function formatTimeline(rows: readonly TimelineRow[]): string {
     String(r.rows),
     String(r.labelled),
     fmt(r.accuracy),
+    fmt(r.estimatedAccuracy),
+    r.accuracy !== undefined && r.estimatedAccuracy !== undefined ? fmt(Math.abs(r.estimatedAccuracy - r.accuracy)) : "n/a",
     fmt(r.driftShare, 2),
     r.verdict,
     r.version,

@@ -219,10 +219,24 @@ export function demoModelDeployment(example: ModelDeployment, options: DemoModel
   return md;
 }
 
-/** The penguin example as it is, in the demo's namespace, scraped every `scrapeInterval` (the loop reacts sooner). */
-export function demoPenguinDeployment(example: ModelDeployment, options: { scrapeInterval: string }): ModelDeployment {
+export interface DemoPenguinOptions {
+  scrapeInterval: string;
+  /** Rows per monitoring window (the example's 25 is too many for the demo's Gentoo birds, see closed-loop.ts). */
+  windowSize: number;
+  /** spec.promotion.shadow for the demo's traffic (the operator's defaults are sized for production traffic). */
+  shadow: NonNullable<NonNullable<ModelDeployment["spec"]["promotion"]>["shadow"]>;
+}
+
+/**
+ * The penguin example in the demo's namespace, scraped every `scrapeInterval` (the loop reacts sooner), with
+ * windows of `windowSize` rows and a shadow evaluation before promotion bounded for the demo's traffic.
+ */
+export function demoPenguinDeployment(example: ModelDeployment, options: DemoPenguinOptions): ModelDeployment {
   const md = structuredClone(example);
   md.metadata = { ...md.metadata, namespace: DEMO_NAMESPACE, labels: { ...md.metadata.labels, ...DEMO_LABELS } };
-  md.spec.monitoring = { ...md.spec.monitoring, scrapeInterval: options.scrapeInterval };
+  md.spec.monitoring = { ...md.spec.monitoring, scrapeInterval: options.scrapeInterval, window: { ...md.spec.monitoring.window, size: options.windowSize } };
+  if (md.spec.policy?.minSamples !== undefined && md.spec.policy.minSamples > options.windowSize)
+    md.spec.policy = { ...md.spec.policy, minSamples: options.windowSize };
+  md.spec.promotion = { ...md.spec.promotion, shadow: options.shadow };
   return md;
 }

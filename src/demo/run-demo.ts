@@ -38,6 +38,7 @@ import {
   waitUnlessCrashing,
   type Session,
 } from "./session.js";
+import { showPrometheusAnswers } from "./prometheus-answers.js";
 import { describeWindow, fetchSummary, sendTrafficWithFeedback, waitForService } from "./traffic.js";
 import { demoWeatherData } from "./weather-data.js";
 
@@ -73,7 +74,7 @@ interface DemoRun {
   versions?: { weather: string; penguins: string };
 }
 
-/** Steps 1–5 serve and monitor a weather classifier; steps 6–8 run the closed loop on penguins (closed-loop.ts). */
+/** Steps 1–5 serve and monitor a weather classifier; steps 6–9 run the closed loop on penguins (closed-loop.ts); 10 asks Prometheus. */
 const DEMO_STEPS: readonly DemoStep<DemoRun>[] = [
   {
     name: "cluster",
@@ -122,10 +123,22 @@ const DEMO_STEPS: readonly DemoStep<DemoRun>[] = [
     lookAt: (r) => r.penguins.lookAt(r.dir),
   },
   {
+    name: "shadow",
+    narrate: () => "Shadow: the candidate answers mirrored copies of live requests beside the serving version; the operator compares them pair by pair",
+    run: (r) => r.penguins.shadow(session(r)),
+    lookAt: (r) => r.penguins.lookAt(r.dir),
+  },
+  {
     name: "promote and observe",
     narrate: () => "Promotion and observation: the operator rolls the pods to the candidate; more Gentoo birds; accuracy recovered",
     run: (r) => r.penguins.promoteAndObserve(session(r)),
     lookAt: (r) => r.penguins.lookAt(r.dir),
+  },
+  {
+    name: "prometheus",
+    narrate: () => "What Prometheus recorded: live PromQL answers about the penguin model, and where to ask them yourself",
+    run: (r) => askPrometheus(session(r), r.penguins),
+    lookAt: (r) => [join(r.dir, "prometheus/prometheus.log")],
   },
 ];
 
@@ -263,7 +276,7 @@ async function startCluster(dir: string, narrator: Narrator, signal: AbortSignal
     narrator.say(`starting it in ${dir} (logs in ${join(dir, "logs")})`);
     startedCluster = true;
     try {
-      state = await clusterUp({ dir, cpuNodes: 1, gpuNodes: 1, log: (line) => narrator.say(line), signal });
+      state = await clusterUp({ dir, cpuNodes: 1, gpuNodes: 1, prometheus: true, log: (line) => narrator.say(line), signal });
     } catch (err) {
       // clusterUp stopped what it had started; its message carries the failing component's log tail.
       throw new StepFailure((err as Error).message, [join(dir, "logs")]);
@@ -272,7 +285,10 @@ async function startCluster(dir: string, narrator: Narrator, signal: AbortSignal
   if (!state.kubectl) throw new StepFailure("no kubectl matching the cluster's Kubernetes version: run `make k8s-binaries` (it builds one)", []);
   const kubectl = new Kubectl(state.kubectl, state.kubeconfig);
   const nodes = await kubectl.run(["get", "nodes", "-o", "wide"]);
-  narrator.ok(`cluster ready: Kubernetes ${state.kubernetesVersion}, API server ${state.server}, nodes ${state.nodes.join(", ")}`);
+  narrator.ok(
+    `cluster ready: Kubernetes ${state.kubernetesVersion}, API server ${state.server}, nodes ${state.nodes.join(", ")}` +
+      (state.prometheusUrl ? `; Prometheus ${state.prometheusUrl} (scrapes the operator and serving pods as the shipped monitors do)` : ""),
+  );
   narrator.say("watch along in another terminal (kubectl logs works; container logs are also files under pods/):");
   narrator.plain(`    export KUBECONFIG=${state.kubeconfig}`);
   narrator.plain(`    alias kubectl=${state.kubectl}`);
@@ -543,6 +559,22 @@ async function operatorVerdict(s: Session, name: string, newYork: WindowSummary)
   narrator.block((await kubectl.run(events)).trim() || "(no Events)");
 }
 
+// ---------------------------------------------------------------- step 10: Prometheus
+
+async function askPrometheus(s: Session, penguins: PenguinLoop): Promise<void> {
+  const url = s.state.prometheusUrl;
+  if (!url)
+    throw new StepFailure(
+      `the cluster in ${s.dir} runs no Prometheus (it was started without --prometheus): stop it with \`bin/ballast dev down --dir ${s.dir}\` and run the demo again`,
+      [],
+    );
+  const since = penguins.startedAt ?? Date.now() - 15 * 60_000;
+  const answers = await showPrometheusAnswers(s, url, penguins.name, "Stable", since);
+  if (answers.accuracy.length === 0)
+    throw new StepFailure(`Prometheus has no accuracy series for ModelDeployment ${penguins.name}`, [join(s.dir, "prometheus/prometheus.log")]);
+  s.narrator.ok(`Prometheus has the penguin model's loop phase and its accuracy series: ${url}`);
+}
+
 // ---------------------------------------------------------------- shared
 
 function operatorLogs(dir: string): string[] {
@@ -591,6 +623,8 @@ function printWhereToLook(s: Session | undefined): void {
   narrator.plain("Where to look while it runs:");
   narrator.plain(`  export KUBECONFIG=${state.kubeconfig}`);
   narrator.plain(`  alias kubectl=${state.kubectl ?? "kubectl"}`);
+  if (state.prometheusUrl)
+    narrator.plain(`  ${state.prometheusUrl}    # Prometheus: the dashboard's queries (charts/ballast/dashboards/ballast.json), the alerts`);
   narrator.plain("  kubectl get md -o wide                      # the ModelDeployment's printer columns");
   narrator.plain("  kubectl get md weather -o yaml              # status: conditions, lastMetrics, servingVersion");
   narrator.plain("  kubectl get md penguins -o yaml             # status.loop, lastRetraining (with the gate), history");

@@ -24,6 +24,9 @@ import { Refusal } from "./refusal.js";
 import type { LogRecord, RequestLog } from "./request-log.js";
 import { parseFeedbackBody, type FeedbackItem, type FeedbackLabel } from "./wire/feedback.js";
 
+/** Drift methods that compare numbers only (a categorical column needs chisquare, psi or jensenshannon). */
+const NUMERIC_ONLY_METHODS: ReadonlySet<string> = new Set(["ks", "wasserstein"]);
+
 export interface MonitorOptions {
   meta: ModelMetadata;
   /** Close the open window after this many inference rows (0: no size bound). */
@@ -435,13 +438,21 @@ export class TrafficMonitor {
     this.open = this.newWindow(w.end);
   }
 
+  private numericPredictions(): boolean {
+    return this.referencePredictions.features.get(PREDICTION_COLUMN)?.type === "numeric";
+  }
+
   private driftOf(w: Window): DriftReport | null {
     if (w.rows === 0) return null;
     const { features, ...perFeature } = this.options.drift ?? { method: "auto" };
     const calibrated = (c: DriftCalibration | undefined) => (c ? { calibration: c } : {});
     const report = compare(this.reference, w.features, { ...perFeature, ...calibrated(this.calibration?.features), ...(features ? { features } : {}) });
+    // monitoring.drift.method names the inputs' test; a classifier's predicted class is categorical, which ks and
+    // wasserstein cannot compare (the window would throw at every close): it keeps the automatic choice then.
+    const predictionMethod = NUMERIC_ONLY_METHODS.has(perFeature.method ?? "auto") && !this.numericPredictions() ? { method: "auto" as const } : {};
     const prediction = compare(this.referencePredictions, w.predictions, {
       ...perFeature,
+      ...predictionMethod,
       ...calibrated(this.calibration?.predictions),
       predictionFeatures: [PREDICTION_COLUMN],
     });

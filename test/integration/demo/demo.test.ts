@@ -3,7 +3,9 @@
 // Ready in the cluster, the first versions trained by Jobs on the GPU node, the weather ModelDeployment Ready,
 // Seattle traffic calm and New York traffic drifted yet judged by its labels (no retraining Job); then the closed
 // loop on penguins: Gentoo birds degrade the model, the operator's Job retrains it on the GPU node, the gate passes,
-// the candidate is promoted and accuracy recovers; and it exits 0 leaving no process behind.
+// the candidate is shadowed on mirrored live requests and wins pair by pair, is promoted and accuracy recovers; each
+// window shows its label-free estimate beside its accuracy; Prometheus, started with the cluster, answers PromQL
+// about the penguin model; and it exits 0 leaving no process behind.
 // The demo starts its own cluster in its own directory, beside the test run's shared one.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
@@ -18,7 +20,9 @@ import { readState } from "../../../src/devcluster/state.js";
 const repoRoot = new URL("../../../", import.meta.url).pathname;
 const ballast = join(repoRoot, "bin/ballast");
 const WINDOW_ROWS = 300;
-const STEPS = 8;
+const STEPS = 10;
+/** The demo's penguin windows (closed-loop.ts). */
+const PENGUIN_WINDOW = 20;
 
 interface DemoRun {
   code: number | null;
@@ -92,14 +96,14 @@ describe("ballast demo --exit-when-done", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 
-  it("exits 0 after all eight steps", () => {
+  it("exits 0 after all ten steps", () => {
     expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(run.stdout).toMatch(/Demo finished in \d+\.\d s\./);
   });
 
   it("starts a local cluster and prints the KUBECONFIG to watch it with, before anything is deployed", () => {
     const one = step(run.stdout, 1);
-    expect(one).toMatch(/✓ cluster ready: Kubernetes [\d.]+, .* nodes ballast-cpu-0, ballast-gpu-0/);
+    expect(one).toMatch(/✓ cluster ready: Kubernetes [\d.]+, .* nodes ballast-cpu-0, ballast-gpu-0; Prometheus http:\/\/127\.0\.0\.1:\d+/);
     expect(one).toContain(`export KUBECONFIG=${join(dir, "kubeconfig")}`);
   });
 
@@ -169,9 +173,19 @@ describe("ballast demo --exit-when-done", () => {
   it("closes the loop on penguins: Gentoo birds degrade the model, the operator retrains it on the GPU node, the gate passes", () => {
     const six = step(run.stdout, 6);
     expect(six).toMatch(/✓ ModelDeployment penguins Ready, serving penguin-sex\/v1/);
-    expect(six).toMatch(/window 1, familiar birds: .*\n\s+judged: 25 rows, \d+ labelled, accuracy \d\.\d+, .*→ Healthy/);
+    expect(six).toContain(`promotion.shadow on: minPairs ${PENGUIN_WINDOW}, minLabelledPairs ${PENGUIN_WINDOW}, maxDuration 2m`);
+    // Each window: the accuracy its labels give, beside the label-free estimate of it.
+    expect(six).toMatch(
+      new RegExp(
+        `window 1, familiar birds: .*\\n\\s+judged: ${PENGUIN_WINDOW} rows, \\d+ labelled, accuracy \\d\\.\\d+ \\(estimated \\d\\.\\d+ without labels\\), .*→ Healthy`,
+      ),
+    );
     const seven = step(run.stdout, 7);
-    const degraded = [...seven.matchAll(/judged: 25 rows, \d+ labelled, accuracy (\d\.\d+), .*→ Violated/g)].map((m) => Number(m[1]));
+    const degraded = [
+      ...seven.matchAll(
+        new RegExp(`judged: ${PENGUIN_WINDOW} rows, \\d+ labelled, accuracy (\\d\\.\\d+) \\(estimated \\d\\.\\d+ without labels\\), .*→ Violated`, "g"),
+      ),
+    ].map((m) => Number(m[1]));
     expect(degraded).toHaveLength(2);
     for (const a of degraded) expect(a).toBeLessThan(0.75);
     expect(seven).toMatch(/the operator started Job penguins-retrain-1/);
@@ -187,8 +201,25 @@ describe("ballast demo --exit-when-done", () => {
     expect(seven).toMatch(/latency: candidate\/serving ms per row \d+\.\d+/);
   });
 
-  it("promotes the candidate, and on more Gentoo birds accuracy recovers and the promotion becomes final", () => {
+  it("shadows the candidate on mirrored live requests and prints the paired verdict: pairs, agreement, both accuracies, McNemar p-value, error rates, p99 latencies", () => {
     const eight = step(run.stdout, 8);
+    expect(eight).toMatch(/✓ the serving pods mirror every request to the shadow of r1-\w+/);
+    const pairs = /candidate (r1-\w+): Passed; (\d+) pairs, (\d+) labelled, agreement (\d\.\d+)/.exec(eight);
+    expect(pairs, eight).not.toBeNull();
+    expect(Number(pairs![2])).toBeGreaterThanOrEqual(PENGUIN_WINDOW);
+    expect(Number(pairs![3])).toBeGreaterThanOrEqual(PENGUIN_WINDOW);
+    const accuracy = /accuracy on the labelled pairs: candidate (\d\.\d+) vs serving (\d\.\d+) \(improvement \+\d\.\d+\); McNemarExact p-value (\d\.\d+)/.exec(
+      eight,
+    );
+    expect(accuracy, eight).not.toBeNull();
+    // On Gentoo birds the candidate beats the serving version on the very same requests.
+    expect(Number(accuracy![1]) - Number(accuracy![2])).toBeGreaterThanOrEqual(0.05);
+    expect(eight).toMatch(/error rate: candidate \d\.\d+ vs serving \d\.\d+; p99 latency: candidate [\d.]+ ms vs serving [\d.]+ ms/);
+    expect(eight).toMatch(new RegExp(`✓ shadow passed: accuracy ${accuracy![1]} vs ${accuracy![2]} on the same \\d+ labelled requests`));
+  });
+
+  it("promotes the candidate, and on more Gentoo birds accuracy recovers and the promotion becomes final", () => {
+    const eight = step(run.stdout, 9);
     const promoted = /✓ promoted: status\.targetVersion (r1-\w+) \(previousVersion v1\); the Deployment pins --version (r1-\w+)/.exec(eight);
     expect(promoted, eight).not.toBeNull();
     expect(promoted![2]).toBe(promoted![1]);
@@ -198,30 +229,53 @@ describe("ballast demo --exit-when-done", () => {
     expect(Number(recovered![2])).toBeGreaterThanOrEqual(0.75);
     expect(recovered![3]).toBe(promoted![1]);
     expect(eight).toContain("the promotion is final (loop Stable");
-    for (const reason of ["RetrainingStarted", "CandidatePassed", "Promoted", "ObservationPassed"])
+    for (const reason of ["RetrainingStarted", "CandidatePassed", "ShadowStarted", "Promoted", "ObservationPassed"])
       expect(eight).toMatch(new RegExp(`Normal\\s+${reason}\\s+modeldeployment/penguins`));
     // The story as `ballast history` tells it: both versions, the promotion, the Job.
     const story = eight.slice(eight.indexOf("$ ballast history penguins -n default"));
     expect(story, eight).toMatch(/VERSION\s+FIRST SEEN\s+LAST STEP/);
     expect(story).toMatch(new RegExp(`Promoted\\s+${promoted![1]}`));
     expect(story).toMatch(/penguins-retrain-1\s+Complete/);
+    expect(story).toContain("LAST SHADOW");
+    expect(story).toMatch(new RegExp(`candidate ${promoted![1]}: Passed; \\d+ pairs`));
+    expect(story).toMatch(/ENDED\s+VERSION\s+ROWS\s+LABELLED\s+ACCURACY\s+ESTIMATED/);
     // One Job for the whole story.
     expect(eight).toMatch(/\n\s+penguins-retrain-1\s+Complete\s+1\/1/);
     expect(eight).not.toMatch(/penguins-retrain-2/);
-    // The timeline: a calm window, two degraded ones on v1, two recovered ones on the candidate.
+    // The timeline: a calm window, two degraded ones on v1, one more on v1 while the shadow is judged, two recovered
+    // ones on the candidate; each with the label-free estimate and its distance from the labels' accuracy.
     const table = eight.slice(eight.indexOf("WINDOW  ENDED (UTC)"));
+    expect(table).toMatch(/^WINDOW\s+ENDED \(UTC\)\s+BIRDS\s+ROWS\s+LABELLED\s+ACCURACY\s+ESTIMATED\s+\|ERROR\|\s+DRIFT/);
     const rows = table
       .split("\n")
-      .slice(1, 6)
+      .slice(1, 7)
       .map((l) => l.trim().split(/\s+/));
-    expect(rows.map((r) => [r[2], r[7], r[9]])).toEqual([
+    expect(rows.map((r) => [r[2], r[9], r[11]])).toEqual([
       ["familiar", "Healthy", "Stable"],
       ["Gentoo", "Violated", "Stable"],
       ["Gentoo", "Violated", "Training"],
+      ["Gentoo", "Violated", expect.stringMatching(/^(Promoting|Observing)$/)],
       ["Gentoo", "Healthy", "Observing"],
       ["Gentoo", "Healthy", "Stable"],
     ]);
-    expect(rows.map((r) => r[8])).toEqual(["v1", "v1", "v1", promoted![1], promoted![1]]);
+    expect(rows.slice(4).map((r) => r[10])).toEqual([promoted![1], promoted![1]]);
+    // |ERROR| is |estimated − accuracy| of the unrounded numbers: within rounding of the two printed ones.
+    for (const r of rows) expect(Math.abs(Math.abs(Number(r[6]) - Number(r[5])) - Number(r[7]))).toBeLessThanOrEqual(0.0011);
+    expect(eight).toMatch(/the label-free estimate against the labels' accuracy over these 6 windows: mean \|error\| \d\.\d+, max \d\.\d+/);
+  });
+
+  it("asks the Prometheus it started about the penguin model: the loop phase now and the accuracy series, with the URL to ask again", () => {
+    const ten = step(run.stdout, 10);
+    expect(ten).toContain(`ballast_modeldeployment_loop_phase{namespace="default", modeldeployment="penguins", phase="Stable"}  1`);
+    const labels = /\n\s+labels\s+(\S+) ([\d. →]+)\n/.exec(ten);
+    expect(labels, ten).not.toBeNull();
+    const values = labels![2]!.split("→").map(Number);
+    // The dip the Gentoo birds caused and the recovery, as Prometheus scraped them from the operator.
+    expect(Math.min(...values)).toBeLessThan(0.75);
+    expect(values.at(-1)).toBeGreaterThanOrEqual(0.75);
+    expect(ten).toMatch(/\n\s+estimated\s+\S+ [\d. →]+\n/);
+    expect(ten).toMatch(/http:\/\/127\.0\.0\.1:\d+\/graph\?g0\.expr=ballast_modeldeployment_loop_phase/);
+    expect(ten).toMatch(/✓ Prometheus has the penguin model's loop phase and its accuracy series/);
   });
 
   it("tears the cluster down: every process it started is gone", () => {

@@ -90,6 +90,63 @@ describe("the story of a model", () => {
   });
 });
 
+describe("the shadow and the label-free estimate in the story", () => {
+  const shadow = {
+    version: "v2",
+    since: "2026-12-05T10:02:40Z",
+    updateTime: "2026-12-05T10:02:55Z",
+    mirrored: 20,
+    dropped: 0,
+    failed: 0,
+    rows: 20,
+    agreement: 0.55,
+    labelledPairs: 20,
+    metric: "accuracy",
+    serving: 0.45,
+    shadow: 0.95,
+    improvement: 0.5,
+    test: "McNemarExact" as const,
+    pValue: 0.001953,
+    servingErrorRate: 0,
+    shadowErrorRate: 0,
+    servingP99Ms: 10,
+    shadowP99Ms: 25,
+    verdict: "Passed" as const,
+    message: "✓ not significantly worse",
+  };
+  const story = buildStory(
+    {
+      ...md,
+      status: {
+        ...PROMOTED_STATUS,
+        lastRetraining: { ...PROMOTED_STATUS.lastRetraining!, shadow },
+        recentWindows: [{ ...PROMOTED_STATUS.recentWindows![1]!, estimatedAccuracy: 0.96 }],
+      },
+    },
+    [],
+    [],
+  );
+
+  it("prints the shadow's paired numbers: pairs, agreement, both accuracies, p-value, error rates, p99 latencies", () => {
+    const text = formatStory(story);
+    expect(text).toContain("LAST SHADOW");
+    expect(text).toContain("candidate v2: Passed; 20 pairs, 20 labelled, agreement 0.550 (mirrored 20, dropped 0, failed 0; since 2026-12-05 10:02:40)");
+    expect(text).toContain("accuracy on the labelled pairs: candidate 0.950 vs serving 0.450 (improvement +0.500); McNemarExact p-value 0.0020");
+    expect(text).toContain("error rate: candidate 0.000 vs serving 0.000; p99 latency: candidate 25.0 ms vs serving 10.0 ms");
+  });
+
+  it("shows each window's label-free estimate beside its accuracy", () => {
+    const text = formatStory(story);
+    expect(text).toMatch(/ACCURACY\s+ESTIMATED\s+DRIFT/);
+    expect(text).toMatch(/0\.450\s+0\.960\s+0\.75/);
+    expect(text).toContain("estimated   █");
+  });
+
+  it("shows the running shadow when none was decided yet", () => {
+    expect(buildStory({ ...md, status: { shadow: { ...shadow, verdict: "Pending" } } }, [], []).shadow?.verdict).toBe("Pending");
+  });
+});
+
 describe("sparkline", () => {
   it("maps 0..1 onto eight bars and clamps what is outside", () => {
     expect(sparkline([0, 0.5, 0.99, 1, -3, 7, undefined, Number.NaN])).toBe("▁▅██▁█··");

@@ -145,3 +145,29 @@ describe("TrafficMonitor request ids", () => {
     await log.close();
   });
 });
+
+describe("TrafficMonitor drift with a numeric-only method", () => {
+  it("judges a classifier's inputs with ks and its predicted classes with a test for categories, instead of throwing at every window", async () => {
+    const clock = { now: T0 };
+    const log = await RequestLog.open(tempDir(), { model: "m", version: "v1", task: "classification", label: "y", features: ["x"] });
+    // spec.monitoring.drift.method ks, as examples/penguin-sex-classifier.yaml sets it.
+    const monitor = new TrafficMonitor({
+      meta,
+      windowRows: 4,
+      windowMs: 0,
+      windowsKept: 12,
+      maxTracked: 1000,
+      pod: "p",
+      requestLog: log,
+      now: () => clock.now,
+      drift: { method: "ks" },
+    });
+    for (let i = 0; i < 4; i++) monitor.enqueue(exchange(`r${i}`, [i / 10], [i % 2 ? "a" : "b"], T0 + i));
+    monitor.drain();
+    const closed = monitor.summary().windows.find((w) => w.closed)!;
+    expect(closed.drift?.features.map((f) => [f.name, f.method])).toEqual([["x", "ks"]]);
+    expect(closed.drift?.prediction).toHaveLength(1);
+    expect(closed.drift?.prediction[0]!.method).not.toBe("ks");
+    await log.close();
+  });
+});

@@ -230,10 +230,11 @@ export function compareReverseShadow(
     return result;
   }
   const alpha = 1 - rules.confidence;
-  const p = m.pValue === undefined ? undefined : directional && m.shadowAhead ? m.pValue / 2 : m.pValue;
+  const halved = directional && m.shadowAhead && m.pValue !== undefined;
+  const p = halved ? m.pValue! / 2 : m.pValue;
   const better = m.shadowAhead && p !== undefined && p < alpha;
   if (directional) result.oneSided = true;
-  const pText = `${m.test} ${directional ? "one-sided " : ""}p ${fmt(p)}`;
+  const pText = `${m.test} ${halved ? "one-sided " : ""}p ${fmt(p)}`;
   const text = `previous ${summary.version} ${m.metric} ${fmt(m.shadow)} vs promoted ${fmt(m.serving)} on ${m.labelled} labelled pairs (${pText}, significantly better below ${fmt(alpha)})`;
   result.verdict = better ? "Rejected" : "Passed";
   if (better) result.failedRule = "PreviousVersionBetter";

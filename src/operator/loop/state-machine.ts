@@ -748,7 +748,10 @@ function judgeReverseShadow(step: Step): boolean {
   if (!live || live.verdict === "Pending") return false;
   const o = step.observation!;
   const target = o.version;
-  const numbers = `${live.metric} ${fmt(live.shadow)} (previous ${o.previousVersion}) vs ${fmt(live.serving)} (promoted ${target}) on ${live.labelledPairs} labelled pairs, ${live.test} ${live.oneSided ? "one-sided " : ""}p ${fmt(live.oneSided && live.pValue !== undefined ? live.pValue / 2 : live.pValue)}`;
+  // One-sided (the estimate fixed the direction) halves the two-sided p-value when the previous version leads.
+  const halved = live.oneSided === true && (live.improvement ?? 0) > 0 && live.pValue !== undefined;
+  const p = `${live.test} ${halved ? `one-sided p ${fmt(live.pValue! / 2)}` : `p ${fmt(live.pValue)}`}`;
+  const numbers = `${live.metric} ${fmt(live.shadow)} (previous ${o.previousVersion}) vs ${fmt(live.serving)} (promoted ${target}) on ${live.labelledPairs} labelled pairs, ${p}`;
   step.observation = { ...o, reverseShadow: "Decided", comparison: live, message: "" };
   if (live.verdict === "Passed") {
     step.observation.message = `${target} held against ${o.previousVersion} on the same requests: ${numbers}`.slice(0, 1024);

@@ -2,7 +2,7 @@
 // finds in the namespace and in status while a candidate is shadowed. No cluster.
 import type { V1Container, V1Deployment } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { applyModelDeploymentDefaults, type ModelDeploymentSpec, type ResolvedModelDeployment } from "../../../src/api/index.js";
+import { applyModelDeploymentDefaults, type ModelDeploymentSpec, type ModelDeploymentStatus, type ResolvedModelDeployment } from "../../../src/api/index.js";
 import { SHADOW_LATENCY_BOUNDS_MS, type ShadowSummary } from "../../../src/monitoring/shadow-summary.js";
 import type { SidecarSummary } from "../../../src/monitoring/summary.js";
 import { desiredShadowDeployment, desiredShadowNetworkPolicy, pinnedVersionOf, shadowNames } from "../../../src/operator/loop/shadow.js";
@@ -153,5 +153,36 @@ describe("status.shadow from the serving pods' summaries", () => {
     const prior = { shadow: withShadowStatus(md(), {}, [{ pod: "a", summary: summary("a", block({})) }], now).shadow };
     expect(withShadowStatus(md(), prior, [{ pod: "a", summary: summary("a") }], now).shadow).toBeUndefined();
     expect(withShadowStatus(md(), prior, [{ pod: "a", error: "GET: no answer" }], now).shadow).toEqual(prior.shadow);
+  });
+
+  it("while a promotion is observed and the pods mirror to the version it replaced, the numbers are the reverse shadow's, judged the other way", () => {
+    const observing = (status: ModelDeploymentStatus): ResolvedModelDeployment => ({
+      ...md(),
+      status: {
+        servingVersion: "v1",
+        loop: { phase: "Observing", attempt: 1, since: "2026-12-05T12:00:00Z", message: "" },
+        observation: { version: "v1", previousVersion: "r1-abc", since: "2026-12-05T12:00:00Z", reverseShadow: "Running", message: "" },
+        ...status,
+      },
+    });
+    const scrapes = ["a", "b"].map((pod) => ({ pod, summary: summary(pod, block({})) }));
+    // On each pod the previous version r1-abc was right alone on 25 labelled rows, the promoted v1 on 5.
+    const out = withShadowStatus(observing({}), {}, scrapes, now).shadow!;
+    expect(out).toMatchObject({ role: "previous", version: "r1-abc", verdict: "Rejected", failedRule: "PreviousVersionBetter", serving: 0.7, shadow: 0.8333 });
+    expect(out.oneSided).toBeUndefined();
+    const warned = observing({
+      observation: {
+        version: "v1",
+        previousVersion: "r1-abc",
+        since: "2026-12-05T12:00:00Z",
+        reverseShadow: "Running",
+        message: "",
+        estimateWarning: { windowEnd: "2026-12-05T12:05:00Z", labelledSamples: 2, metric: "accuracy", estimated: 0.6, message: "" },
+      },
+    });
+    expect(withShadowStatus(warned, {}, scrapes, now).shadow).toMatchObject({ role: "previous", oneSided: true });
+    // Before the promotion (or about another version) it is the candidate's shadow, as before.
+    expect(withShadowStatus(md(), {}, scrapes, now).shadow).toMatchObject({ role: "candidate", verdict: "Passed" });
+    expect(withShadowStatus(observing({ servingVersion: "v0" }), {}, scrapes, now).shadow?.role).toBe("candidate");
   });
 });

@@ -578,7 +578,7 @@ function shadowing(step: Step): void {
   }
   const deadline = step.loop.shadowDeadline ? Date.parse(step.loop.shadowDeadline) : obs.now.getTime();
   const progress = live?.message ?? "no shadow numbers from the serving pods yet";
-  const pods = obs.shadow ? `; ${obs.shadow.readyPods} of ${spec.replicas} shadow pods ready${obs.shadow.mirror ? `, ${obs.shadow.mirror}` : ""}` : "";
+  const pods = shadowPods(step);
   if (obs.now.getTime() < deadline) return step.say(`shadowing ${candidate} until ${step.loop.shadowDeadline}: ${progress}${pods}`);
   if (!step.loop.shadowExtended) {
     step.loop.shadowExtended = true;
@@ -588,6 +588,12 @@ function shadowing(step: Step): void {
     return;
   }
   inconclusive(step, candidate, live, `too few pairs within twice promotion.shadow.maxDuration ${spec.maxDuration}: ${progress}`);
+}
+
+/** The shadow pods and what the serving pods answered to the last mirror configuration, for the message. */
+function shadowPods(step: Step): string {
+  const seen = step.obs.shadow;
+  return seen ? `; ${seen.readyPods} of ${step.md.spec.promotion.shadow.replicas} shadow pods ready${seen.mirror ? `, ${seen.mirror}` : ""}` : "";
 }
 
 /** Inconclusive never passes and is no failure: the candidate is dropped, the cooldown starts, the failure count stays. */
@@ -735,7 +741,9 @@ function stopReverseShadow(step: Step, why: string): void {
 /** The estimate's window, for messages: where it came from and what it said. */
 function estimateEvidence(step: Step): string {
   const w = step.observation?.estimateWarning;
-  return w ? `; the label-free estimate had said so first: ${w.metric} ${fmt(w.estimated)} in the window ending ${w.windowEnd} (${w.labelledSamples} labelled rows)` : "";
+  return w
+    ? `; the label-free estimate had said so first: ${w.metric} ${fmt(w.estimated)} in the window ending ${w.windowEnd} (${w.labelledSamples} labelled rows)`
+    : "";
 }
 
 /**
@@ -758,9 +766,17 @@ function judgeReverseShadow(step: Step): boolean {
     step.event("Normal", ConditionReason.ReverseShadowPassed, `reverse shadow: ${step.observation.message}`, "Observe");
     return false;
   }
-  step.observation.message = `${o.previousVersion} is significantly better than ${target} on the same requests: ${numbers}${estimateEvidence(step)}`.slice(0, 1024);
+  step.observation.message = `${o.previousVersion} is significantly better than ${target} on the same requests: ${numbers}${estimateEvidence(step)}`.slice(
+    0,
+    1024,
+  );
   if (!step.md.spec.promotion.rollbackOnRegression) {
-    step.event("Warning", ConditionReason.PreviousVersionBetter, `${step.observation.message}; not rolled back (promotion.rollbackOnRegression is false)`, "Observe");
+    step.event(
+      "Warning",
+      ConditionReason.PreviousVersionBetter,
+      `${step.observation.message}; not rolled back (promotion.rollbackOnRegression is false)`,
+      "Observe",
+    );
     return false;
   }
   step.rollBack(ConditionReason.PreviousVersionBetter, step.observation.message);
@@ -841,7 +857,9 @@ function observing(step: Step): void {
     }
   }
   const last = fresh.at(-1)?.accuracy;
-  const reverse = reverseShadowRuns(step) ? `; reverse shadow on ${step.observation!.previousVersion}: ${liveReverseShadow(step)?.message ?? "no paired numbers yet"}` : "";
+  const reverse = reverseShadowRuns(step)
+    ? `; reverse shadow on ${step.observation!.previousVersion}: ${liveReverseShadow(step)?.message ?? "no paired numbers yet"}${shadowPods(step)}`
+    : "";
   step.say(
     `${target} serves; ${step.loop.observedWindows ?? 0} of ${needed} labelled windows observed${last !== undefined ? `, live ${metric} ${fmt(last)}` : ""}${skipped}${reverse}`,
   );

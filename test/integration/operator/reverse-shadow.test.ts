@@ -42,9 +42,12 @@ describe("ballast operator: the previous version as a reverse shadow while a pro
       500,
     ).catch(async (err: Error) => {
       const s = (await get()).status;
-      throw new Error(`${err.message}\nloop: ${JSON.stringify(s?.loop)}\nobservation: ${JSON.stringify(s?.observation)}\nshadow: ${JSON.stringify(s?.shadow)}`, {
-        cause: err,
-      });
+      throw new Error(
+        `${err.message}\nloop: ${JSON.stringify(s?.loop)}\nobservation: ${JSON.stringify(s?.observation)}\nshadow: ${JSON.stringify(s?.shadow)}`,
+        {
+          cause: err,
+        },
+      );
     });
   const podsOf = async (component: string) =>
     (
@@ -96,7 +99,11 @@ describe("ballast operator: the previous version as a reverse shadow while a pro
     expect(observing.status!.observation).toMatchObject({ version: "g1", previousVersion: "v1", reverseShadow: "Running" });
     const dep = await shadowDeployment();
     expect(dep.spec!.template.spec!.containers.find((c) => c.name === "server")!.args).toEqual(expect.arrayContaining(["--version", "v1"]));
-    await until("the serving pods to mirror to the reverse shadow", (m) => /1 of 1 serving pods mirror to 1 shadow pod\b/.test(m.status?.loop?.message ?? ""), 180_000);
+    await until(
+      "the serving pods to mirror to the reverse shadow",
+      (m) => /1 of 1 serving pods mirror to 1 shadow pod\b/.test(m.status?.loop?.message ?? ""),
+      180_000,
+    );
     const [shadowPod] = await podsOf("shadow");
     const servingPods = (await podsOf("serving")).filter((p) => p.status?.phase === "Running" && !p.metadata?.deletionTimestamp);
     expect(servingPods).toHaveLength(1);
@@ -124,7 +131,9 @@ describe("ballast operator: the previous version as a reverse shadow while a pro
     const rolledBack = await until("v1 to serve again", (m) => m.status?.servingVersion === "v1" && m.status.loop?.phase === "Stable", 240_000);
     const entry = rolledBack.status!.history!.findLast((h) => h.event === "RolledBack")!;
     expect(entry).toMatchObject({ version: "v1", previousVersion: "g1" });
-    expect(entry.message).toMatch(/PreviousVersionBetter: v1 is significantly better than g1 on the same requests: accuracy .* on \d+ labelled pairs, McNemarExact p/);
+    expect(entry.message).toMatch(
+      /PreviousVersionBetter: v1 is significantly better than g1 on the same requests: accuracy .* on \d+ labelled pairs, McNemarExact p/,
+    );
     const events = JSON.parse(
       (
         await kubectl([
@@ -139,7 +148,9 @@ describe("ballast operator: the previous version as a reverse shadow while a pro
         ])
       ).stdout,
     ) as { items: { reason: string; note: string }[] };
-    expect(events.items.map((e) => e.reason)).toEqual(expect.arrayContaining(["CandidateApproved", "ReverseShadowStarted", "PreviousVersionBetter", "RolledBack"]));
+    expect(events.items.map((e) => e.reason)).toEqual(
+      expect.arrayContaining(["CandidateApproved", "ReverseShadowStarted", "PreviousVersionBetter", "RolledBack"]),
+    );
     expect(events.items.find((e) => e.reason === "PreviousVersionBetter")!.note).toMatch(/McNemarExact p/);
     await waitFor("the shadow scaled to 0", async () => (await shadowDeployment()).spec!.replicas === 0, 60_000);
     await waitFor("the shadow pods gone", async () => (await podsOf("shadow")).length === 0, 120_000);

@@ -3,7 +3,9 @@
 // that passes the offline gate, and instead of being promoted the candidate runs as a shadow — its own Deployment
 // and NetworkPolicy, never behind the user Service — while the serving sidecars mirror live requests and forward
 // their feedback to it. The loop promotes it on the paired numbers (McNemar's exact test on the same labelled
-// requests), records them in status, history and Events, and scales the shadow to 0.
+// requests) and records them in status, history and Events. While the promotion is observed the previous version
+// v1 takes the candidate's place in the shadow Deployment (the reverse shadow): on the same Gentoo requests the
+// promoted version holds, and the shadow is scaled to 0.
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -78,7 +80,8 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
 
   it("gate → shadow on mirrored traffic → promoted on the paired numbers; the shadow never behind the Service, scaled to 0 after", async () => {
     serviceUrl = await deployPenguins(ns.name, MD_NAME, {
-      observationWindows: 1,
+      // More windows than the reverse shadow needs labelled pairs: its look comes first.
+      observationWindows: 3,
       minImprovement: 0.05,
       maxLatencyRatio: 3,
       shadow: { enabled: true, minPairs: MIN_PAIRS, minLabelledPairs: MIN_PAIRS, maxDuration: "10m" },
@@ -151,13 +154,56 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
     expect(events.items.map((e) => e.reason)).toEqual(expect.arrayContaining(["ShadowStarted", "ShadowPassed"]));
     expect(events.items.find((e) => e.reason === "ShadowPassed")!.note).toMatch(/McNemarExact p/);
 
-    // Promoted; the serving pods stop mirroring and the shadow is scaled to 0.
-    await until("the candidate to serve", (m) => m.status?.servingVersion === candidate, 180_000);
+    // Promoted. While it is observed, the shadow Deployment runs the previous version and the new serving pod mirrors to it.
+    const observing = await until("the candidate observed", (m) => m.status?.loop?.phase === "Observing" && m.status.servingVersion === candidate, 180_000);
+    expect(observing.status!.observation).toMatchObject({ version: candidate, previousVersion: "v1", reverseShadow: "Running" });
+    await until(
+      "the serving pods to mirror to the previous version",
+      (m) => m.status?.loop?.phase === "Observing" && /reverse shadow on v1: .*1 of 1 serving pods mirror to 1 shadow pod\b/.test(m.status.loop.message),
+      180_000,
+    );
+    const reverseDep = await kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-shadow`, "-n", ns.name]);
+    expect(reverseDep.spec!.template.spec!.containers.find((c) => c.name === "server")!.args).toEqual(expect.arrayContaining(["--version", "v1"]));
+    const [previousPod] = await podsOf("shadow");
+    const servingNow = (await podsOf("serving")).filter((p) => p.status?.phase === "Running" && !p.metadata?.deletionTimestamp);
+    const reverseMirror = (await (await fetch(`http://${servingNow[0]!.status!.podIP}:9090/v1/mirror`)).json()) as {
+      mirror: { version: string; targets: string[] };
+    };
+    expect(reverseMirror.mirror).toMatchObject({ version: "v1", targets: [`http://${previousPod!.status!.podIP}:8080`] });
+
+    // More Gentoo birds: on the same labelled requests v1 is not better than the promoted version — it holds.
+    for (let round = 0, sent = 0; sent < 2 * MIN_PAIRS; round++) sent += (await send(gentooLive, `observed-${round}`)).rows;
+    const held = await until("the reverse shadow's look", (m) => m.status?.observation?.reverseShadow !== "Running", 180_000);
+    expect(held.status!.observation, JSON.stringify(held.status!.observation)).toMatchObject({
+      reverseShadow: "Decided",
+      comparison: { role: "previous", version: "v1", verdict: "Passed", test: "McNemarExact" },
+    });
+    const reverseNumbers = held.status!.observation!.comparison!;
+    expect(reverseNumbers.labelledPairs).toBeGreaterThanOrEqual(MIN_PAIRS);
+    expect(reverseNumbers.serving!).toBeGreaterThan(reverseNumbers.shadow!);
+    const afterEvents = JSON.parse(
+      (
+        await kubectl([
+          "get",
+          "events.events.k8s.io",
+          "-n",
+          ns.name,
+          "--field-selector",
+          `reportingController=ballast.dev/operator,regarding.name=${MD_NAME}`,
+          "-o",
+          "json",
+        ])
+      ).stdout,
+    ) as { items: { reason: string; note: string }[] };
+    expect(afterEvents.items.map((e) => e.reason)).toEqual(expect.arrayContaining(["ReverseShadowStarted", "ReverseShadowPassed"]));
+
+    // The look is taken: the serving pods stop mirroring and the shadow is scaled to 0; the candidate stays.
     await waitFor(
       "the shadow scaled to 0",
       async () => (await kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-shadow`, "-n", ns.name])).spec!.replicas === 0,
       60_000,
     );
     await waitFor("the shadow pods gone", async () => (await podsOf("shadow")).length === 0, 120_000);
-  }, 600_000);
+    expect((await get()).status!.servingVersion).toBe(candidate);
+  }, 900_000);
 });

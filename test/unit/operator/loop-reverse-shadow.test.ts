@@ -142,7 +142,13 @@ describe("Observing with the reverse shadow", () => {
 
   it("too few pairs is no verdict and no rollback: observation passing ends the reverse shadow with its last numbers", () => {
     let { m } = observingFrom(promoting());
-    const pending = reverse({ labelledPairs: 12, pValue: 0.02, verdict: "Pending", failedRule: undefined, message: "collecting: 30 of 100 pairs, 12 of 50 labelled" });
+    const pending = reverse({
+      labelledPairs: 12,
+      pValue: 0.02,
+      verdict: "Pending",
+      failedRule: undefined,
+      message: "collecting: 30 of 100 pairs, 12 of 50 labelled",
+    });
     m = withStatus(m, { shadow: pending });
     let step = stepLoop(m, obs(at(100)));
     expect(step.status.loop?.phase).toBe("Observing");
@@ -176,7 +182,9 @@ describe("Observing with the reverse shadow", () => {
     expect(step.events.map((e) => [e.type, e.reason])).toEqual([["Warning", "EstimatedRegression"]]);
     expect(step.shadow?.version).toBe("v1");
     // A calm estimate later does not clear it; a second bad one is not announced twice.
-    m = withStatus(apply(m, step), { recentWindows: [window(at(90), 0.66, 3, { estimatedAccuracy: 0.7 }), window(at(96), 0.6, 2, { estimatedAccuracy: 0.65 })] });
+    m = withStatus(apply(m, step), {
+      recentWindows: [window(at(90), 0.66, 3, { estimatedAccuracy: 0.7 }), window(at(96), 0.6, 2, { estimatedAccuracy: 0.65 })],
+    });
     step = stepLoop(m, obs(at(97)));
     expect(step.events).toEqual([]);
     expect(step.status.observation?.estimateWarning?.windowEnd).toBe(iso(at(90)));
@@ -184,7 +192,9 @@ describe("Observing with the reverse shadow", () => {
     m = withStatus(apply(m, step), { shadow: reverse({ pValue: 0.0755, oneSided: true }) });
     step = stepLoop(m, obs(at(100)));
     expect(step.status.loop?.phase).toBe("RollingBack");
-    expect(step.status.loop?.message).toMatch(/McNemarExact one-sided p 0.0377; the label-free estimate had said so first: accuracy 0.7 in the window ending .* \(3 labelled rows\)/);
+    expect(step.status.loop?.message).toMatch(
+      /McNemarExact one-sided p 0.0377; the label-free estimate had said so first: accuracy 0.7 in the window ending .* \(3 labelled rows\)/,
+    );
     expect(step.status.observation).toMatchObject({ reverseShadow: "Decided", estimateWarning: { estimated: 0.7 }, comparison: { oneSided: true } });
   });
 

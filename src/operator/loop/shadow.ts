@@ -89,6 +89,18 @@ export function readyShadowPods(pods: readonly (V1Pod & KubeObject)[], md: Resol
 
 const hostForUrl = (ip: string) => (ip.includes(":") ? `[${ip}]` : ip);
 
+/**
+ * The serving ports of the ready shadow pods whose server pins `version` (at most 16, the sidecars' limit). Only
+ * that version: when the shadow switches from a candidate to the previous version, a candidate pod still Ready
+ * would otherwise answer for the other model and corrupt the pairs.
+ */
+export function mirrorTargets(pods: readonly (V1Pod & KubeObject)[], md: ResolvedModelDeployment, version: string): string[] {
+  return readyShadowPods(pods, md)
+    .filter((p) => pinnedVersionOfPodSpec(p.spec) === version)
+    .slice(0, 16)
+    .map((p) => `http://${hostForUrl(p.status!.podIP!)}:${md.spec.serving.port}`);
+}
+
 export interface ShadowControlOptions {
   client: KubeClient;
   defaultImage: string;
@@ -138,12 +150,7 @@ export async function reconcileShadow(
     await serverSideApply(o.client, DEPLOYMENTS, desired);
     o.log.info({ deployment: names.deployment, version: shadow.version, replicas: shadow.replicas }, "shadow applied");
   }
-  // Only pods of the version asked for: when the shadow switches from a candidate to the previous version, a
-  // candidate pod still Ready would otherwise answer for the other model and corrupt the pairs.
-  const targets = readyShadowPods(pods, md)
-    .filter((p) => pinnedVersionOfPodSpec(p.spec) === shadow.version)
-    .slice(0, 16)
-    .map((p) => `http://${hostForUrl(p.status!.podIP!)}:${md.spec.serving.port}`);
+  const targets = mirrorTargets(pods, md, shadow.version);
   if (targets.length === 0) return { readyPods: 0, mirror: "waiting for a ready shadow pod before mirroring" };
   const config: MirrorConfig = {
     version: shadow.version,

@@ -9,57 +9,33 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
+import type { V1Deployment } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ModelDeploymentStatus } from "../../../src/api/index.js";
 import { loadPenguins, PENGUIN_FEATURES, PENGUIN_LABEL, penguinsCsv, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
 import { installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, trainInto, type OperatorProcess } from "./operator-process.js";
-import { deployPenguins, PENGUIN_WINDOW, preparePenguinStore, sendPenguins } from "./penguin-loop.js";
+import {
+  componentPods,
+  deployPenguins,
+  mirrorOf,
+  operatorEvents,
+  PENGUIN_WINDOW,
+  preparePenguinStore,
+  sendPenguins,
+  untilStatus,
+  type PenguinModelDeployment,
+} from "./penguin-loop.js";
 
 const MD_NAME = "penguins";
 const MIN_PAIRS = 40;
-
-interface MD {
-  metadata: { uid: string };
-  status?: ModelDeploymentStatus;
-}
 
 describe("ballast operator: the previous version as a reverse shadow while a promotion is observed", () => {
   let ns: { name: string; remove: () => Promise<void> };
   let operator: OperatorProcess;
   let storeDir: string;
   const split = splitPenguins(loadPenguins(), 2 * PENGUIN_WINDOW);
-  const get = () => kubectlJson<MD>(["get", "md", MD_NAME, "-n", ns.name]);
-  const until = (what: string, test: (m: MD) => boolean, timeoutMs: number) =>
-    waitFor(
-      what,
-      async () => {
-        const m = await get();
-        return test(m) ? m : undefined;
-      },
-      timeoutMs,
-      500,
-    ).catch(async (err: Error) => {
-      const s = (await get()).status;
-      throw new Error(
-        `${err.message}\nloop: ${JSON.stringify(s?.loop)}\nobservation: ${JSON.stringify(s?.observation)}\nshadow: ${JSON.stringify(s?.shadow)}`,
-        {
-          cause: err,
-        },
-      );
-    });
-  const podsOf = async (component: string) =>
-    (
-      await kubectlJson<{ items: V1Pod[] }>([
-        "get",
-        "pods",
-        "-n",
-        ns.name,
-        "-l",
-        `ballast.dev/model-deployment=${MD_NAME},app.kubernetes.io/component=${component}`,
-      ])
-    ).items;
+  const until = (what: string, test: (m: PenguinModelDeployment) => boolean, timeoutMs: number) => untilStatus(ns.name, MD_NAME, what, test, timeoutMs);
+  const podsOf = (component: "serving" | "shadow") => componentPods(ns.name, MD_NAME, component);
   const shadowDeployment = () => kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-shadow`, "-n", ns.name]);
 
   beforeAll(async () => {
@@ -107,8 +83,7 @@ describe("ballast operator: the previous version as a reverse shadow while a pro
     const [shadowPod] = await podsOf("shadow");
     const servingPods = (await podsOf("serving")).filter((p) => p.status?.phase === "Running" && !p.metadata?.deletionTimestamp);
     expect(servingPods).toHaveLength(1);
-    const mirror = (await (await fetch(`http://${servingPods[0]!.status!.podIP}:9090/v1/mirror`)).json()) as { mirror: { version: string; targets: string[] } };
-    expect(mirror.mirror).toMatchObject({ version: "v1", targets: [`http://${shadowPod!.status!.podIP}:8080`] });
+    expect(await mirrorOf(servingPods[0]!)).toMatchObject({ version: "v1", targets: [`http://${shadowPod!.status!.podIP}:8080`] });
 
     // The Adelie population keeps coming, labelled: both versions answer every request.
     const adelie: readonly Penguin[] = split.familiar;
@@ -134,24 +109,9 @@ describe("ballast operator: the previous version as a reverse shadow while a pro
     expect(entry.message).toMatch(
       /PreviousVersionBetter: v1 is significantly better than g1 on the same requests: accuracy .* on \d+ labelled pairs, McNemarExact p/,
     );
-    const events = JSON.parse(
-      (
-        await kubectl([
-          "get",
-          "events.events.k8s.io",
-          "-n",
-          ns.name,
-          "--field-selector",
-          `reportingController=ballast.dev/operator,regarding.name=${MD_NAME}`,
-          "-o",
-          "json",
-        ])
-      ).stdout,
-    ) as { items: { reason: string; note: string }[] };
-    expect(events.items.map((e) => e.reason)).toEqual(
-      expect.arrayContaining(["CandidateApproved", "ReverseShadowStarted", "PreviousVersionBetter", "RolledBack"]),
-    );
-    expect(events.items.find((e) => e.reason === "PreviousVersionBetter")!.note).toMatch(/McNemarExact p/);
+    const events = await operatorEvents(ns.name, MD_NAME);
+    expect(events.map((e) => e.reason)).toEqual(expect.arrayContaining(["CandidateApproved", "ReverseShadowStarted", "PreviousVersionBetter", "RolledBack"]));
+    expect(events.find((e) => e.reason === "PreviousVersionBetter")!.note).toMatch(/McNemarExact p/);
     await waitFor("the shadow scaled to 0", async () => (await shadowDeployment()).spec!.replicas === 0, 60_000);
     await waitFor("the shadow pods gone", async () => (await podsOf("shadow")).length === 0, 120_000);
   }, 600_000);

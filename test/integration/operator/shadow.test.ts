@@ -11,57 +11,34 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Deployment, V1NetworkPolicy, V1Pod, V1Service } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ModelDeploymentStatus } from "../../../src/api/index.js";
 import { loadPenguins, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
 import { installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
-import { deployPenguins, PENGUIN_WINDOW, preparePenguinStore, sendPenguins } from "./penguin-loop.js";
+import {
+  componentPods,
+  deployPenguins,
+  mirrorOf,
+  operatorEvents,
+  PENGUIN_WINDOW,
+  preparePenguinStore,
+  sendPenguins,
+  untilStatus,
+  type PenguinModelDeployment,
+} from "./penguin-loop.js";
 
 const WINDOW = PENGUIN_WINDOW;
 const MD_NAME = "penguins";
 const MIN_PAIRS = 40;
-
-interface MD {
-  metadata: { uid: string };
-  status?: ModelDeploymentStatus;
-}
 
 describe("ballast operator: a candidate shadowed on mirrored live traffic before promotion", () => {
   let ns: { name: string; remove: () => Promise<void> };
   let operator: OperatorProcess;
   let serviceUrl: string;
   const split = splitPenguins(loadPenguins(), 2 * WINDOW);
-  const get = () => kubectlJson<MD>(["get", "md", MD_NAME, "-n", ns.name]);
-  const until = (what: string, test: (m: MD) => boolean, timeoutMs: number) =>
-    waitFor(
-      what,
-      async () => {
-        const m = await get();
-        return test(m) ? m : undefined;
-      },
-      timeoutMs,
-      500,
-    ).catch(async (err: Error) => {
-      const s = (await get()).status;
-      throw new Error(
-        `${err.message}\nloop: ${JSON.stringify(s?.loop)}\nlastRetraining: ${JSON.stringify(s?.lastRetraining)}\nshadow: ${JSON.stringify(s?.shadow)}`,
-        {
-          cause: err,
-        },
-      );
-    });
+  const get = () => kubectlJson<PenguinModelDeployment>(["get", "md", MD_NAME, "-n", ns.name]);
+  const until = (what: string, test: (m: PenguinModelDeployment) => boolean, timeoutMs: number) => untilStatus(ns.name, MD_NAME, what, test, timeoutMs);
   const send = (rows: readonly Penguin[], idPrefix: string) => sendPenguins(serviceUrl, rows, idPrefix);
-  const podsOf = async (component: string) =>
-    (
-      await kubectlJson<{ items: V1Pod[] }>([
-        "get",
-        "pods",
-        "-n",
-        ns.name,
-        "-l",
-        `ballast.dev/model-deployment=${MD_NAME},app.kubernetes.io/component=${component}`,
-      ])
-    ).items;
+  const podsOf = (component: "serving" | "shadow") => componentPods(ns.name, MD_NAME, component);
 
   beforeAll(async () => {
     await installCrdAndRbac();
@@ -115,8 +92,7 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
     await until("the serving pods to mirror to the shadow", (m) => /1 of 1 serving pods mirror to 1 shadow pod\b/.test(m.status?.loop?.message ?? ""), 180_000);
     const [shadowPod] = await podsOf("shadow");
     const [servingPod] = await podsOf("serving");
-    const mirror = (await (await fetch(`http://${servingPod!.status!.podIP}:9090/v1/mirror`)).json()) as { mirror: { version: string; targets: string[] } };
-    expect(mirror.mirror).toMatchObject({ version: candidate, targets: [`http://${shadowPod!.status!.podIP}:8080`] });
+    expect(await mirrorOf(servingPod!)).toMatchObject({ version: candidate, targets: [`http://${shadowPod!.status!.podIP}:8080`] });
     // Never behind the user Service: the pods its selector picks are the serving pod alone.
     const svc = await kubectlJson<V1Service>(["get", "service", MD_NAME, "-n", ns.name]);
     const selector = Object.entries(svc.spec!.selector!)
@@ -137,22 +113,9 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
     expect(result.shadow!).toBeGreaterThan(result.serving! + 0.05);
     expect(result.pValue!).toBeLessThan(0.05);
     expect(decided.status!.history!.map((h) => h.event)).toEqual(expect.arrayContaining(["Retrained", "ShadowPassed"]));
-    const events = JSON.parse(
-      (
-        await kubectl([
-          "get",
-          "events.events.k8s.io",
-          "-n",
-          ns.name,
-          "--field-selector",
-          `reportingController=ballast.dev/operator,regarding.name=${MD_NAME}`,
-          "-o",
-          "json",
-        ])
-      ).stdout,
-    ) as { items: { reason: string; note: string }[] };
-    expect(events.items.map((e) => e.reason)).toEqual(expect.arrayContaining(["ShadowStarted", "ShadowPassed"]));
-    expect(events.items.find((e) => e.reason === "ShadowPassed")!.note).toMatch(/McNemarExact p/);
+    const events = await operatorEvents(ns.name, MD_NAME);
+    expect(events.map((e) => e.reason)).toEqual(expect.arrayContaining(["ShadowStarted", "ShadowPassed"]));
+    expect(events.find((e) => e.reason === "ShadowPassed")!.note).toMatch(/McNemarExact p/);
 
     // Promoted. While it is observed, the shadow Deployment runs the previous version and the new serving pod mirrors to it.
     const observing = await until("the candidate observed", (m) => m.status?.loop?.phase === "Observing" && m.status.servingVersion === candidate, 180_000);
@@ -181,21 +144,8 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
     const reverseNumbers = held.status!.observation!.comparison!;
     expect(reverseNumbers.labelledPairs).toBeGreaterThanOrEqual(MIN_PAIRS);
     expect(reverseNumbers.serving!).toBeGreaterThan(reverseNumbers.shadow!);
-    const afterEvents = JSON.parse(
-      (
-        await kubectl([
-          "get",
-          "events.events.k8s.io",
-          "-n",
-          ns.name,
-          "--field-selector",
-          `reportingController=ballast.dev/operator,regarding.name=${MD_NAME}`,
-          "-o",
-          "json",
-        ])
-      ).stdout,
-    ) as { items: { reason: string; note: string }[] };
-    expect(afterEvents.items.map((e) => e.reason)).toEqual(expect.arrayContaining(["ReverseShadowStarted", "ReverseShadowPassed"]));
+    const afterEvents = await operatorEvents(ns.name, MD_NAME);
+    expect(afterEvents.map((e) => e.reason)).toEqual(expect.arrayContaining(["ReverseShadowStarted", "ReverseShadowPassed"]));
 
     // The look is taken: the serving pods stop mirroring and the shadow is scaled to 0; the candidate stays.
     await waitFor(

@@ -5,7 +5,8 @@ import { describe, expect, it } from "vitest";
 import { applyModelDeploymentDefaults, type ModelDeploymentSpec, type ModelDeploymentStatus, type ResolvedModelDeployment } from "../../../src/api/index.js";
 import { SHADOW_LATENCY_BOUNDS_MS, type ShadowSummary } from "../../../src/monitoring/shadow-summary.js";
 import type { SidecarSummary } from "../../../src/monitoring/summary.js";
-import { desiredShadowDeployment, desiredShadowNetworkPolicy, pinnedVersionOf, shadowNames } from "../../../src/operator/loop/shadow.js";
+import { desiredShadowDeployment, desiredShadowNetworkPolicy, mirrorTargets, pinnedVersionOf, shadowNames } from "../../../src/operator/loop/shadow.js";
+import { slimPod } from "../../../src/operator/monitoring/reconciler.js";
 import { withShadowStatus } from "../../../src/operator/monitoring/shadow-status.js";
 import { desiredServingObjects } from "../../../src/operator/serving/desired-state.js";
 
@@ -89,6 +90,29 @@ describe("the shadow Deployment", () => {
         },
       ],
     });
+  });
+});
+
+describe("where the serving pods mirror to", () => {
+  const m = md();
+  /** A ready shadow pod as the API returns it (from the shadow Deployment's template), then as the operator's cache keeps it. */
+  const cachedShadowPod = (name: string, ip: string, version: string) => {
+    const template = desiredShadowDeployment(m, version, 1, { defaultImage: IMAGE }).spec!.template;
+    return slimPod({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { ...template.metadata, name, namespace: "ml", uid: name },
+      spec: template.spec!,
+      status: { podIP: ip, conditions: [{ type: "Ready", status: "True" }] },
+    });
+  };
+
+  it("only to ready shadow pods of the version asked for, even from the operator's slimmed pod cache", () => {
+    // While the shadow switches from the candidate r1-abc to the previous version v1, both may be Ready for a moment.
+    const pods = [cachedShadowPod("weather-shadow-a", "10.0.0.7", "r1-abc"), cachedShadowPod("weather-shadow-b", "10.0.0.8", "v1")];
+    expect(mirrorTargets(pods, m, "v1")).toEqual(["http://10.0.0.8:8080"]);
+    expect(mirrorTargets(pods, m, "r1-abc")).toEqual(["http://10.0.0.7:8080"]);
+    expect(mirrorTargets(pods, m, "v0")).toEqual([]);
   });
 });
 

@@ -152,3 +152,18 @@ export async function mirrorOf(pod: V1Pod): Promise<{ version: string; targets: 
   const res = await fetch(`http://${pod.status!.podIP}:${SIDECAR_MONITORING_PORT}/v1/mirror`);
   return ((await res.json()) as { mirror: { version: string; targets: string[] } }).mirror;
 }
+
+/**
+ * The one serving pod, once the pod a rollout replaced is gone: while it drains for its shutdown delay it still
+ * answers through the Service, and feedback for its answers would reach the new pod, which never saw those requests.
+ */
+export function soleServingPod(namespace: string, name: string): Promise<V1Pod> {
+  return waitFor(
+    "the replaced serving pod gone",
+    async () => {
+      const pods = await componentPods(namespace, name, "serving");
+      return pods.length === 1 && !pods[0]!.metadata?.deletionTimestamp ? pods[0] : undefined;
+    },
+    120_000,
+  );
+}

@@ -22,6 +22,7 @@ import {
   PENGUIN_WINDOW,
   preparePenguinStore,
   sendPenguins,
+  soleServingPod,
   untilStatus,
   type PenguinModelDeployment,
 } from "./penguin-loop.js";
@@ -81,9 +82,7 @@ describe("ballast operator: the previous version as a reverse shadow while a pro
       180_000,
     );
     const [shadowPod] = await podsOf("shadow");
-    const servingPods = (await podsOf("serving")).filter((p) => p.status?.phase === "Running" && !p.metadata?.deletionTimestamp);
-    expect(servingPods).toHaveLength(1);
-    expect(await mirrorOf(servingPods[0]!)).toMatchObject({ version: "v1", targets: [`http://${shadowPod!.status!.podIP}:8080`] });
+    expect(await mirrorOf(await soleServingPod(ns.name, MD_NAME))).toMatchObject({ version: "v1", targets: [`http://${shadowPod!.status!.podIP}:8080`] });
 
     // The Adelie population keeps coming, labelled: both versions answer every request.
     const adelie: readonly Penguin[] = split.familiar;

@@ -22,6 +22,7 @@ import {
   PENGUIN_WINDOW,
   preparePenguinStore,
   sendPenguins,
+  soleServingPod,
   untilStatus,
   type PenguinModelDeployment,
 } from "./penguin-loop.js";
@@ -128,11 +129,7 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
     const reverseDep = await kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-shadow`, "-n", ns.name]);
     expect(reverseDep.spec!.template.spec!.containers.find((c) => c.name === "server")!.args).toEqual(expect.arrayContaining(["--version", "v1"]));
     const [previousPod] = await podsOf("shadow");
-    const servingNow = (await podsOf("serving")).filter((p) => p.status?.phase === "Running" && !p.metadata?.deletionTimestamp);
-    const reverseMirror = (await (await fetch(`http://${servingNow[0]!.status!.podIP}:9090/v1/mirror`)).json()) as {
-      mirror: { version: string; targets: string[] };
-    };
-    expect(reverseMirror.mirror).toMatchObject({ version: "v1", targets: [`http://${previousPod!.status!.podIP}:8080`] });
+    expect(await mirrorOf(await soleServingPod(ns.name, MD_NAME))).toMatchObject({ version: "v1", targets: [`http://${previousPod!.status!.podIP}:8080`] });
 
     // More Gentoo birds: on the same labelled requests v1 is not better than the promoted version — it holds.
     for (let round = 0, sent = 0; sent < 2 * MIN_PAIRS; round++) sent += (await send(gentooLive, `observed-${round}`)).rows;

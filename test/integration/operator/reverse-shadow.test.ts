@@ -12,6 +12,7 @@ import { join } from "node:path";
 import type { V1Deployment } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPenguins, PENGUIN_FEATURES, PENGUIN_LABEL, penguinsCsv, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
+import { sendTrafficWithFeedback } from "../../../src/demo/traffic.js";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
 import { installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, trainInto, type OperatorProcess } from "./operator-process.js";
 import {
@@ -21,7 +22,6 @@ import {
   operatorEvents,
   PENGUIN_WINDOW,
   preparePenguinStore,
-  sendPenguins,
   soleServingPod,
   untilStatus,
   type PenguinModelDeployment,
@@ -86,7 +86,21 @@ describe("ballast operator: the previous version as a reverse shadow while a pro
 
     // The Adelie population keeps coming, labelled: both versions answer every request.
     const adelie: readonly Penguin[] = split.familiar;
-    for (let round = 0, sent = 0; sent < 2 * MIN_PAIRS; round++) sent += (await sendPenguins(serviceUrl, adelie, `adelie-${round}`)).rows;
+    // Labelled after each round's answers (a batch labeller): labels sent right after each answer met "unknown
+    // request id" on the request after the first window closed (see the r1 report); this keeps the story to the shadow.
+    for (let round = 0, sent = 0; sent < 2 * MIN_PAIRS; round++)
+      sent += (
+        await sendTrafficWithFeedback({
+          serviceUrl,
+          feedbackUrl: serviceUrl,
+          model: "penguin-sex",
+          days: adelie,
+          rowsPerRequest: 5,
+          idPrefix: `adelie-${round}`,
+          features: PENGUIN_FEATURES,
+          label: PENGUIN_LABEL,
+        })
+      ).rows;
     const decided = await until("the reverse shadow's decision", (m) => m.status?.loop?.phase !== "Observing", 180_000);
     const evidence = decided.status!.observation!;
     expect(evidence, JSON.stringify(evidence)).toMatchObject({

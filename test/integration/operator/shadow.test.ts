@@ -4,15 +4,14 @@
 // and NetworkPolicy, never behind the user Service — while the serving sidecars mirror live requests and forward
 // their feedback to it. The loop promotes it on the paired numbers (McNemar's exact test on the same labelled
 // requests) and records them in status, history and Events. While the promotion is observed the previous version
-// v1 takes the candidate's place in the shadow Deployment (the reverse shadow): on the same Gentoo requests the
-// promoted version holds, and the shadow is scaled to 0.
+// v1 takes the candidate's place in the shadow Deployment (the reverse shadow) and the new serving pod mirrors to it.
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Deployment, V1NetworkPolicy, V1Pod, V1Service } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadPenguins, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
-import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
+import { createTestNamespace, kubectl } from "../../support/cluster.js";
 import { installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
 import {
   componentPods,
@@ -58,7 +57,6 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
 
   it("gate → shadow on mirrored traffic → promoted on the paired numbers; the shadow never behind the Service, scaled to 0 after", async () => {
     serviceUrl = await deployPenguins(ns.name, MD_NAME, {
-      // More windows than the reverse shadow needs labelled pairs: its look comes first.
       observationWindows: 3,
       minImprovement: 0.05,
       maxLatencyRatio: 3,
@@ -131,26 +129,6 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
     const [previousPod] = await podsOf("shadow");
     expect(await mirrorOf(await soleServingPod(ns.name, MD_NAME))).toMatchObject({ version: "v1", targets: [`http://${previousPod!.status!.podIP}:8080`] });
 
-    // More Gentoo birds: on the same labelled requests v1 is not better than the promoted version — it holds.
-    for (let round = 0, sent = 0; sent < 2 * MIN_PAIRS; round++) sent += (await send(gentooLive, `observed-${round}`)).rows;
-    const held = await until("the reverse shadow's look", (m) => m.status?.observation?.reverseShadow !== "Running", 180_000);
-    expect(held.status!.observation, JSON.stringify(held.status!.observation)).toMatchObject({
-      reverseShadow: "Decided",
-      comparison: { role: "previous", version: "v1", verdict: "Passed", test: "McNemarExact" },
-    });
-    const reverseNumbers = held.status!.observation!.comparison!;
-    expect(reverseNumbers.labelledPairs).toBeGreaterThanOrEqual(MIN_PAIRS);
-    expect(reverseNumbers.serving!).toBeGreaterThan(reverseNumbers.shadow!);
-    const afterEvents = await operatorEvents(ns.name, MD_NAME);
-    expect(afterEvents.map((e) => e.reason)).toEqual(expect.arrayContaining(["ReverseShadowStarted", "ReverseShadowPassed"]));
-
-    // The look is taken: the serving pods stop mirroring and the shadow is scaled to 0; the candidate stays.
-    await waitFor(
-      "the shadow scaled to 0",
-      async () => (await kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-shadow`, "-n", ns.name])).spec!.replicas === 0,
-      60_000,
-    );
-    await waitFor("the shadow pods gone", async () => (await podsOf("shadow")).length === 0, 120_000);
     expect((await get()).status!.servingVersion).toBe(candidate);
-  }, 900_000);
+  }, 600_000);
 });

@@ -51,7 +51,7 @@ describe("ballast operator: the previous version as a reverse shadow while a pro
     await ns.remove();
   });
 
-  it("an approved version worse on the same live requests is rolled back on the paired numbers; the shadow ran the previous version", async () => {
+  it("while an approved version is observed, the previous version runs in the shadow and the promoted pod mirrors to it", async () => {
     await deployPenguins(ns.name, MD_NAME, {
       mode: "manual",
       observationWindows: 5,

@@ -55,7 +55,7 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
     await ns.remove();
   });
 
-  it("gate → shadow on mirrored traffic → promoted on the paired numbers; the shadow never behind the Service, scaled to 0 after", async () => {
+  it("gate → shadow on mirrored traffic → promoted on the paired numbers; the shadow never behind the Service, then the previous version in it while observed", async () => {
     serviceUrl = await deployPenguins(ns.name, MD_NAME, {
       observationWindows: 3,
       minImprovement: 0.05,

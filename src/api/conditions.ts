@@ -74,6 +74,11 @@ export const ConditionReason = {
   ShadowExtended: "ShadowExtended",
   Inconclusive: "Inconclusive",
   ShadowStopped: "ShadowStopped",
+  // The reverse shadow: the previous version on mirrored traffic while a promotion is observed
+  ReverseShadowStarted: "ReverseShadowStarted",
+  ReverseShadowPassed: "ReverseShadowPassed",
+  PreviousVersionBetter: "PreviousVersionBetter",
+  EstimatedRegression: "EstimatedRegression",
 } as const;
 export type ConditionReasonName = (typeof ConditionReason)[keyof typeof ConditionReason];
 

@@ -684,6 +684,13 @@ export const ShadowSpecSchema = Type.Object(
       }),
       0.95,
     ),
+    reverse: withDefault(
+      Type.Boolean({
+        description:
+          "After a promotion, keep the previous version running in the shadow pods while the promoted version is observed, mirror live traffic to it, and roll back when the previous version is significantly better on the same labelled requests (same paired test and confidence).",
+      }),
+      true,
+    ),
   },
   {
     description:
@@ -707,11 +714,19 @@ export const ShadowSpecSchema = Type.Object(
 );
 
 export const SHADOW_VERDICTS = ["Pending", "Passed", "Rejected"] as const;
-export const SHADOW_FAILED_RULES = ["SignificantlyWorse", "ErrorRate", "MinImprovement", "MaxLatencyRatio", "Inconclusive"] as const;
+export const SHADOW_FAILED_RULES = ["SignificantlyWorse", "ErrorRate", "MinImprovement", "MaxLatencyRatio", "Inconclusive", "PreviousVersionBetter"] as const;
+export const SHADOW_ROLES = ["candidate", "previous"] as const;
+export type ShadowRole = (typeof SHADOW_ROLES)[number];
 
 export const ShadowComparisonSchema = Type.Object(
   {
-    version: Type.String({ maxLength: 63, description: "The candidate version the serving pods mirror to." }),
+    role: Type.Optional(
+      stringEnum(
+        SHADOW_ROLES,
+        "What the shadow runs: candidate (before promotion: the version under test is the shadow; absent means candidate) or previous (while a promotion is observed: the replaced version, and the version under test is the serving one).",
+      ),
+    ),
+    version: Type.String({ maxLength: 63, description: "The version the serving pods mirror to (the candidate, or the previous version while observing)." }),
     since: Type.String({ format: "date-time", description: "When mirroring to it began (the earliest serving pod)." }),
     updateTime: Type.String({ format: "date-time", description: "When these numbers were read from the serving pods." }),
     mirrored: Type.Integer({ format: "int64", minimum: 0, description: "Requests mirrored to the shadow." }),
@@ -725,10 +740,21 @@ export const ShadowComparisonSchema = Type.Object(
       description: "Metric compared on the labelled pairs: accuracy (classification) or mae (regression), whatever monitoring.accuracyMetric is.",
     }),
     serving: Type.Optional(Type.Number({ description: "The serving version's metric on the labelled pairs (4 significant digits)." })),
-    shadow: Type.Optional(Type.Number({ description: "The candidate's metric on the same pairs (4 significant digits)." })),
-    improvement: Type.Optional(Type.Number({ description: "How much better the candidate is (positive: better), compared with promotion.minImprovement." })),
+    shadow: Type.Optional(Type.Number({ description: "The shadow's metric on the same pairs (4 significant digits)." })),
+    improvement: Type.Optional(
+      Type.Number({
+        description:
+          "How much better the shadow is than the serving version (positive: the shadow is better); role candidate: compared with promotion.minImprovement.",
+      }),
+    ),
     test: Type.Optional(stringEnum(["McNemarExact", "WilcoxonSignedRank"] as const, "The paired test.")),
     pValue: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: "Its two-sided p-value (4 significant digits)." })),
+    oneSided: Type.Optional(
+      Type.Boolean({
+        description:
+          "Role previous: the label-free estimate said the promoted version is worse before the labelled pairs were judged, so the direction was fixed in advance and the verdict used the one-sided p-value (half the two-sided one when the previous version leads).",
+      }),
+    ),
     servingErrorRate: Type.Optional(fraction("Failed / served requests of the serving pods since mirroring began.")),
     shadowErrorRate: Type.Optional(fraction("Failed / mirrored requests of the shadow.")),
     servingP99Ms: Type.Optional(
@@ -739,12 +765,40 @@ export const ShadowComparisonSchema = Type.Object(
     ),
     verdict: stringEnum(
       SHADOW_VERDICTS,
-      "Pending (too few pairs yet), Passed (not significantly worse, improves by promotion.minImprovement, errs and lags no more) or Rejected.",
+      "Pending (too few pairs yet), Passed or Rejected. Role candidate: Passed when the candidate is not significantly worse, improves by promotion.minImprovement, errs and lags no more. Role previous: Rejected (PreviousVersionBetter) when the previous version is significantly better than the promoted one on the labelled pairs, else Passed.",
     ),
-    failedRule: Type.Optional(stringEnum(SHADOW_FAILED_RULES, "Rejected: the first rule the candidate failed.")),
+    failedRule: Type.Optional(stringEnum(SHADOW_FAILED_RULES, "Rejected: the first rule the version under test failed.")),
     message: Type.String({ maxLength: 1024, description: "The rules with both models' numbers." }),
   },
-  { description: "The candidate against the serving version on the same live requests." },
+  { description: "The shadow against the serving version on the same live requests." },
+);
+
+export const EstimateWarningSchema = Type.Object(
+  {
+    windowEnd: Type.String({ format: "date-time", description: "End of the window whose estimate said the promoted version is worse." }),
+    labelledSamples: Type.Integer({ format: "int64", minimum: 0, description: "Its labelled rows (fewer than policy.minLabelledSamples)." }),
+    metric: Type.String({ maxLength: 32, description: "The live quality metric." }),
+    estimated: Type.Number({ description: "The window's label-free estimate of it (4 significant digits)." }),
+    message: Type.String({ maxLength: 1024, description: "What it was compared with." }),
+  },
+  { description: "A window of the promoted version judged on its label-free estimate as worse, before enough labels arrived." },
+);
+
+export const ObservationStatusSchema = Type.Object(
+  {
+    version: Type.String({ maxLength: 63, description: "The promoted version under observation." }),
+    previousVersion: Type.Optional(Type.String({ maxLength: 63, description: "The version it replaced: what the reverse shadow runs." })),
+    since: Type.String({ format: "date-time", description: "When observation began (the promoted version served on every pod)." }),
+    reverseShadow: stringEnum(
+      ["Off", "Running", "Decided", "Stopped"] as const,
+      "The reverse shadow: Off (promotion.shadow.enabled or .reverse false, or no previous version), Running (the previous version serves mirrored traffic), Decided (its one look at the paired numbers was taken), Stopped (paused, or observation ended before the look).",
+    ),
+    // The paired numbers of the reverse shadow: the look that decided (Decided), or the last ones seen when it stopped undecided.
+    comparison: Type.Optional(ShadowComparisonSchema),
+    estimateWarning: Type.Optional(EstimateWarningSchema),
+    message: Type.String({ maxLength: 1024, description: "How observation stands or ended." }),
+  },
+  { description: "The promoted version's observation: the reverse shadow's paired numbers and the label-free warning, the evidence of the outcome." },
 );
 
 /** Loop status fields of the Shadowing phase. */
@@ -1138,6 +1192,7 @@ export const ModelDeploymentStatusSchema = Type.Object(
     policy: Type.Optional(PolicyStateSchema),
     lastRetraining: Type.Optional(RetrainingStatusSchema),
     shadow: Type.Optional(ShadowComparisonSchema),
+    observation: Type.Optional(ObservationStatusSchema),
     history: Type.Optional(
       Type.Array(HistoryEntrySchema, {
         maxItems: MAX_HISTORY,
@@ -1166,6 +1221,8 @@ export type LoopStatus = Static<typeof LoopStatusSchema>;
 export type GateResult = Static<typeof GateResultSchema>;
 export type HistoryEntry = Static<typeof HistoryEntrySchema>;
 export type ShadowComparison = Static<typeof ShadowComparisonSchema>;
+export type ObservationStatus = Static<typeof ObservationStatusSchema>;
+export type EstimateWarning = Static<typeof EstimateWarningSchema>;
 export type Toleration = Static<typeof TolerationSchema>;
 export type EnvVar = Static<typeof EnvVarSchema>;
 export type ResourceRequirements = Static<typeof ResourceRequirementsSchema>;

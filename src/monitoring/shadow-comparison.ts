@@ -1,7 +1,8 @@
 // The shadow decision: the candidate against the serving version on the same live requests, from the merged
 // ShadowSummary of the serving pods. One look, at the planned sample size (minPairs / minLabelledPairs): a test
 // repeated on every scrape until it says "worse" or "better" would reject (or pass) by chance far more often than
-// 1 − confidence. Pure.
+// 1 − confidence. The reverse shadow (after a promotion, the previous version in the shadow) is judged on the same
+// pairs by the same test, the other way round: is the previous version significantly better? Pure.
 import { mcnemarExact, wilcoxonSignedRank } from "./paired-tests.js";
 import { SHADOW_LATENCY_BOUNDS_MS, type ShadowSummary } from "./shadow-summary.js";
 
@@ -18,7 +19,7 @@ export interface ShadowRules {
   maxLatencyRatio: number;
 }
 
-export type ShadowFailedRule = "SignificantlyWorse" | "ErrorRate" | "MinImprovement" | "MaxLatencyRatio";
+export type ShadowFailedRule = "SignificantlyWorse" | "ErrorRate" | "MinImprovement" | "MaxLatencyRatio" | "PreviousVersionBetter";
 
 /** The summary's counts (the candidate, since when, mirrored, dropped, failed, pairs) with the comparison. */
 export interface ShadowComparisonResult extends Pick<ShadowSummary, "version" | "since" | "mirrored" | "dropped" | "failed" | "rows"> {
@@ -30,6 +31,8 @@ export interface ShadowComparisonResult extends Pick<ShadowSummary, "version" | 
   improvement?: number;
   test?: "McNemarExact" | "WilcoxonSignedRank";
   pValue?: number;
+  /** Reverse shadow: the direction was fixed in advance by the label-free estimate, and the one-sided p-value decided. */
+  oneSided?: boolean;
   servingErrorRate?: number;
   shadowErrorRate?: number;
   /** Bucket upper bounds; absent when the 99th percentile lies past the last bound (or no request was timed). */
@@ -76,6 +79,8 @@ interface PairedMetric {
   pValue?: number;
   /** The candidate lost more of the informative pairs than it won. */
   shadowBehind: boolean;
+  /** The candidate won more of the informative pairs than it lost. */
+  shadowAhead: boolean;
 }
 
 function pairedMetric(pairs: ShadowSummary["pairs"]): PairedMetric {
@@ -93,6 +98,7 @@ function pairedMetric(pairs: ShadowSummary["pairs"]): PairedMetric {
       test: "McNemarExact",
       pValue: n ? test.pValue : undefined,
       shadowBehind: pairs.servingOnly > pairs.shadowOnly,
+      shadowAhead: pairs.shadowOnly > pairs.servingOnly,
     };
   }
   const n = pairs.count;
@@ -110,20 +116,16 @@ function pairedMetric(pairs: ShadowSummary["pairs"]): PairedMetric {
     // All differences zero: the models are equally close on every row, which is no evidence either way.
     pValue: n ? (Number.isNaN(test.pValue) ? 1 : test.pValue) : undefined,
     shadowBehind: test.rMinus > test.rPlus,
+    shadowAhead: test.rPlus > test.rMinus,
   };
 }
 
-/**
- * Judges the shadow. Rejected for errors as soon as `minPairs` requests were mirrored (a candidate that fails
- * requests never makes pairs); every other rule waits for both minimums, then decides once.
- * `servingErrorRate`: the serving pods' failed / served requests over the same period.
- */
-export function compareShadow(summary: ShadowSummary, rules: ShadowRules, servingErrorRate: number | undefined): ShadowComparisonResult {
+/** Both models' numbers on the pairs, verdict Pending: what either direction's judgement starts from. */
+function pairedNumbers(summary: ShadowSummary, servingErrorRate: number | undefined) {
   const m = pairedMetric(summary.pairs);
   const shadowErrorRate = summary.mirrored > 0 ? summary.failed / summary.mirrored : undefined;
   const servingP99 = bucketQuantileMs(summary.servingLatency, 0.99);
   const shadowP99 = bucketQuantileMs(summary.shadowLatency, 0.99);
-  const alpha = 1 - rules.confidence;
   const result: ShadowComparisonResult = {
     version: summary.version,
     since: summary.since,
@@ -148,6 +150,20 @@ export function compareShadow(summary: ShadowSummary, rules: ShadowRules, servin
   if (shadowErrorRate !== undefined) result.shadowErrorRate = round4(shadowErrorRate);
   if (servingP99 && Number.isFinite(servingP99.upper)) result.servingP99Ms = servingP99.upper;
   if (shadowP99 && Number.isFinite(shadowP99.upper)) result.shadowP99Ms = shadowP99.upper;
+  return { result, m, shadowErrorRate, servingP99, shadowP99 };
+}
+
+const pairCounts = (summary: ShadowSummary, m: PairedMetric, rules: Pick<ShadowRules, "minPairs" | "minLabelledPairs">) =>
+  `${summary.rows} of ${rules.minPairs} pairs, ${m.labelled} of ${rules.minLabelledPairs} labelled`;
+
+/**
+ * Judges the shadow. Rejected for errors as soon as `minPairs` requests were mirrored (a candidate that fails
+ * requests never makes pairs); every other rule waits for both minimums, then decides once.
+ * `servingErrorRate`: the serving pods' failed / served requests over the same period.
+ */
+export function compareShadow(summary: ShadowSummary, rules: ShadowRules, servingErrorRate: number | undefined): ShadowComparisonResult {
+  const { result, m, shadowErrorRate, servingP99, shadowP99 } = pairedNumbers(summary, servingErrorRate);
+  const alpha = 1 - rules.confidence;
 
   const rules_: string[] = [];
   let failedRule: ShadowFailedRule | undefined;
@@ -157,7 +173,7 @@ export function compareShadow(summary: ShadowSummary, rules: ShadowRules, servin
   };
   const errorRise = (shadowErrorRate ?? 0) - (servingErrorRate ?? 0);
   const errorText = `error rate ${fmt(shadowErrorRate)} vs serving ${fmt(servingErrorRate)} (rise ${fmt(errorRise)}, promotion.maxLiveRegression ${rules.maxErrorRateRise})`;
-  const counts = `${summary.rows} of ${rules.minPairs} pairs, ${m.labelled} of ${rules.minLabelledPairs} labelled`;
+  const counts = pairCounts(summary, m, rules);
   if (summary.mirrored >= rules.minPairs && errorRise > rules.maxErrorRateRise) {
     check(false, "ErrorRate", errorText);
   } else if (summary.rows < rules.minPairs || m.labelled < rules.minLabelledPairs) {
@@ -190,5 +206,38 @@ export function compareShadow(summary: ShadowSummary, rules: ShadowRules, servin
   result.verdict = failedRule ? "Rejected" : "Passed";
   if (failedRule) result.failedRule = failedRule;
   result.message = `${counts}; ${rules_.join("; ")}`.slice(0, 1024);
+  return result;
+}
+
+/**
+ * Judges the reverse shadow: the serving pods run the promoted version, the shadow the one it replaced. Waits for
+ * both minimums like the candidate's shadow, then: Rejected (PreviousVersionBetter) when the previous version won
+ * more of the informative pairs and the paired test's p-value is below 1 − confidence, else Passed. With
+ * `directional` (the label-free estimate said "worse" before the pairs were judged) the hypothesis' direction was
+ * fixed in advance, so the one-sided p-value decides: half the two-sided one when the previous version leads (both
+ * null distributions are symmetric). Error rate and latency are not judged here: Observing's own error-rate rule
+ * watches the serving pods, and the previous version's latency was accepted when it served.
+ */
+export function compareReverseShadow(
+  summary: ShadowSummary,
+  rules: Pick<ShadowRules, "minPairs" | "minLabelledPairs" | "confidence">,
+  directional: boolean,
+): ShadowComparisonResult {
+  const { result, m } = pairedNumbers(summary, undefined);
+  const counts = pairCounts(summary, m, rules);
+  if (summary.rows < rules.minPairs || m.labelled < rules.minLabelledPairs) {
+    result.message = `collecting: ${counts}; ${summary.mirrored} mirrored to the previous version, ${summary.dropped} dropped, ${summary.failed} failed`;
+    return result;
+  }
+  const alpha = 1 - rules.confidence;
+  const halved = directional && m.shadowAhead && m.pValue !== undefined;
+  const p = halved ? m.pValue! / 2 : m.pValue;
+  const better = m.shadowAhead && p !== undefined && p < alpha;
+  if (directional) result.oneSided = true;
+  const pText = `${m.test} ${halved ? "one-sided " : ""}p ${fmt(p)}`;
+  const text = `previous ${summary.version} ${m.metric} ${fmt(m.shadow)} vs promoted ${fmt(m.serving)} on ${m.labelled} labelled pairs (${pText}, significantly better below ${fmt(alpha)})`;
+  result.verdict = better ? "Rejected" : "Passed";
+  if (better) result.failedRule = "PreviousVersionBetter";
+  result.message = `${counts}; ${better ? "✗" : "✓"} ${text}`.slice(0, 1024);
   return result;
 }

@@ -16,7 +16,7 @@ import { deploymentProgress } from "../serving/status.js";
 import { parseCandidateReport } from "./candidate-report.js";
 import { desiredRetrainingJob, retrainingJobName, TRAIN_CONTAINER } from "./retraining-job.js";
 import { reconcileShadow, shadowNames } from "./shadow.js";
-import { stepLoop, type JobObservation, type LoopOwnedStatus, type LoopStep, type RolloutObservation, type ShadowObservation } from "./state-machine.js";
+import { LOOP_OWNED_FIELDS, stepLoop, type JobObservation, type LoopOwnedStatus, type LoopStep, type RolloutObservation, type ShadowObservation } from "./state-machine.js";
 
 export interface LoopCaches {
   modelDeployments: ObjectCache<ResolvedModelDeployment & KubeObject>;
@@ -175,15 +175,14 @@ const OWNED_CONDITIONS = new Set(["Retraining", "CandidateReady", "LoopHalted"])
 
 function owned(status: ModelDeploymentStatus): LoopOwnedStatus {
   const out: LoopOwnedStatus = { conditions: status.conditions ?? [] };
-  for (const k of ["loop", "lastRetraining", "candidateVersion", "targetVersion", "previousVersion", "history"] as const)
-    if (status[k] !== undefined) Object.assign(out, { [k]: status[k] });
+  for (const k of LOOP_OWNED_FIELDS) if (status[k] !== undefined) Object.assign(out, { [k]: status[k] });
   return out;
 }
 
 /** The latest status with the loop's fields replaced: the other reconcilers' fields and conditions are kept. */
 function mergeOwned(latest: ModelDeploymentStatus, step: LoopOwnedStatus): ModelDeploymentStatus {
   const next: ModelDeploymentStatus = { ...latest };
-  for (const k of ["loop", "lastRetraining", "candidateVersion", "targetVersion", "previousVersion", "history"] as const) {
+  for (const k of LOOP_OWNED_FIELDS) {
     if (step[k] === undefined) delete next[k];
     else Object.assign(next, { [k]: step[k] });
   }

@@ -2,10 +2,11 @@
 // to the candidate, under labels the user Service does not select; its NetworkPolicy admits the serving pods (the
 // mirrored requests) to the serving port and the operator alone to the monitoring port. The operator tells every
 // ready serving sidecar, on its monitoring port, where to mirror (PUT /v1/mirror, renewed every step: the sidecars
-// stop by themselves at expiresAt) and stops it (DELETE) when the decision is made. When the loop leaves
+// stop by themselves at expiresAt) and stops it (DELETE) when the decision is made. While a promotion is observed
+// the same Deployment runs the previous version instead (the reverse shadow), mirrored to the same way. When the loop leaves
 // Shadowing the Deployment is scaled to 0, not deleted: the operator holds no delete permission on Deployments,
 // and the garbage collector deletes both objects with the ModelDeployment.
-import type { V1Deployment, V1NetworkPolicy, V1Pod } from "@kubernetes/client-node";
+import type { V1Deployment, V1NetworkPolicy, V1Pod, V1PodSpec } from "@kubernetes/client-node";
 import { SIDECAR_PATHS, type ResolvedModelDeployment } from "../../api/index.js";
 import { serverSideApply } from "../../kube/apply.js";
 import type { KubeClient, KubeObject } from "../../kube/client.js";
@@ -66,11 +67,16 @@ export function desiredShadowNetworkPolicy(md: ResolvedModelDeployment, options:
   });
 }
 
-/** The version a Deployment's server container pins (`--version`). */
-export function pinnedVersionOf(dep: V1Deployment | undefined): string | undefined {
-  const args = dep?.spec?.template?.spec?.containers?.find((c) => c.name === "server")?.args ?? [];
+/** The version a pod spec's server container pins (`--version`). */
+function pinnedVersionOfPodSpec(spec: V1PodSpec | undefined): string | undefined {
+  const args = spec?.containers?.find((c) => c.name === "server")?.args ?? [];
   const at = args.indexOf("--version");
   return at >= 0 ? args[at + 1] : undefined;
+}
+
+/** The version a Deployment's server container pins (`--version`). */
+export function pinnedVersionOf(dep: V1Deployment | undefined): string | undefined {
+  return pinnedVersionOfPodSpec(dep?.spec?.template?.spec);
 }
 
 /** The ModelDeployment's shadow pods that can take mirrored requests, by name. */
@@ -82,6 +88,18 @@ export function readyShadowPods(pods: readonly (V1Pod & KubeObject)[], md: Resol
 }
 
 const hostForUrl = (ip: string) => (ip.includes(":") ? `[${ip}]` : ip);
+
+/**
+ * The serving ports of the ready shadow pods whose server pins `version` (at most 16, the sidecars' limit). Only
+ * that version: when the shadow switches from a candidate to the previous version, a candidate pod still Ready
+ * would otherwise answer for the other model and corrupt the pairs.
+ */
+export function mirrorTargets(pods: readonly (V1Pod & KubeObject)[], md: ResolvedModelDeployment, version: string): string[] {
+  return readyShadowPods(pods, md)
+    .filter((p) => pinnedVersionOfPodSpec(p.spec) === version)
+    .slice(0, 16)
+    .map((p) => `http://${hostForUrl(p.status!.podIP!)}:${md.spec.serving.port}`);
+}
 
 export interface ShadowControlOptions {
   client: KubeClient;
@@ -132,9 +150,7 @@ export async function reconcileShadow(
     await serverSideApply(o.client, DEPLOYMENTS, desired);
     o.log.info({ deployment: names.deployment, version: shadow.version, replicas: shadow.replicas }, "shadow applied");
   }
-  const targets = readyShadowPods(pods, md)
-    .slice(0, 16)
-    .map((p) => `http://${hostForUrl(p.status!.podIP!)}:${md.spec.serving.port}`);
+  const targets = mirrorTargets(pods, md, shadow.version);
   if (targets.length === 0) return { readyPods: 0, mirror: "waiting for a ready shadow pod before mirroring" };
   const config: MirrorConfig = {
     version: shadow.version,

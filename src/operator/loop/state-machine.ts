@@ -17,6 +17,7 @@ import {
   type LoopPhase,
   type LoopStatus,
   type ModelDeploymentStatus,
+  type ObservationStatus,
   type ResolvedModelDeployment,
   type RetrainingStatus,
   type ShadowComparison,
@@ -70,16 +71,23 @@ export interface LoopObservation {
 }
 
 /** The status fields the loop owns. */
-export type LoopOwnedStatus = Pick<ModelDeploymentStatus, "loop" | "lastRetraining" | "candidateVersion" | "targetVersion" | "previousVersion" | "history"> & {
+export type LoopOwnedStatus = Pick<
+  ModelDeploymentStatus,
+  "loop" | "lastRetraining" | "candidateVersion" | "targetVersion" | "previousVersion" | "history" | "observation"
+> & {
   conditions: Condition[];
 };
+
+/** The status fields the loop writes, in the order the reconciler compares and merges them. */
+export const LOOP_OWNED_FIELDS = ["loop", "lastRetraining", "candidateVersion", "targetVersion", "previousVersion", "history", "observation"] as const;
 
 export interface LoopStep {
   status: LoopOwnedStatus;
   /** Create this Job (idempotent: its name is deterministic). */
   createJob?: { attempt: number; fromVersion: string; feedbackSince: string };
   events: EventRecord[];
-  /** Shadowing: run this candidate in the shadow Deployment and mirror to it; absent: no shadow (scaled to 0). */
+  /** Shadowing: run this candidate in the shadow Deployment and mirror to it; Observing with the reverse shadow: the
+   * previous version; absent: no shadow (scaled to 0). */
   shadow?: { version: string; replicas: number; sampleRate: number };
   /** When to look again without an event (Jobs and rollouts are watched; windows are not). */
   requeueAfterMs: number;
@@ -123,6 +131,7 @@ class Step {
   targetVersion: string | undefined;
   previousVersion: string | undefined;
   history: HistoryEntry[] | undefined;
+  observation: ObservationStatus | undefined;
   conditions: Condition[];
 
   constructor(
@@ -136,6 +145,7 @@ class Step {
     this.targetVersion = s.targetVersion;
     this.previousVersion = s.previousVersion;
     this.history = s.history;
+    this.observation = s.observation;
     this.conditions = s.conditions ?? [];
     this.requeueAfterMs = Math.max(1000, parseDurationMs(md.spec.monitoring.scrapeInterval));
   }
@@ -261,14 +271,17 @@ class Step {
     if (this.targetVersion) status.targetVersion = this.targetVersion;
     if (this.previousVersion) status.previousVersion = this.previousVersion;
     if (this.history) status.history = this.history;
+    if (this.observation) status.observation = this.observation;
     const busy = phase === "Training" || phase === "Promoting" || phase === "RollingBack";
-    const shadowing = phase === "Shadowing" && this.candidateVersion !== undefined;
+    const shadowVersion =
+      phase === "Shadowing" ? this.candidateVersion : phase === "Observing" && reverseShadowRuns(this) ? this.observation?.previousVersion : undefined;
+    const shadowing = shadowVersion !== undefined;
     const shadowSpec = this.md.spec.promotion.shadow;
     return {
       status,
       createJob: this.createJob,
       events: this.events,
-      ...(shadowing ? { shadow: { version: this.candidateVersion!, replicas: shadowSpec.replicas, sampleRate: shadowSpec.sampleRate } } : {}),
+      ...(shadowing ? { shadow: { version: shadowVersion, replicas: shadowSpec.replicas, sampleRate: shadowSpec.sampleRate } } : {}),
       requeueAfterMs: busy ? Math.min(this.requeueAfterMs, 5000) : shadowing ? Math.min(this.requeueAfterMs, SHADOW_REFRESH_MS) : this.requeueAfterMs,
     };
   }
@@ -565,7 +578,7 @@ function shadowing(step: Step): void {
   }
   const deadline = step.loop.shadowDeadline ? Date.parse(step.loop.shadowDeadline) : obs.now.getTime();
   const progress = live?.message ?? "no shadow numbers from the serving pods yet";
-  const pods = obs.shadow ? `; ${obs.shadow.readyPods} of ${spec.replicas} shadow pods ready${obs.shadow.mirror ? `, ${obs.shadow.mirror}` : ""}` : "";
+  const pods = shadowPods(step);
   if (obs.now.getTime() < deadline) return step.say(`shadowing ${candidate} until ${step.loop.shadowDeadline}: ${progress}${pods}`);
   if (!step.loop.shadowExtended) {
     step.loop.shadowExtended = true;
@@ -575,6 +588,12 @@ function shadowing(step: Step): void {
     return;
   }
   inconclusive(step, candidate, live, `too few pairs within twice promotion.shadow.maxDuration ${spec.maxDuration}: ${progress}`);
+}
+
+/** The shadow pods and what the serving pods answered to the last mirror configuration, for the message. */
+function shadowPods(step: Step): string {
+  const seen = step.obs.shadow;
+  return seen ? `; ${seen.readyPods} of ${step.md.spec.promotion.shadow.replicas} shadow pods ready${seen.mirror ? `, ${seen.mirror}` : ""}` : "";
 }
 
 /** Inconclusive never passes and is no failure: the candidate is dropped, the cooldown starts, the failure count stays. */
@@ -660,6 +679,7 @@ function rollingOut(step: Step): void {
     else delete step.loop.lastObservedWindowEnd;
     step.enter("Observing", `${target} serves; watching ${md.spec.promotion.observationWindows} labelled windows before the promotion is final`);
     step.event("Normal", ConditionReason.Promoted, `promoted ${target} (replacing ${step.previousVersion ?? "?"}): ${gate?.message ?? "approved"}`, "Promote");
+    startObservation(step, target);
     return;
   }
   const deadline = parseDurationMs(md.spec.promotion.rolloutDeadline);
@@ -671,6 +691,117 @@ function rollingOut(step: Step): void {
   step.say(`rolling the serving pods to ${target}: ${obs.rollout.message}`);
 }
 
+/** Whether the previous version should serve mirrored traffic now: observation of a promotion, reverse shadow not yet decided or stopped. */
+function reverseShadowRuns(step: Step): boolean {
+  const o = step.observation;
+  return o !== undefined && o.version === step.targetVersion && o.reverseShadow === "Running" && o.previousVersion !== undefined;
+}
+
+/** The promoted version serves on every pod: observation starts, with the previous version as the reverse shadow when enabled. */
+function startObservation(step: Step, target: string): void {
+  const shadow = step.md.spec.promotion.shadow;
+  const previous = step.previousVersion;
+  const reverse = shadow.enabled && shadow.reverse && previous !== undefined && previous !== target;
+  step.observation = {
+    version: target,
+    ...(previous ? { previousVersion: previous } : {}),
+    since: step.now,
+    reverseShadow: reverse ? "Running" : "Off",
+    message: reverse
+      ? `the previous version ${previous} serves mirrored traffic beside ${target}; judged on ${shadow.minLabelledPairs} labelled pairs`
+      : `no reverse shadow (${!shadow.enabled ? "promotion.shadow.enabled is false" : !shadow.reverse ? "promotion.shadow.reverse is false" : "no previous version"})`,
+  };
+  if (reverse)
+    step.event(
+      "Normal",
+      ConditionReason.ReverseShadowStarted,
+      `reverse shadow: ${previous} serves ${shadow.sampleRate * 100}% of live requests mirrored from ${target}; rolled back if it is significantly better on ${shadow.minLabelledPairs} labelled pairs`,
+      "Observe",
+    );
+}
+
+/** The reverse shadow's numbers as the monitoring controller last wrote them, if they are about this observation. */
+function liveReverseShadow(step: Step): ShadowComparison | undefined {
+  const live = step.md.status?.shadow;
+  return live?.role === "previous" && live.version === step.observation?.previousVersion ? live : undefined;
+}
+
+/** The reverse shadow stops undecided (observation ended, paused, or another rule rolled back): the last numbers are kept. */
+function stopReverseShadow(step: Step, why: string): void {
+  if (!reverseShadowRuns(step)) return;
+  const live = liveReverseShadow(step);
+  step.observation = {
+    ...step.observation!,
+    reverseShadow: "Stopped",
+    ...(live ? { comparison: live } : {}),
+    message: `reverse shadow stopped before its look (${why})${live ? `: ${live.message}` : ""}`.slice(0, 1024),
+  };
+}
+
+/** The estimate's window, for messages: where it came from and what it said. */
+function estimateEvidence(step: Step): string {
+  const w = step.observation?.estimateWarning;
+  return w
+    ? `; the label-free estimate had said so first: ${w.metric} ${fmt(w.estimated)} in the window ending ${w.windowEnd} (${w.labelledSamples} labelled rows)`
+    : "";
+}
+
+/**
+ * One look at the reverse shadow's paired numbers, once both minimums are met: the previous version significantly
+ * better rolls back (promotion.rollbackOnRegression); otherwise the promoted version held on the same requests and
+ * the shadow stops. True when the step rolled back.
+ */
+function judgeReverseShadow(step: Step): boolean {
+  const live = reverseShadowRuns(step) ? liveReverseShadow(step) : undefined;
+  if (!live || live.verdict === "Pending") return false;
+  const o = step.observation!;
+  const target = o.version;
+  // One-sided (the estimate fixed the direction) halves the two-sided p-value when the previous version leads.
+  const halved = live.oneSided === true && (live.improvement ?? 0) > 0 && live.pValue !== undefined;
+  const p = `${live.test} ${halved ? `one-sided p ${fmt(live.pValue! / 2)}` : `p ${fmt(live.pValue)}`}`;
+  const numbers = `${live.metric} ${fmt(live.shadow)} (previous ${o.previousVersion}) vs ${fmt(live.serving)} (promoted ${target}) on ${live.labelledPairs} labelled pairs, ${p}`;
+  step.observation = { ...o, reverseShadow: "Decided", comparison: live, message: "" };
+  if (live.verdict === "Passed") {
+    step.observation.message = `${target} held against ${o.previousVersion} on the same requests: ${numbers}`.slice(0, 1024);
+    step.event("Normal", ConditionReason.ReverseShadowPassed, `reverse shadow: ${step.observation.message}`, "Observe");
+    return false;
+  }
+  step.observation.message = `${o.previousVersion} is significantly better than ${target} on the same requests: ${numbers}${estimateEvidence(step)}`.slice(
+    0,
+    1024,
+  );
+  if (!step.md.spec.promotion.rollbackOnRegression) {
+    step.event(
+      "Warning",
+      ConditionReason.PreviousVersionBetter,
+      `${step.observation.message}; not rolled back (promotion.rollbackOnRegression is false)`,
+      "Observe",
+    );
+    return false;
+  }
+  step.rollBack(ConditionReason.PreviousVersionBetter, step.observation.message);
+  return true;
+}
+
+/**
+ * The live metric's regression rule, for a realised value or its label-free estimate: worse than the gate promised
+ * by more than promotion.maxLiveRegression AND worse than what the replaced version did when healthy; either alone
+ * when only one is known. The reason, or undefined.
+ */
+function metricRegression(step: Step, value: number, what: string): string | undefined {
+  const { md } = step;
+  const p = md.spec.promotion;
+  const metric = liveMetric(md);
+  const target = step.targetVersion;
+  const gateMetric = step.lastRetraining?.candidateVersion === target ? step.lastRetraining?.gate?.recent.candidate : undefined;
+  const baseline = step.loop.baselineMetric;
+  const belowGate = gateMetric === undefined ? undefined : -improvement(value, gateMetric, metric) > p.maxLiveRegression;
+  const belowBaseline = baseline === undefined ? undefined : improvement(value, baseline, metric) < 0;
+  const checks = [belowGate, belowBaseline].filter((c): c is boolean => c !== undefined);
+  if (checks.length === 0 || !checks.every(Boolean)) return undefined;
+  return `${what} ${metric} ${fmt(value)} is worse than ${gateMetric !== undefined ? `the gate's ${fmt(gateMetric)} by more than promotion.maxLiveRegression ${p.maxLiveRegression}` : "expected"}${baseline !== undefined ? ` and below ${step.previousVersion ?? "the previous version"}'s last healthy ${fmt(baseline)}` : ""}`;
+}
+
 function observing(step: Step): void {
   const { md } = step;
   const s = md.status ?? {};
@@ -679,33 +810,34 @@ function observing(step: Step): void {
   const metric = liveMetric(md);
   const needed = p.observationWindows;
   const minLabelled = md.spec.policy.minLabelledSamples;
+  if (md.spec.policy.paused && reverseShadowRuns(step)) {
+    stopReverseShadow(step, "spec.policy.paused");
+    step.event("Normal", ConditionReason.ShadowStopped, `reverse shadow of ${step.observation!.previousVersion} stopped: spec.policy.paused`, "Observe");
+  }
+  if (judgeReverseShadow(step)) return;
   // Every window the monitoring controller judged since the last one observed (several can close between two steps).
   const since = step.loop.lastObservedWindowEnd;
   const fresh = (s.recentWindows ?? []).filter((w) => w.version === target && (since === undefined || w.windowEnd > since));
-  const gateMetric = step.lastRetraining?.candidateVersion === target ? step.lastRetraining?.gate?.recent.candidate : undefined;
-  const baseline = step.loop.baselineMetric;
   let skipped = "";
   for (const w of fresh) {
     step.loop.lastObservedWindowEnd = w.windowEnd;
     const labelled = w.labelledSamples ?? 0;
     if (w.accuracy === undefined || labelled < minLabelled) {
       skipped = `; window ending ${w.windowEnd} had ${labelled} labelled rows (fewer than ${minLabelled}): not counted`;
+      noteEstimate(step, w.windowEnd, labelled, w.estimatedAccuracy);
       continue;
     }
     const observed = (step.loop.observedWindows ?? 0) + 1;
     step.loop.observedWindows = observed;
     const live = w.accuracy;
     if (p.rollbackOnRegression) {
-      const belowGate = gateMetric === undefined ? undefined : -improvement(live, gateMetric, metric) > p.maxLiveRegression;
-      const belowBaseline = baseline === undefined ? undefined : improvement(live, baseline, metric) < 0;
-      // Worse than the gate promised AND worse than what the replaced version did when healthy; either alone when only one is known.
-      const checks = [belowGate, belowBaseline].filter((c): c is boolean => c !== undefined);
-      const metricRegressed = checks.length > 0 && checks.every(Boolean);
+      const regression = metricRegression(step, live, "live");
       const errorRise = w.errorRate !== undefined && w.errorRate - (step.loop.baselineErrorRate ?? 0) > p.maxLiveRegression;
-      if (metricRegressed || errorRise) {
+      if (regression !== undefined || errorRise) {
         const detail = errorRise
           ? `error rate ${fmt(w.errorRate)} rose by more than promotion.maxLiveRegression ${p.maxLiveRegression} over ${fmt(step.loop.baselineErrorRate ?? 0)}`
-          : `live ${metric} ${fmt(live)} is worse than ${gateMetric !== undefined ? `the gate's ${fmt(gateMetric)} by more than promotion.maxLiveRegression ${p.maxLiveRegression}` : "expected"}${baseline !== undefined ? ` and below ${step.previousVersion ?? "the previous version"}'s last healthy ${fmt(baseline)}` : ""}`;
+          : regression!;
+        stopReverseShadow(step, `rolled back for ${ConditionReason.LiveRegression}`);
         return step.rollBack(ConditionReason.LiveRegression, `${target}: ${detail} (window ending ${w.windowEnd})`);
       }
     }
@@ -713,19 +845,42 @@ function observing(step: Step): void {
       step.loop.baselineMetric = live;
       if (w.errorRate !== undefined) step.loop.baselineErrorRate = w.errorRate;
       step.candidateVersion = undefined;
+      stopReverseShadow(step, `observation passed after ${observed} labelled windows`);
+      const reverse = step.observation?.reverseShadow === "Off" || !step.observation ? "" : `; reverse shadow: ${step.observation.message}`;
       step.event(
         "Normal",
         ConditionReason.ObservationPassed,
-        `${target} held for ${observed} labelled windows (live ${metric} ${fmt(live)}): promotion final`,
+        `${target} held for ${observed} labelled windows (live ${metric} ${fmt(live)}): promotion final${reverse}`,
         "Observe",
       );
       return step.succeededAttempt(`serving ${target}: promotion final after ${observed} windows (live ${metric} ${fmt(live)})`);
     }
   }
   const last = fresh.at(-1)?.accuracy;
+  const reverse = reverseShadowRuns(step)
+    ? `; reverse shadow on ${step.observation!.previousVersion}: ${liveReverseShadow(step)?.message ?? "no paired numbers yet"}${shadowPods(step)}`
+    : "";
   step.say(
-    `${target} serves; ${step.loop.observedWindows ?? 0} of ${needed} labelled windows observed${last !== undefined ? `, live ${metric} ${fmt(last)}` : ""}${skipped}`,
+    `${target} serves; ${step.loop.observedWindows ?? 0} of ${needed} labelled windows observed${last !== undefined ? `, live ${metric} ${fmt(last)}` : ""}${skipped}${reverse}`,
   );
+}
+
+/**
+ * A window too sparsely labelled to judge: when its label-free estimate breaks the regression rule while the
+ * reverse shadow runs, it is recorded (once) and fixes the direction of the shadow's paired test in advance. An
+ * estimate never rolls back by itself: the labelled pairs must confirm.
+ */
+function noteEstimate(step: Step, windowEnd: string, labelledSamples: number, estimated: number | undefined): void {
+  if (estimated === undefined || !reverseShadowRuns(step) || step.observation!.estimateWarning) return;
+  const regression = metricRegression(step, estimated, "estimated");
+  if (regression === undefined) return;
+  const o = step.observation!;
+  const message = `${regression} (window ending ${windowEnd}, ${labelledSamples} labelled rows); the reverse shadow's labelled pairs decide, one-sided`;
+  step.observation = {
+    ...o,
+    estimateWarning: { windowEnd, labelledSamples, metric: liveMetric(step.md), estimated, message: message.slice(0, 1024) },
+  };
+  step.event("Warning", ConditionReason.EstimatedRegression, `${o.version}: ${message}`, "Observe");
 }
 
 function halted(step: Step): void {

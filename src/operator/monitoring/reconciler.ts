@@ -57,6 +57,7 @@ export function readyServingPods(pods: readonly (V1Pod & KubeObject)[], md: Reso
 /** What the monitoring reconciler reads of a Pod: identity, labels, IP and readiness. */
 export function slimPod(pod: V1Pod & KubeObject): V1Pod & KubeObject {
   const m = pod.metadata ?? {};
+  const server = pod.spec?.containers?.find((c) => c.name === "server");
   return {
     apiVersion: pod.apiVersion,
     kind: pod.kind,
@@ -68,6 +69,8 @@ export function slimPod(pod: V1Pod & KubeObject): V1Pod & KubeObject {
       labels: m.labels,
       deletionTimestamp: m.deletionTimestamp,
     },
+    // The server's arguments (its pinned --version): the loop mirrors only to shadow pods of the version it asks for.
+    ...(server ? { spec: { containers: [{ name: server.name, args: server.args }] } } : {}),
     status: {
       podIP: pod.status?.podIP,
       conditions: pod.status?.conditions?.filter((c) => c.type === "Ready").map((c) => ({ type: c.type, status: c.status })),

@@ -1,7 +1,8 @@
 // status.shadow from a scrape: the serving pods' shadow blocks merged and judged against spec.promotion, every
-// scrape while the serving pods mirror to a candidate. The loop reads the verdict; this module only reports it.
+// scrape while the serving pods mirror to a candidate — or, while a promotion is observed, to the previous version
+// (the reverse shadow, role previous). The loop reads the verdict; this module only reports it.
 import type { ModelDeploymentStatus, ResolvedModelDeployment, ShadowComparison } from "../../api/index.js";
-import { compareShadow } from "../../monitoring/shadow-comparison.js";
+import { compareReverseShadow, compareShadow } from "../../monitoring/shadow-comparison.js";
 import { mergeShadowSummaries } from "../../monitoring/shadow-summary.js";
 import type { SidecarSummary } from "../../monitoring/summary.js";
 import { servingGroup, type PodScrape } from "./health.js";
@@ -34,6 +35,12 @@ export function withShadowStatus(md: ResolvedModelDeployment, next: ModelDeploym
   // A sidecar's clock string that does not parse cannot be a status time: no comparison rather than a rejected write.
   if (!merged || !Number.isFinite(Date.parse(merged.since))) return rest;
   const p = md.spec.promotion;
+  if (isReverseShadow(md, merged.version)) {
+    // The loop records an estimate that called the promoted version worse; from then on the direction is fixed in advance.
+    const directional = md.status?.observation?.estimateWarning !== undefined;
+    const reverse = compareReverseShadow(merged, p.shadow, directional);
+    return { ...rest, shadow: { role: "previous", ...reverse, since: isoSeconds(new Date(reverse.since)), updateTime: isoSeconds(now) } };
+  }
   const result = compareShadow(
     merged,
     {
@@ -46,6 +53,12 @@ export function withShadowStatus(md: ResolvedModelDeployment, next: ModelDeploym
     },
     servingErrorRateSince(group, merged.since),
   );
-  const shadow: ShadowComparison = { ...result, since: isoSeconds(new Date(result.since)), updateTime: isoSeconds(now) };
+  const shadow: ShadowComparison = { role: "candidate", ...result, since: isoSeconds(new Date(result.since)), updateTime: isoSeconds(now) };
   return { ...rest, shadow };
+}
+
+/** The serving pods mirror to the version a promotion under observation replaced. */
+export function isReverseShadow(md: ResolvedModelDeployment, mirroredVersion: string): boolean {
+  const s = md.status;
+  return s?.loop?.phase === "Observing" && s.observation?.previousVersion === mirroredVersion && s.observation.version === s.servingVersion;
 }

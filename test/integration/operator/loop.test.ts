@@ -17,7 +17,7 @@ import { waitForService } from "../../../src/demo/traffic.js";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
 import { sampleValue } from "../../support/prometheus-text.js";
 import { installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, trainInto, type OperatorProcess } from "./operator-process.js";
-import { deployPenguins, PENGUIN_WINDOW, preparePenguinStore, sendPenguins } from "./penguin-loop.js";
+import { deployPenguins, operatorEvents, PENGUIN_WINDOW, preparePenguinStore, sendPenguins } from "./penguin-loop.js";
 
 const WINDOW = PENGUIN_WINDOW;
 const MD_NAME = "penguins";
@@ -61,19 +61,7 @@ describe("ballast operator: the closed loop on real data", () => {
       );
     }
   };
-  const eventReasons = async () => {
-    const res = await kubectl([
-      "get",
-      "events.events.k8s.io",
-      "-n",
-      ns.name,
-      "--field-selector",
-      `reportingController=ballast.dev/operator,regarding.name=${MD_NAME}`,
-      "-o",
-      "json",
-    ]);
-    return (JSON.parse(res.stdout) as { items: { reason: string; type: string; note: string }[] }).items;
-  };
+  const eventReasons = () => operatorEvents(ns.name, MD_NAME);
   const jobs = async () => (await kubectlJson<{ items: V1Job[] }>(["get", "jobs", "-n", ns.name, "-l", `ballast.dev/model-deployment=${MD_NAME}`])).items;
   /** Until traffic sent now reaches `version` only: a label for an answer from a draining pod would reach the new pod, which never saw the request. */
   const onlyServes = (version: string) =>

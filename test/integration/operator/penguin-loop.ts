@@ -3,12 +3,14 @@
 // a GPU node when Gentoo birds make the accuracy drop, and its Service, ready for traffic.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { V1Service } from "@kubernetes/client-node";
+import type { V1Pod, V1Service } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { expect } from "vitest";
 import { PENGUIN_FEATURES, PENGUIN_LABEL, penguinsCsv, type Penguin } from "../../../src/demo/penguins-data.js";
 import { sendTrafficWithFeedback, waitForService, type TrafficResult } from "../../../src/demo/traffic.js";
-import { kubectl } from "../../support/cluster.js";
+import type { ModelDeploymentStatus } from "../../../src/api/index.js";
+import { SIDECAR_MONITORING_PORT } from "../../../src/operator/serving/desired-state.js";
+import { kubectl, waitFor } from "../../support/cluster.js";
 import { applyYaml, createLocalClaim, kubectlJson, trainInto } from "./operator-process.js";
 
 export const PENGUIN_WINDOW = 20;
@@ -93,4 +95,75 @@ export function sendPenguins(serviceUrl: string, rows: readonly Penguin[], idPre
     label: PENGUIN_LABEL,
     feedbackPerRequest: true,
   });
+}
+
+export interface PenguinModelDeployment {
+  metadata: { uid: string };
+  status?: ModelDeploymentStatus;
+}
+
+/** Waits for the ModelDeployment to satisfy `test`; a timeout shows where the loop, the observation and the shadow stood. */
+export function untilStatus(
+  namespace: string,
+  name: string,
+  what: string,
+  test: (m: PenguinModelDeployment) => boolean,
+  timeoutMs: number,
+): Promise<PenguinModelDeployment> {
+  const get = () => kubectlJson<PenguinModelDeployment>(["get", "md", name, "-n", namespace]);
+  return waitFor(
+    what,
+    async () => {
+      const m = await get();
+      return test(m) ? m : undefined;
+    },
+    timeoutMs,
+    500,
+  ).catch(async (err: Error) => {
+    const s = (await get()).status;
+    const shown = ["loop", "lastRetraining", "observation", "shadow"] as const;
+    throw new Error([err.message, ...shown.map((k) => `${k}: ${JSON.stringify(s?.[k])}`)].join("\n"), { cause: err });
+  });
+}
+
+/** The operator's Events about the ModelDeployment. */
+export async function operatorEvents(namespace: string, name: string): Promise<{ reason: string; type: string; note: string }[]> {
+  const res = await kubectl([
+    "get",
+    "events.events.k8s.io",
+    "-n",
+    namespace,
+    "--field-selector",
+    `reportingController=ballast.dev/operator,regarding.name=${name}`,
+    "-o",
+    "json",
+  ]);
+  return (JSON.parse(res.stdout) as { items: { reason: string; type: string; note: string }[] }).items;
+}
+
+/** The ModelDeployment's pods of one component: serving or shadow. */
+export async function componentPods(namespace: string, name: string, component: "serving" | "shadow"): Promise<V1Pod[]> {
+  const selector = `ballast.dev/model-deployment=${name},app.kubernetes.io/component=${component}`;
+  return (await kubectlJson<{ items: V1Pod[] }>(["get", "pods", "-n", namespace, "-l", selector])).items;
+}
+
+/** What a serving pod's sidecar answers on GET /v1/mirror (its monitoring port): where it mirrors to. */
+export async function mirrorOf(pod: V1Pod): Promise<{ version: string; targets: string[] }> {
+  const res = await fetch(`http://${pod.status!.podIP}:${SIDECAR_MONITORING_PORT}/v1/mirror`);
+  return ((await res.json()) as { mirror: { version: string; targets: string[] } }).mirror;
+}
+
+/**
+ * The one serving pod, once the pod a rollout replaced is gone: while it drains for its shutdown delay it still
+ * answers through the Service, and feedback for its answers would reach the new pod, which never saw those requests.
+ */
+export function soleServingPod(namespace: string, name: string): Promise<V1Pod> {
+  return waitFor(
+    "the replaced serving pod gone",
+    async () => {
+      const pods = await componentPods(namespace, name, "serving");
+      return pods.length === 1 && !pods[0]!.metadata?.deletionTimestamp ? pods[0] : undefined;
+    },
+    120_000,
+  );
 }

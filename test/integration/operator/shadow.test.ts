@@ -3,63 +3,42 @@
 // that passes the offline gate, and instead of being promoted the candidate runs as a shadow — its own Deployment
 // and NetworkPolicy, never behind the user Service — while the serving sidecars mirror live requests and forward
 // their feedback to it. The loop promotes it on the paired numbers (McNemar's exact test on the same labelled
-// requests), records them in status, history and Events, and scales the shadow to 0.
+// requests) and records them in status, history and Events. While the promotion is observed the previous version
+// v1 takes the candidate's place in the shadow Deployment (the reverse shadow) and the new serving pod mirrors to it.
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Deployment, V1NetworkPolicy, V1Pod, V1Service } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ModelDeploymentStatus } from "../../../src/api/index.js";
 import { loadPenguins, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
-import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
+import { createTestNamespace, kubectl } from "../../support/cluster.js";
 import { installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
-import { deployPenguins, PENGUIN_WINDOW, preparePenguinStore, sendPenguins } from "./penguin-loop.js";
+import {
+  componentPods,
+  deployPenguins,
+  mirrorOf,
+  operatorEvents,
+  PENGUIN_WINDOW,
+  preparePenguinStore,
+  sendPenguins,
+  soleServingPod,
+  untilStatus,
+  type PenguinModelDeployment,
+} from "./penguin-loop.js";
 
 const WINDOW = PENGUIN_WINDOW;
 const MD_NAME = "penguins";
 const MIN_PAIRS = 40;
-
-interface MD {
-  metadata: { uid: string };
-  status?: ModelDeploymentStatus;
-}
 
 describe("ballast operator: a candidate shadowed on mirrored live traffic before promotion", () => {
   let ns: { name: string; remove: () => Promise<void> };
   let operator: OperatorProcess;
   let serviceUrl: string;
   const split = splitPenguins(loadPenguins(), 2 * WINDOW);
-  const get = () => kubectlJson<MD>(["get", "md", MD_NAME, "-n", ns.name]);
-  const until = (what: string, test: (m: MD) => boolean, timeoutMs: number) =>
-    waitFor(
-      what,
-      async () => {
-        const m = await get();
-        return test(m) ? m : undefined;
-      },
-      timeoutMs,
-      500,
-    ).catch(async (err: Error) => {
-      const s = (await get()).status;
-      throw new Error(
-        `${err.message}\nloop: ${JSON.stringify(s?.loop)}\nlastRetraining: ${JSON.stringify(s?.lastRetraining)}\nshadow: ${JSON.stringify(s?.shadow)}`,
-        {
-          cause: err,
-        },
-      );
-    });
+  const get = () => kubectlJson<PenguinModelDeployment>(["get", "md", MD_NAME, "-n", ns.name]);
+  const until = (what: string, test: (m: PenguinModelDeployment) => boolean, timeoutMs: number) => untilStatus(ns.name, MD_NAME, what, test, timeoutMs);
   const send = (rows: readonly Penguin[], idPrefix: string) => sendPenguins(serviceUrl, rows, idPrefix);
-  const podsOf = async (component: string) =>
-    (
-      await kubectlJson<{ items: V1Pod[] }>([
-        "get",
-        "pods",
-        "-n",
-        ns.name,
-        "-l",
-        `ballast.dev/model-deployment=${MD_NAME},app.kubernetes.io/component=${component}`,
-      ])
-    ).items;
+  const podsOf = (component: "serving" | "shadow") => componentPods(ns.name, MD_NAME, component);
 
   beforeAll(async () => {
     await installCrdAndRbac();
@@ -76,9 +55,9 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
     await ns.remove();
   });
 
-  it("gate → shadow on mirrored traffic → promoted on the paired numbers; the shadow never behind the Service, scaled to 0 after", async () => {
+  it("gate → shadow on mirrored traffic → promoted on the paired numbers; the shadow never behind the Service, then the previous version in it while observed", async () => {
     serviceUrl = await deployPenguins(ns.name, MD_NAME, {
-      observationWindows: 1,
+      observationWindows: 3,
       minImprovement: 0.05,
       maxLatencyRatio: 3,
       shadow: { enabled: true, minPairs: MIN_PAIRS, minLabelledPairs: MIN_PAIRS, maxDuration: "10m" },
@@ -112,8 +91,7 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
     await until("the serving pods to mirror to the shadow", (m) => /1 of 1 serving pods mirror to 1 shadow pod\b/.test(m.status?.loop?.message ?? ""), 180_000);
     const [shadowPod] = await podsOf("shadow");
     const [servingPod] = await podsOf("serving");
-    const mirror = (await (await fetch(`http://${servingPod!.status!.podIP}:9090/v1/mirror`)).json()) as { mirror: { version: string; targets: string[] } };
-    expect(mirror.mirror).toMatchObject({ version: candidate, targets: [`http://${shadowPod!.status!.podIP}:8080`] });
+    expect(await mirrorOf(servingPod!)).toMatchObject({ version: candidate, targets: [`http://${shadowPod!.status!.podIP}:8080`] });
     // Never behind the user Service: the pods its selector picks are the serving pod alone.
     const svc = await kubectlJson<V1Service>(["get", "service", MD_NAME, "-n", ns.name]);
     const selector = Object.entries(svc.spec!.selector!)
@@ -134,30 +112,23 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
     expect(result.shadow!).toBeGreaterThan(result.serving! + 0.05);
     expect(result.pValue!).toBeLessThan(0.05);
     expect(decided.status!.history!.map((h) => h.event)).toEqual(expect.arrayContaining(["Retrained", "ShadowPassed"]));
-    const events = JSON.parse(
-      (
-        await kubectl([
-          "get",
-          "events.events.k8s.io",
-          "-n",
-          ns.name,
-          "--field-selector",
-          `reportingController=ballast.dev/operator,regarding.name=${MD_NAME}`,
-          "-o",
-          "json",
-        ])
-      ).stdout,
-    ) as { items: { reason: string; note: string }[] };
-    expect(events.items.map((e) => e.reason)).toEqual(expect.arrayContaining(["ShadowStarted", "ShadowPassed"]));
-    expect(events.items.find((e) => e.reason === "ShadowPassed")!.note).toMatch(/McNemarExact p/);
+    const events = await operatorEvents(ns.name, MD_NAME);
+    expect(events.map((e) => e.reason)).toEqual(expect.arrayContaining(["ShadowStarted", "ShadowPassed"]));
+    expect(events.find((e) => e.reason === "ShadowPassed")!.note).toMatch(/McNemarExact p/);
 
-    // Promoted; the serving pods stop mirroring and the shadow is scaled to 0.
-    await until("the candidate to serve", (m) => m.status?.servingVersion === candidate, 180_000);
-    await waitFor(
-      "the shadow scaled to 0",
-      async () => (await kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-shadow`, "-n", ns.name])).spec!.replicas === 0,
-      60_000,
+    // Promoted. While it is observed, the shadow Deployment runs the previous version and the new serving pod mirrors to it.
+    const observing = await until("the candidate observed", (m) => m.status?.loop?.phase === "Observing" && m.status.servingVersion === candidate, 180_000);
+    expect(observing.status!.observation).toMatchObject({ version: candidate, previousVersion: "v1", reverseShadow: "Running" });
+    await until(
+      "the serving pods to mirror to the previous version",
+      (m) => m.status?.loop?.phase === "Observing" && /reverse shadow on v1: .*1 of 1 serving pods mirror to 1 shadow pod\b/.test(m.status.loop.message),
+      180_000,
     );
-    await waitFor("the shadow pods gone", async () => (await podsOf("shadow")).length === 0, 120_000);
+    const reverseDep = await kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-shadow`, "-n", ns.name]);
+    expect(reverseDep.spec!.template.spec!.containers.find((c) => c.name === "server")!.args).toEqual(expect.arrayContaining(["--version", "v1"]));
+    const [previousPod] = await podsOf("shadow");
+    expect(await mirrorOf(await soleServingPod(ns.name, MD_NAME))).toMatchObject({ version: "v1", targets: [`http://${previousPod!.status!.podIP}:8080`] });
+
+    expect((await get()).status!.servingVersion).toBe(candidate);
   }, 600_000);
 });

@@ -40,7 +40,7 @@ describe("applyModelDeploymentDefaults", () => {
       maxForgetting: 0.05,
       maxLatencyRatio: 1.5,
       rolloutDeadline: "10m",
-      shadow: { enabled: false, sampleRate: 1, minPairs: 500, minLabelledPairs: 200, maxDuration: "1h", replicas: 1, confidence: 0.95 },
+      shadow: { enabled: false, sampleRate: 1, minPairs: 500, minLabelledPairs: 200, maxDuration: "1h", replicas: 1, confidence: 0.95, reverse: true },
     });
   });
 

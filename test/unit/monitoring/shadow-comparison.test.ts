@@ -1,6 +1,7 @@
 // Given what the serving sidecars report about the shadow, the platform engineer sees this verdict and these numbers.
 import { describe, expect, it } from "vitest";
-import { bucketQuantileMs, compareShadow, type ShadowRules } from "../../../src/monitoring/shadow-comparison.js";
+import { mcnemarExact } from "../../../src/monitoring/paired-tests.js";
+import { bucketQuantileMs, compareReverseShadow, compareShadow, type ShadowRules } from "../../../src/monitoring/shadow-comparison.js";
 import { SHADOW_LATENCY_BOUNDS_MS, type ShadowSummary } from "../../../src/monitoring/shadow-summary.js";
 
 const rules: ShadowRules = { minPairs: 500, minLabelledPairs: 200, confidence: 0.95, minImprovement: 0.01, maxErrorRateRise: 0.05, maxLatencyRatio: 1.5 };
@@ -137,5 +138,56 @@ describe("latency buckets", () => {
     expect(bucketQuantileMs(latency(5, 100), 0.99)).toEqual({ lower: 2, upper: 5 });
     expect(bucketQuantileMs(latency(60_000, 100), 0.99)).toEqual({ lower: 10000, upper: Infinity });
     expect(bucketQuantileMs(latency(5, 0), 0.99)).toBeUndefined();
+  });
+});
+
+describe("reverse shadow: the previous version in the shadow while the promoted one serves", () => {
+  // servingOnly: rows only the promoted (serving) version got right; shadowOnly: rows only the previous version did.
+  const previousLeads = classification({ bothRight: 150, servingOnly: 8, shadowOnly: 18, bothWrong: 24 }, { version: "v1" });
+
+  it("rolls back when the previous version is significantly better on the same labelled pairs, naming both numbers", () => {
+    const r = compareReverseShadow(classification({ bothRight: 150, servingOnly: 5, shadowOnly: 30, bothWrong: 15 }, { version: "v1" }), rules, false);
+    expect(r).toMatchObject({ verdict: "Rejected", failedRule: "PreviousVersionBetter", serving: 0.775, shadow: 0.9, test: "McNemarExact" });
+    expect(r.pValue).toBeLessThan(0.001);
+    expect(r.oneSided).toBeUndefined();
+    expect(r.message).toMatch(/✗ previous v1 accuracy 0.9 vs promoted 0.775 on 200 labelled pairs \(McNemarExact p .*, significantly better below 0.05\)/);
+  });
+
+  it("the same look, two-sided, lets a lead that is not significant pass; an estimate that fixed the direction first makes it one-sided", () => {
+    const twoSided = mcnemarExact(8, 18).pValue;
+    expect(twoSided).toBeGreaterThan(0.05);
+    expect(twoSided / 2).toBeLessThan(0.05);
+    expect(compareReverseShadow(previousLeads, rules, false)).toMatchObject({ verdict: "Passed" });
+    const directional = compareReverseShadow(previousLeads, rules, true);
+    expect(directional).toMatchObject({ verdict: "Rejected", failedRule: "PreviousVersionBetter", oneSided: true });
+    // status keeps the two-sided p-value; the message names the one-sided one that decided.
+    expect(directional.pValue).toBe(Number(twoSided.toPrecision(4)));
+    expect(directional.message).toMatch(/McNemarExact one-sided p 0.037/);
+  });
+
+  it("a promoted version ahead is never rolled back, one-sided or not (the p-value is not halved the wrong way)", () => {
+    const promotedLeads = classification({ bothRight: 150, servingOnly: 30, shadowOnly: 5, bothWrong: 15 }, { version: "v1" });
+    for (const directional of [false, true]) {
+      const r = compareReverseShadow(promotedLeads, rules, directional);
+      expect(r.verdict).toBe("Passed");
+      expect(r.message).not.toMatch(/one-sided/);
+    }
+  });
+
+  it("is Pending below minPairs or minLabelledPairs, whatever the numbers say so far", () => {
+    const r = compareReverseShadow(classification({ bothRight: 10, servingOnly: 0, shadowOnly: 20, bothWrong: 0 }, { version: "v1", rows: 400 }), rules, true);
+    expect(r.verdict).toBe("Pending");
+    expect(r.failedRule).toBeUndefined();
+    expect(r.message).toMatch(/^collecting: 400 of 500 pairs, 30 of 200 labelled; 1000 mirrored to the previous version/);
+  });
+
+  it("a regressor: the previous version's significantly smaller errors roll back (Wilcoxon signed-rank)", () => {
+    const diffs = Array.from({ length: 300 }, (_, i) => ((i % 17) - 8) / 10 + 0.3);
+    const r = compareReverseShadow(
+      { ...previousLeads, pairs: { task: "regression", count: diffs.length, servingAbsErrorSum: 390, shadowAbsErrorSum: 300, diffs } },
+      rules,
+      false,
+    );
+    expect(r).toMatchObject({ verdict: "Rejected", failedRule: "PreviousVersionBetter", metric: "mae", serving: 1.3, shadow: 1, test: "WilcoxonSignedRank" });
   });
 });

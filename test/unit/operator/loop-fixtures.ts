@@ -1,7 +1,7 @@
 // The loop's unit-test world: a penguin classifier ModelDeployment on a fixed clock, and a step applied to status
 // the way the loop reconciler merges it.
 import { applyModelDeploymentDefaults, type ModelDeploymentSpec, type ModelDeploymentStatus, type ResolvedModelDeployment } from "../../../src/api/index.js";
-import type { stepLoop } from "../../../src/operator/loop/state-machine.js";
+import { LOOP_OWNED_FIELDS, type stepLoop } from "../../../src/operator/loop/state-machine.js";
 
 export const T0 = new Date("2026-12-04T10:00:00Z");
 export const at = (s: number) => new Date(T0.getTime() + s * 1000);
@@ -30,7 +30,7 @@ export function penguinsModelDeployment(
 /** Applies a step's status the way the reconciler merges it. */
 export function applyStep(m: ResolvedModelDeployment, step: ReturnType<typeof stepLoop>, more: ModelDeploymentStatus = {}): ResolvedModelDeployment {
   const status: ModelDeploymentStatus = { ...m.status };
-  for (const k of ["loop", "lastRetraining", "candidateVersion", "targetVersion", "previousVersion", "history"] as const) {
+  for (const k of LOOP_OWNED_FIELDS) {
     if (step.status[k] === undefined) delete status[k];
     else Object.assign(status, { [k]: step.status[k] });
   }

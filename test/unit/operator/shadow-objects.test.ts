@@ -2,10 +2,11 @@
 // finds in the namespace and in status while a candidate is shadowed. No cluster.
 import type { V1Container, V1Deployment } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { applyModelDeploymentDefaults, type ModelDeploymentSpec, type ResolvedModelDeployment } from "../../../src/api/index.js";
+import { applyModelDeploymentDefaults, type ModelDeploymentSpec, type ModelDeploymentStatus, type ResolvedModelDeployment } from "../../../src/api/index.js";
 import { SHADOW_LATENCY_BOUNDS_MS, type ShadowSummary } from "../../../src/monitoring/shadow-summary.js";
 import type { SidecarSummary } from "../../../src/monitoring/summary.js";
-import { desiredShadowDeployment, desiredShadowNetworkPolicy, pinnedVersionOf, shadowNames } from "../../../src/operator/loop/shadow.js";
+import { desiredShadowDeployment, desiredShadowNetworkPolicy, mirrorTargets, pinnedVersionOf, shadowNames } from "../../../src/operator/loop/shadow.js";
+import { slimPod } from "../../../src/operator/monitoring/reconciler.js";
 import { withShadowStatus } from "../../../src/operator/monitoring/shadow-status.js";
 import { desiredServingObjects } from "../../../src/operator/serving/desired-state.js";
 
@@ -92,6 +93,29 @@ describe("the shadow Deployment", () => {
   });
 });
 
+describe("where the serving pods mirror to", () => {
+  const m = md();
+  /** A ready shadow pod as the API returns it (from the shadow Deployment's template), then as the operator's cache keeps it. */
+  const cachedShadowPod = (name: string, ip: string, version: string) => {
+    const template = desiredShadowDeployment(m, version, 1, { defaultImage: IMAGE }).spec!.template;
+    return slimPod({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { ...template.metadata, name, namespace: "ml", uid: name },
+      spec: template.spec!,
+      status: { podIP: ip, conditions: [{ type: "Ready", status: "True" }] },
+    });
+  };
+
+  it("only to ready shadow pods of the version asked for, even from the operator's slimmed pod cache", () => {
+    // While the shadow switches from the candidate r1-abc to the previous version v1, both may be Ready for a moment.
+    const pods = [cachedShadowPod("weather-shadow-a", "10.0.0.7", "r1-abc"), cachedShadowPod("weather-shadow-b", "10.0.0.8", "v1")];
+    expect(mirrorTargets(pods, m, "v1")).toEqual(["http://10.0.0.8:8080"]);
+    expect(mirrorTargets(pods, m, "r1-abc")).toEqual(["http://10.0.0.7:8080"]);
+    expect(mirrorTargets(pods, m, "v0")).toEqual([]);
+  });
+});
+
 describe("status.shadow from the serving pods' summaries", () => {
   const buckets = (i: number, n: number) => SHADOW_LATENCY_BOUNDS_MS.map((_, k) => (k === i ? n : 0)).concat([0]);
   const block = (over: Partial<ShadowSummary>): ShadowSummary => ({
@@ -153,5 +177,36 @@ describe("status.shadow from the serving pods' summaries", () => {
     const prior = { shadow: withShadowStatus(md(), {}, [{ pod: "a", summary: summary("a", block({})) }], now).shadow };
     expect(withShadowStatus(md(), prior, [{ pod: "a", summary: summary("a") }], now).shadow).toBeUndefined();
     expect(withShadowStatus(md(), prior, [{ pod: "a", error: "GET: no answer" }], now).shadow).toEqual(prior.shadow);
+  });
+
+  it("while a promotion is observed and the pods mirror to the version it replaced, the numbers are the reverse shadow's, judged the other way", () => {
+    const observing = (status: ModelDeploymentStatus): ResolvedModelDeployment => ({
+      ...md(),
+      status: {
+        servingVersion: "v1",
+        loop: { phase: "Observing", attempt: 1, since: "2026-12-05T12:00:00Z", message: "" },
+        observation: { version: "v1", previousVersion: "r1-abc", since: "2026-12-05T12:00:00Z", reverseShadow: "Running", message: "" },
+        ...status,
+      },
+    });
+    const scrapes = ["a", "b"].map((pod) => ({ pod, summary: summary(pod, block({})) }));
+    // On each pod the previous version r1-abc was right alone on 25 labelled rows, the promoted v1 on 5.
+    const out = withShadowStatus(observing({}), {}, scrapes, now).shadow!;
+    expect(out).toMatchObject({ role: "previous", version: "r1-abc", verdict: "Rejected", failedRule: "PreviousVersionBetter", serving: 0.7, shadow: 0.8333 });
+    expect(out.oneSided).toBeUndefined();
+    const warned = observing({
+      observation: {
+        version: "v1",
+        previousVersion: "r1-abc",
+        since: "2026-12-05T12:00:00Z",
+        reverseShadow: "Running",
+        message: "",
+        estimateWarning: { windowEnd: "2026-12-05T12:05:00Z", labelledSamples: 2, metric: "accuracy", estimated: 0.6, message: "" },
+      },
+    });
+    expect(withShadowStatus(warned, {}, scrapes, now).shadow).toMatchObject({ role: "previous", oneSided: true });
+    // Before the promotion (or about another version) it is the candidate's shadow, as before.
+    expect(withShadowStatus(md(), {}, scrapes, now).shadow).toMatchObject({ role: "candidate", verdict: "Passed" });
+    expect(withShadowStatus(observing({ servingVersion: "v0" }), {}, scrapes, now).shadow?.role).toBe("candidate");
   });
 });

@@ -68,9 +68,10 @@ export function registerSidecar(program: Command): void {
       false,
     )
     .addOption(
-      new Option("--log-segment-max-age <duration>", "seal the open segment once it holds records and is this old (default with --ship-log: 1m; 0: by size only)").argParser(
-        duration("--log-segment-max-age"),
-      ),
+      new Option(
+        "--log-segment-max-age <duration>",
+        "seal the open segment once it holds records and is this old (default with --ship-log: 15s; 0: by size only)",
+      ).argParser(duration("--log-segment-max-age")),
     )
     .option("--version <version>", "version the server runs (default: asked from the server)")
     .addOption(new Option("--host <address>", "address to bind").default(defaultHost(), "env POD_IP, else 0.0.0.0"))

@@ -191,7 +191,10 @@ export class S3ModelStore implements ModelStore {
     this.check(res, "PUT", where);
     const etag = res.etag?.replace(/"/g, "");
     if (etag !== md5.toString("hex"))
-      throw new StoreError(`PUT ${where}: the server stored ETag ${etag ?? "(none)"}, not the segment's MD5 ${md5.toString("hex")}; not counted as shipped`, "integrity");
+      throw new StoreError(
+        `PUT ${where}: the server stored ETag ${etag ?? "(none)"}, not the segment's MD5 ${md5.toString("hex")}; not counted as shipped`,
+        "integrity",
+      );
   }
 
   /**

@@ -65,7 +65,7 @@ export interface SidecarOptions {
 }
 
 /** When shipping, a quiet log's open segment is sealed (and so shipped) after this long, unless set otherwise. */
-const SHIPPED_SEGMENT_MAX_AGE_MS = 60_000;
+const SHIPPED_SEGMENT_MAX_AGE_MS = 15_000;
 /** How often queued exchanges are profiled; the response never waits for it. */
 const MONITOR_BATCH_MS = 50;
 /** `application/json` or `application/<x>+json`, parameters allowed. */

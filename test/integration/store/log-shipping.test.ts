@@ -54,8 +54,7 @@ async function localFeedback(dir: string): Promise<Set<string>> {
 }
 
 async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; !(await check()); await sleep(50))
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  for (const deadline = Date.now() + timeoutMs; !(await check()); await sleep(50)) if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
 }
 
 beforeAll(async () => {
@@ -85,8 +84,24 @@ describe("request log shipping to s3://", () => {
       },
     };
     const events: LogShipEvent[] = [];
-    const shipper = new LogShipper({ dir, model: "weather", pod, target, spoolBytes: 1 << 30, intervalMs: 20, retryMs: 50, maxRetryMs: 400, onEvent: (e) => events.push(e) });
-    const log = await RequestLog.open(dir, HEADER, { pod, segmentBytes: 4096, maxBytes: Number.MAX_SAFE_INTEGER, maxAgeMs: 0, spoolFull: () => shipper.spoolFull });
+    const shipper = new LogShipper({
+      dir,
+      model: "weather",
+      pod,
+      target,
+      spoolBytes: 1 << 30,
+      intervalMs: 20,
+      retryMs: 50,
+      maxRetryMs: 400,
+      onEvent: (e) => events.push(e),
+    });
+    const log = await RequestLog.open(dir, HEADER, {
+      pod,
+      segmentBytes: 4096,
+      maxBytes: Number.MAX_SAFE_INTEGER,
+      maxAgeMs: 0,
+      spoolFull: () => shipper.spoolFull,
+    });
     shipper.start();
     const acked: string[] = [];
     try {
@@ -132,8 +147,24 @@ describe("request log shipping to s3://", () => {
     const dir = await tempDir();
     const pod = "weather-7d9f-full";
     const events: LogShipEvent[] = [];
-    const shipper = new LogShipper({ dir, model: "weather", pod, target: store(), spoolBytes: 16_384, intervalMs: 20, retryMs: 50, maxRetryMs: 400, onEvent: (e) => events.push(e) });
-    const log = await RequestLog.open(dir, HEADER, { pod, segmentBytes: 4096, maxBytes: Number.MAX_SAFE_INTEGER, maxAgeMs: 0, spoolFull: () => shipper.spoolFull });
+    const shipper = new LogShipper({
+      dir,
+      model: "weather",
+      pod,
+      target: store(),
+      spoolBytes: 16_384,
+      intervalMs: 20,
+      retryMs: 50,
+      maxRetryMs: 400,
+      onEvent: (e) => events.push(e),
+    });
+    const log = await RequestLog.open(dir, HEADER, {
+      pod,
+      segmentBytes: 4096,
+      maxBytes: Number.MAX_SAFE_INTEGER,
+      maxAgeMs: 0,
+      spoolFull: () => shipper.spoolFull,
+    });
     shipper.start();
     const acked: string[] = [];
     let refused: unknown;
@@ -179,7 +210,16 @@ describe("request log shipping to s3://", () => {
     const pod = "weather-7d9f-keys";
     const wrong = { ...s3.env, AWS_SECRET_ACCESS_KEY: "not-the-secret-0123456789" };
     const events: LogShipEvent[] = [];
-    const shipper = new LogShipper({ dir, model: "weather", pod, target: store(wrong), spoolBytes: 1 << 30, intervalMs: 20, retryMs: 50, onEvent: (e) => events.push(e) });
+    const shipper = new LogShipper({
+      dir,
+      model: "weather",
+      pod,
+      target: store(wrong),
+      spoolBytes: 1 << 30,
+      intervalMs: 20,
+      retryMs: 50,
+      onEvent: (e) => events.push(e),
+    });
     const log = await RequestLog.open(dir, HEADER, { pod, segmentBytes: 4096 });
     log.append({ kind: "feedback", id: "k", row: 0, label: "rain", ts: Date.now() });
     await log.commit();

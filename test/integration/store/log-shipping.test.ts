@@ -295,8 +295,9 @@ describe("request log shipping to s3://", () => {
         .split("\n")
         .filter((l) => l.includes('"event":"feedback"'))
         .map((l) => JSON.parse(l) as { rows: number; directories: string[] })[0];
+      // The earlier tests' pods shipped labels too, before --feedback-since: read, and left out by time.
       expect(feedback?.rows).toBe(rows.length);
-      expect(feedback?.directories).toHaveLength(1);
+      expect(feedback?.directories.map((d) => path.basename(d))).toContain(pod);
       expect(retrain.stderr + retrain.stdout).not.toContain(s3.secretAccessKey);
       expect((await store().listVersions("weather")).map((v) => v.version)).toEqual(["v1", "r1"]);
     }, 300_000);

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AwsClient } from "aws4fetch";
+import { afterAll, beforeAll } from "vitest";
 import { waitForS3, weedIdentityConfig, weedServerArgs } from "../../src/devcluster/s3-server.js";
 
 export interface SeaweedS3 {
@@ -17,7 +18,11 @@ export interface SeaweedS3 {
   secretAccessKey: string;
   /** What `ballast serve/train` need in their environment to reach this server with the right keys. */
   env: Record<string, string>;
+  /** Requests signed with the server's keys (no retries), as another tool than Ballast would send them. */
+  client: AwsClient;
   createBucket(name: string): Promise<void>;
+  /** Feedback records of the request log segments shipped under `s3://<bucket>/<prefix>`, and their object keys. */
+  shippedFeedback(bucket: string, prefix: string): Promise<{ keys: string[]; feedback: { id: string; row: number; label: unknown }[] }>;
   /** SIGKILL, as a crashed or unplugged server: connections drop mid-request. */
   kill(): void;
   /** Starts it again on the same ports and data (after `kill`), and waits until it serves. */
@@ -106,6 +111,17 @@ export async function startSeaweedS3(binary: string, timeoutMs = 120_000): Promi
     const res = await client.fetch(`${endpoint}/${name}`, { method: "PUT" });
     if (res.status !== 200) throw new Error(`create bucket ${name}: ${res.status} ${await res.text()}`);
   };
+  const shippedFeedback: SeaweedS3["shippedFeedback"] = async (bucket, prefix) => {
+    const list = await (await client.fetch(`${endpoint}/${bucket}?list-type=2&prefix=${encodeURIComponent(prefix)}`)).text();
+    const keys = [...list.matchAll(/<Key>([^<]+)<\/Key>/g)].map((m) => m[1]!);
+    const feedback = [];
+    for (const key of keys) {
+      const text = await (await client.fetch(`${endpoint}/${bucket}/${key}`)).text();
+      for (const line of text.split("\n"))
+        if (line.startsWith('{"kind":"feedback"')) feedback.push(JSON.parse(line) as { id: string; row: number; label: unknown });
+    }
+    return { keys, feedback };
+  };
   try {
     await launch();
   } catch (err) {
@@ -123,9 +139,27 @@ export async function startSeaweedS3(binary: string, timeoutMs = 120_000): Promi
       AWS_ACCESS_KEY_ID: accessKeyId,
       AWS_SECRET_ACCESS_KEY: secretAccessKey,
     },
+    client,
     createBucket,
+    shippedFeedback,
     kill,
     restart,
     stop,
   };
+}
+
+/**
+ * A SeaweedFS with `bucket` for the calling test file: started before its tests (building `weed` if needed), stopped
+ * after them. The object is filled in by then, so tests use it like the one startSeaweedS3 returns.
+ */
+export function useSeaweedS3(bucket: string): SeaweedS3 {
+  const s3 = {} as SeaweedS3;
+  beforeAll(async () => {
+    Object.assign(s3, await startSeaweedS3(ensureWeedBinary()));
+    await s3.createBucket(bucket);
+  }, 600_000);
+  afterAll(async () => {
+    await s3.stop?.();
+  });
+  return s3;
 }

@@ -6,13 +6,12 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { AwsClient } from "aws4fetch";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { LogShipper, type LogShipEvent, type LogShipTarget } from "../../../src/runtime/log-shipping.js";
-import { RequestLog, RequestLogSpoolFullError, listSegments, readLog, type FeedbackRecord } from "../../../src/runtime/request-log.js";
+import { RequestLog, RequestLogSpoolFullError, listSegments, readLog } from "../../../src/runtime/request-log.js";
 import { S3ModelStore, s3SettingsFromEnv } from "../../../src/runtime/s3-store.js";
 import { openStore } from "../../../src/runtime/store.js";
-import { ensureWeedBinary, startSeaweedS3, type SeaweedS3 } from "../../support/seaweedfs.js";
+import { useSeaweedS3, type SeaweedS3 } from "../../support/seaweedfs.js";
 import { trainWeather } from "../../support/train-weather.js";
 import { postJson, startBallast, waitUntilReady, type LocalProcess } from "../../unit/runtime/local-processes.js";
 import { inferBody, loadWeather } from "../../unit/runtime/weather-fixture.js";
@@ -20,8 +19,7 @@ import { inferBody, loadWeather } from "../../unit/runtime/weather-fixture.js";
 const STORE = "s3://models/team/store";
 const HEADER = { model: "weather", version: "v1", task: "classification" as const, label: "weather", features: ["wind"] };
 
-let s3: SeaweedS3;
-let raw: AwsClient;
+const s3 = useSeaweedS3("models");
 const temps: string[] = [];
 
 async function tempDir(): Promise<string> {
@@ -34,17 +32,39 @@ function store(env: Record<string, string> = s3.env): S3ModelStore {
   return openStore(STORE, { s3: s3SettingsFromEnv(env) }) as S3ModelStore;
 }
 
-/** Keys under a pod's shipped log, and every record in them, read straight from the bucket. */
-async function shipped(pod: string): Promise<{ keys: string[]; feedback: FeedbackRecord[] }> {
-  const prefix = `team/store/weather/_log/${pod}/`;
-  const list = await (await raw.fetch(`${s3.endpoint}/models?list-type=2&prefix=${encodeURIComponent(prefix)}`)).text();
-  const keys = [...list.matchAll(/<Key>([^<]+)<\/Key>/g)].map((m) => m[1]!);
-  const feedback: FeedbackRecord[] = [];
-  for (const key of keys) {
-    const text = await (await raw.fetch(`${s3.endpoint}/models/${key}`)).text();
-    for (const line of text.split("\n")) if (line.startsWith('{"kind":"feedback"')) feedback.push(JSON.parse(line) as FeedbackRecord);
-  }
-  return { keys, feedback };
+/** Keys under a pod's shipped log, and every feedback record in them, read straight from the bucket. */
+function shipped(pod: string): ReturnType<SeaweedS3["shippedFeedback"]> {
+  return s3.shippedFeedback("models", `team/store/weather/_log/${pod}/`);
+}
+
+/** A request log in a fresh spool directory with its shipper (started), as the sidecar wires them with --ship-log. */
+async function shippingLog(
+  pod: string,
+  target: LogShipTarget,
+  spoolBytes: number,
+  events: LogShipEvent[],
+): Promise<{ dir: string; log: RequestLog; shipper: LogShipper }> {
+  const dir = await tempDir();
+  const shipper = new LogShipper({
+    dir,
+    model: "weather",
+    pod,
+    target,
+    spoolBytes,
+    intervalMs: 20,
+    retryMs: 50,
+    maxRetryMs: 400,
+    onEvent: (e) => events.push(e),
+  });
+  const log = await RequestLog.open(dir, HEADER, {
+    pod,
+    segmentBytes: 4096,
+    maxBytes: Number.MAX_SAFE_INTEGER,
+    maxAgeMs: 0,
+    spoolFull: () => shipper.spoolFull,
+  });
+  shipper.start();
+  return { dir, log, shipper };
 }
 
 async function localFeedback(dir: string): Promise<Set<string>> {
@@ -57,20 +77,12 @@ async function until(what: string, check: () => Promise<boolean> | boolean, time
   for (const deadline = Date.now() + timeoutMs; !(await check()); await sleep(50)) if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
 }
 
-beforeAll(async () => {
-  s3 = await startSeaweedS3(ensureWeedBinary());
-  raw = new AwsClient({ accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, service: "s3", region: "us-east-1", retries: 0 });
-  await s3.createBucket("models");
-}, 600_000);
-
 afterAll(async () => {
-  await s3?.stop();
   for (const dir of temps) await fs.rm(dir, { recursive: true, force: true });
 });
 
 describe("request log shipping to s3://", () => {
   it("ships every acknowledged label exactly once although the server dies mid-upload, deleting nothing locally before the bucket has it", async () => {
-    const dir = await tempDir();
     const pod = "weather-7d9f-kill";
     const real = store();
     let uploads = 0;
@@ -84,25 +96,7 @@ describe("request log shipping to s3://", () => {
       },
     };
     const events: LogShipEvent[] = [];
-    const shipper = new LogShipper({
-      dir,
-      model: "weather",
-      pod,
-      target,
-      spoolBytes: 1 << 30,
-      intervalMs: 20,
-      retryMs: 50,
-      maxRetryMs: 400,
-      onEvent: (e) => events.push(e),
-    });
-    const log = await RequestLog.open(dir, HEADER, {
-      pod,
-      segmentBytes: 4096,
-      maxBytes: Number.MAX_SAFE_INTEGER,
-      maxAgeMs: 0,
-      spoolFull: () => shipper.spoolFull,
-    });
-    shipper.start();
+    const { dir, log, shipper } = await shippingLog(pod, target, 1 << 30, events);
     const acked: string[] = [];
     try {
       const write = async (n: number): Promise<void> => {
@@ -144,28 +138,9 @@ describe("request log shipping to s3://", () => {
   }, 300_000);
 
   it("refuses feedback (spool full) instead of losing it while the server is down, and accepts it again once the spool drains", async () => {
-    const dir = await tempDir();
     const pod = "weather-7d9f-full";
     const events: LogShipEvent[] = [];
-    const shipper = new LogShipper({
-      dir,
-      model: "weather",
-      pod,
-      target: store(),
-      spoolBytes: 16_384,
-      intervalMs: 20,
-      retryMs: 50,
-      maxRetryMs: 400,
-      onEvent: (e) => events.push(e),
-    });
-    const log = await RequestLog.open(dir, HEADER, {
-      pod,
-      segmentBytes: 4096,
-      maxBytes: Number.MAX_SAFE_INTEGER,
-      maxAgeMs: 0,
-      spoolFull: () => shipper.spoolFull,
-    });
-    shipper.start();
+    const { dir, log, shipper } = await shippingLog(pod, store(), 16_384, events);
     const acked: string[] = [];
     let refused: unknown;
     try {
@@ -197,6 +172,7 @@ describe("request log shipping to s3://", () => {
       acked.push("after");
       await log.close();
       expect((await shipper.close(30_000)).spoolBytes).toBe(0);
+      expect(await listSegments(dir)).toEqual([]);
       const ids = (await shipped(pod)).feedback.map((f) => f.id);
       for (const id of acked) expect(ids).toContain(id);
     } finally {

@@ -226,8 +226,7 @@ export class RequestLogSpoolFullError extends Error {
 
 /**
  * The sidecar's durable request log, as the sidecar and the traffic monitor use it. `RequestLog.open` writes
- * a local directory; an object-store backend would keep the open segment on local disk the same way and ship
- * each sealed segment instead of keeping it.
+ * a local directory; for an s3:// store a LogShipper (log-shipping.ts) ships each sealed segment from it.
  */
 export interface RequestLog {
   readonly dir: string;

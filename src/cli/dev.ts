@@ -1,5 +1,6 @@
 // `ballast dev`: a real local Kubernetes cluster without Docker (see docs/local-cluster.md).
 import { Command, InvalidArgumentError, Option } from "commander";
+import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { ballastCacheDir } from "../devcluster/binaries.js";
 import { DEFAULT_IMAGE_REPOSITORY } from "../devcluster/nodes.js";
@@ -39,31 +40,46 @@ export function registerDev(program: Command): void {
     )
     .option("--image-repository <repo>", "the image the local nodes run as local processes (any tag)", DEFAULT_IMAGE_REPOSITORY)
     .option("--prometheus", "also run Prometheus: scrapes the operator and serving pods as the shipped monitors do, loads the shipped alert rules")
-    .action(async (flags: { dir: string; nodes: number; gpuNodes: number; imageRepository: string; prometheus?: boolean }) => {
-      if (flags.nodes + flags.gpuNodes === 0) throw new InvalidArgumentError("at least one node is needed (--nodes or --gpu-nodes)");
-      const abort = new AbortController();
-      const onSignal = () => abort.abort(new Error("interrupted"));
-      process.once("SIGINT", onSignal);
-      process.once("SIGTERM", onSignal);
-      const started = Date.now();
-      const state = await (
-        await cluster()
-      ).clusterUp({
-        dir: flags.dir,
-        cpuNodes: flags.nodes,
-        gpuNodes: flags.gpuNodes,
-        imageRepository: flags.imageRepository,
-        prometheus: flags.prometheus ?? false,
-        log: (line) => console.error(`dev up: ${line}`),
-        signal: abort.signal,
-      });
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-      console.error(`dev up: ready in ${((Date.now() - started) / 1000).toFixed(1)} s; nodes ${state.nodes.join(", ")}; logs in ${join(state.dir, "logs")}`);
-      if (state.kubectl) console.error(`dev up: kubectl: ${state.kubectl}`);
-      if (state.prometheusUrl) console.error(`dev up: prometheus: ${state.prometheusUrl}`);
-      console.log(`export KUBECONFIG=${state.kubeconfig}`);
-    });
+    .option("--s3", "also run an S3 server (SeaweedFS) with the bucket ballast-models, and print the endpoint and keys to use (for s3:// model stores)")
+    .option("--registry", "also run an OCI registry (CNCF distribution) on loopback, and print its address (plain http)")
+    .action(
+      async (flags: { dir: string; nodes: number; gpuNodes: number; imageRepository: string; prometheus?: boolean; s3?: boolean; registry?: boolean }) => {
+        if (flags.nodes + flags.gpuNodes === 0) throw new InvalidArgumentError("at least one node is needed (--nodes or --gpu-nodes)");
+        const abort = new AbortController();
+        const onSignal = () => abort.abort(new Error("interrupted"));
+        process.once("SIGINT", onSignal);
+        process.once("SIGTERM", onSignal);
+        const started = Date.now();
+        const state = await (
+          await cluster()
+        ).clusterUp({
+          dir: flags.dir,
+          cpuNodes: flags.nodes,
+          gpuNodes: flags.gpuNodes,
+          imageRepository: flags.imageRepository,
+          prometheus: flags.prometheus ?? false,
+          s3: flags.s3 ?? false,
+          registry: flags.registry ?? false,
+          log: (line) => console.error(`dev up: ${line}`),
+          signal: abort.signal,
+        });
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+        console.error(`dev up: ready in ${((Date.now() - started) / 1000).toFixed(1)} s; nodes ${state.nodes.join(", ")}; logs in ${join(state.dir, "logs")}`);
+        if (state.kubectl) console.error(`dev up: kubectl: ${state.kubectl}`);
+        if (state.prometheusUrl) console.error(`dev up: prometheus: ${state.prometheusUrl}`);
+        if (state.s3)
+          console.error(
+            `dev up: s3: ${state.s3.endpoint}, bucket ${state.s3.bucket} (storageUri s3://${state.s3.bucket}/<prefix>); its keys are in ${state.s3.envFile} ` +
+              "and in the export lines below; for spec.model.s3.credentialsSecretRef: kubectl create secret generic <name> " +
+              '--from-literal=AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" --from-literal=AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY"',
+          );
+        if (state.registry) console.error(`dev up: registry: ${state.registry} (plain http: crane push --insecure, helm push --plain-http)`);
+        console.log(`export KUBECONFIG=${state.kubeconfig}`);
+        // On stdout with the kubeconfig line, for `eval "$(ballast dev up --s3)"`: the user's own shell, not a log.
+        if (state.s3) process.stdout.write(readFileSync(state.s3.envFile, "utf8"));
+      },
+    );
 
   dev
     .command("down")
@@ -90,6 +106,8 @@ export function registerDev(program: Command): void {
         console.log(`cluster ${status.dir}: ${status.running ? "running" : "NOT running"} (Kubernetes ${status.state.kubernetesVersion})`);
         console.log(`export KUBECONFIG=${status.state.kubeconfig}`);
         if (status.state.prometheusUrl) console.log(`prometheus: ${status.state.prometheusUrl}`);
+        if (status.state.s3) console.log(`s3: ${status.state.s3.endpoint} bucket ${status.state.s3.bucket} (keys: ${status.state.s3.envFile})`);
+        if (status.state.registry) console.log(`registry: ${status.state.registry}`);
         for (const p of status.processes) console.log(`  ${p.name.padEnd(24)} pid ${String(p.pid).padEnd(8)} ${p.alive ? "running" : "stopped"}`);
         for (const n of status.nodes) console.log(`  node ${n.name.padEnd(19)} ${n.ready ? "Ready" : "NotReady"}${n.gpus ? ` nvidia.com/gpu=${n.gpus}` : ""}`);
         if (status.pods !== undefined) console.log(`  pods: ${status.pods}`);

@@ -2,6 +2,7 @@
 import os from "node:os";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { DEFAULT_MAX_BODY_BYTES, defaultHost } from "../runtime/http-json.js";
+import type { S3ModelStore } from "../runtime/s3-store.js";
 import { parseUpstream, type UpstreamAddress } from "../runtime/sidecar/upstream.js";
 import { duration, integer, runService, runtimeLogger } from "./runtime-flags.js";
 
@@ -18,6 +19,8 @@ interface SidecarFlags {
   shutdownDelay: number;
   dataDir?: string;
   logToStore: boolean;
+  shipLog: boolean;
+  logSegmentMaxAge?: number;
   pvcMountRoot?: string;
   windowSize: number;
   windowDuration: number;
@@ -58,6 +61,17 @@ export function registerSidecar(program: Command): void {
       "--log-to-store",
       "keep the request log in the writable store (pvc:// or file://) at <store>/<model>/_log/<POD_NAME>/, where it outlives the pod and the retraining Job reads it",
       false,
+    )
+    .option(
+      "--ship-log",
+      "with --data-dir and an s3:// --store: ship sealed segments to <store>/<model>/_log/<POD_NAME>/ (where the retraining Job reads them) and delete each locally once its upload is confirmed; --log-max-bytes then bounds the unshipped spool",
+      false,
+    )
+    .addOption(
+      new Option(
+        "--log-segment-max-age <duration>",
+        "seal the open segment once it holds records and is this old (default with --ship-log: 15s; 0: by size only)",
+      ).argParser(duration("--log-segment-max-age")),
     )
     .option("--version <version>", "version the server runs (default: asked from the server)")
     .addOption(new Option("--host <address>", "address to bind").default(defaultHost(), "env POD_IP, else 0.0.0.0"))
@@ -133,6 +147,8 @@ export function registerSidecar(program: Command): void {
         if ((flags.dataDir === undefined) === !flags.logToStore) throw new InvalidArgumentError("give exactly one of --data-dir <dir> and --log-to-store");
         if (flags.monitoringPort !== 0 && flags.monitoringPort === flags.port)
           throw new InvalidArgumentError("--monitoring-port must differ from --port: the summary and metrics are not for the public port");
+        if (flags.shipLog && (flags.dataDir === undefined || !flags.store.startsWith("s3://")))
+          throw new InvalidArgumentError("--ship-log needs --data-dir (the local spool) and an s3:// --store to ship to");
         const pod = process.env.POD_NAME ?? os.hostname();
         const { storeLogLocation } = await import("../runtime/request-log.js");
         const logDir = flags.logToStore
@@ -140,9 +156,15 @@ export function registerSidecar(program: Command): void {
           : { dir: flags.dataDir!, root: undefined };
         const { openStore } = await import("../runtime/store.js");
         const { Sidecar } = await import("../runtime/sidecar/sidecar.js");
+        const store = openStore(flags.store, { pvcMountRoot: flags.pvcMountRoot });
+        if (flags.shipLog) {
+          const { POD_NAME_PATTERN } = await import("../runtime/log-segments.js");
+          if (!POD_NAME_PATTERN.test(pod)) throw new InvalidArgumentError(`pod name "${pod}" (env POD_NAME) cannot name a log directory in the store`);
+        }
         return new Sidecar({
           upstream: flags.upstream,
-          store: openStore(flags.store, { pvcMountRoot: flags.pvcMountRoot }),
+          store,
+          ...(flags.shipLog ? { shipLogTo: store as S3ModelStore } : {}),
           storeOptions: { pvcMountRoot: flags.pvcMountRoot },
           monitoringConfig: flags.monitoringConfig,
           model: flags.model,
@@ -159,7 +181,12 @@ export function registerSidecar(program: Command): void {
           windowMs: flags.windowDuration,
           windowsKept: flags.windowsKept,
           maxTracked: flags.maxTrackedRequests,
-          requestLogOptions: { segmentBytes: flags.logSegmentBytes, maxBytes: flags.logMaxBytes, maxAgeMs: flags.logMaxAge },
+          requestLogOptions: {
+            segmentBytes: flags.logSegmentBytes,
+            maxBytes: flags.logMaxBytes,
+            maxAgeMs: flags.logMaxAge,
+            ...(flags.logSegmentMaxAge !== undefined ? { segmentMaxAgeMs: flags.logSegmentMaxAge } : {}),
+          },
           maxBodyBytes: flags.maxBodyBytes,
           upstreamTimeoutMs: flags.upstreamTimeout,
           drainTimeoutMs: flags.drainTimeout,

@@ -19,6 +19,8 @@ import { DEFAULT_IMAGE_REPOSITORY, localNodeSpecs } from "./nodes.js";
 import { chooseLoopbackBlocks } from "./ip-allocator.js";
 import { podProcessPidFiles } from "./pod-dirs.js";
 import { locatePrometheusTool, SHIPPED_RULES_FILE, startPrometheus } from "./prometheus.js";
+import { locateRegistry, startRegistry } from "./oci-registry.js";
+import { locateWeed, startS3Server } from "./s3-server.js";
 
 export interface UpOptions {
   dir: string;
@@ -30,6 +32,10 @@ export interface UpOptions {
   signal?: AbortSignal;
   /** Also run Prometheus, scraping the operator and serving pods and evaluating the shipped alert rules. */
   prometheus?: boolean;
+  /** Also run an S3 server (SeaweedFS) with a bucket for s3:// model stores. */
+  s3?: boolean;
+  /** Also run an OCI registry (CNCF distribution) for images and charts. */
+  registry?: boolean;
 }
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
@@ -141,6 +147,8 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
     writeState(state);
     await waitForCluster(kubeconfig, state, options.signal);
     if (options.prometheus) await addPrometheus(state, alloc, log, options.signal);
+    if (options.s3) await addS3Server(state, alloc, log, options.signal);
+    if (options.registry) await addRegistry(state, alloc, log, options.signal);
     log(`cluster ready: Kubernetes ${bins.kubernetesVersion}, API server ${server}`);
     return state;
   } catch (err) {
@@ -171,6 +179,24 @@ async function addPrometheus(state: ClusterState, alloc: PortAllocator, log: (li
   } finally {
     await admin.close();
   }
+}
+
+async function addS3Server(state: ClusterState, alloc: PortAllocator, log: (line: string) => void, signal?: AbortSignal): Promise<void> {
+  log("starting seaweedfs (S3; first run builds it from its Go module: minutes)");
+  const s3 = await startS3Server({ dir: state.dir, binary: locateWeed(), alloc, signal });
+  state.processes.push(s3.process);
+  state.s3 = { endpoint: s3.endpoint, bucket: s3.bucket, envFile: s3.envFile };
+  writeState(state);
+  log(`seaweedfs ready: ${s3.endpoint}, bucket ${s3.bucket}`);
+}
+
+async function addRegistry(state: ClusterState, alloc: PortAllocator, log: (line: string) => void, signal?: AbortSignal): Promise<void> {
+  log("starting the OCI registry (first run builds it from its Go module: minutes)");
+  const registry = await startRegistry({ dir: state.dir, binary: locateRegistry(), port: await alloc.allocate(), signal });
+  state.processes.push(registry.process);
+  state.registry = registry.host;
+  writeState(state);
+  log(`registry ready: ${registry.host}`);
 }
 
 function recorded(p: { name: string; pid: number; log: string }, command: string, args: string[]): RecordedProcess {

@@ -25,6 +25,10 @@ export interface ClusterState {
   serviceOctet: number;
   /** Set when `dev up --prometheus` started one. */
   prometheusUrl?: string;
+  /** Set when `dev up --s3` started SeaweedFS: its endpoint, bucket and the 0600 file with its keys (never the keys). */
+  s3?: { endpoint: string; bucket: string; envFile: string };
+  /** Set when `dev up --registry` started one: host:port. */
+  registry?: string;
   startedAt: string;
 }
 

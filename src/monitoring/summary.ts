@@ -87,6 +87,10 @@ export interface SidecarSummary {
     logDroppedSegments?: number;
     logDroppedBytes?: number;
     logDroppedFeedback?: number;
+    /** Sidecars that ship their log to an s3:// store: bytes waiting on the pod's disk, failed uploads, and 1 per pod whose spool is full. */
+    logSpoolBytes?: number;
+    logShipFailures?: number;
+    logSpoolFull?: number;
   };
   /** Closed windows, oldest first, followed by the open window (closed: false). */
   windows: WindowSummary[];

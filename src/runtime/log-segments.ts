@@ -56,7 +56,8 @@ export async function podLogDirectories(root: string): Promise<string[]> {
     .sort();
 }
 
-const POD_NAME_PATTERN = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
+/** A Kubernetes pod name (and what a hand-run sidecar may use): it names the pod's log directory. */
+export const POD_NAME_PATTERN = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
 
 /**
  * Where a pod keeps its log in a writable store: `<store root>/<model>/_log/<pod>/`. `root` is the model's

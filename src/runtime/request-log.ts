@@ -80,6 +80,17 @@ export interface RequestLogOptions {
   pod: string;
   /** The bounds cover every pod directory under this root (the model's `_log/`); default: this directory only. */
   boundsRoot?: string;
+  /**
+   * Seal the open segment once it holds records and is this old (ms; 0: only by size), so a quiet log still hands
+   * complete segments to a shipper within this time.
+   */
+  segmentMaxAgeMs?: number;
+  /**
+   * While this says true (a shipper's spool is at its bound), appends are refused and commits reject with
+   * RequestLogSpoolFullError: nothing more is acknowledged than can be shipped. The log stays healthy, so inference
+   * goes on being served.
+   */
+  spoolFull?: () => boolean;
   /** Told about every segment the bounds delete (to count and log it: nothing is dropped silently). */
   onDrop?: (dropped: DroppedSegment) => void;
   /** Told about what happens to the log that an operator should see (takeover, write failures, bound failures). */
@@ -205,10 +216,17 @@ export class RequestLogFailedError extends Error {
   }
 }
 
+/** A commit refused because the ship spool is full (the store is unreachable): the caller answers 503. */
+export class RequestLogSpoolFullError extends Error {
+  constructor(readonly dir: string) {
+    super(`request log ${dir}: the spool of segments not yet shipped to the store is full; nothing is acknowledged until uploads catch up`);
+    this.name = "RequestLogSpoolFullError";
+  }
+}
+
 /**
  * The sidecar's durable request log, as the sidecar and the traffic monitor use it. `RequestLog.open` writes
- * a local directory; an object-store backend would keep the open segment on local disk the same way and ship
- * each sealed segment instead of keeping it.
+ * a local directory; for an s3:// store a LogShipper (log-shipping.ts) ships each sealed segment from it.
  */
 export interface RequestLog {
   readonly dir: string;
@@ -254,6 +272,8 @@ class DirectoryRequestLog implements RequestLog {
   private handle: fs.FileHandle | undefined;
   private seq = 0;
   private segmentSize = 0;
+  private segmentHeaderBytes = 0;
+  private segmentStartedAt = 0;
   /**
    * Records not yet on disk, oldest first; the first `written` of them are in the open segment awaiting
    * fdatasync. They leave memory only after a sync succeeds, so a failed write or sync loses nothing.
@@ -308,7 +328,7 @@ class DirectoryRequestLog implements RequestLog {
     this.stats.records++;
     // Refused rather than buffered: memory stays bounded however long the disk stays full, and the commit
     // that would acknowledge it rejects anyway.
-    if (this.failure) {
+    if (this.failure || this.options.spoolFull?.()) {
       this.stats.unlogged++;
       return;
     }
@@ -317,6 +337,7 @@ class DirectoryRequestLog implements RequestLog {
 
   commit(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure.error);
+    if (this.options.spoolFull?.()) return Promise.reject(new RequestLogSpoolFullError(this.dir));
     if (this.queued) return this.queued;
     if (!this.running) return this.startSync();
     this.queued = this.running
@@ -334,6 +355,8 @@ class DirectoryRequestLog implements RequestLog {
       await this.guarded(async () => {
         await this.writeBuffered();
         if (this.writtenBytes >= this.options.syncBytes) await this.syncWritten();
+        const maxAge = this.options.segmentMaxAgeMs ?? 0;
+        if (maxAge > 0 && this.segmentSize > this.segmentHeaderBytes && Date.now() - this.segmentStartedAt >= maxAge) await this.rotate();
       });
     });
   }
@@ -432,15 +455,18 @@ class DirectoryRequestLog implements RequestLog {
     this.writtenBytes += chunk.length;
     this.segmentSize += chunk.length;
     this.stats.bytes += chunk.length;
-    if (this.segmentSize >= this.options.segmentBytes) {
-      // The old segment is synced before the new one exists, so a crash never leaves a gap.
-      await this.syncWritten();
-      await this.handle.close();
-      this.handle = undefined;
-      await this.seal(this.seq);
-      await this.startSegment();
-      void this.enforceBounds();
-    }
+    if (this.segmentSize >= this.options.segmentBytes) await this.rotate();
+  }
+
+  /** Seals the open segment and starts the next. */
+  private async rotate(): Promise<void> {
+    // The old segment is synced before the new one exists, so a crash never leaves a gap.
+    await this.syncWritten();
+    await this.handle!.close();
+    this.handle = undefined;
+    await this.seal(this.seq);
+    await this.startSegment();
+    void this.enforceBounds();
   }
 
   /** fdatasync, then forget the records it made durable. */
@@ -541,6 +567,8 @@ class DirectoryRequestLog implements RequestLog {
     }
     this.handle = handle;
     this.segmentSize = line.length;
+    this.segmentHeaderBytes = line.length;
+    this.segmentStartedAt = Date.now();
   }
 }
 

@@ -1,9 +1,12 @@
 // The model store in S3 (or an S3-compatible server): `<prefix>/<model>/<version>/<file>` objects, made a version
 // by a manifest object written last. Requests are signed with SigV4 by aws4fetch (docs/storage.md says why).
 import { createHash } from "node:crypto";
+import fs from "node:fs/promises";
+import path from "node:path";
 import { AwsClient } from "aws4fetch";
 import { S3_ENV } from "../api/s3-env.js";
 import { checkHttpUrl } from "./http-get.js";
+import { POD_NAME_PATTERN, SEGMENT_PREFIX, STORE_LOG_DIR, segmentName } from "./log-segments.js";
 import { METADATA_FILE, StoreError, checkFileName, checkName, httpLimitsFromEnv, sortVersions, type ModelStore, type VersionEntry } from "./store.js";
 
 /**
@@ -13,6 +16,11 @@ import { METADATA_FILE, StoreError, checkFileName, checkName, httpLimitsFromEnv,
 export const S3_MANIFEST_OBJECT = "_manifest.json";
 
 const DEFAULT_REGION = "us-east-1";
+/**
+ * LastModified is the server's clock in whole seconds, the rows' times the sidecar's: S3 refuses SigV4 requests from
+ * clocks more than 15 minutes off, so an upload's LastModified is never earlier than that before its rows.
+ */
+const CLOCK_SKEW_MARGIN_MS = 16 * 60_000;
 const REQUEST_TIMEOUT_MS = 60_000;
 /** Parallel GETs of manifests when listing: a few at a time keeps a large model directory quick without a burst. */
 const LIST_CONCURRENCY = 8;
@@ -64,6 +72,7 @@ interface Manifest {
 interface S3Response {
   status: number;
   body: Buffer;
+  etag?: string;
 }
 
 const SHA256_PATTERN = /^[0-9a-f]{64}$/;
@@ -167,6 +176,51 @@ export class S3ModelStore implements ModelStore {
     this.manifests.set(`${model}/${version}`, manifest);
   }
 
+  /**
+   * Uploads a sealed request log segment to `<prefix>/<model>/_log/<pod>/<name>` and resolves only once the server
+   * confirmed it: Content-MD5 and the signed SHA-256 make the server refuse a body changed on the way, and the
+   * ETag it answers must be the body's MD5 (what a single PUT stores). The same segment PUT twice is one object.
+   */
+  async putLogSegment(model: string, pod: string, name: string, body: Uint8Array): Promise<void> {
+    checkName("model", model);
+    checkLogObjectNames(pod, name);
+    const key = `${this.modelKey(model)}/${STORE_LOG_DIR}/${pod}/${name}`;
+    const where = `s3://${this.bucket}/${key}`;
+    const md5 = createHash("md5").update(body).digest();
+    const res = await this.request("PUT", key, body, { "content-md5": md5.toString("base64") });
+    this.check(res, "PUT", where);
+    const etag = res.etag?.replace(/"/g, "");
+    if (etag !== md5.toString("hex"))
+      throw new StoreError(
+        `PUT ${where}: the server stored ETag ${etag ?? "(none)"}, not the segment's MD5 ${md5.toString("hex")}; not counted as shipped`,
+        "integrity",
+      );
+  }
+
+  /**
+   * Downloads the model's shipped request logs into `<toDir>/<pod>/<segment>`, the layout a local `_log/` has, and
+   * returns how many segments it wrote. Segments last modified well before `since` (ms) are skipped: every row in
+   * one was predicted before it was uploaded.
+   */
+  async downloadLogs(model: string, toDir: string, since?: number): Promise<{ segments: number; bytes: number }> {
+    checkName("model", model);
+    const prefix = `${this.modelKey(model)}/${STORE_LOG_DIR}/`;
+    let segments = 0;
+    let bytes = 0;
+    for (const object of await this.listObjects(prefix)) {
+      const [pod, name, ...rest] = object.key.slice(prefix.length).split("/");
+      if (pod === undefined || name === undefined || rest.length > 0 || !isLogObjectName(pod, name)) continue;
+      if (since !== undefined && Date.parse(object.lastModified) < since - CLOCK_SKEW_MARGIN_MS) continue;
+      const res = await this.request("GET", object.key);
+      this.check(res, "GET", `s3://${this.bucket}/${object.key}`);
+      await fs.mkdir(path.join(toDir, pod), { recursive: true });
+      await fs.writeFile(path.join(toDir, pod, name), res.body);
+      segments++;
+      bytes += res.body.length;
+    }
+    return { segments, bytes };
+  }
+
   private modelKey(model: string): string {
     return this.prefix ? `${this.prefix}/${model}` : model;
   }
@@ -223,6 +277,24 @@ export class S3ModelStore implements ModelStore {
     return names;
   }
 
+  /** Every object under `prefix` (ListObjectsV2 without a delimiter, every page): key and last-modified time. */
+  private async listObjects(prefix: string): Promise<{ key: string; lastModified: string }[]> {
+    const objects: { key: string; lastModified: string }[] = [];
+    let token: string | undefined;
+    do {
+      const query = new URLSearchParams({ "list-type": "2", prefix, ...(token ? { "continuation-token": token } : {}) });
+      const res = await this.request("GET", "", undefined, {}, query);
+      this.check(res, "LIST", `s3://${this.bucket}/${prefix}`);
+      const xml = res.body.toString("utf8");
+      for (const contents of xmlElements(xml, "Contents")) {
+        const key = xmlElements(contents, "Key")[0];
+        if (key?.startsWith(prefix)) objects.push({ key, lastModified: xmlElements(contents, "LastModified")[0] ?? "" });
+      }
+      token = xmlElements(xml, "IsTruncated")[0] === "true" ? xmlElements(xml, "NextContinuationToken")[0] : undefined;
+    } while (token);
+    return objects;
+  }
+
   private async request(
     method: "GET" | "PUT",
     key: string,
@@ -242,7 +314,8 @@ export class S3ModelStore implements ModelStore {
         ...(body ? { body } : {}),
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
-      return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+      const etag = res.headers.get("etag");
+      return { status: res.status, body: Buffer.from(await res.arrayBuffer()), ...(etag ? { etag } : {}) };
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (err as Error).message;
@@ -285,6 +358,16 @@ const EMPTY_SHA256 = createHash("sha256").digest("hex");
 
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** A pod directory and a sealed segment's name, as the sidecar ships them (nothing else under `_log/` is read). */
+function isLogObjectName(pod: string, name: string): boolean {
+  // Read at call time: log-segments.js and this module import each other through store.js.
+  return POD_NAME_PATTERN.test(pod) && name === segmentName(Number(name.slice(SEGMENT_PREFIX.length, SEGMENT_PREFIX.length + 10)), true);
+}
+
+function checkLogObjectNames(pod: string, name: string): void {
+  if (!isLogObjectName(pod, name)) throw new StoreError(`"${pod}/${name}" is not a pod name and a sealed segment name`, "bad-name");
 }
 
 function isFileName(name: string): boolean {

@@ -2,9 +2,12 @@
 // joined to their feedback per log directory, merged, deduplicated and cut to the newest regime.
 import type { Dirent } from "node:fs";
 import fs from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
-import { joinLog, listSegments, type ReadProblem } from "../runtime/request-log.js";
-import { isErrno } from "../runtime/store.js";
+import { parseStorageUri } from "../api/storage-uri.js";
+import { STORE_LOG_DIR, joinLog, listSegments, type ReadProblem } from "../runtime/request-log.js";
+import { S3ModelStore } from "../runtime/s3-store.js";
+import { StoreError, isErrno, openStore } from "../runtime/store.js";
 import { DataError, SIDECAR_LOG_SCHEME, localPath } from "./data.js";
 import type { Task } from "./preprocess.js";
 
@@ -55,8 +58,27 @@ export async function loadFeedback(roots: readonly string[], options: FeedbackOp
   const visited = new Set<string>();
   let labelFrom = "";
   let taskFrom = "";
-  for (const root of roots) {
-    const dir = localPath(root.startsWith(SIDECAR_LOG_SCHEME) ? root.slice(SIDECAR_LOG_SCHEME.length) : root, options);
+  const downloads: string[] = [];
+  try {
+    for (const root of roots) {
+      let dir: string;
+      if (root.startsWith("s3://")) {
+        dir = await downloadShippedLogs(root, options.since);
+        downloads.push(dir);
+      } else dir = localPath(root.startsWith(SIDECAR_LOG_SCHEME) ? root.slice(SIDECAR_LOG_SCHEME.length) : root, options);
+      await readRoot(root, dir);
+    }
+  } finally {
+    for (const dir of downloads) await fs.rm(dir, { recursive: true, force: true });
+  }
+  rows.sort((a, b) => a.ts - b.ts || a.id.localeCompare(b.id) || a.row - b.row);
+  set.labelledRows = rows.length;
+  const since = options.since;
+  const recent = since === undefined ? rows : rows.filter((r) => r.ts >= since);
+  set.rows = options.maxRows !== undefined ? recent.slice(-options.maxRows) : recent;
+  return set;
+
+  async function readRoot(root: string, dir: string): Promise<void> {
     for (const logDir of await logDirectories(root, dir)) {
       const real = await fs.realpath(logDir);
       if (visited.has(real)) continue;
@@ -81,12 +103,36 @@ export async function loadFeedback(roots: readonly string[], options: FeedbackOp
       for (const r of joined.rows) rows.push({ id: r.id, row: r.row, ts: r.ts, version: r.version, features: r.features, label: r.label });
     }
   }
-  rows.sort((a, b) => a.ts - b.ts || a.id.localeCompare(b.id) || a.row - b.row);
-  set.labelledRows = rows.length;
-  const since = options.since;
-  const recent = since === undefined ? rows : rows.filter((r) => r.ts >= since);
-  set.rows = options.maxRows !== undefined ? recent.slice(-options.maxRows) : recent;
-  return set;
+}
+
+/**
+ * The segments sidecars shipped to `s3://<bucket>/<prefix>/<model>/_log`, downloaded into a scratch directory
+ * (TMPDIR: the Job's emptyDir) in the local `_log/<pod>/` layout. Credentials and endpoint come from the environment,
+ * as for the store. Segments uploaded before `since` hold only older rows and are not downloaded.
+ */
+async function downloadShippedLogs(root: string, since: number | undefined): Promise<string> {
+  const parts = root.replace(/\/+$/, "").split("/");
+  const model = parts.at(-2);
+  if (parts.at(-1) !== STORE_LOG_DIR || parts.length < 5 || !model)
+    throw new DataError(`--feedback ${root}: an s3:// feedback root is the model's shipped log, s3://<bucket>/<prefix>/<model>/${STORE_LOG_DIR}`);
+  const storeUri = parts.slice(0, -2).join("/");
+  let store: S3ModelStore;
+  try {
+    parseStorageUri(storeUri, "--feedback");
+    store = openStore(storeUri) as S3ModelStore;
+  } catch (err) {
+    throw new DataError(`--feedback ${root}: ${(err as Error).message}`);
+  }
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "ballast-shipped-log-"));
+  try {
+    await store.downloadLogs(model, dir, since);
+  } catch (err) {
+    await fs.rm(dir, { recursive: true, force: true });
+    // A StoreError says what to fix (credentials, bucket) and carries its exit code; anything else is I/O.
+    if (err instanceof StoreError) throw err;
+    throw new DataError(`--feedback ${root}: ${(err as Error).message}`);
+  }
+  return dir;
 }
 
 /** The root itself when it holds segments, else its subdirectories that do (one per pod). */

@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AwsClient } from "aws4fetch";
+import { afterAll, beforeAll } from "vitest";
+import { waitForS3, weedIdentityConfig, weedServerArgs } from "../../src/devcluster/s3-server.js";
 
 export interface SeaweedS3 {
   /** http://127.0.0.1:<port> */
@@ -16,7 +18,11 @@ export interface SeaweedS3 {
   secretAccessKey: string;
   /** What `ballast serve/train` need in their environment to reach this server with the right keys. */
   env: Record<string, string>;
+  /** Requests signed with the server's keys (no retries), as another tool than Ballast would send them. */
+  client: AwsClient;
   createBucket(name: string): Promise<void>;
+  /** Feedback records of the request log segments shipped under `s3://<bucket>/<prefix>`, and their object keys. */
+  shippedFeedback(bucket: string, prefix: string): Promise<{ keys: string[]; feedback: { id: string; row: number; label: unknown }[] }>;
   /** SIGKILL, as a crashed or unplugged server: connections drop mid-request. */
   kill(): void;
   /** Starts it again on the same ports and data (after `kill`), and waits until it serves. */
@@ -54,37 +60,13 @@ export async function startSeaweedS3(binary: string, timeoutMs = 120_000): Promi
   const accessKeyId = "ballasttest";
   const secretAccessKey = `secret-${Math.random().toString(36).slice(2)}`;
   const config = join(dir, "s3.json");
-  writeFileSync(
-    config,
-    JSON.stringify({
-      identities: [
-        { name: "ballast", credentials: [{ accessKey: accessKeyId, secretKey: secretAccessKey }], actions: ["Admin", "Read", "List", "Tagging", "Write"] },
-      ],
-    }),
-  );
+  writeFileSync(config, weedIdentityConfig({ accessKeyId, secretAccessKey }));
   const [master, masterGrpc, volume, volumeGrpc, filer, filerGrpc, s3, s3Grpc] = await freePorts(8);
-  const args = [
-    "server",
-    "-ip=127.0.0.1",
-    "-ip.bind=127.0.0.1",
-    `-dir=${dir}`,
-    `-master.port=${master}`,
-    `-master.port.grpc=${masterGrpc}`,
-    "-master.telemetry=false",
-    "-master.volumeSizeLimitMB=64",
-    `-volume.port=${volume}`,
-    `-volume.port.grpc=${volumeGrpc}`,
-    "-volume.max=8",
-    "-filer",
-    `-filer.port=${filer}`,
-    `-filer.port.grpc=${filerGrpc}`,
-    `-filer.localSocket=${join(dir, "filer.sock")}`,
-    "-s3",
-    `-s3.port=${s3}`,
-    `-s3.port.grpc=${s3Grpc}`,
-    `-s3.config=${config}`,
-    `-s3.localSocket=${join(dir, "s3.sock")}`,
-  ];
+  const args = weedServerArgs(
+    dir,
+    { master: master!, masterGrpc: masterGrpc!, volume: volume!, volumeGrpc: volumeGrpc!, filer: filer!, filerGrpc: filerGrpc!, s3: s3!, s3Grpc: s3Grpc! },
+    config,
+  );
   const endpoint = `http://127.0.0.1:${s3}`;
   const client = new AwsClient({ accessKeyId, secretAccessKey, service: "s3", region: "us-east-1", retries: 0 });
   let child: ChildProcess;
@@ -95,18 +77,14 @@ export async function startSeaweedS3(binary: string, timeoutMs = 120_000): Promi
     exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     // Keep the tail only: weed logs steadily and the test needs the last words when it fails to start.
     child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (logs = (logs + chunk).slice(-20_000)));
-    // Ready when a signed ListBuckets answers 200: the gateway is up and has loaded the identities.
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`weed exited (${child.exitCode}) before serving S3:\n${logs}`);
-      const status = await client.fetch(`${endpoint}/`).then(
-        (r) => r.status,
-        () => 0,
-      );
-      if (status === 200) return;
-      if (Date.now() > deadline) throw new Error(`weed did not serve S3 on ${endpoint} within ${timeoutMs} ms (last status ${status}):\n${logs}`);
-      await sleep(250);
-    }
+    // Keys and timeout as given; the last words of weed when it fails to start.
+    await waitForS3(
+      endpoint,
+      { accessKeyId, secretAccessKey },
+      () => child.exitCode === null,
+      () => logs,
+      timeoutMs,
+    );
   };
   const running = (): boolean => child.exitCode === null && child.signalCode === null;
   // Synchronous, so a test can pull the plug between two requests of a write.
@@ -133,6 +111,17 @@ export async function startSeaweedS3(binary: string, timeoutMs = 120_000): Promi
     const res = await client.fetch(`${endpoint}/${name}`, { method: "PUT" });
     if (res.status !== 200) throw new Error(`create bucket ${name}: ${res.status} ${await res.text()}`);
   };
+  const shippedFeedback: SeaweedS3["shippedFeedback"] = async (bucket, prefix) => {
+    const list = await (await client.fetch(`${endpoint}/${bucket}?list-type=2&prefix=${encodeURIComponent(prefix)}`)).text();
+    const keys = [...list.matchAll(/<Key>([^<]+)<\/Key>/g)].map((m) => m[1]!);
+    const feedback = [];
+    for (const key of keys) {
+      const text = await (await client.fetch(`${endpoint}/${bucket}/${key}`)).text();
+      for (const line of text.split("\n"))
+        if (line.startsWith('{"kind":"feedback"')) feedback.push(JSON.parse(line) as { id: string; row: number; label: unknown });
+    }
+    return { keys, feedback };
+  };
   try {
     await launch();
   } catch (err) {
@@ -150,9 +139,27 @@ export async function startSeaweedS3(binary: string, timeoutMs = 120_000): Promi
       AWS_ACCESS_KEY_ID: accessKeyId,
       AWS_SECRET_ACCESS_KEY: secretAccessKey,
     },
+    client,
     createBucket,
+    shippedFeedback,
     kill,
     restart,
     stop,
   };
+}
+
+/**
+ * A SeaweedFS with `bucket` for the calling test file: started before its tests (building `weed` if needed), stopped
+ * after them. The object is filled in by then, so tests use it like the one startSeaweedS3 returns.
+ */
+export function useSeaweedS3(bucket: string): SeaweedS3 {
+  const s3 = {} as SeaweedS3;
+  beforeAll(async () => {
+    Object.assign(s3, await startSeaweedS3(ensureWeedBinary()));
+    await s3.createBucket(bucket);
+  }, 600_000);
+  afterAll(async () => {
+    await s3.stop?.();
+  });
+  return s3;
 }

@@ -42,12 +42,12 @@ export function candidateVersionName(md: ResolvedModelDeployment, attempt: numbe
 }
 
 /**
- * Where the Job reads the sidecars' logs: `<store>/<model>/_log`. http(s) and s3 stores keep no log the Job can
- * read: their sidecars log to an emptyDir (shipping segments to s3:// is not built yet, docs/storage.md).
+ * Where the Job reads the sidecars' logs: `<store>/<model>/_log` (on s3://, the segments the sidecars shipped there).
+ * http(s) stores keep no log the Job can read: their sidecars log to an emptyDir.
  */
 export function feedbackLogUri(md: ResolvedModelDeployment): string | undefined {
   const uri = md.spec.model.storageUri;
-  if (!uri.startsWith("pvc://") && !uri.startsWith("file://")) return undefined;
+  if (!uri.startsWith("pvc://") && !uri.startsWith("file://") && !uri.startsWith("s3://")) return undefined;
   return `${uri.replace(/\/+$/, "")}/${md.spec.model.name}/${FEEDBACK_LOG_DIR}`;
 }
 

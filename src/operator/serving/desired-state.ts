@@ -322,6 +322,8 @@ export function podTemplate(md: ResolvedModelDeployment, options: DesiredDeploym
   // A shadow's log stays on an emptyDir: it holds mirrored copies of requests the serving pods already logged,
   // which retraining must not read twice.
   const logToStore = (location.scheme === "pvc" || location.scheme === "file") && variant.component === "serving";
+  // An s3:// store cannot be appended to: the sidecar logs to the emptyDir and ships each sealed segment there.
+  const shipLog = location.scheme === "s3" && variant.component === "serving";
   // A read-only volume would force every mount read-only: the claim is writable, the server's mount is not.
   const store = modelVolume(location, { readOnly: !logToStore });
   const configHash = contentHash(desiredConfigMap(md).data);
@@ -397,6 +399,7 @@ export function podTemplate(md: ResolvedModelDeployment, options: DesiredDeploym
       ...shutdownArgs(SIDECAR_SHUTDOWN_DELAY_S),
       ...(feedbackAuth ? ["--feedback-token-file", `${FEEDBACK_TOKEN_DIR}/${FEEDBACK_TOKEN_FILE}`] : []),
       ...(logToStore ? ["--log-to-store"] : ["--data-dir", REQUEST_LOG_DIR]),
+      ...(shipLog ? ["--ship-log"] : []),
       "--pvc-mount-root",
       PVC_MOUNT_ROOT,
       // 0 turns a bound off in the sidecar; the schema requires at least one of the two.

@@ -7,6 +7,7 @@
 import type { ServerResponse } from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { DroppedTotals } from "../log-retention.js";
+import type { LogShipStats } from "../log-shipping.js";
 import type { RequestLogStats } from "../request-log.js";
 import type { MonitoringState } from "./monitoring-setup.js";
 
@@ -14,6 +15,8 @@ import type { MonitoringState } from "./monitoring-setup.js";
 export interface MetricsSource {
   model: string;
   monitoring(): MonitoringState | undefined;
+  /** The log shipper's counts, when the sidecar ships its log to an s3:// store. */
+  shipping?(): LogShipStats | undefined;
 }
 
 /** The ModelDeployment a sidecar serves (`--modeldeployment`, env POD_NAMESPACE). */
@@ -113,6 +116,7 @@ export class SidecarMetrics {
       }),
     };
     this.registerLogMetrics(registers);
+    this.registerShippingMetrics(registers);
     this.registerWindowGauges(registers);
   }
 
@@ -149,44 +153,75 @@ export class SidecarMetrics {
   /** The request log's own counts, read from its stats when Prometheus scrapes. */
   private registerLogMetrics(registers: Registry[]): void {
     const stats = (): RequestLogStats | undefined => this.source.monitoring()?.requestLog.getStats();
-    // A counter that mirrors a running total kept elsewhere: it only ever adds the difference.
-    const mirrored = (name: string, help: string, read: (s: RequestLogStats) => number): void => {
-      let counted = 0;
-      const c: Counter = new Counter({
-        name,
-        help,
-        registers,
-        collect: () => {
-          const s = stats();
-          if (!s || read(s) <= counted) return;
-          c.inc(read(s) - counted);
-          counted = read(s);
-        },
-      });
-    };
-    mirrored("ballast_sidecar_log_written_bytes_total", "Bytes this sidecar appended to the durable request log.", (s) => s.bytes);
-    mirrored("ballast_sidecar_log_sealed_segments_total", "Request log segments this sidecar sealed (reached their size, or closed).", (s) => s.sealed);
-    mirrored("ballast_sidecar_log_syncs_total", "fdatasync calls on the request log (group commit: one per feedback burst).", (s) => s.syncs);
-    const gauge = (name: string, help: string, read: (s: RequestLogStats) => number): void => {
-      const g: Gauge = new Gauge({
-        name,
-        help,
-        registers,
-        collect: () => {
-          const s = stats();
-          if (s) g.set(read(s));
-        },
-      });
-    };
-    gauge(
+    mirroredCounter(registers, stats, "ballast_sidecar_log_written_bytes_total", "Bytes this sidecar appended to the durable request log.", (s) => s.bytes);
+    mirroredCounter(
+      registers,
+      stats,
+      "ballast_sidecar_log_sealed_segments_total",
+      "Request log segments this sidecar sealed (reached their size, or closed).",
+      (s) => s.sealed,
+    );
+    mirroredCounter(
+      registers,
+      stats,
+      "ballast_sidecar_log_syncs_total",
+      "fdatasync calls on the request log (group commit: one per feedback burst).",
+      (s) => s.syncs,
+    );
+    scrapedGauge(
+      registers,
+      stats,
       "ballast_sidecar_log_retained_bytes",
       "Bytes of the model's request log segments in this sidecar's scope after the last run of the bounds (compare with ballast_sidecar_log_max_bytes).",
       (s) => s.retainedBytes,
     );
-    gauge(
+    scrapedGauge(
+      registers,
+      stats,
       "ballast_sidecar_log_max_bytes",
       "The request log's size bound (--log-max-bytes): past it, the oldest sealed segments are deleted.",
       (s) => s.maxBytes,
+    );
+  }
+
+  /** The log shipper's counts (s3:// stores), read from its stats when Prometheus scrapes; absent without a shipper. */
+  private registerShippingMetrics(registers: Registry[]): void {
+    const stats = (): LogShipStats | undefined => this.source.shipping?.();
+    scrapedGauge(
+      registers,
+      stats,
+      "ballast_sidecar_log_spool_bytes",
+      "Bytes of request log segments on the pod's disk not yet shipped to the s3:// store (compare with ballast_sidecar_log_spool_max_bytes).",
+      (s) => s.spoolBytes,
+    );
+    scrapedGauge(
+      registers,
+      stats,
+      "ballast_sidecar_log_spool_max_bytes",
+      "The spool's bound (--log-max-bytes when shipping): at it, feedback is refused (503) until uploads catch up.",
+      (s) => s.maxSpoolBytes,
+    );
+    scrapedGauge(
+      registers,
+      stats,
+      "ballast_sidecar_log_spool_full",
+      "1 while the spool is at its bound (feedback refused, inference not logged), else 0.",
+      (s) => (s.spoolFull ? 1 : 0),
+    );
+    mirroredCounter(
+      registers,
+      stats,
+      "ballast_sidecar_log_shipped_segments_total",
+      "Sealed request log segments uploaded to the s3:// store (confirmed) and then deleted locally.",
+      (s) => s.shippedSegments,
+    );
+    mirroredCounter(registers, stats, "ballast_sidecar_log_shipped_bytes_total", "Bytes of the segments shipped to the s3:// store.", (s) => s.shippedBytes);
+    mirroredCounter(
+      registers,
+      stats,
+      "ballast_sidecar_log_ship_failures_total",
+      "Segment uploads to the s3:// store that failed (each is retried with back-off; the segment stays on disk).",
+      (s) => s.failures,
     );
   }
 
@@ -294,4 +329,33 @@ export class SidecarMetrics {
       },
     );
   }
+}
+
+/** A counter that mirrors a running total kept elsewhere: at each scrape it adds only the difference. */
+function mirroredCounter<S>(registers: Registry[], stats: () => S | undefined, name: string, help: string, read: (s: S) => number): void {
+  let counted = 0;
+  const c: Counter = new Counter({
+    name,
+    help,
+    registers,
+    collect: () => {
+      const s = stats();
+      if (!s || read(s) <= counted) return;
+      c.inc(read(s) - counted);
+      counted = read(s);
+    },
+  });
+}
+
+/** A gauge set from a value kept elsewhere at each scrape (absent until there is one). */
+function scrapedGauge<S>(registers: Registry[], stats: () => S | undefined, name: string, help: string, read: (s: S) => number): void {
+  const g: Gauge = new Gauge({
+    name,
+    help,
+    registers,
+    collect: () => {
+      const s = stats();
+      if (s) g.set(read(s));
+    },
+  });
 }

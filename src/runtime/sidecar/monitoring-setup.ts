@@ -4,6 +4,7 @@
 import type { Logger } from "pino";
 import type { SidecarSummary } from "../../monitoring/summary.js";
 import type { DroppedTotals } from "../log-retention.js";
+import type { LogShipStats } from "../log-shipping.js";
 import { readMetadata, type ModelMetadata } from "../metadata.js";
 import { driftOptions, loadReference, type MonitoringConfig } from "../monitoring-config.js";
 import { RequestLog, readLog, type RequestLogOptions } from "../request-log.js";
@@ -40,6 +41,8 @@ export interface MonitoringSetupOptions {
   logger: Logger;
   /** Called for each log segment the bounds delete. */
   onLogDropped(dropped: DroppedTotals): void;
+  /** The log shipper's counts, when the log is shipped to an s3:// store. */
+  shipping?: () => LogShipStats | undefined;
 }
 
 const RETRY_MS = 500;
@@ -70,6 +73,7 @@ export class MonitoringSetup {
   summary(): SidecarSummary | undefined {
     const s = this.current?.monitor.summary();
     if (!s) return undefined;
+    const shipped = this.options.shipping?.();
     return {
       ...s,
       totals: {
@@ -77,6 +81,7 @@ export class MonitoringSetup {
         logDroppedSegments: this.logDropped.segments,
         logDroppedBytes: this.logDropped.bytes,
         logDroppedFeedback: this.logDropped.feedback,
+        ...(shipped ? { logSpoolBytes: shipped.spoolBytes, logShipFailures: shipped.failures, logSpoolFull: shipped.spoolFull ? 1 : 0 } : {}),
       },
     };
   }

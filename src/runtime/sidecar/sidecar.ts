@@ -9,7 +9,8 @@ import { DEFAULT_MAX_BODY_BYTES, RequestError, closeGracefully, listen, parseJso
 import { readMonitoringConfig, type MonitoringConfig } from "../monitoring-config.js";
 import { SIDECAR_PATHS } from "../../api/sidecar-paths.js";
 import { pathOf } from "../oip-routes.js";
-import type { RequestLogOptions } from "../request-log.js";
+import { LogShipper, type LogShipEvent, type LogShipTarget } from "../log-shipping.js";
+import { DEFAULT_LOG_OPTIONS, type RequestLogOptions } from "../request-log.js";
 import type { ModelStore, StoreOptions } from "../store.js";
 import { Refusal } from "../refusal.js";
 import { FeedbackAuth, FeedbackUnauthorizedError } from "./feedback-auth.js";
@@ -36,6 +37,11 @@ export interface SidecarOptions {
   dataDir: string;
   /** The model's `_log/` in a writable store, when the log lives there: the bounds cover every pod's directory in it. */
   logRoot?: string;
+  /**
+   * Ship sealed segments of `dataDir` to this s3:// store (`<prefix>/<model>/_log/<pod>/`): `dataDir` becomes a spool
+   * bounded by requestLogOptions.maxBytes, and nothing is deleted locally that was not shipped.
+   */
+  shipLogTo?: LogShipTarget;
   windowRows: number;
   windowMs: number;
   windowsKept: number;
@@ -58,6 +64,8 @@ export interface SidecarOptions {
   storeOptions?: StoreOptions;
 }
 
+/** When shipping, a quiet log's open segment is sealed (and so shipped) after this long, unless set otherwise. */
+const SHIPPED_SEGMENT_MAX_AGE_MS = 15_000;
 /** How often queued exchanges are profiled; the response never waits for it. */
 const MONITOR_BATCH_MS = 50;
 /** `application/json` or `application/<x>+json`, parameters allowed. */
@@ -77,11 +85,34 @@ export class Sidecar {
   private stopping = false;
   private timers: NodeJS.Timeout[] = [];
   private readonly maxBodyBytes: number;
+  private readonly shipper: LogShipper | undefined;
+  private readonly requestLogOptions: Partial<RequestLogOptions>;
 
   constructor(private readonly options: SidecarOptions) {
+    this.requestLogOptions = options.requestLogOptions;
+    if (options.shipLogTo) {
+      const shipper = new LogShipper({
+        dir: options.dataDir,
+        model: options.model,
+        pod: options.pod,
+        target: options.shipLogTo,
+        spoolBytes: options.requestLogOptions.maxBytes ?? DEFAULT_LOG_OPTIONS.maxBytes,
+        onEvent: (e) => logShipEvent(options.logger, e),
+      });
+      this.shipper = shipper;
+      // The local bounds would delete segments not shipped yet: the spool bound takes their place, and retention
+      // of what was shipped is the bucket's (a lifecycle rule).
+      this.requestLogOptions = {
+        ...options.requestLogOptions,
+        maxBytes: Number.MAX_SAFE_INTEGER,
+        maxAgeMs: 0,
+        segmentMaxAgeMs: options.requestLogOptions.segmentMaxAgeMs ?? SHIPPED_SEGMENT_MAX_AGE_MS,
+        spoolFull: () => shipper.spoolFull,
+      };
+    }
     this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.upstream = new UpstreamClient(options.upstream);
-    this.metrics = new SidecarMetrics({ model: options.model, monitoring: () => this.setup?.state });
+    this.metrics = new SidecarMetrics({ model: options.model, monitoring: () => this.setup?.state, shipping: () => this.shipper?.getStats() });
     this.mirror = new Mirror({ metrics: this.metrics, logger: options.logger, feedbackAuthorization: () => this.feedbackAuth?.authorization });
     if (options.modelDeployment) this.metrics.identify({ modeldeployment: options.modelDeployment.name, namespace: options.modelDeployment.namespace });
     this.proxy = new ModelServerProxy({
@@ -111,7 +142,8 @@ export class Sidecar {
       config,
       dataDir: this.options.dataDir,
       logRoot: this.options.logRoot,
-      requestLogOptions: this.options.requestLogOptions,
+      requestLogOptions: this.requestLogOptions,
+      shipping: () => this.shipper?.getStats(),
       pod: this.options.pod,
       windowRows: this.options.windowRows,
       windowMs: this.options.windowMs,
@@ -138,6 +170,7 @@ export class Sidecar {
     );
     this.timers.push(setInterval(() => setup.state?.monitor.tick(), 1000));
     for (const t of this.timers) t.unref();
+    this.shipper?.start();
     await setup.pollServerReadiness();
     void setup.run(() => this.stopping);
     return { ...address, monitoringPort: monitoring.port };
@@ -159,6 +192,10 @@ export class Sidecar {
     const drain = this.options.drainTimeoutMs ?? 10_000;
     await Promise.all([closeGracefully(this.publicServer, drain), closeGracefully(this.monitoringServer, drain)]);
     await this.setup?.close();
+    // The last segment was sealed at close: ship it while the pod is still here (what is left waits for a restart).
+    const left = await this.shipper?.close(drain);
+    if (left && left.spoolBytes > 0)
+      this.options.logger.warn({ event: "log-spool-left", spoolBytes: left.spoolBytes }, "request log segments not shipped at stop stay on the pod's disk");
     await this.mirror.close();
     await this.upstream.close();
   }
@@ -313,6 +350,14 @@ export class Sidecar {
       throw err;
     }
   }
+}
+
+function logShipEvent(logger: Logger, e: LogShipEvent): void {
+  if (e.event === "log-shipped") logger.debug(e, "request log segment shipped to the store");
+  else if (e.event === "log-ship-failed") logger.warn(e, "request log segment upload failed; it stays on disk and is retried");
+  else if (e.event === "log-spool-full")
+    logger.error(e, "request log spool full: feedback is refused (503) and inference is not logged until uploads to the store catch up");
+  else logger.info(e, "request log spool below its bound again: feedback is accepted");
 }
 
 /** A mirror setting is a few hundred bytes (16 targets at most). */

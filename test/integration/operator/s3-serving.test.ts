@@ -1,16 +1,23 @@
 // Given the local cluster, a real S3 server (SeaweedFS) holding a trained model and the shipped
 // examples/weather-s3 manifests, the user's ModelDeployment serves from s3:// with the credentials Secret, and the
 // keys appear nowhere but in that Secret: not in the Deployment, the status, the Events or the operator's log.
-import type { V1Deployment, V1Service } from "@kubernetes/client-node";
+// Feedback sent through its Service is shipped by the serving pod's sidecar to <prefix>/<model>/_log/<pod>/, and the
+// retraining Job built for the ModelDeployment (no volume: no ReadWriteMany needed) trains on exactly those labels.
+import type { V1Deployment, V1Job, V1Service } from "@kubernetes/client-node";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
+import { applyModelDeploymentDefaults, type ModelDeploymentSpec, type ResolvedModelDeployment } from "../../../src/api/index.js";
 import { waitForService } from "../../../src/demo/traffic.js";
+import { candidateVersionName, desiredRetrainingJob } from "../../../src/operator/loop/retraining-job.js";
+import { S3ModelStore, s3SettingsFromEnv } from "../../../src/runtime/s3-store.js";
+import { openStore } from "../../../src/runtime/store.js";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
 import { ensureWeedBinary, startSeaweedS3, type SeaweedS3 } from "../../support/seaweedfs.js";
 import { trainWeather } from "../../support/train-weather.js";
+import { inferBody, loadWeather } from "../../unit/runtime/weather-fixture.js";
 import { applyYaml, installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
 
 const repoRoot = new URL("../../../", import.meta.url).pathname;
@@ -24,6 +31,9 @@ interface ModelDeploymentDoc {
   metadata: Record<string, string>;
   spec: { model: { s3: { endpoint: string; credentialsSecretRef: { name: string } } }; policy: unknown };
 }
+
+/** Labels sent through the Service and expected in the bucket, then in the retraining Job's training data. */
+const FEEDBACK_LABELS = 80;
 
 interface MD {
   status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
@@ -66,12 +76,14 @@ describe("ballast operator: a ModelDeployment serving from s3:// with a credenti
     expect(code).toBe(0);
   });
 
+  let url: string;
+
   it("becomes Ready and answers OIP infer through its Service, the model read from the bucket", async () => {
     await applyExample("weather-s3", "weather-model-store", s3.secretAccessKey);
     const wait = await kubectl(["wait", "--for=condition=Ready", "md/weather-s3", "-n", ns.name, "--timeout=240s"]);
     expect(wait.stdout, wait.stderr).toContain("condition met");
     const svc = await kubectlJson<V1Service>(["get", "service", "weather-s3", "-n", ns.name]);
-    const url = `http://${svc.spec!.clusterIP}:${svc.spec!.ports![0]!.port}`;
+    url = `http://${svc.spec!.clusterIP}:${svc.spec!.ports![0]!.port}`;
     await waitForService(`${url}/v2/health/ready`, 60_000);
     const res = await fetch(`${url}/v2/models/weather/infer`, {
       method: "POST",
@@ -103,6 +115,52 @@ describe("ballast operator: a ModelDeployment serving from s3:// with a credenti
     ];
     for (const text of seen) expect(text).not.toContain(s3.secretAccessKey);
   });
+
+  it("ships the acknowledged feedback to _log/<pod>/ in the bucket, and the retraining Job trains a candidate on exactly those labels", async () => {
+    const since = new Date().toISOString();
+    const rows = loadWeather().slice(0, FEEDBACK_LABELS);
+    const post = (path: string, body: object) =>
+      fetch(`${url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    for (const [i, row] of rows.entries()) {
+      expect((await post("/v2/models/weather/infer", inferBody([row], `cluster-${i}`))).status).toBe(200);
+      expect((await post("/v1/feedback", { id: `cluster-${i}`, label: row.weather })).status).toBe(200);
+    }
+    // A quiet log's segment is sealed after 15 s and shipped at the next look (2 s): no pod has to stop for it.
+    const shipped = await waitFor(
+      "every label in the bucket",
+      async () => {
+        const { feedback } = await s3.shippedFeedback("ballast-models", "store/weather/_log/");
+        return feedback.length >= FEEDBACK_LABELS ? feedback.map((f) => f.id) : undefined;
+      },
+      120_000,
+      1000,
+    );
+    expect(shipped.sort()).toEqual(rows.map((_, i) => `cluster-${i}`).sort());
+
+    // The Job the operator creates for attempt 1 of this ModelDeployment, applied as it is but for a shorter search.
+    const live = await kubectlJson<{ metadata: ResolvedModelDeployment["metadata"]; spec: ModelDeploymentSpec }>(["get", "md", "weather-s3", "-n", ns.name]);
+    const spec = applyModelDeploymentDefaults(live.spec);
+    spec.retraining.hyperparameters.epochs = 2;
+    spec.retraining.search = { ...spec.retraining.search, maxTrials: 1, parallelism: 1 };
+    const md: ResolvedModelDeployment = { apiVersion: "ballast.dev/v1alpha1", kind: "ModelDeployment", metadata: live.metadata, spec };
+    const job: V1Job = desiredRetrainingJob(md, { attempt: 1, fromVersion: "v1", feedbackSince: since, defaultImage: "ghcr.io/ballast-dev/ballast:dev" });
+    expect(job.spec!.template.spec!.volumes!.map((v) => v.name)).toEqual(["tmp"]);
+    await applyYaml(stringify(job));
+    const name = `job/${job.metadata!.name}`;
+    const done = await kubectl(["wait", "--for=condition=complete", name, "-n", ns.name, "--timeout=300s"]);
+    const trainLog = (await kubectl(["logs", "-n", ns.name, name])).stdout;
+    expect(done.stdout, `${done.stderr}\n${trainLog}`).toContain("condition met");
+    const feedback = trainLog
+      .split("\n")
+      .filter((l) => l.includes('"event":"feedback"'))
+      .map((l) => JSON.parse(l) as { rows: number; directories: string[] })[0];
+    expect(feedback?.rows).toBe(FEEDBACK_LABELS);
+    expect(feedback?.directories).toHaveLength(1);
+    const store = openStore("s3://ballast-models/store", { s3: s3SettingsFromEnv(s3.env) }) as S3ModelStore;
+    expect(await store.listVersions("weather")).toContainEqual(expect.objectContaining({ version: candidateVersionName(md, 1), candidate: true }));
+    for (const text of [trainLog, (await kubectl(["logs", "-n", ns.name, "deployment/weather-s3-serving", "-c", "sidecar"])).stdout])
+      expect(text).not.toContain(s3.secretAccessKey);
+  }, 600_000);
 
   it("with a wrong key in the Secret, never becomes Ready, and Ready's reason says access was denied and which field to fix", async () => {
     await applyExample("weather-s3-badkey", "weather-model-store-badkey", "not-the-secret-key-77");

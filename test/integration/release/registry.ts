@@ -5,6 +5,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { registryConfig } from "../../../src/devcluster/oci-registry.js";
 
 export interface LocalRegistry {
   /** host:port, as in oci://<host>/charts/ballast */
@@ -23,25 +24,7 @@ export async function startRegistry(binary: string, timeoutMs = 30_000): Promise
   const dir = mkdtempSync(join(tmpdir(), "ballast-registry-"));
   const config = join(dir, "config.yml");
   // Port 0: the kernel picks a free port and the registry logs it, so no probe-then-bind race with other processes.
-  writeFileSync(
-    config,
-    [
-      "version: 0.1",
-      "log:",
-      "  level: info",
-      "  formatter: json",
-      "  accesslog:",
-      "    disabled: true",
-      "storage:",
-      "  filesystem:",
-      `    rootdirectory: ${join(dir, "storage")}`,
-      "  delete:",
-      "    enabled: true",
-      "http:",
-      "  addr: 127.0.0.1:0",
-      "",
-    ].join("\n"),
-  );
+  writeFileSync(config, registryConfig(join(dir, "storage"), "127.0.0.1:0"));
   // No tracing exporter: the registry would otherwise try to send spans to a collector that is not there.
   const child = spawn(binary, ["serve", config], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, OTEL_TRACES_EXPORTER: "none" } });
   let logs = "";

@@ -1,18 +1,16 @@
 // Given a real S3 server (SeaweedFS) and a bucket, a user trains into s3://, serves from it, and sees every
 // failure as a clear message: half-written versions stay invisible, versions are never overwritten, bad keys,
 // a missing bucket and a server that dies mid-write all say what happened.
-import { AwsClient } from "aws4fetch";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { S3_MANIFEST_OBJECT, S3ModelStore, s3SettingsFromEnv } from "../../../src/runtime/s3-store.js";
 import { StoreError, openStore, resolveVersion } from "../../../src/runtime/store.js";
-import { ensureWeedBinary, startSeaweedS3, type SeaweedS3 } from "../../support/seaweedfs.js";
+import { useSeaweedS3 } from "../../support/seaweedfs.js";
 import { trainWeather } from "../../support/train-weather.js";
 import { postJson, startBallast, waitUntilReady, type LocalProcess } from "../../unit/runtime/local-processes.js";
 
 const STORE = "s3://models/team/store";
 
-let s3: SeaweedS3;
-let raw: AwsClient;
+const s3 = useSeaweedS3("models");
 
 function store(env: Record<string, string> = s3.env): S3ModelStore {
   return openStore(STORE, { s3: s3SettingsFromEnv(env) }) as S3ModelStore;
@@ -20,7 +18,7 @@ function store(env: Record<string, string> = s3.env): S3ModelStore {
 
 /** A PUT straight to the bucket, as another tool (or a crashed writer) would leave an object. */
 async function putObject(key: string, body: string): Promise<void> {
-  const res = await raw.fetch(`${s3.endpoint}/models/${key}`, { method: "PUT", body });
+  const res = await s3.client.fetch(`${s3.endpoint}/models/${key}`, { method: "PUT", body });
   expect(res.status).toBe(200);
 }
 
@@ -32,16 +30,6 @@ async function storeError(p: Promise<unknown>): Promise<StoreError> {
   expect(err).toBeInstanceOf(StoreError);
   return err as StoreError;
 }
-
-beforeAll(async () => {
-  s3 = await startSeaweedS3(ensureWeedBinary());
-  raw = new AwsClient({ accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, service: "s3", region: "us-east-1", retries: 0 });
-  await s3.createBucket("models");
-}, 600_000);
-
-afterAll(async () => {
-  await s3?.stop();
-});
 
 describe("s3:// model store against SeaweedFS", () => {
   it("`ballast train` writes versions into s3:// and `ballast serve` answers OIP infer from the newest", async () => {
@@ -78,7 +66,7 @@ describe("s3:// model store against SeaweedFS", () => {
   });
 
   it("lays a version out as its files plus a manifest of their SHA-256 digests, written last", async () => {
-    const res = await raw.fetch(`${s3.endpoint}/models/team/store/weather/v1/${S3_MANIFEST_OBJECT}`);
+    const res = await s3.client.fetch(`${s3.endpoint}/models/team/store/weather/v1/${S3_MANIFEST_OBJECT}`);
     const manifest = (await res.json()) as { version: string; files: Record<string, string> };
     expect(manifest.version).toBe("v1");
     expect(Object.keys(manifest.files)).toEqual(expect.arrayContaining(["metadata.json", "model.json"]));

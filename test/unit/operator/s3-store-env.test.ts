@@ -48,19 +48,20 @@ describe("pod environment for an s3:// model store", () => {
       for (const want of S3_VARS) expect(env.get(want.name), `${c.name} ${want.name}`).toEqual(want);
       expect(c.args).toEqual(expect.arrayContaining(["--store", "s3://ml-models/store"]));
     }
-    // No volume for an object store, and the sidecar's log stays on its emptyDir.
+    // No volume for an object store: the sidecar's log spools on its emptyDir and is shipped to the bucket.
     expect(deployment.spec!.template.spec!.volumes!.map((v) => v.name)).not.toContain("model-store");
-    expect(deployment.spec!.template.spec!.containers[1]!.args).toEqual(expect.arrayContaining(["--data-dir"]));
+    expect(deployment.spec!.template.spec!.containers[1]!.args).toEqual(expect.arrayContaining(["--data-dir", "--ship-log"]));
+    expect(deployment.spec!.template.spec!.containers[0]!.args).not.toContain("--ship-log");
   });
 
-  it("gives the retraining Job the same, and no feedback directory it could not read", () => {
+  it("gives the retraining Job the same, and the shipped logs in the bucket as its feedback", () => {
     const md = modelDeployment(s3Model);
     const train = job(md).spec!.template.spec!.containers[0]!;
     const env = byName(train.env);
     for (const want of S3_VARS) expect(env.get(want.name)).toEqual(want);
     expect(env.get("TMPDIR")).toBeDefined();
-    expect(feedbackLogUri(md)).toBeUndefined();
-    expect(train.args).not.toContain("--feedback");
+    expect(feedbackLogUri(md)).toBe("s3://ml-models/store/weather/_log");
+    expect(train.args![train.args!.indexOf("--feedback") + 1]).toBe("s3://ml-models/store/weather/_log");
   });
 
   it("passes a user's own store variables to the sidecar too, and none of their other variables", () => {

@@ -56,6 +56,21 @@ describe("RequestLog", () => {
     await reopened.close();
   });
 
+  it("seals a quiet segment once it holds records and is segmentMaxAgeMs old (for a shipper), never an empty one", async () => {
+    const dir = tempDir();
+    const log = await RequestLog.open(dir, header, { segmentMaxAgeMs: 100, flushIntervalMs: 20 });
+    await new Promise((r) => setTimeout(r, 300));
+    // Nothing logged: the open segment (header only) stays open however old it is.
+    expect((await listSegments(dir)).map((s) => s.sealed)).toEqual([false]);
+    log.append({ kind: "feedback", id: "r1", row: 0, label: "yes", ts: 1 });
+    await log.commit();
+    for (const deadline = Date.now() + 5000; !(await listSegments(dir))[0]!.sealed && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
+    const segments = await listSegments(dir);
+    expect(segments.map((s) => s.sealed)).toEqual([true, false]);
+    expect(fs.readFileSync(segments[0]!.file, "utf8")).toContain('"id":"r1"');
+    await log.close();
+  });
+
   /** A one-prediction log with `text` appended to its segment after close, as read back. */
   async function readAfterAppending(text: string): Promise<{ kinds: string[]; problems: ReadProblem[]; file: string }> {
     const dir = tempDir();

@@ -16,7 +16,15 @@ import { deploymentProgress } from "../serving/status.js";
 import { parseCandidateReport } from "./candidate-report.js";
 import { desiredRetrainingJob, retrainingJobName, TRAIN_CONTAINER } from "./retraining-job.js";
 import { reconcileShadow, shadowNames } from "./shadow.js";
-import { LOOP_OWNED_FIELDS, stepLoop, type JobObservation, type LoopOwnedStatus, type LoopStep, type RolloutObservation, type ShadowObservation } from "./state-machine.js";
+import {
+  LOOP_OWNED_FIELDS,
+  stepLoop,
+  type JobObservation,
+  type LoopOwnedStatus,
+  type LoopStep,
+  type RolloutObservation,
+  type ShadowObservation,
+} from "./state-machine.js";
 
 export interface LoopCaches {
   modelDeployments: ObjectCache<ResolvedModelDeployment & KubeObject>;

@@ -5,19 +5,18 @@
 // without a second Job or a second promotion.
 // Then a person approves a model trained on shuffled labels: it regresses live and is rolled back. Then a Job
 // that cannot run is a failed attempt with its reason.
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { V1Deployment, V1Job, V1Pod } from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ModelDeploymentStatus } from "../../../src/api/index.js";
 import { PENGUIN_FEATURES, PENGUIN_LABEL, loadPenguins, penguinsCsv, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
 import { onlyVersionServes } from "../../../src/demo/rollout.js";
 import { waitForService } from "../../../src/demo/traffic.js";
-import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
+import { kubectl, waitFor } from "../../support/cluster.js";
 import { sampleValue } from "../../support/prometheus-text.js";
-import { installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, trainInto, type OperatorProcess } from "./operator-process.js";
-import { deployPenguins, operatorEvents, PENGUIN_WINDOW, preparePenguinStore, sendPenguins } from "./penguin-loop.js";
+import { kubectlJson, trainInto } from "./operator-process.js";
+import { penguinSuite, deployPenguins, operatorEvents, PENGUIN_WINDOW, sendPenguins } from "./penguin-loop.js";
 
 const WINDOW = PENGUIN_WINDOW;
 const MD_NAME = "penguins";
@@ -30,15 +29,11 @@ interface MD {
 const condition = (md: MD, type: string) => md.status?.conditions?.find((c) => c.type === type);
 
 describe("ballast operator: the closed loop on real data", () => {
-  let ns: { name: string; remove: () => Promise<void> };
-  let operator: OperatorProcess;
-  let kubeconfig: string;
   let serviceUrl: string;
-  let storeDir: string;
-  let tmp: string;
   const split = splitPenguins(loadPenguins(), 2 * WINDOW);
+  const suite = penguinSuite("op-loop", split.training);
   const gentoo = split.gentoo;
-  const get = () => kubectlJson<MD>(["get", "md", MD_NAME, "-n", ns.name]);
+  const get = () => kubectlJson<MD>(["get", "md", MD_NAME, "-n", suite.namespace]);
   const send = (rows: readonly Penguin[], idPrefix: string) => sendPenguins(serviceUrl, rows, idPrefix);
   /** Waits for the ModelDeployment to satisfy `test`; a timeout shows where the loop and the policy stood. */
   const until = async (what: string, test: (m: MD) => boolean, timeoutMs = 120_000) => {
@@ -61,8 +56,9 @@ describe("ballast operator: the closed loop on real data", () => {
       );
     }
   };
-  const eventReasons = () => operatorEvents(ns.name, MD_NAME);
-  const jobs = async () => (await kubectlJson<{ items: V1Job[] }>(["get", "jobs", "-n", ns.name, "-l", `ballast.dev/model-deployment=${MD_NAME}`])).items;
+  const eventReasons = () => operatorEvents(suite.namespace, MD_NAME);
+  const jobs = async () =>
+    (await kubectlJson<{ items: V1Job[] }>(["get", "jobs", "-n", suite.namespace, "-l", `ballast.dev/model-deployment=${MD_NAME}`])).items;
   /** Until traffic sent now reaches `version` only: a label for an answer from a draining pod would reach the new pod, which never saw the request. */
   const onlyServes = (version: string) =>
     waitFor(`only ${version} to serve`, async () => {
@@ -70,39 +66,23 @@ describe("ballast operator: the closed loop on real data", () => {
         "get",
         "pods",
         "-n",
-        ns.name,
+        suite.namespace,
         "-l",
         `ballast.dev/model-deployment=${MD_NAME},app.kubernetes.io/component=serving`,
       ]);
       return onlyVersionServes(pods.items, version) || undefined;
     });
 
-  beforeAll(async () => {
-    await installCrdAndRbac();
-    ns = await createTestNamespace("op-loop");
-    storeDir = await preparePenguinStore(ns.name, split.training);
-    tmp = mkdtempSync(join(tmpdir(), "op-loop-"));
-    kubeconfig = operatorKubeconfig(tmp);
-    operator = await startOperator({ kubeconfig, args: ["--namespaces", ns.name] });
-  });
-
-  afterAll(async () => {
-    if (!ns) return;
-    await kubectl(["delete", "md", "--all", "-n", ns.name, "--wait=true", "--timeout=60s"]);
-    if (operator) expect(await operator.stop()).toBe(0);
-    await ns.remove();
-  });
-
   it("degradation → a Job on the GPU node → gate → promotion → observation → accuracy recovered", async () => {
     // The latency rule has its own tests (test/unit/operator/loop-state-machine.test.ts); here a wider trial may win selection and be slower per row.
-    serviceUrl = await deployPenguins(ns.name, MD_NAME, { observationWindows: 2, minImprovement: 0.05, maxLatencyRatio: 3 });
+    serviceUrl = await deployPenguins(suite.namespace, MD_NAME, { observationWindows: 2, minImprovement: 0.05, maxLatencyRatio: 3 });
 
     // Familiar birds: a healthy window, no Job.
     const calm = await send(split.familiar.slice(0, WINDOW), "calm");
     expect(calm.feedbackAccepted).toBe(WINDOW);
     const healthy = await until("a healthy window", (m) => m.status?.lastMetrics?.verdict === "Healthy");
     expect(healthy.status).toMatchObject({ servingVersion: "v1", loop: { phase: "Stable", attempt: 0 } });
-    const row = (await kubectl(["get", "md", MD_NAME, "-n", ns.name])).stdout.split("\n");
+    const row = (await kubectl(["get", "md", MD_NAME, "-n", suite.namespace])).stdout.split("\n");
     expect(row[0]).toMatch(/MODEL\s+VERSION\s+READY\s+PHASE\s+DRIFT\s+ACCURACY/);
     expect(row[1]).toMatch(new RegExp(`^${MD_NAME}\\s+penguin-sex\\s+v1\\s+True\\s+Stable\\s`));
     expect(await jobs()).toHaveLength(0);
@@ -115,8 +95,7 @@ describe("ballast operator: the closed loop on real data", () => {
     expect(training.status!.lastRetraining).toMatchObject({ jobName: `${MD_NAME}-retrain-1`, phase: "Running", fromVersion: "v1" });
 
     // The operator dies mid-training and comes back: same Job, no twin.
-    await operator.kill();
-    operator = await startOperator({ kubeconfig, args: ["--namespaces", ns.name] });
+    await suite.restartOperator();
 
     const observing = await until(
       "the candidate to be promoted",
@@ -124,7 +103,7 @@ describe("ballast operator: the closed loop on real data", () => {
       240_000,
     );
     expect((await jobs()).map((j) => j.metadata!.name)).toEqual([`${MD_NAME}-retrain-1`]);
-    const pods = await kubectlJson<{ items: V1Pod[] }>(["get", "pods", "-n", ns.name, "-l", `batch.kubernetes.io/job-name=${MD_NAME}-retrain-1`]);
+    const pods = await kubectlJson<{ items: V1Pod[] }>(["get", "pods", "-n", suite.namespace, "-l", `batch.kubernetes.io/job-name=${MD_NAME}-retrain-1`]);
     expect(pods.items[0]!.spec!.nodeName).toBe("ballast-gpu-0");
     const last = observing.status!.lastRetraining!;
     expect(last.gate?.passed, `the gate: ${JSON.stringify(last.gate)}`).toBe(true);
@@ -133,13 +112,12 @@ describe("ballast operator: the closed loop on real data", () => {
     expect(last.candidateMetric!).toBeGreaterThan(last.servingMetric! + 0.05);
     const candidate = last.candidateVersion!;
     expect(observing.status).toMatchObject({ targetVersion: candidate, previousVersion: "v1", servingVersion: candidate });
-    const dep = await kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-serving`, "-n", ns.name]);
+    const dep = await kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-serving`, "-n", suite.namespace]);
     expect(dep.spec!.template.spec!.containers[0]!.args).toEqual(expect.arrayContaining(["--version", candidate]));
     expect(observing.status!.history!.map((h) => h.event)).toEqual(["Retrained", "Promoted"]);
 
     // The operator dies again while observing: it resumes from status, without a second promotion.
-    await operator.kill();
-    operator = await startOperator({ kubeconfig, args: ["--namespaces", ns.name] });
+    await suite.restartOperator();
 
     // The rest of the Gentoo birds: the promoted version serves them well, and the promotion becomes final.
     await onlyServes(candidate);
@@ -159,9 +137,9 @@ describe("ballast operator: the closed loop on real data", () => {
     const good = before.status!.servingVersion!;
     // A version with the labels shuffled: same inputs, no signal.
     const shuffled = split.training.map((b, i, all) => ({ ...b, sex: all[(i * 7 + 3) % all.length]!.sex }));
-    const csv = join(tmp, "shuffled.csv");
+    const csv = join(suite.tmp, "shuffled.csv");
     writeFileSync(csv, penguinsCsv(shuffled));
-    trainInto(storeDir, csv, [
+    trainInto(suite.storeDir, csv, [
       "--model",
       "penguin-sex",
       "--version",
@@ -177,7 +155,7 @@ describe("ballast operator: the closed loop on real data", () => {
       "patch",
       `md/${MD_NAME}`,
       "-n",
-      ns.name,
+      suite.namespace,
       "--type",
       "merge",
       "-p",
@@ -197,8 +175,8 @@ describe("ballast operator: the closed loop on real data", () => {
     const warnings = (await eventReasons()).filter((e) => e.type === "Warning").map((e) => e.reason);
     expect(warnings).toEqual(expect.arrayContaining(["LiveRegression", "RolledBack"]));
     // The operator restarted last while observing the first promotion: since then, this promotion and its rollback, once each.
-    const metrics = await operator.metrics();
-    const me = { namespace: ns.name, modeldeployment: MD_NAME };
+    const metrics = await suite.operator.metrics();
+    const me = { namespace: suite.namespace, modeldeployment: MD_NAME };
     expect(sampleValue(metrics, "ballast_promotions_total", me)).toBe(1);
     expect(sampleValue(metrics, "ballast_rollbacks_total", me)).toBe(1);
     expect(sampleValue(metrics, "ballast_rejections_total", me)).toBe(0);
@@ -210,7 +188,7 @@ describe("ballast operator: the closed loop on real data", () => {
       "patch",
       `md/${MD_NAME}`,
       "-n",
-      ns.name,
+      suite.namespace,
       "--type",
       "merge",
       "-p",
@@ -218,7 +196,7 @@ describe("ballast operator: the closed loop on real data", () => {
     ]);
     // The new policy rolls the pods (their monitoring config changed): send once the replaced ones take no connections.
     await until("the spec change to be reconciled", (m) => m.status?.observedGeneration === m.metadata.generation, 60_000);
-    const rolled = await kubectl(["rollout", "status", `deployment/${MD_NAME}-serving`, "-n", ns.name, "--timeout=120s"]);
+    const rolled = await kubectl(["rollout", "status", `deployment/${MD_NAME}-serving`, "-n", suite.namespace, "--timeout=120s"]);
     expect(rolled.code, rolled.stderr).toBe(0);
     await waitForService(`${serviceUrl}/v1/sidecar/ready`, 30_000);
     await until(
@@ -235,8 +213,8 @@ describe("ballast operator: the closed loop on real data", () => {
     expect(condition(failed, "Retraining")).toMatchObject({ status: "False", reason: "RetrainingFailed" });
     expect((await eventReasons()).some((e) => e.type === "Warning" && e.reason === "RetrainingFailed")).toBe(true);
     // Counted once each: the Job started and failed, with how long it ran.
-    const metrics = await operator.metrics();
-    const me = { namespace: ns.name, modeldeployment: MD_NAME };
+    const metrics = await suite.operator.metrics();
+    const me = { namespace: suite.namespace, modeldeployment: MD_NAME };
     expect(sampleValue(metrics, "ballast_retraining_jobs_started_total", me)).toBe(1);
     expect(sampleValue(metrics, "ballast_retraining_jobs_failed_total", me)).toBe(1);
     expect(sampleValue(metrics, "ballast_retraining_job_duration_seconds_count", { ...me, result: "failed" })).toBe(1);

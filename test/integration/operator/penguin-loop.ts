@@ -1,20 +1,70 @@
 // The closed loop's world on the local cluster, shared by the loop and shadow suites: a model store claim holding
 // a penguin sex classifier v1 trained on Adelie birds and its training data, a ModelDeployment that retrains on
 // a GPU node when Gentoo birds make the accuracy drop, and its Service, ready for traffic.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Pod, V1Service } from "@kubernetes/client-node";
 import { stringify } from "yaml";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import { PENGUIN_FEATURES, PENGUIN_LABEL, penguinsCsv, type Penguin } from "../../../src/demo/penguins-data.js";
 import { sendTrafficWithFeedback, waitForService, type TrafficResult } from "../../../src/demo/traffic.js";
 import type { ModelDeploymentStatus } from "../../../src/api/index.js";
 import { SIDECAR_MONITORING_PORT } from "../../../src/operator/serving/desired-state.js";
-import { kubectl, waitFor } from "../../support/cluster.js";
-import { applyYaml, createLocalClaim, kubectlJson, trainInto } from "./operator-process.js";
+import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
+import {
+  applyYaml,
+  createLocalClaim,
+  installCrdAndRbac,
+  kubectlJson,
+  operatorKubeconfig,
+  startOperator,
+  trainInto,
+  type OperatorProcess,
+} from "./operator-process.js";
 
 export const PENGUIN_WINDOW = 20;
 export const PENGUIN_CLAIM = "models";
+
+/** A penguin suite's world: its own namespace holding the penguin store, and an operator under its own ServiceAccount watching only it. */
+export interface PenguinSuite {
+  namespace: string;
+  storeDir: string;
+  /** A scratch directory of the suite's own. */
+  tmp: string;
+  operator: OperatorProcess;
+  /** Kills the operator (no clean stop) and starts a new one with the same identity, as a crash and a restart would. */
+  restartOperator(): Promise<void>;
+}
+
+/** Registers the suite's beforeAll/afterAll; the fields are set once beforeAll has run. */
+export function penguinSuite(namespacePrefix: string, training: readonly Penguin[]): PenguinSuite {
+  const suite = {} as PenguinSuite;
+  let removeNamespace: (() => Promise<void>) | undefined;
+  let kubeconfig = "";
+  const start = () => startOperator({ kubeconfig, args: ["--namespaces", suite.namespace] });
+  beforeAll(async () => {
+    await installCrdAndRbac();
+    const ns = await createTestNamespace(namespacePrefix);
+    removeNamespace = ns.remove;
+    suite.namespace = ns.name;
+    suite.storeDir = await preparePenguinStore(ns.name, training);
+    suite.tmp = mkdtempSync(join(tmpdir(), `${namespacePrefix}-`));
+    kubeconfig = operatorKubeconfig(suite.tmp);
+    suite.operator = await start();
+    suite.restartOperator = async () => {
+      await suite.operator.kill();
+      suite.operator = await start();
+    };
+  });
+  afterAll(async () => {
+    if (!removeNamespace) return;
+    await kubectl(["delete", "md", "--all", "-n", suite.namespace, "--wait=true", "--timeout=60s"]);
+    if (suite.operator) expect(await suite.operator.stop()).toBe(0);
+    await removeNamespace();
+  });
+  return suite;
+}
 
 /** The claim with `store/` (penguin-sex v1) and `data/penguins-train.csv` (what v1 was trained on); returns the store's directory. */
 export async function preparePenguinStore(namespace: string, training: readonly Penguin[]): Promise<string> {
@@ -145,6 +195,14 @@ export async function operatorEvents(namespace: string, name: string): Promise<{
 export async function componentPods(namespace: string, name: string, component: "serving" | "shadow"): Promise<V1Pod[]> {
   const selector = `ballast.dev/model-deployment=${name},app.kubernetes.io/component=${component}`;
   return (await kubectlJson<{ items: V1Pod[] }>(["get", "pods", "-n", namespace, "-l", selector])).items;
+}
+
+/** The shadow pods pinned to `version` and not on their way out (the candidate's pods may still be terminating when the previous version takes the shadow). */
+export async function shadowPodsOn(namespace: string, name: string, version: string): Promise<V1Pod[]> {
+  const pods = await componentPods(namespace, name, "shadow");
+  return pods.filter(
+    (p) => !p.metadata?.deletionTimestamp && p.spec!.containers.some((c) => c.name === "server" && c.args?.join(" ").includes(`--version ${version}`)),
+  );
 }
 
 /** What a serving pod's sidecar answers on GET /v1/mirror (its monitoring port): where it mirrors to. */

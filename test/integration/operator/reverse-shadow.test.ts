@@ -8,17 +8,17 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Deployment } from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadPenguins, PENGUIN_FEATURES, PENGUIN_LABEL, penguinsCsv, splitPenguins } from "../../../src/demo/penguins-data.js";
-import { createTestNamespace, kubectl } from "../../support/cluster.js";
-import { installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, trainInto, type OperatorProcess } from "./operator-process.js";
+import { kubectl } from "../../support/cluster.js";
+import { kubectlJson, trainInto } from "./operator-process.js";
 import {
-  componentPods,
+  penguinSuite,
+  shadowPodsOn,
   deployPenguins,
   mirrorOf,
   operatorEvents,
   PENGUIN_WINDOW,
-  preparePenguinStore,
   soleServingPod,
   untilStatus,
   type PenguinModelDeployment,
@@ -28,31 +28,13 @@ const MD_NAME = "penguins";
 const MIN_PAIRS = 40;
 
 describe("ballast operator: the previous version as a reverse shadow while a promotion is observed", () => {
-  let ns: { name: string; remove: () => Promise<void> };
-  let operator: OperatorProcess;
-  let storeDir: string;
   const split = splitPenguins(loadPenguins(), 2 * PENGUIN_WINDOW);
-  const until = (what: string, test: (m: PenguinModelDeployment) => boolean, timeoutMs: number) => untilStatus(ns.name, MD_NAME, what, test, timeoutMs);
-  const podsOf = (component: "serving" | "shadow") => componentPods(ns.name, MD_NAME, component);
-  const shadowDeployment = () => kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-shadow`, "-n", ns.name]);
-
-  beforeAll(async () => {
-    await installCrdAndRbac();
-    ns = await createTestNamespace("op-reverse");
-    storeDir = await preparePenguinStore(ns.name, split.training);
-    const kubeconfig = operatorKubeconfig(mkdtempSync(join(tmpdir(), "r1-op-reverse-")));
-    operator = await startOperator({ kubeconfig, args: ["--namespaces", ns.name] });
-  });
-
-  afterAll(async () => {
-    if (!ns) return;
-    await kubectl(["delete", "md", "--all", "-n", ns.name, "--wait=true", "--timeout=60s"]);
-    if (operator) expect(await operator.stop()).toBe(0);
-    await ns.remove();
-  });
+  const suite = penguinSuite("op-reverse", split.training);
+  const until = (what: string, test: (m: PenguinModelDeployment) => boolean, timeoutMs: number) => untilStatus(suite.namespace, MD_NAME, what, test, timeoutMs);
+  const shadowDeployment = () => kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-shadow`, "-n", suite.namespace]);
 
   it("while an approved version is observed, the previous version runs in the shadow and the promoted pod mirrors to it", async () => {
-    await deployPenguins(ns.name, MD_NAME, {
+    await deployPenguins(suite.namespace, MD_NAME, {
       mode: "manual",
       observationWindows: 5,
       shadow: { enabled: true, minPairs: MIN_PAIRS, minLabelledPairs: MIN_PAIRS, maxDuration: "10m" },
@@ -62,11 +44,11 @@ describe("ballast operator: the previous version as a reverse shadow while a pro
     // g1: the same features and label, trained on Gentoo birds only (heavier: an Adelie looks female to it).
     const gentooCsv = join(mkdtempSync(join(tmpdir(), "r1-gentoo-")), "gentoo.csv");
     writeFileSync(gentooCsv, penguinsCsv(split.gentoo));
-    trainInto(storeDir, gentooCsv, [
+    trainInto(suite.storeDir, gentooCsv, [
       ...["--model", "penguin-sex", "--version", "g1", "--label", PENGUIN_LABEL, "--features", PENGUIN_FEATURES.join(",")],
       ...["--epochs", "60", "--seed", "3", "--max-trials", "1"],
     ]);
-    await kubectl(["patch", "md", MD_NAME, "-n", ns.name, "--type=merge", "-p", JSON.stringify({ spec: { promotion: { approvedVersion: "g1" } } })]);
+    await kubectl(["patch", "md", MD_NAME, "-n", suite.namespace, "--type=merge", "-p", JSON.stringify({ spec: { promotion: { approvedVersion: "g1" } } })]);
 
     // Promoted; while it is observed the shadow Deployment runs v1, and the serving pods (now g1) mirror to it.
     const observing = await until("g1 observed", (m) => m.status?.loop?.phase === "Observing" && m.status.servingVersion === "g1", 240_000);
@@ -78,13 +60,18 @@ describe("ballast operator: the previous version as a reverse shadow while a pro
       (m) => /1 of 1 serving pods mirror to 1 shadow pod\b/.test(m.status?.loop?.message ?? ""),
       180_000,
     );
-    const [shadowPod] = await podsOf("shadow");
-    expect(await mirrorOf(await soleServingPod(ns.name, MD_NAME))).toMatchObject({ version: "v1", targets: [`http://${shadowPod!.status!.podIP}:8080`] });
+    const [shadowPod] = await shadowPodsOn(suite.namespace, MD_NAME, "v1");
+    expect(await mirrorOf(await soleServingPod(suite.namespace, MD_NAME))).toMatchObject({
+      version: "v1",
+      targets: [`http://${shadowPod!.status!.podIP}:8080`],
+    });
 
     // The monitoring controller reads the serving pod's pairs as the reverse shadow's: the promoted version is the one under test.
     const paired = await until("status.shadow about the previous version", (m) => m.status?.shadow?.role === "previous", 60_000);
     expect(paired.status!.shadow).toMatchObject({ role: "previous", version: "v1", verdict: "Pending" });
-    expect((await operatorEvents(ns.name, MD_NAME)).map((e) => e.reason)).toEqual(expect.arrayContaining(["CandidateApproved", "ReverseShadowStarted"]));
+    expect((await operatorEvents(suite.namespace, MD_NAME)).map((e) => e.reason)).toEqual(
+      expect.arrayContaining(["CandidateApproved", "ReverseShadowStarted"]),
+    );
     // Not covered here (see the r1 report): live labelled Adelie traffic to g1 met "unknown request id" on feedback for
     // the first request after a window closed, so the paired rollback is proven by the unit tests only.
   }, 600_000);

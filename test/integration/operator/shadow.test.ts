@@ -5,21 +5,18 @@
 // their feedback to it. The loop promotes it on the paired numbers (McNemar's exact test on the same labelled
 // requests) and records them in status, history and Events. While the promotion is observed the previous version
 // v1 takes the candidate's place in the shadow Deployment (the reverse shadow) and the new serving pod mirrors to it.
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { V1Deployment, V1NetworkPolicy, V1Pod, V1Service } from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { loadPenguins, splitPenguins, type Penguin } from "../../../src/demo/penguins-data.js";
-import { createTestNamespace, kubectl } from "../../support/cluster.js";
-import { installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
+import { kubectlJson } from "./operator-process.js";
 import {
+  penguinSuite,
+  shadowPodsOn,
   componentPods,
   deployPenguins,
   mirrorOf,
   operatorEvents,
   PENGUIN_WINDOW,
-  preparePenguinStore,
   sendPenguins,
   soleServingPod,
   untilStatus,
@@ -31,32 +28,16 @@ const MD_NAME = "penguins";
 const MIN_PAIRS = 40;
 
 describe("ballast operator: a candidate shadowed on mirrored live traffic before promotion", () => {
-  let ns: { name: string; remove: () => Promise<void> };
-  let operator: OperatorProcess;
   let serviceUrl: string;
   const split = splitPenguins(loadPenguins(), 2 * WINDOW);
-  const get = () => kubectlJson<PenguinModelDeployment>(["get", "md", MD_NAME, "-n", ns.name]);
-  const until = (what: string, test: (m: PenguinModelDeployment) => boolean, timeoutMs: number) => untilStatus(ns.name, MD_NAME, what, test, timeoutMs);
+  const suite = penguinSuite("op-shadow", split.training);
+  const get = () => kubectlJson<PenguinModelDeployment>(["get", "md", MD_NAME, "-n", suite.namespace]);
+  const until = (what: string, test: (m: PenguinModelDeployment) => boolean, timeoutMs: number) => untilStatus(suite.namespace, MD_NAME, what, test, timeoutMs);
   const send = (rows: readonly Penguin[], idPrefix: string) => sendPenguins(serviceUrl, rows, idPrefix);
-  const podsOf = (component: "serving" | "shadow") => componentPods(ns.name, MD_NAME, component);
-
-  beforeAll(async () => {
-    await installCrdAndRbac();
-    ns = await createTestNamespace("op-shadow");
-    await preparePenguinStore(ns.name, split.training);
-    const kubeconfig = operatorKubeconfig(mkdtempSync(join(tmpdir(), "s2-op-shadow-")));
-    operator = await startOperator({ kubeconfig, args: ["--namespaces", ns.name] });
-  });
-
-  afterAll(async () => {
-    if (!ns) return;
-    await kubectl(["delete", "md", "--all", "-n", ns.name, "--wait=true", "--timeout=60s"]);
-    if (operator) expect(await operator.stop()).toBe(0);
-    await ns.remove();
-  });
+  const podsOf = (component: "serving" | "shadow") => componentPods(suite.namespace, MD_NAME, component);
 
   it("gate → shadow on mirrored traffic → promoted on the paired numbers; the shadow never behind the Service, then the previous version in it while observed", async () => {
-    serviceUrl = await deployPenguins(ns.name, MD_NAME, {
+    serviceUrl = await deployPenguins(suite.namespace, MD_NAME, {
       observationWindows: 3,
       minImprovement: 0.05,
       maxLatencyRatio: 3,
@@ -74,13 +55,13 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
     expect(shadowing.status!.targetVersion).toBeUndefined();
 
     // The shadow Deployment: owned by the ModelDeployment, pinned to the candidate, labelled out of the Service's selector.
-    const dep = await kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-shadow`, "-n", ns.name]);
+    const dep = await kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-shadow`, "-n", suite.namespace]);
     expect(dep.metadata!.ownerReferences).toEqual([
       expect.objectContaining({ kind: "ModelDeployment", name: MD_NAME, uid: shadowing.metadata.uid, controller: true }),
     ]);
     expect(dep.spec!.template.metadata!.labels).toMatchObject({ "app.kubernetes.io/component": "shadow", "ballast.dev/model-deployment": MD_NAME });
     expect(dep.spec!.template.spec!.containers.find((c) => c.name === "server")!.args).toEqual(expect.arrayContaining(["--version", candidate]));
-    const np = await kubectlJson<V1NetworkPolicy>(["get", "networkpolicy", `${MD_NAME}-shadow`, "-n", ns.name]);
+    const np = await kubectlJson<V1NetworkPolicy>(["get", "networkpolicy", `${MD_NAME}-shadow`, "-n", suite.namespace]);
     expect(np.spec!.podSelector!.matchLabels).toEqual({ "ballast.dev/model-deployment": MD_NAME, "app.kubernetes.io/component": "shadow" });
     // The API's `from` (the client model's `_from`).
     expect((np.spec!.ingress![0] as unknown as { from: unknown }).from).toEqual([
@@ -93,11 +74,11 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
     const [servingPod] = await podsOf("serving");
     expect(await mirrorOf(servingPod!)).toMatchObject({ version: candidate, targets: [`http://${shadowPod!.status!.podIP}:8080`] });
     // Never behind the user Service: the pods its selector picks are the serving pod alone.
-    const svc = await kubectlJson<V1Service>(["get", "service", MD_NAME, "-n", ns.name]);
+    const svc = await kubectlJson<V1Service>(["get", "service", MD_NAME, "-n", suite.namespace]);
     const selector = Object.entries(svc.spec!.selector!)
       .map(([k, v]) => `${k}=${v}`)
       .join(",");
-    const behindService = await kubectlJson<{ items: V1Pod[] }>(["get", "pods", "-n", ns.name, "-l", selector]);
+    const behindService = await kubectlJson<{ items: V1Pod[] }>(["get", "pods", "-n", suite.namespace, "-l", selector]);
     expect(behindService.items.map((p) => p.metadata!.name)).toEqual([servingPod!.metadata!.name]);
 
     // Live Gentoo traffic with feedback through the Service: both models answer the same rows.
@@ -112,7 +93,7 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
     expect(result.shadow!).toBeGreaterThan(result.serving! + 0.05);
     expect(result.pValue!).toBeLessThan(0.05);
     expect(decided.status!.history!.map((h) => h.event)).toEqual(expect.arrayContaining(["Retrained", "ShadowPassed"]));
-    const events = await operatorEvents(ns.name, MD_NAME);
+    const events = await operatorEvents(suite.namespace, MD_NAME);
     expect(events.map((e) => e.reason)).toEqual(expect.arrayContaining(["ShadowStarted", "ShadowPassed"]));
     expect(events.find((e) => e.reason === "ShadowPassed")!.note).toMatch(/McNemarExact p/);
 
@@ -124,10 +105,13 @@ describe("ballast operator: a candidate shadowed on mirrored live traffic before
       (m) => m.status?.loop?.phase === "Observing" && /reverse shadow on v1: .*1 of 1 serving pods mirror to 1 shadow pod\b/.test(m.status.loop.message),
       180_000,
     );
-    const reverseDep = await kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-shadow`, "-n", ns.name]);
+    const reverseDep = await kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-shadow`, "-n", suite.namespace]);
     expect(reverseDep.spec!.template.spec!.containers.find((c) => c.name === "server")!.args).toEqual(expect.arrayContaining(["--version", "v1"]));
-    const [previousPod] = await podsOf("shadow");
-    expect(await mirrorOf(await soleServingPod(ns.name, MD_NAME))).toMatchObject({ version: "v1", targets: [`http://${previousPod!.status!.podIP}:8080`] });
+    const [previousPod] = await shadowPodsOn(suite.namespace, MD_NAME, "v1");
+    expect(await mirrorOf(await soleServingPod(suite.namespace, MD_NAME))).toMatchObject({
+      version: "v1",
+      targets: [`http://${previousPod!.status!.podIP}:8080`],
+    });
 
     expect((await get()).status!.servingVersion).toBe(candidate);
   }, 600_000);

@@ -36,6 +36,10 @@ describe("generated CRD", () => {
     expect(committed).toBe(renderCrdYaml());
   });
 
+  it("reads the same to a YAML 1.1 parser (kubectl, Helm): an enum value like Off is not a boolean there", () => {
+    expect(parse(renderCrdYaml(), { version: "1.1" })).toEqual(buildModelDeploymentCrd());
+  });
+
   it("docs/api.md carries the current field reference (run `make manifests` after editing src/api)", () => {
     const doc = readFileSync(new URL("docs/api.md", repoRoot), "utf8");
     expect(doc).toBe(updateApiReference(doc));

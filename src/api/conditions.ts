@@ -97,9 +97,9 @@ export interface ConditionUpdate {
   observedGeneration?: number;
 }
 
-function isoTime(now: Date | string): string {
+/** A time as metav1.Time writes it: second precision (a fractional part would be rejected by strict clients). */
+export function isoSeconds(now: Date | string): string {
   const date = typeof now === "string" ? new Date(now) : now;
-  // metav1.Time has second precision; a fractional part would be rejected by strict clients.
   return date.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
@@ -116,7 +116,7 @@ export function setCondition(conditions: readonly Condition[] | undefined, updat
     status: update.status,
     reason: update.reason,
     message: update.message,
-    lastTransitionTime: existing && existing.status === update.status ? existing.lastTransitionTime : isoTime(now),
+    lastTransitionTime: existing && existing.status === update.status ? existing.lastTransitionTime : isoSeconds(now),
   };
   if (update.observedGeneration !== undefined) next.observedGeneration = update.observedGeneration;
   if (!existing) return [...list, next];

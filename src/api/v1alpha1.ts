@@ -508,8 +508,20 @@ export const PolicySpecSchema = Type.Object(
             3,
           ),
           period: withDefault(durationString("The sliding period the count applies to, e.g. 24h."), "24h"),
+          gpuSeconds: Type.Optional(
+            Type.Integer({
+              format: "int64",
+              minimum: 60,
+              maximum: 1000000000,
+              description:
+                "GPU-seconds retraining Jobs may hold per period: each Job's run time (creation to finish) times the GPUs its pods request (nvidia.com/gpu, amd.com/gpu, … per pod, times search.parallelism). A Job is stopped (activeDeadlineSeconds) when the budget left runs out, and none starts with less than 60 s of it left. Unset: no GPU-seconds limit; Jobs requesting no GPU are not limited by it.",
+            }),
+          ),
         },
-        { description: "Budget of retraining Jobs, so a persistent problem cannot burn GPU time in a loop." },
+        {
+          description:
+            "Budget of retraining Jobs, so a persistent problem cannot burn GPU time in a loop: a count of Jobs and, optionally, GPU-seconds per sliding period.",
+        },
       ),
       {},
     ),
@@ -1061,6 +1073,12 @@ export const RetrainingStatusSchema = Type.Object(
     message: Type.Optional(Type.String({ maxLength: 32768, description: "Human-readable details." })),
     startTime: Type.Optional(Type.String({ format: "date-time", description: "When the Job was created." })),
     completionTime: Type.Optional(Type.String({ format: "date-time", description: "When the Job finished." })),
+    gpuSeconds: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        description: "Finished: GPU-seconds the Job held (run time times the GPUs its pods request), counted against policy.maxRetrainings.gpuSeconds.",
+      }),
+    ),
     fromVersion: Type.Optional(Type.String({ maxLength: 63, description: "Serving version the Job started from." })),
     candidateVersion: Type.Optional(Type.String({ maxLength: 63, description: "Version the Job wrote." })),
     candidateMetric: Type.Optional(Type.Number({ description: "Candidate's metric on the recent holdout." })),
@@ -1097,6 +1115,18 @@ export const LoopStatusSchema = Type.Object(
         maxItems: 1000,
         description: "Start times of the Jobs within policy.maxRetrainings.period (the budget's sliding window).",
       }),
+    ),
+    recentGpuSeconds: Type.Optional(
+      Type.Array(
+        Type.Object({
+          start: Type.String({ format: "date-time", description: "When the Job was created." }),
+          gpuSeconds: Type.Number({ minimum: 0, description: "GPU-seconds it held." }),
+        }),
+        {
+          maxItems: 1000,
+          description: "Finished Jobs started within policy.maxRetrainings.period and the GPU-seconds each held (the GPU budget's sliding window).",
+        },
+      ),
     ),
     observedWindows: Type.Optional(
       Type.Integer({ format: "int32", minimum: 0, description: "Observing: labelled windows of the promoted version judged so far." }),

@@ -7,7 +7,7 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { ConditionType, isConditionReason, LOOP_PHASES, type ModelDeploymentStatus, type ResolvedModelDeployment } from "../api/index.js";
 import type { KubeObject } from "../kube/client.js";
-import { startsInPeriod } from "./loop/state-machine.js";
+import { gpuSecondsInPeriod, startsInPeriod } from "./loop/budget.js";
 
 type MD = ResolvedModelDeployment & KubeObject;
 type Identity = { namespace: string; modeldeployment: string };
@@ -24,8 +24,8 @@ const JOB_DURATION_BUCKETS = [30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 144
 /** What one loop status write changed, as counts. */
 export interface LoopTransition {
   jobsStarted: number;
-  /** Jobs that finished in this write: their result and how long they ran. */
-  jobsFinished: { result: (typeof JOB_RESULTS)[number]; seconds: number }[];
+  /** Jobs that finished in this write: their result, how long they ran and the GPU-seconds they held. */
+  jobsFinished: { result: (typeof JOB_RESULTS)[number]; seconds: number; gpuSeconds: number }[];
   promotions: number;
   rejections: number;
   rollbacks: number;
@@ -45,6 +45,7 @@ export function loopTransition(before: ModelDeploymentStatus | undefined, after:
           {
             result: job.phase === "Failed" ? "failed" : "succeeded",
             seconds: Math.max(0, (Date.parse(job.completionTime!) - Date.parse(job.startTime!)) / 1000),
+            gpuSeconds: job.gpuSeconds ?? 0,
           },
         ]
       : [],
@@ -57,6 +58,7 @@ export function loopTransition(before: ModelDeploymentStatus | undefined, after:
 export class ModelDeploymentMetrics {
   private readonly jobsStarted: Counter<keyof Identity>;
   private readonly jobsFailed: Counter<keyof Identity>;
+  private readonly gpuSeconds: Counter<keyof Identity>;
   private readonly jobDuration: Histogram<keyof Identity | "result">;
   private readonly promotions: Counter<keyof Identity>;
   private readonly rejections: Counter<keyof Identity>;
@@ -73,6 +75,10 @@ export class ModelDeploymentMetrics {
     const counter = (name: string, help: string) => new Counter({ name, help, labelNames, registers });
     this.jobsStarted = counter("ballast_retraining_jobs_started_total", "Retraining Jobs the loop started.");
     this.jobsFailed = counter("ballast_retraining_jobs_failed_total", "Retraining Jobs that failed: Job failed or deleted, or no pod reported a candidate.");
+    this.gpuSeconds = counter(
+      "ballast_retraining_gpu_seconds_total",
+      "GPU-seconds finished retraining Jobs held: run time times the GPUs their pods request (0 for Jobs without GPUs).",
+    );
     this.jobDuration = new Histogram({
       name: "ballast_retraining_job_duration_seconds",
       help: "From a retraining Job's creation to the loop seeing it finish, by result (succeeded, failed).",
@@ -105,7 +111,10 @@ export class ModelDeploymentMetrics {
     const t = loopTransition(before, after);
     this.jobsStarted.inc(labels, t.jobsStarted);
     this.jobsFailed.inc(labels, t.jobsFinished.filter((j) => j.result === "failed").length);
-    for (const job of t.jobsFinished) this.jobDuration.observe({ ...labels, result: job.result }, job.seconds);
+    for (const job of t.jobsFinished) {
+      this.jobDuration.observe({ ...labels, result: job.result }, job.seconds);
+      this.gpuSeconds.inc(labels, job.gpuSeconds);
+    }
     this.promotions.inc(labels, t.promotions);
     this.rejections.inc(labels, t.rejections);
     this.rollbacks.inc(labels, t.rollbacks);
@@ -131,7 +140,7 @@ export class ModelDeploymentMetrics {
   }
 
   private counters(): Counter<keyof Identity>[] {
-    return [this.jobsStarted, this.jobsFailed, this.promotions, this.rejections, this.rollbacks, this.scrapes, this.scrapeErrors];
+    return [this.jobsStarted, this.jobsFailed, this.gpuSeconds, this.promotions, this.rejections, this.rollbacks, this.scrapes, this.scrapeErrors];
   }
 
   /** Drops the transition series of ModelDeployments that no longer exist. */
@@ -244,6 +253,25 @@ export class ModelDeploymentMetrics {
       "spec.policy.maxRetrainings.count: retraining Jobs allowed per period (0 disables retraining).",
       [],
       (md, set) => set(md, {}, md.spec.policy.maxRetrainings.count),
+    );
+    gauge(
+      "ballast_modeldeployment_retraining_gpu_seconds_in_period",
+      "GPU-seconds retraining Jobs started within spec.policy.maxRetrainings.period held, the running Job's so far included.",
+      [],
+      (md, set) => {
+        const loop = md.status?.loop;
+        const running = loop?.phase === "Training" ? md.status?.lastRetraining?.startTime : undefined;
+        set(md, {}, loop ? gpuSecondsInPeriod(loop, md, now(), running) : 0);
+      },
+    );
+    gauge(
+      "ballast_modeldeployment_retraining_gpu_seconds_allowed_per_period",
+      "spec.policy.maxRetrainings.gpuSeconds: GPU-seconds retraining Jobs may hold per period (no series when unset).",
+      [],
+      (md, set) => {
+        const allowed = md.spec.policy.maxRetrainings.gpuSeconds;
+        if (allowed !== undefined) set(md, {}, allowed);
+      },
     );
   }
 }

@@ -59,6 +59,31 @@ export interface RetrainingJobInput {
   feedbackSince: string;
   /** The Ballast image when spec.retraining.image and spec.serving.image are unset. */
   defaultImage: string;
+  /** Stop the Job sooner than spec.retraining.activeDeadlineSeconds: what the GPU budget has left for it. */
+  maxSeconds?: number;
+}
+
+/** Pods a retraining Job runs at once: each trains a share of the trials. */
+export function retrainingParallelism(md: ResolvedModelDeployment): number {
+  return Math.min(md.spec.retraining.search.parallelism, md.spec.retraining.search.maxTrials);
+}
+
+/** A device-plugin GPU resource: nvidia.com/gpu, amd.com/gpu, … */
+const GPU_RESOURCE = /(^|\/)gpu$/;
+
+/**
+ * GPUs a retraining Job holds while it runs: what each pod's train container requests (limits win, as the
+ * device plugins require them equal) times the pods running at once. Whole devices: fractions are not scheduled.
+ */
+export function retrainingGpus(md: ResolvedModelDeployment): number {
+  const { limits = {}, requests = {} } = (md.spec.retraining.resources ?? {}) as { limits?: Record<string, unknown>; requests?: Record<string, unknown> };
+  let perPod = 0;
+  for (const key of new Set([...Object.keys(limits), ...Object.keys(requests)])) {
+    if (!GPU_RESOURCE.test(key)) continue;
+    const n = Number(limits[key] ?? requests[key]);
+    if (Number.isFinite(n) && n > 0) perPod += n;
+  }
+  return perPod * retrainingParallelism(md);
 }
 
 export function desiredRetrainingJob(md: ResolvedModelDeployment, input: RetrainingJobInput): V1Job {
@@ -68,7 +93,7 @@ export function desiredRetrainingJob(md: ResolvedModelDeployment, input: Retrain
   const hp = r.hyperparameters;
   const store = modelVolume(parseStorageUri(md.spec.model.storageUri, "spec.model.storageUri"), { readOnly: false });
   const feedback = r.data.includeFeedback ? feedbackLogUri(md) : undefined;
-  const parallelism = Math.min(r.search.parallelism, r.search.maxTrials);
+  const parallelism = retrainingParallelism(md);
   const labels = {
     [LABEL_NAME]: "ballast",
     [LABEL_INSTANCE]: name,
@@ -131,7 +156,7 @@ export function desiredRetrainingJob(md: ResolvedModelDeployment, input: Retrain
       completions: parallelism,
       parallelism,
       backoffLimit: r.backoffLimit,
-      activeDeadlineSeconds: r.activeDeadlineSeconds,
+      activeDeadlineSeconds: input.maxSeconds !== undefined ? Math.min(r.activeDeadlineSeconds, input.maxSeconds) : r.activeDeadlineSeconds,
       ttlSecondsAfterFinished: r.ttlSecondsAfterFinished,
       template: {
         metadata: { labels },

@@ -8,6 +8,7 @@ import {
   appendHistory,
   defaultAccuracyMetric,
   findCondition,
+  isoSeconds,
   parseDurationMs,
   setCondition,
   type Condition,
@@ -23,6 +24,7 @@ import {
   type ShadowComparison,
 } from "../../api/index.js";
 import type { EventRecord } from "../../kube/events.js";
+import { jobGpuSeconds, nextJobGpuBudget, recordGpuSeconds, startsInPeriod } from "./budget.js";
 import { bestCandidate, evaluateGate, improvement, type CandidateReport } from "./gate.js";
 import { candidateVersionName, retrainingJobName } from "./retraining-job.js";
 
@@ -84,7 +86,8 @@ export const LOOP_OWNED_FIELDS = ["loop", "lastRetraining", "candidateVersion", 
 export interface LoopStep {
   status: LoopOwnedStatus;
   /** Create this Job (idempotent: its name is deterministic). */
-  createJob?: { attempt: number; fromVersion: string; feedbackSince: string };
+  /** maxSeconds: what the GPU budget leaves the Job (its activeDeadlineSeconds at most). */
+  createJob?: { attempt: number; fromVersion: string; feedbackSince: string; maxSeconds?: number };
   events: EventRecord[];
   /** Shadowing: run this candidate in the shadow Deployment and mirror to it; Observing with the reverse shadow: the
    * previous version; absent: no shadow (scaled to 0). */
@@ -95,8 +98,6 @@ export interface LoopStep {
 
 /** While shadowing, mirroring is re-sent at least this often (the sidecars stop by themselves 2 minutes after the last). */
 export const SHADOW_REFRESH_MS = 30_000;
-
-const isoSeconds = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
 function fmt(x: number | undefined | null): string {
   return x === undefined || x === null ? "n/a" : String(Number(x.toPrecision(3)));
@@ -113,12 +114,6 @@ export function servingSince(md: ResolvedModelDeployment): string {
   const entry = [...(md.status?.history ?? [])].reverse().find((h) => h.version === serving && (h.event === "Promoted" || h.event === "RolledBack"));
   const created = md.metadata.creationTimestamp;
   return entry?.time ?? (created ? isoSeconds(new Date(created)) : isoSeconds(new Date(0)));
-}
-
-/** Start times within the budget's sliding period. */
-export function startsInPeriod(loop: LoopStatus, md: ResolvedModelDeployment, now: Date): string[] {
-  const period = parseDurationMs(md.spec.policy.maxRetrainings.period);
-  return (loop.recentStarts ?? []).filter((t) => now.getTime() - Date.parse(t) < period);
 }
 
 class Step {
@@ -408,6 +403,8 @@ function stable(step: Step): void {
       ConditionReason.BudgetExhausted,
       `policy violated, but the budget is spent: ${starts.length} of ${budget.count} retraining Jobs in the last ${budget.period} (next slot ${isoSeconds(new Date(Date.parse(starts[0]!) + parseDurationMs(budget.period)))})`,
     );
+  const gpuBudget = nextJobGpuBudget(step.loop, md, obs.now);
+  if (gpuBudget.limited && gpuBudget.refusal) return refuse(ConditionReason.BudgetExhausted, gpuBudget.refusal);
   if (backingOff(step))
     return refuse(
       ConditionReason.CooldownActive,
@@ -424,8 +421,11 @@ function stable(step: Step): void {
   step.loop.lastHandledTrigger = trigger;
   step.loop.recentStarts = [...starts, step.now];
   step.lastRetraining = { jobName, attempt, phase: "Running", startTime: step.now, fromVersion: serving, reason: why.slice(0, 1024) };
-  step.createJob = { attempt, fromVersion: serving, feedbackSince: servingSince(md) };
-  step.enter("Training", `retraining Job ${jobName} started from ${serving} (candidate ${candidateVersionName(md, attempt)}): ${why}`);
+  step.createJob = { attempt, fromVersion: serving, feedbackSince: servingSince(md), ...(gpuBudget.limited ? { maxSeconds: gpuBudget.maxSeconds } : {}) };
+  const gpuNote = gpuBudget.limited
+    ? `; GPU budget: ${gpuBudget.used} of ${gpuBudget.allowed} GPU-seconds spent in the last ${budget.period}, so this ${gpuBudget.gpus}-GPU Job runs at most ${Math.min(gpuBudget.maxSeconds, md.spec.retraining.activeDeadlineSeconds)} s`
+    : "";
+  step.enter("Training", `retraining Job ${jobName} started from ${serving} (candidate ${candidateVersionName(md, attempt)}): ${why}${gpuNote}`);
   step.event("Normal", ConditionReason.RetrainingStarted, step.loop.message, "Retrain");
 }
 
@@ -437,8 +437,16 @@ function training(step: Step): void {
     attempt: step.loop.attempt,
     phase: "Running",
   };
+  /** The finished Job's GPU-seconds, counted against the budget's period. */
+  const spent = (): { gpuSeconds?: number } => {
+    if (!retraining.startTime) return {};
+    // To completionTime as written (second precision), as ballast_retraining_job_duration_seconds measures it.
+    const gpuSeconds = jobGpuSeconds(md, retraining.startTime, new Date(step.now));
+    step.loop.recentGpuSeconds = recordGpuSeconds(step.loop, md, obs.now, retraining.startTime, gpuSeconds);
+    return { gpuSeconds };
+  };
   const jobFailed = (reason: string, message: string) => {
-    step.lastRetraining = { ...retraining, phase: "Failed", completionTime: step.now, reason, message: message.slice(0, 32768) };
+    step.lastRetraining = { ...retraining, phase: "Failed", completionTime: step.now, ...spent(), reason, message: message.slice(0, 32768) };
     step.remember({ event: "RetrainingFailed", version: retraining.fromVersion ?? "unknown", reason, message: message.slice(0, 1024) });
     step.condition(ConditionType.Retraining, "False", ConditionReason.RetrainingFailed, `${retraining.jobName}: ${reason}: ${message}`);
     step.event("Warning", ConditionReason.RetrainingFailed, `retraining Job ${retraining.jobName} failed: ${reason}: ${message}`, "Retrain");
@@ -458,6 +466,7 @@ function training(step: Step): void {
     ...retraining,
     phase: "Succeeded",
     completionTime: step.now,
+    ...spent(),
     candidateVersion: best.version,
     ...(best.recent.candidate !== null ? { candidateMetric: Number(best.recent.candidate.toPrecision(4)) } : {}),
     ...(best.recent.serving !== null ? { servingMetric: Number(best.recent.serving.toPrecision(4)) } : {}),

@@ -5,6 +5,7 @@ import {
   ConditionType,
   defaultAccuracyMetric,
   findCondition,
+  isoSeconds,
   parseDurationMs,
   setCondition,
   isConditionReason,
@@ -499,10 +500,6 @@ export function withServingVersion(prior: ModelDeploymentStatus, group: readonly
   const pinned = md.spec.model.version;
   if (!served || (pinned !== undefined && served !== pinned) || prior.servingVersion === served) return prior;
   return { ...prior, servingVersion: served };
-}
-
-function isoSeconds(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
 /** Events for what changed between two statuses: drift or degradation appearing (Warning) and clearing (Normal). */

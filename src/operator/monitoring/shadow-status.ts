@@ -1,13 +1,11 @@
 // status.shadow from a scrape: the serving pods' shadow blocks merged and judged against spec.promotion, every
 // scrape while the serving pods mirror to a candidate — or, while a promotion is observed, to the previous version
 // (the reverse shadow, role previous). The loop reads the verdict; this module only reports it.
-import type { ModelDeploymentStatus, ResolvedModelDeployment, ShadowComparison } from "../../api/index.js";
+import { isoSeconds, type ModelDeploymentStatus, type ResolvedModelDeployment, type ShadowComparison } from "../../api/index.js";
 import { compareReverseShadow, compareShadow } from "../../monitoring/shadow-comparison.js";
 import { mergeShadowSummaries } from "../../monitoring/shadow-summary.js";
 import type { SidecarSummary } from "../../monitoring/summary.js";
 import { servingGroup, type PodScrape } from "./health.js";
-
-const isoSeconds = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
 /** Failed / served requests of the serving pods in the windows that ended after mirroring began. */
 export function servingErrorRateSince(group: readonly SidecarSummary[], since: string): number | undefined {

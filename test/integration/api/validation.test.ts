@@ -130,6 +130,11 @@ const invalidCases: InvalidCase[] = [
     field: "spec.policy.maxRetrainings.period",
     mutate: (s) => (s.policy.maxRetrainings = { count: 3, period: "5m" }),
   },
+  {
+    what: "a GPU-seconds budget too small for a minute of one GPU",
+    field: "spec.policy.maxRetrainings.gpuSeconds",
+    mutate: (s) => (s.policy.maxRetrainings = { count: 3, gpuSeconds: 30 }),
+  },
   { what: "zero learning rate", field: "spec.retraining.hyperparameters.learningRate", mutate: (s) => (s.retraining.hyperparameters.learningRate = 0) },
   { what: "holdout of 90%", field: "spec.retraining.data.holdoutFraction", mutate: (s) => (s.retraining.data = { holdoutFraction: 0.9 }) },
   {

@@ -140,7 +140,14 @@ describe("a real Prometheus scraping the local cluster: the shipped dashboard an
             scrapeInterval: "1s",
           },
           // Calm then degraded, judged by labels; no retraining, so the degraded version keeps serving while we look.
-          policy: { minAccuracy: 0.75, minSamples: 15, minLabelledSamples: 15, consecutiveWindows: 2, minStability: 0, maxRetrainings: { count: 0 } },
+          policy: {
+            minAccuracy: 0.75,
+            minSamples: 15,
+            minLabelledSamples: 15,
+            consecutiveWindows: 2,
+            minStability: 0,
+            maxRetrainings: { count: 0, gpuSeconds: 3600 },
+          },
         },
       }),
     );

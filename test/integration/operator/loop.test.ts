@@ -16,7 +16,7 @@ import { waitForService } from "../../../src/demo/traffic.js";
 import { kubectl, waitFor } from "../../support/cluster.js";
 import { sampleValue } from "../../support/prometheus-text.js";
 import { kubectlJson, trainInto } from "./operator-process.js";
-import { penguinSuite, deployPenguins, operatorEvents, PENGUIN_WINDOW, sendPenguins } from "./penguin-loop.js";
+import { penguinSuite, deployPenguins, operatorEvents, PENGUIN_GPU_SECONDS, PENGUIN_WINDOW, sendPenguins } from "./penguin-loop.js";
 
 const WINDOW = PENGUIN_WINDOW;
 const MD_NAME = "penguins";
@@ -105,8 +105,14 @@ describe("ballast operator: the closed loop on real data", () => {
     expect((await jobs()).map((j) => j.metadata!.name)).toEqual([`${MD_NAME}-retrain-1`]);
     const pods = await kubectlJson<{ items: V1Pod[] }>(["get", "pods", "-n", suite.namespace, "-l", `batch.kubernetes.io/job-name=${MD_NAME}-retrain-1`]);
     expect(pods.items[0]!.spec!.nodeName).toBe("ballast-gpu-0");
+    // The GPU budget (1800 GPU-seconds a day, one GPU): the Job may run 1800 s, not activeDeadlineSeconds' 3600.
+    expect((await jobs())[0]!.spec!.activeDeadlineSeconds).toBe(PENGUIN_GPU_SECONDS);
     const last = observing.status!.lastRetraining!;
     expect(last.gate?.passed, `the gate: ${JSON.stringify(last.gate)}`).toBe(true);
+    // Its GPU-seconds: run time on its one GPU, counted against the budget.
+    const ranSeconds = (Date.parse(last.completionTime!) - Date.parse(last.startTime!)) / 1000;
+    expect(last.gpuSeconds).toBe(Math.round(ranSeconds));
+    expect(observing.status!.loop!.recentGpuSeconds).toEqual([{ start: last.startTime, gpuSeconds: last.gpuSeconds }]);
     expect(last).toMatchObject({ phase: "Succeeded", gate: { passed: true, metric: "accuracy" } });
     expect(last.gate!.recent.rows).toBeGreaterThan(0);
     expect(last.candidateMetric!).toBeGreaterThan(last.servingMetric! + 0.05);
@@ -205,7 +211,10 @@ describe("ballast operator: the closed loop on real data", () => {
       60_000,
     );
     await send([...split.familiar, ...gentoo].slice(WINDOW, 3 * WINDOW + 5), "strict");
+    const spentBefore = (await get()).status!.loop!.recentGpuSeconds!.reduce((sum, e) => sum + e.gpuSeconds, 0);
     const failed = await until("the failed attempt", (m) => m.status?.lastRetraining?.phase === "Failed", 90_000);
+    // What the first Job left of the GPU budget bounds the second.
+    expect((await jobs()).find((j) => j.metadata!.name === `${MD_NAME}-retrain-2`)!.spec!.activeDeadlineSeconds).toBe(PENGUIN_GPU_SECONDS - spentBefore);
     expect(failed.status!.lastRetraining).toMatchObject({ jobName: `${MD_NAME}-retrain-2`, reason: "BackoffLimitExceeded" });
     expect(failed.status!.lastRetraining!.message).toMatch(/epochs/);
     expect(failed.status!.loop).toMatchObject({ phase: "Stable", consecutiveFailures: 2 });
@@ -221,5 +230,8 @@ describe("ballast operator: the closed loop on real data", () => {
     const ran = (Date.parse(failed.status!.lastRetraining!.completionTime!) - Date.parse(failed.status!.lastRetraining!.startTime!)) / 1000;
     expect(sampleValue(metrics, "ballast_retraining_job_duration_seconds_sum", { ...me, result: "failed" })).toBe(ran);
     expect(sampleValue(metrics, "ballast_modeldeployment_condition", { ...me, type: "Retraining", status: "False", reason: "RetrainingFailed" })).toBe(1);
+    expect(sampleValue(metrics, "ballast_retraining_gpu_seconds_total", me)).toBe(failed.status!.lastRetraining!.gpuSeconds);
+    expect(sampleValue(metrics, "ballast_modeldeployment_retraining_gpu_seconds_in_period", me)).toBe(spentBefore + failed.status!.lastRetraining!.gpuSeconds!);
+    expect(sampleValue(metrics, "ballast_modeldeployment_retraining_gpu_seconds_allowed_per_period", me)).toBe(PENGUIN_GPU_SECONDS);
   }, 240_000);
 });

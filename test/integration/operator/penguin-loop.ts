@@ -25,6 +25,8 @@ import {
 
 export const PENGUIN_WINDOW = 20;
 export const PENGUIN_CLAIM = "models";
+/** spec.policy.maxRetrainings.gpuSeconds: half an hour of the one GPU a retraining Job requests. */
+export const PENGUIN_GPU_SECONDS = 1800;
 
 /** A penguin suite's world: its own namespace holding the penguin store, and an operator under its own ServiceAccount watching only it. */
 export interface PenguinSuite {
@@ -111,7 +113,15 @@ export async function deployPenguins(namespace: string, name: string, promotion:
           drift: { method: "ks" },
           scrapeInterval: "1s",
         },
-        policy: { minAccuracy: 0.75, minSamples: 15, minLabelledSamples: 15, consecutiveWindows: 2, cooldown: "10s", minStability: 0 },
+        policy: {
+          minAccuracy: 0.75,
+          minSamples: 15,
+          minLabelledSamples: 15,
+          consecutiveWindows: 2,
+          cooldown: "10s",
+          minStability: 0,
+          maxRetrainings: { count: 3, period: "24h", gpuSeconds: PENGUIN_GPU_SECONDS },
+        },
         retraining: {
           resources: { limits: { "nvidia.com/gpu": "1" } },
           tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],

@@ -33,14 +33,14 @@ describe("loop transitions", () => {
     expect(loopTransition(started, started)).toEqual({ jobsStarted: 0, jobsFinished: [], promotions: 0, rejections: 0, rollbacks: 0 });
   });
 
-  it("a failed Job: one failure with how long it ran", () => {
+  it("a failed Job: one failure with how long it ran and the GPU-seconds it held", () => {
     const failed: ModelDeploymentStatus = {
       ...started,
       loop: { ...started.loop!, phase: "Stable" },
-      lastRetraining: { ...started.lastRetraining!, phase: "Failed", completionTime: "2026-12-05T11:20:00Z" },
+      lastRetraining: { ...started.lastRetraining!, phase: "Failed", completionTime: "2026-12-05T11:20:00Z", gpuSeconds: 2400 },
       history: [...started.history!, { time: "2026-12-05T11:20:00Z", event: "RetrainingFailed", version: "v1", reason: "BackoffLimitExceeded" }],
     };
-    expect(loopTransition(started, failed).jobsFinished).toEqual([{ result: "failed", seconds: 1200 }]);
+    expect(loopTransition(started, failed).jobsFinished).toEqual([{ result: "failed", seconds: 1200, gpuSeconds: 2400 }]);
   });
 
   it("a succeeded Job whose candidate the gate rejects: a finished Job and a rejection", () => {
@@ -55,7 +55,7 @@ describe("loop transitions", () => {
     };
     expect(loopTransition(started, rejected)).toEqual({
       jobsStarted: 0,
-      jobsFinished: [{ result: "succeeded", seconds: 300 }],
+      jobsFinished: [{ result: "succeeded", seconds: 300, gpuSeconds: 0 }],
       promotions: 0,
       rejections: 1,
       rollbacks: 0,
@@ -123,6 +123,59 @@ describe("ModelDeployment metrics", () => {
     expect(thresholds).toEqual({ maxError: 2, maxDriftShare: 0.5, minRobustness: 0.99, minLabelledSamples: 50 });
     expect(await samples(registry, "ballast_modeldeployment_retraining_jobs_in_period")).toEqual([{ labels: me, value: 2 }]);
     expect(await samples(registry, "ballast_modeldeployment_retraining_jobs_allowed_per_period")).toEqual([{ labels: me, value: 3 }]);
+    // No GPU-seconds budget in the spec: nothing spent, and no "allowed" series to compare against.
+    expect(await samples(registry, "ballast_modeldeployment_retraining_gpu_seconds_in_period")).toEqual([{ labels: me, value: 0 }]);
+    expect(await samples(registry, "ballast_modeldeployment_retraining_gpu_seconds_allowed_per_period")).toEqual([]);
+  });
+
+  it("shows GPU-seconds spent in the period, the running Job's so far included, against the budget", async () => {
+    const registry = new Registry();
+    const metrics = new ModelDeploymentMetrics(registry, () => NOW);
+    const base = md(
+      "weather",
+      {
+        // One finished Job in the period (1500 GPU-s), one outside it, and a Job running for 10 minutes.
+        loop: {
+          phase: "Training",
+          attempt: 3,
+          since: "2026-12-05T11:50:00Z",
+          message: "",
+          recentGpuSeconds: [
+            { start: "2026-12-04T09:00:00Z", gpuSeconds: 9000 },
+            { start: "2026-12-05T08:00:00Z", gpuSeconds: 1500 },
+          ],
+        },
+        lastRetraining: { jobName: "weather-retrain-3", attempt: 3, phase: "Running", startTime: "2026-12-05T11:50:00Z" },
+      },
+      { maxRetrainings: { count: 3, period: "24h", gpuSeconds: 7200 } },
+    );
+    // Two GPUs per pod, two pods at once.
+    const gpuJob = {
+      ...base,
+      spec: {
+        ...base.spec,
+        retraining: {
+          ...base.spec.retraining,
+          resources: { limits: { "nvidia.com/gpu": "2" } },
+          search: { ...base.spec.retraining.search, parallelism: 2, maxTrials: 4 },
+        },
+      },
+    };
+    metrics.readFrom(() => [gpuJob]);
+    const me = { namespace: "ml", modeldeployment: "weather" };
+    expect(await samples(registry, "ballast_modeldeployment_retraining_gpu_seconds_in_period")).toEqual([{ labels: me, value: 1500 + 600 * 4 }]);
+    expect(await samples(registry, "ballast_modeldeployment_retraining_gpu_seconds_allowed_per_period")).toEqual([{ labels: me, value: 7200 }]);
+    // When the Job finishes, its GPU-seconds are counted once.
+    const running = gpuJob.status!;
+    const finished: ModelDeploymentStatus = {
+      ...running,
+      loop: { ...running.loop!, phase: "Stable" },
+      lastRetraining: { ...running.lastRetraining!, phase: "Failed", completionTime: "2026-12-05T12:00:00Z", gpuSeconds: 2400 },
+      history: [{ time: "2026-12-05T12:00:00Z", event: "RetrainingFailed", version: "v1", reason: "DeadlineExceeded" }],
+    };
+    metrics.loopStepped(gpuJob, running, finished);
+    metrics.loopStepped(gpuJob, finished, finished);
+    expect(await samples(registry, "ballast_retraining_gpu_seconds_total")).toEqual([{ labels: me, value: 2400 }]);
   });
 
   it("counts transitions per ModelDeployment and drops a deleted one's series at the next scrape", async () => {

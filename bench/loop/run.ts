@@ -4,7 +4,8 @@
 // retrain every K windows (built from the operator's own policy), and Ballast's policy as
 // test/integration/operator/loop.test.ts uses it. A fourth runs Ballast's policy on a stationary stream (Adelie
 // birds only): it must start no Job. A fifth runs Ballast's policy on the shifted stream with every window's labels
-// sent 3 windows late, so the operator judges each window before its labels: on the label-free estimate.
+// sent 3 windows late, so the operator judges each window before its labels: on the label-free estimate where
+// the rows lie within the reference's range, else on drift.
 // Prints per variant the mean windowed accuracy (the traffic's own answers), windows from onset to detection,
 // trigger-to-promotion time, Jobs started and GPU-seconds, then the ratios; then the estimate error
 // |estimated − realised accuracy| per window, and the detection delay with labels D windows late: the label-free
@@ -769,10 +770,10 @@ try {
     `\ndetection with labels D windows late (onset = window ${onsetWindow}, the first Gentoo window; consecutiveWindows ${BALLAST_POLICY.consecutiveWindows}, so 1 window after the onset is the earliest):`,
   );
   console.log(`  operator, D = 0 (ballast: labels decide):                   ${afterOnset(detection.labelsOnTime)}`);
-  console.log(`  operator, D = ${LATE_LABELS_WINDOWS} (ballast-late3: the estimate decides):       ${afterOnset(detection.lateLabelsOperator)}`);
+  console.log(`  operator, D = ${LATE_LABELS_WINDOWS} (ballast-late3: estimate, else drift):     ${afterOnset(detection.lateLabelsOperator)}`);
   for (const d of [0, LATE_LABELS_WINDOWS]) {
     console.log(`  replay on never's windows, D = ${d}, waiting for labels:      ${afterOnset(detection.replay[d]!.labels)}`);
-    console.log(`  replay on never's windows, D = ${d}, label-free estimate:     ${afterOnset(detection.replay[d]!.estimate)}`);
+    console.log(`  replay on never's windows, D = ${d}, label-free estimate alone: ${afterOnset(detection.replay[d]!.estimate)}`);
   }
   const lateGoal = lateDetected !== undefined && lateDetected - onsetWindow <= 1;
   console.log(`labels ${LATE_LABELS_WINDOWS} windows late, detection no later than 1 window after the onset: ${lateGoal ? "met" : "not met"}`);

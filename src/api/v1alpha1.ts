@@ -460,7 +460,7 @@ export const PolicySpecSchema = Type.Object(
     triggerOn: withDefault(
       stringEnum(
         ["auto", "performance", "drift", "any"] as const,
-        "What may make a window a violation. auto: a window with at least minLabelledSamples labelled rows is judged on the quality metric (minAccuracy / maxError), stability and robustness, and its drift is reported as the likely cause but does not decide; a window with fewer is judged on the quality metric's label-free estimate (a calibrated classifier's expected accuracy or f1, a regressor's estimated mae or rmse from its error model) and robustness when it has one, else on drift and robustness. performance: only the quality metric (or, with too few labels, its estimate), stability and robustness. drift: only drift and robustness. any: every rule.",
+        "What may make a window a violation. auto: a window with at least minLabelledSamples labelled rows is judged on the quality metric (minAccuracy / maxError), stability and robustness, and its drift is reported as the likely cause but does not decide; a window with fewer is judged on the quality metric's label-free estimate (a calibrated classifier's expected accuracy or f1, a regressor's estimated mae or rmse from its error model) and robustness when it has one — unless significantly many rows lie beyond the reference's range and could flip the verdict (docs/monitoring.md) —, else on drift and robustness. performance: only the quality metric (or, with too few labels, its estimate), stability and robustness. drift: only drift and robustness. any: every rule.",
       ),
       "auto",
     ),

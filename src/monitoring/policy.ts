@@ -92,6 +92,12 @@ export interface WindowObservation {
   estimatedSamples?: number;
   /** What the estimates come from, in words (default "calibrated confidence"; a regressor's: "predicted errors"). */
   estimatedFrom?: string;
+  /**
+   * Set when the window's rows left the reference's range significantly (reference-support.ts): `share` of them lie
+   * where the model extrapolates, `text` says so ("18 of 20 rows outside the reference's range (…)"). The estimate
+   * is trusted only where those rows could not change the verdict (see `untrustedEstimate`).
+   */
+  outsideReference?: { share: number; text: string };
   stability?: number | null;
   robustness?: number | null;
 }
@@ -186,12 +192,34 @@ function hasEstimate(observation: WindowObservation, config: PolicyConfig): bool
   return config.metrics.some((b) => Number.isFinite(observation.estimatedMetrics?.[b.metric] ?? NaN));
 }
 
+/**
+ * Why the estimate cannot judge this window, if it cannot. On rows beyond the reference's range the model
+ * extrapolates and its confidence (or error model) was never checked, so their share of the window is taken as
+ * unknown: an accuracy or f1 bound is decided by the estimate only if it holds for any quality of those rows
+ * (estimate ± their share; exact for accuracy, a mean of per-row outcomes, and a working bound for f1); an error
+ * bound (mae, rmse) never is, since their error has no upper limit.
+ */
+function untrustedEstimate(observation: WindowObservation, config: PolicyConfig): string | undefined {
+  const outside = observation.outsideReference;
+  if (!outside) return undefined;
+  for (const b of config.metrics) {
+    const estimate = observation.estimatedMetrics?.[b.metric];
+    if (estimate === null || estimate === undefined || !Number.isFinite(estimate)) continue;
+    if (b.max !== undefined) return `${outside.text}; their ${b.metric} could be anything`;
+    if (b.min !== undefined && estimate - outside.share < b.min && estimate + outside.share >= b.min)
+      return `${outside.text}; estimated ${b.metric} ${fmt(estimate)} ± ${fmt(outside.share)} spans the minimum ${b.min}`;
+  }
+  return undefined;
+}
+
 /** Which rules judge this window under `config.triggerOn`. */
 function regime(observation: WindowObservation, config: PolicyConfig): Regime {
   const labelled = observation.labelledSamples ?? 0;
   const enough = labelled >= config.minLabelledSamples;
   const count = `${labelled} labelled rows ${enough ? "≥" : "<"} ${config.minLabelledSamples}`;
-  if (!enough && (config.triggerOn === "auto" || config.triggerOn === "performance") && hasEstimate(observation, config)) {
+  const doubt = !enough && hasEstimate(observation, config) ? untrustedEstimate(observation, config) : undefined;
+  const untrusted = doubt ? `; estimate not trusted: ${doubt}` : "";
+  if (!enough && (config.triggerOn === "auto" || config.triggerOn === "performance") && hasEstimate(observation, config) && !untrusted) {
     const rows = observation.estimatedSamples ?? observation.samples;
     return {
       labels: false,
@@ -212,14 +240,14 @@ function regime(observation: WindowObservation, config: PolicyConfig): Regime {
         drift: false,
         basis: "decided by labels (policy.triggerOn performance)",
         decidedBy: "labels",
-        ...(enough ? {} : { labelsNote: `quality metric not judged: ${count}` }),
+        ...(enough ? {} : { labelsNote: `quality metric not judged: ${count}${untrusted}` }),
       };
     case "drift":
       return { labels: false, stability: false, drift: true, basis: "decided by drift (policy.triggerOn drift)", decidedBy: "drift" };
     case "auto":
       return enough
         ? { labels: true, stability: true, drift: false, basis: `decided by labels (${count})`, decidedBy: "labels" }
-        : { labels: false, stability: false, drift: true, basis: `decided by drift (${count})`, decidedBy: "drift" };
+        : { labels: false, stability: false, drift: true, basis: `decided by drift (${count}${untrusted})`, decidedBy: "drift" };
   }
 }
 

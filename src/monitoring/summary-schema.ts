@@ -100,6 +100,9 @@ const WindowSchema = Type.Object({
   estimate: Type.Optional(EstimateSchema),
   lossEstimate: Type.Optional(LossEstimateSchema),
   reconstruction: Type.Optional(ReconstructionSchema),
+  support: Type.Optional(
+    Type.Object({ rows: Count, outside: Count, expectedShare: Type.Number({ minimum: 0, maximum: 1 }), expectedShareSd: Type.Number({ minimum: 0 }) }),
+  ),
   // `samples` becomes status.lastMetrics.labelledSamples (an int64 ≥ 0); the rest are metric values.
   metrics: Type.Object({ samples: Type.Optional(Count) }, { additionalProperties: Type.Number() }),
   drift: Type.Union([DriftReportSchema, Type.Null()]),
@@ -183,6 +186,8 @@ export function parseSidecarSummary(body: unknown): SidecarSummary {
       if (classes !== JSON.stringify(first.classes)) throw new SummaryFormatError(`summary windows.${i}.estimate.classes: differ from an earlier window's`);
     }
     if (w.lossEstimate && summary.task !== "regression") throw new SummaryFormatError(`summary windows.${i}.lossEstimate: only a regression summary has one`);
+    if (w.support && w.support.outside > w.support.rows)
+      throw new SummaryFormatError(`summary windows.${i}.support.outside: ${w.support.outside} rows outside of ${w.support.rows} checked`);
     const band = w.reconstruction?.band;
     if (band && band.windowSizes.length !== band.std.length)
       throw new SummaryFormatError(`summary windows.${i}.reconstruction.band: needs one std per window size`);

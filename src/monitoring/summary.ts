@@ -7,6 +7,7 @@ import { ConfidenceEstimate, type ConfidenceEstimateJSON } from "./confidence-es
 import { DatasetProfile, type DatasetProfileJSON } from "./dataset-profile.js";
 import { estimatedLossMetrics, mergeLossEstimates, type LossEstimateJSON } from "./loss-estimate.js";
 import { mergeReconstruction, type ReconstructionWindowJSON } from "./multivariate-drift.js";
+import { mergeReferenceSupport, type ReferenceSupportJSON } from "./reference-support.js";
 import { ConfusionMatrix, RegressionAccumulator, type ConfusionMatrixJSON, type RegressionAccumulatorJSON } from "./performance.js";
 
 export const SUMMARY_FORMAT = "ballast.dev/sidecar-summary/v1";
@@ -53,6 +54,11 @@ export interface WindowSummary {
    * to judge its mean by (multivariateDrift); absent otherwise and from older sidecars.
    */
   reconstruction?: ReconstructionWindowJSON;
+  /**
+   * Versions with a label-free estimate: rows checked against the reference's range and those outside it, which
+   * decides whether the estimate is trusted (reference-support.ts); absent otherwise and from older sidecars.
+   */
+  support?: ReferenceSupportJSON;
   /**
    * Metrics derived from `labelled` (samples, accuracy, precision, recall, f1, f1Weighted / samples, mae, rmse, r2)
    * and from `estimate` (estimatedSamples, estimatedAccuracy, estimatedF1) or `lossEstimate` (estimatedSamples,
@@ -188,6 +194,7 @@ export function mergeWindows(a: WindowSummary, b: WindowSummary): WindowSummary 
   const estimate = mergeEstimates(a.estimate, b.estimate);
   const reconstruction = mergeReconstruction(a.reconstruction, b.reconstruction);
   const lossEstimate = mergeLossEstimates(a.lossEstimate, b.lossEstimate);
+  const support = mergeReferenceSupport(a.support, b.support);
   return {
     start: a.start < b.start ? a.start : b.start,
     end: a.end > b.end ? a.end : b.end,
@@ -202,6 +209,7 @@ export function mergeWindows(a: WindowSummary, b: WindowSummary): WindowSummary 
     ...(estimate ? { estimate } : {}),
     ...(lossEstimate ? { lossEstimate } : {}),
     ...(reconstruction ? { reconstruction } : {}),
+    ...(support ? { support } : {}),
     metrics: { ...labelledMetrics(labelled), ...estimatedMetrics(estimate), ...estimatedLossMetrics(lossEstimate) },
     // Drift is not additive; the merged window's drift must be recomputed from the merged profiles.
     drift: null,

@@ -5,6 +5,7 @@ import { compare, type CompareOptions, type DriftReport } from "../monitoring/co
 import { ConfidenceEstimate, temperatureScaled } from "../monitoring/confidence-estimate.js";
 import { DatasetProfile } from "../monitoring/dataset-profile.js";
 import { LossEstimate, LossEstimator, estimatedLossMetrics, lossEstimatorInput } from "../monitoring/loss-estimate.js";
+import { ReferenceSupport } from "../monitoring/reference-support.js";
 import { PcaReconstruction, ReconstructionErrorSum } from "../monitoring/multivariate-drift.js";
 import {
   PREDICTION_COLUMN,
@@ -80,6 +81,8 @@ interface Window {
   lossEstimate?: LossEstimate;
   /** Versions with a multivariate reference: the rows' PCA reconstruction errors, summed. */
   reconstruction?: ReconstructionErrorSum;
+  /** Versions with a label-free estimate: rows checked against the reference's range, and those outside it. */
+  support?: { rows: number; outside: number };
   drift?: DriftReport | null;
 }
 
@@ -141,6 +144,8 @@ export class TrafficMonitor {
   /** The version's PCA and, per its feature, the column of a decoded row that feeds it. */
   private readonly pca: { reconstruction: PcaReconstruction; columns: number[] } | undefined;
   private readonly lossEstimator: LossEstimator | undefined;
+  /** Where the version's estimate was fitted: its rows are checked against it (reference-support.ts). */
+  private readonly support: ReferenceSupport | undefined;
   private readonly now: () => number;
   private queue: CapturedExchange[] = [];
   private open: Window;
@@ -169,6 +174,12 @@ export class TrafficMonitor {
     const loss = options.meta.lossEstimator;
     // An estimator whose inputs do not match the model's encoding would read the wrong columns: none then.
     if (loss && options.meta.target && loss.inputs === encodedWidth(options.meta.features) + 1) this.lossEstimator = new LossEstimator(loss);
+    // An estimate is trusted only where the model was trained: its windows count rows beyond the reference's range.
+    if ((options.meta.classes && options.meta.probabilityCalibration) || this.lossEstimator)
+      this.support = new ReferenceSupport(
+        this.reference,
+        options.meta.features.map((f) => f.name),
+      );
     const multivariate = options.meta.multivariateReference;
     if (multivariate) {
       const reconstruction = new PcaReconstruction(multivariate);
@@ -266,6 +277,10 @@ export class TrafficMonitor {
       window.features.addRow(row);
       if (predictions) window.predictions.addRow({ [PREDICTION_COLUMN]: predictions[r] });
       if (this.pca && window.reconstruction) window.reconstruction.add(this.pca.reconstruction.errorOf(this.pca.columns.map((c) => values[c])));
+      if (this.support && window.support) {
+        window.support.rows++;
+        if (this.support.outside(values)) window.support.outside++;
+      }
     }
     const temperature = this.meta.probabilityCalibration?.temperature;
     if (window.estimate && temperature !== undefined) {
@@ -424,6 +439,7 @@ export class TrafficMonitor {
       ...(this.meta.classes && this.meta.probabilityCalibration ? { estimate: new ConfidenceEstimate(this.meta.classes) } : {}),
       ...(this.lossEstimator ? { lossEstimate: new LossEstimate() } : {}),
       ...(this.pca ? { reconstruction: new ReconstructionErrorSum(this.pca.reconstruction.json.band) } : {}),
+      ...(this.support ? { support: { rows: 0, outside: 0 } } : {}),
     };
   }
 
@@ -535,6 +551,9 @@ export class TrafficMonitor {
       ...(w.estimate ? { estimate: w.estimate.toJSON() } : {}),
       ...(w.lossEstimate ? { lossEstimate: w.lossEstimate.toJSON() } : {}),
       ...(w.reconstruction ? { reconstruction: w.reconstruction.toJSON() } : {}),
+      ...(w.support && this.support
+        ? { support: { ...w.support, expectedShare: this.support.expectedShare, expectedShareSd: this.support.expectedShareSd } }
+        : {}),
       metrics: { ...labelledMetrics(w.labelled.toJSON()), ...estimatedMetrics(w.estimate?.toJSON()), ...estimatedLossMetrics(w.lossEstimate?.toJSON()) },
       drift: closed ? (w.drift ?? null) : this.driftOf(w),
     };

@@ -37,6 +37,7 @@ import {
 } from "../../monitoring/index.js";
 import { ESTIMATED_METRICS, mergeSummaries, type SidecarSummary, type WindowSummary } from "../../monitoring/summary.js";
 import { summaryConflict } from "../../monitoring/summary-schema.js";
+import { supportShift } from "../../monitoring/reference-support.js";
 import { boundFeatureNames, boundMessage, joinWithin, MAX_CONDITION_MESSAGE_LENGTH } from "./messages.js";
 
 /** What one ready serving pod's sidecar answered: its summary, or why there is none. */
@@ -173,6 +174,8 @@ export interface WindowEvaluation {
     estimatedMetrics: Record<string, number | null>;
     estimatedSamples: number;
     estimatedFrom: string;
+    /** The window's rows left the reference's range significantly: their share, in words too. */
+    outsideReference?: { share: number; text: string };
     stability: number | null;
     robustness: number | null;
   };
@@ -203,6 +206,7 @@ export function evaluateClosedWindows(group: readonly SidecarSummary[], md: Reso
     const rob = robustness(window.failedRequests, window.requests);
     // Sums merge exactly across replicas, so the merged window's mean error is every row's.
     const multivariate = multivariateDrift(window.reconstruction);
+    const support = supportShift(window.support);
     const predictionStat = drift?.prediction.find((p) => p.status === "evaluated")?.statistic;
     const snapshot: MetricsSnapshot = { windowStart: window.start, windowEnd: window.end, samples: window.rows, labelledSamples: labelled, metric };
     // Rounded for `kubectl get md` and people; the policy judges the exact values in `observation`.
@@ -238,6 +242,7 @@ export function evaluateClosedWindows(group: readonly SidecarSummary[], md: Reso
         estimatedSamples: window.metrics["estimatedSamples"] ?? 0,
         // A classifier's estimate comes from its calibrated probabilities (CBPE), a regressor's from its error model (DLE).
         estimatedFrom: md.spec.monitoring.task === "regression" ? "predicted errors" : "calibrated confidence",
+        ...(support?.shifted ? { outsideReference: { share: support.share, text: support.text } } : {}),
         stability: stab,
         robustness: rob,
       },
@@ -452,6 +457,7 @@ export function monitoringStatus(md: ResolvedModelDeployment, podScrapes: readon
         estimatedMetrics: o.estimatedMetrics,
         estimatedSamples: o.estimatedSamples,
         estimatedFrom: o.estimatedFrom,
+        ...(o.outsideReference ? { outsideReference: o.outsideReference } : {}),
         stability: o.stability,
         robustness: o.robustness,
       },

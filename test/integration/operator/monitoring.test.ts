@@ -292,7 +292,9 @@ describe("ballast operator: monitoring what the sidecars see", () => {
 
   it("with a quality bound and no labels, the window is judged on the estimated accuracy, not on its drift", async () => {
     const before = (await get()).status!.lastMetrics!.windowEnd;
-    const patch = await kubectl(["patch", "md", "weather", "-n", ns.name, "--type", "merge", "-p", '{"spec":{"policy":{"minAccuracy":0.5}}}']);
+    // About a quarter of New York's days lie beyond Seattle's range, where the model extrapolates: the estimate decides
+    // only a bound those rows could not flip even if all were wrong (0.73 − 0.27 > 0.3; at 0.5 drift would decide).
+    const patch = await kubectl(["patch", "md", "weather", "-n", ns.name, "--type", "merge", "-p", '{"spec":{"policy":{"minAccuracy":0.3}}}']);
     expect(patch.code).toBe(0);
     await sendUnlabelled(split.newYorkTraffic.slice(2 * WINDOW, 3 * WINDOW), "estimated");
     const judged = await waitFor(

@@ -127,6 +127,16 @@ describe("parseSidecarSummary", () => {
         /windows\.0\.labelled\.confusion: confusion matrix cell "nosep" is malformed/,
       ],
       [
+        "more rows outside the reference's range than rows checked",
+        (s) => ((s.windows[0]!.support = { rows: 5, outside: 6, expectedShare: 0.1, expectedShareSd: 0.1 }), s),
+        /summary windows\.0\.support\.outside: 6 rows outside of 5 checked/,
+      ],
+      [
+        "a negative expected share outside the reference's range",
+        (s) => ((s.windows[0]!.support = { rows: 5, outside: 1, expectedShare: -0.1, expectedShareSd: 0.1 }), s),
+        /summary windows\.0\.support\.expectedShare: Expected number to be greater or equal to 0/,
+      ],
+      [
         "an estimate whose matrix is not classes × classes",
         (s) => ((s.windows[0]!.estimate = { classes: ["a", "b"], rows: 1, expected: [[1, 0]] }), s),
         /summary windows\.0\.estimate\.expected: must be a 2×2 matrix/,

@@ -176,6 +176,41 @@ describe("policy.triggerOn with a label-free estimate (too few labels, a calibra
     expect(judged.fired).toEqual(["dataset-drift"]);
   });
 
+  it("auto: rows beyond the reference's range that could flip the verdict set the estimate aside; drift decides, and says why", () => {
+    const text = "18 of 20 rows outside the reference's range (7.5% expected, p 1.3e-18)";
+    const outsideReference = { share: 0.9, text };
+    // A confidently wrong model on unfamiliar inputs: its estimate says 0.97, but 90% of the rows could be anything.
+    const judged = evaluateWindow(obs(0, null, drifted, { ...estimated(0.97), outsideReference }), policy("auto"));
+    expect(judged).toMatchObject({ verdict: "violated", decidedBy: "drift", fired: ["dataset-drift"] });
+    expect(judged.basis).toBe(
+      `decided by drift (0 labelled rows < 50; estimate not trusted: ${text}; estimated accuracy 0.9700 ± 0.9000 spans the minimum 0.75)`,
+    );
+    // 10% outside cannot take 0.97 below 0.75, nor 0.6 above it: the estimate decides either way.
+    const few = { share: 0.1, text: "2 of 20 rows outside the reference's range" };
+    expect(evaluateWindow(obs(0, null, drifted, { ...estimated(0.97), outsideReference: few }), policy("auto"))).toMatchObject({
+      verdict: "healthy",
+      decidedBy: "estimate",
+    });
+    expect(evaluateWindow(obs(0, null, drifted, { ...estimated(0.6), outsideReference: few }), policy("auto"))).toMatchObject({
+      verdict: "violated",
+      decidedBy: "estimate",
+    });
+    // An error bound: rows outside could have any error, so any significant share sets a regressor's estimate aside.
+    const mae = policy("auto", { metrics: [{ metric: "mae", max: 3 }] });
+    const regression = evaluateWindow(obs(0, null, drifted, { estimatedMetrics: { mae: 1.9 }, estimatedSamples: 60, outsideReference: few }), mae);
+    expect(regression).toMatchObject({ decidedBy: "drift", verdict: "violated" });
+    expect(regression.basis).toContain("their mae could be anything");
+    // Enough labels: they decide, as always.
+    expect(evaluateWindow(obs(60, 0.9, drifted, { ...estimated(0.97), outsideReference }), policy("auto"))).toMatchObject({
+      verdict: "healthy",
+      decidedBy: "labels",
+    });
+    // performance: no estimate to stand in for the metric, and the note says why.
+    const performance = evaluateWindow(obs(0, null, drifted, { ...estimated(0.8), outsideReference }), policy("performance"));
+    expect(performance).toMatchObject({ verdict: "healthy", decidedBy: "labels" });
+    expect(performance.reasons.join(" ")).toContain(`estimate not trusted: ${text}`);
+  });
+
   it("performance: the estimate stands in for the metric when labels are too few; enough labels always win", () => {
     const sparse = evaluateWindow(obs(10, null, drifted, estimated(0.6)), policy("performance"));
     expect(sparse).toMatchObject({ verdict: "violated", decidedBy: "estimate", fired: ["metric-min"] });

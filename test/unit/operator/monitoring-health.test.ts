@@ -350,6 +350,22 @@ describe("label-free estimates (a calibrated classifier, too few labels)", () =>
     ]);
   });
 
+  it("a confident estimate on rows beyond the reference's range is set aside: drift decides, and the message says why", () => {
+    // New York days a Seattle model extrapolates on, answered at 0.97 confidence; 40 of the 50 rows outside the range.
+    const outside: WindowSummary = {
+      ...window(newYork(0), T0, { wrong: 20, labelled: 10, confidence: 0.97 }),
+      support: { rows: 50, outside: 40, expectedShare: 0.011, expectedShareSd: 0.011 },
+    };
+    const [s] = run((st) => md({ consecutiveWindows: 1 }, st), [outside]);
+    expect(s!.lastMetrics).toMatchObject({ estimatedAccuracy: 0.97, verdict: "Violated", decidedBy: "drift" });
+    expect(cond(s!, "Degraded").message).toMatch(
+      /^decided by drift \(10 labelled rows < 50; estimate not trusted: 40 of 50 rows outside the reference's range \(1.1% expected, p [\d.e-]+\); estimated accuracy 0.9700 ± 0.8000 spans the minimum 0.7\)/,
+    );
+    // As many rows outside as chance gives: the estimate decides.
+    const [inside] = run((st) => md({ consecutiveWindows: 1 }, st), [{ ...outside, support: { ...outside.support!, outside: 1 } }]);
+    expect(inside!.lastMetrics).toMatchObject({ verdict: "Healthy", decidedBy: "estimate" });
+  });
+
   it("without an estimate (a version trained before calibration) the same window is judged on drift", () => {
     const [s] = run((st) => md({ consecutiveWindows: 1 }, st), [window(newYork(0), T0, { wrong: 20, labelled: 10 })]);
     expect(s!.lastMetrics!.estimatedAccuracy).toBeUndefined();

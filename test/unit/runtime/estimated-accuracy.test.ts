@@ -1,8 +1,10 @@
 // Label-free accuracy on real data: a classifier trained (and calibrated) on Seattle weather, served behind the
 // sidecar. On Seattle traffic the sidecar's confidence-based estimate tracks the accuracy the caller really got;
-// on New York traffic (covariate shift) the estimate drops with it — before any label arrives.
+// on New York traffic (covariate shift) the estimate drops with it — before any label arrives — and the rows leave the
+// training range often enough that the policy stops trusting it.
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { supportShift } from "../../../src/monitoring/reference-support.js";
 import type { SidecarSummary } from "../../../src/monitoring/summary.js";
 import { postJson, startWindowedModel, stopAll, type LocalProcess } from "./local-processes.js";
 import { inferBody, weatherFixture, type WeatherFixture, type WeatherRow } from "./weather-fixture.js";
@@ -73,6 +75,12 @@ describe("estimated accuracy without labels (CBPE) on Seattle → New York weath
     // Shift: New York's estimate is below every calm window's, as the realised accuracy is.
     expect(Math.max(realised[2]!, realised[3]!)).toBeLessThan(Math.min(realised[0]!, realised[1]!));
     expect(Math.max(estimated[2]!, estimated[3]!)).toBeLessThan(Math.min(estimated[0]!, estimated[1]!));
+    // Every row is checked against the reference's range: Seattle's stay inside it as often as chance allows, New
+    // York's colder, wetter days leave it often enough that the estimate is not trusted there (the policy: drift decides).
+    const support = closed.map((w) => supportShift(w.support)!);
+    for (const w of closed) expect(w.support!.rows).toBe(WINDOW_ROWS);
+    expect(support.map((x) => x.shifted)).toEqual([false, false, true, true]);
+    expect(support[2]!.text).toMatch(/^\d+ of 300 rows outside the reference's range \([\d.]+% expected, p [\d.e-]+\)$/);
   });
 
   it("estimates only the rows answered with probabilities: a caller asking for labels alone is served, not estimated", async () => {

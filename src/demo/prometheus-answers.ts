@@ -74,7 +74,8 @@ export function labelSet(metric: Record<string, string>, keep: readonly string[]
 /**
  * Asks the cluster's Prometheus what it recorded of ModelDeployment `name` since `sinceMs`: the loop's phase now,
  * and the accuracy per window beside its label-free estimate (the dashboard's "Live quality" panel). Waits for a
- * scrape that saw the loop `phase` (Prometheus scrapes every 2 s). Returns the lines it printed, for the caller.
+ * scrape that saw the loop `phase` and the last window the operator judged (`lastWindowEnd`, ISO time): on a busy
+ * machine the operator's last status write can land after Prometheus's last scrape (it scrapes every 2 s).
  */
 export async function showPrometheusAnswers(
   s: Session,
@@ -82,6 +83,7 @@ export async function showPrometheusAnswers(
   name: string,
   phase: string,
   sinceMs: number,
+  lastWindowEnd?: string,
 ): Promise<{ phase: InstantSample[]; accuracy: RangeSeries[]; estimated: RangeSeries[] }> {
   const { narrator } = s;
   const where = `namespace="${DEMO_NAMESPACE}", modeldeployment="${name}"`;
@@ -93,10 +95,13 @@ export async function showPrometheusAnswers(
   shown(phaseExpr);
   const phases = await pollUntil(
     s,
-    `Prometheus to record loop phase ${phase} of ModelDeployment ${name}`,
+    `Prometheus to record loop phase ${phase} of ModelDeployment ${name}${lastWindowEnd ? ` and its window ending ${lastWindowEnd}` : ""}`,
     async () => {
       const answer = await instantQuery(prometheusUrl, phaseExpr, s.signal);
-      return answer.some((a) => a.metric.phase === phase) ? answer : undefined;
+      if (!answer.some((a) => a.metric.phase === phase)) return undefined;
+      if (lastWindowEnd === undefined) return answer;
+      const end = await instantQuery(prometheusUrl, `ballast_modeldeployment_window_end_timestamp_seconds{${where}}`, s.signal);
+      return end.some((e) => Number(e.value) >= Date.parse(lastWindowEnd) / 1000) ? answer : undefined;
     },
     30_000,
     1000,

@@ -569,7 +569,8 @@ async function askPrometheus(s: Session, penguins: PenguinLoop): Promise<void> {
       [],
     );
   const since = penguins.startedAt ?? Date.now() - 15 * 60_000;
-  const answers = await showPrometheusAnswers(s, url, penguins.name, "Stable", since);
+  const lastWindowEnd = (await getModelDeployment(s, penguins.name)).status?.lastMetrics?.windowEnd;
+  const answers = await showPrometheusAnswers(s, url, penguins.name, "Stable", since, lastWindowEnd);
   if (answers.accuracy.length === 0)
     throw new StepFailure(`Prometheus has no accuracy series for ModelDeployment ${penguins.name}`, [join(s.dir, "prometheus/prometheus.log")]);
   s.narrator.ok(`Prometheus has the penguin model's loop phase and its accuracy series: ${url}`);

@@ -1,5 +1,6 @@
 // JSON over node:http for serve and the sidecar: bounded body reading, `{"error": ...}` replies, graceful close.
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 
 /** A request the HTTP layer refuses (route, method, body size, content type, readiness): `{"error": message}` with this status. */
 export class RequestError extends Error {
@@ -115,9 +116,27 @@ export function defaultHost(): string {
   return process.env.POD_IP || "0.0.0.0";
 }
 
+/**
+ * Sets CONNECTION_LIMITS on `server` and closes each connection once it has had its last request. Node marks the
+ * last response `connection: close` but leaves the socket open and answers 503 to anything sent on it after that
+ * (documented for maxRequestsPerSocket); RFC 9112 §9.6 says a server that sends close then closes. A client that
+ * ignores the header (load generators, some proxies) would otherwise get 503s on that connection for ever; closed,
+ * it reconnects like any client whose keep-alive connection ended.
+ */
+function applyConnectionLimits(server: Server): void {
+  Object.assign(server, CONNECTION_LIMITS);
+  const served = new WeakMap<Socket, number>();
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    const n = (served.get(req.socket) ?? 0) + 1;
+    served.set(req.socket, n);
+    const limit = server.maxRequestsPerSocket ?? 0;
+    if (limit > 0 && n >= limit) res.once("finish", () => req.socket.destroySoon());
+  });
+}
+
 /** Applies CONNECTION_LIMITS, then binds. */
 export function listen(server: Server, host: string, port: number): Promise<{ host: string; port: number }> {
-  Object.assign(server, CONNECTION_LIMITS);
+  applyConnectionLimits(server);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
@@ -133,7 +152,7 @@ export function listen(server: Server, host: string, port: number): Promise<{ ho
  * (the pod's containers share a uid and fsGroup; nothing else can connect).
  */
 export function listenOnSocket(server: Server, path: string): Promise<void> {
-  Object.assign(server, CONNECTION_LIMITS);
+  applyConnectionLimits(server);
   // The umask applies at bind (synchronous in listen), so the socket never exists with wider permissions.
   const umask = process.umask(0o117);
   try {

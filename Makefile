@@ -127,9 +127,9 @@ helm-lint: ## helm lint --strict the chart (builds helm from its Go module when 
 ##@ Benchmarks (results go to docs/benchmarks.md)
 # Each benchmark `make bench` runs is stopped after this many seconds (its cluster and processes with it).
 BENCH_TIMEOUT_S ?= 1800
-BENCHES := drift serving operator loop
+BENCHES := drift serving mlserver operator loop
 .PHONY: bench
-bench: build k8s-binaries bench-peer ## Every benchmark in turn (drift, serving, operator, loop), each bounded by BENCH_TIMEOUT_S (1800 s); prints step, time and load average.
+bench: build k8s-binaries bench-peer ## Every benchmark in turn (drift, serving, mlserver, operator, loop), each bounded by BENCH_TIMEOUT_S (1800 s); prints step, time and load average.
 	@failed=""; step=0; for b in $(BENCHES); do \
 	  step=$$((step + 1)); \
 	  echo "== make bench [$$step/$(words $(BENCHES))] bench-$$b: start $$(date -u +%H:%M:%S) UTC, load average $$(cut -d' ' -f1-3 /proc/loadavg), at most $(BENCH_TIMEOUT_S) s"; \
@@ -145,6 +145,10 @@ bench-drift: build ## Drift report: Ballast exact/sketch vs scipy, Evidently 0.4
 .PHONY: bench-serving
 bench-serving: build ## Serving: direct ballast serve vs through the sidecar (autocannon).
 	$(WITH_NODE) node bench/serving/run.ts
+
+.PHONY: bench-mlserver
+bench-mlserver: build ## Serving: ballast serve vs MLServer 1.7.1 (sklearn runtime, its pinned venv in the tool cache) at batch 1/32, 1/8 connections.
+	$(WITH_NODE) node bench/mlserver/run.ts
 
 .PHONY: bench-operator
 bench-operator: build k8s-binaries bench-peer ## Operator scale: N ModelDeployments, Ballast vs the Go controller-runtime peer vs a bare client, on the local cluster.

@@ -15,7 +15,21 @@ import type { Mirror } from "./mirror.js";
 import { assignRequestId, callerRequestId, headerRequestId } from "./request-id.js";
 import { describeUpstream, type UpstreamClient } from "./upstream.js";
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"]);
+/**
+ * Headers that stay on their own hop: the hop-by-hop ones, and `expect` — Node's server has already answered the
+ * caller's `100-continue`, and undici refuses a request that carries it (the caller got a 503).
+ */
+const NOT_FORWARDED = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "expect",
+]);
 
 /**
  * What one proxied call is, for the monitor: a passthrough (health, metadata) is only forwarded; an inference
@@ -102,7 +116,7 @@ function readBounded(req: IncomingMessage, limit: number): Promise<BoundedBody> 
 
 function forwardHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !NOT_FORWARDED.has(k)) out[k] = v;
   return out;
 }
 

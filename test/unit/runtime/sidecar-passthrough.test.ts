@@ -168,6 +168,30 @@ describe("the inference pass-through", () => {
     expect(after).toMatchObject({ requests: before.requests + 2, rejectedRequests: before.rejectedRequests + 1, rows: before.rows + 1 });
   });
 
+  it("answers a caller that asks Expect: 100-continue (curl does for large bodies): 100, then the server's answer", async () => {
+    const body = oddlyWrittenBody("pt-expect");
+    const answer = await new Promise<{ status: number; continued: boolean; body: Buffer }>((resolve, reject) => {
+      let continued = false;
+      const req = http.request(`${sidecar.url}/v2/models/weather/infer`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "content-length": body.length, expect: "100-continue", "x-test-case": "expect" },
+      });
+      req.on("continue", () => {
+        continued = true;
+        req.end(body);
+      });
+      req.on("response", (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode!, continued, body: Buffer.concat(chunks) }));
+      });
+      req.on("error", reject);
+    });
+    expect(answer).toMatchObject({ status: 200, continued: true });
+    expect(received.get("expect")!.equals(body)).toBe(true);
+    expect(answer.body.equals(sent.get("expect")!)).toBe(true);
+  });
+
   it("cancels the model server's work when the caller goes away before the answer", async () => {
     await infer("slow", oddlyWrittenBody("pt-slow"), 1, AbortSignal.timeout(300)).catch(() => undefined);
     const early = await Promise.race([slowClosedEarly, new Promise<string>((r) => setTimeout(() => r("still waiting"), 2000))]);

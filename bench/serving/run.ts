@@ -1,6 +1,7 @@
 // Serving benchmark: `ballast serve` directly vs through `ballast sidecar` at a fixed concurrency (throughput ratio,
 // added p50/p99), then server throughput at batch 1 and batch 32 per available tfjs backend. One bounded run.
-// Run: make build && node bench/serving/run.ts [--duration 10] [--connections 8] [--json out.json]
+// Run: make build && node bench/serving/run.ts [--duration 10] [--connections 8] [--json out.json] [--no-backends]
+//      [--sidecar-cpu-prof DIR] (a V8 CPU profile of the sidecar, written when it stops)
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import fs from "node:fs";
@@ -21,6 +22,7 @@ interface AutocannonInstance extends Promise<AutocannonResult> {
 }
 type Autocannon = (opts: {
   url: string;
+  reconnectRate: number;
   method: string;
   body: string;
   headers: Record<string, string>;
@@ -41,6 +43,8 @@ const { values: flags } = parseArgs({
     duration: { type: "string", default: "10" },
     connections: { type: "string", default: "8" },
     json: { type: "string" },
+    "no-backends": { type: "boolean", default: false },
+    "sidecar-cpu-prof": { type: "string" },
   },
 });
 const DURATION_S = Number(flags.duration);
@@ -53,9 +57,12 @@ interface Proc {
   monitoringUrl: string;
 }
 
-async function start(args: string[]): Promise<Proc> {
+async function start(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Proc> {
   const monitoring = args[0] === "sidecar" ? ["--monitoring-port", "0"] : [];
-  const child = spawn(ballast, [...args, ...monitoring, "--host", "127.0.0.1", "--port", "0", "--log-level", "info"], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(ballast, [...args, ...monitoring, "--host", "127.0.0.1", "--port", "0", "--log-level", "info"], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env,
+  });
   let port: number | undefined;
   // The sidecar's summary is on its monitoring port (any free one here), logged right after the public one.
   let monitoringPort: number | undefined;
@@ -74,6 +81,14 @@ async function start(args: string[]): Promise<Proc> {
     await sleep(20);
   }
   return { child, url: `http://127.0.0.1:${port}`, monitoringUrl: `http://127.0.0.1:${monitoringPort ?? port}` };
+}
+
+/** The bare proxy (bare-proxy.ts) in front of `upstream`: the floor of Node's HTTP server and undici, without the sidecar's work. */
+async function startBareProxy(upstream: string): Promise<Proc> {
+  const child = spawn(process.execPath, [path.join(repo, "bench", "serving", "bare-proxy.ts"), upstream], { stdio: ["ignore", "pipe", "inherit"] });
+  const [line] = (await once(child.stdout!, "data")) as [Buffer];
+  const url = `http://127.0.0.1:${(JSON.parse(line.toString()) as { port: number }).port}`;
+  return { child, url, monitoringUrl: url };
 }
 
 async function waitReady(url: string): Promise<void> {
@@ -120,6 +135,8 @@ function inferBody(rows: number[][]): string {
 }
 
 interface Measured {
+  /** Responses with status 200. */
+  ok: number;
   rps: number;
   p50: number;
   p99: number;
@@ -130,16 +147,32 @@ function percentile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
+/**
+ * Both servers answer 1000 requests per connection (CONNECTION_LIMITS.maxRequestsPerSocket), the last with
+ * `Connection: close`, and 503 to any more. autocannon ignores that header: it reconnects after that many itself
+ * (and drops that one response's event), or every later request on the connection would count as an error.
+ */
+const REQUESTS_PER_CONNECTION = 1000;
+
 /** Fixed-concurrency load for DURATION_S; latencies kept at sub-millisecond resolution from each response. */
 async function load(url: string, body: string, duration = DURATION_S, connections = CONNECTIONS): Promise<Measured> {
   const latencies: number[] = [];
-  const instance = autocannon({ url, method: "POST", body, headers: { "content-type": "application/json" }, connections, duration });
+  const instance = autocannon({
+    url,
+    method: "POST",
+    body,
+    headers: { "content-type": "application/json" },
+    connections,
+    duration,
+    reconnectRate: REQUESTS_PER_CONNECTION,
+  });
   instance.on("response", (_c, status, _b, ms) => {
     if (status === 200) latencies.push(ms);
   });
   const result = await instance;
   const sorted = Float64Array.from(latencies).sort();
   return {
+    ok: latencies.length,
     rps: latencies.length / duration,
     p50: percentile(sorted, 0.5),
     p99: percentile(sorted, 0.99),
@@ -148,6 +181,33 @@ async function load(url: string, body: string, duration = DURATION_S, connection
 }
 
 const fmt = (x: number, digits = 3): string => x.toFixed(digits);
+
+interface Totals {
+  rows: number;
+  requests: number;
+}
+
+/**
+ * The sidecar's totals once it has profiled what it answered, checked: every request it counted is a profiled row
+ * (batch 1: one row each), and it counted every 200 the load generator saw, plus at most the requests in flight
+ * when each load phase stopped and the last on each connection (autocannon drops both without a response event).
+ */
+async function profiledEverything(sidecar: Proc, loads: Measured[]): Promise<Totals> {
+  const seen = loads.reduce((a, m) => a + m.ok, 0);
+  const inFlight = CONNECTIONS * loads.length + Math.ceil(seen / (REQUESTS_PER_CONNECTION - 1));
+  let totals: Totals = { rows: 0, requests: 0 };
+  // The monitor profiles in 50 ms batches after the responses.
+  for (let i = 0; i < 100; i++) {
+    totals = ((await (await fetch(`${sidecar.monitoringUrl}/v1/monitoring/summary`)).json()) as { totals: Totals }).totals;
+    if (totals.rows === totals.requests && totals.requests >= seen) break;
+    await sleep(50);
+  }
+  if (totals.rows !== totals.requests || totals.requests < seen || totals.requests > seen + inFlight)
+    throw new Error(
+      `sidecar profiled ${totals.rows} rows of ${totals.requests} requests it counted; the load generator got ${seen} answers (+ ≤ ${inFlight} in flight)`,
+    );
+  return totals;
+}
 
 /**
  * CPU microseconds the sidecar's monitoring spends per recorded request (parse, profile, log line, window drift),
@@ -181,23 +241,37 @@ async function monitoringMicrosPerRequest(store: string, request: string, respon
   return (used.user + used.system) / n;
 }
 
-/** CPU seconds (user + system) a process has used, from /proc: unaffected by how busy the rest of the machine is. */
-function cpuSeconds(p: Proc): number {
+/** CPU seconds a process has used, user and system (kernel: sockets, syscalls), from /proc: unaffected by how busy the rest of the machine is. */
+function cpuSeconds(p: Proc): { user: number; system: number } {
   const fields = fs.readFileSync(`/proc/${p.child.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+}
+
+/** CPU milliseconds per request of one process: user + system, and the system part. */
+interface CpuPerRequest {
+  total: number;
+  system: number;
 }
 
 /** Runs `load` and returns it with the CPU milliseconds per request each of `procs` spent meanwhile. */
-async function loadWithCpu(procs: Proc[], url: string, body: string, duration: number): Promise<Measured & { cpuMsPerRequest: number[] }> {
+async function loadWithCpu(procs: Proc[], url: string, body: string, duration: number): Promise<Measured & { cpu: CpuPerRequest[] }> {
   const before = procs.map(cpuSeconds);
   const m = await load(url, body, duration);
-  const requests = m.rps * duration;
-  return { ...m, cpuMsPerRequest: procs.map((p, i) => ((cpuSeconds(p) - before[i]!) * 1000) / requests) };
+  return {
+    ...m,
+    cpu: procs.map((p, i) => {
+      const after = cpuSeconds(p);
+      const user = after.user - before[i]!.user;
+      const system = after.system - before[i]!.system;
+      return { total: ((user + system) * 1000) / m.ok, system: (system * 1000) / m.ok };
+    }),
+  };
 }
 
 async function main(): Promise<void> {
   if (!fs.existsSync(ballast)) throw new Error("bin/ballast is missing: run `make build` first");
   const started = Date.now();
+  const loadAtStart = os.loadavg();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ballast-bench-serving-"));
   const procs: Proc[] = [];
   try {
@@ -225,42 +299,68 @@ async function main(): Promise<void> {
     const server = await start(["serve", "--store", store, "--model", "weather"]);
     procs.push(server);
     await waitReady(`${server.url}/v2/health/ready`);
-    const sidecar = await start(["sidecar", "--upstream", server.url, "--store", store, "--model", "weather", "--data-dir", path.join(dir, "log")]);
+    const profileDir = flags["sidecar-cpu-prof"];
+    const sidecar = await start(
+      ["sidecar", "--upstream", server.url, "--store", store, "--model", "weather", "--data-dir", path.join(dir, "log")],
+      profileDir ? { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.resolve(profileDir)}` } : process.env,
+    );
     procs.push(sidecar);
     await waitReady(`${sidecar.url}/v1/sidecar/ready`);
     const directUrl = `${server.url}/v2/models/weather/infer`;
     const sidecarUrl = `${sidecar.url}/v2/models/weather/infer`;
+    const bare = await startBareProxy(server.url);
+    procs.push(bare);
+    const bareUrl = `${bare.url}/v2/models/weather/infer`;
 
-    // Warm-up both paths (JIT, keep-alive pools), then alternate direct / sidecar twice so drift in machine load hits both.
+    // Warm-up every path (JIT, keep-alive pools), then alternate direct / sidecar / bare proxy twice so drift in
+    // machine load hits all three.
     await load(directUrl, batch1, 2);
-    await load(sidecarUrl, batch1, 2);
-    const direct: (Measured & { cpuMsPerRequest: number[] })[] = [];
-    const proxied: (Measured & { cpuMsPerRequest: number[] })[] = [];
+    const sidecarLoads: Measured[] = [await load(sidecarUrl, batch1, 2)];
+    await load(bareUrl, batch1, 2);
+    const direct: (Measured & { cpu: CpuPerRequest[] })[] = [];
+    const proxied: (Measured & { cpu: CpuPerRequest[] })[] = [];
+    const bareRuns: (Measured & { cpu: CpuPerRequest[] })[] = [];
     for (let round = 0; round < 2; round++) {
       direct.push(await loadWithCpu([server, sidecar], directUrl, batch1, DURATION_S / 2));
       proxied.push(await loadWithCpu([server, sidecar], sidecarUrl, batch1, DURATION_S / 2));
+      bareRuns.push(await loadWithCpu([bare], bareUrl, batch1, DURATION_S / 2));
     }
-    const cpu = (ms: { cpuMsPerRequest: number[] }[], i: number): number => ms.reduce((a, m) => a + m.cpuMsPerRequest[i]!, 0) / ms.length;
-    const serverCpuMs = cpu(direct, 0);
-    const sidecarCpuMs = cpu(proxied, 1);
+    const cpu = (ms: { cpu: CpuPerRequest[] }[], i: number): CpuPerRequest => ({
+      total: ms.reduce((a, m) => a + m.cpu[i]!.total, 0) / ms.length,
+      system: ms.reduce((a, m) => a + m.cpu[i]!.system, 0) / ms.length,
+    });
+    const serverCpu = cpu(direct, 0);
+    const sidecarCpu = cpu(proxied, 1);
+    const serverCpuMs = serverCpu.total;
+    const sidecarCpuMs = sidecarCpu.total;
+    const bareCpu = cpu(bareRuns, 0);
     const mean = (ms: Measured[], k: keyof Measured): number => ms.reduce((a, m) => a + m[k], 0) / ms.length;
-    const d = { rps: mean(direct, "rps"), p50: mean(direct, "p50"), p99: mean(direct, "p99"), errors: mean(direct, "errors") };
-    const s = { rps: mean(proxied, "rps"), p50: mean(proxied, "p50"), p99: mean(proxied, "p99"), errors: mean(proxied, "errors") };
+    const averaged = (ms: Measured[]): Measured => ({
+      ok: mean(ms, "ok"),
+      rps: mean(ms, "rps"),
+      p50: mean(ms, "p50"),
+      p99: mean(ms, "p99"),
+      errors: mean(ms, "errors"),
+    });
+    const d = averaged(direct);
+    const s = averaged(proxied);
     // One connection: the latency the sidecar adds to a request, without queueing behind other requests.
     const directSerial = await load(directUrl, batch1, DURATION_S / 2, 1);
     const sidecarSerial = await load(sidecarUrl, batch1, DURATION_S / 2, 1);
-    const summary = (await (await fetch(`${sidecar.monitoringUrl}/v1/monitoring/summary`)).json()) as { totals: { rows: number; requests: number } };
+    sidecarLoads.push(...proxied, sidecarSerial);
+    const summary = await profiledEverything(sidecar, sidecarLoads);
     const sampleResponse = JSON.stringify({
       ...((await (await fetch(directUrl, { method: "POST", headers: { "content-type": "application/json" }, body: batch1 })).json()) as object),
       id: "x",
     });
     const monitoringMicros = await monitoringMicrosPerRequest(store, batch1, sampleResponse, dir);
+    await stop(bare);
     await stop(sidecar);
     await stop(server);
     procs.length = 0;
 
     const backends: { backend: string; batch1: Measured; batch32: Measured }[] = [];
-    for (const backend of ["tensorflow", "wasm", "cpu"]) {
+    for (const backend of flags["no-backends"] ? [] : ["tensorflow", "wasm", "cpu"]) {
       let p: Proc | undefined;
       try {
         p = await start(["serve", "--store", store, "--model", "weather", "--backend", backend]);
@@ -285,7 +385,7 @@ async function main(): Promise<void> {
       machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? "unknown cpu"}, load average ${os
         .loadavg()
         .map((x) => x.toFixed(1))
-        .join(" ")}`,
+        .join(" ")} (at start ${loadAtStart.map((x) => x.toFixed(1)).join(" ")})`,
       node: process.version,
       connections: CONNECTIONS,
       durationSeconds: DURATION_S,
@@ -302,8 +402,13 @@ async function main(): Promise<void> {
       },
       serverCpuMsPerRequest: serverCpuMs,
       sidecarCpuMsPerRequest: sidecarCpuMs,
+      serverSystemCpuMsPerRequest: serverCpu.system,
+      sidecarSystemCpuMsPerRequest: sidecarCpu.system,
+      bareProxyCpuMsPerRequest: bareCpu.total,
+      bareProxyCpuRatio: bareCpu.total / serverCpuMs,
+      cpuRatio: sidecarCpuMs / serverCpuMs,
       monitoringCpuMicrosPerRequest: monitoringMicros,
-      sidecarRecordedRows: summary.totals.rows,
+      sidecarRecordedRows: summary.rows,
       backends,
       wallSeconds: (Date.now() - started) / 1000,
     };
@@ -317,9 +422,17 @@ async function main(): Promise<void> {
       `  1 connection: direct p50 ${fmt(directSerial.p50)} / p99 ${fmt(directSerial.p99)} ms, sidecar p50 ${fmt(sidecarSerial.p50)} / p99 ${fmt(sidecarSerial.p99)} ms: ` +
         `added p50 ${fmt(report.oneConnection.addedP50Ms)} ms, p99 ${fmt(report.oneConnection.addedP99Ms)} ms`,
     );
-    console.log(`  CPU per request: model server ${fmt(serverCpuMs)} ms, sidecar ${fmt(sidecarCpuMs)} ms (proxy + monitoring + log)`);
+    console.log(
+      `  CPU per request: model server ${fmt(serverCpuMs)} ms, sidecar ${fmt(sidecarCpuMs)} ms (proxy + monitoring + log): ` +
+        `ratio ${fmt(sidecarCpuMs / serverCpuMs, 2)} (goal <= 0.40)`,
+    );
+    console.log(`    of which in the kernel (sockets): model server ${fmt(serverCpu.system)} ms, sidecar ${fmt(sidecarCpu.system)} ms`);
+    console.log(
+      `  bare proxy (Node HTTP server + undici, nothing else; bare-proxy.ts): ${fmt(bareCpu.total)} ms per request, ` +
+        `ratio ${fmt(bareCpu.total / serverCpuMs, 2)}: the floor of this stack`,
+    );
     console.log(`  of which monitoring (after the response, in-process measurement): ${fmt(monitoringMicros, 1)} µs per request`);
-    console.log(`  sidecar profiled ${summary.totals.rows} rows of ${summary.totals.requests} requests (monitoring kept up)`);
+    console.log(`  sidecar profiled ${summary.rows} rows of ${summary.requests} requests (every one; checked)`);
     console.log(`\nserver throughput per backend (${CONNECTIONS} connections)`);
     for (const b of backends) {
       console.log(

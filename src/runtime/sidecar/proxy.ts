@@ -1,6 +1,7 @@
 // The reverse proxy to the model server. Inference bodies of bounded size are read whole (one write upstream, and
-// the monitor records them); anything else streams through. Responses stream back at the pace the caller reads
-// them, and a caller that goes away cancels the upstream call.
+// the monitor records them) and go through undici's dispatch API: the bytes pass as they are, with no stream,
+// promise or AbortSignal per request. Anything else streams through. Responses stream back at the pace the caller
+// reads them, and a caller that goes away cancels the upstream call.
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -14,24 +15,37 @@ import type { Mirror } from "./mirror.js";
 import { assignRequestId, callerRequestId, headerRequestId } from "./request-id.js";
 import { describeUpstream, type UpstreamClient } from "./upstream.js";
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"]);
+/**
+ * Headers that stay on their own hop: the hop-by-hop ones, and `expect` — Node's server has already answered the
+ * caller's `100-continue`, and undici refuses a request that carries it (the caller got a 503).
+ */
+const NOT_FORWARDED = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "expect",
+]);
 
 /**
  * What one proxied call is, for the monitor: a passthrough (health, metadata) is only forwarded; an inference
  * is counted, and recorded when its body was read whole (`requestBody`; its id is then claimed in the monitor
  * and released unless recorded); an inference too large to inspect is counted but not profiled.
  */
-export type ProxiedExchange =
-  | { kind: "passthrough" }
-  | { kind: "inference-unrecorded"; monitor: TrafficMonitor }
-  | {
-      kind: "inference-recorded";
-      monitor: TrafficMonitor;
-      requestBody: Buffer;
-      request?: unknown;
-      /** The request may go to a shadow: the id it is known by is the caller's own (or none was given). */
-      mirrorable: boolean;
-    };
+export type ProxiedExchange = { kind: "passthrough" } | { kind: "inference-unrecorded"; monitor: TrafficMonitor } | RecordedExchange;
+
+interface RecordedExchange {
+  kind: "inference-recorded";
+  monitor: TrafficMonitor;
+  requestBody: Buffer;
+  request?: unknown;
+  /** The request may go to a shadow: the id it is known by is the caller's own (or none was given). */
+  mirrorable: boolean;
+}
 
 interface ForwardOptions {
   req: IncomingMessage;
@@ -42,7 +56,7 @@ interface ForwardOptions {
   id: string;
   /** When the request arrived (ms since the epoch), recorded with the exchange. */
   receivedAt: number;
-  exchange: ProxiedExchange;
+  exchange: Exclude<ProxiedExchange, RecordedExchange>;
 }
 
 export interface ProxyOptions {
@@ -57,30 +71,52 @@ export interface ProxyOptions {
 /** A request body read up to a bound: whole, or the part read so far followed by the rest, unread. */
 type BoundedBody = { kind: "whole"; body: Buffer } | { kind: "too-large"; stream: Readable };
 
-/** Reads `req` while it stays within `limit` bytes (chunked bodies too); past it, hands back a stream of everything. */
-async function readBounded(req: IncomingMessage, limit: number): Promise<BoundedBody> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const it = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  for (;;) {
-    const next = await it.next();
-    if (next.done) return { kind: "whole", body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) };
-    chunks.push(next.value);
-    size += next.value.length;
-    if (size > limit) {
+/**
+ * Reads `req` while it stays within `limit` bytes (chunked bodies too); past it, hands back a stream of everything.
+ * Rejects when the caller goes away mid-body. Listeners, not an async iterator: a promise per chunk is measurable
+ * at the sidecar's request rates.
+ */
+function readBounded(req: IncomingMessage, limit: number): Promise<BoundedBody> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (): void => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onGone);
+      req.off("close", onGone);
+    };
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size <= limit) return;
+      done();
       // Pulled, not pushed: the rest is read only as fast as the model server takes it.
+      req.pause();
       const rest = (async function* () {
         yield* chunks;
-        for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+        yield* req;
       })();
-      return { kind: "too-large", stream: Readable.from(rest, { objectMode: false }) };
-    }
-  }
+      resolve({ kind: "too-large", stream: Readable.from(rest, { objectMode: false }) });
+    };
+    const onEnd = (): void => {
+      done();
+      resolve({ kind: "whole", body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) });
+    };
+    const onGone = (): void => {
+      done();
+      reject(new Error("the caller went away before its request body was complete"));
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onGone);
+    req.on("close", onGone);
+  });
 }
 
 function forwardHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !NOT_FORWARDED.has(k)) out[k] = v;
   return out;
 }
 
@@ -134,7 +170,7 @@ export class ModelServerProxy {
       );
       return;
     }
-    const exchange: ProxiedExchange = {
+    const exchange: RecordedExchange = {
       kind: "inference-recorded",
       monitor,
       requestBody: read.body,
@@ -142,22 +178,118 @@ export class ModelServerProxy {
       // A replaced id is not in the body the shadow would get: it would assign its own, and the pair would not join.
       mirrorable: caller.id === undefined || caller.id === id,
     };
-    return this.forward({ req, res, headers, body: read.body, id, receivedAt, exchange });
+    this.forwardRecorded(req, res, headers, id, receivedAt, exchange);
   }
 
-  /** Sends the request upstream and the response back; records and counts inference. */
-  private async forward({ req, res, headers, body, id, receivedAt, exchange }: ForwardOptions): Promise<void> {
-    const release = (): void => {
-      if (exchange.kind === "inference-recorded") exchange.monitor.releaseRequestId(id);
+  /**
+   * A recorded inference upstream and back, on undici's dispatch API (callbacks: no body stream, promise or
+   * AbortSignal per request: with the body read by listeners, 40 % less sidecar CPU per request, docs/benchmarks.md). A 200 is read whole, answered in
+   * one write and then recorded; any other answer streams back at the pace the caller reads it.
+   */
+  private forwardRecorded(
+    req: IncomingMessage,
+    res: ServerResponse,
+    headers: OutgoingHttpHeaders,
+    id: string,
+    receivedAt: number,
+    exchange: RecordedExchange,
+  ): void {
+    const { metrics, upstream, upstreamTimeoutMs } = this.options;
+    const { monitor } = exchange;
+    const sentAt = performance.now();
+    let controller: Dispatcher.DispatchController | undefined;
+    let callerGone = false;
+    // A caller that disconnects before its answer is complete cancels the upstream call (and its model time).
+    res.on("close", () => {
+      if (res.writableFinished) return;
+      callerGone = true;
+      controller?.abort(new Error("the caller went away"));
+    });
+    let status = 0;
+    let responseId: string | undefined;
+    let chunks: Buffer[] | undefined;
+    const path = req.url ?? "/";
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart: (c) => {
+        controller = c;
+        if (callerGone) c.abort(new Error("the caller went away"));
+      },
+      onResponseStart: (c, statusCode, upstreamHeaders) => {
+        metrics.upstreamAnswered(res, (performance.now() - sentAt) / 1000);
+        status = statusCode;
+        const answeredId = upstreamHeaders[REQUEST_ID_HEADER];
+        if (typeof answeredId === "string") responseId = answeredId;
+        const out = forwardHeaders(upstreamHeaders);
+        // The server did not read the rest of an oversized body; neither does the sidecar.
+        if (status === 413) out.connection = "close";
+        // Headers go out with the first body write: for a 200, one write of headers and body together.
+        res.writeHead(status, out);
+        if (status === 200) chunks = [];
+        else res.on("drain", () => c.resume());
+      },
+      onResponseData: (c, chunk) => {
+        if (chunks) chunks.push(chunk);
+        else if (!res.write(chunk)) c.pause();
+      },
+      onResponseEnd: () => {
+        if (status >= 500) metrics.upstreamErrors.inc({ reason: `http-${status}` });
+        monitor.countRequest(status >= 500 ? "failed" : status >= 400 ? "rejected" : "ok");
+        if (!chunks) {
+          monitor.releaseRequestId(id);
+          res.end();
+          return;
+        }
+        const responseBody = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        const servingMs = performance.now() - sentAt;
+        res.end(responseBody);
+        monitor.enqueue({
+          ts: receivedAt,
+          status,
+          requestBody: exchange.requestBody,
+          ...(exchange.request !== undefined ? { request: exchange.request } : {}),
+          responseBody,
+          id,
+          ...(responseId !== undefined ? { responseId } : {}),
+        });
+        // After res.end and the monitor: the user has the answer before the shadow hears of the request.
+        if (exchange.mirrorable) {
+          const { requestBody } = exchange;
+          this.options.mirror.offer({ id, path, contentType: req.headers["content-type"], requestBody, responseBody, servingMs });
+        }
+      },
+      onResponseError: (_c, err) => {
+        monitor.releaseRequestId(id);
+        if (callerGone) return;
+        // Failed mid-body: the caller has a status line already and learns of the failure by the connection closing.
+        if (res.headersSent || status !== 0) {
+          res.destroy();
+          return;
+        }
+        this.upstreamFailed(err as Error & { code?: string }, req, res, id, exchange);
+      },
     };
+    upstream.pool.dispatch(
+      {
+        path,
+        method: "POST",
+        headers: headers as Record<string, string>,
+        body: exchange.requestBody,
+        headersTimeout: upstreamTimeoutMs,
+        bodyTimeout: upstreamTimeoutMs,
+      },
+      handler,
+    );
+  }
+
+  /** Streams the request upstream and the response back (passthrough, and inference too large to record); counts inference. */
+  private async forward({ req, res, headers, body, id, receivedAt, exchange }: ForwardOptions): Promise<void> {
     // A caller that disconnects before its answer is complete cancels the upstream call (and its model time).
     const cancel = new AbortController();
     res.on("close", () => {
       if (!res.writableFinished) cancel.abort();
     });
-    const sentAt = performance.now();
     let upstream: Dispatcher.ResponseData;
-    const sent = process.hrtime.bigint();
+    const sentAt = performance.now();
     try {
       upstream = await this.options.upstream.request({
         path: req.url ?? "/",
@@ -169,58 +301,25 @@ export class ModelServerProxy {
         signal: cancel.signal,
       });
     } catch (err) {
-      release();
       if (cancel.signal.aborted) return;
       this.upstreamFailed(err as Error & { code?: string }, req, res, id, exchange);
       return;
     }
-    this.options.metrics.upstreamAnswered(res, Number(process.hrtime.bigint() - sent) / 1e9);
+    this.options.metrics.upstreamAnswered(res, (performance.now() - sentAt) / 1000);
     const status = upstream.statusCode;
     const out = forwardHeaders(upstream.headers as IncomingHttpHeaders);
     // The server did not read the rest of an oversized body; neither does the sidecar.
     if (status === 413) out.connection = "close";
-    const record = exchange.kind === "inference-recorded" && status === 200;
-    let responseBody: Buffer | undefined;
-    let servingMs = 0;
     try {
       res.writeHead(status, out);
-      if (record) {
-        // Recorded infer responses are small: one res.end(body) is one write for headers and body together.
-        const chunks: Buffer[] = [];
-        for await (const c of upstream.body) chunks.push(c as Buffer);
-        responseBody = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-        servingMs = performance.now() - sentAt;
-        res.end(responseBody);
-      } else {
-        await pipeline(upstream.body, res);
-      }
+      await pipeline(upstream.body, res);
     } catch {
-      release();
       res.destroy();
       return;
     }
     if (status >= 500) this.options.metrics.upstreamErrors.inc({ reason: `http-${status}` });
     if (exchange.kind === "passthrough") return;
     exchange.monitor.countRequest(status >= 500 ? "failed" : status >= 400 ? "rejected" : "ok");
-    if (exchange.kind === "inference-recorded" && responseBody !== undefined) {
-      const responseId = upstream.headers[REQUEST_ID_HEADER];
-      exchange.monitor.enqueue({
-        ts: receivedAt,
-        status,
-        requestBody: exchange.requestBody,
-        ...(exchange.request !== undefined ? { request: exchange.request } : {}),
-        responseBody,
-        id,
-        ...(typeof responseId === "string" ? { responseId } : {}),
-      });
-      // After res.end and the monitor: the user has the answer before the shadow hears of the request.
-      if (exchange.mirrorable) {
-        const { requestBody } = exchange;
-        this.options.mirror.offer({ id, path: req.url ?? "/", contentType: req.headers["content-type"], requestBody, responseBody, servingMs });
-      }
-      return;
-    }
-    release();
     if (status === 200) exchange.monitor.enqueue({ ts: receivedAt, status, requestBody: null, responseBody: null });
   }
 

@@ -461,20 +461,23 @@ export function monitoringStatus(md: ResolvedModelDeployment, podScrapes: readon
   let decision: PolicyDecision | undefined;
   // The newest window judged from the sidecars' numbers now (undefined: the newest was replayed as recorded).
   let latest: WindowEvaluation | undefined;
+  // Paused: nothing will be retrained, so no trigger is recorded and no cooldown starts.
+  const advance = (step: { state: PolicyStateValue; decision: PolicyDecision }): PolicyDecision => {
+    state = md.spec.policy.paused ? { ...step.state, lastTriggerMs: priorTrigger } : step.state;
+    return step.decision;
+  };
   const judge = (e: WindowEvaluation): PolicyDecision => {
     const step = evaluatePolicy(state, windowObservation(e), config);
     e.snapshot.verdict = VERDICT_NAMES[step.decision.windowVerdict];
     if (step.decision.decidedBy) e.snapshot.decidedBy = step.decision.decidedBy;
-    // Paused: nothing will be retrained, so no trigger is recorded and no cooldown starts.
-    state = md.spec.policy.paused ? { ...step.state, lastTriggerMs: priorTrigger } : step.state;
-    return step.decision;
+    return advance(step);
   };
   const replayed: WindowRecord[] = [];
   for (const r of firstLate < 0 ? [] : records.slice(firstLate)) {
     const e = byEnd.get(r.windowEnd);
     if (!e || e.snapshot.samples !== r.samples || r.version !== version) {
       // Not the same window in the sidecars any more (another version's, or a replica restarted): its verdict as recorded.
-      ({ state, decision } = advancePolicy(state, recordedJudgement(r), Date.parse(r.windowEnd), config));
+      decision = advance(advancePolicy(state, recordedJudgement(r), Date.parse(r.windowEnd), config));
       latest = undefined;
       replayed.push({ ...r, consecutiveViolations: state.consecutiveViolations });
       continue;

@@ -660,14 +660,18 @@ function rollingOut(step: Step): void {
   const target = step.targetVersion;
   const rolledOut = target !== undefined && obs.rollout.pinnedVersion === target && obs.rollout.ready && md.status?.servingVersion === target;
   if (step.loop.phase === "RollingBack") {
-    if (!rolledOut) return step.say(`rolling back to ${target}: ${obs.rollout.message}`);
+    // The reason rollBack wrote stays in front of the rollout's progress, so the history entry still says why.
+    const rollingBack = `rolling back to ${target}`;
+    const at = step.loop.message.lastIndexOf(rollingBack);
+    const why = at >= 0 ? step.loop.message.slice(0, at + rollingBack.length) : rollingBack;
+    if (!rolledOut) return step.say(`${why}: ${obs.rollout.message}`);
     const failedVersion = step.previousVersion ?? "the promoted version";
     step.remember({
       event: "RolledBack",
       version: target!,
       previousVersion: step.previousVersion,
       reason: ConditionReason.RolledBack,
-      message: step.loop.message,
+      message: why,
     });
     step.event("Warning", ConditionReason.RolledBack, `rolled back from ${failedVersion} to ${target}`, "Rollback");
     return step.failed(ConditionReason.RolledBack, `${failedVersion} was rolled back to ${target}`);

@@ -92,7 +92,7 @@ describe("Observing with the reverse shadow", () => {
   it("the previous version significantly better on the same labelled pairs rolls back with PreviousVersionBetter and the paired numbers", () => {
     let { m } = observingFrom(promoting());
     m = withStatus(m, { shadow: reverse({}) });
-    const step = stepLoop(m, obs(at(100)));
+    let step = stepLoop(m, obs(at(100)));
     expect(step.status.loop?.phase).toBe("RollingBack");
     expect(step.status).toMatchObject({ targetVersion: "v1", previousVersion: "r1-abc" });
     expect(step.status.loop?.message).toMatch(
@@ -102,6 +102,12 @@ describe("Observing with the reverse shadow", () => {
     expect(step.events.map((e) => [e.type, e.reason])).toEqual([["Warning", "PreviousVersionBetter"]]);
     // The shadow stops: the previous version serves again through the user Service.
     expect(step.shadow).toBeUndefined();
+    // While the pods roll back the message says how far, and still why.
+    m = apply(m, step);
+    step = stepLoop(m, obs(at(105), { rollout: { pinnedVersion: "v1", ready: false, message: "rolling out: 1 old serving pods terminating" } }));
+    expect(step.status.loop?.message).toMatch(
+      /^PreviousVersionBetter: v1 is significantly better .*; rolling back to v1: rolling out: 1 old serving pods terminating$/,
+    );
     m = apply(m, step, { servingVersion: "v1" });
     const done = stepLoop(m, obs(at(110), { rollout: { pinnedVersion: "v1", ready: true, message: "" } }));
     expect(done.status.loop).toMatchObject({ phase: "Stable", consecutiveFailures: 1 });

@@ -103,7 +103,7 @@ describe("ballast operator: the previous version as a reverse shadow while a pro
     expect(rolledBack.status!.loop!.consecutiveFailures).toBe(1);
     expect(rolledBack.status!.history!.at(-1)).toMatchObject({ event: "RolledBack", version: "v1", previousVersion: "g1" });
     expect(rolledBack.status!.history!.at(-1)!.message).toMatch(/PreviousVersionBetter: v1 is significantly better than g1/);
-    const serving = await kubectlJson<V1Deployment>(["get", "deployment", MD_NAME, "-n", suite.namespace]);
+    const serving = await kubectlJson<V1Deployment>(["get", "deployment", `${MD_NAME}-serving`, "-n", suite.namespace]);
     expect(serving.spec!.template.spec!.containers.find((c) => c.name === "server")!.args).toEqual(expect.arrayContaining(["--version", "v1"]));
     const events = await operatorEvents(suite.namespace, MD_NAME);
     const better = events.find((e) => e.reason === "PreviousVersionBetter");

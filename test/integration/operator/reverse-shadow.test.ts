@@ -89,6 +89,9 @@ describe("ballast operator: the previous version as a reverse shadow while a pro
       metric: "accuracy",
       test: "McNemarExact",
     });
+    console.error(
+      `[reverse-shadow] ${evidence.labelledPairs} labelled pairs: v1 ${evidence.shadow} vs g1 ${evidence.serving}, ${evidence.test} p ${evidence.pValue}`,
+    );
     expect(evidence.labelledPairs).toBeGreaterThanOrEqual(MIN_PAIRS);
     // v1 (the shadow) against g1 (serving) on the same labelled requests.
     expect(evidence.shadow!).toBeGreaterThan(evidence.serving! + 0.2);

@@ -603,6 +603,11 @@ try {
     );
   }
   const streamEnd = Date.now();
+  // The labelling pipeline catches up: the late variant's last windows get their labels after the stream.
+  for (const v of VARIANTS.filter((x) => (x.labelDelayWindows ?? 0) > 0)) {
+    const r = rec.get(v.name)!;
+    for (const labels of r.lateLabels.splice(0)) await postLabels(r.serviceUrl, labels);
+  }
   say(`stream done in ${((streamEnd - streamStart) / 1000).toFixed(0)} s; waiting up to ${settleMs / 1000} s for running Jobs and rollouts to finish`);
   await waitUntil(
     "retraining Jobs and rollouts to finish",
@@ -775,6 +780,46 @@ try {
     console.log(`  replay on never's windows, D = ${d}, waiting for labels:      ${afterOnset(detection.replay[d]!.labels)}`);
     console.log(`  replay on never's windows, D = ${d}, label-free estimate alone: ${afterOnset(detection.replay[d]!.estimate)}`);
   }
+  // What the late labels changed: each window as judged when it closed, and as status.recentWindows holds it at the
+  // end, after its labels came and the operator re-judged it.
+  const rejudged = VARIANTS.filter((x) => (x.labelDelayWindows ?? 0) > 0).map((v) => {
+    const r = rec.get(v.name)!;
+    const windows = r.windows.map((w) => {
+      const end = r.status?.recentWindows?.find((x) => x.windowEnd === w.windowEnd);
+      return {
+        window: w.window,
+        realised: w.correct / w.rows,
+        atClose: w.judged ?? null,
+        atEnd: end
+          ? {
+              verdict: end.verdict,
+              decidedBy: end.decidedBy,
+              accuracy: end.accuracy,
+              labelled: end.labelledSamples ?? 0,
+              rejudged: end.rejudgedTime !== undefined,
+            }
+          : null,
+      };
+    });
+    return { variant: v.name, windows };
+  });
+  for (const { variant, windows } of rejudged) {
+    console.log(`
+${variant}: each window when it closed → after its labels came ${LATE_LABELS_WINDOWS} windows later (status.recentWindows at the end; realised = correct/rows):`);
+    for (const w of windows) {
+      const close = w.atClose
+        ? `${w.atClose.verdict ?? "?"} by ${w.atClose.decidedBy ?? "?"} (${w.atClose.labelled} labelled, estimated ${fmt(w.atClose.estimatedAccuracy, 2)})`
+        : "not judged";
+      const end = w.atEnd
+        ? `${w.atEnd.verdict ?? "?"} by ${w.atEnd.decidedBy ?? "?"}${w.atEnd.rejudged ? " (late)" : ""} (${w.atEnd.labelled} labelled, accuracy ${fmt(w.atEnd.accuracy, 2)})`
+        : "no longer in status.recentWindows";
+      console.log(`  window ${w.window} (realised ${fmt(w.realised, 2)}): ${close} → ${end}`);
+    }
+    const changed = windows.filter((w) => w.atEnd?.rejudged && (w.atEnd.verdict !== w.atClose?.verdict || w.atEnd.decidedBy !== w.atClose?.decidedBy)).length;
+    console.log(
+      `  re-judged on late labels: ${windows.filter((w) => w.atEnd?.rejudged).length} of ${windows.length} windows; verdict or evidence changed in ${changed}`,
+    );
+  }
   const lateGoal = lateDetected !== undefined && lateDetected - onsetWindow <= 1;
   console.log(`labels ${LATE_LABELS_WINDOWS} windows late, detection no later than 1 window after the onset: ${lateGoal ? "met" : "not met"}`);
   if (flags.json) {
@@ -793,6 +838,7 @@ try {
           jobsRatio,
           attempts,
           detection,
+          rejudged,
           neverEstimateErrors: neverErrors,
         },
         null,

@@ -46,6 +46,8 @@ export const ConditionReason = {
   ErrorAboveThreshold: "ErrorAboveThreshold",
   StabilityBelowThreshold: "StabilityBelowThreshold",
   RobustnessBelowThreshold: "RobustnessBelowThreshold",
+  /** Labels that arrived after a window was judged changed its verdict (status.recentWindows[].rejudgedTime). */
+  WindowRejudged: "WindowRejudged",
   // Retraining / promotion
   RetrainingStarted: "RetrainingStarted",
   RetrainingSucceeded: "RetrainingSucceeded",

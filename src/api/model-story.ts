@@ -268,14 +268,17 @@ export function formatStory(story: ModelStory): string {
           fmt(w.accuracy),
           fmt(w.estimatedAccuracy),
           fmt(w.driftShare, 2),
-          w.verdict ?? "-",
-          w.decidedBy ?? "-",
+          // A window re-judged on labels that came after it closed says so, and what it was first.
+          w.firstJudged && w.firstJudged.verdict !== w.verdict ? `${w.verdict ?? "-"} (was ${w.firstJudged.verdict ?? "-"})` : (w.verdict ?? "-"),
+          w.rejudgedTime ? `${w.decidedBy ?? "-"} (late)` : (w.decidedBy ?? "-"),
         ]),
       ),
     );
     out.push(`accuracy    ${sparkline(story.windows.map((w) => w.accuracy))}   (0 ▁ … █ 1)`);
     out.push(`estimated   ${sparkline(story.windows.map((w) => w.estimatedAccuracy))}   (label-free: from the served rows' calibrated confidence)`);
     out.push(`drift share ${sparkline(story.windows.map((w) => w.driftShare))}`);
+    if (story.windows.some((w) => w.rejudgedTime))
+      out.push("(late): re-judged when labels came after the window closed; (was …): its verdict when it closed, on the evidence it had then");
   } else {
     out.push("(no window judged yet)");
   }

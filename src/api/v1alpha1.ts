@@ -1004,6 +1004,13 @@ export const MetricsSnapshotSchema = Type.Object(
         "What decided the window's verdict (policy.triggerOn): labels (the quality metric, from feedback), estimate (its label-free estimate, when feedback is too sparse) or drift. Absent when the window could not be judged.",
       ),
     ),
+    rejudgedTime: Type.Optional(
+      Type.String({
+        format: "date-time",
+        description:
+          "When labels that arrived after the window was first judged last re-judged it (its labelled numbers, verdict and decidedBy are then the re-judged ones); absent: judged once, when it closed.",
+      }),
+    ),
   },
   { description: "The last closed monitoring window, merged over all serving pods." },
 );
@@ -1024,6 +1031,26 @@ export const WindowRecordSchema = Type.Object(
     errorRate: Type.Optional(Type.Number({ minimum: 0, description: "Failed / served requests." })),
     verdict: Type.Optional(stringEnum(["Healthy", "Violated", "InsufficientData"] as const, "The window's own verdict.")),
     decidedBy: Type.Optional(stringEnum(["labels", "estimate", "drift"] as const, "Which evidence judged it (policy.triggerOn).")),
+    consecutiveViolations: Type.Optional(
+      Type.Integer({
+        format: "int32",
+        minimum: 0,
+        description: "The policy's violating windows in a row after this one: where re-judging a later window replays the streak from.",
+      }),
+    ),
+    rejudgedTime: Type.Optional(
+      Type.String({ format: "date-time", description: "When labels that arrived after it was first judged last re-judged it (realised late)." }),
+    ),
+    firstJudged: Type.Optional(
+      Type.Object(
+        {
+          verdict: Type.Optional(stringEnum(["Healthy", "Violated", "InsufficientData"] as const, "Its verdict when it closed.")),
+          decidedBy: Type.Optional(stringEnum(["labels", "estimate", "drift"] as const, "What decided it then.")),
+          labelledSamples: Type.Integer({ format: "int64", minimum: 0, description: "Rows with feedback then." }),
+        },
+        { description: "Re-judged windows: how it was judged when it closed, before the late labels." },
+      ),
+    ),
   },
   { description: "One judged monitoring window, merged over the serving pods." },
 );
@@ -1132,6 +1159,13 @@ export const LoopStatusSchema = Type.Object(
       Type.Integer({ format: "int32", minimum: 0, description: "Observing: labelled windows of the promoted version judged so far." }),
     ),
     lastObservedWindowEnd: Type.Optional(Type.String({ format: "date-time", description: "Observing: end of the last window judged." })),
+    awaitingLabels: Type.Optional(
+      Type.Array(Type.String({ format: "date-time" }), {
+        maxItems: MAX_RECENT_WINDOWS,
+        description:
+          "Observing: ends of the promoted version's windows that had too few labels when they closed; each is counted (and checked for regression) once late labels bring it to policy.minLabelledSamples, while status.recentWindows still holds it.",
+      }),
+    ),
     baselineMetric: Type.Optional(
       Type.Number({
         description:

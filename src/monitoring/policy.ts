@@ -368,7 +368,19 @@ export function evaluateWindow(observation: WindowObservation, config: PolicyCon
  * (an outage does not erase evidence, nor create it); a healthy window resets it.
  */
 export function evaluatePolicy(state: PolicyState, observation: WindowObservation, config: PolicyConfig): { state: PolicyState; decision: PolicyDecision } {
-  const window = evaluateWindow(observation, config);
+  return advancePolicy(state, evaluateWindow(observation, config), observation.endMs, config);
+}
+
+/**
+ * Advances the policy by a window already judged (its verdict as first recorded, when a later window is re-judged
+ * and the streak is replayed through it): the hysteresis and cooldown of `evaluatePolicy`.
+ */
+export function advancePolicy(
+  state: PolicyState,
+  window: WindowJudgement,
+  endMs: number,
+  config: PolicyConfig,
+): { state: PolicyState; decision: PolicyDecision } {
   let consecutive = state.consecutiveViolations;
   if (window.verdict === "violated") consecutive++;
   else if (window.verdict === "healthy") consecutive = 0;
@@ -382,9 +394,9 @@ export function evaluatePolicy(state: PolicyState, observation: WindowObservatio
   let lastTriggerMs = state.lastTriggerMs;
   if (verdict === "violated") {
     const until = lastTriggerMs === null ? -Infinity : lastTriggerMs + config.cooldownMs;
-    if (observation.endMs >= until) {
+    if (endMs >= until) {
       trigger = true;
-      lastTriggerMs = observation.endMs;
+      lastTriggerMs = endMs;
     } else {
       cooldownUntilMs = until;
       tail.push(`cooling down until ${new Date(until).toISOString()} after the trigger at ${new Date(lastTriggerMs!).toISOString()}`);

@@ -89,6 +89,8 @@ export interface SidecarSummary {
     rows: number;
     feedback: number;
     feedbackRejected: number;
+    /** Labels accepted for requests whose window the sidecar no longer keeps (or lost in a restart): logged, in no window's metrics. */
+    feedbackOutsideWindows?: number;
     /** What the request log's size/age bounds deleted (sidecars that keep their log in the model store). */
     logDroppedSegments?: number;
     logDroppedBytes?: number;

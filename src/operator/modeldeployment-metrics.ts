@@ -225,6 +225,14 @@ export class ModelDeploymentMetrics {
       set(md, { kind: "rows" }, m.samples);
       set(md, { kind: "labelled" }, m.labelledSamples ?? 0);
     });
+    gauge(
+      "ballast_modeldeployment_windows_rejudged",
+      "Windows among status.recentWindows (the last 12 judged) that labels arriving after they closed re-judged.",
+      [],
+      (md, set) => {
+        if (md.status?.recentWindows) set(md, {}, md.status.recentWindows.filter((w) => w.rejudgedTime !== undefined).length);
+      },
+    );
     gauge("ballast_modeldeployment_window_end_timestamp_seconds", "End of the last window the operator judged (Unix seconds).", [], (md, set) => {
       const end = md.status?.lastMetrics?.windowEnd;
       if (end) set(md, {}, Date.parse(end) / 1000);

@@ -64,6 +64,8 @@ export interface CapturedExchange {
 }
 
 interface Window {
+  /** Numbers the windows in order: a tracked request names its window by it, so it never holds a dropped window alive. */
+  seq: number;
   start: number;
   /** Time bound: closes at this instant (Infinity without one). */
   closesAt: number;
@@ -103,7 +105,8 @@ function probabilityRows(response: unknown, rows: number, classes: number): numb
 interface TrackedRequest {
   predictions: (string | number)[] | undefined;
   labelled: Uint8Array;
-  window: Window | undefined;
+  /** The seq of the window it was served in; undefined when restored from the log (that window is gone). */
+  window: number | undefined;
   /** Estimated heap bytes of this entry and its id (trackedBytesOf). */
   bytes?: number;
 }
@@ -154,7 +157,12 @@ export class TrafficMonitor {
   private trackedBytes = 0;
   /** Ids claimed by requests in flight or queued, not yet in `tracked`. */
   private readonly pending = new Set<string>();
-  readonly totals = { requests: 0, failedRequests: 0, rejectedRequests: 0, rows: 0, feedback: 0, feedbackRejected: 0 };
+  /**
+   * feedbackOutsideWindows: labels accepted (and logged, for retraining) for requests whose window is no longer kept
+   * (older than windowsKept closed windows, or served before a restart): counted in no window's metrics, since
+   * adding them to the open window would score it on requests it never served.
+   */
+  readonly totals = { requests: 0, failedRequests: 0, rejectedRequests: 0, rows: 0, feedback: 0, feedbackRejected: 0, feedbackOutsideWindows: 0 };
   /** Exchanges that could not be recorded (undecodable bodies), for the metrics endpoint. */
   unrecorded = 0;
 
@@ -187,7 +195,7 @@ export class TrafficMonitor {
       this.pca = { reconstruction, columns: reconstruction.features.map((f) => names.indexOf(f.name)) };
     }
     this.now = options.now ?? Date.now;
-    this.open = this.newWindow(this.now());
+    this.open = this.newWindow(this.now(), 0);
   }
 
   get version(): string {
@@ -290,7 +298,7 @@ export class TrafficMonitor {
     window.rows += request.rows;
     this.totals.rows += request.rows;
     this.options.requestLog.append({ kind: "inference", id, ts: ex.ts, version: this.meta.version, rows, predictions: predictions ?? [] });
-    this.track(id, { predictions, labelled: new Uint8Array(request.rows), window });
+    this.track(id, { predictions, labelled: new Uint8Array(request.rows), window: window.seq });
     this.rotateIfDue(ex.ts);
   }
 
@@ -376,9 +384,11 @@ export class TrafficMonitor {
       throw failed;
     }
     for (const a of accepted) {
-      const window = a.entry.window && (a.entry.window === this.open || this.closed.includes(a.entry.window)) ? a.entry.window : this.open;
+      // Late labels land in the closed window their request was served in, so its realised metric is complete.
+      const window = this.windowOf(a.entry.window);
       const predicted = a.entry.predictions?.[a.row];
-      if (predicted !== undefined) window.labelled.add(a.label, predicted);
+      if (!window) this.totals.feedbackOutsideWindows++;
+      else if (predicted !== undefined) window.labelled.add(a.label, predicted);
     }
     this.totals.feedback += accepted.length;
     return { accepted: accepted.length };
@@ -421,11 +431,20 @@ export class TrafficMonitor {
     return [{ id, row, label: this.checkLabel(item.label, `${where}.label`), entry }];
   }
 
-  private newWindow(start: number): Window {
+  /** The open or a kept closed window by its seq (closed windows are consecutive, oldest first). */
+  private windowOf(seq: number | undefined): Window | undefined {
+    if (seq === undefined) return undefined;
+    if (seq === this.open.seq) return this.open;
+    const w = this.closed[seq - (this.closed[0]?.seq ?? 0)];
+    return w?.seq === seq ? w : undefined;
+  }
+
+  private newWindow(start: number, seq: number): Window {
     const featureSchema = this.meta.features.map((f) => ({ name: f.name, type: f.type }));
     const predictionType = this.meta.task === "classification" ? "categorical" : "numeric";
     const ms = this.options.windowMs;
     return {
+      seq,
       start,
       closesAt: ms > 0 ? (Math.floor(start / ms) + 1) * ms : Infinity,
       requests: 0,
@@ -451,7 +470,7 @@ export class TrafficMonitor {
     w.drift = this.driftOf(w);
     this.closed.push(w);
     if (this.closed.length > this.options.windowsKept) this.closed.splice(0, this.closed.length - this.options.windowsKept);
-    this.open = this.newWindow(w.end);
+    this.open = this.newWindow(w.end, w.seq + 1);
   }
 
   private numericPredictions(): boolean {

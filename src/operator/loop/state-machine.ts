@@ -22,6 +22,7 @@ import {
   type ResolvedModelDeployment,
   type RetrainingStatus,
   type ShadowComparison,
+  type WindowRecord,
 } from "../../api/index.js";
 import type { EventRecord } from "../../kube/events.js";
 import { jobGpuSeconds, nextJobGpuBudget, recordGpuSeconds, startsInPeriod } from "./budget.js";
@@ -239,6 +240,7 @@ class Step {
 
   finish(): LoopStep {
     const phase = this.loop.phase;
+    if (phase !== "Observing") delete this.loop.awaitingLabels;
     // Derived each step so they can never disagree with the phase.
     if (phase !== "Halted" && findCondition(this.conditions, ConditionType.LoopHalted)?.status !== "False")
       this.condition(ConditionType.LoopHalted, "False", ConditionReason.Idle, "the loop runs");
@@ -658,14 +660,18 @@ function rollingOut(step: Step): void {
   const target = step.targetVersion;
   const rolledOut = target !== undefined && obs.rollout.pinnedVersion === target && obs.rollout.ready && md.status?.servingVersion === target;
   if (step.loop.phase === "RollingBack") {
-    if (!rolledOut) return step.say(`rolling back to ${target}: ${obs.rollout.message}`);
+    // The reason rollBack wrote stays in front of the rollout's progress, so the history entry still says why.
+    const rollingBack = `rolling back to ${target}`;
+    const at = step.loop.message.lastIndexOf(rollingBack);
+    const why = at >= 0 ? step.loop.message.slice(0, at + rollingBack.length) : rollingBack;
+    if (!rolledOut) return step.say(`${why}: ${obs.rollout.message}`);
     const failedVersion = step.previousVersion ?? "the promoted version";
     step.remember({
       event: "RolledBack",
       version: target!,
       previousVersion: step.previousVersion,
       reason: ConditionReason.RolledBack,
-      message: step.loop.message,
+      message: why,
     });
     step.event("Warning", ConditionReason.RolledBack, `rolled back from ${failedVersion} to ${target}`, "Rollback");
     return step.failed(ConditionReason.RolledBack, `${failedVersion} was rolled back to ${target}`);
@@ -824,47 +830,33 @@ function observing(step: Step): void {
     step.event("Normal", ConditionReason.ShadowStopped, `reverse shadow of ${step.observation!.previousVersion} stopped: spec.policy.paused`, "Observe");
   }
   if (judgeReverseShadow(step)) return;
-  // Every window the monitoring controller judged since the last one observed (several can close between two steps).
+  // Every window the monitoring controller judged since the last one observed (several can close between two steps),
+  // after the windows that had too few labels when they closed and whose late labels have come since.
   const since = step.loop.lastObservedWindowEnd;
-  const fresh = (s.recentWindows ?? []).filter((w) => w.version === target && (since === undefined || w.windowEnd > since));
+  const records = (s.recentWindows ?? []).filter((w) => w.version === target);
+  const enough = (w: WindowRecord) => w.accuracy !== undefined && (w.labelledSamples ?? 0) >= minLabelled;
+  // A window that left recentWindows can no longer be counted: forgotten (the bound of loop.awaitingLabels).
+  const awaiting = new Set((step.loop.awaitingLabels ?? []).filter((end) => records.some((w) => w.windowEnd === end)));
+  const lateLabelled = records.filter((w) => awaiting.has(w.windowEnd) && enough(w));
+  const fresh = records.filter((w) => since === undefined || w.windowEnd > since);
   let skipped = "";
-  for (const w of fresh) {
-    step.loop.lastObservedWindowEnd = w.windowEnd;
+  let outcome: "rolledBack" | "passed" | undefined;
+  for (const w of [...lateLabelled, ...fresh]) {
+    const late = awaiting.delete(w.windowEnd);
+    if (!late) step.loop.lastObservedWindowEnd = w.windowEnd;
     const labelled = w.labelledSamples ?? 0;
-    if (w.accuracy === undefined || labelled < minLabelled) {
-      skipped = `; window ending ${w.windowEnd} had ${labelled} labelled rows (fewer than ${minLabelled}): not counted`;
+    if (!enough(w)) {
+      skipped = `; window ending ${w.windowEnd} had ${labelled} labelled rows (fewer than ${minLabelled}): counted if late labels bring it there`;
+      awaiting.add(w.windowEnd);
       noteEstimate(step, w.windowEnd, labelled, w.estimatedAccuracy);
       continue;
     }
-    const observed = (step.loop.observedWindows ?? 0) + 1;
-    step.loop.observedWindows = observed;
-    const live = w.accuracy;
-    if (p.rollbackOnRegression) {
-      const regression = metricRegression(step, live, "live");
-      const errorRise = w.errorRate !== undefined && w.errorRate - (step.loop.baselineErrorRate ?? 0) > p.maxLiveRegression;
-      if (regression !== undefined || errorRise) {
-        const detail = errorRise
-          ? `error rate ${fmt(w.errorRate)} rose by more than promotion.maxLiveRegression ${p.maxLiveRegression} over ${fmt(step.loop.baselineErrorRate ?? 0)}`
-          : regression!;
-        stopReverseShadow(step, `rolled back for ${ConditionReason.LiveRegression}`);
-        return step.rollBack(ConditionReason.LiveRegression, `${target}: ${detail} (window ending ${w.windowEnd})`);
-      }
-    }
-    if (observed >= needed) {
-      step.loop.baselineMetric = live;
-      if (w.errorRate !== undefined) step.loop.baselineErrorRate = w.errorRate;
-      step.candidateVersion = undefined;
-      stopReverseShadow(step, `observation passed after ${observed} labelled windows`);
-      const reverse = step.observation?.reverseShadow === "Off" || !step.observation ? "" : `; reverse shadow: ${step.observation.message}`;
-      step.event(
-        "Normal",
-        ConditionReason.ObservationPassed,
-        `${target} held for ${observed} labelled windows (live ${metric} ${fmt(live)}): promotion final${reverse}`,
-        "Observe",
-      );
-      return step.succeededAttempt(`serving ${target}: promotion final after ${observed} windows (live ${metric} ${fmt(live)})`);
-    }
+    outcome = observeWindow(step, w, late);
+    if (outcome) break;
   }
+  if (awaiting.size > 0 && step.loop.phase === "Observing") step.loop.awaitingLabels = [...awaiting].sort();
+  else delete step.loop.awaitingLabels;
+  if (outcome) return;
   const last = fresh.at(-1)?.accuracy;
   const reverse = reverseShadowRuns(step)
     ? `; reverse shadow on ${step.observation!.previousVersion}: ${liveReverseShadow(step)?.message ?? "no paired numbers yet"}${shadowPods(step)}`
@@ -872,6 +864,51 @@ function observing(step: Step): void {
   step.say(
     `${target} serves; ${step.loop.observedWindows ?? 0} of ${needed} labelled windows observed${last !== undefined ? `, live ${metric} ${fmt(last)}` : ""}${skipped}${reverse}`,
   );
+}
+
+/**
+ * One labelled window of the promoted version counted: rolled back when it breaks the regression rule, the promotion
+ * final when it is the last one needed. `late`: its labels came after it closed (it was skipped then); when its
+ * label-free estimate had already called it worse (observation.estimateWarning), the labels confirm it now.
+ */
+function observeWindow(step: Step, w: WindowRecord, late: boolean): "rolledBack" | "passed" | undefined {
+  const { md } = step;
+  const p = md.spec.promotion;
+  const target = step.targetVersion;
+  const metric = liveMetric(md);
+  const observed = (step.loop.observedWindows ?? 0) + 1;
+  step.loop.observedWindows = observed;
+  const live = w.accuracy!;
+  if (p.rollbackOnRegression) {
+    const regression = metricRegression(step, live, "live");
+    const errorRise = w.errorRate !== undefined && w.errorRate - (step.loop.baselineErrorRate ?? 0) > p.maxLiveRegression;
+    if (regression !== undefined || errorRise) {
+      const detail = errorRise
+        ? `error rate ${fmt(w.errorRate)} rose by more than promotion.maxLiveRegression ${p.maxLiveRegression} over ${fmt(step.loop.baselineErrorRate ?? 0)}`
+        : regression!;
+      const warned = step.observation?.estimateWarning?.windowEnd === w.windowEnd;
+      const when = late
+        ? `, realised with ${w.labelledSamples} labels, most of them after it closed${warned ? `: they confirm the label-free estimate ${fmt(step.observation!.estimateWarning!.estimated)} of that window` : ""}`
+        : "";
+      stopReverseShadow(step, `rolled back for ${ConditionReason.LiveRegression}`);
+      step.rollBack(ConditionReason.LiveRegression, `${target}: ${detail} (window ending ${w.windowEnd}${when})`);
+      return "rolledBack";
+    }
+  }
+  if (observed < p.observationWindows) return undefined;
+  step.loop.baselineMetric = live;
+  if (w.errorRate !== undefined) step.loop.baselineErrorRate = w.errorRate;
+  step.candidateVersion = undefined;
+  stopReverseShadow(step, `observation passed after ${observed} labelled windows`);
+  const reverse = step.observation?.reverseShadow === "Off" || !step.observation ? "" : `; reverse shadow: ${step.observation.message}`;
+  step.event(
+    "Normal",
+    ConditionReason.ObservationPassed,
+    `${target} held for ${observed} labelled windows (live ${metric} ${fmt(live)}): promotion final${reverse}`,
+    "Observe",
+  );
+  step.succeededAttempt(`serving ${target}: promotion final after ${observed} windows (live ${metric} ${fmt(live)})`);
+  return "passed";
 }
 
 /**

@@ -20,6 +20,7 @@ import {
 } from "../../api/index.js";
 import type { EventRecord } from "../../kube/events.js";
 import {
+  advancePolicy,
   evaluatePolicy,
   multivariateDrift,
   multivariateText,
@@ -34,6 +35,8 @@ import {
   type PolicyRule,
   type PolicyState as PolicyStateValue,
   type Verdict,
+  type WindowJudgement,
+  type WindowObservation,
 } from "../../monitoring/index.js";
 import { ESTIMATED_METRICS, mergeSummaries, type SidecarSummary, type WindowSummary } from "../../monitoring/summary.js";
 import { summaryConflict } from "../../monitoring/summary-schema.js";
@@ -432,7 +435,14 @@ export function monitoringStatus(md: ResolvedModelDeployment, podScrapes: readon
   // two scrapes, and the hysteresis counts windows. On first sight (no lastMetrics) only the newest is judged.
   const lastJudged = prior.lastMetrics?.windowEnd;
   const unseen = lastJudged === undefined ? evaluations.slice(-1) : evaluations.filter((e) => e.snapshot.windowEnd > lastJudged);
-  if (unseen.length === 0) {
+  const version = group[0]?.version;
+  const records = prior.recentWindows ?? [];
+  const byEnd = new Map(evaluations.map((e) => [e.snapshot.windowEnd, e]));
+  // Windows judged before whose labels grew since (labels that came after the window was judged): re-judged, and
+  // every window judged after the first of them with it, since the policy's streak runs through them.
+  const firstLate =
+    lastJudged === undefined ? -1 : records.findIndex((r) => r.version === version && r.windowEnd <= lastJudged && gotLateLabels(byEnd.get(r.windowEnd), r));
+  if (unseen.length === 0 && firstLate < 0) {
     // Already judged: only the conditions' observedGeneration follows the spec (new thresholds apply from the next window).
     const conditions = (prior.conditions ?? []).map((c) =>
       c.type === ConditionType.DriftDetected || c.type === ConditionType.Degraded ? { ...c, observedGeneration: generation } : c,
@@ -442,36 +452,50 @@ export function monitoringStatus(md: ResolvedModelDeployment, podScrapes: readon
   const priorPolicy = prior.policy;
   const priorTrigger = priorPolicy?.lastTriggerTime ? Date.parse(priorPolicy.lastTriggerTime) : null;
   const config = policyConfig(md);
-  let state: PolicyStateValue = { consecutiveViolations: priorPolicy?.consecutiveViolations ?? 0, lastTriggerMs: priorTrigger };
+  // A trigger already acted on stands: re-judging replays the streak with the latest trigger, so an earlier window
+  // cannot trigger again within its cooldown, and a window that now violates can trigger only where a new one could.
+  let state: PolicyStateValue = {
+    consecutiveViolations: firstLate < 0 ? (priorPolicy?.consecutiveViolations ?? 0) : streakBefore(records, firstLate),
+    lastTriggerMs: priorTrigger,
+  };
   let decision: PolicyDecision | undefined;
-  for (const { snapshot: w, drift: d, observation: o } of unseen) {
-    ({ state, decision } = evaluatePolicy(
-      state,
-      {
-        endMs: Date.parse(w.windowEnd),
-        samples: o.samples,
-        labelledSamples: o.labelledSamples,
-        ...(d ? { drift: d } : {}),
-        multivariate: o.multivariate,
-        metrics: o.metrics,
-        estimatedMetrics: o.estimatedMetrics,
-        estimatedSamples: o.estimatedSamples,
-        estimatedFrom: o.estimatedFrom,
-        ...(o.outsideReference ? { outsideReference: o.outsideReference } : {}),
-        stability: o.stability,
-        robustness: o.robustness,
-      },
-      config,
-    ));
-    w.verdict = VERDICT_NAMES[decision.windowVerdict];
-    if (decision.decidedBy) w.decidedBy = decision.decidedBy;
-    // Paused: nothing will be retrained, so no trigger is recorded and no cooldown starts.
-    if (md.spec.policy.paused) state = { ...state, lastTriggerMs: priorTrigger };
+  // The newest window judged from the sidecars' numbers now (undefined: the newest was replayed as recorded).
+  let latest: WindowEvaluation | undefined;
+  // Paused: nothing will be retrained, so no trigger is recorded and no cooldown starts.
+  const advance = (step: { state: PolicyStateValue; decision: PolicyDecision }): PolicyDecision => {
+    state = md.spec.policy.paused ? { ...step.state, lastTriggerMs: priorTrigger } : step.state;
+    return step.decision;
+  };
+  const judge = (e: WindowEvaluation): PolicyDecision => {
+    const step = evaluatePolicy(state, windowObservation(e), config);
+    e.snapshot.verdict = VERDICT_NAMES[step.decision.windowVerdict];
+    if (step.decision.decidedBy) e.snapshot.decidedBy = step.decision.decidedBy;
+    return advance(step);
+  };
+  const replayed: WindowRecord[] = [];
+  for (const r of firstLate < 0 ? [] : records.slice(firstLate)) {
+    const e = byEnd.get(r.windowEnd);
+    if (!e || e.snapshot.samples !== r.samples || r.version !== version) {
+      // Not the same window in the sidecars any more (another version's, or a replica restarted): its verdict as recorded.
+      decision = advance(advancePolicy(state, recordedJudgement(r), Date.parse(r.windowEnd), config));
+      latest = undefined;
+      replayed.push({ ...r, consecutiveViolations: state.consecutiveViolations });
+      continue;
+    }
+    const late = gotLateLabels(e, r);
+    decision = judge(e);
+    latest = e;
+    const rejudgedTime = late ? isoSeconds(now) : r.rejudgedTime;
+    if (rejudgedTime) e.snapshot.rejudgedTime = rejudgedTime;
+    replayed.push({ ...windowRecord(e.snapshot, version, state.consecutiveViolations), ...firstJudgedOf(r, late) });
   }
-  const { snapshot, drift } = unseen.at(-1)!;
-  const version = group[0]?.version;
-  const judged = unseen.map(({ snapshot: w }) => windowRecord(w, version));
-  const recentWindows = [...(prior.recentWindows ?? []), ...judged].slice(-MAX_RECENT_WINDOWS);
+  const judged: WindowRecord[] = [];
+  for (const e of unseen) {
+    decision = judge(e);
+    latest = e;
+    judged.push(windowRecord(e.snapshot, version, state.consecutiveViolations));
+  }
+  const recentWindows = [...records.slice(0, firstLate < 0 ? records.length : firstLate), ...replayed, ...judged].slice(-MAX_RECENT_WINDOWS);
   const lastTriggerMs = state.lastTriggerMs;
   const policy: NonNullable<ModelDeploymentStatus["policy"]> = {
     verdict: VERDICT_NAMES[decision!.verdict],
@@ -482,17 +506,137 @@ export function monitoringStatus(md: ResolvedModelDeployment, podScrapes: readon
     policy.lastTriggerTime = isoSeconds(new Date(lastTriggerMs));
     policy.cooldownUntil = isoSeconds(new Date(lastTriggerMs + config.cooldownMs));
   }
+  const rejudged = rejudgedText(records, recentWindows);
+  const next = { ...withServingVersion(prior, group, md), recentWindows, policy };
+  if (!latest) {
+    // The newest window was not in the sidecars to re-judge: its numbers and conditions stay; the policy moved.
+    return { ...next, conditions: withDegradedNote(prior, md, now, rejudged) };
+  }
+  const { snapshot, drift } = latest;
   const degraded = degradedCondition(decision!, snapshot, md, findCondition(prior.conditions, ConditionType.Degraded));
+  if (rejudged) degraded.message += `; ${rejudged}`;
   const conditions = withConditions(prior, md, now, driftCondition(snapshot, drift, md, decision!), degraded);
-  return { ...withServingVersion(prior, group, md), lastMetrics: snapshot, recentWindows, policy, conditions };
+  return { ...next, lastMetrics: snapshot, conditions };
+}
+
+/** A window evaluation as the policy reads it. */
+function windowObservation({ snapshot: w, drift: d, observation: o }: WindowEvaluation): WindowObservation {
+  return {
+    endMs: Date.parse(w.windowEnd),
+    samples: o.samples,
+    labelledSamples: o.labelledSamples,
+    ...(d ? { drift: d } : {}),
+    multivariate: o.multivariate,
+    metrics: o.metrics,
+    estimatedMetrics: o.estimatedMetrics,
+    estimatedSamples: o.estimatedSamples,
+    estimatedFrom: o.estimatedFrom,
+    ...(o.outsideReference ? { outsideReference: o.outsideReference } : {}),
+    stability: o.stability,
+    robustness: o.robustness,
+  };
+}
+
+/**
+ * The same window as judged (same rows, merged alike), with more labelled rows now: labels only add, so feedback
+ * came for its requests after it was judged. A window whose rows changed (a replica restarted, or replicas' windows
+ * realigned) is not the window that was judged and is left as it was.
+ */
+function gotLateLabels(e: WindowEvaluation | undefined, r: WindowRecord): e is WindowEvaluation {
+  return e !== undefined && e.snapshot.samples === r.samples && e.observation.labelledSamples > (r.labelledSamples ?? 0);
+}
+
+/** The policy's streak before `records[i]`: the streak after the window before it (or what its own implies). */
+function streakBefore(records: readonly WindowRecord[], i: number): number {
+  const before = records[i - 1]?.consecutiveViolations;
+  if (before !== undefined) return before;
+  // The oldest record kept (or one written before records held the streak): undone from its own when that is known.
+  const own = records[i]!;
+  if (own.consecutiveViolations === undefined || own.verdict === "Healthy") return 0;
+  return own.verdict === "Violated" ? Math.max(0, own.consecutiveViolations - 1) : own.consecutiveViolations;
+}
+
+const VERDICTS_BY_NAME: Record<NonNullable<WindowRecord["verdict"]>, Verdict> = {
+  Healthy: "healthy",
+  Violated: "violated",
+  InsufficientData: "insufficient-data",
+};
+
+/** A window replayed as it was recorded (no numbers to judge it again). */
+function recordedJudgement(r: WindowRecord): WindowJudgement {
+  const verdict = VERDICTS_BY_NAME[r.verdict ?? "InsufficientData"];
+  return {
+    verdict,
+    reasons: [`window ending ${r.windowEnd} as judged before: ${r.verdict ?? "not judged"}`],
+    fired: [],
+    ...(r.decidedBy ? { decidedBy: r.decidedBy } : {}),
+  };
+}
+
+/** How a re-judged window was judged when it closed: kept from its first re-judging on. */
+function firstJudgedOf(r: WindowRecord, late: boolean): Pick<WindowRecord, "firstJudged"> {
+  if (r.firstJudged) return { firstJudged: r.firstJudged };
+  if (!late) return {};
+  return {
+    firstJudged: { ...(r.verdict ? { verdict: r.verdict } : {}), ...(r.decidedBy ? { decidedBy: r.decidedBy } : {}), labelledSamples: r.labelledSamples ?? 0 },
+  };
+}
+
+/** "window ending … re-judged with N late labels: Healthy (estimate) → Violated (labels)" for windows whose verdict changed now. */
+function rejudgedText(before: readonly WindowRecord[], after: readonly WindowRecord[]): string {
+  const changed = verdictChanges(before, after);
+  if (changed.length === 0) return "";
+  const shown = changed
+    .slice(-3)
+    .map(({ was, now }) => `window ending ${now.windowEnd} ${was.verdict ?? "?"} (${was.decidedBy ?? "-"}) → ${now.verdict ?? "?"} (${now.decidedBy ?? "-"})`);
+  return `late labels re-judged ${shown.join(", ")}${changed.length > 3 ? ` and ${changed.length - 3} more` : ""}`;
+}
+
+/** Windows whose verdict this re-judging changed, oldest first. */
+export function verdictChanges(before: readonly WindowRecord[], after: readonly WindowRecord[]): { was: WindowRecord; now: WindowRecord }[] {
+  const was = new Map(before.map((r) => [r.windowEnd, r]));
+  return after.flatMap((now) => {
+    const b = was.get(now.windowEnd);
+    return b && now.rejudgedTime !== undefined && now.rejudgedTime !== b.rejudgedTime && now.verdict !== b.verdict ? [{ was: b, now }] : [];
+  });
+}
+
+/** The Degraded condition's message with the re-judging said, when only older windows were re-judged. */
+function withDegradedNote(prior: ModelDeploymentStatus, md: ResolvedModelDeployment, now: Date, note: string): Condition[] {
+  const conditions = prior.conditions ?? [];
+  const degraded = findCondition(conditions, ConditionType.Degraded);
+  if (!degraded || !note) return conditions;
+  const generation = md.metadata.generation ?? 0;
+  return setCondition(
+    conditions,
+    {
+      ...degraded,
+      type: ConditionType.Degraded,
+      reason: isConditionReason(degraded.reason) ? degraded.reason : ConditionReason.InsufficientData,
+      message: boundMessage(`${degraded.message.replace(/; late labels re-judged .*$/, "")}; ${note}`),
+      observedGeneration: generation,
+    },
+    now,
+  );
 }
 
 /** The timeline entry of a judged window: what a reader (and the loop's observation) needs, nothing per feature. */
-function windowRecord(w: MetricsSnapshot, version: string | undefined): WindowRecord {
+function windowRecord(w: MetricsSnapshot, version: string | undefined, consecutiveViolations: number): WindowRecord {
   const r: WindowRecord = { windowEnd: w.windowEnd, samples: w.samples };
   if (version) r.version = version;
-  for (const k of ["labelledSamples", "accuracy", "estimatedAccuracy", "driftShare", "reconstructionError", "errorRate", "verdict", "decidedBy"] as const)
+  for (const k of [
+    "labelledSamples",
+    "accuracy",
+    "estimatedAccuracy",
+    "driftShare",
+    "reconstructionError",
+    "errorRate",
+    "verdict",
+    "decidedBy",
+    "rejudgedTime",
+  ] as const)
     if (w[k] !== undefined) Object.assign(r, { [k]: w[k] });
+  r.consecutiveViolations = consecutiveViolations;
   return r;
 }
 
@@ -523,5 +667,29 @@ export function healthTransitionEvents(before: ModelDeploymentStatus | undefined
     else if (now.status === "False" && was === "True")
       events.push({ type: "Normal", reason: now.reason, action: "Monitor", note: `${recovered}: ${now.message}` });
   }
+  // A window whose verdict changed when its late labels came: said once, when it changed.
+  for (const { was, now } of verdictChanges(before?.recentWindows ?? [], after?.recentWindows ?? []))
+    events.push({
+      type: now.verdict === "Violated" ? "Warning" : "Normal",
+      reason: ConditionReason.WindowRejudged,
+      action: "Monitor",
+      note: rejudgedNote(was, now, after?.lastMetrics?.metric ?? "metric"),
+    });
   return events;
+}
+
+/** "window ending … of v1 re-judged: Healthy, decided by estimate (estimated accuracy 0.97, 3 labelled rows) → Violated, decided by labels (accuracy 0.45 on 20 labelled rows, 17 of them late)" */
+function rejudgedNote(was: WindowRecord, now: WindowRecord, metric: string): string {
+  const fmt = (x: number) => String(Number(x.toPrecision(4)));
+  const numbers = (r: WindowRecord) =>
+    r.decidedBy === "labels" && r.accuracy !== undefined
+      ? `${metric} ${fmt(r.accuracy)} on ${r.labelledSamples ?? 0} labelled rows`
+      : r.decidedBy === "estimate" && r.estimatedAccuracy !== undefined
+        ? `estimated ${metric} ${fmt(r.estimatedAccuracy)}, ${r.labelledSamples ?? 0} labelled rows`
+        : `${r.labelledSamples ?? 0} labelled rows`;
+  const late = (now.labelledSamples ?? 0) - (now.firstJudged?.labelledSamples ?? was.labelledSamples ?? 0);
+  return (
+    `window ending ${now.windowEnd}${now.version ? ` of ${now.version}` : ""} re-judged with labels that came after it closed: ` +
+    `${was.verdict ?? "not judged"}, decided by ${was.decidedBy ?? "nothing"} (${numbers(was)}) → ${now.verdict ?? "not judged"}, decided by ${now.decidedBy ?? "nothing"} (${numbers(now)}, ${late} of them late)`
+  );
 }

@@ -142,6 +142,19 @@ describe("the shadow and the label-free estimate in the story", () => {
     expect(text).toContain("estimated   █");
   });
 
+  it("marks a window re-judged on labels that came late, with the verdict it had when it closed", () => {
+    const rejudged = {
+      ...PROMOTED_STATUS.recentWindows![1]!,
+      verdict: "Violated" as const,
+      decidedBy: "labels" as const,
+      rejudgedTime: "2026-12-05T10:09:00Z",
+      firstJudged: { verdict: "Healthy" as const, decidedBy: "estimate" as const, labelledSamples: 0 },
+    };
+    const text = formatStory(buildStory({ ...md, status: { ...PROMOTED_STATUS, recentWindows: [rejudged] } }, [], []));
+    expect(text).toMatch(/Violated \(was Healthy\)\s+labels \(late\)/);
+    expect(text).toContain("(late): re-judged when labels came after the window closed");
+  });
+
   it("shows the running shadow when none was decided yet", () => {
     expect(buildStory({ ...md, status: { shadow: { ...shadow, verdict: "Pending" } } }, [], []).shadow?.verdict).toBe("Pending");
   });

@@ -92,7 +92,7 @@ describe("Observing with the reverse shadow", () => {
   it("the previous version significantly better on the same labelled pairs rolls back with PreviousVersionBetter and the paired numbers", () => {
     let { m } = observingFrom(promoting());
     m = withStatus(m, { shadow: reverse({}) });
-    const step = stepLoop(m, obs(at(100)));
+    let step = stepLoop(m, obs(at(100)));
     expect(step.status.loop?.phase).toBe("RollingBack");
     expect(step.status).toMatchObject({ targetVersion: "v1", previousVersion: "r1-abc" });
     expect(step.status.loop?.message).toMatch(
@@ -102,6 +102,12 @@ describe("Observing with the reverse shadow", () => {
     expect(step.events.map((e) => [e.type, e.reason])).toEqual([["Warning", "PreviousVersionBetter"]]);
     // The shadow stops: the previous version serves again through the user Service.
     expect(step.shadow).toBeUndefined();
+    // While the pods roll back the message says how far, and still why.
+    m = apply(m, step);
+    step = stepLoop(m, obs(at(105), { rollout: { pinnedVersion: "v1", ready: false, message: "rolling out: 1 old serving pods terminating" } }));
+    expect(step.status.loop?.message).toMatch(
+      /^PreviousVersionBetter: v1 is significantly better .*; rolling back to v1: rolling out: 1 old serving pods terminating$/,
+    );
     m = apply(m, step, { servingVersion: "v1" });
     const done = stepLoop(m, obs(at(110), { rollout: { pinnedVersion: "v1", ready: true, message: "" } }));
     expect(done.status.loop).toMatchObject({ phase: "Stable", consecutiveFailures: 1 });
@@ -196,6 +202,51 @@ describe("Observing with the reverse shadow", () => {
       /McNemarExact one-sided p 0.0377; the label-free estimate had said so first: accuracy 0.7 in the window ending .* \(3 labelled rows\)/,
     );
     expect(step.status.observation).toMatchObject({ reverseShadow: "Decided", estimateWarning: { estimated: 0.7 }, comparison: { oneSided: true } });
+  });
+
+  it("a window skipped for too few labels counts once its late labels come: the estimate's warning confirmed, rolled back", () => {
+    let { m } = observingFrom(promoting());
+    // Closed with 3 labels (policy.minLabelledSamples 50): not counted, its estimate 0.7 noted, awaiting labels.
+    m = withStatus(m, { recentWindows: [window(at(90), 0.66, 3, { estimatedAccuracy: 0.7 })] });
+    let step = stepLoop(m, obs(at(91)));
+    expect(step.status.loop).toMatchObject({ phase: "Observing", observedWindows: 0, awaitingLabels: [iso(at(90))] });
+    expect(step.status.loop?.message).toMatch(/had 3 labelled rows \(fewer than 50\): counted if late labels bring it there/);
+    m = apply(m, step);
+    // A healthy window closes with its labels; the first one's labels are still missing.
+    m = withStatus(m, { recentWindows: [window(at(90), 0.66, 3, { estimatedAccuracy: 0.7 }), window(at(96), 0.9)] });
+    step = stepLoop(m, obs(at(97)));
+    expect(step.status.loop).toMatchObject({ observedWindows: 1, awaitingLabels: [iso(at(90))] });
+    m = apply(m, step);
+    // The monitoring controller re-judged it on 80 labels that came late: 0.62, worse than the gate and than v1.
+    m = withStatus(m, { recentWindows: [window(at(90), 0.62, 80, { estimatedAccuracy: 0.7, rejudgedTime: iso(at(99)) }), window(at(96), 0.9)] });
+    step = stepLoop(m, obs(at(100)));
+    expect(step.status.loop?.phase).toBe("RollingBack");
+    expect(step.status.loop?.awaitingLabels).toBeUndefined();
+    expect(step.status.loop?.message).toMatch(
+      /^LiveRegression: r1-abc: live accuracy 0.62 is worse than the gate's 0.88 .* \(window ending .*, realised with 80 labels, most of them after it closed: they confirm the label-free estimate 0.7 of that window\); rolling back to v1$/,
+    );
+    expect(step.events.map((e) => [e.type, e.reason])).toEqual([["Warning", "LiveRegression"]]);
+  });
+
+  it("a window awaiting labels is counted once, and forgotten when it leaves status.recentWindows", () => {
+    let { m } = observingFrom(promoting({ observationWindows: 5, shadow: { enabled: true } }));
+    m = withStatus(m, { recentWindows: [window(at(90), 0.9, 3)] });
+    m = apply(m, stepLoop(m, obs(at(91))));
+    m = withStatus(m, { recentWindows: [window(at(90), 0.9, 60)] });
+    let step = stepLoop(m, obs(at(92)));
+    expect(step.status.loop).toMatchObject({ observedWindows: 1 });
+    expect(step.status.loop?.awaitingLabels).toBeUndefined();
+    m = apply(m, step);
+    // More labels later do not count it twice.
+    m = withStatus(m, { recentWindows: [window(at(90), 0.9, 90)] });
+    step = stepLoop(m, obs(at(93)));
+    expect(step.status.loop?.observedWindows).toBe(1);
+    // Another sparse window that then leaves recentWindows (newer windows pushed it out) is dropped from the list.
+    m = withStatus(apply(m, step), { recentWindows: [window(at(94), 0.9, 3)] });
+    m = apply(m, stepLoop(m, obs(at(95))));
+    expect(m.status?.loop?.awaitingLabels).toEqual([iso(at(94))]);
+    m = withStatus(m, { recentWindows: [window(at(98), 0.9, 3)] });
+    expect(stepLoop(m, obs(at(99))).status.loop?.awaitingLabels).toEqual([iso(at(98))]);
   });
 
   it("an estimate is not noted without a running reverse shadow: there is nothing to confirm it", () => {

@@ -95,6 +95,11 @@ describe("ModelDeployment metrics", () => {
           { type: "my.example.com/Custom", status: "True", reason: "Whatever", message: "", lastTransitionTime: "2026-12-05T11:00:00Z" },
         ],
         lastMetrics: { windowEnd: "2026-12-05T11:59:00Z", samples: 500, labelledSamples: 40, metric: "rmse", accuracy: 2.5, driftShare: 0.25 },
+        // One window re-judged when its labels came late.
+        recentWindows: [
+          { windowEnd: "2026-12-05T11:58:00Z", samples: 500, labelledSamples: 480, rejudgedTime: "2026-12-05T11:59:30Z" },
+          { windowEnd: "2026-12-05T11:59:00Z", samples: 500, labelledSamples: 40 },
+        ],
       },
       { maxError: 2, maxRetrainings: { count: 3, period: "24h" } },
     );
@@ -115,6 +120,7 @@ describe("ModelDeployment metrics", () => {
     ]);
     expect(await samples(registry, "ballast_modeldeployment_window_quality")).toEqual([{ labels: { ...me, metric: "rmse" }, value: 2.5 }]);
     expect(await samples(registry, "ballast_modeldeployment_window_drift_share_ratio")).toEqual([{ labels: me, value: 0.25 }]);
+    expect(await samples(registry, "ballast_modeldeployment_windows_rejudged")).toEqual([{ labels: me, value: 1 }]);
     expect(await samples(registry, "ballast_modeldeployment_window_samples")).toEqual([
       { labels: { ...me, kind: "rows" }, value: 500 },
       { labels: { ...me, kind: "labelled" }, value: 40 },

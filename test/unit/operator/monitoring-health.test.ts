@@ -1,4 +1,5 @@
-// Given real weather traffic summarised the way a sidecar does, the operator's monitoring status reads as a user expects.
+// Given real weather traffic summarised the way a sidecar does, the operator's monitoring status reads as a user expects,
+// also when labels come after their windows closed (re-judged).
 import { describe, expect, it } from "vitest";
 import { applyModelDeploymentDefaults, type ModelDeploymentSpec, type ModelDeploymentStatus, type ResolvedModelDeployment } from "../../../src/api/index.js";
 import { loadWeatherDays, splitWeather, WEATHER_FEATURES, type WeatherDay } from "../../../src/demo/weather-data.js";
@@ -414,5 +415,122 @@ describe("a violation that outlives the window that started it", () => {
   it("keeps Ballast's reason, but never copies into the condition (and its Event) a reason someone else wrote into status", () => {
     expect(degradedCondition(decision, snapshot, md(), prior("AccuracyBelowThreshold")).reason).toBe("AccuracyBelowThreshold");
     expect(degradedCondition(decision, snapshot, md(), prior("not a reason: <b>hi</b>")).reason).toBe("DriftAboveThreshold");
+  });
+});
+
+describe("late labels re-judge the windows they belong to", () => {
+  // Window i: 50 Seattle days a minute each; `wrong` of them missed while the model is 95 % confident in every one
+  // (an optimistic estimate); feedback so far for the first `labelled` rows.
+  const SIZE = 50;
+  const w = (i: number, wrong: number, labelled: number, days: readonly WeatherDay[] = seattle(i)) =>
+    window(days, T0 + i * 60_000, { wrong, labelled, confidence: 0.95 });
+  const pod = (windows: WindowSummary[], name = "weather-serving-a"): PodScrape => ({ pod: name, summary: summary(name, windows) });
+  /** Scrapes in order, each status written before the next is computed; every status after each. */
+  const scrapes = (all: PodScrape[][], policy: Record<string, unknown> = {}, start?: ModelDeploymentStatus): ModelDeploymentStatus[] => {
+    const out: ModelDeploymentStatus[] = [];
+    let status = start;
+    for (const s of all) {
+      status = monitoringStatus(md({ minLabelledSamples: 30, ...policy }, status), s, NOW);
+      out.push(status);
+    }
+    return out;
+  };
+
+  // Two windows the model gets 40 % right (30 of 50 wrong) while it is 95 % confident: no label when they close.
+  const closing = [[pod([w(0, 30, 0)])], [pod([w(0, 30, 0), w(1, 30, 0)])]];
+
+  it("a window judged healthy on an optimistic estimate becomes a violation when its labels come, and the policy follows", () => {
+    const [first, second, labels0, labels1] = scrapes([
+      ...closing,
+      // The labels of window 0 come while window 1 is the newest; then window 1's.
+      [pod([w(0, 30, SIZE), w(1, 30, 0)])],
+      [pod([w(0, 30, SIZE), w(1, 30, SIZE)])],
+    ]);
+    expect(first!.lastMetrics).toMatchObject({ labelledSamples: 0, verdict: "Healthy", decidedBy: "estimate", estimatedAccuracy: 0.95 });
+    expect(second!.policy).toMatchObject({ verdict: "Healthy", consecutiveViolations: 0 });
+    expect(second!.recentWindows!.every((w) => w.rejudgedTime === undefined)).toBe(true);
+
+    // Window 0 re-judged on its 50 labels: Violated, decided by labels; what it was first is kept beside it.
+    expect(labels0!.recentWindows![0]).toMatchObject({
+      labelledSamples: SIZE,
+      accuracy: 0.4,
+      verdict: "Violated",
+      decidedBy: "labels",
+      consecutiveViolations: 1,
+      rejudgedTime: "2026-11-26T12:30:00Z",
+      firstJudged: { verdict: "Healthy", decidedBy: "estimate", labelledSamples: 0 },
+    });
+    // Window 1 still has no label: still the estimate's, so the streak it ends is 0 again (one violation is not two).
+    expect(labels0!.recentWindows![1]).toMatchObject({ verdict: "Healthy", decidedBy: "estimate", consecutiveViolations: 0 });
+    expect(labels0!.policy).toMatchObject({ verdict: "Healthy", consecutiveViolations: 0 });
+    expect(labels0!.conditions!.find((c) => c.type === "Degraded")!.message).toMatch(
+      /late labels re-judged window ending 2026-11-26T12:01:00.000Z Healthy \(estimate\) → Violated \(labels\)/,
+    );
+    const event = healthTransitionEvents(second, labels0);
+    expect(event).toEqual([expect.objectContaining({ type: "Warning", reason: "WindowRejudged" })]);
+    expect(event[0]!.note).toMatch(
+      /Healthy, decided by estimate \(estimated accuracy 0\.95, 0 labelled rows\) → Violated, decided by labels \(accuracy 0\.4 on 50 labelled rows, 50 of them late\)/,
+    );
+
+    // Window 1's labels: two violating windows in a row — the policy is violated and triggers on window 1's end.
+    expect(labels1!.lastMetrics).toMatchObject({ windowEnd: "2026-11-26T12:02:00.000Z", accuracy: 0.4, verdict: "Violated", decidedBy: "labels" });
+    expect(labels1!.lastMetrics!.rejudgedTime).toBe("2026-11-26T12:30:00Z");
+    expect(labels1!.policy).toMatchObject({ verdict: "Violated", consecutiveViolations: 2, lastTriggerTime: "2026-11-26T12:02:00Z" });
+    const degraded = labels1!.conditions!.find((c) => c.type === "Degraded")!;
+    expect(degraded).toMatchObject({ status: "True", reason: "AccuracyBelowThreshold" });
+    expect(degraded.message).toMatch(
+      /decided by labels \(50 labelled rows ≥ 30\): accuracy 0\.4000 < minimum 0\.7 .*; late labels re-judged window ending 2026-11-26T12:02:00.000Z Healthy \(estimate\) → Violated \(labels\)/,
+    );
+    expect(healthTransitionEvents(labels0, labels1).map((e) => e.reason)).toEqual(["AccuracyBelowThreshold", "WindowRejudged"]);
+  });
+
+  it("a scrape with no new label and no new window changes nothing", () => {
+    const [, , labels, again] = scrapes([...closing, [pod([w(0, 30, SIZE), w(1, 30, 0)])], [pod([w(0, 30, SIZE), w(1, 30, 0)])]]);
+    expect(again!.recentWindows).toEqual(labels!.recentWindows);
+    expect(again!.policy).toEqual(labels!.policy);
+  });
+
+  it("a window that first had some labels is re-judged as more come; its first judgement stays", () => {
+    const [, , some, all] = scrapes(
+      [[pod([w(0, 30, 10)])], [pod([w(0, 30, 10), w(1, 0, SIZE)])], [pod([w(0, 30, 20), w(1, 0, SIZE)])], [pod([w(0, 30, SIZE), w(1, 0, SIZE)])]],
+      { minStability: 0 },
+    );
+    // 20 labels are still fewer than 30: the estimate decides, the window was re-judged all the same.
+    expect(some!.recentWindows![0]).toMatchObject({ labelledSamples: 20, decidedBy: "estimate", firstJudged: { labelledSamples: 10 } });
+    expect(all!.recentWindows![0]).toMatchObject({ labelledSamples: SIZE, decidedBy: "labels", verdict: "Violated", firstJudged: { labelledSamples: 10 } });
+    // Window 1 is healthy on its labels: one violation before it does not make a streak.
+    expect(all!.policy).toMatchObject({ verdict: "Healthy", consecutiveViolations: 0 });
+  });
+
+  it("a trigger already acted on stands: a re-judged window inside its cooldown does not trigger again", () => {
+    const triggered = scrapes([[pod([w(0, 30, SIZE)])], [pod([w(0, 30, SIZE), w(1, 30, SIZE)])]]);
+    expect(triggered[1]!.policy).toMatchObject({ verdict: "Violated", lastTriggerTime: "2026-11-26T12:02:00Z" });
+    const [, late] = scrapes([[pod([w(0, 30, SIZE), w(1, 30, SIZE), w(2, 30, 0)])], [pod([w(0, 30, SIZE), w(1, 30, SIZE), w(2, 30, SIZE)])]], {}, triggered[1]);
+    expect(late!.recentWindows![2]).toMatchObject({ verdict: "Violated", decidedBy: "labels", consecutiveViolations: 3 });
+    expect(late!.policy).toMatchObject({ verdict: "Violated", consecutiveViolations: 3, lastTriggerTime: "2026-11-26T12:02:00Z" });
+    expect(late!.conditions!.find((c) => c.type === "Degraded")!.message).toMatch(/cooling down until 2026-11-26T13:02:00.000Z/);
+  });
+
+  it("a window whose rows changed (a replica restarted) is not the window judged: left as it was", () => {
+    const [, second] = scrapes(closing);
+    const fewer = seattle(0).slice(0, 30);
+    const [after] = scrapes([[pod([w(0, 20, 30, fewer), w(1, 30, 0)])]], {}, second);
+    expect(after!.recentWindows).toEqual(second!.recentWindows);
+  });
+
+  it("late labels split over two replicas merge exactly, and the merged window is re-judged on all of them", () => {
+    // Time windows: both replicas' minute-windows align. Each replica served half of each minute's 50 days.
+    const half = (i: number, part: 0 | 1) => split.seattleTraffic.slice(i * SIZE + part * 25, i * SIZE + (part + 1) * 25);
+    const pods = (labelledA: number, labelledB: number) => [
+      pod([w(0, 15, labelledA, half(0, 0))], "weather-serving-a"),
+      pod([w(0, 15, labelledB, half(0, 1))], "weather-serving-b"),
+    ];
+    const [closed, lateA, lateBoth] = scrapes([pods(0, 0), pods(25, 0), pods(25, 25)]);
+    expect(closed!.lastMetrics).toMatchObject({ samples: SIZE, labelledSamples: 0, decidedBy: "estimate", verdict: "Healthy" });
+    // 25 late labels from one replica are fewer than 30: still the estimate's window, re-judged with the labels counted.
+    expect(lateA!.lastMetrics).toMatchObject({ labelledSamples: 25, decidedBy: "estimate", rejudgedTime: "2026-11-26T12:30:00Z" });
+    expect(lateBoth!.lastMetrics).toMatchObject({ labelledSamples: SIZE, accuracy: 0.4, decidedBy: "labels", verdict: "Violated" });
+    const merged = mergeSummaries(pods(25, 25).map((p) => ("summary" in p ? p.summary : undefined)!)).windows[0]!;
+    expect(merged.metrics).toMatchObject({ samples: SIZE, accuracy: 0.4 });
   });
 });

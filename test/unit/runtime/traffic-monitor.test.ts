@@ -73,20 +73,45 @@ describe("TrafficMonitor windows", () => {
 });
 
 describe("TrafficMonitor feedback", () => {
-  it("forgets the oldest ids past maxTracked and counts late feedback in the open window", async () => {
+  it("forgets the oldest ids past maxTracked; a label whose window is no longer kept counts in no window", async () => {
     const clock = { now: T0 };
     const { monitor, log } = await monitorAt(clock, { windowRows: 2, windowsKept: 1, maxTracked: 5 });
     for (let i = 0; i < 7; i++) monitor.enqueue(exchange(`r${i}`, [i / 10], ["a"], T0 + i));
     await expect(monitor.applyFeedback({ id: "r0", label: "a" })).rejects.toMatchObject({ kind: "unknown-id" });
-    // Windows: [r0 r1] [r2 r3] [r4 r5] closed, r6 open; only [r4 r5] is kept, so r2's outcome lands in the open window.
+    // Windows: [r0 r1] [r2 r3] [r4 r5] closed, r6 open; only [r4 r5] is kept, so r2's label is logged but scores no window.
     expect(
       await monitor.applyFeedback([
         { id: "r2", label: "b" },
         { id: "r6", label: "a" },
       ]),
     ).toEqual({ accepted: 2 });
-    const open = monitor.summary().windows.at(-1)!;
-    expect(open.metrics).toMatchObject({ samples: 2, accuracy: 0.5 });
+    const s = monitor.summary();
+    expect(s.windows.at(-1)!.metrics).toMatchObject({ samples: 1, accuracy: 1 });
+    expect(s.windows[0]!.metrics).toEqual({ samples: 0 });
+    expect(s.totals).toMatchObject({ feedback: 2, feedbackOutsideWindows: 1 });
+    await log.close();
+  });
+
+  it("joins a late label to the closed window its request was served in, while that window is kept", async () => {
+    const clock = { now: T0 };
+    const { monitor, log } = await monitorAt(clock, { windowRows: 2, windowsKept: 3 });
+    for (let i = 0; i < 7; i++) monitor.enqueue(exchange(`r${i}`, [i / 10], ["a"], T0 + i));
+    // [r0 r1] [r2 r3] [r4 r5] closed, r6 open: labels for r0..r3 arrive after their windows closed.
+    expect(
+      await monitor.applyFeedback([
+        { id: "r0", label: "a" },
+        { id: "r1", label: "b" },
+        { id: "r3", label: "a" },
+      ]),
+    ).toEqual({ accepted: 3 });
+    const windows = monitor.summary().windows;
+    expect(windows.map((w) => [w.closed, w.metrics["samples"], w.metrics["accuracy"]])).toEqual([
+      [true, 2, 0.5],
+      [true, 1, 1],
+      [true, 0, undefined],
+      [false, 0, undefined],
+    ]);
+    expect(monitor.totals.feedbackOutsideWindows).toBe(0);
     await log.close();
   });
 
@@ -104,6 +129,9 @@ describe("TrafficMonitor feedback", () => {
     await expect(second.monitor.applyFeedback({ id: "r1", row: 1, label: "a" })).rejects.toMatchObject({ kind: "duplicate" });
     expect(await second.monitor.applyFeedback({ id: "r1", row: 0, label: "a" })).toEqual({ accepted: 1 });
     expect(await second.monitor.applyFeedback({ id: "r2", label: "b" })).toEqual({ accepted: 1 });
+    // Their window was lost with the restart: the labels are logged for retraining, not scored in the new window.
+    expect(second.monitor.summary().windows.at(-1)!.metrics).toEqual({ samples: 0 });
+    expect(second.monitor.totals.feedbackOutsideWindows).toBe(2);
     await second.log.close();
   });
 });

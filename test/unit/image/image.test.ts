@@ -8,7 +8,7 @@
 import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -325,52 +325,92 @@ describe("the local nodes' way of running it (ballast dev up: overlay root, volu
 });
 
 describe("the arm64 image, run under Debian's qemu-user-static (no arm64 CPU here)", () => {
+  let root = "";
+
+  beforeAll(async () => {
+    const { stdout: tools } = await run(join(repoRoot, "hack/image/ensure-deb-tools.sh"), ["qemu-user", "qemu-user-static"], {
+      env: { ...process.env, KEEP: "usr/bin/qemu-aarch64-static" },
+    });
+    root = join(scratch, "rootfs-arm64");
+    mkdirSync(root);
+    const unpacking = Date.now();
+    await unpackRootfs(platformImage(join(shipped, "oci"), "arm64"), root);
+    console.error(`[image] linux/arm64 unpacked in ${((Date.now() - unpacking) / 1000).toFixed(1)} s`);
+    // No binfmt_misc registration: the emulator runs the image's node explicitly, from inside the chroot.
+    copyFileSync(join(tools.trim(), "usr/bin/qemu-aarch64-static"), join(root, "qemu-aarch64-static"));
+  }, BUILD_MS);
+
+  /** `ballast <args>` of the arm64 image, emulated, as uid 65532 in a chroot of its root filesystem. */
+  const emulated = (args: string[]) =>
+    spawn(
+      "/usr/bin/unshare",
+      [
+        "--root",
+        root,
+        "--wd",
+        "/app",
+        "--setuid",
+        "65532",
+        "--setgid",
+        "65532",
+        "--",
+        "/qemu-aarch64-static",
+        "/usr/local/bin/node",
+        "/usr/local/bin/ballast",
+        ...args,
+      ],
+      { env: { PATH: "/usr/local/bin:/usr/bin:/bin", NODE_ENV: "production" }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+
+  it("prints the version", async () => {
+    const started = Date.now();
+    const { code, stdout, stderr } = await finished(emulated(["--version"]));
+    console.error(`[image] linux/arm64: ballast --version under qemu in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+    expect(stdout.trim()).toBe(version);
+    // It really was the arm64 build of node that ran.
+    const elf = readFileSync(join(root, "usr/local/bin/node")).subarray(0, 20);
+    expect(elf.readUInt16LE(18)).toBe(183); // EM_AARCH64
+  });
+
   it(
-    "prints the version, as uid 65532 in a chroot of its own root filesystem",
+    "serves a model the amd64 image trained and answers an OIP v2 infer request",
     async () => {
-      const { stdout: tools } = await run(join(repoRoot, "hack/image/ensure-deb-tools.sh"), ["qemu-user", "qemu-user-static"], {
-        env: { ...process.env, KEEP: "usr/bin/qemu-aarch64-static" },
-      });
-      const image = platformImage(join(shipped, "oci"), "arm64");
-      const root = join(scratch, "rootfs-arm64");
-      mkdirSync(root);
-      const unpacking = Date.now();
-      await unpackRootfs(image, root);
-      // No binfmt_misc registration: the emulator runs the image's node explicitly, from inside the chroot.
-      copyFileSync(join(tools.trim(), "usr/bin/qemu-aarch64-static"), join(root, "qemu-aarch64-static"));
+      // Trained by the amd64 image (the model files are the same on every architecture), then handed over.
+      const { image: amd64Image, root: amd64Root } = await unpackedAmd64();
+      const { seattleTraining, seattleTraffic } = splitWeather(loadWeather(), 300, 0);
+      mkdirSync(join(amd64Root, "tmp/arm64-data"));
+      writeFileSync(join(amd64Root, "tmp/arm64-data/seattle.csv"), weatherCsv(seattleTraining));
+      const args = ["--data", "/tmp/arm64-data/seattle.csv", "--store", "file:///tmp/arm64-store", "--model", "weather", "--label", "weather"];
+      const trained = await finished(
+        runInImage(amd64Root, amd64Image.config, [
+          "train",
+          ...args,
+          "--features",
+          "precipitation,temp_max,temp_min,wind",
+          "--epochs",
+          "2",
+          "--backend",
+          "wasm",
+        ]),
+      );
+      expect(trained.code, trained.stderr).toBe(0);
+      cpSync(join(amd64Root, "tmp/arm64-store"), join(root, "tmp/store"), { recursive: true, preserveTimestamps: true });
+      await run("chown", ["-R", "65532:65532", join(root, "tmp/store")]);
       const started = Date.now();
-      const { code, stdout, stderr } = await finished(
-        spawn(
-          "/usr/bin/unshare",
-          [
-            "--root",
-            root,
-            "--wd",
-            "/app",
-            "--setuid",
-            "65532",
-            "--setgid",
-            "65532",
-            "--",
-            "/qemu-aarch64-static",
-            "/usr/local/bin/node",
-            "/usr/local/bin/ballast",
-            "--version",
-          ],
-          {
-            env: { PATH: "/usr/local/bin:/usr/bin:/bin", NODE_ENV: "production" },
-            stdio: ["ignore", "pipe", "pipe"],
-          },
-        ),
-      );
-      console.error(
-        `[image] linux/arm64: unpacked in ${((started - unpacking) / 1000).toFixed(1)} s, ballast --version under qemu in ${((Date.now() - started) / 1000).toFixed(1)} s`,
-      );
-      expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
-      expect(stdout.trim()).toBe(version);
-      // It really was the arm64 build of node that ran.
-      const elf = readFileSync(join(root, "usr/local/bin/node")).subarray(0, 20);
-      expect(elf.readUInt16LE(18)).toBe(183); // EM_AARCH64
+      const server = emulated(["serve", "--store", "file:///tmp/store", "--model", "weather", "--host", "127.0.0.1", "--port", "0"]);
+      const exited = finished(server);
+      try {
+        const port = await listeningPort(server, 240_000);
+        await waitUntilReady(`http://127.0.0.1:${port}/v2/health/ready`, 120_000);
+        console.error(`[image] linux/arm64: ballast serve ready under qemu in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        const res = await postJson(`http://127.0.0.1:${port}/v2/models/weather/infer`, inferBody(seattleTraffic.slice(0, 3), "arm64-1"));
+        expect(res.status).toBe(200);
+        expect(res.body).toMatchObject({ model_name: "weather", model_version: "v1", id: "arm64-1" });
+      } finally {
+        server.kill("SIGTERM");
+        await exited;
+      }
     },
     BUILD_MS,
   );
@@ -449,10 +489,10 @@ function listFiles(dir: string): string[] {
 }
 
 /** The port from `ballast serve`'s "listening" log line. */
-async function listeningPort(server: ReturnType<typeof runInImage>): Promise<number> {
+async function listeningPort(server: ReturnType<typeof runInImage>, timeoutMs = 60_000): Promise<number> {
   let out = "";
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`ballast serve in the image did not listen within 60 s:\n${out}`)), 60_000);
+    const timer = setTimeout(() => reject(new Error(`ballast serve in the image did not listen within ${timeoutMs / 1000} s:\n${out}`)), timeoutMs);
     const onData = (chunk: Buffer): void => {
       out += chunk.toString("utf8");
       const line = out.split("\n").find((l) => l.includes('"event":"listening"'));

@@ -150,6 +150,15 @@ crane index append "${manifests[@]}" -t "$local_repo:$version" > /dev/null
 echo "image: writing $out ($((SECONDS - started)) s)" >&2
 rm -rf "$out/oci" "$out"/ballast-*.tar "$out/digests"
 crane pull --format oci "$local_repo:$version" "$out/oci"
+# The tag in the layout's index.json (OCI ref.name annotation), as `skopeo copy oci:dist/image/oci:<version>`
+# and the local nodes (`ballast dev up`) look images up by tag. index.json is not a blob: no digest changes.
+node -e '
+  const fs = require("node:fs");
+  const [file, tag] = process.argv.slice(1);
+  const index = JSON.parse(fs.readFileSync(file, "utf8"));
+  index.manifests[0].annotations = { "org.opencontainers.image.ref.name": tag };
+  fs.writeFileSync(file, JSON.stringify(index, null, 3) + "\n");
+' "$out/oci/index.json" "$version"
 {
   echo "index $(crane digest "$local_repo:$version")"
   for arch in $IMAGE_ARCHES; do

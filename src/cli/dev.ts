@@ -42,17 +42,34 @@ export function registerDev(program: Command): void {
     .option("--prometheus", "also run Prometheus: scrapes the operator and serving pods as the shipped monitors do, loads the shipped alert rules")
     .option("--s3", "also run an S3 server (SeaweedFS) with the bucket ballast-models, and print the endpoint and keys to use (for s3:// model stores)")
     .option("--registry", "also run an OCI registry (CNCF distribution) on loopback, and print its address (plain http)")
+    .option(
+      "--image-layout <dir>",
+      "OCI layout whose images the local nodes run from their root filesystem, by tag or digest (default: the checkout's dist/image/oci, written by `make image`)",
+    )
+    .option(
+      "--checkout-cli",
+      "run containers whose image is named by tag with the checkout's CLI instead (the development fast path: no `make image` after a change); a reference by digest still runs the image",
+    )
     .action(
-      async (flags: { dir: string; nodes: number; gpuNodes: number; imageRepository: string; prometheus?: boolean; s3?: boolean; registry?: boolean }) => {
+      async (flags: {
+        dir: string;
+        nodes: number;
+        gpuNodes: number;
+        imageRepository: string;
+        prometheus?: boolean;
+        s3?: boolean;
+        registry?: boolean;
+        imageLayout?: string;
+        checkoutCli?: boolean;
+      }) => {
         if (flags.nodes + flags.gpuNodes === 0) throw new InvalidArgumentError("at least one node is needed (--nodes or --gpu-nodes)");
         const abort = new AbortController();
         const onSignal = () => abort.abort(new Error("interrupted"));
         process.once("SIGINT", onSignal);
         process.once("SIGTERM", onSignal);
         const started = Date.now();
-        const state = await (
-          await cluster()
-        ).clusterUp({
+        const { clusterUp, checkoutImageLayout } = await cluster();
+        const state = await clusterUp({
           dir: flags.dir,
           cpuNodes: flags.nodes,
           gpuNodes: flags.gpuNodes,
@@ -60,6 +77,7 @@ export function registerDev(program: Command): void {
           prometheus: flags.prometheus ?? false,
           s3: flags.s3 ?? false,
           registry: flags.registry ?? false,
+          images: { layouts: [flags.imageLayout ?? checkoutImageLayout()], byTag: !flags.checkoutCli },
           log: (line) => console.error(`dev up: ${line}`),
           signal: abort.signal,
         });
@@ -124,39 +142,64 @@ export function registerDev(program: Command): void {
     .option("--gpu-nodes <n>", "GPU nodes", count("--gpu-nodes", 20), 1)
     .option("--image-repository <repo>", "image run as local processes", DEFAULT_IMAGE_REPOSITORY)
     .requiredOption("--pod-octet <n>", "pods get IPs 127.<n>.x.y", count("--pod-octet", 254))
-    .action(async (flags: { dir: string; kubeconfig: string; nodes: number; gpuNodes: number; imageRepository: string; podOctet: number }) => {
-      const [{ pino }, { NodeAgent }, { ballastCliScript }, { pinnedKubernetesVersion }, { KubeClient }, { kubeletServingFiles }] = await Promise.all([
-        import("pino"),
-        import("../devcluster/node-agent.js"),
-        cluster(),
-        import("../devcluster/binaries.js"),
-        import("../kube/client.js"),
-        import("../devcluster/pki.js"),
-      ]);
-      const pkiDir = join(resolve(flags.dir), "pki");
-      const log = pino({ base: { component: "local-nodes" } });
-      const agent = new NodeAgent({
-        clusterDir: resolve(flags.dir),
-        client: await KubeClient.load(flags.kubeconfig),
-        cpuNodes: flags.nodes,
-        gpuNodes: flags.gpuNodes,
-        imageRepository: flags.imageRepository,
-        kubernetesVersion: pinnedKubernetesVersion(),
-        podOctet: flags.podOctet,
-        ballastCommand: [process.execPath, ballastCliScript],
-        // Node's install dir (…/bin/node → …) and the checkout (…/dist/cli/main.js → …).
-        programDirs: [dirname(dirname(process.execPath)), dirname(dirname(dirname(ballastCliScript)))],
-        kubeletTls: { ...kubeletServingFiles(pkiDir), ca: join(pkiDir, "ca.crt") },
-        log,
-      });
-      const stop = () => {
-        log.info("stopping local nodes: terminating pods");
-        void agent.shutdown().then(() => process.exit(0));
-      };
-      process.once("SIGTERM", stop);
-      process.once("SIGINT", stop);
-      await agent.run();
-    });
+    .option("--image-layout <dir>", "OCI layout whose images pods run from (repeatable)", (dir: string, dirs: string[]) => [...dirs, dir], [] as string[])
+    .option("--image-by-tag", "also resolve tags in the layouts (else only digests; tags run the checkout's CLI)")
+    .action(
+      async (flags: {
+        dir: string;
+        kubeconfig: string;
+        nodes: number;
+        gpuNodes: number;
+        imageRepository: string;
+        podOctet: number;
+        imageLayout: string[];
+        imageByTag?: boolean;
+      }) => {
+        const [
+          { pino },
+          { NodeAgent },
+          { ballastCliScript },
+          { pinnedKubernetesVersion, ballastCacheDir: cacheDir },
+          { KubeClient },
+          { kubeletServingFiles },
+          { LocalImages },
+        ] = await Promise.all([
+          import("pino"),
+          import("../devcluster/node-agent.js"),
+          cluster(),
+          import("../devcluster/binaries.js"),
+          import("../kube/client.js"),
+          import("../devcluster/pki.js"),
+          import("../devcluster/local-images.js"),
+        ]);
+        const pkiDir = join(resolve(flags.dir), "pki");
+        const log = pino({ base: { component: "local-nodes" } });
+        const agent = new NodeAgent({
+          clusterDir: resolve(flags.dir),
+          client: await KubeClient.load(flags.kubeconfig),
+          cpuNodes: flags.nodes,
+          gpuNodes: flags.gpuNodes,
+          imageRepository: flags.imageRepository,
+          kubernetesVersion: pinnedKubernetesVersion(),
+          podOctet: flags.podOctet,
+          ballastCommand: [process.execPath, ballastCliScript],
+          // Node's install dir (…/bin/node → …) and the checkout (…/dist/cli/main.js → …).
+          programDirs: [dirname(dirname(process.execPath)), dirname(dirname(dirname(ballastCliScript)))],
+          ...(flags.imageLayout.length > 0
+            ? { images: new LocalImages({ layouts: flags.imageLayout, cacheDir: join(cacheDir(), "images"), byTag: flags.imageByTag ?? false }) }
+            : {}),
+          kubeletTls: { ...kubeletServingFiles(pkiDir), ca: join(pkiDir, "ca.crt") },
+          log,
+        });
+        const stop = () => {
+          log.info("stopping local nodes: terminating pods");
+          void agent.shutdown().then(() => process.exit(0));
+        };
+        process.once("SIGTERM", stop);
+        process.once("SIGINT", stop);
+        await agent.run();
+      },
+    );
 
   dev
     .command("echo")

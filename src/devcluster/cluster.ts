@@ -36,7 +36,15 @@ export interface UpOptions {
   s3?: boolean;
   /** Also run an OCI registry (CNCF distribution) for images and charts. */
   registry?: boolean;
+  /**
+   * OCI layouts whose images the local nodes run from their root filesystem, found by digest, and by tag when
+   * `byTag`; unset: every container runs the checkout's CLI (the fast path, no image needed).
+   */
+  images?: { layouts: string[]; byTag: boolean };
 }
+
+/** `make image`'s OCI layout in this checkout: what `dev up` runs pods from by default, when it exists. */
+export const checkoutImageLayout = (): string => join(repoRoot, "dist/image/oci");
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
 /** The built CLI the node agent and pod containers run (make build writes it). */
@@ -136,6 +144,8 @@ export async function clusterUp(options: UpOptions): Promise<ClusterState> {
       options.imageRepository ?? DEFAULT_IMAGE_REPOSITORY,
       "--pod-octet",
       String(podOctet),
+      ...(options.images?.layouts ?? []).flatMap((layout) => ["--image-layout", resolve(layout)]),
+      ...(options.images?.byTag ? ["--image-by-tag"] : []),
     ];
     state.processes.push(
       recorded(

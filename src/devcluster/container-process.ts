@@ -1,5 +1,6 @@
-// Runs one container of Ballast's image as a local process: the image's entrypoint is `ballast`, volume
-// mounts are bind mounts in a private mount namespace, output goes to a log file like /var/log/pods.
+// Runs one container of Ballast's image as a local process, output to a log file like /var/log/pods. Two
+// modes: the checkout's CLI (the image's entrypoint is `ballast`; volume mounts are bind mounts in a private
+// mount namespace), or the image's own root filesystem (a start script from image-container.ts).
 import type { V1Container } from "@kubernetes/client-node";
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
@@ -89,26 +90,45 @@ export interface LaunchSpec {
   env: Record<string, string>;
 }
 
+/** A container from the image's root filesystem: its start script (imageStartScript) does all the rest. */
+export interface ImageLaunchSpec {
+  dir: string;
+  logFile: string;
+  script: string;
+  env: Record<string, string>;
+}
+
 /** Private mount namespaces (volume mounts, the termination message file) need root. */
 export const canUseMountNamespace = process.getuid?.() === 0;
 
-export function launchContainer(spec: LaunchSpec): ChildProcess {
+export function launchContainer(spec: LaunchSpec | ImageLaunchSpec): ChildProcess {
   mkdirSync(spec.dir, { recursive: true });
-  mkdirSync(spec.workingDir, { recursive: true });
-  let command: string;
-  let args: string[];
-  if (spec.mounts.length > 0) {
-    if (!canUseMountNamespace) throw new CreateContainerError("volume mounts need a private mount namespace, which needs root: run `ballast dev up` as root");
-    const script = join(spec.dir, "start.sh");
-    writeFileSync(script, startScript(spec.mounts, spec.workingDir, spec.argv, spec.pins), { mode: 0o755 });
-    command = "unshare";
-    args = ["--mount", "--propagation", "private", "/bin/sh", script];
+  let script: string | undefined;
+  let argv: string[] = [];
+  let cwd = spec.dir;
+  if ("script" in spec) {
+    if (!canUseMountNamespace)
+      throw new CreateContainerError("running the image's root filesystem needs mounts and chroot, which need root: run `ballast dev up` as root");
+    script = spec.script;
   } else {
-    [command, ...args] = spec.argv as [string, ...string[]];
+    cwd = spec.workingDir;
+    mkdirSync(spec.workingDir, { recursive: true });
+    if (spec.mounts.length > 0) {
+      if (!canUseMountNamespace) throw new CreateContainerError("volume mounts need a private mount namespace, which needs root: run `ballast dev up` as root");
+      script = startScript(spec.mounts, spec.workingDir, spec.argv, spec.pins);
+    } else {
+      argv = spec.argv;
+    }
   }
+  if (script !== undefined) {
+    const file = join(spec.dir, "start.sh");
+    writeFileSync(file, script, { mode: 0o755 });
+    argv = ["unshare", "--mount", "--propagation", "private", "/bin/sh", file];
+  }
+  const [command, ...args] = argv as [string, ...string[]];
   const out = openSync(spec.logFile, "a");
   try {
-    const child = spawn(command, args, { cwd: spec.workingDir, env: spec.env, stdio: ["ignore", out, out], detached: true });
+    const child = spawn(command, args, { cwd, env: spec.env, stdio: ["ignore", out, out], detached: true });
     if (child.pid !== undefined) writeFileSync(join(spec.dir, "pid"), String(child.pid));
     return child;
   } finally {

@@ -2,7 +2,7 @@
 // backed by a directory under the cluster dir, deleted with its data once released. Driven by informers on
 // claims and volumes; a volume whose directory is not under the provisioner's own is never deleted from disk.
 import type { V1PersistentVolume, V1PersistentVolumeClaim } from "@kubernetes/client-node";
-import { mkdirSync, realpathSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, realpathSync, rmSync } from "node:fs";
 import { resolve, sep } from "node:path";
 import type { Logger } from "pino";
 import { KubeApiError, resourcePath, type KubeClient } from "../kube/client.js";
@@ -110,6 +110,9 @@ export class LocalVolumeProvisioner {
     if (claim.spec?.volumeName || claim.status?.phase !== "Pending" || (cls !== undefined && cls !== STORAGE_CLASS)) return;
     const pv = persistentVolumeFor(claim, this.clusterDir);
     mkdirSync(pv.spec!.hostPath!.path, { recursive: true });
+    // World-writable, as rancher's local-path-provisioner (kind's default) makes them: pods running as a
+    // non-root user (those run from the image) write to their claims. Its parents stay 0700.
+    chmodSync(pv.spec!.hostPath!.path, 0o777);
     await this.client.create(resourcePath(PERSISTENT_VOLUMES), pv).catch(ignore(409));
     this.log.info({ namespace: claim.metadata?.namespace, name: claim.metadata?.name, volume: pv.metadata?.name }, "provisioned local volume");
   }

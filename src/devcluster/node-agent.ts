@@ -10,6 +10,7 @@ import { Informer, withoutManagedFields } from "../kube/informer.js";
 import { LEASES_RESOURCE } from "../kube/leader-election.js";
 import { NODES, PODS } from "../kube/resources.js";
 import { LoopbackIPAllocator } from "./ip-allocator.js";
+import type { LocalImages } from "./local-images.js";
 import { LocalVolumeProvisioner } from "./local-volumes.js";
 import { localNodeSpecs, nodeObject, nodeStatus, type LocalNodeSpec } from "./nodes.js";
 import { podApi } from "./pod-api.js";
@@ -30,6 +31,8 @@ export interface NodeAgentOptions {
   podOctet: number;
   ballastCommand: string[];
   programDirs: string[];
+  /** Local images (OCI layouts) whose root filesystems pods run from; undefined: every pod runs the checkout's CLI. */
+  images?: LocalImages;
   crashLoopBackoffMs?: number;
   /** The kubelet API's serving certificate and key, and the CA its clients' certificates must chain to. */
   kubeletTls: { cert: string; key: string; ca: string };
@@ -176,6 +179,7 @@ export class NodeAgent {
       imageRepository: this.options.imageRepository,
       ballastCommand: this.options.ballastCommand,
       programDirs: this.options.programDirs,
+      images: this.options.images,
       apiServerHost: server.hostname,
       apiServerPort: Number(server.port || 443),
       crashLoopBackoffMs: this.options.crashLoopBackoffMs ?? 10_000,

@@ -17,6 +17,8 @@ export interface ContainerRecord {
   started: boolean;
   /** Identifies the process, like a runtime's container id. */
   containerID?: string;
+  /** `<repository>@<manifest digest>` when it runs from the image's root filesystem; unset for the checkout's CLI. */
+  imageID?: string;
 }
 
 export interface PodRuntimeView {
@@ -57,7 +59,8 @@ function toContainerStatus(c: ContainerRecord): V1ContainerStatus {
   return {
     name: c.name,
     image: c.image,
-    imageID: `ballast-local://${c.image}`,
+    // The checkout's CLI ran no image: the scheme says so where a runtime would give the image's digest.
+    imageID: c.imageID ?? `ballast-local://${c.image}`,
     ...(c.containerID ? { containerID: c.containerID } : {}),
     state: toApiState(c.state),
     lastState: c.lastTerminated ? toApiState(c.lastTerminated) : {},

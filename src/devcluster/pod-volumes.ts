@@ -1,7 +1,7 @@
 // A pod's volumes as host directories: emptyDir and PVCs are directories under the cluster dir,
 // configMap / secret / downwardAPI / projected (ServiceAccount token) volumes are written out as files.
 import type { V1KeyToPath, V1Pod, V1Volume } from "@kubernetes/client-node";
-import { chmodSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
 import type { PodApi } from "./pod-api.js";
 import { fieldRefValue } from "./pod-env.js";
@@ -20,6 +20,8 @@ interface FileEntry {
   path: string;
   content: string | Buffer;
   mode: number;
+  /** uid the file belongs to (a token file, readable only by the containers' user); root when unset. */
+  owner?: number | undefined;
 }
 
 function keyFiles(
@@ -59,6 +61,7 @@ function writeFilesAtomically(dir: string, volume: string, files: FileEntry[]): 
     writeFileSync(target, f.content, { mode: f.mode });
     // Exactly the mode the pod asked for, as the kubelet does: writeFile's mode is narrowed by the umask.
     chmodSync(target, f.mode);
+    if (f.owner !== undefined) chownSync(target, f.owner, -1);
   }
   rmSync(dir, { recursive: true, force: true });
   renameSync(tmp, dir);
@@ -101,6 +104,28 @@ async function secretFiles(
   return keyFiles(data, items, mode, volume, optional);
 }
 
+/**
+ * The kubelet's SetVolumeOwnership for a pod with fsGroup: everything in the volume gets the group, group read
+ * (and write unless the volume is read-only), directories also setgid and search; so a non-root container
+ * shares its emptyDirs and reads its Secrets through the group.
+ */
+function applyFsGroup(path: string, gid: number, readOnly: boolean): void {
+  const st = lstatSync(path);
+  if (st.isSymbolicLink()) return;
+  chownSync(path, -1, gid);
+  const mask = (readOnly ? 0o440 : 0o660) | (st.isDirectory() ? 0o2110 : 0);
+  chmodSync(path, (st.mode & 0o7777) | mask);
+  if (st.isDirectory()) for (const entry of readdirSync(path)) applyFsGroup(join(path, entry), gid, readOnly);
+}
+
+/** The one runAsUser every container of the pod runs as, if any: the kubelet makes the token files theirs. */
+function commonRunAsUser(pod: V1Pod): number | undefined {
+  const containers = [...(pod.spec?.initContainers ?? []), ...(pod.spec?.containers ?? [])];
+  const uids = new Set(containers.map((c) => c.securityContext?.runAsUser ?? pod.spec?.securityContext?.runAsUser));
+  const [uid] = uids;
+  return uids.size === 1 ? uid : undefined;
+}
+
 /** Prepares every volume of the pod; returns volume name → host directory (or file, for hostPath files). */
 export async function prepareVolumes(
   pod: V1Pod,
@@ -112,7 +137,14 @@ export async function prepareVolumes(
 ): Promise<Map<string, string>> {
   const ns = pod.metadata!.namespace!;
   const result = new Map<string, string>();
-  for (const v of pod.spec?.volumes ?? []) result.set(v.name, await prepareVolume(v, pod, ns, podDirPath, clusterDir, api, hostIP, podIP));
+  const fsGroup = pod.spec?.securityContext?.fsGroup;
+  for (const v of pod.spec?.volumes ?? []) {
+    const path = await prepareVolume(v, pod, ns, podDirPath, clusterDir, api, hostIP, podIP);
+    // Volumes the kubelet owns (not hostPath, not the claims' directories, which it leaves as provisioned).
+    const kubeletOwned = v.emptyDir ?? v.configMap ?? v.secret ?? v.downwardAPI ?? v.projected;
+    if (fsGroup !== undefined && kubeletOwned) applyFsGroup(path, fsGroup, !v.emptyDir);
+    result.set(v.name, path);
+  }
   return result;
 }
 
@@ -129,6 +161,8 @@ async function prepareVolume(
   const dir = volumeDir(podDirPath, v.name);
   if (v.emptyDir) {
     mkdirSync(dir, { recursive: true });
+    // World-writable, as the kubelet makes an emptyDir: any user the containers run as can use it.
+    chmodSync(dir, 0o777);
     return dir;
   }
   if (v.persistentVolumeClaim) {
@@ -170,7 +204,7 @@ async function prepareVolume(
         const sa = pod.spec?.serviceAccountName ?? "default";
         const audiences = src.serviceAccountToken.audience ? [src.serviceAccountToken.audience] : [];
         const token = await api.requestToken(pod, sa, audiences, src.serviceAccountToken.expirationSeconds ?? 3607);
-        files.push({ path: src.serviceAccountToken.path, content: token, mode: 0o600 });
+        files.push({ path: src.serviceAccountToken.path, content: token, mode: 0o600, owner: commonRunAsUser(pod) });
       } else if (src.configMap) {
         files.push(...(await configMapFiles(api, ns, src.configMap.name!, src.configMap.items, mode, v.name, src.configMap.optional ?? false)));
       } else if (src.secret) {

@@ -2,13 +2,15 @@
 // restarts and probes, status through the pod's status subresource, graceful termination.
 import type { V1Container, V1Pod } from "@kubernetes/client-node";
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { KubeApiError, PatchType, resourcePath, type KubeClient } from "../kube/client.js";
 import { PODS } from "../kube/resources.js";
 import { ballastArguments, canUseMountNamespace, CreateContainerError, isBallastImage, launchContainer, type Mount } from "./container-process.js";
+import { checkMountPaths, imageProcess, imageStartScript } from "./image-container.js";
+import type { LocalImage, LocalImages } from "./local-images.js";
 import { LogRequestError } from "./container-logs.js";
 import type { PodApi } from "./pod-api.js";
 import { containerDir, podDir } from "./pod-dirs.js";
@@ -29,6 +31,8 @@ export interface NodeContext {
   ballastCommand: string[];
   /** Directories holding that program (Node's install, Ballast's checkout), kept reachable under volume mounts. */
   programDirs: string[];
+  /** Local images whose root filesystems containers run from; a container whose image none holds runs the CLI above. */
+  images: LocalImages | undefined;
   apiServerHost: string;
   apiServerPort: number;
   crashLoopBackoffMs: number;
@@ -79,7 +83,7 @@ class ContainerRunner {
     const ctx = this.pod.ctx;
     const dir = containerDir(this.pod.dir, this.spec.name);
     const env = await containerEnv(this.pod.pod, this.spec, this.pod.podIP, ctx.node.address, ctx.api);
-    const argv = [...ctx.ballastCommand, ...ballastArguments(this.spec, env)];
+    const image = await ctx.images?.resolve(this.spec.image!, ctx.imageRepository);
     const mounts: Mount[] = (this.spec.volumeMounts ?? []).map((m) => {
       const host = this.pod.volumes.get(m.name);
       if (!host) throw new CreateContainerError(`volumeMount "${m.name}" names no volume of the pod`);
@@ -94,27 +98,16 @@ class ContainerRunner {
       messageFile = stageTerminationMessageFile(dir, this.record.restartCount);
       mounts.push({ hostPath: messageFile, mountPath: this.spec.terminationMessagePath, readOnly: false });
     }
-    const fullEnv: Record<string, string> = {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
+    const runtimeEnv: Record<string, string> = {
       HOSTNAME: this.pod.pod.metadata!.name!,
-      HOME: dir,
       // In-cluster clients find the API server the way they do in a real pod.
       KUBERNETES_SERVICE_HOST: ctx.apiServerHost,
       KUBERNETES_SERVICE_PORT: String(ctx.apiServerPort),
       KUBERNETES_SERVICE_PORT_HTTPS: String(ctx.apiServerPort),
-      ...env,
     };
     const startedAt = new Date();
     const logFile = join(dir, `${this.record.restartCount}.log`);
-    const child = launchContainer({
-      dir,
-      logFile,
-      mounts,
-      workingDir: this.spec.workingDir || join(dir, "work"),
-      argv,
-      pins: ctx.programDirs,
-      env: fullEnv,
-    });
+    const child = image ? this.launchFromImage(image, dir, logFile, env, runtimeEnv, mounts) : this.launchFromCheckout(dir, logFile, env, runtimeEnv, mounts);
     this.child = child;
     if (this.previousLog) rmSync(this.previousLog, { force: true });
     this.previousLog = this.currentLog;
@@ -145,6 +138,52 @@ class ContainerRunner {
     this.record.ready = false;
     this.pod.changed();
     return terminated;
+  }
+
+  /** The development fast path: the checkout's CLI on the host's files, the volumes bound in a mount namespace. */
+  private launchFromCheckout(dir: string, logFile: string, env: Record<string, string>, runtimeEnv: Record<string, string>, mounts: Mount[]): ChildProcess {
+    const ctx = this.pod.ctx;
+    delete this.record.imageID;
+    ctx.log.info({ pod: this.pod.key, container: this.spec.name, image: this.spec.image, mode: "checkout" }, "starting container with the checkout's CLI");
+    return launchContainer({
+      dir,
+      logFile,
+      mounts,
+      workingDir: this.spec.workingDir || join(dir, "work"),
+      argv: [...ctx.ballastCommand, ...ballastArguments(this.spec, env)],
+      pins: ctx.programDirs,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, ...runtimeEnv, ...env },
+    });
+  }
+
+  /** The image users get: its root filesystem (overlay), user, entrypoint and environment; the volumes inside it. */
+  private launchFromImage(
+    image: LocalImage,
+    dir: string,
+    logFile: string,
+    env: Record<string, string>,
+    runtimeEnv: Record<string, string>,
+    mounts: Mount[],
+  ): ChildProcess {
+    const proc = imageProcess(this.pod.pod, this.spec, image, env, runtimeEnv);
+    checkMountPaths(image.rootfs, mounts);
+    // A restarted container starts from the image again, as a runtime's new container does.
+    const layerDir = join(dir, "rootfs");
+    rmSync(layerDir, { recursive: true, force: true });
+    const script = imageStartScript({ rootfs: image.rootfs, layerDir, etcHosts: this.pod.etcHosts() }, mounts, proc);
+    this.pod.ctx.log.info(
+      { pod: this.pod.key, container: this.spec.name, image: this.spec.image, mode: "image", manifest: image.manifestDigest, layout: image.layout },
+      "starting container from the image's root filesystem",
+    );
+    const child = launchContainer({ dir, logFile, script, env: proc.env });
+    this.record.imageID = `${this.pod.ctx.imageRepository}@${image.manifestDigest}`;
+    this.pod.ctx.event(
+      this.pod.pod,
+      "Normal",
+      "Pulled",
+      `Container image "${this.spec.image}" already present on machine: running its root filesystem (${image.config.os}/${image.config.architecture} ${image.manifestDigest}, uid ${proc.uid}${proc.readOnlyRootFilesystem ? ", read-only" : ""})`,
+    );
+    return child;
   }
 
   /**
@@ -440,6 +479,21 @@ export class PodWorker {
       this.stopped = Promise.all([...this.initRunners, ...this.runners].map((r) => r.stop(graceMs))).then(() => {});
     }
     return this.stopped;
+  }
+
+  /** The pod's /etc/hosts, as the kubelet writes it (localhost, and the pod's name on its IP). */
+  etcHosts(): string {
+    const file = join(this.dir, "etc-hosts");
+    if (!existsSync(file)) {
+      const lines = [
+        "# Kubernetes-managed hosts file.",
+        "127.0.0.1\tlocalhost",
+        "::1\tlocalhost ip6-localhost ip6-loopback",
+        `${this.podIP}\t${this.pod.metadata!.name}`,
+      ];
+      writeFileSync(file, `${lines.join("\n")}\n`, { mode: 0o644 });
+    }
+    return file;
   }
 
   cleanup(): void {

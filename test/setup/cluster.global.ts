@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { TestProject } from "vitest/node";
-import { clusterDown, clusterUp } from "../../src/devcluster/cluster.js";
+import { checkoutImageLayout, clusterDown, clusterUp } from "../../src/devcluster/cluster.js";
 import { readState } from "../../src/devcluster/state.js";
 
 declare module "vitest" {
@@ -31,7 +31,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   const dir = mkdtempSync(join(tmpdir(), "ballast-test-cluster-"));
   const started = Date.now();
-  const state = await clusterUp({ dir, cpuNodes: 1, gpuNodes: 1, log: (l) => console.error(`[test cluster] ${l}`) });
+  const state = await clusterUp({
+    dir,
+    cpuNodes: 1,
+    gpuNodes: 1,
+    // Pods naming the image by digest run from dist/image's root filesystem (test/integration/devcluster/image-pods);
+    // by tag, as every other suite does, they run the checkout's CLI: suites test the code of this checkout
+    // without a `make image` first.
+    images: { layouts: [checkoutImageLayout()], byTag: false },
+    log: (l) => console.error(`[test cluster] ${l}`),
+  });
   console.error(`[test cluster] up in ${((Date.now() - started) / 1000).toFixed(1)} s at ${dir}`);
   if (!state.kubectl) throw new Error("no kubectl matching the cluster: run `make k8s-binaries` (it builds one)");
   project.provide("kubeconfig", state.kubeconfig);

@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { findInLayout, unpackLayers, type ImageConfig } from "../../../src/devcluster/local-images.js";
 
 const run = promisify(execFile);
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -13,6 +14,16 @@ export interface ImageDigests {
   index: string;
   /** "linux/amd64" → manifest digest */
   platforms: Record<string, string>;
+}
+
+/**
+ * This commit's image in `outDir`: hack/image/ensure-image.sh reuses a build of the same clean commit there
+ * (the local nodes' integration test may have made it), else builds; under a lock, so builds never race.
+ */
+export async function ensureImage(outDir: string): Promise<ImageDigests> {
+  const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}` };
+  await run(join(repoRoot, "hack/image/ensure-image.sh"), [outDir], { cwd: repoRoot, env, maxBuffer: 64 << 20 });
+  return readDigests(outDir);
 }
 
 /** Runs hack/image/build.sh into `outDir` (downloads and npm ci are cached; dist/ is compiled afresh). */
@@ -34,20 +45,7 @@ export function readDigests(outDir: string): ImageDigests {
   };
 }
 
-export interface ImageConfig {
-  architecture: string;
-  os: string;
-  config: { User: string; Entrypoint: string[]; Cmd: string[]; Env: string[]; WorkingDir: string; Labels: Record<string, string> };
-}
-
-interface Descriptor {
-  mediaType: string;
-  digest: string;
-  platform?: { architecture: string; os: string };
-}
-
-const blobPath = (layout: string, digest: string): string => join(layout, "blobs", ...digest.split(":"));
-const readBlob = <T>(layout: string, digest: string): T => JSON.parse(readFileSync(blobPath(layout, digest), "utf8")) as T;
+export type { ImageConfig };
 
 export interface PlatformImage {
   manifestDigest: string;
@@ -58,26 +56,16 @@ export interface PlatformImage {
 
 /** The image of one architecture in the OCI layout at `layout` (its index.json names the multi-arch index). */
 export function platformImage(layout: string, arch: string): PlatformImage {
-  const top = JSON.parse(readFileSync(join(layout, "index.json"), "utf8")) as { manifests: Descriptor[] };
-  const index = readBlob<{ manifests: Descriptor[] }>(layout, top.manifests[0]!.digest);
-  const entry = index.manifests.find((m) => m.platform?.os === "linux" && m.platform.architecture === arch);
-  if (!entry) throw new Error(`the image index has no linux/${arch} manifest`);
-  const manifest = readBlob<{ config: Descriptor; layers: Descriptor[] }>(layout, entry.digest);
-  return {
-    manifestDigest: entry.digest,
-    config: readBlob<ImageConfig>(layout, manifest.config.digest),
-    layers: manifest.layers.map((l) => blobPath(layout, l.digest)),
-  };
+  const top = JSON.parse(readFileSync(join(layout, "index.json"), "utf8")) as { manifests: { digest: string }[] };
+  // Found the way the local nodes find an image named by the index's digest.
+  const image = findInLayout(layout, { digest: top.manifests[0]!.digest }, `linux/${arch}`, false);
+  if (!image) throw new Error(`the image index has no linux/${arch} manifest`);
+  return { manifestDigest: image.manifestDigest, config: image.config, layers: image.layers };
 }
 
 /** Unpacks the layers in order into `root`, keeping owners and modes (the test runs as root). */
 export async function unpackRootfs(image: PlatformImage, root: string): Promise<void> {
-  for (const layer of image.layers) {
-    const { stdout } = await run("tar", ["-tzf", layer], { maxBuffer: 256 << 20 });
-    // Whiteouts would need overlay semantics; a single-build image must not have any.
-    if (/(^|\/)\.wh\./m.test(stdout)) throw new Error(`layer ${layer} has whiteout entries`);
-    await run("tar", ["-xzf", layer, "-C", root, "--numeric-owner", "--same-permissions"]);
-  }
+  await unpackLayers(image.layers, root);
 }
 
 /**
@@ -85,11 +73,11 @@ export async function unpackRootfs(image: PlatformImage, root: string): Promise<
  * user, in its working directory, with only its environment: nothing of the host's files or variables.
  */
 export function runInImage(root: string, config: ImageConfig, args: string[]): ChildProcess {
-  const [uid, gid] = config.config.User.split(":");
-  const env = Object.fromEntries(config.config.Env.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+  const [uid, gid] = config.config.User!.split(":");
+  const env = Object.fromEntries(config.config.Env!.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
   return spawn(
     "/usr/bin/unshare",
-    ["--root", root, "--wd", config.config.WorkingDir, "--setuid", uid!, "--setgid", gid ?? uid!, "--", ...config.config.Entrypoint, ...args],
+    ["--root", root, "--wd", config.config.WorkingDir!, "--setuid", uid!, "--setgid", gid ?? uid!, "--", ...config.config.Entrypoint!, ...args],
     {
       env,
       stdio: ["ignore", "pipe", "pipe"],

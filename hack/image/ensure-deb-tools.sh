@@ -8,7 +8,12 @@ set -euo pipefail
 name="$1"
 shift
 command -v apt-get >/dev/null 2>&1 || { echo "ensure-deb-tools: $name needs apt-get (Debian or Ubuntu) to fetch $*" >&2; exit 1; }
-versions="$(for p in "$@"; do echo "$p=$(apt-cache show --no-all-versions "$p" 2>/dev/null | awk '/^Version:/ {print $2; exit}')"; done)"
+candidates() { for p in "$@"; do echo "$p=$(apt-cache show --no-all-versions "$p" 2>/dev/null | awk '/^Version:/ {print $2; exit}')"; done; }
+versions="$(candidates "$@")"
+# A new machine starts with empty package lists: read them once (root only; nothing is installed).
+if grep -q '=$' <<< "$versions" && [ "$(id -u)" = 0 ]; then
+  apt-get update -q >&2 && versions="$(candidates "$@")"
+fi
 if grep -q '=$' <<< "$versions"; then
   echo "ensure-deb-tools: apt knows no candidate for: $(grep '=$' <<< "$versions" | tr -d = | tr '\n' ' ')(apt-get update?)" >&2
   exit 1

@@ -182,8 +182,56 @@ export const S3StoreSchema = Type.Object(
         },
       ),
     ),
+    webIdentity: Type.Optional(
+      Type.Object(
+        {
+          roleArn: Type.String({
+            minLength: 1,
+            maxLength: 2048,
+            pattern: "^arn:[a-z-]+:iam::[0-9]*:role/[\\w+=,.@/-]+$",
+            description: "The role the pods assume with STS AssumeRoleWithWebIdentity, e.g. arn:aws:iam::123456789012:role/ballast-models.",
+          }),
+          audience: withDefault(
+            Type.String({
+              minLength: 1,
+              maxLength: 253,
+              description: "Audience of the projected ServiceAccount token: what the role's OIDC provider expects.",
+            }),
+            "sts.amazonaws.com",
+          ),
+          stsEndpoint: Type.Optional(
+            Type.String({
+              maxLength: 2048,
+              pattern: "^https?://[^/ ?#]+/?$",
+              description: "STS of an S3-compatible server (scheme and host). Unset: AWS STS in region (https://sts.<region>.amazonaws.com).",
+            }),
+          ),
+        },
+        {
+          description:
+            "Temporary credentials from a role instead of keys: each pod's ServiceAccount token (projected, audience above, rotated by the kubelet) is exchanged with STS. The role's trust policy names the cluster's service account issuer and the pods' ServiceAccount (spec.serving.serviceAccountName, spec.retraining.serviceAccountName). On EKS, IRSA's webhook does the same from a ServiceAccount annotation; leave this unset then.",
+        },
+      ),
+    ),
+    logSpoolBytes: Type.Optional(
+      Type.Integer({
+        minimum: 65536,
+        maximum: 1099511627776,
+        description:
+          "Bound on the request log bytes a serving pod holds on its emptyDir before they are shipped to the bucket (the sidecar's --log-max-bytes). When an unreachable store fills it, the sidecar refuses feedback (503) rather than lose it and the operator records a LogSpoolFull Warning. Unset: 1 GiB.",
+      }),
+    ),
   },
-  { description: "How the pods reach an s3:// store: the endpoint, region, addressing style and credentials." },
+  {
+    description: "How the pods reach an s3:// store: the endpoint, region, addressing style and credentials.",
+    "x-kubernetes-validations": [
+      {
+        rule: "!(has(self.credentialsSecretRef) && has(self.webIdentity))",
+        message: "set credentialsSecretRef (keys) or webIdentity (a role), not both",
+        reason: "FieldValueForbidden",
+      },
+    ] satisfies CelRule[],
+  },
 );
 
 export const ModelSpecSchema = Type.Object(

@@ -132,10 +132,13 @@ describe("s3:// model store against SeaweedFS", () => {
     expect(unknownKey.message).toContain("InvalidAccessKeyId");
   });
 
-  it("says so when there are no credentials at all, and that web identity (IRSA) is not supported", () => {
+  it("says so when there are no credentials at all, or half a web identity", () => {
     const { AWS_ACCESS_KEY_ID: _id, AWS_SECRET_ACCESS_KEY: _secret, ...noKeys } = s3.env;
+    const res = trainWeather(STORE, noKeys);
+    expect(res.status).toBe(2);
+    expect(res.stderr).toContain("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE");
     expect(() => s3SettingsFromEnv({ ...noKeys, AWS_WEB_IDENTITY_TOKEN_FILE: "/var/run/secrets/eks.amazonaws.com/serviceaccount/token" })).toThrow(
-      /no S3 credentials \(web identity via AWS_WEB_IDENTITY_TOKEN_FILE is not supported\): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/,
+      /no S3 credentials \(AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not\)/,
     );
   });
 

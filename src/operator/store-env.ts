@@ -11,10 +11,13 @@ import { S3_ENV } from "../api/s3-env.js";
  */
 export const STORE_ENV_NAMES: ReadonlySet<string> = new Set([...Object.values(S3_ENV), "BALLAST_ALLOW_INSECURE_HTTP", "BALLAST_HTTP_MAX_BYTES"]);
 
-/** Nothing unless spec.model.storageUri is s3://; then only what spec.model.s3 sets. */
+/**
+ * What spec.model.s3 sets, for every s3:// URI the pods read (the store, the reference profile, training data; the
+ * CRD allows spec.model.s3 only beside one); nothing without it.
+ */
 export function storeEnv(md: ResolvedModelDeployment): V1EnvVar[] {
   const s3 = md.spec.model.s3;
-  if (!md.spec.model.storageUri.startsWith("s3://") || !s3) return [];
+  if (!s3) return [];
   const secret = s3.credentialsSecretRef?.name;
   const webIdentity = s3.webIdentity;
   return [
@@ -51,7 +54,7 @@ const WEB_IDENTITY_TOKEN_SECONDS = 3600;
  */
 export function storeVolume(md: ResolvedModelDeployment): { volume: V1Volume; mount: V1VolumeMount } | undefined {
   const webIdentity = md.spec.model.s3?.webIdentity;
-  if (!md.spec.model.storageUri.startsWith("s3://") || !webIdentity) return undefined;
+  if (!webIdentity) return undefined;
   return {
     volume: {
       name: WEB_IDENTITY_VOLUME,

@@ -5,6 +5,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { AwsClient } from "aws4fetch";
 import { S3_ENV } from "../api/s3-env.js";
+import { parseStorageUri } from "../api/storage-uri.js";
 import { xmlElements } from "./aws-xml.js";
 import {
   StaticCredentials,
@@ -84,6 +85,17 @@ function credentialsFromEnv(env: NodeJS.ProcessEnv, region: string): CredentialP
     `no S3 credentials${half}: set ${S3_ENV.accessKeyId} and ${S3_ENV.secretAccessKey}, or ${S3_ENV.roleArn} and ${S3_ENV.webIdentityTokenFile} (on a cluster: spec.model.s3.credentialsSecretRef or spec.model.s3.webIdentity)`,
     "denied",
   );
+}
+
+/**
+ * The object an s3://<bucket>/<key> URI names (spec.monitoring.reference.uri, a retraining data source), read with
+ * the model store's endpoint and credentials.
+ */
+export async function readS3Object(uri: string, settings?: S3Settings): Promise<Buffer> {
+  const location = parseStorageUri(uri, "s3 URI");
+  if (location.scheme !== "s3" || location.prefix === "" || uri.endsWith("/"))
+    throw new StoreError(`${uri} names no object: an s3:// file is s3://<bucket>/<key>`, "bad-uri");
+  return new S3ModelStore(uri, location.bucket, "", settings ?? s3SettingsFromEnv()).readObject(location.prefix);
 }
 
 interface Manifest {
@@ -189,6 +201,15 @@ export class S3ModelStore implements ModelStore {
     if (res.status === 412) throw exists();
     this.check(res, "PUT", this.where(model, version, S3_MANIFEST_OBJECT));
     this.manifests.set(`${model}/${version}`, manifest);
+  }
+
+  /** The object at `key` (a reference profile, a training data file): any key, not only a version's files. */
+  async readObject(key: string): Promise<Buffer> {
+    const where = `s3://${this.bucket}/${key}`;
+    const res = await this.request("GET", key);
+    if (res.status === 404 && s3ErrorCode(res.body) !== "NoSuchBucket") throw new StoreError(`${where} does not exist`, "not-found");
+    this.check(res, "GET", where);
+    return res.body;
   }
 
   /**

@@ -55,17 +55,27 @@ async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-export async function startSeaweedS3(binary: string, timeoutMs = 120_000): Promise<SeaweedS3> {
+export interface SeaweedOptions {
+  /** SeaweedFS's advanced IAM config (sts, providers, roles, policies): its STS answers AssumeRoleWithWebIdentity. */
+  iamConfig?: object;
+  timeoutMs?: number;
+}
+
+export async function startSeaweedS3(binary: string, options: SeaweedOptions = {}): Promise<SeaweedS3> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
   const dir = mkdtempSync(join(tmpdir(), "ballast-seaweedfs-"));
   const accessKeyId = "ballasttest";
   const secretAccessKey = `secret-${Math.random().toString(36).slice(2)}`;
   const config = join(dir, "s3.json");
   writeFileSync(config, weedIdentityConfig({ accessKeyId, secretAccessKey }));
+  const iamConfig = options.iamConfig ? join(dir, "iam.json") : undefined;
+  if (iamConfig) writeFileSync(iamConfig, JSON.stringify(options.iamConfig));
   const [master, masterGrpc, volume, volumeGrpc, filer, filerGrpc, s3, s3Grpc] = await freePorts(8);
   const args = weedServerArgs(
     dir,
     { master: master!, masterGrpc: masterGrpc!, volume: volume!, volumeGrpc: volumeGrpc!, filer: filer!, filerGrpc: filerGrpc!, s3: s3!, s3Grpc: s3Grpc! },
     config,
+    iamConfig,
   );
   const endpoint = `http://127.0.0.1:${s3}`;
   const client = new AwsClient({ accessKeyId, secretAccessKey, service: "s3", region: "us-east-1", retries: 0 });

@@ -16,17 +16,13 @@ import { createTestNamespace, kubectl, testKubeConfig, waitFor } from "../../sup
 import { ensureWeedBinary, startSeaweedS3, type SeaweedS3 } from "../../support/seaweedfs.js";
 import { trainWeather } from "../../support/train-weather.js";
 import { inferBody, loadWeather } from "../../unit/runtime/weather-fixture.js";
-import { applyYaml, installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
+import { applyYaml, installCrdAndRbac, waitForReadyReason, kubectlJson, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
 
 const ISSUER = "https://kubernetes.default.svc.cluster.local";
 const AUDIENCE = "sts.ballast.test";
 const ROLE = "arn:aws:iam::111122223333:role/ballast-models";
 const SERVICE_ACCOUNT = "model-reader";
 const DISCOVERY_BINDING = "ballast-test-oidc-discovery";
-
-interface MD {
-  status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
-}
 
 /** SeaweedFS's IAM: STS, the cluster's issuer as an OIDC provider for AUDIENCE, and a role only `sub` may assume. */
 function iamConfig(apiServer: string, caFile: string, sub: string): object {
@@ -201,16 +197,7 @@ describe("ballast operator: a ModelDeployment reading s3:// with web identity (S
 
   it("with a token for another audience, never becomes Ready, and Ready's reason says STS refused the role", async () => {
     await applyModelDeployment("weather-oidc-aud", "not-the-audience");
-    const ready = await waitFor(
-      "Ready=False with the server's reason",
-      async () => {
-        const md = await kubectlJson<MD>(["get", "md", "weather-oidc-aud", "-n", ns.name]);
-        const c = md.status?.conditions?.find((x) => x.type === "Ready");
-        return c?.reason === "ServerFailing" ? c : undefined;
-      },
-      180_000,
-      1000,
-    );
+    const ready = await waitForReadyReason(ns.name, "weather-oidc-aud", "ServerFailing");
     expect(ready.status).toBe("False");
     expect(ready.message).toMatch(
       /the model server exited with code 2: .*STS AssumeRoleWithWebIdentity for arn:aws:iam::111122223333:role\/ballast-models at http:\/\/127\.0\.0\.1:\d+ refused \(/,

@@ -217,13 +217,13 @@ export class S3ModelStore implements ModelStore {
    * confirmed it: Content-MD5 and the signed SHA-256 make the server refuse a body changed on the way, and the
    * ETag it answers must be the body's MD5 (what a single PUT stores). The same segment PUT twice is one object.
    */
-  async putLogSegment(model: string, pod: string, name: string, body: Uint8Array): Promise<void> {
+  async putLogSegment(model: string, pod: string, name: string, body: Uint8Array, signal?: AbortSignal): Promise<void> {
     checkName("model", model);
     checkLogObjectNames(pod, name);
     const key = `${this.modelKey(model)}/${STORE_LOG_DIR}/${pod}/${name}`;
     const where = `s3://${this.bucket}/${key}`;
     const md5 = createHash("md5").update(body).digest();
-    const res = await this.request("PUT", key, body, { "content-md5": md5.toString("base64") });
+    const res = await this.request("PUT", key, body, { "content-md5": md5.toString("base64") }, undefined, signal);
     this.check(res, "PUT", where);
     const etag = res.etag?.replace(/"/g, "");
     if (etag !== md5.toString("hex"))
@@ -337,6 +337,7 @@ export class S3ModelStore implements ModelStore {
     body?: Uint8Array,
     headers: Record<string, string> = {},
     query?: URLSearchParams,
+    signal?: AbortSignal,
   ): Promise<S3Response> {
     const url = this.objectUrl(key, query);
     const client = await this.client();
@@ -349,11 +350,12 @@ export class S3ModelStore implements ModelStore {
           "x-amz-content-sha256": body ? sha256(body) : EMPTY_SHA256,
         },
         ...(body ? { body } : {}),
-        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]) : AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
       const etag = res.headers.get("etag");
       return { status: res.status, body: Buffer.from(await res.arrayBuffer()), ...(etag ? { etag } : {}) };
     } catch (err) {
+      if (signal?.aborted) throw new StoreError(`${method} s3://${this.bucket}/${key}: ${(signal.reason as Error).message}`, "io");
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (err as Error).message;
       throw new StoreError(`${method} s3://${this.bucket}/${key}: cannot reach the S3 endpoint ${this.settings.endpoint}: ${why}`, "io");

@@ -12,6 +12,14 @@ export const S3_ENV = {
   accessKeyId: "AWS_ACCESS_KEY_ID",
   secretAccessKey: "AWS_SECRET_ACCESS_KEY",
   sessionToken: "AWS_SESSION_TOKEN",
-  /** Set by EKS for IRSA; Ballast does not exchange it (see docs/storage.md) and says so when it is all there is. */
+  /**
+   * Web identity (IRSA on EKS, or spec.model.s3.webIdentity): the role to assume with the OIDC token in the file,
+   * which the kubelet rotates, exchanged with STS (AssumeRoleWithWebIdentity) when no keys are set.
+   */
   webIdentityTokenFile: "AWS_WEB_IDENTITY_TOKEN_FILE",
+  roleArn: "AWS_ROLE_ARN",
+  roleSessionName: "AWS_ROLE_SESSION_NAME",
+  /** STS endpoint: the AWS CLI's service-specific override; else AWS_ENDPOINT_URL; else AWS STS (regional unless "legacy"). */
+  stsEndpoint: "AWS_ENDPOINT_URL_STS",
+  stsRegionalEndpoints: "AWS_STS_REGIONAL_ENDPOINTS",
 } as const;

@@ -28,12 +28,9 @@ export const S3_BUCKET_REGEX = "[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]";
 // pvc://<claim>[/<path>] | file:///<absolute path> | http(s)://<host>[/<path>]. No ".." segment in a pvc:// or
 // file:// path: joined onto the claim's mount root it would resolve outside it.
 const localOrHttpUri = `pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?(/${pathSegment}?)*|file:///+${pathSegment}(/${pathSegment}?)*|https?://[^/ ]+(/.*)?`;
-/** reference.uri and data sources: read as files by the pods. */
-export const STORAGE_URI_REGEX = `^(${localOrHttpUri})$`;
 // The model store may also be s3://<bucket>[/<prefix>]; no ".." segment there either (keys are literal, so
 // "a/../b" would name another prefix than the one it reads as).
 export const MODEL_STORE_URI_REGEX = `^(${localOrHttpUri}|s3://${S3_BUCKET_REGEX}(/${pathSegment}?)*)$`;
-export const STORAGE_URI_MESSAGE = "must be pvc://<claim>/<path>, file:///<absolute path> or http(s)://<host>/<path>";
 export const MODEL_STORE_URI_MESSAGE = "must be pvc://<claim>/<path>, file:///<absolute path>, http(s)://<host>/<path> or s3://<bucket>/<prefix>";
 
 const dnsLabelPattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
@@ -43,7 +40,7 @@ export const VERSION_NAME_REGEX = "^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$";
 const versionPattern = VERSION_NAME_REGEX;
 const featureNamePattern = "^[A-Za-z_][A-Za-z0-9_.-]{0,127}$";
 
-function storageUri(description: string, pattern = STORAGE_URI_REGEX, message = STORAGE_URI_MESSAGE) {
+function storageUri(description: string, pattern = MODEL_STORE_URI_REGEX, message = MODEL_STORE_URI_MESSAGE) {
   return Type.String({
     minLength: 1,
     maxLength: 2048,
@@ -182,8 +179,56 @@ export const S3StoreSchema = Type.Object(
         },
       ),
     ),
+    webIdentity: Type.Optional(
+      Type.Object(
+        {
+          roleArn: Type.String({
+            minLength: 1,
+            maxLength: 2048,
+            pattern: "^arn:[a-z-]+:iam::[0-9]*:role/[\\w+=,.@/-]+$",
+            description: "The role the pods assume with STS AssumeRoleWithWebIdentity, e.g. arn:aws:iam::123456789012:role/ballast-models.",
+          }),
+          audience: withDefault(
+            Type.String({
+              minLength: 1,
+              maxLength: 253,
+              description: "Audience of the projected ServiceAccount token: what the role's OIDC provider expects.",
+            }),
+            "sts.amazonaws.com",
+          ),
+          stsEndpoint: Type.Optional(
+            Type.String({
+              maxLength: 2048,
+              pattern: "^https?://[^/ ?#]+/?$",
+              description: "STS of an S3-compatible server (scheme and host). Unset: AWS STS in region (https://sts.<region>.amazonaws.com).",
+            }),
+          ),
+        },
+        {
+          description:
+            "Temporary credentials from a role instead of keys: each pod's ServiceAccount token (projected, audience above, rotated by the kubelet) is exchanged with STS. The role's trust policy names the cluster's service account issuer and the pods' ServiceAccount (spec.serving.serviceAccountName, spec.retraining.serviceAccountName). On EKS, IRSA's webhook does the same from a ServiceAccount annotation; leave this unset then.",
+        },
+      ),
+    ),
+    logSpoolBytes: Type.Optional(
+      Type.Integer({
+        minimum: 65536,
+        maximum: 1099511627776,
+        description:
+          "Bound on the request log bytes a serving pod holds on its emptyDir before they are shipped to the bucket (the sidecar's --log-max-bytes). When an unreachable store fills it, the sidecar refuses feedback (503) rather than lose it and the operator records a LogSpoolFull Warning. Unset: 1 GiB.",
+      }),
+    ),
   },
-  { description: "How the pods reach an s3:// store: the endpoint, region, addressing style and credentials." },
+  {
+    description: "How the pods reach an s3:// store: the endpoint, region, addressing style and credentials.",
+    "x-kubernetes-validations": [
+      {
+        rule: "!(has(self.credentialsSecretRef) && has(self.webIdentity))",
+        message: "set credentialsSecretRef (keys) or webIdentity (a role), not both",
+        reason: "FieldValueForbidden",
+      },
+    ] satisfies CelRule[],
+  },
 );
 
 export const ModelSpecSchema = Type.Object(
@@ -199,8 +244,6 @@ export const ModelSpecSchema = Type.Object(
     }),
     storageUri: storageUri(
       "Root of the model store: pvc://<claim>/<path> (mounted into the pods), file:///<path> (a local directory), http(s)://<host>/<path> (read-only) or s3://<bucket>/<prefix> (S3 or an S3-compatible server; see s3).",
-      MODEL_STORE_URI_REGEX,
-      MODEL_STORE_URI_MESSAGE,
     ),
     format: withDefault(
       stringEnum(["tfjs-layers"] as const, "Format of a version directory: a TensorFlow.js layers model (model.json + weights) and metadata.json."),
@@ -218,14 +261,6 @@ export const ModelSpecSchema = Type.Object(
   },
   {
     description: "The model to serve and where its versions are stored.",
-    "x-kubernetes-validations": [
-      {
-        rule: "!has(self.s3) || self.storageUri.startsWith('s3://')",
-        message: "s3 applies to an s3:// storageUri",
-        fieldPath: ".s3",
-        reason: "FieldValueForbidden",
-      },
-    ] satisfies CelRule[],
   },
 );
 
@@ -312,7 +347,9 @@ export const MonitoringSpecSchema = Type.Object(
     reference: Type.Optional(
       Type.Object(
         {
-          uri: storageUri("Location of a reference profile JSON (as written by `ballast train`)."),
+          uri: storageUri(
+            "Location of a reference profile JSON (as written by `ballast train`): pvc://, file://, http(s):// or s3://<bucket>/<key> (read with spec.model.s3's endpoint and credentials).",
+          ),
         },
         { description: "Reference profile drift is measured against. Default: the profile in the serving version's metadata.json." },
       ),
@@ -531,7 +568,7 @@ export const PolicySpecSchema = Type.Object(
 
 export const DataSourceSchema = Type.Object(
   {
-    uri: storageUri("Training data file: pvc://, file:// or http(s)://."),
+    uri: storageUri("Training data file: pvc://, file://, http(s):// or s3://<bucket>/<key> (read with spec.model.s3's endpoint and credentials)."),
     format: withDefault(stringEnum(["csv", "jsonl", "json"] as const, "File format: csv with a header row, JSON lines, or a JSON array of rows."), "csv"),
   },
   { description: "One file of labelled training data." },
@@ -886,6 +923,12 @@ export const ModelDeploymentSpecSchema = Type.Object(
   {
     description: "Desired state: the model, how it is served, what healthy means, how it is retrained and promoted.",
     "x-kubernetes-validations": [
+      {
+        rule: "!has(self.model.s3) || self.model.storageUri.startsWith('s3://') || (has(self.monitoring.reference) && self.monitoring.reference.uri.startsWith('s3://')) || (has(self.retraining) && has(self.retraining.data) && has(self.retraining.data.sources) && self.retraining.data.sources.exists(s, s.uri.startsWith('s3://')))",
+        message: "model.s3 applies to s3:// URIs: model.storageUri, monitoring.reference.uri or a retraining.data.sources uri",
+        fieldPath: ".model.s3",
+        reason: "FieldValueForbidden",
+      },
       {
         rule: "!has(self.policy) || duration(self.policy.cooldown) >= duration(self.monitoring.scrapeInterval)",
         message: "policy.cooldown must be at least monitoring.scrapeInterval",

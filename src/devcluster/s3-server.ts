@@ -56,8 +56,11 @@ export function weedIdentityConfig(keys: S3Keys): string {
   });
 }
 
-/** `weed server -s3` on 127.0.0.1 only, data and sockets in `dir`, identities from `configFile`. */
-export function weedServerArgs(dir: string, ports: WeedPorts, configFile: string): string[] {
+/**
+ * `weed server -s3` on 127.0.0.1 only, data and sockets in `dir`, identities from `configFile`; with
+ * `iamConfigFile`, also its STS (AssumeRoleWithWebIdentity), OIDC providers, roles and policies.
+ */
+export function weedServerArgs(dir: string, ports: WeedPorts, configFile: string, iamConfigFile?: string): string[] {
   return [
     "server",
     "-ip=127.0.0.1",
@@ -79,6 +82,7 @@ export function weedServerArgs(dir: string, ports: WeedPorts, configFile: string
     `-s3.port.grpc=${ports.s3Grpc}`,
     `-s3.config=${configFile}`,
     `-s3.localSocket=${join(dir, "s3.sock")}`,
+    ...(iamConfigFile ? [`-s3.iam.config=${iamConfigFile}`] : []),
   ];
 }
 

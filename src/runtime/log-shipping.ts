@@ -7,9 +7,9 @@ import path from "node:path";
 import { listSegments } from "./log-segments.js";
 import { fsyncDirectory, isErrno } from "./store.js";
 
-/** Where segments go: S3ModelStore.putLogSegment, which resolves only once the upload is confirmed. */
+/** Where segments go: S3ModelStore.putLogSegment, which resolves only once the upload is confirmed (or rejects when `signal` aborts it). */
 export interface LogShipTarget {
-  putLogSegment(model: string, pod: string, name: string, body: Uint8Array): Promise<void>;
+  putLogSegment(model: string, pod: string, name: string, body: Uint8Array, signal?: AbortSignal): Promise<void>;
 }
 
 export interface LogShipperOptions {
@@ -58,6 +58,8 @@ export class LogShipper {
   private failing = 0;
   private retryAt = 0;
   private closed = false;
+  /** Aborts the upload in flight when close's deadline passes: the drain time is the kubelet's grace period. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly options: LogShipperOptions) {
     this.stats = { shippedSegments: 0, shippedBytes: 0, failures: 0, spoolBytes: 0, maxSpoolBytes: options.spoolBytes, spoolFull: false };
@@ -103,14 +105,20 @@ export class LogShipper {
   async close(deadlineMs: number): Promise<LogShipStats> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.running;
+    // The deadline covers the pass already running too: an upload stuck on a slow server is cut off with it.
     const until = Date.now() + deadlineMs;
-    this.retryAt = 0;
-    for (let delay = 100; Date.now() < until; delay = Math.min(delay * 2, 2000)) {
-      await this.pass(until);
-      if (this.stats.spoolBytes === 0 || !(await this.hasSealed())) break;
-      await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, until - Date.now()))));
+    const cutOff = setTimeout(() => this.stopping.abort(new Error(`not shipped within the ${deadlineMs} ms drain time`)), deadlineMs);
+    try {
+      await this.running;
       this.retryAt = 0;
+      for (let delay = 100; Date.now() < until; delay = Math.min(delay * 2, 2000)) {
+        await this.pass(until);
+        if (this.stats.spoolBytes === 0 || !(await this.hasSealed())) break;
+        await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, until - Date.now()))));
+        this.retryAt = 0;
+      }
+    } finally {
+      clearTimeout(cutOff);
     }
     return this.getStats();
   }
@@ -130,7 +138,7 @@ export class LogShipper {
         throw err;
       }
       try {
-        await this.options.target.putLogSegment(this.options.model, this.options.pod, path.basename(s.file), body);
+        await this.options.target.putLogSegment(this.options.model, this.options.pod, path.basename(s.file), body, this.stopping.signal);
       } catch (err) {
         this.failing++;
         this.stats.failures++;

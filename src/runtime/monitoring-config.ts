@@ -10,6 +10,7 @@ import { DatasetProfile } from "../monitoring/dataset-profile.js";
 import type { ReferenceProfileJSON } from "../monitoring/summary.js";
 import { CORRECTIONS, DRIFT_METHOD_CHOICES, THRESHOLD_MODES, type ThresholdMode } from "../vocabulary/drift.js";
 import type { ModelMetadata } from "./metadata.js";
+import { readS3Object } from "./s3-store.js";
 import { HttpModelStore, resolveStorePath, type StoreOptions } from "./store.js";
 
 const MonitoringConfigSchema = Type.Object({
@@ -117,7 +118,9 @@ async function readReference(config: MonitoringConfig | undefined, meta: ModelMe
   if (!uri) return own;
   let text: string;
   try {
-    if (uri.startsWith("http://") || uri.startsWith("https://")) {
+    if (uri.startsWith("s3://")) {
+      text = (await readS3Object(uri, storeOptions.s3)).toString("utf8");
+    } else if (uri.startsWith("http://") || uri.startsWith("https://")) {
       const url = new URL(uri);
       const slash = url.pathname.lastIndexOf("/");
       // Reuse the HTTP store's fetch (timeouts, 404 messages) by treating the parent as a store root.

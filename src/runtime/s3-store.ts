@@ -5,6 +5,16 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { AwsClient } from "aws4fetch";
 import { S3_ENV } from "../api/s3-env.js";
+import { parseStorageUri } from "../api/storage-uri.js";
+import { xmlElements } from "./aws-xml.js";
+import {
+  StaticCredentials,
+  WebIdentityCredentials,
+  roleSessionName,
+  stsEndpointFromEnv,
+  type AwsCredentials,
+  type CredentialProvider,
+} from "./s3-credentials.js";
 import { checkHttpUrl } from "./http-get.js";
 import { POD_NAME_PATTERN, SEGMENT_PREFIX, STORE_LOG_DIR, segmentName } from "./log-segments.js";
 import { METADATA_FILE, StoreError, checkFileName, checkName, httpLimitsFromEnv, sortVersions, type ModelStore, type VersionEntry } from "./store.js";
@@ -30,15 +40,14 @@ export interface S3Settings {
   endpoint: string;
   region: string;
   forcePathStyle: boolean;
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
+  credentials: CredentialProvider;
 }
 
 /**
  * Endpoint, region and credentials from the environment, as the AWS CLI and SDKs read them (AWS_ENDPOINT_URL_S3 or
- * AWS_ENDPOINT_URL, AWS_REGION or AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN),
- * plus BALLAST_S3_FORCE_PATH_STYLE. The operator sets them on the pods from spec.model.s3.
+ * AWS_ENDPOINT_URL, AWS_REGION or AWS_DEFAULT_REGION; keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+ * AWS_SESSION_TOKEN, else web identity from AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE), plus
+ * BALLAST_S3_FORCE_PATH_STYLE. The operator sets them on the pods from spec.model.s3.
  */
 export function s3SettingsFromEnv(env: NodeJS.ProcessEnv = process.env): S3Settings {
   const region = env[S3_ENV.region] || env[S3_ENV.defaultRegion] || DEFAULT_REGION;
@@ -46,18 +55,47 @@ export function s3SettingsFromEnv(env: NodeJS.ProcessEnv = process.env): S3Setti
   const pathStyle = env[S3_ENV.forcePathStyle] ?? "";
   if (pathStyle !== "" && pathStyle !== "true" && pathStyle !== "false")
     throw new StoreError(`env ${S3_ENV.forcePathStyle} must be "true" or "false", got "${pathStyle}"`, "bad-uri");
+  return { endpoint, region, forcePathStyle: pathStyle === "true", credentials: credentialsFromEnv(env, region) };
+}
+
+/** The AWS SDKs' order: keys in the environment, else web identity; neither is an error naming both. */
+function credentialsFromEnv(env: NodeJS.ProcessEnv, region: string): CredentialProvider {
   const accessKeyId = env[S3_ENV.accessKeyId];
   const secretAccessKey = env[S3_ENV.secretAccessKey];
-  if (!accessKeyId || !secretAccessKey) {
-    // aws4fetch signs requests and no more: it has no web-identity (IRSA) provider, so say so instead of failing later.
-    const irsa = env[S3_ENV.webIdentityTokenFile] ? " (web identity via AWS_WEB_IDENTITY_TOKEN_FILE is not supported)" : "";
-    throw new StoreError(
-      `no S3 credentials${irsa}: set ${S3_ENV.accessKeyId} and ${S3_ENV.secretAccessKey} (on a cluster: spec.model.s3.credentialsSecretRef)`,
-      "denied",
-    );
+  if (accessKeyId && secretAccessKey) {
+    const sessionToken = env[S3_ENV.sessionToken];
+    return new StaticCredentials({ accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) });
   }
-  const sessionToken = env[S3_ENV.sessionToken];
-  return { endpoint, region, forcePathStyle: pathStyle === "true", accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
+  const tokenFile = env[S3_ENV.webIdentityTokenFile];
+  const roleArn = env[S3_ENV.roleArn];
+  if (tokenFile && roleArn)
+    return new WebIdentityCredentials({
+      roleArn,
+      tokenFile,
+      sessionName: roleSessionName(env),
+      stsEndpoint: stsEndpointFromEnv(env, region),
+      allowInsecureHttp: httpLimitsFromEnv(env).allowInsecureHttp ?? false,
+    });
+  const half = tokenFile
+    ? ` (${S3_ENV.webIdentityTokenFile} is set but ${S3_ENV.roleArn} is not)`
+    : roleArn
+      ? ` (${S3_ENV.roleArn} is set but ${S3_ENV.webIdentityTokenFile} is not)`
+      : "";
+  throw new StoreError(
+    `no S3 credentials${half}: set ${S3_ENV.accessKeyId} and ${S3_ENV.secretAccessKey}, or ${S3_ENV.roleArn} and ${S3_ENV.webIdentityTokenFile} (on a cluster: spec.model.s3.credentialsSecretRef or spec.model.s3.webIdentity)`,
+    "denied",
+  );
+}
+
+/**
+ * The object an s3://<bucket>/<key> URI names (spec.monitoring.reference.uri, a retraining data source), read with
+ * the model store's endpoint and credentials.
+ */
+export async function readS3Object(uri: string, settings?: S3Settings): Promise<Buffer> {
+  const location = parseStorageUri(uri, "s3 URI");
+  if (location.scheme !== "s3" || location.prefix === "" || uri.endsWith("/"))
+    throw new StoreError(`${uri} names no object: an s3:// file is s3://<bucket>/<key>`, "bad-uri");
+  return new S3ModelStore(uri, location.bucket, "", settings ?? s3SettingsFromEnv()).readObject(location.prefix);
 }
 
 interface Manifest {
@@ -79,7 +117,8 @@ const SHA256_PATTERN = /^[0-9a-f]{64}$/;
 
 export class S3ModelStore implements ModelStore {
   readonly readOnly = false;
-  private readonly client: AwsClient;
+  /** A signer for the credentials last handed out: a new one when web identity refreshed them. */
+  private signer: { credentials: AwsCredentials; client: AwsClient } | undefined;
   /** Manifests by `model/version`: versions are immutable, so one read is enough for the process's life. */
   private readonly manifests = new Map<string, Manifest>();
 
@@ -91,23 +130,11 @@ export class S3ModelStore implements ModelStore {
     // The http(s) store's rule: plain http beyond loopback only with BALLAST_ALLOW_INSECURE_HTTP=true.
     allowInsecureHttp = httpLimitsFromEnv().allowInsecureHttp ?? false,
   ) {
-    let endpoint: URL;
     try {
-      endpoint = new URL(settings.endpoint);
-      checkHttpUrl(endpoint, allowInsecureHttp);
+      checkHttpUrl(new URL(settings.endpoint), allowInsecureHttp);
     } catch (err) {
       throw new StoreError(`S3 endpoint ${settings.endpoint}: ${(err as Error).message}`, "insecure");
     }
-    // 5xx and 429 are retried with back-off by aws4fetch; anything else is an answer.
-    this.client = new AwsClient({
-      accessKeyId: settings.accessKeyId,
-      secretAccessKey: settings.secretAccessKey,
-      ...(settings.sessionToken ? { sessionToken: settings.sessionToken } : {}),
-      service: "s3",
-      region: settings.region,
-      retries: 3,
-      initRetryMs: 200,
-    });
   }
 
   async listVersions(model: string): Promise<VersionEntry[]> {
@@ -176,18 +203,27 @@ export class S3ModelStore implements ModelStore {
     this.manifests.set(`${model}/${version}`, manifest);
   }
 
+  /** The object at `key` (a reference profile, a training data file): any key, not only a version's files. */
+  async readObject(key: string): Promise<Buffer> {
+    const where = `s3://${this.bucket}/${key}`;
+    const res = await this.request("GET", key);
+    if (res.status === 404 && s3ErrorCode(res.body) !== "NoSuchBucket") throw new StoreError(`${where} does not exist`, "not-found");
+    this.check(res, "GET", where);
+    return res.body;
+  }
+
   /**
    * Uploads a sealed request log segment to `<prefix>/<model>/_log/<pod>/<name>` and resolves only once the server
    * confirmed it: Content-MD5 and the signed SHA-256 make the server refuse a body changed on the way, and the
    * ETag it answers must be the body's MD5 (what a single PUT stores). The same segment PUT twice is one object.
    */
-  async putLogSegment(model: string, pod: string, name: string, body: Uint8Array): Promise<void> {
+  async putLogSegment(model: string, pod: string, name: string, body: Uint8Array, signal?: AbortSignal): Promise<void> {
     checkName("model", model);
     checkLogObjectNames(pod, name);
     const key = `${this.modelKey(model)}/${STORE_LOG_DIR}/${pod}/${name}`;
     const where = `s3://${this.bucket}/${key}`;
     const md5 = createHash("md5").update(body).digest();
-    const res = await this.request("PUT", key, body, { "content-md5": md5.toString("base64") });
+    const res = await this.request("PUT", key, body, { "content-md5": md5.toString("base64") }, undefined, signal);
     this.check(res, "PUT", where);
     const etag = res.etag?.replace(/"/g, "");
     if (etag !== md5.toString("hex"))
@@ -301,10 +337,12 @@ export class S3ModelStore implements ModelStore {
     body?: Uint8Array,
     headers: Record<string, string> = {},
     query?: URLSearchParams,
+    signal?: AbortSignal,
   ): Promise<S3Response> {
     const url = this.objectUrl(key, query);
+    const client = await this.client();
     try {
-      const res = await this.client.fetch(url, {
+      const res = await client.fetch(url, {
         method,
         headers: {
           ...headers,
@@ -312,15 +350,35 @@ export class S3ModelStore implements ModelStore {
           "x-amz-content-sha256": body ? sha256(body) : EMPTY_SHA256,
         },
         ...(body ? { body } : {}),
-        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]) : AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
       const etag = res.headers.get("etag");
       return { status: res.status, body: Buffer.from(await res.arrayBuffer()), ...(etag ? { etag } : {}) };
     } catch (err) {
+      if (signal?.aborted) throw new StoreError(`${method} s3://${this.bucket}/${key}: ${(signal.reason as Error).message}`, "io");
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (err as Error).message;
       throw new StoreError(`${method} s3://${this.bucket}/${key}: cannot reach the S3 endpoint ${this.settings.endpoint}: ${why}`, "io");
     }
+  }
+
+  private async client(): Promise<AwsClient> {
+    const credentials = await this.settings.credentials.get();
+    if (this.signer?.credentials !== credentials)
+      this.signer = {
+        credentials,
+        // 5xx and 429 are retried with back-off by aws4fetch; anything else is an answer.
+        client: new AwsClient({
+          accessKeyId: credentials.accessKeyId,
+          secretAccessKey: credentials.secretAccessKey,
+          ...(credentials.sessionToken ? { sessionToken: credentials.sessionToken } : {}),
+          service: "s3",
+          region: this.settings.region,
+          retries: 3,
+          initRetryMs: 200,
+        }),
+      };
+    return this.signer.client;
   }
 
   private objectUrl(key: string, query?: URLSearchParams): string {
@@ -341,7 +399,7 @@ export class S3ModelStore implements ModelStore {
     const detail = message ? `${code}: ${message}` : code;
     if (res.status === 403 || code === "InvalidAccessKeyId" || code === "SignatureDoesNotMatch")
       throw new StoreError(
-        `${op} ${where}: access denied by ${this.settings.endpoint} (${detail}): check the credentials (spec.model.s3.credentialsSecretRef, or ${S3_ENV.accessKeyId}/${S3_ENV.secretAccessKey}) and the bucket policy`,
+        `${op} ${where}: access denied by ${this.settings.endpoint} (${detail}): ${this.settings.credentials.fix} and the bucket policy`,
         "denied",
       );
     if (code === "NoSuchBucket")
@@ -392,22 +450,4 @@ function parseMetadata(content: Uint8Array | string): { createdAt: string; candi
 
 function s3ErrorCode(body: Buffer): string | undefined {
   return xmlElements(body.toString("utf8"), "Code")[0];
-}
-
-const XML_ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
-
-/**
- * The text of every `<name>` element in an S3 response. S3's list and error documents are flat and known, so a
- * pattern reads them; keys are decoded from the five XML entities (Ballast's names never contain markup).
- */
-function xmlElements(xml: string, name: string): string[] {
-  const out: string[] = [];
-  for (const m of xml.matchAll(new RegExp(`<${name}>([\\s\\S]*?)</${name}>`, "g")))
-    out.push(
-      m[1]!.replace(
-        /&(amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);/g,
-        (_, e: string) => XML_ENTITIES[e] ?? String.fromCodePoint(Number(e.startsWith("#x") ? `0x${e.slice(2)}` : e.slice(1))),
-      ),
-    );
-  return out;
 }

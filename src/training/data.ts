@@ -2,11 +2,12 @@
 // Every source is streamed: memory follows the rows kept, never the size of a file or a log.
 import fs from "node:fs/promises";
 import path from "node:path";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { parse as parseCsv } from "csv-parse";
 import { DEFAULT_HTTP_LIMITS, httpGetStream } from "../runtime/http-get.js";
 import { MAX_LINE_LENGTH, readLines } from "../runtime/line-reader.js";
 import { joinLog } from "../runtime/request-log.js";
+import { readS3Object } from "../runtime/s3-store.js";
 import { httpLimitsFromEnv, resolveStorePath } from "../runtime/store.js";
 
 export const SIDECAR_LOG_SCHEME = "sidecar-log://";
@@ -50,7 +51,7 @@ export const MAX_JSON_ARRAY_BYTES = 256 * 1024 * 1024;
 
 /**
  * Loads and concatenates sources: CSV, JSON Lines or a JSON array of rows (by extension), as paths,
- * file://, pvc:// or http(s):// URIs; a directory or `sidecar-log://dir` is read as a sidecar log.
+ * file://, pvc://, http(s):// or s3:// URIs; a directory or `sidecar-log://dir` is read as a sidecar log.
  */
 export async function loadTable(sources: readonly string[], options: LoadOptions = {}): Promise<Table> {
   const table: Table = { columns: [], rows: [], sources: [...sources] };
@@ -105,6 +106,10 @@ function isHttp(source: string): boolean {
   return source.startsWith("http://") || source.startsWith("https://");
 }
 
+function isS3(source: string): boolean {
+  return source.startsWith("s3://");
+}
+
 /** The local path of a file://, pvc:// or plain-path source; a bad URI is the user's to fix (DataError). */
 export function localPath(source: string, options: { pvcMountRoot?: string }): string {
   try {
@@ -119,7 +124,7 @@ async function sourceKind(source: string, options: LoadOptions): Promise<"csv" |
   let name = source;
   if (isHttp(source)) {
     name = new URL(source).pathname;
-  } else {
+  } else if (!isS3(source)) {
     const file = localPath(source, options);
     let stat;
     try {
@@ -136,11 +141,18 @@ async function sourceKind(source: string, options: LoadOptions): Promise<"csv" |
   throw new DataError(`${source}: unknown file type "${ext}" (use .csv, .jsonl/.ndjson/.json, --data-format, or a sidecar log directory)`);
 }
 
-/** The bytes of a file or http(s) source as a stream (http: https unless allowed, bounded in size and time). */
+/** The bytes of a file, http(s) or s3:// source as a stream (http: https unless allowed, bounded in size and time). */
 async function openSource(source: string, options: LoadOptions): Promise<Readable> {
   if (isHttp(source)) {
     try {
       return await httpGetStream(source, { ...DEFAULT_HTTP_LIMITS, ...httpLimitsFromEnv(), maxBytes: options.httpMaxBytes ?? DEFAULT_DATA_HTTP_MAX_BYTES });
+    } catch (err) {
+      throw new DataError(`${source}: ${(err as Error).message}`);
+    }
+  }
+  if (isS3(source)) {
+    try {
+      return Readable.from([await readS3Object(source)]);
     } catch (err) {
       throw new DataError(`${source}: ${(err as Error).message}`);
     }

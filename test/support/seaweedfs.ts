@@ -25,12 +25,18 @@ export interface SeaweedS3 {
   shippedFeedback(bucket: string, prefix: string): Promise<{ keys: string[]; feedback: { id: string; row: number; label: unknown }[] }>;
   /** SIGKILL, as a crashed or unplugged server: connections drop mid-request. */
   kill(): void;
-  /** Starts it again on the same ports and data (after `kill`), and waits until it serves. */
+  /**
+   * Starts it again on the same ports and data (after `kill`), and waits until it takes writes again: after a
+   * restart SeaweedFS's master refuses to assign volumes for a warm-up of 3 heartbeats (15 s) while it already
+   * answers reads, and a PUT in that window waits inside the filer for up to 30 s.
+   */
   restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
 const repoRoot = new URL("../../", import.meta.url).pathname;
+/** Where `restart` probes that writes are taken again; no test reads it. */
+const PROBE_BUCKET = "ballast-test-probe";
 
 /** Builds `weed` once into the tool cache (minutes cold, instant after) and returns its path. */
 export function ensureWeedBinary(): string {
@@ -55,17 +61,27 @@ async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-export async function startSeaweedS3(binary: string, timeoutMs = 120_000): Promise<SeaweedS3> {
+export interface SeaweedOptions {
+  /** SeaweedFS's advanced IAM config (sts, providers, roles, policies): its STS answers AssumeRoleWithWebIdentity. */
+  iamConfig?: object;
+  timeoutMs?: number;
+}
+
+export async function startSeaweedS3(binary: string, options: SeaweedOptions = {}): Promise<SeaweedS3> {
+  const timeoutMs = options.timeoutMs ?? 120_000;
   const dir = mkdtempSync(join(tmpdir(), "ballast-seaweedfs-"));
   const accessKeyId = "ballasttest";
   const secretAccessKey = `secret-${Math.random().toString(36).slice(2)}`;
   const config = join(dir, "s3.json");
   writeFileSync(config, weedIdentityConfig({ accessKeyId, secretAccessKey }));
+  const iamConfig = options.iamConfig ? join(dir, "iam.json") : undefined;
+  if (iamConfig) writeFileSync(iamConfig, JSON.stringify(options.iamConfig));
   const [master, masterGrpc, volume, volumeGrpc, filer, filerGrpc, s3, s3Grpc] = await freePorts(8);
   const args = weedServerArgs(
     dir,
     { master: master!, masterGrpc: masterGrpc!, volume: volume!, volumeGrpc: volumeGrpc!, filer: filer!, filerGrpc: filerGrpc!, s3: s3!, s3Grpc: s3Grpc! },
     config,
+    iamConfig,
   );
   const endpoint = `http://127.0.0.1:${s3}`;
   const client = new AwsClient({ accessKeyId, secretAccessKey, service: "s3", region: "us-east-1", retries: 0 });
@@ -106,17 +122,36 @@ export async function startSeaweedS3(binary: string, timeoutMs = 120_000): Promi
     kill();
     await exited;
     await launch();
+    const started = Date.now();
+    for (;;) {
+      const status = await client.fetch(`${endpoint}/${PROBE_BUCKET}/restarted`, { method: "PUT", body: "ok", signal: AbortSignal.timeout(60_000) }).then(
+        (r) => r.status,
+        (err: unknown) => String(err),
+      );
+      if (status === 200) break;
+      if (Date.now() - started > timeoutMs) throw new Error(`weed restarted but took no write within ${timeoutMs} ms (last: ${status}):\n${logs}`);
+      await sleep(250);
+    }
+    console.error(`[seaweedfs] writable again ${((Date.now() - started) / 1000).toFixed(1)} s after it answered reads`);
   };
   const createBucket = async (name: string): Promise<void> => {
     const res = await client.fetch(`${endpoint}/${name}`, { method: "PUT" });
     if (res.status !== 200) throw new Error(`create bucket ${name}: ${res.status} ${await res.text()}`);
   };
+  // An error answer must fail the test, not read as "nothing shipped" (an empty list, an object without records).
+  const get = async (url: string): Promise<string> => {
+    const res = await client.fetch(url);
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`GET ${url}: ${res.status} ${text.slice(0, 500)}`);
+    return text;
+  };
   const shippedFeedback: SeaweedS3["shippedFeedback"] = async (bucket, prefix) => {
-    const list = await (await client.fetch(`${endpoint}/${bucket}?list-type=2&prefix=${encodeURIComponent(prefix)}`)).text();
+    const list = await get(`${endpoint}/${bucket}?list-type=2&prefix=${encodeURIComponent(prefix)}`);
+    if (list.includes("<IsTruncated>true</IsTruncated>")) throw new Error(`listing ${bucket}/${prefix}: more than one page`);
     const keys = [...list.matchAll(/<Key>([^<]+)<\/Key>/g)].map((m) => m[1]!);
     const feedback = [];
     for (const key of keys) {
-      const text = await (await client.fetch(`${endpoint}/${bucket}/${key}`)).text();
+      const text = await get(`${endpoint}/${bucket}/${key}`);
       for (const line of text.split("\n"))
         if (line.startsWith('{"kind":"feedback"')) feedback.push(JSON.parse(line) as { id: string; row: number; label: unknown });
     }
@@ -124,6 +159,7 @@ export async function startSeaweedS3(binary: string, timeoutMs = 120_000): Promi
   };
   try {
     await launch();
+    await createBucket(PROBE_BUCKET);
   } catch (err) {
     await stop();
     throw err;

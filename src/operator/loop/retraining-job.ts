@@ -19,7 +19,7 @@ import {
   pruneUndefined,
   restrictedContainerSecurity,
 } from "../serving/desired-state.js";
-import { storeEnv } from "../store-env.js";
+import { storeEnv, storeVolume } from "../store-env.js";
 
 export const LABEL_ATTEMPT = "ballast.dev/retraining-attempt";
 export const TRAIN_CONTAINER = "train";
@@ -92,6 +92,7 @@ export function desiredRetrainingJob(md: ResolvedModelDeployment, input: Retrain
   const m = md.spec.monitoring;
   const hp = r.hyperparameters;
   const store = modelVolume(parseStorageUri(md.spec.model.storageUri, "spec.model.storageUri"), { readOnly: false });
+  const identity = storeVolume(md);
   const feedback = r.data.includeFeedback ? feedbackLogUri(md) : undefined;
   const parallelism = retrainingParallelism(md);
   const labels = {
@@ -189,10 +190,10 @@ export function desiredRetrainingJob(md: ResolvedModelDeployment, input: Retrain
               // A crash before `ballast train` writes its result still tells the operator why (the log's tail).
               terminationMessagePolicy: "FallbackToLogsOnError",
               securityContext: restrictedContainerSecurity,
-              volumeMounts: [{ name: "tmp", mountPath: SCRATCH_DIR }, ...(store ? [store.mount] : [])],
+              volumeMounts: [{ name: "tmp", mountPath: SCRATCH_DIR }, ...(store ? [store.mount] : []), ...(identity ? [identity.mount] : [])],
             },
           ],
-          volumes: [{ name: "tmp", emptyDir: {} }, ...(store ? [store.volume] : [])],
+          volumes: [{ name: "tmp", emptyDir: {} }, ...(store ? [store.volume] : []), ...(identity ? [identity.volume] : [])],
         },
       },
     },

@@ -12,6 +12,7 @@ import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler } 
 import { MODEL_DEPLOYMENTS } from "../resources.js";
 import { SIDECAR_MONITORING_PORT, selectorLabels } from "../serving/desired-state.js";
 import { admitSummaries, healthTransitionEvents, monitoringStatus, type PodScrape } from "./health.js";
+import { logSpoolEvents } from "./log-spool.js";
 import { withShadowStatus } from "./shadow-status.js";
 
 /** A sidecar slower than this counts as a failed scrape: one hung pod must not hold the others' status back. */
@@ -144,11 +145,18 @@ export async function scrapeSidecar(podName: string, url: string, timeoutMs: num
 }
 
 export class MonitoringReconciler implements Reconciler {
+  /** Serving pods whose request log spool was full at the last scrape, by ModelDeployment: for the drained Event. */
+  private readonly spoolFull = new Map<string, Set<string>>();
+
   constructor(private readonly options: MonitoringReconcilerOptions) {}
 
   async reconcile(req: ReconcileRequest, ctx: ReconcileContext): Promise<ReconcileResult> {
-    const md = this.options.caches.modelDeployments.get(`${req.namespace}/${req.name}`);
-    if (!md || md.metadata.deletionTimestamp) return {};
+    const key = `${req.namespace}/${req.name}`;
+    const md = this.options.caches.modelDeployments.get(key);
+    if (!md || md.metadata.deletionTimestamp) {
+      this.spoolFull.delete(key);
+      return {};
+    }
     const interval = Math.max(1000, parseDurationMs(md.spec.monitoring.scrapeInterval));
     // The serving reconciler writes the first status; racing it for a just-created object only makes conflicts.
     if (md.status?.observedGeneration === undefined) return { requeueAfterMs: interval };
@@ -166,6 +174,10 @@ export class MonitoringReconciler implements Reconciler {
     const failed = scrapes.filter((s) => "error" in s);
     this.options.onScraped?.(md, scrapes.length, failed.length);
     if (failed.length > 0) ctx.log.warn({ failed: failed.map((s) => `${s.pod}: ${"error" in s ? s.error : ""}`), pods: pods.length }, "sidecar scrape failed");
+    const spool = logSpoolEvents(scrapes, this.spoolFull.get(key) ?? new Set());
+    if (spool.full.size > 0) this.spoolFull.set(key, spool.full);
+    else this.spoolFull.delete(key);
+    for (const ev of spool.events) this.options.recorder.record(md, ev);
     const now = this.options.now?.() ?? new Date();
     // Transitions are judged against the object actually replaced (the cache may lag our previous write).
     let before: ModelDeploymentStatus | undefined = md.status;

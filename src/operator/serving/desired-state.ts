@@ -26,7 +26,7 @@ import {
   type ResolvedModelDeployment,
   type StorageLocation,
 } from "../../api/index.js";
-import { STORE_ENV_NAMES, storeEnv } from "../store-env.js";
+import { STORE_ENV_NAMES, storeEnv, storeVolume } from "../store-env.js";
 
 export const LABEL_NAME = "app.kubernetes.io/name";
 export const LABEL_INSTANCE = "app.kubernetes.io/instance";
@@ -326,6 +326,7 @@ export function podTemplate(md: ResolvedModelDeployment, options: DesiredDeploym
   const shipLog = location.scheme === "s3" && variant.component === "serving";
   // A read-only volume would force every mount read-only: the claim is writable, the server's mount is not.
   const store = modelVolume(location, { readOnly: !logToStore });
+  const identity = storeVolume(md);
   const configHash = contentHash(desiredConfigMap(md).data);
   const userEnv = (serving.env ?? []) as V1EnvVar[];
   // The store's endpoint and credentials (s3://) win over a user's variable of the same name, like the pod's own.
@@ -371,6 +372,7 @@ export function podTemplate(md: ResolvedModelDeployment, options: DesiredDeploym
       { name: "server-socket", mountPath: SERVER_SOCKET_DIR },
       { name: "tmp", mountPath: SCRATCH_DIR },
       ...(store ? [{ ...store.mount, readOnly: true }] : []),
+      ...(identity ? [identity.mount] : []),
     ],
   };
   const window = md.spec.monitoring.window;
@@ -399,7 +401,7 @@ export function podTemplate(md: ResolvedModelDeployment, options: DesiredDeploym
       ...shutdownArgs(SIDECAR_SHUTDOWN_DELAY_S),
       ...(feedbackAuth ? ["--feedback-token-file", `${FEEDBACK_TOKEN_DIR}/${FEEDBACK_TOKEN_FILE}`] : []),
       ...(logToStore ? ["--log-to-store"] : ["--data-dir", REQUEST_LOG_DIR]),
-      ...(shipLog ? ["--ship-log"] : []),
+      ...(shipLog ? ["--ship-log", ...(md.spec.model.s3?.logSpoolBytes ? ["--log-max-bytes", String(md.spec.model.s3.logSpoolBytes)] : [])] : []),
       "--pvc-mount-root",
       PVC_MOUNT_ROOT,
       // 0 turns a bound off in the sidecar; the schema requires at least one of the two.
@@ -428,6 +430,7 @@ export function podTemplate(md: ResolvedModelDeployment, options: DesiredDeploym
       { name: "tmp", mountPath: SCRATCH_DIR },
       // The sidecar reads the served version's metadata from the store, and writes its request log there.
       ...(store ? [store.mount] : []),
+      ...(identity ? [identity.mount] : []),
     ],
   };
   return {
@@ -467,6 +470,7 @@ export function podTemplate(md: ResolvedModelDeployment, options: DesiredDeploym
         ...(logToStore ? [] : [{ name: "request-log", emptyDir: {} }]),
         { name: "tmp", emptyDir: {} },
         ...(store ? [store.volume] : []),
+        ...(identity ? [identity.volume] : []),
       ],
     },
   };

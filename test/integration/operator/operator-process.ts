@@ -164,6 +164,26 @@ export async function kubectlJson<T>(args: string[]): Promise<T> {
   return JSON.parse(res.stdout) as T;
 }
 
+/** The ModelDeployment's Ready condition once its reason is `reason` (e.g. ServerFailing: a server that keeps exiting). */
+export async function waitForReadyReason(namespace: string, name: string, reason: string, timeoutMs = 180_000): Promise<{ status: string; message: string }> {
+  return waitFor(
+    `md/${name} Ready reason ${reason}`,
+    async () => {
+      const md = await kubectlJson<{ status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } }>([
+        "get",
+        "md",
+        name,
+        "-n",
+        namespace,
+      ]);
+      const c = md.status?.conditions?.find((x) => x.type === "Ready");
+      return c?.reason === reason ? c : undefined;
+    },
+    timeoutMs,
+    1000,
+  );
+}
+
 export async function applyYaml(yaml: string): Promise<void> {
   const res = await kubectl(["apply", "-f", "-"], yaml);
   if (res.code !== 0) throw new Error(`kubectl apply: ${res.stderr}`);

@@ -18,7 +18,7 @@ import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js"
 import { ensureWeedBinary, startSeaweedS3, type SeaweedS3 } from "../../support/seaweedfs.js";
 import { trainWeather } from "../../support/train-weather.js";
 import { inferBody, loadWeather } from "../../unit/runtime/weather-fixture.js";
-import { applyYaml, installCrdAndRbac, kubectlJson, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
+import { applyYaml, installCrdAndRbac, waitForReadyReason, kubectlJson, operatorKubeconfig, startOperator, type OperatorProcess } from "./operator-process.js";
 
 const repoRoot = new URL("../../../", import.meta.url).pathname;
 const example = <T>(file: string) => parse(readFileSync(join(repoRoot, "examples/weather-s3", file), "utf8")) as T;
@@ -29,11 +29,12 @@ interface SecretDoc {
 }
 interface ModelDeploymentDoc {
   metadata: Record<string, string>;
-  spec: { model: { s3: { endpoint: string; credentialsSecretRef: { name: string } } }; policy: unknown };
+  spec: { model: { s3: { endpoint: string; credentialsSecretRef: { name: string }; logSpoolBytes?: number } }; policy: unknown };
 }
 
 /** Labels sent through the Service and expected in the bucket, then in the retraining Job's training data. */
 const FEEDBACK_LABELS = 80;
+const SPOOL_BYTES = 65536;
 
 interface MD {
   status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
@@ -53,6 +54,8 @@ describe("ballast operator: a ModelDeployment serving from s3:// with a credenti
     md.metadata = { name, namespace: ns.name };
     md.spec.model.s3.endpoint = s3.endpoint;
     md.spec.model.s3.credentialsSecretRef.name = secretName;
+    // A spool small enough for the test to fill while the server is down.
+    md.spec.model.s3.logSpoolBytes = SPOOL_BYTES;
     // No drift-driven retraining on the test's idle pods.
     md.spec.policy = { paused: true };
     await applyYaml(`${stringify(secret)}---\n${stringify(md)}`);
@@ -162,18 +165,49 @@ describe("ballast operator: a ModelDeployment serving from s3:// with a credenti
       expect(text).not.toContain(s3.secretAccessKey);
   }, 600_000);
 
+  it("records a LogSpoolFull Warning while the bucket is unreachable and the spool fills, refuses feedback instead of losing it, and says when it drained", async () => {
+    const post = (path: string, body: object) =>
+      fetch(`${url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const rows = loadWeather();
+    const events = async (reason: string) =>
+      (
+        await kubectlJson<{ items: { reason: string; type: string; note: string; regarding: { name: string }; series?: { count: number } }[] }>([
+          "get",
+          "events.events.k8s.io",
+          "-n",
+          ns.name,
+          "--field-selector",
+          `reason=${reason}`,
+        ])
+      ).items.filter((e) => e.regarding.name === "weather-s3");
+    const firstEvent = (reason: string) => waitFor(`a ${reason} Event`, async () => (await events(reason))[0], 120_000, 1000);
+    s3.kill();
+    let refused: Response | undefined;
+    for (let i = 0; i < 3000 && !refused; i++) {
+      const row = rows[i % rows.length]!;
+      expect((await post("/v2/models/weather/infer", inferBody([row], `outage-${i}`))).status).toBe(200);
+      const res = await post("/v1/feedback", { id: `outage-${i}`, label: row.weather });
+      if (res.status === 503) refused = res;
+      else expect(res.status).toBe(200);
+    }
+    expect(refused, "feedback refused once the spool is full").toBeDefined();
+    expect(await refused!.text()).toContain("feedback not recorded");
+    const warning = await firstEvent("LogSpoolFull");
+    expect(warning.type).toBe("Warning");
+    expect(warning.note).toMatch(/^serving pod weather-s3-serving-\S+: its request log spool is full \(spec\.model\.s3\.logSpoolBytes\)/);
+    // Serving goes on: an S3 outage does not take the model down.
+    expect((await kubectlJson<MD>(["get", "md", "weather-s3", "-n", ns.name])).status?.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
+
+    await s3.restart();
+    const drained = await firstEvent("LogSpoolDrained");
+    expect(drained.type).toBe("Normal");
+    expect((await post("/v2/models/weather/infer", inferBody([rows[0]!], "after-outage"))).status).toBe(200);
+    expect((await post("/v1/feedback", { id: "after-outage", label: rows[0]!.weather })).status).toBe(200);
+  }, 600_000);
+
   it("with a wrong key in the Secret, never becomes Ready, and Ready's reason says access was denied and which field to fix", async () => {
     await applyExample("weather-s3-badkey", "weather-model-store-badkey", "not-the-secret-key-77");
-    const ready = await waitFor(
-      "Ready=False with the server's reason",
-      async () => {
-        const md = await kubectlJson<MD>(["get", "md", "weather-s3-badkey", "-n", ns.name]);
-        const c = md.status?.conditions?.find((x) => x.type === "Ready");
-        return c?.reason === "ServerFailing" ? c : undefined;
-      },
-      180_000,
-      1000,
-    );
+    const ready = await waitForReadyReason(ns.name, "weather-s3-badkey", "ServerFailing");
     expect(ready.status).toBe("False");
     expect(ready.message).toMatch(
       /^serving pod weather-s3-badkey-serving-\S+: the model server exited with code 2: .*access denied by http:\/\/127\.0\.0\.1:\d+ \(SignatureDoesNotMatch/,

@@ -89,8 +89,8 @@ describe("request log shipping to s3://", () => {
     let killedDuring: Promise<void> | undefined;
     // The third upload is cut off by the server dying while it is in flight.
     const target: LogShipTarget = {
-      putLogSegment: (model, p, name, body) => {
-        const put = real.putLogSegment(model, p, name, body);
+      putLogSegment: (model, p, name, body, signal) => {
+        const put = real.putLogSegment(model, p, name, body, signal);
         if (++uploads === 3) killedDuring = sleep(1).then(() => s3.kill());
         return put;
       },

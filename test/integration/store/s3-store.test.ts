@@ -1,7 +1,12 @@
 // Given a real S3 server (SeaweedFS) and a bucket, a user trains into s3://, serves from it, and sees every
 // failure as a clear message: half-written versions stay invisible, versions are never overwritten, bad keys,
 // a missing bucket and a server that dies mid-write all say what happened.
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import type { ModelMetadata } from "../../../src/runtime/metadata.js";
+import { loadReference } from "../../../src/runtime/monitoring-config.js";
 import { S3_MANIFEST_OBJECT, S3ModelStore, s3SettingsFromEnv } from "../../../src/runtime/s3-store.js";
 import { StoreError, openStore, resolveVersion } from "../../../src/runtime/store.js";
 import { useSeaweedS3 } from "../../support/seaweedfs.js";
@@ -9,6 +14,7 @@ import { trainWeather } from "../../support/train-weather.js";
 import { postJson, startBallast, waitUntilReady, type LocalProcess } from "../../unit/runtime/local-processes.js";
 
 const STORE = "s3://models/team/store";
+const repoRoot = new URL("../../../", import.meta.url).pathname;
 
 const s3 = useSeaweedS3("models");
 
@@ -132,11 +138,50 @@ describe("s3:// model store against SeaweedFS", () => {
     expect(unknownKey.message).toContain("InvalidAccessKeyId");
   });
 
-  it("says so when there are no credentials at all, and that web identity (IRSA) is not supported", () => {
+  it("says so when there are no credentials at all, or half a web identity", () => {
     const { AWS_ACCESS_KEY_ID: _id, AWS_SECRET_ACCESS_KEY: _secret, ...noKeys } = s3.env;
+    const res = trainWeather(STORE, noKeys);
+    expect(res.status).toBe(2);
+    expect(res.stderr).toContain("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE");
     expect(() => s3SettingsFromEnv({ ...noKeys, AWS_WEB_IDENTITY_TOKEN_FILE: "/var/run/secrets/eks.amazonaws.com/serviceaccount/token" })).toThrow(
-      /no S3 credentials \(web identity via AWS_WEB_IDENTITY_TOKEN_FILE is not supported\): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/,
+      /no S3 credentials \(AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not\)/,
     );
+  });
+
+  it("reads training data and a reference profile from s3:// keys with the store's endpoint and credentials", async () => {
+    const csv = readFileSync(join(repoRoot, "node_modules/vega-datasets/data/weather.csv"));
+    await putObject("data/weather.csv", csv.toString("utf8"));
+    const train = spawnSync(
+      join(repoRoot, "bin/ballast"),
+      ["train", "--data", "s3://models/data/weather.csv", "--store", STORE, "--model", "weather-from-s3", "--label", "weather"].concat([
+        "--features",
+        "precipitation,temp_max,temp_min,wind",
+        "--epochs",
+        "2",
+      ]),
+      { encoding: "utf8", env: { ...process.env, ...s3.env } },
+    );
+    expect(train.status, train.stderr).toBe(0);
+    const meta = JSON.parse((await store().readFile("weather-from-s3", "v1", "metadata.json")).toString("utf8")) as ModelMetadata;
+    expect(meta.dataWindow.sources).toEqual(["s3://models/data/weather.csv"]);
+    expect(meta.dataWindow.rows).toBe(csv.toString("utf8").trim().split("\n").length - 1);
+
+    // The sidecar's reference profile (spec.monitoring.reference.uri), here another version's metadata.json.
+    await putObject("references/weather-v1.json", JSON.stringify(meta));
+    const options = { s3: s3SettingsFromEnv(s3.env) };
+    const reference = await loadReference({ reference: { uri: "s3://models/references/weather-v1.json" }, drift: { thresholdMode: "fixed" } }, meta, options);
+    expect(reference.features).toEqual((meta.referenceProfile as { features: unknown }).features);
+    await expect(loadReference({ reference: { uri: "s3://models/references/none.json" } }, meta, options)).rejects.toThrow(
+      "monitoring config reference.uri s3://models/references/none.json: s3://models/references/none.json does not exist",
+    );
+    const denied = spawnSync(
+      join(repoRoot, "bin/ballast"),
+      ["train", "--data", "s3://models/data/weather.csv", "--store", STORE, "--model", "weather-denied", "--label", "weather"],
+      { encoding: "utf8", env: { ...process.env, ...s3.env, AWS_SECRET_ACCESS_KEY: "not-the-secret-key-52" } },
+    );
+    expect(denied.status).toBe(2);
+    expect(denied.stderr).toMatch(/s3:\/\/models\/data\/weather\.csv: GET s3:\/\/models\/data\/weather\.csv: access denied/);
+    expect(denied.stderr).not.toContain("not-the-secret-key-52");
   });
 
   it("names the missing bucket", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { MODEL_STORE_URI_REGEX, STORAGE_URI_REGEX, buildModelDeploymentCrd, parseStorageUri } from "../../../src/api/index.js";
+import { MODEL_STORE_URI_REGEX, buildModelDeploymentCrd, parseStorageUri } from "../../../src/api/index.js";
 
 describe("parseStorageUri", () => {
   it("splits pvc://claim/path into the claim and a path relative to its root", () => {
@@ -27,9 +27,9 @@ describe("parseStorageUri", () => {
     },
   );
 
-  it("keeps s3:// out of the URIs the pods read as files (reference profile, training data)", () => {
+  it("accepts s3:// wherever a storage URI goes (store, reference profile, training data)", () => {
     expect(new RegExp(MODEL_STORE_URI_REGEX).test("s3://bucket/models")).toBe(true);
-    expect(new RegExp(STORAGE_URI_REGEX).test("s3://bucket/models")).toBe(false);
+    expect(new RegExp(MODEL_STORE_URI_REGEX).test("s3://bucket/data/weather.csv")).toBe(true);
   });
 
   // A path joined onto the claim's mount root (`monitoring.reference.uri`, data sources, the store) must stay under it.
@@ -49,10 +49,9 @@ describe("parseStorageUri", () => {
     expect(parseStorageUri("pvc://claim//team/")).toEqual({ scheme: "pvc", claimName: "claim", path: "/team" });
   });
 
-  it("is the very pattern the CRD's CEL rules check: s3:// for the model store only", () => {
+  it("is the very pattern the CRD's CEL rules check, for the store, the reference profile and the data sources", () => {
     const rules = JSON.stringify(buildModelDeploymentCrd()).match(/self\.matches\('[^']*'\)/g) ?? [];
     expect(rules.length).toBeGreaterThanOrEqual(3);
-    expect(rules.filter((r) => r === `self.matches('${MODEL_STORE_URI_REGEX}')`)).toHaveLength(1);
-    for (const rule of rules.filter((r) => r !== `self.matches('${MODEL_STORE_URI_REGEX}')`)) expect(rule).toBe(`self.matches('${STORAGE_URI_REGEX}')`);
+    for (const rule of rules) expect(rule).toBe(`self.matches('${MODEL_STORE_URI_REGEX}')`);
   });
 });

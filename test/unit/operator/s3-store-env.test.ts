@@ -52,6 +52,41 @@ describe("pod environment for an s3:// model store", () => {
     expect(deployment.spec!.template.spec!.volumes!.map((v) => v.name)).not.toContain("model-store");
     expect(deployment.spec!.template.spec!.containers[1]!.args).toEqual(expect.arrayContaining(["--data-dir", "--ship-log"]));
     expect(deployment.spec!.template.spec!.containers[0]!.args).not.toContain("--ship-log");
+    // The sidecar's own spool bound (1 GiB) unless the spec sets one.
+    expect(deployment.spec!.template.spec!.containers[1]!.args).not.toContain("--log-max-bytes");
+  });
+
+  it("with webIdentity, gives every container that reads the store the role, a projected token for its audience and no keys", () => {
+    const md = modelDeployment({
+      name: "weather",
+      storageUri: "s3://ml-models/store",
+      s3: {
+        region: "eu-west-1",
+        webIdentity: { roleArn: "arn:aws:iam::123456789012:role/ballast-models", audience: "sts.amazonaws.com", stsEndpoint: "https://sts.example.com" },
+      },
+    } as ModelDeploymentSpec["model"]);
+    const { deployment } = desiredServingObjects(md, { defaultImage: IMAGE });
+    const train = job(md).spec!.template.spec!;
+    const volume = {
+      name: "s3-web-identity",
+      projected: { sources: [{ serviceAccountToken: { audience: "sts.amazonaws.com", expirationSeconds: 3600, path: "token" } }] },
+    };
+    expect(deployment.spec!.template.spec!.volumes).toContainEqual(volume);
+    expect(train.volumes).toContainEqual(volume);
+    for (const c of [...deployment.spec!.template.spec!.containers, train.containers[0]!]) {
+      const env = byName(c.env);
+      expect(env.get("AWS_ROLE_ARN")?.value, c.name).toBe("arn:aws:iam::123456789012:role/ballast-models");
+      expect(env.get("AWS_WEB_IDENTITY_TOKEN_FILE")?.value).toBe("/var/run/secrets/ballast.dev/s3-web-identity/token");
+      expect(env.get("AWS_ENDPOINT_URL_STS")?.value).toBe("https://sts.example.com");
+      expect(env.has("AWS_ACCESS_KEY_ID")).toBe(false);
+      expect(c.volumeMounts).toContainEqual({ name: "s3-web-identity", mountPath: "/var/run/secrets/ballast.dev/s3-web-identity", readOnly: true });
+    }
+  });
+
+  it("bounds the sidecar's unshipped spool by spec.model.s3.logSpoolBytes", () => {
+    const { deployment } = desiredServingObjects(modelDeployment({ ...s3Model, s3: { ...s3Model.s3, logSpoolBytes: 65536 } }), { defaultImage: IMAGE });
+    const args = deployment.spec!.template.spec!.containers[1]!.args!;
+    expect(args.slice(args.indexOf("--ship-log"), args.indexOf("--ship-log") + 3)).toEqual(["--ship-log", "--log-max-bytes", "65536"]);
   });
 
   it("gives the retraining Job the same, and the shipped logs in the bucket as its feedback", () => {

@@ -1,6 +1,7 @@
 // bench/drift, Ballast side: times exact and sketch drift reports on the data baselines.py generated.
 // Run by bench/drift/run.sh after `make build` (imports the compiled engine from dist/).
 import { readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 
 type Monitoring = typeof import("../../src/monitoring/index.js");
@@ -54,6 +55,17 @@ async function main(dir: string): Promise<void> {
   const sketch = m.compare(refSketch, curSketch);
   const sketchSeconds = seconds(t);
 
+  // The same on every core: numeric columns spread over worker threads (the same profiles, bit for bit).
+  const threads = availableParallelism();
+  t = performance.now();
+  const [refParallel, curParallel] = await Promise.all([
+    m.profileColumnsInParallel(schema, ref, { exactLimit: 0, threads }),
+    m.profileColumnsInParallel(schema, cur, { exactLimit: 0, threads }),
+  ]);
+  const parallel = m.compare(refParallel, curParallel);
+  const parallelSeconds = seconds(t);
+  if (JSON.stringify(parallel) !== JSON.stringify(sketch)) throw new Error("the parallel sketch report differs from the one-thread one");
+
   // The operator's path: the reference profile is stored (metadata.json), the current one arrives as JSON.
   const refStored = JSON.stringify(refSketch.toJSON());
   const curStored = JSON.stringify(curSketch.toJSON());
@@ -66,7 +78,7 @@ async function main(dir: string): Promise<void> {
   t = performance.now();
   for (const column of values) {
     const p = new m.NumericProfile({ exactLimit: 0 });
-    for (let i = 0; i < column.length; i++) p.addNumber(column[i]!);
+    p.addNumbers(column);
     p.points();
   }
   const ingestValuesPerSecond = (values.length * meta.nRef) / seconds(t);
@@ -76,6 +88,9 @@ async function main(dir: string): Promise<void> {
     tool: "ballast",
     exactSeconds,
     sketchSeconds,
+    parallelSeconds,
+    threads,
+    referenceRows: meta.nRef,
     sketchCompareSeconds,
     ingestValuesPerSecond,
     bytesPerNumericProfile: Math.round(numericBytes.reduce((a, b) => a + b, 0) / numericBytes.length),

@@ -23,6 +23,11 @@ function columns(dir: string, part: "ref" | "cur", meta: Meta, n: number): Recor
   return out;
 }
 
+function threadCpuSeconds(): number {
+  const { user, system } = process.threadCpuUsage();
+  return (user + system) / 1e6;
+}
+
 function seconds(since: number): number {
   return (performance.now() - since) / 1000;
 }
@@ -50,10 +55,13 @@ async function main(dir: string): Promise<void> {
   const exactSeconds = seconds(t);
 
   t = performance.now();
+  const cpu = threadCpuSeconds();
   const refSketch = m.DatasetProfile.fromColumns(schema, ref, { exactLimit: 0 });
   const curSketch = m.DatasetProfile.fromColumns(schema, cur, { exactLimit: 0 });
   const sketch = m.compare(refSketch, curSketch);
   const sketchSeconds = seconds(t);
+  // CPU seconds of this thread: what the work costs whatever else the machine runs (wall time is that share).
+  const sketchCpuSeconds = threadCpuSeconds() - cpu;
 
   // The same on every core: numeric columns spread over worker threads (the same profiles, bit for bit).
   const threads = availableParallelism();
@@ -88,6 +96,7 @@ async function main(dir: string): Promise<void> {
     tool: "ballast",
     exactSeconds,
     sketchSeconds,
+    sketchCpuSeconds,
     parallelSeconds,
     threads,
     referenceRows: meta.nRef,

@@ -1,6 +1,7 @@
 // bench/drift, Ballast side: times exact and sketch drift reports on the data baselines.py generated.
 // Run by bench/drift/run.sh after `make build` (imports the compiled engine from dist/).
 import { readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 
 type Monitoring = typeof import("../../src/monitoring/index.js");
@@ -20,6 +21,11 @@ function columns(dir: string, part: "ref" | "cur", meta: Meta, n: number): Recor
   meta.numeric.forEach((name, i) => (out[name] = num.subarray(i * n, (i + 1) * n)));
   meta.categorical.forEach((name, i) => (out[name] = Array.from(cat.subarray(i * n, (i + 1) * n), (code) => meta.labels[code]!)));
   return out;
+}
+
+function threadCpuSeconds(): number {
+  const { user, system } = process.threadCpuUsage();
+  return (user + system) / 1e6;
 }
 
 function seconds(since: number): number {
@@ -49,10 +55,24 @@ async function main(dir: string): Promise<void> {
   const exactSeconds = seconds(t);
 
   t = performance.now();
+  const cpu = threadCpuSeconds();
   const refSketch = m.DatasetProfile.fromColumns(schema, ref, { exactLimit: 0 });
   const curSketch = m.DatasetProfile.fromColumns(schema, cur, { exactLimit: 0 });
   const sketch = m.compare(refSketch, curSketch);
   const sketchSeconds = seconds(t);
+  // CPU seconds of this thread: what the work costs whatever else the machine runs (wall time is that share).
+  const sketchCpuSeconds = threadCpuSeconds() - cpu;
+
+  // The same on every core: numeric columns spread over worker threads (the same profiles, bit for bit).
+  const threads = availableParallelism();
+  t = performance.now();
+  const [refParallel, curParallel] = await Promise.all([
+    m.profileColumnsInParallel(schema, ref, { exactLimit: 0, threads }),
+    m.profileColumnsInParallel(schema, cur, { exactLimit: 0, threads }),
+  ]);
+  const parallel = m.compare(refParallel, curParallel);
+  const parallelSeconds = seconds(t);
+  if (JSON.stringify(parallel) !== JSON.stringify(sketch)) throw new Error("the parallel sketch report differs from the one-thread one");
 
   // The operator's path: the reference profile is stored (metadata.json), the current one arrives as JSON.
   const refStored = JSON.stringify(refSketch.toJSON());
@@ -66,7 +86,7 @@ async function main(dir: string): Promise<void> {
   t = performance.now();
   for (const column of values) {
     const p = new m.NumericProfile({ exactLimit: 0 });
-    for (let i = 0; i < column.length; i++) p.addNumber(column[i]!);
+    p.addNumbers(column);
     p.points();
   }
   const ingestValuesPerSecond = (values.length * meta.nRef) / seconds(t);
@@ -76,6 +96,10 @@ async function main(dir: string): Promise<void> {
     tool: "ballast",
     exactSeconds,
     sketchSeconds,
+    sketchCpuSeconds,
+    parallelSeconds,
+    threads,
+    referenceRows: meta.nRef,
     sketchCompareSeconds,
     ingestValuesPerSecond,
     bytesPerNumericProfile: Math.round(numericBytes.reduce((a, b) => a + b, 0) / numericBytes.length),

@@ -68,7 +68,7 @@ def run_scipy(d: pathlib.Path) -> dict:
     from scipy.spatial import distance
 
     meta, ref, cur = load(d)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     drifted = []
     for name in meta["numeric"]:
         r, c = ref[name].to_numpy(), cur[name].to_numpy()
@@ -81,8 +81,8 @@ def run_scipy(d: pathlib.Path) -> dict:
         q = np.array([cc.get(k, 0) for k in keys], dtype=float)
         if distance.jensenshannon(p / p.sum(), q / q.sum(), base=2) >= 0.1:
             drifted.append(name)
-    seconds = time.perf_counter() - start
-    return {"tool": "scipy", "seconds": seconds, "drifted": sorted(drifted)}
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {"tool": "scipy", "seconds": seconds, "cpuSeconds": cpu, "drifted": sorted(drifted)}
 
 
 def run_evidently(d: pathlib.Path) -> dict:
@@ -90,7 +90,7 @@ def run_evidently(d: pathlib.Path) -> dict:
 
     meta, ref, cur = load(d)
     legacy = evidently.__version__.startswith("0.4.")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if legacy:
         from evidently.metric_preset import DataDriftPreset
         from evidently.report import Report
@@ -103,9 +103,9 @@ def run_evidently(d: pathlib.Path) -> dict:
         from evidently.presets import DataDriftPreset
 
         result = Report([DataDriftPreset()]).run(cur, ref).dict()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     drifted, methods = evidently_legacy_drift(result) if legacy else evidently_drift(result, meta)
-    return {"tool": f"evidently {evidently.__version__}", "seconds": seconds, "drifted": drifted, "methods": methods}
+    return {"tool": f"evidently {evidently.__version__}", "seconds": seconds, "cpuSeconds": cpu, "drifted": drifted, "methods": methods}
 
 
 def evidently_legacy_drift(result: dict) -> tuple[list, list]:
@@ -133,7 +133,7 @@ def run_nannyml(d: pathlib.Path) -> dict:
     import nannyml
 
     meta, ref, cur = load(d)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     # The same statistics as Ballast's auto: Wasserstein for numeric, Jensen-Shannon for categorical. NannyML
     # thresholds each from the spread over reference chunks, so the reference is cut into chunks of the
     # current window's size and the current window is one chunk.
@@ -145,12 +145,12 @@ def run_nannyml(d: pathlib.Path) -> dict:
     )
     calc.fit(ref)
     result = calc.calculate(cur).filter(period="analysis")
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     frame = result.to_df()
     drifted = sorted(
         {column for column, method in frame.columns.droplevel(2).unique() if (column, method, "alert") in frame.columns and frame[(column, method, "alert")].any()}
     )
-    return {"tool": f"nannyml {nannyml.__version__}", "seconds": seconds, "drifted": drifted, "methods": ["wasserstein", "jensen_shannon"]}
+    return {"tool": f"nannyml {nannyml.__version__}", "seconds": seconds, "cpuSeconds": cpu, "drifted": drifted, "methods": ["wasserstein", "jensen_shannon"]}
 
 
 PEERS = ("evidently-0.4", "evidently-0.7", "nannyml")
@@ -160,26 +160,41 @@ def summary(d: pathlib.Path) -> None:
     results = {p.stem[len("result-"):]: json.loads(p.read_text()) for p in sorted(d.glob("result-*.json"))}
     ballast = results.get("ballast", {})
     sketch = ballast.get("sketchSeconds")
+    parallel = ballast.get("parallelSeconds")
+    threads = ballast.get("threads")
     rows = [("Ballast sketch (profile + compare)", ballast.get("sketchSeconds")),
+            (f"Ballast sketch, {threads} threads", parallel),
             ("Ballast sketch, compare stored profiles", ballast.get("sketchCompareSeconds")),
             ("Ballast exact (profile + compare)", ballast.get("exactSeconds")),
             ("plain scipy (same statistics)", results.get("scipy", {}).get("seconds"))]
     rows += [(results.get(peer, {}).get("tool", peer) + (" UnivariateDriftCalculator" if peer == "nannyml" else " DataDriftPreset"),
               results.get(peer, {}).get("seconds")) for peer in PEERS]
     print(f"\n1M reference x 100k current rows, {N_NUM} numeric + {N_CAT} categorical features\n")
-    print(f"{'run':48} {'seconds':>9} {'vs Ballast sketch':>18}")
-    for name, secs in rows:
+    print(f"{'run':48} {'seconds':>9} {'vs Ballast sketch':>18} {'CPU s':>8} {'CPU vs sketch':>14}")
+    cpus = [ballast.get("sketchCpuSeconds"), None, None, None, results.get("scipy", {}).get("cpuSeconds")]
+    cpus += [results.get(peer, {}).get("cpuSeconds") for peer in PEERS]
+    sketch_cpu = ballast.get("sketchCpuSeconds")
+    for (name, secs), cpu in zip(rows, cpus):
         ratio = f"{secs / sketch:.3g}x" if secs and sketch else "-"
-        print(f"{name:48} {secs if secs is not None else float('nan'):9.2f} {ratio:>18}")
+        cpu_ratio = f"{cpu / sketch_cpu:.3g}x" if cpu and sketch_cpu else "-"
+        print(f"{name:48} {secs if secs is not None else float('nan'):9.2f} {ratio:>18} {cpu if cpu is not None else float('nan'):8.2f} {cpu_ratio:>14}")
     print()
     reference = ballast.get("sketchDrifted")
     for peer in PEERS:
         res = results.get(peer, {})
-        if res.get("seconds") and sketch:
-            verdict = "met" if res["seconds"] / sketch >= 10 else "not met"
-            print(f"{res['tool']} / Ballast sketch = {res['seconds'] / sketch:.1f}x (goal >= 10x: {verdict})")
+        for label, secs in (("Ballast sketch", sketch), (f"Ballast sketch {threads} threads", parallel)):
+            if res.get("seconds") and secs:
+                verdict = "met" if res["seconds"] / secs >= 10 else "not met"
+                print(f"{res['tool']} / {label} = {res['seconds'] / secs:.1f}x (goal >= 10x: {verdict})")
+        if res.get("cpuSeconds") and ballast.get("sketchCpuSeconds"):
+            print(f"  CPU seconds: {res['tool']} / Ballast sketch (one thread) = {res['cpuSeconds'] / ballast['sketchCpuSeconds']:.1f}x")
         if "error" in res:
             print(f"{peer}: {res['error']}")
+    if sketch and ballast.get("referenceRows"):
+        per_million = lambda secs: secs / (ballast["referenceRows"] / 1e6)
+        best = min(s for s in (sketch, parallel) if s)
+        print(f"profile + compare per million reference rows: {per_million(sketch):.3f} s one thread, "
+              f"{per_million(parallel):.3f} s {threads} threads (goal < 1 s: {'met' if per_million(best) < 1 else 'not met'})")
     if ballast:
         print(f"sketch ingest: {ballast['ingestValuesPerSecond'] / 1e6:.1f} M values/s on one core")
         print(f"bytes per numeric profile (JSON, 1M values): {ballast['bytesPerNumericProfile']} (max {ballast['maxBytesPerNumericProfile']}), goal <= 4096")

@@ -16,6 +16,8 @@ export const OTHER_CATEGORY = "__other__";
 /** Longest category value a profile keeps (UTF-16 code units); longer ones are cut by `boundCategory`. */
 export const MAX_CATEGORY_LENGTH = 128;
 const HASH_CHARS = 16;
+/** Cells `addAll` tallies before adding: bounds the tally's size on columns of unique values. */
+const TALLY_CHUNK = 65_536;
 
 /**
  * A category value as profiles keep it: at most MAX_CATEGORY_LENGTH characters. A longer value becomes its
@@ -92,6 +94,29 @@ export class CategoricalProfile {
     if (cell.kind === "missing") this.missing++;
     else if (cell.kind === "invalid") this.invalid++;
     else this.addCategory(cell.value);
+  }
+
+  /**
+   * Adds a column of raw cells: the same profile as `add` on each in order. Cells are tallied per chunk first
+   * (a Map keeps first-seen order, and a value's fate is decided at its first occurrence), so the per-value
+   * work is one Map lookup instead of classifying, bounding and hashing every cell.
+   */
+  addAll(values: ArrayLike<unknown>): void {
+    const tally = new Map<unknown, number>();
+    for (let start = 0; start < values.length; start += TALLY_CHUNK) {
+      const end = Math.min(values.length, start + TALLY_CHUNK);
+      for (let i = start; i < end; i++) {
+        const cell = values[i];
+        tally.set(cell, (tally.get(cell) ?? 0) + 1);
+      }
+      for (const [raw, times] of tally) {
+        const cell = classifyCategory(raw);
+        if (cell.kind === "missing") this.missing += times;
+        else if (cell.kind === "invalid") this.invalid += times;
+        else this.addCategory(cell.value, times);
+      }
+      tally.clear();
+    }
   }
 
   addCategory(raw: string, times = 1): void {

@@ -101,7 +101,9 @@ export class DatasetProfile {
       if (values === undefined) {
         for (let i = 0; i < rows; i++) feature.add(undefined);
       } else if (feature.type === "numeric" && values instanceof Float64Array) {
-        for (let i = 0; i < values.length; i++) feature.addNumber(values[i]!);
+        feature.addNumbers(values);
+      } else if (feature.type === "categorical") {
+        feature.addAll(values);
       } else {
         for (let i = 0; i < values.length; i++) feature.add(values[i]);
       }

@@ -5,6 +5,7 @@ export * from "./kll-sketch.js";
 export * from "./numeric-profile.js";
 export * from "./categorical-profile.js";
 export * from "./dataset-profile.js";
+export { profileColumnsInParallel, type ParallelProfileOptions } from "./parallel-profile.js";
 export * from "./compare.js";
 export * from "./calibration.js";
 export * from "./seeded-random.js";

@@ -20,7 +20,7 @@ export function kllRankErrorBound(k: number): number {
 }
 
 const MIN_LEVEL_CAPACITY = 8;
-const FLOAT32_MAX = 3.4028234663852886e38;
+export const FLOAT32_MAX = 3.4028234663852886e38;
 const DEFAULT_SEED = 0x9e3779b9;
 
 /** Serialized form: `items` is base64 of little-endian float32, level by level (sizes in `levels`). */
@@ -47,40 +47,88 @@ function toFloat32(x: number): number {
   return Math.fround(x);
 }
 
-// Quicksort with insertion sort for short runs: about twice as fast as Float32Array.prototype.sort,
-// which is the hot path of ingestion (one sort of level 0 per k values).
-function sortInPlace(a: Float32Array, lo: number, hi: number): void {
-  while (hi - lo > 16) {
-    const pivot = a[(lo + hi) >> 1]!;
-    let i = lo;
-    let j = hi;
-    while (i <= j) {
-      while (a[i]! < pivot) i++;
-      while (a[j]! > pivot) j--;
-      if (i <= j) {
-        const t = a[i]!;
-        a[i++] = a[j]!;
-        a[j--] = t;
-      }
-    }
-    // Recurse into the smaller side, loop on the larger: O(log n) stack.
-    if (j - lo < hi - i) {
-      sortInPlace(a, lo, j);
-      lo = i;
-    } else {
-      sortInPlace(a, i, hi);
-      hi = j;
-    }
+// LSD radix sort of float32 by their bits (mapped so unsigned order is numeric order), one byte per pass: no
+// comparisons to mispredict, about three times faster than a quicksort on the level-0 batches of ingestion's
+// hot path; a pass where every item shares the byte is skipped. Short runs use insertion sort.
+const RADIX_MIN = 64;
+let radixScratch = new Uint32Array(1024);
+const radixCounts = new Uint32Array(4 * 256);
+
+function sortFloats(a: Float32Array, n: number): void {
+  if (n < RADIX_MIN) {
+    insertionSort(a, n);
+    return;
   }
-  for (let i = lo + 1; i <= hi; i++) {
+  if (radixScratch.length < n) radixScratch = new Uint32Array(Math.max(n, radixScratch.length * 2));
+  let src: Uint32Array = new Uint32Array(a.buffer, a.byteOffset, n);
+  let dst: Uint32Array = radixScratch.subarray(0, n);
+  const counts = radixCounts;
+  counts.fill(0);
+  for (let i = 0; i < n; i++) {
+    const u = src[i]!;
+    // Negative floats: flip every bit; others: flip the sign bit.
+    const key = (u ^ ((u >> 31) | 0x80000000)) >>> 0;
+    src[i] = key;
+    counts[key & 0xff]!++;
+    counts[256 + ((key >>> 8) & 0xff)]!++;
+    counts[512 + ((key >>> 16) & 0xff)]!++;
+    counts[768 + (key >>> 24)]!++;
+  }
+  for (let pass = 0; pass < 4; pass++) {
+    const base = pass * 256;
+    const shift = pass * 8;
+    if (counts[base + ((src[0]! >>> shift) & 0xff)] === n) continue;
+    let sum = 0;
+    for (let b = base; b < base + 256; b++) {
+      const c = counts[b]!;
+      counts[b] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < n; i++) {
+      const key = src[i]!;
+      dst[counts[base + ((key >>> shift) & 0xff)]!++] = key;
+    }
+    const t = src;
+    src = dst;
+    dst = t;
+  }
+  const out = new Uint32Array(a.buffer, a.byteOffset, n);
+  for (let i = 0; i < n; i++) {
+    const key = src[i]!;
+    out[i] = key & 0x80000000 ? key ^ 0x80000000 : ~key;
+  }
+}
+
+function insertionSort(a: Float32Array, n: number): void {
+  for (let i = 1; i < n; i++) {
     const v = a[i]!;
     let j = i - 1;
-    while (j >= lo && a[j]! > v) {
+    while (j >= 0 && a[j]! > v) {
       a[j + 1] = a[j]!;
       j--;
     }
     a[j + 1] = v;
   }
+}
+
+// Merges sorted `a` with the `count` items b[start], b[start + 2], ... (sorted): a compaction's promotion
+// without a copy of the promoted items.
+function mergeEveryOther(a: Float32Array, b: Float32Array, start: number, count: number): Float32Array {
+  const out = new Float32Array(a.length + count);
+  let i = 0;
+  let j = start;
+  const end = start + 2 * count;
+  let o = 0;
+  while (i < a.length && j < end) {
+    if (a[i]! <= b[j]!) out[o++] = a[i++]!;
+    else {
+      out[o++] = b[j]!;
+      j += 2;
+    }
+  }
+  while (i < a.length) out[o++] = a[i++]!;
+  for (; j < end; j += 2) out[o++] = b[j]!;
+  return out;
 }
 
 function mergeSorted(a: Float32Array, b: Float32Array): Float32Array {
@@ -99,6 +147,7 @@ export class KllSketch {
   private count = 0;
   private retainedCount = 0;
   private capacityTotal = 0;
+  private capacities: number[] = [];
   private rngState: number;
   // levels[0] is an unsorted buffer (first level0Size slots used); higher levels are sorted.
   private level0: Float32Array;
@@ -134,14 +183,14 @@ export class KllSketch {
   }
 
   private capacity(level: number): number {
-    const depth = this.numLevels - 1 - level;
-    return Math.max(MIN_LEVEL_CAPACITY, Math.ceil(this.k * Math.pow(CAPACITY_DECAY, depth)));
+    return this.capacities[level]!;
   }
 
+  // Capacities depend only on the number of levels: computed when it changes, read on every compaction.
   private refreshCapacity(): void {
-    let total = 0;
-    for (let h = 0; h < this.numLevels; h++) total += this.capacity(h);
-    this.capacityTotal = total;
+    const levels = this.numLevels;
+    this.capacities = Array.from({ length: levels }, (_, h) => Math.max(MIN_LEVEL_CAPACITY, Math.ceil(this.k * Math.pow(CAPACITY_DECAY, levels - 1 - h))));
+    this.capacityTotal = this.capacities.reduce((a, b) => a + b, 0);
   }
 
   private nextBit(): number {
@@ -166,6 +215,35 @@ export class KllSketch {
     if (this.level0Size >= this.k) this.settle();
   }
 
+  /**
+   * Adds values[from, to) (finite; callers filter NaN/Infinity): the same sketch as `update` on each in order,
+   * with level 0 filled by runs instead of one call per value (the ingest hot path of column batches).
+   * `inFloat32Range`: the caller knows every value is within ±FLOAT32_MAX, so none needs clamping.
+   */
+  updateAll(values: Float64Array, from = 0, to = values.length, inFloat32Range = false): void {
+    let i = from;
+    while (i < to) {
+      if (this.level0Size === this.level0.length) this.growLevel0(this.level0.length * 2);
+      // `update` settles after the add that brings level 0 to k items, and after every add beyond k.
+      const take = Math.min(to - i, this.level0.length - this.level0Size, Math.max(this.k - this.level0Size, 1));
+      const level0 = this.level0;
+      let at = this.level0Size;
+      if (inFloat32Range) {
+        // Typed-array conversion rounds to nearest, as Math.fround.
+        level0.set(values.subarray(i, i + take), at);
+        at += take;
+        i += take;
+      } else {
+        for (const end = i + take; i < end; i++) level0[at++] = toFloat32(values[i]!);
+      }
+      this.level0Size = at;
+      this.count += take;
+      this.retainedCount += take;
+      this.sortedCache = undefined;
+      if (at >= this.k) this.settle();
+    }
+  }
+
   /** Compacts until the sketch fits its capacity (done before serializing and querying). */
   settle(): void {
     while (this.retainedCount > this.capacityTotal) this.compactLowestFullLevel();
@@ -188,34 +266,27 @@ export class KllSketch {
     return h === 0 ? this.level0Size : this.upper[h - 1]!.length;
   }
 
-  private sortedLevel(h: number): Float32Array {
-    if (h > 0) return this.upper[h - 1]!;
-    const items = this.level0.slice(0, this.level0Size);
-    sortInPlace(items, 0, items.length - 1);
-    return items;
-  }
-
   // Halves level h: keeps every other item (random offset) at double weight in level h+1.
   private compactLevel(h: number): void {
-    const items = this.sortedLevel(h);
-    const odd = items.length % 2;
-    const keep = odd ? items.subarray(0, 1) : new Float32Array(0);
-    const pairs = items.subarray(odd);
-    const offset = this.nextBit();
-    const promoted = new Float32Array(pairs.length / 2);
-    for (let i = 0; i < promoted.length; i++) promoted[i] = pairs[2 * i + offset]!;
+    let items: Float32Array;
     if (h === 0) {
-      this.level0.set(keep);
-      this.level0Size = keep.length;
+      // Level 0 is sorted where it lies: what it keeps (at most one item) is written back to its start.
+      sortFloats(this.level0, this.level0Size);
+      items = this.level0.subarray(0, this.level0Size);
     } else {
-      this.upper[h - 1] = Float32Array.from(keep);
+      items = this.upper[h - 1]!;
     }
+    const odd = items.length % 2;
+    const half = (items.length - odd) / 2;
+    const offset = this.nextBit();
     if (this.upper.length < h + 1) {
       this.upper.push(new Float32Array(0));
       this.refreshCapacity();
     }
-    this.upper[h] = mergeSorted(this.upper[h]!, promoted);
-    this.retainedCount -= promoted.length;
+    this.upper[h] = mergeEveryOther(this.upper[h]!, items, odd + offset, half);
+    if (h === 0) this.level0Size = odd;
+    else this.upper[h - 1] = items.slice(0, odd);
+    this.retainedCount -= half;
   }
 
   /** Merges `other` into this sketch; the rank-error bound holds for the merged n. */

@@ -1,9 +1,20 @@
 // Profile of one numeric feature: counts, moments, and the distribution (exact values or a KLL sketch).
-import { DEFAULT_KLL_K, KllSketch, decodeFloat64, encodeFloats, kllRankErrorBound, type KllSketchJSON, type WeightedPoints } from "./kll-sketch.js";
+import {
+  DEFAULT_KLL_K,
+  FLOAT32_MAX,
+  KllSketch,
+  decodeFloat64,
+  encodeFloats,
+  kllRankErrorBound,
+  type KllSketchJSON,
+  type WeightedPoints,
+} from "./kll-sketch.js";
 import { classifyNumeric } from "./schema.js";
 
 /** Exact values are kept while a profile holds at most this many (then it switches to the sketch). */
 export const DEFAULT_EXACT_LIMIT = 1000;
+/** Values per block of `addNumbers`' moments: small enough to stay in cache for its second pass. */
+const MOMENT_BLOCK = 4096;
 
 export interface NumericProfileOptions {
   /** Keep exact values while count ≤ exactLimit; `Infinity` = always exact, 0 = always sketch. */
@@ -109,6 +120,62 @@ export class NumericProfile {
     } else {
       this.sketch!.update(value);
     }
+  }
+
+  /**
+   * Adds a column of numbers: the profile `addNumber` on each in order gives, except that the moments are
+   * summed per block and merged (Chan et al.), which may differ from one-by-one Welford in the last bits. Once
+   * the profile sketches, the values go to the sketch in bulk: the ingest path of column batches.
+   */
+  addNumbers(values: Float64Array): void {
+    let i = 0;
+    while (i < values.length && this.exact) this.addNumber(values[i++]!);
+    if (i === values.length) return;
+    let finite = values.subarray(i);
+    let min = Infinity;
+    let max = -Infinity;
+    let allFinite = true;
+    for (let j = 0; j < finite.length; j++) {
+      const v = finite[j]!;
+      if (v < min) min = v;
+      if (v > max) max = v;
+      if (v - v !== 0) allFinite = false;
+    }
+    if (!allFinite) {
+      const kept = finite.filter((v) => Number.isFinite(v));
+      this.nonFinite += finite.length - kept.length;
+      finite = kept;
+      min = Infinity;
+      max = -Infinity;
+      for (let j = 0; j < finite.length; j++) {
+        if (finite[j]! < min) min = finite[j]!;
+        if (finite[j]! > max) max = finite[j]!;
+      }
+    }
+    if (finite.length === 0) return;
+    for (let start = 0; start < finite.length; start += MOMENT_BLOCK) this.mergeMoments(finite, start, Math.min(finite.length, start + MOMENT_BLOCK));
+    if (min < this.min) this.min = min;
+    if (max > this.max) this.max = max;
+    this.sketch!.updateAll(finite, 0, finite.length, min >= -FLOAT32_MAX && max <= FLOAT32_MAX);
+    this.pointsCache = undefined;
+  }
+
+  // Mean and m2 of values[from, to) (two passes over a block in cache), merged into the running ones.
+  private mergeMoments(values: Float64Array, from: number, to: number): void {
+    let sum = 0;
+    for (let i = from; i < to; i++) sum += values[i]!;
+    const n = to - from;
+    const blockMean = sum / n;
+    let m2 = 0;
+    for (let i = from; i < to; i++) {
+      const d = values[i]! - blockMean;
+      m2 += d * d;
+    }
+    const total = this.count + n;
+    const delta = blockMean - this.mean;
+    this.mean += (delta * n) / total;
+    this.m2 += m2 + (delta * delta * this.count * n) / total;
+    this.count = total;
   }
 
   private switchToSketch(): void {

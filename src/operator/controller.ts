@@ -35,6 +35,8 @@ export interface ControllerOptions {
   workers: number;
   metrics: OperatorMetrics;
   logger: Logger;
+  /** Told about each failed reconcile (after it is requeued with backoff): the Warning Event a user sees. */
+  onError?: (req: ReconcileRequest, err: unknown) => void;
 }
 
 export class Controller {
@@ -128,6 +130,7 @@ export class Controller {
       metrics.reconcileTotal.inc({ controller: name, result: "error" });
       metrics.reconcileErrors.inc({ controller: name });
       this.queue.addRateLimited(key);
+      this.options.onError?.(req, err);
       log.error({ err: err instanceof Error ? err.message : String(err), retries: this.queue.retries(key) }, "reconcile failed");
     } finally {
       end();

@@ -13,10 +13,11 @@ import { EventRecorder } from "../kube/events.js";
 import { NamespacedInformers, objectKey, withoutManagedFields } from "../kube/informer.js";
 import { LeaderElector, type LeaderElectionTimings } from "../kube/leader-election.js";
 import { parseBindAddress } from "./bind-address.js";
-import { Controller } from "./controller.js";
+import { Controller, type ReconcileRequest } from "./controller.js";
 import { OperatorMetrics } from "./metrics.js";
 import { isReadyPod, MonitoringReconciler, slimPod } from "./monitoring/reconciler.js";
 import { LoopReconciler } from "./loop/reconciler.js";
+import { classifyReconcileError, recordReconcileFailure } from "./reconcile-errors.js";
 import { CONFIG_MAPS, DEPLOYMENTS, JOBS, MODEL_DEPLOYMENTS, NETWORK_POLICIES, PODS, SERVICES } from "./resources.js";
 import { LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_MODEL_DEPLOYMENT, MANAGED_BY } from "./serving/desired-state.js";
 import { ServingReconciler } from "./serving/reconciler.js";
@@ -183,7 +184,14 @@ export class Manager {
       operatorNamespace: options.operatorNamespace,
       onStatusConflict: () => this.metrics.statusConflicts.inc({ controller: CONTROLLER_NAME }),
     });
-    this.controller = new Controller({ name: CONTROLLER_NAME, reconciler, workers: options.workers, metrics: this.metrics, logger: options.logger });
+    this.controller = new Controller({
+      name: CONTROLLER_NAME,
+      reconciler,
+      workers: options.workers,
+      metrics: this.metrics,
+      logger: options.logger,
+      onError: this.recordFailure(CONTROLLER_NAME),
+    });
     const monitoring = new MonitoringReconciler({
       client: options.client,
       caches: { modelDeployments: this.modelDeployments, pods },
@@ -197,6 +205,7 @@ export class Manager {
       workers: options.workers,
       metrics: this.metrics,
       logger: options.logger,
+      onError: this.recordFailure(MONITORING_CONTROLLER_NAME),
     });
     const loop = new LoopReconciler({
       client: options.client,
@@ -207,8 +216,23 @@ export class Manager {
       onStatusConflict: () => this.metrics.statusConflicts.inc({ controller: LOOP_CONTROLLER_NAME }),
       onStepped: (md, before, after) => this.metrics.modelDeployments.loopStepped(md, before, after),
     });
-    this.loop = new Controller({ name: LOOP_CONTROLLER_NAME, reconciler: loop, workers: options.workers, metrics: this.metrics, logger: options.logger });
+    this.loop = new Controller({
+      name: LOOP_CONTROLLER_NAME,
+      reconciler: loop,
+      workers: options.workers,
+      metrics: this.metrics,
+      logger: options.logger,
+      onError: this.recordFailure(LOOP_CONTROLLER_NAME),
+    });
     this.wireEvents(pods, jobs, deployments);
+  }
+
+  /** A failed reconcile of any controller leaves a Warning Event on its ModelDeployment (gone: nobody to tell). */
+  private recordFailure(controller: string): (req: ReconcileRequest, err: unknown) => void {
+    return (req, err) => {
+      const md = this.modelDeployments.get(`${req.namespace}/${req.name}`);
+      if (md) recordReconcileFailure(this.recorder, md, classifyReconcileError(err), controller);
+    };
   }
 
   private wireEvents(

@@ -171,24 +171,28 @@ export class LoopReconciler implements Reconciler {
   }
 
   private observeRollout(md: ResolvedModelDeployment): RolloutObservation {
-    const dep = this.options.caches.deployments.get(`${md.metadata.namespace}/${servingNames(md.metadata.name!).deployment}`);
-    const args = dep?.spec?.template?.spec?.containers?.find((c) => c.name === "server")?.args ?? [];
-    const at = args.indexOf("--version");
-    const progress = deploymentProgress(dep);
-    return { ...(at >= 0 ? { pinnedVersion: args[at + 1] } : {}), ready: progress.ready, message: progress.message };
+    return rolloutObservation(this.options.caches.deployments.get(`${md.metadata.namespace}/${servingNames(md.metadata.name!).deployment}`));
   }
+}
+
+/** The serving Deployment as the loop sees it: the version its server is pinned to, and whether it is rolled out. */
+export function rolloutObservation(dep: V1Deployment | undefined): RolloutObservation {
+  const args = dep?.spec?.template?.spec?.containers?.find((c) => c.name === "server")?.args ?? [];
+  const at = args.indexOf("--version");
+  const progress = deploymentProgress(dep);
+  return { ...(at >= 0 ? { pinnedVersion: args[at + 1] } : {}), ready: progress.ready, message: progress.message };
 }
 
 const OWNED_CONDITIONS = new Set(["Retraining", "CandidateReady", "LoopHalted"]);
 
-function owned(status: ModelDeploymentStatus): LoopOwnedStatus {
+export function owned(status: ModelDeploymentStatus): LoopOwnedStatus {
   const out: LoopOwnedStatus = { conditions: status.conditions ?? [] };
   for (const k of LOOP_OWNED_FIELDS) if (status[k] !== undefined) Object.assign(out, { [k]: status[k] });
   return out;
 }
 
 /** The latest status with the loop's fields replaced: the other reconcilers' fields and conditions are kept. */
-function mergeOwned(latest: ModelDeploymentStatus, step: LoopOwnedStatus): ModelDeploymentStatus {
+export function mergeOwned(latest: ModelDeploymentStatus, step: LoopOwnedStatus): ModelDeploymentStatus {
   const next: ModelDeploymentStatus = { ...latest };
   for (const k of LOOP_OWNED_FIELDS) {
     if (step[k] === undefined) delete next[k];

@@ -9,7 +9,8 @@ import type { EventRecorder } from "../../kube/events.js";
 import type { ObjectCache } from "../../kube/informer.js";
 import { updateStatusWithRetry } from "../../kube/status.js";
 import type { ReconcileContext, ReconcileRequest, ReconcileResult, Reconciler } from "../controller.js";
-import { classifyReconcileError, ReconcileError, StalledError } from "../reconcile-errors.js";
+import { isFirstStatus, withOthersFirstStatus } from "../first-status.js";
+import { classifyReconcileError, ReconcileError, recordReconcileFailure, StalledError } from "../reconcile-errors.js";
 import { CONFIG_MAPS, DEPLOYMENTS, MODEL_DEPLOYMENTS, NETWORK_POLICIES, PERSISTENT_VOLUME_CLAIMS, PODS, SERVICES } from "../resources.js";
 import {
   ANNOTATION_APPLIED_HASH,
@@ -75,7 +76,9 @@ export class ServingReconciler implements Reconciler {
       deployment = await this.applyServingObjects(md, ctx);
     } catch (err) {
       const error = classifyReconcileError(err);
-      this.options.recorder.record(md, { type: "Warning", reason: error.reason, action: "Reconcile", note: error.message });
+      // A stalled reconcile ends without an error the controller sees: its Warning Event is recorded here. Any
+      // other error is thrown, and the controller records it (Manager's onError) and retries with backoff.
+      if (error.stalled) recordReconcileFailure(this.options.recorder, md, error);
       await this.writeStatus(md, { ok: false, error, deployment });
       ctx.log.warn({ reason: error.reason, stalled: error.stalled, err: error.message }, "reconcile failed");
       if (error.stalled) return { requeueAfterMs: error.requeueAfterMs };
@@ -235,9 +238,16 @@ export class ServingReconciler implements Reconciler {
 
   private async writeStatus(md: ResolvedModelDeployment & KubeObject, outcome: ReconcileOutcome): Promise<(ResolvedModelDeployment & KubeObject) | undefined> {
     const now = this.options.now?.() ?? new Date();
-    return updateStatusWithRetry(this.options.client, MODEL_DEPLOYMENTS, md, (latest) => servingStatus(latest, outcome, now), {
-      onConflict: this.options.onStatusConflict,
-    });
+    return updateStatusWithRetry(
+      this.options.client,
+      MODEL_DEPLOYMENTS,
+      md,
+      (latest) => {
+        const status = servingStatus(latest, outcome, now);
+        return isFirstStatus(latest) ? withOthersFirstStatus(latest, status, outcome.deployment, now) : status;
+      },
+      { onConflict: this.options.onStatusConflict },
+    );
   }
 
   /**

@@ -1,11 +1,12 @@
 // Given the local cluster and the operator, a user creates one ModelDeployment: the operator writes what
-// the result needs and nothing more — one apply per serving object, one serving status write once the
-// Deployment controller has seen the Deployment, the loop's and the monitoring controller's first status,
-// one Event, no finalizer — counted by the API server itself
+// the result needs and nothing more — one apply per serving object, one status write once the Deployment
+// controller has seen the Deployment (carrying the loop's and the monitoring controller's first status too, so
+// the three controllers do not race for the fresh object), one Event, no finalizer — counted by the API server itself
 // (apiserver_request_total), so a regression in writes per object, the operator's cost at scale, is caught.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse, stringify } from "yaml";
 import { createTestNamespace, kubectl, waitFor } from "../../support/cluster.js";
-import { applyYaml, installCrdAndRbac, kubectlJson, modelDeploymentYaml, startNamespacedOperator } from "./operator-process.js";
+import { applyYaml, installCrdAndRbac, kubectlJson, modelDeploymentYaml, startNamespacedOperator, type OperatorProcess } from "./operator-process.js";
 
 // The pods never start (replicas 0), so the store need not exist; pods coming up would add status writes.
 const STORE = "file:///nonexistent/ballast-write-count";
@@ -47,11 +48,12 @@ function delta(before: Map<string, number>, after: Map<string, number>): Record<
 describe("ballast operator: writes per ModelDeployment", () => {
   let ns: { name: string; remove: () => Promise<void> };
   let stop: (() => Promise<number | null>) | undefined;
+  let operator: OperatorProcess;
 
   beforeAll(async () => {
     await installCrdAndRbac();
     ns = await createTestNamespace("op-writes");
-    ({ stop } = await startNamespacedOperator(ns));
+    ({ operator, stop } = await startNamespacedOperator(ns));
   });
 
   afterAll(async () => {
@@ -67,24 +69,42 @@ describe("ballast operator: writes per ModelDeployment", () => {
       return [...second].every(([k, n]) => first.get(k) === n) ? second : undefined;
     });
 
-  it("creating one ModelDeployment costs 4 applies, 3 status writes (serving, loop, monitoring) and 1 Event, and deleting it is not blocked by a finalizer", async () => {
+  /** Reconciles `controller` has finished, whatever their result (the operator's own metrics). */
+  const reconciles = async (controller: string) => {
+    let n = 0;
+    for (const m of (await operator.metrics()).matchAll(new RegExp(`^controller_runtime_reconcile_total\\{controller="${controller}",[^}]*\\} (\\S+)$`, "gm")))
+      n += Number(m[1]);
+    return n;
+  };
+
+  it("creating one ModelDeployment costs 4 applies, 1 status write (serving's, with the loop's and monitoring's first parts) and 1 Event, and deleting it is not blocked by a finalizer", async () => {
     const before = await operatorWriteCounts();
-    await applyYaml(modelDeploymentYaml(ns.name, "counted", STORE, { replicas: 0 }));
+    // Scraped every 2 s (30 s by default), so that the monitoring controller looks again soon after the first status.
+    const counted = parse(modelDeploymentYaml(ns.name, "counted", STORE, { replicas: 0 })) as { spec: { monitoring: Record<string, unknown> } };
+    counted.spec.monitoring.scrapeInterval = "2s";
+    await applyYaml(stringify(counted));
     const md = await waitFor("every controller's first status: serving (Ready, scaled to zero), loop (Stable), monitoring (Unknown)", async () => {
       const m = await kubectlJson<Obj>(["get", "md", "counted", "-n", ns.name]);
       const has = (type: string, status: string) => m.status?.conditions?.some((c) => c.type === type && c.status === status);
       return m.status?.observedGeneration === 1 && has("Ready", "True") && m.status.loop?.phase && has("DriftDetected", "Unknown") ? m : undefined;
     });
+    // The loop and monitoring controllers each look twice more after that write, and find nothing to write.
+    const [monitoring, loop] = [await reconciles("monitoring"), await reconciles("loop")];
+    await waitFor(
+      "the loop and monitoring controllers to look again",
+      async () => (await reconciles("monitoring")) >= monitoring + 2 && (await reconciles("loop")) >= loop + 2,
+    );
     const writes = delta(before, await settledWriteCounts());
     expect(writes).toEqual({
       "APPLY configmaps": 1,
       "APPLY services": 1,
       "APPLY apps/deployments": 1,
       "APPLY networking.k8s.io/networkpolicies": 1,
-      // Serving, 1: the first reconcile sees a Deployment not yet observed and writes no status; the
-      // Deployment controller's status update wakes the second, which writes Ready. The loop, 1: phase
-      // Stable. Monitoring, 1: DriftDetected/Degraded Unknown (no ready pod to read), a scrape interval later.
-      "PUT ballast.dev/modeldeployments/status": 3,
+      // 1: the first serving reconcile sees a Deployment not yet observed and writes no status; the Deployment
+      // controller's status update wakes the second, which writes Ready, the loop's phase Stable and monitoring's
+      // DriftDetected/Degraded Unknown (no ready pod to read). The loop and monitoring, looking after it, find
+      // their part current and write nothing; no write is refused with 409.
+      "PUT ballast.dev/modeldeployments/status": 1,
       "POST events.k8s.io/events": 1,
     });
     expect(md.metadata.finalizers ?? []).toEqual([]);

@@ -12,7 +12,7 @@ describe("controller", () => {
     );
   });
 
-  it("reconciles each key once per change with N workers, retries failures, and drains on shutdown", async () => {
+  it("reconciles each key once per change with N workers, retries failures (telling onError), and drains on shutdown", async () => {
     const seen: string[] = [];
     let failOnce = true;
     const reconciler = {
@@ -27,13 +27,16 @@ describe("controller", () => {
       },
     };
     const metrics = new OperatorMetrics();
-    const c = new Controller({ name: "test", reconciler, workers: 3, metrics, logger: pino({ enabled: false }) });
+    const failed: string[] = [];
+    const onError = (req: { namespace: string; name: string }, err: unknown) => failed.push(`${req.namespace}/${req.name}: ${String(err)}`);
+    const c = new Controller({ name: "test", reconciler, workers: 3, metrics, logger: pino({ enabled: false }), onError });
     for (const k of ["ns/a", "ns/b", "ns/a", "ns/flaky"]) c.enqueue(k);
     c.start();
     await new Promise((r) => setTimeout(r, 100));
     await c.drain();
     expect(seen.filter((k) => k === "ns/a")).toHaveLength(1);
     expect(seen.filter((k) => k === "ns/flaky")).toHaveLength(2);
+    expect(failed).toEqual(["ns/flaky: Error: boom"]);
     const text = await metrics.registry.metrics();
     expect(text).toContain('controller_runtime_reconcile_total{controller="test",result="success"} 3');
     expect(text).toContain('controller_runtime_reconcile_errors_total{controller="test"} 1');

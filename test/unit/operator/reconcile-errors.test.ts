@@ -9,6 +9,14 @@ describe("one place maps errors to reasons", () => {
       reason: "InvalidSpec",
       stalled: true,
     });
+    // A status write is built from what the operator saw, not from the spec: retried, never blamed on the spec.
+    expect(
+      classifyReconcileError(new KubeApiError(422, "Invalid", "denied by policy", "PUT", "/apis/ballast.dev/v1alpha1/namespaces/a/modeldeployments/b/status")),
+    ).toMatchObject({
+      reason: "ApplyFailed",
+      stalled: false,
+      message: expect.stringMatching(/^the API server rejected a status write: PUT .*\/status: 422 Invalid: denied by policy$/),
+    });
     expect(classifyReconcileError(new KubeApiError(403, "Forbidden", "cannot patch deployments", "PATCH", "/x"))).toMatchObject({
       reason: "Forbidden",
       stalled: false,

@@ -103,7 +103,7 @@ export interface RegressionMetrics {
   count: number;
   mae: number | null;
   rmse: number | null;
-  /** 1 − SSE/SST; null below two rows or when the actual values are constant (SST = 0). */
+  /** 1 − SSE/SST; null below two rows or when the actual values are constant (SST at float-noise level). */
   r2: number | null;
 }
 
@@ -149,7 +149,10 @@ export class RegressionAccumulator {
 
   metrics(): RegressionMetrics {
     if (this.count === 0) return { count: 0, mae: null, rmse: null, r2: null };
-    const r2 = this.count >= 2 && this.m2Actual > 0 ? 1 - this.sumSquaredError / this.m2Actual : null;
+    // Actuals equal up to rounding leave an SST of float noise (a late label merged into a window can do it):
+    // R² is undefined there, not a huge negative number or −∞.
+    const sstNoise = this.count * Number.EPSILON * Math.max(1, this.meanActual * this.meanActual);
+    const r2 = this.count >= 2 && this.m2Actual > sstNoise ? 1 - this.sumSquaredError / this.m2Actual : null;
     return { count: this.count, mae: this.sumAbsError / this.count, rmse: Math.sqrt(this.sumSquaredError / this.count), r2 };
   }
 

@@ -39,7 +39,11 @@ const invalidCases: InvalidCase[] = [
     field: "spec.model.s3.endpoint",
     mutate: (s) => ((s.model.storageUri = "s3://models/store"), (s.model.s3 = { endpoint: "http://minio:9000/models" })),
   },
-  { what: "reference profile in s3://", field: "spec.monitoring.reference.uri", mutate: (s) => (s.monitoring.reference = { uri: "s3://models/ref.json" }) },
+  {
+    what: "reference profile in an s3:// bucket no S3 name allows",
+    field: "spec.monitoring.reference.uri",
+    mutate: (s) => (s.monitoring.reference = { uri: "s3://Models_Bucket/ref.json" }),
+  },
   { what: "relative file:// URI", field: "spec.model.storageUri", mutate: (s) => (s.model.storageUri = "file://models/weather") },
   { what: "model name that is not a DNS label", field: "spec.model.name", mutate: (s) => (s.model.name = "Weather_Model") },
   { what: "unknown model format", field: "spec.model.format", mutate: (s) => (s.model.format = "onnx") },

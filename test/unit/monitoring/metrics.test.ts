@@ -74,6 +74,18 @@ describe("regression metrics", () => {
     expect(acc.metrics()).toEqual({ count: 2, mae: 0.5, rmse: 0.5, r2: null });
     expect(new RegressionAccumulator().metrics()).toEqual({ count: 0, mae: null, rmse: null, r2: null });
   });
+
+  it("actuals equal up to rounding give a null R², not −∞ (a late label merged into a window)", () => {
+    const a = new RegressionAccumulator();
+    const b = new RegressionAccumulator();
+    a.add(20, 25);
+    b.add(20 + 2 * Number.EPSILON * 16, 25); // 20 and the next double but one
+    const merged = a.merge(b);
+    expect(merged.m2Actual).toBeGreaterThan(0);
+    expect(merged.metrics().r2).toBeNull();
+    a.add(30, 25); // a real spread is still scored
+    expect(a.merge(b).metrics().r2).toBeLessThan(0);
+  });
 });
 
 describe("seed metrics", () => {

@@ -29,6 +29,17 @@ const version = (JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")
 const sha256 = (file: string): string => createHash("sha256").update(readFileSync(file)).digest("hex");
 const BUILD_MS = 600_000;
 
+/** `ballast train` of the weather model inside an image: a short wasm run over a CSV the test wrote there. */
+const trainWeatherArgs = (csv: string, storeDir: string): string[] =>
+  ["train", "--data", csv, "--store", `file://${storeDir}`, "--model", "weather", "--label", "weather"].concat([
+    "--features",
+    "precipitation,temp_max,temp_min,wind",
+    "--epochs",
+    "2",
+    "--backend",
+    "wasm",
+  ]);
+
 let digests: ImageDigests;
 const scratch = mkdtempSync(join(tmpdir(), "ballast-image-test-"));
 
@@ -199,25 +210,7 @@ describe("the amd64 image, run as shipped (chroot into its root filesystem, its 
     mkdirSync(dataDir);
     writeFileSync(join(dataDir, "seattle.csv"), weatherCsv(seattleTraining));
 
-    const trained = await finished(
-      runInImage(root, image.config, [
-        "train",
-        "--data",
-        "/tmp/data/seattle.csv",
-        "--store",
-        "file:///tmp/store",
-        "--model",
-        "weather",
-        "--label",
-        "weather",
-        "--features",
-        "precipitation,temp_max,temp_min,wind",
-        "--epochs",
-        "2",
-        "--backend",
-        "wasm",
-      ]),
-    );
+    const trained = await finished(runInImage(root, image.config, trainWeatherArgs("/tmp/data/seattle.csv", "/tmp/store")));
     expect(trained.code, trained.stderr + trained.stdout).toBe(0);
     const metadataFile = join(root, "tmp/store/weather/v1/metadata.json");
     const metadata = JSON.parse(readFileSync(metadataFile, "utf8")) as { backend: string; classes: string[] };
@@ -381,19 +374,7 @@ describe("the arm64 image, run under Debian's qemu-user-static (no arm64 CPU her
       const { seattleTraining, seattleTraffic } = splitWeather(loadWeather(), 300, 0);
       mkdirSync(join(amd64Root, "tmp/arm64-data"));
       writeFileSync(join(amd64Root, "tmp/arm64-data/seattle.csv"), weatherCsv(seattleTraining));
-      const args = ["--data", "/tmp/arm64-data/seattle.csv", "--store", "file:///tmp/arm64-store", "--model", "weather", "--label", "weather"];
-      const trained = await finished(
-        runInImage(amd64Root, amd64Image.config, [
-          "train",
-          ...args,
-          "--features",
-          "precipitation,temp_max,temp_min,wind",
-          "--epochs",
-          "2",
-          "--backend",
-          "wasm",
-        ]),
-      );
+      const trained = await finished(runInImage(amd64Root, amd64Image.config, trainWeatherArgs("/tmp/arm64-data/seattle.csv", "/tmp/arm64-store")));
       expect(trained.code, trained.stderr).toBe(0);
       cpSync(join(amd64Root, "tmp/arm64-store"), join(root, "tmp/store"), { recursive: true, preserveTimestamps: true });
       await run("chown", ["-R", "65532:65532", join(root, "tmp/store")]);

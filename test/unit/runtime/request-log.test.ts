@@ -64,7 +64,12 @@ describe("RequestLog", () => {
     expect((await listSegments(dir)).map((s) => s.sealed)).toEqual([false]);
     log.append({ kind: "feedback", id: "r1", row: 0, label: "yes", ts: 1 });
     await log.commit();
-    for (const deadline = Date.now() + 5000; !(await listSegments(dir))[0]!.sealed && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
+    // Sealing renames the segment, then opens the next: wait for both, or a listing between the two sees only one.
+    const sealedAndNext = async () => {
+      const listed = await listSegments(dir);
+      return listed.length === 2 && listed[0]!.sealed;
+    };
+    for (const deadline = Date.now() + 5000; !(await sealedAndNext()) && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
     const segments = await listSegments(dir);
     expect(segments.map((s) => s.sealed)).toEqual([true, false]);
     expect(fs.readFileSync(segments[0]!.file, "utf8")).toContain('"id":"r1"');

@@ -5,6 +5,7 @@ import { DEFAULT_MAX_BODY_BYTES, defaultHost } from "../runtime/http-json.js";
 import type { S3ModelStore } from "../runtime/s3-store.js";
 import { parseUpstream, type UpstreamAddress } from "../runtime/sidecar/upstream.js";
 import { duration, integer, runService, runtimeLogger } from "./runtime-flags.js";
+import { DEFAULT_LOG_MAX_BYTES, DEFAULT_LOG_SEGMENT_BYTES } from "../vocabulary/request-log.js";
 
 interface SidecarFlags {
   upstream: UpstreamAddress;
@@ -103,7 +104,7 @@ export function registerSidecar(program: Command): void {
     .addOption(
       new Option("--log-segment-bytes <n>", "start a new request log segment above this size")
         .argParser(integer("--log-segment-bytes", 4096, 2 ** 40))
-        .default(64 * 1024 * 1024, "64 MiB"),
+        .default(DEFAULT_LOG_SEGMENT_BYTES, "64 MiB"),
     )
     .addOption(
       new Option(
@@ -111,7 +112,7 @@ export function registerSidecar(program: Command): void {
         "delete the oldest sealed segments while the model's request log (with --log-to-store: every pod's directory) is larger than this",
       )
         .argParser(integer("--log-max-bytes", 4096, 2 ** 50))
-        .default(1024 * 1024 * 1024, "1 GiB"),
+        .default(DEFAULT_LOG_MAX_BYTES, "1 GiB"),
     )
     .addOption(
       new Option("--log-max-age <duration>", "delete sealed segments last written longer ago than this (0: no age bound)")

@@ -11,6 +11,7 @@ import { enforceLogBounds, type DroppedSegment, type DroppedTotals } from "./log
 import { readLines } from "./line-reader.js";
 import { listSegments, podLogDirectories, segmentName, type SegmentFile } from "./log-segments.js";
 import { fsyncDirectory, isErrno } from "./store.js";
+import { DEFAULT_LOG_MAX_BYTES, DEFAULT_LOG_SEGMENT_BYTES } from "../vocabulary/request-log.js";
 
 export {
   SEALED_SUFFIX,
@@ -106,8 +107,8 @@ export type RequestLogEvent =
   | { event: "log-bounds-failed"; error: string };
 
 export const DEFAULT_LOG_OPTIONS: RequestLogOptions = {
-  segmentBytes: 64 * 1024 * 1024,
-  maxBytes: 1024 * 1024 * 1024,
+  segmentBytes: DEFAULT_LOG_SEGMENT_BYTES,
+  maxBytes: DEFAULT_LOG_MAX_BYTES,
   maxAgeMs: 30 * 24 * 3_600_000,
   flushIntervalMs: 200,
   syncBytes: 1024 * 1024,

@@ -26,6 +26,7 @@ import {
   type ResolvedModelDeployment,
   type StorageLocation,
 } from "../../api/index.js";
+import { DEFAULT_LOG_MAX_BYTES, DEFAULT_LOG_SEGMENT_BYTES } from "../../vocabulary/request-log.js";
 import { STORE_ENV_NAMES, storeEnv, storeVolume } from "../store-env.js";
 
 export const LABEL_NAME = "app.kubernetes.io/name";
@@ -467,13 +468,22 @@ export function podTemplate(md: ResolvedModelDeployment, options: DesiredDeploym
               },
             ]
           : []),
-        ...(logToStore ? [] : [{ name: "request-log", emptyDir: {} }]),
+        ...(logToStore ? [] : [{ name: "request-log", emptyDir: { sizeLimit: requestLogSizeLimit(shipLog ? md.spec.model.s3?.logSpoolBytes : undefined) } }]),
         { name: "tmp", emptyDir: {} },
         ...(store ? [store.volume] : []),
         ...(identity ? [identity.volume] : []),
       ],
     },
   };
+}
+
+/**
+ * The request log's emptyDir limit: the sidecar's own bound plus the open segment and one being sealed, so the
+ * sidecar's bound (delete old segments, or refuse feedback while an unshipped spool is full) always acts first and
+ * the kubelet's eviction at the limit is only a backstop against a runaway log filling the node.
+ */
+export function requestLogSizeLimit(maxBytes = DEFAULT_LOG_MAX_BYTES): string {
+  return String(maxBytes + 2 * DEFAULT_LOG_SEGMENT_BYTES);
 }
 
 /** Drops undefined fields, so the applied object only names the fields we mean to own. */

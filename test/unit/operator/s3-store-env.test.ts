@@ -87,6 +87,9 @@ describe("pod environment for an s3:// model store", () => {
     const { deployment } = desiredServingObjects(modelDeployment({ ...s3Model, s3: { ...s3Model.s3, logSpoolBytes: 65536 } }), { defaultImage: IMAGE });
     const args = deployment.spec!.template.spec!.containers[1]!.args!;
     expect(args.slice(args.indexOf("--ship-log"), args.indexOf("--ship-log") + 3)).toEqual(["--ship-log", "--log-max-bytes", "65536"]);
+    // The emptyDir's limit sits above the spool's bound: the sidecar refuses feedback before the kubelet would evict the pod.
+    const spool = deployment.spec!.template.spec!.volumes!.find((v) => v.name === "request-log")!;
+    expect(Number(spool.emptyDir!.sizeLimit)).toBe(65536 + 128 * 1024 ** 2);
   });
 
   it("gives the retraining Job the same, and the shipped logs in the bucket as its feedback", () => {

@@ -229,7 +229,8 @@ describe("serving objects for a ModelDeployment", () => {
     expect(args.slice(args.indexOf("--data-dir"), args.indexOf("--data-dir") + 2)).toEqual(["--data-dir", "/run/ballast/requests"]);
     expect(args).not.toContain("--log-to-store");
     expect(container(deployment, "sidecar").volumeMounts).toContainEqual({ name: "request-log", mountPath: "/run/ballast/requests" });
-    expect(deployment.spec!.template.spec!.volumes).toContainEqual({ name: "request-log", emptyDir: {} });
+    // 1 GiB (the sidecar's default bound) + two 64 MiB segments: the sidecar's bound acts before the kubelet evicts.
+    expect(deployment.spec!.template.spec!.volumes).toContainEqual({ name: "request-log", emptyDir: { sizeLimit: String(1024 ** 3 + 128 * 1024 ** 2) } });
   });
 
   it("is a restricted pod: non-root, read-only root filesystem, no escalation, no capabilities, RuntimeDefault seccomp", () => {

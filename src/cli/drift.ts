@@ -13,10 +13,11 @@ const FORMATS = ["text", "json", "html"] as const;
 /** `--mode auto` keeps exact values up to this many per feature, then sketches. */
 const AUTO_EXACT_LIMIT = 100_000;
 /**
- * `--threads auto` profiles on worker threads from this many numeric values in a file (rows × numeric
- * columns): below it, starting the workers and copying the columns costs more than they save (docs/benchmarks.md).
+ * `--threads auto` profiles on worker threads from this many numeric values in a file (rows × numeric columns):
+ * measured on 2 busy cores, two threads first beat one at 10 M values; below, starting the workers and copying
+ * the columns cost more than they save (docs/benchmarks.md).
  */
-const PARALLEL_MIN_VALUES = 2_000_000;
+const PARALLEL_MIN_VALUES = 10_000_000;
 
 interface DriftOptions {
   reference: string;

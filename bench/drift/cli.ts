@@ -9,25 +9,11 @@ import { createWriteStream, existsSync, readFileSync, renameSync, rmSync, writeF
 import { join } from "node:path";
 import { once } from "node:events";
 import { parquetWriteBuffer } from "hyparquet-writer";
+import { readMeta, readRawColumns, type Meta } from "./data.ts";
 
-interface Meta {
-  nRef: number;
-  nCur: number;
-  numeric: string[];
-  categorical: string[];
-  labels: string[];
-}
+type RawColumns = ReturnType<typeof readRawColumns>;
 
-function columns(dir: string, part: "ref" | "cur", meta: Meta, n: number): { numeric: Float64Array[]; categorical: Uint8Array[] } {
-  const num = new Float64Array(readFileSync(join(dir, `${part}_num.f64`)).buffer.slice(0));
-  const cat = new Uint8Array(readFileSync(join(dir, `${part}_cat.u8`)));
-  return {
-    numeric: meta.numeric.map((_, i) => num.subarray(i * n, (i + 1) * n)),
-    categorical: meta.categorical.map((_, i) => cat.subarray(i * n, (i + 1) * n)),
-  };
-}
-
-async function writeCsv(file: string, meta: Meta, data: ReturnType<typeof columns>, n: number): Promise<void> {
+async function writeCsv(file: string, meta: Meta, data: RawColumns, n: number): Promise<void> {
   const out = createWriteStream(`${file}.partial`);
   out.write([...meta.numeric, ...meta.categorical].join(",") + "\n");
   let lines: string[] = [];
@@ -45,7 +31,7 @@ async function writeCsv(file: string, meta: Meta, data: ReturnType<typeof column
   renameSync(`${file}.partial`, file);
 }
 
-function writeParquet(file: string, meta: Meta, data: ReturnType<typeof columns>): void {
+function writeParquet(file: string, meta: Meta, data: RawColumns): void {
   const columnData = [
     ...meta.numeric.map((name, i) => ({ name, data: data.numeric[i]!, type: "DOUBLE" as const })),
     ...meta.categorical.map((name, i) => ({ name, data: Array.from(data.categorical[i]!, (c) => meta.labels[c]!), type: "STRING" as const })),
@@ -82,12 +68,12 @@ function drifted(report: string): string {
 }
 
 async function main(dir: string, baseline: string | undefined): Promise<void> {
-  const meta = JSON.parse(readFileSync(join(dir, "meta.json"), "utf8")) as Meta;
+  const meta = readMeta(dir);
   const files = { csv: ["cli-ref.csv", "cli-cur.csv"], parquet: ["cli-ref.parquet", "cli-cur.parquet"] };
   if (![...files.csv, ...files.parquet].every((f) => existsSync(join(dir, f)))) {
     console.log(`writing ${meta.nRef} + ${meta.nCur} rows as CSV and Parquet in ${dir} (once)...`);
     for (const [part, n, i] of [["ref", meta.nRef, 0] as const, ["cur", meta.nCur, 1] as const]) {
-      const data = columns(dir, part, meta, n);
+      const data = readRawColumns(dir, part, meta);
       await writeCsv(join(dir, files.csv[i]!), meta, data, n);
       writeParquet(join(dir, files.parquet[i]!), meta, data);
     }

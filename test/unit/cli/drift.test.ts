@@ -213,6 +213,32 @@ describe("ballast drift", () => {
     ]);
   });
 
+  it("reads Parquet nulls as missing cells and integer columns as numbers", () => {
+    const file = (shift: number) =>
+      Buffer.from(
+        parquetWriteBuffer({
+          columnData: [
+            { name: "x", data: Array.from({ length: 40 }, (_, i) => (i % 4 === 0 ? null : i + shift)), type: "DOUBLE" },
+            { name: "n", data: Int32Array.from({ length: 40 }, (_, i) => i % 5), type: "INT32" },
+          ],
+        }),
+      );
+    writeFileSync(join(dir, "nulls-ref.parquet"), file(0));
+    writeFileSync(join(dir, "nulls-cur.parquet"), file(0.5));
+    const report = JSON.parse(drift("--reference", "nulls-ref.parquet", "--current", "nulls-cur.parquet", "--format", "json").stdout);
+    expect(
+      report.features.map((f: { name: string; type: string; referenceCount: number; currentMissingShare: number }) => [
+        f.name,
+        f.type,
+        f.referenceCount,
+        f.currentMissingShare,
+      ]),
+    ).toEqual([
+      ["x", "numeric", 30, 0.25],
+      ["n", "numeric", 40, 0],
+    ]);
+  });
+
   it("writes one self-contained HTML file with a histogram per feature", () => {
     const res = drift("--reference", "seattle.csv", "--current", "newyork.csv", "--features", "temp_max,weather", "--format", "html", "--out", "report.html");
     expect(res.code).toBe(1);

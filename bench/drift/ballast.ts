@@ -1,25 +1,17 @@
 // bench/drift, Ballast side: times exact and sketch drift reports on the data baselines.py generated.
 // Run by bench/drift/run.sh after `make build` (imports the compiled engine from dist/).
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import { readMeta, readRawColumns, type Meta } from "./data.ts";
 
 type Monitoring = typeof import("../../src/monitoring/index.js");
 
-interface Meta {
-  nRef: number;
-  nCur: number;
-  numeric: string[];
-  categorical: string[];
-  labels: string[];
-}
-
-function columns(dir: string, part: "ref" | "cur", meta: Meta, n: number): Record<string, ArrayLike<unknown>> {
-  const num = new Float64Array(readFileSync(join(dir, `${part}_num.f64`)).buffer.slice(0));
-  const cat = new Uint8Array(readFileSync(join(dir, `${part}_cat.u8`)));
+function columns(dir: string, part: "ref" | "cur", meta: Meta): Record<string, ArrayLike<unknown>> {
+  const raw = readRawColumns(dir, part, meta);
   const out: Record<string, ArrayLike<unknown>> = {};
-  meta.numeric.forEach((name, i) => (out[name] = num.subarray(i * n, (i + 1) * n)));
-  meta.categorical.forEach((name, i) => (out[name] = Array.from(cat.subarray(i * n, (i + 1) * n), (code) => meta.labels[code]!)));
+  meta.numeric.forEach((name, i) => (out[name] = raw.numeric[i]!));
+  meta.categorical.forEach((name, i) => (out[name] = Array.from(raw.categorical[i]!, (code) => meta.labels[code]!)));
   return out;
 }
 
@@ -34,13 +26,13 @@ function seconds(since: number): number {
 
 async function main(dir: string): Promise<void> {
   const m: Monitoring = await import(new URL("../../dist/monitoring/index.js", import.meta.url).href);
-  const meta = JSON.parse(readFileSync(join(dir, "meta.json"), "utf8")) as Meta;
+  const meta = readMeta(dir);
   const schema = [
     ...meta.numeric.map((name) => ({ name, type: "numeric" as const })),
     ...meta.categorical.map((name) => ({ name, type: "categorical" as const })),
   ];
-  const ref = columns(dir, "ref", meta, meta.nRef);
-  const cur = columns(dir, "cur", meta, meta.nCur);
+  const ref = columns(dir, "ref", meta);
+  const cur = columns(dir, "cur", meta);
   const drifted = (r: ReturnType<Monitoring["compare"]>) =>
     r.features
       .filter((f) => f.drift)

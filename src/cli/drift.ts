@@ -1,21 +1,23 @@
 // `ballast drift`: an offline drift report between two CSV / JSON Lines / Parquet files.
 // Exit 0 = no drift, 1 = drift, 2 = bad input (the message names the file, line and column).
-import { createReadStream } from "node:fs";
-import { access, open, readFile, writeFile } from "node:fs/promises";
-import { extname } from "node:path";
-import { createInterface } from "node:readline";
+import { access, writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { Command, Option } from "commander";
 
+import type { DatasetProfile, FeatureSchema } from "../monitoring/index.js";
 import { CORRECTIONS, DRIFT_METHOD_CHOICES, THRESHOLD_MODES, type Correction, type DriftMethodChoice, type ThresholdMode } from "../vocabulary/drift.js";
+import { DriftInputError, formatOf, readColumns, type ColumnTable } from "./drift-columns.js";
 
 const MODES = ["auto", "exact", "sketch"] as const;
 const FORMATS = ["text", "json", "html"] as const;
 /** `--mode auto` keeps exact values up to this many per feature, then sketches. */
 const AUTO_EXACT_LIMIT = 100_000;
-const PARQUET_CHUNK_ROWS = 50_000;
-
-/** Bad input: reported on stderr, exit code 2. */
-class DriftInputError extends Error {}
+/**
+ * `--threads auto` profiles on worker threads from this many numeric values in a file (rows × numeric columns):
+ * measured on 2 busy cores, two threads first beat one at 10 M values; below, starting the workers and copying
+ * the columns cost more than they save (docs/benchmarks.md).
+ */
+const PARALLEL_MIN_VALUES = 10_000_000;
 
 interface DriftOptions {
   reference: string;
@@ -29,137 +31,8 @@ interface DriftOptions {
   thresholdMode: ThresholdMode;
   correction: Correction;
   driftShare: string;
+  threads: string;
   out?: string;
-}
-
-type Row = Record<string, unknown>;
-interface Located {
-  row: Row;
-  line: number;
-}
-
-function formatOf(path: string): "csv" | "jsonl" | "parquet" {
-  const ext = extname(path).toLowerCase();
-  if (ext === ".csv" || ext === ".tsv" || ext === ".txt") return "csv";
-  if (ext === ".jsonl" || ext === ".ndjson" || ext === ".json") return "jsonl";
-  if (ext === ".parquet") return "parquet";
-  throw new DriftInputError(`${path}: cannot tell the format from "${ext || "no extension"}"; use .csv, .jsonl (.ndjson) or .parquet`);
-}
-
-async function* csvRows(path: string): AsyncGenerator<Located> {
-  const { parse } = await import("csv-parse");
-  const parser = createReadStream(path).pipe(
-    parse({ columns: true, info: true, skip_empty_lines: true, delimiter: extname(path).toLowerCase() === ".tsv" ? "\t" : ",", bom: true }),
-  );
-  try {
-    for await (const item of parser as AsyncIterable<{ record: Row; info: { lines: number } }>) yield { row: item.record, line: item.info.lines };
-  } catch (err) {
-    const e = err as Error & { lines?: number; column?: string | number };
-    const where = e.lines !== undefined ? ` line ${e.lines}` : "";
-    throw new DriftInputError(`${path}${where}: ${e.message.replace(/^Invalid Record Length: /, "")}`);
-  }
-}
-
-// A .json file may be one array of objects (like vega-datasets' files) instead of JSON Lines.
-async function* jsonArrayRows(path: string): AsyncGenerator<Located> {
-  let value: unknown;
-  try {
-    value = JSON.parse(await readFile(path, "utf8"));
-  } catch (err) {
-    throw new DriftInputError(`${path}: not valid JSON (${(err as Error).message})`);
-  }
-  if (!Array.isArray(value)) throw new DriftInputError(`${path}: expected an array of objects or JSON Lines`);
-  for (let i = 0; i < value.length; i++) {
-    const row: unknown = value[i];
-    if (typeof row !== "object" || row === null || Array.isArray(row))
-      throw new DriftInputError(`${path} element ${i}: expected an object, got ${JSON.stringify(row)}`);
-    yield { row: row as Row, line: i + 1 };
-  }
-}
-
-async function startsWithBracket(path: string): Promise<boolean> {
-  const handle = await open(path);
-  try {
-    const { buffer, bytesRead } = await handle.read(Buffer.alloc(256), 0, 256, 0);
-    return buffer.subarray(0, bytesRead).toString("utf8").trimStart().startsWith("[");
-  } finally {
-    await handle.close();
-  }
-}
-
-async function* jsonlRows(path: string): AsyncGenerator<Located> {
-  if (extname(path).toLowerCase() === ".json" && (await startsWithBracket(path))) {
-    yield* jsonArrayRows(path);
-    return;
-  }
-  const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
-  let line = 0;
-  for await (const text of lines) {
-    line++;
-    if (text.trim() === "") continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (err) {
-      const message = (err as Error).message;
-      const position = /position (\d+)/.exec(message)?.[1];
-      const column = position !== undefined ? `, column ${Number(position) + 1}` : "";
-      throw new DriftInputError(`${path} line ${line}${column}: not valid JSON (${message})`);
-    }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      throw new DriftInputError(`${path} line ${line}: expected a JSON object per line, got ${Array.isArray(value) ? "an array" : JSON.stringify(value)}`);
-    }
-    yield { row: value as Row, line };
-  }
-}
-
-async function* parquetRows(path: string): AsyncGenerator<Located> {
-  const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } = await import("hyparquet");
-  let file;
-  let rows: number;
-  try {
-    file = await asyncBufferFromFile(path);
-    rows = Number((await parquetMetadataAsync(file)).num_rows);
-  } catch (err) {
-    throw new DriftInputError(`${path}: not a readable Parquet file (${(err as Error).message})`);
-  }
-  // Read in row chunks so a large file never sits in memory as objects all at once.
-  for (let start = 0; start < rows; start += PARQUET_CHUNK_ROWS) {
-    const chunk = await parquetReadObjects({ file, rowStart: start, rowEnd: Math.min(rows, start + PARQUET_CHUNK_ROWS) });
-    for (let i = 0; i < chunk.length; i++) yield { row: chunk[i] as Row, line: start + i + 1 };
-  }
-}
-
-function readRows(path: string): AsyncGenerator<Located> {
-  const format = formatOf(path);
-  return format === "csv" ? csvRows(path) : format === "jsonl" ? jsonlRows(path) : parquetRows(path);
-}
-
-interface Survey {
-  columns: string[];
-  rows: number;
-  numeric: Map<string, boolean>;
-}
-
-/** First pass: the columns, the row count, and which columns hold only numbers. */
-async function survey(path: string, classifyNumeric: (v: unknown) => { kind: string }): Promise<Survey> {
-  const columns: string[] = [];
-  const seen = new Set<string>();
-  const numeric = new Map<string, boolean>();
-  let rows = 0;
-  for await (const { row } of readRows(path)) {
-    rows++;
-    for (const key of Object.keys(row)) {
-      if (!seen.has(key)) {
-        seen.add(key);
-        columns.push(key);
-        numeric.set(key, true);
-      }
-      if (numeric.get(key) && classifyNumeric(row[key]).kind === "invalid") numeric.set(key, false);
-    }
-  }
-  if (rows === 0) throw new DriftInputError(`${path}: no data rows`);
-  return { columns, rows, numeric };
 }
 
 function parseList(text: string | undefined): string[] | undefined {
@@ -181,6 +54,56 @@ function parseTypes(text: string | undefined): Map<string, "numeric" | "categori
   return types;
 }
 
+function parseThreads(text: string): number | "auto" {
+  if (text === "auto") return "auto";
+  const threads = Number(text);
+  if (!Number.isInteger(threads) || threads < 1) throw new DriftInputError(`--threads must be "auto" or a whole number ≥ 1, got "${text}"`);
+  return threads;
+}
+
+/** A declared-numeric column's first cell that is not a number, in file order (then schema order). */
+function checkDeclaredNumbers(table: ColumnTable, names: readonly string[]): void {
+  let first: { name: string; line: number; value: unknown } | undefined;
+  for (const name of names) {
+    const column = table.values.get(name);
+    const invalid = column?.kind === "numbers" ? column.firstInvalid : undefined;
+    if (invalid && (!first || invalid.line < first.line)) first = { name, ...invalid };
+  }
+  if (first) {
+    throw new DriftInputError(
+      `${table.path} line ${first.line}, column "${first.name}": ${JSON.stringify(first.value)} is not a number (--types says numeric)`,
+    );
+  }
+}
+
+/**
+ * The schema's columns of one file as `fromColumns` takes them, and each numeric column's blanks. A column
+ * profiled as categorical that the file held as numbers (the other file or a later cell made it categorical)
+ * is read again as text.
+ */
+async function profileInput(
+  table: ColumnTable,
+  schema: readonly FeatureSchema[],
+): Promise<{ columns: Record<string, ArrayLike<unknown>>; blanks: Map<string, number> }> {
+  const columns: Record<string, ArrayLike<unknown>> = {};
+  const blanks = new Map<string, number>();
+  const reread = new Set<string>();
+  for (const { name, type } of schema) {
+    const column = table.values.get(name)!;
+    if (column.kind === "cells") columns[name] = column.values;
+    else if (column.kind === "unread" || type === "categorical") reread.add(name);
+    else {
+      columns[name] = column.values;
+      blanks.set(name, column.blanks);
+    }
+  }
+  if (reread.size > 0) {
+    const text = await readColumns(table.path, { only: reread, declared: new Map([...reread].map((name) => [name, "categorical" as const])) });
+    for (const name of reread) columns[name] = (text.values.get(name) as { values: unknown[] }).values;
+  }
+  return { columns, blanks };
+}
+
 async function runDrift(options: DriftOptions): Promise<number> {
   const monitoring = await import("../monitoring/index.js");
   for (const [flag, path] of [
@@ -197,10 +120,14 @@ async function runDrift(options: DriftOptions): Promise<number> {
   if (options.correction !== "none" && options.thresholdMode !== "fixed") {
     throw new DriftInputError(`--correction ${options.correction} adjusts fixed p-value thresholds: add --threshold-mode fixed`);
   }
-  const [ref, cur] = await Promise.all([survey(options.reference, monitoring.classifyNumeric), survey(options.current, monitoring.classifyNumeric)]);
-  const shared = ref.columns.filter((c) => cur.columns.includes(c));
+  const threads = parseThreads(options.threads);
+  const declared = parseTypes(options.types);
   const requested = parseList(options.features);
   const predictions = parseList(options.prediction) ?? [];
+  const readOptions = { declared, ...(requested ? { only: new Set([...requested, ...predictions]) } : {}) };
+  const ref = await readColumns(options.reference, readOptions);
+  const cur = await readColumns(options.current, readOptions);
+  const shared = ref.columns.filter((c) => cur.columns.includes(c));
   for (const name of [...(requested ?? []), ...predictions]) {
     if (!ref.columns.includes(name)) throw new DriftInputError(`${options.reference}: has no column "${name}" (columns: ${ref.columns.join(", ")})`);
     if (!cur.columns.includes(name)) throw new DriftInputError(`${options.current}: has no column "${name}" (columns: ${cur.columns.join(", ")})`);
@@ -211,32 +138,33 @@ async function runDrift(options: DriftOptions): Promise<number> {
       `${options.reference} and ${options.current} have no column in common (reference: ${ref.columns.join(", ")}; current: ${cur.columns.join(", ")})`,
     );
   }
-  const declared = parseTypes(options.types);
   for (const name of declared.keys()) {
     if (!shared.includes(name)) throw new DriftInputError(`--types: "${name}" is not a column of both files`);
   }
-  const schema = [...names, ...predictions].map((name) => ({
+  const readAsNumbers = (table: ColumnTable, name: string) => table.values.get(name)?.kind === "numbers";
+  const schema: FeatureSchema[] = [...names, ...predictions].map((name) => ({
     name,
-    type: declared.get(name) ?? (ref.numeric.get(name) && cur.numeric.get(name) ? ("numeric" as const) : ("categorical" as const)),
+    type: declared.get(name) ?? (readAsNumbers(ref, name) && readAsNumbers(cur, name) ? "numeric" : "categorical"),
   }));
   const exactLimit = options.mode === "exact" ? Infinity : options.mode === "sketch" ? 0 : AUTO_EXACT_LIMIT;
   const numericDeclared = schema.filter((f) => f.type === "numeric" && declared.has(f.name)).map((f) => f.name);
+  checkDeclaredNumbers(ref, numericDeclared);
+  checkDeclaredNumbers(cur, numericDeclared);
 
-  // Second pass: profile; a column declared numeric must hold numbers.
-  const profileFile = async (path: string): Promise<InstanceType<typeof monitoring.DatasetProfile>> => {
-    const profile = new monitoring.DatasetProfile(schema, { exactLimit });
-    for await (const { row, line } of readRows(path)) {
-      for (const name of numericDeclared) {
-        if (monitoring.classifyNumeric(row[name]).kind === "invalid") {
-          throw new DriftInputError(`${path} line ${line}, column "${name}": ${JSON.stringify(row[name])} is not a number (--types says numeric)`);
-        }
-      }
-      profile.addRow(row);
+  const numericCount = schema.filter((f) => f.type === "numeric").length;
+  const profile = async (table: ColumnTable): Promise<DatasetProfile> => {
+    const { columns, blanks } = await profileInput(table, schema);
+    const workers = threads === "auto" ? (table.rows * numericCount >= PARALLEL_MIN_VALUES ? availableParallelism() : 1) : threads;
+    const result = await monitoring.profileColumnsInParallel(schema, columns, { exactLimit, threads: workers });
+    // A blank cell was read as NaN, which the profile counted as non-finite: it is missing.
+    for (const [name, count] of blanks) {
+      const feature = result.feature(name)!;
+      feature.missing += count;
+      if (feature.type === "numeric") feature.nonFinite -= count;
     }
-    return profile;
+    return result;
   };
-  const reference = await profileFile(options.reference);
-  const current = await profileFile(options.current);
+  const [reference, current] = await Promise.all([profile(ref), profile(cur)]);
   // Calibrated: a permutation test of the two files (seeded), so random halves of one data set are not drift.
   const calibration =
     options.thresholdMode === "calibrated" ? monitoring.permutationCalibration(reference, current, { profileOptions: { exactLimit } }) : undefined;
@@ -308,6 +236,11 @@ export function registerDrift(program: Command): void {
         .default("none"),
     )
     .option("--drift-share <share>", "dataset drift when at least this share of features drifted", "0.5")
+    .option(
+      "--threads <n>",
+      `worker threads for profiling: a number, or auto (the cores available, from ${PARALLEL_MIN_VALUES / 1e6} M numeric values in a file)`,
+      "auto",
+    )
     .option("--out <file>", "write the report here instead of stdout")
     .addHelpText(
       "after",

@@ -213,6 +213,32 @@ describe("ballast drift", () => {
     ]);
   });
 
+  it("reads Parquet nulls as missing cells and integer columns as numbers", () => {
+    const file = (shift: number) =>
+      Buffer.from(
+        parquetWriteBuffer({
+          columnData: [
+            { name: "x", data: Array.from({ length: 40 }, (_, i) => (i % 4 === 0 ? null : i + shift)), type: "DOUBLE" },
+            { name: "n", data: Int32Array.from({ length: 40 }, (_, i) => i % 5), type: "INT32" },
+          ],
+        }),
+      );
+    writeFileSync(join(dir, "nulls-ref.parquet"), file(0));
+    writeFileSync(join(dir, "nulls-cur.parquet"), file(0.5));
+    const report = JSON.parse(drift("--reference", "nulls-ref.parquet", "--current", "nulls-cur.parquet", "--format", "json").stdout);
+    expect(
+      report.features.map((f: { name: string; type: string; referenceCount: number; currentMissingShare: number }) => [
+        f.name,
+        f.type,
+        f.referenceCount,
+        f.currentMissingShare,
+      ]),
+    ).toEqual([
+      ["x", "numeric", 30, 0.25],
+      ["n", "numeric", 40, 0],
+    ]);
+  });
+
   it("writes one self-contained HTML file with a histogram per feature", () => {
     const res = drift("--reference", "seattle.csv", "--current", "newyork.csv", "--features", "temp_max,weather", "--format", "html", "--out", "report.html");
     expect(res.code).toBe(1);
@@ -245,6 +271,55 @@ describe("ballast drift", () => {
     const res = drift(...args);
     expect(res.code).toBe(2);
     expect(res.stderr).toMatch(message);
+  });
+
+  it("reads quoted CSV fields holding commas, quotes and newlines as one cell, and leaves blank and NaN cells out of a numeric column's values", () => {
+    // 4 data rows; "b" has a comma, a doubled quote and a line break inside quotes; "n" has a blank and a NaN.
+    writeFileSync(join(dir, "quoted-ref.csv"), 'n,b\n1,"Smith, J."\n2,"say ""hi"""\n,"two\nlines"\nNaN,plain\n');
+    writeFileSync(join(dir, "quoted-cur.csv"), 'n,b\n1,"Smith, J."\n3,"say ""hi"""\n4,"two\nlines"\n5,plain\n');
+    const res = drift("--reference", "quoted-ref.csv", "--current", "quoted-cur.csv", "--threshold-mode", "fixed", "--format", "json");
+    expect(res.stderr).toBe("");
+    const report = JSON.parse(res.stdout);
+    expect(report.reference.rows).toBe(4);
+    const [n, b] = report.features;
+    expect(n).toMatchObject({ name: "n", type: "numeric", referenceCount: 2, currentCount: 4 });
+    // The same four values each side, so nothing unseen: the quoted cells were read whole.
+    expect(b).toMatchObject({ name: "b", type: "categorical", referenceCount: 4, unseenShare: 0 });
+    // A record after a quoted line break: the error names the line it ends on.
+    writeFileSync(join(dir, "quoted-bad.csv"), 'n,b\n1,"two\nlines"\nabc,x\n');
+    const bad = drift("--reference", "quoted-ref.csv", "--current", "quoted-bad.csv", "--types", "n=numeric");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('quoted-bad.csv line 4, column "n": "abc" is not a number');
+    writeFileSync(join(dir, "unclosed.csv"), 'n,b\n1,"never closed\n2,x\n');
+    expect(drift("--reference", "quoted-ref.csv", "--current", "unclosed.csv").stderr).toMatch(/unclosed\.csv line 2: a quoted field is never closed/);
+  });
+
+  it("counts a column a JSON line leaves out as missing in that row", () => {
+    writeFileSync(join(dir, "sparse-ref.jsonl"), '{"x":1,"y":"a"}\n{"x":2}\n{"y":"b","x":3}\n{"x":4,"y":"a"}\n');
+    writeFileSync(join(dir, "sparse-cur.jsonl"), '{"x":1}\n{"x":2}\n{"y":"a","x":3}\n{"x":4}\n');
+    const report = JSON.parse(drift("--reference", "sparse-ref.jsonl", "--current", "sparse-cur.jsonl", "--format", "json").stdout);
+    expect(
+      report.features.map((f: { name: string; referenceCount: number; currentMissingShare: number }) => [f.name, f.referenceCount, f.currentMissingShare]),
+    ).toEqual([
+      ["x", 4, 0],
+      ["y", 3, 0.75],
+    ]);
+  });
+
+  it("profiles a column as written when it is numbers in one file and text in the other (1.50 is not the category 1.5)", () => {
+    writeFileSync(join(dir, "written-ref.csv"), "v\n1.50\n2\n1.50\n");
+    writeFileSync(join(dir, "written-cur.csv"), "v\n1.5\n2.0\nn/a\n");
+    const [v] = JSON.parse(drift("--reference", "written-ref.csv", "--current", "written-cur.csv", "--format", "json").stdout).features;
+    expect(v).toMatchObject({ type: "categorical", unseenShare: 1 });
+  });
+
+  it("gives the same report on one thread and on worker threads", () => {
+    const args = ["--reference", "seattle.csv", "--current", "newyork.csv", "--mode", "sketch", "--threshold-mode", "fixed", "--format", "json"];
+    const one = drift(...args, "--threads", "1");
+    const four = drift(...args, "--threads", "4");
+    expect(one.code).toBe(1);
+    expect(four.stdout).toBe(one.stdout);
+    expect(drift(...args, "--threads", "0").stderr).toMatch(/--threads must be "auto" or a whole number ≥ 1, got "0"/);
   });
 
   it("has a --help that explains exit codes and the auto rule", () => {

@@ -37,9 +37,11 @@ export interface ResponseHead {
   close: boolean;
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** A field value: visible ASCII, obs-text, and spaces or tabs inside it (RFC 9110 §5.5); no CR, LF or NUL. */
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/**
+ * A field line: a token name, a colon, then a value of visible ASCII, obs-text, spaces and tabs (RFC 9110 §5.5;
+ * no CR, LF, NUL or other controls). Linear: the spaces around the value are stripped after, by trimFieldValue.
+ */
+const FIELD_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):([\t\x20-\x7e\x80-\xff]*)$/;
 const CONTENT_LENGTH = /^[0-9]{1,15}$/;
 /** origin-form only: a proxy's absolute-form or an asterisk goes to Node's server. */
 const ORIGIN_FORM = /^\/[!-~]*$/;
@@ -69,25 +71,36 @@ function headLines(buf: Buffer, start: number, maxHeadBytes: number): Lines | un
   if (end < 0) return buf.length - start > maxHeadBytes ? "head too large" : undefined;
   if (end + 4 - start > maxHeadBytes) return "head too large";
   const head = buf.toString("latin1", start, end);
-  // A bare CR or LF inside: two parsers could split the lines differently.
+  // A bare CR or LF inside: two parsers could split the lines differently. (FIELD_LINE refuses them in fields.)
   const lines = head.split("\r\n");
-  for (const line of lines) if (line.includes("\n") || line.includes("\r")) return "bare CR or LF";
+  if (lines[0]!.includes("\n") || lines[0]!.includes("\r")) return "bare CR or LF";
   return { headEnd: end + 4, lines };
 }
 
-/** Header fields, names lowercased; a string when one is malformed or repeated. */
-function parseFields(lines: string[]): Record<string, string> | string {
+/** A field value without the spaces and tabs around it, and only those (String.trim would also take NBSP, VT, FF). */
+function trimFieldValue(raw: string): string {
+  let from = 0;
+  let to = raw.length;
+  while (from < to && (raw.charCodeAt(from) === 32 || raw.charCodeAt(from) === 9)) from++;
+  while (to > from && (raw.charCodeAt(to - 1) === 32 || raw.charCodeAt(to - 1) === 9)) to--;
+  return from === 0 && to === raw.length ? raw : raw.slice(from, to);
+}
+
+/**
+ * Header fields, names lowercased; a string when one is malformed or repeated. With `forwarded`, also the lines
+ * a proxy passes on (all but hop-by-hop and framing headers), each ending in CRLF.
+ */
+function parseFields(lines: string[], forwarded?: { lines: string }): Record<string, string> | string {
   const headers: Record<string, string> = {};
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
-    const colon = line.indexOf(":");
-    // Also refuses obs-fold (a line starting with a space) and whitespace before the colon.
-    if (colon <= 0 || !TOKEN.test(line.slice(0, colon))) return "malformed header line";
-    const value = line.slice(colon + 1).trim();
-    if (!FIELD_VALUE.test(value)) return "malformed header value";
-    const name = line.slice(0, colon).toLowerCase();
+    // Also refuses obs-fold (a line starting with a space), whitespace before the colon, bare CR or LF.
+    const field = FIELD_LINE.exec(line);
+    if (!field) return "malformed header line";
+    const name = field[1]!.toLowerCase();
     if (Object.hasOwn(headers, name)) return `repeated header ${name}`;
-    headers[name] = value;
+    headers[name] = trimFieldValue(field[2]!);
+    if (forwarded && !HOP_BY_HOP.has(name) && name !== "content-length") forwarded.lines += line + "\r\n";
   }
   return headers;
 }
@@ -143,7 +156,8 @@ export function parseResponseHead(buf: Buffer, maxHeadBytes: number): ResponseHe
   if (!statusLine) throw new Error("malformed response from the model server: status line");
   const status = Number(statusLine[1]);
   if (status < 200) throw new Error(`interim response ${status} from the model server, never asked for`);
-  const headers = parseFields(parsed.lines);
+  const forwarded = { lines: "" };
+  const headers = parseFields(parsed.lines, forwarded);
   if (typeof headers === "string") throw new Error(`malformed response from the model server: ${headers}`);
   const close = connectionClose(headers.connection) ?? true;
   let framing: ResponseHead["framing"];
@@ -157,13 +171,7 @@ export function parseResponseHead(buf: Buffer, maxHeadBytes: number): ResponseHe
     if (!CONTENT_LENGTH.test(length)) throw new Error("malformed response from the model server: content-length");
     framing = { kind: "length", length: Number(length) };
   } else framing = { kind: "close" };
-  let forwarded = "";
-  for (let i = 1; i < parsed.lines.length; i++) {
-    const line = parsed.lines[i]!;
-    const name = line.slice(0, line.indexOf(":")).toLowerCase();
-    if (!HOP_BY_HOP.has(name) && name !== "content-length") forwarded += line + "\r\n";
-  }
-  return { headEnd: parsed.headEnd, status, framing, forwarded, headers, close: close || framing.kind === "close" };
+  return { headEnd: parsed.headEnd, status, framing, forwarded: forwarded.lines, headers, close: close || framing.kind === "close" };
 }
 
 /**

@@ -36,6 +36,11 @@ describe("parseRequestHead", () => {
     expect(parse(INFER.slice(0, -1))).toEqual({ kind: "incomplete" });
   });
 
+  it("strips only spaces and tabs around a value, keeping obs-text", () => {
+    const parsed = parse(INFER.replace("Host: sidecar", "Host: \t sidecar \t").replace("application/json", "application/json\xe9"));
+    expect(parsed).toMatchObject({ kind: "relayable", headers: { host: "sidecar", "content-type": "application/json\xe9" } });
+  });
+
   it("notes Connection: close and accepts keep-alive", () => {
     expect(parse(INFER.replace("Host:", "Connection: close\r\nHost:"))).toMatchObject({ kind: "relayable", close: true });
     expect(parse(INFER.replace("Host:", "Connection: Keep-Alive\r\nHost:"))).toMatchObject({ kind: "relayable", close: false });
@@ -48,6 +53,8 @@ describe("parseRequestHead", () => {
     ["two Content-Lengths, different", INFER.replace("Host:", "Content-Length: 13\r\nHost:")],
     ["a signed Content-Length", INFER.replace("Content-Length: 12", "Content-Length: +12")],
     ["a Content-Length with a space inside", INFER.replace("Content-Length: 12", "Content-Length: 1 2")],
+    ["a Content-Length followed by a form feed", INFER.replace("Content-Length: 12", "Content-Length: 12\f")],
+    ["a Content-Length followed by a no-break space", INFER.replace("Content-Length: 12", "Content-Length: 12\xa0")],
     ["a Content-Length list", INFER.replace("Content-Length: 12", "Content-Length: 12, 12")],
     ["a hex Content-Length", INFER.replace("Content-Length: 12", "Content-Length: 0x0c")],
     ["no Content-Length", INFER.replace("Content-Length: 12\r\n", "")],
@@ -58,6 +65,7 @@ describe("parseRequestHead", () => {
     ["a space before the colon", INFER.replace("Content-Length: 12", "Content-Length : 12")],
     ["a header name with a non-token character", INFER.replace("Host:", "X[y]: 1\r\nHost:")],
     ["a NUL in a value", INFER.replace("sidecar", "side\0car")],
+    ["a bare LF inside a header value", INFER.replace("Host: sidecar", "Host: side\ncar")],
     ["HTTP/1.0", INFER.replace("HTTP/1.1", "HTTP/1.0")],
     ["an absolute-form target", INFER.replace("POST /v2", "POST http://evil.example/v2")],
     ["two spaces in the request line", INFER.replace("POST /v2", "POST  /v2")],

@@ -2,6 +2,7 @@
 // answered in order, connections are reused and end after 1000 requests, a caller that leaves mid-request costs the
 // model server nothing, request ids keep their rules, and every head two parsers could read differently (the
 // request-smuggling shapes) is answered by Node's server as before, never forwarded. Every answered row is profiled.
+import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -227,4 +228,127 @@ describe("the sidecar's inference relay", () => {
     expect(res?.status).toBe(408);
     expect(await caller.closed()).toBe(true);
   }, 30_000);
+});
+
+/**
+ * A stand-in model server behind a second sidecar, answering as the real one never does (by the `x-test-case`
+ * header, forwarded like any header): chunked, large non-200, endless, or never.
+ */
+describe("the relay in front of a model server that streams, fails or hangs", () => {
+  let upstream: http.Server;
+  let front: LocalProcess;
+  /** Bytes the endless answer got written before the caller's backpressure held it. */
+  let streamed = 0;
+  let slowCancelled: Promise<void>;
+
+  beforeAll(async () => {
+    let onCancelled: () => void = () => undefined;
+    slowCancelled = new Promise((r) => (onCancelled = r));
+    upstream = http.createServer((req, res) => {
+      if (req.url === "/v2/health/ready") return void res.end("{}");
+      if (req.url === "/v2/models/weather") return void res.end(JSON.stringify({ name: "weather", versions: [fx.trained.metadata.version] }));
+      req.resume();
+      const id = String(req.headers["inference-request-id"]);
+      switch (req.headers["x-test-case"]) {
+        case "chunked-200": {
+          res.writeHead(200, { "content-type": "application/json", "inference-request-id": id });
+          const answer = JSON.stringify({
+            model_name: "weather",
+            model_version: "v1",
+            id,
+            outputs: [{ name: "label", shape: [1], datatype: "BYTES", data: ["sun"] }],
+          });
+          res.write(answer.slice(0, 20));
+          setImmediate(() => res.end(answer.slice(20)));
+          return;
+        }
+        case "rejected-large":
+          res.writeHead(422, { "content-type": "application/json" });
+          res.write('{"error":"');
+          res.end(`${"r".repeat(1024 * 1024)}"}`);
+          return;
+        case "endless": {
+          res.writeHead(500, { "content-type": "text/plain" });
+          const chunk = Buffer.alloc(64 * 1024, "e");
+          const more = (): void => {
+            while (streamed < 256 * 1024 * 1024) {
+              streamed += chunk.length;
+              if (!res.write(chunk)) return void res.once("drain", more);
+            }
+            res.end();
+          };
+          more();
+          return;
+        }
+        case "slow":
+          // Answers never; the sidecar must cancel the call when its caller goes away.
+          res.on("close", () => onCancelled());
+          return;
+      }
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    front = await startSidecar(`http://127.0.0.1:${(upstream.address() as net.AddressInfo).port}`, `file://${fx.storeDir}`, path.join(fx.dir, "front-log"));
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopAll([front]);
+    upstream?.closeAllConnections();
+    await new Promise((r) => upstream?.close(r));
+  });
+
+  const post = (kase: string, id: string, signal?: AbortSignal): Promise<Response> =>
+    fetch(`${front.url}/v2/models/weather/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-test-case": kase },
+      body: JSON.stringify(inferBody(fx.seattleHoldout.slice(0, 1), id)),
+      signal,
+    });
+
+  it("answers a chunked 200 whole, and records it", async () => {
+    const res = await post("chunked-200", "chunked-1");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("inference-request-id")).toBe("chunked-1");
+    expect(((await res.json()) as { id: string }).id).toBe("chunked-1");
+    const summary = async (): Promise<SidecarSummary["totals"]> =>
+      ((await (await fetch(`${front.monitoringUrl}/v1/monitoring/summary`)).json()) as SidecarSummary).totals;
+    let t = await summary();
+    for (let i = 0; i < 40 && t.rows < 1; i++) {
+      await sleep(50);
+      t = await summary();
+    }
+    expect(t.rows).toBeGreaterThanOrEqual(1);
+  });
+
+  it("streams a large non-200 answer back byte for byte, chunked, and keeps the connection", async () => {
+    const res = await post("rejected-large", "rejected-1");
+    expect(res.status).toBe(422);
+    expect(res.headers.get("transfer-encoding")).toBe("chunked");
+    expect(await res.text()).toBe(`{"error":"${"r".repeat(1024 * 1024)}"}`);
+    expect((await post("chunked-200", "after-rejected")).status).toBe(200);
+  });
+
+  it("reads a non-200 answer only as fast as the caller does: a caller that reads nothing holds back the model server", async () => {
+    const caller = net.connect(front.port, "127.0.0.1");
+    const body = JSON.stringify(inferBody(fx.seattleHoldout.slice(0, 1), "endless-1"));
+    caller.write(
+      `POST /v2/models/weather/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Test-Case: endless\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    caller.pause();
+    await sleep(2000);
+    // Socket buffers hold a few MiB; without backpressure the sidecar would have pulled all 256 MiB into memory.
+    expect(streamed).toBeGreaterThan(0);
+    expect(streamed).toBeLessThan(32 * 1024 * 1024);
+    caller.destroy();
+  });
+
+  it("cancels the model server's work when the caller goes away before the answer", async () => {
+    const abort = new AbortController();
+    const answered = post("slow", "slow-1", abort.signal).catch(() => "aborted");
+    await sleep(300);
+    abort.abort();
+    expect(await answered).toBe("aborted");
+    await expect(Promise.race([slowCancelled.then(() => "cancelled"), sleep(5000).then(() => "still running")])).resolves.toBe("cancelled");
+    // The id was released with the call: the caller may retry with it.
+    expect((await post("chunked-200", "slow-1")).status).toBe(200);
+  });
 });

@@ -52,7 +52,11 @@ const MAX_HEAD_BYTES = 16 * 1024;
 const DEADLINE_CHECK_MS = 1000;
 
 class RelayConnection {
-  private buffered: Buffer = Buffer.alloc(0);
+  /** What was read and not yet taken, in arrival order: joined only when a head is complete or a body is whole. */
+  private chunks: Buffer[] = [];
+  private length = 0;
+  /** Where to look for the end of a head not yet complete: not again through the bytes already searched. */
+  private scanned = 0;
   private head: RelayableRequest | undefined;
   private reply: ConnectionReply | undefined;
   private served = 0;
@@ -74,14 +78,21 @@ class RelayConnection {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+    this.chunks.push(chunk);
+    this.length += chunk.length;
     if (this.reply) {
       // Pipelined requests wait their turn; past one request's worth the caller waits too.
-      if (this.buffered.length > MAX_HEAD_BYTES + this.relay.options.maxBodyBytes) this.socket.pause();
+      if (this.length > MAX_HEAD_BYTES + this.relay.options.maxBodyBytes) this.socket.pause();
       return;
     }
     this.next();
   };
+
+  /** Everything read and not yet taken, as one buffer. */
+  private joined(): Buffer {
+    if (this.chunks.length !== 1) this.chunks = [Buffer.concat(this.chunks, this.length)];
+    return this.chunks[0]!;
+  }
 
   private readonly onGone = (): void => {
     this.relay.connections.delete(this);
@@ -99,13 +110,20 @@ class RelayConnection {
   /** Takes the next complete request from what was read: relays it, hands the connection over, or waits. */
   private next(): void {
     if (this.closing || this.socket.writableNeedDrain) return;
-    if (this.buffered.length === 0) {
+    if (this.length === 0) {
       this.setDeadline("idle", CONNECTION_LIMITS.keepAliveTimeout);
       return;
     }
     if (!this.head) {
       if (this.deadlineKind === "idle") this.setDeadline("request", CONNECTION_LIMITS.headersTimeout);
-      const parsed = parseRequestHead(this.buffered, 0, MAX_HEAD_BYTES, this.relay.options.maxBodyBytes);
+      const buffered = this.joined();
+      // A head that arrives a few bytes at a time is searched once through, not once per piece.
+      if (buffered.length <= MAX_HEAD_BYTES && buffered.indexOf("\r\n\r\n", this.scanned, "latin1") < 0) {
+        this.scanned = Math.max(0, buffered.length - 3);
+        return;
+      }
+      this.scanned = 0;
+      const parsed = parseRequestHead(buffered, 0, MAX_HEAD_BYTES, this.relay.options.maxBodyBytes);
       if (parsed.kind === "incomplete") return;
       if (parsed.kind === "not-relayable" || !this.relay.options.takes(parsed.target)) {
         this.handOver();
@@ -116,10 +134,12 @@ class RelayConnection {
     }
     const head = this.head;
     const end = head.headEnd + head.contentLength;
-    if (this.buffered.length < end) return;
+    if (this.length < end) return;
     this.head = undefined;
-    const body = this.buffered.subarray(head.headEnd, end);
-    this.buffered = this.buffered.length === end ? Buffer.alloc(0) : this.buffered.subarray(end);
+    const buffered = this.joined();
+    const body = buffered.subarray(head.headEnd, end);
+    this.chunks = buffered.length === end ? [] : [buffered.subarray(end)];
+    this.length -= end;
     this.served++;
     const last = head.close || this.relay.draining || this.served >= CONNECTION_LIMITS.maxRequestsPerSocket;
     this.deadlineKind = "none";
@@ -148,7 +168,7 @@ class RelayConnection {
     socket.off("close", this.onGone);
     socket.off("error", this.onGone);
     socket.off("drain", this.onDrain);
-    socket.unshift(this.buffered);
+    socket.unshift(this.joined());
     this.relay.options.httpServer.emit("connection", socket);
   }
 

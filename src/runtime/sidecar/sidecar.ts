@@ -82,8 +82,6 @@ export interface SidecarOptions {
 const SHIPPED_SEGMENT_MAX_AGE_MS = 15_000;
 /** How often queued exchanges are profiled; the response never waits for it. */
 const MONITOR_BATCH_MS = 50;
-/** Inference before monitoring is set up is answered 503 with this. */
-const STARTING_MESSAGE = "sidecar is starting: inference is held until monitoring is set up; retry when /v2/health/ready is 200";
 /** `application/json` or `application/<x>+json`, parameters allowed. */
 const JSON_CONTENT_TYPE = /^application\/([a-z0-9.-]+\+)?json\s*(;|$)/i;
 
@@ -152,11 +150,8 @@ export class Sidecar {
       maxBodyBytes: this.maxBodyBytes,
       // Until monitoring is set up, Node's server answers the 503 (and keeps that connection).
       takes: (target) => this.setup?.state !== undefined && classifyPublicRequest("POST", pathOf(target)).kind === "inference",
-      handle: (request, reply) => {
-        const monitor = this.setup?.state?.monitor;
-        if (monitor) this.proxy.relayInference(request, reply, monitor);
-        else reply.send(503, "content-type: application/json\r\nretry-after: 1\r\n", Buffer.from(JSON.stringify({ error: STARTING_MESSAGE })));
-      },
+      // takes() saw monitoring set up, and it stays set up.
+      handle: (request, reply) => this.proxy.relayInference(request, reply, this.setup!.state!.monitor),
     });
   }
 
@@ -248,7 +243,7 @@ export class Sidecar {
       case "readiness":
         if (!monitor) {
           // Answering before monitoring is set up would serve predictions nobody can give feedback on.
-          sendError(res, 503, STARTING_MESSAGE, { "retry-after": "1" });
+          sendError(res, 503, "sidecar is starting: inference is held until monitoring is set up; retry when /v2/health/ready is 200", { "retry-after": "1" });
           return;
         }
         if (request.kind === "inference") void this.proxy.inference(req, res, monitor);

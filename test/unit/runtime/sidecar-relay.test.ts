@@ -128,6 +128,27 @@ describe("the sidecar's inference relay", () => {
     caller.socket.destroy();
   });
 
+  it("reads a head that arrives byte by byte and a body that arrives in pieces", async () => {
+    const rows = Array.from({ length: 2000 }, (_, i) => fx.seattleHoldout[i % fx.seattleHoldout.length]!);
+    const body = JSON.stringify(inferBody(rows, "pieces-1"));
+    const request = `POST /v2/models/weather/infer HTTP/1.1\r\nHost: sidecar\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+    const caller = new RawCaller(sidecar.port);
+    for (const byte of request) {
+      caller.write(byte);
+      await sleep(0);
+    }
+    for (let at = 0; at < body.length; at += 1024) {
+      caller.write(body.slice(at, at + 1024));
+      await sleep(0);
+    }
+    const res = (await caller.next())!;
+    expect(res.status).toBe(200);
+    const answer = JSON.parse(res.body) as { id: string; outputs: { name: string; data: unknown[] }[] };
+    expect(answer.id).toBe("pieces-1");
+    expect(answer.outputs.find((o) => o.name === "label")!.data).toHaveLength(2000);
+    caller.socket.destroy();
+  });
+
   it("hands a connection to Node's server at the first request that is not inference, and it keeps working there", async () => {
     const caller = new RawCaller(sidecar.port);
     caller.write(inferRequest("handover-1") + "GET /v2/health/ready HTTP/1.1\r\nHost: sidecar\r\n\r\n" + inferRequest("handover-2"));

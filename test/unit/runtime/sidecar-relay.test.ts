@@ -217,6 +217,7 @@ describe("the sidecar's inference relay", () => {
     ["a signed Content-Length", (r) => r.replace("Content-Length: ", "Content-Length: +"), 400],
     ["a space before the colon", (r) => r.replace("Content-Type:", "Content-Type :"), 400],
     ["a bare LF line end", (r) => r.replace("Host: sidecar\r\n", "Host: sidecar\n"), 400],
+    ["an obs-fold continuation line", (r) => r.replace("Content-Type: application/json", "Content-Type: application/\r\n json"), 400],
     ["an oversized head", (r) => r.replace("Host:", `X-Pad: ${"p".repeat(20 * 1024)}\r\nHost:`), 431],
   ];
   it.each(refused)("leaves %s to Node's server, which refuses it as before; nothing reaches the model server", async (_case, bend, status) => {

@@ -369,9 +369,9 @@ export class ModelServerProxy {
           return;
         }
         const responseBody = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        const servingMs = performance.now() - sentAt;
         reply.send(200, headerLines, responseBody);
         metrics.observeAnswered("infer", 200, request.startedNs, upstreamSeconds);
-        const servingMs = performance.now() - sentAt;
         this.record(exchange, {
           receivedAt: request.receivedAt,
           id,

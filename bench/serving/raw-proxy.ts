@@ -15,7 +15,7 @@ if (!upstream) throw new Error("usage: node bench/serving/raw-proxy.ts <upstream
 const sockets = new UpstreamSockets({ kind: "tcp", url: new URL(upstream) }, 60_000);
 
 const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
-  let buf = Buffer.alloc(0);
+  let buf: Buffer = Buffer.alloc(0);
   let busy = false;
   const next = (): void => {
     if (busy) return;

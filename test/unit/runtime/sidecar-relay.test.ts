@@ -149,6 +149,15 @@ describe("the sidecar's inference relay", () => {
     caller.socket.destroy();
   });
 
+  it("answers a request that asks to close with Connection: close, then closes, leaving what was pipelined after it", async () => {
+    const caller = new RawCaller(sidecar.port);
+    caller.write(inferRequest("close-1", "Connection: close\r\n") + inferRequest("close-2"));
+    const res = (await caller.next())!;
+    expect(res.headers["inference-request-id"]).toBe("close-1");
+    expect(res.headers.connection).toBe("close");
+    expect(await caller.next()).toBeUndefined();
+  });
+
   it("hands a connection to Node's server at the first request that is not inference, and it keeps working there", async () => {
     const caller = new RawCaller(sidecar.port);
     caller.write(inferRequest("handover-1") + "GET /v2/health/ready HTTP/1.1\r\nHost: sidecar\r\n\r\n" + inferRequest("handover-2"));

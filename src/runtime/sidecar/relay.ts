@@ -115,7 +115,8 @@ class RelayConnection {
       return;
     }
     if (!this.head) {
-      if (this.deadlineKind === "idle") this.setDeadline("request", CONNECTION_LIMITS.headersTimeout);
+      // A request's first bytes: after an idle wait, or pipelined behind the last answer.
+      if (this.deadlineKind !== "request") this.setDeadline("request", CONNECTION_LIMITS.headersTimeout);
       const buffered = this.joined();
       // A head that arrives a few bytes at a time is searched once through, not once per piece.
       if (buffered.length <= MAX_HEAD_BYTES && buffered.indexOf("\r\n\r\n", this.scanned, "latin1") < 0) {
@@ -130,7 +131,8 @@ class RelayConnection {
         return;
       }
       this.head = parsed;
-      this.setDeadline("request", CONNECTION_LIMITS.requestTimeout);
+      // The whole request within requestTimeout of its first byte (or of the connection, for its first), as Node's server.
+      this.deadline = this.deadline - CONNECTION_LIMITS.headersTimeout + CONNECTION_LIMITS.requestTimeout;
     }
     const head = this.head;
     const end = head.headEnd + head.contentLength;

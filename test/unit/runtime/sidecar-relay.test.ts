@@ -254,7 +254,9 @@ describe("the sidecar's inference relay", () => {
 
   it("answers a request head that does not finish within the headers timeout with 408 and closes (slowloris)", async () => {
     const caller = new RawCaller(sidecar.port);
-    caller.write(inferRequest("slow").slice(0, 30));
+    // Behind a complete request, pipelined: its deadline starts when the first answer has gone.
+    caller.write(inferRequest("before-slow") + inferRequest("slow").slice(0, 30));
+    expect((await caller.next())!.headers["inference-request-id"]).toBe("before-slow");
     const res = await caller.next(20_000);
     expect(res?.status).toBe(408);
     expect(await caller.closed()).toBe(true);

@@ -83,9 +83,12 @@ async function start(args: string[], env: NodeJS.ProcessEnv = process.env): Prom
   return { child, url: `http://127.0.0.1:${port}`, monitoringUrl: `http://127.0.0.1:${monitoringPort ?? port}` };
 }
 
-/** The bare proxy (bare-proxy.ts) in front of `upstream`: the floor of Node's HTTP server and undici, without the sidecar's work. */
-async function startBareProxy(upstream: string): Promise<Proc> {
-  const child = spawn(process.execPath, [path.join(repo, "bench", "serving", "bare-proxy.ts"), upstream], { stdio: ["ignore", "pipe", "inherit"] });
+/**
+ * A floor proxy in front of `upstream`: bare-proxy.ts (Node's HTTP server and undici) or raw-proxy.ts (a byte relay
+ * on `net`), without the sidecar's work.
+ */
+async function startFloorProxy(script: "bare-proxy.ts" | "raw-proxy.ts", upstream: string): Promise<Proc> {
+  const child = spawn(process.execPath, [path.join(repo, "bench", "serving", script), upstream], { stdio: ["ignore", "pipe", "inherit"] });
   const [line] = (await once(child.stdout!, "data")) as [Buffer];
   const url = `http://127.0.0.1:${(JSON.parse(line.toString()) as { port: number }).port}`;
   return { child, url, monitoringUrl: url };
@@ -308,22 +311,28 @@ async function main(): Promise<void> {
     await waitReady(`${sidecar.url}/v1/sidecar/ready`);
     const directUrl = `${server.url}/v2/models/weather/infer`;
     const sidecarUrl = `${sidecar.url}/v2/models/weather/infer`;
-    const bare = await startBareProxy(server.url);
+    const bare = await startFloorProxy("bare-proxy.ts", server.url);
     procs.push(bare);
     const bareUrl = `${bare.url}/v2/models/weather/infer`;
+    const raw = await startFloorProxy("raw-proxy.ts", server.url);
+    procs.push(raw);
+    const rawUrl = `${raw.url}/v2/models/weather/infer`;
 
     // Warm-up every path (JIT, keep-alive pools), then alternate direct / sidecar / bare proxy twice so drift in
     // machine load hits all three.
     await load(directUrl, batch1, 2);
     const sidecarLoads: Measured[] = [await load(sidecarUrl, batch1, 2)];
     await load(bareUrl, batch1, 2);
+    await load(rawUrl, batch1, 2);
     const direct: (Measured & { cpu: CpuPerRequest[] })[] = [];
     const proxied: (Measured & { cpu: CpuPerRequest[] })[] = [];
     const bareRuns: (Measured & { cpu: CpuPerRequest[] })[] = [];
+    const rawRuns: (Measured & { cpu: CpuPerRequest[] })[] = [];
     for (let round = 0; round < 2; round++) {
       direct.push(await loadWithCpu([server, sidecar], directUrl, batch1, DURATION_S / 2));
       proxied.push(await loadWithCpu([server, sidecar], sidecarUrl, batch1, DURATION_S / 2));
       bareRuns.push(await loadWithCpu([bare], bareUrl, batch1, DURATION_S / 2));
+      rawRuns.push(await loadWithCpu([raw], rawUrl, batch1, DURATION_S / 2));
     }
     const cpu = (ms: { cpu: CpuPerRequest[] }[], i: number): CpuPerRequest => ({
       total: ms.reduce((a, m) => a + m.cpu[i]!.total, 0) / ms.length,
@@ -334,6 +343,8 @@ async function main(): Promise<void> {
     const serverCpuMs = serverCpu.total;
     const sidecarCpuMs = sidecarCpu.total;
     const bareCpu = cpu(bareRuns, 0);
+    const rawCpu = cpu(rawRuns, 0);
+    const rawRps = rawRuns.reduce((a, m) => a + m.rps, 0) / rawRuns.length;
     const mean = (ms: Measured[], k: keyof Measured): number => ms.reduce((a, m) => a + m[k], 0) / ms.length;
     const averaged = (ms: Measured[]): Measured => ({
       ok: mean(ms, "ok"),
@@ -355,6 +366,7 @@ async function main(): Promise<void> {
     });
     const monitoringMicros = await monitoringMicrosPerRequest(store, batch1, sampleResponse, dir);
     await stop(bare);
+    await stop(raw);
     await stop(sidecar);
     await stop(server);
     procs.length = 0;
@@ -406,6 +418,9 @@ async function main(): Promise<void> {
       sidecarSystemCpuMsPerRequest: sidecarCpu.system,
       bareProxyCpuMsPerRequest: bareCpu.total,
       bareProxyCpuRatio: bareCpu.total / serverCpuMs,
+      rawProxyCpuMsPerRequest: rawCpu.total,
+      rawProxyCpuRatio: rawCpu.total / serverCpuMs,
+      rawProxyThroughputRatio: rawRps / d.rps,
       cpuRatio: sidecarCpuMs / serverCpuMs,
       monitoringCpuMicrosPerRequest: monitoringMicros,
       sidecarRecordedRows: summary.rows,
@@ -430,6 +445,10 @@ async function main(): Promise<void> {
     console.log(
       `  bare proxy (Node HTTP server + undici, nothing else; bare-proxy.ts): ${fmt(bareCpu.total)} ms per request, ` +
         `ratio ${fmt(bareCpu.total / serverCpuMs, 2)}: the floor of this stack`,
+    );
+    console.log(
+      `  raw relay (net server, strict head parse, pooled upstream sockets, bytes as they are; raw-proxy.ts): ${fmt(rawCpu.total)} ms per request, ` +
+        `ratio ${fmt(rawCpu.total / serverCpuMs, 2)}, throughput ${fmt((rawRps / d.rps) * 100, 1)} % of direct: the floor of a byte relay`,
     );
     console.log(`  of which monitoring (after the response, in-process measurement): ${fmt(monitoringMicros, 1)} µs per request`);
     console.log(`  sidecar profiled ${summary.rows} rows of ${summary.requests} requests (every one; checked)`);

@@ -1,6 +1,6 @@
 // JSON over node:http for serve and the sidecar: bounded body reading, `{"error": ...}` replies, graceful close.
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import type { Server as NetServer, Socket } from "node:net";
 
 /** A request the HTTP layer refuses (route, method, body size, content type, readiness): `{"error": message}` with this status. */
 export class RequestError extends Error {
@@ -123,7 +123,7 @@ export function defaultHost(): string {
  * ignores the header (load generators, some proxies) would otherwise get 503s on that connection for ever; closed,
  * it reconnects like any client whose keep-alive connection ended.
  */
-function applyConnectionLimits(server: Server): void {
+export function applyConnectionLimits(server: Server): void {
   Object.assign(server, CONNECTION_LIMITS);
   const served = new WeakMap<Socket, number>();
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
@@ -137,6 +137,11 @@ function applyConnectionLimits(server: Server): void {
 /** Applies CONNECTION_LIMITS, then binds. */
 export function listen(server: Server, host: string, port: number): Promise<{ host: string; port: number }> {
   applyConnectionLimits(server);
+  return bind(server, host, port);
+}
+
+/** Binds `server` to host and port; resolves with the address bound (the port chosen when 0). */
+export function bind(server: NetServer, host: string, port: number): Promise<{ host: string; port: number }> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {

@@ -127,11 +127,15 @@ export class SidecarMetrics {
 
   /** Counts one request when its response has been sent; a proxied one also splits its time into server and sidecar. */
   observe(route: string, code: number, startedNs: bigint, res?: ServerResponse): void {
+    this.observeAnswered(route, code, startedNs, res && this.upstreamSeconds.get(res));
+  }
+
+  /** observe, with the model server's part (seconds to its response headers) when it was asked. */
+  observeAnswered(route: string, code: number, startedNs: bigint, upstream: number | undefined): void {
     const labels = { route, code: String(code) };
     const seconds = Number(process.hrtime.bigint() - startedNs) / 1e9;
     this.requests.inc(labels);
     this.latency.observe(labels, seconds);
-    const upstream = res && this.upstreamSeconds.get(res);
     if (upstream === undefined) return;
     this.upstreamLatency.observe({ route }, upstream);
     this.addedLatency.observe({ route }, Math.max(0, seconds - upstream));

@@ -1,7 +1,8 @@
 // The reverse proxy to the model server. Inference bodies of bounded size are read whole (one write upstream, and
 // the monitor records them) and go through undici's dispatch API: the bytes pass as they are, with no stream,
 // promise or AbortSignal per request. Anything else streams through. Responses stream back at the pace the caller
-// reads them, and a caller that goes away cancels the upstream call.
+// reads them, and a caller that goes away cancels the upstream call. Inference the relay (relay.ts) read as bytes
+// goes upstream as bytes too (relayInference), with the same request id, monitoring and errors.
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -10,26 +11,19 @@ import type { Dispatcher } from "undici";
 import { sendError } from "../http-json.js";
 import { REQUEST_ID_HEADER } from "../oip-routes.js";
 import type { TrafficMonitor } from "../traffic-monitor.js";
+import { HOP_BY_HOP } from "./http1-head.js";
 import type { SidecarMetrics } from "./metrics.js";
 import type { Mirror } from "./mirror.js";
-import { assignRequestId, callerRequestId, headerRequestId } from "./request-id.js";
+import type { RelayReply, RelayedRequest } from "./relay.js";
+import { REQUEST_ID_REPLACED_HEADER, assignRequestId, callerRequestId, chooseRequestId, headerRequestId } from "./request-id.js";
 import { describeUpstream, type UpstreamClient } from "./upstream.js";
+import type { UpstreamSocketError, UpstreamSockets } from "./upstream-sockets.js";
 
 /**
  * Headers that stay on their own hop: the hop-by-hop ones, and `expect` — Node's server has already answered the
  * caller's `100-continue`, and undici refuses a request that carries it (the caller got a 503).
  */
-const NOT_FORWARDED = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-  "expect",
-]);
+const NOT_FORWARDED = new Set([...HOP_BY_HOP, "expect"]);
 
 /**
  * What one proxied call is, for the monitor: a passthrough (health, metadata) is only forwarded; an inference
@@ -61,6 +55,8 @@ interface ForwardOptions {
 
 export interface ProxyOptions {
   upstream: UpstreamClient;
+  /** The relay's sockets to the same model server. */
+  upstreamSockets: UpstreamSockets;
   metrics: SidecarMetrics;
   logger: Logger;
   maxBodyBytes: number;
@@ -114,6 +110,41 @@ function readBounded(req: IncomingMessage, limit: number): Promise<BoundedBody> 
   });
 }
 
+/** The 409 of an inference whose request id an earlier one through this sidecar has. */
+function requestIdTaken(id: string): string {
+  return `request id "${id}" is already in use: an earlier inference through this sidecar has it, and feedback joins by id; send a new id (or none, and use the response's "id")`;
+}
+
+/** The exchange to record under `id`, claimed in the monitor; undefined (counted as rejected) when the id is taken. */
+function claimExchange(monitor: TrafficMonitor, caller: { id?: string; request?: unknown }, id: string, requestBody: Buffer): RecordedExchange | undefined {
+  if (!monitor.claimRequestId(id)) {
+    monitor.countRequest("rejected");
+    return undefined;
+  }
+  return {
+    kind: "inference-recorded",
+    monitor,
+    requestBody,
+    ...(caller.request !== undefined ? { request: caller.request } : {}),
+    // A replaced id is not in the body the shadow would get: it would assign its own, and the pair would not join.
+    mirrorable: caller.id === undefined || caller.id === id,
+  };
+}
+
+/** Why an upstream call failed, as the metrics' reason label. */
+function failureReason(err: Error & { code?: string }): "timeout" | "connect" | "reset" {
+  return err.code === "UND_ERR_HEADERS_TIMEOUT" || err.code === "UND_ERR_BODY_TIMEOUT"
+    ? "timeout"
+    : err.code === "ECONNREFUSED" || err.code === "ENOENT"
+      ? "connect"
+      : "reset";
+}
+
+/** What the caller hears when the model server failed: that it is unavailable, not where it is or what the socket said. */
+function failureMessage(reason: "timeout" | "connect" | "reset"): string {
+  return `${reason === "timeout" ? "model server did not answer in time" : "model server unavailable"}; retry shortly`;
+}
+
 function forwardHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(headers)) if (v !== undefined && !NOT_FORWARDED.has(k)) out[k] = v;
@@ -160,24 +191,8 @@ export class ModelServerProxy {
     const caller = callerRequestId(req.headers, read.body);
     const id = assignRequestId(res, caller.id);
     headers[REQUEST_ID_HEADER] = id;
-    if (!monitor.claimRequestId(id)) {
-      monitor.countRequest("rejected");
-      sendError(
-        res,
-        409,
-        `request id "${id}" is already in use: an earlier inference through this sidecar has it, and feedback joins by id; send a new id (or none, and use the response's "id")`,
-        { [REQUEST_ID_HEADER]: id },
-      );
-      return;
-    }
-    const exchange: RecordedExchange = {
-      kind: "inference-recorded",
-      monitor,
-      requestBody: read.body,
-      ...(caller.request !== undefined ? { request: caller.request } : {}),
-      // A replaced id is not in the body the shadow would get: it would assign its own, and the pair would not join.
-      mirrorable: caller.id === undefined || caller.id === id,
-    };
+    const exchange = claimExchange(monitor, caller, id, read.body);
+    if (!exchange) return sendError(res, 409, requestIdTaken(id), { [REQUEST_ID_HEADER]: id });
     this.forwardRecorded(req, res, headers, id, receivedAt, exchange);
   }
 
@@ -232,8 +247,7 @@ export class ModelServerProxy {
         else if (!res.write(chunk)) c.pause();
       },
       onResponseEnd: () => {
-        if (status >= 500) metrics.upstreamErrors.inc({ reason: `http-${status}` });
-        monitor.countRequest(status >= 500 ? "failed" : status >= 400 ? "rejected" : "ok");
+        this.countAnswered(monitor, status);
         if (!chunks) {
           monitor.releaseRequestId(id);
           res.end();
@@ -242,20 +256,7 @@ export class ModelServerProxy {
         const responseBody = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
         const servingMs = performance.now() - sentAt;
         res.end(responseBody);
-        monitor.enqueue({
-          ts: receivedAt,
-          status,
-          requestBody: exchange.requestBody,
-          ...(exchange.request !== undefined ? { request: exchange.request } : {}),
-          responseBody,
-          id,
-          ...(responseId !== undefined ? { responseId } : {}),
-        });
-        // After res.end and the monitor: the user has the answer before the shadow hears of the request.
-        if (exchange.mirrorable) {
-          const { requestBody } = exchange;
-          this.options.mirror.offer({ id, path, contentType: req.headers["content-type"], requestBody, responseBody, servingMs });
-        }
+        this.record(exchange, { receivedAt, id, responseId, responseBody, servingMs, path, contentType: req.headers["content-type"] });
       },
       onResponseError: (_c, err) => {
         monitor.releaseRequestId(id);
@@ -279,6 +280,124 @@ export class ModelServerProxy {
       },
       handler,
     );
+  }
+
+  /** An answered inference counted by its status class (and a 5xx as an upstream error). */
+  private countAnswered(monitor: TrafficMonitor, status: number): void {
+    if (status >= 500) this.options.metrics.upstreamErrors.inc({ reason: `http-${status}` });
+    monitor.countRequest(status >= 500 ? "failed" : status >= 400 ? "rejected" : "ok");
+  }
+
+  /** A 200 answered to the caller: the monitor records the exchange, and the shadow hears of it when mirrored. */
+  private record(
+    exchange: RecordedExchange,
+    answer: {
+      receivedAt: number;
+      id: string;
+      responseId: string | undefined;
+      responseBody: Buffer;
+      servingMs: number;
+      path: string;
+      contentType: string | undefined;
+    },
+  ): void {
+    const { id, responseId, responseBody } = answer;
+    exchange.monitor.enqueue({
+      ts: answer.receivedAt,
+      status: 200,
+      requestBody: exchange.requestBody,
+      ...(exchange.request !== undefined ? { request: exchange.request } : {}),
+      responseBody,
+      id,
+      ...(responseId !== undefined ? { responseId } : {}),
+    });
+    // After the answer and the monitor: the user has the answer before the shadow hears of the request.
+    if (exchange.mirrorable) {
+      const { requestBody } = exchange;
+      this.options.mirror.offer({ id, path: answer.path, contentType: answer.contentType, requestBody, responseBody, servingMs: answer.servingMs });
+    }
+  }
+
+  /**
+   * An inference the relay read whole, upstream as bytes and back: the request id chosen and claimed as in
+   * inference() (409 when taken), a 200 answered in one write and then recorded, any other answer streamed back
+   * at the pace the caller reads it, a failure answered 503 as in upstreamFailed.
+   */
+  relayInference(request: RelayedRequest, reply: RelayReply, monitor: TrafficMonitor): void {
+    const { metrics } = this.options;
+    const caller = callerRequestId(request.headers, request.body);
+    const { id, replaced } = chooseRequestId(caller.id);
+    const idLines = `${REQUEST_ID_HEADER}: ${id}\r\n${replaced !== undefined ? `${REQUEST_ID_REPLACED_HEADER}: ${replaced}\r\n` : ""}`;
+    const answerError = (status: number, message: string, upstreamSeconds?: number): void => {
+      reply.send(status, `content-type: application/json\r\n${idLines}`, Buffer.from(JSON.stringify({ error: message })));
+      metrics.observeAnswered("infer", status, request.startedNs, upstreamSeconds);
+    };
+    const exchange = claimExchange(monitor, caller, id, request.body);
+    if (!exchange) return answerError(409, requestIdTaken(id));
+    let head = `POST ${request.target} HTTP/1.1\r\n`;
+    for (const name in request.headers) if (!NOT_FORWARDED.has(name) && name !== REQUEST_ID_HEADER) head += `${name}: ${request.headers[name]}\r\n`;
+    head += `${REQUEST_ID_HEADER}: ${id}\r\n\r\n`;
+    const sentAt = performance.now();
+    let upstreamSeconds: number | undefined;
+    let status = 0;
+    let responseId: string | undefined;
+    let headerLines = "";
+    let chunks: Buffer[] | undefined;
+    const upstream = this.options.upstreamSockets.send(Buffer.concat([Buffer.from(head, "latin1"), request.body]), {
+      onHead: (h) => {
+        upstreamSeconds = (performance.now() - sentAt) / 1000;
+        status = h.status;
+        responseId = h.headers[REQUEST_ID_HEADER];
+        headerLines = h.forwarded + (replaced !== undefined ? `${REQUEST_ID_REPLACED_HEADER}: ${replaced}\r\n` : "");
+        if (status === 200) {
+          chunks = [];
+          return;
+        }
+        reply.drained = () => upstream.resume();
+        reply.start(status, headerLines, h.framing);
+      },
+      onBody: (chunk) => {
+        if (chunks) chunks.push(chunk);
+        else if (!reply.write(chunk)) upstream.pause();
+      },
+      onEnd: () => {
+        this.countAnswered(monitor, status);
+        if (!chunks) {
+          monitor.releaseRequestId(id);
+          reply.end();
+          metrics.observeAnswered("infer", status, request.startedNs, upstreamSeconds);
+          return;
+        }
+        const responseBody = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        const servingMs = performance.now() - sentAt;
+        reply.send(200, headerLines, responseBody);
+        metrics.observeAnswered("infer", 200, request.startedNs, upstreamSeconds);
+        this.record(exchange, {
+          receivedAt: request.receivedAt,
+          id,
+          responseId,
+          responseBody,
+          servingMs,
+          path: request.target,
+          contentType: request.headers["content-type"],
+        });
+      },
+      onError: (err: UpstreamSocketError) => {
+        monitor.releaseRequestId(id);
+        // Failed mid-body: the caller has a status line already and learns of the failure by the connection closing.
+        if (status !== 0) {
+          reply.abort();
+          return;
+        }
+        this.countFailure(err.reason, err, request.target, exchange);
+        answerError(503, failureMessage(err.reason));
+      },
+    });
+    // A caller that disconnects before its answer is complete cancels the upstream call (and its model time).
+    reply.gone = () => {
+      upstream.cancel();
+      monitor.releaseRequestId(id);
+    };
   }
 
   /** Streams the request upstream and the response back (passthrough, and inference too large to record); counts inference. */
@@ -324,19 +443,16 @@ export class ModelServerProxy {
   }
 
   private upstreamFailed(err: Error & { code?: string }, req: IncomingMessage, res: ServerResponse, id: string, exchange: ProxiedExchange): void {
-    const reason =
-      err.code === "UND_ERR_HEADERS_TIMEOUT" || err.code === "UND_ERR_BODY_TIMEOUT"
-        ? "timeout"
-        : err.code === "ECONNREFUSED" || err.code === "ENOENT"
-          ? "connect"
-          : "reset";
-    this.options.metrics.upstreamErrors.inc({ reason });
-    this.logUpstreamError(reason, err, req.url ?? "/");
-    if (exchange.kind !== "passthrough") exchange.monitor.countRequest("failed");
-    // The caller learns that the model server is unavailable, not where it is or what the socket said.
-    const message = reason === "timeout" ? "model server did not answer in time" : "model server unavailable";
-    if (!res.headersSent) sendError(res, 503, `${message}; retry shortly`, { [REQUEST_ID_HEADER]: id });
+    const reason = failureReason(err);
+    this.countFailure(reason, err, req.url ?? "/", exchange);
+    if (!res.headersSent) sendError(res, 503, failureMessage(reason), { [REQUEST_ID_HEADER]: id });
     else res.destroy();
+  }
+
+  private countFailure(reason: "timeout" | "connect" | "reset", err: Error & { code?: string }, path: string, exchange: ProxiedExchange): void {
+    this.options.metrics.upstreamErrors.inc({ reason });
+    this.logUpstreamError(reason, err, path);
+    if (exchange.kind !== "passthrough") exchange.monitor.countRequest("failed");
   }
 
   private logUpstreamError(reason: string, err: Error & { code?: string }, path: string): void {

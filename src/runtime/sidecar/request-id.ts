@@ -34,11 +34,17 @@ export function headerRequestId(headers: IncomingHttpHeaders): { id?: string } {
   return {};
 }
 
-/** The caller's id when it is a valid request id; else a new UUID, and the response says why the caller's was replaced. */
-export function assignRequestId(res: ServerResponse, callerId: string | undefined): string {
-  if (callerId === undefined) return randomUUID();
+/** The caller's id when it is a valid request id; else a new UUID, and why the caller's was replaced (for REQUEST_ID_REPLACED_HEADER). */
+export function chooseRequestId(callerId: string | undefined): { id: string; replaced?: string } {
+  if (callerId === undefined) return { id: randomUUID() };
   const problem = requestIdProblem(callerId);
-  if (problem === undefined) return callerId;
-  res.setHeader(REQUEST_ID_REPLACED_HEADER, `the request id sent is ${problem}; use the response's id for feedback`);
-  return randomUUID();
+  if (problem === undefined) return { id: callerId };
+  return { id: randomUUID(), replaced: `the request id sent is ${problem}; use the response's id for feedback` };
+}
+
+/** chooseRequestId, the reason for a replaced id set on `res`. */
+export function assignRequestId(res: ServerResponse, callerId: string | undefined): string {
+  const { id, replaced } = chooseRequestId(callerId);
+  if (replaced !== undefined) res.setHeader(REQUEST_ID_REPLACED_HEADER, replaced);
+  return id;
 }

@@ -5,7 +5,19 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { DEFAULT_MAX_BODY_BYTES, RequestError, closeGracefully, listen, parseJsonBody, readBody, sendError, sendJson, sendText } from "../http-json.js";
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  RequestError,
+  applyConnectionLimits,
+  bind,
+  closeGracefully,
+  listen,
+  parseJsonBody,
+  readBody,
+  sendError,
+  sendJson,
+  sendText,
+} from "../http-json.js";
 import { readMonitoringConfig, type MonitoringConfig } from "../monitoring-config.js";
 import { SIDECAR_PATHS } from "../../api/sidecar-paths.js";
 import { pathOf } from "../oip-routes.js";
@@ -18,8 +30,10 @@ import { SidecarMetrics } from "./metrics.js";
 import { Mirror } from "./mirror.js";
 import { MonitoringSetup } from "./monitoring-setup.js";
 import { ModelServerProxy } from "./proxy.js";
+import { Relay } from "./relay.js";
 import { classifyMonitoringRequest, classifyPublicRequest, routeLabel, sendFailure, type MonitoringRequest, type PublicRequest } from "./routes.js";
 import { UpstreamClient, describeUpstream, type UpstreamAddress } from "./upstream.js";
+import { UpstreamSockets } from "./upstream-sockets.js";
 
 export interface SidecarOptions {
   upstream: UpstreamAddress;
@@ -72,9 +86,12 @@ const MONITOR_BATCH_MS = 50;
 const JSON_CONTENT_TYPE = /^application\/([a-z0-9.-]+\+)?json\s*(;|$)/i;
 
 export class Sidecar {
+  /** The public port's listener: relays inference as bytes, hands every other connection to publicServer. */
+  private readonly relay: Relay;
   private readonly publicServer: http.Server;
   private readonly monitoringServer: http.Server;
   private readonly upstream: UpstreamClient;
+  private readonly upstreamSockets: UpstreamSockets;
   private readonly metrics: SidecarMetrics;
   private readonly proxy: ModelServerProxy;
   private readonly mirror: Mirror;
@@ -112,12 +129,14 @@ export class Sidecar {
     }
     this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.upstream = new UpstreamClient(options.upstream);
+    this.upstreamSockets = new UpstreamSockets(options.upstream, options.upstreamTimeoutMs);
     this.metrics = new SidecarMetrics({ model: options.model, monitoring: () => this.setup?.state, shipping: () => this.shipper?.getStats() });
     this.mirror = new Mirror({ metrics: this.metrics, logger: options.logger, feedbackAuthorization: () => this.feedbackAuth?.authorization });
     if (options.modelDeployment) this.metrics.identify({ modeldeployment: options.modelDeployment.name, namespace: options.modelDeployment.namespace });
     this.proxy = new ModelServerProxy({
       mirror: this.mirror,
       upstream: this.upstream,
+      upstreamSockets: this.upstreamSockets,
       metrics: this.metrics,
       logger: options.logger,
       maxBodyBytes: this.maxBodyBytes,
@@ -125,6 +144,15 @@ export class Sidecar {
     });
     this.publicServer = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.handlePublic(req, res));
     this.monitoringServer = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.handleMonitoring(req, res));
+    applyConnectionLimits(this.publicServer);
+    this.relay = new Relay({
+      httpServer: this.publicServer,
+      maxBodyBytes: this.maxBodyBytes,
+      // Until monitoring is set up, Node's server answers the 503 (and keeps that connection).
+      takes: (target) => this.setup?.state !== undefined && classifyPublicRequest("POST", pathOf(target)).kind === "inference",
+      // takes() saw monitoring set up, and it stays set up.
+      handle: (request, reply) => this.proxy.relayInference(request, reply, this.setup!.state!.monitor),
+    });
   }
 
   /** Binds at once (liveness), then connects to the model server and the store in the background. */
@@ -153,7 +181,7 @@ export class Sidecar {
       logger,
       onLogDropped: (d) => this.metrics.countLogDropped(d),
     });
-    const address = await listen(this.publicServer, this.options.host, this.options.port);
+    const address = await bind(this.relay.server, this.options.host, this.options.port);
     const monitoring = await listen(this.monitoringServer, this.options.host, this.options.monitoringPort);
     logger.info(
       { event: "listening", ...address, upstream: describeUpstream(this.options.upstream), feedbackAuth: this.feedbackAuth !== undefined },
@@ -182,6 +210,7 @@ export class Sidecar {
    */
   async stop(): Promise<void> {
     this.draining = true;
+    this.relay.draining = true;
     const delay = this.options.shutdownDelayMs ?? 0;
     if (delay > 0) {
       this.options.logger.info({ event: "draining", delayMs: delay }, "not ready; proxying on until the endpoints drop this pod");
@@ -190,13 +219,14 @@ export class Sidecar {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     const drain = this.options.drainTimeoutMs ?? 10_000;
-    await Promise.all([closeGracefully(this.publicServer, drain), closeGracefully(this.monitoringServer, drain)]);
+    await Promise.all([this.relay.close(drain), closeGracefully(this.monitoringServer, drain)]);
     await this.setup?.close();
     // The last segment was sealed at close: ship it while the pod is still here (what is left waits for a restart).
     const left = await this.shipper?.close(drain);
     if (left && left.spoolBytes > 0)
       this.options.logger.warn({ event: "log-spool-left", spoolBytes: left.spoolBytes }, "request log segments not shipped at stop stay on the pod's disk");
     await this.mirror.close();
+    this.upstreamSockets.close();
     await this.upstream.close();
   }
 

@@ -5,6 +5,8 @@
 // same workers and no client-side rate limit for either operator. Prints the time ratios, both operators'
 // RSS, reconcile p50/p99, their API writes per ModelDeployment by verb and kind (from the API server's
 // apiserver_request_total) and the load average. Serving replicas are 0: pods are not what is measured.
+// All three contestants are processes timed the same way: from their spawn (Node's or Go's start included) to
+// milestones one set of watches sees (Convergence). Ballast runs with deploy/'s NODE_OPTIONS (its heap bound).
 // Run: make bench-operator, or after make build: node bench/operator-scale/run.ts [--n 100,1000] [--workers 16]
 //      [--json out.json] [--no-peer] (uses $BENCH_KUBECONFIG's cluster if set, else starts a `ballast dev`
 //      cluster and stops it after; builds the peer with Go into the tool cache the first time)
@@ -183,6 +185,20 @@ function decided(obj: StoredObject, ns: string): string {
   return canonical({ labels, annotations: kept, owners, spec, data }).replaceAll(ns, "<namespace>");
 }
 
+/**
+ * ModelDeployment m-0's status as its operator first wrote it, with what differs between any two writes anyway
+ * (transition times, the loop's `since`) left out: both operators must write the same fields.
+ */
+async function firstStatus(ns: string): Promise<string> {
+  const md = await api.get<{ status?: { conditions?: Record<string, unknown>[]; loop?: Record<string, unknown> } }>(
+    `${listPath(ns, "ballast.dev/v1alpha1", "modeldeployments")}/m-0`,
+  );
+  const status = structuredClone(md.status ?? {});
+  for (const c of status.conditions ?? []) delete c.lastTransitionTime;
+  delete status.loop?.since;
+  return canonical(status);
+}
+
 /** The kinds whose object for ModelDeployment m-0 differs between two namespaces (the peer's and the bare client's). */
 async function differingObjects(ns: string, referenceNs: string): Promise<string[]> {
   const differ: string[] = [];
@@ -193,7 +209,123 @@ async function differingObjects(ns: string, referenceNs: string): Promise<string
   return differ;
 }
 
-/** `created`: first to last create; `observed`: until the Deployment controller has also observed every Deployment. */
+/**
+ * Milestones of one namespace's convergence, each the first moment (seconds after `t0`, the contestant's spawn) the
+ * watches saw it: a first owned object, all 4 N owned objects, every Deployment observed by the Deployment controller,
+ * every ModelDeployment's status current. One watch per kind (not polling), so the same clock and the same
+ * observer time all three contestants, to the millisecond.
+ */
+class Convergence {
+  t0 = performance.now();
+  firstObject?: number;
+  objects?: number;
+  deploymentsObserved?: number;
+  statusCurrent?: number;
+  private readonly owned = new Map<string, Set<string>>(OWNED_KINDS.map(([kind]) => [kind, new Set<string>()]));
+  private readonly observedDeployments = new Set<string>();
+  private readonly currentModelDeployments = new Set<string>();
+  private readonly abort = new AbortController();
+  private failure: unknown;
+  private readonly watches: Promise<void>[] = [];
+
+  private readonly ns: string;
+  private readonly n: number;
+
+  private constructor(ns: string, n: number) {
+    this.ns = ns;
+    this.n = n;
+  }
+
+  /** Starts the watches and resolves once each has sent its initial state (the namespace's objects so far). */
+  static async watch(ns: string, n: number): Promise<Convergence> {
+    const c = new Convergence(ns, n);
+    const ready: Promise<void>[] = [];
+    const managed = "app.kubernetes.io/managed-by=ballast-operator";
+    for (const [kind, group, plural] of OWNED_KINDS)
+      ready.push(
+        c.follow(listPath(ns, group, plural), managed, (type, obj) => {
+          const names = c.owned.get(kind)!;
+          if (type === "DELETED") names.delete(obj.metadata.name);
+          else names.add(obj.metadata.name);
+          if (kind === "Deployment") c.mark(c.observedDeployments, obj, type);
+        }),
+      );
+    ready.push(c.follow(listPath(ns, "ballast.dev/v1alpha1", "modeldeployments"), undefined, (type, obj) => c.mark(c.currentModelDeployments, obj, type)));
+    await Promise.all(ready);
+    return c;
+  }
+
+  /** Adds or removes `obj` from `set` by whether its status has observed its generation. */
+  private mark(set: Set<string>, obj: Obj, type: string): void {
+    if (type !== "DELETED" && obj.status?.observedGeneration === obj.metadata.generation) set.add(obj.metadata.name);
+    else set.delete(obj.metadata.name);
+  }
+
+  private follow(collection: string, labelSelector: string | undefined, onChange: (type: string, obj: Obj) => void): Promise<void> {
+    let resourceVersion = "";
+    let markReady: () => void;
+    const ready = new Promise<void>((resolve) => (markReady = resolve));
+    const onEvent = (type: string, raw: unknown) => {
+      const obj = raw as Obj & { metadata: { resourceVersion?: string; annotations?: Record<string, string> } };
+      resourceVersion = obj.metadata.resourceVersion ?? resourceVersion;
+      if (type === "BOOKMARK") {
+        // The end of the initial state (a watch with sendInitialEvents): from here on, events are news.
+        if (obj.metadata.annotations?.["k8s.io/initial-events-end"] === "true") markReady();
+        return;
+      }
+      if (type === "ERROR") throw new Error(`watch of ${collection}: ${JSON.stringify(raw)}`);
+      onChange(type, obj);
+      this.check();
+    };
+    const run = async () => {
+      while (!this.abort.signal.aborted) {
+        const query = resourceVersion
+          ? { resourceVersion, allowWatchBookmarks: true, labelSelector, timeoutSeconds: 3600 }
+          : { sendInitialEvents: true, resourceVersionMatch: "NotOlderThan", allowWatchBookmarks: true, labelSelector, timeoutSeconds: 3600 };
+        await api.watch(collection, query, onEvent, this.abort.signal);
+      }
+    };
+    this.watches.push(
+      run().catch((err: unknown) => {
+        if (!this.abort.signal.aborted) this.failure = err;
+        markReady();
+      }),
+    );
+    return ready;
+  }
+
+  private check(): void {
+    const at = (performance.now() - this.t0) / 1000;
+    const owned = [...this.owned.values()];
+    if (this.firstObject === undefined && owned.some((names) => names.size > 0)) this.firstObject = at;
+    if (this.objects === undefined && owned.every((names) => names.size === this.n)) this.objects = at;
+    if (this.deploymentsObserved === undefined && this.observedDeployments.size === this.n) this.deploymentsObserved = at;
+    if (this.statusCurrent === undefined && this.objects !== undefined && this.currentModelDeployments.size === this.n) this.statusCurrent = at;
+  }
+
+  /** Resolves once `reached` holds; throws when a watch failed, `alive` says the contestant died, or after the bench timeout. */
+  async until(what: string, reached: () => boolean, alive: () => string | undefined = () => undefined): Promise<void> {
+    while (!reached()) {
+      if (this.failure) throw this.failure;
+      const dead = alive();
+      if (dead) throw new Error(`${dead} before ${what}`);
+      if (performance.now() - this.t0 > timeoutMs) throw new Error(`${this.ns}: not ${what} within ${timeoutMs / 1000} s`);
+      await sleep(20);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await Promise.all(this.watches);
+  }
+}
+
+/**
+ * The bare client: a process that POSTs the four objects per ModelDeployment (built here, before it starts, by the
+ * operator's own desiredServingObjects) with at most 4 × workers requests in flight, the operators' bound. Timed
+ * like them from its spawn: `created` until all 4 N objects exist, `observed` until the Deployment controller has
+ * also observed every Deployment (kube-controller-manager's client rate limit bounds that for all three).
+ */
 async function bare(n: number): Promise<{ created: number; observed: number }> {
   const ns = `bench-bare-${n}`;
   const mds = await createNamespaceWithModelDeployments(ns, n);
@@ -208,32 +340,30 @@ async function bare(n: number): Promise<{ created: number; observed: number }> {
       [listPath(ns, "networking.k8s.io/v1", "networkpolicies"), objs.networkPolicy],
     );
   }
-  const t0 = performance.now();
-  // Same in-flight limit as the operator at most (workers × 4 parallel applies).
-  await pool(writes, workers * 4, async ([p, obj]) => {
-    await api.create(p, obj);
+  const objectsFile = path.join(os.tmpdir(), `ballast-bench-bare-${process.pid}-${n}.json`);
+  fs.writeFileSync(objectsFile, JSON.stringify(writes));
+  const watched = await Convergence.watch(ns, n);
+  watched.t0 = performance.now();
+  const client = spawn(process.execPath, [path.join(repo, "bench/operator-scale/bare-client.ts"), kubeconfig!, objectsFile, String(workers * 4)], {
+    stdio: ["ignore", "ignore", "inherit"],
   });
-  const created = (performance.now() - t0) / 1000;
-  // Timed too: the operator's status is only current once the Deployment controller has seen the Deployment
-  // (kube-controller-manager's client rate limit bounds both), and it must not compete with the operator's run.
-  await waitQuiet(ns, n);
-  return { created, observed: (performance.now() - t0) / 1000 };
-}
-
-async function waitQuiet(ns: string, n: number): Promise<void> {
-  for (let i = 0; i < 1200; i++) {
-    const deps = await api.get<{ items: (Obj & { status?: { observedGeneration?: number } })[] }>(
-      `${listPath(ns, "apps/v1", "deployments")}?resourceVersion=0`,
-    );
-    if (deps.items.length === n && deps.items.every((d) => d.status?.observedGeneration === d.metadata.generation)) return;
-    await sleep(500);
-  }
+  children.push(client);
+  const exited = () => (client.exitCode !== null && client.exitCode !== 0 ? `the bare client exited with code ${client.exitCode}` : undefined);
+  await watched.until("all objects exist", () => watched.objects !== undefined, exited);
+  // Timed too: the operator's status is only current once the Deployment controller has seen the Deployment, and
+  // this must not compete with the operators' runs.
+  await watched.until("every Deployment observed", () => watched.deploymentsObserved !== undefined, exited);
+  await watched.stop();
+  fs.rmSync(objectsFile, { force: true });
+  return { created: watched.objects!, observed: watched.deploymentsObserved! };
 }
 
 /** The two operators measured: Ballast's, and the Go controller-runtime peer. */
 type OperatorKind = "ballast" | "peer";
 
 interface OperatorRun {
+  /** Spawn → the first owned object exists (start-up: process start, imports, cache sync, first reconcile). */
+  firstObjectSeconds: number;
   /** Spawn → all 4 N owned objects exist (what the bare client's `created` compares with). */
   objectsSeconds: number;
   /** Spawn → those and every ModelDeployment's status.observedGeneration current (compares with `observed`). */
@@ -247,6 +377,8 @@ interface OperatorRun {
   statusConflicts?: number;
   /** Peer only: the kinds whose object differs from the one Ballast's desired state makes (empty: the same). */
   differsFromBallast?: string[];
+  /** m-0's first status (firstStatus), compared between the two operators. */
+  firstStatus: string;
   p50: number;
   p99: number;
   reconciles: number;
@@ -334,6 +466,14 @@ function histogramQuantile(metrics: string, name: string, q: number): number {
   return prevLe;
 }
 
+/** The NODE_OPTIONS deploy/ (and the chart, by default) runs the operator with: its V8 heap bound. */
+const DEPLOYED_NODE_OPTIONS = (() => {
+  const manifest = fs.readFileSync(path.join(repo, "deploy/base/operator.yaml"), "utf8");
+  const value = /- name: NODE_OPTIONS\s+value: "([^"]*)"/.exec(manifest)?.[1];
+  if (value === undefined) throw new Error("deploy/base/operator.yaml sets no NODE_OPTIONS for the operator: the bench cannot run it as deployed");
+  return value;
+})();
+
 /** How to start each operator on one namespace, its metrics and probes on the given ports. */
 function operatorCommand(kind: OperatorKind, ns: string, metricsPort: number, probePort: number): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
   if (kind === "peer")
@@ -376,8 +516,9 @@ function operatorCommand(kind: OperatorKind, ns: string, metricsPort: number, pr
       "--log-level",
       "warn",
     ],
-    // BENCH_OPERATOR_NODE_OPTIONS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", to profile the operator.
-    env: { ...process.env, NODE_OPTIONS: process.env.BENCH_OPERATOR_NODE_OPTIONS ?? "" },
+    // As deployed (deploy/'s heap bound) unless BENCH_OPERATOR_NODE_OPTIONS says otherwise, e.g. "" for none or
+    // "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the operator.
+    env: { ...process.env, NODE_OPTIONS: process.env.BENCH_OPERATOR_NODE_OPTIONS ?? DEPLOYED_NODE_OPTIONS },
   };
 }
 
@@ -388,47 +529,31 @@ async function runOperator(kind: OperatorKind, n: number): Promise<OperatorRun> 
   const metricsPort = await freePort();
   const probePort = kind === "peer" ? await freePort() : metricsPort;
   const writesBefore = apiserverWrites();
-  const t0 = performance.now();
+  const watched = await Convergence.watch(ns, n);
+  watched.t0 = performance.now();
   const { command, args, env } = operatorCommand(kind, ns, metricsPort, probePort);
   const op = spawn(command, args, { stdio: ["ignore", "ignore", "inherit"], env });
   children.push(op);
-  let peakRss = 0;
   const rss = () => {
     const status = fs.readFileSync(`/proc/${op.pid}/status`, "utf8");
     const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-    peakRss = Math.max(peakRss, kb("VmHWM"));
-    return kb("VmRSS") / 1024;
+    return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
   };
-  let seconds: number;
-  let objectsSeconds = NaN;
   let startupSeconds = NaN;
-  while (true) {
-    if (performance.now() - t0 > timeoutMs) throw new Error(`${kind} operator did not converge ${n} ModelDeployments within ${timeoutMs / 1000} s`);
-    if (op.exitCode !== null) throw new Error(`${kind} operator exited with code ${op.exitCode} before converging`);
-    await sleep(250);
-    if (Number.isNaN(startupSeconds)) {
+  const probing = (async () => {
+    while (Number.isNaN(startupSeconds) && op.exitCode === null) {
       const ready = await fetch(`http://127.0.0.1:${probePort}/readyz`).catch(() => undefined);
-      if (ready?.status === 200) startupSeconds = (performance.now() - t0) / 1000;
+      if (ready?.status === 200) startupSeconds = (performance.now() - watched.t0) / 1000;
+      else await sleep(100);
     }
-    // resourceVersion=0: served from the API server's watch cache, cheap enough to poll.
-    const [mds, deps, svcs, cms, nps] = await Promise.all([
-      api.get<{ items: Obj[] }>(`${listPath(ns, "ballast.dev/v1alpha1", "modeldeployments")}?resourceVersion=0`),
-      api.get<{ items: Obj[] }>(`${listPath(ns, "apps/v1", "deployments")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`),
-      api.get<{ items: Obj[] }>(`${listPath(ns, "", "services")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`),
-      api.get<{ items: Obj[] }>(`${listPath(ns, "", "configmaps")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`),
-      api.get<{ items: Obj[] }>(
-        `${listPath(ns, "networking.k8s.io/v1", "networkpolicies")}?resourceVersion=0&labelSelector=app.kubernetes.io/managed-by%3Dballast-operator`,
-      ),
-    ]);
-    const current = mds.items.filter((m) => m.status?.observedGeneration === m.metadata.generation).length;
-    const objects = deps.items.length === n && svcs.items.length === n && cms.items.length === n && nps.items.length === n;
-    if (objects && Number.isNaN(objectsSeconds)) objectsSeconds = (performance.now() - t0) / 1000;
-    if (current === n && objects) {
-      seconds = (performance.now() - t0) / 1000;
-      break;
-    }
-  }
-  const rssMiB = rss();
+  })();
+  const exited = () => (op.exitCode !== null ? `${kind} operator exited with code ${op.exitCode}` : undefined);
+  await watched.until("status current", () => watched.statusCurrent !== undefined, exited);
+  await probing;
+  await watched.stop();
+  const { firstObject, objects, statusCurrent } = watched as Required<Convergence>;
+  const { rss: rssMiB, peak: peakRssMiB } = rss();
+  const status = await firstStatus(ns);
   // The peer has only the serving controller: its writes are complete once every status is current (and the
   // last round trips are back); Ballast's loop and monitoring controllers write their first status after.
   if (kind === "ballast") await waitSettled(ns, n);
@@ -437,11 +562,13 @@ async function runOperator(kind: OperatorKind, n: number): Promise<OperatorRun> 
   const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   const serving = (name: string) => Number(new RegExp(`${name}\\{[^}]*controller="serving"[^}]*\\} (\\S+)`).exec(metrics)?.[1] ?? 0);
   const run: OperatorRun = {
-    seconds,
-    objectsSeconds,
+    seconds: statusCurrent,
+    objectsSeconds: objects,
+    firstObjectSeconds: firstObject,
     startupSeconds,
     rssMiB,
-    peakRssMiB: peakRss / 1024,
+    peakRssMiB,
+    firstStatus: status,
     p50: histogramQuantile(metrics, "controller_runtime_reconcile_time_seconds", 0.5),
     p99: histogramQuantile(metrics, "controller_runtime_reconcile_time_seconds", 0.99),
     reconciles: serving("controller_runtime_reconcile_time_seconds_count"),
@@ -472,7 +599,8 @@ const perObject = (writes: Record<string, number>, n: number) =>
     .map(([k, v]) => `${k} ${(v / n).toFixed(2)}`)
     .join(", ");
 const describe = (op: OperatorRun) =>
-  `objects ${op.objectsSeconds.toFixed(2)} s, status current ${op.seconds.toFixed(2)} s, ready after ${op.startupSeconds.toFixed(2)} s, ` +
+  `ready after ${op.startupSeconds.toFixed(2)} s, first object ${op.firstObjectSeconds.toFixed(2)} s, objects ${op.objectsSeconds.toFixed(2)} s, ` +
+  `status current ${op.seconds.toFixed(2)} s, ` +
   `RSS ${op.rssMiB.toFixed(0)} MiB (peak ${op.peakRssMiB.toFixed(0)} MiB${op.heapUsedMiB === undefined ? "" : `, JS heap used ${op.heapUsedMiB.toFixed(0)} MiB`}), ` +
   `reconcile p50 ${(op.p50 * 1000).toFixed(0)} ms p99 ${(op.p99 * 1000).toFixed(0)} ms over ${op.reconciles} reconciles (${op.errors} errors` +
   `${op.statusConflicts === undefined ? "" : `, ${op.statusConflicts} status conflicts`})`;
@@ -499,6 +627,7 @@ try {
   }
   const loadAtStart = loadAverage();
   console.log(`load average at start ${loadAtStart} (${os.cpus().length} cores); workers ${workers}, no client-side rate limit in either operator`);
+  console.log(`Ballast's NODE_OPTIONS: "${process.env.BENCH_OPERATOR_NODE_OPTIONS ?? DEPLOYED_NODE_OPTIONS}"`);
   for (const n of sizes) {
     console.error(`N=${n}: bare client...`);
     const bareS = await bare(n);
@@ -538,6 +667,9 @@ try {
       console.log(`  Go peer API writes ${perObject(peer.writes, n)}`);
       const differ = peer.differsFromBallast ?? [];
       console.log(`  Go peer's objects vs Ballast's desired state (m-0): ${differ.length ? `DIFFER in ${differ.join(", ")}` : "the same"}`);
+      console.log(
+        `  Go peer's first status vs Ballast's (m-0): ${peer.firstStatus === op.firstStatus ? "the same" : `DIFFER: peer ${peer.firstStatus}, Ballast ${op.firstStatus}`}`,
+      );
     }
     console.log(`  Ballast API writes ${perObject(op.writes, n)}`);
     await deleteNamespace(`bench-bare-${n}`);

@@ -43,9 +43,6 @@ export class WorkQueue<K> {
   get length(): number {
     return this.queue.length;
   }
-  get isShuttingDown(): boolean {
-    return this.shuttingDown;
-  }
 
   add(key: K): void {
     if (this.shuttingDown || this.dirty.has(key)) return;
@@ -121,16 +118,31 @@ export class WorkQueue<K> {
     return this.rateLimiter.retries(key);
   }
 
-  /** The next key to process, or undefined once the queue is shut down and empty. */
-  get(): Promise<K | undefined> {
+  /**
+   * The next key to process; undefined once the queue is shut down and empty, or when `signal` aborts first, in
+   * which case no key is taken (the waiter is withdrawn, so a key added later stays queued for another worker).
+   */
+  get(signal?: AbortSignal): Promise<K | undefined> {
     const key = this.queue.shift();
     if (key !== undefined) {
       this.metrics?.depth(this.queue.length);
       this.start(key);
       return Promise.resolve(key);
     }
-    if (this.shuttingDown) return Promise.resolve(undefined);
-    return new Promise((resolve) => this.waiters.push(resolve));
+    if (this.shuttingDown || signal?.aborted) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      // The listener lives for this wait only: a worker waits once per key, thousands of times over a long run.
+      const withdraw = () => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        resolve(undefined);
+      };
+      const waiter = (k: K | undefined) => {
+        signal?.removeEventListener("abort", withdraw);
+        resolve(k);
+      };
+      signal?.addEventListener("abort", withdraw, { once: true });
+      this.waiters.push(waiter);
+    });
   }
 
   /** Processing of `key` ended; if it was added meanwhile it goes back into the queue. */

@@ -2,7 +2,7 @@
 // test on the discordant pairs, scipy.stats.binomtest(k, n, 0.5)) for classifiers, and the Wilcoxon signed-rank
 // test (scipy.stats.wilcoxon defaults: zero_method "wilcox", no continuity correction, method "auto") on the
 // per-row differences of absolute errors for regressors. Pure; checked against scipy fixtures in test/oracle.
-import gammainc from "@stdlib/math-base-special-gammainc";
+import { gammainc } from "./stats/special-functions.js";
 
 export interface PairedTestResult {
   /** Two-sided p-value. */

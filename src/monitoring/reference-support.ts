@@ -10,7 +10,7 @@
 // windows of real data sets whose reference half happened to miss the extremes. Over several features the share
 // outside any is at most the sum; its distribution is taken as the Beta with the sum's mean and, conservatively,
 // the standard deviation of perfectly correlated features (the sum of theirs).
-import betaln from "@stdlib/math-base-special-betaln";
+import { betaln } from "./stats/special-functions.js";
 import type { DatasetProfile } from "./dataset-profile.js";
 
 /** A window's count, summed exactly across replicas (expectedShare is the version's, the same on every replica). */

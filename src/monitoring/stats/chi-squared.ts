@@ -1,5 +1,5 @@
 // Chi-squared test of homogeneity (scipy.stats.chi2_contingency, correction=False) and the chi-squared tail.
-import gammainc from "@stdlib/math-base-special-gammainc";
+import { gammainc } from "./special-functions.js";
 
 /** P(X > x) for X ~ χ²(dof): the regularized upper incomplete gamma Q(dof/2, x/2), as scipy.stats.chi2.sf. */
 export function chiSquaredSf(x: number, dof: number): number {

@@ -105,6 +105,18 @@ describe("work queue", () => {
     expect(await got).toBe("late");
   });
 
+  it("withdraws a waiting get when its signal aborts: it answers undefined and a key added after goes to the next get", async () => {
+    const q = new WorkQueue<string>();
+    const pause = new AbortController();
+    const withdrawn = q.get(pause.signal);
+    pause.abort();
+    expect(await withdrawn).toBeUndefined();
+    expect(await q.get(pause.signal)).toBeUndefined(); // already aborted: takes nothing
+    q.add("a");
+    expect(q.length).toBe(1);
+    expect(await q.get()).toBe("a");
+  });
+
   it("addAfter delays a key, and of two delays for one key the earlier wins", async () => {
     const q = new WorkQueue<string>();
     q.addAfter("a", 200);

@@ -31,12 +31,80 @@ const (
 	pvcMountRoot           = "/mnt/models"
 	requestLogDir          = "/run/ballast/requests"
 	scratchDir             = "/run/ballast/tmp"
+	monitoringConfigKey    = "monitoring.json"
+	webIdentityVolume      = "s3-web-identity"
+	webIdentityDir         = "/var/run/secrets/ballast.dev/s3-web-identity"
+	webIdentityFile        = "token"
+	webIdentityTokenS      = 3600
 	servingUID             = 65532
 	sidecarShutdownDelayS  = 5
 	drainTimeoutS          = 10
 	serverShutdownDelayS   = sidecarShutdownDelayS + drainTimeoutS
 	terminationGracePeriod = serverShutdownDelayS + drainTimeoutS + 5
 )
+
+// prometheusScrape lets a Prometheus without prometheus-operator scrape the sidecar's monitoring port.
+var prometheusScrape = map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": fmt.Sprint(sidecarMonitoringPort), "prometheus.io/path": "/metrics"}
+
+// storeEnvNames are the variables the model store reads, whoever sets them (Ballast's STORE_ENV_NAMES): the
+// sidecar gets these of the user's env and nothing else of it.
+var storeEnvNames = map[string]bool{
+	"AWS_ENDPOINT_URL_S3": true, "AWS_ENDPOINT_URL": true, "AWS_REGION": true, "AWS_DEFAULT_REGION": true, "BALLAST_S3_FORCE_PATH_STYLE": true,
+	"AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true, "AWS_WEB_IDENTITY_TOKEN_FILE": true, "AWS_ROLE_ARN": true,
+	"AWS_ROLE_SESSION_NAME": true, "AWS_ENDPOINT_URL_STS": true, "AWS_STS_REGIONAL_ENDPOINTS": true,
+	"BALLAST_ALLOW_INSECURE_HTTP": true, "BALLAST_HTTP_MAX_BYTES": true,
+}
+
+// storeEnv is what spec.model.s3 sets for the pods (Ballast's storeEnv): endpoint, region, addressing style, the
+// web identity role and token file, and the credentials as references to the user's Secret.
+func storeEnv(md *unstructured.Unstructured) []corev1.EnvVar {
+	s3, ok, _ := unstructured.NestedMap(md.Object, "spec", "model", "s3")
+	if !ok {
+		return nil
+	}
+	var env []corev1.EnvVar
+	add := func(name, value string) {
+		if value != "" {
+			env = append(env, corev1.EnvVar{Name: name, Value: value})
+		}
+	}
+	add("AWS_ENDPOINT_URL_S3", str(s3, "endpoint"))
+	add("AWS_REGION", str(s3, "region"))
+	if v, ok, _ := unstructured.NestedBool(s3, "forcePathStyle"); ok {
+		add("BALLAST_S3_FORCE_PATH_STYLE", fmt.Sprint(v))
+	}
+	if roleArn := str(s3, "webIdentity", "roleArn"); roleArn != "" {
+		add("AWS_ROLE_ARN", roleArn)
+		add("AWS_WEB_IDENTITY_TOKEN_FILE", webIdentityDir+"/"+webIdentityFile)
+		add("AWS_ENDPOINT_URL_STS", str(s3, "webIdentity", "stsEndpoint"))
+	}
+	if secret := str(s3, "credentialsSecretRef", "name"); secret != "" {
+		ref := func(key string, optional bool) corev1.EnvVar {
+			sel := &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key}
+			if optional {
+				sel.Optional = ptr.To(true)
+			}
+			return corev1.EnvVar{Name: key, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: sel}}
+		}
+		env = append(env, ref("AWS_ACCESS_KEY_ID", false), ref("AWS_SECRET_ACCESS_KEY", false), ref("AWS_SESSION_TOKEN", true))
+	}
+	return env
+}
+
+// storeVolume is the ServiceAccount token projected for the web identity role's audience (Ballast's storeVolume).
+func storeVolume(md *unstructured.Unstructured) (*corev1.Volume, *corev1.VolumeMount) {
+	if field(md.Object, "spec", "model", "s3", "webIdentity") == nil {
+		return nil, nil
+	}
+	audience := str(md.Object, "spec", "model", "s3", "webIdentity", "audience")
+	if audience == "" {
+		audience = "sts.amazonaws.com"
+	}
+	return &corev1.Volume{Name: webIdentityVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{
+			ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: audience, ExpirationSeconds: ptr.To(int64(webIdentityTokenS)), Path: webIdentityFile},
+		}}}}},
+		&corev1.VolumeMount{Name: webIdentityVolume, MountPath: webIdentityDir, ReadOnly: true}
+}
 
 func selectorLabels(name string) map[string]string {
 	return map[string]string{"ballast.dev/model-deployment": name, "app.kubernetes.io/component": "serving"}
@@ -128,7 +196,7 @@ func desiredConfigMap(md *unstructured.Unstructured) (*corev1.ConfigMap, error) 
 	return &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: objectMeta(md, md.GetName()+"-monitoring"),
-		Data:       map[string]string{"monitoring.json": string(body) + "\n"},
+		Data:       map[string]string{monitoringConfigKey: string(body) + "\n"},
 	}, nil
 }
 
@@ -209,6 +277,9 @@ func desiredDeployment(md *unstructured.Unstructured, defaultImage string) (*app
 		claim, _, _ = strings.Cut(rest, "/")
 	}
 	logToStore := claim != "" || strings.HasPrefix(storageURI, "file://")
+	// An s3:// store cannot be appended to: the sidecar logs to the emptyDir and ships each sealed segment there.
+	shipLog := strings.HasPrefix(storageURI, "s3://")
+	identityVolume, identityMount := storeVolume(md)
 	cm, err := desiredConfigMap(md)
 	if err != nil {
 		return nil, err
@@ -223,10 +294,16 @@ func desiredDeployment(md *unstructured.Unstructured, defaultImage string) (*app
 	if err := decodeInto(field(spec, "spec", "serving", "env"), &userEnv); err != nil {
 		return nil, fmt.Errorf("spec.serving.env: %w", err)
 	}
-	env := append([]corev1.EnvVar{}, podEnv...)
+	// The store's endpoint and credentials win over a user's variable of the same name, like the pod's own.
+	ownEnv := append(append([]corev1.EnvVar{}, podEnv...), storeEnv(md)...)
+	env := append([]corev1.EnvVar{}, ownEnv...)
+	sidecarEnv := append([]corev1.EnvVar{}, ownEnv...)
 	for _, e := range userEnv {
-		if !containsEnv(podEnv, e.Name) {
+		if !containsEnv(ownEnv, e.Name) {
 			env = append(env, e)
+			if storeEnvNames[e.Name] {
+				sidecarEnv = append(sidecarEnv, e)
+			}
 		}
 	}
 	var resources corev1.ResourceRequirements
@@ -255,6 +332,9 @@ func desiredDeployment(md *unstructured.Unstructured, defaultImage string) (*app
 	if claim != "" {
 		serverMounts = append(serverMounts, corev1.VolumeMount{Name: "model-store", MountPath: pvcMountRoot + "/" + claim, ReadOnly: true})
 	}
+	if identityMount != nil {
+		serverMounts = append(serverMounts, *identityMount)
+	}
 	server := corev1.Container{
 		Name: "server", Image: image, ImagePullPolicy: pullPolicy, Args: serverArgs, Env: env, Resources: resources,
 		Ports:           []corev1.ContainerPort{{Name: "health", ContainerPort: serverHealthPort, Protocol: corev1.ProtocolTCP}},
@@ -262,6 +342,8 @@ func desiredDeployment(md *unstructured.Unstructured, defaultImage string) (*app
 		ReadinessProbe:  probe("/v2/health/ready", "health", 5, 3),
 		LivenessProbe:   probe("/v2/health/live", "health", 10, 3),
 		SecurityContext: security, VolumeMounts: serverMounts,
+		// A start failure's last words reach the pod status.
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
 	windowSize, _ := num(spec, "spec", "monitoring", "window", "size")
 	var windowMs int64
@@ -273,7 +355,7 @@ func desiredDeployment(md *unstructured.Unstructured, defaultImage string) (*app
 		windowMs = parsed.Milliseconds()
 	}
 	feedbackSecret := str(spec, "spec", "monitoring", "feedbackAuth", "secretRef", "name")
-	sidecarArgs := append(append([]string{"sidecar", "--upstream", "unix:" + serverSocket, "--store", storageURI, "--model", modelName}, versionArgs...),
+	sidecarArgs := append(append([]string{"sidecar", "--upstream", "unix:" + serverSocket, "--store", storageURI, "--model", modelName, "--modeldeployment", name}, versionArgs...),
 		"--host", "$(POD_IP)", "--port", fmt.Sprint(servingPort(md)), "--monitoring-port", fmt.Sprint(sidecarMonitoringPort))
 	sidecarArgs = append(sidecarArgs, shutdown(sidecarShutdownDelayS)...)
 	if feedbackSecret != "" {
@@ -284,7 +366,14 @@ func desiredDeployment(md *unstructured.Unstructured, defaultImage string) (*app
 	} else {
 		sidecarArgs = append(sidecarArgs, "--data-dir", requestLogDir)
 	}
-	sidecarArgs = append(sidecarArgs, "--pvc-mount-root", pvcMountRoot, "--window-size", fmt.Sprint(windowSize), "--window-duration", fmt.Sprintf("%dms", windowMs))
+	if shipLog {
+		sidecarArgs = append(sidecarArgs, "--ship-log")
+		if spool, ok := num(spec, "spec", "model", "s3", "logSpoolBytes"); ok && spool > 0 {
+			sidecarArgs = append(sidecarArgs, "--log-max-bytes", fmt.Sprint(spool))
+		}
+	}
+	sidecarArgs = append(sidecarArgs, "--pvc-mount-root", pvcMountRoot, "--monitoring-config", monitoringConfigDir+"/"+monitoringConfigKey,
+		"--window-size", fmt.Sprint(windowSize), "--window-duration", fmt.Sprintf("%dms", windowMs))
 	sidecarMounts := []corev1.VolumeMount{{Name: "monitoring-config", MountPath: monitoringConfigDir, ReadOnly: true}, {Name: "server-socket", MountPath: serverSocketDir}}
 	if feedbackSecret != "" {
 		sidecarMounts = append(sidecarMounts, corev1.VolumeMount{Name: "feedback-token", MountPath: feedbackTokenDir, ReadOnly: true})
@@ -296,8 +385,11 @@ func desiredDeployment(md *unstructured.Unstructured, defaultImage string) (*app
 	if claim != "" {
 		sidecarMounts = append(sidecarMounts, corev1.VolumeMount{Name: "model-store", MountPath: pvcMountRoot + "/" + claim, ReadOnly: !logToStore})
 	}
+	if identityMount != nil {
+		sidecarMounts = append(sidecarMounts, *identityMount)
+	}
 	sidecar := corev1.Container{
-		Name: "sidecar", Image: image, ImagePullPolicy: pullPolicy, Args: sidecarArgs, Env: podEnv,
+		Name: "sidecar", Image: image, ImagePullPolicy: pullPolicy, Args: sidecarArgs, Env: sidecarEnv,
 		Ports: []corev1.ContainerPort{
 			{Name: "http", ContainerPort: servingPort(md), Protocol: corev1.ProtocolTCP},
 			{Name: "monitoring", ContainerPort: sidecarMonitoringPort, Protocol: corev1.ProtocolTCP},
@@ -322,6 +414,9 @@ func desiredDeployment(md *unstructured.Unstructured, defaultImage string) (*app
 	volumes = append(volumes, corev1.Volume{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	if claim != "" {
 		volumes = append(volumes, corev1.Volume{Name: "model-store", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: !logToStore}}})
+	}
+	if identityVolume != nil {
+		volumes = append(volumes, *identityVolume)
 	}
 	podSpec := corev1.PodSpec{
 		ServiceAccountName:            str(spec, "spec", "serving", "serviceAccountName"),
@@ -353,7 +448,7 @@ func desiredDeployment(md *unstructured.Unstructured, defaultImage string) (*app
 			MaxUnavailable: ptr.To(intstr.FromInt32(0)), MaxSurge: ptr.To(intstr.FromInt32(1)),
 		}},
 		Template: corev1.PodTemplateSpec{
-			ObjectMeta: metav1.ObjectMeta{Labels: commonLabels(md), Annotations: map[string]string{"ballast.dev/monitoring-config-hash": contentHash(cm.Data)}},
+			ObjectMeta: metav1.ObjectMeta{Labels: commonLabels(md), Annotations: templateAnnotations(contentHash(cm.Data))},
 			Spec:       podSpec,
 		},
 	}
@@ -363,6 +458,14 @@ func desiredDeployment(md *unstructured.Unstructured, defaultImage string) (*app
 		depSpec.Replicas = ptr.To(int32(replicas))
 	}
 	return &appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}, ObjectMeta: objectMeta(md, name+"-serving"), Spec: depSpec}, nil
+}
+
+func templateAnnotations(configHash string) map[string]string {
+	a := map[string]string{"ballast.dev/monitoring-config-hash": configHash}
+	for k, v := range prometheusScrape {
+		a[k] = v
+	}
+	return a
 }
 
 func containsEnv(env []corev1.EnvVar, name string) bool {

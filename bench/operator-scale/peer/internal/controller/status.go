@@ -2,10 +2,12 @@ package controller
 
 // The status fields Ballast's serving controller writes (src/operator/serving/status.ts), from the
 // Deployment as last seen: observedGeneration, Ready / Reconciling / Stalled / Serving, replicas,
-// readyReplicas, selector, servingVersion.
+// readyReplicas, selector, servingVersion; in the first status also the monitoring and loop controllers'
+// first parts, which Ballast folds into that one write.
 
 import (
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -44,6 +46,11 @@ func deploymentProgress(dep *appsv1.Deployment) progress {
 	return progress{ready: true, reason: "DeploymentAvailable", message: fmt.Sprintf("%d of %d serving pods ready", st.ReadyReplicas, desired)}
 }
 
+func hasField(md *unstructured.Unstructured, fields ...string) bool {
+	_, ok, _ := unstructured.NestedFieldNoCopy(md.Object, fields...)
+	return ok
+}
+
 // setServingStatus writes the serving fields into md's status (other fields kept) and says whether anything changed.
 func setServingStatus(md *unstructured.Unstructured, dep *appsv1.Deployment) (bool, error) {
 	before := md.DeepCopy()
@@ -75,6 +82,17 @@ func setServingStatus(md *unstructured.Unstructured, dep *appsv1.Deployment) (bo
 		set("Stalled", map[bool]metav1.ConditionStatus{true: "True", false: "False"}[p.stalled], p.reason, stalledMessage)
 	}
 	set("Serving", map[bool]metav1.ConditionStatus{true: "True", false: "False"}[p.ready], p.reason, p.message)
+	first := !hasField(md, "status", "observedGeneration")
+	if first {
+		// Ballast's first status carries its monitoring and loop controllers' first parts too (one write, not three,
+		// src/operator/first-status.ts): what they report before any pod was read. The peer writes the same fields.
+		noPod := "no ready serving pod to read monitoring from"
+		set("DriftDetected", "Unknown", "InsufficientData", noPod)
+		set("Degraded", "Unknown", "InsufficientData", noPod)
+		set("LoopHalted", "False", "Idle", "the loop runs")
+		set("CandidateReady", "False", "Idle", "no candidate waiting for approval")
+		set("Retraining", "False", "Idle", "no retraining Job running")
+	}
 	rawConditions := make([]any, 0, len(conditions))
 	for i := range conditions {
 		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&conditions[i])
@@ -92,6 +110,12 @@ func setServingStatus(md *unstructured.Unstructured, dep *appsv1.Deployment) (bo
 	}
 	if v := str(md.Object, "spec", "model", "version"); v != "" {
 		fields["servingVersion"] = v
+	}
+	if first {
+		fields["loop"] = map[string]any{
+			"phase": "Stable", "attempt": int64(0), "since": metav1.Now().UTC().Format(time.RFC3339),
+			"message": "serving (version not yet reported); policy not evaluated yet",
+		}
 	}
 	for k, v := range fields {
 		if err := unstructured.SetNestedField(md.Object, v, "status", k); err != nil {

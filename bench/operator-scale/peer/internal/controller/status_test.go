@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -59,5 +60,18 @@ func TestSetServingStatusReportsAChangeOnlyOnce(t *testing.T) {
 	}
 	if gen, _ := num(md.Object, "status", "observedGeneration"); gen != 1 {
 		t.Errorf("status.observedGeneration = %d, want 1", gen)
+	}
+	// The first status carries what Ballast folds into its first write: the loop's state and monitoring's Unknown.
+	if got := str(md.Object, "status", "loop", "phase"); got != "Stable" {
+		t.Errorf("status.loop.phase = %q, want Stable", got)
+	}
+	conditions, _, _ := unstructured.NestedSlice(md.Object, "status", "conditions")
+	var types []string
+	for _, c := range conditions {
+		types = append(types, c.(map[string]any)["type"].(string))
+	}
+	want := []string{"Ready", "Reconciling", "Stalled", "Serving", "DriftDetected", "Degraded", "LoopHalted", "CandidateReady", "Retraining"}
+	if fmt.Sprint(types) != fmt.Sprint(want) {
+		t.Errorf("condition types %v, want %v (Ballast's order)", types, want)
 	}
 }

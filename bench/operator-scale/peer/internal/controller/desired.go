@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -31,6 +32,8 @@ const (
 	pvcMountRoot           = "/mnt/models"
 	requestLogDir          = "/run/ballast/requests"
 	scratchDir             = "/run/ballast/tmp"
+	defaultLogMaxBytes     = 1 << 30
+	defaultLogSegmentBytes = 64 << 20
 	monitoringConfigKey    = "monitoring.json"
 	webIdentityVolume      = "s3-web-identity"
 	webIdentityDir         = "/var/run/secrets/ballast.dev/s3-web-identity"
@@ -409,7 +412,14 @@ func desiredDeployment(md *unstructured.Unstructured, defaultImage string) (*app
 		}}})
 	}
 	if !logToStore {
-		volumes = append(volumes, corev1.Volume{Name: "request-log", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		// The sidecar's own bound plus two 64 MiB segments, as Ballast sizes it: the bound acts before eviction.
+		logBound := int64(defaultLogMaxBytes)
+		if spool, ok := num(spec, "spec", "model", "s3", "logSpoolBytes"); ok && shipLog && spool > 0 {
+			logBound = spool
+		}
+		volumes = append(volumes, corev1.Volume{Name: "request-log", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+			SizeLimit: resource.NewQuantity(logBound+2*defaultLogSegmentBytes, resource.DecimalSI),
+		}}})
 	}
 	volumes = append(volumes, corev1.Volume{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	if claim != "" {
